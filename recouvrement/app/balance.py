@@ -1,0 +1,93 @@
+"""The aged balance and the reconciliation exports (allocations, exceptions queue)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from recouvrement.app.exports import write_checked_csv
+from recouvrement.app.reconcile import frame
+from recouvrement.money import format_plain
+
+BUCKETS = ("0-30", "31-60", "61-90", ">90")
+
+
+def outstanding_shares(engine: Engine, as_of: date) -> pd.DataFrame:
+    """Every share with money still due at the end of `as_of`: invoice, patient, payer type, payer, age, cents.
+
+    Only what was known on that date counts: invoices issued, payments dated and transfers made by then.
+    """
+    with engine.connect() as conn:
+        invoices = frame(conn, "SELECT invoice_number, patient_id, issue_date, due_date, amo_cents, amc_cents, "
+                               "patient_cents, amc_payer FROM invoice WHERE issue_date <= :d", {"d": as_of})
+        allocated = frame(conn, "SELECT a.invoice_number, a.payer_type, SUM(a.amount_cents) AS cents FROM allocation a "
+                                "JOIN payment p ON p.payment_id = a.payment_id WHERE p.payment_date <= :d "
+                                "GROUP BY a.invoice_number, a.payer_type", {"d": as_of})
+        moved = frame(conn, "SELECT invoice_number, from_payer, SUM(amount_cents) AS cents FROM share_transfer "
+                            "WHERE transfer_date <= :d AND (reversed_on IS NULL OR reversed_on > :d) "
+                            "GROUP BY invoice_number, from_payer", {"d": as_of})
+    shares = invoices.melt(id_vars=["invoice_number", "patient_id", "issue_date", "due_date", "amc_payer"],
+                           value_vars=["amo_cents", "amc_cents", "patient_cents"], var_name="payer_type",
+                           value_name="expected")
+    shares["payer_type"] = shares["payer_type"].str.removesuffix("_cents")
+    key = ["invoice_number", "payer_type"]
+    shares = shares.merge(allocated.rename(columns={"cents": "paid"}), on=key, how="left")
+    out_of = moved.rename(columns={"from_payer": "payer_type", "cents": "moved_out"})
+    shares = shares.merge(out_of, on=key, how="left")
+    into = moved.groupby("invoice_number", as_index=False)["cents"].sum().rename(columns={"cents": "moved_in"})
+    into["payer_type"] = "patient"
+    shares = shares.merge(into, on=key, how="left")
+    for column in ("paid", "moved_out", "moved_in"):
+        shares[column] = shares[column].fillna(0).astype("int64")
+    shares["due_cents"] = shares["expected"] - shares["paid"] - shares["moved_out"] + shares["moved_in"]
+    shares = shares[shares["due_cents"] > 0].copy()
+    shares["payer"] = shares["payer_type"].map({"amo": "Assurance Maladie", "patient": "Patients"})
+    shares.loc[shares["payer_type"] == "amc", "payer"] = shares["amc_payer"].fillna("Mutuelle")
+    age = (pd.Timestamp(as_of) - pd.to_datetime(shares["issue_date"].astype(str))).dt.days
+    shares["bucket"] = pd.cut(age, [-10**6, 30, 60, 90, 10**6], labels=BUCKETS).astype(str)
+    return shares[["invoice_number", "patient_id", "payer_type", "payer", "issue_date", "due_date", "bucket",
+                   "due_cents"]]
+
+
+def aged_balance(engine: Engine, as_of: date) -> pd.DataFrame:
+    """Rows: by payer type, then by mutuelle; columns: the age buckets (days since issue) and the total, in cents."""
+    shares = outstanding_shares(engine, as_of)
+    by_type = shares.pivot_table(index="payer_type", columns="bucket", values="due_cents", aggfunc="sum",
+                                 fill_value=0, observed=False)
+    amc = shares[shares["payer_type"] == "amc"]
+    by_payer = amc.pivot_table(index="payer", columns="bucket", values="due_cents", aggfunc="sum", fill_value=0,
+                               observed=False)
+    by_type.index = [f"type:{i}" for i in by_type.index]
+    by_payer.index = [f"mutuelle:{i}" for i in by_payer.index]
+    table = pd.concat([by_type, by_payer]).reindex(columns=list(BUCKETS), fill_value=0).fillna(0).astype("int64")
+    table["total"] = table.sum(axis=1)
+    return table
+
+
+def write_balance_csv(table: pd.DataFrame, path: Path) -> int:
+    rows = [[group.split(":", 1)[0], group.split(":", 1)[1], *(format_plain(v) for v in values)]
+            for group, values in zip(table.index, table.to_numpy().tolist())]
+    return write_checked_csv(path, ["group", "name", *BUCKETS, "total"], rows)
+
+
+def export_allocations(engine: Engine, path: Path) -> int:
+    with engine.connect() as conn:
+        data = frame(conn, "SELECT payment_id, invoice_number, payer_type, amount_cents, rule FROM allocation "
+                           "ORDER BY payment_id, invoice_number, id")
+    rows = [[p, i, t, format_plain(a), r] for p, i, t, a, r in data.itertuples(index=False, name=None)]
+    return write_checked_csv(path, ["payment_id", "invoice_number", "payer_type", "amount", "rule"], rows)
+
+
+def export_exceptions(engine: Engine, path: Path) -> int:
+    with engine.connect() as conn:
+        data = frame(conn, "SELECT e.payment_id, p.payment_date, p.payer_type, p.payer_name, p.amount_cents, "
+                           "e.remaining_cents, e.kind, e.reason, e.patient_id, p.reference FROM payment_exception e "
+                           "JOIN payment p ON p.payment_id = e.payment_id ORDER BY p.payment_date, e.payment_id")
+    rows = [[pid, str(day), ptype, name, format_plain(amount), format_plain(left), kind, reason, patient or "", ref]
+            for pid, day, ptype, name, amount, left, kind, reason, patient, ref in data.itertuples(index=False, name=None)]
+    header = ["payment_id", "payment_date", "payer_type", "payer_name", "amount", "remaining", "kind", "reason",
+              "patient_id", "reference"]
+    return write_checked_csv(path, header, rows, free_text=("payer_name", "reference"))

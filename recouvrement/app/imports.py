@@ -1,0 +1,184 @@
+"""Importing files: detect the format, parse, and store each file in one transaction, set-based.
+
+Policy (documented in README): a row that fails validation is refused and reported with its line,
+field and reason; the file's other rows are imported (`strict=True`, as the nightly run uses, refuses
+the whole file instead). A row already imported identically is a duplicate and changes nothing; a
+row whose id was imported with different content is refused. A file that cannot be read at all, or
+any database error, leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, text
+
+from recouvrement.audit import append_event
+from recouvrement.config import Settings
+from recouvrement.db.bulk import stage
+from recouvrement.errors import RecouvrementError
+from recouvrement.importers.base import Parsed, Reject, read_head
+
+# Each format is recognised by content (header names, XML namespace, record layout), not by file name.
+FORMATS = {
+    "invoices_csv": "recouvrement.importers.invoices_csv",
+    "payments_csv": "recouvrement.importers.payments_csv",
+    "camt053": "recouvrement.importers.camt053",
+    "cfonb120": "recouvrement.importers.cfonb120",
+}
+
+
+@dataclass
+class ImportReport:
+    file: str
+    format: str
+    kind: str
+    rows_read: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class ImportRefused(RecouvrementError):
+    """A strict import refused the whole file; nothing was stored."""
+
+    def __init__(self, report: ImportReport) -> None:
+        self.report = report
+        super().__init__(f"{len(report.rejects)} row(s) refused, file not imported", file=report.file)
+
+
+def importer(format_name: str):
+    return importlib.import_module(FORMATS[format_name])
+
+
+def detect_format(path: Path) -> str:
+    if not path.is_file():
+        raise RecouvrementError("no such file", file=str(path))
+    head = read_head(path)
+    for name in FORMATS:
+        if importer(name).sniff(head, path.name):
+            return name
+    raise RecouvrementError("unknown file format (expected an invoices or payments CSV with our column "
+                            "names, a camt.053 XML statement or a CFONB 120 statement)", file=path.name)
+
+
+def parse_file(path: Path, settings: Settings, expect: str | None = None) -> tuple[str, Parsed]:
+    format_name = detect_format(path)
+    module = importer(format_name)
+    if expect and module.KIND != expect:
+        raise RecouvrementError(f"this is a {module.KIND} file ({format_name}), not {expect}", file=path.name)
+    if format_name == "invoices_csv":
+        parsed = module.read(path, nir_key=settings.nir_key(), keep_care=settings.privacy.keep_care)
+    else:
+        parsed = module.read(path)
+    return format_name, parsed
+
+
+def import_file(engine: Engine, path: Path, settings: Settings, expect: str | None = None,
+                strict: bool = False) -> ImportReport:
+    format_name, parsed = parse_file(path, settings, expect)
+    report = ImportReport(path.name, format_name, parsed.kind, parsed.rows_read,
+                          rejects=list(parsed.rejects), warnings=list(parsed.warnings))
+    if strict and report.rejects:
+        raise ImportRefused(report)
+    with engine.begin() as conn:
+        store = _store_invoices if parsed.kind == "invoices" else _store_payments
+        imported, duplicates, conflicts = store(conn, parsed, path.name)
+        report.imported, report.duplicates = imported, duplicates
+        report.rejects = sorted(report.rejects + conflicts)
+        if strict and report.rejects:
+            raise ImportRefused(report)
+        if imported:
+            _record_batch(conn, path, format_name, report)
+    return report
+
+
+def _record_batch(conn: Connection, path: Path, format_name: str, report: ImportReport) -> None:
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    now = datetime.now(timezone.utc)
+    conn.execute(text("INSERT INTO import_batch (kind, format, source_file, sha256, imported_at, rows_read, "
+                      "rows_imported, rows_duplicate, rows_rejected) VALUES (:k, :f, :s, :h, :t, :r, :i, :d, :x)"),
+                 {"k": report.kind, "f": format_name, "s": path.name, "h": sha, "t": now, "r": report.rows_read,
+                  "i": report.imported, "d": report.duplicates, "x": len(report.rejects)})
+    append_event(conn, "import", {"file": path.name, "sha256": sha, "kind": report.kind, "format": format_name,
+                                  "imported": report.imported, "duplicates": report.duplicates,
+                                  "rejected": len(report.rejects)})
+
+
+INVOICE_TYPES = {"issue_date": "date", "due_date": "date", "total_cents": "int", "amo_cents": "int",
+                 "amc_cents": "int", "patient_cents": "int", "source_line": "int"}
+INVOICE_SAME = ("i.patient_id = s.patient_id AND i.issue_date = s.issue_date AND i.due_date = s.due_date "
+                "AND i.total_cents = s.total_cents AND i.amo_cents = s.amo_cents AND i.amc_cents = s.amc_cents "
+                "AND i.patient_cents = s.patient_cents AND COALESCE(i.amc_payer, '') = COALESCE(s.amc_payer, '')")
+PATIENT_DETAILS = ("last_name", "first_name", "birth_date", "address", "postal_code", "city", "email", "phone",
+                   "coverage", "nir_hash", "guarantor_last_name", "guarantor_first_name", "guarantor_address",
+                   "guarantor_postal_code", "guarantor_city", "guarantor_email")
+
+
+def _conflicts(conn: Connection, sql: str, file: str, field_name: str, reason: str) -> list[Reject]:
+    return [Reject(file, int(line), field_name, f"{reason}: {key}") for key, line in conn.execute(text(sql))]
+
+
+def _store_invoices(conn: Connection, parsed: Parsed, file: str) -> tuple[int, int, list[Reject]]:
+    invoices = parsed.frame
+    stage(conn, "stage_invoice", invoices, INVOICE_TYPES)
+    conflicts = _conflicts(conn, "SELECT s.invoice_number, s.source_line FROM stage_invoice s JOIN invoice i "
+                           f"ON i.invoice_number = s.invoice_number WHERE NOT ({INVOICE_SAME})", file,
+                           "invoice_number", "already imported with a different patient, date or amounts")
+    duplicates = conn.execute(text("SELECT COUNT(*) FROM stage_invoice s JOIN invoice i "
+                                   f"ON i.invoice_number = s.invoice_number WHERE {INVOICE_SAME}")).scalar_one()
+    _store_patients(conn, parsed)
+    columns = ", ".join(c for c in invoices.columns)
+    imported = conn.execute(text(
+        f"INSERT INTO invoice ({columns}, batch_id) SELECT {columns}, NULL FROM stage_invoice s "
+        "WHERE NOT EXISTS (SELECT 1 FROM invoice i WHERE i.invoice_number = s.invoice_number)")).rowcount
+    care = parsed.care  # type: ignore[attr-defined]
+    if len(care):
+        stage(conn, "stage_care", care, {"care_description": "text"})
+        conn.execute(text("INSERT INTO invoice_care (invoice_number, care_description, act_codes) "
+                          "SELECT invoice_number, care_description, act_codes FROM stage_care s WHERE NOT EXISTS "
+                          "(SELECT 1 FROM invoice_care c WHERE c.invoice_number = s.invoice_number)"))
+    return imported, duplicates, conflicts
+
+
+def _store_patients(conn: Connection, parsed: Parsed) -> None:
+    """New patients are added; known ones take the details of their most recent invoice (by issue date),
+    so the result does not depend on the order in which files are imported."""
+    patients = parsed.patients.copy()  # type: ignore[attr-defined]
+    patients["identity_date"] = parsed.frame["issue_date"].to_numpy()
+    # The newest non-empty value of each detail: an export that leaves a cell empty erases nothing.
+    patients = (patients.sort_values(["identity_date", "patient_id"], kind="stable")
+                .groupby("patient_id", sort=True, as_index=False).last())
+    stage(conn, "stage_patient", patients, {"birth_date": "date", "identity_date": "date"})
+    columns = ", ".join(patients.columns)
+    conn.execute(text(f"INSERT INTO patient ({columns}) SELECT {columns} FROM stage_patient s WHERE NOT EXISTS "
+                      "(SELECT 1 FROM patient p WHERE p.patient_id = s.patient_id)"))
+    assignments = ", ".join(f"{c} = COALESCE(s.{c}, patient.{c})" for c in (*PATIENT_DETAILS, "identity_date"))
+    conn.execute(text(f"UPDATE patient SET {assignments} FROM stage_patient s WHERE patient.patient_id = s.patient_id "
+                      "AND s.identity_date >= patient.identity_date"))
+
+
+PAYMENT_TYPES = {"payment_date": "date", "amount_cents": "int", "source_line": "int", "reference": "text"}
+PAYMENT_SAME = ("p.payment_date = s.payment_date AND p.payer_type = s.payer_type AND p.amount_cents = s.amount_cents "
+                "AND p.status = s.status AND COALESCE(p.invoice_number, '') = COALESCE(s.invoice_number, '')")
+
+
+def _store_payments(conn: Connection, parsed: Parsed, file: str) -> tuple[int, int, list[Reject]]:
+    frame = parsed.frame.copy()
+    frame["source_file"] = file
+    stage(conn, "stage_payment", frame, PAYMENT_TYPES)
+    conflicts = _conflicts(conn, "SELECT s.payment_id, s.source_line FROM stage_payment s JOIN payment p "
+                           f"ON p.payment_id = s.payment_id WHERE NOT ({PAYMENT_SAME})", file,
+                           "payment_id", "already imported with a different date, payer, amount or status")
+    duplicates = conn.execute(text("SELECT COUNT(*) FROM stage_payment s JOIN payment p "
+                                   f"ON p.payment_id = s.payment_id WHERE {PAYMENT_SAME}")).scalar_one()
+    columns = ", ".join(frame.columns)
+    imported = conn.execute(text(
+        f"INSERT INTO payment ({columns}, reconciled) SELECT {columns}, FALSE FROM stage_payment s "
+        "WHERE NOT EXISTS (SELECT 1 FROM payment p WHERE p.payment_id = s.payment_id)")).rowcount
+    return imported, duplicates, conflicts

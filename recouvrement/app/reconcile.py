@@ -1,0 +1,251 @@
+"""Reconciliation use cases: the nightly matching run, manual match/unmatch, the queue and balance."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, text
+
+from recouvrement.audit import append_event
+from recouvrement.core.reconcile import SHARE_OF_PAYER, Ledger, Outcome, reconcile
+from recouvrement.db.bulk import bulk_insert, stage
+from recouvrement.errors import RecouvrementError
+from recouvrement.importers.base import PAYMENT_COLUMNS
+
+RETRIED = ("unmatched", "ambiguous")      # queue entries a later run tries again (new invoices may fit)
+
+
+@dataclass
+class ReconcileReport:
+    payments: int = 0
+    allocated_payments: int = 0
+    allocations: int = 0
+    allocated_cents: int = 0
+    by_rule: dict | None = None
+    exceptions: dict | None = None
+    transfers: int = 0
+    reversals: int = 0
+    skipped: bool = False
+
+
+def frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:
+    result = conn.execute(text(sql), params or {})
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _iso(values: pd.Series) -> pd.Series:
+    return values.map(lambda d: d if isinstance(d, str) else d.isoformat())
+
+
+def load_ledger(conn: Connection) -> Ledger:
+    invoices = frame(conn, "SELECT invoice_number, compact_number, patient_id, issue_date, amo_cents, amc_cents, "
+                           "patient_cents FROM invoice ORDER BY invoice_number")
+    invoices["issue_date"] = _iso(invoices["issue_date"])
+    outstanding = invoices[["amo_cents", "amc_cents", "patient_cents"]].to_numpy(dtype="int64").copy()
+    index = pd.Index(invoices["invoice_number"])
+    allocated = frame(conn, "SELECT invoice_number, payer_type, SUM(amount_cents) AS cents FROM allocation "
+                            "GROUP BY invoice_number, payer_type")
+    _subtract(outstanding, index, allocated["invoice_number"], allocated["payer_type"], allocated["cents"])
+    transfers = frame(conn, "SELECT id AS transfer_id, invoice_number, from_payer, amount_cents FROM share_transfer "
+                            "WHERE reversed_on IS NULL")
+    _subtract(outstanding, index, transfers["invoice_number"], transfers["from_payer"], transfers["amount_cents"])
+    _subtract(outstanding, index, transfers["invoice_number"], pd.Series("patient", index=transfers.index),
+              -transfers["amount_cents"])
+    patients = frame(conn, "SELECT patient_id, last_name, first_name, guarantor_last_name, guarantor_first_name "
+                           "FROM patient")
+    earlier = frame(conn, "SELECT a.payment_id, a.invoice_number, a.amount_cents, p.payment_date FROM allocation a "
+                          "JOIN payment p ON p.payment_id = a.payment_id JOIN share_transfer t ON t.invoice_number = "
+                          "a.invoice_number AND t.reversed_on IS NULL WHERE a.payer_type = 'patient'")
+    earlier["payment_date"] = _iso(earlier["payment_date"])
+    return Ledger(invoices[["invoice_number", "compact_number", "patient_id", "issue_date"]], outstanding,
+                  patients, transfers, earlier.drop_duplicates())
+
+
+def _subtract(outstanding: np.ndarray, index: pd.Index, numbers, payer_types, cents) -> None:
+    if len(numbers) == 0:
+        return
+    pos = index.get_indexer(numbers)
+    col = payer_types.map(SHARE_OF_PAYER).to_numpy()
+    known = pos >= 0
+    np.subtract.at(outstanding, (pos[known], col[known]), cents.to_numpy(dtype="int64")[known])
+
+
+def _watermark(conn: Connection) -> str:
+    invoices = conn.execute(text("SELECT COUNT(*) FROM invoice")).scalar_one()
+    payments = conn.execute(text("SELECT COUNT(*) FROM payment")).scalar_one()
+    return f"{invoices}:{payments}"
+
+
+def _meta(conn: Connection, key: str) -> str | None:
+    return conn.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": key}).scalar_one_or_none()
+
+
+def _set_meta(conn: Connection, key: str, value: str) -> None:
+    conn.execute(text("DELETE FROM meta WHERE key = :k"), {"k": key})
+    conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, :v)"), {"k": key, "v": value})
+
+
+def pending_payments(conn: Connection) -> pd.DataFrame:
+    payments = frame(conn, "SELECT " + ", ".join(PAYMENT_COLUMNS) + " FROM payment p WHERE p.reconciled = FALSE "
+                     "OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind IN ('unmatched', "
+                     "'ambiguous'))")
+    payments["payment_date"] = _iso(payments["payment_date"])
+    return payments
+
+
+def run_reconcile(engine: Engine, now: datetime | None = None) -> ReconcileReport:
+    """Allocate what is new; a run with nothing new since the last one changes nothing and returns fast."""
+    now = now or datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        mark = _watermark(conn)
+        if _meta(conn, "reconciled_at") == mark:
+            return ReconcileReport(skipped=True)
+        payments = pending_payments(conn)
+        report = ReconcileReport(payments=len(payments))
+        if len(payments):
+            outcome = reconcile(payments, load_ledger(conn))
+            _store(conn, payments, outcome, now)
+            _summarise(report, outcome)
+            append_event(conn, "reconcile", {"payments": report.payments, "allocations": report.allocations,
+                                             "allocated_cents": report.allocated_cents, "by_rule": report.by_rule,
+                                             "exceptions": report.exceptions, "transfers": report.transfers,
+                                             "reversals": report.reversals, "digest": _digest(outcome)}, at=now)
+        _set_meta(conn, "reconciled_at", mark)
+    return report
+
+
+def _summarise(report: ReconcileReport, outcome: Outcome) -> None:
+    report.allocations = len(outcome.allocations)
+    report.allocated_payments = int(outcome.allocations["payment_id"].nunique())
+    report.allocated_cents = int(outcome.allocations["amount_cents"].sum())
+    report.by_rule = {k: int(v) for k, v in outcome.counts_by_rule().items()}
+    report.exceptions = {k: int(v) for k, v in outcome.exceptions["kind"].value_counts().items()}
+    report.transfers, report.reversals = len(outcome.transfers), len(outcome.reversals)
+
+
+def _digest(outcome: Outcome) -> str:
+    ordered = outcome.allocations.sort_values(["payment_id", "invoice_number", "payer_type"])
+    payload = ordered.to_csv(index=False).encode()
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _store(conn: Connection, payments: pd.DataFrame, outcome: Outcome, now: datetime) -> None:
+    stage(conn, "stage_processed", payments[["payment_id"]], {})
+    conn.execute(text("DELETE FROM payment_exception WHERE payment_id IN (SELECT payment_id FROM stage_processed)"))
+    allocations = outcome.allocations.assign(created_at=now.replace(tzinfo=None))
+    bulk_insert(conn, "allocation", allocations)
+    transfers = outcome.transfers.assign(notified=False)
+    bulk_insert(conn, "share_transfer", transfers)
+    for reversal in outcome.reversals.itertuples():
+        conn.execute(text("UPDATE share_transfer SET reversed_on = :d, reversed_by = :p WHERE id = :i"),
+                     {"d": reversal.reversed_on, "p": reversal.reversed_by, "i": int(reversal.transfer_id)})
+    bulk_insert(conn, "payment_exception", outcome.exceptions)
+    for cut in outcome.reductions.itertuples():
+        _reduce_allocation(conn, cut.payment_id, cut.invoice_number, int(cut.amount_cents))
+    conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE payment_id IN "
+                      "(SELECT payment_id FROM stage_processed)"))
+
+
+def _reduce_allocation(conn: Connection, payment_id: str, invoice_number: str, cents: int) -> None:
+    """An insurer took back a share the patient had paid: the patient's payment becomes a credit."""
+    rows = conn.execute(text("SELECT id, amount_cents FROM allocation WHERE payment_id = :p AND invoice_number = :i "
+                             "AND payer_type = 'patient' ORDER BY id DESC"), {"p": payment_id, "i": invoice_number})
+    left = cents
+    for allocation_id, amount in rows.all():
+        cut = min(left, amount)
+        conn.execute(text("UPDATE allocation SET amount_cents = amount_cents - :c WHERE id = :i"),
+                     {"c": cut, "i": allocation_id})
+        left -= cut
+        if left == 0:
+            break
+    conn.execute(text("DELETE FROM allocation WHERE amount_cents = 0"))
+    _add_credit(conn, payment_id, invoice_number, cents - left, f"invoice {invoice_number}: the insurer paid its share after all; "
+                "what the patient paid for it is a credit to refund or use")
+
+
+def _add_credit(conn: Connection, payment_id: str, invoice_number: str, cents: int, reason: str) -> None:
+    existing = conn.execute(text("SELECT remaining_cents FROM payment_exception WHERE payment_id = :p"),
+                            {"p": payment_id}).scalar_one_or_none()
+    patient = conn.execute(text("SELECT patient_id FROM invoice WHERE invoice_number = :i"),
+                           {"i": invoice_number}).scalar_one_or_none()
+    conn.execute(text("DELETE FROM payment_exception WHERE payment_id = :p"), {"p": payment_id})
+    conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
+                      "VALUES (:p, 'credit', :c, :r, :pt)"),
+                 {"p": payment_id, "c": (existing or 0) + cents, "r": reason, "pt": patient})
+
+
+# -- manual work on the queue -------------------------------------------------------------------
+
+def _payment(conn: Connection, payment_id: str):
+    row = conn.execute(text("SELECT payment_id, payer_type, amount_cents, status FROM payment WHERE payment_id = :p"),
+                       {"p": payment_id}).first()
+    if row is None:
+        raise RecouvrementError(f"no payment {payment_id!r}", field="PAYMENT_ID")
+    if row.status != "paid":
+        raise RecouvrementError(f"payment {payment_id} is a rejection line: it carries no money", field="PAYMENT_ID")
+    return row
+
+
+def share_outstanding(conn: Connection, invoice_number: str, payer_type: str) -> int:
+    share = "patient" if payer_type == "agency" else payer_type
+    invoice = conn.execute(text(f"SELECT {share}_cents FROM invoice WHERE invoice_number = :i"),
+                           {"i": invoice_number}).scalar_one_or_none()
+    if invoice is None:
+        raise RecouvrementError(f"no invoice {invoice_number!r}", field="INVOICE_NUMBER")
+    allocated = conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM allocation WHERE invoice_number = :i "
+                                  "AND payer_type = :s"), {"i": invoice_number, "s": share}).scalar_one()
+    moved = conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM share_transfer WHERE invoice_number = :i "
+                              "AND reversed_on IS NULL AND (from_payer = :s OR :s = 'patient')"),
+                         {"i": invoice_number, "s": share}).scalar_one()
+    return int(invoice) - int(allocated) + (int(moved) if share == "patient" else -int(moved))
+
+
+def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: int | None = None,
+                 now: datetime | None = None) -> int:
+    """Allocate (part of) a queued payment to an invoice by hand; returns the cents allocated."""
+    with engine.begin() as conn:
+        payment = _payment(conn, payment_id)
+        allocated = conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM allocation WHERE payment_id = :p"),
+                                 {"p": payment_id}).scalar_one()
+        remaining = int(payment.amount_cents) - int(allocated)
+        due = share_outstanding(conn, invoice_number, payment.payer_type)
+        amount = min(remaining, due) if cents is None else cents
+        if amount <= 0 or amount > remaining or amount > due:
+            raise RecouvrementError(f"cannot allocate {amount} cents: the payment has {remaining} left and the "
+                                    f"invoice's {payment.payer_type} share {due} due", field="--amount")
+        share = "patient" if payment.payer_type == "agency" else payment.payer_type
+        conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
+                          "created_at) VALUES (:p, :i, :s, :a, 'manual', :t)"),
+                     {"p": payment_id, "i": invoice_number, "s": share, "a": amount,
+                      "t": (now or datetime.now(timezone.utc)).replace(tzinfo=None)})
+        conn.execute(text("DELETE FROM payment_exception WHERE payment_id = :p"), {"p": payment_id})
+        if remaining - amount > 0:
+            _add_credit(conn, payment_id, invoice_number, remaining - amount,
+                        "part left after a manual match: a credit to refund or use")
+        conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE payment_id = :p"), {"p": payment_id})
+        patient = conn.execute(text("SELECT patient_id FROM invoice WHERE invoice_number = :i"),
+                               {"i": invoice_number}).scalar_one()
+        append_event(conn, "manual_match", {"payment_id": payment_id, "amount_cents": amount},
+                     patient_id=patient, invoice_number=invoice_number, at=now)
+    return amount
+
+
+def manual_unmatch(engine: Engine, payment_id: str, now: datetime | None = None) -> int:
+    """Undo every allocation of a payment; it waits in the queue for a manual match (never re-matched alone)."""
+    with engine.begin() as conn:
+        payment = _payment(conn, payment_id)
+        removed = conn.execute(text("SELECT invoice_number, amount_cents FROM allocation WHERE payment_id = :p"),
+                               {"p": payment_id}).all()
+        conn.execute(text("DELETE FROM allocation WHERE payment_id = :p"), {"p": payment_id})
+        conn.execute(text("DELETE FROM payment_exception WHERE payment_id = :p"), {"p": payment_id})
+        conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
+                          "VALUES (:p, 'held', :c, 'unmatched by hand: waits for a manual match', NULL)"),
+                     {"p": payment_id, "c": int(payment.amount_cents)})
+        conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE payment_id = :p"), {"p": payment_id})
+        append_event(conn, "manual_unmatch", {"payment_id": payment_id,
+                                              "removed": [[i, int(a)] for i, a in removed]}, at=now)
+    return len(removed)

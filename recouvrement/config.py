@@ -1,0 +1,151 @@
+"""Settings from recouvrement.toml (--config / RECOUVREMENT_CONFIG / ./recouvrement.toml), validated at load.
+
+Documented in README.md; the samples ship one for a fictional clinic.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from stdnum import iban as stdnum_iban
+from stdnum.fr import siret as stdnum_siret
+
+from recouvrement.errors import RecouvrementError
+
+
+@dataclass(frozen=True)
+class Creditor:
+    name: str = ""
+    address: str = ""
+    postal_code: str = ""
+    city: str = ""
+    phone: str = ""
+    email: str = ""
+    siret: str = ""
+    iban: str = ""
+    bic: str = ""
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str | None = None
+    port: int = 25
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    ssl: bool = False
+    sender: str = ""
+
+
+@dataclass(frozen=True)
+class Paths:
+    inbox: Path = Path("inbox")
+    archive: Path = Path("archive")
+    quarantine: Path = Path("quarantine")
+    output: Path = Path("out")
+
+
+@dataclass(frozen=True)
+class Privacy:
+    keep_care: bool = False            # keep care descriptions / act codes in the sealed invoice_care table
+    nir_key_file: Path = Path(".recouvrement-nir.key")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    cron: str = "30 2 * * *"           # minute hour day month day-of-week
+    timezone: str = "Europe/Paris"
+
+
+@dataclass(frozen=True)
+class Settings:
+    creditor: Creditor = field(default_factory=Creditor)
+    smtp: Smtp = field(default_factory=Smtp)
+    paths: Paths = field(default_factory=Paths)
+    privacy: Privacy = field(default_factory=Privacy)
+    schedule: Schedule = field(default_factory=Schedule)
+    source: Path | None = None
+
+    def require_creditor(self) -> Creditor:
+        missing = [f.name for f in fields(Creditor) if not getattr(self.creditor, f.name)]
+        if missing:
+            raise RecouvrementError(f"the creditor's {', '.join(missing)} must be set to write letters",
+                                    file=str(self.source or "recouvrement.toml"), field="creditor")
+        return self.creditor
+
+    def nir_key(self) -> bytes:
+        """The installation's secret for hashing NIRs: RECOUVREMENT_NIR_KEY, else a key file made once."""
+        if os.environ.get("RECOUVREMENT_NIR_KEY"):
+            return os.environ["RECOUVREMENT_NIR_KEY"].encode()
+        path = self.privacy.nir_key_file
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+SECTIONS = {"creditor": Creditor, "smtp": Smtp, "paths": Paths, "privacy": Privacy, "schedule": Schedule}
+
+
+def config_path(explicit: str | Path | None = None) -> Path | None:
+    chosen = explicit or os.environ.get("RECOUVREMENT_CONFIG")
+    if chosen:
+        path = Path(chosen)
+        if not path.exists():
+            raise RecouvrementError("configuration file not found", file=str(path))
+        return path
+    default = Path("recouvrement.toml")
+    return default if default.exists() else None
+
+
+def load_settings(explicit: str | Path | None = None) -> Settings:
+    path = config_path(explicit)
+    if path is None:
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RecouvrementError(f"not valid TOML: {exc}", file=str(path)) from None
+    sections = {}
+    for name, values in data.items():
+        if name not in SECTIONS:
+            raise RecouvrementError(f"unknown section [{name}]", file=str(path), field=name)
+        sections[name] = _section(path, name, SECTIONS[name], values)
+    settings = Settings(**sections, source=path)
+    _check_creditor(path, settings.creditor)
+    return settings
+
+
+def _section(path: Path, name: str, cls, values: dict):
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise RecouvrementError(f"unknown setting {key!r}", file=str(path), field=f"{name}.{key}")
+        default = getattr(cls(), key)
+        if isinstance(default, Path):
+            value = _relative(path, value)
+        elif isinstance(default, bool) and not isinstance(value, bool):
+            raise RecouvrementError("must be true or false", file=str(path), field=f"{name}.{key}")
+        elif isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, int):
+            raise RecouvrementError("must be a whole number", file=str(path), field=f"{name}.{key}")
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise RecouvrementError("must be text", file=str(path), field=f"{name}.{key}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _relative(config: Path, value) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else config.parent / path
+
+
+def _check_creditor(path: Path, creditor: Creditor) -> None:
+    if creditor.siret and not stdnum_siret.is_valid(creditor.siret):
+        raise RecouvrementError("not a valid SIRET", file=str(path), field="creditor.siret")
+    if creditor.iban and not stdnum_iban.is_valid(creditor.iban):
+        raise RecouvrementError("not a valid IBAN", file=str(path), field="creditor.iban")

@@ -1,0 +1,1 @@
+"""The pure core: functions on plain data, no I/O, no database, no clock."""

@@ -1,0 +1,402 @@
+"""The matching cascade: payments to invoice shares, payer by payer, on whole tables at once.
+
+Rules, in order, each allocation recording the rule that made it:
+  explicit     the payment line names the invoice (insurer remittances);
+  rf           an ISO 11649 RF creditor reference in the text (the one printed on our letters);
+  text         invoice numbers found in the free text, whatever their case, spaces, dashes and
+               prefixes; several numbers mean one payment for several invoices;
+  name_amount  no usable reference: the payer's name is one patient's (or their guarantor's) and
+               the amount equals exactly one open patient share of that patient.
+A payer settles its own share only: AMO the AMO share, AMC the AMC share, a patient (or an agency)
+the patient share. A rejected insurer line moves that insurer's outstanding share to the patient; an
+insurer paying a share it had rejected takes it back, and what the patient paid meanwhile becomes a
+credit. Whatever fits nothing, or more than one place, goes to the exceptions queue, never to a
+guess. Payments are taken in (date, id) order, so the outcome does not depend on file order.
+A payment for several invoices settles them oldest first (Code civil, art. 1342-10).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from stdnum import iso11649
+
+from recouvrement.core.names import name_keys
+
+SHARES = ("amo", "amc", "patient")
+SHARE_OF_PAYER = {"amo": 0, "amc": 1, "patient": 2, "agency": 2}
+INSURERS = ("amo", "amc")
+MIN_TEXT_NUMBER = 6          # shorter tokens are too likely to be something else (a year, an amount)
+PREFIXES = re.compile(r"^(?:FACTURE|FACT|FAC|FCT|INVOICE|INV|NUMERO|NUM|NO|N)(?=[0-9A-Z]{%d,}$)" % MIN_TEXT_NUMBER)
+RF_PATTERN = r"(RF\d{2}(?: ?[0-9A-Z]){1,21})"
+
+ALLOCATION_COLUMNS = ["payment_id", "invoice_number", "payer_type", "amount_cents", "rule"]
+EXCEPTION_COLUMNS = ["payment_id", "kind", "remaining_cents", "reason", "patient_id"]
+TRANSFER_COLUMNS = ["invoice_number", "from_payer", "amount_cents", "transfer_date", "payment_id", "reason"]
+
+
+@dataclass
+class Ledger:
+    """What is owed, as the database holds it before this run.
+
+    invoices     invoice_number (unique), compact_number, patient_id, issue_date (ISO text)
+    outstanding  int64 array (len(invoices), 3): what is still due on each AMO, AMC, patient share,
+                 already net of earlier allocations and active transfers
+    patients     patient_id, last_name, first_name, guarantor_last_name, guarantor_first_name
+    transfers    active transfers: transfer_id, invoice_number, from_payer, amount_cents
+    patient_allocations  earlier allocations to patient shares: payment_id, invoice_number,
+                 amount_cents, payment_date (what a reversed transfer may turn into credit)
+    """
+
+    invoices: pd.DataFrame
+    outstanding: np.ndarray
+    patients: pd.DataFrame
+    transfers: pd.DataFrame
+    patient_allocations: pd.DataFrame
+
+
+@dataclass
+class Outcome:
+    allocations: pd.DataFrame      # ALLOCATION_COLUMNS, amounts > 0
+    exceptions: pd.DataFrame       # EXCEPTION_COLUMNS
+    transfers: pd.DataFrame        # TRANSFER_COLUMNS: shares moved to the patient by rejections
+    reversals: pd.DataFrame        # transfer_id, reversed_by (payment_id), reversed_on
+    reductions: pd.DataFrame       # earlier patient allocations to shrink: payment_id, invoice_number, amount_cents
+    outstanding: np.ndarray        # after this run
+
+    def counts_by_rule(self) -> dict[str, int]:
+        return self.allocations.groupby("rule")["payment_id"].nunique().to_dict()
+
+
+class _Run:
+    """State of one reconciliation: remaining amounts and outstanding shares, updated rule by rule."""
+
+    def __init__(self, payments: pd.DataFrame, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.out = ledger.outstanding.copy()
+        self.index = pd.Index(ledger.invoices["invoice_number"])
+        self.compact = pd.Index(ledger.invoices["compact_number"])
+        self.patient_of = ledger.invoices["patient_id"].to_numpy()
+        self.issue = ledger.invoices["issue_date"].to_numpy()
+        payments = payments.sort_values(["payment_date", "payment_id"], kind="stable").reset_index(drop=True)
+        self.payments = payments
+        self.remaining = payments["amount_cents"].to_numpy(dtype="int64").copy()
+        self.remaining[payments["status"].to_numpy() == "rejected"] = 0
+        self.col = payments["payer_type"].map(SHARE_OF_PAYER).to_numpy()
+        self.matched = np.zeros(len(payments), dtype=bool)       # a rule found its invoice(s)
+        self.patient = np.full(len(payments), None, dtype=object)
+        self.reason = np.full(len(payments), None, dtype=object)
+        self.kind = np.full(len(payments), None, dtype=object)
+        self.allocations: list[pd.DataFrame] = []
+        self.transfers: list[dict] = []
+        self.reversals: list[dict] = []
+        self.reductions: list[dict] = []
+        self.active = ledger.transfers.set_index(["invoice_number", "from_payer"]) if len(ledger.transfers) else None
+
+    def open_rows(self) -> np.ndarray:
+        """Positions of payments still to match: paid lines that no rule has matched yet."""
+        return np.flatnonzero(~self.matched & (self.remaining > 0))
+
+    # -- rejections and resubmissions ------------------------------------------------------------
+
+    def apply_rejections(self) -> None:
+        rejected = np.flatnonzero(self.payments["status"].to_numpy() == "rejected")
+        for row in rejected:
+            line = self.payments.iloc[row]
+            pos = self.index.get_indexer([line["invoice_number"]])[0]
+            self.matched[row] = True
+            if pos < 0:
+                self.kind[row], self.reason[row] = "rejection", f"rejection of unknown invoice {line['invoice_number']}"
+                continue
+            col = self.col[row]
+            amount = int(self.out[pos, col])
+            if amount <= 0:
+                continue                          # nothing left to reject: already shifted or paid
+            self.out[pos, col] -= amount
+            self.out[pos, 2] += amount
+            self.transfers.append({"invoice_number": line["invoice_number"], "from_payer": line["payer_type"],
+                                   "amount_cents": amount, "transfer_date": line["payment_date"],
+                                   "payment_id": line["payment_id"], "reason": line["reject_reason"]})
+
+    def take_back(self, rows: np.ndarray, positions: np.ndarray) -> None:
+        """Insurer payments for a share moved to the patient: the insurer takes its share back."""
+        if self.active is None:
+            return
+        for row, pos in zip(rows, positions):
+            payer = self.payments.at[row, "payer_type"]
+            if payer not in INSURERS:
+                continue
+            key = (self.index[pos], payer)
+            if key not in self.active.index:
+                continue
+            transfer = self.active.loc[key]
+            amount = int(transfer["amount_cents"])
+            self.reversals.append({"transfer_id": int(transfer["transfer_id"]),
+                                   "reversed_by": self.payments.at[row, "payment_id"],
+                                   "reversed_on": self.payments.at[row, "payment_date"]})
+            self.active = self.active.drop(key)
+            self.out[pos, SHARE_OF_PAYER[payer]] += amount
+            self.out[pos, 2] -= amount
+            if self.out[pos, 2] < 0:
+                self._credit_patient_payments(key[0], int(-self.out[pos, 2]))
+                self.out[pos, 2] = 0
+
+    def _credit_patient_payments(self, invoice_number: str, excess: int) -> None:
+        """The patient paid a share the insurer took back: their latest payments become credits."""
+        earlier = self.ledger.patient_allocations
+        earlier = earlier[earlier["invoice_number"] == invoice_number]
+        now = pd.concat(self.allocations) if self.allocations else pd.DataFrame(columns=ALLOCATION_COLUMNS)
+        now = now[(now["invoice_number"] == invoice_number) & (now["payer_type"] == "patient")]
+        now = now.assign(payment_date=now["payment_id"].map(self.payments.set_index("payment_id")["payment_date"]))
+        candidates = pd.concat([earlier, now[["payment_id", "invoice_number", "amount_cents", "payment_date"]]])
+        for _, allocation in candidates.sort_values(["payment_date", "payment_id"], ascending=False).iterrows():
+            cut = min(excess, int(allocation["amount_cents"]))
+            if cut <= 0:
+                break
+            self.reductions.append({"payment_id": allocation["payment_id"], "invoice_number": invoice_number,
+                                    "amount_cents": cut})
+            excess -= cut
+
+    # -- allocation ---------------------------------------------------------------------------
+
+    def allocate(self, rows: np.ndarray, positions: np.ndarray, rule: str) -> None:
+        """Settle each payment (rows) on the share of its payer on the invoice (positions); several
+        candidates per payment mean one payment for several invoices, settled oldest first."""
+        if len(rows) == 0:
+            return
+        self.take_back(rows, positions)
+        frame = pd.DataFrame({"row": rows, "pos": positions})
+        frame = frame.drop_duplicates()
+        patients = pd.Series(self.patient_of[frame["pos"].to_numpy()], index=frame.index)
+        spread = patients.groupby(frame["row"]).transform("nunique")
+        ambiguous = frame.loc[spread > 1, "row"].unique()
+        for row in ambiguous:
+            numbers = " ".join(sorted(self.index[frame.loc[frame["row"] == row, "pos"]]))
+            self._queue(row, "ambiguous", f"names invoices of different patients: {numbers}")
+        frame = frame[spread <= 1]
+        count = frame.groupby("row")["pos"].transform("size")
+        self._allocate_single(frame[count == 1], rule)
+        self._allocate_grouped(frame[count > 1], rule)
+
+    def _allocate_single(self, frame: pd.DataFrame, rule: str) -> None:
+        if frame.empty:
+            return
+        rows, pos = frame["row"].to_numpy(), frame["pos"].to_numpy()
+        col = self.col[rows]
+        order = np.lexsort((rows, col, pos))                     # rows are already in (date, id) order
+        rows, pos, col = rows[order], pos[order], col[order]
+        amount = self.remaining[rows]
+        share = pos * 3 + col
+        starts = np.r_[True, share[1:] != share[:-1]]
+        running = np.cumsum(amount)
+        group_start = np.maximum.accumulate(np.where(starts, np.arange(len(rows)), 0))
+        before = running - amount - (running[group_start] - amount[group_start])
+        paid = np.clip(self.out[pos, col] - before, 0, amount)
+        np.subtract.at(self.out, (pos, col), paid)
+        self._record(rows, pos, paid, rule)
+
+    def _allocate_grouped(self, frame: pd.DataFrame, rule: str) -> None:
+        for row, group in frame.groupby("row", sort=True):
+            positions = sorted(group["pos"], key=lambda p: (self.issue[p], self.index[p]))
+            col = self.col[row]
+            paid = []
+            for pos in positions:
+                amount = int(min(self.remaining[row] - sum(paid), self.out[pos, col]))
+                paid.append(max(amount, 0))
+                self.out[pos, col] -= paid[-1]
+            self._record(np.full(len(positions), row), np.array(positions), np.array(paid, dtype="int64"), rule)
+
+    def _record(self, rows: np.ndarray, pos: np.ndarray, paid: np.ndarray, rule: str) -> None:
+        self.matched[rows] = True
+        self.patient[rows] = self.patient_of[pos]
+        np.subtract.at(self.remaining, rows, paid)
+        keep = paid > 0
+        payer = self.payments["payer_type"].to_numpy()[rows[keep]]
+        self.allocations.append(pd.DataFrame({
+            "payment_id": self.payments["payment_id"].to_numpy()[rows[keep]],
+            "invoice_number": self.index.to_numpy()[pos[keep]],
+            "payer_type": np.where(payer == "agency", "patient", payer),
+            "amount_cents": paid[keep], "rule": rule}))
+        nothing = rows[~keep]
+        for row, p in zip(nothing, pos[~keep]):
+            if self.kind[row] is None:
+                self.reason[row] = f"invoice {self.index[p]}: nothing left to pay on the {self._share(row)} share"
+
+    def _share(self, row: int) -> str:
+        return SHARES[self.col[row]]
+
+    def _queue(self, row: int, kind: str, reason: str, patient: str | None = None) -> None:
+        self.matched[row] = True
+        self.kind[row], self.reason[row] = kind, reason
+        if patient is not None:
+            self.patient[row] = patient
+
+    # -- rules --------------------------------------------------------------------------------
+
+    def rule_explicit(self) -> None:
+        rows = self.open_rows()
+        numbers = self.payments["invoice_number"].to_numpy()[rows]
+        given = pd.notna(numbers)
+        rows, numbers = rows[given], numbers[given]
+        pos = self.index.get_indexer(numbers)
+        for row, number in zip(rows[pos < 0], numbers[pos < 0]):
+            self.reason[row] = f"invoice {number} unknown"
+        self.allocate(rows[pos >= 0], pos[pos >= 0], "explicit")
+
+    def rule_rf(self) -> None:
+        rows = self.open_rows()
+        text = self.payments["reference"].iloc[rows].fillna("").str.upper()
+        found = text.str.extract(RF_PATTERN, expand=False).dropna()
+        if found.empty:
+            return
+        references = found.map(_valid_rf)
+        references = references.dropna()
+        pos = self.compact.get_indexer(references.str.slice(4))
+        hit = pos >= 0
+        for row in references.index[~hit]:
+            self.reason[row] = f"RF reference {references[row]} matches no invoice"
+        self.allocate(references.index[hit].to_numpy(), pos[hit], "rf")
+
+    def rule_text(self) -> None:
+        rows = self.open_rows()
+        if len(rows) == 0:
+            return
+        tokens = (self.payments["reference"].iloc[rows].fillna("").str.upper()
+                  .str.replace(r"[^0-9A-Z]+", " ", regex=True).str.strip().str.split())
+        candidates = _text_candidates(tokens)
+        pos = self.compact.get_indexer(candidates.to_numpy())
+        hit = pos >= 0
+        self.allocate(candidates.index[hit].to_numpy(), pos[hit], "text")
+
+    def rule_name_amount(self) -> None:
+        rows = self.open_rows()
+        rows = rows[self.payments["payer_type"].to_numpy()[rows] == "patient"]
+        if len(rows) == 0:
+            return
+        names = self.payments["payer_name"].iloc[rows].fillna("")
+        keys = _payer_keys(names.unique())
+        matches = (pd.DataFrame({"row": rows, "payer_name": names.to_numpy()})
+                   .merge(keys, on="payer_name").merge(_patient_keys(self.ledger.patients), on=["last", "first"])
+                   [["row", "patient_id"]].drop_duplicates())
+        per_row = matches.groupby("row")["patient_id"].agg(["nunique", "first"])
+        for row in rows[~np.isin(rows, per_row.index)]:
+            self.reason[row] = "no reference, and the payer's name is no patient's"
+        for row in per_row.index[per_row["nunique"] > 1]:
+            self._queue(row, "ambiguous", "no reference, and the payer's name fits several patients")
+        single = per_row[per_row["nunique"] == 1]["first"]
+        self._settle_by_amount(single)
+
+    def _settle_by_amount(self, patient_of_row: pd.Series) -> None:
+        """Each row names one patient: settle the one open patient share equal to the amount."""
+        if patient_of_row.empty:
+            return
+        open_shares = pd.DataFrame({"pos": np.flatnonzero(self.out[:, 2] > 0)})
+        open_shares["patient_id"] = self.patient_of[open_shares["pos"]]
+        open_shares["amount"] = self.out[open_shares["pos"], 2]
+        wanted = pd.DataFrame({"row": patient_of_row.index, "patient_id": patient_of_row.to_numpy()})
+        wanted["amount"] = self.remaining[wanted["row"]]
+        fits = wanted.merge(open_shares, on=["patient_id", "amount"], how="left")
+        count = fits.groupby("row")["pos"].count()
+        for row, patient in patient_of_row.items():
+            self.patient[row] = patient
+            if count[row] == 0:
+                self.reason[row] = "the payer is a patient, but the amount matches none of their open shares"
+            elif count[row] > 1:
+                self._queue(row, "ambiguous", "the amount matches several open shares of the patient", patient)
+        one = fits[fits["row"].map(count) == 1]
+        one = one[~one.duplicated("pos", keep="first")]          # two payments for one share: the first wins
+        self.allocate(one["row"].to_numpy(), one["pos"].to_numpy().astype("int64"), "name_amount")
+
+    # -- outcome ------------------------------------------------------------------------------
+
+    def outcome(self) -> Outcome:
+        allocations = (pd.concat(self.allocations, ignore_index=True) if self.allocations
+                       else pd.DataFrame(columns=ALLOCATION_COLUMNS))
+        allocations = allocations[allocations["amount_cents"] > 0].reset_index(drop=True)
+        return Outcome(allocations, self._exceptions(), pd.DataFrame(self.transfers, columns=TRANSFER_COLUMNS),
+                       pd.DataFrame(self.reversals, columns=["transfer_id", "reversed_by", "reversed_on"]),
+                       pd.DataFrame(self.reductions, columns=["payment_id", "invoice_number", "amount_cents"]),
+                       self.out)
+
+    def _exceptions(self) -> pd.DataFrame:
+        kind = self.kind.copy()
+        leftover = (self.remaining > 0) & pd.isna(kind)
+        kind[leftover & self.matched] = "credit"
+        kind[leftover & ~self.matched] = "unmatched"
+        reason = self.reason.copy()
+        credit = leftover & self.matched & pd.isna(reason)
+        reason[credit] = "paid more than was due: the excess is a credit to refund or use"
+        reason[pd.isna(reason) & (kind == "unmatched")] = "no rule found its invoice"
+        keep = pd.notna(kind)
+        is_patient = np.isin(self.payments["payer_type"].to_numpy(), ["patient", "agency"])
+        return pd.DataFrame({"payment_id": self.payments["payment_id"].to_numpy()[keep], "kind": kind[keep],
+                             "remaining_cents": self.remaining[keep], "reason": reason[keep],
+                             "patient_id": np.where(is_patient, self.patient, None)[keep]})
+
+
+def _valid_rf(text: str) -> str | None:
+    """The longest prefix of the match that is a valid RF reference (the text may run on after it)."""
+    compact = text.replace(" ", "")
+    for end in range(len(compact), 4, -1):
+        if iso11649.is_valid(compact[:end]):
+            return compact[:end]
+    return None
+
+
+def _text_candidates(tokens: pd.Series) -> pd.Series:
+    """Possible invoice numbers in tokenised texts: each token (prefix stripped), and runs of 2 or 3."""
+    one = tokens.explode().dropna()
+    one = one.str.replace(PREFIXES, "", regex=True)
+    position = one.groupby(level=0).cumcount()
+    framed = pd.DataFrame({"token": one.to_numpy(), "row": one.index, "position": position.to_numpy()})
+    runs = [framed["token"]]
+    joined = framed["token"]
+    for size in (2, 3):
+        following = framed.groupby("row")["token"].shift(-(size - 1))
+        joined = joined + following.fillna("\x00")
+        runs.append(joined.where(following.notna()))
+    candidates = pd.concat([pd.Series(r.to_numpy(), index=framed["row"]) for r in runs]).dropna()
+    candidates = candidates[candidates.str.len() >= MIN_TEXT_NUMBER]
+    return _unique_per_row(candidates)
+
+
+def _unique_per_row(candidates: pd.Series) -> pd.Series:
+    frame = candidates.rename("c").reset_index()
+    frame = frame.drop_duplicates()
+    return pd.Series(frame["c"].to_numpy(), index=frame.iloc[:, 0].to_numpy())
+
+
+def _payer_keys(names) -> pd.DataFrame:
+    records = [(name, last, first) for name in names for last, first in name_keys(name)]
+    return pd.DataFrame(records, columns=["payer_name", "last", "first"])
+
+
+def _compact(values: pd.Series) -> pd.Series:
+    return (values.fillna("").astype("string").str.normalize("NFKD").str.encode("ascii", "ignore")
+            .str.decode("ascii").str.upper().str.replace(r"[^A-Z]", "", regex=True))
+
+
+def _patient_keys(patients: pd.DataFrame) -> pd.DataFrame:
+    """(last, first) and (last, first initial) of each patient and of their guarantor."""
+    frames = []
+    for last_col, first_col in (("last_name", "first_name"), ("guarantor_last_name", "guarantor_first_name")):
+        last, first = _compact(patients[last_col]), _compact(patients[first_col])
+        usable = (last.str.len() >= 2) & (first.str.len() >= 1)
+        for given in (first, first.str.slice(0, 1)):
+            frames.append(pd.DataFrame({"last": last[usable].to_numpy(), "first": given[usable].to_numpy(),
+                                        "patient_id": patients["patient_id"][usable].to_numpy()}))
+    return pd.concat(frames, ignore_index=True).drop_duplicates()
+
+
+def reconcile(payments: pd.DataFrame, ledger: Ledger) -> Outcome:
+    """Match payments (PAYMENT_COLUMNS, not yet reconciled) against the ledger; pure."""
+    run = _Run(payments, ledger)
+    run.apply_rejections()
+    run.rule_explicit()
+    run.rule_rf()
+    run.rule_text()
+    run.rule_name_amount()
+    return run.outcome()

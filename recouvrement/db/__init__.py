@@ -1,0 +1,1 @@
+"""The database adapter: models, engine and session, bulk loading, migrations."""

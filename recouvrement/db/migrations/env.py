@@ -1,0 +1,13 @@
+"""Alembic environment: runs migrations on the engine recouvrement opened (no alembic.ini needed)."""
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import recouvrement.db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+engine = context.config.attributes["engine"]
+with engine.begin() as connection:
+    context.configure(connection=connection, target_metadata=SQLModel.metadata,
+                      render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,257 @@
+"""The schema: SQLModel tables. Amounts are integer cents (BIGINT), never floats.
+
+Medical fields (care descriptions, act codes) live only in `invoice_care`, which no output code
+reads; the NIR is never stored, only a keyed hash of it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def cents(nullable: bool = False, default: int | None = 0):
+    return Field(default=default, sa_column=Column(BigInteger, nullable=nullable, default=default))
+
+
+class ImportBatch(SQLModel, table=True):
+    __tablename__ = "import_batch"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str                                  # invoices | payments | agency_returns
+    format: str                                # csv | camt053 | cfonb120 | ...
+    source_file: str
+    sha256: str = Field(index=True)
+    imported_at: datetime
+    rows_read: int = 0
+    rows_imported: int = 0
+    rows_duplicate: int = 0
+    rows_rejected: int = 0
+
+
+class Patient(SQLModel, table=True):
+    __tablename__ = "patient"
+    patient_id: str = Field(primary_key=True)
+    last_name: str
+    first_name: str
+    birth_date: date | None = None
+    address: str = ""
+    postal_code: str = ""
+    city: str = ""
+    email: str | None = None
+    phone: str | None = None
+    coverage: str = "none"                     # none | css | ame | at_mp
+    nir_hash: str | None = None                # HMAC-SHA256 of the NIR with the installation's key
+    guarantor_last_name: str | None = None
+    guarantor_first_name: str | None = None
+    guarantor_address: str | None = None
+    guarantor_postal_code: str | None = None
+    guarantor_city: str | None = None
+    guarantor_email: str | None = None
+    identity_date: date | None = None          # issue date of the invoice these details came from
+
+
+class Invoice(SQLModel, table=True):
+    __tablename__ = "invoice"
+    invoice_number: str = Field(primary_key=True)
+    compact_number: str = Field(index=True)    # letters and digits, upper case: what matching compares
+    patient_id: str = Field(index=True)
+    issue_date: date
+    due_date: date
+    total_cents: int = cents()
+    amo_cents: int = cents()
+    amc_cents: int = cents()
+    patient_cents: int = cents()
+    amc_payer: str | None = None
+    batch_id: int | None = None
+    source_line: int | None = None
+
+
+class InvoiceCare(SQLModel, table=True):
+    """Medical content kept only when the installation asks for it; no output code reads it."""
+    __tablename__ = "invoice_care"
+    invoice_number: str = Field(primary_key=True)
+    care_description: str | None = Field(default=None, sa_column=Column(Text))
+    act_codes: str | None = None
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payment"
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: str = Field(sa_column_kwargs={"unique": True})
+    payment_date: date = Field(index=True)
+    payer_type: str                            # amo | amc | patient | agency
+    payer_name: str = ""
+    amount_cents: int = cents()
+    reference: str = ""
+    invoice_number: str | None = None
+    status: str = "paid"                       # paid | rejected
+    reject_reason: str | None = None
+    source_file: str = ""
+    source_line: int | None = None
+    batch_id: int | None = None
+    reconciled: bool = Field(default=False, index=True)
+
+
+class Allocation(SQLModel, table=True):
+    __tablename__ = "allocation"
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: str = Field(index=True)
+    invoice_number: str = Field(index=True)
+    payer_type: str                            # the share settled: amo | amc | patient
+    amount_cents: int = cents()
+    rule: str                                  # explicit | rf | text | name_amount | manual | agency | shift_back
+    created_at: datetime
+
+
+class ShareTransfer(SQLModel, table=True):
+    """An insurer's share moved to the patient after a rejection; reversed if the insurer pays after all."""
+    __tablename__ = "share_transfer"
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_number: str = Field(index=True)
+    from_payer: str                            # amo | amc
+    amount_cents: int = cents()
+    transfer_date: date
+    payment_id: str                            # the rejection line
+    reason: str | None = None
+    notified: bool = False                     # the patient got the neutral rejection notice
+    reversed_on: date | None = None
+    reversed_by: str | None = None
+
+
+class PaymentException(SQLModel, table=True):
+    """What is left of a payment after reconciliation: unmatched, ambiguous or a credit."""
+    __tablename__ = "payment_exception"
+    payment_id: str = Field(primary_key=True)
+    kind: str                                  # unmatched | ambiguous | credit
+    remaining_cents: int = cents()
+    reason: str
+    patient_id: str | None = Field(default=None, index=True)
+
+
+class Dispute(SQLModel, table=True):
+    __tablename__ = "dispute"
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_number: str = Field(index=True)
+    received_on: date
+    channel: str = "desk"                      # phone | email | letter | desk
+    category: str = "other"                    # amount | billing-error | insurer | service | other
+    status: str = "open"                       # open | forwarded | answered | closed
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    answer_due: date
+    closed_on: date | None = None
+
+
+class DisputeNote(SQLModel, table=True):
+    __tablename__ = "dispute_note"
+    id: int | None = Field(default=None, primary_key=True)
+    dispute_id: int = Field(index=True)
+    at: datetime
+    action: str                                # open | note | forward | answer | close
+    text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Hold(SQLModel, table=True):
+    __tablename__ = "hold"
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(index=True)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    since: date
+    released_on: date | None = None
+
+
+class Letter(SQLModel, table=True):
+    __tablename__ = "letter"
+    letter_id: str = Field(primary_key=True)
+    patient_id: str = Field(index=True)
+    level: int
+    kind: str                                  # avis_rejet | relance_1 | relance_2 | mise_en_demeure | proposition_echeancier
+    channel: str                               # letter | email | both
+    as_of: date = Field(index=True)
+    amount_cents: int = cents()
+    sha256: str
+    file: str
+    status: str = "written"                    # written | sent
+
+
+class LetterItem(SQLModel, table=True):
+    __tablename__ = "letter_item"
+    __table_args__ = (UniqueConstraint("letter_id", "invoice_number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    letter_id: str = Field(index=True)
+    invoice_number: str = Field(index=True)
+    amount_cents: int = cents()
+
+
+class Plan(SQLModel, table=True):
+    __tablename__ = "plan"
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(index=True)
+    status: str = "proposed"                   # proposed | active | broken | completed | cancelled
+    proposed_on: date
+    accepted_on: date | None = None
+    ended_on: date | None = None
+    total_cents: int = cents()
+    invoice_numbers: str                       # space-separated
+
+
+class PlanInstalment(SQLModel, table=True):
+    __tablename__ = "plan_instalment"
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: int = Field(index=True)
+    seq: int
+    due_date: date
+    amount_cents: int = cents()
+
+
+class AgencyCase(SQLModel, table=True):
+    __tablename__ = "agency_case"
+    case_id: str = Field(primary_key=True)
+    patient_id: str = Field(index=True)
+    handed_on: date
+    amount_cents: int = cents()
+    invoice_numbers: str
+    status: str = "handed_over"                # handed_over | collected | closed | returned
+    updated_on: date | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only, hash-chained: hash = sha256(prev_hash + canonical JSON of the event)."""
+    __tablename__ = "audit_event"
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: str                                    # ISO 8601 UTC, kept as text: it is hashed as written
+    kind: str
+    patient_id: str | None = Field(default=None, index=True)
+    invoice_number: str | None = Field(default=None, index=True)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    prev_hash: str
+    hash: str
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "run"
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime
+    ended_at: datetime | None = None
+    as_of: date
+    status: str = "running"                    # running | ok | failed
+    counts: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    errors: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class RunLock(SQLModel, table=True):
+    __tablename__ = "run_lock"
+    name: str = Field(primary_key=True)
+    holder: str
+    acquired_at: datetime
+
+
+Index("ix_allocation_invoice_payer", Allocation.__table__.c.invoice_number, Allocation.__table__.c.payer_type)
+
+
+class Meta(SQLModel, table=True):
+    """Small key-value facts about the database (e.g. what the last reconciliation saw)."""
+    __tablename__ = "meta"
+    key: str = Field(primary_key=True)
+    value: str

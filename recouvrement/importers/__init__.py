@@ -1,0 +1,1 @@
+"""Importers: one module per file format, all with the same small API (see base.py)."""

@@ -1,0 +1,64 @@
+"""The shared shape of every importer: sniff(head, name) -> bool, read(path) -> Parsed.
+
+An importer turns one file into a frame of normalised rows plus the rows it refused, each
+refusal with its line number, field and reason. Importers never touch the database: the
+application layer stores what they return, in one transaction per file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+# Columns of a normalised payment frame, whatever the source format.
+#   payment_id     str   unique id of the payment (given, bank reference, or a stable hash)
+#   payment_date   str   ISO date YYYY-MM-DD
+#   payer_type     str   amo | amc | patient | agency
+#   payer_name     str
+#   amount_cents   int64 exact amount, positive, in euro cents
+#   reference      str   free text ("" when none)
+#   invoice_number str | <NA>  explicit invoice number when the source has one
+#   status         str   paid | rejected
+#   reject_reason  str | <NA>
+#   source_line    int64 line (CSV, CFONB) or 1-based entry position (camt.053) in the file
+PAYMENT_COLUMNS = [
+    "payment_id", "payment_date", "payer_type", "payer_name", "amount_cents", "reference",
+    "invoice_number", "status", "reject_reason", "source_line",
+]
+PAYER_TYPES = ("amo", "amc", "patient", "agency")
+
+
+@dataclass(frozen=True, order=True)
+class Reject:
+    """One refused input row: where it is and why it was refused."""
+
+    file: str
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.reason}"
+
+
+@dataclass
+class Parsed:
+    """What an importer read from one file."""
+
+    kind: str                      # "invoices" or "payments"
+    frame: pd.DataFrame            # normalised rows (PAYMENT_COLUMNS for payments)
+    rejects: list[Reject] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    rows_read: int = 0             # data rows seen (imported candidates + rejects)
+
+
+def empty_payments() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("amount_cents", "source_line") else "object")
+                         for c in PAYMENT_COLUMNS})
+
+
+def read_head(path: Path, size: int = 4096) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(size)

@@ -1,0 +1,131 @@
+"""Invoices CSV from practice software: one row per invoice with its three shares (AMO, AMC, patient).
+
+The NIR is checked with stdnum.fr.nir and leaves this module only as a keyed hash; care
+descriptions and act codes leave it only when the installation asked to keep them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+import pandas as pd
+from stdnum.fr import nir as stdnum_nir
+
+from recouvrement.core.references import compact_invoice_number
+from recouvrement.importers.base import Parsed, read_head
+from recouvrement.importers.tabular import RejectCollector, parse_dates, read_table
+from recouvrement.money import format_plain, parse_amounts
+
+KIND = "invoices"
+REQUIRED = ["invoice_number", "issue_date", "patient_id", "last_name", "first_name", "address",
+            "postal_code", "city", "total_amount", "amo_amount"]
+GUARANTOR = ["guarantor_last_name", "guarantor_first_name", "guarantor_address", "guarantor_postal_code",
+             "guarantor_city", "guarantor_email"]
+OPTIONAL = ["due_date", "email", "phone", "nir", "amc_amount", "patient_amount", "amc_payer", "coverage",
+            "care_description", "act_codes", "birth_date", *GUARANTOR]
+COVERAGES = ("none", "css", "ame", "at_mp")
+DEFAULT_TERM_DAYS = 30
+TOLERANCE_CENTS = 1
+
+PATIENT_COLUMNS = ["patient_id", "last_name", "first_name", "birth_date", "address", "postal_code", "city",
+                   "email", "phone", "coverage", "nir_hash", *GUARANTOR]
+INVOICE_COLUMNS = ["invoice_number", "compact_number", "patient_id", "issue_date", "due_date", "total_cents",
+                   "amo_cents", "amc_cents", "patient_cents", "amc_payer", "source_line"]
+CARE_COLUMNS = ["invoice_number", "care_description", "act_codes"]
+
+
+def sniff(head: bytes, name: str) -> bool:
+    first = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[:1]
+    return bool(first) and "invoice_number" in first[0].lower() and "patient_id" in first[0].lower()
+
+
+def nir_hash(nir: str, key: bytes) -> str:
+    return hmac.new(key, stdnum_nir.compact(nir).encode(), hashlib.sha256).hexdigest()
+
+
+def read(path: Path, nir_key: bytes = b"", keep_care: bool = False) -> Parsed:
+    raw, warnings = read_table(path, REQUIRED, OPTIONAL)
+    rejects = RejectCollector(path.name, raw["source_line"])
+    out = pd.DataFrame({"invoice_number": raw["invoice_number"], "patient_id": raw["patient_id"],
+                        "source_line": raw["source_line"]})
+    for column in ("invoice_number", "patient_id", "last_name"):
+        rejects.add(raw[column] == "", column, "empty")
+    rejects.add(out["invoice_number"].duplicated(), "invoice_number",
+                "appears twice in this file: " + raw["invoice_number"])
+    out["compact_number"] = raw["invoice_number"].map(compact_invoice_number, na_action="ignore")
+    rejects.add((out["compact_number"] == "") | (out["compact_number"].str.len() > 21), "invoice_number",
+                "must hold 1 to 21 letters or digits")
+    _dates(raw, out, rejects)
+    _amounts(raw, out, rejects)
+    patients = _patients(raw, rejects, nir_key)
+    keep = ~rejects.bad
+    care = raw.loc[keep, CARE_COLUMNS] if keep_care else raw.iloc[0:0][CARE_COLUMNS]
+    frame = out.loc[keep, INVOICE_COLUMNS].reset_index(drop=True)
+    parsed = Parsed(KIND, frame, sorted(rejects.rejects), warnings, rows_read=len(raw))
+    parsed.patients = patients.loc[keep].reset_index(drop=True)   # type: ignore[attr-defined]
+    parsed.care = care.reset_index(drop=True)                     # type: ignore[attr-defined]
+    return parsed
+
+
+def _dates(raw: pd.DataFrame, out: pd.DataFrame, rejects: RejectCollector) -> None:
+    out["issue_date"], bad = parse_dates(raw["issue_date"])
+    rejects.add(bad, "issue_date", "not a date (expected dd/mm/yyyy or yyyy-mm-dd): " + raw["issue_date"])
+    due, bad_due = parse_dates(raw["due_date"])
+    rejects.add(bad_due & (raw["due_date"] != ""), "due_date", "not a date: " + raw["due_date"])
+    default = (pd.to_datetime(out["issue_date"], errors="coerce") + pd.Timedelta(days=DEFAULT_TERM_DAYS))
+    out["due_date"] = due.fillna(default.dt.strftime("%Y-%m-%d"))
+    rejects.add(out["due_date"] < out["issue_date"], "due_date", "before the issue date")
+
+
+def _amounts(raw: pd.DataFrame, out: pd.DataFrame, rejects: RejectCollector) -> None:
+    for column, target in (("total_amount", "total_cents"), ("amo_amount", "amo_cents"),
+                           ("amc_amount", "amc_cents"), ("patient_amount", "patient_cents")):
+        cell = raw[column]
+        if column in ("amc_amount", "patient_amount"):
+            cell = cell.mask(cell == "", "0")
+        cents, bad = parse_amounts(cell)
+        rejects.add(bad, column, "not an amount in euros: " + raw[column].str.slice(0, 40))
+        rejects.add(cents < 0, column, "negative amount")
+        out[target] = cents.fillna(0).astype("int64")
+    difference = out["total_cents"] - out["amo_cents"] - out["amc_cents"] - out["patient_cents"]
+    rejects.add(difference.abs() > TOLERANCE_CENTS, "total_amount",
+                "total differs from AMO + AMC + patient shares by " + difference.map(_euros))
+    # A one-cent rounding gap in the export goes to the patient share, so shares always sum to the total.
+    out["patient_cents"] += difference.where(difference.abs() <= TOLERANCE_CENTS, 0)
+    out["amc_payer"] = raw["amc_payer"].where(raw["amc_payer"] != "", None)
+    rejects.add((out["amc_cents"] > 0) & out["amc_payer"].isna(), "amc_payer",
+                "an AMC share needs the mutuelle's name")
+
+
+def _euros(cents) -> str:
+    return format_plain(cents) + " €" if pd.notna(cents) else "?"
+
+
+def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes) -> pd.DataFrame:
+    patients = raw[["patient_id", "last_name", "first_name", "address", "postal_code", "city", *GUARANTOR]].copy()
+    for column in ("email", "phone"):
+        patients[column] = raw[column].where(raw[column] != "", None)
+    bad_email = patients["email"].notna() & ~patients["email"].fillna("").str.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    rejects.add(bad_email, "email", "not an e-mail address")
+    coverage = raw["coverage"].str.lower().str.replace("-", "_").replace({"": "none", "atmp": "at_mp"})
+    rejects.add(~coverage.isin(COVERAGES), "coverage", "must be one of none, css, ame, at_mp: " + raw["coverage"])
+    patients["coverage"] = coverage
+    birth, bad_birth = parse_dates(raw["birth_date"])
+    rejects.add(bad_birth & (raw["birth_date"] != ""), "birth_date", "not a date: " + raw["birth_date"])
+    patients["birth_date"] = birth
+    patients["nir_hash"] = _nir_hashes(raw["nir"], rejects, nir_key)
+    for column in GUARANTOR:
+        patients[column] = patients[column].where(patients[column] != "", None)
+    return patients[PATIENT_COLUMNS]
+
+
+def _nir_hashes(nirs: pd.Series, rejects: RejectCollector, nir_key: bytes) -> pd.Series:
+    present = nirs[nirs != ""]
+    unique = present.drop_duplicates()
+    valid = {value: stdnum_nir.is_valid(value) for value in unique}
+    invalid = nirs.map(lambda v: v != "" and not valid[v])
+    rejects.add(invalid, "nir", "not a valid NIR (format or check key)")   # the value itself is never echoed
+    hashes = {value: nir_hash(value, nir_key) for value in unique if valid[value]}
+    return nirs.map(hashes.get)

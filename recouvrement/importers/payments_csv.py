@@ -1,0 +1,53 @@
+"""Payments CSV: insurer remittances (AMO, AMC) and any payment list in our documented columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from recouvrement.importers.base import PAYER_TYPES, PAYMENT_COLUMNS, Parsed
+from recouvrement.importers.tabular import RejectCollector, parse_dates, read_table
+from recouvrement.money import parse_amounts
+
+KIND = "payments"
+REQUIRED = ["payment_id", "payment_date", "payer_type", "payer_name", "amount", "reference"]
+OPTIONAL = ["invoice_number", "status", "reject_reason", "currency"]
+
+
+def sniff(head: bytes, name: str) -> bool:
+    first = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[:1]
+    return bool(first) and "payment_id" in first[0].lower() and "payer_type" in first[0].lower()
+
+
+def read(path: Path, **_options) -> Parsed:
+    raw, warnings = read_table(path, REQUIRED, OPTIONAL)
+    rejects = RejectCollector(path.name, raw["source_line"])
+    out = raw[["payment_id", "payer_name", "reference", "source_line"]].copy()
+    rejects.add(raw["payment_id"] == "", "payment_id", "empty")
+    rejects.add(raw["payment_id"].duplicated(), "payment_id", "appears twice in this file: " + raw["payment_id"])
+    out["payment_date"], bad = parse_dates(raw["payment_date"])
+    rejects.add(bad, "payment_date", "not a date (expected dd/mm/yyyy or yyyy-mm-dd): " + raw["payment_date"])
+    payer_type = raw["payer_type"].str.lower()
+    rejects.add(~payer_type.isin(PAYER_TYPES), "payer_type",
+                "must be one of amo, amc, patient, agency: " + raw["payer_type"])
+    out["payer_type"] = payer_type
+    currency = raw["currency"].str.upper()
+    rejects.add(~currency.isin(["", "EUR", "€"]), "currency",
+                "currency " + raw["currency"] + " refused: amounts are euros")
+    out["amount_cents"], bad = parse_amounts(raw["amount"])
+    rejects.add(bad, "amount", "not an amount in euros: " + raw["amount"].str.slice(0, 40))
+    rejects.add(out["amount_cents"] <= 0, "amount", "must be positive")
+    status = raw["status"].str.lower().replace({"": "paid"})
+    rejects.add(~status.isin(["paid", "rejected"]), "status", "must be paid or rejected: " + raw["status"])
+    rejects.add((status == "rejected") & ~payer_type.isin(["amo", "amc"]), "status",
+                "only an insurer (amo, amc) can reject its share")
+    rejects.add((status == "rejected") & (raw["invoice_number"] == ""), "invoice_number",
+                "a rejection must name the invoice")
+    out["status"] = status
+    out["invoice_number"] = raw["invoice_number"].where(raw["invoice_number"] != "", None)
+    out["reject_reason"] = raw["reject_reason"].where(raw["reject_reason"] != "", None)
+    keep = ~rejects.bad
+    frame = out.loc[keep, PAYMENT_COLUMNS].reset_index(drop=True)
+    frame["amount_cents"] = frame["amount_cents"].astype("int64")
+    return Parsed(KIND, frame, sorted(rejects.rejects), warnings, rows_read=len(raw))

@@ -1,0 +1,118 @@
+"""Reading practice-software CSV exports as they really come: any of ; , tab, UTF-8 (BOM or not) or
+Windows-1252, decimal commas, dd/mm/yyyy or ISO dates. Everything is read as text; typing is the
+importer's job, column by column, so that every refusal can name its line and field."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from recouvrement.errors import RecouvrementError
+from recouvrement.importers.base import Reject
+
+SEPARATORS = (";", ",", "\t")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    encoding: str
+    separator: str
+
+
+def detect_encoding(data: bytes) -> str:
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "cp1252"
+
+
+def detect_dialect(path: Path) -> Dialect:
+    data = path.read_bytes()
+    if not data.strip():
+        raise RecouvrementError("the file is empty", file=path.name)
+    encoding = detect_encoding(data)
+    header = data.decode(encoding, errors="replace").splitlines()[0]
+    counts = {sep: header.count(sep) for sep in SEPARATORS}
+    separator = max(counts, key=counts.get)
+    if counts[separator] == 0:
+        raise RecouvrementError("no column separator (; , or tab) in the header line", file=path.name, line=1)
+    return Dialect(encoding, separator)
+
+
+def read_table(path: Path, required: list[str], optional: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """All cells as stripped strings ("" when empty), plus warnings about unknown columns.
+
+    The frame gets a `source_line` column: the file line of each record (header is line 1).
+    """
+    dialect = detect_dialect(path)
+    try:
+        frame = pd.read_csv(path, sep=dialect.separator, encoding=dialect.encoding, dtype=str,
+                            keep_default_na=False, na_filter=False, engine="c",
+                            skip_blank_lines=True, quoting=csv.QUOTE_MINIMAL)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise RecouvrementError(f"cannot read as CSV: {exc}", file=path.name) from None
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise RecouvrementError(f"missing column(s): {', '.join(missing)}", file=path.name, line=1)
+    known = set(required) | set(optional)
+    warnings = [f"{path.name}:1: unknown column {c!r} ignored" for c in frame.columns if c not in known]
+    for column in optional:
+        if column not in frame.columns:
+            frame[column] = ""
+    frame = frame[[c for c in required + optional]].apply(lambda s: s.str.strip())
+    frame["source_line"] = _source_lines(path, dialect, len(frame))
+    return frame, warnings
+
+
+def _source_lines(path: Path, dialect: Dialect, rows: int) -> pd.Series:
+    """Line numbers of records; exact even when quoted cells span several lines or blank lines are skipped."""
+    with open(path, encoding=dialect.encoding, newline="") as handle:
+        text = handle.read()
+    if '"' not in text and "\n\n" not in text.replace("\r", ""):
+        return pd.Series(range(2, rows + 2), dtype="int64")
+    reader = csv.reader(io.StringIO(text), delimiter=dialect.separator)
+    lines, previous = [], 0
+    for record in reader:
+        if record and any(cell.strip() for cell in record):
+            lines.append(previous + 1)
+        previous = reader.line_num
+    return pd.Series(lines[1:rows + 1], dtype="int64")
+
+
+def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(ISO 'YYYY-MM-DD' strings, mask of invalid cells) from dd/mm/yyyy, dd-mm-yyyy or ISO dates."""
+    text = values.astype("string")
+    iso = pd.to_datetime(text.where(text.str.match(r"^\d{4}-\d{2}-\d{2}$")), format="%Y-%m-%d", errors="coerce")
+    fr = pd.to_datetime(text.str.replace("-", "/", regex=False).str.replace(".", "/", regex=False)
+                        .where(text.str.match(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{4}$")),
+                        format="%d/%m/%Y", errors="coerce")
+    parsed = iso.fillna(fr)
+    return parsed.dt.strftime("%Y-%m-%d"), parsed.isna()
+
+
+class RejectCollector:
+    """Gathers refusals row by row (vectorised: a mask at a time) and keeps the first reason per row."""
+
+    def __init__(self, file: str, lines: pd.Series) -> None:
+        self.file, self.lines = file, lines
+        self.bad = pd.Series(False, index=lines.index)
+        self.rejects: list[Reject] = []
+
+    def add(self, mask: pd.Series, field: str, reason) -> None:
+        """reason: a string, or a Series of strings aligned with the frame."""
+        mask = mask.fillna(False).astype(bool) & ~self.bad
+        if not mask.any():
+            return
+        reasons = reason[mask] if isinstance(reason, pd.Series) else pd.Series(reason, index=mask[mask].index)
+        for line, text in zip(self.lines[mask].tolist(), reasons.tolist()):
+            self.rejects.append(Reject(self.file, int(line), field, str(text)))
+        self.bad |= mask

@@ -1,0 +1,126 @@
+"""Letters as PDF with WeasyPrint: one letter on demand, or the day's print batch as one file.
+
+The batch lays out each letter as its own WeasyPrint document (so each starts on a new page and
+keeps its own "page 1 / 2") and writes the pages of many letters into one PDF, which costs far
+less than one PDF per letter. Large batches are split into chunks laid out in parallel worker
+processes, then the chunk PDFs are concatenated with pypdf.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import io
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+from pypdf import PdfWriter
+from weasyprint import CSS, HTML
+from weasyprint.document import Document
+from weasyprint.text.fonts import FontConfiguration
+
+from recouvrement.render.letters import TEMPLATES_DIR
+
+CSS_PATH = TEMPLATES_DIR / "letter.css"
+# Below this many letters a batch is laid out in this process: starting workers would cost more.
+PARALLEL_FROM = 200
+_STYLE = re.compile(r"<style>(.*?)</style>", re.S)
+
+
+@functools.cache
+def _fonts() -> FontConfiguration:
+    return FontConfiguration()
+
+
+@functools.cache
+def _css_text() -> str:
+    return CSS_PATH.read_text(encoding="utf-8").strip()
+
+
+@functools.cache
+def _stylesheet() -> CSS:
+    """letter.css parsed once: parsing it again for every letter would cost a third of the layout."""
+    return CSS(filename=str(CSS_PATH), font_config=_fonts())
+
+
+def _layout(html: str) -> Document:
+    """One letter laid out; the inline copy of letter.css is swapped for the parsed one."""
+    match = _STYLE.search(html)
+    stylesheets = []
+    if match and match.group(1).strip() == _css_text():
+        html = html[:match.start()] + html[match.end():]
+        stylesheets = [_stylesheet()]
+    return HTML(string=html, base_url=str(TEMPLATES_DIR)).render(
+        stylesheets=stylesheets, font_config=_fonts())
+
+
+def render_pdf(html: str) -> bytes:
+    """A single letter as PDF bytes."""
+    return _layout(html).write_pdf()
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Layout builds millions of short-lived objects: the cyclic collector would spend a quarter of
+    the time scanning them. A chunk is bounded, so its garbage is collected once at the end."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _chunk_pdf(htmls: Sequence[str]) -> tuple[bytes, list[int]]:
+    """Several letters in one PDF, each from a new page: (PDF bytes, page count of each letter)."""
+    with _gc_paused():
+        documents = [_layout(html) for html in htmls]
+        pages = [page for document in documents for page in document.pages]
+        pdf = documents[0].copy(pages).write_pdf()
+        counts = [len(document.pages) for document in documents]
+    del documents, pages
+    gc.collect()
+    return pdf, counts
+
+
+def _page_ranges(counts: Sequence[int]) -> list[tuple[int, int]]:
+    """1-based (first, last) page of each letter from the page count of each."""
+    ranges, last = [], 0
+    for count in counts:
+        ranges.append((last + 1, last + count))
+        last += count
+    return ranges
+
+
+def _concatenate(pdfs: Sequence[bytes]) -> bytes:
+    writer = PdfWriter()
+    for pdf in pdfs:
+        writer.append(io.BytesIO(pdf))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def render_batch_pdf(htmls: Sequence[str], workers: int | None = None,
+                     chunk_size: int = 250) -> tuple[bytes, list[tuple[int, int]]]:
+    """The day's print batch as one PDF, and the 1-based (first, last) page range of each letter.
+
+    `workers` defaults to the number of CPUs; batches under PARALLEL_FROM letters stay in process.
+    """
+    if not htmls:
+        raise ValueError("an empty print batch has no PDF")
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(htmls) < PARALLEL_FROM:
+        pdf, counts = _chunk_pdf(htmls)
+        return pdf, _page_ranges(counts)
+    chunks = [list(htmls[i:i + chunk_size]) for i in range(0, len(htmls), chunk_size)]
+    # forkserver, not fork: the caller (scheduler, web) may run threads, which fork does not copy safely.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
+        results = list(pool.map(_chunk_pdf, chunks))
+    counts = [count for _, chunk_counts in results for count in chunk_counts]
+    return _concatenate([pdf for pdf, _ in results]), _page_ranges(counts)

@@ -1,0 +1,156 @@
+"""The whitelist view a letter renders from: frozen records of plain str, int and date, nothing medical.
+
+Privacy by construction: the caller copies into these records only what a letter may show, so a
+template cannot print a care description, an act code, a specialty or a NIR: no field holds one.
+The types are checked on construction, so an ORM row or a dict cannot slip in with extra attributes.
+
+>>> from datetime import date
+>>> line = LetterLine("F2025-000123", date(2025, 3, 1), date(2025, 3, 31), 2500, "RF39F2025000123")
+>>> line.amount_cents
+2500
+>>> LetterLine("F1", date(2025, 3, 1), date(2025, 3, 31), "25,00", "RF")
+Traceback (most recent call last):
+...
+TypeError: LetterLine.amount_cents must be int, not str
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import types
+import typing
+from dataclasses import dataclass
+
+KINDS = ("avis_rejet", "relance_1", "relance_2", "mise_en_demeure", "proposition_echeancier")
+
+
+def _allowed(annotation: object) -> tuple[type, ...]:
+    """The plain types an annotation permits (a union with None permits NoneType too)."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return tuple(t for arg in typing.get_args(annotation) for t in _allowed(arg))
+    if typing.get_origin(annotation) is tuple:
+        return (tuple,)
+    return (annotation,)  # type: ignore[return-value]
+
+
+def _check_field(owner: object, name: str, value: object, allowed: tuple[type, ...]) -> None:
+    # bool is an int and datetime is a date: both would render wrongly, so refuse them explicitly.
+    wrong = (isinstance(value, bool) and bool not in allowed) or (
+        isinstance(value, dt.datetime) and dt.datetime not in allowed)
+    if wrong or not isinstance(value, allowed):
+        raise TypeError(f"{type(owner).__name__}.{name} must be "
+                        f"{' or '.join(t.__name__ for t in allowed)}, not {type(value).__name__}")
+
+
+@functools.cache
+def _field_types(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, _allowed(hints[f.name])) for f in dataclasses.fields(cls))
+
+
+class _Checked:
+    """Refuses, at construction, any field value that is not of the declared plain type."""
+
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        for name, allowed in _field_types(type(self)):
+            _check_field(self, name, getattr(self, name), allowed)
+
+
+@dataclass(frozen=True, slots=True)
+class Creditor(_Checked):
+    """The provider who sends the letter, as printed in its header and payment instructions."""
+
+    name: str
+    address: str
+    postal_code: str
+    city: str
+    phone: str
+    email: str
+    siret: str
+    iban: str
+    bic: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient(_Checked):
+    """Who the letter is addressed to: the patient, or the guarantor of a minor or protected patient."""
+
+    name: str
+    address: str
+    postal_code: str
+    city: str
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LetterLine(_Checked):
+    """One unpaid invoice as the letter lists it: number, dates, amount due and its RF reference."""
+
+    invoice_number: str
+    issue_date: dt.date
+    due_date: dt.date
+    amount_cents: int
+    rf_reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class LetterView(_Checked):
+    """Everything one letter may show, and nothing else.
+
+    `patient_display_name` is "Prénom Nom" of the patient; when it differs from the recipient's
+    name the letter says "pour le compte de <patient>" and nothing more about the patient.
+    `payer_rejected` names the insurer for an avis_rejet ("l'Assurance Maladie", "votre mutuelle").
+    `instalments` is the proposed schedule (due date, cents) for a proposition_echeancier.
+    """
+
+    letter_id: str
+    kind: str
+    level: int
+    date: dt.date
+    creditor: Creditor
+    recipient: Recipient
+    patient_display_name: str
+    lines: tuple[LetterLine, ...]
+    credits_cents: int
+    total_due_cents: int
+    offer_plan_first: bool
+    payer_rejected: str | None
+    instalments: tuple[tuple[dt.date, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        _Checked.__post_init__(self)
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown letter kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        _check_items(self)
+        _check_amounts(self)
+
+
+def _check_items(view: LetterView) -> None:
+    """The tuples hold only LetterLine records and (date, int) pairs."""
+    for line in view.lines:
+        _check_field(view, "lines[]", line, (LetterLine,))
+    for instalment in view.instalments:
+        _check_field(view, "instalments[]", instalment, (tuple,))
+        if len(instalment) != 2:
+            raise TypeError("LetterView.instalments[] must be (date, int) pairs")
+        _check_field(view, "instalments[].due", instalment[0], (dt.date,))
+        _check_field(view, "instalments[].amount", instalment[1], (int,))
+
+
+def _check_amounts(view: LetterView) -> None:
+    """A letter's figures add up: what it asks is the invoices less the credits, and the plan sums to it."""
+    if not view.lines:
+        raise ValueError(f"letter {view.letter_id}: no invoice to mention")
+    owed = sum(line.amount_cents for line in view.lines) - view.credits_cents
+    if view.total_due_cents != owed or owed <= 0:
+        raise ValueError(f"letter {view.letter_id}: total_due_cents {view.total_due_cents} is not the "
+                         f"invoices less the credits ({owed}), or nothing is due")
+    if view.kind == "avis_rejet" and not view.payer_rejected:
+        raise ValueError(f"letter {view.letter_id}: an avis_rejet names the payer that rejected")
+    if view.kind == "proposition_echeancier" and (
+            not view.instalments or sum(cents for _, cents in view.instalments) != owed):
+        raise ValueError(f"letter {view.letter_id}: the instalments must add up to the total due")

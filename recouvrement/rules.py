@@ -1,0 +1,281 @@
+"""Load and validate the policy files in rules/*.toml into frozen dataclasses the core reads.
+
+Every key is required and every unknown key is refused, so a typo in a rules file is an error
+naming the file and the key, never a silently ignored setting. The dataclass defaults are the
+shipped policy (tests check that rules/ and the defaults agree), so the core can be tested with
+``Rules()`` and no file at all.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recouvrement.errors import RecouvrementError
+
+DEFAULT_RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
+CHANNELS = ("letter", "email", "both")
+
+
+@dataclass(frozen=True)
+class LadderLevel:
+    """One rung of the reminder ladder: when it is due, which letter, which channel."""
+
+    level: int
+    days: int  # days past the oldest remindable item's due date
+    template: str
+    channel: str  # letter | email | both
+
+
+@dataclass(frozen=True)
+class RejectionNotice:
+    """The neutral letter telling a patient an insurer did not pay (level 0, outside the ladder)."""
+
+    template: str = "avis_rejet"
+    channel: str = "email"
+    due_after_days: int = 30  # the shifted share falls due this long after the rejection
+
+
+@dataclass(frozen=True)
+class LadderRules:
+    min_gap_days: int = 14
+    levels: tuple[LadderLevel, ...] = (
+        LadderLevel(1, 15, "relance_1", "email"),
+        LadderLevel(2, 30, "relance_2", "both"),
+        LadderLevel(3, 45, "mise_en_demeure", "both"),
+    )
+    rejection_notice: RejectionNotice = field(default_factory=RejectionNotice)
+
+    @property
+    def max_level(self) -> int:
+        return len(self.levels)
+
+    def level(self, number: int) -> LadderLevel:
+        return self.levels[number - 1]
+
+
+@dataclass(frozen=True)
+class ExclusionRules:
+    anomaly_coverages: tuple[str, ...] = ("css", "ame", "at_mp")
+    limitation_years: int = 2
+    min_total_cents: int = 500
+
+
+@dataclass(frozen=True)
+class SegmentRules:
+    min_level2_invoices: int = 2
+    level2_window_months: int = 12
+    min_broken_plans: int = 1
+    broken_plan_window_months: int = 24
+
+
+@dataclass(frozen=True)
+class PlanRules:
+    min_instalment_cents: int = 1500
+    max_months: int = 12
+    first_due_after_months: int = 1
+    grace_days: int = 15
+
+
+@dataclass(frozen=True)
+class AgencyRules:
+    min_amount_cents: int = 500
+    after_level3_days: int = 15
+    allow_email: bool = False
+    allow_phone: bool = False
+
+
+@dataclass(frozen=True)
+class Rules:
+    ladder: LadderRules = field(default_factory=LadderRules)
+    exclusions: ExclusionRules = field(default_factory=ExclusionRules)
+    segments: SegmentRules = field(default_factory=SegmentRules)
+    plans: PlanRules = field(default_factory=PlanRules)
+    agency: AgencyRules = field(default_factory=AgencyRules)
+
+
+def load_rules(rules_dir: Path | None = None) -> Rules:
+    """Read ladder, exclusions, segments, plans and agency .toml from rules_dir (default: repo rules/)."""
+    folder = Path(rules_dir) if rules_dir is not None else DEFAULT_RULES_DIR
+    return Rules(
+        ladder=_ladder(_Table.of_file(folder / "ladder.toml")),
+        exclusions=_exclusions(_Table.of_file(folder / "exclusions.toml")),
+        segments=_segments(_Table.of_file(folder / "segments.toml")),
+        plans=_plans(_Table.of_file(folder / "plans.toml")),
+        agency=_agency(_Table.of_file(folder / "agency.toml")),
+    )
+
+
+class _Table:
+    """One TOML table being read: each key taken once, checked, and the leftovers refused."""
+
+    def __init__(self, data: dict[str, Any], file: str, path: str = "") -> None:
+        self._data, self._file, self._path = data, file, path
+        self._taken: set[str] = set()
+
+    @classmethod
+    def of_file(cls, path: Path) -> _Table:
+        return cls(_read_toml(path), str(path))
+
+    def error(self, key: str, message: str) -> RecouvrementError:
+        where = f"{self._path}.{key}" if self._path else key
+        return RecouvrementError(message, file=self._file, field=where)
+
+    def _take(self, key: str) -> Any:
+        if key not in self._data:
+            raise self.error(key, "required key is missing")
+        self._taken.add(key)
+        return self._data[key]
+
+    def integer(self, key: str, minimum: int = 0, maximum: int | None = None) -> int:
+        value = self._take(key)
+        # bool is an int in Python; `true` where a number is expected is a mistake, not 1.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"expected a whole number, got {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise self.error(key, f"must be {bounds}, got {value}")
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self._take(key)
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {value!r}")
+        return value
+
+    def text(self, key: str, choices: tuple[str, ...] | None = None) -> str:
+        value = self._take(key)
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, f"expected a non-empty text, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self._take(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise self.error(key, f"expected a list of texts, got {value!r}")
+        return tuple(value)
+
+    def table(self, key: str) -> _Table:
+        value = self._take(key)
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a [{key}] table")
+        return _Table(value, self._file, self._prefixed(key))
+
+    def tables(self, key: str) -> list[_Table]:
+        value = self._take(key)
+        if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+            raise self.error(key, f"expected one or more [[{key}]] tables")
+        return [_Table(v, self._file, f"{self._prefixed(key)}[{i}]") for i, v in enumerate(value)]
+
+    def close(self) -> None:
+        unknown = sorted(set(self._data) - self._taken)
+        if unknown:
+            known = ", ".join(sorted(self._taken))
+            raise self.error(unknown[0], f"unknown key (known keys here: {known})")
+
+    def _prefixed(self, key: str) -> str:
+        return f"{self._path}.{key}" if self._path else key
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RecouvrementError("rules file not found", file=str(path)) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RecouvrementError("rules file is not UTF-8 text", file=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        # Python 3.11 puts the position only in the message: "... (at line 3, column 7)".
+        found = re.search(r"line (\d+)", str(exc))
+        line = int(found.group(1)) if found else None
+        raise RecouvrementError(f"not valid TOML: {exc}", file=str(path), line=line) from None
+
+
+def _ladder(table: _Table) -> LadderRules:
+    min_gap_days = table.integer("min_gap_days")
+    notice_table = table.table("rejection_notice")
+    notice = RejectionNotice(
+        template=notice_table.text("template"),
+        channel=notice_table.text("channel", CHANNELS),
+        due_after_days=notice_table.integer("due_after_days"),
+    )
+    notice_table.close()
+    levels = tuple(_ladder_level(t, i + 1) for i, t in enumerate(table.tables("levels")))
+    table.close()
+    _check_levels(levels, table)
+    return LadderRules(min_gap_days=min_gap_days, levels=levels, rejection_notice=notice)
+
+
+def _ladder_level(table: _Table, expected: int) -> LadderLevel:
+    level = LadderLevel(
+        level=table.integer("level", minimum=1),
+        days=table.integer("days"),
+        template=table.text("template"),
+        channel=table.text("channel", CHANNELS),
+    )
+    table.close()
+    if level.level != expected:
+        raise table.error("level", f"levels must be numbered 1, 2, 3 … in order; expected {expected}")
+    return level
+
+
+def _check_levels(levels: tuple[LadderLevel, ...], table: _Table) -> None:
+    for before, after in zip(levels, levels[1:]):
+        if after.days <= before.days:
+            raise table.error(f"levels[{after.level - 1}].days",
+                              f"level {after.level} must come later than level {before.level} "
+                              f"({after.days} ≤ {before.days} days)")
+    # The last level is the mise en demeure: it must reach the patient by post, e-mail at most in copy.
+    if levels[-1].channel == "email":
+        raise table.error(f"levels[{len(levels) - 1}].channel",
+                          "the last level (mise en demeure) must be sent by post: use letter or both")
+
+
+def _exclusions(table: _Table) -> ExclusionRules:
+    rules = ExclusionRules(
+        anomaly_coverages=tuple(c.lower() for c in table.texts("anomaly_coverages")),
+        limitation_years=table.integer("limitation_years", minimum=1),
+        min_total_cents=table.integer("min_total_cents"),
+    )
+    table.close()
+    return rules
+
+
+def _segments(table: _Table) -> SegmentRules:
+    rules = SegmentRules(
+        min_level2_invoices=table.integer("min_level2_invoices", minimum=1),
+        level2_window_months=table.integer("level2_window_months", minimum=1),
+        min_broken_plans=table.integer("min_broken_plans", minimum=1),
+        broken_plan_window_months=table.integer("broken_plan_window_months", minimum=1),
+    )
+    table.close()
+    return rules
+
+
+def _plans(table: _Table) -> PlanRules:
+    rules = PlanRules(
+        min_instalment_cents=table.integer("min_instalment_cents", minimum=1),
+        max_months=table.integer("max_months", minimum=1),
+        first_due_after_months=table.integer("first_due_after_months", minimum=1),
+        grace_days=table.integer("grace_days"),
+    )
+    table.close()
+    return rules
+
+
+def _agency(table: _Table) -> AgencyRules:
+    rules = AgencyRules(
+        min_amount_cents=table.integer("min_amount_cents"),
+        after_level3_days=table.integer("after_level3_days"),
+        allow_email=table.boolean("allow_email"),
+        allow_phone=table.boolean("allow_phone"),
+    )
+    table.close()
+    return rules

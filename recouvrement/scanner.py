@@ -1,0 +1,223 @@
+"""Privacy scan of files and documents: text out of each format, then the detectors of core.privacy.
+
+`ensure_clean` guards every write (letters, e-mails, exports, reports); `scan_paths` backs
+`recouvrement audit scan PATH...`, the proof for a DPO that no medical data left the clinic.
+Line numbers are those of the extracted text: the file's own lines for text, CSV, JSON and HTML
+(tags are blanked, not removed); the text layer for PDF (pdftotext -layout); for an e-mail, the
+headers, then each part in order, each under a "--- part N type ---" line.
+"""
+
+from __future__ import annotations
+
+import email
+import html
+import re
+import shutil
+import subprocess
+import unicodedata
+from collections.abc import Iterable
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from recouvrement.core.privacy import Finding, Lexicon, scan_text
+from recouvrement.errors import RecouvrementError
+
+SHOWN_IN_ERROR = 3  # findings named in a PrivacyLeak message; the rest are counted
+_EMAIL_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject")
+
+
+class PrivacyLeak(RecouvrementError):
+    """A document about to leave the clinic holds medical data; it was not written."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 findings: tuple[Finding, ...] = ()) -> None:
+        super().__init__(message, file=file, line=line)
+        self.findings = findings
+
+
+# ---------------------------------------------------------------- text out of files
+
+def _decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else Windows-1252: French software still writes it, and a
+    mis-decoded "é" would hide "échographie" from the lexicon."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+# JSON escapes that would hide a word: "\u00e9chographie", "...\nPsychiatrie".
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([\"\\/bfnrt]))")
+_JSON_SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": " ", "f": " ", "n": " ", "r": " ", "t": " "}
+
+
+def json_text(raw: str) -> str:
+    """JSON text with its string escapes resolved in place, so lines stay the file's lines."""
+    def unescape(match: re.Match[str]) -> str:
+        if match[1]:
+            char = chr(int(match[1], 16))
+            return " " if 0xD800 <= ord(char) <= 0xDFFF else char  # a lone surrogate half
+        return _JSON_SIMPLE[match[2]]
+    return _JSON_ESCAPE.sub(unescape, raw)
+
+
+# Attributes whose values travel with the page although they are not body text.
+_KEPT_ATTRIBUTES = re.compile(
+    r"""\b(?:alt|title|content|value|placeholder|aria-label|download)\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""",
+    re.IGNORECASE)
+_INLINE_TAGS = {"a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "dfn", "em", "font", "i",
+                "kbd", "mark", "q", "s", "samp", "small", "span", "strong", "sub", "sup", "time",
+                "u", "var"}
+_TAG = re.compile(r"<!--|-->|<!\[CDATA\[|\]\]>|<[!?/]?([a-zA-Z][\w:-]*)?[^>]*>", re.DOTALL)
+
+
+def html_text(raw: str) -> str:
+    """Text of an HTML page, each tag blanked in place so line numbers stay the page's own.
+
+    Comments, scripts and styles are kept as text: they leave the clinic with the page. Inline
+    tags vanish ("<b>psy</b>chiatre" reads "psychiatre"), block tags become a space.
+    """
+    def blank(match: re.Match[str]) -> str:
+        name = (match[1] or "").lower()
+        values = " ".join(v.strip("\"'") for v in _KEPT_ATTRIBUTES.findall(match[0]))
+        newlines = "\n" * match[0].count("\n")
+        if name in _INLINE_TAGS and not values and not newlines:
+            return ""
+        return f" {values} {newlines}" if values else f" {newlines}"
+    return html.unescape(_TAG.sub(blank, raw))
+
+
+def _pypdf_text(data: bytes, name: str) -> str:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        return "\n".join(page.extract_text() or "" for page in reader.pages)
+    except (PdfReadError, ValueError, KeyError) as exc:
+        raise RecouvrementError(f"cannot read this PDF: {exc}", file=name) from exc
+
+
+def pdf_text(data: bytes, name: str) -> str:
+    """The text layer of a PDF: pdftotext -layout (poppler) when installed, else pypdf.
+
+    pdftotext keeps words whole and table rows on one line; pypdf is the pure-Python fallback.
+    """
+    if not shutil.which("pdftotext"):
+        return _pypdf_text(data, name)
+    done = subprocess.run(["pdftotext", "-layout", "-enc", "UTF-8", "-", "-"], input=data,
+                          capture_output=True, timeout=120, check=False)
+    if done.returncode != 0:
+        reason = done.stderr.decode("utf-8", errors="replace").strip() or "not a readable PDF"
+        raise RecouvrementError(f"cannot read this PDF: {reason}", file=name)
+    return done.stdout.decode("utf-8", errors="replace")
+
+
+def _part_text(part: EmailMessage, name: str) -> str:
+    """The text of one MIME part, whatever its transfer encoding (base64, quoted-printable)."""
+    content_type = part.get_content_type()
+    suffix = Path(part.get_filename() or "").suffix.lower()
+    payload = part.get_payload(decode=True) or b""
+    if content_type == "text/html" or suffix in (".html", ".htm"):
+        return html_text(_decode_charset(payload, part))
+    if content_type == "application/pdf" or suffix == ".pdf":
+        return pdf_text(payload, f"{name} (attachment)")
+    if content_type == "application/json" or suffix == ".json":
+        return json_text(_decode_charset(payload, part))
+    if content_type.startswith("text/") or suffix in (".txt", ".csv", ".tsv"):
+        return _decode_charset(payload, part)
+    return ""  # images and other binaries: only their file name is scanned
+
+
+def _decode_charset(payload: bytes, part: EmailMessage) -> str:
+    charset = part.get_content_charset()
+    if charset:
+        try:
+            return payload.decode(charset, errors="replace")
+        except LookupError:
+            pass
+    return _decode(payload)
+
+
+def email_text(data: bytes, name: str) -> str:
+    """Headers, then every part of an e-mail with its attachment file name."""
+    message = email.message_from_bytes(data, policy=policy.default)
+    lines = [f"{header}: {message[header]}" for header in _EMAIL_HEADERS if message[header]]
+    for number, part in enumerate(message.walk(), start=1):
+        if part.is_multipart():
+            continue
+        filename = part.get_filename()
+        lines.append(f"--- part {number} {part.get_content_type()}"
+                     + (f" {filename}" if filename else "") + " ---")
+        lines.append(_part_text(part, name))
+    return "\n".join(lines)
+
+
+def extract_text(path: Path) -> str:
+    """The text a reader of the file would see, by file type (anything unknown read as text)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".pdf":
+            text = pdf_text(path.read_bytes(), str(path))
+        elif suffix == ".eml":
+            text = email_text(path.read_bytes(), str(path))
+        elif suffix in (".html", ".htm", ".xhtml"):
+            text = html_text(_decode(path.read_bytes()))
+        elif suffix == ".json":
+            text = json_text(_decode(path.read_bytes()))
+        else:
+            text = _decode(path.read_bytes())
+    except OSError as exc:
+        raise RecouvrementError(f"cannot read this file: {exc.strerror or exc}", file=str(path)) from exc
+    # Compatibility forms (ligatures "ﬁ", non-breaking spaces) fold to what the detectors expect.
+    return unicodedata.normalize("NFKC", text)
+
+
+# ---------------------------------------------------------------- scanning
+
+def scan_file(path: Path, lexicon: Lexicon | None = None) -> list[Finding]:
+    """The findings of one file."""
+    return scan_text(extract_text(path), lexicon)
+
+
+def _files(path: Path) -> list[Path]:
+    """A file itself, or the files under a folder in sorted order, hidden ones (.git) left out."""
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*")
+                      if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    raise RecouvrementError("no such file or folder", file=str(path))
+
+
+def scan_paths(paths: Iterable[Path], lexicon: Lexicon | None = None) -> list[tuple[Path, Finding]]:
+    """Every finding under the given files and folders, file by file in sorted order."""
+    seen: set[Path] = set()
+    found: list[tuple[Path, Finding]] = []
+    for given in paths:
+        for path in _files(Path(given)):
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            found.extend((path, finding) for finding in scan_file(path, lexicon))
+    return found
+
+
+def format_finding(path: Path, finding: Finding) -> str:
+    """One finding as a compiler would print it: "file:line: kind: excerpt"."""
+    return f"{path}:{finding.line}: {finding.kind}: {finding.excerpt}"
+
+
+def ensure_clean(text: str, name: str, lexicon: Lexicon | None = None) -> None:
+    """Refuse a document that holds medical data: raise PrivacyLeak naming it and its first findings."""
+    findings = scan_text(text, lexicon)
+    if not findings:
+        return
+    shown = "; ".join(f"line {f.line}: {f.kind}: {f.excerpt}" for f in findings[:SHOWN_IN_ERROR])
+    more = len(findings) - SHOWN_IN_ERROR
+    message = (f"medical data found, document not written ({len(findings)} finding"
+               f"{'s' if len(findings) > 1 else ''}): {shown}" + (f"; and {more} more" if more > 0 else ""))
+    raise PrivacyLeak(message, file=name, line=findings[0].line, findings=tuple(findings))

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what recouvrement needs on a fresh Debian machine: system packages (WeasyPrint's Pango,
+# fonts, poppler-utils for reading PDFs in tests, PostgreSQL for the test server, Chromium for the
+# report's screenshot test) and the Python package with its test extras. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=()
+dpkg -s libpango-1.0-0 >/dev/null 2>&1 || packages+=(libpango-1.0-0)
+dpkg -s libpangoft2-1.0-0 >/dev/null 2>&1 || packages+=(libpangoft2-1.0-0)
+dpkg -s fonts-dejavu-core >/dev/null 2>&1 || packages+=(fonts-dejavu-core)
+command -v pdftotext >/dev/null 2>&1 || packages+=(poppler-utils)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+if [ ${#packages[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
+fi
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'

@@ -1,0 +1,145 @@
+"""Reconciliation through the database: what is stored, re-runs, file order, rejections, manual work."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import text
+
+from recouvrement.app.balance import aged_balance
+from recouvrement.app.imports import import_file
+from recouvrement.app.reconcile import manual_match, manual_unmatch, run_reconcile
+from recouvrement.audit import verify
+from recouvrement.core.references import rf_reference
+from recouvrement.errors import RecouvrementError
+from tests.app.world import invoices_file, payments_file
+
+INSURERS = ["A1;2025-03-01;amo;CPAM DE PARIS;70,00;;F2025-000101;paid;",
+            "A2;2025-03-02;amc;MGEN;20,00;;F2025-000101;rejected;Droits fermés",
+            "A3;2025-03-20;amo;CPAM DU RHONE;21,00;;F2025-000103;paid;"]
+PATIENTS = [f"B1;2025-03-05;patient;MME LEFEVRE ELOISE;45,00;{rf_reference('F2025-000102')};;;",
+            "B2;2025-03-06;patient;JF DE LA FONTAINE;23,00;Facture f2025 000103;;;",
+            "B3;2025-03-07;patient;INCONNU PAUL;12,00;;;;",
+            "B4;2025-03-08;patient;LEFEVRE ELOISE;12,34;;;;"]
+
+
+def world(engine, settings, tmp_path, order=("insurers", "patients")):
+    import_file(engine, invoices_file(tmp_path), settings)
+    files = {"insurers": payments_file(tmp_path, INSURERS, "ins.csv"),
+             "patients": payments_file(tmp_path, PATIENTS, "pat.csv")}
+    for name in order:
+        import_file(engine, files[name], settings)
+
+
+def allocations(engine):
+    with engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(text(
+            "SELECT payment_id, invoice_number, payer_type, amount_cents, rule FROM allocation")))
+
+
+def queue(engine):
+    with engine.connect() as conn:
+        return {r[0]: tuple(r[1:]) for r in conn.execute(text(
+            "SELECT payment_id, kind, remaining_cents, patient_id FROM payment_exception"))}
+
+
+def test_reconcile_stores_each_allocation_with_its_rule(engine, settings, tmp_path):
+    world(engine, settings, tmp_path)
+    report = run_reconcile(engine)
+    assert allocations(engine) == [
+        ("A1", "F2025-000101", "amo", 7000, "explicit"),
+        ("A3", "F2025-000103", "amo", 2100, "explicit"),
+        ("B1", "F2025-000102", "patient", 4500, "rf"),
+        ("B2", "F2025-000103", "patient", 2300, "text")]
+    assert queue(engine) == {"B3": ("unmatched", 1200, None), "B4": ("unmatched", 1234, "P1")}
+    assert report.transfers == 1
+
+
+def test_a_second_run_with_nothing_new_changes_nothing(engine, settings, tmp_path):
+    world(engine, settings, tmp_path)
+    run_reconcile(engine)
+    before = (allocations(engine), queue(engine))
+    with engine.connect() as conn:
+        events = conn.execute(text("SELECT COUNT(*) FROM audit_event")).scalar_one()
+    assert run_reconcile(engine).skipped
+    assert (allocations(engine), queue(engine)) == before
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM audit_event")).scalar_one() == events
+
+
+def test_the_order_of_the_input_files_does_not_change_the_result(engine, settings, tmp_path, db_url):
+    world(engine, settings, tmp_path, order=("patients", "insurers"))
+    run_reconcile(engine)
+    first = (allocations(engine), queue(engine))
+    with engine.begin() as conn:
+        for table in ("allocation", "payment_exception", "share_transfer", "payment", "meta"):
+            conn.execute(text(f"DELETE FROM {table}"))
+    for name, rows in (("ins.csv", INSURERS), ("pat.csv", PATIENTS)):
+        import_file(engine, payments_file(tmp_path, rows, name), settings)
+    run_reconcile(engine)
+    assert (allocations(engine), queue(engine)) == first
+
+
+def test_a_rejected_insurer_share_moves_to_the_patient(engine, settings, tmp_path):
+    world(engine, settings, tmp_path)
+    run_reconcile(engine)
+    with engine.connect() as conn:
+        moved = conn.execute(text("SELECT invoice_number, from_payer, amount_cents, transfer_date FROM share_transfer")).one()
+    assert tuple(moved)[:3] == ("F2025-000101", "amc", 2000) and str(moved[3]) == "2025-03-02"
+    shares = aged_balance(engine, date(2025, 3, 31))
+    assert shares.loc["type:patient", "total"] == 1000 + 2000 + 2300   # P1 10+20, P3 23
+
+
+def test_payments_imported_later_are_matched_by_the_next_run_only(engine, settings, tmp_path):
+    world(engine, settings, tmp_path, order=("insurers",))
+    run_reconcile(engine)
+    before = allocations(engine)
+    import_file(engine, payments_file(tmp_path, PATIENTS, "pat.csv"), settings)
+    run_reconcile(engine)
+    after = allocations(engine)
+    assert set(before) < set(after) and len(after) == 4
+
+
+def test_an_insurer_paying_after_a_rejection_takes_the_share_back_and_leaves_a_credit(engine, settings, tmp_path):
+    world(engine, settings, tmp_path)
+    run_reconcile(engine)
+    import_file(engine, payments_file(tmp_path, ["B9;2025-04-01;patient;LEFEVRE ELOISE;30,00;F2025-000101;;;"],
+                                      "p2.csv"), settings)
+    run_reconcile(engine)
+    import_file(engine, payments_file(tmp_path, ["A9;2025-04-15;amc;MGEN;20,00;;F2025-000101;paid;"], "i2.csv"),
+                settings)
+    run_reconcile(engine)
+    assert ("A9", "F2025-000101", "amc", 2000, "explicit") in allocations(engine)
+    assert ("B9", "F2025-000101", "patient", 1000, "text") in allocations(engine)
+    assert queue(engine)["B9"] == ("credit", 2000, "P1")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT reversed_by FROM share_transfer")).scalar_one() == "A9"
+
+
+def test_a_manual_match_settles_a_queued_payment_and_is_audited(engine, settings, tmp_path):
+    world(engine, settings, tmp_path)
+    run_reconcile(engine)
+    assert manual_match(engine, "B4", "F2025-000101", 1234) == 1234
+    assert ("B4", "F2025-000101", "patient", 1234, "manual") in allocations(engine)
+    assert "B4" not in queue(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT kind FROM audit_event ORDER BY seq DESC LIMIT 1")).scalar_one() == "manual_match"
+        assert verify(conn).ok
+
+
+def test_a_manual_match_cannot_take_more_than_the_share_owes(engine, settings, tmp_path):
+    world(engine, settings, tmp_path)
+    run_reconcile(engine)
+    with pytest.raises(RecouvrementError, match="cannot allocate"):
+        manual_match(engine, "B3", "F2025-000102", 1200)        # already paid by B1
+
+
+def test_an_unmatched_payment_waits_for_a_person_and_is_not_rematched_automatically(engine, settings, tmp_path):
+    world(engine, settings, tmp_path)
+    run_reconcile(engine)
+    manual_unmatch(engine, "B1")
+    import_file(engine, payments_file(tmp_path, ["B8;2025-05-01;patient;X;1,00;;;;"], "x.csv"), settings)
+    run_reconcile(engine)
+    assert not [a for a in allocations(engine) if a[0] == "B1"]
+    assert queue(engine)["B1"][0] == "held"

@@ -1,0 +1,41 @@
+"""Small hand-built worlds written as real files, shared by the application tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+INVOICE_HEADER = ("invoice_number;issue_date;due_date;patient_id;last_name;first_name;address;postal_code;city;"
+                  "email;phone;nir;total_amount;amo_amount;amc_amount;patient_amount;amc_payer;coverage;"
+                  "care_description;act_codes")
+INVOICES = [
+    "F2025-000101;10/01/2025;09/02/2025;P1;Lefèvre;Éloïse;3 rue des Lilas;75019;Paris;eloise@example.org;;"
+    "2 85 05 75 123 456 29;100,00;70,00;20,00;10,00;MGEN;none;Consultation cardiologie;DEQP003",
+    "F2025-000102;10/02/2025;;P1;Lefèvre;Éloïse;3 rue des Lilas;75019;Paris;eloise@example.org;;;45,00;0;0;45,00;;"
+    "none;Détartrage;HBJD001",
+    "F2025-000103;10/03/2025;;P2;De La Fontaine;Jean-François;8 avenue Foch;69006;Lyon;;;;50,00;21,00;6,00;23,00;"
+    "Harmonie Mutuelle;none;;",
+    "F2025-000104;12/03/2025;;P3;N'Diaye;Maëlle;1 place Bellecour;69002;Lyon;;;;23,00;0;0;23,00;;css;;",
+]
+PAYMENT_HEADER = "payment_id;payment_date;payer_type;payer_name;amount;reference;invoice_number;status;reject_reason"
+
+
+def nir_valid(body13: str) -> str:
+    return body13 + f"{97 - int(body13) % 97:02d}"
+
+
+def write(path: Path, header: str, rows: list[str], encoding: str = "utf-8") -> Path:
+    path.write_text("\r\n".join([header, *rows]) + "\r\n", encoding=encoding)
+    return path
+
+
+def invoices_file(folder: Path, rows: list[str] | None = None, name: str = "invoices.csv",
+                  encoding: str = "cp1252") -> Path:
+    rows = INVOICES if rows is None else rows
+    nir = nir_valid("2850575123456")
+    rows = [r.replace("2 85 05 75 123 456 29", nir[:1] + " " + nir[1:3] + " " + nir[3:5] + " " + nir[5:7] + " "
+                      + nir[7:10] + " " + nir[10:13] + " " + nir[13:]) for r in rows]
+    return write(folder / name, INVOICE_HEADER, rows, encoding)
+
+
+def payments_file(folder: Path, rows: list[str], name: str = "payments.csv") -> Path:
+    return write(folder / name, PAYMENT_HEADER, rows)

@@ -1,0 +1,91 @@
+"""Test worlds on real databases: an SQLite file per test, or a real PostgreSQL server.
+
+RECOUVREMENT_TEST_DB=postgresql starts a PostgreSQL server (Debian's postgresql binaries, run as the
+`postgres` user when we are root) in a temporary folder for the session; each test gets a fresh
+database cloned from a migrated template.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from recouvrement.config import Settings
+from recouvrement.db.session import open_engine
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+_counter = itertools.count()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    folder = Path(tempfile.mkdtemp(prefix="recouvrement-pg-"))
+    data = folder / "data"
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    port = _free_port()
+    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                                 "--encoding=UTF8", "--locale=C.UTF-8"]), check=True, capture_output=True)
+    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
+                                 f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+                                 "-c synchronous_commit=off -c full_page_writes=off", "start"]),
+                   check=True, capture_output=True)
+    base = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    try:
+        import sqlalchemy
+        admin = sqlalchemy.create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql("CREATE DATABASE template_recouvrement")
+        open_engine(f"{base}/template_recouvrement").dispose()
+        yield base, admin
+    finally:
+        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _use_postgres() -> bool:
+    return os.environ.get("RECOUVREMENT_TEST_DB", "sqlite").startswith("postgres")
+
+
+@pytest.fixture
+def db_url(request, tmp_path) -> str:
+    """A fresh, migrated database for one test."""
+    if not _use_postgres():
+        return f"sqlite:///{tmp_path / 'recouvrement.db'}"
+    base, admin = request.getfixturevalue("postgres_server")
+    name = f"t{os.getpid()}_{next(_counter)}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE template_recouvrement")
+    return f"{base}/{name}"
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = open_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    from recouvrement.config import Privacy
+    return Settings(privacy=Privacy(nir_key_file=tmp_path / "nir.key"))

@@ -1,0 +1,220 @@
+"""The reminder ladder: levels, timing, quiet days, grouping, credits and every exclusion."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from recouvrement.core.ladder import (
+    Account, LetterHistory, OpenItem, decide, due_reminders, is_quiet_day,
+)
+from recouvrement.rules import Rules
+
+RULES = Rules()
+TODAY = date(2025, 3, 12)  # a Wednesday, not a holiday
+
+
+def item(number: str = "F2025-0001", days_overdue: int = 20, amount: int = 4000, **kw) -> OpenItem:
+    due = TODAY - timedelta(days=days_overdue)
+    return OpenItem(number, kw.pop("issue_date", due - timedelta(days=30)), due, amount, **kw)
+
+
+def account(*items: OpenItem, **kw) -> Account:
+    return Account("P001", kw.pop("coverage", "standard"), items or (item(),), **kw)
+
+
+def codes(decision) -> set[str]:
+    return {e.code for e in decision.exclusions}
+
+
+# --- quiet days -------------------------------------------------------------------------------
+
+def test_sundays_and_french_public_holidays_are_quiet_days():
+    assert is_quiet_day(date(2025, 3, 16))  # Sunday
+    assert is_quiet_day(date(2025, 7, 14)) and is_quiet_day(date(2025, 12, 25)) and is_quiet_day(date(2026, 1, 1))
+    assert not is_quiet_day(date(2025, 3, 15))  # Saturday: the post works
+
+
+def test_nothing_is_sent_on_a_public_holiday_and_the_next_working_day_catches_up():
+    overdue_item = OpenItem("F1", date(2025, 11, 1), date(2025, 12, 17), 4000)  # level 1 falls on 1 January
+    patient = account(overdue_item)
+    assert due_reminders([patient], date(2026, 1, 1), RULES) == []
+    assert decide(patient, date(2026, 1, 1), RULES).exclusions[0].code == "quiet_day"
+    assert [d.level for d in due_reminders([patient], date(2026, 1, 2), RULES)] == [1]
+
+
+# --- the ladder over time ---------------------------------------------------------------------
+
+def simulate(patient: Account, start: date, days: int) -> list[tuple[int, date]]:
+    """Run the ladder day by day, feeding each sent letter back as the patient's last letter."""
+    sent = []
+    for offset in range(days):
+        today = start + timedelta(days=offset)
+        for decision in due_reminders([patient], today, RULES):
+            sent.append((decision.level, today))
+            patient = replace(patient, last_letter=LetterHistory(decision.level, today))
+    return sent
+
+
+def test_levels_climb_one_to_three_on_the_right_days_skipping_sunday_and_14_july():
+    due = date(2025, 6, 13)
+    patient = account(OpenItem("F1", date(2025, 5, 14), due, 8000))
+    sent = simulate(patient, due, 90)
+    # Level 2 is due on Sunday 13 July; 14 July is a holiday; level 3 then waits the 14-day gap.
+    assert sent == [(1, date(2025, 6, 28)), (2, date(2025, 7, 15)), (3, date(2025, 7, 29))]
+
+
+def test_no_letter_is_ever_sent_on_a_quiet_day_nor_sooner_than_the_minimum_gap():
+    for due in (date(2025, 6, 13), date(2025, 12, 10), date(2025, 4, 5)):
+        sent = simulate(account(OpenItem("F1", due - timedelta(days=30), due, 8000)), due, 90)
+        assert [level for level, _ in sent] == [1, 2, 3]
+        assert not any(is_quiet_day(day) for _, day in sent)
+        assert all((b - a).days >= RULES.ladder.min_gap_days for (_, a), (_, b) in zip(sent, sent[1:]))
+
+
+def test_a_level_is_not_sent_before_its_days_past_due():
+    assert decide(account(item(days_overdue=14)), TODAY, RULES).level is None
+    assert decide(account(item(days_overdue=15)), TODAY, RULES).level == 1
+
+
+def test_levels_are_never_skipped_even_for_an_old_debt():
+    assert decide(account(item(days_overdue=80)), TODAY, RULES).level == 1
+
+
+def test_the_next_level_waits_the_minimum_gap_after_the_last_letter():
+    last = LetterHistory(1, TODAY - timedelta(days=13))
+    assert decide(account(item(days_overdue=40), last_letter=last), TODAY, RULES).level is None
+    later = LetterHistory(1, TODAY - timedelta(days=14))
+    assert decide(account(item(days_overdue=40), last_letter=later), TODAY, RULES).level == 2
+
+
+def test_nothing_follows_the_mise_en_demeure():
+    last = LetterHistory(3, TODAY - timedelta(days=60))
+    assert decide(account(item(days_overdue=120), last_letter=last), TODAY, RULES).level is None
+
+
+def test_a_new_invoice_after_a_settled_cycle_starts_again_at_level_one():
+    last = LetterHistory(3, TODAY - timedelta(days=60))
+    assert decide(account(item(days_overdue=20), last_letter=last), TODAY, RULES).level == 1
+
+
+def test_the_mise_en_demeure_is_a_postal_letter_with_an_email_copy_when_possible():
+    last = LetterHistory(2, TODAY - timedelta(days=15))
+    with_email = decide(account(item(days_overdue=50), last_letter=last, has_email=True), TODAY, RULES)
+    without = decide(account(item(days_overdue=50), last_letter=last), TODAY, RULES)
+    assert (with_email.template, with_email.channel) == ("mise_en_demeure", "both")
+    assert without.channel == "letter"
+
+
+def test_an_email_reminder_falls_back_to_a_letter_without_an_address():
+    assert decide(account(has_email=True), TODAY, RULES).channel == "email"
+    assert decide(account(), TODAY, RULES).channel == "letter"
+
+
+# --- grouping and amounts ---------------------------------------------------------------------
+
+def test_one_letter_lists_all_the_overdue_invoices_and_the_oldest_sets_the_level():
+    items = (item("F1", days_overdue=16, amount=3000), item("F2", days_overdue=3, amount=2500),
+             item("F3", days_overdue=-5, amount=1000))
+    decision = decide(account(*items), TODAY, RULES)
+    assert decision.level == 1
+    assert [i.invoice_number for i in decision.items] == ["F1", "F2"]
+    assert decision.amount_due_cents == 5500
+
+
+def test_credits_reduce_the_amount_asked():
+    assert decide(account(item(amount=4000), credit_cents=1500), TODAY, RULES).amount_due_cents == 2500
+
+
+def test_a_letter_under_the_minimum_total_after_credits_is_not_sent():
+    decision = decide(account(item(amount=4000), credit_cents=3600), TODAY, RULES)
+    assert decision.level is None and "below_minimum" in codes(decision)
+
+
+@given(amounts=st.lists(st.integers(-5000, 500_000), min_size=1, max_size=6),
+       credit=st.integers(0, 1_000_000))
+def test_the_amount_asked_is_never_negative_nor_more_than_the_items(amounts, credit):
+    items = tuple(item(f"F{n}", amount=a) for n, a in enumerate(amounts))
+    decision = decide(account(*items, credit_cents=credit), TODAY, RULES)
+    assert 0 <= decision.amount_due_cents <= sum(i.amount_cents for i in decision.items)
+
+
+def test_a_chronic_patient_is_offered_a_plan_from_the_first_reminder():
+    assert decide(account(segment="chronic"), TODAY, RULES).offer_plan_first
+    assert not decide(account(), TODAY, RULES).offer_plan_first
+
+
+# --- rejection notice -------------------------------------------------------------------------
+
+def test_a_share_rejected_by_the_insurer_is_first_announced_by_a_neutral_notice():
+    shifted = item("F9", days_overdue=-29, shifted_from="amc", notified=False)
+    decision = decide(account(shifted), TODAY, RULES)
+    assert (decision.level, decision.template) == (0, "avis_rejet")
+    assert decision.items == (shifted,)
+
+
+def test_after_the_notice_the_ladder_counts_from_the_shifted_due_date():
+    notified = item("F9", days_overdue=14, shifted_from="amo", notified=True)
+    notice = LetterHistory(0, TODAY - timedelta(days=44))
+    assert decide(account(notified, last_letter=notice), TODAY, RULES).level is None
+    later = replace(notified, due_date=notified.due_date - timedelta(days=1))
+    assert decide(account(later, last_letter=notice), TODAY, RULES).level == 1
+
+
+# --- exclusions -------------------------------------------------------------------------------
+
+def test_a_css_ame_or_at_mp_patient_share_is_an_anomaly_never_chased():
+    for coverage in ("css", "ame", "at_mp"):
+        decision = decide(account(coverage=coverage), TODAY, RULES)
+        assert decision.level is None
+        assert [a.code for a in decision.anomalies] == ["exempt_coverage"]
+
+
+def test_an_invoice_with_a_share_awaited_from_an_insurer_waits_whole():
+    decision = decide(account(item(insurer_awaited_cents=1200)), TODAY, RULES)
+    assert decision.level is None and codes(decision) == {"insurer_awaited"}
+
+
+def test_a_disputed_invoice_is_left_out_of_the_letter():
+    decision = decide(account(item("F1", disputed=True), item("F2")), TODAY, RULES)
+    assert [i.invoice_number for i in decision.items] == ["F2"]
+    assert [(e.invoice_number, e.code) for e in decision.exclusions] == [("F1", "disputed")]
+
+
+def test_a_patient_on_hold_gets_nothing():
+    assert "on_hold" in codes(decide(account(on_hold=True), TODAY, RULES))
+    assert decide(account(segment="on_hold"), TODAY, RULES).level is None
+
+
+def test_a_debt_past_the_limitation_period_is_not_chased():
+    old = item(issue_date=date(2023, 3, 12), days_overdue=600)
+    assert codes(decide(account(old), TODAY, RULES)) == {"time_barred"}
+    recent = item(issue_date=date(2023, 3, 13), days_overdue=600)
+    assert decide(account(recent), TODAY, RULES).level == 1
+
+
+def test_an_item_in_an_instalment_plan_is_not_chased():
+    assert codes(decide(account(item(in_plan=True)), TODAY, RULES)) == {"in_plan"}
+
+
+def test_an_item_or_account_handed_over_to_the_agency_is_not_chased():
+    assert codes(decide(account(item(handed_over=True)), TODAY, RULES)) == {"handed_over"}
+    assert codes(decide(account(handed_over=True), TODAY, RULES)) == {"handed_over"}
+
+
+def test_a_payment_awaiting_matching_holds_the_reminder():
+    decision = decide(account(pending_credit_cents=2000), TODAY, RULES)
+    assert decision.level is None
+    assert decision.reason == "un paiement à son nom attend le rapprochement"
+
+
+def test_a_minor_without_guarantor_gets_no_letter():
+    assert "minor_without_guarantor" in codes(decide(account(is_minor=True), TODAY, RULES))
+
+
+def test_a_minor_s_letter_goes_to_the_guarantor():
+    decision = decide(account(is_minor=True, has_guarantor=True), TODAY, RULES)
+    assert (decision.level, decision.recipient) == (1, "guarantor")

@@ -1,0 +1,255 @@
+"""The matching cascade on small hand-built worlds with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recouvrement.core.reconcile import Ledger, reconcile
+from recouvrement.core.references import compact_invoice_number, rf_reference
+from recouvrement.importers.base import PAYMENT_COLUMNS
+
+INVOICES = [
+    # number, patient, issue date, amo, amc, patient share
+    ("F2025-000101", "P1", "2025-01-10", 7000, 2000, 1000),
+    ("F2025-000102", "P1", "2025-02-10", 0, 0, 4500),
+    ("F2025-000103", "P2", "2025-03-10", 2100, 600, 2300),
+    ("F2025-000104", "P3", "2025-03-12", 0, 0, 2300),
+    ("F2025-000105", "P3", "2025-03-20", 0, 0, 2300),
+]
+PATIENTS = [
+    ("P1", "Lefèvre", "Éloïse", None, None),
+    ("P2", "De La Fontaine", "Jean-François", None, None),
+    ("P3", "N'Diaye", "Maëlle", "N'Diaye", "Awa"),
+    ("P4", "Martin", "Jean", None, None),
+    ("P5", "Martin", "Julie", None, None),
+]
+
+
+def ledger(invoices=INVOICES, transfers=None, patient_allocations=None) -> Ledger:
+    frame = pd.DataFrame(invoices, columns=["invoice_number", "patient_id", "issue_date", "amo", "amc", "patient"])
+    frame["compact_number"] = frame["invoice_number"].map(compact_invoice_number)
+    return Ledger(
+        invoices=frame[["invoice_number", "compact_number", "patient_id", "issue_date"]],
+        outstanding=frame[["amo", "amc", "patient"]].to_numpy(dtype="int64").copy(),
+        patients=pd.DataFrame(PATIENTS, columns=["patient_id", "last_name", "first_name",
+                                                 "guarantor_last_name", "guarantor_first_name"]),
+        transfers=transfers if transfers is not None else
+        pd.DataFrame(columns=["transfer_id", "invoice_number", "from_payer", "amount_cents"]),
+        patient_allocations=patient_allocations if patient_allocations is not None else
+        pd.DataFrame(columns=["payment_id", "invoice_number", "amount_cents", "payment_date"]))
+
+
+def payments(*rows) -> pd.DataFrame:
+    records = []
+    for i, row in enumerate(rows):
+        record = {"payment_id": f"X{i:03d}", "payment_date": "2025-04-01", "payer_type": "patient",
+                  "payer_name": "", "amount_cents": 0, "reference": "", "invoice_number": None,
+                  "status": "paid", "reject_reason": None, "source_line": i + 2}
+        record.update(row)
+        records.append(record)
+    return pd.DataFrame(records, columns=PAYMENT_COLUMNS)
+
+
+def allocations(outcome) -> list[tuple]:
+    frame = outcome.allocations.sort_values(["payment_id", "invoice_number"])
+    return [tuple(r) for r in frame[["payment_id", "invoice_number", "payer_type", "amount_cents", "rule"]]
+            .itertuples(index=False, name=None)]
+
+
+def exceptions(outcome) -> dict[str, tuple]:
+    return {r.payment_id: (r.kind, r.remaining_cents, r.patient_id) for r in outcome.exceptions.itertuples()}
+
+
+def test_an_insurer_line_naming_its_invoice_settles_that_insurers_share():
+    outcome = reconcile(payments({"payer_type": "amo", "amount_cents": 7000, "invoice_number": "F2025-000101"},
+                                 {"payer_type": "amc", "amount_cents": 2000, "invoice_number": "F2025-000101"}),
+                        ledger())
+    assert allocations(outcome) == [("X000", "F2025-000101", "amo", 7000, "explicit"),
+                                    ("X001", "F2025-000101", "amc", 2000, "explicit")]
+    assert outcome.exceptions.empty
+
+
+def test_an_rf_reference_settles_the_patient_share_of_its_invoice():
+    outcome = reconcile(payments({"amount_cents": 1000, "reference": f"Paiement {rf_reference('F2025-000101')}"}),
+                        ledger())
+    assert allocations(outcome) == [("X000", "F2025-000101", "patient", 1000, "rf")]
+
+
+def test_an_rf_reference_printed_in_groups_of_four_is_read():
+    outcome = reconcile(payments({"amount_cents": 1000, "reference": "RF51 F202 5000 101 merci"}), ledger())
+    assert rf_reference("F2025-000101") == "RF51F2025000101"
+    assert allocations(outcome) == [("X000", "F2025-000101", "patient", 1000, "rf")]
+
+
+def test_an_rf_reference_with_a_wrong_check_never_matches_by_rf():
+    outcome = reconcile(payments({"amount_cents": 1000, "reference": "RF53F2025000101"}), ledger())
+    assert [a[4] for a in allocations(outcome)] != ["rf"]
+
+
+def test_invoice_numbers_are_found_in_messy_text():
+    for text in ("Facture F2025-000102", "f2025 000102", "FACT F2025000102 LEFEVRE", "FACTF2025000102",
+                 "fac.f2025-000102"):
+        outcome = reconcile(payments({"amount_cents": 4500, "reference": text}), ledger())
+        assert allocations(outcome) == [("X000", "F2025-000102", "patient", 4500, "text")], text
+
+
+def test_two_numbers_in_one_text_settle_both_invoices_oldest_first():
+    outcome = reconcile(payments({"amount_cents": 3000, "reference": "F2025-000105 et F2025-000104"}), ledger())
+    assert allocations(outcome) == [("X000", "F2025-000104", "patient", 2300, "text"),
+                                    ("X000", "F2025-000105", "patient", 700, "text")]
+
+
+def test_a_name_and_an_exact_amount_settle_the_one_matching_share():
+    outcome = reconcile(payments({"amount_cents": 4500, "payer_name": "MME LEFEVRE ELOISE"}), ledger())
+    assert allocations(outcome) == [("X000", "F2025-000102", "patient", 4500, "name_amount")]
+
+
+def test_initials_and_compound_names_match_the_patient():
+    outcome = reconcile(payments({"amount_cents": 2300, "payer_name": "J F DE LA FONTAINE"},
+                                 {"amount_cents": 2300, "payer_name": "DELAFONTAINE JEAN-FRANCOIS"}), ledger())
+    assert allocations(outcome)[0] == ("X000", "F2025-000103", "patient", 2300, "name_amount") or \
+        allocations(outcome)[0][1] == "F2025-000103"
+
+
+def test_a_name_alone_never_settles_an_invoice_of_another_amount():
+    outcome = reconcile(payments({"amount_cents": 4400, "payer_name": "Eloise Lefevre"}), ledger())
+    assert allocations(outcome) == []
+    assert exceptions(outcome) == {"X000": ("unmatched", 4400, "P1")}
+
+
+def test_a_name_that_fits_two_patients_goes_to_the_queue():
+    outcome = reconcile(payments({"amount_cents": 2300, "payer_name": "MARTIN J"}), ledger())
+    assert allocations(outcome) == []
+    assert exceptions(outcome)["X000"][0] == "ambiguous"
+
+
+def test_an_amount_that_fits_two_shares_of_the_patient_goes_to_the_queue():
+    outcome = reconcile(payments({"amount_cents": 2300, "payer_name": "NDIAYE MAELLE"}), ledger())
+    assert allocations(outcome) == []
+    assert exceptions(outcome)["X000"][:2] == ("ambiguous", 2300)
+
+
+def test_a_guarantor_paying_for_a_child_is_recognised_by_name():
+    invoices = INVOICES[:4]
+    outcome = reconcile(payments({"amount_cents": 2300, "payer_name": "M NDIAYE AWA"}), ledger(invoices))
+    assert allocations(outcome) == [("X000", "F2025-000104", "patient", 2300, "name_amount")]
+
+
+def test_a_partial_payment_leaves_the_rest_open():
+    outcome = reconcile(payments({"amount_cents": 2000, "reference": "F2025-000102"}), ledger())
+    assert allocations(outcome) == [("X000", "F2025-000102", "patient", 2000, "text")]
+    assert outcome.outstanding[1, 2] == 2500
+    assert outcome.exceptions.empty
+
+
+def test_an_overpayment_settles_what_is_due_and_keeps_a_credit():
+    outcome = reconcile(payments({"amount_cents": 5000, "reference": "F2025-000102"}), ledger())
+    assert allocations(outcome) == [("X000", "F2025-000102", "patient", 4500, "text")]
+    assert exceptions(outcome) == {"X000": ("credit", 500, "P1")}
+
+
+def test_noise_stays_unmatched():
+    outcome = reconcile(payments({"amount_cents": 12345, "payer_name": "URSSAF", "reference": "REMBT 2025 T1"},
+                                 {"amount_cents": 4500, "payer_name": "SARL DUPUIS FOURNITURES"}), ledger())
+    assert allocations(outcome) == []
+    assert set(exceptions(outcome)) == {"X000", "X001"}
+    assert {v[0] for v in exceptions(outcome).values()} == {"unmatched"}
+
+
+def test_a_payment_for_invoices_of_two_patients_goes_to_the_queue():
+    outcome = reconcile(payments({"amount_cents": 5500, "reference": "F2025-000101 F2025-000102 F2025-000103"}),
+                        ledger())
+    assert allocations(outcome) == []
+    assert exceptions(outcome)["X000"][0] == "ambiguous"
+
+
+def test_a_patient_payment_never_settles_an_insurer_share():
+    outcome = reconcile(payments({"amount_cents": 7000, "reference": "F2025-000101"}), ledger())
+    assert allocations(outcome) == [("X000", "F2025-000101", "patient", 1000, "text")]
+    assert exceptions(outcome)["X000"] == ("credit", 6000, "P1")
+
+
+def test_a_rejection_moves_the_insurer_share_to_the_patient():
+    outcome = reconcile(payments({"payer_type": "amc", "amount_cents": 2000, "invoice_number": "F2025-000101",
+                                  "status": "rejected", "reject_reason": "Droits fermés"}), ledger())
+    assert outcome.transfers[["invoice_number", "from_payer", "amount_cents"]].values.tolist() == \
+        [["F2025-000101", "amc", 2000]]
+    assert outcome.outstanding[0].tolist() == [7000, 0, 3000]
+
+
+def test_an_insurer_paying_a_share_it_rejected_takes_it_back_and_the_patient_gets_a_credit():
+    transfers = pd.DataFrame([(9, "F2025-000101", "amc", 2000)],
+                             columns=["transfer_id", "invoice_number", "from_payer", "amount_cents"])
+    earlier = pd.DataFrame([("OLD1", "F2025-000101", 3000, "2025-03-01")],
+                           columns=["payment_id", "invoice_number", "amount_cents", "payment_date"])
+    base = ledger(transfers=transfers, patient_allocations=earlier)
+    base.outstanding[0] = [7000, 0, 0]        # the patient paid 30 € after the shift
+    outcome = reconcile(payments({"payer_type": "amc", "amount_cents": 2000, "invoice_number": "F2025-000101"}), base)
+    assert allocations(outcome) == [("X000", "F2025-000101", "amc", 2000, "explicit")]
+    assert outcome.reversals["transfer_id"].tolist() == [9]
+    assert outcome.reductions.values.tolist() == [["OLD1", "F2025-000101", 2000]]
+    assert outcome.outstanding[0].tolist() == [7000, 0, 0]
+
+
+def test_two_payments_for_one_share_are_settled_in_date_order():
+    outcome = reconcile(payments({"payment_id": "B", "payment_date": "2025-04-02", "amount_cents": 4500,
+                                  "reference": "F2025-000102"},
+                                 {"payment_id": "A", "payment_date": "2025-04-01", "amount_cents": 4500,
+                                  "reference": "F2025-000102"}), ledger())
+    assert allocations(outcome) == [("A", "F2025-000102", "patient", 4500, "text")]
+    assert exceptions(outcome)["B"][:2] == ("credit", 4500)
+
+
+amounts = st.integers(min_value=1, max_value=10000)
+kinds = st.sampled_from(["ref", "rf", "name", "noise", "amo", "group"])
+
+
+@st.composite
+def payment_sets(draw):
+    rows = []
+    for i in range(draw(st.integers(0, 12))):
+        kind = draw(kinds)
+        inv = draw(st.sampled_from(INVOICES))
+        row = {"payment_id": f"H{i:02d}", "payment_date": f"2025-04-{draw(st.integers(1, 28)):02d}",
+               "amount_cents": draw(amounts)}
+        if kind == "ref":
+            row["reference"] = inv[0]
+        elif kind == "rf":
+            row["reference"] = rf_reference(inv[0])
+        elif kind == "name":
+            patient = next(p for p in PATIENTS if p[0] == inv[1])
+            row["payer_name"] = f"{patient[2]} {patient[1]}"
+            row["amount_cents"] = draw(st.sampled_from([inv[5], row["amount_cents"]]))
+        elif kind == "amo":
+            row.update(payer_type="amo", invoice_number=inv[0])
+        elif kind == "group":
+            row["reference"] = f"{INVOICES[3][0]} {INVOICES[4][0]}"
+        rows.append(row)
+    return payments(*rows)
+
+
+@settings(max_examples=150, deadline=None)
+@given(payment_sets())
+def test_money_is_conserved(frame):
+    outcome = reconcile(frame, ledger())
+    paid = outcome.allocations.groupby("payment_id")["amount_cents"].sum()
+    amounts = frame.set_index("payment_id")["amount_cents"]
+    assert (paid <= amounts.reindex(paid.index)).all()
+    received = outcome.allocations.groupby(["invoice_number", "payer_type"])["amount_cents"].sum()
+    expected = {(i[0], s): v for i in INVOICES for s, v in zip(("amo", "amc", "patient"), i[3:])}
+    assert all(received[k] <= expected[k] for k in received.index)
+    assert (outcome.outstanding >= 0).all()
+    left = outcome.exceptions.set_index("payment_id")["remaining_cents"]
+    for pid, amount in amounts.items():
+        assert paid.get(pid, 0) + left.get(pid, 0) == amount
+
+
+@settings(max_examples=100, deadline=None)
+@given(payment_sets(), st.randoms())
+def test_the_outcome_does_not_depend_on_the_order_of_the_payments(frame, rnd):
+    shuffled = frame.sample(frac=1, random_state=rnd.randint(0, 10**6)).reset_index(drop=True)
+    assert allocations(reconcile(frame, ledger())) == allocations(reconcile(shuffled, ledger()))
+    assert exceptions(reconcile(frame, ledger())) == exceptions(reconcile(shuffled, ledger()))

@@ -1,0 +1,323 @@
+"""camt.053 importer and the insurer names that set payer_type."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recouvrement.errors import RecouvrementError
+from recouvrement.importers import camt053
+from recouvrement.importers.base import PAYMENT_COLUMNS, read_head
+from recouvrement.importers.insurers import Insurers, load_insurers
+
+BANK = Path(__file__).resolve().parents[1] / "data" / "bank"
+V02, V04, V08 = BANK / "camt053_v02_batch.xml", BANK / "camt053_v04_bom.xml", BANK / "camt053_v08_single_line.xml"
+ALL_CAMT = [V02, V04, V08]
+
+
+def payments(path: Path) -> pd.DataFrame:
+    return camt053.read(path).frame
+
+
+def by_reference(frame: pd.DataFrame, text: str) -> pd.Series:
+    rows = frame[frame["reference"].str.contains(text, regex=False)]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
+
+
+def statement(entries: str, version: str = "02") -> str:
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.{version}">\n'
+            f"<BkToCstmrStmt><Stmt><Acct><Id><IBAN>FR7613506100000123456789012</IBAN></Id></Acct>\n"
+            f"{entries}</Stmt></BkToCstmrStmt></Document>\n")
+
+
+def credit(amount: str, name: str = "M PAUL DURAND", ref: str = "", info: str = "FACTURE F1") -> str:
+    servicer = f"<AcctSvcrRef>{ref}</AcctSvcrRef>" if ref else ""
+    return (f'<Ntry><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>'
+            f"<BookgDt><Dt>2025-03-12</Dt></BookgDt>{servicer}<NtryDtls><TxDtls>"
+            f"<RltdPties><Dbtr><Nm>{name}</Nm></Dbtr></RltdPties>"
+            f"<RmtInf><Ustrd>{info}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>\n")
+
+
+# --- sniff ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ALL_CAMT, ids=lambda p: p.name)
+def test_sniff_recognises_every_camt053_version(path):
+    assert camt053.sniff(read_head(path), path.name)
+
+
+def test_sniff_judges_the_content_not_the_file_name():
+    assert camt053.sniff(read_head(V02), "releve.txt")
+
+
+def test_sniff_refuses_a_csv_file():
+    assert not camt053.sniff(b"payment_id;date;amount\nP1;2025-03-12;25,00\n", "camt053.xml")
+
+
+@pytest.mark.parametrize("name", ["cfonb120_crlf.txt", "cfonb120_single_line.txt"])
+def test_sniff_refuses_a_cfonb_file(name):
+    assert not camt053.sniff(read_head(BANK / name), name)
+
+
+def test_sniff_refuses_another_iso20022_message():
+    head = b'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.03">'
+    assert not camt053.sniff(head, "x.xml")
+
+
+# --- what becomes a payment -----------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ALL_CAMT, ids=lambda p: p.name)
+def test_the_frame_has_exactly_the_payment_columns(path):
+    frame = payments(path)
+    assert list(frame.columns) == PAYMENT_COLUMNS
+    assert frame["amount_cents"].dtype == "int64" and frame["source_line"].dtype == "int64"
+    assert set(frame["status"]) == {"paid"}
+    assert frame["invoice_number"].isna().all() and frame["reject_reason"].isna().all()
+
+
+def test_a_batch_booking_gives_one_payment_per_transaction():
+    frame = payments(V02)
+    batch = frame[frame["payer_name"] == "CPAM DE L HERAULT"]
+    assert batch["amount_cents"].tolist() == [2500, 5750, 7500]
+
+
+def test_batch_transactions_sharing_the_entry_reference_get_numbered_ids():
+    frame = payments(V02)
+    batch = frame[frame["payer_name"] == "CPAM DE L HERAULT"]
+    assert batch["payment_id"].tolist() == ["2025031200047-1", "2025031200047-2", "2025031200047-3"]
+
+
+def test_a_single_transaction_keeps_the_bank_reference_as_id():
+    assert by_reference(payments(V02), "RF39")["payment_id"] == "2025031300112"
+
+
+def test_a_structured_rf_reference_is_the_reference():
+    row = payments(V02).set_index("payer_name").loc["M JEAN DUPONT"]
+    assert row["reference"] == "RF39F2025000123"
+
+
+def test_several_unstructured_lines_are_joined_with_a_space():
+    assert by_reference(payments(V02), "HARMONIE")["reference"] == "TP HARMONIE REMB 0325 F2025-000187"
+
+
+def test_the_debtor_names_the_payer_rather_than_the_ultimate_debtor():
+    assert by_reference(payments(V02), "RF39")["payer_name"] == "M JEAN DUPONT"
+
+
+def test_the_ultimate_debtor_names_the_payer_when_the_debtor_name_is_empty():
+    assert by_reference(payments(V02), "HARMONIE")["payer_name"] == "HARMONIE MUTUELLE"
+
+
+def test_the_payment_date_is_the_booking_date():
+    frame = payments(V02)
+    assert frame["payment_date"].tolist() == ["2025-03-12"] * 3 + ["2025-03-13"] * 2
+
+
+def test_a_booking_date_time_gives_its_date():
+    assert set(payments(V04).query("payer_name == 'MME MARIE MARTIN'")["payment_date"]) == {"2025-03-17"}
+
+
+def test_a_cpam_credit_is_amo():
+    assert set(payments(V02).query("payer_name == 'CPAM DE L HERAULT'")["payer_type"]) == {"amo"}
+
+
+def test_a_mutuelle_credit_is_amc():
+    assert by_reference(payments(V04), "F2025-000210")["payer_type"] == "amc"
+
+
+def test_a_patient_credit_is_patient():
+    assert by_reference(payments(V02), "RF39")["payer_type"] == "patient"
+
+
+def test_a_debit_is_ignored_not_rejected():
+    parsed = camt053.read(V02)
+    assert parsed.rejects == [] and 1800 not in parsed.frame["amount_cents"].tolist()
+    assert any("1 debit entries ignored" in w for w in parsed.warnings)
+
+
+def test_a_pending_entry_is_ignored():
+    parsed = camt053.read(V04)
+    assert 3000 not in parsed.frame["amount_cents"].tolist()
+    assert any("status PDNG" in w for w in parsed.warnings)
+
+
+def test_version_08_reads_the_status_code_and_party_names():
+    frame = payments(V08)
+    assert frame["payer_name"].tolist() == ["CAISSE PRIMAIRE D'ASSURANCE MALADIE DU RHONE", "VIAMEDIS"]
+    assert frame["payer_type"].tolist() == ["amo", "amc"]
+
+
+def test_the_entry_reference_is_the_id_when_the_bank_gives_no_servicer_reference():
+    assert payments(V08)["payment_id"].tolist() == ["250319000001", "250319000003"]
+
+
+def test_a_utf8_bom_and_crlf_lines_are_read():
+    assert len(payments(V04)) == 3
+
+
+def test_the_source_line_is_the_line_where_the_entry_starts():
+    lines = V02.read_text(encoding="utf-8").splitlines()
+    for source_line in payments(V02)["source_line"]:
+        assert lines[source_line - 1].strip() == "<Ntry>"
+
+
+def test_rows_read_counts_payments_and_rejects():
+    assert camt053.read(V04).rows_read == 5
+
+
+# --- rejects ------------------------------------------------------------------------------
+
+def test_a_usd_credit_is_rejected_with_its_line_field_and_reason():
+    reject = next(r for r in camt053.read(V04).rejects if r.field == "Amt@Ccy")
+    assert (reject.file, reject.line, reject.reason) == ("camt053_v04_bom.xml", 63,
+                                                         "currency USD refused: amounts are euros")
+
+
+def test_an_amount_with_three_decimals_is_rejected():
+    reject = next(r for r in camt053.read(V04).rejects if r.field == "Amt")
+    assert reject.line == 135 and "45.678" in reject.reason
+
+
+@pytest.mark.parametrize("amount", ["0.00", "-12.00", "12,50", "abc", ""])
+def test_an_amount_that_is_not_positive_euros_and_cents_is_rejected(tmp_path, amount):
+    path = tmp_path / "stmt.xml"
+    path.write_text(statement(credit(amount, ref="R1")), encoding="utf-8")
+    parsed = camt053.read(path)
+    assert parsed.frame.empty and [r.field for r in parsed.rejects] == ["Amt"]
+
+
+def test_trailing_zeros_after_the_cents_are_accepted(tmp_path):
+    path = tmp_path / "stmt.xml"
+    path.write_text(statement(credit("12.500", ref="R1")), encoding="utf-8")
+    assert payments(path)["amount_cents"].tolist() == [1250]
+
+
+# --- ids ------------------------------------------------------------------------------------
+
+def test_a_missing_bank_reference_falls_back_to_a_stable_hash():
+    ids = payments(V04).query("payer_name == 'MME MARIE MARTIN'")["payment_id"]
+    assert all(i.startswith("camt-") and len(i) == len("camt-") + 16 for i in ids)
+
+
+def test_two_identical_transfers_keep_two_distinct_ids():
+    ids = payments(V04).query("payer_name == 'MME MARIE MARTIN'")["payment_id"]
+    assert len(ids) == 2 and ids.nunique() == 2
+
+
+@pytest.mark.parametrize("path", ALL_CAMT, ids=lambda p: p.name)
+def test_reading_the_same_file_twice_yields_identical_frames(path):
+    pd.testing.assert_frame_equal(payments(path), payments(path))
+
+
+def test_hash_ids_do_not_depend_on_where_the_file_lives(tmp_path):
+    copy = tmp_path / "copie.xml"
+    copy.write_bytes(V04.read_bytes())
+    assert payments(copy)["payment_id"].tolist() == payments(V04)["payment_id"].tolist()
+
+
+def test_a_reference_reused_by_the_bank_still_gives_unique_ids(tmp_path):
+    path = tmp_path / "stmt.xml"
+    path.write_text(statement(credit("10.00", ref="DUP") + credit("20.00", ref="DUP")), encoding="utf-8")
+    assert payments(path)["payment_id"].tolist() == ["DUP", "DUP-2"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 10**7), st.sampled_from(["M A", "CPAM 34", "MGEN"]),
+                          st.sampled_from(["", "R1", "R2"])), max_size=12))
+def test_money_is_conserved_and_ids_are_unique_for_any_credits(credits):
+    entries = "".join(credit(f"{c // 100}.{c % 100:02d}", name, ref) for c, name, ref in credits)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "stmt.xml"
+        path.write_text(statement(entries), encoding="utf-8")
+        frame = payments(path)
+    assert frame["amount_cents"].sum() == sum(c for c, _, _ in credits)
+    assert frame["payment_id"].is_unique and len(frame) == len(credits)
+
+
+# --- whole-file errors ----------------------------------------------------------------------
+
+def test_an_empty_statement_gives_an_empty_frame_with_the_payment_columns(tmp_path):
+    path = tmp_path / "stmt.xml"
+    path.write_text(statement(""), encoding="utf-8")
+    parsed = camt053.read(path)
+    assert parsed.frame.empty and list(parsed.frame.columns) == PAYMENT_COLUMNS and parsed.rows_read == 0
+
+
+def test_a_truncated_file_raises_an_error_naming_the_file_and_line(tmp_path):
+    path = tmp_path / "coupe.xml"
+    path.write_bytes(V02.read_bytes()[:3000])
+    with pytest.raises(RecouvrementError) as caught:
+        camt053.read(path)
+    assert caught.value.file == "coupe.xml" and caught.value.line is not None
+    assert "coupe.xml:" in str(caught.value)
+
+
+def test_a_file_that_is_not_xml_raises_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "releve.xml"
+    path.write_bytes((BANK / "cfonb120_crlf.txt").read_bytes())
+    with pytest.raises(RecouvrementError, match="releve.xml:1: not a well-formed XML file"):
+        camt053.read(path)
+
+
+def test_an_xml_file_that_is_not_a_statement_raises(tmp_path):
+    path = tmp_path / "virements.xml"
+    path.write_text('<?xml version="1.0"?><Document><CstmrCdtTrfInitn/></Document>', encoding="utf-8")
+    with pytest.raises(RecouvrementError, match="not a camt.053 statement"):
+        camt053.read(path)
+
+
+def test_a_doctype_is_refused(tmp_path):
+    path = tmp_path / "stmt.xml"
+    path.write_text('<?xml version="1.0"?>\n<!DOCTYPE x [<!ENTITY a "aaaa">]>\n<Document/>', encoding="utf-8")
+    with pytest.raises(RecouvrementError, match="DOCTYPE"):
+        camt053.read(path)
+
+
+# --- insurers -------------------------------------------------------------------------------
+
+def test_the_repository_insurers_file_loads():
+    insurers = load_insurers()
+    assert "CPAM" in insurers.amo and "MGEN" in insurers.amc
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("C.P.A.M. de l'Hérault", "amo"), ("CPAM75", "amo"), ("Mutualité Sociale Agricole", "amo"),
+    ("AG2R LA MONDIALE", "amc"), ("Intériale", "amc"), ("SP SANTE", "amc"),
+    ("M ALAN DUPONT", "patient"), ("MSABIR KARIM", "patient"), ("", "patient"),
+])
+def test_payer_type_matches_normalised_insurer_names_as_whole_words(name, kind):
+    assert load_insurers().payer_type(name) == kind
+
+
+def test_payer_types_agrees_with_payer_type_and_keeps_the_index():
+    insurers = load_insurers()
+    names = pd.Series(["CPAM DU RHONE", None, "HARMONIE MUTUELLE", "MME LEA MARTIN"], index=[7, 3, 9, 1])
+    kinds = insurers.payer_types(names)
+    assert kinds.index.tolist() == [7, 3, 9, 1]
+    assert kinds.tolist() == [insurers.payer_type(n) for n in names.tolist()]
+
+
+def test_given_insurers_replace_the_repository_file():
+    frame = camt053.read(V02, Insurers(amo=(), amc=("DUPONT",))).frame
+    assert by_reference(frame, "RF39")["payer_type"] == "amc"
+
+
+def test_an_insurers_file_without_amc_names_is_refused(tmp_path):
+    path = tmp_path / "insurers.toml"
+    path.write_text('[amo]\nnames = ["CPAM"]\n', encoding="utf-8")
+    with pytest.raises(RecouvrementError) as caught:
+        load_insurers(path)
+    assert caught.value.field == "amc.names"
+
+
+def test_an_insurers_file_that_is_not_toml_is_refused(tmp_path):
+    path = tmp_path / "insurers.toml"
+    path.write_text("[amo\nnames = ", encoding="utf-8")
+    with pytest.raises(RecouvrementError, match="not a valid TOML file"):
+        load_insurers(path)

@@ -1,0 +1,328 @@
+"""The privacy detectors: planted leaks are found and masked, ordinary letters stay silent."""
+
+from __future__ import annotations
+
+import random
+import timeit
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum import iban
+from stdnum.fr import nir
+
+from recouvrement.core.privacy import Finding, build_lexicon, fold, load_lexicon, scan_text
+from recouvrement.core.references import format_rf, rf_reference
+from recouvrement.errors import RecouvrementError
+from recouvrement.money import format_eur
+
+CLEAN_LETTER = Path(__file__).parent / "data" / "privacy" / "clean_letter.txt"
+
+
+def with_key(body: str) -> str:
+    """A NIR: 13 characters and their 2 check digits."""
+    return body + nir.calc_check_digits(body)
+
+
+NIR = with_key("1850578006084")
+NIR_CORSICA = with_key("253072B073004")
+
+
+def found(text: str) -> list[tuple[int, str]]:
+    return [(f.line, f.kind) for f in scan_text(text)]
+
+
+def only_finding(text: str) -> Finding:
+    findings = scan_text(text)
+    assert len(findings) == 1, findings
+    return findings[0]
+
+
+# ---------------------------------------------------------------- planted leaks
+
+@pytest.mark.parametrize("kind, token", [
+    ("ccam", "DEQP003"),
+    ("ccam", "HBLD038"),
+    ("ccam", "YYYY010"),
+    ("ccam", "HBLD038-1-0"),
+    ("ngap", "AMI 3"),
+    ("ngap", "K 50"),
+    ("ngap", "C 1"),
+    ("ngap", "KC 30"),
+    ("ngap", "AMK 7,5"),
+    ("ngap", "SFI4"),
+    ("cim10", "J45.0"),
+    ("cim10", "F32.1"),
+    ("nir", NIR),
+    ("nir", nir.format(NIR)),
+    ("nir", NIR_CORSICA),
+    ("nir", nir.format(NIR_CORSICA)),
+    ("lexicon", "psychiatrie"),
+    ("lexicon", "Chimiothérapie"),
+    ("lexicon", "CHIMIOTHERAPIE"),
+    ("lexicon", "séropositif"),
+    ("lexicon", "IVG"),
+    ("lexicon", "sage femme"),
+    ("lexicon", "soins dentaires"),
+])
+def test_a_planted_leak_is_found_on_its_line_with_its_kind(kind, token):
+    text = f"Madame, Monsieur,\nFacture F2025-000123 : {token} le 03/01/2025.\nCordialement"
+    assert found(text) == [(2, kind)]
+
+
+@pytest.mark.parametrize("token", ["DEQP003", "AMI 3", "J45.0", NIR, nir.format(NIR), "Psychiatrie"])
+def test_the_excerpt_shows_context_but_not_the_token(token):
+    finding = only_finding(f"Facture F2025-000123 : {token} le 03/01/2025")
+    assert token not in finding.excerpt
+    assert f"[{finding.kind}:****]" in finding.excerpt
+    assert "F2025-000123" in finding.excerpt
+
+
+def test_the_excerpt_masks_the_other_findings_of_its_line_too():
+    findings = scan_text("Acte DEQP003 en psychiatrie")
+    assert [f.kind for f in findings] == ["ccam", "lexicon"]
+    assert all("DEQP003" not in f.excerpt and "psychiatrie" not in f.excerpt for f in findings)
+
+
+def test_a_long_line_is_cut_between_words_around_the_token():
+    finding = only_finding("Un texte assez long avant le mot qui compte " * 3 + "dialyse"
+                           + " et un texte assez long qui vient après lui" * 3)
+    assert len(finding.excerpt) < 80
+    assert finding.excerpt.startswith(("avant", "le", "mot", "qui", "compte", "assez", "long"))
+
+
+def test_findings_come_in_reading_order():
+    text = "dialyse\nAMI 3 puis DEQP003\n" + NIR
+    assert found(text) == [(1, "lexicon"), (2, "ngap"), (2, "ccam"), (3, "nir")]
+
+
+# ---------------------------------------------------------------- NGAP in context
+
+def test_an_ngap_key_after_a_cotation_keyword_is_found():
+    assert found("Cotation : CS") == [(1, "ngap")]
+
+
+def test_an_ngap_key_alone_in_a_csv_cell_is_found():
+    assert found("facture;acte;montant\nF2025-000123;AMI;12,50") == [(2, "ngap")]
+
+
+@pytest.mark.parametrize("text", [
+    "CS 70001 75014 Paris Cedex",
+    "Bâtiment C 1er étage, escalier B 2",
+    "Résidence Les Pins, bât. K 12",
+    "la lettre C et la lettre V",
+    "Madame K. Martin",
+    "vitamine B 12",
+    "IBAN FR76 1234 5678 9012 TC12 3456 789",
+])
+def test_an_ngap_key_without_its_context_is_not_flagged(text):
+    assert scan_text(text) == []
+
+
+# ---------------------------------------------------------------- CIM-10 in context
+
+@pytest.mark.parametrize("text", [
+    "Diagnostic : E11",
+    "diagnostic principal E119",
+    "CIM-10 : F32",
+    '{"diagnostic": "E11"}',
+    "F2025-000123;E11;12,50",
+])
+def test_a_cim10_code_in_a_diagnosis_context_is_found(text):
+    assert found(text) == [(1, "cim10")]
+
+
+@pytest.mark.parametrize("text", [
+    "format A4, sortie A13 puis N12",
+    "Bâtiment E11, porte B12",
+    "Diagnostic : D49",  # not a category of any chapter
+    "Version V1.2.3 du logiciel",
+    "Référence RF39 F202 5000 123",
+])
+def test_a_letter_and_digits_outside_a_diagnosis_context_is_not_flagged(text):
+    assert scan_text(text) == []
+
+
+# ---------------------------------------------------------------- NIR
+
+def test_a_nir_with_a_wrong_key_is_not_flagged():
+    wrong = NIR[:13] + f"{(int(NIR[13:]) + 1) % 97:02d}"
+    assert scan_text(f"Numéro {wrong}") == []
+
+
+def test_a_nir_glued_to_other_digits_is_not_flagged():
+    assert scan_text(f"Référence 9{NIR}") == []
+
+
+# ---------------------------------------------------------------- lexicon
+
+def test_a_phrase_is_found_across_a_line_break():
+    assert found("une interruption volontaire\nde grossesse") == [(1, "lexicon")]
+
+
+def test_a_term_typed_without_accents_in_the_lexicon_matches_accented_text():
+    lexicon = build_lexicon(["echographie"])
+    assert [f.kind for f in scan_text("Échographie", lexicon)] == ["lexicon"]
+
+
+def test_a_term_inside_a_longer_word_is_not_flagged():
+    assert scan_text("La société Dialysea et le mot kinéscope") == []
+
+
+def test_a_care_word_in_a_street_name_is_an_address():
+    assert scan_text("3 rue de la Maternité, 75014 Paris\nPlace de la Maternité") == []
+
+
+def test_a_care_word_after_a_street_name_is_still_flagged():
+    assert found("12 rue Pasteur\nsuivi de grossesse") == [(2, "lexicon")]
+
+
+def test_a_lowercase_cours_de_is_not_a_street():
+    assert found("en cours de chimiothérapie") == [(1, "lexicon")]
+
+
+@pytest.mark.parametrize("text", [
+    "Centre de santé des Lilas",
+    "le tiers payant de l'Assurance Maladie et de votre mutuelle",
+    "la Caisse primaire d'assurance maladie",
+    "Vous pouvez scanner le QR code de ce courrier.",
+    "Nous avons examiné votre dossier avec soin. Prenez soin de vous.",
+])
+def test_institutions_payers_and_ordinary_words_are_not_flagged(text):
+    assert scan_text(text) == []
+
+
+def test_the_scanner_as_an_examination_is_flagged():
+    assert found("Vous avez passé un scanner le 3 mars") == [(1, "lexicon")]
+
+
+def test_the_default_lexicon_holds_a_few_hundred_terms():
+    lexicon = load_lexicon()
+    assert 300 <= len(lexicon.terms) and "psychiatrie" in lexicon.terms
+    assert "assurance maladie" in lexicon.allowed
+
+
+def test_a_lexicon_file_holds_terms_allowed_phrases_and_comments(tmp_path):
+    path = tmp_path / "terms.txt"
+    path.write_text("# mine\nhomeopathie\n!centre d'homéopathie des Lilas\n\n", encoding="utf-8")
+    lexicon = load_lexicon(path)
+    assert lexicon.terms == ("homeopathie",)
+    assert found_with(lexicon, "Homéopathie") == ["lexicon"]
+    assert found_with(lexicon, "Centre d'Homéopathie des Lilas") == []
+
+
+def found_with(lexicon, text: str) -> list[str]:
+    return [f.kind for f in scan_text(text, lexicon)]
+
+
+def test_a_missing_lexicon_file_is_a_clear_error(tmp_path):
+    with pytest.raises(RecouvrementError, match="terms.txt"):
+        load_lexicon(tmp_path / "terms.txt")
+
+
+def test_folding_keeps_the_length_of_the_text():
+    text = "Écho ŒUVRE İstanbul l’hôpital ß"
+    assert len(fold(text)) == len(text)
+    assert fold("Échographie À l’ÉTÉ") == "echographie a l'ete"
+
+
+# ---------------------------------------------------------------- ordinary letters stay silent
+
+def test_the_reminder_letter_fixture_is_clean():
+    assert scan_text(CLEAN_LETTER.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize("text", [
+    "Facture F2025-000123 du 03/01/2025",
+    "Référence RF39 F202 5000 123 (RF39F2025000123)",
+    "IBAN FR76 3000 6000 0112 3456 7890 189 - FR7630006000011234567890189",
+    "BIC BNPAFRPPXXX, AGRIFRPP882",
+    "SIRET 123 456 789 00012 ou 12345678900012, SIREN 123456789",
+    "Montant : 1 234,56 € ; 45,00 EUR ; 12.50",
+    "Le 14 mars 2025, le 2025-03-14",
+    "Tél. 01 45 67 89 10 ou +33 6 12 34 56 78",
+    "75014 Paris, 2A004, 20000 Ajaccio, 97400 Saint-Denis",
+    "Papier A4, colis 3 kg",
+])
+def test_look_alikes_of_ordinary_letters_are_not_flagged(text):
+    assert scan_text(text) == []
+
+
+NAMES = ["Éloïse Lefèvre", "Jérôme Bénard", "Françoise Dupré", "Anaïs Côté", "Gaëlle Le Guen",
+         "Noël Müller", "Cécile Hervé", "Zoé Martin", "Hélène Dubois", "Maël Kerjean",
+         "Jean-Baptiste N'Diaye", "Ségolène d'Arc", "Loïc Châtelain", "Agnès Sørensen", "Bruno Caillé"]
+STREETS = ["rue de la Santé", "avenue Pasteur", "place de l'Hôpital", "boulevard de l'Hôpital",
+           "rue de la Maternité", "allée des Lilas", "chemin du Moulin", "impasse Victor Hugo",
+           "quai de la Loire", "cours Lafayette", "rue du Docteur Roux"]
+CITIES = ["75014 Paris", "13005 Marseille", "69003 Lyon", "20000 Ajaccio", "97400 Saint-Denis"]
+SENTENCES = [
+    "Madame, Monsieur,",
+    "Sauf erreur de notre part, la facture {invoice} du {date} reste impayée.",
+    "Le montant restant dû est de {amount}.",
+    "Vous pouvez régler par virement : IBAN {iban}, BIC {bic}, référence {rf}.",
+    "Pour toute question, appelez-nous au {phone}.",
+    "Nous pouvons vous proposer un paiement en plusieurs fois.",
+    "Le service social de votre CPAM ou le CCAS de votre commune peut vous aider.",
+    "Centre de santé des Lilas, SIRET {siret}.",
+    "{name}\n{number} {street}\n{city}",
+    "Votre part après le tiers payant de l'Assurance Maladie : {amount}.",
+    "Nous vous prions d'agréer nos salutations distinguées.",
+]
+
+
+@st.composite
+def french_ibans(draw) -> str:
+    bban = draw(st.from_regex(r"[0-9]{10}[0-9A-Z]{11}[0-9]{2}", fullmatch=True))
+    return iban.format("FR" + iban.calc_check_digits("FR00" + bban) + bban)
+
+
+@st.composite
+def clean_letters(draw) -> str:
+    fields = {
+        "invoice": f"F{draw(st.integers(2015, 2035))}-{draw(st.integers(1, 999_999)):06d}",
+        "date": f"{draw(st.integers(1, 28)):02d}/{draw(st.integers(1, 12)):02d}/{draw(st.integers(2015, 2035))}",
+        "amount": format_eur(draw(st.integers(1, 10_000_000))),
+        "iban": draw(french_ibans()),
+        "bic": draw(st.from_regex(r"[A-Z]{4}FR[A-Z0-9]{2}([A-Z0-9]{3})?", fullmatch=True)),
+        "phone": "0" + " ".join(f"{draw(st.integers(1, 99)):02d}" for _ in range(5))[1:],
+        "siret": " ".join(str(draw(st.integers(10**13, 10**14 - 1)))[i:i + 3] for i in (0, 3, 6, 9)),
+        "name": draw(st.sampled_from(NAMES)),
+        "number": draw(st.sampled_from(["3", "12", "8 bis", "145", "2 ter"])),
+        "street": draw(st.sampled_from(STREETS)),
+        "city": draw(st.sampled_from(CITIES)),
+    }
+    fields["rf"] = format_rf(rf_reference(fields["invoice"]))
+    sentences = draw(st.lists(st.sampled_from(SENTENCES), min_size=3, max_size=20))
+    return "\n".join(s.format(**fields) for s in sentences)
+
+
+@settings(max_examples=300, deadline=None)
+@given(clean_letters())
+def test_letters_assembled_from_safe_parts_are_never_flagged(letter):
+    assert scan_text(letter) == []
+
+
+# ---------------------------------------------------------------- speed
+
+def test_a_letter_sized_text_scans_in_well_under_a_millisecond():
+    letter = CLEAN_LETTER.read_text(encoding="utf-8")
+    lexicon = load_lexicon()
+    rng = random.Random(1)
+    texts = ["".join(rng.sample(letter.splitlines(True), 20)) for _ in range(20)]
+    best = min(timeit.repeat(lambda: [scan_text(t, lexicon) for t in texts], number=5, repeat=5))
+    assert best / 100 < 0.001
+
+
+LEAKS = ["DEQP003", "AMI 3", "J45.0", NIR, nir.format(NIR_CORSICA), "chimiothérapie", "Psychiatre"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(clean_letters(), st.sampled_from(LEAKS), st.integers(0, 40))
+def test_a_leak_planted_in_a_clean_letter_is_always_found_and_masked(letter, leak, at):
+    lines = letter.splitlines()
+    at = min(at, len(lines))
+    lines.insert(at, f"Pour mémoire : {leak}.")
+    findings = scan_text("\n".join(lines))
+    assert [f.line for f in findings] == [at + 1]
+    assert leak not in findings[0].excerpt
