@@ -1,3 +1,9 @@
-"""Imports every command module so that they register on the `cli` group."""
+"""Imports every `*_commands` module of this package so that its commands register on `cli`."""
 
-from recouvrement.cli import db_commands, import_commands, reconcile_commands, demo_commands  # noqa: F401
+import importlib
+import pkgutil
+
+import recouvrement.cli as package
+
+for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.name.endswith("_commands")):
+    importlib.import_module(f"recouvrement.cli.{module}")
