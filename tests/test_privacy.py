@@ -203,6 +203,12 @@ def test_the_default_lexicon_holds_a_few_hundred_terms():
     assert "assurance maladie" in lexicon.allowed
 
 
+def test_every_term_of_the_default_lexicon_is_flagged_in_a_sentence():
+    lexicon = load_lexicon()
+    missed = [t for t in lexicon.terms if [f.kind for f in scan_text(f"Note : {t}.", lexicon)] != ["lexicon"]]
+    assert missed == []
+
+
 def test_a_lexicon_file_holds_terms_allowed_phrases_and_comments(tmp_path):
     path = tmp_path / "terms.txt"
     path.write_text("# mine\nhomeopathie\n!centre d'homéopathie des Lilas\n\n", encoding="utf-8")

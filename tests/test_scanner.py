@@ -57,6 +57,12 @@ def test_a_leak_in_a_pdf_letter_is_found(tmp_path):
     assert kinds(path) == ["lexicon"]
 
 
+def test_the_pure_python_pdf_reader_finds_the_leak_too(tmp_path):
+    from recouvrement.scanner import _pypdf_text  # the fallback when poppler is not installed
+    path = write_pdf(tmp_path / "relance.pdf", CLEAN_LETTER + "\n" + LEAK)
+    assert "chimiothérapie" in _pypdf_text(path.read_bytes(), str(path))
+
+
 def test_a_file_that_is_not_a_pdf_is_a_clear_error(tmp_path):
     path = tmp_path / "broken.pdf"
     path.write_bytes(b"not a pdf")

@@ -15,6 +15,7 @@ with the token masked, so that the scan report itself leaks nothing.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -343,9 +344,11 @@ def _code_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
 def _distinct(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     """Sorted spans, dropping one that lies inside an earlier one (found twice by two rules)."""
     kept: list[tuple[int, int, str]] = []
+    reach = -1  # the furthest end of the spans kept so far
     for start, end, kind in sorted(spans, key=lambda s: (s[0], -s[1])):
-        if not any(s <= start and end <= e for s, e, _ in kept):
+        if end > reach:
             kept.append((start, end, kind))
+            reach = end
     return kept
 
 
@@ -353,39 +356,52 @@ _PARTIAL_FIRST_WORD = re.compile(r"^[^\s;,|]*[\s;,|]?")
 _PARTIAL_LAST_WORD = re.compile(r"[\s;,|]?[^\s;,|]*$")
 
 
-def _masked_excerpt(text: str, spans: list[tuple[int, int, str]], target: int) -> str:
-    """The target span's line, every finding on it masked, cut to a little context around the target."""
-    start, end, _ = spans[target]
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", start)
-    line_end = len(text) if line_end < 0 else line_end
-    pieces, cursor, mask_at = [], line_start, (0, 0)
-    for index, (s, e, kind) in enumerate(spans):
-        if e <= line_start or s >= line_end:
-            continue
-        s, e = max(s, cursor), min(e, line_end)
-        pieces.append(text[cursor:s])
-        offset = sum(len(p) for p in pieces)
+def _masked_line(text: str, line_start: int, line_end: int,
+                 spans: list[tuple[int, int, str]]) -> tuple[str, list[tuple[int, int]]]:
+    """A line with each finding on it replaced by "[kind:****]", and where each mask stands."""
+    pieces, cursor, length, masks = [], line_start, 0, []
+    for start, end, kind in spans:
+        start, end = max(start, cursor), min(end, line_end)
         mask = f"[{kind}:****]"
-        pieces.append(mask)
-        if index == target:
-            mask_at = (offset, offset + len(mask))
-        cursor = max(cursor, e)
+        pieces += [text[cursor:start], mask]
+        length += start - cursor
+        masks.append((length, length + len(mask)))
+        length += len(mask)
+        cursor = max(cursor, end)
     pieces.append(text[cursor:line_end])
-    line = "".join(pieces)
-    left, right = line[:mask_at[0]], line[mask_at[1]:]
-    if len(left) > CONTEXT_CHARS:  # cut between words, so no mask nor word is left in halves
+    return "".join(pieces), masks
+
+
+def _excerpt(line: str, mask: tuple[int, int]) -> str:
+    """A little context around one mask, cut between words so no word is left in halves."""
+    left, right = line[:mask[0]], line[mask[1]:]
+    if len(left) > CONTEXT_CHARS:
         left = _PARTIAL_FIRST_WORD.sub("", left[-CONTEXT_CHARS:], count=1)
     if len(right) > CONTEXT_CHARS:
         right = _PARTIAL_LAST_WORD.sub("", right[:CONTEXT_CHARS], count=1)
-    return re.sub(r"\s+", " ", left + line[mask_at[0]:mask_at[1]] + right).strip()
+    return re.sub(r"\s+", " ", left + line[mask[0]:mask[1]] + right).strip()
+
+
+def _findings(text: str, spans: list[tuple[int, int, str]]) -> list[Finding]:
+    """Findings line by line: each line is masked once, whatever the number of its findings."""
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    by_line: dict[int, list[tuple[int, int, str]]] = {}
+    for span in spans:
+        first, last = bisect.bisect_left(newlines, span[0]), bisect.bisect_left(newlines, span[1] - 1)
+        for line in range(first, last + 1):  # a phrase across a line break is masked on both lines
+            by_line.setdefault(line, []).append(span)
+    findings = []
+    for line, on_line in by_line.items():
+        line_start = newlines[line - 1] + 1 if line else 0
+        line_end = newlines[line] if line < len(newlines) else len(text)
+        masked, masks = _masked_line(text, line_start, line_end, on_line)
+        findings += [(span[0], Finding(line + 1, span[2], _excerpt(masked, mask)))
+                     for span, mask in zip(on_line, masks) if span[0] >= line_start]
+    return [finding for _, finding in sorted(findings, key=lambda f: f[0])]
 
 
 def scan_text(text: str, lexicon: Lexicon | None = None) -> list[Finding]:
     """Every piece of medical data in the text, in reading order, each with a masked excerpt."""
     lexicon = lexicon or load_lexicon()
     folded = fold(text)
-    spans = _distinct(_code_spans(text, folded) + _lexicon_spans(text, folded, lexicon))
-    return [Finding(line=text.count("\n", 0, start) + 1, kind=kind,
-                    excerpt=_masked_excerpt(text, spans, index))
-            for index, (start, _end, kind) in enumerate(spans)]
+    return _findings(text, _distinct(_code_spans(text, folded) + _lexicon_spans(text, folded, lexicon)))

@@ -5,8 +5,8 @@ Rules, in order, each allocation recording the rule that made it:
   rf           an ISO 11649 RF creditor reference in the text (the one printed on our letters);
   text         invoice numbers found in the free text, whatever their case, spaces, dashes and
                prefixes; several numbers mean one payment for several invoices;
-  name_amount  no usable reference: the payer's name is one patient's (or their guarantor's) and
-               the amount equals exactly one open patient share of that patient.
+  name_amount  no usable reference: the payer's name is a patient's (or their guarantor's) and the
+               amount equals exactly one open patient share among the patients of that name.
 A payer settles its own share only: AMO the AMO share, AMC the AMC share, a patient (or an agency)
 the patient share. A rejected insurer line moves that insurer's outstanding share to the patient; an
 insurer paying a share it had rejected takes it back, and what the patient paid meanwhile becomes a
@@ -281,32 +281,38 @@ class _Run:
         matches = (pd.DataFrame({"row": rows, "payer_name": names.to_numpy()})
                    .merge(keys, on="payer_name").merge(_patient_keys(self.ledger.patients), on=["last", "first"])
                    [["row", "patient_id"]].drop_duplicates())
-        per_row = matches.groupby("row")["patient_id"].agg(["nunique", "first"])
-        for row in rows[~np.isin(rows, per_row.index)]:
+        for row in rows[~np.isin(rows, matches["row"].unique())]:
             self.reason[row] = "no reference, and the payer's name is no patient's"
-        for row in per_row.index[per_row["nunique"] > 1]:
-            self._queue(row, "ambiguous", "no reference, and the payer's name fits several patients")
-        single = per_row[per_row["nunique"] == 1]["first"]
-        self._settle_by_amount(single)
+        self._settle_by_amount(matches)
 
-    def _settle_by_amount(self, patient_of_row: pd.Series) -> None:
-        """Each row names one patient: settle the one open patient share equal to the amount."""
-        if patient_of_row.empty:
+    def _settle_by_amount(self, matches: pd.DataFrame) -> None:
+        """Rows whose payer name is one or more patients' (row, patient_id): when the name is exactly one
+        patient's, settle the one open share of theirs, issued by the payment date, that equals the amount.
+        A name that several patients share goes to the queue even if only one of them has a share of that
+        amount: a namesake's coincidence would chase a patient who paid."""
+        if matches.empty:
             return
+        people = matches.groupby("row")["patient_id"].agg(["nunique", "first"])
+        for row in people.index[people["nunique"] > 1]:
+            self._queue(row, "ambiguous", "no reference, and the payer's name fits several patients")
+        people = people[people["nunique"] == 1]
+        matches = matches[matches["row"].isin(people.index)]
         open_shares = pd.DataFrame({"pos": np.flatnonzero(self.out[:, 2] > 0)})
         open_shares["patient_id"] = self.patient_of[open_shares["pos"]]
         open_shares["amount"] = self.out[open_shares["pos"], 2]
-        wanted = pd.DataFrame({"row": patient_of_row.index, "patient_id": patient_of_row.to_numpy()})
-        wanted["amount"] = self.remaining[wanted["row"]]
-        fits = wanted.merge(open_shares, on=["patient_id", "amount"], how="left")
+        wanted = matches.assign(amount=self.remaining[matches["row"].to_numpy()])
+        fits = wanted.merge(open_shares, on=["patient_id", "amount"], how="inner")
+        paid_on = self.payments["payment_date"].to_numpy()[fits["row"].to_numpy()]
+        fits = fits[self.issue[fits["pos"].to_numpy()] <= paid_on]
         count = fits.groupby("row")["pos"].count()
-        for row, patient in patient_of_row.items():
+        for row, patient in people["first"].items():
+            fitting = count.get(row, 0)
             self.patient[row] = patient
-            if count[row] == 0:
+            if fitting == 0:
                 self.reason[row] = "the payer is a patient, but the amount matches none of their open shares"
-            elif count[row] > 1:
+            elif fitting > 1:
                 self._queue(row, "ambiguous", "the amount matches several open shares of the patient", patient)
-        one = fits[fits["row"].map(count) == 1]
+        one = fits[fits["row"].map(count) == 1].sort_values("row")
         one = one[~one.duplicated("pos", keep="first")]          # two payments for one share: the first wins
         self.allocate(one["row"].to_numpy(), one["pos"].to_numpy().astype("int64"), "name_amount")
 

@@ -253,3 +253,20 @@ def test_the_outcome_does_not_depend_on_the_order_of_the_payments(frame, rnd):
     shuffled = frame.sample(frac=1, random_state=rnd.randint(0, 10**6)).reset_index(drop=True)
     assert allocations(reconcile(frame, ledger())) == allocations(reconcile(shuffled, ledger()))
     assert exceptions(reconcile(frame, ledger())) == exceptions(reconcile(shuffled, ledger()))
+
+
+def test_a_namesake_with_a_share_of_that_amount_is_never_settled_by_name():
+    invoices = INVOICES + [("F2025-000106", "P6", "2025-03-01", 0, 0, 9900)]
+    patients = PATIENTS + [("P6", "Lefèvre", "Éloïse", None, None)]
+    world = ledger(invoices)
+    world.patients = pd.DataFrame(patients, columns=world.patients.columns)
+    outcome = reconcile(payments({"amount_cents": 9900, "payer_name": "ELOISE LEFEVRE"}), world)
+    assert allocations(outcome) == []
+    assert exceptions(outcome)["X000"][0] == "ambiguous"
+
+
+def test_a_name_and_amount_never_settle_an_invoice_issued_after_the_payment():
+    outcome = reconcile(payments({"amount_cents": 4500, "payer_name": "ELOISE LEFEVRE", "payment_date": "2025-02-01"}),
+                        ledger())
+    assert allocations(outcome) == []
+    assert exceptions(outcome)["X000"] == ("unmatched", 4500, "P1")

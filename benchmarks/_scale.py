@@ -1,0 +1,45 @@
+"""Shared by the benchmarks: the scale data set (generated once into a folder) and the figures printed."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "payments_patient.csv")
+
+
+def ensure_scale_data(folder: Path, invoices: int) -> None:
+    marker = folder / f".complete-{invoices}"
+    if marker.exists():
+        return
+    print(f"generating the {invoices:,}-invoice scale data set in {folder} …", flush=True)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "recouvrement.samples", "--out", str(folder), "--invoices", str(invoices)],
+                   check=True)
+    marker.write_text("ok")
+    print(f"  generated in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bare_parse_seconds(folder: Path) -> float:
+    """The floor: pyarrow alone parsing the same CSV files (all columns as text, as the importers read them)."""
+    import pyarrow.csv as pacsv
+
+    started = time.perf_counter()
+    for name in FILES:
+        path = folder / name
+        with open(path, "rb") as handle:
+            head = handle.readline().decode("utf-8", "replace")
+        delimiter = max(";,\t", key=head.count)
+        encoding = "cp1252" if name == "invoices.csv" else "utf8"
+        header = [c.strip().lstrip("\ufeff") for c in head.split(delimiter)]
+        pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding=encoding),
+                       parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                       convert_options=pacsv.ConvertOptions(column_types={c: "string" for c in header}))
+    return time.perf_counter() - started

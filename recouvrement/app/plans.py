@@ -1,0 +1,334 @@
+"""Instalment plan use cases: propose (with its letter), accept, cancel, show, and the nightly refresh.
+
+Decisions where the brief was silent, documented once here:
+
+* The debt a plan covers is the patient's open patient shares on `as_of`, less invoices under an open
+  dispute, time-barred ones, invoices handed to the agency or already in an active plan, less the
+  patient's known credits (the letter shows them deducted). Plans carry no fees: the instalments
+  add up to that debt to the cent (core.plans.propose_plan).
+* Payments that count toward a plan are the patient's own payments (payer_type 'patient')
+  allocated to the plan's invoices and dated AFTER the proposal day: the debt was measured on the
+  proposal day, payments up to then are already deducted, and a patient who pays the first
+  instalment before the office records the acceptance must not look late.
+* The proposal letter is written to disk and recorded in the audit trail (file, sha256), not in the
+  `letter` table, which is the reminder ladder's history: a proposal must not reset or advance it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, text
+
+from recouvrement.app.balance import outstanding_shares
+from recouvrement.audit import append_event
+from recouvrement.config import Settings
+from recouvrement.core.plans import Instalment, PlanStatus, add_months, plan_status, propose_plan
+from recouvrement.errors import RecouvrementError
+from recouvrement.rules import Rules, load_rules
+
+
+def as_date(value) -> date:
+    """A date from what the driver returns (SQLite gives text for raw SQL, PostgreSQL a date)."""
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def disputed_invoices(conn: Connection) -> set[str]:
+    """Invoices under a dispute not yet closed (app.disputes when present, else the table directly)."""
+    try:
+        from recouvrement.app.disputes import disputed_invoices as from_disputes
+    except ImportError:
+        return set(conn.execute(text("SELECT invoice_number FROM dispute WHERE status <> 'closed'")).scalars())
+    return set(from_disputes(conn))
+
+
+def is_time_barred(issue_date: date, as_of: date, rules: Rules) -> bool:
+    """Prescription, counted as the ladder counts it: limitation_years from the issue date."""
+    return as_of >= add_months(issue_date, 12 * rules.exclusions.limitation_years)
+
+
+def patient_credit_cents(conn: Connection, patient_id: str) -> int:
+    return int(conn.execute(text("SELECT COALESCE(SUM(remaining_cents), 0) FROM payment_exception "
+                                 "WHERE kind = 'credit' AND patient_id = :p"), {"p": patient_id}).scalar_one())
+
+
+def active_plan_invoices(conn: Connection) -> set[str]:
+    """Invoices of the active plans: while a plan holds, the ladder sends no reminder for them."""
+    numbers = conn.execute(text("SELECT invoice_numbers FROM plan WHERE status = 'active'")).scalars()
+    return {number for row in numbers for number in row.split()}
+
+
+def handed_over_invoices_of(conn: Connection) -> set[str]:
+    numbers = conn.execute(text("SELECT invoice_numbers FROM agency_case")).scalars()
+    return {number for row in numbers for number in row.split()}
+
+
+@dataclass(frozen=True)
+class OpenShare:
+    invoice_number: str
+    issue_date: date
+    due_date: date
+    due_cents: int
+
+
+def plan_debt(engine: Engine, patient_id: str, as_of: date, rules: Rules) -> tuple[list[OpenShare], int]:
+    """(the open patient shares a plan may cover, oldest first; the patient's credits to deduct)."""
+    shares = outstanding_shares(engine, as_of)
+    shares = shares[(shares["payer_type"] == "patient") & (shares["patient_id"] == patient_id)]
+    with engine.connect() as conn:
+        left_out = disputed_invoices(conn) | active_plan_invoices(conn) | handed_over_invoices_of(conn)
+        credits = patient_credit_cents(conn, patient_id)
+    open_shares = [OpenShare(number, as_date(issued), as_date(due), int(cents))
+                   for number, issued, due, cents in shares[["invoice_number", "issue_date", "due_date",
+                                                             "due_cents"]].itertuples(index=False, name=None)
+                   if number not in left_out]
+    kept = [s for s in open_shares if not is_time_barred(s.issue_date, as_of, rules)]
+    return sorted(kept, key=lambda s: (s.issue_date, s.invoice_number)), credits
+
+
+@dataclass(frozen=True)
+class Proposal:
+    plan_id: int
+    patient_id: str
+    invoice_numbers: tuple[str, ...]
+    credits_cents: int
+    total_cents: int
+    instalments: tuple[Instalment, ...]
+    files: tuple[Path, ...]
+
+
+def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *, months: int | None = None,
+            out_dir: Path | None = None, rules: Rules | None = None, now: datetime | None = None) -> Proposal:
+    """Store a proposed plan over the patient's open debt and write its letter (HTML + PDF)."""
+    rules = rules or load_rules()
+    creditor = settings.require_creditor()
+    shares, credits = plan_debt(engine, patient_id, as_of, rules)
+    owed = sum(s.due_cents for s in shares)
+    total = owed - credits
+    if not shares or total <= 0:
+        raise RecouvrementError(f"patient {patient_id} owes nothing a plan could cover on {as_of.isoformat()} "
+                                f"(open shares {owed} cents, credits {credits} cents)", field="PATIENT_ID")
+    try:
+        instalments = propose_plan(total, as_of, rules, months=months)
+    except ValueError as exc:
+        raise RecouvrementError(str(exc), field="--months") from None
+    numbers = tuple(s.invoice_number for s in shares)
+    folder = out_dir if out_dir is not None else settings.paths.output / "plans"
+    with engine.begin() as conn:
+        patient = _patient(conn, patient_id)
+        plan_id = conn.execute(text(
+            "INSERT INTO plan (patient_id, status, proposed_on, total_cents, invoice_numbers) "
+            "VALUES (:p, 'proposed', :d, :t, :n) RETURNING id"),
+            {"p": patient_id, "d": as_of, "t": total, "n": " ".join(numbers)}).scalar_one()
+        conn.execute(text("INSERT INTO plan_instalment (plan_id, seq, due_date, amount_cents) "
+                          "VALUES (:p, :s, :d, :a)"),
+                     [{"p": plan_id, "s": k + 1, "d": i.due_date, "a": i.amount_cents}
+                      for k, i in enumerate(instalments)])
+        view = _letter_view(plan_id, as_of, creditor, patient, shares, credits, total, instalments)
+        files = _write_letter(view, folder, f"echeancier_{plan_id}")
+        append_event(conn, "plan_proposed", {
+            "plan_id": plan_id, "total_cents": total, "credits_cents": credits, "invoices": list(numbers),
+            "instalments": [[i.due_date, i.amount_cents] for i in instalments],
+            "letter": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}},
+            patient_id=patient_id, at=now)
+    return Proposal(plan_id, patient_id, numbers, credits, total, instalments, files)
+
+
+def _patient(conn: Connection, patient_id: str):
+    row = conn.execute(text("SELECT * FROM patient WHERE patient_id = :p"), {"p": patient_id}).mappings().first()
+    if row is None:
+        raise RecouvrementError(f"no patient {patient_id!r}", field="PATIENT_ID")
+    return row
+
+
+def _recipient(patient, as_of: date):
+    """The guarantor when the patient has one (minor or protected adult), else the patient."""
+    from recouvrement.render.views import Recipient
+    if patient["guarantor_last_name"]:
+        name = f"{patient['guarantor_first_name'] or ''} {patient['guarantor_last_name']}".strip()
+        return Recipient(name, patient["guarantor_address"] or patient["address"],
+                         patient["guarantor_postal_code"] or patient["postal_code"],
+                         patient["guarantor_city"] or patient["city"], patient["guarantor_email"] or None)
+    birth = patient["birth_date"]
+    if birth is not None and add_months(as_date(birth), 18 * 12) > as_of:
+        raise RecouvrementError(f"patient {patient['patient_id']} is a minor without a guarantor: "
+                                "no letter is ever addressed to a minor", field="PATIENT_ID")
+    return Recipient(f"{patient['first_name']} {patient['last_name']}", patient["address"], patient["postal_code"],
+                     patient["city"], patient["email"] or None)
+
+
+def _letter_view(plan_id: int, as_of: date, creditor, patient, shares: list[OpenShare], credits: int, total: int,
+                 instalments: tuple[Instalment, ...]):
+    from recouvrement.core.references import rf_reference
+    from recouvrement.render.views import Creditor, LetterLine, LetterView
+    lines = tuple(LetterLine(s.invoice_number, s.issue_date, s.due_date, s.due_cents, rf_reference(s.invoice_number))
+                  for s in shares)
+    return LetterView(
+        letter_id=f"ECH-{plan_id}", kind="proposition_echeancier", level=0, date=as_of,
+        creditor=Creditor(creditor.name, creditor.address, creditor.postal_code, creditor.city, creditor.phone,
+                          creditor.email, creditor.siret, creditor.iban, creditor.bic),
+        recipient=_recipient(patient, as_of),
+        patient_display_name=f"{patient['first_name']} {patient['last_name']}",
+        lines=lines, credits_cents=credits, total_due_cents=total, offer_plan_first=False, payer_rejected=None,
+        instalments=tuple((i.due_date, i.amount_cents) for i in instalments))
+
+
+def _write_letter(view, folder: Path, stem: str) -> tuple[Path, Path]:
+    """HTML and PDF of the letter, refused whole if the privacy scanner finds anything in the HTML."""
+    from recouvrement.app.exports import write_atomically
+    from recouvrement.render.letters import render_html
+    from recouvrement.render.pdf import render_pdf
+    from recouvrement.scanner import ensure_clean, html_text
+    html = render_html(view)
+    ensure_clean(html_text(html), f"{stem}.html")
+    html_path, pdf_path = folder / f"{stem}.html", folder / f"{stem}.pdf"
+    write_atomically(html_path, html)
+    write_atomically(pdf_path, render_pdf(html))
+    return html_path, pdf_path
+
+
+# -- accept, cancel, show -------------------------------------------------------------------------
+
+def _plan(conn: Connection, plan_id: int):
+    row = conn.execute(text("SELECT * FROM plan WHERE id = :i"), {"i": plan_id}).mappings().first()
+    if row is None:
+        raise RecouvrementError(f"no plan {plan_id}", field="PLAN_ID")
+    return row
+
+
+def accept(engine: Engine, plan_id: int, on: date, now: datetime | None = None) -> None:
+    """A proposed plan becomes active; a patient has at most one active plan."""
+    with engine.begin() as conn:
+        plan = _plan(conn, plan_id)
+        if plan["status"] != "proposed":
+            raise RecouvrementError(f"plan {plan_id} is {plan['status']}: only a proposed plan can be accepted",
+                                    field="PLAN_ID")
+        if on < as_date(plan["proposed_on"]):
+            raise RecouvrementError(f"plan {plan_id} was proposed on {plan['proposed_on']}: it cannot be accepted "
+                                    "before", field="--on")
+        other = conn.execute(text("SELECT id FROM plan WHERE patient_id = :p AND status = 'active'"),
+                             {"p": plan["patient_id"]}).scalar_one_or_none()
+        if other is not None:
+            raise RecouvrementError(f"patient {plan['patient_id']} already has an active plan ({other}): "
+                                    "cancel it first", field="PLAN_ID")
+        conn.execute(text("UPDATE plan SET status = 'active', accepted_on = :d WHERE id = :i"),
+                     {"d": on, "i": plan_id})
+        append_event(conn, "plan_accepted", {"plan_id": plan_id, "accepted_on": on},
+                     patient_id=plan["patient_id"], at=now)
+
+
+def cancel(engine: Engine, plan_id: int, on: date, now: datetime | None = None) -> None:
+    """A proposed or active plan is cancelled: its invoices go back to the ladder."""
+    with engine.begin() as conn:
+        plan = _plan(conn, plan_id)
+        if plan["status"] not in ("proposed", "active"):
+            raise RecouvrementError(f"plan {plan_id} is already {plan['status']}", field="PLAN_ID")
+        conn.execute(text("UPDATE plan SET status = 'cancelled', ended_on = :d WHERE id = :i"),
+                     {"d": on, "i": plan_id})
+        append_event(conn, "plan_cancelled", {"plan_id": plan_id, "was": plan["status"], "ended_on": on},
+                     patient_id=plan["patient_id"], at=now)
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    plan_id: int
+    patient_id: str
+    status: str  # as stored: proposed | active | broken | completed | cancelled
+    proposed_on: date
+    accepted_on: date | None
+    ended_on: date | None
+    total_cents: int
+    invoice_numbers: tuple[str, ...]
+    instalments: tuple[Instalment, ...]
+    payments: tuple[tuple[date, int], ...]
+    standing: PlanStatus  # where the schedule stands on as_of (core.plans.plan_status)
+
+
+def _instalments(conn: Connection, plan_id: int) -> tuple[Instalment, ...]:
+    rows = conn.execute(text("SELECT due_date, amount_cents FROM plan_instalment WHERE plan_id = :p ORDER BY seq"),
+                        {"p": plan_id}).all()
+    return tuple(Instalment(as_date(d), int(a)) for d, a in rows)
+
+
+def plan_payments(conn: Connection, plan, as_of: date) -> tuple[tuple[date, int], ...]:
+    """The patient's own payments to the plan's invoices, dated after the proposal and by as_of."""
+    numbers = plan["invoice_numbers"].split()
+    if not numbers:
+        return ()
+    marks = ", ".join(f":n{k}" for k in range(len(numbers)))
+    rows = conn.execute(text(
+        "SELECT p.payment_date, SUM(a.amount_cents) FROM allocation a JOIN payment p ON p.payment_id = a.payment_id "
+        f"WHERE a.payer_type = 'patient' AND p.payer_type = 'patient' AND a.invoice_number IN ({marks}) "
+        "AND p.payment_date > :start AND p.payment_date <= :d GROUP BY p.payment_date ORDER BY p.payment_date"),
+        {"start": plan["proposed_on"], "d": as_of, **{f"n{k}": n for k, n in enumerate(numbers)}}).all()
+    return tuple((as_date(d), int(c)) for d, c in rows)
+
+
+def summary(conn: Connection, plan, as_of: date, rules: Rules) -> PlanSummary:
+    instalments = _instalments(conn, plan["id"])
+    payments = plan_payments(conn, plan, as_of)
+    optional = (lambda v: None if v is None else as_date(v))
+    return PlanSummary(plan["id"], plan["patient_id"], plan["status"], as_date(plan["proposed_on"]),
+                       optional(plan["accepted_on"]), optional(plan["ended_on"]), int(plan["total_cents"]),
+                       tuple(plan["invoice_numbers"].split()), instalments, payments,
+                       plan_status(instalments, payments, as_of, rules.plans.grace_days))
+
+
+def show(engine: Engine, as_of: date, *, plan_id: int | None = None, patient_id: str | None = None,
+         rules: Rules | None = None) -> list[PlanSummary]:
+    """One plan, or every plan of a patient (newest first), with where each stands on as_of."""
+    rules = rules or load_rules()
+    with engine.connect() as conn:
+        if plan_id is not None:
+            plans = [_plan(conn, plan_id)]
+        else:
+            plans = list(conn.execute(text("SELECT * FROM plan WHERE patient_id = :p ORDER BY proposed_on DESC, "
+                                           "id DESC"), {"p": patient_id}).mappings())
+        return [summary(conn, plan, as_of, rules) for plan in plans]
+
+
+# -- the nightly refresh ----------------------------------------------------------------------------
+
+def refresh_plans(engine: Engine, as_of: date, rules: Rules | None = None, now: datetime | None = None) -> dict:
+    """Check every active plan against the patient's payments: broken or completed plans are closed.
+
+    Returns {"checked": n, "broken": n, "completed": n}. A broken plan's ended_on is the day it broke
+    (segments count broken plans from plan.status / ended_on); a completed one's is the day of the
+    payment that settled it.
+    """
+    rules = rules or load_rules()
+    counts = {"checked": 0, "broken": 0, "completed": 0}
+    with engine.begin() as conn:
+        plans = list(conn.execute(text("SELECT * FROM plan WHERE status = 'active' ORDER BY id")).mappings())
+        for plan in plans:
+            counts["checked"] += 1
+            state = summary(conn, plan, as_of, rules)
+            if state.standing.state == "broken":
+                _close(conn, plan, "broken", state.standing.broken_on, state, now)
+                counts["broken"] += 1
+            elif state.standing.state == "completed":
+                _close(conn, plan, "completed", _settled_on(state), state, now)
+                counts["completed"] += 1
+    return counts
+
+
+def _settled_on(state: PlanSummary) -> date:
+    paid = 0
+    for day, cents in state.payments:
+        paid += cents
+        if paid >= state.total_cents:
+            return day
+    raise AssertionError("a completed plan has payments covering it")
+
+
+def _close(conn: Connection, plan, status: str, on: date, state: PlanSummary, now: datetime | None) -> None:
+    conn.execute(text("UPDATE plan SET status = :s, ended_on = :d WHERE id = :i"),
+                 {"s": status, "d": on, "i": plan["id"]})
+    append_event(conn, f"plan_{status}", {"plan_id": plan["id"], "ended_on": on, "paid_cents": state.standing.paid_cents,
+                                          "total_cents": state.total_cents, "reason": state.standing.reason},
+                 patient_id=plan["patient_id"], at=now or datetime.now(timezone.utc))
