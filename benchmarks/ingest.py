@@ -22,7 +22,7 @@ from recouvrement.db.session import open_engine  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--invoices", type=int, default=1_000_000)
-    parser.add_argument("--data", type=Path, default=Path("/tmp/scale"))
+    parser.add_argument("--data", type=Path, default=Path("/tmp/bench-scale"))
     parser.add_argument("--db", type=Path, default=Path("/tmp/bench-ingest.db"))
     args = parser.parse_args()
     ensure_scale_data(args.data, args.invoices)

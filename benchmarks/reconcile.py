@@ -42,7 +42,7 @@ def accuracy(engine, truth: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--invoices", type=int, default=1_000_000)
-    parser.add_argument("--data", type=Path, default=Path("/tmp/scale"))
+    parser.add_argument("--data", type=Path, default=Path("/tmp/bench-scale"))
     parser.add_argument("--db", type=Path, default=Path("/tmp/bench-reconcile.db"))
     args = parser.parse_args()
     ensure_scale_data(args.data, args.invoices)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # Thousands separators seen in real exports: space, no-break space, narrow no-break space, apostrophe.
 _SPACES = "[ \u00a0\u202f']"
@@ -26,7 +28,7 @@ class AmountError(ValueError):
 
 
 def _normalise(text: str) -> str:
-    text = re.sub(_SPACES, "", text.strip()).removesuffix("€").removesuffix("EUR").strip()
+    text = re.sub(_SPACES, "", text.strip()).replace("€", "").replace("EUR", "")
     # "1.234,56" (French with dot thousands) or "1,234.56" (English): the last separator is decimal.
     if "," in text and "." in text:
         decimal = "," if text.rfind(",") > text.rfind(".") else "."
@@ -47,21 +49,22 @@ def parse_amount(text: str) -> int:
 def parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Vectorised parse_amount: (cents as Int64 with <NA> where invalid, mask of invalid entries).
 
-    Empty cells are invalid too; the caller decides whether an empty cell is allowed.
+    Empty cells are invalid too; the caller decides whether an empty cell is allowed. The digits are
+    converted by Arrow's exact string-to-decimal cast: no float on the way.
     """
-    text = values.astype("string").str.strip()
-    text = text.str.replace(_SPACES, "", regex=True).str.replace(r"(€|EUR)$", "", regex=True)
+    text = values.astype("string[pyarrow]").fillna("").str.strip()
+    for character in (" ", "\u00a0", "\u202f", "'", "€", "EUR"):
+        if text.str.contains(character, regex=False).any():
+            text = text.str.replace(character, "", regex=False)
     both = text.str.contains(",", regex=False) & text.str.contains(".", regex=False)
-    comma_last = text.str.rfind(",") > text.str.rfind(".")
-    text = text.mask(both & comma_last, text.str.replace(".", "", regex=False))
-    text = text.mask(both & ~comma_last, text.str.replace(",", "", regex=False))
-    parts = text.str.extract(r"^([+-]?)(\d{1,15})(?:[.,](\d{1,2}))?$")
-    invalid = parts[1].isna()
-    units = pd.to_numeric(parts[1], errors="coerce").astype("Int64")
-    frac = pd.to_numeric(parts[2].fillna("0").str.ljust(2, "0"), errors="coerce").astype("Int64")
-    cents = units * 100 + frac
-    cents = cents.where(parts[0] != "-", -cents)
-    return cents.where(~invalid), invalid
+    if both.any():                       # "1.234,56" or "1,234.56": rare, done the slow, careful way
+        text = text.mask(both, text[both].map(_normalise))
+    text = text.str.replace(",", ".", regex=False)
+    valid = text.str.match(r"^[+-]?\d{1,15}(?:\.\d{1,2})?$").fillna(False).astype(bool)
+    digits = pa.array(text.where(valid, "0"))
+    scaled = pc.multiply(pc.cast(digits, pa.decimal128(20, 2)), pa.scalar(100, pa.decimal128(5, 0)))
+    cents = pd.Series(pc.cast(scaled, pa.int64()).to_numpy(zero_copy_only=False), index=values.index).astype("Int64")
+    return cents.where(valid), ~valid
 
 
 def format_eur(cents: int) -> str:

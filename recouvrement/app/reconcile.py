@@ -124,7 +124,8 @@ def _summarise(report: ReconcileReport, outcome: Outcome) -> None:
     report.allocated_cents = int(outcome.allocations["amount_cents"].sum())
     report.by_rule = {k: int(v) for k, v in outcome.counts_by_rule().items()}
     report.exceptions = {k: int(v) for k, v in outcome.exceptions["kind"].value_counts().items()}
-    report.transfers, report.reversals = len(outcome.transfers), len(outcome.reversals)
+    report.transfers = len(outcome.transfers)
+    report.reversals = len(outcome.reversals) + int(outcome.transfers["reversed_by"].notna().sum())
 
 
 def _digest(outcome: Outcome) -> str:

@@ -35,7 +35,8 @@ RF_PATTERN = r"(RF\d{2}(?: ?[0-9A-Z]){1,21})"
 
 ALLOCATION_COLUMNS = ["payment_id", "invoice_number", "payer_type", "amount_cents", "rule"]
 EXCEPTION_COLUMNS = ["payment_id", "kind", "remaining_cents", "reason", "patient_id"]
-TRANSFER_COLUMNS = ["invoice_number", "from_payer", "amount_cents", "transfer_date", "payment_id", "reason"]
+TRANSFER_COLUMNS = ["invoice_number", "from_payer", "amount_cents", "transfer_date", "payment_id", "reason",
+                    "reversed_on", "reversed_by"]
 
 
 @dataclass
@@ -94,7 +95,9 @@ class _Run:
         self.transfers: list[dict] = []
         self.reversals: list[dict] = []
         self.reductions: list[dict] = []
-        self.active = ledger.transfers.set_index(["invoice_number", "from_payer"]) if len(ledger.transfers) else None
+        # Active transfers by (invoice, insurer): those in the database and those this run makes.
+        self.active = {(t.invoice_number, t.from_payer): {"transfer_id": int(t.transfer_id), "amount": int(t.amount_cents)}
+                       for t in ledger.transfers.itertuples()}
 
     def open_rows(self) -> np.ndarray:
         """Positions of payments still to match: paid lines that no rule has matched yet."""
@@ -119,25 +122,27 @@ class _Run:
             self.out[pos, 2] += amount
             self.transfers.append({"invoice_number": line["invoice_number"], "from_payer": line["payer_type"],
                                    "amount_cents": amount, "transfer_date": line["payment_date"],
-                                   "payment_id": line["payment_id"], "reason": line["reject_reason"]})
+                                   "payment_id": line["payment_id"], "reason": line["reject_reason"],
+                                   "reversed_on": None, "reversed_by": None})
+            self.active[(line["invoice_number"], line["payer_type"])] = {"new": len(self.transfers) - 1,
+                                                                         "amount": amount}
 
     def take_back(self, rows: np.ndarray, positions: np.ndarray) -> None:
         """Insurer payments for a share moved to the patient: the insurer takes its share back."""
-        if self.active is None:
+        if not self.active:
             return
         for row, pos in zip(rows, positions):
             payer = self.payments.at[row, "payer_type"]
-            if payer not in INSURERS:
-                continue
             key = (self.index[pos], payer)
-            if key not in self.active.index:
+            if payer not in INSURERS or key not in self.active:
                 continue
-            transfer = self.active.loc[key]
-            amount = int(transfer["amount_cents"])
-            self.reversals.append({"transfer_id": int(transfer["transfer_id"]),
-                                   "reversed_by": self.payments.at[row, "payment_id"],
-                                   "reversed_on": self.payments.at[row, "payment_date"]})
-            self.active = self.active.drop(key)
+            transfer = self.active.pop(key)
+            amount = transfer["amount"]
+            by, on = self.payments.at[row, "payment_id"], self.payments.at[row, "payment_date"]
+            if "new" in transfer:                 # rejected and paid again within this run
+                self.transfers[transfer["new"]].update(reversed_on=on, reversed_by=by)
+            else:
+                self.reversals.append({"transfer_id": transfer["transfer_id"], "reversed_by": by, "reversed_on": on})
             self.out[pos, SHARE_OF_PAYER[payer]] += amount
             self.out[pos, 2] -= amount
             if self.out[pos, 2] < 0:

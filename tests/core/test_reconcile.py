@@ -270,3 +270,13 @@ def test_a_name_and_amount_never_settle_an_invoice_issued_after_the_payment():
                         ledger())
     assert allocations(outcome) == []
     assert exceptions(outcome)["X000"] == ("unmatched", 4500, "P1")
+
+
+def test_a_share_rejected_then_paid_within_one_run_goes_back_to_the_insurer():
+    outcome = reconcile(payments({"payer_type": "amc", "amount_cents": 2000, "invoice_number": "F2025-000101",
+                                  "status": "rejected", "payment_date": "2025-03-01"},
+                                 {"payer_type": "amc", "amount_cents": 2000, "invoice_number": "F2025-000101",
+                                  "payment_date": "2025-04-01"}), ledger())
+    assert allocations(outcome) == [("X001", "F2025-000101", "amc", 2000, "explicit")]
+    assert outcome.transfers[["reversed_by", "reversed_on"]].values.tolist() == [["X001", "2025-04-01"]]
+    assert outcome.outstanding[0].tolist() == [7000, 0, 1000]
