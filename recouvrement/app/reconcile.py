@@ -34,7 +34,9 @@ class ReconcileReport:
 
 def frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:
     result = conn.execute(text(sql), params or {})
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    columns = list(result.keys())
+    rows = result.tuples().fetchall()     # plain tuples: pandas probing Row objects is slow
+    return pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
 
 
 def _iso(values: pd.Series) -> pd.Series:
@@ -160,10 +162,10 @@ def _reduce_allocation(conn: Connection, payment_id: str, invoice_number: str, c
         cut = min(left, amount)
         conn.execute(text("UPDATE allocation SET amount_cents = amount_cents - :c WHERE id = :i"),
                      {"c": cut, "i": allocation_id})
+        conn.execute(text("DELETE FROM allocation WHERE id = :i AND amount_cents = 0"), {"i": allocation_id})
         left -= cut
         if left == 0:
             break
-    conn.execute(text("DELETE FROM allocation WHERE amount_cents = 0"))
     _add_credit(conn, payment_id, invoice_number, cents - left, f"invoice {invoice_number}: the insurer paid its share after all; "
                 "what the patient paid for it is a credit to refund or use")
 

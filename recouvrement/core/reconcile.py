@@ -107,9 +107,9 @@ class _Run:
 
     def apply_rejections(self) -> None:
         rejected = np.flatnonzero(self.payments["status"].to_numpy() == "rejected")
-        for row in rejected:
-            line = self.payments.iloc[row]
-            pos = self.index.get_indexer([line["invoice_number"]])[0]
+        lines = self.payments.iloc[rejected]
+        positions = self.index.get_indexer(lines["invoice_number"])
+        for row, pos, line in zip(rejected, positions, lines.to_dict("records")):
             self.matched[row] = True
             if pos < 0:
                 self.kind[row], self.reason[row] = "rejection", f"rejection of unknown invoice {line['invoice_number']}"
@@ -131,10 +131,15 @@ class _Run:
         """Insurer payments for a share moved to the patient: the insurer takes its share back."""
         if not self.active:
             return
-        for row, pos in zip(rows, positions):
+        payers = self.payments["payer_type"].to_numpy()[rows]
+        insurer = np.isin(payers, INSURERS)
+        numbers = self.index.to_numpy()[positions[insurer]]
+        moved = {number for number, _ in self.active}
+        hit = np.flatnonzero(insurer)[pd.Series(numbers).isin(moved).to_numpy()]
+        for row, pos in zip(rows[hit], positions[hit]):
             payer = self.payments.at[row, "payer_type"]
             key = (self.index[pos], payer)
-            if payer not in INSURERS or key not in self.active:
+            if key not in self.active:
                 continue
             transfer = self.active.pop(key)
             amount = transfer["amount"]
@@ -177,10 +182,10 @@ class _Run:
         frame = frame.drop_duplicates()
         patients = pd.Series(self.patient_of[frame["pos"].to_numpy()], index=frame.index)
         spread = patients.groupby(frame["row"]).transform("nunique")
-        ambiguous = frame.loc[spread > 1, "row"].unique()
-        for row in ambiguous:
-            numbers = " ".join(sorted(self.index[frame.loc[frame["row"] == row, "pos"]]))
-            self._queue(row, "ambiguous", f"names invoices of different patients: {numbers}")
+        several = frame[spread > 1]
+        numbers = pd.Series(self.index.to_numpy()[several["pos"].to_numpy()], index=several["row"].to_numpy())
+        for row, named in numbers.groupby(level=0):
+            self._queue(row, "ambiguous", f"names invoices of different patients: {' '.join(sorted(named))}")
         frame = frame[spread <= 1]
         count = frame.groupby("row")["pos"].transform("size")
         self._allocate_single(frame[count == 1], rule)
