@@ -1221,7 +1221,10 @@ def generate(out: Path, invoices: int = 400, seed: int = 2026, as_of: date = AS_
                    f"default: scale above {SCALE_THRESHOLD} invoices.")
 def main(out: Path, invoices: int, seed: int, scale: bool | None) -> None:
     """Write the deterministic sample (or scale) data set of the fictional clinic."""
-    summary = generate(out, invoices=invoices, seed=seed, scale=scale)
+    try:
+        summary = generate(out, invoices=invoices, seed=seed, scale=scale)
+    except ValueError as error:   # too few invoices for every bank scenario
+        raise click.ClickException(f"{error}: ask for 300 invoices or more, or --scale") from None
     click.echo(f"{summary.invoices} invoices, {summary.patients} patients, "
                f"{summary.payment_lines} payment lines written to {summary.out}")
     click.echo("cases: " + ", ".join(f"{k}={v}" for k, v in summary.cases.items()))

@@ -127,6 +127,14 @@ def test_the_command_line_writes_a_scale_set(tmp_path):
     assert not (tmp_path / "bank_camt053.xml").exists()
 
 
+def test_too_small_a_sample_is_refused_with_a_message_not_a_traceback(tmp_path):
+    command = [sys.executable, "-m", "recouvrement.samples", "--out", str(tmp_path),
+               "--invoices", "60"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode != 0
+    assert "300 invoices or more" in done.stderr and "Traceback" not in done.stderr
+
+
 # ---------------------------------------------------------------- invoices.csv
 
 @pytest.mark.parametrize("folder", ["sample", "scale"])
@@ -143,6 +151,13 @@ def test_invoices_csv_is_windows_1252_with_crlf_and_accented_names(folder, reque
     assert raw.count(b"\r\n") == raw.count(b"\n")
     names = {r["last_name"] + r["first_name"] for r in invoices(request.getfixturevalue(folder))}
     assert any(ch in "".join(names) for ch in "éèëïçÉ")
+
+
+def test_the_sample_has_the_names_that_break_naive_code(sample):
+    names = {(r["first_name"], r["last_name"]) for r in invoices(sample)}
+    for wanted in [("Jean-François", "Dupré"), ("Maëlle", "N'Diaye"), ("Éloïse", "Lefèvre"),
+                   ("Marie-Christine", "De La Fontaine"), ("Noé", "Lœuillet")]:
+        assert wanted in names
 
 
 @pytest.mark.parametrize("folder", ["sample", "scale"])

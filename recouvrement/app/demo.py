@@ -48,3 +48,27 @@ def run_demo(ctx, samples: Path, folder: Path, out, console) -> None:
         out.print(f"  queue: {kind:<14} {count:>5}")
     export_exceptions(engine, folder / "exceptions.csv")
     out.print(f"  exceptions to review: {folder / 'exceptions.csv'}")
+    out.print("[bold]4.[/] ", end="")
+    demo_reminders(ctx, folder, out)
+
+
+def demo_reminders(ctx, folder: Path, out) -> None:
+    """The reminders of the samples' date into folder/relances, then the privacy scan of that folder."""
+    from datetime import date
+
+    from recouvrement.app.remind import run_remind
+    from recouvrement.scanner import format_finding, scan_paths
+    target = folder / "relances"
+    report = run_remind(ctx.engine, ctx.settings, date(2026, 11, 23), target)
+    letters = len(report.letters) + len(report.already_recorded)
+    out.print(f"[bold]Reminders[/] of 23/11/2026: {letters} letter(s) in {target}"
+              + (f", print batch {report.batch_pdf.name}" if report.batch_pdf else ""))
+    if report.email_note:
+        out.print(f"  {report.email_note}")
+    for error in report.errors:
+        out.print(f"  refused: {error}")
+    findings = scan_paths([target]) if target.exists() else []
+    if not findings:
+        out.print("  privacy scan: clean")
+    for path, finding in findings:
+        out.print(f"  {format_finding(path, finding)}")

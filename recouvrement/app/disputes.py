@@ -91,7 +91,8 @@ _SELECT = ("SELECT d.id, d.invoice_number, i.patient_id, d.received_on, d.channe
            "d.reason, d.answer_due, d.closed_on FROM dispute d JOIN invoice i ON i.invoice_number = d.invoice_number")
 
 
-def _as_date(value) -> date | None:
+def as_date(value) -> date | None:
+    """A DATE column's value as a date (SQLite hands back ISO text)."""
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
@@ -100,7 +101,7 @@ def _as_date(value) -> date | None:
 def _row(record) -> DisputeRow:
     values = list(record)
     for index in (3, 8, 9):
-        values[index] = _as_date(values[index])
+        values[index] = as_date(values[index])
     return DisputeRow(*values)
 
 

@@ -12,7 +12,7 @@ from datetime import date, datetime, timezone
 
 from sqlalchemy import Connection, Engine, text
 
-from recouvrement.app.disputes import text_digest
+from recouvrement.app.disputes import as_date, text_digest
 from recouvrement.audit import append_event
 from recouvrement.errors import RecouvrementError
 
@@ -68,7 +68,7 @@ def release_hold(engine: Engine, patient_id: str, *, on: date | None = None, now
         hold_id = _active_hold_id(conn, patient_id)
         if hold_id is None:
             raise RecouvrementError(f"patient {patient_id} is not on hold", field="PATIENT_ID")
-        since = _date(conn.execute(text("SELECT since FROM hold WHERE id = :h"), {"h": hold_id}).scalar_one())
+        since = as_date(conn.execute(text("SELECT since FROM hold WHERE id = :h"), {"h": hold_id}).scalar_one())
         if on < since:
             raise RecouvrementError(f"the hold began on {since}: it cannot end before", field="--on")
         conn.execute(text("UPDATE hold SET released_on = :o WHERE id = :h"), {"o": on, "h": hold_id})
@@ -88,10 +88,4 @@ def holds(conn: Connection, patient_id: str | None = None) -> list[HoldRow]:
     if patient_id:
         sql, params = sql + " WHERE patient_id = :p", {"p": patient_id}
     rows = conn.execute(text(sql + " ORDER BY id"), params)
-    return [HoldRow(r[0], r[1], r[2], _date(r[3]), _date(r[4])) for r in rows]
-
-
-def _date(value) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
+    return [HoldRow(r[0], r[1], r[2], as_date(r[3]), as_date(r[4])) for r in rows]

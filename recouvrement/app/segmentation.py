@@ -7,15 +7,12 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
+from recouvrement.app.disputes import as_date
 from recouvrement.app.holds import patients_on_hold
 from recouvrement.core.segments import CHRONIC, ON_HOLD, ONE_OFF, PatientHistory, SegmentResult, segment
 from recouvrement.rules import Rules
 
 SEGMENTS = (ONE_OFF, CHRONIC, ON_HOLD)
-
-
-def _day(value) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def _level2_dates(conn: Connection, as_of: date, only: str | None) -> dict[str, list[date]]:
@@ -26,7 +23,7 @@ def _level2_dates(conn: Connection, as_of: date, only: str | None) -> dict[str, 
            " GROUP BY i.patient_id, li.invoice_number")
     found: dict[str, list[date]] = defaultdict(list)
     for patient_id, day in conn.execute(text(sql), {"a": as_of, "p": only}):
-        found[patient_id].append(_day(day))
+        found[patient_id].append(as_date(day))
     return found
 
 
@@ -35,7 +32,7 @@ def _broken_plan_dates(conn: Connection, as_of: date, only: str | None) -> dict[
            "AND ended_on <= :a" + (" AND patient_id = :p" if only else ""))
     found: dict[str, list[date]] = defaultdict(list)
     for patient_id, day in conn.execute(text(sql), {"a": as_of, "p": only}):
-        found[patient_id].append(_day(day))
+        found[patient_id].append(as_date(day))
     return found
 
 

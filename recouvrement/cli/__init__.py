@@ -12,6 +12,7 @@ from functools import cached_property
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from recouvrement import __version__
 from recouvrement.config import Settings, load_settings
@@ -60,7 +61,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except RecouvrementError as exc:
-        console.print(f"[bold red]error:[/] {exc}", markup=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
         sys.exit(2)
     except SystemExit:
         raise

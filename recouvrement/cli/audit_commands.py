@@ -44,7 +44,8 @@ def audit_log_command(ctx: Context, patient_id: str | None, invoice_number: str 
     for column in ("seq", "time (UTC)", "kind", "patient", "invoice", "payload"):
         table.add_column(column, justify="right" if column == "seq" else "left", overflow="fold")
     for r in rows:
-        table.add_row(str(r.seq), r.at, r.kind, r.patient_id or "", r.invoice_number or "", r.summary())
+        table.add_row(str(r.seq), r.at.replace("T", " ")[:19], r.kind, r.patient_id or "", r.invoice_number or "",
+                      r.summary())
     out.print(table)
     out.print(f"{len(rows)} event(s) shown")
 

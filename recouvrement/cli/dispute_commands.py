@@ -138,7 +138,8 @@ def dispute_show(ctx: Context, dispute_id: int) -> None:
 def hold(ctx: Context, patient_id: str, reason: str | None, release: bool, on) -> None:
     """Pause every reminder to PATIENT_ID (--reason TEXT), or resume them (--release)."""
     if release == bool(reason):
-        raise RecouvrementError("give either --reason TEXT to place a hold or --release to end it", field="hold")
+        raise RecouvrementError("give either --reason TEXT to place a hold or --release to end it",
+                                field="--reason/--release")
     if release:
         release_hold(ctx.engine, patient_id, on=_day(on))
         out.print(f"patient {patient_id}: hold released, collection resumes")

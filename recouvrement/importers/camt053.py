@@ -26,6 +26,8 @@ Decisions where the standard leaves a choice:
 
 from __future__ import annotations
 
+KIND = "payments"
+
 import codecs
 import hashlib
 import re

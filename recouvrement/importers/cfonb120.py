@@ -25,6 +25,8 @@ Decisions where the format leaves a choice:
 
 from __future__ import annotations
 
+KIND = "payments"
+
 import codecs
 import hashlib
 import re

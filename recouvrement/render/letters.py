@@ -65,10 +65,10 @@ class _WhitelistSandbox(SandboxedEnvironment):
 
 
 @functools.cache
-def environment(autoescape: bool = True) -> SandboxedEnvironment:
+def environment() -> SandboxedEnvironment:
     """The letters' Jinja environment (built once): whitelist sandbox, strict undefined, French filters."""
     env = _WhitelistSandbox(loader=FileSystemLoader(TEMPLATES_DIR), undefined=StrictUndefined,
-                            autoescape=autoescape, trim_blocks=True, lstrip_blocks=True)
+                            autoescape=True, trim_blocks=True, lstrip_blocks=True)
     env.globals.clear()  # no range, dict, lipsum...: a letter needs none of them
     env.filters.update(eur=format_eur, date_fr=date_fr, days_after=days_after, rf=format_rf,
                        iban=iban.format, lines=lines)
@@ -90,6 +90,8 @@ def render_text(view: LetterView) -> str:
 # Elements after which the text needs a line break, and those that open a paragraph.
 _BREAK = {"br", "tr", "li", "div", "header", "footer", "section", "table"}
 _PARAGRAPH = {"p", "h1", "h2", "h3", "table", "ul", "ol", "section", "header", "footer"}
+# Source whitespace only: the no-break spaces of "1 234,56 €" must survive into the text.
+_WHITESPACE = re.compile(r"[ \t\r\n]+")
 _VOID = {"br", "meta", "link", "img", "hr", "col", "wbr", "input"}
 
 
@@ -130,7 +132,7 @@ class _TextExtractor(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if not self.skip_depth:
-            self.parts.append(re.sub(r"\s+", " ", data))
+            self.parts.append(_WHITESPACE.sub(" ", data))
 
 
 def html_to_text(document: str) -> str:

@@ -98,6 +98,7 @@ def _page_ranges(counts: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def _concatenate(pdfs: Sequence[bytes]) -> bytes:
+    """One PDF from the chunk PDFs, pages in order."""
     writer = PdfWriter()
     for pdf in pdfs:
         writer.append(io.BytesIO(pdf))
@@ -110,17 +111,23 @@ def render_batch_pdf(htmls: Sequence[str], workers: int | None = None,
                      chunk_size: int = 250) -> tuple[bytes, list[tuple[int, int]]]:
     """The day's print batch as one PDF, and the 1-based (first, last) page range of each letter.
 
-    `workers` defaults to the number of CPUs; batches under PARALLEL_FROM letters stay in process.
+    `workers` defaults to the number of CPUs from PARALLEL_FROM letters on, else to 1 (in process).
     """
     if not htmls:
         raise ValueError("an empty print batch has no PDF")
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(htmls) < PARALLEL_FROM:
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(htmls) >= PARALLEL_FROM else 1
+    if len(htmls) <= chunk_size:
         pdf, counts = _chunk_pdf(htmls)
         return pdf, _page_ranges(counts)
+    # Chunks bound the memory: a laid-out letter holds about 2 MB until its chunk is written.
     chunks = [list(htmls[i:i + chunk_size]) for i in range(0, len(htmls), chunk_size)]
-    # forkserver, not fork: the caller (scheduler, web) may run threads, which fork does not copy safely.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
-        results = list(pool.map(_chunk_pdf, chunks))
+    if workers == 1:
+        results = [_chunk_pdf(chunk) for chunk in chunks]
+    else:
+        # spawn, not fork: the caller (scheduler, web) may run threads, which fork does not copy
+        # safely; the workers are then our own children, so their CPU and memory show in rusage.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(_chunk_pdf, chunks))
     counts = [count for _, chunk_counts in results for count in chunk_counts]
     return _concatenate([pdf for pdf, _ in results]), _page_ranges(counts)

@@ -101,8 +101,9 @@ class LetterLine(_Checked):
 class LetterView(_Checked):
     """Everything one letter may show, and nothing else.
 
-    `patient_display_name` is "Prénom Nom" of the patient; when it differs from the recipient's
-    name the letter says "pour le compte de <patient>" and nothing more about the patient.
+    `patient_display_name` is "Prénom Nom" of the patient when the letter goes to a guarantor: the
+    letter then says "pour le compte de <patient>" and nothing more about the patient. When the
+    letter goes to the patient, pass "" or the recipient's name: nothing is added.
     `payer_rejected` names the insurer for an avis_rejet ("l'Assurance Maladie", "votre mutuelle").
     `instalments` is the proposed schedule (due date, cents) for a proposition_echeancier.
     """
@@ -154,3 +155,41 @@ def _check_amounts(view: LetterView) -> None:
     if view.kind == "proposition_echeancier" and (
             not view.instalments or sum(cents for _, cents in view.instalments) != owed):
         raise ValueError(f"letter {view.letter_id}: the instalments must add up to the total due")
+
+
+SPECIMEN_CREDITOR = Creditor(
+    name="Centre de santé des Lilas", address="12 rue de Paris", postal_code="93260", city="Les Lilas",
+    phone="01 43 62 00 00", email="facturation@cds-lilas.example", siret="73282932000074",
+    iban="FR7630006000011234567890189", bic="AGRIFRPPXXX")
+
+
+def specimen(kind: str = "relance_1", letter_id: str = "SPECIMEN-0001", *, invoices: int = 1,
+             guarantor: bool = False, offer_plan_first: bool = False,
+             on: dt.date = dt.date(2026, 11, 23)) -> LetterView:
+    """A fictitious letter of any kind, for template previews, tests and benchmarks.
+
+    >>> view = specimen("proposition_echeancier", invoices=2)
+    >>> sum(cents for _, cents in view.instalments) == view.total_due_cents
+    True
+    """
+    from recouvrement.core.references import rf_reference  # only specimens compute references
+
+    lines = tuple(
+        LetterLine(number, on - dt.timedelta(days=90 - 20 * i), on - dt.timedelta(days=60 - 20 * i),
+                   2500 + 1234 * i, rf_reference(number))
+        for i, number in ((i, f"F{on.year}-{i + 123:06d}") for i in range(invoices)))
+    credits = 500 if invoices > 1 else 0
+    total = sum(line.amount_cents for line in lines) - credits
+    name = "Mme Claire Martin"
+    recipient = Recipient(name, "4 allée des Tilleuls\nBâtiment B", "93260", "Les Lilas",
+                          "claire.martin@example.org")
+    instalments: tuple[tuple[dt.date, int], ...] = ()
+    if kind == "proposition_echeancier":
+        first, rest = total - 2 * (total // 3), total // 3
+        instalments = tuple((on + dt.timedelta(days=15 + 30 * i), first if i == 0 else rest)
+                            for i in range(3))
+    return LetterView(
+        letter_id=letter_id, kind=kind, level=KINDS.index(kind), date=on, creditor=SPECIMEN_CREDITOR,
+        recipient=recipient, patient_display_name="Léo Martin" if guarantor else name, lines=lines,
+        credits_cents=credits, total_due_cents=total, offer_plan_first=offer_plan_first,
+        payer_rejected="l'Assurance Maladie" if kind == "avis_rejet" else None, instalments=instalments)

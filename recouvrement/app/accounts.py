@@ -1,0 +1,152 @@
+"""Patient accounts as the reminder ladder sees them, read from the database in bulk on a given date."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+from sqlalchemy import Connection
+
+from recouvrement.app.disputes import disputed_invoices
+from recouvrement.app.holds import patients_on_hold
+from recouvrement.app.plans import active_plan_invoices
+from recouvrement.app.reconcile import frame
+from recouvrement.app.segmentation import patient_segments
+from recouvrement.core.ladder import Account, LetterHistory, OpenItem
+from recouvrement.core.plans import add_months
+from recouvrement.rules import Rules
+
+_INVOICES = ("SELECT invoice_number, patient_id, issue_date, due_date, amo_cents, amc_cents, patient_cents "
+             "FROM invoice WHERE issue_date <= :d")
+_PAID = ("SELECT a.invoice_number, "
+         "SUM(CASE WHEN a.payer_type = 'amo' THEN a.amount_cents ELSE 0 END) AS paid_amo, "
+         "SUM(CASE WHEN a.payer_type = 'amc' THEN a.amount_cents ELSE 0 END) AS paid_amc, "
+         "SUM(CASE WHEN a.payer_type = 'patient' THEN a.amount_cents ELSE 0 END) AS paid_patient "
+         "FROM allocation a JOIN payment p ON p.payment_id = a.payment_id WHERE p.payment_date <= :d "
+         "GROUP BY a.invoice_number")
+_MOVED = ("SELECT invoice_number, "
+          "SUM(CASE WHEN from_payer = 'amo' THEN amount_cents ELSE 0 END) AS moved_amo, "
+          "SUM(CASE WHEN from_payer = 'amc' THEN amount_cents ELSE 0 END) AS moved_amc, "
+          "MAX(transfer_date) AS transfer_date, MIN(CASE WHEN notified THEN 1 ELSE 0 END) AS notified "
+          "FROM share_transfer WHERE transfer_date <= :d AND (reversed_on IS NULL OR reversed_on > :d) "
+          "GROUP BY invoice_number")
+_PATIENTS = ("SELECT patient_id, coverage, birth_date, email, guarantor_last_name, guarantor_address, "
+             "guarantor_email FROM patient")
+# Money in a patient's name not yet matched holds their letters; a known credit is deducted.
+_CREDITS = ("SELECT e.patient_id, SUM(CASE WHEN e.kind = 'credit' THEN 0 ELSE e.remaining_cents END) AS pending, "
+            "SUM(CASE WHEN e.kind = 'credit' THEN e.remaining_cents ELSE 0 END) AS credit "
+            "FROM payment_exception e JOIN payment p ON p.payment_id = e.payment_id "
+            "WHERE e.patient_id IS NOT NULL AND p.payment_date <= :d GROUP BY e.patient_id")
+_LETTERS = "SELECT patient_id, level, as_of, letter_id FROM letter WHERE as_of <= :d"
+_AGENCY = "SELECT invoice_numbers FROM agency_case WHERE status <> 'closed' AND handed_on <= :d"
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """Dates as `date` objects whatever the driver returned (SQLite text, PostgreSQL dates)."""
+    return pd.to_datetime(values.astype(str).str[:10]).dt.date
+
+
+def _int(values: pd.Series) -> pd.Series:
+    return values.fillna(0).astype("int64")
+
+
+def open_items_frame(conn: Connection, as_of: date, rules: Rules) -> pd.DataFrame:
+    """One row per invoice with patient money still due at the end of as_of, with what the ladder needs."""
+    params = {"d": as_of}
+    invoices = frame(conn, _INVOICES, params)
+    items = invoices.merge(frame(conn, _PAID, params), on="invoice_number", how="left")
+    items = items.merge(frame(conn, _MOVED, params), on="invoice_number", how="left")
+    for column in ("amo_cents", "amc_cents", "patient_cents", "paid_amo", "paid_amc", "paid_patient",
+                   "moved_amo", "moved_amc"):
+        items[column] = _int(items[column])
+    items["amount"] = items["patient_cents"] - items["paid_patient"] + items["moved_amo"] + items["moved_amc"]
+    items = items[items["amount"] > 0].copy()
+    awaited_amo = (items["amo_cents"] - items["paid_amo"] - items["moved_amo"]).clip(lower=0)
+    awaited_amc = (items["amc_cents"] - items["paid_amc"] - items["moved_amc"]).clip(lower=0)
+    items["awaited"] = awaited_amo + awaited_amc
+    items["issue_date"], items["due_date"] = _dates(items["issue_date"]), _dates(items["due_date"])
+    _shifted_due_dates(items, rules)
+    return items.sort_values(["patient_id", "due_date", "invoice_number"])
+
+
+def _shifted_due_dates(items: pd.DataFrame, rules: Rules) -> None:
+    """A share moved onto the patient falls due `due_after_days` after the rejection, not before its invoice."""
+    shifted = items["transfer_date"].notna()
+    items["shifted_from"] = None
+    items.loc[shifted & (items["moved_amo"] > 0), "shifted_from"] = "amo"
+    items.loc[shifted & (items["moved_amc"] > 0), "shifted_from"] = "amc"
+    items.loc[shifted & (items["moved_amo"] > 0) & (items["moved_amc"] > 0), "shifted_from"] = "amo amc"
+    items["notified"] = ~shifted | (items["notified"].fillna(1).astype("int64") == 1)
+    if shifted.any():
+        delay = timedelta(days=rules.ladder.rejection_notice.due_after_days)
+        moved_due = _dates(items.loc[shifted, "transfer_date"]).map(lambda d: d + delay)
+        items.loc[shifted, "due_date"] = [max(a, b) for a, b in zip(items.loc[shifted, "due_date"], moved_due)]
+
+
+def _handed_over(conn: Connection, as_of: date) -> set[str]:
+    """Invoices with the agency (returned ones too: a returned case is not chased again by the ladder)."""
+    rows = frame(conn, _AGENCY, {"d": as_of})["invoice_numbers"]
+    return {number for row in rows for number in str(row).split()}
+
+
+def _last_letters(conn: Connection, as_of: date) -> dict[str, LetterHistory]:
+    letters = frame(conn, _LETTERS, {"d": as_of})
+    if letters.empty:
+        return {}
+    letters["as_of"] = _dates(letters["as_of"])
+    latest = letters.sort_values(["as_of", "level", "letter_id"]).drop_duplicates("patient_id", keep="last")
+    return {p: LetterHistory(int(level), day) for p, level, day in
+            zip(latest["patient_id"], latest["level"], latest["as_of"])}
+
+
+def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
+    """Every patient with patient money due on as_of, with all the facts the ladder decides on."""
+    items = open_items_frame(conn, as_of, rules)
+    if items.empty:
+        return []
+    disputed, in_plan = disputed_invoices(conn, as_of), active_plan_invoices(conn)
+    agency, held = _handed_over(conn, as_of), patients_on_hold(conn, as_of)
+    patients = frame(conn, _PATIENTS).set_index("patient_id")
+    credits = frame(conn, _CREDITS, {"d": as_of}).set_index("patient_id")
+    letters, segments = _last_letters(conn, as_of), patient_segments(conn, as_of, rules)
+    accounts = []
+    for patient_id, rows in items.groupby("patient_id", sort=True):
+        open_items = tuple(
+            OpenItem(number, issue, due, int(amount), int(awaited), number in disputed, number in in_plan,
+                     number in agency, shifted, bool(notified))
+            for number, issue, due, amount, awaited, shifted, notified in zip(
+                rows["invoice_number"], rows["issue_date"], rows["due_date"], rows["amount"], rows["awaited"],
+                rows["shifted_from"], rows["notified"]))
+        person = patients.loc[patient_id]
+        money = credits.loc[patient_id] if patient_id in credits.index else None
+        accounts.append(Account(
+            patient_id=patient_id, coverage=str(person["coverage"] or "none"), items=open_items,
+            on_hold=patient_id in held, has_email=bool(_recipient_email(person)),
+            is_minor=is_minor(person["birth_date"], as_of), has_guarantor=has_guarantor(person),
+            pending_credit_cents=int(money["pending"]) if money is not None else 0,
+            segment=segments[patient_id].segment if patient_id in segments else "one_off",
+            last_letter=letters.get(patient_id),
+            credit_cents=int(money["credit"]) if money is not None else 0))
+    return accounts
+
+
+def _present(value) -> bool:
+    return value is not None and not pd.isna(value) and str(value).strip() != ""
+
+
+def has_guarantor(person) -> bool:
+    """A guarantor the post can reach: a name and an address."""
+    return _present(person["guarantor_last_name"]) and _present(person["guarantor_address"])
+
+
+def _recipient_email(person) -> str | None:
+    """Letters go to the guarantor whenever there is one (minor or protected adult), so does the e-mail."""
+    email = person["guarantor_email"] if has_guarantor(person) else person["email"]
+    return str(email).strip() if _present(email) else None
+
+
+def is_minor(birth_date, as_of: date) -> bool:
+    if not _present(birth_date):
+        return False
+    born = date.fromisoformat(str(birth_date)[:10])
+    return add_months(born, 18 * 12) > as_of

@@ -1,0 +1,292 @@
+"""The day's reminders: decide with the ladder, render the whitelist letters, scan, write, send, record.
+
+Every document is privacy-scanned before it is written; a document that leaks is refused alone
+(reported as an error) and the others go on. Letters already recorded for a patient on that date are
+never made again, so running the same day twice sends nothing twice and rewrites the same manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, text
+
+from recouvrement.app.accounts import has_guarantor, load_accounts
+from recouvrement.app.exports import write_atomically, write_checked_csv
+from recouvrement.app.reconcile import frame
+from recouvrement.audit import append_event
+from recouvrement.config import Settings
+from recouvrement.core.ladder import Decision, decide, is_quiet_day
+from recouvrement.core.references import rf_reference
+from recouvrement.errors import RecouvrementError
+from recouvrement.money import format_plain
+from recouvrement.rules import Rules, load_rules
+from recouvrement.scanner import PrivacyLeak, ensure_clean, html_text, pdf_text
+
+MANIFEST_HEADER = ["letter_id", "patient_id", "invoice_numbers", "level", "channel", "amount_due", "file"]
+POSTAL = ("letter", "both")
+BY_EMAIL = ("email", "both")
+_PAYERS = {"amo": "l'Assurance Maladie", "amc": "votre mutuelle", "amo amc": "l'Assurance Maladie et votre mutuelle"}
+
+
+@dataclass(frozen=True)
+class Excluded:
+    patient_id: str
+    invoice_number: str | None  # None: the whole account
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class WrittenLetter:
+    letter_id: str
+    patient_id: str
+    invoice_numbers: tuple[str, ...]
+    level: int
+    kind: str
+    channel: str
+    amount_cents: int
+    file: str  # relative to the output folder: the HTML, or the .eml for an e-mail only
+    sha256: str
+    decision: Decision
+
+
+@dataclass
+class RemindReport:
+    as_of: date
+    dry_run: bool
+    quiet_day: bool
+    decisions: list[Decision] = field(default_factory=list)  # letters due (made, or to make in a dry run)
+    exclusions: list[Excluded] = field(default_factory=list)
+    letters: list[WrittenLetter] = field(default_factory=list)  # made by this run
+    already_recorded: list[str] = field(default_factory=list)  # letter ids of that date from an earlier run
+    errors: list[str] = field(default_factory=list)
+    emails_sent: int = 0
+    email_note: str | None = None
+    batch_pdf: Path | None = None
+    pages: dict[str, tuple[int, int]] = field(default_factory=dict)  # letter id -> pages of the batch PDF
+    manifest: Path | None = None
+
+
+def letter_id(as_of: date, patient_id: str, level: int) -> str:
+    """Stable: the same patient, day and level always give the same id (and file name)."""
+    return f"L{as_of:%Y%m%d}-{re.sub(r'[^A-Za-z0-9_-]', '_', patient_id)}-{level}"
+
+
+def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, dry_run: bool = False,
+               rules: Rules | None = None, single_pdf: bool = False) -> RemindReport:
+    """Decide the reminders due on as_of; unless dry_run, write, send and record them."""
+    rules = rules or load_rules()
+    with engine.connect() as conn:
+        accounts = load_accounts(conn, as_of, rules)
+        recorded = set(conn.execute(text("SELECT letter_id FROM letter WHERE as_of = :d"), {"d": as_of}).scalars())
+    judged = [decide(account, as_of, rules) for account in accounts]
+    report = RemindReport(as_of, dry_run, is_quiet_day(as_of))
+    report.exclusions = [Excluded(d.patient_id, e.invoice_number, e.code, e.reason)
+                         for d in judged for e in d.exclusions]
+    # What core.ladder.due_reminders returns, without deciding every account a second time.
+    report.decisions = [] if report.quiet_day else [d for d in judged if d.level is not None]
+    if dry_run:
+        return report
+    fresh = [d for d in report.decisions if letter_id(as_of, d.patient_id, d.level) not in recorded]
+    report.already_recorded = sorted(recorded)
+    if fresh:
+        _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf)
+    if recorded or report.letters:
+        report.manifest = write_manifest(engine, as_of, Path(out_dir))
+    return report
+
+
+def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path, decisions: list[Decision],
+                  report: RemindReport, single_pdf: bool) -> None:
+    from recouvrement.render.letters import render_html, render_text
+    creditor = _creditor(settings)
+    with engine.connect() as conn:
+        people = frame(conn, "SELECT * FROM patient").set_index("patient_id")
+    postal: list[tuple[WrittenLetter, str]] = []
+    emails: list[tuple[WrittenLetter, bytes]] = []
+    for decision in decisions:
+        lid = letter_id(as_of, decision.patient_id, decision.level)
+        view = letter_view(lid, as_of, creditor, people.loc[decision.patient_id], decision)
+        html = render_html(view)
+        text_version = render_text(view)
+        try:
+            ensure_clean(html_text(html), f"{lid}.html")
+            ensure_clean(text_version, f"{lid}.txt")
+            message = _email(settings, view, html, text_version) if decision.channel in BY_EMAIL else None
+        except PrivacyLeak as leak:
+            report.errors.append(str(leak))
+            continue
+        written = _write_letter(out_dir, lid, html, message, decision, view.kind, single_pdf)
+        report.letters.append(written)
+        if decision.channel in POSTAL:
+            postal.append((written, html))
+        if message is not None:
+            emails.append((written, message))
+    if postal:
+        _write_batch(out_dir, as_of, postal, report)
+    _record(engine, as_of, report.letters)
+    _send(engine, settings, out_dir, emails, report)
+
+
+def _creditor(settings: Settings):
+    from recouvrement.render.views import Creditor
+    c = settings.require_creditor()
+    return Creditor(c.name, c.address, c.postal_code, c.city, c.phone, c.email, c.siret, c.iban, c.bic)
+
+
+def _text(value) -> str:
+    return "" if value is None or pd.isna(value) else str(value).strip()
+
+
+def letter_view(lid: str, as_of: date, creditor, person, decision: Decision):
+    """The whitelist view: identity and address, invoice numbers, dates, amounts, RF references. Nothing else."""
+    from recouvrement.render.views import LetterLine, LetterView, Recipient
+    lines = tuple(LetterLine(i.invoice_number, i.issue_date, i.due_date, int(i.amount_cents),
+                             rf_reference(i.invoice_number)) for i in decision.items)
+    owed = sum(line.amount_cents for line in lines)
+    patient_name = f"{_text(person['first_name'])} {_text(person['last_name'])}".strip()
+    if has_guarantor(person):
+        recipient = Recipient(
+            f"{_text(person['guarantor_first_name'])} {_text(person['guarantor_last_name'])}".strip(),
+            _text(person["guarantor_address"]), _text(person["guarantor_postal_code"]) or _text(person["postal_code"]),
+            _text(person["guarantor_city"]) or _text(person["city"]), _text(person["guarantor_email"]) or None)
+    else:
+        recipient = Recipient(patient_name, _text(person["address"]), _text(person["postal_code"]),
+                              _text(person["city"]), _text(person["email"]) or None)
+    shifted = next((i.shifted_from for i in decision.items if i.shifted_from), None)
+    return LetterView(
+        letter_id=lid, kind=decision.template, level=decision.level, date=as_of, creditor=creditor,
+        recipient=recipient, patient_display_name=patient_name, lines=lines,
+        credits_cents=owed - decision.amount_due_cents, total_due_cents=decision.amount_due_cents,
+        offer_plan_first=decision.offer_plan_first,
+        payer_rejected=_PAYERS.get(shifted, "votre assurance") if decision.template == "avis_rejet" else None)
+
+
+def _email(settings: Settings, view, html: str, text_version: str) -> bytes:
+    """The e-mail as .eml bytes, refused (PrivacyLeak) if its whole text says anything medical."""
+    import email.policy
+
+    from recouvrement.channels.email import build_email
+    from recouvrement.scanner import email_text
+    message = build_email(view, _sender(settings), html, text_version)
+    data = message.as_bytes(policy=email.policy.SMTP)
+    ensure_clean(email_text(data, f"{view.letter_id}.eml"), f"{view.letter_id}.eml")
+    return data
+
+
+def _sender(settings: Settings) -> str:
+    return settings.smtp.sender or settings.creditor.email
+
+
+def _write_letter(out_dir: Path, lid: str, html: str, message, decision: Decision, kind: str,
+                  single_pdf: bool) -> WrittenLetter:
+    write_atomically(out_dir / f"{lid}.html", html)
+    document, name = html.encode("utf-8"), f"{lid}.html"
+    if message is not None:
+        write_atomically(out_dir / f"{lid}.eml", message)
+        if decision.channel == "email":
+            document, name = message, f"{lid}.eml"
+    if single_pdf and decision.channel in POSTAL:
+        _write_pdf(out_dir / f"{lid}.pdf", html)
+    return WrittenLetter(lid, decision.patient_id, tuple(i.invoice_number for i in decision.items), decision.level,
+                         kind, decision.channel, decision.amount_due_cents, name,
+                         hashlib.sha256(document).hexdigest(), decision)
+
+
+def _write_pdf(path: Path, html: str) -> None:
+    from recouvrement.render.pdf import render_pdf
+    pdf = render_pdf(html)
+    ensure_clean(pdf_text(pdf, path.name), path.name)
+    write_atomically(path, pdf)
+
+
+def _write_batch(out_dir: Path, as_of: date, postal: list[tuple[WrittenLetter, str]], report: RemindReport) -> None:
+    """The day's postal letters in one PDF; a later run the same day adds batch-<date>-2.pdf, and so on."""
+    from recouvrement.render.pdf import render_batch_pdf
+    pdf, ranges = render_batch_pdf([html for _, html in postal])
+    path, n = out_dir / f"batch-{as_of:%Y-%m-%d}.pdf", 1
+    while path.exists():
+        n += 1
+        path = out_dir / f"batch-{as_of:%Y-%m-%d}-{n}.pdf"
+    try:
+        ensure_clean(pdf_text(pdf, path.name), path.name)
+    except PrivacyLeak as leak:
+        report.errors.append(str(leak))
+        return
+    write_atomically(path, pdf)
+    report.batch_pdf = path
+    report.pages = {written.letter_id: pages for (written, _), pages in zip(postal, ranges)}
+
+
+def _record(engine: Engine, as_of: date, letters: list[WrittenLetter]) -> None:
+    """Letters, their invoices and one audit event each, in one transaction."""
+    with engine.begin() as conn:
+        for written in letters:
+            conn.execute(text("INSERT INTO letter (letter_id, patient_id, level, kind, channel, as_of, amount_cents, "
+                              "sha256, file, status) VALUES (:l, :p, :v, :k, :c, :d, :a, :s, :f, 'written')"),
+                         {"l": written.letter_id, "p": written.patient_id, "v": written.level, "k": written.kind,
+                          "c": written.channel, "d": as_of, "a": written.amount_cents, "s": written.sha256,
+                          "f": written.file})
+            conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents) VALUES (:l, :i, :a)"),
+                         [{"l": written.letter_id, "i": item.invoice_number, "a": int(item.amount_cents)}
+                          for item in written.decision.items])
+            if written.level == 0:
+                _mark_notified(conn, as_of, written.invoice_numbers)
+            append_event(conn, "reminder", {"letter_id": written.letter_id, "level": written.level,
+                                            "channel": written.channel, "amount": written.amount_cents,
+                                            "sha256": written.sha256}, patient_id=written.patient_id)
+
+
+def _mark_notified(conn: Connection, as_of: date, invoices: tuple[str, ...]) -> None:
+    conn.execute(text("UPDATE share_transfer SET notified = TRUE WHERE invoice_number = :i AND transfer_date <= :d "
+                      "AND reversed_on IS NULL"), [{"i": number, "d": as_of} for number in invoices])
+
+
+def _send(engine: Engine, settings: Settings, out_dir: Path, emails: list, report: RemindReport) -> None:
+    """Send through SMTP when configured (each sent letter marked 'sent', audited); else leave the .eml files."""
+    if not emails:
+        return
+    if not settings.smtp.host:
+        report.email_note = f"e-mails written to {out_dir}, not sent (no SMTP settings)"
+        return
+    import email
+    import email.policy
+
+    from recouvrement.channels.email import SmtpSettings, send_email
+    c = settings.smtp
+    smtp = SmtpSettings(host=c.host, port=c.port, username=c.username, password=c.password, starttls=c.starttls,
+                        ssl=c.ssl, sender=_sender(settings))
+    for written, data in emails:
+        try:
+            send_email(email.message_from_bytes(data, policy=email.policy.SMTP), smtp)
+        except RecouvrementError as exc:  # a refused recipient or a dropped link must not stop the others
+            report.errors.append(f"{written.letter_id}: e-mail not sent ({exc}); the .eml is in {out_dir}")
+            continue
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE letter SET status = 'sent' WHERE letter_id = :l"), {"l": written.letter_id})
+            append_event(conn, "reminder_sent", {"letter_id": written.letter_id, "channel": "email"},
+                         patient_id=written.patient_id)
+        report.emails_sent += 1
+    report.email_note = f"{report.emails_sent} e-mail(s) sent through {settings.smtp.host}"
+
+
+def write_manifest(engine: Engine, as_of: date, out_dir: Path) -> Path:
+    """Every letter recorded for as_of, in letter id order: the same rows however many times the day runs."""
+    with engine.connect() as conn:
+        letters = frame(conn, "SELECT letter_id, patient_id, level, channel, amount_cents, file FROM letter "
+                              "WHERE as_of = :d ORDER BY letter_id", {"d": as_of})
+        items = frame(conn, "SELECT li.letter_id, li.invoice_number FROM letter_item li JOIN letter l "
+                            "ON l.letter_id = li.letter_id WHERE l.as_of = :d ORDER BY li.letter_id, li.invoice_number",
+                      {"d": as_of})
+    invoices = items.groupby("letter_id")["invoice_number"].agg(" ".join).to_dict() if not items.empty else {}
+    rows = [[lid, pid, invoices.get(lid, ""), int(level), channel, format_plain(int(amount)), file]
+            for lid, pid, level, channel, amount, file in letters.itertuples(index=False, name=None)]
+    path = out_dir / "manifest.csv"
+    write_checked_csv(path, MANIFEST_HEADER, rows)
+    return path

@@ -1,0 +1,126 @@
+"""Reminder e-mails: build the MIME message of a letter, keep it as .eml, send it over SMTP.
+
+The subject is neutral ("<creditor> — votre facture" / "Rappel de paiement"): a mailbox preview or a
+shared inbox must reveal nothing medical. The Message-ID derives from the letter id, so a letter
+sent twice (a retry) is recognisable as the same message.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from datetime import datetime, time
+from email.utils import format_datetime, formataddr, parseaddr
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from recouvrement.errors import RecouvrementError
+from recouvrement.render.views import LetterView
+
+PARIS = ZoneInfo("Europe/Paris")
+_SUBJECTS = {
+    "avis_rejet": "votre facture",
+    "relance_1": "Rappel de paiement",
+    "relance_2": "Rappel de paiement",
+    "mise_en_demeure": "Mise en demeure de payer",
+    "proposition_echeancier": "Proposition de paiement en plusieurs fois",
+}
+
+
+def subject(view: LetterView) -> str:
+    """'Centre de santé des Lilas — Rappel de paiement': the creditor and the purpose, nothing else."""
+    return f"{view.creditor.name} — {_SUBJECTS[view.kind]}"
+
+
+def message_id(view: LetterView, sender: str) -> str:
+    """A stable Message-ID: the same letter always gets the same id (the domain is the sender's)."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "recouvrement.invalid"
+    digest = hashlib.sha256(view.letter_id.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def build_email(view: LetterView, sender: str, html: str, text: str) -> EmailMessage:
+    """The letter as a multipart/alternative e-mail (text, then HTML) to the recipient's address."""
+    if not view.recipient.email:
+        raise RecouvrementError(f"letter {view.letter_id}: the recipient has no e-mail address",
+                                field="recipient.email")
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["From"] = sender
+    message["To"] = formataddr((view.recipient.name, view.recipient.email))
+    message["Reply-To"] = formataddr((view.creditor.name, view.creditor.email))
+    message["Subject"] = subject(view)
+    # The letter's date at noon, Paris time: the message is stable, whatever the hour it is built.
+    message["Date"] = format_datetime(datetime.combine(view.date, time(12), tzinfo=PARIS))
+    message["Message-ID"] = message_id(view, sender)
+    message.set_content(text, subtype="plain", charset="utf-8")
+    message.add_alternative(html, subtype="html", charset="utf-8")
+    return message
+
+
+def write_eml(message: EmailMessage, path: Path) -> None:
+    """The message as an .eml file (CRLF line ends, as sent), written whole or not at all."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(message.as_bytes(policy=email.policy.SMTP))
+    partial.replace(path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpSettings:
+    """How to reach the mail server; `ssl` is implicit TLS (port 465), `starttls` upgrades port 587/25.
+
+    `sender` is the envelope sender (MAIL FROM); the From header is the message's own.
+    """
+
+    host: str
+    port: int = 25
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    ssl: bool = False
+    sender: str
+    timeout: float = 30.0
+
+
+def _connect(settings: SmtpSettings) -> smtplib.SMTP:
+    if settings.ssl:
+        return smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
+                                context=ssl.create_default_context())
+    client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+    if settings.starttls:
+        client.starttls(context=ssl.create_default_context())
+    return client
+
+
+def send_email(message: EmailMessage, settings: SmtpSettings) -> None:
+    """Send one message; a connection, TLS, login or refusal problem is a RecouvrementError saying which."""
+    where = f"SMTP server {settings.host}:{settings.port}"
+    try:
+        with _connect(settings) as client:
+            if settings.username:
+                client.login(settings.username, settings.password or "")
+            client.send_message(message, from_addr=settings.sender)
+    except smtplib.SMTPAuthenticationError as error:
+        raise RecouvrementError(f"{where} refused the login of {settings.username!r}: "
+                                f"{_reply(error)}", field="smtp.username") from None
+    except smtplib.SMTPRecipientsRefused as error:
+        raise RecouvrementError(f"{where} refused the recipient(s) "
+                                f"{', '.join(error.recipients)}", field="recipient.email") from None
+    except smtplib.SMTPException as error:
+        raise RecouvrementError(f"{where}: sending failed: {error}", field="smtp") from None
+    except ssl.SSLError as error:
+        raise RecouvrementError(f"{where}: TLS failed: {error.reason or error}", field="smtp") from None
+    except (OSError, socket.timeout) as error:
+        raise RecouvrementError(f"cannot connect to {where}: {error.strerror or error}",
+                                field="smtp.host") from None
+
+
+def _reply(error: smtplib.SMTPResponseException) -> str:
+    text = error.smtp_error.decode("utf-8", "replace") if isinstance(error.smtp_error, bytes) \
+        else str(error.smtp_error)
+    return f"{error.smtp_code} {text}"

@@ -1,0 +1,146 @@
+"""Reminder e-mails: the message, its .eml file, and delivery to a real SMTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import socket
+from email import policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from recouvrement.channels.email import SmtpSettings, build_email, send_email, write_eml
+from recouvrement.core.privacy import scan_text
+from recouvrement.errors import RecouvrementError
+from recouvrement.render.letters import render_html, render_text
+from recouvrement.render.views import KINDS, specimen
+from recouvrement.scanner import extract_text
+
+SENDER = "Centre de santé des Lilas <facturation@cds-lilas.example>"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def message_for(kind: str = "relance_1", letter_id: str = "SPECIMEN-0001"):
+    view = specimen(kind, letter_id)
+    return view, build_email(view, SENDER, render_html(view), render_text(view))
+
+
+class Collector:
+    """An aiosmtpd handler that keeps every envelope it receives."""
+
+    def __init__(self) -> None:
+        self.envelopes = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    handler = Collector()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, handler
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_server_refusing_logins():
+    def refuse(server, session, envelope, mechanism, auth_data):
+        return AuthResult(success=False, handled=False)
+
+    controller = Controller(Collector(), hostname="127.0.0.1", port=free_port(),
+                            authenticator=refuse, auth_require_tls=False)
+    controller.start()
+    yield controller
+    controller.stop()
+
+
+def test_the_message_goes_to_the_recipient_with_a_text_and_an_html_part():
+    view, message = message_for()
+    assert message["To"] == "Mme Claire Martin <claire.martin@example.org>"
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    assert view.lines[0].invoice_number in message.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_subject_is_neutral_and_names_the_creditor(kind):
+    _, message = message_for(kind)
+    assert message["Subject"].startswith("Centre de santé des Lilas — ")
+    assert scan_text(message["Subject"]) == []
+
+
+def test_a_reminder_subject_says_rappel_de_paiement():
+    assert message_for("relance_1")[1]["Subject"] == "Centre de santé des Lilas — Rappel de paiement"
+    assert message_for("avis_rejet")[1]["Subject"] == "Centre de santé des Lilas — votre facture"
+
+
+def test_the_message_id_is_stable_for_a_letter_and_differs_between_letters():
+    first, again, other = (message_for(letter_id=i)[1]["Message-ID"] for i in ("L-1", "L-1", "L-2"))
+    assert first == again != other
+    assert first.endswith("@cds-lilas.example>")
+
+
+def test_a_recipient_without_an_e_mail_address_is_an_error_naming_the_field():
+    view = specimen()
+    view = dataclasses.replace(view, recipient=dataclasses.replace(view.recipient, email=None))
+    with pytest.raises(RecouvrementError, match="recipient.email"):
+        build_email(view, SENDER, "<p>x</p>", "x")
+
+
+def test_an_eml_file_reads_back_as_the_same_message(tmp_path):
+    _, message = message_for("mise_en_demeure")
+    path = tmp_path / "letter.eml"
+    write_eml(message, path)
+    parsed = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert parsed["Subject"] == message["Subject"]
+    assert parsed["Message-ID"] == message["Message-ID"]
+    # The file keeps the CRLF line ends of the wire.
+    text = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert text == message.get_body(("plain",)).get_content()
+    assert "Mise en demeure de payer" in parsed.get_body(("html",)).get_content()
+    assert not (tmp_path / "letter.eml.part").exists()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_eml_file_of_every_kind_passes_the_privacy_scan(kind, tmp_path):
+    path = tmp_path / f"{kind}.eml"
+    write_eml(message_for(kind)[1], path)
+    assert scan_text(extract_text(path)) == []
+
+
+def test_a_message_sent_over_smtp_arrives_with_its_recipient_subject_and_both_parts(smtp_server):
+    controller, handler = smtp_server
+    _, message = message_for("relance_2")
+    send_email(message, SmtpSettings(host="127.0.0.1", port=controller.port, sender="bounces@cds-lilas.example"))
+    [envelope] = handler.envelopes
+    assert envelope.mail_from == "bounces@cds-lilas.example"
+    assert envelope.rcpt_tos == ["claire.martin@example.org"]
+    received = email.message_from_bytes(envelope.original_content, policy=policy.default)
+    assert received["To"] == "Mme Claire Martin <claire.martin@example.org>"
+    assert received["Subject"] == "Centre de santé des Lilas — Rappel de paiement"
+    assert "Deuxième rappel" in received.get_body(("plain",)).get_content()
+    assert "Deuxième rappel" in received.get_body(("html",)).get_content()
+
+
+def test_a_refused_login_is_an_error_that_says_so(smtp_server_refusing_logins):
+    settings = SmtpSettings(host="127.0.0.1", port=smtp_server_refusing_logins.port, username="cds",
+                            password="wrong", sender="bounces@cds-lilas.example")
+    with pytest.raises(RecouvrementError, match="refused the login of 'cds'"):
+        send_email(message_for()[1], settings)
+
+
+def test_a_server_that_does_not_answer_is_an_error_naming_host_and_port():
+    port = free_port()  # nothing listens there
+    with pytest.raises(RecouvrementError, match=f"cannot connect to SMTP server 127.0.0.1:{port}"):
+        send_email(message_for()[1], SmtpSettings(host="127.0.0.1", port=port, sender="a@b.example",
+                                                  timeout=5))
