@@ -32,7 +32,7 @@ import numpy as np
 from stdnum import luhn
 from stdnum.iso7064 import mod_97_10
 
-from recouvrement.core.references import compact_invoice_number, rf_reference
+from recouvrement.core.references import rf_reference
 
 AS_OF = date(2026, 11, 23)
 SCALE_THRESHOLD = 5_000

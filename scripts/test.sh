@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== tests on SQLite"
-python3 -m pytest "$@"
+python3 -m pytest -q "$@"
 echo "== tests on PostgreSQL"
-RECOUVREMENT_TEST_DB=postgresql python3 -m pytest "$@"
+RECOUVREMENT_TEST_DB=postgresql python3 -m pytest -q "$@"

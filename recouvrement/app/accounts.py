@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import pandas as pd
 from sqlalchemy import Connection
 
+from recouvrement.app.agency import handed_over_invoices
 from recouvrement.app.disputes import disputed_invoices
 from recouvrement.app.holds import patients_on_hold
 from recouvrement.app.plans import active_plan_invoices
@@ -38,7 +39,6 @@ _CREDITS = ("SELECT e.patient_id, SUM(CASE WHEN e.kind = 'credit' THEN 0 ELSE e.
             "FROM payment_exception e JOIN payment p ON p.payment_id = e.payment_id "
             "WHERE e.patient_id IS NOT NULL AND p.payment_date <= :d GROUP BY e.patient_id")
 _LETTERS = "SELECT patient_id, level, as_of, letter_id FROM letter WHERE as_of <= :d"
-_AGENCY = "SELECT invoice_numbers FROM agency_case WHERE status <> 'closed' AND handed_on <= :d"
 
 
 def _dates(values: pd.Series) -> pd.Series:
@@ -83,12 +83,6 @@ def _shifted_due_dates(items: pd.DataFrame, rules: Rules) -> None:
         items.loc[shifted, "due_date"] = [max(a, b) for a, b in zip(items.loc[shifted, "due_date"], moved_due)]
 
 
-def _handed_over(conn: Connection, as_of: date) -> set[str]:
-    """Invoices with the agency (returned ones too: a returned case is not chased again by the ladder)."""
-    rows = frame(conn, _AGENCY, {"d": as_of})["invoice_numbers"]
-    return {number for row in rows for number in str(row).split()}
-
-
 def _last_letters(conn: Connection, as_of: date) -> dict[str, LetterHistory]:
     letters = frame(conn, _LETTERS, {"d": as_of})
     if letters.empty:
@@ -105,7 +99,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     if items.empty:
         return []
     disputed, in_plan = disputed_invoices(conn, as_of), active_plan_invoices(conn)
-    agency, held = _handed_over(conn, as_of), patients_on_hold(conn, as_of)
+    agency, held = handed_over_invoices(conn, as_of), patients_on_hold(conn, as_of)
     patients = frame(conn, _PATIENTS).set_index("patient_id")
     credits = frame(conn, _CREDITS, {"d": as_of}).set_index("patient_id")
     letters, segments = _last_letters(conn, as_of), patient_segments(conn, as_of, rules)

@@ -1,74 +1,107 @@
-"""The demo: the whole main job on the bundled samples, printed for a person to read."""
+"""The demo: the nightly job on the bundled sample clinic, over seven weeks of its life.
+
+The sample files are dropped into the demo's inbox and the nightly run takes them in on 23/11/2026
+(import, reconcile, segments, reminders, agency, report). Three more nights follow on the days the
+ladder moves (level 2, mise en demeure, then the agency handover fifteen days later); in between, one
+patient is offered an instalment plan. Everything written is scanned for medical data at the end.
+"""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import text
 
-from recouvrement.app.balance import export_exceptions
-from recouvrement.app.imports import ImportRefused, import_file
-from recouvrement.app.reconcile import run_reconcile
+from recouvrement.app.balance import export_exceptions, outstanding_shares
+from recouvrement.app.nightly import RunResult, run_nightly
+from recouvrement.app.plans import propose
+from recouvrement.config import Paths, Settings
 from recouvrement.errors import RecouvrementError
+from recouvrement.money import format_eur
+from recouvrement.scanner import format_finding, scan_paths
 
 ORDER = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "bank_camt053.xml", "bank_cfonb120.txt")
+NIGHTS = (date(2026, 11, 23), date(2026, 12, 8), date(2026, 12, 23), date(2027, 1, 8))
 
 
-def run_demo(ctx, samples: Path, folder: Path, out, console) -> None:
-    settings = ctx.settings
-    settings = replace(settings, privacy=replace(settings.privacy, nir_key_file=folder / "nir.key"))
+def demo_settings(settings: Settings, folder: Path) -> Settings:
+    return replace(settings, privacy=replace(settings.privacy, nir_key_file=folder / "nir.key"),
+                   paths=Paths(folder / "inbox", folder / "archive", folder / "quarantine", folder / "out"))
+
+
+def run_demo(ctx, samples: Path, folder: Path, out) -> Path | None:
+    settings = demo_settings(ctx.settings, folder)
     engine = ctx.engine
-    out.print(f"[bold]1. Import[/] of the sample clinic's files ({samples})")
+    settings.paths.inbox.mkdir(parents=True, exist_ok=True)
     for name in ORDER:
-        try:
-            report = import_file(engine, samples / name, settings)
-        except ImportRefused as exc:
-            report = exc.report
-        except RecouvrementError as exc:
-            console.print(f"[red]error:[/] {exc}")
-            continue
-        out.print(f"  {name:<22} {report.format:<13} {report.rows_read:>5} rows, {report.imported:>5} imported, "
-                  f"{report.duplicates:>5} already there, {len(report.rejects):>3} refused")
-        for reject in report.rejects[:5]:
-            out.print(f"      refused {reject}")
-    out.print("[bold]2. Reconciliation[/]")
-    from recouvrement.cli.reconcile_commands import print_reconcile
-    report = run_reconcile(engine)
-    print_reconcile(report)
+        shutil.copyfile(samples / name, settings.paths.inbox / name)
+    out.print(f"Sample clinic files dropped into {settings.paths.inbox}")
+    report = None
+    for night in NIGHTS:
+        result = run_nightly(engine, settings, night)
+        print_run(out, result)
+        report = result.report
+        if night == NIGHTS[0]:
+            print_matching(out, engine, folder)
+            propose_a_plan(out, engine, settings, night)
+    print_scan(out, settings.paths.output)
+    out.print(f"[bold]Report:[/] {report}")
+    return report
+
+
+def print_run(out, result: RunResult) -> None:
+    counts = result.counts
+    files, rows = counts.get("files", {}), counts.get("rows", {})
+    letters = ", ".join(f"level {k}: {v}" for k, v in counts.get("letters", {}).items()) or "none"
+    out.print(f"\n[bold]Nightly run of {result.as_of:%d/%m/%Y}[/] — {result.status}")
+    if files.get("seen"):
+        out.print(f"  files: {files.get('seen')} seen, {files.get('imported')} imported, "
+                  f"{files.get('quarantined')} quarantined; rows: {rows.get('imported')} imported, "
+                  f"{rows.get('refused', 0)} refused")
+    out.print(f"  letters: {letters}; agency cases: {counts.get('agency_cases', 0)}")
+    for error in result.errors:
+        out.print(f"  note: {error}")
+
+
+def print_matching(out, engine, folder: Path) -> None:
     with engine.connect() as conn:
         total = conn.execute(text("SELECT COUNT(*) FROM payment WHERE status = 'paid'")).scalar_one()
         by_rule = conn.execute(text("SELECT rule, COUNT(DISTINCT payment_id) FROM allocation GROUP BY rule "
                                     "ORDER BY rule")).all()
         queue = conn.execute(text("SELECT kind, COUNT(*) FROM payment_exception GROUP BY kind ORDER BY kind")).all()
-    out.print(f"[bold]3. Summary[/]: {total} payment(s) with money in the database")
+    out.print(f"  payments matched, of {total} with money:")
     for rule, count in by_rule:
-        out.print(f"  matched by {rule:<12} {count:>5}  ({100 * count / max(total, 1):.1f} %)")
+        out.print(f"    by {rule:<12} {count:>5}  ({100 * count / max(total, 1):.1f} %)")
     for kind, count in queue:
-        out.print(f"  queue: {kind:<14} {count:>5}")
+        out.print(f"    left in the queue, {kind:<10} {count:>3}")
     export_exceptions(engine, folder / "exceptions.csv")
-    out.print(f"  exceptions to review: {folder / 'exceptions.csv'}")
-    out.print("[bold]4.[/] ", end="")
-    demo_reminders(ctx, folder, out)
+    out.print(f"    exceptions to review: {folder / 'exceptions.csv'}")
 
 
-def demo_reminders(ctx, folder: Path, out) -> None:
-    """The reminders of the samples' date into folder/relances, then the privacy scan of that folder."""
-    from datetime import date
+def propose_a_plan(out, engine, settings: Settings, as_of: date) -> None:
+    """Offer a plan to the patient who owes the most on their own share (shown, not accepted)."""
+    shares = outstanding_shares(engine, as_of)
+    debts = shares[shares["payer_type"] == "patient"].groupby("patient_id")["due_cents"].sum()
+    for patient_id in debts.sort_values(ascending=False, kind="stable").index[:5]:
+        try:
+            plan = propose(engine, patient_id, as_of, settings, out_dir=settings.paths.output / "plans")
+        except RecouvrementError:
+            continue                      # e.g. disputed or time-barred: the next one
+        schedule = ", ".join(f"{i.due_date:%d/%m/%Y} {format_eur(i.amount_cents)}" for i in plan.instalments[:3])
+        out.print(f"  plan proposed to {patient_id}: {format_eur(plan.total_cents)} in {len(plan.instalments)} "
+                  f"instalment(s) ({schedule}{', …' if len(plan.instalments) > 3 else ''}); letter "
+                  f"{plan.files[0]}")
+        return
+    out.print("  no patient debt a plan could cover")
 
-    from recouvrement.app.remind import run_remind
-    from recouvrement.scanner import format_finding, scan_paths
-    target = folder / "relances"
-    report = run_remind(ctx.engine, ctx.settings, date(2026, 11, 23), target)
-    letters = len(report.letters) + len(report.already_recorded)
-    out.print(f"[bold]Reminders[/] of 23/11/2026: {letters} letter(s) in {target}"
-              + (f", print batch {report.batch_pdf.name}" if report.batch_pdf else ""))
-    if report.email_note:
-        out.print(f"  {report.email_note}")
-    for error in report.errors:
-        out.print(f"  refused: {error}")
-    findings = scan_paths([target]) if target.exists() else []
-    if not findings:
-        out.print("  privacy scan: clean")
+
+def print_scan(out, folder: Path) -> None:
+    findings = scan_paths([folder]) if folder.exists() else []
+    count = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+    out.print(f"\n[bold]Privacy scan[/] of {count} file(s) written in {folder}: "
+              + ("clean" if not findings else f"{len(findings)} finding(s)"))
     for path, finding in findings:
         out.print(f"  {format_finding(path, finding)}")

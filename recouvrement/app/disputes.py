@@ -92,7 +92,9 @@ _SELECT = ("SELECT d.id, d.invoice_number, i.patient_id, d.received_on, d.channe
 
 
 def as_date(value) -> date | None:
-    """A DATE column's value as a date (SQLite hands back ISO text)."""
+    """A DATE column's value as a date (SQLite hands back ISO text, PostgreSQL a date or a datetime)."""
+    if isinstance(value, datetime):
+        return value.date()
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])

@@ -24,32 +24,13 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 
 from recouvrement.app.balance import outstanding_shares
+from recouvrement.app.disputes import as_date, disputed_invoices
 from recouvrement.audit import append_event
+from recouvrement.core.ladder import is_time_barred
 from recouvrement.config import Settings
 from recouvrement.core.plans import Instalment, PlanStatus, add_months, plan_status, propose_plan
 from recouvrement.errors import RecouvrementError
 from recouvrement.rules import Rules, load_rules
-
-
-def as_date(value) -> date:
-    """A date from what the driver returns (SQLite gives text for raw SQL, PostgreSQL a date)."""
-    if isinstance(value, datetime):
-        return value.date()
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
-def disputed_invoices(conn: Connection) -> set[str]:
-    """Invoices under a dispute not yet closed (app.disputes when present, else the table directly)."""
-    try:
-        from recouvrement.app.disputes import disputed_invoices as from_disputes
-    except ImportError:
-        return set(conn.execute(text("SELECT invoice_number FROM dispute WHERE status <> 'closed'")).scalars())
-    return set(from_disputes(conn))
-
-
-def is_time_barred(issue_date: date, as_of: date, rules: Rules) -> bool:
-    """Prescription, counted as the ladder counts it: limitation_years from the issue date."""
-    return as_of >= add_months(issue_date, 12 * rules.exclusions.limitation_years)
 
 
 def patient_credit_cents(conn: Connection, patient_id: str) -> int:
@@ -63,11 +44,6 @@ def active_plan_invoices(conn: Connection) -> set[str]:
     return {number for row in numbers for number in row.split()}
 
 
-def handed_over_invoices_of(conn: Connection) -> set[str]:
-    numbers = conn.execute(text("SELECT invoice_numbers FROM agency_case")).scalars()
-    return {number for row in numbers for number in row.split()}
-
-
 @dataclass(frozen=True)
 class OpenShare:
     invoice_number: str
@@ -78,10 +54,11 @@ class OpenShare:
 
 def plan_debt(engine: Engine, patient_id: str, as_of: date, rules: Rules) -> tuple[list[OpenShare], int]:
     """(the open patient shares a plan may cover, oldest first; the patient's credits to deduct)."""
+    from recouvrement.app.agency import handed_over_invoices  # agency builds on this module
     shares = outstanding_shares(engine, as_of)
     shares = shares[(shares["payer_type"] == "patient") & (shares["patient_id"] == patient_id)]
     with engine.connect() as conn:
-        left_out = disputed_invoices(conn) | active_plan_invoices(conn) | handed_over_invoices_of(conn)
+        left_out = disputed_invoices(conn) | active_plan_invoices(conn) | handed_over_invoices(conn)
         credits = patient_credit_cents(conn, patient_id)
     open_shares = [OpenShare(number, as_date(issued), as_date(due), int(cents))
                    for number, issued, due, cents in shares[["invoice_number", "issue_date", "due_date",
@@ -107,6 +84,8 @@ def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *,
     """Store a proposed plan over the patient's open debt and write its letter (HTML + PDF)."""
     rules = rules or load_rules()
     creditor = settings.require_creditor()
+    with engine.connect() as conn:
+        _patient(conn, patient_id)
     shares, credits = plan_debt(engine, patient_id, as_of, rules)
     owed = sum(s.due_cents for s in shares)
     total = owed - credits
@@ -329,6 +308,7 @@ def _settled_on(state: PlanSummary) -> date:
 def _close(conn: Connection, plan, status: str, on: date, state: PlanSummary, now: datetime | None) -> None:
     conn.execute(text("UPDATE plan SET status = :s, ended_on = :d WHERE id = :i"),
                  {"s": status, "d": on, "i": plan["id"]})
-    append_event(conn, f"plan_{status}", {"plan_id": plan["id"], "ended_on": on, "paid_cents": state.standing.paid_cents,
+    append_event(conn, f"plan_{status}", {"plan_id": plan["id"], "ended_on": on,
+                                          "paid_cents": state.standing.paid_cents,
                                           "total_cents": state.total_cents, "reason": state.standing.reason},
                  patient_id=plan["patient_id"], at=now or datetime.now(timezone.utc))

@@ -72,6 +72,13 @@ class RemindReport:
     pages: dict[str, tuple[int, int]] = field(default_factory=dict)  # letter id -> pages of the batch PDF
     manifest: Path | None = None
 
+    @property
+    def letters_by_level(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for letter in self.letters:
+            counts[letter.level] = counts.get(letter.level, 0) + 1
+        return counts
+
 
 def letter_id(as_of: date, patient_id: str, level: int) -> str:
     """Stable: the same patient, day and level always give the same id (and file name)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import click
-
 from recouvrement.cli import Context, cli, out, pass_context
 from recouvrement.db.session import open_engine, schema_is_current, upgrade
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from recouvrement.cli import Context, cli, console, out, pass_context
+from recouvrement.cli import Context, cli, out, pass_context
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 
@@ -16,11 +16,12 @@ SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
               help="Working folder: its database (unless --db is given), outputs and reports.")
 @pass_context
 def demo(ctx: Context, folder: Path) -> None:
-    """Run the main job on the bundled sample clinic: import, reconcile, summary."""
+    """Run the nightly job on the bundled sample clinic over seven weeks: import, reconcile, reminders,
+    a plan proposal, the agency handover and the accountant's report."""
     from recouvrement.app.demo import run_demo
     folder.mkdir(parents=True, exist_ok=True)
     if not ctx.db_url:
         ctx.db_url = f"sqlite:///{folder / 'recouvrement.db'}"
     if not ctx.config_file:
         ctx.config_file = str(SAMPLES / "recouvrement.toml")
-    run_demo(ctx, SAMPLES, folder, out, console)
+    run_demo(ctx, SAMPLES, folder, out)

@@ -168,8 +168,12 @@ def _screen_items(account: Account, as_of: date,
     return tuple(excluded), tuple(remindable)
 
 
+def is_time_barred(issue_date: date, as_of: date, rules: Rules) -> bool:
+    """Prescription: limitation_years from the invoice's issue date (29 February clamped to the 28th)."""
+    return as_of >= add_months(issue_date, 12 * rules.exclusions.limitation_years)
+
+
 def _item_exclusion(item: OpenItem, as_of: date, rules: Rules) -> tuple[str, str] | None:
-    years = rules.exclusions.limitation_years
     checks = (
         (item.amount_cents <= 0, "nothing_owed", "rien à payer sur cette facture"),
         (item.handed_over, "handed_over", "facture transmise à l'agence de recouvrement"),
@@ -177,8 +181,8 @@ def _item_exclusion(item: OpenItem, as_of: date, rules: Rules) -> tuple[str, str
         (item.disputed, "disputed", "facture contestée : pas de relance pendant la contestation"),
         (item.insurer_awaited_cents > 0, "insurer_awaited",
          "une part est encore attendue de l'assurance : toute la facture attend"),
-        (as_of >= add_months(item.issue_date, 12 * years), "time_barred",
-         f"créance prescrite : plus de {years} ans depuis la facture"),
+        (is_time_barred(item.issue_date, as_of, rules), "time_barred",
+         f"créance prescrite : plus de {rules.exclusions.limitation_years} ans depuis la facture"),
     )
     return next(((code, reason) for applies, code, reason in checks if applies), None)
 

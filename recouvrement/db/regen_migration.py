@@ -5,7 +5,6 @@ Once a release has shipped, add new revisions with alembic's autogenerate instea
 """
 
 import tempfile
-from pathlib import Path
 
 from alembic import command
 from sqlalchemy import create_engine

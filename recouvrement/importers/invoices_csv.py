@@ -14,7 +14,7 @@ import pandas as pd
 from stdnum.fr import nir as stdnum_nir
 
 from recouvrement.core.references import compact_invoice_number
-from recouvrement.importers.base import Parsed, read_head
+from recouvrement.importers.base import Parsed
 from recouvrement.importers.tabular import RejectCollector, parse_dates, read_table
 from recouvrement.money import format_plain, parse_amounts
 

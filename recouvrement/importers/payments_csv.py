@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from recouvrement.importers.base import PAYER_TYPES, PAYMENT_COLUMNS, Parsed
 from recouvrement.importers.tabular import RejectCollector, parse_dates, read_table
 from recouvrement.money import parse_amounts

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-from dataclasses import replace
+
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st

@@ -9,12 +9,13 @@ import subprocess
 
 import pytest
 from pypdf import PdfReader
+from weasyprint import HTML
 
 from recouvrement.core.privacy import scan_text
 from recouvrement.core.references import format_rf
 from recouvrement.money import format_eur
-from recouvrement.render.letters import render_html
-from recouvrement.render.pdf import render_batch_pdf, render_pdf
+from recouvrement.render.letters import TEMPLATES_DIR, render_html
+from recouvrement.render.pdf import USER_AGENT_PATH, render_batch_pdf, render_pdf
 from recouvrement.render.views import KINDS, specimen
 from recouvrement.scanner import extract_text
 
@@ -80,6 +81,21 @@ def test_the_recipient_address_is_in_the_envelope_window(letters):
     mm = 72 / 25.4
     assert 108 * mm < x < 115 * mm  # 110 mm from the left edge of the sheet
     assert 48 * mm < y < 56 * mm  # first line 50 mm from the top edge
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_small_user_agent_sheet_lays_out_every_word_where_the_full_one_does(kind):
+    html = render_html(specimen(kind, invoices=3, guarantor=True, offer_plan_first=True))
+    full = HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf()  # WeasyPrint's HTML5 sheet
+    boxes = [subprocess.run(["pdftotext", "-bbox", "-", "-"], input=pdf, capture_output=True, check=True).stdout
+             for pdf in (render_pdf(html), full)]
+    assert boxes[0] == boxes[1]
+
+
+def test_every_element_of_the_letters_is_styled_by_the_small_user_agent_sheet():
+    sheet = USER_AGENT_PATH.read_text(encoding="utf-8")
+    tags = {tag for kind in KINDS for tag in re.findall(r"<([a-z][a-z0-9]*)", render_html(specimen(kind, invoices=2)))}
+    assert tags and all(re.search(rf"(^|[\s,]){tag}[\s,{{:]", sheet, re.M) for tag in tags), tags
 
 
 def test_a_batch_gives_one_page_range_per_letter_and_the_right_page_count():

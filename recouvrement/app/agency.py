@@ -1,0 +1,372 @@
+"""Handover to the collection agency: the case export with its manifest, and the agency's returns.
+
+Decisions where the brief was silent, documented once here:
+
+* A case is one patient's debt named in their mise(s) en demeure (ladder's last level, letter rows
+  with their items) sent at least `after_level3_days` before the handover day. Case id:
+  ``AG-<yyyymmdd>-<patient_id>``. Letters count whether still 'written' or already 'sent': the
+  letter's date is the day it went out.
+* Its invoices are those items still carrying an open patient share on the day, less time-barred
+  ones and ones already handed over (in any case, whatever its status). A case goes as a whole or
+  not at all: an open dispute on one of its invoices, a hold on the patient or an active plan of
+  the patient keeps the whole case in the building.
+* Amount due = those open shares less every credit in the patient's name, and at least
+  `min_amount_cents`.
+* Agency returns: each collected amount is a payment of payer_type 'agency', id
+  ``AGENCY-<case_id>-<yyyymmdd>-<line>``, allocated here at once (rule 'agency', patient share, oldest
+  invoice first, Code civil art. 1342-10); what exceeds the case's debt is a credit in the
+  patient's name. The payment is stored reconciled, so the matching cascade never sees it.
+  The case takes the status of its latest line (by date, then line). A returned case goes back to
+  the clinic's worklist (`returned_cases`) and never back into the ladder: its invoices stay in
+  `handed_over_invoices`, like those of every case the agency ever had.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, text
+
+from recouvrement.app.balance import outstanding_shares
+from recouvrement.app.exports import checked_csv, write_atomically
+from recouvrement.app.imports import ImportReport
+from recouvrement.app.disputes import as_date, disputed_invoices
+from recouvrement.app.plans import patient_credit_cents
+from recouvrement.core.ladder import is_time_barred
+from recouvrement.app.reconcile import share_outstanding
+from recouvrement.audit import append_event
+from recouvrement.config import Settings
+from recouvrement.core.references import rf_reference
+from recouvrement.errors import RecouvrementError
+from recouvrement.importers.base import Reject
+from recouvrement.money import format_plain
+from recouvrement.rules import Rules, load_rules
+
+EXPORT_COLUMNS = ["case_id", "patient_id", "last_name", "first_name", "address", "postal_code", "city",
+                  "amount_due", "invoice_numbers", "invoice_dates", "last_reminder_date", "creditor_reference"]
+LETTER_STATUSES = ("written", "sent")
+
+
+def handed_over_invoices(conn: Connection, as_of: date | None = None) -> set[str]:
+    """Every invoice the agency received (by as_of): out of the internal ladder for good, whatever the case
+    became (collected, closed, returned: a returned case goes to the clinic's worklist, never back)."""
+    numbers = conn.execute(text("SELECT invoice_numbers FROM agency_case WHERE handed_on <= :d"),
+                           {"d": as_of or date.max}).scalars()
+    return {number for row in numbers for number in row.split()}
+
+
+def returned_cases(conn: Connection) -> list[dict]:
+    """The clinic's worklist: cases the agency gave back, for a person to decide what comes next."""
+    rows = conn.execute(text("SELECT case_id, patient_id, handed_on, amount_cents, invoice_numbers, updated_on "
+                             "FROM agency_case WHERE status = 'returned' ORDER BY updated_on, case_id")).mappings()
+    return [dict(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class Case:
+    case_id: str
+    patient_id: str
+    invoices: tuple[tuple[str, date], ...]  # (number, issue date), oldest first
+    amount_cents: int
+    last_reminder: date
+
+
+@dataclass
+class Eligibility:
+    cases: list[Case] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)  # patient_id -> reason code
+
+
+def agency_cases(engine: Engine, as_of: date, rules: Rules) -> Eligibility:
+    """The cases to hand over on as_of, and why each other patient who got a mise en demeure stays."""
+    shares = outstanding_shares(engine, as_of)
+    open_patient = shares[shares["payer_type"] == "patient"]
+    due = dict(zip(open_patient["invoice_number"], open_patient["due_cents"].astype("int64")))
+    issued = {n: as_date(d) for n, d in zip(open_patient["invoice_number"], open_patient["issue_date"])}
+    result = Eligibility()
+    with engine.connect() as conn:
+        letters = _final_letters(conn, as_of, rules)
+        blocked = _blocked_patients(conn)
+        disputed, handed = disputed_invoices(conn), handed_over_invoices(conn)
+        cutoff = as_of - timedelta(days=rules.agency.after_level3_days)
+        for patient_id, group in letters.groupby("patient_id", sort=True):
+            old_enough = group[group["as_of"] <= cutoff]
+            if old_enough.empty:
+                result.left_out[patient_id] = "level3_too_recent"
+                continue
+            reason, case = _case(conn, patient_id, old_enough, as_of, rules, due, issued, blocked, disputed, handed)
+            if case is None:
+                result.left_out[patient_id] = reason
+            else:
+                result.cases.append(case)
+    return result
+
+
+def _final_letters(conn: Connection, as_of: date, rules: Rules) -> pd.DataFrame:
+    rows = conn.execute(text(
+        "SELECT l.patient_id, l.as_of, i.invoice_number FROM letter l JOIN letter_item i ON i.letter_id = l.letter_id "
+        "WHERE l.level = :level AND l.as_of <= :d AND l.status IN ('written', 'sent')"),
+        {"level": rules.ladder.max_level, "d": as_of}).all()
+    frame = pd.DataFrame(rows, columns=["patient_id", "as_of", "invoice_number"])
+    frame["as_of"] = frame["as_of"].map(as_date)
+    return frame
+
+
+def _blocked_patients(conn: Connection) -> dict[str, str]:
+    """Patients whose whole account stays in the building: on hold, or honouring an active plan."""
+    blocked = {p: "active_plan" for p in conn.execute(text("SELECT patient_id FROM plan WHERE status = 'active'"))
+               .scalars()}
+    blocked.update({p: "on_hold" for p in conn.execute(text("SELECT patient_id FROM hold WHERE released_on IS NULL"))
+                    .scalars()})
+    return blocked
+
+
+def _case(conn, patient_id, letters, as_of, rules, due, issued, blocked, disputed, handed) -> tuple[str, Case | None]:
+    if patient_id in blocked:
+        return blocked[patient_id], None
+    numbers = sorted(set(letters["invoice_number"]) - handed)
+    if not numbers:
+        return "already_handed_over", None
+    open_numbers = [n for n in numbers if due.get(n, 0) > 0]
+    if not open_numbers:
+        return "nothing_owed", None
+    if any(n in disputed for n in open_numbers):
+        return "disputed", None
+    live = [n for n in open_numbers if not is_time_barred(issued[n], as_of, rules)]
+    if not live:
+        return "time_barred", None
+    amount = sum(due[n] for n in live) - patient_credit_cents(conn, patient_id)
+    if amount < max(1, rules.agency.min_amount_cents):
+        return "below_minimum", None
+    invoices = tuple(sorted(((n, issued[n]) for n in live), key=lambda pair: (pair[1], pair[0])))
+    case_id = f"AG-{as_of:%Y%m%d}-{patient_id}"
+    return "", Case(case_id, patient_id, invoices, amount, max(letters["as_of"]))
+
+
+@dataclass(frozen=True)
+class HandoverReport:
+    cases: int
+    total_cents: int
+    file: Path | None
+    manifest: Path | None
+    left_out: dict[str, str]
+
+
+def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: Path, *, rules: Rules | None = None,
+                  now: datetime | None = None) -> HandoverReport:
+    """Write the new cases (CSV + manifest), record them as handed over; nothing new writes nothing.
+
+    `settings` is taken like every use case that writes files (the nightly run passes it); the file
+    itself holds nothing from them. An existing file is never overwritten: RecouvrementError.
+    """
+    rules = rules or load_rules()
+    now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    found = agency_cases(engine, as_of, rules)
+    if not found.cases:
+        return HandoverReport(0, 0, None, None, found.left_out)
+    manifest_path = path.with_name(path.name + ".manifest.json")
+    if path.exists() or manifest_path.exists():
+        raise RecouvrementError("already exists: an agency export is never overwritten, choose another file",
+                                file=str(path))
+    with engine.begin() as conn:
+        header, rows = _rows(conn, found.cases, rules)
+        document = checked_csv(path.name, header, rows).encode("utf-8")
+        digest = hashlib.sha256(document).hexdigest()
+        total = sum(c.amount_cents for c in found.cases)
+        for case in found.cases:
+            _store_case(conn, case, as_of, now)
+        head = append_event(conn, "agency_export", {
+            "file": path.name, "sha256": digest, "as_of": as_of, "rows": len(rows), "total_cents": total,
+            "cases": [c.case_id for c in found.cases]}, at=now)
+        manifest = {"file": path.name, "row_count": len(rows), "total_cents": total, "total": format_plain(total),
+                    "sha256": digest, "as_of": as_of.isoformat(), "created_at": now.isoformat(),
+                    "audit_head": head}
+        write_atomically(path, document)
+        write_atomically(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return HandoverReport(len(rows), total, path, manifest_path, found.left_out)
+
+
+def _rows(conn: Connection, cases: list[Case], rules: Rules) -> tuple[list[str], list[list]]:
+    allowed = {"email": rules.agency.allow_email, "phone": rules.agency.allow_phone}
+    contact = [column for column, yes in allowed.items() if yes]
+    header = EXPORT_COLUMNS + contact
+    rows = []
+    for case in cases:
+        person = conn.execute(text("SELECT last_name, first_name, address, postal_code, city, email, phone "
+                                   "FROM patient WHERE patient_id = :p"), {"p": case.patient_id}).mappings().one()
+        rows.append([case.case_id, case.patient_id, person["last_name"], person["first_name"], person["address"],
+                     person["postal_code"], person["city"], format_plain(case.amount_cents),
+                     " ".join(n for n, _ in case.invoices), " ".join(d.isoformat() for _, d in case.invoices),
+                     case.last_reminder.isoformat(), rf_reference(case.invoices[0][0]),
+                     *(person[c] or "" for c in contact)])
+    return header, rows
+
+
+def _store_case(conn: Connection, case: Case, as_of: date, now: datetime) -> None:
+    numbers = " ".join(n for n, _ in case.invoices)
+    conn.execute(text("INSERT INTO agency_case (case_id, patient_id, handed_on, amount_cents, invoice_numbers, "
+                      "status, updated_on) VALUES (:c, :p, :d, :a, :n, 'handed_over', :d)"),
+                 {"c": case.case_id, "p": case.patient_id, "d": as_of, "a": case.amount_cents, "n": numbers})
+    append_event(conn, "agency_handover", {"case_id": case.case_id, "amount_cents": case.amount_cents,
+                                           "invoices": numbers.split()}, patient_id=case.patient_id, at=now)
+
+
+# -- the agency's returns ------------------------------------------------------------------------------
+
+RETURN_COLUMNS = ["case_id", "date", "collected_amount", "status"]
+RETURN_OPTIONAL = ["note"]
+RETURN_STATUSES = ("collected", "closed", "returned")
+
+
+@dataclass(frozen=True)
+class ReturnLine:
+    line: int
+    case_id: str
+    day: date
+    cents: int
+    status: str
+    note: str
+
+
+def read_returns(path: Path) -> tuple[list[ReturnLine], list[Reject], list[str], int]:
+    """(valid lines, refused lines, warnings, rows read) of an agency returns CSV; no database."""
+    from recouvrement.importers.tabular import parse_dates, read_table
+    from recouvrement.money import AmountError, parse_amount
+    raw, warnings = read_table(path, RETURN_COLUMNS, RETURN_OPTIONAL)
+    days, bad_days = parse_dates(raw["date"])
+    lines, rejects = [], []
+    for k, row in enumerate(raw.itertuples(index=False)):
+        where = (path.name, int(row.source_line))
+        try:
+            cents = parse_amount(row.collected_amount) if row.collected_amount else 0
+        except AmountError:
+            cents = None
+        problem = (("case_id", "empty") if not row.case_id else
+                   ("date", f"not a date (expected dd/mm/yyyy or yyyy-mm-dd): {row.date!r}") if bad_days.iloc[k] else
+                   ("collected_amount", f"not an amount in euros: {row.collected_amount!r}") if cents is None else
+                   ("collected_amount", "negative") if cents < 0 else
+                   ("status", f"must be one of {', '.join(RETURN_STATUSES)}, got {row.status!r}")
+                   if row.status.lower() not in RETURN_STATUSES else
+                   ("collected_amount", "a 'collected' line needs an amount above zero")
+                   if row.status.lower() == "collected" and cents == 0 else None)
+        if problem:
+            rejects.append(Reject(*where, *problem))
+        else:
+            lines.append(ReturnLine(where[1], row.case_id, date.fromisoformat(days.iloc[k]), cents,
+                                    row.status.lower(), row.note))
+    return lines, rejects, warnings, len(raw)
+
+
+def import_agency_returns(engine: Engine, path: Path, now: datetime | None = None) -> ImportReport:
+    """Store the agency's returns in one transaction: good lines are applied, bad ones refused with their line."""
+    if not path.is_file():
+        raise RecouvrementError("no such file", file=str(path))
+    now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    lines, rejects, warnings, read = read_returns(path)
+    report = ImportReport(path.name, "agency_returns_csv", "agency_returns", read, warnings=warnings)
+    with engine.begin() as conn:
+        for line in sorted(lines, key=lambda x: (x.day, x.line)):
+            refused = _apply_return(conn, path.name, line, now)
+            if refused is None:
+                report.imported += 1
+            elif refused == "duplicate":
+                report.duplicates += 1
+            else:
+                rejects.append(refused)
+        report.rejects = sorted(rejects)
+        if report.imported:
+            _record_batch(conn, path, report, now)
+    return report
+
+
+def _apply_return(conn: Connection, file: str, line: ReturnLine, now: datetime) -> Reject | str | None:
+    case = conn.execute(text("SELECT * FROM agency_case WHERE case_id = :c"), {"c": line.case_id}).mappings().first()
+    if case is None:
+        return Reject(file, line.line, "case_id", f"unknown case {line.case_id!r}: not a case handed to the agency")
+    if line.day < as_date(case["handed_on"]):
+        return Reject(file, line.line, "date", f"before the case was handed over ({case['handed_on']})")
+    line_id = f"AGENCY-{line.case_id}-{line.day:%Y%m%d}-{line.line}"
+    known = conn.execute(text("SELECT payment_date, amount_cents FROM payment WHERE payment_id = :p"),
+                         {"p": line_id}).first()
+    if known is not None and (as_date(known[0]), int(known[1])) != (line.day, line.cents):
+        return Reject(file, line.line, "collected_amount", f"already imported with a different amount ({line_id})")
+    if line_id in _applied_lines(conn, case["patient_id"]):
+        return "duplicate"
+    if line.cents:
+        _collect(conn, case, line_id, line, file, now)
+    _update_status(conn, case, line, line_id, now)
+    return None
+
+
+def _applied_lines(conn: Connection, patient_id: str) -> set[str]:
+    """Ids of the return lines already applied to this patient's cases (re-importing a file changes nothing)."""
+    payloads = conn.execute(text("SELECT payload FROM audit_event WHERE kind = 'agency_return' AND patient_id = :p"),
+                            {"p": patient_id}).scalars()
+    return {json.loads(p).get("line_id") for p in payloads}
+
+
+def _collect(conn: Connection, case, payment_id: str, line: ReturnLine, file: str, now: datetime) -> None:
+    """The agency's payment, allocated to the case's patient shares oldest invoice first; the excess is a credit."""
+    conn.execute(text("INSERT INTO payment (payment_id, payment_date, payer_type, payer_name, amount_cents, reference, "
+                      "invoice_number, status, source_file, source_line, reconciled) VALUES (:p, :d, 'agency', "
+                      "'agence de recouvrement', :a, :r, NULL, 'paid', :f, :l, TRUE)"),
+                 {"p": payment_id, "d": line.day, "a": line.cents, "r": line.case_id, "f": file, "l": line.line})
+    left = line.cents
+    for number in _oldest_first(conn, case["invoice_numbers"].split()):
+        part = min(left, share_outstanding(conn, number, "patient"))
+        if part <= 0:
+            continue
+        conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
+                          "created_at) VALUES (:p, :i, 'patient', :a, 'agency', :t)"),
+                     {"p": payment_id, "i": number, "a": part, "t": now.replace(tzinfo=None)})
+        left -= part
+        if left == 0:
+            break
+    if left:
+        conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
+                          "VALUES (:p, 'credit', :c, :r, :pt)"),
+                     {"p": payment_id, "c": left, "pt": case["patient_id"],
+                      "r": f"collected by the agency beyond case {line.case_id}: a credit to refund or use"})
+
+
+def _oldest_first(conn: Connection, numbers: list[str]) -> list[str]:
+    marks = ", ".join(f":n{k}" for k in range(len(numbers)))
+    return list(conn.execute(text(f"SELECT invoice_number FROM invoice WHERE invoice_number IN ({marks}) "
+                                  "ORDER BY issue_date, invoice_number"),
+                             {f"n{k}": n for k, n in enumerate(numbers)}).scalars())
+
+
+def _update_status(conn: Connection, case, line: ReturnLine, line_id: str, now: datetime) -> None:
+    latest = as_date(case["updated_on"] or case["handed_on"])
+    if line.day >= latest:  # an older line re-imported never undoes a later status
+        conn.execute(text("UPDATE agency_case SET status = :s, updated_on = :d WHERE case_id = :c"),
+                     {"s": line.status, "d": line.day, "c": line.case_id})
+    append_event(conn, "agency_return", {"case_id": line.case_id, "date": line.day, "status": line.status,
+                                         "collected_cents": line.cents, "line_id": line_id,
+                                         "payment_id": line_id if line.cents else None,
+                                         "note": _clean_note(line.note)},
+                 patient_id=case["patient_id"], at=now)
+
+
+def _clean_note(note: str) -> str:
+    """The agency's note, masked whole if the privacy scanner finds anything medical in it."""
+    from recouvrement.app.exports import MASK
+    from recouvrement.core.privacy import scan_text
+    return MASK if note and scan_text(note) else note
+
+
+def _record_batch(conn: Connection, path: Path, report: ImportReport, now: datetime) -> None:
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    conn.execute(text("INSERT INTO import_batch (kind, format, source_file, sha256, imported_at, rows_read, "
+                      "rows_imported, rows_duplicate, rows_rejected) VALUES ('agency_returns', 'csv', :s, :h, :t, "
+                      ":r, :i, :d, :x)"),
+                 {"s": path.name, "h": sha, "t": now.replace(tzinfo=None), "r": report.rows_read,
+                  "i": report.imported, "d": report.duplicates, "x": len(report.rejects)})
+    append_event(conn, "import", {"file": path.name, "sha256": sha, "kind": "agency_returns", "format": "csv",
+                                  "imported": report.imported, "duplicates": report.duplicates,
+                                  "rejected": len(report.rejects)}, at=now)

@@ -1,0 +1,171 @@
+"""A named lock in the database, so that two nightly runs never overlap (on one host or several).
+
+Taking the lock is an INSERT into `run_lock`: the primary key makes a second INSERT fail, on
+SQLite and PostgreSQL alike, whatever process or host tries. Releasing is a DELETE by the holder.
+A holder killed without releasing leaves its row: the row is *stale*, and may be taken over, when
+it is older than `stale_after` AND its holder ("hostname:pid") runs on this host with a pid that is
+no longer alive. A holder on another host is never presumed dead: a person releases it
+(`recouvrement unlock`) after checking that host.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterator
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
+
+from recouvrement.audit import append_event
+from recouvrement.errors import RecouvrementError
+
+NIGHTLY = "nightly"
+STALE_AFTER = timedelta(hours=6)
+POLL_SECONDS = 0.5
+
+
+class LockHeld(RecouvrementError):
+    """Another process holds the lock; the caller waited as long as it was allowed to."""
+
+    def __init__(self, name: str, holder: str, since: datetime | None) -> None:
+        self.name, self.holder, self.since = name, holder, since
+        when = f" since {since:%Y-%m-%d %H:%M} UTC" if since else ""
+        super().__init__(f"another {name} run is in progress ({holder}{when}); try again later", field="lock")
+
+
+@dataclass(frozen=True)
+class Holding:
+    name: str
+    holder: str
+    took_over: str | None = None     # the stale holder this lock was taken from, if any
+
+
+def this_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def as_utc(value) -> datetime:
+    """Aware UTC whatever the driver returns (PostgreSQL: aware; SQLite: ISO text, with or without offset)."""
+    value = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return value.replace(tzinfo=timezone.utc) if value.utcoffset() is None else value.astimezone(timezone.utc)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:          # it exists, run by another user
+        return True
+    return _not_a_zombie(pid)
+
+
+def _not_a_zombie(pid: int) -> bool:
+    """A killed child not yet reaped by its parent still answers kill(0); /proc tells the truth."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def is_stale(holder: str, acquired_at: datetime, now: datetime, stale_after: timedelta = STALE_AFTER,
+             host: str | None = None, alive: Callable[[int], bool] = pid_alive) -> bool:
+    """Old enough, held from this host, and its process is gone."""
+    now, acquired_at = as_utc(now), as_utc(acquired_at)
+    host = host or socket.gethostname()
+    holder_host, _, pid = holder.rpartition(":")
+    if holder_host != host or not pid.isdigit():
+        return False
+    return now - acquired_at >= stale_after and not alive(int(pid))
+
+
+def current_holder(engine: Engine, name: str = NIGHTLY) -> tuple[str, datetime] | None:
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT holder, acquired_at FROM run_lock WHERE name = :n"), {"n": name}).first()
+    return (row[0], as_utc(row[1])) if row else None
+
+
+def try_acquire(engine: Engine, name: str = NIGHTLY, holder: str | None = None, *,
+                stale_after: timedelta = STALE_AFTER, now: datetime | None = None) -> Holding | None:
+    """One attempt: the lock, or None when someone alive holds it."""
+    holder = holder or this_holder()
+    now = as_utc(now) if now else _utc_now()
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO run_lock (name, holder, acquired_at) VALUES (:n, :h, :t)"),
+                         {"n": name, "h": holder, "t": now})
+        return Holding(name, holder)
+    except IntegrityError:
+        pass
+    found = current_holder(engine, name)
+    if found is None:                 # released between our INSERT and our SELECT: the caller tries again
+        return None
+    old, since = found
+    if not is_stale(old, since, now, stale_after):
+        return None
+    return _take_over(engine, name, holder, old, since, now)
+
+
+def _take_over(engine: Engine, name: str, holder: str, old: str, since: datetime, now: datetime) -> Holding | None:
+    """Replace the stale row only if it is still the dead holder's: of two takers, one deletes it, one finds
+    nothing (a dead "host:pid" never takes the lock again, so the holder alone identifies the row)."""
+    with engine.begin() as conn:
+        gone = conn.execute(text("DELETE FROM run_lock WHERE name = :n AND holder = :h"),
+                            {"n": name, "h": old}).rowcount
+        if gone != 1:
+            return None
+        conn.execute(text("INSERT INTO run_lock (name, holder, acquired_at) VALUES (:n, :h, :t)"),
+                     {"n": name, "h": holder, "t": now})
+        append_event(conn, "lock_takeover", {"lock": name, "stale_holder": old, "since": since, "holder": holder})
+    return Holding(name, holder, took_over=old)
+
+
+def acquire(engine: Engine, name: str = NIGHTLY, *, wait: float = 0, holder: str | None = None,
+            stale_after: timedelta = STALE_AFTER, sleep: Callable[[float], None] = time.sleep) -> Holding:
+    """The lock, waiting up to `wait` seconds for it; LockHeld when it is still held."""
+    deadline = time.monotonic() + max(wait, 0)
+    while True:
+        holding = try_acquire(engine, name, holder, stale_after=stale_after)
+        if holding:
+            return holding
+        if time.monotonic() >= deadline:
+            found = current_holder(engine, name)
+            raise LockHeld(name, found[0] if found else "unknown", found[1] if found else None)
+        sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0.01)))
+
+
+def release(engine: Engine, holding: Holding) -> bool:
+    with engine.begin() as conn:
+        return conn.execute(text("DELETE FROM run_lock WHERE name = :n AND holder = :h"),
+                            {"n": holding.name, "h": holding.holder}).rowcount == 1
+
+
+def force_release(engine: Engine, name: str = NIGHTLY) -> str | None:
+    """A person's decision (the holder's host was checked): drop the lock, audited."""
+    found = current_holder(engine, name)
+    if found is None:
+        return None
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM run_lock WHERE name = :n AND holder = :h"), {"n": name, "h": found[0]})
+        append_event(conn, "lock_released_by_hand", {"lock": name, "holder": found[0], "since": found[1]})
+    return found[0]
+
+
+@contextmanager
+def held(engine: Engine, name: str = NIGHTLY, *, wait: float = 0,
+         stale_after: timedelta = STALE_AFTER) -> Iterator[Holding]:
+    holding = acquire(engine, name, wait=wait, stale_after=stale_after)
+    try:
+        yield holding
+    finally:
+        release(engine, holding)

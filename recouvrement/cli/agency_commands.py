@@ -1,0 +1,61 @@
+"""`recouvrement export agency` and `recouvrement import agency-returns`: the collection agency handover."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from recouvrement.app.agency import export_agency, import_agency_returns
+from recouvrement.cli import Context, console, out, pass_context
+from recouvrement.cli.import_commands import _print_summary, _report_rejects, export_group, import_group
+from recouvrement.money import format_eur
+
+
+@export_group.command("agency")
+@click.option("--as-of", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Day of the handover.")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV to write (never overwritten); FILE.manifest.json is written beside it.")
+@pass_context
+def export_agency_command(ctx: Context, as_of, out_file: Path) -> None:
+    """Hand the cases that finished the reminder ladder to the collection agency.
+
+    A case: a patient's debt named in a mise en demeure sent at least `after_level3_days` days
+    before, with no active plan, no open dispute, no hold, not time-barred, not handed over yet,
+    and at least `min_amount_cents` due after credits (rules/agency.toml). The CSV holds identity,
+    address, amounts, invoice numbers and dates, and the RF reference: never a NIR or any care detail.
+    Exported cases leave the reminder ladder for good.
+    """
+    report = export_agency(ctx.engine, ctx.settings, as_of.date(), out_file)
+    if not report.cases:
+        out.print(f"nothing new to hand over on {as_of.date().isoformat()} (no file written)")
+    else:
+        out.print(f"{report.cases} case(s), {format_eur(report.total_cents)}, written to {report.file}; "
+                  f"manifest {report.manifest}")
+    reasons = Counter(report.left_out.values())
+    if reasons:
+        out.print("kept in the building: " + ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())))
+
+
+@import_group.command("agency-returns")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--rejects", "rejects_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the refused rows (file, line, field, reason) to this CSV.")
+@pass_context
+def import_agency_returns_command(ctx: Context, file: Path, rejects_file: Path | None) -> None:
+    """Import the agency's returns CSV: case_id, date, collected_amount, status, note.
+
+    status is collected, closed or returned. A collected amount (euros) becomes an 'agency'
+    payment allocated to the case's invoices, oldest first. A returned case goes to the clinic's
+    worklist and never back into the reminder ladder. Unknown case ids are refused with their line;
+    re-importing a file changes nothing.
+    """
+    report = import_agency_returns(ctx.engine, file)
+    _print_summary([report])
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    if report.rejects:
+        _report_rejects(report.rejects, rejects_file)
+        sys.exit(1)

@@ -1,0 +1,274 @@
+"""The agency handover through the database: who is handed over and why not, the file, and the returns."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import replace
+from datetime import date
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from recouvrement.app.agency import (EXPORT_COLUMNS, export_agency, handed_over_invoices, import_agency_returns,
+                                     returned_cases)
+from recouvrement.app.balance import outstanding_shares
+from recouvrement.app.imports import import_file
+from recouvrement.audit import verify
+from recouvrement.core.references import rf_reference
+from recouvrement.errors import RecouvrementError
+from recouvrement.rules import AgencyRules, Rules
+from tests.app.world import INVOICE_HEADER, write
+
+RULES = Rules()
+HANDOVER = date(2025, 4, 20)           # 19 days after the mise en demeure of 1 April
+
+
+def invoice(number: str, issued: str, cents: int, patient: str = "P1") -> str:
+    amount = f"{cents // 100},{cents % 100:02d}"
+    return (f"{number};{issued};;{patient};Martin;Claire;5 rue Haute;75011;Paris;claire@example.org;06 12 34 56 78;;"
+            f"{amount};0;0;{amount};;none;Séance de kinésithérapie;AMK 8")
+
+
+def world(engine, settings, tmp_path, rows=None):
+    rows = rows or [invoice("F2025-000301", "2025-01-10", 12000), invoice("F2025-000302", "2025-01-20", 3000)]
+    import_file(engine, write(tmp_path / "invoices.csv", INVOICE_HEADER, rows), settings)
+
+
+def letter(engine, letter_id: str, day: date, numbers: list[str], level: int = 3, patient: str = "P1"):
+    """A reminder letter as the remind use case stores it (built by hand: that use case is tested elsewhere)."""
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO letter (letter_id, patient_id, level, kind, channel, as_of, amount_cents, "
+                          "sha256, file, status) VALUES (:l, :p, :lv, 'mise_en_demeure', 'letter', :d, 0, 'x', 'x', "
+                          "'sent')"), {"l": letter_id, "p": patient, "lv": level, "d": day})
+        for number in numbers:
+            conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents) VALUES (:l, :i, 0)"),
+                         {"l": letter_id, "i": number})
+
+
+def ready(engine, settings, tmp_path, rows=None):
+    world(engine, settings, tmp_path, rows)
+    letter(engine, "L3-P1", date(2025, 4, 1), ["F2025-000301", "F2025-000302"])
+
+
+def export(engine, tmp_path, as_of=HANDOVER, name="agency.csv", rules=RULES):
+    return export_agency(engine, None, as_of, tmp_path / name, rules=rules)
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
+
+
+def test_a_case_that_finished_the_ladder_is_handed_over_with_exactly_the_agreed_columns(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    report = export(engine, tmp_path)
+    header, *rows = read_csv(tmp_path / "agency.csv")
+    assert header == ["case_id", "patient_id", "last_name", "first_name", "address", "postal_code", "city",
+                      "amount_due", "invoice_numbers", "invoice_dates", "last_reminder_date", "creditor_reference"]
+    assert rows == [["AG-20250420-P1", "P1", "Martin", "Claire", "5 rue Haute", "75011", "Paris", "150.00",
+                     "F2025-000301 F2025-000302", "2025-01-10 2025-01-20", "2025-04-01", rf_reference("F2025-000301")]]
+    assert "kiné" not in (tmp_path / "agency.csv").read_text()
+    assert report.cases == 1 and report.total_cents == 15000
+
+
+def test_the_export_holds_no_contact_detail_unless_the_rules_allow_it(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    rules = replace(RULES, agency=AgencyRules(allow_email=True, allow_phone=True))
+    export(engine, tmp_path, rules=rules)
+    header, row = read_csv(tmp_path / "agency.csv")
+    assert header == EXPORT_COLUMNS + ["email", "phone"]
+    assert row[-2:] == ["claire@example.org", "06 12 34 56 78"]
+
+
+def test_the_manifest_carries_the_checksum_the_totals_and_the_audit_head(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    export(engine, tmp_path)
+    manifest = json.loads((tmp_path / "agency.csv.manifest.json").read_text())
+    assert manifest["sha256"] == hashlib.sha256((tmp_path / "agency.csv").read_bytes()).hexdigest()
+    assert (manifest["row_count"], manifest["total_cents"], manifest["total"]) == (1, 15000, "150.00")
+    assert manifest["as_of"] == "2025-04-20" and manifest["created_at"]
+    with engine.connect() as conn:
+        assert manifest["audit_head"] == verify(conn).head
+
+
+def test_the_amount_due_is_net_of_what_was_paid_and_of_credits(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
+                          "VALUES ('X1', 'credit', 2500, 'overpayment', 'P1')"))
+    assert export(engine, tmp_path).total_cents == 15000 - 2500
+
+
+def test_handed_over_invoices_leave_the_ladder_and_the_case_is_recorded(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    export(engine, tmp_path)
+    with engine.connect() as conn:
+        assert handed_over_invoices(conn) == {"F2025-000301", "F2025-000302"}
+        case = conn.execute(text("SELECT case_id, status, amount_cents FROM agency_case")).one()
+        assert tuple(case) == ("AG-20250420-P1", "handed_over", 15000)
+        assert verify(conn).ok
+
+
+def kept_out(engine, tmp_path, as_of=HANDOVER) -> dict[str, str]:
+    report = export(engine, tmp_path, as_of)
+    assert report.cases == 0 and not (tmp_path / "agency.csv").exists()
+    return report.left_out
+
+
+def test_a_patient_without_a_mise_en_demeure_stays_in(engine, settings, tmp_path):
+    world(engine, settings, tmp_path)
+    letter(engine, "L2-P1", date(2025, 3, 1), ["F2025-000301"], level=2)
+    assert kept_out(engine, tmp_path) == {}
+
+
+def test_a_mise_en_demeure_younger_than_the_delay_keeps_the_case_in(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    assert kept_out(engine, tmp_path, date(2025, 4, 15)) == {"P1": "level3_too_recent"}
+
+
+def test_an_active_plan_keeps_the_case_in(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO plan (patient_id, status, proposed_on, accepted_on, total_cents, "
+                          "invoice_numbers) VALUES ('P1', 'active', :d, :d, 15000, 'F2025-000301 F2025-000302')"),
+                     {"d": date(2025, 4, 10)})
+    assert kept_out(engine, tmp_path) == {"P1": "active_plan"}
+
+
+def test_an_open_dispute_keeps_the_case_in(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO dispute (invoice_number, received_on, channel, category, status, reason, "
+                          "answer_due) VALUES ('F2025-000302', :d, 'phone', 'amount', 'forwarded', 'montant', :d)"),
+                     {"d": date(2025, 4, 5)})
+    assert kept_out(engine, tmp_path) == {"P1": "disputed"}
+
+
+def test_a_hold_keeps_the_case_in_until_it_is_released(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO hold (patient_id, reason, since) VALUES ('P1', 'hospitalisation', :d)"),
+                     {"d": date(2025, 4, 2)})
+    assert kept_out(engine, tmp_path) == {"P1": "on_hold"}
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE hold SET released_on = :d"), {"d": date(2025, 4, 19)})
+    assert export(engine, tmp_path).cases == 1
+
+
+def test_a_time_barred_debt_is_never_handed_over(engine, settings, tmp_path):
+    world(engine, settings, tmp_path, [invoice("F2023-000001", "2023-01-10", 12000)])
+    letter(engine, "L3-P1", date(2024, 12, 1), ["F2023-000001"])
+    assert kept_out(engine, tmp_path, date(2025, 1, 10)) == {"P1": "time_barred"}
+
+
+def test_a_debt_under_the_minimum_stays_in(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path, [invoice("F2025-000301", "2025-01-10", 499)])
+    assert kept_out(engine, tmp_path) == {"P1": "below_minimum"}
+
+
+def test_running_the_same_export_again_hands_nothing_over_twice(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    first = (tmp_path / "agency.csv").read_bytes() if export(engine, tmp_path).cases else None
+    again = export(engine, tmp_path, name="again.csv")
+    assert again.cases == 0 and again.left_out == {"P1": "already_handed_over"}
+    assert not (tmp_path / "again.csv").exists() and (tmp_path / "agency.csv").read_bytes() == first
+
+
+def test_an_existing_export_file_is_never_overwritten(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    (tmp_path / "agency.csv").write_text("earlier handover\n")
+    with pytest.raises(RecouvrementError, match="never overwritten"):
+        export(engine, tmp_path)
+    with engine.connect() as conn:
+        assert handed_over_invoices(conn) == set()
+
+
+RETURNS_HEADER = "case_id;date;collected_amount;status;note"
+
+
+def returns(tmp_path, rows, name="returns.csv"):
+    return write(tmp_path / name, RETURNS_HEADER, rows)
+
+
+def patient_due(engine, as_of=date(2025, 6, 1)) -> int:
+    shares = outstanding_shares(engine, as_of)
+    return int(shares[shares["payer_type"] == "patient"]["due_cents"].sum())
+
+
+def test_collected_amounts_settle_the_case_invoices_oldest_first(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    export(engine, tmp_path)
+    report = import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;15/05/2025;130,00;collected;"]))
+    assert (report.imported, report.rejects) == (1, [])
+    with engine.connect() as conn:
+        allocations = conn.execute(text("SELECT payment_id, invoice_number, payer_type, amount_cents, rule "
+                                        "FROM allocation ORDER BY invoice_number")).all()
+        assert conn.execute(text("SELECT status FROM agency_case")).scalar_one() == "collected"
+        assert verify(conn).ok
+    assert [tuple(a) for a in allocations] == [
+        ("AGENCY-AG-20250420-P1-20250515-2", "F2025-000301", "patient", 12000, "agency"),
+        ("AGENCY-AG-20250420-P1-20250515-2", "F2025-000302", "patient", 1000, "agency")]
+    assert patient_due(engine) == 2000
+
+
+def test_reimporting_the_agency_returns_changes_nothing(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    export(engine, tmp_path)
+    path = returns(tmp_path, ["AG-20250420-P1;2025-05-15;50,00;collected;", "AG-20250420-P1;2025-05-20;;returned;"])
+    import_agency_returns(engine, path)
+    with engine.connect() as conn:
+        events = conn.execute(text("SELECT COUNT(*) FROM audit_event")).scalar_one()
+    again = import_agency_returns(engine, path)
+    assert (again.imported, again.duplicates) == (0, 2)
+    assert patient_due(engine) == 10000
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM audit_event")).scalar_one() == events
+        assert conn.execute(text("SELECT status FROM agency_case")).scalar_one() == "returned"
+
+
+def test_an_unknown_case_is_refused_with_its_line_and_the_good_lines_are_kept(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    export(engine, tmp_path)
+    report = import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-05-15;20,00;collected;",
+                                                              "AG-20990101-P9;2025-05-15;10,00;collected;"]))
+    assert report.imported == 1
+    assert [(r.file, r.line, r.field) for r in report.rejects] == [("returns.csv", 3, "case_id")]
+    assert patient_due(engine) == 13000
+
+
+def test_a_returned_case_goes_to_the_worklist_and_never_back_to_the_ladder(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    export(engine, tmp_path)
+    import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-06-01;;returned;débiteur introuvable"]))
+    with engine.connect() as conn:
+        assert [c["case_id"] for c in returned_cases(conn)] == ["AG-20250420-P1"]
+        assert handed_over_invoices(conn) == {"F2025-000301", "F2025-000302"}
+
+
+def test_bad_cells_in_the_returns_are_refused_with_line_and_field(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    export(engine, tmp_path)
+    report = import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;31/02/2025;10,00;collected;",
+                                                              "AG-20250420-P1;2025-05-15;dix;collected;",
+                                                              "AG-20250420-P1;2025-05-15;10,00;paid;"]))
+    assert [(r.line, r.field) for r in report.rejects] == [(2, "date"), (3, "collected_amount"), (4, "status")]
+    assert report.imported == 0
+
+
+def test_the_agency_commands_export_and_import(engine, settings, db_url, tmp_path):
+    from recouvrement.cli import cli
+    import recouvrement.cli.commands  # noqa: F401  (registers the commands)
+    ready(engine, settings, tmp_path)
+    runner = CliRunner()
+    base = ["--db", db_url, "--config", str(tmp_path / "none.toml")]
+    (tmp_path / "none.toml").write_text("")
+    done = runner.invoke(cli, [*base, "export", "agency", "--as-of", "2025-04-20", "--out", str(tmp_path / "a.csv")])
+    assert done.exit_code == 0, done.output
+    again = runner.invoke(cli, [*base, "export", "agency", "--as-of", "2025-04-20", "--out", str(tmp_path / "b.csv")])
+    assert "nothing new to hand over" in again.output
+    path = returns(tmp_path, ["AG-20250420-P1;2025-05-15;10,00;collected;", "NOPE;2025-05-15;10,00;collected;"])
+    imported = runner.invoke(cli, [*base, "import", "agency-returns", str(path)])
+    assert imported.exit_code == 1 and "NOPE" in imported.output + str(imported.stderr_bytes or b"")
