@@ -35,8 +35,9 @@ class ReconcileReport:
 def frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:
     result = conn.execute(text(sql), params or {})
     columns = list(result.keys())
-    rows = result.tuples().fetchall()     # plain tuples: pandas probing Row objects is slow
-    return pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+    values = list(zip(*result.fetchall())) or [()] * len(columns)   # by column: pandas probing rows is slow
+    return pd.DataFrame({name: pd.Series(column, dtype=object) for name, column in zip(columns, values)}
+                        ).infer_objects()
 
 
 def _iso(values: pd.Series) -> pd.Series:
@@ -131,9 +132,11 @@ def _summarise(report: ReconcileReport, outcome: Outcome) -> None:
 
 
 def _digest(outcome: Outcome) -> str:
+    """SHA-256 over the run's allocations in a canonical order: what the audit event vouches for."""
     ordered = outcome.allocations.sort_values(["payment_id", "invoice_number", "payer_type"])
-    payload = ordered.to_csv(index=False).encode()
-    return hashlib.sha256(payload).hexdigest()
+    rows = pd.util.hash_pandas_object(ordered[["payment_id", "invoice_number", "payer_type", "amount_cents", "rule"]],
+                                      index=False)
+    return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 
 def _store(conn: Connection, payments: pd.DataFrame, outcome: Outcome, now: datetime) -> None:

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from stdnum import iso11649
 
 from recouvrement.core.names import name_keys
+from recouvrement.core.references import is_valid_rf
 
 SHARES = ("amo", "amc", "patient")
 SHARE_OF_PAYER = {"amo": 0, "amc": 1, "patient": 2, "agency": 2}
@@ -357,7 +357,7 @@ def _valid_rf(text: str) -> str | None:
     """The longest prefix of the match that is a valid RF reference (the text may run on after it)."""
     compact = text.replace(" ", "")
     for end in range(len(compact), 4, -1):
-        if iso11649.is_valid(compact[:end]):
+        if is_valid_rf(compact[:end]):
             return compact[:end]
     return None
 

@@ -35,6 +35,22 @@ def rf_reference(invoice_number: str) -> str:
     return reference
 
 
+_LETTER_VALUES = {ord(c): str(i) for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ", start=10)}
+_RF = re.compile(r"^RF\d{2}[0-9A-Z]{1,21}$")
+
+
+def is_valid_rf(reference: str) -> bool:
+    """stdnum.iso11649.is_valid for an already compact reference, fast enough for bank statements
+    of millions of lines (a test holds the two equal).
+
+    >>> is_valid_rf("RF39F2025000123"), is_valid_rf("RF38F2025000123")
+    (True, False)
+    """
+    if not _RF.match(reference):
+        return False
+    return int((reference[4:] + reference[:4]).translate(_LETTER_VALUES)) % 97 == 1
+
+
 def format_rf(reference: str) -> str:
     """Groups of four, as printed on a letter: RF39 F202 5000 123."""
     return iso11649.format(reference)

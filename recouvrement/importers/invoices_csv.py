@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 from stdnum.fr import nir as stdnum_nir
 
-from recouvrement.core.references import compact_invoice_number
 from recouvrement.importers.base import Parsed
 from recouvrement.importers.tabular import RejectCollector, parse_dates, read_table
 from recouvrement.money import format_plain, parse_amounts
@@ -41,8 +40,19 @@ def sniff(head: bytes, name: str) -> bool:
     return bool(first) and "invoice_number" in first[0].lower() and "patient_id" in first[0].lower()
 
 
-def nir_hash(nir: str, key: bytes) -> str:
-    return hmac.new(key, stdnum_nir.compact(nir).encode(), hashlib.sha256).hexdigest()
+def nir_hash(compact_nir: str, key: bytes) -> str:
+    """Keyed hash of a NIR in its compact form (as stdnum.fr.nir.compact gives it)."""
+    return hmac.new(key, compact_nir.encode(), hashlib.sha256).hexdigest()
+
+
+def compact_nirs(nirs: pd.Series) -> pd.Series:
+    """Vectorised stdnum.fr.nir.compact: spaces and dots out, upper case."""
+    return nirs.astype("string[pyarrow]").str.replace(" ", "", regex=False).str.replace(".", "", regex=False).str.upper()
+
+
+def compact_invoice_numbers(numbers: pd.Series) -> pd.Series:
+    """Vectorised core.references.compact_invoice_number."""
+    return numbers.astype("string[pyarrow]").str.replace(r"[^0-9A-Za-z]+", "", regex=True).str.upper()
 
 
 def read(path: Path, nir_key: bytes = b"", keep_care: bool = False) -> Parsed:
@@ -54,7 +64,7 @@ def read(path: Path, nir_key: bytes = b"", keep_care: bool = False) -> Parsed:
         rejects.add(raw[column] == "", column, "empty")
     rejects.add(out["invoice_number"].duplicated(), "invoice_number",
                 "appears twice in this file: " + raw["invoice_number"])
-    out["compact_number"] = raw["invoice_number"].map(compact_invoice_number, na_action="ignore")
+    out["compact_number"] = compact_invoice_numbers(raw["invoice_number"])
     rejects.add((out["compact_number"] == "") | (out["compact_number"].str.len() > 21), "invoice_number",
                 "must hold 1 to 21 letters or digits")
     _dates(raw, out, rejects)
@@ -90,8 +100,9 @@ def _amounts(raw: pd.DataFrame, out: pd.DataFrame, rejects: RejectCollector) -> 
         rejects.add(cents < 0, column, "negative amount")
         out[target] = cents.fillna(0).astype("int64")
     difference = out["total_cents"] - out["amo_cents"] - out["amc_cents"] - out["patient_cents"]
-    rejects.add(difference.abs() > TOLERANCE_CENTS, "total_amount",
-                "total differs from AMO + AMC + patient shares by " + difference.map(_euros))
+    off = difference.abs() > TOLERANCE_CENTS
+    rejects.add(off, "total_amount", "total differs from AMO + AMC + patient shares by "
+                + difference[off.fillna(False)].map(_euros).astype("string"))
     # A one-cent rounding gap in the export goes to the patient share, so shares always sum to the total.
     out["patient_cents"] += difference.where(difference.abs() <= TOLERANCE_CENTS, 0)
     out["amc_payer"] = raw["amc_payer"].where(raw["amc_payer"] != "", None)
@@ -126,8 +137,7 @@ def nir_valid(nirs: pd.Series) -> pd.Series:
 
     A test holds it equal to stdnum's own check on random and real-shaped numbers.
     """
-    compact = nirs.astype("string[pyarrow]").str.replace(" ", "", regex=False).str.replace(".", "", regex=False)
-    compact = compact.str.upper()
+    compact = compact_nirs(nirs)
     shaped = compact.str.match(r"^\d{5}(?:\d{2}|2A|2B)\d{8}$").fillna(False).astype(bool)
     body = compact.str.slice(0, 13).str.replace("2A", "19", regex=False).str.replace("2B", "18", regex=False)
     numbers = pd.to_numeric(body.where(shaped, "0"), errors="coerce").fillna(0).astype("int64")
@@ -139,6 +149,7 @@ def _nir_hashes(nirs: pd.Series, rejects: RejectCollector, nir_key: bytes) -> pd
     present = nirs != ""
     valid = nir_valid(nirs)
     rejects.add(present & ~valid, "nir", "not a valid NIR (format or check key)")   # the value is never echoed
-    unique = nirs[present & valid].drop_duplicates()
+    compact = compact_nirs(nirs).where(present & valid)
+    unique = compact.dropna().drop_duplicates()
     hashes = {value: nir_hash(value, nir_key) for value in unique}
-    return nirs.map(hashes.get)
+    return compact.map(hashes.get, na_action="ignore").astype(object).where(present & valid, None)

@@ -126,7 +126,10 @@ class RejectCollector:
         mask = mask.fillna(False).astype(bool) & ~self.bad
         if not mask.any():
             return
-        reasons = reason[mask] if isinstance(reason, pd.Series) else pd.Series(reason, index=mask[mask].index)
+        if isinstance(reason, pd.Series):
+            reasons = reason.reindex(mask.index)[mask]     # a reason may be given for the bad rows only
+        else:
+            reasons = pd.Series(reason, index=mask[mask].index)
         for line, text in zip(self.lines[mask].tolist(), reasons.tolist()):
             self.rejects.append(Reject(self.file, int(line), field, str(text)))
         self.bad |= mask

@@ -4,6 +4,9 @@ The batch lays out each letter as its own WeasyPrint document (so each starts on
 keeps its own "page 1 / 2") and writes the pages of many letters into one PDF, which costs far
 less than one PDF per letter. Large batches are split into chunks laid out in parallel worker
 processes, then the chunk PDFs are concatenated with pypdf.
+Speed, measured on the 2-core machine: letter.css is parsed once instead of per letter, a small
+user-agent sheet replaces WeasyPrint's HTML5 one, and the cyclic garbage collector pauses during
+a chunk; together they halve the layout time of a letter (about 50 ms of CPU for two pages).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import gc
 import io
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
@@ -119,14 +122,18 @@ def _page_ranges(counts: Sequence[int]) -> list[tuple[int, int]]:
     return ranges
 
 
-def _concatenate(pdfs: Sequence[bytes]) -> bytes:
-    """One PDF from the chunk PDFs, pages in order."""
-    writer = PdfWriter()
-    for pdf in pdfs:
+def _concatenate(chunks: Iterable[tuple[bytes, list[int]]]) -> tuple[bytes, list[int]]:
+    """One PDF from the chunk PDFs, pages in order, and the page count of each letter.
+
+    Chunks are appended as they arrive, so the merge overlaps the layout of the next chunks.
+    """
+    writer, counts = PdfWriter(), []
+    for pdf, chunk_counts in chunks:
         writer.append(io.BytesIO(pdf))
+        counts.extend(chunk_counts)
     out = io.BytesIO()
     writer.write(out)
-    return out.getvalue()
+    return out.getvalue(), counts
 
 
 def render_batch_pdf(htmls: Sequence[str], workers: int | None = None,
@@ -145,11 +152,10 @@ def render_batch_pdf(htmls: Sequence[str], workers: int | None = None,
     # Chunks bound the memory: a laid-out letter holds about 2 MB until its chunk is written.
     chunks = [list(htmls[i:i + chunk_size]) for i in range(0, len(htmls), chunk_size)]
     if workers == 1:
-        results = [_chunk_pdf(chunk) for chunk in chunks]
-    else:
-        # spawn, not fork: the caller (scheduler, web) may run threads, which fork does not copy
-        # safely; the workers are then our own children, so their CPU and memory show in rusage.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(_chunk_pdf, chunks))
-    counts = [count for _, chunk_counts in results for count in chunk_counts]
-    return _concatenate([pdf for pdf, _ in results]), _page_ranges(counts)
+        pdf, counts = _concatenate(_chunk_pdf(chunk) for chunk in chunks)
+        return pdf, _page_ranges(counts)
+    # spawn, not fork: the caller (scheduler, web) may run threads, which fork does not copy
+    # safely; the workers are then our own children, so their CPU and memory show in rusage.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        pdf, counts = _concatenate(pool.map(_chunk_pdf, chunks))
+    return pdf, _page_ranges(counts)

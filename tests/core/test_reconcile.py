@@ -279,3 +279,13 @@ def test_a_share_rejected_then_paid_within_one_run_goes_back_to_the_insurer():
     assert allocations(outcome) == [("X001", "F2025-000101", "amc", 2000, "explicit")]
     assert outcome.transfers[["reversed_by", "reversed_on"]].values.tolist() == [["X001", "2025-04-01"]]
     assert outcome.outstanding[0].tolist() == [7000, 0, 1000]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("RF0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=0, max_size=26))
+def test_the_fast_rf_check_agrees_with_stdnum(text):
+    from stdnum import iso11649
+    from recouvrement.core.references import is_valid_rf
+    candidate = "RF" + text[2:] if len(text) > 2 and text[0] == "R" else text
+    assert is_valid_rf(candidate) == iso11649.is_valid(candidate)
+    assert is_valid_rf(rf_reference(text or "0")) if 1 <= len(compact_invoice_number(text or "0")) <= 21 else True
