@@ -11,7 +11,7 @@ from recouvrement.app.agency import handed_over_invoices
 from recouvrement.app.disputes import disputed_invoices
 from recouvrement.app.holds import patients_on_hold
 from recouvrement.app.plans import active_plan_invoices
-from recouvrement.app.reconcile import frame
+from recouvrement.db.bulk import read_frame as frame
 from recouvrement.app.segmentation import patient_segments
 from recouvrement.core.ladder import Account, LetterHistory, OpenItem
 from recouvrement.core.plans import add_months

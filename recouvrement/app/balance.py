@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from recouvrement.app.exports import write_checked_csv
-from recouvrement.app.reconcile import frame
+from recouvrement.db.bulk import read_frame as frame
 from recouvrement.money import format_plain
 
 BUCKETS = ("0-30", "31-60", "61-90", ">90")

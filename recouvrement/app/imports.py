@@ -126,7 +126,7 @@ def _conflicts(conn: Connection, sql: str, file: str, field_name: str, reason: s
 
 def _store_invoices(conn: Connection, parsed: Parsed, file: str) -> tuple[int, int, list[Reject]]:
     invoices = parsed.frame
-    stage(conn, "stage_invoice", invoices, INVOICE_TYPES)
+    stage(conn, "stage_invoice", invoices, INVOICE_TYPES, index="invoice_number")
     conflicts = _conflicts(conn, "SELECT s.invoice_number, s.source_line FROM stage_invoice s JOIN invoice i "
                            f"ON i.invoice_number = s.invoice_number WHERE NOT ({INVOICE_SAME})", file,
                            "invoice_number", "already imported with a different patient, date or amounts")
@@ -154,13 +154,14 @@ def _store_patients(conn: Connection, parsed: Parsed) -> None:
     # The newest non-empty value of each detail: an export that leaves a cell empty erases nothing.
     patients = (patients.sort_values(["identity_date", "patient_id"], kind="stable")
                 .groupby("patient_id", sort=True, as_index=False).last())
-    stage(conn, "stage_patient", patients, {"birth_date": "date", "identity_date": "date"})
+    stage(conn, "stage_patient", patients, {"birth_date": "date", "identity_date": "date"}, index="patient_id")
     columns = ", ".join(patients.columns)
-    conn.execute(text(f"INSERT INTO patient ({columns}) SELECT {columns} FROM stage_patient s WHERE NOT EXISTS "
-                      "(SELECT 1 FROM patient p WHERE p.patient_id = s.patient_id)"))
+    # Known patients first, so that the rows inserted just after are not written twice.
     assignments = ", ".join(f"{c} = COALESCE(s.{c}, patient.{c})" for c in (*PATIENT_DETAILS, "identity_date"))
     conn.execute(text(f"UPDATE patient SET {assignments} FROM stage_patient s WHERE patient.patient_id = s.patient_id "
                       "AND s.identity_date >= patient.identity_date"))
+    conn.execute(text(f"INSERT INTO patient ({columns}) SELECT {columns} FROM stage_patient s WHERE NOT EXISTS "
+                      "(SELECT 1 FROM patient p WHERE p.patient_id = s.patient_id)"))
 
 
 PAYMENT_TYPES = {"payment_date": "date", "amount_cents": "int", "source_line": "int", "reference": "text"}
@@ -171,7 +172,7 @@ PAYMENT_SAME = ("p.payment_date = s.payment_date AND p.payer_type = s.payer_type
 def _store_payments(conn: Connection, parsed: Parsed, file: str) -> tuple[int, int, list[Reject]]:
     frame = parsed.frame.copy()
     frame["source_file"] = file
-    stage(conn, "stage_payment", frame, PAYMENT_TYPES)
+    stage(conn, "stage_payment", frame, PAYMENT_TYPES, index="payment_id")
     conflicts = _conflicts(conn, "SELECT s.payment_id, s.source_line FROM stage_payment s JOIN payment p "
                            f"ON p.payment_id = s.payment_id WHERE NOT ({PAYMENT_SAME})", file,
                            "payment_id", "already imported with a different date, payer, amount or status")

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, text
 
 from recouvrement.audit import append_event
 from recouvrement.core.reconcile import SHARE_OF_PAYER, Ledger, Outcome, reconcile
-from recouvrement.db.bulk import bulk_insert, stage
+from recouvrement.db.bulk import bulk_insert, read_frame as frame
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import PAYMENT_COLUMNS
 
@@ -30,14 +30,6 @@ class ReconcileReport:
     transfers: int = 0
     reversals: int = 0
     skipped: bool = False
-
-
-def frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:
-    result = conn.execute(text(sql), params or {})
-    columns = list(result.keys())
-    values = list(zip(*result.fetchall())) or [()] * len(columns)   # by column: pandas probing rows is slow
-    return pd.DataFrame({name: pd.Series(column, dtype=object) for name, column in zip(columns, values)}
-                        ).infer_objects()
 
 
 def _iso(values: pd.Series) -> pd.Series:
@@ -92,10 +84,11 @@ def _set_meta(conn: Connection, key: str, value: str) -> None:
     conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, :v)"), {"k": key, "v": value})
 
 
-def pending_payments(conn: Connection) -> pd.DataFrame:
-    payments = frame(conn, "SELECT " + ", ".join(PAYMENT_COLUMNS) + " FROM payment p WHERE p.reconciled = FALSE "
-                     "OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind IN ('unmatched', "
-                     "'ambiguous'))")
+def pending_payments(conn: Connection, last_id: int) -> pd.DataFrame:
+    """New payments (up to row `last_id`) and those of the queue a new invoice may now fit."""
+    payments = frame(conn, "SELECT " + ", ".join(PAYMENT_COLUMNS) + " FROM payment p WHERE (p.reconciled = FALSE "
+                     f"AND p.id <= :last) OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind IN "
+                     f"{RETRIED})", {"last": last_id})
     payments["payment_date"] = _iso(payments["payment_date"])
     return payments
 
@@ -107,11 +100,12 @@ def run_reconcile(engine: Engine, now: datetime | None = None) -> ReconcileRepor
         mark = _watermark(conn)
         if _meta(conn, "reconciled_at") == mark:
             return ReconcileReport(skipped=True)
-        payments = pending_payments(conn)
+        last_id = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM payment")).scalar_one()
+        payments = pending_payments(conn, last_id)
         report = ReconcileReport(payments=len(payments))
         if len(payments):
             outcome = reconcile(payments, load_ledger(conn))
-            _store(conn, payments, outcome, now)
+            _store(conn, last_id, outcome, now)
             _summarise(report, outcome)
             append_event(conn, "reconcile", {"payments": report.payments, "allocations": report.allocations,
                                              "allocated_cents": report.allocated_cents, "by_rule": report.by_rule,
@@ -139,9 +133,10 @@ def _digest(outcome: Outcome) -> str:
     return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 
-def _store(conn: Connection, payments: pd.DataFrame, outcome: Outcome, now: datetime) -> None:
-    stage(conn, "stage_processed", payments[["payment_id"]], {})
-    conn.execute(text("DELETE FROM payment_exception WHERE payment_id IN (SELECT payment_id FROM stage_processed)"))
+def _store(conn: Connection, last_id: int, outcome: Outcome, now: datetime) -> None:
+    """Write the outcome; the payments it covers are the unreconciled ones up to `last_id` and the
+    retried queue entries (the nightly lock keeps other writers out meanwhile)."""
+    conn.execute(text(f"DELETE FROM payment_exception WHERE kind IN {RETRIED}"))
     allocations = outcome.allocations.assign(created_at=now.replace(tzinfo=None))
     bulk_insert(conn, "allocation", allocations)
     transfers = outcome.transfers.assign(notified=False)
@@ -152,8 +147,8 @@ def _store(conn: Connection, payments: pd.DataFrame, outcome: Outcome, now: date
     bulk_insert(conn, "payment_exception", outcome.exceptions)
     for cut in outcome.reductions.itertuples():
         _reduce_allocation(conn, cut.payment_id, cut.invoice_number, int(cut.amount_cents))
-    conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE payment_id IN "
-                      "(SELECT payment_id FROM stage_processed)"))
+    conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE reconciled = FALSE AND id <= :last"),
+                 {"last": last_id})
 
 
 def _reduce_allocation(conn: Connection, payment_id: str, invoice_number: str, cents: int) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, text
 
 from recouvrement.app.accounts import has_guarantor, load_accounts
 from recouvrement.app.exports import write_atomically, write_checked_csv
-from recouvrement.app.reconcile import frame
+from recouvrement.db.bulk import read_frame as frame
 from recouvrement.audit import append_event
 from recouvrement.config import Settings
 from recouvrement.core.ladder import Decision, decide, is_quiet_day

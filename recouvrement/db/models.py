@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -91,7 +91,7 @@ class Payment(SQLModel, table=True):
     source_file: str = ""
     source_line: int | None = None
     batch_id: int | None = None
-    reconciled: bool = Field(default=False, index=True)
+    reconciled: bool = False
 
 
 class Allocation(SQLModel, table=True):
@@ -247,6 +247,10 @@ class RunLock(SQLModel, table=True):
     acquired_at: datetime
 
 
+# Only unreconciled payments are ever looked up by the flag: a partial index stays small, and marking
+# millions of payments reconciled costs no index rewrite.
+Index("ix_payment_unreconciled", Payment.__table__.c.id, sqlite_where=text("reconciled = 0"),
+      postgresql_where=text("reconciled = FALSE"))
 Index("ix_allocation_invoice_payer", Allocation.__table__.c.invoice_number, Allocation.__table__.c.payer_type)
 
 

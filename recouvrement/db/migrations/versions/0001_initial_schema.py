@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:48:52.786091
+Create Date: 2026-11-23 19:52:01.636295
 """
 from alembic import op
 import sqlalchemy as sa
@@ -213,7 +213,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('payment', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_payment_payment_date'), ['payment_date'], unique=False)
-        batch_op.create_index(batch_op.f('ix_payment_reconciled'), ['reconciled'], unique=False)
+        batch_op.create_index('ix_payment_unreconciled', ['id'], unique=False, sqlite_where=sa.text('reconciled = 0'), postgresql_where=sa.text('reconciled = FALSE'))
 
     op.create_table('payment_exception',
     sa.Column('payment_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -307,7 +307,7 @@ def downgrade() -> None:
 
     op.drop_table('payment_exception')
     with op.batch_alter_table('payment', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_payment_reconciled'))
+        batch_op.drop_index('ix_payment_unreconciled', sqlite_where=sa.text('reconciled = 0'), postgresql_where=sa.text('reconciled = FALSE'))
         batch_op.drop_index(batch_op.f('ix_payment_payment_date'))
 
     op.drop_table('payment')
