@@ -11,10 +11,10 @@ from recouvrement.app.agency import handed_over_invoices
 from recouvrement.app.disputes import disputed_invoices
 from recouvrement.app.holds import patients_on_hold
 from recouvrement.app.plans import active_plan_invoices
+from recouvrement.app.recipients import has_guarantor, is_minor, recipient_email
 from recouvrement.db.bulk import read_frame as frame
 from recouvrement.app.segmentation import patient_segments
 from recouvrement.core.ladder import Account, LetterHistory, OpenItem
-from recouvrement.core.plans import add_months
 from recouvrement.rules import Rules
 
 _INVOICES = ("SELECT invoice_number, patient_id, issue_date, due_date, amo_cents, amc_cents, patient_cents "
@@ -115,7 +115,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
         money = credits.loc[patient_id] if patient_id in credits.index else None
         accounts.append(Account(
             patient_id=patient_id, coverage=str(person["coverage"] or "none"), items=open_items,
-            on_hold=patient_id in held, has_email=bool(_recipient_email(person)),
+            on_hold=patient_id in held, has_email=bool(recipient_email(person)),
             is_minor=is_minor(person["birth_date"], as_of), has_guarantor=has_guarantor(person),
             pending_credit_cents=int(money["pending"]) if money is not None else 0,
             segment=segments[patient_id].segment if patient_id in segments else "one_off",
@@ -124,23 +124,3 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     return accounts
 
 
-def _present(value) -> bool:
-    return value is not None and not pd.isna(value) and str(value).strip() != ""
-
-
-def has_guarantor(person) -> bool:
-    """A guarantor the post can reach: a name and an address."""
-    return _present(person["guarantor_last_name"]) and _present(person["guarantor_address"])
-
-
-def _recipient_email(person) -> str | None:
-    """Letters go to the guarantor whenever there is one (minor or protected adult), so does the e-mail."""
-    email = person["guarantor_email"] if has_guarantor(person) else person["email"]
-    return str(email).strip() if _present(email) else None
-
-
-def is_minor(birth_date, as_of: date) -> bool:
-    if not _present(birth_date):
-        return False
-    born = date.fromisoformat(str(birth_date)[:10])
-    return add_months(born, 18 * 12) > as_of

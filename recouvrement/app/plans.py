@@ -25,10 +25,11 @@ from sqlalchemy import Connection, Engine, text
 
 from recouvrement.app.balance import outstanding_shares
 from recouvrement.app.disputes import as_date, disputed_invoices
+from recouvrement.app.recipients import has_guarantor, is_minor, recipient_of
 from recouvrement.audit import append_event
 from recouvrement.core.ladder import is_time_barred
 from recouvrement.config import Settings
-from recouvrement.core.plans import Instalment, PlanStatus, add_months, plan_status, propose_plan
+from recouvrement.core.plans import Instalment, PlanStatus, plan_status, propose_plan
 from recouvrement.errors import RecouvrementError
 from recouvrement.rules import Rules, load_rules
 
@@ -126,19 +127,11 @@ def _patient(conn: Connection, patient_id: str):
 
 
 def _recipient(patient, as_of: date):
-    """The guarantor when the patient has one (minor or protected adult), else the patient."""
-    from recouvrement.render.views import Recipient
-    if patient["guarantor_last_name"]:
-        name = f"{patient['guarantor_first_name'] or ''} {patient['guarantor_last_name']}".strip()
-        return Recipient(name, patient["guarantor_address"] or patient["address"],
-                         patient["guarantor_postal_code"] or patient["postal_code"],
-                         patient["guarantor_city"] or patient["city"], patient["guarantor_email"] or None)
-    birth = patient["birth_date"]
-    if birth is not None and add_months(as_date(birth), 18 * 12) > as_of:
+    """The guarantor when the patient has one, else the patient; never a minor."""
+    if not has_guarantor(patient) and is_minor(patient["birth_date"], as_of):
         raise RecouvrementError(f"patient {patient['patient_id']} is a minor without a guarantor: "
                                 "no letter is ever addressed to a minor", field="PATIENT_ID")
-    return Recipient(f"{patient['first_name']} {patient['last_name']}", patient["address"], patient["postal_code"],
-                     patient["city"], patient["email"] or None)
+    return recipient_of(patient)
 
 
 def _letter_view(plan_id: int, as_of: date, creditor, patient, shares: list[OpenShare], credits: int, total: int,

@@ -126,10 +126,10 @@ def _summarise(report: ReconcileReport, outcome: Outcome) -> None:
 
 
 def _digest(outcome: Outcome) -> str:
-    """SHA-256 over the run's allocations in a canonical order: what the audit event vouches for."""
-    ordered = outcome.allocations.sort_values(["payment_id", "invoice_number", "payer_type"])
-    rows = pd.util.hash_pandas_object(ordered[["payment_id", "invoice_number", "payer_type", "amount_cents", "rule"]],
-                                      index=False)
+    """SHA-256 over the run's allocations, in the order the engine makes them (deterministic: payments
+    are taken in (date, id) order rule by rule): what the audit event vouches for."""
+    rows = pd.util.hash_pandas_object(outcome.allocations[["payment_id", "invoice_number", "payer_type",
+                                                           "amount_cents", "rule"]], index=False)
     return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 

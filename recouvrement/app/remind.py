@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
-from recouvrement.app.accounts import has_guarantor, load_accounts
+from recouvrement.app.accounts import load_accounts
+from recouvrement.app.recipients import patient_name, recipient_of
 from recouvrement.app.exports import write_atomically, write_checked_csv
 from recouvrement.db.bulk import read_frame as frame
 from recouvrement.audit import append_event
@@ -147,29 +147,17 @@ def _creditor(settings: Settings):
     return Creditor(c.name, c.address, c.postal_code, c.city, c.phone, c.email, c.siret, c.iban, c.bic)
 
 
-def _text(value) -> str:
-    return "" if value is None or pd.isna(value) else str(value).strip()
-
-
 def letter_view(lid: str, as_of: date, creditor, person, decision: Decision):
     """The whitelist view: identity and address, invoice numbers, dates, amounts, RF references. Nothing else."""
-    from recouvrement.render.views import LetterLine, LetterView, Recipient
+    from recouvrement.render.views import LetterLine, LetterView
     lines = tuple(LetterLine(i.invoice_number, i.issue_date, i.due_date, int(i.amount_cents),
                              rf_reference(i.invoice_number)) for i in decision.items)
     owed = sum(line.amount_cents for line in lines)
-    patient_name = f"{_text(person['first_name'])} {_text(person['last_name'])}".strip()
-    if has_guarantor(person):
-        recipient = Recipient(
-            f"{_text(person['guarantor_first_name'])} {_text(person['guarantor_last_name'])}".strip(),
-            _text(person["guarantor_address"]), _text(person["guarantor_postal_code"]) or _text(person["postal_code"]),
-            _text(person["guarantor_city"]) or _text(person["city"]), _text(person["guarantor_email"]) or None)
-    else:
-        recipient = Recipient(patient_name, _text(person["address"]), _text(person["postal_code"]),
-                              _text(person["city"]), _text(person["email"]) or None)
+    recipient = recipient_of(person)
     shifted = next((i.shifted_from for i in decision.items if i.shifted_from), None)
     return LetterView(
         letter_id=lid, kind=decision.template, level=decision.level, date=as_of, creditor=creditor,
-        recipient=recipient, patient_display_name=patient_name, lines=lines,
+        recipient=recipient, patient_display_name=patient_name(person), lines=lines,
         credits_cents=owed - decision.amount_due_cents, total_due_cents=decision.amount_due_cents,
         offer_plan_first=decision.offer_plan_first,
         payer_rejected=_PAYERS.get(shifted, "votre assurance") if decision.template == "avis_rejet" else None)

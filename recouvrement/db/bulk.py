@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import BigInteger, Column, Connection, Date, MetaData, String, Table, Text, text
 
 def read_frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:
@@ -22,14 +23,20 @@ def read_frame(conn: Connection, sql: str, params: dict | None = None) -> pd.Dat
     return pd.DataFrame({name: _column(column) for name, column in zip(columns, values)})
 
 
-def _column(values: tuple) -> np.ndarray:
-    """Whole numbers as int64 when none is missing; anything else (text, dates) as Python objects,
-    which the bulk paths read faster than Arrow strings built one value at a time."""
-    if values and all(type(v) is int for v in values):
-        return np.fromiter(values, dtype=np.int64, count=len(values))
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
+def _column(values: tuple):
+    """Whole numbers as int64, text as Arrow-backed strings (built in C, not value by value), anything
+    else (dates from PostgreSQL, mixed or missing numbers) as Python objects."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array = None
+    if array is not None and pa.types.is_int64(array.type) and array.null_count == 0:
+        return array.to_numpy()
+    if array is not None and pa.types.is_string(array.type):
+        return pd.arrays.ArrowStringArray(array)
+    objects = np.empty(len(values), dtype=object)
+    objects[:] = values
+    return objects
 
 
 def _plain(params: dict) -> dict:
@@ -46,9 +53,16 @@ _TYPES = {"int": BigInteger, "date": Date, "str": String, "text": Text}
 
 def rows_of(frame: pd.DataFrame):
     """Plain Python tuples, with None for missing cells (drivers accept neither numpy types nor NA)."""
-    for column in frame.columns[[pd.api.types.is_datetime64_any_dtype(t) for t in frame.dtypes]]:
-        frame = frame.assign(**{column: frame[column].dt.strftime("%Y-%m-%d %H:%M:%S.%f")})
-    return frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column.dtype):
+            column = column.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+        values = column.tolist()               # Python ints and str, NA as a missing-value marker
+        if column.hasnans:
+            values = [None if v is None or v is pd.NA or v != v else v for v in values]
+        columns.append(values)
+    return zip(*columns)
 
 
 def bulk_insert(conn: Connection, table: str, frame: pd.DataFrame) -> None:
