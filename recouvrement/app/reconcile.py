@@ -33,6 +33,9 @@ class ReconcileReport:
 
 
 def _iso(values: pd.Series) -> pd.Series:
+    """Dates as ISO text, as SQLite returns them (PostgreSQL returns date objects)."""
+    if len(values) and isinstance(values.iloc[0], str):
+        return values
     return values.map(lambda d: d if isinstance(d, str) else d.isoformat())
 
 
@@ -93,26 +96,113 @@ def pending_payments(conn: Connection, last_id: int) -> pd.DataFrame:
     return payments
 
 
-def run_reconcile(engine: Engine, now: datetime | None = None) -> ReconcileReport:
-    """Allocate what is new; a run with nothing new since the last one changes nothing and returns fast."""
+def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool = True) -> ReconcileReport:
+    """Allocate what is new; a run with nothing new since the last one changes nothing and returns fast.
+
+    `set_based=False` sends every payment through the pure engine (the reference the tests compare with)."""
     now = now or datetime.now(timezone.utc)
     with engine.begin() as conn:
         mark = _watermark(conn)
         if _meta(conn, "reconciled_at") == mark:
             return ReconcileReport(skipped=True)
         last_id = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM payment")).scalar_one()
+        plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
         payments = pending_payments(conn, last_id)
         report = ReconcileReport(payments=len(payments))
-        if len(payments):
-            outcome = reconcile(payments, load_ledger(conn))
+        outcome = reconcile(payments, load_ledger(conn)) if len(payments) else None
+        if outcome is not None:
             _store(conn, last_id, outcome, now)
             _summarise(report, outcome)
+        plain.add_to(report)
+        if report.payments:
             append_event(conn, "reconcile", {"payments": report.payments, "allocations": report.allocations,
                                              "allocated_cents": report.allocated_cents, "by_rule": report.by_rule,
                                              "exceptions": report.exceptions, "transfers": report.transfers,
-                                             "reversals": report.reversals, "digest": _digest(outcome)}, at=now)
+                                             "reversals": report.reversals, "set_based": plain.digest,
+                                             "digest": _digest(outcome) if outcome is not None else None}, at=now)
         _set_meta(conn, "reconciled_at", mark)
     return report
+
+
+@dataclass
+class PlainExplicit:
+    """What the set-based pass settled: its counts join the run's report."""
+    payments: int = 0
+    allocations: int = 0
+    cents: int = 0
+    credits: int = 0
+    digest: str | None = None
+
+    def add_to(self, report: ReconcileReport) -> None:
+        report.payments += self.payments
+        report.allocations += self.allocations
+        report.allocated_payments += self.allocations
+        report.allocated_cents += self.cents
+        if self.allocations:
+            report.by_rule = dict(report.by_rule or {})
+            report.by_rule["explicit"] = report.by_rule.get("explicit", 0) + self.allocations
+        if self.credits:
+            report.exceptions = dict(report.exceptions or {})
+            report.exceptions["credit"] = report.exceptions.get("credit", 0) + self.credits
+
+
+# The plain case of the explicit rule, done in SQL where the rows are: a paid line naming a known
+# invoice, on an invoice with no rejection pending and no share moved to the patient. It allocates
+# exactly as core.reconcile does (each payer its own share, payments in (date, id) order, what is left
+# a credit); a test holds the two equal. Everything else goes through the pure engine.
+# Invoices the plain pass leaves to the engine: a share moved to the patient, a rejection pending, or a
+# queued payment naming them (which the engine takes in date order with the new ones).
+_BLOCKED = """
+CREATE TEMPORARY TABLE plain_blocked AS
+SELECT invoice_number FROM share_transfer WHERE reversed_on IS NULL
+UNION SELECT invoice_number FROM payment WHERE status = 'rejected' AND reconciled = FALSE AND id <= :last
+UNION SELECT q.invoice_number FROM payment_exception e JOIN payment q ON q.payment_id = e.payment_id
+      WHERE e.kind IN ('unmatched', 'ambiguous') AND q.invoice_number IS NOT NULL
+"""
+_PLAIN = """
+CREATE TEMPORARY TABLE plain_explicit AS
+SELECT c.id, c.payment_id, c.invoice_number, c.payer_type, c.amount_cents, c.patient_id,
+       CASE WHEN c.due - c.before_cents <= 0 THEN 0
+            WHEN c.due - c.before_cents >= c.amount_cents THEN c.amount_cents
+            ELSE c.due - c.before_cents END AS paid
+FROM (
+    SELECT p.id, p.payment_id, p.invoice_number, p.payer_type, p.amount_cents, i.patient_id,
+           CASE p.payer_type WHEN 'amo' THEN i.amo_cents WHEN 'amc' THEN i.amc_cents ELSE i.patient_cents END
+             - COALESCE((SELECT SUM(a.amount_cents) FROM allocation a WHERE a.invoice_number = p.invoice_number
+                         AND a.payer_type = p.payer_type), 0) AS due,
+           COALESCE(SUM(p.amount_cents) OVER (PARTITION BY p.invoice_number, p.payer_type
+                    ORDER BY p.payment_date, p.payment_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+             AS before_cents
+    FROM payment p JOIN invoice i ON i.invoice_number = p.invoice_number
+    WHERE p.reconciled = FALSE AND p.id <= :last AND p.status = 'paid'
+      AND p.payer_type IN ('amo', 'amc', 'patient')
+      AND NOT EXISTS (SELECT 1 FROM plain_blocked b WHERE b.invoice_number = p.invoice_number)
+) c
+"""
+
+
+def settle_plain_explicit(conn: Connection, last_id: int, now: datetime) -> PlainExplicit:
+    for table in ("plain_explicit", "plain_blocked"):
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(text(_BLOCKED), {"last": last_id})
+    conn.exec_driver_sql("CREATE INDEX plain_blocked_invoice ON plain_blocked (invoice_number)")
+    conn.execute(text(_PLAIN), {"last": last_id})
+    stamp = now.replace(tzinfo=None)
+    conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, created_at) "
+                      "SELECT payment_id, invoice_number, payer_type, paid, 'explicit', :t FROM plain_explicit "
+                      "WHERE paid > 0 ORDER BY id"), {"t": stamp})
+    conn.execute(text(
+        "INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
+        "SELECT payment_id, 'credit', amount_cents - paid, CASE WHEN paid = 0 THEN 'invoice ' || invoice_number || "
+        "': nothing left to pay on the ' || payer_type || ' share' ELSE 'paid more than was due: the excess is a "
+        "credit to refund or use' END, CASE WHEN payer_type = 'patient' THEN patient_id END "
+        "FROM plain_explicit WHERE paid < amount_cents"))
+    conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE id IN (SELECT id FROM plain_explicit)"))
+    row = conn.execute(text("SELECT COUNT(*), COALESCE(SUM(CASE WHEN paid > 0 THEN 1 ELSE 0 END), 0), "
+                            "COALESCE(SUM(paid), 0), COALESCE(SUM(CASE WHEN paid < amount_cents THEN 1 ELSE 0 END), 0),"
+                            " COALESCE(SUM(paid * (id % 9973)), 0) FROM plain_explicit")).one()
+    count, allocations, cents, credits, checksum = (int(v) for v in row)
+    return PlainExplicit(count, allocations, cents, credits, f"{count}:{cents}:{checksum}" if count else None)
 
 
 def _summarise(report: ReconcileReport, outcome: Outcome) -> None:

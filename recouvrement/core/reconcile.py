@@ -391,7 +391,7 @@ def _payer_keys(names) -> pd.DataFrame:
 
 
 def _compact(values: pd.Series) -> pd.Series:
-    return (values.fillna("").astype("string").str.normalize("NFKD").str.encode("ascii", "ignore")
+    return (values.fillna("").astype("string[pyarrow]").str.normalize("NFKD").str.encode("ascii", "ignore")
             .str.decode("ascii").str.upper().str.replace(r"[^A-Z]", "", regex=True))
 
 

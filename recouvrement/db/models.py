@@ -85,7 +85,7 @@ class Payment(SQLModel, table=True):
     payer_name: str = ""
     amount_cents: int = cents()
     reference: str = ""
-    invoice_number: str | None = None
+    invoice_number: str | None = Field(default=None, index=True)
     status: str = "paid"                       # paid | rejected
     reject_reason: str | None = None
     source_file: str = ""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 19:52:01.636295
+Create Date: 2026-11-23 20:16:38.173940
 """
 from alembic import op
 import sqlalchemy as sa
@@ -212,6 +212,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('payment_id')
     )
     with op.batch_alter_table('payment', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payment_invoice_number'), ['invoice_number'], unique=False)
         batch_op.create_index(batch_op.f('ix_payment_payment_date'), ['payment_date'], unique=False)
         batch_op.create_index('ix_payment_unreconciled', ['id'], unique=False, sqlite_where=sa.text('reconciled = 0'), postgresql_where=sa.text('reconciled = FALSE'))
 
@@ -309,6 +310,7 @@ def downgrade() -> None:
     with op.batch_alter_table('payment', schema=None) as batch_op:
         batch_op.drop_index('ix_payment_unreconciled', sqlite_where=sa.text('reconciled = 0'), postgresql_where=sa.text('reconciled = FALSE'))
         batch_op.drop_index(batch_op.f('ix_payment_payment_date'))
+        batch_op.drop_index(batch_op.f('ix_payment_invoice_number'))
 
     op.drop_table('payment')
     op.drop_table('patient')
