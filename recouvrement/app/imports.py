@@ -11,17 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
-from sqlalchemy import Connection, Engine, text
+import pandas as pd
+from sqlalchemy import Connection, Engine, inspect, text
 
 from recouvrement.audit import append_event
 from recouvrement.config import Settings
-from recouvrement.db.bulk import stage
+from recouvrement.db.bulk import bulk_insert, stage
+from recouvrement.db.models import Invoice, Patient, Payment
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import Parsed, Reject, read_head
+
+IMPORT_CACHE_KIB = 256 * 1024   # SQLite page cache during an import: the indexes of ~2 M payments fit in it
+# Tables a file may be loaded straight into; their secondary indexes are rebuilt after a load into an empty one.
+LOADED = {model.__tablename__: model.__table__ for model in (Invoice, Patient, Payment)}
 
 # Each format is recognised by content (header names, XML namespace, record layout), not by file name.
 FORMATS = {
@@ -86,7 +95,7 @@ def import_file(engine: Engine, path: Path, settings: Settings, expect: str | No
                           rejects=list(parsed.rejects), warnings=list(parsed.warnings))
     if strict and report.rejects:
         raise ImportRefused(report)
-    with engine.begin() as conn:
+    with _transaction(engine) as conn:
         store = _store_invoices if parsed.kind == "invoices" else _store_payments
         imported, duplicates, conflicts = store(conn, parsed, path.name)
         report.imported, report.duplicates = imported, duplicates
@@ -96,6 +105,29 @@ def import_file(engine: Engine, path: Path, settings: Settings, expect: str | No
         if imported:
             _record_batch(conn, path, format_name, report)
     return report
+
+
+@contextmanager
+def _transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction for one file. On SQLite, for its duration: a page cache that holds the indexes being
+    loaded (the default 2 MB makes a million-row load re-read the same pages over and over) and staging
+    tables in memory; both set back afterwards (which also drops the staging tables)."""
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            before = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in ("cache_size", "temp_store")}
+            conn.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+            conn.exec_driver_sql("PRAGMA temp_store=MEMORY")
+            conn.commit()
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            if sqlite:
+                conn.rollback()
+                for pragma, value in before.items():
+                    conn.exec_driver_sql(f"PRAGMA {pragma}={int(value)}")
+                conn.commit()
 
 
 def _record_batch(conn: Connection, path: Path, format_name: str, report: ImportReport) -> None:
@@ -126,17 +158,11 @@ def _conflicts(conn: Connection, sql: str, file: str, field_name: str, reason: s
 
 def _store_invoices(conn: Connection, parsed: Parsed, file: str) -> tuple[int, int, list[Reject]]:
     invoices = parsed.frame
-    stage(conn, "stage_invoice", invoices, INVOICE_TYPES, index="invoice_number")
-    conflicts = _conflicts(conn, "SELECT s.invoice_number, s.source_line FROM stage_invoice s JOIN invoice i "
-                           f"ON i.invoice_number = s.invoice_number WHERE NOT ({INVOICE_SAME})", file,
-                           "invoice_number", "already imported with a different patient, date or amounts")
-    duplicates = conn.execute(text("SELECT COUNT(*) FROM stage_invoice s JOIN invoice i "
-                                   f"ON i.invoice_number = s.invoice_number WHERE {INVOICE_SAME}")).scalar_one()
     _store_patients(conn, parsed)
-    columns = ", ".join(c for c in invoices.columns)
-    imported = conn.execute(text(
-        f"INSERT INTO invoice ({columns}, batch_id) SELECT {columns}, NULL FROM stage_invoice s "
-        "WHERE NOT EXISTS (SELECT 1 FROM invoice i WHERE i.invoice_number = s.invoice_number)")).rowcount
+    if _load_if_all_new(conn, "invoice", "invoice_number", invoices):
+        imported, duplicates, conflicts = len(invoices), 0, []
+    else:
+        imported, duplicates, conflicts = _store_invoices_staged(conn, parsed, file)
     care = parsed.care  # type: ignore[attr-defined]
     if len(care):
         stage(conn, "stage_care", care, {"care_description": "text"})
@@ -144,6 +170,51 @@ def _store_invoices(conn: Connection, parsed: Parsed, file: str) -> tuple[int, i
                           "SELECT invoice_number, care_description, act_codes FROM stage_care s WHERE NOT EXISTS "
                           "(SELECT 1 FROM invoice_care c WHERE c.invoice_number = s.invoice_number)"))
     return imported, duplicates, conflicts
+
+
+def _store_invoices_staged(conn: Connection, parsed: Parsed, file: str) -> tuple[int, int, list[Reject]]:
+    """Some invoice numbers are known: each row is compared with the stored one (duplicate or conflict)."""
+    invoices = parsed.frame
+    stage(conn, "stage_invoice", invoices, INVOICE_TYPES, index="invoice_number")
+    conflicts = _conflicts(conn, "SELECT s.invoice_number, s.source_line FROM stage_invoice s JOIN invoice i "
+                           f"ON i.invoice_number = s.invoice_number WHERE NOT ({INVOICE_SAME})", file,
+                           "invoice_number", "already imported with a different patient, date or amounts")
+    duplicates = conn.execute(text("SELECT COUNT(*) FROM stage_invoice s JOIN invoice i "
+                                   f"ON i.invoice_number = s.invoice_number WHERE {INVOICE_SAME}")).scalar_one()
+    columns = ", ".join(c for c in invoices.columns)
+    imported = conn.execute(text(
+        f"INSERT INTO invoice ({columns}, batch_id) SELECT {columns}, NULL FROM stage_invoice s "
+        "WHERE NOT EXISTS (SELECT 1 FROM invoice i WHERE i.invoice_number = s.invoice_number)")).rowcount
+    return imported, duplicates, conflicts
+
+
+def _load_if_all_new(conn: Connection, table: str, key: str, frame: pd.DataFrame) -> bool:
+    """Loads `frame` straight into `table` when no stored row holds one of its keys (then there is nothing
+    to compare, and staging + comparing would cost several times the load) and says whether it did.
+
+    Into an empty table the secondary indexes are built once after the load, sorted, rather than updated
+    row by row (a million invoices: 40 % less time)."""
+    empty = conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1")).first() is None
+    if not empty and _any_known(conn, table, key, frame[key]):
+        return False
+    stored = {index["name"] for index in inspect(conn).get_indexes(table)} if empty else set()
+    rebuilt = [index for index in LOADED[table].indexes if index.name in stored]
+    for index in rebuilt:
+        index.drop(conn)
+    bulk_insert(conn, table, frame)
+    for index in rebuilt:
+        index.create(conn)
+    return True
+
+
+def _any_known(conn: Connection, table: str, key: str, keys: pd.Series) -> bool:
+    values = keys.tolist()
+    if conn.dialect.name == "postgresql":
+        found = conn.execute(text(f"SELECT 1 FROM {table} WHERE {key} = ANY(:keys) LIMIT 1"), {"keys": values})
+    else:                                  # one parameter for any number of keys (SQLite's JSON1, built in)
+        found = conn.execute(text(f"SELECT 1 FROM {table} WHERE {key} IN (SELECT value FROM json_each(:keys)) "
+                                  "LIMIT 1"), {"keys": json.dumps(values)})
+    return found.first() is not None
 
 
 def _store_patients(conn: Connection, parsed: Parsed) -> None:
@@ -154,12 +225,18 @@ def _store_patients(conn: Connection, parsed: Parsed) -> None:
     # The newest non-empty value of each detail: an export that leaves a cell empty erases nothing.
     patients = (patients.sort_values(["identity_date", "patient_id"], kind="stable")
                 .groupby("patient_id", sort=True, as_index=False).last())
+    if _load_if_all_new(conn, "patient", "patient_id", patients):
+        return
     stage(conn, "stage_patient", patients, {"birth_date": "date", "identity_date": "date"}, index="patient_id")
     columns = ", ".join(patients.columns)
-    # Known patients first, so that the rows inserted just after are not written twice.
-    assignments = ", ".join(f"{c} = COALESCE(s.{c}, patient.{c})" for c in (*PATIENT_DETAILS, "identity_date"))
-    conn.execute(text(f"UPDATE patient SET {assignments} FROM stage_patient s WHERE patient.patient_id = s.patient_id "
-                      "AND s.identity_date >= patient.identity_date"))
+    # Known patients first, so that the rows inserted just after are not written twice. The newer
+    # invoice's details win; an older file still fills what the newer left empty.
+    newer = "s.identity_date >= patient.identity_date"
+    assignments = [f"{c} = CASE WHEN {newer} THEN COALESCE(s.{c}, patient.{c}) ELSE COALESCE(patient.{c}, s.{c}) END"
+                   for c in PATIENT_DETAILS]
+    assignments.append(f"identity_date = CASE WHEN {newer} THEN s.identity_date ELSE patient.identity_date END")
+    conn.execute(text(f"UPDATE patient SET {', '.join(assignments)} FROM stage_patient s "
+                      "WHERE patient.patient_id = s.patient_id"))
     conn.execute(text(f"INSERT INTO patient ({columns}) SELECT {columns} FROM stage_patient s WHERE NOT EXISTS "
                       "(SELECT 1 FROM patient p WHERE p.patient_id = s.patient_id)"))
 
@@ -172,6 +249,8 @@ PAYMENT_SAME = ("p.payment_date = s.payment_date AND p.payer_type = s.payer_type
 def _store_payments(conn: Connection, parsed: Parsed, file: str) -> tuple[int, int, list[Reject]]:
     frame = parsed.frame.copy()
     frame["source_file"] = file
+    if _load_if_all_new(conn, "payment", "payment_id", frame.assign(reconciled=False)):
+        return len(frame), 0, []
     stage(conn, "stage_payment", frame, PAYMENT_TYPES, index="payment_id")
     conflicts = _conflicts(conn, "SELECT s.payment_id, s.source_line FROM stage_payment s JOIN payment p "
                            f"ON p.payment_id = s.payment_id WHERE NOT ({PAYMENT_SAME})", file,

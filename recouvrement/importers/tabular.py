@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from recouvrement.errors import RecouvrementError
@@ -36,12 +37,12 @@ def detect_encoding(data: bytes) -> str:
         return "cp1252"
 
 
-def detect_dialect(path: Path) -> Dialect:
-    data = path.read_bytes()
-    if not data.strip():
+def detect_dialect(path: Path, data: bytes | None = None) -> Dialect:
+    data = path.read_bytes() if data is None else data
+    if not data or data.isspace():        # (isspace stops at the first other byte: no copy of the file)
         raise RecouvrementError("the file is empty", file=path.name)
     encoding = detect_encoding(data)
-    header = data.decode(encoding, errors="replace").splitlines()[0]
+    header = (_first_line(data).decode(encoding, errors="replace").splitlines() or [""])[0]
     counts = {sep: header.count(sep) for sep in SEPARATORS}
     separator = max(counts, key=counts.get)
     if counts[separator] == 0:
@@ -49,13 +50,20 @@ def detect_dialect(path: Path) -> Dialect:
     return Dialect(encoding, separator)
 
 
+def _first_line(data: bytes) -> bytes:
+    """The header line's bytes, without decoding or copying the rest of the file."""
+    end = data.find(b"\n")
+    return data if end < 0 else data[:end]
+
+
 def read_table(path: Path, required: list[str], optional: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """All cells as stripped strings ("" when empty), plus warnings about unknown columns.
 
     The frame gets a `source_line` column: the file line of each record (header is line 1).
     """
-    dialect = detect_dialect(path)
-    frame = _parse(path, dialect)
+    data = path.read_bytes()               # read once: dialect, records and line numbers all come from it
+    dialect = detect_dialect(path, data)
+    frame = _parse(path, data, dialect)
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]
     if missing:
@@ -65,34 +73,37 @@ def read_table(path: Path, required: list[str], optional: list[str]) -> tuple[pd
     for column in optional:
         if column not in frame.columns:
             frame[column] = ""
-    frame = frame[[c for c in required + optional]].apply(lambda s: s.str.strip())
-    frame["source_line"] = _source_lines(path, dialect, len(frame))
+    frame = frame[[c for c in required + optional]]
+    frame["source_line"] = _source_lines(data, dialect, len(frame))
     return frame, warnings
 
 
-def _parse(path: Path, dialect: Dialect) -> pd.DataFrame:
+def _parse(path: Path, data: bytes, dialect: Dialect) -> pd.DataFrame:
     """Every cell as text, parsed by Arrow (UTF-8 first: Arrow's own transcoding is slower than Python's)."""
-    data = path.read_bytes()
-    if dialect.encoding != "utf-8":
-        data = data.decode(dialect.encoding).encode("utf-8")
     try:
-        header = next(csv.reader([data.split(b"\n", 1)[0].decode("utf-8").strip("\r")], delimiter=dialect.separator))
+        if dialect.encoding == "utf-8-sig":
+            data = data[len(codecs.BOM_UTF8):]   # Arrow checks the UTF-8 itself
+        elif dialect.encoding != "utf-8":
+            data = data.decode(dialect.encoding).encode("utf-8")
+        header = next(csv.reader([_first_line(data).decode("utf-8").strip("\r")], delimiter=dialect.separator))
         table = pacsv.read_csv(io.BytesIO(data), parse_options=pacsv.ParseOptions(
             delimiter=dialect.separator, newlines_in_values=True, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, UnicodeDecodeError, StopIteration) as exc:
         raise RecouvrementError(f"cannot read as CSV: {exc}", file=path.name) from None
+    # Cells stripped by Arrow itself: three times cheaper than pandas' .str.strip() on the same arrays.
+    table = pa.table([pc.utf8_trim_whitespace(column) for column in table.columns], names=table.column_names)
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
 
-def _source_lines(path: Path, dialect: Dialect, rows: int) -> pd.Series:
+def _source_lines(data: bytes, dialect: Dialect, rows: int) -> pd.Series:
     """Line numbers of records; exact even when quoted cells span several lines or blank lines are skipped."""
-    with open(path, encoding=dialect.encoding, newline="") as handle:
-        text = handle.read()
-    physical = text.count("\n") + (0 if text.endswith("\n") else 1)
+    # b"\n" is never part of another character in UTF-8 or Windows-1252: counting bytes counts lines.
+    physical = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     if physical == rows + 1:            # one record per line: no multi-line cell, no blank line
         return pd.Series(range(2, rows + 2), dtype="int64")
+    text = data.decode(dialect.encoding)
     reader = csv.reader(io.StringIO(text), delimiter=dialect.separator)
     lines, previous = [], 0
     for record in reader:
@@ -102,8 +113,36 @@ def _source_lines(path: Path, dialect: Dialect, rows: int) -> pd.Series:
     return pd.Series(lines[1:rows + 1], dtype="int64")
 
 
+ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
+FRENCH_DATE = r"^(?P<day>\d{1,2})[/.-](?P<month>\d{1,2})[/.-](?P<year>\d{4})$"
+
+
 def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(ISO 'YYYY-MM-DD' strings, mask of invalid cells) from dd/mm/yyyy, dd-mm-yyyy or ISO dates."""
+    fast = _parse_dates_arrow(values)
+    return fast if fast is not None else _parse_dates_pandas(values)
+
+
+def _parse_dates_arrow(values: pd.Series) -> tuple[pd.Series, pd.Series] | None:
+    """parse_dates in Arrow's kernels (several times faster), when every well-shaped cell is a real date;
+    None otherwise, and the pandas path then finds the bad cells. A test holds both paths equal."""
+    text = pa.array(values.astype("string[pyarrow]").array).cast(pa.string())
+    parts = pc.extract_regex(text, FRENCH_DATE)
+    year = pc.struct_field(parts, "year")
+    if pc.any(pc.equal(year, "0000")).as_py():             # no year 0 in the French format (pandas says so)
+        return None
+    french = pc.binary_join_element_wise(year, pc.utf8_lpad(pc.struct_field(parts, "month"), 2, "0"),
+                                         pc.utf8_lpad(pc.struct_field(parts, "day"), 2, "0"), "-")
+    iso = pc.if_else(pc.match_substring_regex(text, ISO_DATE), text, french)
+    try:
+        pc.cast(iso, pa.date32())                          # refuses 31/02 or month 13: any such cell
+    except pa.ArrowInvalid:
+        return None
+    dates = iso.to_pandas().astype("str").set_axis(values.index)
+    return dates, pd.Series(pc.is_null(iso).to_numpy(zero_copy_only=False), index=values.index)
+
+
+def _parse_dates_pandas(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     text = values.astype("string")
     iso = pd.to_datetime(text.where(text.str.match(r"^\d{4}-\d{2}-\d{2}$")), format="%Y-%m-%d", errors="coerce")
     fr = pd.to_datetime(text.str.replace("-", "/", regex=False).str.replace(".", "/", regex=False)

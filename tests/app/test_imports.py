@@ -149,3 +149,14 @@ def test_no_cent_is_created_or_lost_by_parsing_and_storing(engine, settings, tmp
     with engine.connect() as conn:
         stored = [r[0] for r in conn.execute(text("SELECT amount_cents FROM payment ORDER BY source_line"))]
     assert stored == cents
+
+
+def test_patient_details_do_not_depend_on_the_order_of_the_files(engine, settings, tmp_path, db_url):
+    newer = INVOICES[1].replace("eloise@example.org", "eloise.new@example.org")        # no NIR, a new e-mail
+    older = INVOICES[0]                                                                # the NIR, the old e-mail
+    import_file(engine, invoices_file(tmp_path, [newer], name="newer.csv"), settings)
+    import_file(engine, invoices_file(tmp_path, [older], name="older.csv"), settings)
+    with engine.connect() as conn:
+        email, nir_hash = conn.execute(text("SELECT email, nir_hash FROM patient WHERE patient_id = 'P1'")).one()
+    assert email == "eloise.new@example.org"          # the newer invoice's details win
+    assert nir_hash is not None and len(nir_hash) == 64   # the older file fills what the newer left empty

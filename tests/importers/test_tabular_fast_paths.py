@@ -1,0 +1,63 @@
+"""The fast paths of the tabular reader give exactly what the plain ones give."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recouvrement.errors import RecouvrementError
+from recouvrement.importers.tabular import _parse_dates_arrow, _parse_dates_pandas, parse_dates, read_table
+
+DAYS = st.integers(0, 32)
+MONTHS = st.integers(0, 13)
+YEARS = st.one_of(st.integers(0, 9999), st.integers(1900, 2030))
+SHAPES = ["{y:04d}-{m:02d}-{d:02d}", "{d:02d}/{m:02d}/{y:04d}", "{d}/{m}/{y:04d}", "{d}.{m:02d}.{y:04d}",
+          "{d}-{m}-{y:04d}", "{y}-{m}-{d}", " {d:02d}/{m:02d}/{y:04d}", ""]
+CELLS = st.builds(lambda shape, d, m, y: shape.format(d=d, m=m, y=y), st.sampled_from(SHAPES), DAYS, MONTHS, YEARS)
+
+
+def same(left: tuple[pd.Series, pd.Series], right: tuple[pd.Series, pd.Series]) -> bool:
+    return all(a.equals(b) and a.dtype == b.dtype for a, b in zip(left, right))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(CELLS, min_size=1, max_size=8), st.booleans())
+def test_the_arrow_date_path_agrees_with_the_pandas_path_whenever_it_answers(cells, arrow_strings):
+    values = pd.Series(cells, index=range(10, 10 + len(cells)), dtype="string[pyarrow]" if arrow_strings else None)
+    fast = _parse_dates_arrow(values)
+    assert fast is None or same(fast, _parse_dates_pandas(values))
+    assert same(parse_dates(values), _parse_dates_pandas(values))
+
+
+def test_real_dates_in_both_formats_take_the_arrow_path():
+    values = pd.Series(["29/02/2024", "1/2/2025", "2025-12-31", "", "not a date"])
+    assert _parse_dates_arrow(values) is not None
+
+
+def test_an_impossible_date_is_found_by_the_pandas_path():
+    dates, bad = parse_dates(pd.Series(["31/02/2025", "01/03/2025"]))
+    assert bad.tolist() == [True, False] and dates.iloc[1] == "2025-03-01"
+
+
+def test_a_windows_1252_file_with_an_undefined_byte_is_refused_with_its_name(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes("invoice_number;city\r\nF1;Orléans \x81\r\n".encode("latin-1"))
+    with pytest.raises(RecouvrementError, match="cannot read as CSV") as refused:
+        read_table(path, ["invoice_number"], ["city"])
+    assert refused.value.file == "bad.csv"
+
+
+def test_cells_lose_their_surrounding_spaces_including_non_breaking_ones(tmp_path):
+    path = tmp_path / "spaces.csv"
+    path.write_text("invoice_number;city\n  F1 ;\u00a0Lyon\u00a0\n", encoding="utf-8")
+    frame, _ = read_table(path, ["invoice_number"], ["city"])
+    assert frame[["invoice_number", "city"]].iloc[0].tolist() == ["F1", "Lyon"]
+
+
+def test_a_utf8_file_with_a_byte_order_mark_reads_from_its_first_cell(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfinvoice_number;city\r\nF1;Lyon\r\n")
+    frame, _ = read_table(path, ["invoice_number"], ["city"])
+    assert frame[["invoice_number", "city", "source_line"]].iloc[0].tolist() == ["F1", "Lyon", 2]
