@@ -43,3 +43,34 @@ def bare_parse_seconds(folder: Path) -> float:
                        parse_options=pacsv.ParseOptions(delimiter=delimiter),
                        convert_options=pacsv.ConvertOptions(column_types={c: "string" for c in header}))
     return time.perf_counter() - started
+
+
+def arguments(default_db: str):
+    """The benchmarks' shared options: size of the data set, where it lives, the SQLite file to use."""
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--invoices", type=int, default=1_000_000)
+    parser.add_argument("--data", type=Path, default=Path("/tmp/bench-scale"))
+    parser.add_argument("--db", type=Path, default=Path(default_db))
+    return parser.parse_args()
+
+
+def fresh_database(args):
+    """A new, empty SQLite database (and the settings to import into it)."""
+    from recouvrement.config import Privacy, Settings
+    from recouvrement.db.session import open_engine
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{args.db}{suffix}").unlink(missing_ok=True)
+    return open_engine(f"sqlite:///{args.db}"), Settings(privacy=Privacy(nir_key_file=args.data / "nir.key"))
+
+
+def import_all(engine, settings, folder: Path, line) -> int:
+    """Import every scale file, printing a line per file through `line(name, report, seconds)`; the rows read."""
+    from recouvrement.app.imports import import_file
+    rows = 0
+    for name in FILES:
+        started = time.perf_counter()
+        report = import_file(engine, folder / name, settings)
+        rows += report.rows_read
+        line(name, report, time.perf_counter() - started)
+    return rows

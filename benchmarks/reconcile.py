@@ -7,21 +7,17 @@ Targets (issue 4) on the 2-core machine: under 45 s, under 3 GB, ratio under 30x
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _scale import FILES, bare_parse_seconds, ensure_scale_data, peak_memory_mb  # noqa: E402
+from _scale import arguments, bare_parse_seconds, ensure_scale_data, fresh_database, import_all, peak_memory_mb  # noqa: E402,E501
 
 from sqlalchemy import text  # noqa: E402
 
-from recouvrement.app.imports import import_file  # noqa: E402
 from recouvrement.app.reconcile import run_reconcile  # noqa: E402
-from recouvrement.config import Privacy, Settings  # noqa: E402
-from recouvrement.db.session import open_engine  # noqa: E402
 
 
 def accuracy(engine, truth: Path) -> str:
@@ -40,26 +36,14 @@ def accuracy(engine, truth: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--invoices", type=int, default=1_000_000)
-    parser.add_argument("--data", type=Path, default=Path("/tmp/bench-scale"))
-    parser.add_argument("--db", type=Path, default=Path("/tmp/bench-reconcile.db"))
-    args = parser.parse_args()
+    args = arguments("/tmp/bench-reconcile.db")
     ensure_scale_data(args.data, args.invoices)
     floor = bare_parse_seconds(args.data)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{args.db}{suffix}").unlink(missing_ok=True)
-    settings = Settings(privacy=Privacy(nir_key_file=args.data / "nir.key"))
-    engine = open_engine(f"sqlite:///{args.db}")
+    engine, settings = fresh_database(args)
     started = time.perf_counter()
-    rows = 0
-    for name in FILES:
-        t0 = time.perf_counter()
-        report = import_file(engine, args.data / name, settings)
-        rows += report.rows_read
-        seconds = time.perf_counter() - t0
-        print(f"import {name:<24}{report.rows_read:>11,} rows {seconds:>7.1f} s {report.rows_read / seconds:>11,.0f} rows/s",
-              flush=True)
+    rows = import_all(engine, settings, args.data, lambda name, r, seconds: print(
+        f"import {name:<24}{r.rows_read:>11,} rows {seconds:>7.1f} s {r.rows_read / seconds:>11,.0f} rows/s",
+        flush=True))
     imported = time.perf_counter()
     result = run_reconcile(engine)
     done = time.perf_counter()
