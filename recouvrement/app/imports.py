@@ -12,11 +12,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, inspect, text
@@ -24,11 +22,11 @@ from sqlalchemy import Connection, Engine, inspect, text
 from recouvrement.audit import append_event
 from recouvrement.config import Settings
 from recouvrement.db.bulk import bulk_insert, stage
+from recouvrement.db.session import bulk_transaction
 from recouvrement.db.models import Invoice, Patient, Payment
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import Parsed, Reject, read_head
 
-IMPORT_CACHE_KIB = 256 * 1024   # SQLite page cache during an import: the indexes of ~2 M payments fit in it
 # Tables a file may be loaded straight into; their secondary indexes are rebuilt after a load into an empty one.
 LOADED = {model.__tablename__: model.__table__ for model in (Invoice, Patient, Payment)}
 
@@ -95,7 +93,7 @@ def import_file(engine: Engine, path: Path, settings: Settings, expect: str | No
                           rejects=list(parsed.rejects), warnings=list(parsed.warnings))
     if strict and report.rejects:
         raise ImportRefused(report)
-    with _transaction(engine) as conn:
+    with bulk_transaction(engine) as conn:
         store = _store_invoices if parsed.kind == "invoices" else _store_payments
         imported, duplicates, conflicts = store(conn, parsed, path.name)
         report.imported, report.duplicates = imported, duplicates
@@ -107,27 +105,6 @@ def import_file(engine: Engine, path: Path, settings: Settings, expect: str | No
     return report
 
 
-@contextmanager
-def _transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction for one file. On SQLite, for its duration: a page cache that holds the indexes being
-    loaded (the default 2 MB makes a million-row load re-read the same pages over and over) and staging
-    tables in memory; both set back afterwards (which also drops the staging tables)."""
-    with engine.connect() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
-            before = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in ("cache_size", "temp_store")}
-            conn.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
-            conn.exec_driver_sql("PRAGMA temp_store=MEMORY")
-            conn.commit()
-        try:
-            with conn.begin():
-                yield conn
-        finally:
-            if sqlite:
-                conn.rollback()
-                for pragma, value in before.items():
-                    conn.exec_driver_sql(f"PRAGMA {pragma}={int(value)}")
-                conn.commit()
 
 
 def _record_batch(conn: Connection, path: Path, format_name: str, report: ImportReport) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, text
 from recouvrement.audit import append_event
 from recouvrement.core.reconcile import SHARE_OF_PAYER, Ledger, Outcome, reconcile
 from recouvrement.db.bulk import bulk_insert, read_frame as frame
+from recouvrement.db.session import bulk_transaction
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import PAYMENT_COLUMNS
 
@@ -101,7 +102,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
 
     `set_based=False` sends every payment through the pure engine (the reference the tests compare with)."""
     now = now or datetime.now(timezone.utc)
-    with engine.begin() as conn:
+    with bulk_transaction(engine) as conn:
         mark = _watermark(conn)
         if _meta(conn, "reconciled_at") == mark:
             return ReconcileReport(skipped=True)

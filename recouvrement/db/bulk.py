@@ -6,7 +6,6 @@ from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from sqlalchemy import BigInteger, Column, Connection, Date, MetaData, String, Table, Text, text
 
 def read_frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:
