@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib
 import io
 import json
 import logging
@@ -30,16 +29,21 @@ from typing import Callable
 from sqlalchemy import Engine, text
 
 from recouvrement.app.exports import write_atomically
+from recouvrement.app.agency import export_agency
 from recouvrement.app.imports import import_file
+from recouvrement.app.plans import refresh_plans
+from recouvrement.app.reconcile import run_reconcile
+from recouvrement.app.remind import run_remind
+from recouvrement.app.segmentation import patient_segments, segment_counts
 from recouvrement.app.lock import STALE_AFTER, as_utc, held
 from recouvrement.audit import append_event
 from recouvrement.config import Settings
 from recouvrement.errors import RecouvrementError
+from recouvrement.rules import load_rules
 
 log = logging.getLogger(__name__)
 
 PAUSE_HOOK = "RECOUVREMENT_TEST_PAUSE_AFTER_FILE"   # tests: sleep after committing file N, before moving it
-NOT_AVAILABLE = "skipped: not available"
 # Files still being written by whoever drops them (scp, rsync, a mounted share) are not ours yet.
 IN_PROGRESS = (".part", ".tmp", ".partial", ".crdownload", ".filepart")
 
@@ -223,16 +227,7 @@ def import_inbox(engine: Engine, settings: Settings, as_of: date, result: RunRes
 
 # ---------------------------------------------------------------- the steps after the import
 
-def _optional(module: str, name: str) -> Callable | None:
-    """A step provided by a module that may not be installed in this build."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 def _reconcile(engine, settings, as_of, result, now) -> None:
-    from recouvrement.app.reconcile import run_reconcile
     report = run_reconcile(engine, now=now)
     result.counts["allocations"] = report.allocations
     with engine.connect() as conn:
@@ -241,44 +236,25 @@ def _reconcile(engine, settings, as_of, result, now) -> None:
 
 
 def _plans(engine, settings, as_of, result, now) -> None:
-    refresh = _optional("recouvrement.app.plans", "refresh_plans")
-    if refresh is None:
-        result.errors.append(f"plans: {NOT_AVAILABLE}")
-        return
-    result.counts["plans"] = {k: v for k, v in (refresh(engine, as_of) or {}).items()
-                              if isinstance(v, (int, str, float))}
+    result.counts["plans"] = refresh_plans(engine, as_of)
 
 
 def _segments(engine, settings, as_of, result, now) -> None:
     """Segments are computed, never stored: the reminders read them again; the run shows the counts."""
-    segments = _optional("recouvrement.app.segmentation", "patient_segments")
-    counts = _optional("recouvrement.app.segmentation", "segment_counts")
-    if segments is None or counts is None:
-        result.errors.append(f"segments: {NOT_AVAILABLE}")
-        return
-    from recouvrement.rules import load_rules
     with engine.connect() as conn:
-        result.counts["segments"] = counts(segments(conn, as_of, load_rules()))
+        result.counts["segments"] = segment_counts(patient_segments(conn, as_of, load_rules()))
 
 
 def _remind(engine, settings, as_of, result, now) -> None:
-    remind = _optional("recouvrement.app.remind", "run_remind")
-    if remind is None:
-        result.errors.append(f"remind: {NOT_AVAILABLE}")
-        return
-    report = remind(engine, settings, as_of, settings.paths.output / "relances" / as_of.isoformat())
+    report = run_remind(engine, settings, as_of, settings.paths.output / "relances" / as_of.isoformat())
     result.counts["letters"] = {str(k): v for k, v in sorted(report.letters_by_level.items())}
     result.counts["sent"] = report.emails_sent
     result.errors.extend(f"remind: {e}" for e in report.errors)
 
 
 def _agency(engine, settings, as_of, result, now) -> None:
-    export = _optional("recouvrement.app.agency", "export_agency")
-    if export is None:
-        result.errors.append(f"agency: {NOT_AVAILABLE}")
-        return
     folder = settings.paths.output / "agency"   # a second run the same day must not overwrite the first's file
-    report = export(engine, settings, as_of, free_name(folder, f"agency-{as_of.isoformat()}.csv"))
+    report = export_agency(engine, settings, as_of, free_name(folder, f"agency-{as_of.isoformat()}.csv"))
     result.counts["agency_cases"] = int(report.cases)
 
 

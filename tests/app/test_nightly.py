@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from recouvrement.app.nightly import _optional, free_name, inbox_files, list_runs, move_out, run_nightly
+from recouvrement.app.nightly import free_name, inbox_files, list_runs, move_out, run_nightly
 from recouvrement.config import Paths, load_settings
 from tests.app.world import INVOICES, invoices_file, payments_file
 from tests.app.test_reconcile_db import INSURERS, PATIENTS
@@ -128,11 +128,6 @@ def test_a_run_left_running_is_marked_failed_as_interrupted_by_the_next(engine, 
 def test_the_run_holds_the_lock_and_releases_it(engine, folder_settings):
     run_nightly(engine, folder_settings, AS_OF)
     assert count(engine, "run_lock") == 0
-
-
-def test_a_step_whose_module_is_missing_is_looked_up_without_failing():
-    assert _optional("recouvrement.app.no_such_module", "run") is None
-    assert _optional("recouvrement.app.reconcile", "no_such_function") is None
 
 
 # -- a real process killed half-way -----------------------------------------------------------------
