@@ -17,7 +17,7 @@ def ensure_scale_data(folder: Path, invoices: int) -> None:
         return
     print(f"generating the {invoices:,}-invoice scale data set in {folder} …", flush=True)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "recouvrement.samples", "--out", str(folder), "--invoices", str(invoices)],
+    subprocess.run([sys.executable, "-m", "tools.samples", "--out", str(folder), "--invoices", str(invoices)],
                    check=True)
     marker.write_text("ok")
     print(f"  generated in {time.perf_counter() - started:.1f} s", flush=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from recouvrement.errors import RecouvrementError
 
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
+DEFAULT_RULES_DIR = Path(__file__).resolve().parent / "rules"
 CHANNELS = ("letter", "email", "both")
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what recouvrement needs on a fresh Debian machine: system packages (WeasyPrint's Pango,
 # fonts, poppler-utils for reading PDFs in tests, PostgreSQL for the test server, Chromium for the
-# report's screenshot test) and the Python package with its test extras. Safe to run again.
+# web pages' tests) and the package with its test extras in a virtual environment, `.venv/`
+# (Debian's Python refuses system-wide pip: PEP 668); `. .venv/bin/activate` puts `recouvrement` on
+# the PATH. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,9 +14,11 @@ dpkg -s fonts-dejavu-core >/dev/null 2>&1 || packages+=(fonts-dejavu-core)
 command -v pdftotext >/dev/null 2>&1 || packages+=(poppler-utils)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
 fi
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'

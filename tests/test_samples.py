@@ -20,13 +20,13 @@ from stdnum.fr import nir, siret
 
 from recouvrement.core.references import rf_reference
 from recouvrement.money import parse_amount
-from recouvrement.samples import (
+from tools.samples import (
     AS_OF, EXPECTED_COLUMNS, INVOICE_COLUMNS, PAYMENT_CSV_COLUMNS, cfonb_amount, generate,
     rf_references,
 )
 
 REPO = Path(__file__).resolve().parents[1]
-COMMITTED = REPO / "data" / "samples"
+COMMITTED = REPO / "recouvrement" / "sample_clinic"
 NS = {"c": "urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"}
 OVERPUNCH = ({c: (1, d) for d, c in enumerate("{ABCDEFGHI")}
              | {c: (-1, d) for d, c in enumerate("}JKLMNOPQR")})
@@ -119,7 +119,7 @@ def test_the_summary_counts_what_was_written(tmp_path):
 
 
 def test_the_command_line_writes_a_scale_set(tmp_path):
-    command = [sys.executable, "-m", "recouvrement.samples", "--out", str(tmp_path),
+    command = [sys.executable, "-m", "tools.samples", "--out", str(tmp_path),
                "--invoices", "500", "--scale"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
@@ -128,7 +128,7 @@ def test_the_command_line_writes_a_scale_set(tmp_path):
 
 
 def test_too_small_a_sample_is_refused_with_a_message_not_a_traceback(tmp_path):
-    command = [sys.executable, "-m", "recouvrement.samples", "--out", str(tmp_path),
+    command = [sys.executable, "-m", "tools.samples", "--out", str(tmp_path),
                "--invoices", "60"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert done.returncode != 0

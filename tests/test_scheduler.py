@@ -26,7 +26,7 @@ from recouvrement.scheduler import GRACE, JOB_ID, as_of_for, build_scheduler, du
 from tests.app.world import INVOICE_HEADER, write
 
 PARIS = ZoneInfo("Europe/Paris")
-SAMPLE_TOML = Path(__file__).resolve().parents[1] / "data" / "samples" / "recouvrement.toml"
+SAMPLE_TOML = Path(__file__).resolve().parents[1] / "recouvrement" / "sample_clinic" / "recouvrement.toml"
 
 
 def paris(*args) -> datetime:

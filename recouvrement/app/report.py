@@ -27,7 +27,7 @@ from recouvrement.audit import verify
 from recouvrement.config import Settings
 from recouvrement.money import format_eur
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "report"
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates" / "report"
 DSO_DAYS = 90
 RATE_DAYS, RATE_LAG = 90, 30
 DISPUTE_TARGET_DAYS = 60

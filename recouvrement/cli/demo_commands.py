@@ -8,7 +8,7 @@ import click
 
 from recouvrement.cli import Context, cli, out, pass_context
 
-SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_clinic"
 
 
 @cli.command()

@@ -26,7 +26,7 @@ from stdnum.fr import nir
 
 from recouvrement.errors import RecouvrementError
 
-DEFAULT_LEXICON = Path(__file__).resolve().parents[2] / "rules" / "medical_terms.txt"
+DEFAULT_LEXICON = Path(__file__).resolve().parents[1] / "rules" / "medical_terms.txt"
 CONTEXT_CHARS = 24  # characters of context kept on each side of a masked token
 
 

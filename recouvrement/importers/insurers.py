@@ -22,7 +22,7 @@ import pandas as pd
 
 from recouvrement.errors import RecouvrementError
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 DEFAULT_PATH = RULES_DIR / "insurers.toml"
 # Initials written with dots or spaces ("C.P.A.M.", "M S A") are glued back into one word.
 _INITIALS = re.compile(r"(?<=\b[A-Z]) (?=[A-Z]\b)")

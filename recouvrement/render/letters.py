@@ -23,7 +23,7 @@ from recouvrement.core.references import format_rf
 from recouvrement.money import format_eur
 from recouvrement.render.views import Creditor, LetterLine, LetterView, Recipient
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "letters"
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates" / "letters"
 
 _MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
            "septembre", "octobre", "novembre", "décembre")

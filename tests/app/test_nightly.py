@@ -18,7 +18,7 @@ from tests.app.world import INVOICES, invoices_file, payments_file
 from tests.app.test_reconcile_db import INSURERS, PATIENTS
 
 AS_OF = date(2025, 4, 1)
-SAMPLE_TOML = Path(__file__).resolve().parents[2] / "data" / "samples" / "recouvrement.toml"
+SAMPLE_TOML = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic" / "recouvrement.toml"
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from sqlalchemy import text
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.db.session import open_engine
-from recouvrement.samples import generate
+from tools.samples import generate
 
-SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
 FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "bank_camt053.xml", "bank_cfonb120.txt")
 SCALE_FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "payments_patient.csv")
 

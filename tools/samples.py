@@ -1,7 +1,7 @@
 """Deterministic sample and scale data for the fictional "Centre de santé des Lilas".
 
-    python -m recouvrement.samples --out data/samples                      # the committed set
-    python -m recouvrement.samples --out /tmp/scale --invoices 1000000     # scale mode
+    python -m tools.samples --out recouvrement/sample_clinic                      # the committed set
+    python -m tools.samples --out /tmp/scale --invoices 1000000     # scale mode
 
 Sample mode writes invoices.csv, remittance_amo.csv, remittance_amc.csv, bank_camt053.xml,
 bank_cfonb120.txt, recouvrement.toml and expected.csv. Scale mode (automatic above
