@@ -33,7 +33,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
 from recouvrement.app.balance import outstanding_shares
-from recouvrement.app.exports import checked_csv, write_atomically
+from recouvrement.app.exports import Amount, write_atomically
 from recouvrement.app.imports import ImportReport
 from recouvrement.app.disputes import as_date, disputed_invoices
 from recouvrement.app.plans import patient_credit_cents
@@ -45,6 +45,7 @@ from recouvrement.core.references import rf_reference
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import Reject
 from recouvrement.money import format_plain
+from recouvrement.render.csvfile import PLAIN, Dialect, csv_document
 from recouvrement.rules import Rules, load_rules
 
 EXPORT_COLUMNS = ["case_id", "patient_id", "last_name", "first_name", "address", "postal_code", "city",
@@ -158,7 +159,7 @@ class HandoverReport:
 
 
 def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: Path, *, rules: Rules | None = None,
-                  now: datetime | None = None) -> HandoverReport:
+                  now: datetime | None = None, dialect: Dialect = PLAIN) -> HandoverReport:
     """Write the new cases (CSV + manifest), record them as handed over; nothing new writes nothing.
 
     `settings` is taken like every use case that writes files (the nightly run passes it); the file
@@ -175,7 +176,7 @@ def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: 
                                 file=str(path))
     with engine.begin() as conn:
         header, rows = _rows(conn, found.cases, rules)
-        document = checked_csv(path.name, header, rows).encode("utf-8")
+        document = csv_document(path.name, header, rows, dialect=dialect)
         digest = hashlib.sha256(document).hexdigest()
         total = sum(c.amount_cents for c in found.cases)
         for case in found.cases:
@@ -200,7 +201,7 @@ def _rows(conn: Connection, cases: list[Case], rules: Rules) -> tuple[list[str],
         person = conn.execute(text("SELECT last_name, first_name, address, postal_code, city, email, phone "
                                    "FROM patient WHERE patient_id = :p"), {"p": case.patient_id}).mappings().one()
         rows.append([case.case_id, case.patient_id, person["last_name"], person["first_name"], person["address"],
-                     person["postal_code"], person["city"], format_plain(case.amount_cents),
+                     person["postal_code"], person["city"], Amount(case.amount_cents),
                      " ".join(n for n, _ in case.invoices), " ".join(d.isoformat() for _, d in case.invoices),
                      case.last_reminder.isoformat(), rf_reference(case.invoices[0][0]),
                      *(person[c] or "" for c in contact)])

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
-from recouvrement.app.exports import write_checked_csv
+from recouvrement.app.exports import Amount, write_checked_csv
 from recouvrement.db.bulk import read_frame as frame
-from recouvrement.money import format_plain
+from recouvrement.render.csvfile import PLAIN, Dialect
 
 BUCKETS = ("0-30", "31-60", "61-90", ">90")
 
@@ -67,27 +67,28 @@ def aged_balance(engine: Engine, as_of: date) -> pd.DataFrame:
     return table
 
 
-def write_balance_csv(table: pd.DataFrame, path: Path) -> int:
-    rows = [[group.split(":", 1)[0], group.split(":", 1)[1], *(format_plain(v) for v in values)]
+def write_balance_csv(table: pd.DataFrame, path: Path, dialect: Dialect = PLAIN) -> int:
+    rows = [[group.split(":", 1)[0], group.split(":", 1)[1], *(Amount(v) for v in values)]
             for group, values in zip(table.index, table.to_numpy().tolist())]
-    return write_checked_csv(path, ["group", "name", *BUCKETS, "total"], rows)
+    return write_checked_csv(path, ["group", "name", *BUCKETS, "total"], rows, dialect=dialect)
 
 
-def export_allocations(engine: Engine, path: Path) -> int:
+def export_allocations(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> int:
     with engine.connect() as conn:
         data = frame(conn, "SELECT payment_id, invoice_number, payer_type, amount_cents, rule FROM allocation "
                            "ORDER BY payment_id, invoice_number, id")
-    rows = [[p, i, t, format_plain(a), r] for p, i, t, a, r in data.itertuples(index=False, name=None)]
-    return write_checked_csv(path, ["payment_id", "invoice_number", "payer_type", "amount", "rule"], rows)
+    rows = [[p, i, t, Amount(a), r] for p, i, t, a, r in data.itertuples(index=False, name=None)]
+    return write_checked_csv(path, ["payment_id", "invoice_number", "payer_type", "amount", "rule"], rows,
+                             dialect=dialect)
 
 
-def export_exceptions(engine: Engine, path: Path) -> int:
+def export_exceptions(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> int:
     with engine.connect() as conn:
         data = frame(conn, "SELECT e.payment_id, p.payment_date, p.payer_type, p.payer_name, p.amount_cents, "
                            "e.remaining_cents, e.kind, e.reason, e.patient_id, p.reference FROM payment_exception e "
                            "JOIN payment p ON p.payment_id = e.payment_id ORDER BY p.payment_date, e.payment_id")
-    rows = [[pid, str(day), ptype, name, format_plain(amount), format_plain(left), kind, reason, patient or "", ref]
+    rows = [[pid, str(day), ptype, name, Amount(amount), Amount(left), kind, reason, patient or "", ref]
             for pid, day, ptype, name, amount, left, kind, reason, patient, ref in data.itertuples(index=False, name=None)]
     header = ["payment_id", "payment_date", "payer_type", "payer_name", "amount", "remaining", "kind", "reason",
               "patient_id", "reference"]
-    return write_checked_csv(path, header, rows, free_text=("payer_name", "reference"))
+    return write_checked_csv(path, header, rows, free_text=("payer_name", "reference"), dialect=dialect)

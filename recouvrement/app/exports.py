@@ -1,31 +1,22 @@
-"""Writing CSV exports: built from whitelisted columns, scanned for medical data, written atomically.
+"""Writing files: atomically, and every CSV through the one safe writer (`render.csvfile`).
 
-Free-text cells that come from outside (a bank transfer's label, a payer's name) may carry what a
-patient typed ("séance kiné"): those cells are masked when the scanner flags their line, then the
-whole document is scanned again and refused if anything is still found.
+A CSV is built from whitelisted columns, its text cells made inert in a spreadsheet, its free-text
+cells that come from outside (a bank transfer's label, a payer's name: they may carry what a patient
+typed, "séance kiné") masked when the scanner flags their row, then scanned whole and refused if
+anything is still found.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from sqlalchemy import Engine, text
 
-from recouvrement.money import format_plain
+from recouvrement.render.csvfile import MASK, PLAIN, Amount, Dialect, csv_document
 
-MASK = "[masqué]"
-
-
-def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
+__all__ = ["MASK", "Amount", "export_payments", "write_atomically", "write_checked_csv", "write_rejects"]
 
 
 def write_atomically(path: Path, data: str | bytes) -> None:
@@ -35,26 +26,28 @@ def write_atomically(path: Path, data: str | bytes) -> None:
     os.replace(temporary, path)
 
 
-def checked_csv(name: str, header: Sequence[str], rows: list[list], free_text: Sequence[str] = ()) -> str:
-    """The CSV text, free-text cells masked where the scanner flags their line; PrivacyLeak if still unclean."""
-    from recouvrement.core.privacy import scan_text
-    from recouvrement.scanner import ensure_clean
-
-    document = csv_text(header, rows)
-    columns = [header.index(c) for c in free_text]
-    flagged = {finding.line for finding in scan_text(document)} if columns else set()
-    if flagged:
-        for line in flagged:
-            if line >= 2 and line - 2 < len(rows):
-                for column in columns:
-                    rows[line - 2][column] = MASK
-        document = csv_text(header, rows)
-    ensure_clean(document, name)
-    return document
+def write_checked_csv(path: Path, header: Sequence[str], rows: list[list], free_text: Sequence[str] = (), *,
+                      dialect: Dialect = PLAIN) -> int:
+    """Write the CSV atomically (see render.csvfile for what it guarantees); the number of rows."""
+    write_atomically(path, csv_document(path.name, header, rows, dialect=dialect, free_text=free_text))
+    return len(rows)
 
 
-def write_checked_csv(path: Path, header: Sequence[str], rows: list[list], free_text: Sequence[str] = ()) -> int:
-    write_atomically(path, checked_csv(path.name, header, rows, free_text))
+REJECTS_HEADER = ["file", "line", "field", "reason"]
+
+
+def rejects_document(name: str, rejects: Iterable[tuple]) -> bytes:
+    """The refused rows (file, line, field, reason) as CSV; file names and reasons echo outside text,
+    so they are masked on a row where the scanner finds anything medical."""
+    rows = [[file, line if isinstance(line, int) else str(line or ""), field or "", reason]
+            for file, line, field, reason in rejects]
+    return csv_document(name, REJECTS_HEADER, rows, free_text=("file", "reason"))
+
+
+def write_rejects(path: Path, rejects: Iterable[tuple]) -> int:
+    """The refused rows as CSV, written atomically: `--rejects FILE`, `<file>.rejects.csv` of the nightly run."""
+    rows = list(rejects)
+    write_atomically(path, rejects_document(path.name, rows))
     return len(rows)
 
 
@@ -62,11 +55,11 @@ PAYMENT_EXPORT = ["payment_id", "payment_date", "payer_type", "payer_name", "amo
                   "invoice_number", "status", "source_file", "source_line"]
 
 
-def export_payments(engine: Engine, path: Path) -> int:
+def export_payments(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> int:
     with engine.connect() as conn:
         result = conn.execute(text(
             "SELECT payment_id, payment_date, payer_type, payer_name, amount_cents, reference, invoice_number, "
             "status, source_file, source_line FROM payment ORDER BY payment_date, payment_id"))
-        rows = [[pid, str(day), ptype, name, format_plain(amount), ref, inv or "", status, src, line]
+        rows = [[pid, str(day), ptype, name, Amount(amount), ref, inv or "", status, src, line]
                 for pid, day, ptype, name, amount, ref, inv, status, src, line in result]
-    return write_checked_csv(path, PAYMENT_EXPORT, rows, free_text=("payer_name", "reference"))
+    return write_checked_csv(path, PAYMENT_EXPORT, rows, free_text=("payer_name", "reference"), dialect=dialect)

@@ -13,9 +13,7 @@ could chase someone who paid); the report is still written, and the run is recor
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import os
@@ -28,7 +26,7 @@ from typing import Callable
 
 from sqlalchemy import Engine, text
 
-from recouvrement.app.exports import write_atomically
+from recouvrement.app.exports import write_rejects
 from recouvrement.app.agency import export_agency
 from recouvrement.app.imports import import_file
 from recouvrement.app.plans import refresh_plans
@@ -165,20 +163,12 @@ def move_out(path: Path, folder: Path) -> Path:
     return target
 
 
-def rejects_csv(rows: list[tuple]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", "line", "field", "reason"])
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def _quarantine(path: Path, settings: Settings, rows: list[tuple]) -> Path:
     """The rejects report first, then the file: killed in between, the file is still in the inbox."""
     folder = settings.paths.quarantine
     folder.mkdir(parents=True, exist_ok=True)
     target = free_name(folder, path.name)
-    write_atomically(folder / f"{target.name}.rejects.csv", rejects_csv(rows))
+    write_rejects(folder / f"{target.name}.rejects.csv", rows)
     partial = folder / f".{target.name}.part"
     partial.write_bytes(path.read_bytes())
     os.replace(partial, target)
@@ -216,7 +206,7 @@ def import_inbox(engine: Engine, settings: Settings, as_of: date, result: RunRes
         if report.rejects:
             archive.mkdir(parents=True, exist_ok=True)
             listing = archive / f"{free_name(archive, path.name).name}.rejects.csv"
-            write_atomically(listing, rejects_csv([(r.file, r.line, r.field, r.reason) for r in report.rejects]))
+            write_rejects(listing, [(r.file, r.line, r.field, r.reason) for r in report.rejects])
             result.errors.append(f"{path.name}: {len(report.rejects)} row(s) refused, listed in {listing.name}")
             rows["refused"] += len(report.rejects)
         result.archived.append(move_out(path, archive))

@@ -17,14 +17,13 @@ from sqlalchemy import Connection, Engine, text
 
 from recouvrement.app.accounts import load_accounts
 from recouvrement.app.recipients import patient_name, recipient_of
-from recouvrement.app.exports import write_atomically, write_checked_csv
+from recouvrement.app.exports import Amount, write_atomically, write_checked_csv
 from recouvrement.db.bulk import read_frame as frame
 from recouvrement.audit import append_event
 from recouvrement.config import Settings
 from recouvrement.core.ladder import Decision, decide, is_quiet_day
 from recouvrement.core.references import rf_reference
 from recouvrement.errors import RecouvrementError
-from recouvrement.money import format_plain
 from recouvrement.rules import Rules, load_rules
 from recouvrement.scanner import PrivacyLeak, ensure_clean, html_text, pdf_text
 
@@ -280,7 +279,7 @@ def write_manifest(engine: Engine, as_of: date, out_dir: Path) -> Path:
                             "ON l.letter_id = li.letter_id WHERE l.as_of = :d ORDER BY li.letter_id, li.invoice_number",
                       {"d": as_of})
     invoices = items.groupby("letter_id")["invoice_number"].agg(" ".join).to_dict() if not items.empty else {}
-    rows = [[lid, pid, invoices.get(lid, ""), int(level), channel, format_plain(int(amount)), file]
+    rows = [[lid, pid, invoices.get(lid, ""), int(level), channel, Amount(int(amount)), file]
             for lid, pid, level, channel, amount, file in letters.itertuples(index=False, name=None)]
     path = out_dir / "manifest.csv"
     write_checked_csv(path, MANIFEST_HEADER, rows)

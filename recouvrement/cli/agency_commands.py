@@ -10,7 +10,7 @@ import click
 
 from recouvrement.app.agency import export_agency, import_agency_returns
 from recouvrement.cli import Context, console, out, pass_context
-from recouvrement.cli.import_commands import _print_summary, _report_rejects, export_group, import_group
+from recouvrement.cli.import_commands import _print_summary, _report_rejects, export_group, format_option, import_group
 from recouvrement.money import format_eur
 
 
@@ -18,8 +18,9 @@ from recouvrement.money import format_eur
 @click.option("--as-of", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Day of the handover.")
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="CSV to write (never overwritten); FILE.manifest.json is written beside it.")
+@format_option
 @pass_context
-def export_agency_command(ctx: Context, as_of, out_file: Path) -> None:
+def export_agency_command(ctx: Context, as_of, out_file: Path, dialect) -> None:
     """Hand the cases that finished the reminder ladder to the collection agency.
 
     A case: a patient's debt named in a mise en demeure sent at least `after_level3_days` days
@@ -28,7 +29,7 @@ def export_agency_command(ctx: Context, as_of, out_file: Path) -> None:
     address, amounts, invoice numbers and dates, and the RF reference: never a NIR or any care detail.
     Exported cases leave the reminder ladder for good.
     """
-    report = export_agency(ctx.engine, ctx.settings, as_of.date(), out_file)
+    report = export_agency(ctx.engine, ctx.settings, as_of.date(), out_file, dialect=dialect)
     if not report.cases:
         out.print(f"nothing new to hand over on {as_of.date().isoformat()} (no file written)")
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -10,10 +9,11 @@ import click
 from rich.table import Table
 
 from recouvrement.app.imports import ImportRefused, ImportReport, import_file
-from recouvrement.app.exports import export_payments
+from recouvrement.app.exports import export_payments, write_rejects
 from recouvrement.cli import Context, cli, console, out, pass_context
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import Reject
+from recouvrement.render.csvfile import DIALECTS
 
 
 @cli.group("import")
@@ -54,10 +54,7 @@ def _print_summary(reports: list[ImportReport]) -> None:
 
 def _report_rejects(rejects: list[Reject], rejects_file: Path | None) -> None:
     if rejects_file:
-        with open(rejects_file, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["file", "line", "field", "reason"])
-            writer.writerows((r.file, r.line, r.field, r.reason) for r in rejects)
+        write_rejects(rejects_file, [(r.file, r.line, r.field, r.reason) for r in rejects])
         console.print(f"{len(rejects)} refused row(s) listed in {rejects_file}")
     shown = rejects[:50]
     for reject in shown:
@@ -84,13 +81,29 @@ import_group.command("payments", help="Import payment files: remittance CSVs, ca
 
 @cli.group("export")
 def export_group() -> None:
-    """Export what the database holds, as CSV (scanned for medical data before it is written)."""
+    """Export what the database holds, as CSV (scanned for medical data before it is written).
+
+    Text cells that a spreadsheet would run as a formula (starting with = + - @) are prefixed with '.
+    """
+
+
+def format_option(command):
+    """--format csv|excel-fr, shared by every command that writes a CSV export."""
+    return click.option(
+        "--format", "dialect", type=click.Choice(sorted(DIALECTS)), default="csv", show_default=True,
+        callback=lambda _ctx, _param, value: DIALECTS[value],
+        help="csv: comma, decimal point, UTF-8, LF. excel-fr: semicolon, decimal comma, UTF-8 with BOM, "
+             "CRLF (opens as columns in a French Excel).")(command)
 
 
 @export_group.command("payments")
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@format_option
 @pass_context
-def export_payments_command(ctx: Context, out_file: Path) -> None:
-    """Every imported payment, as read: to check what an import understood."""
-    count = export_payments(ctx.engine, out_file)
+def export_payments_command(ctx: Context, out_file: Path, dialect) -> None:
+    """Every imported payment, as read: to check what an import understood.
+
+    Example: recouvrement export payments --out paiements.csv --format excel-fr
+    """
+    count = export_payments(ctx.engine, out_file, dialect)
     out.print(f"{count} payment(s) written to {out_file}")

