@@ -1,5 +1,10 @@
 """Who receives a patient's letters: the guarantor when one is recorded (a parent, a legal guardian),
-else the patient; never a minor. One rule for reminders, plan proposals and e-mails."""
+else the patient; never a minor. One rule for reminders, plan proposals and e-mails.
+
+An e-mail goes only to one valid address (core.contact): an address that fails the rule (stored by an
+older version, or edited in the database) counts as none, so the letter goes by post. Names and
+postal lines are put on one line: a CR/LF from an input file can neither split a mail header nor stop
+the night's run."""
 
 from __future__ import annotations
 
@@ -7,12 +12,18 @@ from datetime import date
 
 import pandas as pd
 
+from recouvrement.core.contact import is_valid_email, one_line
 from recouvrement.core.plans import add_months
 
 
 def text_of(value) -> str:
     """A database value as letter text ("" when missing)."""
     return "" if value is None or pd.isna(value) else str(value).strip()
+
+
+def line_of(value) -> str:
+    """A database value as one line of a letter or a mail header: no line break, no control character."""
+    return one_line(text_of(value))
 
 
 def has_guarantor(person) -> bool:
@@ -28,20 +39,22 @@ def is_minor(birth_date, as_of: date) -> bool:
 
 
 def patient_name(person) -> str:
-    return f"{text_of(person['first_name'])} {text_of(person['last_name'])}".strip()
+    return f"{line_of(person['first_name'])} {line_of(person['last_name'])}".strip()
 
 
 def recipient_email(person) -> str | None:
-    return text_of(person["guarantor_email"] if has_guarantor(person) else person["email"]) or None
+    """The one address a letter may be e-mailed to (the guarantor's when there is one), or None."""
+    address = text_of(person["guarantor_email"] if has_guarantor(person) else person["email"])
+    return address if is_valid_email(address) else None
 
 
 def recipient_of(person):
     """The whitelist Recipient of a patient row (mapping with the patient table's columns)."""
     from recouvrement.render.views import Recipient
     if has_guarantor(person):
-        name = f"{text_of(person['guarantor_first_name'])} {text_of(person['guarantor_last_name'])}".strip()
-        return Recipient(name, text_of(person["guarantor_address"]),
-                         text_of(person["guarantor_postal_code"]) or text_of(person["postal_code"]),
-                         text_of(person["guarantor_city"]) or text_of(person["city"]), recipient_email(person))
-    return Recipient(patient_name(person), text_of(person["address"]), text_of(person["postal_code"]),
-                     text_of(person["city"]), recipient_email(person))
+        name = f"{line_of(person['guarantor_first_name'])} {line_of(person['guarantor_last_name'])}".strip()
+        return Recipient(name, line_of(person["guarantor_address"]),
+                         line_of(person["guarantor_postal_code"]) or line_of(person["postal_code"]),
+                         line_of(person["guarantor_city"]) or line_of(person["city"]), recipient_email(person))
+    return Recipient(patient_name(person), line_of(person["address"]), line_of(person["postal_code"]),
+                     line_of(person["city"]), recipient_email(person))

@@ -125,8 +125,8 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
             ensure_clean(html_text(html), f"{lid}.html")
             ensure_clean(text_version, f"{lid}.txt")
             message = _email(settings, view, html, text_version) if decision.channel in BY_EMAIL else None
-        except PrivacyLeak as leak:
-            report.errors.append(str(leak))
+        except RecouvrementError as refused:  # a leak, or an address refused when the message is built: this one only
+            report.errors.append(str(refused))
             continue
         written = _write_letter(out_dir, lid, html, message, decision, view.kind, single_pdf)
         report.letters.append(written)

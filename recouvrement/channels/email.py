@@ -3,6 +3,10 @@
 The subject is neutral ("<creditor> — votre facture" / "Rappel de paiement"): a mailbox preview or a
 shared inbox must reveal nothing medical. The Message-ID derives from the letter id, so a letter
 sent twice (a retry) is recognisable as the same message.
+
+A message has exactly one recipient, a bare address valid by core.contact's rule, checked when the
+message is built and again when it is sent (the envelope names that address and no other); names
+are put on one line first, so nothing from an input file can add a header or a recipient.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
 from datetime import datetime, time
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from recouvrement.core.contact import is_valid_email, one_line
 from recouvrement.errors import RecouvrementError
 from recouvrement.render.views import LetterView
 
@@ -34,7 +40,7 @@ _SUBJECTS = {
 
 def subject(view: LetterView) -> str:
     """'Centre de santé des Lilas — Rappel de paiement': the creditor and the purpose, nothing else."""
-    return f"{view.creditor.name} — {_SUBJECTS[view.kind]}"
+    return f"{one_line(view.creditor.name)} — {_SUBJECTS[view.kind]}"
 
 
 def message_id(view: LetterView, sender: str) -> str:
@@ -51,8 +57,9 @@ def build_email(view: LetterView, sender: str, html: str, text: str) -> EmailMes
                                 field="recipient.email")
     message = EmailMessage(policy=email.policy.SMTP)
     message["From"] = sender
-    message["To"] = formataddr((view.recipient.name, view.recipient.email))
-    message["Reply-To"] = formataddr((view.creditor.name, view.creditor.email))
+    message["To"] = _mailbox(view.recipient.name, view.recipient.email, f"letter {view.letter_id}: the recipient",
+                             "recipient.email")
+    message["Reply-To"] = _mailbox(view.creditor.name, view.creditor.email, "the creditor", "creditor.email")
     message["Subject"] = subject(view)
     # The letter's date at noon, Paris time: the message is stable, whatever the hour it is built.
     message["Date"] = format_datetime(datetime.combine(view.date, time(12), tzinfo=PARIS))
@@ -60,6 +67,25 @@ def build_email(view: LetterView, sender: str, html: str, text: str) -> EmailMes
     message.set_content(text, subtype="plain", charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
     return message
+
+
+def _mailbox(name: str, address: str, whose: str, field: str) -> Address:
+    """One display name (on one line) and one valid address; RecouvrementError, without the value, otherwise."""
+    if not is_valid_email(address):
+        raise RecouvrementError(f"{whose}'s e-mail address is not one valid address", field=field)
+    local, _, domain = address.partition("@")
+    return Address(display_name=one_line(name or ""), username=local, domain=domain)
+
+
+def envelope_recipient(message: EmailMessage) -> str:
+    """The one address a message may be delivered to: its only To (no Cc, no Bcc), valid by core.contact."""
+    if message.get_all("Cc") or message.get_all("Bcc") or len(message.get_all("To") or []) != 1:
+        raise RecouvrementError("the message must have exactly one recipient", field="recipient.email")
+    header = email.policy.SMTP.header_factory("To", str(message["To"]))
+    found = [address.addr_spec for address in header.addresses]
+    if header.defects or len(found) != 1 or not is_valid_email(found[0]):
+        raise RecouvrementError("the message's recipient is not one valid e-mail address", field="recipient.email")
+    return found[0]
 
 
 def write_eml(message: EmailMessage, path: Path) -> None:
@@ -100,11 +126,12 @@ def _connect(settings: SmtpSettings) -> smtplib.SMTP:
 def send_email(message: EmailMessage, settings: SmtpSettings) -> None:
     """Send one message; a connection, TLS, login or refusal problem is a RecouvrementError saying which."""
     where = f"SMTP server {settings.host}:{settings.port}"
+    recipient = envelope_recipient(message)
     try:
         with _connect(settings) as client:
             if settings.username:
                 client.login(settings.username, settings.password or "")
-            client.send_message(message, from_addr=settings.sender)
+            client.send_message(message, from_addr=settings.sender, to_addrs=[recipient])
     except smtplib.SMTPAuthenticationError as error:
         raise RecouvrementError(f"{where} refused the login of {settings.username!r}: "
                                 f"{_reply(error)}", field="smtp.username") from None

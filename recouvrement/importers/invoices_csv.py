@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from recouvrement.core.contact import EMAIL_PATTERN, MAX_LENGTH, MAX_LOCAL_LENGTH
 from recouvrement.importers.base import Parsed
 from recouvrement.importers.tabular import RejectCollector, parse_dates, read_table
 from recouvrement.money import format_plain, parse_amounts
@@ -119,8 +120,9 @@ def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes) -> pd
     patients = raw[["patient_id", "last_name", "first_name", "address", "postal_code", "city", *GUARANTOR]].copy()
     for column in ("email", "phone"):
         patients[column] = raw[column].where(raw[column] != "", None)
-    bad_email = patients["email"].notna() & ~patients["email"].fillna("").str.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    rejects.add(bad_email, "email", "not an e-mail address")
+    for column in ("email", "guarantor_email"):   # letters are sent there: core.contact's rule, value never echoed
+        rejects.add(~valid_emails(raw[column]), column, "not one valid e-mail address (a single bare address: "
+                    "no name, no list, no comment)")
     coverage = raw["coverage"].str.lower().str.replace("-", "_").replace({"": "none", "atmp": "at_mp"})
     rejects.add(~coverage.isin(COVERAGES), "coverage", "must be one of none, css, ame, at_mp: " + raw["coverage"])
     patients["coverage"] = coverage
@@ -131,6 +133,14 @@ def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes) -> pd
     for column in GUARANTOR:
         patients[column] = patients[column].where(patients[column] != "", None)
     return patients[PATIENT_COLUMNS]
+
+
+def valid_emails(cells: pd.Series) -> pd.Series:
+    """Vectorised core.contact.is_valid_email, an empty cell counting as valid (no address)."""
+    text = cells.astype("string[pyarrow]").fillna("")
+    ok = (text.str.fullmatch(EMAIL_PATTERN).fillna(False).astype(bool) & (text.str.len() <= MAX_LENGTH)
+          & (text.str.find("@") <= MAX_LOCAL_LENGTH))
+    return ok | (text == "")
 
 
 def nir_valid(nirs: pd.Series) -> pd.Series:

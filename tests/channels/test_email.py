@@ -144,3 +144,40 @@ def test_a_server_that_does_not_answer_is_an_error_naming_host_and_port():
     with pytest.raises(RecouvrementError, match=f"cannot connect to SMTP server 127.0.0.1:{port}"):
         send_email(message_for()[1], SmtpSettings(host="127.0.0.1", port=port, sender="a@b.example",
                                                   timeout=5))
+
+
+def _to(view, name: str, address: str):
+    return dataclasses.replace(view, recipient=dataclasses.replace(view.recipient, name=name, email=address))
+
+
+def test_an_address_list_as_the_recipient_is_refused_when_the_message_is_built_without_echoing_it():
+    view = _to(specimen(), "Marc Durand", "marc@ok.example, evil@attacker.example")
+    with pytest.raises(RecouvrementError, match="recipient.email") as refused:
+        build_email(view, SENDER, "<p>x</p>", "x")
+    assert "attacker" not in str(refused.value)
+
+
+def test_a_cr_lf_in_the_recipient_name_stays_inside_one_display_name():
+    view = _to(specimen(), "Marc\r\nBcc: evil@attacker.example", "marc@ok.example")
+    message = email.message_from_bytes(build_email(view, SENDER, "<p>x</p>", "x").as_bytes(), policy=policy.default)
+    assert message["Bcc"] is None
+    assert [(a.display_name, a.addr_spec) for a in message["To"].addresses] == [
+        ("Marc Bcc: evil@attacker.example", "marc@ok.example")]
+
+
+def test_a_message_naming_two_recipients_is_refused_before_the_server_sees_it(smtp_server):
+    controller, handler = smtp_server
+    _, message = message_for()
+    message.replace_header("To", "marc@ok.example, evil@attacker.example")
+    with pytest.raises(RecouvrementError, match="recipient.email"):
+        send_email(message, SmtpSettings(host="127.0.0.1", port=controller.port, sender="bounces@cds-lilas.example"))
+    assert handler.envelopes == []
+
+
+def test_a_message_with_a_bcc_is_refused_before_the_server_sees_it(smtp_server):
+    controller, handler = smtp_server
+    _, message = message_for()
+    message["Bcc"] = "evil@attacker.example"
+    with pytest.raises(RecouvrementError, match="exactly one recipient"):
+        send_email(message, SmtpSettings(host="127.0.0.1", port=controller.port, sender="bounces@cds-lilas.example"))
+    assert handler.envelopes == []

@@ -1,0 +1,46 @@
+"""The one rule for e-mail addresses we send to, and names kept on one line."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import given, strategies as st
+
+from recouvrement.core.contact import is_valid_email, one_line
+from recouvrement.importers.invoices_csv import valid_emails
+
+VALID = ["claire.martin@example.org", "marc+factures@ok.example", "o'neil@ok.example", "a@b.fr",
+         "x@xn--caf-dma.example", "jean-pierre.dupont@sous.domaine.example"]
+INVALID = ["marc@ok.example, evil@attacker.example", "marc@ok.example;evil@attacker.example",
+           "Marc <marc@ok.example>", "marc@ok.example (Marc)", '"marc"@ok.example', "marc @ok.example",
+           "marc@ok.example\r\nBcc: evil@attacker.example", "marc@ok.example\n", "marc@ok", "@ok.example",
+           "marc@", "marc..d@ok.example", ".marc@ok.example", "marc@-ok.example", "marc@ok-.example",
+           "marc@[192.0.2.1]", "marc@192.0.2.1", "élise@ok.example", "marc@café.example", "marc@ok.e",
+           "a" * 65 + "@ok.example", "a@" + "b" * 250 + ".fr", "marc@@ok.example", ""]
+
+
+@pytest.mark.parametrize("address", VALID)
+def test_a_bare_address_is_valid(address):
+    assert is_valid_email(address)
+
+
+@pytest.mark.parametrize("address", INVALID)
+def test_lists_names_comments_quotes_line_breaks_and_malformed_addresses_are_refused(address):
+    assert not is_valid_email(address)
+
+
+def test_the_import_check_is_the_same_rule_an_empty_cell_meaning_no_address():
+    cells = pd.Series(VALID + INVALID, dtype="string[pyarrow]")
+    assert valid_emails(cells).tolist() == [True] * len(VALID) + [False] * (len(INVALID) - 1) + [True]
+
+
+@given(st.text(alphabet=st.sampled_from("ab.@-+,; <>\"()\r\n\tz0é"), max_size=30))
+def test_the_import_check_agrees_with_the_rule_on_any_text(text):
+    assert valid_emails(pd.Series([text], dtype="string[pyarrow]")).iloc[0] == (text == "" or is_valid_email(text))
+
+
+@given(st.text())
+def test_a_name_on_one_line_holds_no_line_break_or_control_character(name):
+    flat = one_line(name)
+    assert not any(c in flat for c in "\r\n\x0b\x0c\x85\u2028\u2029")
+    assert all(c.isprintable() or c == " " for c in flat if ord(c) < 0xA0)
