@@ -73,6 +73,8 @@ def inert(text: str) -> str:
     >>> inert(" +33 6 12 34 56 78"), inert("Dupont"), inert("-12,50")
     ("' +33 6 12 34 56 78", 'Dupont', "'-12,50")
     """
+    if text[:1].isalnum():  # most cells: no trigger, whitespace or invisible character is alphanumeric
+        return text
     return "'" + text if _DANGEROUS.match(text) else text
 
 
@@ -112,15 +114,19 @@ class _Lines:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._special = re.compile(f'[{re.escape(dialect.delimiter)}"\\r\\n]')
+        self._quote_or_break = re.compile('["\\r\\n]')
 
     def field(self, text: str) -> str:
         return '"' + text.replace('"', '""') + '"' if self._special.search(text) else text
 
     def line(self, row: Sequence) -> str:
-        cells = [self.field(cell_text(value, self.dialect)) for value in row]
-        if cells == [""]:
-            cells = ['""']  # a lone empty cell would read as a blank line
-        return self.dialect.delimiter.join(cells) + self.dialect.line_end
+        dialect, delimiter = self.dialect, self.dialect.delimiter
+        cells = [inert(value) if type(value) is str else cell_text(value, dialect) for value in row]
+        joined = delimiter.join(cells)
+        # Most rows need no quoting at all: one look at the whole line instead of one per cell.
+        if joined.count(delimiter) != len(cells) - 1 or self._quote_or_break.search(joined) or joined == "":
+            joined = delimiter.join([self.field(cell) for cell in cells]) if joined else '""'
+        return joined + dialect.line_end
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence], dialect: Dialect = PLAIN) -> str:
