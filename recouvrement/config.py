@@ -117,6 +117,7 @@ def load_settings(explicit: str | Path | None = None) -> Settings:
         sections[name] = _section(path, name, SECTIONS[name], values)
     settings = Settings(**sections, source=path)
     _check_creditor(path, settings.creditor)
+    _check_addresses(path, settings)
     return settings
 
 
@@ -149,3 +150,12 @@ def _check_creditor(path: Path, creditor: Creditor) -> None:
         raise RecouvrementError("not a valid SIRET", file=str(path), field="creditor.siret")
     if creditor.iban and not stdnum_iban.is_valid(creditor.iban):
         raise RecouvrementError("not a valid IBAN", file=str(path), field="creditor.iban")
+
+
+def _check_addresses(path: Path, settings: Settings) -> None:
+    """The creditor's address (Reply-To of every e-mail) and the envelope sender: one bare address each."""
+    from recouvrement.core.contact import is_valid_email
+    for field, value in (("creditor.email", settings.creditor.email), ("smtp.sender", settings.smtp.sender)):
+        if value and not is_valid_email(value):
+            raise RecouvrementError("not one valid e-mail address (a single bare address, without a name)",
+                                    file=str(path), field=field)
