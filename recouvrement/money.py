@@ -18,6 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+# The largest amount one input line may carry: 10 000 000,00 €. A clinic's invoice or payment never comes
+# near it; a cell beyond it is a typo (a reference pasted into the amount column) or an attack on the totals.
+MAX_LINE_CENTS = 1_000_000_000
+
 # Thousands separators seen in real exports: space, no-break space, narrow no-break space, apostrophe.
 _SPACES = "[ \u00a0\u202f']"
 _AMOUNT = re.compile(r"^([+-]?)(\d+)(?:[.,](\d{1,2}))?$")

@@ -29,6 +29,17 @@ PAYMENT_COLUMNS = [
 ]
 PAYER_TYPES = ("amo", "amc", "patient", "agency")
 
+# Bounds of a sane input line, whatever the format: beyond them a cell is a typo or an attack, never a
+# clinic's money or date, and the line is refused with one of these reasons (in French: users read them).
+FIRST_DATE, LAST_DATE = "1900-01-01", "2100-12-31"
+AMOUNT_TOO_LARGE = "montant supérieur au maximum admis (10 000 000,00 € par ligne)"
+DATE_OUT_OF_RANGE = "date hors de la période admise (1900 à 2100)"
+
+
+def date_in_range(iso: str) -> bool:
+    """True for an ISO date (YYYY-MM-DD) from 1900 to 2100 included."""
+    return FIRST_DATE <= iso <= LAST_DATE
+
 
 @dataclass(frozen=True, order=True)
 class Reject:

@@ -22,6 +22,20 @@ Decisions where the standard leaves a choice:
   - Amounts may carry trailing zeros beyond cents ("12.500"); a non-zero third decimal is refused.
   - rows_read counts the booked credit transactions (payments + rejects), not ignored entries.
   - source_line is the XML line where the `<Ntry>` element starts (all 1 in a single-line file).
+  - An entry without a status (some banks omit `Sts` in their end-of-day statements, where
+    everything is booked) is read as booked, with a warning; any other status than BOOK is ignored.
+  - A transaction's own amount in another currency (`TxDtls/Amt` holding the instructed amount
+    of a foreign transfer) is read in euros from the transaction's `AmtDtls` (`TxAmt`, then the
+    countervalue `CntrValAmt`) or, when it is the entry's only transaction, from the entry's
+    euro amount, which is what the account was credited with; otherwise it is refused.
+
+Limits (a statement is data from outside: an XML bomb must fail fast, in little memory):
+  - a file larger than MAX_FILE_BYTES (100 Mo), or nesting deeper than MAX_DEPTH (40 levels;
+    real statements use about 15), or an entry of more than MAX_ENTRY_ELEMENTS (500 000)
+    elements, or one tag or text of more than MAX_RUN_BYTES (1 Mo: a tag with millions of
+    attributes), is refused whole with a clear message;
+  - a DOCTYPE is refused: no DTD, hence no entity expansion (billion laughs), no external
+    entity (XXE) and no external DTD is ever read.
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ KIND = "payments"
 
 import codecs
 import hashlib
+import os
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -42,9 +57,15 @@ from xml.parsers import expat
 import pandas as pd
 
 from recouvrement.errors import RecouvrementError
-from recouvrement.importers.base import PAYMENT_COLUMNS, Parsed, Reject, empty_payments
+from recouvrement.importers.base import (AMOUNT_TOO_LARGE, DATE_OUT_OF_RANGE, PAYMENT_COLUMNS, Parsed, Reject,
+                                         date_in_range, empty_payments)
 from recouvrement.importers.insurers import Insurers, load_insurers
+from recouvrement.money import MAX_LINE_CENTS
 
+MAX_FILE_BYTES = 100 * 1024 * 1024
+MAX_DEPTH = 40
+MAX_ENTRY_ELEMENTS = 500_000
+MAX_RUN_BYTES = 1024 * 1024          # longest tag or text between two ">" (about, give or take one read)
 _CHUNK = 1 << 16
 _AMOUNT = re.compile(r"^\s*(\d{1,15})(?:\.(\d{1,2})0*)?\s*$")
 
@@ -101,6 +122,7 @@ class _Scanner:
         self.path: list[str] = []
         self.builder: ET.TreeBuilder | None = None
         self.builder_depth = 0
+        self.builder_elements = 0
         self.entry_line = 0
         self.account = ""
         self.is_statement = False
@@ -114,7 +136,16 @@ class _Scanner:
     def _start(self, name: str, attrs: dict[str, str]) -> None:
         tag = _local(name)
         self.path.append(tag)
+        if len(self.path) > MAX_DEPTH:
+            raise RecouvrementError(f"éléments XML imbriqués sur plus de {MAX_DEPTH} niveaux : ce n'est pas un "
+                                    "relevé camt.053 (refusé pour protéger la mémoire)", file=self.file,
+                                    line=self.parser.CurrentLineNumber)
         if self.builder is not None:
+            self.builder_elements += 1
+            if self.builder_elements > MAX_ENTRY_ELEMENTS:
+                raise RecouvrementError(f"une écriture (Ntry) de plus de {MAX_ENTRY_ELEMENTS} éléments XML : ce "
+                                        "n'est pas un relevé camt.053 (refusé pour protéger la mémoire)",
+                                        file=self.file, line=self.entry_line)
             self.builder.start(tag, {_local(k): v for k, v in attrs.items() if not k.startswith("xmlns")})
             return
         if tag == "BkToCstmrStmt":
@@ -125,7 +156,7 @@ class _Scanner:
             if tag == "Ntry" and not self.is_statement:
                 raise RecouvrementError("not a camt.053 statement (no BkToCstmrStmt before the entries)",
                                         file=self.file, line=self.parser.CurrentLineNumber)
-            self.builder, self.builder_depth = ET.TreeBuilder(), len(self.path)
+            self.builder, self.builder_depth, self.builder_elements = ET.TreeBuilder(), len(self.path), 1
             self.entry_line = self.parser.CurrentLineNumber
             self.builder.start(tag, {})
 
@@ -164,7 +195,18 @@ def _entries(path: Path) -> Iterator[_Entry]:
     except OSError as exc:
         raise RecouvrementError(f"cannot read the file: {exc.strerror}", file=path.name) from None
     with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > MAX_FILE_BYTES:
+            raise RecouvrementError(f"fichier trop volumineux pour un relevé camt.053 ({size / 2**20:.0f} Mo ; "
+                                    f"maximum {MAX_FILE_BYTES // 2**20} Mo) : demandez à la banque des relevés "
+                                    "quotidiens", file=path.name)
+        without_markup = 0                 # bytes read since the last ">": one tag's or one text's length
         while chunk := handle.read(_CHUNK):
+            without_markup = without_markup + len(chunk) if b">" not in chunk else len(chunk) - chunk.rfind(b">")
+            if without_markup > MAX_RUN_BYTES:
+                raise RecouvrementError(f"une balise ou un texte XML de plus de {MAX_RUN_BYTES // 2**20} Mo : ce "
+                                        "n'est pas un relevé camt.053 (refusé pour protéger la mémoire)",
+                                        file=path.name, line=scanner.parser.CurrentLineNumber)
             yield from scanner.feed(chunk)
     yield from scanner.feed(b"", final=True)
     if not scanner.is_statement:
@@ -211,17 +253,19 @@ class _Collected:
     rows: list[dict] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     ignored: Counter = field(default_factory=Counter)
+    without_status: int = 0
 
     def add_entry(self, entry: _Entry) -> None:
         element = entry.element
         status = _text(element, "Sts/Cd") or _text(element, "Sts")
-        if status != "BOOK":
-            self.ignored[f"entries with status {status or 'missing'}"] += 1
+        if status not in ("BOOK", ""):
+            self.ignored[f"entries with status {status}"] += 1
         elif _text(element, "CdtDbtInd") != "CRDT":
             self.ignored["debit entries"] += 1
         elif _text(element, "RvslInd").lower() in ("true", "1"):
             self.ignored["reversal entries"] += 1
         else:
+            self.without_status += not status
             transactions = element.findall("NtryDtls/TxDtls") or [None]
             for position, tx in enumerate(transactions, start=1):
                 self._add_transaction(entry, tx, position, len(transactions))
@@ -243,24 +287,41 @@ class _Collected:
         cents = _cents(amount.text)
         if cents is None:
             return self._reject(entry, "Amt", f"not a positive amount with at most 2 decimals: {amount.text!r}")
+        if cents > MAX_LINE_CENTS:
+            return self._reject(entry, "Amt", AMOUNT_TOO_LARGE)
         booked = _booking_date(element)
         if booked is None:
             return self._reject(entry, "BookgDt", "no valid booking or value date")
+        if not date_in_range(booked):
+            return self._reject(entry, "BookgDt", DATE_OUT_OF_RANGE)
         self.rows.append(_row(entry, tx, position, count, cents, booked))
 
     def summary(self) -> list[str]:
-        return [f"{self.file}: {n} {what} ignored (only booked credits are payments)"
-                for what, n in sorted(self.ignored.items())]
+        unsure = [f"{self.file}: {self.without_status} écriture(s) sans statut (Sts) lue(s) comme "
+                  "comptabilisée(s) (BOOK) : vérifiez le relevé si la banque en envoie aussi en attente"
+                  ] if self.without_status else []
+        return unsure + [f"{self.file}: {n} {what} ignored (only booked credits are payments)"
+                         for what, n in sorted(self.ignored.items())]
 
 
 def _amount_element(entry: ET.Element, tx: ET.Element | None, count: int) -> ET.Element | None:
+    """The amount the account was credited with for this transaction, in euros when the bank says it.
+
+    The transaction's own amount may be the instructed one, in the payer's currency; its euro value is
+    then in its AmtDtls or, for an entry's only transaction, the entry amount itself.
+    """
+    own = None
     if tx is not None:
-        for path in ("Amt", "AmtDtls/TxAmt/Amt"):
-            if (found := tx.find(path)) is not None:
+        own = next((found for path in ("Amt", "AmtDtls/TxAmt/Amt") if (found := tx.find(path)) is not None), None)
+        if own is not None and own.get("Ccy") == "EUR":
+            return own
+        for path in ("AmtDtls/TxAmt/Amt", "AmtDtls/CntrValAmt/Amt"):
+            if (found := tx.find(path)) is not None and found.get("Ccy") == "EUR":
                 return found
-        if count > 1:
-            return None
-    return entry.find("Amt")
+    booked = entry.find("Amt")
+    if count <= 1 and booked is not None and (own is None or booked.get("Ccy") == "EUR"):
+        return booked
+    return own
 
 
 def _row(entry: _Entry, tx: ET.Element | None, position: int, count: int, cents: int, booked: str) -> dict:

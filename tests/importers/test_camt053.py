@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import tracemalloc
 from pathlib import Path
 
 import pandas as pd
@@ -321,3 +322,153 @@ def test_an_insurers_file_that_is_not_toml_is_refused(tmp_path):
     path.write_text("[amo\nnames = ", encoding="utf-8")
     with pytest.raises(RecouvrementError, match="not a valid TOML file"):
         load_insurers(path)
+
+
+# --- statements as banks really send them -----------------------------------------------------
+
+NO_STATUS = BANK / "camt053_v04_no_status_foreign.xml"
+
+
+def test_an_entry_without_a_status_is_booked_with_a_warning():
+    parsed = camt053.read(NO_STATUS)
+    assert 4500 in parsed.frame["amount_cents"].tolist()
+    assert any("3 écriture(s) sans statut (Sts) lue(s) comme comptabilisée(s)" in w for w in parsed.warnings)
+
+
+def test_an_entry_with_a_pending_status_stays_ignored_among_entries_without_one():
+    parsed = camt053.read(NO_STATUS)
+    assert 15000 not in parsed.frame["amount_cents"].tolist()
+    assert any("status PDNG" in w for w in parsed.warnings)
+
+
+def test_a_single_transaction_in_another_currency_is_read_from_the_entry_euro_amount():
+    parsed = camt053.read(NO_STATUS)
+    row = by_reference(parsed.frame, "F2025-000415")
+    assert (row["amount_cents"], row["payer_name"], row["payment_id"]) == (9218, "MR JOHN MILLER", "CMB20032025V0002")
+    assert parsed.rejects == []
+
+
+def test_a_batch_transaction_in_another_currency_is_read_from_its_euro_countervalue():
+    frame = payments(NO_STATUS)
+    assert by_reference(frame, "F2025-000418")["amount_cents"] == 4236
+    assert by_reference(frame, "F2025-000419")["amount_cents"] == 2828
+
+
+def test_a_batch_transaction_in_another_currency_without_any_euro_amount_is_refused(tmp_path):
+    batch = ('<Ntry><Amt Ccy="EUR">30.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>'
+             '<BookgDt><Dt>2025-03-12</Dt></BookgDt>'
+             '<NtryDtls><TxDtls><Amt Ccy="USD">20.00</Amt></TxDtls><TxDtls><Amt Ccy="EUR">10.00</Amt></TxDtls>'
+             '</NtryDtls></Ntry>\n')
+    path = tmp_path / "stmt.xml"
+    path.write_text(statement(batch), encoding="utf-8")
+    parsed = camt053.read(path)
+    assert parsed.frame["amount_cents"].tolist() == [1000]
+    assert [(r.field, r.reason) for r in parsed.rejects] == [("Amt@Ccy", "currency USD refused: amounts are euros")]
+
+
+# --- bounds -------------------------------------------------------------------------------------
+
+def test_an_amount_above_ten_million_euros_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "stmt.xml"
+    path.write_text(statement(credit("10000000.00", ref="R1") + credit("10000000.01", ref="R2")), encoding="utf-8")
+    parsed = camt053.read(path)
+    assert parsed.frame["amount_cents"].tolist() == [1_000_000_000]
+    assert [(r.line, r.field, r.reason) for r in parsed.rejects] == [
+        (5, "Amt", "montant supérieur au maximum admis (10 000 000,00 € par ligne)")]
+
+
+@pytest.mark.parametrize("day", ["1899-12-31", "2101-01-01"])
+def test_a_booking_date_outside_1900_to_2100_is_refused_with_its_line(tmp_path, day):
+    path = tmp_path / "stmt.xml"
+    path.write_text(statement(credit("12.00", ref="R1").replace("2025-03-12", day)), encoding="utf-8")
+    parsed = camt053.read(path)
+    assert parsed.frame.empty
+    assert [(r.line, r.field, r.reason) for r in parsed.rejects] == [
+        (4, "BookgDt", "date hors de la période admise (1900 à 2100)")]
+
+
+# --- limits and XML attacks: refused fast, in little memory, naming the file --------------------
+
+def refused_within(path: Path, megabytes: float) -> RecouvrementError:
+    tracemalloc.start()
+    try:
+        with pytest.raises(RecouvrementError) as refused:
+            camt053.read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < megabytes * 2**20, f"{peak / 2**20:.1f} MiB"
+    assert refused.value.file == path.name
+    return refused.value
+
+
+def test_a_file_above_the_documented_size_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "enorme.xml"
+    with open(path, "wb") as handle:
+        handle.write(statement(credit("12.00")).encode())
+        handle.truncate(camt053.MAX_FILE_BYTES + 1)          # sparse: nothing is written, the size is real
+    error = refused_within(path, 1)
+    assert "fichier trop volumineux pour un relevé camt.053" in str(error) and "maximum 100 Mo" in str(error)
+
+
+def test_a_deeply_nested_file_of_fifty_megabytes_is_refused_in_little_memory(tmp_path):
+    path = tmp_path / "profond.xml"
+    depth = 50 * 2**20 // 7
+    with open(path, "wb") as handle:
+        handle.write(statement("<Ntry>@</Ntry>").split("@")[0].encode())
+        handle.write(b"<Ustrd>" * depth)
+    error = refused_within(path, 5)
+    assert f"plus de {camt053.MAX_DEPTH} niveaux" in str(error) and error.line == 4
+
+
+def test_an_entry_with_too_many_elements_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(camt053, "MAX_ENTRY_ELEMENTS", 1000)
+    path = tmp_path / "large.xml"
+    path.write_text(statement("<Ntry>" + "<Ustrd>x</Ustrd>" * 1000 + "</Ntry>\n"), encoding="utf-8")
+    error = refused_within(path, 5)
+    assert "plus de 1000 éléments XML" in str(error) and error.line == 4
+
+
+def test_a_tag_with_millions_of_attributes_is_refused_in_little_memory(tmp_path):
+    path = tmp_path / "attributs.xml"
+    with open(path, "wb") as handle:
+        handle.write(statement("<Ntry>@</Ntry>").split("@")[0].encode() + b"<Amt")
+        for block in range(40):
+            handle.write(b"".join(b' a%d=""' % n for n in range(block * 50_000, (block + 1) * 50_000)))
+    error = refused_within(path, 8)
+    assert "balise ou un texte XML de plus de 1 Mo" in str(error)
+
+
+def test_a_statement_at_the_depth_of_real_files_is_read(tmp_path):
+    deep = ("<RmtInf><Strd><RfrdDocInf><LineDtls><Id><Tp><CdOrPrtry><Cd>CINV</Cd></CdOrPrtry></Tp></Id>"
+            "</LineDtls></RfrdDocInf></Strd><Ustrd>F1</Ustrd></RmtInf>")
+    path = tmp_path / "stmt.xml"
+    path.write_text(statement(credit("12.00", ref="R1").replace("<RmtInf><Ustrd>FACTURE F1</Ustrd></RmtInf>", deep)),
+                    encoding="utf-8")
+    assert payments(path)["reference"].tolist() == ["F1"]
+
+
+ATTACKS = {
+    "billion laughs": ('<?xml version="1.0"?>\n<!DOCTYPE Document [\n<!ENTITY a "aaaaaaaaaa">\n'
+                       + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">\n' for i in range(9))
+                       + ']>\n<Document><BkToCstmrStmt><Stmt><Ntry><AddtlNtryInf>&j;</AddtlNtryInf></Ntry>'
+                         '</Stmt></BkToCstmrStmt></Document>'),
+    "external entity (XXE)": ('<?xml version="1.0"?>\n<!DOCTYPE Document [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
+                              "<Document><BkToCstmrStmt><Stmt><Ntry><AddtlNtryInf>&x;</AddtlNtryInf></Ntry>"
+                              "</Stmt></BkToCstmrStmt></Document>"),
+    "external DTD": ('<?xml version="1.0"?>\n<!DOCTYPE Document SYSTEM "http://127.0.0.1:9/camt.dtd">\n'
+                     "<Document><BkToCstmrStmt/></Document>"),
+    "parameter entity": ('<?xml version="1.0"?>\n<!DOCTYPE Document [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>\n'
+                         "<Document><BkToCstmrStmt/></Document>"),
+    "undeclared entity": ('<?xml version="1.0"?>\n<Document><BkToCstmrStmt><Stmt><Ntry>'
+                          "<AddtlNtryInf>&x;</AddtlNtryInf></Ntry></Stmt></BkToCstmrStmt></Document>"),
+}
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=list(ATTACKS))
+def test_xml_attacks_are_refused_cleanly_in_little_memory(tmp_path, attack):
+    path = tmp_path / "releve.xml"
+    path.write_text(ATTACKS[attack], encoding="utf-8")
+    error = refused_within(path, 2)
+    assert error.line in (2, 3) and "root:" not in str(error)
+    assert "DOCTYPE" in str(error) or "undefined entity" in str(error)
