@@ -1,12 +1,16 @@
-"""Payments CSV: insurer remittances (AMO, AMC) and any payment list in our documented columns."""
+"""Payments CSV: insurer remittances (AMO, AMC) and any payment list in our documented columns.
+
+A rejection line (status `rejected`) usually carries 0.00: the insurer paid nothing and refuses its
+share. It is read as a rejection like any other, so reconciliation moves that share to the patient.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from recouvrement.importers.base import PAYER_TYPES, PAYMENT_COLUMNS, Parsed
-from recouvrement.importers.tabular import RejectCollector, parse_dates, read_table
-from recouvrement.money import parse_amounts
+from recouvrement.importers.base import AMOUNT_TOO_LARGE, DATE_OUT_OF_RANGE, PAYER_TYPES, PAYMENT_COLUMNS, Parsed
+from recouvrement.importers.tabular import RejectCollector, dates_out_of_range, parse_dates, read_table
+from recouvrement.money import MAX_LINE_CENTS, parse_amounts
 
 KIND = "payments"
 REQUIRED = ["payment_id", "payment_date", "payer_type", "payer_name", "amount", "reference"]
@@ -26,6 +30,7 @@ def read(path: Path, **_options) -> Parsed:
     rejects.add(raw["payment_id"].duplicated(), "payment_id", "appears twice in this file: " + raw["payment_id"])
     out["payment_date"], bad = parse_dates(raw["payment_date"])
     rejects.add(bad, "payment_date", "not a date (expected dd/mm/yyyy or yyyy-mm-dd): " + raw["payment_date"])
+    rejects.add(dates_out_of_range(out["payment_date"]), "payment_date", DATE_OUT_OF_RANGE)
     payer_type = raw["payer_type"].str.lower()
     rejects.add(~payer_type.isin(PAYER_TYPES), "payer_type",
                 "must be one of amo, amc, patient, agency: " + raw["payer_type"])
@@ -33,10 +38,12 @@ def read(path: Path, **_options) -> Parsed:
     currency = raw["currency"].str.upper()
     rejects.add(~currency.isin(["", "EUR", "€"]), "currency",
                 "currency " + raw["currency"] + " refused: amounts are euros")
+    status = raw["status"].str.lower().replace({"": "paid"})
     out["amount_cents"], bad = parse_amounts(raw["amount"])
     rejects.add(bad, "amount", "not an amount in euros: " + raw["amount"].str.slice(0, 40))
-    rejects.add(out["amount_cents"] <= 0, "amount", "must be positive")
-    status = raw["status"].str.lower().replace({"": "paid"})
+    rejects.add(out["amount_cents"] > MAX_LINE_CENTS, "amount", AMOUNT_TOO_LARGE)
+    nothing_paid = (out["amount_cents"] == 0) & (status == "rejected")
+    rejects.add((out["amount_cents"] <= 0) & ~nothing_paid, "amount", "must be positive")
     rejects.add(~status.isin(["paid", "rejected"]), "status", "must be paid or rejected: " + raw["status"])
     rejects.add((status == "rejected") & ~payer_type.isin(["amo", "amc"]), "status",
                 "only an insurer (amo, amc) can reject its share")

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from recouvrement.errors import RecouvrementError
-from recouvrement.importers.base import Reject
+from recouvrement.importers.base import FIRST_DATE, LAST_DATE, Reject
 
 SEPARATORS = (";", ",", "\t")
 
@@ -121,6 +121,11 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(ISO 'YYYY-MM-DD' strings, mask of invalid cells) from dd/mm/yyyy, dd-mm-yyyy or ISO dates."""
     fast = _parse_dates_arrow(values)
     return fast if fast is not None else _parse_dates_pandas(values)
+
+
+def dates_out_of_range(dates: pd.Series) -> pd.Series:
+    """Mask of the ISO dates (as parse_dates gives them) before 1900 or after 2100; not-a-date cells are not in it."""
+    return dates.notna() & ((dates < FIRST_DATE) | (dates > LAST_DATE))
 
 
 def _parse_dates_arrow(values: pd.Series) -> tuple[pd.Series, pd.Series] | None:

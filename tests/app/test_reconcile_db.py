@@ -91,6 +91,36 @@ def test_a_rejected_insurer_share_moves_to_the_patient(engine, settings, tmp_pat
     assert shares.loc["type:patient", "total"] == 1000 + 2000 + 2300   # P1 10+20, P3 23
 
 
+ZERO_REJECTION = "A8;2025-03-04;amo;CPAM DE PARIS;0,00;;F2025-000103;rejected;Assuré inconnu"
+
+
+def transfers(engine):
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT invoice_number, from_payer, amount_cents, payment_id FROM share_transfer ORDER BY id"))]
+
+
+def test_an_insurer_rejection_line_of_zero_euros_moves_the_share_to_the_patient(engine, settings, tmp_path):
+    import_file(engine, invoices_file(tmp_path), settings)
+    report = import_file(engine, payments_file(tmp_path, [ZERO_REJECTION], "rejet.csv"), settings)
+    assert (report.imported, report.rejects) == (1, [])
+    run_reconcile(engine)
+    assert transfers(engine) == [("F2025-000103", "amo", 2100, "A8")]
+    shares = aged_balance(engine, date(2025, 3, 31))
+    assert shares.loc["type:amo", "total"] == 7000                          # F101 only: F103's 21,00 moved
+    assert shares.loc["type:patient", "total"] == 1000 + 4500 + 2300 + 2300 + 2100
+
+
+def test_a_zero_euro_rejection_imported_again_changes_nothing(engine, settings, tmp_path):
+    import_file(engine, invoices_file(tmp_path), settings)
+    import_file(engine, payments_file(tmp_path, [ZERO_REJECTION], "rejet.csv"), settings)
+    run_reconcile(engine)
+    again = import_file(engine, payments_file(tmp_path, [ZERO_REJECTION], "rejet-bis.csv"), settings)
+    assert (again.imported, again.duplicates, again.rejects) == (0, 1, [])
+    assert run_reconcile(engine).skipped
+    assert transfers(engine) == [("F2025-000103", "amo", 2100, "A8")]
+
+
 def test_payments_imported_later_are_matched_by_the_next_run_only(engine, settings, tmp_path):
     world(engine, settings, tmp_path, order=("insurers",))
     run_reconcile(engine)

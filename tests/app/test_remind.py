@@ -178,6 +178,13 @@ def test_a_rejected_insurer_share_is_announced_by_a_notice_first(engine, setting
     assert later.letters == []  # the shifted share falls due 30 days after the rejection
 
 
+def test_a_rejection_line_of_zero_euros_is_announced_by_the_notice_too(engine, settings, tmp_path):
+    load(engine, settings, tmp_path, [invoice("F2025-000201", "P1", "01/05/2025", "31/05/2025", "0", amo="70,00")],
+         ["A1;2025-05-28;amo;CPAM DE PARIS;0,00;;F2025-000201;rejected;Droits fermés"])
+    report = run_remind(engine, with_creditor(settings), MONDAY, tmp_path / "out")
+    assert [(w.level, w.kind, w.amount_cents) for w in report.letters] == [(0, "avis_rejet", 7000)]
+
+
 def ladder_days(engine, settings, folder: Path, start: date, days: int) -> dict[str, list[tuple[date, int]]]:
     """Run the reminders every day from start, as the nightly job would: who got which level when."""
     sent: dict[str, list[tuple[date, int]]] = {}

@@ -1,0 +1,49 @@
+"""Payments CSV importer: remittance lines read as their senders mean them, and the bounds of a line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recouvrement.importers import payments_csv
+
+HEADER = "payment_id;payment_date;payer_type;payer_name;amount;reference;invoice_number;status;reject_reason"
+
+
+def read(tmp_path: Path, *rows: str):
+    path = tmp_path / "remise.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return payments_csv.read(path)
+
+
+def test_a_rejection_line_of_zero_euros_is_a_rejection_not_a_refused_row(tmp_path):
+    parsed = read(tmp_path, "R1;2025-03-02;amc;MGEN;0,00;;F2025-000101;rejected;Droits fermés")
+    assert parsed.rejects == []
+    assert parsed.frame[["payment_id", "status", "amount_cents", "invoice_number"]].values.tolist() == [
+        ["R1", "rejected", 0, "F2025-000101"]]
+
+
+def test_a_paid_line_of_zero_euros_is_still_refused(tmp_path):
+    parsed = read(tmp_path, "P1;2025-03-02;amo;CPAM;0,00;;F2025-000101;paid;")
+    assert parsed.frame.empty and [(r.line, r.field) for r in parsed.rejects] == [(2, "amount")]
+
+
+def test_a_negative_rejection_line_is_still_refused(tmp_path):
+    parsed = read(tmp_path, "R1;2025-03-02;amc;MGEN;-5,00;;F2025-000101;rejected;")
+    assert parsed.frame.empty and [(r.line, r.field) for r in parsed.rejects] == [(2, "amount")]
+
+
+def test_an_amount_above_ten_million_euros_is_refused_with_its_line(tmp_path):
+    parsed = read(tmp_path, "P1;2025-03-02;amo;CPAM;10 000 000,00;;F1;paid;",
+                  "P2;2025-03-02;amo;CPAM;10 000 000,01;;F1;paid;")
+    assert parsed.frame["payment_id"].tolist() == ["P1"]
+    assert [(r.line, r.field, r.reason) for r in parsed.rejects] == [
+        (3, "amount", "montant supérieur au maximum admis (10 000 000,00 € par ligne)")]
+
+
+def test_a_payment_date_outside_1900_to_2100_is_refused_with_its_line(tmp_path):
+    parsed = read(tmp_path, "P1;31/12/1899;amo;CPAM;10,00;;F1;paid;", "P2;01/01/1900;amo;CPAM;10,00;;F1;paid;",
+                  "P3;2100-12-31;amo;CPAM;10,00;;F1;paid;", "P4;2101-01-01;amo;CPAM;10,00;;F1;paid;")
+    assert parsed.frame["payment_id"].tolist() == ["P2", "P3"]
+    assert [(r.line, r.field, r.reason) for r in parsed.rejects] == [
+        (2, "payment_date", "date hors de la période admise (1900 à 2100)"),
+        (5, "payment_date", "date hors de la période admise (1900 à 2100)")]
