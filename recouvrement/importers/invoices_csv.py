@@ -1,7 +1,9 @@
 """Invoices CSV from practice software: one row per invoice with its three shares (AMO, AMC, patient).
 
 The NIR is checked with stdnum.fr.nir and leaves this module only as a keyed hash; care
-descriptions and act codes leave it only when the installation asked to keep them.
+descriptions and act codes leave it only when the installation asked to keep them. A patient id
+that is a valid NIR (whatever its spaces, dashes or dots) is refused: the id is stored and printed
+in clear, a NIR never is.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recouvrement.core.contact import EMAIL_PATTERN, MAX_LENGTH, MAX_LOCAL_LENGTH
-from recouvrement.importers.base import Parsed
-from recouvrement.importers.tabular import RejectCollector, parse_dates, read_table
-from recouvrement.money import format_plain, parse_amounts
+from recouvrement.importers.base import AMOUNT_TOO_LARGE, DATE_OUT_OF_RANGE, Parsed
+from recouvrement.importers.tabular import RejectCollector, dates_out_of_range, parse_dates, read_table
+from recouvrement.money import MAX_LINE_CENTS, format_plain, parse_amounts
 
 KIND = "invoices"
 REQUIRED = ["invoice_number", "issue_date", "patient_id", "last_name", "first_name", "address",
@@ -28,6 +30,7 @@ OPTIONAL = ["due_date", "email", "phone", "nir", "amc_amount", "patient_amount",
             "care_description", "act_codes", "birth_date", *GUARANTOR]
 COVERAGES = ("none", "css", "ame", "at_mp")
 DEFAULT_TERM_DAYS = 30
+NIR_AS_PATIENT_ID = "un NIR n'est pas accepté comme identifiant patient"   # the value is never echoed
 TOLERANCE_CENTS = 1
 
 PATIENT_COLUMNS = ["patient_id", "last_name", "first_name", "birth_date", "address", "postal_code", "city",
@@ -64,6 +67,7 @@ def read(path: Path, nir_key: bytes = b"", keep_care: bool = False) -> Parsed:
                         "source_line": raw["source_line"]})
     for column in ("invoice_number", "patient_id", "last_name"):
         rejects.add(raw[column] == "", column, "empty")
+    rejects.add(_holds_a_nir(raw["patient_id"]), "patient_id", NIR_AS_PATIENT_ID)
     rejects.add(out["invoice_number"].duplicated(), "invoice_number",
                 "appears twice in this file: " + raw["invoice_number"])
     out["compact_number"] = compact_invoice_numbers(raw["invoice_number"])
@@ -84,8 +88,10 @@ def read(path: Path, nir_key: bytes = b"", keep_care: bool = False) -> Parsed:
 def _dates(raw: pd.DataFrame, out: pd.DataFrame, rejects: RejectCollector) -> None:
     out["issue_date"], bad = parse_dates(raw["issue_date"])
     rejects.add(bad, "issue_date", "not a date (expected dd/mm/yyyy or yyyy-mm-dd): " + raw["issue_date"])
+    rejects.add(dates_out_of_range(out["issue_date"]), "issue_date", DATE_OUT_OF_RANGE)
     due, bad_due = parse_dates(raw["due_date"])
     rejects.add(bad_due & (raw["due_date"] != ""), "due_date", "not a date: " + raw["due_date"])
+    rejects.add(dates_out_of_range(due), "due_date", DATE_OUT_OF_RANGE)
     default = (pd.to_datetime(out["issue_date"], errors="coerce") + pd.Timedelta(days=DEFAULT_TERM_DAYS))
     out["due_date"] = due.fillna(default.dt.strftime("%Y-%m-%d"))
     rejects.add(out["due_date"] < out["issue_date"], "due_date", "before the issue date")
@@ -100,6 +106,7 @@ def _amounts(raw: pd.DataFrame, out: pd.DataFrame, rejects: RejectCollector) -> 
         cents, bad = parse_amounts(cell)
         rejects.add(bad, column, "not an amount in euros: " + raw[column].str.slice(0, 40))
         rejects.add(cents < 0, column, "negative amount")
+        rejects.add(cents > MAX_LINE_CENTS, column, AMOUNT_TOO_LARGE)
         out[target] = cents.fillna(0).astype("int64")
     difference = out["total_cents"] - out["amo_cents"] - out["amc_cents"] - out["patient_cents"]
     off = difference.abs() > TOLERANCE_CENTS
@@ -128,6 +135,7 @@ def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes) -> pd
     patients["coverage"] = coverage
     birth, bad_birth = parse_dates(raw["birth_date"])
     rejects.add(bad_birth & (raw["birth_date"] != ""), "birth_date", "not a date: " + raw["birth_date"])
+    rejects.add(dates_out_of_range(birth), "birth_date", DATE_OUT_OF_RANGE)
     patients["birth_date"] = birth
     patients["nir_hash"] = _nir_hashes(raw["nir"], rejects, nir_key)
     for column in GUARANTOR:
@@ -154,6 +162,18 @@ def nir_valid(nirs: pd.Series) -> pd.Series:
     numbers = _integers(body.where(shaped, "0"))
     keys = _integers(compact.str.slice(13, 15).where(shaped, "-1"))
     return shaped & (97 - numbers % 97 == keys)
+
+
+def _holds_a_nir(ids: pd.Series) -> pd.Series:
+    """Mask of the ids that are a valid NIR once spaces, dashes, dots or any other punctuation are removed.
+
+    Only ids of 15 characters or more can be one: the check runs on those alone (real ids are shorter).
+    """
+    long = ids.str.len() >= 15
+    found = pd.Series(False, index=ids.index)
+    if long.any():
+        found[long] = nir_valid(ids[long].str.replace(r"[^0-9A-Za-z]+", "", regex=True)).to_numpy(dtype=bool)
+    return found
 
 
 def _integers(digits: pd.Series) -> pd.Series:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.fr import nir
 
+from recouvrement.importers import invoices_csv
 from recouvrement.importers.invoices_csv import nir_valid
 from recouvrement.money import parse_amount, parse_amounts
 
@@ -48,3 +52,68 @@ def test_vectorised_amount_parsing_agrees_with_the_one_by_one_parser(values):
         except ValueError:
             expected = None
         assert (None if bad else got) == expected, value
+
+
+# --- rows refused: a NIR as patient id, and the bounds of a line -------------------------------
+
+HEADER = ("invoice_number;issue_date;due_date;patient_id;last_name;first_name;address;postal_code;city;"
+          "birth_date;total_amount;amo_amount;amc_amount;patient_amount;amc_payer")
+
+
+def row(number: str = "F1", patient: str = "P1", issue: str = "10/01/2025", due: str = "", birth: str = "",
+        total: str = "100,00", amo: str = "70,00", patient_amount: str = "30,00") -> str:
+    return (f"{number};{issue};{due};{patient};Martin;Claire;5 rue Haute;75011;Paris;{birth};{total};{amo};0;"
+            f"{patient_amount};")
+
+
+def read_rows(tmp_path, *rows: str):
+    path = tmp_path / "factures.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return invoices_csv.read(path, nir_key=b"k")
+
+
+A_NIR = "185057800608491"   # check key: 97 - 1850578006084 % 97 = 91
+
+
+@pytest.mark.parametrize("written", [A_NIR, "1 85 05 78 006 084 91", "1-85-05-78-006-084-91",
+                                     "1.85.05.78.006.084.91"])
+def test_a_valid_nir_used_as_patient_id_is_refused_without_being_echoed(tmp_path, written):
+    assert nir.is_valid(A_NIR)
+    parsed = read_rows(tmp_path, row("F1", "P1"), row("F2", written))
+    assert parsed.frame["invoice_number"].tolist() == ["F1"]
+    assert [(r.line, r.field, r.reason) for r in parsed.rejects] == [
+        (3, "patient_id", "un NIR n'est pas accepté comme identifiant patient")]
+    assert re.findall(r"\d+", str(parsed.rejects[0])) == ["3"]          # the line, and no digit of the NIR
+
+
+def test_a_long_patient_id_that_is_not_a_nir_is_accepted(tmp_path):
+    not_a_nir = A_NIR[:-2] + "37"
+    parsed = read_rows(tmp_path, row("F1", not_a_nir), row("F2", "PAT-000000000000012"))
+    assert parsed.rejects == [] and parsed.frame["patient_id"].tolist() == [not_a_nir, "PAT-000000000000012"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(nir_like, nir_like.map(with_right_key), digits,
+                          nir_like.map(with_right_key).map(lambda t: t.replace(" ", "-")),
+                          st.text("0123456789AB .-", max_size=22)), min_size=1, max_size=20))
+def test_the_patient_id_nir_check_agrees_with_stdnum_on_the_id_without_punctuation(ids):
+    expected = [nir.is_valid(re.sub(r"[^0-9A-Za-z]", "", i)) for i in ids]
+    assert invoices_csv._holds_a_nir(pd.Series(ids, dtype="string[pyarrow]")).tolist() == expected
+
+
+def test_an_amount_above_ten_million_euros_is_refused_with_its_line(tmp_path):
+    parsed = read_rows(tmp_path, row("F1", total="10 000 000,00", amo="0", patient_amount="10 000 000,00"),
+                       row("F2", total="10 000 000,01", amo="0", patient_amount="10 000 000,01"))
+    assert parsed.frame["invoice_number"].tolist() == ["F1"]
+    assert [(r.line, r.field, r.reason) for r in parsed.rejects] == [
+        (3, "total_amount", "montant supérieur au maximum admis (10 000 000,00 € par ligne)")]
+
+
+@pytest.mark.parametrize(("cells", "field"), [
+    ({"issue": "31/12/1899"}, "issue_date"), ({"due": "01/01/2101"}, "due_date"),
+    ({"birth": "1899-12-31"}, "birth_date")])
+def test_a_date_outside_1900_to_2100_is_refused_with_its_line_and_field(tmp_path, cells, field):
+    parsed = read_rows(tmp_path, row("F1", birth="01/01/1900"), row("F2", **cells))
+    assert parsed.frame["invoice_number"].tolist() == ["F1"]
+    assert [(r.line, r.field, r.reason) for r in parsed.rejects] == [
+        (3, field, "date hors de la période admise (1900 à 2100)")]
