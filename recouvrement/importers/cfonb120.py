@@ -21,6 +21,15 @@ Decisions where the format leaves a choice:
     is the record's position (what the line number would be had the bank broken the lines).
   - Text is UTF-8 when it decodes as such, else Windows-1252 (some banks put accents in labels).
   - rows_read counts credit movements (payments + rejects) and refused records, not debits.
+  - A movement is its 04 record and the 05 complements that follow it. A refused 04 takes its
+    05 lines with it (they are dropped, never added to the movement before). A refused line
+    that may be one of a credit's complements (a broken 05, or a line whose code is unknown)
+    refuses that credit too, with its own line: stored without it, the credit would get
+    another identity than the corrected file gives it, and be stored twice.
+  - A payment's id is a hash of the movement's own content (account, booking date, amount,
+    label, complements) and of its rank among identical movements of the file, never of its
+    line number or of its neighbours: re-importing a corrected file stores nothing twice.
+  - Amounts above 10 000 000,00 € are refused (a 6-digit DDMMYY date is always within 1900-2100).
 """
 
 from __future__ import annotations
@@ -38,8 +47,9 @@ from pathlib import Path
 import pandas as pd
 
 from recouvrement.errors import RecouvrementError
-from recouvrement.importers.base import PAYMENT_COLUMNS, Parsed, Reject, empty_payments
+from recouvrement.importers.base import AMOUNT_TOO_LARGE, PAYMENT_COLUMNS, Parsed, Reject, empty_payments
 from recouvrement.importers.insurers import Insurers, load_insurers
+from recouvrement.money import MAX_LINE_CENTS
 
 WIDTH = 120
 _BANK, _BRANCH, _ACCOUNT = slice(2, 7), slice(11, 16), slice(21, 32)
@@ -140,12 +150,13 @@ class _Reader:
     rejects: list[Reject] = field(default_factory=list)
     ignored: Counter = field(default_factory=Counter)
     current: _Movement | None = None
-    state: str = "none"   # none | credit | skipped: what a following 05 complements
+    state: str = "none"   # none | credit | skipped | refused: what a following 05 complements
 
     def add(self, line: int, record: str) -> None:
         code = record[:2]
         if len(record) != WIDTH:
-            self._reject(line, "record", f"line is {len(record)} characters long: a CFONB 120 record has 120")
+            self._refuse_record(line, code, "record",
+                                f"line is {len(record)} characters long: a CFONB 120 record has 120")
         elif code in ("01", "07"):
             self.flush()
         elif code == "04":
@@ -154,13 +165,26 @@ class _Reader:
         elif code == "05":
             self._complement(line, record)
         else:
-            self._reject(line, "record code", f"unknown record code {code!r} (expected 01, 04, 05 or 07)")
+            self._refuse_record(line, code, "record code",
+                                f"unknown record code {code!r} (expected 01, 04, 05 or 07)")
 
     def _reject(self, line: int, field_name: str, reason: str) -> None:
         self.rejects.append(Reject(self.file, line, field_name, reason))
 
+    def _refuse_record(self, line: int, code: str, field_name: str, reason: str) -> None:
+        """A line that cannot be read: its movement, and the 05 lines after it, go with it."""
+        if code in ("01", "04", "07"):
+            self.flush()              # what came before is whole: this line starts something new
+        elif self.state == "credit" and self.current is not None:
+            self._reject(self.current.line, "record",
+                         f"mouvement refusé : la ligne {line} qui le suit est illisible (peut-être un de ses "
+                         "compléments 05)")
+            self.current = None
+        self._reject(line, field_name, reason)
+        self.state = "none" if code in ("01", "07") else "refused"
+
     def _movement(self, line: int, record: str) -> None:
-        self.state = "skipped"
+        self.state = "refused"        # until the record is read whole: a refused 04 takes its 05 lines
         decimals = record[_DECIMALS]
         if not (decimals == " " or decimals in "0123"):
             return self._reject(line, "decimals", f"number of decimals {decimals!r} is not 0 to 3")
@@ -168,8 +192,11 @@ class _Reader:
         if cents is None:
             return self._reject(line, "amount", f"not a CFONB amount in cents: {record[_AMOUNT].strip()!r}")
         if cents <= 0:
+            self.state = "skipped"
             self.ignored["debit movements" if cents else "zero-amount movements"] += 1
             return None
+        if cents > MAX_LINE_CENTS:
+            return self._reject(line, "amount", AMOUNT_TOO_LARGE)
         currency = record[_CURRENCY].strip() or "EUR"
         if currency != "EUR":
             return self._reject(line, "currency", f"currency {currency} refused: amounts are euros")
@@ -228,8 +255,11 @@ def _row(movement: _Movement) -> dict:
     payer = " ".join(by_qualifier.get("NPY", [])) or label_name or " ".join(by_qualifier.get("NPO", []))
     reference = " ".join(t for t in [label_rest, *free_texts, movement.reference] if t)
     return {
+        # The movement's own content (the reference zone only when filled, so ids given before it counted
+        # stay the same); the rank among identical movements is added in _frame.
         "_key": (movement.account, movement.date, str(movement.cents), movement.label,
-                 *(f"{q}:{t}" for q, t in movement.complements)),
+                 *(f"{q}:{t}" for q, t in movement.complements),
+                 *([f"zone-reference={movement.reference}"] if movement.reference else [])),
         "payment_date": movement.date,
         "payer_name": payer,
         "_ultimate": " ".join(by_qualifier.get("NPO", [])),

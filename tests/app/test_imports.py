@@ -9,7 +9,9 @@ from sqlalchemy import text
 
 from recouvrement.app.imports import ImportRefused, import_file
 from recouvrement.errors import RecouvrementError
+from recouvrement.money import MAX_LINE_CENTS
 from tests.app.world import INVOICES, invoices_file, payments_file
+from tests.importers.test_cfonb120 import balance, complement, movement, write
 
 
 def count(engine, table: str) -> int:
@@ -131,7 +133,7 @@ def test_payment_rows_are_imported_once_whatever_file_brings_them_again(engine, 
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cents=st.lists(st.integers(min_value=1, max_value=10**11), min_size=1, max_size=8),
+@given(cents=st.lists(st.integers(min_value=1, max_value=MAX_LINE_CENTS), min_size=1, max_size=8),
        style=st.sampled_from(["fr", "iso", "fr_thousands"]))
 def test_no_cent_is_created_or_lost_by_parsing_and_storing(engine, settings, tmp_path_factory, cents, style):
     folder = tmp_path_factory.mktemp("amounts")
@@ -160,3 +162,18 @@ def test_patient_details_do_not_depend_on_the_order_of_the_files(engine, setting
         email, nir_hash = conn.execute(text("SELECT email, nir_hash FROM patient WHERE patient_id = 'P1'")).one()
     assert email == "eloise.new@example.org"          # the newer invoice's details win
     assert nir_hash is not None and len(nir_hash) == 64   # the older file fills what the newer left empty
+
+
+def test_a_corrected_cfonb_statement_imported_again_stores_each_credit_once(engine, settings, tmp_path):
+    first = [movement(1500, "VIR SEPA M PAUL DURAND"), complement("LIB", "FACTURE F2025-000101")]
+    broken = [movement(2500, "VIR SEPA MME LEA MOREAU") + "X", complement("NPY", "MME LEA MOREAU"),
+              complement("LIB", "FACTURE F2025-000102")]
+    fixed = [broken[0][:-1], *broken[1:]]
+    report = import_file(engine, write(tmp_path, [balance("01"), *first, *broken, balance("07")], "releve.txt"),
+                         settings)
+    assert (report.imported, [r.line for r in report.rejects]) == (1, [4])
+    again = import_file(engine, write(tmp_path, [balance("01"), *first, *fixed, balance("07")], "releve-corrige.txt"),
+                        settings)
+    assert (again.imported, again.duplicates, again.rejects) == (1, 1, [])
+    with engine.connect() as conn:
+        assert sorted(conn.execute(text("SELECT amount_cents FROM payment")).scalars()) == [1500, 2500]

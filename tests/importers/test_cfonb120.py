@@ -36,10 +36,10 @@ def balance(code: str, cents: int = 0) -> str:
 
 
 def movement(cents: int, label: str = "VIR SEPA M PAUL DURAND", currency: str = "EUR",
-             decimals: str = "2", raw_amount: str | None = None) -> str:
+             decimals: str = "2", raw_amount: str | None = None, reference: str = "") -> str:
     amount = raw_amount or amount_field(cents, int(decimals))
     return (record_head("04", currency, decimals) + "170325  170325" + label.ljust(31)
-            + "  0000000  " + amount + " " * 16)
+            + "  0000000  " + amount + reference.ljust(16))
 
 
 def complement(qualifier: str, text: str) -> str:
@@ -267,3 +267,58 @@ def test_an_empty_file_raises_an_error_naming_the_file(tmp_path):
     path.write_bytes(b"\r\n")
     with pytest.raises(RecouvrementError, match="vide.txt: the file is empty"):
         cfonb120.read(path)
+
+
+# --- a refused record and what goes with it -------------------------------------------------
+
+def test_a_refused_movement_takes_its_complements_with_it(tmp_path):
+    records = [balance("01"), movement(1500), complement("LIB", "FACTURE F1"),
+               movement(2500, "VIR SEPA MME LEA MOREAU") + "X", complement("NPY", "MME LEA MOREAU"),
+               complement("LIB", "FACTURE F2"), balance("07")]
+    parsed = cfonb120.read(write(tmp_path, records))
+    assert parsed.frame[["payer_name", "reference", "amount_cents"]].values.tolist() == [
+        ["M PAUL DURAND", "FACTURE F1", 1500]]
+    assert [(r.line, r.field) for r in parsed.rejects] == [(4, "record")]
+
+
+@pytest.mark.parametrize("broken", [complement("LIB", "FACTURE F9") + "X", "09" + complement("LIB", "F9")[2:]],
+                         ids=["complement of the wrong length", "unknown record code"])
+def test_an_unreadable_line_after_a_credit_refuses_the_credit_with_its_own_line(tmp_path, broken):
+    records = [balance("01"), movement(1500), complement("LIB", "FACTURE F1"), broken,
+               complement("LIB", "SUITE"), movement(700, "VIR SEPA M LUC PETIT"), balance("07")]
+    parsed = cfonb120.read(write(tmp_path, records))
+    assert parsed.frame["amount_cents"].tolist() == [700]
+    assert [r.line for r in parsed.rejects] == [2, 4]
+    assert parsed.rejects[0].reason.startswith("mouvement refusé : la ligne 4 qui le suit est illisible")
+
+
+def test_an_amount_above_ten_million_euros_is_refused_with_its_line(tmp_path):
+    records = [balance("01"), movement(1_000_000_000), movement(1_000_000_001), balance("07")]
+    parsed = cfonb120.read(write(tmp_path, records))
+    assert parsed.frame["amount_cents"].tolist() == [1_000_000_000]
+    assert [(r.line, r.field, r.reason) for r in parsed.rejects] == [
+        (3, "amount", "montant supérieur au maximum admis (10 000 000,00 € par ligne)")]
+
+
+# --- a movement's identity is its own content ---------------------------------------------------
+
+def ids_by_reference(path: Path) -> dict[str, str]:
+    frame = payments(path)
+    return dict(zip(frame["reference"], frame["payment_id"]))
+
+
+def test_the_reference_zone_is_part_of_a_movement_identity(tmp_path):
+    alone = write(tmp_path, [balance("01"), movement(2500, reference="REF-B"), balance("07")], "alone.txt")
+    after_twin = write(tmp_path, [balance("01"), movement(2500, reference="REF-A"), movement(2500, reference="REF-B"),
+                                  balance("07")], "twin.txt")
+    assert ids_by_reference(after_twin)["REF-B"] == ids_by_reference(alone)["REF-B"]
+
+
+def test_a_movement_id_does_not_depend_on_the_lines_around_it(tmp_path):
+    own = [movement(1500, reference="R1"), complement("LIB", "FACTURE F1")]
+    alone = write(tmp_path, [balance("01"), *own, balance("07")], "alone.txt")
+    crowded = write(tmp_path, [balance("01"), movement(-900, "PRLV SEPA EDF"), complement("LIB", "EDF"), *own,
+                               movement(100) + "XX", complement("LIB", "F7"), movement(800, "VIR SEPA M LUC PETIT"),
+                               movement(2000, "VIR CPAM 34"), balance("07")], "crowded.txt")
+    ids = {cents: payment_id for cents, payment_id in payments(crowded)[["amount_cents", "payment_id"]].values}
+    assert ids[1500] == payments(alone)["payment_id"].iloc[0]
