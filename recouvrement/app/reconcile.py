@@ -150,7 +150,9 @@ class PlainExplicit:
 # The plain case of the explicit rule, done in SQL where the rows are: a paid line naming a known
 # invoice, on an invoice with no rejection pending and no share moved to the patient. It allocates
 # exactly as core.reconcile does (each payer its own share, payments in (date, id) order, what is left
-# a credit); a test holds the two equal. Everything else goes through the pure engine.
+# a credit); a test holds the two equal. Everything else goes through the pure engine, including a
+# patient's line on a share with nothing left to pay: whether it is the patient's credit or a stranger's
+# mistyped reference depends on the payer's name (core.reconcile), which SQL does not compare.
 # Invoices the plain pass leaves to the engine: a share moved to the patient, a rejection pending, or a
 # queued payment naming them (which the engine takes in date order with the new ones).
 _BLOCKED = """
@@ -179,6 +181,7 @@ FROM (
       AND p.payer_type IN ('amo', 'amc', 'patient')
       AND NOT EXISTS (SELECT 1 FROM plain_blocked b WHERE b.invoice_number = p.invoice_number)
 ) c
+WHERE NOT (c.payer_type = 'patient' AND c.due - c.before_cents <= 0)
 """
 
 

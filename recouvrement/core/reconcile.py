@@ -8,7 +8,12 @@ Rules, in order, each allocation recording the rule that made it:
   name_amount  no usable reference: the payer's name is a patient's (or their guarantor's) and the
                amount equals exactly one open patient share among the patients of that name.
 A payer settles its own share only: AMO the AMO share, AMC the AMC share, a patient (or an agency)
-the patient share. A rejected insurer line moves that insurer's outstanding share to the patient; an
+the patient share. A reference (explicit, rf or text) that names an invoice with nothing left to pay on
+the patient's share is that patient's money (a credit) only when the payer's name is theirs or their
+guarantor's: a payer of another name, or of no name at all, most likely mistyped the number (two digits
+swapped), so the reference is ignored and the next rules try (name + amount), else the queue — never
+a stranger's credit, which would chase the patient who paid. A share with something left is settled
+whoever pays (a relative often pays for a patient). A rejected insurer line moves that insurer's outstanding share to the patient; an
 insurer paying a share it had rejected takes it back, and what the patient paid meanwhile becomes a
 credit. Whatever fits nothing, or more than one place, goes to the exceptions queue, never to a
 guess. Payments are taken in (date, id) order, so the outcome does not depend on file order.
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recouvrement.core.names import name_keys
+from recouvrement.core.names import compact_name, name_keys
 from recouvrement.core.references import is_valid_rf
 
 SHARES = ("amo", "amc", "patient")
@@ -92,6 +97,7 @@ class _Run:
         self.reason = np.full(len(payments), None, dtype=object)
         self.kind = np.full(len(payments), None, dtype=object)
         self.allocations: list[pd.DataFrame] = []
+        self.not_theirs: dict[int, str] = {}     # row -> an invoice its reference named, a stranger's, paid
         self.transfers: list[dict] = []
         self.reversals: list[dict] = []
         self.reductions: list[dict] = []
@@ -177,9 +183,12 @@ class _Run:
         candidates per payment mean one payment for several invoices, settled oldest first."""
         if len(rows) == 0:
             return
-        self.take_back(rows, positions)
-        frame = pd.DataFrame({"row": rows, "pos": positions})
-        frame = frame.drop_duplicates()
+        frame = pd.DataFrame({"row": rows, "pos": positions}).drop_duplicates()
+        frame = frame[~self._strangers(frame["row"].to_numpy(), frame["pos"].to_numpy(),
+                                       self.out[frame["pos"].to_numpy(), self.col[frame["row"].to_numpy()]] <= 0)]
+        if frame.empty:
+            return
+        self.take_back(frame["row"].to_numpy(), frame["pos"].to_numpy())
         patients = pd.Series(self.patient_of[frame["pos"].to_numpy()], index=frame.index)
         spread = patients.groupby(frame["row"]).transform("nunique")
         several = frame[spread > 1]
@@ -205,13 +214,52 @@ class _Run:
         group_start = np.maximum.accumulate(np.where(starts, np.arange(len(rows)), 0))
         before = running - amount - (running[group_start] - amount[group_start])
         paid = np.clip(self.out[pos, col] - before, 0, amount)
-        np.subtract.at(self.out, (pos, col), paid)
+        # An earlier payment of this batch may have emptied the share: the same stranger rule applies.
+        theirs = ~self._strangers(rows, pos, paid == 0)
+        rows, pos, paid = rows[theirs], pos[theirs], paid[theirs]
+        np.subtract.at(self.out, (pos, col[theirs]), paid)
         self._record(rows, pos, paid, rule)
+
+    def _strangers(self, rows: np.ndarray, pos: np.ndarray, nothing_left: np.ndarray) -> np.ndarray:
+        """Mask of (payment, invoice) pairs where a patient's payment names an invoice with nothing left to
+        pay whose patient (or guarantor) does not bear the payer's name: not that patient's money."""
+        mask = np.zeros(len(rows), dtype=bool)
+        candidates = np.flatnonzero(nothing_left & (self.payments["payer_type"].to_numpy()[rows] == "patient"))
+        for k in candidates:
+            row, p = int(rows[k]), int(pos[k])
+            if not self._payer_is_patient(row, self.patient_of[p]):
+                mask[k] = True
+                self.not_theirs.setdefault(row, self.index[p])
+        return mask
+
+    def _payer_is_patient(self, row: int, patient_id: str) -> bool:
+        """The payer's name is the patient's or their guarantor's (accents, order, initials aside)."""
+        payer = name_keys(self.payments.at[row, "payer_name"] or "")
+        return bool(payer) and not payer.isdisjoint(self._person_keys(patient_id))
+
+    def _person_keys(self, patient_id: str) -> set[tuple[str, str]]:
+        if not hasattr(self, "_people"):
+            self._people = self.ledger.patients.set_index("patient_id")
+        if patient_id not in self._people.index:
+            return set()
+        person = self._people.loc[patient_id]
+        keys = set()
+        for last_col, first_col in (("last_name", "first_name"), ("guarantor_last_name", "guarantor_first_name")):
+            last, first = (compact_name(_text(person[c])) for c in (last_col, first_col))
+            if len(last) >= 2 and first:
+                keys.update({(last, first), (last, first[0])})
+        return keys
 
     def _allocate_grouped(self, frame: pd.DataFrame, rule: str) -> None:
         for row, group in frame.groupby("row", sort=True):
             positions = sorted(group["pos"], key=lambda p: (self.issue[p], self.index[p]))
             col = self.col[row]
+            nothing = np.array([self.out[p, col] <= 0 for p in positions])
+            positions = [p for p, stranger in zip(positions, self._strangers(np.full(len(positions), row),
+                                                                             np.array(positions), nothing))
+                         if not stranger]
+            if not positions:
+                continue
             paid = []
             for pos in positions:
                 amount = int(min(self.remaining[row] - sum(paid), self.out[pos, col]))
@@ -292,7 +340,7 @@ class _Run:
                    .merge(keys, on="payer_name").merge(_patient_keys(self.ledger.patients), on=["last", "first"])
                    [["row", "patient_id"]].drop_duplicates())
         for row in rows[~np.isin(rows, matches["row"].unique())]:
-            self.reason[row] = "no reference, and the payer's name is no patient's"
+            self.reason[row] = "no usable reference, and the payer's name is no patient's"
         self._settle_by_amount(matches)
 
     def _settle_by_amount(self, matches: pd.DataFrame) -> None:
@@ -346,11 +394,19 @@ class _Run:
         credit = leftover & self.matched & pd.isna(reason)
         reason[credit] = "paid more than was due: the excess is a credit to refund or use"
         reason[pd.isna(reason) & (kind == "unmatched")] = "no rule found its invoice"
+        for row, number in self.not_theirs.items():
+            if kind[row] in ("unmatched", "ambiguous"):
+                reason[row] = (f"its reference names invoice {number}, another patient's with nothing left to pay: "
+                               f"not taken as that patient's money; {reason[row]}")
         keep = pd.notna(kind)
         is_patient = np.isin(self.payments["payer_type"].to_numpy(), ["patient", "agency"])
         return pd.DataFrame({"payment_id": self.payments["payment_id"].to_numpy()[keep], "kind": kind[keep],
                              "remaining_cents": self.remaining[keep], "reason": reason[keep],
                              "patient_id": np.where(is_patient, self.patient, None)[keep]})
+
+
+def _text(value) -> str:
+    return "" if value is None or pd.isna(value) else str(value)
 
 
 def _valid_rf(text: str) -> str | None:
@@ -405,6 +461,31 @@ def _patient_keys(patients: pd.DataFrame) -> pd.DataFrame:
             frames.append(pd.DataFrame({"last": last[usable].to_numpy(), "first": given[usable].to_numpy(),
                                         "patient_id": patients["patient_id"][usable].to_numpy()}))
     return pd.concat(frames, ignore_index=True).drop_duplicates()
+
+
+def payer_candidates(payments: pd.DataFrame, patients: pd.DataFrame, shares: pd.DataFrame) -> pd.DataFrame:
+    """Whom payments waiting in the queue may belong to: (payment_id, patient_id) where the payer's name is
+    the patient's or their guarantor's (as `name_amount` compares them) and one of the patient's open shares,
+    issued by the payment date, equals the amount. Several patients per payment is the point: a namesake
+    keeps the payment in the queue, and each of them must wait for the person who decides.
+
+    payments  payment_id, payer_name, amount_cents, payment_date
+    patients  patient_id, last_name, first_name, guarantor_last_name, guarantor_first_name
+    shares    patient_id, amount_cents, issue_date (dates of the same type as the payment dates)
+    """
+    empty = pd.DataFrame(columns=["payment_id", "patient_id"])
+    if payments.empty or shares.empty:
+        return empty
+    wanted = shares.merge(payments[["payment_id", "amount_cents", "payment_date"]], on="amount_cents")
+    wanted = wanted[wanted["issue_date"] <= wanted["payment_date"]]
+    if wanted.empty:
+        return empty
+    people = patients[patients["patient_id"].isin(wanted["patient_id"].unique())]
+    names = payments["payer_name"].fillna("")
+    keys = _payer_keys(names.unique()).merge(_patient_keys(people), on=["last", "first"])
+    named = pd.DataFrame({"payment_id": payments["payment_id"], "payer_name": names}).merge(keys, on="payer_name")
+    found = wanted[["payment_id", "patient_id"]].merge(named[["payment_id", "patient_id"]]).drop_duplicates()
+    return found.sort_values(["payment_id", "patient_id"]).reset_index(drop=True)
 
 
 def reconcile(payments: pd.DataFrame, ledger: Ledger) -> Outcome:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.db.session import open_engine
+from tests.app.world import invoices_file, payments_file
 from tools.samples import generate
 
 SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
@@ -59,3 +60,23 @@ def test_a_scale_set_reconciles_the_same_with_and_without_the_set_based_pass(db_
     with_sql, pure = reconciled_both_ways(folder, SCALE_FILES, db_url, tmp_path, settings, in_steps=True)
     assert with_sql == pure
     assert {a[4] for a in with_sql[0]} >= {"explicit", "rf", "text"}
+
+
+@pytest.mark.parametrize("in_steps", [False, True])
+def test_a_patient_line_on_a_settled_share_is_judged_by_the_payers_name_on_both_paths(db_url, tmp_path, settings,
+                                                                                       in_steps):
+    folder = tmp_path / "world"
+    folder.mkdir()
+    invoices_file(folder)
+    payments_file(folder, ["C1;2025-03-05;patient;LEFEVRE ELOISE;45,00;;F2025-000102;;"], "night1.csv")
+    payments_file(folder, ["C2;2025-03-06;patient;MME LEFEVRE ELOISE;45,00;;F2025-000102;;",
+                           "C3;2025-03-07;patient;DE LA FONTAINE JEAN-FRANCOIS;45,00;;F2025-000102;;",
+                           "C4;2025-03-12;patient;J F DE LA FONTAINE;23,00;;F2025-000102;;"], "night2.csv")
+    with_sql, pure = reconciled_both_ways(folder, ("invoices.csv", "night1.csv", "night2.csv"), db_url, tmp_path,
+                                          settings, in_steps)
+    assert with_sql == pure
+    queue = {row[0]: (row[1], row[2], row[4]) for row in with_sql[1]}
+    assert queue["C2"] == ("credit", 4500, "P1")           # the patient paid twice: their credit
+    assert queue["C3"] == ("unmatched", 4500, "P2")        # a mistyped number: not P1's money
+    assert "C4" not in queue                               # the payer's own share, by name and amount
+    assert ("C4", "F2025-000103", "patient", 2300, "name_amount") in with_sql[0]

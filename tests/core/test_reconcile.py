@@ -195,9 +195,9 @@ def test_an_insurer_paying_a_share_it_rejected_takes_it_back_and_the_patient_get
 
 def test_two_payments_for_one_share_are_settled_in_date_order():
     outcome = reconcile(payments({"payment_id": "B", "payment_date": "2025-04-02", "amount_cents": 4500,
-                                  "reference": "F2025-000102"},
+                                  "reference": "F2025-000102", "payer_name": "ELOISE LEFEVRE"},
                                  {"payment_id": "A", "payment_date": "2025-04-01", "amount_cents": 4500,
-                                  "reference": "F2025-000102"}), ledger())
+                                  "reference": "F2025-000102", "payer_name": "ELOISE LEFEVRE"}), ledger())
     assert allocations(outcome) == [("A", "F2025-000102", "patient", 4500, "text")]
     assert exceptions(outcome)["B"][:2] == ("credit", 4500)
 
@@ -289,3 +289,64 @@ def test_the_fast_rf_check_agrees_with_stdnum(text):
     candidate = "RF" + text[2:] if len(text) > 2 and text[0] == "R" else text
     assert is_valid_rf(candidate) == iso11649.is_valid(candidate)
     assert is_valid_rf(rf_reference(text or "0")) if 1 <= len(compact_invoice_number(text or "0")) <= 21 else True
+
+
+# -- a reference naming a stranger's invoice that has nothing left to pay --------------------------
+
+PAID_BY_P1 = ("F2025-000310", "P1", "2025-03-01", 0, 0, 0)          # P1's share, already settled
+OPEN_FOR_P2 = ("F2025-000301", "P2", "2025-03-01", 0, 0, 3100)
+
+
+def test_a_reference_with_two_digits_swapped_is_not_credited_to_the_stranger_it_names():
+    world = ledger(INVOICES + [PAID_BY_P1, OPEN_FOR_P2])
+    outcome = reconcile(payments({"amount_cents": 3100, "payer_name": "J F DE LA FONTAINE",
+                                  "reference": "VIR Facture F2025-000310"}), world)
+    assert allocations(outcome) == [("X000", "F2025-000301", "patient", 3100, "name_amount")]
+    assert outcome.exceptions.empty
+
+
+def test_a_swapped_reference_whose_payer_is_no_patient_waits_in_the_queue_in_nobodys_name():
+    outcome = reconcile(payments({"amount_cents": 2300, "payer_name": "DUBOIS PAUL", "reference": "F2025-000310"}),
+                        ledger(INVOICES + [PAID_BY_P1]))
+    assert allocations(outcome) == []
+    assert exceptions(outcome) == {"X000": ("unmatched", 2300, None)}
+    assert "F2025-000310" in outcome.exceptions["reason"].iloc[0]
+
+
+def test_an_explicit_line_naming_a_strangers_settled_invoice_falls_through_too():
+    outcome = reconcile(payments({"amount_cents": 3100, "payer_name": "DE LA FONTAINE JEAN FRANCOIS",
+                                  "invoice_number": "F2025-000310"}), ledger(INVOICES + [PAID_BY_P1, OPEN_FOR_P2]))
+    assert allocations(outcome) == [("X000", "F2025-000301", "patient", 3100, "name_amount")]
+
+
+def test_a_patient_paying_their_own_settled_invoice_twice_gets_a_credit():
+    outcome = reconcile(payments({"amount_cents": 1500, "payer_name": "LEFEVRE E", "reference": "F2025-000310"}),
+                        ledger(INVOICES + [PAID_BY_P1]))
+    assert exceptions(outcome) == {"X000": ("credit", 1500, "P1")}
+
+
+def test_the_guarantor_paying_a_childs_settled_invoice_again_gets_the_childs_credit():
+    settled = ("F2025-000330", "P3", "2025-03-01", 0, 0, 0)
+    outcome = reconcile(payments({"amount_cents": 1500, "payer_name": "AWA NDIAYE", "reference": "F2025-000330"}),
+                        ledger(INVOICES + [settled]))
+    assert exceptions(outcome) == {"X000": ("credit", 1500, "P3")}
+
+
+def test_a_nameless_payment_naming_a_settled_invoice_is_queued_rather_than_credited():
+    outcome = reconcile(payments({"amount_cents": 1500, "reference": "F2025-000310"}), ledger(INVOICES + [PAID_BY_P1]))
+    assert exceptions(outcome) == {"X000": ("unmatched", 1500, None)}
+
+
+def test_a_stranger_paying_an_invoice_with_something_left_settles_it():
+    outcome = reconcile(payments({"amount_cents": 4500, "payer_name": "DUBOIS PAUL", "reference": "F2025-000102"}),
+                        ledger())
+    assert allocations(outcome) == [("X000", "F2025-000102", "patient", 4500, "text")]
+
+
+def test_a_second_payment_of_a_stranger_on_a_share_settled_in_the_same_run_is_not_credited_to_the_patient():
+    outcome = reconcile(payments({"payment_id": "A", "amount_cents": 4500, "payer_name": "ELOISE LEFEVRE",
+                                  "reference": "F2025-000102"},
+                                 {"payment_id": "B", "payment_date": "2025-04-02", "amount_cents": 4500,
+                                  "payer_name": "DUBOIS PAUL", "reference": "F2025-000102"}), ledger())
+    assert allocations(outcome) == [("A", "F2025-000102", "patient", 4500, "text")]
+    assert exceptions(outcome) == {"B": ("unmatched", 4500, None)}
