@@ -14,7 +14,9 @@ from recouvrement.app.plans import active_plan_invoices
 from recouvrement.app.recipients import has_guarantor, is_minor, recipient_email
 from recouvrement.db.bulk import read_frame as frame
 from recouvrement.app.segmentation import patient_segments
-from recouvrement.core.ladder import Account, LetterHistory, OpenItem
+from recouvrement.core.ladder import (PENDING_PAYMENT_REASON, QUEUED_PAYMENT_REASON, Account, LetterHistory,
+                                      OpenItem)
+from recouvrement.core.reconcile import payer_candidates
 from recouvrement.rules import Rules
 
 _INVOICES = ("SELECT invoice_number, patient_id, issue_date, due_date, amo_cents, amc_cents, patient_cents "
@@ -31,13 +33,17 @@ _MOVED = ("SELECT invoice_number, "
           "MAX(transfer_date) AS transfer_date, MIN(CASE WHEN notified THEN 1 ELSE 0 END) AS notified "
           "FROM share_transfer WHERE transfer_date <= :d AND (reversed_on IS NULL OR reversed_on > :d) "
           "GROUP BY invoice_number")
-_PATIENTS = ("SELECT patient_id, coverage, birth_date, email, guarantor_last_name, guarantor_address, "
-             "guarantor_email FROM patient")
+_PATIENTS = ("SELECT patient_id, coverage, birth_date, email, last_name, first_name, guarantor_last_name, "
+             "guarantor_first_name, guarantor_address, guarantor_email FROM patient")
 # Money in a patient's name not yet matched holds their letters; a known credit is deducted.
 _CREDITS = ("SELECT e.patient_id, SUM(CASE WHEN e.kind = 'credit' THEN 0 ELSE e.remaining_cents END) AS pending, "
             "SUM(CASE WHEN e.kind = 'credit' THEN e.remaining_cents ELSE 0 END) AS credit "
             "FROM payment_exception e JOIN payment p ON p.payment_id = e.payment_id "
             "WHERE e.patient_id IS NOT NULL AND p.payment_date <= :d GROUP BY e.patient_id")
+# Money in nobody's name yet (the payer's name fits several patients, or was unmatched by hand).
+_QUEUED = ("SELECT e.payment_id, e.remaining_cents AS amount_cents, p.payer_name, p.payment_date "
+           "FROM payment_exception e JOIN payment p ON p.payment_id = e.payment_id "
+           "WHERE e.kind <> 'credit' AND e.patient_id IS NULL AND p.payer_type = 'patient' AND p.payment_date <= :d")
 _LETTERS = "SELECT patient_id, level, as_of, letter_id FROM letter WHERE as_of <= :d"
 
 
@@ -93,6 +99,32 @@ def _last_letters(conn: Connection, as_of: date) -> dict[str, LetterHistory]:
             zip(latest["patient_id"], latest["level"], latest["as_of"])}
 
 
+def queued_payment_candidates(conn: Connection, as_of: date, items: pd.DataFrame,
+                              patients: pd.DataFrame) -> dict[str, list[str]]:
+    """Patients a payment waiting in the queue in nobody's name may belong to, with its id: the payer's name
+    is theirs and one of their open shares on as_of equals the amount (core.reconcile.payer_candidates).
+    Each of them is held until a person decides: chasing one would chase a patient who may have paid."""
+    queued = frame(conn, _QUEUED, {"d": as_of})
+    if queued.empty or items.empty:
+        return {}
+    queued["payment_date"] = _dates(queued["payment_date"])
+    queued["amount_cents"] = queued["amount_cents"].astype("int64")
+    shares = pd.DataFrame({"patient_id": items["patient_id"], "amount_cents": items["amount"].astype("int64"),
+                           "issue_date": items["issue_date"]})
+    found = payer_candidates(queued, patients.reset_index(), shares)
+    return {patient: list(group["payment_id"]) for patient, group in found.groupby("patient_id")}
+
+
+def queued_payment_holds(conn: Connection, as_of: date, rules: Rules) -> dict[str, str]:
+    """Every patient whose reminders wait for a payment in the queue on as_of, with the reason (French, no
+    medical detail): a payment in their name, or one in nobody's name that may be theirs."""
+    credits = frame(conn, _CREDITS, {"d": as_of})
+    held = {p: PENDING_PAYMENT_REASON for p, pending in zip(credits["patient_id"], credits["pending"]) if pending > 0}
+    items = open_items_frame(conn, as_of, rules)
+    candidates = queued_payment_candidates(conn, as_of, items, frame(conn, _PATIENTS))
+    return {**{p: QUEUED_PAYMENT_REASON for p in candidates}, **held}
+
+
 def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     """Every patient with patient money due on as_of, with all the facts the ladder decides on."""
     items = open_items_frame(conn, as_of, rules)
@@ -103,6 +135,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     patients = frame(conn, _PATIENTS).set_index("patient_id")
     credits = frame(conn, _CREDITS, {"d": as_of}).set_index("patient_id")
     letters, segments = _last_letters(conn, as_of), patient_segments(conn, as_of, rules)
+    maybe_theirs = queued_payment_candidates(conn, as_of, items, patients)
     accounts = []
     for patient_id, rows in items.groupby("patient_id", sort=True):
         open_items = tuple(
@@ -118,6 +151,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
             on_hold=patient_id in held, has_email=bool(recipient_email(person)),
             is_minor=is_minor(person["birth_date"], as_of), has_guarantor=has_guarantor(person),
             pending_credit_cents=int(money["pending"]) if money is not None else 0,
+            queued_payment_may_be_theirs=patient_id in maybe_theirs,
             segment=segments[patient_id].segment if patient_id in segments else "one_off",
             last_letter=letters.get(patient_id),
             credit_cents=int(money["credit"]) if money is not None else 0))

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from recouvrement.app.accounts import queued_payment_holds
 from recouvrement.app.segmentation import patient_segments, segment_counts
 from recouvrement.cli import Context, cli, out, pass_context
 from recouvrement.errors import RecouvrementError
@@ -26,6 +27,7 @@ def segments(ctx: Context, as_of, patient_id: str | None, rules_dir: Path | None
     rules = load_rules(rules_dir)
     with ctx.engine.connect() as conn:
         results = patient_segments(conn, day, rules, patient_id)
+        waiting = queued_payment_holds(conn, day, rules)
     if patient_id:
         if patient_id not in results:
             raise RecouvrementError(f"no patient {patient_id!r}", field="--patient")
@@ -33,6 +35,8 @@ def segments(ctx: Context, as_of, patient_id: str | None, rules_dir: Path | None
         out.print(f"patient {patient_id} on {day:%d/%m/%Y}: {result.segment}")
         for reason in result.reasons:
             out.print(f"  - {reason}")
+        if patient_id in waiting:
+            out.print(f"  - relances suspendues : {waiting[patient_id]}")
         return
     table = Table(title=f"Segments au {day:%d/%m/%Y}")
     table.add_column("segment")
@@ -41,3 +45,5 @@ def segments(ctx: Context, as_of, patient_id: str | None, rules_dir: Path | None
         table.add_row(name, str(count))
     table.add_row("total", str(len(results)), style="bold")
     out.print(table)
+    if waiting:
+        out.print(f"dont {len(waiting)} patient(s) sans relance tant qu'un paiement attend le rapprochement")

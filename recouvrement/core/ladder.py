@@ -34,6 +34,9 @@ from recouvrement.money import format_eur
 from recouvrement.rules import LadderLevel, Rules
 
 NOTICE_LEVEL = 0
+PENDING_PAYMENT_REASON = "un paiement à son nom attend le rapprochement"
+QUEUED_PAYMENT_REASON = ("un paiement en attente de rapprochement pourrait être le sien (nom du payeur et montant "
+                         "d'une facture concordent) : pas de relance avant la décision")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Account:
     is_minor: bool = False
     has_guarantor: bool = False
     pending_credit_cents: int = 0  # unmatched transfers / unallocated payments attributed to the patient
+    queued_payment_may_be_theirs: bool = False  # a queued payment in nobody's name fits their name and a share
     segment: str = "one_off"
     last_letter: LetterHistory | None = None
     handed_over: bool = False
@@ -149,7 +153,8 @@ def _account_blockers(account: Account, as_of: date) -> tuple[Exclusion, ...]:
         (account.on_hold or account.segment == "on_hold", "on_hold", "relances suspendues pour ce patient"),
         (account.is_minor and not account.has_guarantor, "minor_without_guarantor",
          "patient mineur sans garant connu : aucun courrier"),
-        (account.pending_credit_cents > 0, "pending_credit", "un paiement à son nom attend le rapprochement"),
+        (account.pending_credit_cents > 0, "pending_credit", PENDING_PAYMENT_REASON),
+        (account.queued_payment_may_be_theirs, "queued_payment", QUEUED_PAYMENT_REASON),
         (is_quiet_day(as_of), "quiet_day", "dimanche ou jour férié : aucun envoi, rattrapage le jour ouvré suivant"),
     )
     return tuple(Exclusion(None, code, reason) for applies, code, reason in checks if applies)

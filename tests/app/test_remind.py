@@ -236,3 +236,44 @@ def test_the_cli_prints_the_dry_run_exclusions(engine, settings, db_url, tmp_pat
                                       str(tmp_path / "out"), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "below_minimum" in result.output and "P1" in result.output
+
+
+def namesakes(engine, settings, folder):
+    """'ALAIN DE LA FONTAINE' pays 45 € with no reference: his name fits three patients, two of whom owe 45 €."""
+    rows = [invoice("F2025-000201", "P1", "01/04/2025", "15/04/2025", "45,00", last_name="De La Fontaine"),
+            invoice("F2025-000202", "P2", "01/04/2025", "15/04/2025", "45,00", last_name="Fontaine"),
+            invoice("F2025-000203", "P3", "01/04/2025", "15/04/2025", "30,00", last_name="Fontaine")]
+    load(engine, settings, folder, [r.replace(";Claire;", ";Alain;") for r in rows],
+         ["B1;2025-05-20;patient;ALAIN DE LA FONTAINE;45,00;;;;"])
+
+
+def test_a_queued_payment_whose_name_fits_several_patients_holds_each_one_with_a_share_of_that_amount(
+        engine, settings, tmp_path):
+    namesakes(engine, settings, tmp_path)
+    report = run_remind(engine, with_creditor(settings), MONDAY, tmp_path / "out", dry_run=True)
+    assert lettered(report) == {"P3"}                    # a namesake, but no share of that amount
+    assert excluded(report, "P1") == excluded(report, "P2") == {"queued_payment"}
+    reasons = {e.reason for e in report.exclusions if e.code == "queued_payment"}
+    assert reasons == {"un paiement en attente de rapprochement pourrait être le sien (nom du payeur et montant "
+                       "d'une facture concordent) : pas de relance avant la décision"}
+
+
+def test_once_a_person_matches_the_namesakes_payment_the_other_candidate_is_chased_again(engine, settings, tmp_path):
+    from recouvrement.app.reconcile import manual_match
+    namesakes(engine, settings, tmp_path)
+    manual_match(engine, "B1", "F2025-000201")
+    report = run_remind(engine, with_creditor(settings), MONDAY, tmp_path / "out", dry_run=True)
+    assert lettered(report) == {"P2", "P3"}
+
+
+def test_the_segments_command_says_why_a_namesakes_reminders_wait(engine, settings, db_url, tmp_path):
+    from click.testing import CliRunner
+    from recouvrement.cli import cli
+    import recouvrement.cli.commands  # noqa: F401  (registers the commands)
+    namesakes(engine, settings, tmp_path)
+    (tmp_path / "none.toml").write_text("")
+    base = ["--db", db_url, "--config", str(tmp_path / "none.toml"), "segments", "--as-of", "2025-06-02"]
+    one = CliRunner().invoke(cli, [*base, "--patient", "P2"])
+    assert one.exit_code == 0, one.output
+    assert "pourrait être le sien" in one.output
+    assert "pourrait être le sien" not in CliRunner().invoke(cli, [*base, "--patient", "P3"]).output
