@@ -12,18 +12,24 @@ Decisions where the brief was silent, documented once here:
   the patient keeps the whole case in the building.
 * Amount due = those open shares less every credit in the patient's name, and at least
   `min_amount_cents`.
+* The file names the debtor (app.recipients.debtor_of): the guarantor who received the letters (a
+  parent for a minor, a legal guardian), else the patient; a minor with no guarantor is never handed
+  over (left out as `minor_without_guarantor`). The patient id stays, so the agency's returns match.
 * Agency returns: each collected amount is a payment of payer_type 'agency', id
   ``AGENCY-<case_id>-<yyyymmdd>-<line>``, allocated here at once (rule 'agency', patient share, oldest
   invoice first, Code civil art. 1342-10); what exceeds the case's debt is a credit in the
   patient's name. The payment is stored reconciled, so the matching cascade never sees it.
-  The case takes the status of its latest line (by date, then line). A returned case goes back to
+  The case takes the status of its latest line (by date, then line); a 'collected' line that leaves
+  part of the case unpaid makes it 'partial' (the report never counts it as collected in full). A returned case goes back to
   the clinic's worklist (`returned_cases`) and never back into the ladder: its invoices stay in
   `handed_over_invoices`, like those of every case the agency ever had.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -37,6 +43,8 @@ from recouvrement.app.exports import Amount, write_atomically
 from recouvrement.app.imports import ImportReport
 from recouvrement.app.disputes import as_date, disputed_invoices
 from recouvrement.app.plans import patient_credit_cents
+from recouvrement.app.recipients import debtor_of, has_guarantor, is_minor
+from recouvrement.core.plans import add_months
 from recouvrement.core.ladder import is_time_barred
 from recouvrement.app.reconcile import share_outstanding
 from recouvrement.audit import append_event
@@ -92,7 +100,7 @@ def agency_cases(engine: Engine, as_of: date, rules: Rules) -> Eligibility:
     result = Eligibility()
     with engine.connect() as conn:
         letters = _final_letters(conn, as_of, rules)
-        blocked = _blocked_patients(conn)
+        blocked = {**_minors_without_guarantor(conn, as_of), **_blocked_patients(conn)}
         disputed, handed = disputed_invoices(conn), handed_over_invoices(conn)
         cutoff = as_of - timedelta(days=rules.agency.after_level3_days)
         for patient_id, group in letters.groupby("patient_id", sort=True):
@@ -125,6 +133,15 @@ def _blocked_patients(conn: Connection) -> dict[str, str]:
     blocked.update({p: "on_hold" for p in conn.execute(text("SELECT patient_id FROM hold WHERE released_on IS NULL"))
                     .scalars()})
     return blocked
+
+
+def _minors_without_guarantor(conn: Connection, as_of: date) -> dict[str, str]:
+    """Minors with no guarantor to answer for them: never handed over (a child is never a debtor)."""
+    since = add_months(as_of, -18 * 12) - timedelta(days=1)       # a margin: is_minor decides exactly
+    rows = conn.execute(text("SELECT patient_id, birth_date, guarantor_last_name, guarantor_address FROM patient "
+                             "WHERE birth_date >= :s"), {"s": since}).mappings()
+    return {r["patient_id"]: "minor_without_guarantor" for r in rows
+            if is_minor(r["birth_date"], as_of) and not has_guarantor(r)}
 
 
 def _case(conn, patient_id, letters, as_of, rules, due, issued, blocked, disputed, handed) -> tuple[str, Case | None]:
@@ -198,13 +215,13 @@ def _rows(conn: Connection, cases: list[Case], rules: Rules) -> tuple[list[str],
     header = EXPORT_COLUMNS + contact
     rows = []
     for case in cases:
-        person = conn.execute(text("SELECT last_name, first_name, address, postal_code, city, email, phone "
-                                   "FROM patient WHERE patient_id = :p"), {"p": case.patient_id}).mappings().one()
+        person = debtor_of(conn.execute(text("SELECT * FROM patient WHERE patient_id = :p"),
+                                        {"p": case.patient_id}).mappings().one())
         rows.append([case.case_id, case.patient_id, person["last_name"], person["first_name"], person["address"],
                      person["postal_code"], person["city"], Amount(case.amount_cents),
                      " ".join(n for n, _ in case.invoices), " ".join(d.isoformat() for _, d in case.invoices),
                      case.last_reminder.isoformat(), rf_reference(case.invoices[0][0]),
-                     *(person[c] or "" for c in contact)])
+                     *(person[c] for c in contact)])
     return header, rows
 
 
@@ -234,13 +251,61 @@ class ReturnLine:
     note: str
 
 
+MAX_RETURN_CENTS = 10 ** 17          # 15 digits of euros, as every importer reads amounts
+
+
+def _return_records(path: Path) -> tuple[pd.DataFrame, list[Reject], list[str]]:
+    """The records of a returns CSV as text cells with their `source_line`, read record by record (the file
+    is human-sized): a record whose cells do not fit the header is refused alone, with its line, and the
+    others are kept. Only a file that cannot be read at all, or lacks a column, is refused whole."""
+    from recouvrement.importers.tabular import detect_dialect
+    data = path.read_bytes()
+    dialect = detect_dialect(path, data)
+    try:
+        content = data.decode(dialect.encoding)
+    except UnicodeDecodeError:
+        raise RecouvrementError(f"cannot read as {dialect.encoding} text", file=path.name) from None
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=dialect.separator)
+    header, records, rejects, previous = None, [], [], 0
+    try:
+        for record in reader:
+            line, previous = previous + 1, reader.line_num
+            if not any(cell.strip() for cell in record):
+                continue
+            if header is None:
+                header = [cell.strip().lower() for cell in record]
+                continue
+            cells = [cell.strip() for cell in record]
+            while len(cells) > len(header) and not cells[-1]:
+                cells.pop()                                   # trailing separators are harmless
+            if len(cells) != len(header):
+                rejects.append(Reject(path.name, line, "line", f"{len(cells)} cells where the header has "
+                                                               f"{len(header)}: the line cannot be read"))
+                continue
+            records.append([*cells, line])
+    except csv.Error as error:
+        raise RecouvrementError(f"cannot read as CSV: {error}", file=path.name, line=previous + 1) from None
+    header = header or []
+    missing = [c for c in RETURN_COLUMNS if c not in header]
+    if missing:
+        raise RecouvrementError(f"missing column(s): {', '.join(missing)}", file=path.name, line=1)
+    known = set(RETURN_COLUMNS) | set(RETURN_OPTIONAL)
+    warnings = [f"{path.name}:1: unknown column {c!r} ignored" for c in header if c not in known]
+    raw = pd.DataFrame(records, columns=[*header, "source_line"])
+    for column in RETURN_OPTIONAL:
+        if column not in raw.columns:
+            raw[column] = ""
+    return raw[[*RETURN_COLUMNS, *RETURN_OPTIONAL, "source_line"]], rejects, warnings
+
+
 def read_returns(path: Path) -> tuple[list[ReturnLine], list[Reject], list[str], int]:
     """(valid lines, refused lines, warnings, rows read) of an agency returns CSV; no database."""
-    from recouvrement.importers.tabular import parse_dates, read_table
+    from recouvrement.importers.tabular import parse_dates
     from recouvrement.money import AmountError, parse_amount
-    raw, warnings = read_table(path, RETURN_COLUMNS, RETURN_OPTIONAL)
-    days, bad_days = parse_dates(raw["date"])
-    lines, rejects = [], []
+    raw, rejects, warnings = _return_records(path)
+    read = len(raw) + len(rejects)
+    days, bad_days = parse_dates(raw["date"]) if len(raw) else (pd.Series(dtype=str), pd.Series(dtype=bool))
+    lines = []
     for k, row in enumerate(raw.itertuples(index=False)):
         where = (path.name, int(row.source_line))
         try:
@@ -251,6 +316,7 @@ def read_returns(path: Path) -> tuple[list[ReturnLine], list[Reject], list[str],
                    ("date", f"not a date (expected dd/mm/yyyy or yyyy-mm-dd): {row.date!r}") if bad_days.iloc[k] else
                    ("collected_amount", f"not an amount in euros: {row.collected_amount!r}") if cents is None else
                    ("collected_amount", "negative") if cents < 0 else
+                   ("collected_amount", "too large to be an amount in euros") if cents >= MAX_RETURN_CENTS else
                    ("status", f"must be one of {', '.join(RETURN_STATUSES)}, got {row.status!r}")
                    if row.status.lower() not in RETURN_STATUSES else
                    ("collected_amount", "a 'collected' line needs an amount above zero")
@@ -260,7 +326,7 @@ def read_returns(path: Path) -> tuple[list[ReturnLine], list[Reject], list[str],
         else:
             lines.append(ReturnLine(where[1], row.case_id, date.fromisoformat(days.iloc[k]), cents,
                                     row.status.lower(), row.note))
-    return lines, rejects, warnings, len(raw)
+    return lines, rejects, warnings, read
 
 
 def import_agency_returns(engine: Engine, path: Path, now: datetime | None = None) -> ImportReport:
@@ -344,14 +410,31 @@ def _oldest_first(conn: Connection, numbers: list[str]) -> list[str]:
 
 def _update_status(conn: Connection, case, line: ReturnLine, line_id: str, now: datetime) -> None:
     latest = as_date(case["updated_on"] or case["handed_on"])
+    status = line.status
+    if status == "collected" and not _fully_collected(conn, case):
+        status = "partial"
     if line.day >= latest:  # an older line re-imported never undoes a later status
         conn.execute(text("UPDATE agency_case SET status = :s, updated_on = :d WHERE case_id = :c"),
-                     {"s": line.status, "d": line.day, "c": line.case_id})
-    append_event(conn, "agency_return", {"case_id": line.case_id, "date": line.day, "status": line.status,
+                     {"s": status, "d": line.day, "c": line.case_id})
+    append_event(conn, "agency_return", {"case_id": line.case_id, "date": line.day, "status": status,
                                          "collected_cents": line.cents, "line_id": line_id,
                                          "payment_id": line_id if line.cents else None,
                                          "note": _clean_note(line.note)},
                  patient_id=case["patient_id"], at=now)
+
+
+def collected_cents(conn: Connection, case_id: str) -> int:
+    """What the agency collected on a case, all its return lines together."""
+    return int(conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE payer_type = 'agency' "
+                                 "AND reference = :c"), {"c": case_id}).scalar_one())
+
+
+def _fully_collected(conn: Connection, case) -> bool:
+    """The agency brought the whole case in, or nothing is left to pay on its invoices (the patient may
+    also have paid the clinic directly); anything less is a partial collection, never counted as whole."""
+    if collected_cents(conn, case["case_id"]) >= int(case["amount_cents"]):
+        return True
+    return all(share_outstanding(conn, n, "patient") <= 0 for n in case["invoice_numbers"].split())
 
 
 def _clean_note(note: str) -> str:

@@ -58,3 +58,19 @@ def recipient_of(person):
                          line_of(person["guarantor_city"]) or line_of(person["city"]), recipient_email(person))
     return Recipient(patient_name(person), line_of(person["address"]), line_of(person["postal_code"]),
                      line_of(person["city"]), recipient_email(person))
+
+
+def debtor_of(person) -> dict[str, str]:
+    """Who answers for the debt, as the collection agency must know them: the guarantor who received the
+    letters (a parent for a minor, a legal guardian), else the patient — never a child. The phone is the
+    patient's own and is given only with the patient."""
+    if has_guarantor(person):
+        return {"last_name": line_of(person["guarantor_last_name"]),
+                "first_name": line_of(person["guarantor_first_name"]),
+                "address": line_of(person["guarantor_address"]),
+                "postal_code": line_of(person["guarantor_postal_code"]) or line_of(person["postal_code"]),
+                "city": line_of(person["guarantor_city"]) or line_of(person["city"]),
+                "email": recipient_email(person) or "", "phone": ""}
+    return {**{column: line_of(person[column]) for column in ("last_name", "first_name", "address", "postal_code",
+                                                                "city", "phone")},
+            "email": recipient_email(person) or ""}

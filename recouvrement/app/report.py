@@ -39,7 +39,8 @@ EXCEPTION_LABELS = {"unmatched": "Paiements non rapprochés", "ambiguous": "Paie
                     "credit": "Avoirs / trop-perçus"}
 PLAN_LABELS = {"proposed": "Proposés", "active": "En cours (tenus)", "completed": "Soldés", "broken": "Rompus",
                "cancelled": "Annulés"}
-AGENCY_LABELS = {"handed_over": "Transmis", "collected": "Recouvrés", "closed": "Clos", "returned": "Retournés"}
+AGENCY_LABELS = {"handed_over": "Transmis", "partial": "Recouvrés en partie", "collected": "Recouvrés en totalité",
+                 "closed": "Clos", "returned": "Retournés"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class ReportData:
     disputes: list[dict] = field(default_factory=list)
     letters: list[tuple[str, int, int, int]] = field(default_factory=list)   # label, as_of, window, cents
     plans: list[tuple[str, int, int]] = field(default_factory=list)
-    agency: list[tuple[str, int, int]] = field(default_factory=list)
+    agency: list[tuple[str, int, int, int]] = field(default_factory=list)   # label, cases, handed over, collected
     agency_today: int = 0
     runs: list[dict] = field(default_factory=list)
     audit_events: int = 0
@@ -121,6 +122,19 @@ def _disputes(conn, as_of: date) -> list[dict]:
     return out
 
 
+def _agency(conn, as_of: date) -> list[tuple[str, int, int, int]]:
+    """Cases by status: how many, the amount handed over, and what the agency really collected by as_of
+    (a partial collection is its own line, never counted as collected in full)."""
+    rows = conn.execute(text(
+        "SELECT c.status, COUNT(*), SUM(c.amount_cents), SUM(COALESCE(g.cents, 0)) FROM agency_case c "
+        "LEFT JOIN (SELECT reference, SUM(amount_cents) AS cents FROM payment WHERE payer_type = 'agency' "
+        "AND payment_date <= :a GROUP BY reference) g ON g.reference = c.case_id "
+        "WHERE c.handed_on <= :a GROUP BY c.status"), {"a": as_of}).all()
+    found = {status: (int(n), int(handed or 0), int(collected or 0)) for status, n, handed, collected in rows}
+    ordered = [k for k in AGENCY_LABELS if k in found] + sorted(k for k in found if k not in AGENCY_LABELS)
+    return [(AGENCY_LABELS.get(k, str(k)), *found[k]) for k in ordered]
+
+
 def _runs(conn) -> list[dict]:
     rows = conn.execute(text("SELECT id, as_of, status, started_at, ended_at FROM run ORDER BY id DESC LIMIT 7")).all()
     return [{"id": r[0], "as_of": str(r[1])[:10], "status": r[2], "started": str(r[3])[:16],
@@ -154,8 +168,7 @@ def report_data(engine: Engine, as_of: date) -> ReportData:
                         _groups(conn, letters, {"s": as_of - timedelta(days=LETTERS_WINDOW), "a": as_of}, LEVEL_LABELS)]
         data.plans = _groups(conn, "SELECT status, COUNT(*), SUM(total_cents) FROM plan WHERE proposed_on <= :a "
                              "GROUP BY status", {"a": as_of}, PLAN_LABELS)
-        data.agency = _groups(conn, "SELECT status, COUNT(*), SUM(amount_cents) FROM agency_case WHERE handed_on <= :a "
-                              "GROUP BY status", {"a": as_of}, AGENCY_LABELS)
+        data.agency = _agency(conn, as_of)
         data.agency_today = _scalar(conn, "SELECT COUNT(*) FROM agency_case WHERE handed_on = :a", {"a": as_of})
         data.runs = _runs(conn)
         check = verify(conn)

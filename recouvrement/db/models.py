@@ -212,7 +212,7 @@ class AgencyCase(SQLModel, table=True):
     handed_on: date
     amount_cents: int = cents()
     invoice_numbers: str
-    status: str = "handed_over"                # handed_over | collected | closed | returned
+    status: str = "handed_over"                # handed_over | partial | collected | closed | returned
     updated_on: date | None = None
 
 

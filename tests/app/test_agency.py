@@ -206,7 +206,7 @@ def test_collected_amounts_settle_the_case_invoices_oldest_first(engine, setting
     with engine.connect() as conn:
         allocations = conn.execute(text("SELECT payment_id, invoice_number, payer_type, amount_cents, rule "
                                         "FROM allocation ORDER BY invoice_number")).all()
-        assert conn.execute(text("SELECT status FROM agency_case")).scalar_one() == "collected"
+        assert conn.execute(text("SELECT status FROM agency_case")).scalar_one() == "partial"   # 130 of 150
         assert verify(conn).ok
     assert [tuple(a) for a in allocations] == [
         ("AGENCY-AG-20250420-P1-20250515-2", "F2025-000301", "patient", 12000, "agency"),
@@ -272,3 +272,73 @@ def test_the_agency_commands_export_and_import(engine, settings, db_url, tmp_pat
     path = returns(tmp_path, ["AG-20250420-P1;2025-05-15;10,00;collected;", "NOPE;2025-05-15;10,00;collected;"])
     imported = runner.invoke(cli, [*base, "import", "agency-returns", str(path)])
     assert imported.exit_code == 1 and "NOPE" in imported.output + str(imported.stderr_bytes or b"")
+
+
+# -- the debtor: never a child --------------------------------------------------------------------------
+
+GUARANTOR_HEADER = (INVOICE_HEADER + ";birth_date;guarantor_last_name;guarantor_first_name;guarantor_address;"
+                    "guarantor_postal_code;guarantor_city;guarantor_email")
+
+
+def child(guarantor: bool) -> list[str]:
+    parent = "Martin;Paul;9 rue Basse;75012;Paris;paul@example.org" if guarantor else ";;;;;"
+    return [f"{row.replace('Claire', 'Léa').replace('claire@example.org', '')};2015-06-01;{parent}"
+            for row in (invoice("F2025-000301", "2025-01-10", 12000), invoice("F2025-000302", "2025-01-20", 3000))]
+
+
+def test_the_agency_file_names_the_guarantor_of_a_minor_as_the_debtor(engine, settings, tmp_path):
+    import_file(engine, write(tmp_path / "invoices.csv", GUARANTOR_HEADER, child(guarantor=True)), settings)
+    letter(engine, "L3-P1", date(2025, 4, 1), ["F2025-000301", "F2025-000302"])
+    rules = replace(RULES, agency=AgencyRules(allow_email=True, allow_phone=True))
+    assert export(engine, tmp_path, rules=rules).cases == 1
+    header, row = read_csv(tmp_path / "agency.csv")
+    debtor = dict(zip(header, row))
+    assert [debtor[c] for c in ("patient_id", "last_name", "first_name", "address", "postal_code", "city", "email",
+                                "phone")] == ["P1", "Martin", "Paul", "9 rue Basse", "75012", "Paris", "paul@example.org", ""]
+    assert "Léa" not in (tmp_path / "agency.csv").read_text(encoding="utf-8")
+
+
+def test_a_minor_without_a_guarantor_is_never_handed_over(engine, settings, tmp_path):
+    import_file(engine, write(tmp_path / "invoices.csv", GUARANTOR_HEADER, child(guarantor=False)), settings)
+    letter(engine, "L3-P1", date(2025, 4, 1), ["F2025-000301", "F2025-000302"])
+    assert kept_out(engine, tmp_path) == {"P1": "minor_without_guarantor"}
+
+
+# -- partial collections ------------------------------------------------------------------------------------
+
+def case_status(engine) -> str:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT status FROM agency_case")).scalar_one()
+
+
+def test_a_partial_collection_is_recorded_as_partial_and_reported_apart(engine, settings, tmp_path):
+    from recouvrement.app.report import report_data
+    ready(engine, settings, tmp_path)
+    export(engine, tmp_path)
+    import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-05-15;50,00;collected;"]))
+    assert case_status(engine) == "partial"
+    assert report_data(engine, date(2025, 6, 1)).agency == [("Recouvrés en partie", 1, 15000, 5000)]
+
+
+def test_a_collection_completed_by_a_later_line_is_collected_in_full(engine, settings, tmp_path):
+    from recouvrement.app.report import report_data
+    ready(engine, settings, tmp_path)
+    export(engine, tmp_path)
+    import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-05-15;50,00;collected;",
+                                                     "AG-20250420-P1;2025-05-30;100,00;collected;"]))
+    assert case_status(engine) == "collected"
+    assert report_data(engine, date(2025, 6, 1)).agency == [("Recouvrés en totalité", 1, 15000, 15000)]
+
+
+def test_a_returns_line_that_cannot_be_read_is_refused_alone_with_its_line(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    export(engine, tmp_path)
+    report = import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-05-15;20,00;collected;",
+                                                              "AG-20250420-P1;2025-05-16;Martin Claire, kiné",
+                                                              "AG-20250420-P1;2025-05-17;99999999999999999999;collected;",
+                                                              "AG-20250420-P1;2025-05-18;10,00;collected;;;"]))
+    assert report.imported == 2 and report.rows_read == 4
+    assert [(r.file, r.line, r.field) for r in report.rejects] == [("returns.csv", 3, "line"),
+                                                                   ("returns.csv", 4, "collected_amount")]
+    assert "kiné" not in " ".join(str(r) for r in report.rejects)     # the refused line is never echoed
+    assert patient_due(engine) == 15000 - 3000
