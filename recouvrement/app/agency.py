@@ -51,7 +51,7 @@ from recouvrement.audit import append_event
 from recouvrement.config import Settings
 from recouvrement.core.references import rf_reference
 from recouvrement.errors import RecouvrementError
-from recouvrement.importers.base import Reject
+from recouvrement.importers.base import AMOUNT_TOO_LARGE, Reject
 from recouvrement.money import format_plain
 from recouvrement.render.csvfile import PLAIN, Dialect, csv_document
 from recouvrement.rules import Rules, load_rules
@@ -251,9 +251,6 @@ class ReturnLine:
     note: str
 
 
-MAX_RETURN_CENTS = 10 ** 17          # 15 digits of euros, as every importer reads amounts
-
-
 def _return_records(path: Path) -> tuple[pd.DataFrame, list[Reject], list[str]]:
     """The records of a returns CSV as text cells with their `source_line`, read record by record (the file
     is human-sized): a record whose cells do not fit the header is refused alone, with its line, and the
@@ -301,7 +298,7 @@ def _return_records(path: Path) -> tuple[pd.DataFrame, list[Reject], list[str]]:
 def read_returns(path: Path) -> tuple[list[ReturnLine], list[Reject], list[str], int]:
     """(valid lines, refused lines, warnings, rows read) of an agency returns CSV; no database."""
     from recouvrement.importers.tabular import parse_dates
-    from recouvrement.money import AmountError, parse_amount
+    from recouvrement.money import MAX_LINE_CENTS, AmountError, parse_amount
     raw, rejects, warnings = _return_records(path)
     read = len(raw) + len(rejects)
     days, bad_days = parse_dates(raw["date"]) if len(raw) else (pd.Series(dtype=str), pd.Series(dtype=bool))
@@ -316,7 +313,7 @@ def read_returns(path: Path) -> tuple[list[ReturnLine], list[Reject], list[str],
                    ("date", f"not a date (expected dd/mm/yyyy or yyyy-mm-dd): {row.date!r}") if bad_days.iloc[k] else
                    ("collected_amount", f"not an amount in euros: {row.collected_amount!r}") if cents is None else
                    ("collected_amount", "negative") if cents < 0 else
-                   ("collected_amount", "too large to be an amount in euros") if cents >= MAX_RETURN_CENTS else
+                   ("collected_amount", AMOUNT_TOO_LARGE) if cents > MAX_LINE_CENTS else
                    ("status", f"must be one of {', '.join(RETURN_STATUSES)}, got {row.status!r}")
                    if row.status.lower() not in RETURN_STATUSES else
                    ("collected_amount", "a 'collected' line needs an amount above zero")

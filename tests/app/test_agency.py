@@ -335,7 +335,7 @@ def test_a_returns_line_that_cannot_be_read_is_refused_alone_with_its_line(engin
     export(engine, tmp_path)
     report = import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-05-15;20,00;collected;",
                                                               "AG-20250420-P1;2025-05-16;Martin Claire, kiné",
-                                                              "AG-20250420-P1;2025-05-17;99999999999999999999;collected;",
+                                                              "AG-20250420-P1;2025-05-17;10000000,01;collected;",
                                                               "AG-20250420-P1;2025-05-18;10,00;collected;;;"]))
     assert report.imported == 2 and report.rows_read == 4
     assert [(r.file, r.line, r.field) for r in report.rejects] == [("returns.csv", 3, "line"),
