@@ -69,11 +69,11 @@ def verify(conn: Connection) -> Verification:
         at_text = at if isinstance(at, str) else at.isoformat()
         problem = None
         if seq != expected_seq:
-            problem = f"event {expected_seq} is missing (next is {seq})"
+            problem = f"l'événement {expected_seq} manque (le suivant est {seq})"
         elif prev_hash != prev:
-            problem = "does not follow the previous event (deleted or reordered)"
+            problem = "ne suit pas l'événement précédent (supprimé ou déplacé)"
         elif event_hash(prev, seq, at_text, kind, patient_id, invoice_number, payload) != digest:
-            problem = "its content was changed after it was written"
+            problem = "son contenu a été modifié après son écriture"
         if problem:
             return Verification(len(rows), prev, seq if seq == expected_seq else expected_seq, problem)
         prev, expected_seq = digest, seq + 1

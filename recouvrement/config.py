@@ -73,7 +73,7 @@ class Settings:
     def require_creditor(self) -> Creditor:
         missing = [f.name for f in fields(Creditor) if not getattr(self.creditor, f.name)]
         if missing:
-            raise RecouvrementError(f"the creditor's {', '.join(missing)} must be set to write letters",
+            raise RecouvrementError(f"réglages du créancier manquants pour écrire des lettres : {', '.join(missing)}",
                                     file=str(self.source or "recouvrement.toml"), field="creditor")
         return self.creditor
 
@@ -96,7 +96,7 @@ def config_path(explicit: str | Path | None = None) -> Path | None:
     if chosen:
         path = Path(chosen)
         if not path.exists():
-            raise RecouvrementError("configuration file not found", file=str(path))
+            raise RecouvrementError("fichier de réglages introuvable", file=str(path))
         return path
     default = Path("recouvrement.toml")
     return default if default.exists() else None
@@ -109,11 +109,11 @@ def load_settings(explicit: str | Path | None = None) -> Settings:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RecouvrementError(f"not valid TOML: {exc}", file=str(path)) from None
+        raise RecouvrementError(f"TOML invalide : {exc}", file=str(path)) from None
     sections = {}
     for name, values in data.items():
         if name not in SECTIONS:
-            raise RecouvrementError(f"unknown section [{name}]", file=str(path), field=name)
+            raise RecouvrementError(f"section inconnue [{name}]", file=str(path), field=name)
         sections[name] = _section(path, name, SECTIONS[name], values)
     settings = Settings(**sections, source=path)
     _check_creditor(path, settings.creditor)
@@ -126,16 +126,16 @@ def _section(path: Path, name: str, cls, values: dict):
     kwargs = {}
     for key, value in values.items():
         if key not in known:
-            raise RecouvrementError(f"unknown setting {key!r}", file=str(path), field=f"{name}.{key}")
+            raise RecouvrementError(f"réglage inconnu {key!r}", file=str(path), field=f"{name}.{key}")
         default = getattr(cls(), key)
         if isinstance(default, Path):
             value = _relative(path, value)
         elif isinstance(default, bool) and not isinstance(value, bool):
-            raise RecouvrementError("must be true or false", file=str(path), field=f"{name}.{key}")
+            raise RecouvrementError("doit valoir true ou false", file=str(path), field=f"{name}.{key}")
         elif isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, int):
-            raise RecouvrementError("must be a whole number", file=str(path), field=f"{name}.{key}")
+            raise RecouvrementError("doit être un nombre entier", file=str(path), field=f"{name}.{key}")
         elif isinstance(default, str) and not isinstance(value, str):
-            raise RecouvrementError("must be text", file=str(path), field=f"{name}.{key}")
+            raise RecouvrementError("doit être un texte", file=str(path), field=f"{name}.{key}")
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -147,9 +147,9 @@ def _relative(config: Path, value) -> Path:
 
 def _check_creditor(path: Path, creditor: Creditor) -> None:
     if creditor.siret and not stdnum_siret.is_valid(creditor.siret):
-        raise RecouvrementError("not a valid SIRET", file=str(path), field="creditor.siret")
+        raise RecouvrementError("SIRET invalide", file=str(path), field="creditor.siret")
     if creditor.iban and not stdnum_iban.is_valid(creditor.iban):
-        raise RecouvrementError("not a valid IBAN", file=str(path), field="creditor.iban")
+        raise RecouvrementError("IBAN invalide", file=str(path), field="creditor.iban")
 
 
 def _check_addresses(path: Path, settings: Settings) -> None:
@@ -157,5 +157,5 @@ def _check_addresses(path: Path, settings: Settings) -> None:
     from recouvrement.core.contact import is_valid_email
     for field, value in (("creditor.email", settings.creditor.email), ("smtp.sender", settings.smtp.sender)):
         if value and not is_valid_email(value):
-            raise RecouvrementError("not one valid e-mail address (a single bare address, without a name)",
+            raise RecouvrementError("pas une adresse e-mail valide (une seule adresse nue, sans nom)",
                                     file=str(path), field=field)

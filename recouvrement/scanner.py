@@ -190,7 +190,7 @@ def _files(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.rglob("*")
                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
-    raise RecouvrementError("no such file or folder", file=str(path))
+    raise RecouvrementError("fichier ou dossier introuvable", file=str(path))
 
 
 def scan_paths(paths: Iterable[Path], lexicon: Lexicon | None = None) -> list[tuple[Path, Finding]]:

@@ -31,7 +31,7 @@ def test_verify_prints_the_event_count_and_head_and_exits_0(trail, db_url, tmp_p
     _, count = trail
     result = run(db_url, "audit", "verify", cwd=tmp_path)
     assert result.returncode == 0
-    assert f"{count} event(s), chain intact; head " in result.stdout
+    assert f"{count} événement(s), chaîne intacte ; tête " in result.stdout
 
 
 def test_verify_names_the_first_edited_event_and_exits_1(trail, db_url, tmp_path):
@@ -40,7 +40,7 @@ def test_verify_names_the_first_edited_event_and_exits_1(trail, db_url, tmp_path
         conn.execute(text("UPDATE audit_event SET payload = '{}' WHERE seq = 3"))
     result = run(db_url, "audit", "verify", cwd=tmp_path)
     assert result.returncode == 1
-    assert "broken at event 3" in result.stderr
+    assert "rompu à l'événement 3" in result.stderr
 
 
 def test_verify_names_a_deleted_event_and_exits_1(trail, db_url, tmp_path):
@@ -48,22 +48,22 @@ def test_verify_names_a_deleted_event_and_exits_1(trail, db_url, tmp_path):
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_event WHERE seq = 2"))
     result = run(db_url, "audit", "verify", cwd=tmp_path)
-    assert result.returncode == 1 and "event 2 is missing" in result.stderr
+    assert result.returncode == 1 and "l'événement 2 manque" in result.stderr
 
 
 def test_the_log_lists_a_patients_events_without_the_hold_reason(trail, db_url, tmp_path):
     result = run(db_url, "audit", "log", "--patient", "P3", cwd=tmp_path)
     assert result.returncode == 0
-    assert "hold_release" in result.stdout and "2 event(s) shown" in result.stdout
+    assert "hold_release" in result.stdout and "2 événement(s) affiché(s)" in result.stdout
     assert "protection" not in result.stdout
 
 
 def test_a_dispute_runs_its_course_from_the_command_line(trail, db_url, tmp_path):
     opened = run(db_url, "dispute", "open", "F2025-000101", "--reason", "Conteste l'échographie", "--channel",
                  "email", "--category", "amount", "--received", "2025-04-01", cwd=tmp_path)
-    assert opened.returncode == 0 and "answer due 31/05/2025" in opened.stdout
+    assert opened.returncode == 0 and "réponse due le 31/05/2025" in opened.stdout
     listing = run(db_url, "dispute", "list", "--as-of", "2025-05-25", cwd=tmp_path)
-    assert "F2025-000101" in listing.stdout and "nears" in listing.stdout
+    assert "F2025-000101" in listing.stdout and "proche" in listing.stdout
     assert "chographie" not in listing.stdout
     assert run(db_url, "dispute", "answer", "2", "--note", "tarif expliqué", cwd=tmp_path).returncode == 0
     assert run(db_url, "dispute", "close", "2", cwd=tmp_path).returncode == 0
@@ -72,7 +72,7 @@ def test_a_dispute_runs_its_course_from_the_command_line(trail, db_url, tmp_path
 
 def test_overdue_lists_only_disputes_past_their_deadline(trail, db_url, tmp_path):
     result = run(db_url, "dispute", "list", "--overdue", "--as-of", "2025-06-01", cwd=tmp_path)
-    assert "F2025-000103" in result.stdout and "overdue" in result.stdout
+    assert "F2025-000103" in result.stdout and "dépassée" in result.stdout
     assert "F2025-000103" not in run(db_url, "dispute", "list", "--overdue", "--as-of", "2025-05-30",
                                      cwd=tmp_path).stdout
 
@@ -80,18 +80,18 @@ def test_overdue_lists_only_disputes_past_their_deadline(trail, db_url, tmp_path
 def test_an_illegal_transition_is_one_line_and_exit_2(trail, db_url, tmp_path):
     result = run(db_url, "dispute", "forward", "1", cwd=tmp_path)     # dispute 1 is already forwarded
     assert result.returncode == 2
-    assert "cannot be forwarded" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "ne peut pas devenir transmise" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_a_dispute_on_an_unknown_invoice_exits_2(trail, db_url, tmp_path):
     result = run(db_url, "dispute", "open", "NOPE1", "--reason", "x", cwd=tmp_path)
-    assert result.returncode == 2 and "no invoice 'NOPE1'" in result.stderr
+    assert result.returncode == 2 and "facture inconnue 'NOPE1'" in result.stderr
 
 
 def test_hold_and_release_from_the_command_line(trail, db_url, tmp_path):
     assert run(db_url, "hold", "P1", "--reason", "difficultés", cwd=tmp_path).returncode == 0
     again = run(db_url, "hold", "P1", "--reason", "encore", cwd=tmp_path)
-    assert again.returncode == 2 and "already on hold" in again.stderr
+    assert again.returncode == 2 and "déjà suspendu" in again.stderr
     assert run(db_url, "hold", "P1", "--release", cwd=tmp_path).returncode == 0
     assert run(db_url, "hold", "P1", "--release", cwd=tmp_path).returncode == 2
 
@@ -105,7 +105,7 @@ def test_segments_counts_patients_and_explains_one(trail, db_url, tmp_path):
     table = run(db_url, "segments", "--as-of", "2025-04-15", cwd=tmp_path)
     assert table.returncode == 0 and "on_hold" in table.stdout
     one = run(db_url, "segments", "--as-of", "2025-04-15", "--patient", "P3", cwd=tmp_path)
-    assert "patient P3 on 15/04/2025: on_hold" in one.stdout
+    assert "patient P3 au 15/04/2025 : on_hold" in one.stdout
     assert run(db_url, "segments", "--patient", "P9", cwd=tmp_path).returncode == 2
 
 
@@ -114,7 +114,7 @@ def test_scan_of_a_clean_folder_exits_0(db_url, tmp_path):
     folder.mkdir()
     (folder / "lettre.txt").write_text("Madame, votre facture F2025-000101 reste due : 10,00 €.\n", encoding="utf-8")
     result = run(db_url, "audit", "scan", str(folder), cwd=tmp_path)
-    assert result.returncode == 0 and "no medical data found" in result.stdout
+    assert result.returncode == 0 and "aucune donnée médicale trouvée" in result.stdout
 
 
 def test_scan_prints_each_finding_masked_and_exits_1(db_url, tmp_path):
@@ -126,9 +126,9 @@ def test_scan_prints_each_finding_masked_and_exits_1(db_url, tmp_path):
     assert result.returncode == 1
     assert f"{leak}:2: lexicon: " in result.stdout and f"{leak}:3: ccam: " in result.stdout
     assert "chographie" not in result.stdout and "DEQP003" not in result.stdout
-    assert result.stdout.strip().splitlines()[-1] == "2 finding(s) in 1 file(s)"
+    assert result.stdout.strip().splitlines()[-1] == "2 constat(s) dans 1 fichier(s)"
 
 
 def test_scan_of_a_missing_path_exits_2(db_url, tmp_path):
     result = run(db_url, "audit", "scan", str(tmp_path / "absent"), cwd=tmp_path)
-    assert result.returncode == 2 and "no such file or folder" in result.stderr
+    assert result.returncode == 2 and "fichier ou dossier introuvable" in result.stderr

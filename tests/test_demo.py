@@ -12,8 +12,8 @@ def test_the_demo_runs_the_nightly_job_on_the_samples_and_ends_with_a_clean_scan
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
-    assert "Privacy scan" in done.stdout and ": clean" in done.stdout
-    assert "agency cases: 0" in done.stdout and "plan proposed to" in done.stdout
-    report = done.stdout.strip().splitlines()[-1].split("Report:")[-1].strip()
+    assert "Contrôle de confidentialité" in done.stdout and ": aucune donnée médicale" in done.stdout
+    assert "dossiers remis à l'agence : 0" in done.stdout and "échéancier proposé à" in done.stdout
+    report = done.stdout.strip().splitlines()[-1].split("Rapport :")[-1].strip()
     assert (tmp_path / report).is_file()
     assert list((tmp_path / "demo" / "out" / "agency").glob("agency-2027-01-08*.csv"))

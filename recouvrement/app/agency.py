@@ -189,7 +189,7 @@ def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: 
         return HandoverReport(0, 0, None, None, found.left_out)
     manifest_path = path.with_name(path.name + ".manifest.json")
     if path.exists() or manifest_path.exists():
-        raise RecouvrementError("already exists: an agency export is never overwritten, choose another file",
+        raise RecouvrementError("existe déjà : un fichier pour l'agence n'est jamais écrasé, choisir un autre nom",
                                 file=str(path))
     with engine.begin() as conn:
         header, rows = _rows(conn, found.cases, rules)
@@ -329,7 +329,7 @@ def read_returns(path: Path) -> tuple[list[ReturnLine], list[Reject], list[str],
 def import_agency_returns(engine: Engine, path: Path, now: datetime | None = None) -> ImportReport:
     """Store the agency's returns in one transaction: good lines are applied, bad ones refused with their line."""
     if not path.is_file():
-        raise RecouvrementError("no such file", file=str(path))
+        raise RecouvrementError("fichier introuvable", file=str(path))
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     lines, rejects, warnings, read = read_returns(path)
     report = ImportReport(path.name, "agency_returns_csv", "agency_returns", read, warnings=warnings)

@@ -24,6 +24,7 @@ from recouvrement.money import format_eur
 from recouvrement.scanner import format_finding, scan_paths
 
 ORDER = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "bank_camt053.xml", "bank_cfonb120.txt")
+STATUS_FR = {"ok": "terminé", "failed": "en échec", "running": "en cours"}
 NIGHTS = (date(2026, 11, 23), date(2026, 12, 8), date(2026, 12, 23), date(2027, 1, 8))
 
 
@@ -38,7 +39,7 @@ def run_demo(ctx, samples: Path, folder: Path, out) -> Path | None:
     settings.paths.inbox.mkdir(parents=True, exist_ok=True)
     for name in ORDER:
         shutil.copyfile(samples / name, settings.paths.inbox / name)
-    out.print(f"Sample clinic files dropped into {settings.paths.inbox}")
+    out.print(f"Fichiers de la clinique exemple déposés dans {settings.paths.inbox}")
     report = None
     for night in NIGHTS:
         result = run_nightly(engine, settings, night)
@@ -48,22 +49,24 @@ def run_demo(ctx, samples: Path, folder: Path, out) -> Path | None:
             print_matching(out, engine, folder)
             propose_a_plan(out, engine, settings, night)
     print_scan(out, settings.paths.output)
-    out.print(f"[bold]Report:[/] {report}")
+    out.print("Rapport : ", style="bold", end="")
+    out.print(str(report))
     return report
 
 
 def print_run(out, result: RunResult) -> None:
     counts = result.counts
     files, rows = counts.get("files", {}), counts.get("rows", {})
-    letters = ", ".join(f"level {k}: {v}" for k, v in counts.get("letters", {}).items()) or "none"
-    out.print(f"\n[bold]Nightly run of {result.as_of:%d/%m/%Y}[/] — {result.status}")
+    letters = ", ".join(f"niveau {k} : {v}" for k, v in counts.get("letters", {}).items()) or "aucune"
+    out.print(f"\nPassage de nuit du {result.as_of:%d/%m/%Y}", style="bold", end="")
+    out.print(f" — {STATUS_FR.get(result.status, result.status)}")
     if files.get("seen"):
-        out.print(f"  files: {files.get('seen')} seen, {files.get('imported')} imported, "
-                  f"{files.get('quarantined')} quarantined; rows: {rows.get('imported')} imported, "
-                  f"{rows.get('refused', 0)} refused")
-    out.print(f"  letters: {letters}; agency cases: {counts.get('agency_cases', 0)}")
+        out.print(f"  fichiers : {files.get('seen')} vus, {files.get('imported')} importés, "
+                  f"{files.get('quarantined')} en quarantaine ; lignes : {rows.get('imported')} importées, "
+                  f"{rows.get('refused', 0)} refusées")
+    out.print(f"  lettres : {letters} ; dossiers remis à l'agence : {counts.get('agency_cases', 0)}")
     for error in result.errors:
-        out.print(f"  note: {error}")
+        out.print(f"  note : {error}")
 
 
 def print_matching(out, engine, folder: Path) -> None:
@@ -72,13 +75,14 @@ def print_matching(out, engine, folder: Path) -> None:
         by_rule = conn.execute(text("SELECT rule, COUNT(DISTINCT payment_id) FROM allocation GROUP BY rule "
                                     "ORDER BY rule")).all()
         queue = conn.execute(text("SELECT kind, COUNT(*) FROM payment_exception GROUP BY kind ORDER BY kind")).all()
-    out.print(f"  payments matched, of {total} with money:")
+    out.print(f"  paiements rapprochés, sur {total} porteurs d'argent :")
     for rule, count in by_rule:
-        out.print(f"    by {rule:<12} {count:>5}  ({100 * count / max(total, 1):.1f} %)")
+        share = f"{100 * count / max(total, 1):.1f}".replace(".", ",")
+        out.print(f"    par {rule:<12} {count:>5}  ({share} %)")
     for kind, count in queue:
-        out.print(f"    left in the queue, {kind:<10} {count:>3}")
+        out.print(f"    laissés dans la file, {kind:<10} {count:>3}")
     export_exceptions(engine, folder / "exceptions.csv")
-    out.print(f"    exceptions to review: {folder / 'exceptions.csv'}")
+    out.print(f"    exceptions à examiner : {folder / 'exceptions.csv'}")
 
 
 def propose_a_plan(out, engine, settings: Settings, as_of: date) -> None:
@@ -91,17 +95,18 @@ def propose_a_plan(out, engine, settings: Settings, as_of: date) -> None:
         except RecouvrementError:
             continue                      # e.g. disputed or time-barred: the next one
         schedule = ", ".join(f"{i.due_date:%d/%m/%Y} {format_eur(i.amount_cents)}" for i in plan.instalments[:3])
-        out.print(f"  plan proposed to {patient_id}: {format_eur(plan.total_cents)} in {len(plan.instalments)} "
-                  f"instalment(s) ({schedule}{', …' if len(plan.instalments) > 3 else ''}); letter "
+        out.print(f"  échéancier proposé à {patient_id} : {format_eur(plan.total_cents)} en {len(plan.instalments)} "
+                  f"échéance(s) ({schedule}{', …' if len(plan.instalments) > 3 else ''}) ; lettre "
                   f"{plan.files[0]}")
         return
-    out.print("  no patient debt a plan could cover")
+    out.print("  aucune dette de patient qu'un échéancier pourrait couvrir")
 
 
 def print_scan(out, folder: Path) -> None:
     findings = scan_paths([folder]) if folder.exists() else []
     count = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
-    out.print(f"\n[bold]Privacy scan[/] of {count} file(s) written in {folder}: "
-              + ("clean" if not findings else f"{len(findings)} finding(s)"))
+    out.print("\nContrôle de confidentialité", style="bold", end="")
+    out.print(f" de {count} fichier(s) écrits dans {folder} : "
+              + ("aucune donnée médicale" if not findings else f"{len(findings)} constat(s)"))
     for path, finding in findings:
         out.print(f"  {format_finding(path, finding)}")

@@ -23,6 +23,7 @@ NEAR_DAYS = 10        # "nears": due within this many days
 CHANNELS = ("phone", "email", "letter", "desk")
 CATEGORIES = ("amount", "billing-error", "insurer", "service", "other")
 STATUSES = ("open", "forwarded", "answered", "closed")
+STATUS_FR = {"open": "ouverte", "forwarded": "transmise", "answered": "répondue", "closed": "close"}
 # action → (statuses it may start from, status it leads to)
 TRANSITIONS = {
     "forward": (("open",), "forwarded"),
@@ -75,7 +76,7 @@ def text_digest(value: str) -> str:
 
 def _choice(value: str, choices: tuple[str, ...], field: str) -> str:
     if value not in choices:
-        raise RecouvrementError(f"{value!r} is not one of {', '.join(choices)}", field=field)
+        raise RecouvrementError(f"{value!r} n'est pas parmi {', '.join(choices)}", field=field)
     return value
 
 
@@ -83,7 +84,7 @@ def _invoice_patient(conn: Connection, invoice_number: str) -> str:
     patient = conn.execute(text("SELECT patient_id FROM invoice WHERE invoice_number = :i"),
                            {"i": invoice_number}).scalar_one_or_none()
     if patient is None:
-        raise RecouvrementError(f"no invoice {invoice_number!r}", field="INVOICE_NUMBER")
+        raise RecouvrementError(f"facture inconnue {invoice_number!r}", field="INVOICE_NUMBER")
     return patient
 
 
@@ -110,7 +111,7 @@ def _row(record) -> DisputeRow:
 def get_dispute(conn: Connection, dispute_id: int) -> DisputeRow:
     record = conn.execute(text(_SELECT + " WHERE d.id = :d"), {"d": dispute_id}).first()
     if record is None:
-        raise RecouvrementError(f"no dispute #{dispute_id}", field="ID")
+        raise RecouvrementError(f"réclamation inconnue n° {dispute_id}", field="ID")
     return _row(record)
 
 
@@ -128,7 +129,7 @@ def open_dispute(engine: Engine, invoice_number: str, reason: str, *, channel: s
                  category: str = "other", received: date | None = None, now: datetime | None = None) -> int:
     """Register a complaint about an invoice; returns its id. Its collection pauses until it is closed."""
     if not reason.strip():
-        raise RecouvrementError("a dispute needs a reason", field="--reason")
+        raise RecouvrementError("une réclamation demande un motif", field="--reason")
     _choice(channel, CHANNELS, "--channel")
     _choice(category, CATEGORIES, "--category")
     at = _now(now)
@@ -151,7 +152,7 @@ def open_dispute(engine: Engine, invoice_number: str, reason: str, *, channel: s
 def add_note(engine: Engine, dispute_id: int, note: str, *, now: datetime | None = None) -> None:
     """Append a note to a dispute, whatever its status; it changes nothing else."""
     if not note.strip():
-        raise RecouvrementError("the note is empty", field="TEXT")
+        raise RecouvrementError("la note est vide", field="TEXT")
     at = _now(now)
     with engine.begin() as conn:
         dispute = get_dispute(conn, dispute_id)
@@ -166,8 +167,9 @@ def _transition(engine: Engine, dispute_id: int, action: str, note: str | None, 
     with engine.begin() as conn:
         dispute = get_dispute(conn, dispute_id)
         if dispute.status not in sources:
-            raise RecouvrementError(f"dispute #{dispute_id} is {dispute.status}: it cannot be {target} "
-                                    f"(only from {' or '.join(sources)})", field="ID")
+            raise RecouvrementError(f"la réclamation n° {dispute_id} est {STATUS_FR.get(dispute.status, dispute.status)} : elle ne peut "
+                                    f"pas devenir {STATUS_FR.get(target, target)} (seulement depuis "
+                                    f"{' ou '.join(STATUS_FR.get(s, s) for s in sources)})", field="ID")
         closed_on = (on or at.date()) if target == "closed" else None
         conn.execute(text("UPDATE dispute SET status = :s, closed_on = :c WHERE id = :d"),
                      {"s": target, "c": closed_on, "d": dispute_id})
@@ -189,7 +191,7 @@ def forward_dispute(engine: Engine, dispute_id: int, note: str | None = None, *,
 def answer_dispute(engine: Engine, dispute_id: int, note: str, *, now: datetime | None = None) -> str:
     """open or forwarded → answered; the note says what was answered."""
     if not note or not note.strip():
-        raise RecouvrementError("an answer needs a note saying what was answered", field="--note")
+        raise RecouvrementError("une réponse demande une note disant ce qui a été répondu", field="--note")
     return _transition(engine, dispute_id, "answer", note, now)
 
 

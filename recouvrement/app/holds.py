@@ -33,7 +33,7 @@ def _now(now: datetime | None) -> datetime:
 def _check_patient(conn: Connection, patient_id: str) -> None:
     known = conn.execute(text("SELECT 1 FROM patient WHERE patient_id = :p"), {"p": patient_id}).first()
     if known is None:
-        raise RecouvrementError(f"no patient {patient_id!r}", field="PATIENT_ID")
+        raise RecouvrementError(f"patient inconnu {patient_id!r}", field="PATIENT_ID")
 
 
 def _active_hold_id(conn: Connection, patient_id: str) -> int | None:
@@ -45,13 +45,13 @@ def place_hold(engine: Engine, patient_id: str, reason: str, *, since: date | No
                now: datetime | None = None) -> int:
     """Pause all collection for a patient from `since` (default today); returns the hold's id."""
     if not reason.strip():
-        raise RecouvrementError("a hold needs a reason", field="--reason")
+        raise RecouvrementError("une suspension demande un motif", field="--reason")
     at = _now(now)
     since = since or at.date()
     with engine.begin() as conn:
         _check_patient(conn, patient_id)
         if _active_hold_id(conn, patient_id) is not None:
-            raise RecouvrementError(f"patient {patient_id} is already on hold", field="PATIENT_ID")
+            raise RecouvrementError(f"le patient {patient_id} est déjà suspendu", field="PATIENT_ID")
         hold_id = conn.execute(text("INSERT INTO hold (patient_id, reason, since) VALUES (:p, :r, :s) RETURNING id"),
                                {"p": patient_id, "r": reason, "s": since}).scalar_one()
         append_event(conn, "hold", {"hold_id": hold_id, "since": since, "reason_sha256": text_digest(reason)},
@@ -67,10 +67,10 @@ def release_hold(engine: Engine, patient_id: str, *, on: date | None = None, now
         _check_patient(conn, patient_id)
         hold_id = _active_hold_id(conn, patient_id)
         if hold_id is None:
-            raise RecouvrementError(f"patient {patient_id} is not on hold", field="PATIENT_ID")
+            raise RecouvrementError(f"le patient {patient_id} n'est pas suspendu", field="PATIENT_ID")
         since = as_date(conn.execute(text("SELECT since FROM hold WHERE id = :h"), {"h": hold_id}).scalar_one())
         if on < since:
-            raise RecouvrementError(f"the hold began on {since}: it cannot end before", field="--on")
+            raise RecouvrementError(f"la suspension a commencé le {since:%d/%m/%Y} : elle ne peut pas finir avant", field="--on")
         conn.execute(text("UPDATE hold SET released_on = :o WHERE id = :h"), {"o": on, "h": hold_id})
         append_event(conn, "hold_release", {"hold_id": hold_id, "released_on": on}, patient_id=patient_id, at=at)
     return hold_id

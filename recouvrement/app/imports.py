@@ -56,7 +56,10 @@ class ImportRefused(RecouvrementError):
 
     def __init__(self, report: ImportReport) -> None:
         self.report = report
-        super().__init__(f"{len(report.rejects)} row(s) refused, file not imported", file=report.file)
+        super().__init__(f"{len(report.rejects)} ligne(s) refusée(s), fichier non importé", file=report.file)
+
+
+KIND_FR = {"invoices": "factures", "payments": "paiements"}
 
 
 def importer(format_name: str):
@@ -65,20 +68,21 @@ def importer(format_name: str):
 
 def detect_format(path: Path) -> str:
     if not path.is_file():
-        raise RecouvrementError("no such file", file=str(path))
+        raise RecouvrementError("fichier introuvable", file=str(path))
     head = read_head(path)
     for name in FORMATS:
         if importer(name).sniff(head, path.name):
             return name
-    raise RecouvrementError("unknown file format (expected an invoices or payments CSV with our column "
-                            "names, a camt.053 XML statement or a CFONB 120 statement)", file=path.name)
+    raise RecouvrementError("format de fichier inconnu (attendu : un CSV de factures ou de paiements avec nos "
+                            "noms de colonnes, un relevé camt.053 XML ou un relevé CFONB 120)", file=path.name)
 
 
 def parse_file(path: Path, settings: Settings, expect: str | None = None) -> tuple[str, Parsed]:
     format_name = detect_format(path)
     module = importer(format_name)
     if expect and module.KIND != expect:
-        raise RecouvrementError(f"this is a {module.KIND} file ({format_name}), not {expect}", file=path.name)
+        raise RecouvrementError(f"ce fichier est de type {KIND_FR.get(module.KIND, module.KIND)} ({format_name}), "
+                                f"pas {KIND_FR.get(expect, expect)}", file=path.name)
     if format_name == "invoices_csv":
         parsed = module.read(path, nir_key=settings.nir_key(), keep_care=settings.privacy.keep_care)
     else:

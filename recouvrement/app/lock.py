@@ -34,8 +34,8 @@ class LockHeld(RecouvrementError):
 
     def __init__(self, name: str, holder: str, since: datetime | None) -> None:
         self.name, self.holder, self.since = name, holder, since
-        when = f" since {since:%Y-%m-%d %H:%M} UTC" if since else ""
-        super().__init__(f"another {name} run is in progress ({holder}{when}); try again later", field="lock")
+        when = f" depuis le {since:%d/%m/%Y %H:%M} UTC" if since else ""
+        super().__init__(f"un autre passage {name} est en cours ({holder}{when}) ; réessayer plus tard", field="lock")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from recouvrement.core.ladder import is_time_barred
 from recouvrement.config import Settings
 from recouvrement.core.plans import Instalment, PlanStatus, plan_status, propose_plan
 from recouvrement.errors import RecouvrementError
+from recouvrement.money import format_eur
 from recouvrement.rules import Rules, load_rules
 
 
@@ -91,8 +92,8 @@ def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *,
     owed = sum(s.due_cents for s in shares)
     total = owed - credits
     if not shares or total <= 0:
-        raise RecouvrementError(f"patient {patient_id} owes nothing a plan could cover on {as_of.isoformat()} "
-                                f"(open shares {owed} cents, credits {credits} cents)", field="PATIENT_ID")
+        raise RecouvrementError(f"le patient {patient_id} ne doit rien qu'un échéancier pourrait couvrir au {as_of:%d/%m/%Y} "
+                                f"(parts ouvertes {format_eur(owed)}, avoirs {format_eur(credits)})", field="PATIENT_ID")
     try:
         instalments = propose_plan(total, as_of, rules, months=months)
     except ValueError as exc:
@@ -122,15 +123,15 @@ def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *,
 def _patient(conn: Connection, patient_id: str):
     row = conn.execute(text("SELECT * FROM patient WHERE patient_id = :p"), {"p": patient_id}).mappings().first()
     if row is None:
-        raise RecouvrementError(f"no patient {patient_id!r}", field="PATIENT_ID")
+        raise RecouvrementError(f"patient inconnu {patient_id!r}", field="PATIENT_ID")
     return row
 
 
 def _recipient(patient, as_of: date):
     """The guarantor when the patient has one, else the patient; never a minor."""
     if not has_guarantor(patient) and is_minor(patient["birth_date"], as_of):
-        raise RecouvrementError(f"patient {patient['patient_id']} is a minor without a guarantor: "
-                                "no letter is ever addressed to a minor", field="PATIENT_ID")
+        raise RecouvrementError(f"le patient {patient['patient_id']} est mineur et sans garant : "
+                                "aucune lettre n'est jamais adressée à un mineur", field="PATIENT_ID")
     return recipient_of(patient)
 
 
@@ -169,7 +170,7 @@ def _write_letter(view, folder: Path, stem: str) -> tuple[Path, Path]:
 def _plan(conn: Connection, plan_id: int):
     row = conn.execute(text("SELECT * FROM plan WHERE id = :i"), {"i": plan_id}).mappings().first()
     if row is None:
-        raise RecouvrementError(f"no plan {plan_id}", field="PLAN_ID")
+        raise RecouvrementError(f"échéancier inconnu {plan_id}", field="PLAN_ID")
     return row
 
 
@@ -178,16 +179,16 @@ def accept(engine: Engine, plan_id: int, on: date, now: datetime | None = None) 
     with engine.begin() as conn:
         plan = _plan(conn, plan_id)
         if plan["status"] != "proposed":
-            raise RecouvrementError(f"plan {plan_id} is {plan['status']}: only a proposed plan can be accepted",
+            raise RecouvrementError(f"l'échéancier {plan_id} est {plan['status']} : seul un échéancier proposé peut être accepté",
                                     field="PLAN_ID")
         if on < as_date(plan["proposed_on"]):
-            raise RecouvrementError(f"plan {plan_id} was proposed on {plan['proposed_on']}: it cannot be accepted "
-                                    "before", field="--on")
+            raise RecouvrementError(f"l'échéancier {plan_id} a été proposé le {as_date(plan['proposed_on']):%d/%m/%Y} : il ne peut "
+                                    "pas être accepté avant", field="--on")
         other = conn.execute(text("SELECT id FROM plan WHERE patient_id = :p AND status = 'active'"),
                              {"p": plan["patient_id"]}).scalar_one_or_none()
         if other is not None:
-            raise RecouvrementError(f"patient {plan['patient_id']} already has an active plan ({other}): "
-                                    "cancel it first", field="PLAN_ID")
+            raise RecouvrementError(f"le patient {plan['patient_id']} a déjà un échéancier actif ({other}) : "
+                                    "l'annuler d'abord", field="PLAN_ID")
         conn.execute(text("UPDATE plan SET status = 'active', accepted_on = :d WHERE id = :i"),
                      {"d": on, "i": plan_id})
         append_event(conn, "plan_accepted", {"plan_id": plan_id, "accepted_on": on},
@@ -199,7 +200,7 @@ def cancel(engine: Engine, plan_id: int, on: date, now: datetime | None = None) 
     with engine.begin() as conn:
         plan = _plan(conn, plan_id)
         if plan["status"] not in ("proposed", "active"):
-            raise RecouvrementError(f"plan {plan_id} is already {plan['status']}", field="PLAN_ID")
+            raise RecouvrementError(f"l'échéancier {plan_id} est déjà {plan['status']}", field="PLAN_ID")
         conn.execute(text("UPDATE plan SET status = 'cancelled', ended_on = :d WHERE id = :i"),
                      {"d": on, "i": plan_id})
         append_event(conn, "plan_cancelled", {"plan_id": plan_id, "was": plan["status"], "ended_on": on},

@@ -15,6 +15,7 @@ from recouvrement.core.reconcile import SHARE_OF_PAYER, Ledger, Outcome, reconci
 from recouvrement.db.bulk import bulk_insert, read_frame as frame
 from recouvrement.db.session import bulk_transaction
 from recouvrement.errors import RecouvrementError
+from recouvrement.money import format_eur
 from recouvrement.importers.base import PAYMENT_COLUMNS
 
 RETRIED = ("unmatched", "ambiguous")      # queue entries a later run tries again (new invoices may fit)
@@ -279,9 +280,9 @@ def _payment(conn: Connection, payment_id: str):
     row = conn.execute(text("SELECT payment_id, payer_type, amount_cents, status FROM payment WHERE payment_id = :p"),
                        {"p": payment_id}).first()
     if row is None:
-        raise RecouvrementError(f"no payment {payment_id!r}", field="PAYMENT_ID")
+        raise RecouvrementError(f"paiement inconnu {payment_id!r}", field="PAYMENT_ID")
     if row.status != "paid":
-        raise RecouvrementError(f"payment {payment_id} is a rejection line: it carries no money", field="PAYMENT_ID")
+        raise RecouvrementError(f"le paiement {payment_id} est une ligne de rejet : il ne porte pas d'argent", field="PAYMENT_ID")
     return row
 
 
@@ -290,7 +291,7 @@ def share_outstanding(conn: Connection, invoice_number: str, payer_type: str) ->
     invoice = conn.execute(text(f"SELECT {share}_cents FROM invoice WHERE invoice_number = :i"),
                            {"i": invoice_number}).scalar_one_or_none()
     if invoice is None:
-        raise RecouvrementError(f"no invoice {invoice_number!r}", field="INVOICE_NUMBER")
+        raise RecouvrementError(f"facture inconnue {invoice_number!r}", field="INVOICE_NUMBER")
     allocated = conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM allocation WHERE invoice_number = :i "
                                   "AND payer_type = :s"), {"i": invoice_number, "s": share}).scalar_one()
     moved = conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM share_transfer WHERE invoice_number = :i "
@@ -310,8 +311,8 @@ def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: in
         due = share_outstanding(conn, invoice_number, payment.payer_type)
         amount = min(remaining, due) if cents is None else cents
         if amount <= 0 or amount > remaining or amount > due:
-            raise RecouvrementError(f"cannot allocate {amount} cents: the payment has {remaining} left and the "
-                                    f"invoice's {payment.payer_type} share {due} due", field="--amount")
+            raise RecouvrementError(f"impossible d'affecter {format_eur(amount)} : il reste {format_eur(remaining)} sur le paiement "
+                                    f"et {format_eur(due)} dus sur la part {payment.payer_type} de la facture", field="--amount")
         share = "patient" if payment.payer_type == "agency" else payment.payer_type
         conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
                           "created_at) VALUES (:p, :i, :s, :a, 'manual', :t)"),

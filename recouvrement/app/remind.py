@@ -247,7 +247,7 @@ def _send(engine: Engine, settings: Settings, out_dir: Path, emails: list, repor
     if not emails:
         return
     if not settings.smtp.host:
-        report.email_note = f"e-mails written to {out_dir}, not sent (no SMTP settings)"
+        report.email_note = f"e-mails écrits dans {out_dir}, non envoyés (pas de réglages SMTP)"
         return
     import email
     import email.policy
@@ -267,7 +267,7 @@ def _send(engine: Engine, settings: Settings, out_dir: Path, emails: list, repor
             append_event(conn, "reminder_sent", {"letter_id": written.letter_id, "channel": "email"},
                          patient_id=written.patient_id)
         report.emails_sent += 1
-    report.email_note = f"{report.emails_sent} e-mail(s) sent through {settings.smtp.host}"
+    report.email_note = f"{report.emails_sent} e-mail(s) envoyé(s) par {settings.smtp.host}"
 
 
 def write_manifest(engine: Engine, as_of: date, out_dir: Path) -> Path:

@@ -1,26 +1,74 @@
 """The `recouvrement` command line: small click commands over the application layer.
 
 Every command opens the database named by --db / RECOUVREMENT_DB (default: SQLite file
-recouvrement.db here) and the settings named by --config / RECOUVREMENT_CONFIG. A user error prints
-one line naming file, line and field, and exits 2; never a traceback.
+recouvrement.db here) and the settings named by --config / RECOUVREMENT_CONFIG. What a person reads
+is in French. A user error prints one line naming file, line and field; never a traceback.
+
+Exit statuses (documented in README.md):
+  0  done;
+  1  done, but something was refused (rows of an import, a document, a failed nightly step);
+  2  user error: bad option, missing or unreadable file, bad settings — nothing was changed;
+  3  the nightly lock is held by another run;
+  4  database error (unreachable, refused the operation) — nothing was changed;
+  70 internal error (a bug): one line; RECOUVREMENT_DEBUG=1 shows the traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from datetime import date, datetime
 from functools import cached_property
+from zoneinfo import ZoneInfo
 
 import click
+import rich.table
 from rich.console import Console
-from rich.markup import escape
 
 from recouvrement import __version__
 from recouvrement.config import Settings, load_settings
 from recouvrement.db.session import open_engine
 from recouvrement.errors import RecouvrementError
 
-console = Console(stderr=True, highlight=False)
-out = Console(highlight=False, soft_wrap=True)
+USER_ERROR_EXIT = 2
+DATABASE_ERROR_EXIT = 4
+INTERNAL_ERROR_EXIT = 70
+
+
+def _width(stream) -> int | None:
+    """Piped output is read by a program or a file: never cut it to 80 columns."""
+    if os.environ.get("COLUMNS") or stream.isatty():
+        return None
+    return 400
+
+
+# Markup is off: a value from outside (a payer's name, a file name) is printed as it is, and a
+# "[/red]" in it can neither restyle nor crash the display. Styles are given with style=.
+console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True, width=_width(sys.stderr))
+out = Console(highlight=False, markup=False, soft_wrap=True, width=_width(sys.stdout))
+
+
+class Table(rich.table.Table):
+    """A rich table that never cuts a value ("2027-0…"): on a narrow screen its text columns wrap between
+    words; when even that does not fit, the table is drawn at its narrowest whole width and the terminal
+    wraps the lines, so every date and amount stays whole."""
+
+    def __rich_console__(self, console, options):
+        narrowest = self.__rich_measure__(console, options.update(max_width=10_000)).minimum
+        if narrowest > options.max_width:
+            options = options.update(max_width=narrowest + len(self.columns))   # rich measures a little short
+        yield from super().__rich_console__(console, options)
+
+
+def error(message: object, label: str = "erreur") -> None:
+    """One line on stderr: `label : message`, the label in red."""
+    console.print(f"{label} : ", style="bold red", end="")
+    console.print(str(message))
+
+
+def warning(message: object, label: str = "avertissement") -> None:
+    console.print(f"{label} : ", style="yellow", end="")
+    console.print(str(message))
 
 
 class Context:
@@ -34,6 +82,11 @@ class Context:
     @cached_property
     def engine(self):
         return open_engine(self.db_url)
+
+    @cached_property
+    def today(self) -> date:
+        """The clinic's day (the [schedule] timezone, Europe/Paris by default)."""
+        return datetime.now(ZoneInfo(self.settings.schedule.timezone)).date()
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -50,21 +103,51 @@ def cli(ctx: click.Context, db: str | None, config: str | None) -> None:
     ctx.obj = Context(db, config)
 
 
+def database_message(exc: Exception) -> str:
+    """One line about a database error, without the SQL statement or its parameters (they may hold
+    patients' data): the driver's first line only."""
+    from sqlalchemy import exc as sa
+    if isinstance(exc, sa.ArgumentError):
+        return "adresse de base de données invalide (--db ou RECOUVREMENT_DB)"
+    original = getattr(exc, "orig", None)
+    detail = str(original if original is not None else exc).strip().splitlines()
+    first = detail[0] if detail else type(exc).__name__
+    if isinstance(exc, sa.OperationalError):
+        return f"base de données inaccessible : {first}"
+    return f"la base de données a refusé l'opération : {first}"
+
+
 def main() -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from recouvrement.cli import commands  # noqa: F401  (registers the commands)
+    from recouvrement.cli.french import install as french
+    french()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
-        console.print("aborted")
+        error("abandon")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except RecouvrementError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
-        sys.exit(2)
+        error(exc)
+        sys.exit(USER_ERROR_EXIT)
+    except SQLAlchemyError as exc:
+        error(database_message(exc))
+        sys.exit(DATABASE_ERROR_EXIT)
+    except OSError as exc:
+        where = f"{exc.filename} : " if exc.filename else ""
+        error(f"{where}{exc.strerror or type(exc).__name__}")
+        sys.exit(USER_ERROR_EXIT)
     except SystemExit:
         raise
     except KeyboardInterrupt:
-        console.print("interrupted")
+        error("interrompu")
         sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("RECOUVREMENT_DEBUG"):
+            raise
+        error(f"erreur interne ({type(exc).__name__}) ; relancer avec RECOUVREMENT_DEBUG=1 pour le détail")
+        sys.exit(INTERNAL_ERROR_EXIT)

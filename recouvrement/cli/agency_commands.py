@@ -9,13 +9,14 @@ from pathlib import Path
 import click
 
 from recouvrement.app.agency import export_agency, import_agency_returns
-from recouvrement.cli import Context, console, out, pass_context
+from recouvrement.cli import Context, out, pass_context, warning
+from recouvrement.cli.options import as_of_option
 from recouvrement.cli.import_commands import _print_summary, _report_rejects, export_group, format_option, import_group
 from recouvrement.money import format_eur
 
 
 @export_group.command("agency")
-@click.option("--as-of", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Day of the handover.")
+@as_of_option("Day of the handover (dd/mm/yyyy or ISO).", required=True)
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="CSV to write (never overwritten); FILE.manifest.json is written beside it.")
 @format_option
@@ -29,15 +30,15 @@ def export_agency_command(ctx: Context, as_of, out_file: Path, dialect) -> None:
     address, amounts, invoice numbers and dates, and the RF reference: never a NIR or any care detail.
     Exported cases leave the reminder ladder for good.
     """
-    report = export_agency(ctx.engine, ctx.settings, as_of.date(), out_file, dialect=dialect)
+    report = export_agency(ctx.engine, ctx.settings, as_of, out_file, dialect=dialect)
     if not report.cases:
-        out.print(f"nothing new to hand over on {as_of.date().isoformat()} (no file written)")
+        out.print(f"rien de nouveau à remettre le {as_of:%d/%m/%Y} (aucun fichier écrit)")
     else:
-        out.print(f"{report.cases} case(s), {format_eur(report.total_cents)}, written to {report.file}; "
-                  f"manifest {report.manifest}")
+        out.print(f"{report.cases} dossier(s), {format_eur(report.total_cents)}, écrits dans {report.file} ; "
+                  f"manifeste {report.manifest}")
     reasons = Counter(report.left_out.values())
     if reasons:
-        out.print("kept in the building: " + ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())))
+        out.print("gardés à la clinique : " + ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())))
 
 
 @import_group.command("agency-returns")
@@ -55,8 +56,8 @@ def import_agency_returns_command(ctx: Context, file: Path, rejects_file: Path |
     """
     report = import_agency_returns(ctx.engine, file)
     _print_summary([report])
-    for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+    for message in report.warnings:
+        warning(message)
     if report.rejects:
         _report_rejects(report.rejects, rejects_file)
         sys.exit(1)

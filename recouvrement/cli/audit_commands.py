@@ -6,10 +6,8 @@ import sys
 from pathlib import Path
 
 import click
-from rich.table import Table
-
 from recouvrement.app.audit_views import DEFAULT_LIMIT, audit_log, verify_log
-from recouvrement.cli import Context, cli, console, out, pass_context
+from recouvrement.cli import Context, Table, cli, error, out, pass_context
 from recouvrement.scanner import format_finding, scan_paths
 
 
@@ -24,10 +22,10 @@ def audit_verify(ctx: Context) -> None:
     """Check the hash chain of every event; exit 1 naming the first bad event."""
     result = verify_log(ctx.engine)
     if result.ok:
-        out.print(f"{result.events} event(s), chain intact; head {result.head}")
+        out.print(f"{result.events} événement(s), chaîne intacte ; tête {result.head}")
         return
-    console.print(f"[bold red]audit trail broken at event {result.first_bad}:[/] {result.problem} "
-                  f"({result.events} event(s) read; last good hash {result.head})")
+    error(f"{result.problem} ({result.events} événement(s) lus ; dernière empreinte bonne {result.head})",
+          label=f"journal d'audit rompu à l'événement {result.first_bad}")
     sys.exit(1)
 
 
@@ -41,13 +39,13 @@ def audit_log_command(ctx: Context, patient_id: str | None, invoice_number: str 
     """The latest events, oldest first: seq, time, kind, patient, invoice, payload summary."""
     rows = audit_log(ctx.engine, patient_id=patient_id, invoice_number=invoice_number, limit=limit)
     table = Table(title="Journal d'audit")
-    for column in ("seq", "time (UTC)", "kind", "patient", "invoice", "payload"):
+    for column in ("seq", "heure (UTC)", "type", "patient", "facture", "contenu"):
         table.add_column(column, justify="right" if column == "seq" else "left", overflow="fold")
     for r in rows:
         table.add_row(str(r.seq), r.at.replace("T", " ")[:19], r.kind, r.patient_id or "", r.invoice_number or "",
                       r.summary())
     out.print(table)
-    out.print(f"{len(rows)} event(s) shown")
+    out.print(f"{len(rows)} événement(s) affiché(s)")
 
 
 @audit.command("scan")
@@ -56,9 +54,9 @@ def audit_scan(paths: tuple[Path, ...]) -> None:
     """Scan files and folders for medical data; print each finding masked; exit 1 if any."""
     findings = scan_paths(paths)
     for path, finding in findings:
-        out.print(format_finding(path, finding), markup=False)
+        out.print(format_finding(path, finding))
     files = len({path for path, _ in findings})
     if findings:
-        out.print(f"{len(findings)} finding(s) in {files} file(s)")
+        out.print(f"{len(findings)} constat(s) dans {files} fichier(s)")
         sys.exit(1)
-    out.print("no medical data found")
+    out.print("aucune donnée médicale trouvée")

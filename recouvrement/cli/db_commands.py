@@ -18,4 +18,4 @@ def db_upgrade(ctx: Context) -> None:
     engine = open_engine(ctx.db_url, migrate=False)
     was_current = schema_is_current(engine)
     upgrade(engine)
-    out.print("schema already up to date" if was_current else "schema upgraded")
+    out.print("schéma déjà à jour" if was_current else "schéma mis à jour")

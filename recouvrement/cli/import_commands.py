@@ -6,11 +6,9 @@ import sys
 from pathlib import Path
 
 import click
-from rich.table import Table
-
 from recouvrement.app.imports import ImportRefused, ImportReport, import_file
 from recouvrement.app.exports import export_payments, write_rejects
-from recouvrement.cli import Context, cli, console, out, pass_context
+from recouvrement.cli import Context, Table, cli, console, error, out, pass_context, warning
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import Reject
 from recouvrement.render.csvfile import DIALECTS
@@ -22,6 +20,10 @@ def import_group() -> None:
 
 
 def _run_imports(ctx: Context, files: tuple[Path, ...], expect: str, strict: bool, rejects_file: Path | None) -> None:
+    missing = [path for path in files if not path.is_file()]
+    if missing:   # a typo on the command line: nothing is imported, the user corrects it
+        raise RecouvrementError("fichier introuvable" if not missing[0].exists() else "ce n'est pas un fichier",
+                                file=str(missing[0]))
     reports: list[ImportReport] = []
     failed = False
     for path in files:
@@ -29,14 +31,15 @@ def _run_imports(ctx: Context, files: tuple[Path, ...], expect: str, strict: boo
             reports.append(import_file(ctx.engine, path, ctx.settings, expect=expect, strict=strict))
         except ImportRefused as exc:
             reports.append(exc.report)
-            console.print(f"[red]refused:[/] {exc}")
+            error(exc, label="refusé")
         except RecouvrementError as exc:   # one unreadable file does not stop the others
-            console.print(f"[red]error:[/] {exc}")
+            error(exc)
             failed = True
-    _print_summary(reports)
+    if reports:
+        _print_summary(reports)
     rejects = [r for report in reports for r in report.rejects]
-    for warning in (w for report in reports for w in report.warnings):
-        console.print(f"[yellow]warning:[/] {warning}")
+    for message in (w for report in reports for w in report.warnings):
+        warning(message)
     if rejects:
         _report_rejects(rejects, rejects_file)
     if rejects or failed:
@@ -45,8 +48,8 @@ def _run_imports(ctx: Context, files: tuple[Path, ...], expect: str, strict: boo
 
 def _print_summary(reports: list[ImportReport]) -> None:
     table = Table(title="Import")
-    for column in ("file", "format", "rows", "imported", "already there", "refused"):
-        table.add_column(column, justify="left" if column in ("file", "format") else "right")
+    for column in ("fichier", "format", "lignes", "importées", "déjà là", "refusées"):
+        table.add_column(column, justify="left" if column in ("fichier", "format") else "right")
     for r in reports:
         table.add_row(r.file, r.format, str(r.rows_read), str(r.imported), str(r.duplicates), str(len(r.rejects)))
     out.print(table)
@@ -55,12 +58,12 @@ def _print_summary(reports: list[ImportReport]) -> None:
 def _report_rejects(rejects: list[Reject], rejects_file: Path | None) -> None:
     if rejects_file:
         write_rejects(rejects_file, [(r.file, r.line, r.field, r.reason) for r in rejects])
-        console.print(f"{len(rejects)} refused row(s) listed in {rejects_file}")
+        console.print(f"{len(rejects)} ligne(s) refusée(s) listée(s) dans {rejects_file}")
     shown = rejects[:50]
     for reject in shown:
-        console.print(f"[red]refused[/] {reject}", markup=True)
+        error(reject, label="refusée")
     if len(rejects) > len(shown):
-        console.print(f"… and {len(rejects) - len(shown)} more (use --rejects FILE for the full list)")
+        console.print(f"… et {len(rejects) - len(shown)} autre(s) (--rejects FICHIER pour la liste complète)")
 
 
 def _import_command(kind: str):
@@ -106,4 +109,4 @@ def export_payments_command(ctx: Context, out_file: Path, dialect) -> None:
     Example: recouvrement export payments --out paiements.csv --format excel-fr
     """
     count = export_payments(ctx.engine, out_file, dialect)
-    out.print(f"{count} payment(s) written to {out_file}")
+    out.print(f"{count} paiement(s) écrit(s) dans {out_file}")

@@ -2,37 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import click
-from rich.table import Table
-
 from recouvrement.app.accounts import queued_payment_holds
 from recouvrement.app.segmentation import patient_segments, segment_counts
-from recouvrement.cli import Context, cli, out, pass_context
+from recouvrement.cli import Context, Table, cli, out, pass_context
+from recouvrement.cli.options import as_of_option
 from recouvrement.errors import RecouvrementError
 from recouvrement.rules import load_rules
 
 
 @cli.command()
-@click.option("--as-of", type=click.DateTime(["%Y-%m-%d", "%d/%m/%Y"]), help="Day of the assessment (default today).")
+@as_of_option("Day of the assessment (dd/mm/yyyy or ISO; default: today).")
 @click.option("--patient", "patient_id", help="One patient's segment and its reasons.")
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of the policy files (default: the bundled rules/).")
 @pass_context
 def segments(ctx: Context, as_of, patient_id: str | None, rules_dir: Path | None) -> None:
     """Patients per segment (one_off, chronic, on_hold); with --patient, that patient's and why."""
-    day = as_of.date() if as_of else date.today()
+    day = as_of
     rules = load_rules(rules_dir)
     with ctx.engine.connect() as conn:
         results = patient_segments(conn, day, rules, patient_id)
         waiting = queued_payment_holds(conn, day, rules)
     if patient_id:
         if patient_id not in results:
-            raise RecouvrementError(f"no patient {patient_id!r}", field="--patient")
+            raise RecouvrementError(f"patient inconnu {patient_id!r}", field="--patient")
         result = results[patient_id]
-        out.print(f"patient {patient_id} on {day:%d/%m/%Y}: {result.segment}")
+        out.print(f"patient {patient_id} au {day:%d/%m/%Y} : {result.segment}")
         for reason in result.reasons:
             out.print(f"  - {reason}")
         if patient_id in waiting:

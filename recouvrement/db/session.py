@@ -60,14 +60,15 @@ def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
     try:
         engine = create_engine(url, future=True)
     except (ArgumentError, ImportError) as exc:
-        raise RecouvrementError(f"cannot use database URL {url!r}: {exc}", field="--db") from None
+        raise RecouvrementError("adresse de base de données inutilisable (--db ou RECOUVREMENT_DB) : "
+                                f"{type(exc).__name__}", field="--db") from None   # the URL may hold a password
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
         if migrate:
             upgrade(engine)
     except OperationalError as exc:
-        raise RecouvrementError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
+        raise RecouvrementError(f"impossible d'ouvrir la base {engine.url.render_as_string(hide_password=True)} : "
                                 f"{exc.orig}", field="--db") from None
     return engine
 

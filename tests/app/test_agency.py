@@ -180,7 +180,7 @@ def test_running_the_same_export_again_hands_nothing_over_twice(engine, settings
 def test_an_existing_export_file_is_never_overwritten(engine, settings, tmp_path):
     ready(engine, settings, tmp_path)
     (tmp_path / "agency.csv").write_text("earlier handover\n")
-    with pytest.raises(RecouvrementError, match="never overwritten"):
+    with pytest.raises(RecouvrementError, match="jamais écrasé"):
         export(engine, tmp_path)
     with engine.connect() as conn:
         assert handed_over_invoices(conn) == set()
@@ -268,7 +268,7 @@ def test_the_agency_commands_export_and_import(engine, settings, db_url, tmp_pat
     done = runner.invoke(cli, [*base, "export", "agency", "--as-of", "2025-04-20", "--out", str(tmp_path / "a.csv")])
     assert done.exit_code == 0, done.output
     again = runner.invoke(cli, [*base, "export", "agency", "--as-of", "2025-04-20", "--out", str(tmp_path / "b.csv")])
-    assert "nothing new to hand over" in again.output
+    assert "rien de nouveau à remettre" in again.output
     path = returns(tmp_path, ["AG-20250420-P1;2025-05-15;10,00;collected;", "NOPE;2025-05-15;10,00;collected;"])
     imported = runner.invoke(cli, [*base, "import", "agency-returns", str(path)])
     assert imported.exit_code == 1 and "NOPE" in imported.output + str(imported.stderr_bytes or b"")

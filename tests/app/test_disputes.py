@@ -47,7 +47,7 @@ def test_an_opened_dispute_keeps_its_channel_category_and_answer_due_60_days_lat
 
 
 def test_a_dispute_on_an_unknown_invoice_is_refused(world):
-    with pytest.raises(RecouvrementError, match="no invoice 'F2099-1'"):
+    with pytest.raises(RecouvrementError, match="facture inconnue 'F2099-1'"):
         open_dispute(world, "F2099-1", REASON)
 
 
@@ -73,7 +73,7 @@ def test_the_desk_may_answer_without_forwarding(world):
 def test_an_answered_dispute_cannot_be_forwarded(world):
     dispute_id = opened(world)
     answer_dispute(world, dispute_id, "réponse", now=NOW)
-    with pytest.raises(RecouvrementError, match="is answered: it cannot be forwarded"):
+    with pytest.raises(RecouvrementError, match="est répondue : elle ne peut pas devenir transmise"):
         forward_dispute(world, dispute_id, now=NOW)
 
 
@@ -82,7 +82,7 @@ def test_a_closed_dispute_cannot_be_reopened_by_any_action(world):
     close_dispute(world, dispute_id, now=NOW)
     for action in (lambda: forward_dispute(world, dispute_id), lambda: answer_dispute(world, dispute_id, "x"),
                    lambda: close_dispute(world, dispute_id)):
-        with pytest.raises(RecouvrementError, match="is closed"):
+        with pytest.raises(RecouvrementError, match="est close"):
             action()
     assert dispute(world, dispute_id).status == "closed"
 
@@ -104,7 +104,7 @@ def test_an_answer_needs_a_note(world):
 
 
 def test_an_unknown_dispute_is_a_clear_error(world):
-    with pytest.raises(RecouvrementError, match="no dispute #42"):
+    with pytest.raises(RecouvrementError, match="réclamation inconnue n° 42"):
         add_note(world, 42, "x")
 
 

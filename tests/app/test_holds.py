@@ -43,24 +43,24 @@ def test_a_released_patient_is_free_from_the_release_day(world):
 
 
 def test_a_hold_on_an_unknown_patient_is_refused(world):
-    with pytest.raises(RecouvrementError, match="no patient 'P9'"):
+    with pytest.raises(RecouvrementError, match="patient inconnu 'P9'"):
         place_hold(world, "P9", REASON)
 
 
 def test_a_second_hold_on_a_held_patient_is_refused(world):
     place_hold(world, "P2", REASON, now=NOW)
-    with pytest.raises(RecouvrementError, match="already on hold"):
+    with pytest.raises(RecouvrementError, match="déjà suspendu"):
         place_hold(world, "P2", "autre", now=NOW)
 
 
 def test_releasing_a_patient_without_a_hold_is_refused(world):
-    with pytest.raises(RecouvrementError, match="not on hold"):
+    with pytest.raises(RecouvrementError, match="n'est pas suspendu"):
         release_hold(world, "P1", now=NOW)
 
 
 def test_a_hold_cannot_end_before_it_began(world):
     place_hold(world, "P2", REASON, since=date(2025, 4, 1), now=NOW)
-    with pytest.raises(RecouvrementError, match="cannot end before"):
+    with pytest.raises(RecouvrementError, match="ne peut pas finir avant"):
         release_hold(world, "P2", on=date(2025, 3, 1), now=NOW)
 
 

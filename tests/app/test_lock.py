@@ -92,10 +92,10 @@ def test_a_nightly_started_while_another_process_holds_the_lock_exits_with_statu
         second = subprocess.run(["recouvrement", "--db", db_url, "nightly", "--as-of", "2026-11-23", "--wait", "1"],
                                 cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert second.returncode == 3
-        assert "another nightly run is in progress" in second.stderr
+        assert "un autre passage nightly est en cours" in second.stderr
     finally:
         holder.stdin.close()
         holder.wait(timeout=60)
     third = subprocess.run(["recouvrement", "--db", db_url, "nightly", "--as-of", "2026-11-23"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
-    assert third.returncode != 3 and "run 1 for 2026-11-23" in third.stdout
+    assert third.returncode != 3 and "passage 1 du 23/11/2026" in third.stdout

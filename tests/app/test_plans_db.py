@@ -99,7 +99,7 @@ def test_disputed_and_time_barred_invoices_are_left_out_of_a_plan(engine, clinic
 def test_a_patient_who_owes_nothing_gets_no_plan(engine, clinic, tmp_path):
     world(engine, clinic, tmp_path, [invoice("F2025-000201", "2025-01-10", 1000)])
     pay(engine, clinic, tmp_path, [("C1", "2025-02-01", 1000, "F2025-000201")])
-    with pytest.raises(RecouvrementError, match="owes nothing"):
+    with pytest.raises(RecouvrementError, match="ne doit rien"):
         propose(engine, "P1", date(2025, 3, 31), clinic, rules=RULES)
 
 
@@ -128,7 +128,7 @@ def test_a_patient_has_only_one_active_plan(engine, clinic, tmp_path):
     first = propose(engine, "P1", date(2025, 3, 31), clinic, rules=RULES)
     second = propose(engine, "P1", date(2025, 3, 31), clinic, rules=RULES)
     accept(engine, first.plan_id, date(2025, 4, 1))
-    with pytest.raises(RecouvrementError, match="already has an active plan"):
+    with pytest.raises(RecouvrementError, match="a déjà un échéancier actif"):
         accept(engine, second.plan_id, date(2025, 4, 1))
 
 
@@ -218,4 +218,4 @@ def test_the_plan_commands_propose_accept_and_show(db_url, tmp_path):
     assert (tmp_path / "letters" / "echeancier_1.pdf").exists()
     assert runner.invoke(cli, [*base, "plan", "accept", "1", "--on", "2025-04-01"]).exit_code == 0
     shown = runner.invoke(cli, [*base, "plan", "show", "--patient", "P1", "--as-of", "2025-04-01"])
-    assert shown.exit_code == 0 and "active" in shown.output and "2025-06-30" in shown.output
+    assert shown.exit_code == 0 and "actif" in shown.output and "30/06/2025" in shown.output

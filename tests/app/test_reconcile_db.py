@@ -161,7 +161,7 @@ def test_a_manual_match_settles_a_queued_payment_and_is_audited(engine, settings
 def test_a_manual_match_cannot_take_more_than_the_share_owes(engine, settings, tmp_path):
     world(engine, settings, tmp_path)
     run_reconcile(engine)
-    with pytest.raises(RecouvrementError, match="cannot allocate"):
+    with pytest.raises(RecouvrementError, match="impossible d'affecter"):
         manual_match(engine, "B3", "F2025-000102", 1200)        # already paid by B1
 
 
