@@ -56,7 +56,7 @@ def test_an_edited_payload_is_named(trail):
     engine, _ = trail
     sql(engine, "UPDATE audit_event SET payload = :p WHERE seq = 3", p='{"forged": true}')
     result = verify_log(engine)
-    assert result.first_bad == 3 and "changed" in result.problem
+    assert result.first_bad == 3 and "modifié" in result.problem
 
 
 def test_an_edited_patient_is_named(trail):
@@ -75,7 +75,7 @@ def test_a_deleted_event_is_named(trail):
     engine, _ = trail
     sql(engine, "DELETE FROM audit_event WHERE seq = 4")
     result = verify_log(engine)
-    assert result.first_bad == 4 and "missing" in result.problem
+    assert result.first_bad == 4 and "manque" in result.problem
 
 
 def test_a_deleted_first_event_is_named(trail):
@@ -90,7 +90,7 @@ def test_two_swapped_events_are_named_at_the_first(trail):
     sql(engine, "UPDATE audit_event SET seq = 3 WHERE seq = 4")
     sql(engine, "UPDATE audit_event SET seq = 4 WHERE seq = -1")
     result = verify_log(engine)
-    assert result.first_bad == 3 and "reordered" in result.problem
+    assert result.first_bad == 3 and "déplacé" in result.problem
 
 
 def test_a_forged_event_with_a_recomputed_hash_breaks_the_next_link(trail):
