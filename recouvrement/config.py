@@ -52,7 +52,12 @@ class Paths:
 @dataclass(frozen=True)
 class Privacy:
     keep_care: bool = False            # keep care descriptions / act codes in the sealed invoice_care table
-    nir_key_file: Path = Path(".recouvrement-nir.key")
+    nir_key_file: Path | None = None   # default: beside the settings file, else in the user's data folder
+
+
+@dataclass(frozen=True)
+class Inbox:
+    settle_seconds: int = 10           # a file changed more recently than this is still being written
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class Settings:
     paths: Paths = field(default_factory=Paths)
     privacy: Privacy = field(default_factory=Privacy)
     schedule: Schedule = field(default_factory=Schedule)
+    inbox: Inbox = field(default_factory=Inbox)
     source: Path | None = None
 
     def require_creditor(self) -> Creditor:
@@ -77,18 +83,53 @@ class Settings:
                                     file=str(self.source or "recouvrement.toml"), field="creditor")
         return self.creditor
 
+    def nir_key_path(self) -> Path:
+        """Where the NIR key lives, never in the current folder (each folder would make its own key and
+        hash the same NIR differently): `[privacy] nir_key_file` (relative to the settings file), else
+        `recouvrement-nir.key` beside the settings file, else `$XDG_DATA_HOME/recouvrement/nir.key`
+        (~/.local/share/recouvrement/nir.key) when there is no settings file."""
+        if self.privacy.nir_key_file is not None:
+            return self.privacy.nir_key_file
+        if self.source is not None:
+            return self.source.parent / NIR_KEY_NAME
+        data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(data_home) / "recouvrement" / "nir.key"
+
     def nir_key(self) -> bytes:
-        """The installation's secret for hashing NIRs: RECOUVREMENT_NIR_KEY, else a key file made once."""
+        """The installation's secret for hashing NIRs: RECOUVREMENT_NIR_KEY, else the key file, made once."""
         if os.environ.get("RECOUVREMENT_NIR_KEY"):
             return os.environ["RECOUVREMENT_NIR_KEY"].encode()
-        path = self.privacy.nir_key_file
-        if not path.exists():
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
-        return path.read_text().strip().encode()
+        return read_or_create_key(self.nir_key_path())
 
 
-SECTIONS = {"creditor": Creditor, "smtp": Smtp, "paths": Paths, "privacy": Privacy, "schedule": Schedule}
+NIR_KEY_NAME = "recouvrement-nir.key"
+
+
+def read_or_create_key(path: Path) -> bytes:
+    """The key in `path`, created once (0600, written whole before it appears: two processes creating it at
+    the same moment end up with the same key, the second one's attempt being dropped)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(partial, path)     # fails if another process made the key first: theirs is kept
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    key = path.read_text(encoding="ascii").strip()
+    if not key:
+        raise RecouvrementError("clé NIR vide", file=str(path))
+    return key.encode()
+
+
+SECTIONS = {"creditor": Creditor, "smtp": Smtp, "paths": Paths, "privacy": Privacy, "schedule": Schedule,
+            "inbox": Inbox}
 
 
 def config_path(explicit: str | Path | None = None) -> Path | None:
@@ -115,7 +156,7 @@ def load_settings(explicit: str | Path | None = None) -> Settings:
         if name not in SECTIONS:
             raise RecouvrementError(f"section inconnue [{name}]", file=str(path), field=name)
         sections[name] = _section(path, name, SECTIONS[name], values)
-    settings = Settings(**sections, source=path)
+    settings = Settings(**sections, source=path.resolve())   # a later chdir must not move the key
     _check_creditor(path, settings.creditor)
     _check_addresses(path, settings)
     return settings
@@ -128,7 +169,9 @@ def _section(path: Path, name: str, cls, values: dict):
         if key not in known:
             raise RecouvrementError(f"réglage inconnu {key!r}", file=str(path), field=f"{name}.{key}")
         default = getattr(cls(), key)
-        if isinstance(default, Path):
+        if isinstance(default, Path) or (cls is Privacy and key == "nir_key_file"):
+            if not isinstance(value, str) or not value:
+                raise RecouvrementError("doit être un chemin (texte)", file=str(path), field=f"{name}.{key}")
             value = _relative(path, value)
         elif isinstance(default, bool) and not isinstance(value, bool):
             raise RecouvrementError("doit valoir true ou false", file=str(path), field=f"{name}.{key}")
@@ -142,7 +185,7 @@ def _section(path: Path, name: str, cls, values: dict):
 
 def _relative(config: Path, value) -> Path:
     path = Path(value)
-    return path if path.is_absolute() else config.parent / path
+    return path if path.is_absolute() else config.resolve().parent / path
 
 
 def _check_creditor(path: Path, creditor: Creditor) -> None:

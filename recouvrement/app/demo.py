@@ -28,9 +28,42 @@ STATUS_FR = {"ok": "terminé", "failed": "en échec", "running": "en cours"}
 NIGHTS = (date(2026, 11, 23), date(2026, 12, 8), date(2026, 12, 23), date(2027, 1, 8))
 
 
+MARKER = ".recouvrement-demo"          # says the folder was made by the demo, so the demo may clean it
+MADE = ("inbox", "archive", "quarantine", "out", "exceptions.csv")
+
+
+def prepare_folder(folder: Path, samples: Path, own_database: bool) -> str:
+    """The demo's folder, clean: made if absent, emptied of a previous demo's results if it has the marker,
+    refused if it holds something else. Its settings file (a copy of the sample clinic's) and its NIR key
+    stay, so the everyday commands run from the folder find the same database, settings and key."""
+    if folder.exists() and not (folder / MARKER).exists() and any(folder.iterdir()):
+        raise RecouvrementError("le dossier existe et ne vient pas de la démo : choisir un autre --dir",
+                                file=str(folder), field="--dir")
+    again = (folder / MARKER).exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in MADE:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    if own_database:
+        for name in ("recouvrement.db", "recouvrement.db-wal", "recouvrement.db-shm"):
+            (folder / name).unlink(missing_ok=True)
+    if not (folder / "recouvrement.toml").exists():
+        shutil.copyfile(samples / "recouvrement.toml", folder / "recouvrement.toml")
+    (folder / MARKER).write_text("made by `recouvrement demo`; the demo empties this folder when run again\n",
+                                 encoding="utf-8")
+    if not again:
+        return f"Dossier de démonstration : {folder}"
+    return (f"Dossier de démonstration {folder} déjà utilisé : résultats précédents effacés"
+            + (", base de données repartie de zéro" if own_database else " (base --db utilisée telle quelle)"))
+
+
 def demo_settings(settings: Settings, folder: Path) -> Settings:
-    return replace(settings, privacy=replace(settings.privacy, nir_key_file=folder / "nir.key"),
-                   paths=Paths(folder / "inbox", folder / "archive", folder / "quarantine", folder / "out"))
+    """The folder's settings; its files are complete when dropped, so the inbox does not wait for them."""
+    return replace(settings, paths=Paths(folder / "inbox", folder / "archive", folder / "quarantine", folder / "out"),
+                   inbox=replace(settings.inbox, settle_seconds=0))
 
 
 def run_demo(ctx, samples: Path, folder: Path, out) -> Path | None:
@@ -49,8 +82,6 @@ def run_demo(ctx, samples: Path, folder: Path, out) -> Path | None:
             print_matching(out, engine, folder)
             propose_a_plan(out, engine, settings, night)
     print_scan(out, settings.paths.output)
-    out.print("Rapport : ", style="bold", end="")
-    out.print(str(report))
     return report
 
 

@@ -13,10 +13,13 @@ could chase someone who paid); the report is still written, and the run is recor
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from recouvrement.app.exports import write_rejects
 from recouvrement.app.agency import export_agency
@@ -44,6 +48,8 @@ log = logging.getLogger(__name__)
 PAUSE_HOOK = "RECOUVREMENT_TEST_PAUSE_AFTER_FILE"   # tests: sleep after committing file N, before moving it
 # Files still being written by whoever drops them (scp, rsync, a mounted share) are not ours yet.
 IN_PROGRESS = (".part", ".tmp", ".partial", ".crdownload", ".filepart")
+STAGING = ".staging"                  # in the archive folder: the private copies being imported
+MAX_NAME_BYTES = 200                  # leaves room for "-NN", ".rejects.csv" and ".part" within 255 bytes
 
 
 @dataclass
@@ -56,6 +62,7 @@ class RunResult:
     report: Path | None = None
     archived: list[Path] = field(default_factory=list)
     quarantined: list[Path] = field(default_factory=list)
+    left: list["Left"] = field(default_factory=list)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -121,17 +128,134 @@ def _day(value) -> date:
 
 # ---------------------------------------------------------------- the inbox
 
-def inbox_files(inbox: Path) -> list[Path]:
-    """Regular files of the inbox, by name; hidden files and files still being written are left alone."""
+@dataclass(frozen=True)
+class Left:
+    """An inbox entry the run did not take, and why (reported in the run's errors)."""
+    name: str
+    reason: str
+
+
+def _shown(name: str) -> str:
+    """A name as it can be printed: undecodable bytes escaped, at most 80 characters."""
+    text_ = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text_ if len(text_) <= 80 else f"{text_[:60]}…{text_[-15:]}"
+
+
+def sort_inbox(inbox: Path) -> tuple[list[Path], list[Left]]:
+    """The inbox's regular files by name, and a decision for every other entry, never following a link.
+
+    Left alone, each with its reason: symbolic links (a link may point anywhere: /etc/passwd; it is
+    never followed, never copied), sub-folders (not read: files are dropped directly in the inbox),
+    hidden entries, files still being uploaded under the `*.part` convention (or .tmp, .partial,
+    .crdownload, .filepart: renamed when complete, they are taken the night after), and anything that
+    is not a regular file (a pipe, a socket)."""
     if not inbox.is_dir():
-        return []
-    return sorted((p for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and not p.name.lower().endswith(IN_PROGRESS) and not p.name.endswith(".rejects.csv")),
-                  key=lambda p: p.name)
+        return [], []
+    files, left = [], []
+    for entry in sorted(os.scandir(inbox), key=lambda e: e.name):
+        name = entry.name
+        if entry.is_symlink():
+            left.append(Left(name, "lien symbolique refusé (jamais suivi hors de la boîte) : déposer le fichier "
+                                   "lui-même"))
+        elif entry.is_dir(follow_symlinks=False):
+            left.append(Left(name, "dossier ignoré : les fichiers se déposent directement dans la boîte"))
+        elif name.startswith("."):
+            left.append(Left(name, "fichier caché ignoré"))
+        elif name.lower().endswith(IN_PROGRESS):
+            left.append(Left(name, "dépôt en cours (*.part) : pris une fois renommé"))
+        elif name.endswith(".rejects.csv"):
+            left.append(Left(name, "liste de lignes refusées : ignorée"))
+        elif not entry.is_file(follow_symlinks=False):
+            left.append(Left(name, "ni fichier ni dossier : ignoré"))
+        else:
+            files.append(inbox / name)
+    return files, left
+
+
+def inbox_files(inbox: Path) -> list[Path]:
+    """Regular files of the inbox, by name (see sort_inbox for what is left alone)."""
+    return sort_inbox(inbox)[0]
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """(size, mtime in ns) of a regular file, without following a link; None if it is gone or not one."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
+def settled(files: list[Path], settle: float, *, clock: Callable[[], float] = time.time,
+            sleep: Callable[[float], None] = time.sleep) -> tuple[list[tuple[Path, tuple[int, int]]], list[Left]]:
+    """The files whose size and modification time have not changed for `settle` seconds.
+
+    A file modified less than `settle` seconds ago is watched once (one wait for all of them, at most
+    `settle` seconds): still changing, or changed too recently, it is left for the next run. A writer
+    that pauses longer than `settle` in the middle of a file cannot be told from a finished one:
+    such writers use the `*.part` → rename convention."""
+    first = {p: _signature(p) for p in files}
+    if settle > 0:
+        now = clock()
+        young = [settle - (now - sig[1] / 1e9) for sig in first.values() if sig is not None]
+        wait = max([w for w in young if w > 0], default=0)
+        if wait:
+            sleep(min(wait, settle))
+    ready, left = [], []
+    now = clock()
+    for path, before in first.items():
+        after = _signature(path)
+        if before is None or after is None:
+            left.append(Left(path.name, "disparu ou remplacé pendant la lecture de la boîte"))
+        elif after != before or now - after[1] / 1e9 < settle:
+            left.append(Left(path.name, f"en cours d'écriture (modifié il y a moins de {settle:g} s) : "
+                                        "pris au prochain passage"))
+        else:
+            ready.append((path, after))
+    return ready, left
+
+
+def stage(path: Path, signature: tuple[int, int], folder: Path) -> Path | None:
+    """A private copy of exactly the bytes judged complete, or None when the file changed meanwhile.
+
+    Opened without following a link (O_NOFOLLOW): a file swapped for a link after the listing is
+    refused too. The import reads the copy, so it never sees a half-written row."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / path.name
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != signature:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as source, open(copy, "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if (st.st_size, st.st_mtime_ns) != signature or copy.stat().st_size != signature[0]:
+        copy.unlink()
+        return None
+    return copy
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def short_name(name: str) -> str:
+    """The name, or when it is too long to take our suffixes (`-2`, `.rejects.csv`, `.part`) within the
+    255 bytes a file system allows: its start, a hash of the whole and its extension."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= MAX_NAME_BYTES:
+        return name
+    suffix = Path(name).suffix if len(Path(name).suffix.encode("utf-8", "surrogateescape")) <= 16 else ""
+    digest = hashlib.sha256(raw).hexdigest()[:12]
+    head = raw[:120].decode("utf-8", "ignore")
+    return f"{head}-{digest}{suffix}"
 
 
 def free_name(folder: Path, name: str) -> Path:
@@ -139,39 +263,46 @@ def free_name(folder: Path, name: str) -> Path:
     target = folder / name
     stem, suffix = Path(name).stem, Path(name).suffix
     n = 1
-    while target.exists():
+    while target.exists() or target.is_symlink():
         n += 1
         target = folder / f"{stem}-{n}{suffix}"
     return target
 
 
-def move_out(path: Path, folder: Path) -> Path:
+def _copy_in(source: Path, folder: Path, name: str) -> Path:
+    """source's bytes written to folder/name (or a free variant) through a hidden partial file."""
+    target = free_name(folder, name)
+    partial = folder / f".{target.name}.part"
+    shutil.copyfile(source, partial, follow_symlinks=False)
+    os.replace(partial, target)
+    return target
+
+
+def move_out(path: Path, folder: Path, content: Path | None = None) -> Path:
     """Move a file out of the inbox without ever losing it: copied under a hidden name, renamed, then unlinked.
 
+    `content` is the staged copy that was imported (the bytes archived); by default the file itself.
     A file with the same name and the same content already there (a run killed after the rename) is
-    not copied twice."""
+    not copied twice. A name too long for our suffixes is shortened (see short_name)."""
     folder.mkdir(parents=True, exist_ok=True)
-    same = folder / path.name
-    if same.exists() and same.is_file() and _sha256(same) == _sha256(path):
+    content = content or path
+    name = short_name(path.name)
+    same = folder / name
+    if same.is_file() and not same.is_symlink() and _sha256(same) == _sha256(content):
         path.unlink()
         return same
-    target = free_name(folder, path.name)
-    partial = folder / f".{target.name}.part"
-    partial.write_bytes(path.read_bytes())
-    os.replace(partial, target)
+    target = _copy_in(content, folder, name)
     path.unlink()
     return target
 
 
-def _quarantine(path: Path, settings: Settings, rows: list[tuple]) -> Path:
+def _quarantine(path: Path, settings: Settings, rows: list[tuple], content: Path | None = None) -> Path:
     """The rejects report first, then the file: killed in between, the file is still in the inbox."""
     folder = settings.paths.quarantine
     folder.mkdir(parents=True, exist_ok=True)
-    target = free_name(folder, path.name)
+    target = free_name(folder, short_name(path.name))
     write_rejects(folder / f"{target.name}.rejects.csv", rows)
-    partial = folder / f".{target.name}.part"
-    partial.write_bytes(path.read_bytes())
-    os.replace(partial, target)
+    _copy_in(content or path, folder, target.name)
     path.unlink()
     return target
 
@@ -185,34 +316,82 @@ def _pause_for_tests(number: int) -> None:
 
 
 def import_inbox(engine: Engine, settings: Settings, as_of: date, result: RunResult) -> None:
-    """Every inbox file, each in its own transaction. Refused rows do not hold back the file's good rows
-    (a bank statement with one foreign-currency line still carries the patients' payments, and leaving
-    them out would remind patients who paid): they are listed in `<file>.rejects.csv` beside the archived
-    file and in the run's errors. Only a file that cannot be read at all goes to quarantine."""
-    files = result.counts.setdefault("files", {"seen": 0, "imported": 0, "quarantined": 0})
+    """Every complete inbox file, each in its own transaction, from a private copy of its bytes.
+
+    Refused rows do not hold back the file's good rows (a bank statement with one foreign-currency
+    line still carries the patients' payments, and leaving them out would remind patients who paid):
+    they are listed in `<file>.rejects.csv` beside the archived file and in the run's errors. A file
+    that cannot be read at all goes to quarantine. Entries left in the inbox (links, folders, hidden
+    files, files still being written) are reported with their reason. One bad file never stops the
+    others: whatever happens to it is reported and the next file is taken."""
+    files = result.counts.setdefault("files", {"seen": 0, "imported": 0, "quarantined": 0, "left": 0})
     rows = result.counts.setdefault("rows", {"imported": 0, "duplicates": 0, "refused": 0})
     archive = settings.paths.archive / as_of.isoformat()
-    for number, path in enumerate(inbox_files(settings.paths.inbox), start=1):
-        files["seen"] += 1
-        try:
-            report = import_file(engine, path, settings)
-        except RecouvrementError as exc:
-            result.quarantined.append(_quarantine(path, settings, [(path.name, exc.line or "", exc.field or "",
-                                                                     str(exc))]))
-            result.errors.append(f"{path.name}: quarantined, {exc}")
-            files["quarantined"] += 1
-            continue
-        _pause_for_tests(number)
-        if report.rejects:
-            archive.mkdir(parents=True, exist_ok=True)
-            listing = archive / f"{free_name(archive, path.name).name}.rejects.csv"
-            write_rejects(listing, [(r.file, r.line, r.field, r.reason) for r in report.rejects])
-            result.errors.append(f"{path.name}: {len(report.rejects)} row(s) refused, listed in {listing.name}")
-            rows["refused"] += len(report.rejects)
-        result.archived.append(move_out(path, archive))
+    staging = settings.paths.archive / STAGING
+    shutil.rmtree(staging, ignore_errors=True)    # a copy left by a killed run: the original is still in the inbox
+    candidates, left = sort_inbox(settings.paths.inbox)
+    ready, busy = settled(candidates, settings.inbox.settle_seconds)
+    for item in left + busy:
+        _leave(result, files, item)
+    try:
+        for number, (path, signature) in enumerate(ready, start=1):
+            files["seen"] += 1
+            try:
+                _import_one(engine, settings, path, signature, staging, archive, number, result)
+                shutil.rmtree(staging, ignore_errors=True)
+            except Exception as exc:   # one file's trouble is reported; the others are still taken
+                log.exception("inbox file %s", _shown(path.name))
+                what = "erreur de base de données" if isinstance(exc, SQLAlchemyError) else "erreur inattendue"
+                _leave(result, files, Left(path.name, f"{what} ({type(exc).__name__}) : laissé dans la boîte, "
+                                                      "repris au prochain passage"))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _leave(result: RunResult, files: dict, item: Left) -> None:
+    files["left"] += 1
+    result.left.append(item)
+    result.errors.append(f"boîte de réception : {_shown(item.name)} : {item.reason}")
+
+
+def _import_one(engine: Engine, settings: Settings, path: Path, signature: tuple[int, int], staging: Path,
+                archive: Path, number: int, result: RunResult) -> None:
+    files, rows = result.counts["files"], result.counts["rows"]
+    name = _shown(path.name)
+    try:
+        copy = stage(path, signature, staging)
+    except OSError as exc:
+        why = ("devenu un lien symbolique : refusé" if exc.errno == errno.ELOOP
+               else f"illisible ({exc.strerror}) : laissé dans la boîte")
+        _leave(result, files, Left(path.name, why))
+        return
+    if copy is None:
+        _leave(result, files, Left(path.name, "modifié pendant la copie : pris au prochain passage"))
+        return
+    try:
+        report = import_file(engine, copy, settings)
+    except RecouvrementError as exc:
+        reason = str(exc)
+        result.quarantined.append(_quarantine(path, settings, [(path.name, exc.line or "", exc.field or "", reason)],
+                                              copy))
+        result.errors.append(f"{name} : mis en quarantaine, {reason}")
+        files["quarantined"] += 1
+        return
+    _pause_for_tests(number)
+    if report.rejects:
+        archive.mkdir(parents=True, exist_ok=True)
+        listing = archive / f"{free_name(archive, short_name(path.name)).name}.rejects.csv"
+        write_rejects(listing, [(r.file, r.line, r.field, r.reason) for r in report.rejects])
+        result.errors.append(f"{name} : {len(report.rejects)} ligne(s) refusée(s), listées dans {listing.name}")
+        rows["refused"] += len(report.rejects)
+    if _signature(path) != signature:   # rewritten during the import: what was imported stays, the rest next night
+        result.errors.append(f"{name} : modifié pendant l'import, laissé dans la boîte pour le prochain passage")
+        files["left"] += 1
+    else:
+        result.archived.append(move_out(path, archive, copy))
         files["imported"] += 1
-        rows["imported"] += report.imported
-        rows["duplicates"] += report.duplicates
+    rows["imported"] += report.imported
+    rows["duplicates"] += report.duplicates
 
 
 # ---------------------------------------------------------------- the steps after the import

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -13,15 +14,26 @@ SAMPLES = Path(__file__).resolve().parents[1] / "sample_clinic"
 
 @cli.command()
 @click.option("--dir", "folder", default="demo", show_default=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Working folder: its database (unless --db is given), outputs and reports.")
+              help="Working folder: its database (unless --db is given), settings, outputs and reports. "
+                   "Run again, the demo empties it and starts clean.")
 @pass_context
 def demo(ctx: Context, folder: Path) -> None:
     """Run the nightly job on the bundled sample clinic over seven weeks: import, reconcile, reminders,
     a plan proposal, the agency handover and the accountant's report."""
-    from recouvrement.app.demo import run_demo
-    folder.mkdir(parents=True, exist_ok=True)
-    if not ctx.db_url:
+    from recouvrement.app.demo import prepare_folder, run_demo
+    folder = folder.resolve()
+    own_database = not ctx.db_url
+    out.print(prepare_folder(folder, SAMPLES, own_database))
+    if own_database:
         ctx.db_url = f"sqlite:///{folder / 'recouvrement.db'}"
     if not ctx.config_file:
-        ctx.config_file = str(SAMPLES / "recouvrement.toml")
-    run_demo(ctx, SAMPLES, folder, out)
+        ctx.config_file = str(folder / "recouvrement.toml")
+    report = run_demo(ctx, SAMPLES, folder, out)
+    out.print("\nPour explorer ce que la démo a fait, depuis son dossier (il a sa base, ses réglages et sa clé) :")
+    out.print(f"  cd {shlex.quote(str(folder))} && recouvrement balance --as-of 08/01/2027")
+    out.print("ou, depuis n'importe quel dossier :")
+    db = ctx.engine.url.render_as_string(hide_password=True)
+    out.print(f"  export RECOUVREMENT_DB={shlex.quote(db)} RECOUVREMENT_CONFIG={shlex.quote(ctx.config_file)}")
+    out.print("puis : recouvrement runs ; recouvrement segments --as-of 08/01/2027 ; recouvrement audit log")
+    out.print("Rapport : ", style="bold", end="")
+    out.print(str(report))

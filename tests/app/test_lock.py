@@ -43,7 +43,7 @@ def test_releasing_the_lock_lets_the_next_holder_take_it(engine):
 
 def test_a_waiting_holder_gives_up_with_the_holders_name(engine):
     plant(engine, f"{socket.gethostname()}:{os.getpid()}", datetime.now(timezone.utc).replace(microsecond=0))
-    with pytest.raises(LockHeld, match="in progress"):
+    with pytest.raises(LockHeld, match="en cours"):
         acquire(engine, holder="me:2", wait=0)
 
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from recouvrement.app.nightly import free_name, inbox_files, list_runs, move_out, run_nightly
-from recouvrement.config import Paths, load_settings
+from recouvrement.config import Inbox, Paths, load_settings
 from tests.app.world import INVOICES, invoices_file, payments_file
 from tests.app.test_reconcile_db import INSURERS, PATIENTS
 
@@ -25,7 +25,8 @@ SAMPLE_TOML = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_cli
 def folder_settings(settings, tmp_path):
     base = load_settings(SAMPLE_TOML)
     return replace(base, privacy=settings.privacy, paths=Paths(tmp_path / "inbox", tmp_path / "archive",
-                                                               tmp_path / "quarantine", tmp_path / "out"))
+                                                               tmp_path / "quarantine", tmp_path / "out"),
+                   inbox=Inbox(settle_seconds=0))   # files written by the test itself are complete
 
 
 def drop_world(inbox: Path) -> list[Path]:
@@ -46,7 +47,7 @@ def test_a_run_imports_the_inbox_and_archives_each_file_under_its_day(engine, fo
     assert sorted(p.name for p in archive.iterdir()) == ["1-invoices.csv", "2-insurers.csv", "3-patients.csv"]
     assert list(folder_settings.paths.inbox.iterdir()) == []
     assert (count(engine, "invoice"), count(engine, "payment")) == (len(INVOICES), len(INSURERS) + len(PATIENTS))
-    assert result.counts["files"] == {"seen": 3, "imported": 3, "quarantined": 0}
+    assert result.counts["files"] == {"seen": 3, "imported": 3, "quarantined": 0, "left": 0}
     assert result.counts["allocations"] == 4
 
 
@@ -61,7 +62,7 @@ def test_a_refused_row_is_listed_beside_the_archived_file_and_the_good_rows_are_
     rejects = (archive / "bad.csv.rejects.csv").read_text().splitlines()
     assert rejects[0] == "file,line,field,reason" and rejects[1].startswith("bad.csv,2,amount,")
     assert count(engine, "payment") == 1
-    assert "bad.csv: 1 row(s) refused, listed in bad.csv.rejects.csv" in result.errors
+    assert "bad.csv : 1 ligne(s) refusée(s), listées dans bad.csv.rejects.csv" in result.errors
     assert result.counts["rows"]["refused"] == 1
 
 
@@ -70,7 +71,7 @@ def test_a_file_of_no_known_format_goes_to_quarantine_with_the_reason(engine, fo
     inbox.mkdir(parents=True)
     (inbox / "notes.txt").write_text("hello\n")
     run_nightly(engine, folder_settings, AS_OF)
-    assert "unknown file format" in (folder_settings.paths.quarantine / "notes.txt.rejects.csv").read_text()
+    assert "format de fichier inconnu" in (folder_settings.paths.quarantine / "notes.txt.rejects.csv").read_text()
 
 
 def test_hidden_and_partly_uploaded_files_are_left_in_the_inbox(tmp_path):
@@ -133,7 +134,7 @@ def test_the_run_holds_the_lock_and_releases_it(engine, folder_settings):
 # -- a real process killed half-way -----------------------------------------------------------------
 
 def write_config(folder: Path) -> None:
-    text_ = SAMPLE_TOML.read_text(encoding="utf-8") + '\n[privacy]\nnir_key_file = "nir.key"\n'
+    text_ = SAMPLE_TOML.read_text(encoding="utf-8") + '\n[privacy]\nnir_key_file = "nir.key"\n[inbox]\nsettle_seconds = 0\n'
     (folder / "recouvrement.toml").write_text(text_, encoding="utf-8")
 
 
