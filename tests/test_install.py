@@ -35,3 +35,6 @@ def test_the_installed_package_runs_the_demo_from_another_folder(tmp_path):
     assert ": aucune donnée médicale" in done.stdout and "échéancier proposé à" in done.stdout
     report = Path(done.stdout.strip().splitlines()[-1].split("Rapport :")[-1].strip())
     assert report.is_file() and report.is_relative_to(elsewhere / "demo")
+    explored = subprocess.run([str(target / "bin" / "recouvrement"), "runs"], cwd=elsewhere / "demo", env=env,
+                              capture_output=True, text=True, timeout=300)     # its database and settings, found
+    assert explored.returncode == 0 and explored.stdout.count("terminé") == 4, explored.stdout + explored.stderr
