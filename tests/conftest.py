@@ -88,3 +88,15 @@ def engine(db_url):
 def settings(tmp_path) -> Settings:
     from recouvrement.config import Privacy
     return Settings(privacy=Privacy(nir_key_file=tmp_path / "nir.key"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _nir_key_home(tmp_path_factory):
+    """Commands run without a settings file keep their NIR key in the user's data folder: a test's, not ours."""
+    previous = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("data-home"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = previous

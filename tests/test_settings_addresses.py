@@ -12,7 +12,7 @@ from recouvrement.errors import RecouvrementError
 def test_a_settings_address_that_is_not_one_bare_address_is_refused_naming_the_field(tmp_path, section, key):
     path = tmp_path / "recouvrement.toml"
     path.write_text(f'[{section}]\n{key} = "facturation@lilas.example, evil@attacker.example"\n', encoding="utf-8")
-    with pytest.raises(RecouvrementError, match=rf"\[{section}\.{key}\]: not one valid e-mail address"):
+    with pytest.raises(RecouvrementError, match=rf"\[{section}\.{key}\]: pas une adresse e-mail valide"):
         load_settings(path)
 
 

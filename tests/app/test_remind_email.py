@@ -47,7 +47,7 @@ def test_without_smtp_settings_the_email_is_written_not_sent(engine, settings, t
     report = run_remind(engine, with_creditor(settings), MONDAY, tmp_path / "out")
     assert [(w.channel, w.file) for w in report.letters] == [("email", "L20250602-P1-1.eml")]
     assert (tmp_path / "out" / "L20250602-P1-1.eml").exists()
-    assert report.email_note == f"e-mails written to {tmp_path / 'out'}, not sent (no SMTP settings)"
+    assert report.email_note == f"e-mails écrits dans {tmp_path / 'out'}, non envoyés (pas de réglages SMTP)"
     assert report.batch_pdf is None  # an e-mail-only reminder is not printed
 
 
