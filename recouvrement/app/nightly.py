@@ -195,19 +195,20 @@ def settled(files: list[Path], settle: float, *, clock: Callable[[], float] = ti
     that pauses longer than `settle` in the middle of a file cannot be told from a finished one:
     such writers use the `*.part` → rename convention."""
     first = {p: _signature(p) for p in files}
+    start = clock()
     if settle > 0:
-        now = clock()
-        young = [settle - (now - sig[1] / 1e9) for sig in first.values() if sig is not None]
+        young = [settle - (start - sig[1] / 1e9) for sig in first.values() if sig is not None]
         wait = max([w for w in young if w > 0], default=0)
         if wait:
             sleep(min(wait, settle))
     ready, left = [], []
     now = clock()
+    watched = now - start           # a modification time in the future (a skewed clock) is judged by watching
     for path, before in first.items():
         after = _signature(path)
         if before is None or after is None:
             left.append(Left(path.name, "disparu ou remplacé pendant la lecture de la boîte"))
-        elif after != before or now - after[1] / 1e9 < settle:
+        elif after != before or (now - after[1] / 1e9 < settle and watched < settle):
             left.append(Left(path.name, f"en cours d'écriture (modifié il y a moins de {settle:g} s) : "
                                         "pris au prochain passage"))
         else:

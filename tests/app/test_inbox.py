@@ -170,3 +170,26 @@ def test_a_file_that_cannot_be_read_as_anything_goes_to_quarantine_and_the_next_
     assert (inbox_settings.paths.quarantine / "1-notes.txt").exists()
     assert count(engine, "invoice") == len(INVOICES) and list(inbox.iterdir()) == []
     assert result.counts["files"] == {"seen": 2, "imported": 1, "quarantined": 1, "left": 0}
+
+
+def test_a_file_dated_in_the_future_is_taken_once_watched_unchanged_for_the_settle_delay(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("x", encoding="utf-8")
+    future = time.time() + 3600
+    os.utime(path, (future, future))
+    clock = [time.time()]
+    ready, left = nightly.settled([path], 10, clock=lambda: clock[0],
+                                  sleep=lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    assert [p for p, _ in ready] == [path] and left == []
+
+
+def test_a_file_changed_within_the_settle_delay_is_left_for_the_next_run(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("x", encoding="utf-8")
+
+    def writer_meanwhile(seconds):
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write("more")
+
+    ready, left = nightly.settled([path], 10, sleep=writer_meanwhile)
+    assert ready == [] and [item.name for item in left] == ["f.csv"]
