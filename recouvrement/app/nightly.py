@@ -136,8 +136,10 @@ class Left:
 
 
 def _shown(name: str) -> str:
-    """A name as it can be printed: undecodable bytes escaped, at most 80 characters."""
+    """A name as it can be printed on one line: undecodable bytes escaped, control characters (a newline
+    could forge a line of the run's report) replaced by "?", at most 80 characters."""
     text_ = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text_ = "".join(c if c.isprintable() else "?" for c in text_)
     return text_ if len(text_) <= 80 else f"{text_[:60]}…{text_[-15:]}"
 
 

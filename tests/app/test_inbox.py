@@ -193,3 +193,11 @@ def test_a_file_changed_within_the_settle_delay_is_left_for_the_next_run(tmp_pat
 
     ready, left = nightly.settled([path], 10, sleep=writer_meanwhile)
     assert ready == [] and [item.name for item in left] == ["f.csv"]
+
+
+def test_a_name_with_a_line_break_is_reported_on_one_line(engine, inbox_settings):
+    inbox = inbox_settings.paths.inbox
+    inbox.mkdir(parents=True)
+    (inbox / ".caché\nfaux : rapport").write_text("x", encoding="utf-8")
+    result = run_nightly(engine, inbox_settings, AS_OF)
+    assert "boîte de réception : .caché?faux : rapport : fichier caché ignoré" in result.errors
