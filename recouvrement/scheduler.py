@@ -67,7 +67,7 @@ def trigger_from(settings: Settings) -> NightlyTrigger:
         return NightlyTrigger(CronTrigger.from_crontab(settings.schedule.cron,
                                                        timezone=ZoneInfo(settings.schedule.timezone)))
     except (ValueError, KeyError) as exc:
-        raise RecouvrementError(f"not a valid cron schedule: {exc}", file=str(settings.source or "recouvrement.toml"),
+        raise RecouvrementError(f"planification cron invalide : {exc}", file=str(settings.source or "recouvrement.toml"),
                                 field="schedule.cron") from None
 
 
@@ -96,6 +96,9 @@ def as_of_for(now: datetime, settings: Settings) -> date:
     return now.astimezone(ZoneInfo(settings.schedule.timezone)).date()
 
 
+STATUS_FR = {"ok": "terminé", "failed": "en échec", "running": "en cours"}
+
+
 def nightly_job() -> None:
     """The scheduled job: one nightly run for today; a run already in progress is left alone."""
     from recouvrement.app.lock import LockHeld
@@ -106,9 +109,9 @@ def nightly_job() -> None:
     try:
         result = run_nightly(engine, settings, as_of_for(datetime.now(timezone.utc), settings),
                              wait=_process.get("wait", 0))
-        _process.get("say", log.info)(f"nightly run {result.run_id} for {result.as_of}: {result.status}")
+        _process.get("say", log.info)(f"passage {result.run_id} du {result.as_of:%d/%m/%Y} : {STATUS_FR.get(result.status, result.status)}")
     except LockHeld as exc:
-        _process.get("say", log.warning)(f"nightly run skipped: {exc}")
+        _process.get("say", log.warning)(f"passage de nuit sauté : {exc}")
     finally:
         engine.dispose()
 
@@ -153,12 +156,12 @@ def serve(settings: Settings, db_url: str, config_file: str | None = None, *, wa
     scheduler = build_scheduler(settings, db_url, wait=wait, say=say)
 
     def stop(signum, _frame) -> None:
-        say(f"{signal.Signals(signum).name} received: stopping after the run in progress, if any")
+        say(f"{signal.Signals(signum).name} reçu : arrêt après le passage en cours, s'il y en a un")
         # shutdown takes the scheduler's locks: never from inside the signal handler itself
         threading.Thread(target=scheduler.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    say(f"scheduling the nightly run: cron {settings.schedule.cron!r} ({settings.schedule.timezone})")
+    say(f"passage de nuit planifié : cron {settings.schedule.cron!r} ({settings.schedule.timezone})")
     scheduler.start()
-    say("scheduler stopped")
+    say("planificateur arrêté")
