@@ -126,7 +126,7 @@ class _Table:
 
     def _take(self, key: str) -> Any:
         if key not in self._data:
-            raise self.error(key, "required key is missing")
+            raise self.error(key, "clé obligatoire manquante")
         self._taken.add(key)
         return self._data[key]
 
@@ -134,49 +134,49 @@ class _Table:
         value = self._take(key)
         # bool is an int in Python; `true` where a number is expected is a mistake, not 1.
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(key, f"expected a whole number, got {value!r}")
+            raise self.error(key, f"nombre entier attendu, lu {value!r}")
         if value < minimum or (maximum is not None and value > maximum):
-            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            raise self.error(key, f"must be {bounds}, got {value}")
+            bounds = f"entre {minimum} et {maximum}" if maximum is not None else f"au moins {minimum}"
+            raise self.error(key, f"doit être {bounds}, lu {value}")
         return value
 
     def boolean(self, key: str) -> bool:
         value = self._take(key)
         if not isinstance(value, bool):
-            raise self.error(key, f"expected true or false, got {value!r}")
+            raise self.error(key, f"true ou false attendu, lu {value!r}")
         return value
 
     def text(self, key: str, choices: tuple[str, ...] | None = None) -> str:
         value = self._take(key)
         if not isinstance(value, str) or not value.strip():
-            raise self.error(key, f"expected a non-empty text, got {value!r}")
+            raise self.error(key, f"texte non vide attendu, lu {value!r}")
         if choices is not None and value not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)}, got {value!r}")
+            raise self.error(key, f"doit être parmi {', '.join(choices)}, lu {value!r}")
         return value
 
     def texts(self, key: str) -> tuple[str, ...]:
         value = self._take(key)
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise self.error(key, f"expected a list of texts, got {value!r}")
+            raise self.error(key, f"liste de textes attendue, lu {value!r}")
         return tuple(value)
 
     def table(self, key: str) -> _Table:
         value = self._take(key)
         if not isinstance(value, dict):
-            raise self.error(key, f"expected a [{key}] table")
+            raise self.error(key, f"table [{key}] attendue")
         return _Table(value, self._file, self._prefixed(key))
 
     def tables(self, key: str) -> list[_Table]:
         value = self._take(key)
         if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
-            raise self.error(key, f"expected one or more [[{key}]] tables")
+            raise self.error(key, f"une ou plusieurs tables [[{key}]] attendues")
         return [_Table(v, self._file, f"{self._prefixed(key)}[{i}]") for i, v in enumerate(value)]
 
     def close(self) -> None:
         unknown = sorted(set(self._data) - self._taken)
         if unknown:
             known = ", ".join(sorted(self._taken))
-            raise self.error(unknown[0], f"unknown key (known keys here: {known})")
+            raise self.error(unknown[0], f"clé inconnue (clés connues ici : {known})")
 
     def _prefixed(self, key: str) -> str:
         return f"{self._path}.{key}" if self._path else key
@@ -186,16 +186,16 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise RecouvrementError("rules file not found", file=str(path)) from None
+        raise RecouvrementError("fichier de règles introuvable", file=str(path)) from None
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise RecouvrementError("rules file is not UTF-8 text", file=str(path)) from None
+        raise RecouvrementError("le fichier de règles n'est pas du texte UTF-8", file=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         # Python 3.11 puts the position only in the message: "... (at line 3, column 7)".
         found = re.search(r"line (\d+)", str(exc))
         line = int(found.group(1)) if found else None
-        raise RecouvrementError(f"not valid TOML: {exc}", file=str(path), line=line) from None
+        raise RecouvrementError(f"TOML invalide : {exc}", file=str(path), line=line) from None
 
 
 def _ladder(table: _Table) -> LadderRules:
@@ -222,7 +222,7 @@ def _ladder_level(table: _Table, expected: int) -> LadderLevel:
     )
     table.close()
     if level.level != expected:
-        raise table.error("level", f"levels must be numbered 1, 2, 3 … in order; expected {expected}")
+        raise table.error("level", f"les niveaux se numérotent 1, 2, 3 … dans l'ordre ; attendu {expected}")
     return level
 
 
@@ -230,12 +230,12 @@ def _check_levels(levels: tuple[LadderLevel, ...], table: _Table) -> None:
     for before, after in zip(levels, levels[1:]):
         if after.days <= before.days:
             raise table.error(f"levels[{after.level - 1}].days",
-                              f"level {after.level} must come later than level {before.level} "
-                              f"({after.days} ≤ {before.days} days)")
+                              f"le niveau {after.level} doit venir après le niveau {before.level} "
+                              f"({after.days} ≤ {before.days} jours)")
     # The last level is the mise en demeure: it must reach the patient by post, e-mail at most in copy.
     if levels[-1].channel == "email":
         raise table.error(f"levels[{len(levels) - 1}].channel",
-                          "the last level (mise en demeure) must be sent by post: use letter or both")
+                          "le dernier niveau (mise en demeure) part par courrier : letter ou both")
 
 
 def _exclusions(table: _Table) -> ExclusionRules:

@@ -59,7 +59,7 @@ def test_an_unknown_key_inside_a_level_names_the_level(rules_dir):
 def test_a_missing_key_is_refused(rules_dir):
     edit(rules_dir / "exclusions.toml", "min_total_cents = 500", "")
     error = refusal(rules_dir)
-    assert error.field == "min_total_cents" and "missing" in str(error)
+    assert error.field == "min_total_cents" and "manquante" in str(error)
 
 
 def test_a_negative_number_is_refused(rules_dir):
