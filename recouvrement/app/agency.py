@@ -38,6 +38,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
+from recouvrement.db.session import writing
 from recouvrement.app.balance import outstanding_shares
 from recouvrement.app.exports import Amount, write_atomically
 from recouvrement.app.imports import ImportReport
@@ -191,16 +192,20 @@ def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: 
     if path.exists() or manifest_path.exists():
         raise RecouvrementError("existe déjà : un fichier pour l'agence n'est jamais écrasé, choisir un autre nom",
                                 file=str(path))
-    with engine.begin() as conn:
-        header, rows = _rows(conn, found.cases, rules)
+    with writing(engine) as conn:
+        handed = handed_over_invoices(conn)    # under the writer lock: another export may have just taken them
+        cases = [c for c in found.cases if not any(n in handed for n, _ in c.invoices)]
+        if not cases:
+            return HandoverReport(0, 0, None, None, found.left_out)
+        header, rows = _rows(conn, cases, rules)
         document = csv_document(path.name, header, rows, dialect=dialect)
         digest = hashlib.sha256(document).hexdigest()
-        total = sum(c.amount_cents for c in found.cases)
-        for case in found.cases:
+        total = sum(c.amount_cents for c in cases)
+        for case in cases:
             _store_case(conn, case, as_of, now)
         head = append_event(conn, "agency_export", {
             "file": path.name, "sha256": digest, "as_of": as_of, "rows": len(rows), "total_cents": total,
-            "cases": [c.case_id for c in found.cases]}, at=now)
+            "cases": [c.case_id for c in cases]}, at=now)
         manifest = {"file": path.name, "row_count": len(rows), "total_cents": total, "total": format_plain(total),
                     "sha256": digest, "as_of": as_of.isoformat(), "created_at": now.isoformat(),
                     "audit_head": head}
@@ -333,7 +338,7 @@ def import_agency_returns(engine: Engine, path: Path, now: datetime | None = Non
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     lines, rejects, warnings, read = read_returns(path)
     report = ImportReport(path.name, "agency_returns_csv", "agency_returns", read, warnings=warnings)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         for line in sorted(lines, key=lambda x: (x.day, x.line)):
             refused = _apply_return(conn, path.name, line, now)
             if refused is None:

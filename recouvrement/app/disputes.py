@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Connection, Engine, text
 
+from recouvrement.db.session import writing
 from recouvrement.audit import append_event
 from recouvrement.errors import RecouvrementError
 
@@ -134,7 +135,7 @@ def open_dispute(engine: Engine, invoice_number: str, reason: str, *, channel: s
     _choice(category, CATEGORIES, "--category")
     at = _now(now)
     received = received or at.date()
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         _invoice_patient(conn, invoice_number)
         dispute_id = conn.execute(text(
             "INSERT INTO dispute (invoice_number, received_on, channel, category, status, reason, answer_due) "
@@ -154,7 +155,7 @@ def add_note(engine: Engine, dispute_id: int, note: str, *, now: datetime | None
     if not note.strip():
         raise RecouvrementError("la note est vide", field="TEXT")
     at = _now(now)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         dispute = get_dispute(conn, dispute_id)
         _add_note(conn, dispute_id, "note", note, at)
         _audit(conn, "dispute_note", dispute, {"note_sha256": text_digest(note)}, at)
@@ -164,7 +165,7 @@ def _transition(engine: Engine, dispute_id: int, action: str, note: str | None, 
                 on: date | None = None) -> str:
     sources, target = TRANSITIONS[action]
     at = _now(now)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         dispute = get_dispute(conn, dispute_id)
         if dispute.status not in sources:
             raise RecouvrementError(f"la réclamation n° {dispute_id} est {STATUS_FR.get(dispute.status, dispute.status)} : elle ne peut "

@@ -12,6 +12,7 @@ from datetime import date, datetime, timezone
 
 from sqlalchemy import Connection, Engine, text
 
+from recouvrement.db.session import writing
 from recouvrement.app.disputes import as_date, text_digest
 from recouvrement.audit import append_event
 from recouvrement.errors import RecouvrementError
@@ -48,7 +49,7 @@ def place_hold(engine: Engine, patient_id: str, reason: str, *, since: date | No
         raise RecouvrementError("une suspension demande un motif", field="--reason")
     at = _now(now)
     since = since or at.date()
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         _check_patient(conn, patient_id)
         if _active_hold_id(conn, patient_id) is not None:
             raise RecouvrementError(f"le patient {patient_id} est déjà suspendu", field="PATIENT_ID")
@@ -63,7 +64,7 @@ def release_hold(engine: Engine, patient_id: str, *, on: date | None = None, now
     """End the patient's hold on `on` (default today): collection resumes from that day. Returns its id."""
     at = _now(now)
     on = on or at.date()
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         _check_patient(conn, patient_id)
         hold_id = _active_hold_id(conn, patient_id)
         if hold_id is None:

@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
+from recouvrement.db.session import writing
 from recouvrement.audit import append_event
 from recouvrement.errors import RecouvrementError
 
@@ -101,7 +102,7 @@ def try_acquire(engine: Engine, name: str = NIGHTLY, holder: str | None = None, 
     holder = holder or this_holder()
     now = as_utc(now) if now else _utc_now()
     try:
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             conn.execute(text("INSERT INTO run_lock (name, holder, acquired_at) VALUES (:n, :h, :t)"),
                          {"n": name, "h": holder, "t": now})
         return Holding(name, holder)
@@ -119,7 +120,7 @@ def try_acquire(engine: Engine, name: str = NIGHTLY, holder: str | None = None, 
 def _take_over(engine: Engine, name: str, holder: str, old: str, since: datetime, now: datetime) -> Holding | None:
     """Replace the stale row only if it is still the dead holder's: of two takers, one deletes it, one finds
     nothing (a dead "host:pid" never takes the lock again, so the holder alone identifies the row)."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         gone = conn.execute(text("DELETE FROM run_lock WHERE name = :n AND holder = :h"),
                             {"n": name, "h": old}).rowcount
         if gone != 1:
@@ -145,7 +146,7 @@ def acquire(engine: Engine, name: str = NIGHTLY, *, wait: float = 0, holder: str
 
 
 def release(engine: Engine, holding: Holding) -> bool:
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         return conn.execute(text("DELETE FROM run_lock WHERE name = :n AND holder = :h"),
                             {"n": holding.name, "h": holding.holder}).rowcount == 1
 
@@ -155,7 +156,7 @@ def force_release(engine: Engine, name: str = NIGHTLY) -> str | None:
     found = current_holder(engine, name)
     if found is None:
         return None
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         conn.execute(text("DELETE FROM run_lock WHERE name = :n AND holder = :h"), {"n": name, "h": found[0]})
         append_event(conn, "lock_released_by_hand", {"lock": name, "holder": found[0], "since": found[1]})
     return found[0]

@@ -30,6 +30,7 @@ from typing import Callable
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from recouvrement.db.session import writing
 from recouvrement.app.exports import write_rejects
 from recouvrement.app.agency import export_agency
 from recouvrement.app.imports import import_file
@@ -73,7 +74,7 @@ def _now(now: datetime | None) -> datetime:
 # ---------------------------------------------------------------- run history
 
 def _mark_interrupted(engine: Engine, now: datetime) -> int:
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         ids = [r[0] for r in conn.execute(text("SELECT id FROM run WHERE status = 'running' ORDER BY id"))]
         for run_id in ids:
             conn.execute(text("UPDATE run SET status = 'failed', ended_at = :t, errors = CASE WHEN errors = '' "
@@ -84,14 +85,14 @@ def _mark_interrupted(engine: Engine, now: datetime) -> int:
 
 
 def _start_run(engine: Engine, as_of: date, now: datetime) -> int:
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         conn.execute(text("INSERT INTO run (started_at, as_of, status, counts, errors) "
                           "VALUES (:t, :a, 'running', '{}', '')"), {"t": now, "a": as_of})
         return conn.execute(text("SELECT MAX(id) FROM run")).scalar_one()   # we hold the lock: ours is the last
 
 
 def _finish_run(engine: Engine, result: RunResult, ended_at: datetime) -> None:
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         conn.execute(text("UPDATE run SET ended_at = :t, status = :s, counts = :c, errors = :e WHERE id = :i"),
                      {"t": ended_at, "s": result.status, "c": json.dumps(result.counts, sort_keys=True),
                       "e": "\n".join(result.errors), "i": result.run_id})

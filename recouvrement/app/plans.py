@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
+from recouvrement.db.session import writing
 from recouvrement.app.balance import outstanding_shares
 from recouvrement.app.disputes import as_date, disputed_invoices
 from recouvrement.app.recipients import has_guarantor, is_minor, recipient_of
@@ -100,7 +101,7 @@ def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *,
         raise RecouvrementError(str(exc), field="--months") from None
     numbers = tuple(s.invoice_number for s in shares)
     folder = out_dir if out_dir is not None else settings.paths.output / "plans"
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         patient = _patient(conn, patient_id)
         plan_id = conn.execute(text(
             "INSERT INTO plan (patient_id, status, proposed_on, total_cents, invoice_numbers) "
@@ -176,7 +177,7 @@ def _plan(conn: Connection, plan_id: int):
 
 def accept(engine: Engine, plan_id: int, on: date, now: datetime | None = None) -> None:
     """A proposed plan becomes active; a patient has at most one active plan."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         plan = _plan(conn, plan_id)
         if plan["status"] != "proposed":
             raise RecouvrementError(f"l'échéancier {plan_id} est {plan['status']} : seul un échéancier proposé peut être accepté",
@@ -197,7 +198,7 @@ def accept(engine: Engine, plan_id: int, on: date, now: datetime | None = None) 
 
 def cancel(engine: Engine, plan_id: int, on: date, now: datetime | None = None) -> None:
     """A proposed or active plan is cancelled: its invoices go back to the ladder."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         plan = _plan(conn, plan_id)
         if plan["status"] not in ("proposed", "active"):
             raise RecouvrementError(f"l'échéancier {plan_id} est déjà {plan['status']}", field="PLAN_ID")
@@ -276,7 +277,7 @@ def refresh_plans(engine: Engine, as_of: date, rules: Rules | None = None, now: 
     """
     rules = rules or load_rules()
     counts = {"checked": 0, "broken": 0, "completed": 0}
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         plans = list(conn.execute(text("SELECT * FROM plan WHERE status = 'active' ORDER BY id")).mappings())
         for plan in plans:
             counts["checked"] += 1

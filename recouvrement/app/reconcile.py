@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, text
 from recouvrement.audit import append_event
 from recouvrement.core.reconcile import SHARE_OF_PAYER, Ledger, Outcome, reconcile
 from recouvrement.db.bulk import bulk_insert, read_frame as frame
-from recouvrement.db.session import bulk_transaction
+from recouvrement.db.session import bulk_transaction, writing
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
 from recouvrement.importers.base import PAYMENT_COLUMNS
@@ -303,7 +303,7 @@ def share_outstanding(conn: Connection, invoice_number: str, payer_type: str) ->
 def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: int | None = None,
                  now: datetime | None = None) -> int:
     """Allocate (part of) a queued payment to an invoice by hand; returns the cents allocated."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         payment = _payment(conn, payment_id)
         allocated = conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM allocation WHERE payment_id = :p"),
                                  {"p": payment_id}).scalar_one()
@@ -332,7 +332,7 @@ def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: in
 
 def manual_unmatch(engine: Engine, payment_id: str, now: datetime | None = None) -> int:
     """Undo every allocation of a payment; it waits in the queue for a manual match (never re-matched alone)."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         payment = _payment(conn, payment_id)
         removed = conn.execute(text("SELECT invoice_number, amount_cents FROM allocation WHERE payment_id = :p"),
                                {"p": payment_id}).all()

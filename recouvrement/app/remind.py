@@ -3,6 +3,12 @@
 Every document is privacy-scanned before it is written; a document that leaks is refused alone
 (reported as an error) and the others go on. Letters already recorded for a patient on that date are
 never made again, so running the same day twice sends nothing twice and rewrites the same manifest.
+
+Nothing doubled, nothing lost, also with two runs at once or a run killed half-way: the letters are
+recorded under the writer lock (a letter another run recorded meanwhile is left to it), with their print
+batch and, for e-mails, in the outbox ('queued'). Only then is the batch PDF written (and marked written)
+and the outbox sent (app/outbox.py): a run killed after recording leaves the next run to write the
+missing batch and send what is still queued; a batch already written is never made again.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
@@ -19,6 +25,7 @@ from recouvrement.app.accounts import load_accounts
 from recouvrement.app.recipients import patient_name, recipient_of
 from recouvrement.app.exports import Amount, write_atomically, write_checked_csv
 from recouvrement.db.bulk import read_frame as frame
+from recouvrement.db.session import writing
 from recouvrement.audit import append_event
 from recouvrement.config import Settings
 from recouvrement.core.ladder import Decision, decide, is_quiet_day
@@ -66,6 +73,8 @@ class RemindReport:
     already_recorded: list[str] = field(default_factory=list)  # letter ids of that date from an earlier run
     errors: list[str] = field(default_factory=list)
     emails_sent: int = 0
+    emails_queued: int = 0      # still in the outbox after this run (server unreachable, killed run …)
+    emails_failed: int = 0      # refused by the server too many times: a person looks at them
     email_note: str | None = None
     batch_pdf: Path | None = None
     pages: dict[str, tuple[int, int]] = field(default_factory=dict)  # letter id -> pages of the batch PDF
@@ -103,7 +112,9 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     report.already_recorded = sorted(recorded)
     if fresh:
         _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf)
-    if recorded or report.letters:
+    _write_batches(engine, report)
+    _send(engine, settings, Path(out_dir), report)
+    if report.already_recorded or report.letters:
         report.manifest = write_manifest(engine, as_of, Path(out_dir))
     return report
 
@@ -114,8 +125,6 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
     creditor = _creditor(settings)
     with engine.connect() as conn:
         people = frame(conn, "SELECT * FROM patient").set_index("patient_id")
-    postal: list[tuple[WrittenLetter, str]] = []
-    emails: list[tuple[WrittenLetter, bytes]] = []
     for decision in decisions:
         lid = letter_id(as_of, decision.patient_id, decision.level)
         view = letter_view(lid, as_of, creditor, people.loc[decision.patient_id], decision)
@@ -128,16 +137,8 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
         except RecouvrementError as refused:  # a leak, or an address refused when the message is built: this one only
             report.errors.append(str(refused))
             continue
-        written = _write_letter(out_dir, lid, html, message, decision, view.kind, single_pdf)
-        report.letters.append(written)
-        if decision.channel in POSTAL:
-            postal.append((written, html))
-        if message is not None:
-            emails.append((written, message))
-    if postal:
-        _write_batch(out_dir, as_of, postal, report)
-    _record(engine, as_of, report.letters)
-    _send(engine, settings, out_dir, emails, report)
+        report.letters.append(_write_letter(out_dir, lid, html, message, decision, view.kind, single_pdf))
+    _record(engine, as_of, out_dir, report, queue_emails=bool(settings.smtp.host))
 
 
 def _creditor(settings: Settings):
@@ -200,33 +201,38 @@ def _write_pdf(path: Path, html: str) -> None:
     write_atomically(path, pdf)
 
 
-def _write_batch(out_dir: Path, as_of: date, postal: list[tuple[WrittenLetter, str]], report: RemindReport) -> None:
-    """The day's postal letters in one PDF; a later run the same day adds batch-<date>-2.pdf, and so on."""
-    from recouvrement.render.pdf import render_batch_pdf
-    pdf, ranges = render_batch_pdf([html for _, html in postal])
-    path, n = out_dir / f"batch-{as_of:%Y-%m-%d}.pdf", 1
-    while path.exists():
+def _batch_name(conn: Connection, as_of: date, folder: Path) -> str:
+    """batch-<date>.pdf, or -2, -3 … when that name is recorded already or taken on disk."""
+    taken = set(conn.execute(text("SELECT name FROM print_batch WHERE as_of = :d"), {"d": as_of}).scalars())
+    name, n = f"batch-{as_of:%Y-%m-%d}.pdf", 1
+    while name in taken or (folder / name).exists():
         n += 1
-        path = out_dir / f"batch-{as_of:%Y-%m-%d}-{n}.pdf"
-    try:
-        ensure_clean(pdf_text(pdf, path.name), path.name)
-    except PrivacyLeak as leak:
-        report.errors.append(str(leak))
-        return
-    write_atomically(path, pdf)
-    report.batch_pdf = path
-    report.pages = {written.letter_id: pages for (written, _), pages in zip(postal, ranges)}
+        name = f"batch-{as_of:%Y-%m-%d}-{n}.pdf"
+    return name
 
 
-def _record(engine: Engine, as_of: date, letters: list[WrittenLetter]) -> None:
-    """Letters, their invoices and one audit event each, in one transaction."""
-    with engine.begin() as conn:
-        for written in letters:
+def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, queue_emails: bool) -> None:
+    """Letters, their invoices, their print batch and one audit event each, in one writer transaction. A
+    letter another run recorded meanwhile (two runs at once) is left to that run: it is not recorded, printed
+    or sent a second time."""
+    folder = out_dir.resolve()
+    with writing(engine) as conn:
+        taken = set(conn.execute(text("SELECT letter_id FROM letter WHERE as_of = :d"), {"d": as_of}).scalars())
+        report.already_recorded = sorted(set(report.already_recorded) | (taken & {w.letter_id for w in report.letters}))
+        report.letters = [w for w in report.letters if w.letter_id not in taken]
+        postal = [w for w in report.letters if w.channel in POSTAL]
+        batch = _batch_name(conn, as_of, folder) if postal else None
+        if batch:
+            conn.execute(text("INSERT INTO print_batch (name, as_of, folder, letters) VALUES (:n, :d, :f, :c)"),
+                         {"n": batch, "d": as_of, "f": str(folder), "c": len(postal)})
+        for written in report.letters:
             conn.execute(text("INSERT INTO letter (letter_id, patient_id, level, kind, channel, as_of, amount_cents, "
-                              "sha256, file, status) VALUES (:l, :p, :v, :k, :c, :d, :a, :s, :f, 'written')"),
+                              "sha256, file, status, folder, batch, attempts) "
+                              "VALUES (:l, :p, :v, :k, :c, :d, :a, :s, :f, :st, :fo, :b, 0)"),
                          {"l": written.letter_id, "p": written.patient_id, "v": written.level, "k": written.kind,
                           "c": written.channel, "d": as_of, "a": written.amount_cents, "s": written.sha256,
-                          "f": written.file})
+                          "f": written.file, "fo": str(folder), "b": batch if written.channel in POSTAL else None,
+                          "st": "queued" if queue_emails and written.channel in BY_EMAIL else "written"})
             conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents) VALUES (:l, :i, :a)"),
                          [{"l": written.letter_id, "i": item.invoice_number, "a": int(item.amount_cents)}
                           for item in written.decision.items])
@@ -242,32 +248,68 @@ def _mark_notified(conn: Connection, as_of: date, invoices: tuple[str, ...]) -> 
                       "AND reversed_on IS NULL"), [{"i": number, "d": as_of} for number in invoices])
 
 
-def _send(engine: Engine, settings: Settings, out_dir: Path, emails: list, report: RemindReport) -> None:
-    """Send through SMTP when configured (each sent letter marked 'sent', audited); else leave the .eml files."""
-    if not emails:
-        return
-    if not settings.smtp.host:
-        report.email_note = f"e-mails écrits dans {out_dir}, non envoyés (pas de réglages SMTP)"
-        return
-    import email
-    import email.policy
+def _write_batches(engine: Engine, report: RemindReport) -> None:
+    """Every recorded print batch not yet written (this run's, or one a killed run left), whatever its day."""
+    with engine.connect() as conn:
+        pending = conn.execute(text("SELECT name, folder FROM print_batch WHERE written_at IS NULL ORDER BY name")).all()
+        members = {name: list(conn.execute(text("SELECT letter_id FROM letter WHERE batch = :b ORDER BY letter_id"),
+                                           {"b": name}).scalars()) for name, _ in pending}
+    mine = {w.letter_id for w in report.letters}
+    for name, folder in pending:
+        path = Path(folder) / name
+        if not path.exists() and not _write_batch(path, members[name], report):
+            continue
+        _mark_batch_written(engine, name, path)
+        if mine & set(members[name]):
+            report.batch_pdf = path
 
-    from recouvrement.channels.email import SmtpSettings, send_email
+
+def _write_batch(path: Path, letters: list[str], report: RemindReport) -> bool:
+    """The batch's letters, in letter id order, as one PDF; False (an error reported) when it cannot be."""
+    from recouvrement.render.pdf import render_batch_pdf
+    try:
+        htmls = [(path.parent / f"{lid}.html").read_text(encoding="utf-8") for lid in letters]
+    except OSError as exc:
+        report.errors.append(f"{path.name} : non écrit, une de ses lettres est illisible ({exc.strerror or exc})")
+        return False
+    pdf, ranges = render_batch_pdf(htmls)
+    try:
+        ensure_clean(pdf_text(pdf, path.name), path.name)
+    except PrivacyLeak as leak:
+        report.errors.append(str(leak))
+        return False
+    write_atomically(path, pdf)
+    report.pages.update(zip(letters, ranges))
+    return True
+
+
+def _mark_batch_written(engine: Engine, name: str, path: Path) -> None:
+    """Written (by this run, or by one killed just after writing it): never made again."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with writing(engine) as conn:
+        conn.execute(text("UPDATE print_batch SET sha256 = :s, written_at = :t WHERE name = :n AND written_at IS NULL"),
+                     {"s": digest, "t": datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0), "n": name})
+
+
+def _send(engine: Engine, settings: Settings, out_dir: Path, report: RemindReport) -> None:
+    """Send the outbox through SMTP when configured (this run's e-mails and any left queued); else the
+    e-mails stay as .eml files."""
+    if not settings.smtp.host:
+        if any(w.channel in BY_EMAIL for w in report.letters):
+            report.email_note = f"e-mails écrits dans {out_dir}, non envoyés (pas de réglages SMTP)"
+        return
+    from recouvrement.app.outbox import send_queued
+    from recouvrement.channels.email import SmtpSettings
     c = settings.smtp
     smtp = SmtpSettings(host=c.host, port=c.port, username=c.username, password=c.password, starttls=c.starttls,
                         ssl=c.ssl, sender=_sender(settings))
-    for written, data in emails:
-        try:
-            send_email(email.message_from_bytes(data, policy=email.policy.SMTP), smtp)
-        except RecouvrementError as exc:  # a refused recipient or a dropped link must not stop the others
-            report.errors.append(f"{written.letter_id}: e-mail not sent ({exc}); the .eml is in {out_dir}")
-            continue
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE letter SET status = 'sent' WHERE letter_id = :l"), {"l": written.letter_id})
-            append_event(conn, "reminder_sent", {"letter_id": written.letter_id, "channel": "email"},
-                         patient_id=written.patient_id)
-        report.emails_sent += 1
-    report.email_note = f"{report.emails_sent} e-mail(s) envoyé(s) par {settings.smtp.host}"
+    sent = send_queued(engine, smtp)
+    report.errors.extend(f"{e} ; le .eml est conservé" for e in sent.errors)
+    report.emails_sent, report.emails_queued, report.emails_failed = sent.sent, sent.queued, sent.failed
+    if sent.sent or sent.queued or sent.failed or any(w.channel in BY_EMAIL for w in report.letters):
+        report.email_note = f"{sent.sent} e-mail(s) envoyé(s) par {c.host}" + (
+            f" ; {sent.queued} en attente pour le prochain run" if sent.queued else "") + (
+            f" ; {sent.failed} refusé(s) pour de bon, à traiter" if sent.failed else "")
 
 
 def write_manifest(engine: Engine, as_of: date, out_dir: Path) -> Path:

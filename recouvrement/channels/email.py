@@ -123,8 +123,19 @@ def _connect(settings: SmtpSettings) -> smtplib.SMTP:
     return client
 
 
+class SendError(RecouvrementError):
+    """A message not sent. `permanent`: the server refused this message itself (a 5xx reply to its
+    recipients or its content), so sending it again would be refused again; otherwise the server could not
+    be reached, refused the login or asked to try later: the next message would fare no better now."""
+
+    def __init__(self, message: str, *, field: str, permanent: bool = False) -> None:
+        super().__init__(message, field=field)
+        self.permanent = permanent
+
+
 def send_email(message: EmailMessage, settings: SmtpSettings) -> None:
-    """Send one message; a connection, TLS, login or refusal problem is a RecouvrementError saying which."""
+    """Send one message; returns only once the server accepted it. A connection, TLS, login or refusal
+    problem is a SendError saying which."""
     where = f"SMTP server {settings.host}:{settings.port}"
     recipient = envelope_recipient(message)
     try:
@@ -133,18 +144,23 @@ def send_email(message: EmailMessage, settings: SmtpSettings) -> None:
                 client.login(settings.username, settings.password or "")
             client.send_message(message, from_addr=settings.sender, to_addrs=[recipient])
     except smtplib.SMTPAuthenticationError as error:
-        raise RecouvrementError(f"{where} refused the login of {settings.username!r}: "
-                                f"{_reply(error)}", field="smtp.username") from None
+        raise SendError(f"{where} refused the login of {settings.username!r}: "
+                        f"{_reply(error)}", field="smtp.username") from None
     except smtplib.SMTPRecipientsRefused as error:
-        raise RecouvrementError(f"{where} refused the recipient(s) "
-                                f"{', '.join(error.recipients)}", field="recipient.email") from None
+        codes = [code for code, _ in error.recipients.values()]
+        raise SendError(f"{where} refused the recipient(s) {', '.join(error.recipients)}", field="recipient.email",
+                        permanent=all(code >= 500 for code in codes)) from None
+    except smtplib.SMTPSenderRefused as error:      # the envelope sender: the settings, not this message
+        raise SendError(f"{where} refused the sender: {_reply(error)}", field="smtp.sender") from None
+    except smtplib.SMTPDataError as error:
+        raise SendError(f"{where}: sending failed: {_reply(error)}", field="smtp",
+                        permanent=error.smtp_code >= 500) from None
     except smtplib.SMTPException as error:
-        raise RecouvrementError(f"{where}: sending failed: {error}", field="smtp") from None
+        raise SendError(f"{where}: sending failed: {error}", field="smtp") from None
     except ssl.SSLError as error:
-        raise RecouvrementError(f"{where}: TLS failed: {error.reason or error}", field="smtp") from None
+        raise SendError(f"{where}: TLS failed: {error.reason or error}", field="smtp") from None
     except (OSError, socket.timeout) as error:
-        raise RecouvrementError(f"cannot connect to {where}: {error.strerror or error}",
-                                field="smtp.host") from None
+        raise SendError(f"cannot connect to {where}: {error.strerror or error}", field="smtp.host") from None
 
 
 def _reply(error: smtplib.SMTPResponseException) -> str:

@@ -172,7 +172,28 @@ class Letter(SQLModel, table=True):
     amount_cents: int = cents()
     sha256: str
     file: str
-    status: str = "written"                    # written | sent
+    # E-mail outbox: written (nothing to send: post only, or no SMTP settings) | queued | sending | sent |
+    # failed (refused by the server `attempts` times). 'sent' only once the SMTP server accepted it.
+    status: str = "written"
+    folder: str | None = None                  # absolute folder of the letter's files (.html, .eml)
+    batch: str | None = None                   # the print batch PDF (in `folder`) a postal letter belongs to
+    attempts: int = 0                          # SMTP tries
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    claimed_by: str | None = None              # "host:pid" sending it now (status 'sending')
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+
+
+class PrintBatch(SQLModel, table=True):
+    """A day's postal letters in one PDF. Recorded with its letters before the PDF is written, marked
+    written after: a run killed in between leaves it to the next run, which never makes it twice."""
+    __tablename__ = "print_batch"
+    name: str = Field(primary_key=True)        # file name, in `folder`: batch-<date>.pdf, batch-<date>-2.pdf …
+    as_of: date = Field(index=True)
+    folder: str
+    letters: int = 0
+    sha256: str | None = None
+    written_at: datetime | None = None
 
 
 class LetterItem(SQLModel, table=True):

@@ -1,4 +1,14 @@
-"""Opening the database: URL from --db / RECOUVREMENT_DB (default SQLite file), schema upgraded on first use."""
+"""Opening the database: URL from --db / RECOUVREMENT_DB (default SQLite file), schema upgraded on first use;
+the writer lock every writing use case takes (`writing`, `bulk_transaction`, `session_scope`).
+
+One writer at a time, whatever the process or host: every transaction that reads in order to write
+takes the database's own lock first, so what it read is still true when it writes, and a second
+`reconcile` started at the same moment waits, then finds nothing new. On SQLite it is `BEGIN
+IMMEDIATE` (the database's write lock, taken before the first read); on PostgreSQL a transaction-level
+advisory lock. Both are released at commit or rollback, and by the server or the OS when the process
+dies, so a killed run never leaves a lock behind. Readers are never blocked (WAL on SQLite, MVCC on
+PostgreSQL). Never nest two writer transactions in one process: the inner one would wait for the outer.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +22,37 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import Session
 
 from recouvrement.errors import RecouvrementError
 
 DEFAULT_URL = "sqlite:///recouvrement.db"
 MIGRATIONS = Path(__file__).with_name("migrations")
+BUSY_TIMEOUT_MS = 30000            # SQLite: how long a plain statement waits for the write lock
+WRITER_WAIT = 600.0                # seconds a writer waits for the one before it (a big reconciliation)
+WRITER_WAIT_ENV = "RECOUVREMENT_WRITER_WAIT"
+WRITER_LOCK_KEY = 0x7265636F75     # PostgreSQL advisory lock key of the writer ("recou")
+MIGRATION_LOCK_KEY = WRITER_LOCK_KEY + 1
+
+
+class WriterBusy(RecouvrementError):
+    """Another process kept the database's write lock longer than this one was allowed to wait."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"base de données occupée : une autre commande y écrit depuis plus de {waited:g} s "
+                         f"(import, rapprochement, relances ou run de nuit) ; réessayez quand elle aura fini",
+                         field="--db")
+
+
+def writer_wait() -> float:
+    """Seconds to wait for the writer lock: RECOUVREMENT_WRITER_WAIT, else WRITER_WAIT."""
+    value = os.environ.get(WRITER_WAIT_ENV, "")
+    try:
+        return max(float(value), 0.0) if value else WRITER_WAIT
+    except ValueError:
+        raise RecouvrementError(f"{WRITER_WAIT_ENV}={value!r} is not a number of seconds",
+                                field=WRITER_WAIT_ENV) from None
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -32,7 +66,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -76,12 +110,48 @@ def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
 BULK_CACHE_KIB = 256 * 1024   # SQLite page cache for bulk work: the indexes of ~2 M payments fit in it
 
 
+def take_writer_lock(conn: Connection, wait: float | None = None, key: int = WRITER_LOCK_KEY) -> None:
+    """The first statement of a writer transaction: the database's write lock, waiting up to `wait` seconds
+    (WriterBusy after that)."""
+    wait = writer_wait() if wait is None else wait
+    try:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait * 1000)}")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            finally:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        else:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(int(wait * 1000), 1)}")
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({int(key)})")
+            conn.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
+    except OperationalError as exc:
+        if _is_lock_timeout(exc):
+            raise WriterBusy(wait) from None
+        raise
+
+
+def _is_lock_timeout(exc: DBAPIError) -> bool:
+    """SQLite: 'database is locked'; PostgreSQL: lock_not_available (55P03)."""
+    return "database is locked" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "55P03"
+
+
+@contextmanager
+def writing(engine: Engine, wait: float | None = None) -> Iterator[Connection]:
+    """One writer transaction: the write lock first, then the caller's reads and writes; committed when
+    the block ends, rolled back on any error. The one way a use case (or the web app) writes."""
+    with engine.connect() as conn:
+        with conn.begin():
+            take_writer_lock(conn, wait)
+            yield conn
+
+
 @contextmanager
 def bulk_transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction for bulk work (an import, a reconciliation). On SQLite, for its duration: a page
-    cache that holds the indexes being loaded (the default 2 MB makes a million-row load re-read the same
-    pages over and over) and temporary tables in memory; both set back afterwards (which also drops the
-    temporary tables)."""
+    """One writer transaction (see `writing`) for bulk work (an import, a reconciliation). On SQLite, for its
+    duration: a page cache that holds the indexes being loaded (the default 2 MB makes a million-row load
+    re-read the same pages over and over) and temporary tables in memory; both set back afterwards (which
+    also drops the temporary tables)."""
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:
@@ -91,6 +161,7 @@ def bulk_transaction(engine: Engine) -> Iterator[Connection]:
             conn.commit()
         try:
             with conn.begin():
+                take_writer_lock(conn)
                 yield conn
         finally:
             if sqlite:
@@ -101,12 +172,9 @@ def bulk_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction: committed when the block ends, rolled back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+def session_scope(engine: Engine, wait: float | None = None) -> Iterator[Session]:
+    """A SQLModel session in one writer transaction (see `writing`), for the web app: committed when the
+    block ends, rolled back on any error."""
+    with writing(engine, wait) as conn, Session(bind=conn, expire_on_commit=False) as session:
+        yield session
+        session.flush()

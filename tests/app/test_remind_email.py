@@ -75,10 +75,10 @@ def test_a_second_run_the_same_day_sends_no_second_email(engine, settings, tmp_p
     assert len(inbox.messages) == 1
 
 
-def test_an_unreachable_server_leaves_the_letter_written_and_reports_it(engine, settings, tmp_path):
+def test_an_unreachable_server_leaves_the_letter_queued_and_reports_it(engine, settings, tmp_path):
     load(engine, settings, tmp_path, [EMAIL_ROW])
     configured = replace(with_creditor(settings), smtp=Smtp(host="127.0.0.1", port=_free_port(), sender="a@b.example"))
     report = run_remind(engine, configured, MONDAY, tmp_path / "out")
-    assert report.emails_sent == 0 and len(report.errors) == 1
+    assert report.emails_sent == 0 and len(report.errors) == 1 and report.emails_queued == 1
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT status FROM letter")).scalar_one() == "written"
+        assert conn.execute(text("SELECT status FROM letter")).scalar_one() == "queued"

@@ -1,0 +1,146 @@
+"""The e-mail outbox: queued letters are sent one by one, each recorded 'sent' only once the SMTP server
+accepted it.
+
+A letter to send is claimed first (status 'sending', claimed by "host:pid", in its own transaction), so two
+runs at once never send the same letter: the second finds it claimed and moves on. A run killed while
+sending leaves the rest 'queued' and at most the one letter in flight 'sending'; the next run gives that
+one back to the queue (its claimer's process is gone from this host, or the claim is older than
+ABANDONED_AFTER) and sends it, with the same Message-ID, so a server that had accepted it just before the
+kill and a reader's mail program both recognise a copy. A server that cannot be reached, or asks to try
+later, stops the sending for this run (the rest stay queued, for the next run); a server that refuses one
+message itself (5xx) counts against that letter, which is 'failed' after MAX_ATTEMPTS tries and waits
+for a person.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import Connection, Engine, text
+
+from recouvrement.app.lock import as_utc, is_stale
+from recouvrement.audit import append_event
+from recouvrement.channels.email import SendError, SmtpSettings, send_email
+from recouvrement.db.session import writing
+
+MAX_ATTEMPTS = 3
+ABANDONED_AFTER = timedelta(hours=1)     # one message takes seconds (SMTP timeout 30 s): a claim this old is dead
+
+
+@dataclass
+class OutboxReport:
+    sent: int = 0            # by this run
+    queued: int = 0          # still waiting after this run
+    failed: int = 0          # refused MAX_ATTEMPTS times: a person looks at them
+    taken_back: int = 0      # letters left 'sending' by a run that died, queued again
+    errors: list[str] = field(default_factory=list)
+
+
+def sender_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def take_back_abandoned(engine: Engine, now: datetime | None = None) -> int:
+    """Letters left 'sending' by a run that died go back to the queue."""
+    now = as_utc(now or _utc_now())
+    with writing(engine) as conn:
+        rows = conn.execute(text("SELECT letter_id, claimed_by, claimed_at FROM letter WHERE status = 'sending'")).all()
+        dead = [lid for lid, holder, at in rows
+                if at is None or now - as_utc(at) >= ABANDONED_AFTER
+                or is_stale(holder or "", as_utc(at), now, stale_after=timedelta(0))]
+        for lid in dead:
+            conn.execute(text("UPDATE letter SET status = 'queued', claimed_by = NULL, claimed_at = NULL "
+                              "WHERE letter_id = :l AND status = 'sending'"), {"l": lid})
+            append_event(conn, "email_taken_back", {"letter_id": lid}, at=now)
+    return len(dead)
+
+
+def queued_letters(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT letter_id FROM letter WHERE status = 'queued' "
+                                      "ORDER BY as_of, letter_id")).scalars())
+
+
+def _claim(engine: Engine, letter_id: str, me: str, now: datetime) -> tuple[str, str] | None:
+    """(patient_id, folder) of the letter if this run got it; None when another run did."""
+    with writing(engine) as conn:
+        got = conn.execute(text("UPDATE letter SET status = 'sending', claimed_by = :me, claimed_at = :t, "
+                                "attempts = attempts + 1 WHERE letter_id = :l AND status = 'queued'"),
+                           {"me": me, "t": now.replace(tzinfo=None), "l": letter_id}).rowcount
+        if got != 1:
+            return None
+        row = conn.execute(text("SELECT patient_id, folder FROM letter WHERE letter_id = :l"), {"l": letter_id}).one()
+    return row[0], row[1] or ""
+
+
+def _mark_sent(engine: Engine, letter_id: str, patient_id: str, me: str, now: datetime) -> None:
+    with writing(engine) as conn:
+        conn.execute(text("UPDATE letter SET status = 'sent', sent_at = :t, claimed_by = NULL, claimed_at = NULL, "
+                          "last_error = NULL WHERE letter_id = :l AND claimed_by = :me"),
+                     {"t": now.replace(tzinfo=None), "l": letter_id, "me": me})
+        append_event(conn, "reminder_sent", {"letter_id": letter_id, "channel": "email"}, patient_id=patient_id)
+
+
+def _give_back(engine: Engine, letter_id: str, me: str, error: str, permanent: bool) -> str:
+    """The letter goes back to the queue, or to 'failed' after MAX_ATTEMPTS refusals; returns its status."""
+    with writing(engine) as conn:
+        conn.execute(text("UPDATE letter SET status = CASE WHEN :p AND attempts >= :cap THEN 'failed' ELSE 'queued' "
+                          "END, claimed_by = NULL, claimed_at = NULL, last_error = :e "
+                          "WHERE letter_id = :l AND claimed_by = :me"),
+                     {"p": permanent, "cap": MAX_ATTEMPTS, "e": error[:2000], "l": letter_id, "me": me})
+        return conn.execute(text("SELECT status FROM letter WHERE letter_id = :l"), {"l": letter_id}).scalar_one()
+
+
+def send_queued(engine: Engine, smtp: SmtpSettings, *, send: Callable = send_email,
+                clock: Callable[[], datetime] = _utc_now) -> OutboxReport:
+    """Send every queued letter (oldest first) until the queue is empty or the server fails us."""
+    report = OutboxReport(taken_back=take_back_abandoned(engine, clock()))
+    me = sender_id()
+    for letter_id in queued_letters(engine):
+        claimed = _claim(engine, letter_id, me, clock())
+        if claimed is None:
+            continue                       # another run is sending it
+        patient_id, folder = claimed
+        try:
+            data = (Path(folder) / f"{letter_id}.eml").read_bytes()
+            send(email.message_from_bytes(data, policy=email.policy.SMTP), smtp)
+        except OSError as exc:             # the .eml was moved away: nothing to send until a person looks
+            status = _give_back(engine, letter_id, me, f"cannot read the .eml: {exc.strerror or exc}", True)
+            report.errors.append(f"{letter_id} : e-mail non envoyé, son .eml est illisible ({status})")
+            continue
+        except SendError as exc:
+            status = _give_back(engine, letter_id, me, str(exc), exc.permanent)
+            report.errors.append(f"{letter_id} : e-mail non envoyé ({exc}) ; {status}")
+            if exc.permanent:
+                continue
+            break                          # the server, not the letter: the rest wait for the next run
+        except BaseException:              # SIGTERM, ^C: not sent as far as we know, back in the queue
+            _give_back(engine, letter_id, me, "interrupted", False)
+            raise
+        _mark_sent(engine, letter_id, patient_id, me, clock())
+        report.sent += 1
+    report.queued, report.failed = outbox_counts(engine)
+    return report
+
+
+def outbox_counts(engine_or_conn: Engine | Connection) -> tuple[int, int]:
+    """(queued or being sent, failed) e-mails."""
+    sql = text("SELECT COALESCE(SUM(CASE WHEN status IN ('queued', 'sending') THEN 1 ELSE 0 END), 0), "
+               "COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) FROM letter")
+    if isinstance(engine_or_conn, Connection):
+        row = engine_or_conn.execute(sql).one()
+    else:
+        with engine_or_conn.connect() as conn:
+            row = conn.execute(sql).one()
+    return int(row[0]), int(row[1])

@@ -1,0 +1,89 @@
+"""Two real processes writing at once (SQLite file, or the real PostgreSQL server of the test setup): nothing
+allocated, recorded, printed or sent twice; a writer that waits too long says so in one French line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from recouvrement.app.imports import import_file
+from recouvrement.db.session import WriterBusy, writing
+from tests.app.test_outbox import EMAIL_ROWS, Server, _config_file, smtp  # noqa: F401  (fixture)
+from tests.app.test_remind import MONDAY, invoice, load
+
+SAMPLE_INVOICES = 1500
+
+
+def cli(db_url: str, *args: str, config: Path | None = None) -> list[str]:
+    options = ["--db", db_url] + (["--config", str(config)] if config else [])
+    return [sys.executable, "-c", "from recouvrement.cli import main; main()", *options, *args]
+
+
+def at_once(*commands: list[str], timeout: float = 600) -> list[subprocess.CompletedProcess]:
+    """Start every command, then wait for all: they run at the same time."""
+    runs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    done = []
+    for run in runs:
+        out, err = run.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(run.args, run.returncode, out, err))
+    return done
+
+
+@pytest.fixture
+def sample_world(engine, settings, tmp_path):
+    from tools.samples import generate
+    folder = tmp_path / "sample"
+    generate(folder, invoices=SAMPLE_INVOICES)
+    import_file(engine, folder / "invoices.csv", settings)
+    for name in ("remittance_amo.csv", "remittance_amc.csv", "bank_camt053.xml", "bank_cfonb120.txt"):
+        import_file(engine, folder / name, settings)
+    return engine
+
+
+def test_two_reconciliations_at_once_allocate_each_payment_once(sample_world, db_url):
+    runs = at_once(cli(db_url, "reconcile"), cli(db_url, "reconcile"))
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    assert sum("nothing new" in r.stdout for r in runs) == 1
+    with sample_world.connect() as conn:
+        doubled = conn.execute(text("SELECT COUNT(*) FROM (SELECT payment_id, invoice_number, payer_type FROM allocation "
+                                    "GROUP BY payment_id, invoice_number, payer_type HAVING COUNT(*) > 1) d")).scalar_one()
+        over = conn.execute(text("SELECT COUNT(*) FROM payment p JOIN (SELECT payment_id, SUM(amount_cents) AS cents "
+                                 "FROM allocation GROUP BY payment_id) a ON a.payment_id = p.payment_id "
+                                 "WHERE a.cents > p.amount_cents")).scalar_one()
+        allocated = conn.execute(text("SELECT COUNT(DISTINCT payment_id) FROM allocation")).scalar_one()
+    assert (doubled, over) == (0, 0) and allocated > SAMPLE_INVOICES
+
+
+POSTAL_ROWS = [invoice(f"F2025-0005{k:02d}", f"Q{chr(64 + k)}", "01/04/2025", "15/04/2025", "45,00") for k in range(1, 13)]
+
+
+def test_two_reminder_runs_at_once_print_and_send_each_letter_once(engine, db_url, settings, tmp_path, smtp):  # noqa: F811
+    load(engine, settings, tmp_path, EMAIL_ROWS + POSTAL_ROWS)
+    server = Server()
+    config = _config_file(tmp_path, smtp(server))
+    out = tmp_path / "out"
+    runs = at_once(*[cli(db_url, "remind", "--as-of", MONDAY.isoformat(), "--out", str(out), config=config)] * 2)
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    assert sorted(server.received) == [f"patient{k}@example.org" for k in range(1, 6)]
+    assert [p.name for p in out.glob("batch-*.pdf")] == ["batch-2025-06-02.pdf"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*), COUNT(DISTINCT patient_id) FROM letter")).one() == (17, 17)
+        assert conn.execute(text("SELECT COUNT(*) FROM audit_event WHERE kind = 'reminder'")).scalar_one() == 17
+        assert conn.execute(text("SELECT COUNT(*) FROM audit_event WHERE kind = 'reminder_sent'")).scalar_one() == 5
+
+
+def test_a_writer_that_waits_too_long_says_so_in_one_french_line(engine, db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("RECOUVREMENT_WRITER_WAIT", "1")
+    with writing(engine):
+        run = subprocess.run(cli(db_url, "reconcile"), capture_output=True, text=True, timeout=120)
+        with pytest.raises(WriterBusy):
+            with writing(engine.execution_options(), wait=0.2):
+                pass
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert " ".join(run.stderr.split()) == (   # one message (the console wraps it at its width)
+        "error: [--db]: base de données occupée : une autre commande y écrit depuis plus de 1 s (import, "
+        "rapprochement, relances ou run de nuit) ; réessayez quand elle aura fini")
