@@ -5,7 +5,8 @@ Decisions where the brief was silent, documented once here:
 * A case is one patient's debt named in their mise(s) en demeure (ladder's last level, letter rows
   with their items) sent at least `after_level3_days` before the handover day. Case id:
   ``AG-<yyyymmdd>-<patient_id>``. Letters count whether still 'written' or already 'sent': the
-  letter's date is the day it went out.
+  letter's date is the day it went out. An e-mail still in the outbox ('queued', 'sending') or refused
+  ('failed') has not gone out, unless it also went by post (channel 'both').
 * Its invoices are those items still carrying an open patient share on the day, less time-barred
   ones and ones already handed over (in any case, whatever its status). A case goes as a whole or
   not at all: an open dispute on one of its invoices, a hold on the patient or an active plan of
@@ -120,7 +121,7 @@ def agency_cases(engine: Engine, as_of: date, rules: Rules) -> Eligibility:
 def _final_letters(conn: Connection, as_of: date, rules: Rules) -> pd.DataFrame:
     rows = conn.execute(text(
         "SELECT l.patient_id, l.as_of, i.invoice_number FROM letter l JOIN letter_item i ON i.letter_id = l.letter_id "
-        "WHERE l.level = :level AND l.as_of <= :d AND l.status IN ('written', 'sent')"),
+        "WHERE l.level = :level AND l.as_of <= :d AND (l.status IN ('written', 'sent') OR l.channel = 'both')"),
         {"level": rules.ladder.max_level, "d": as_of}).all()
     frame = pd.DataFrame(rows, columns=["patient_id", "as_of", "invoice_number"])
     frame["as_of"] = frame["as_of"].map(as_date)

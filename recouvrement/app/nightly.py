@@ -422,6 +422,8 @@ def _remind(engine, settings, as_of, result, now) -> None:
     report = run_remind(engine, settings, as_of, settings.paths.output / "relances" / as_of.isoformat())
     result.counts["letters"] = {str(k): v for k, v in sorted(report.letters_by_level.items())}
     result.counts["sent"] = report.emails_sent
+    if report.emails_queued or report.emails_failed:
+        result.counts["emails"] = {"queued": report.emails_queued, "failed": report.emails_failed}
     result.errors.extend(f"remind: {e}" for e in report.errors)
 
 

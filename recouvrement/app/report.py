@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 
 from recouvrement.app.balance import BUCKETS, aged_balance
 from recouvrement.app.exports import write_atomically
+from recouvrement.app.outbox import outbox_counts
 from recouvrement.audit import verify
 from recouvrement.config import Settings
 from recouvrement.money import format_eur
@@ -69,6 +70,8 @@ class ReportData:
     agency: list[tuple[str, int, int, int]] = field(default_factory=list)   # label, cases, handed over, collected
     agency_today: int = 0
     runs: list[dict] = field(default_factory=list)
+    emails_queued: int = 0         # still in the outbox (server unreachable, run killed mid-send)
+    emails_failed: int = 0         # refused by the server for good: a person looks at them
     audit_events: int = 0
     audit_head: str = ""
     audit_ok: bool = True
@@ -171,6 +174,7 @@ def report_data(engine: Engine, as_of: date) -> ReportData:
         data.agency = _agency(conn, as_of)
         data.agency_today = _scalar(conn, "SELECT COUNT(*) FROM agency_case WHERE handed_on = :a", {"a": as_of})
         data.runs = _runs(conn)
+        data.emails_queued, data.emails_failed = outbox_counts(conn)
         check = verify(conn)
     data.dso_days = dso(data.receivables, data.billed_90)
     data.audit_events, data.audit_head, data.audit_ok = check.events, check.head, check.ok

@@ -28,6 +28,10 @@ def print_run(result) -> None:
     out.print(f"  affectations : {counts.get('allocations', 0)} ; file d'attente : {counts.get('exceptions', {})}")
     out.print(f"  lettres par niveau : {counts.get('letters', {})} ; dossiers remis à l'agence : "
               f"{counts.get('agency_cases', 0)}")
+    emails = counts.get("emails", {})
+    if counts.get("sent") or emails:
+        out.print(f"  e-mails envoyés : {counts.get('sent', 0)} ; en attente : {emails.get('queued', 0)} ; "
+                  f"refusés pour de bon : {emails.get('failed', 0)}")
     for message in result.errors:
         warning(message, label="  problème")
     if result.report:

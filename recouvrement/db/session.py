@@ -13,6 +13,8 @@ PostgreSQL). Never nest two writer transactions in one process: the inner one wo
 from __future__ import annotations
 
 import os
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -21,7 +23,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import Session
 
@@ -81,6 +83,43 @@ def schema_is_current(engine: Engine) -> bool:
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision() == head
+
+
+def clear_interrupted_first_use(conn: Connection, metadata) -> None:
+    """A database with some of our tables but no schema version is a first use killed half-way (before
+    migrations ran in one transaction): when those tables are all empty they are dropped, and the upgrade
+    creates the schema afresh; with data in them the database is refused, untouched."""
+    names = set(inspect(conn).get_table_names())
+    if "alembic_version" in names and conn.execute(text("SELECT COUNT(*) FROM alembic_version")).scalar_one():
+        return
+    ours = [t for t in reversed(metadata.sorted_tables) if t.name in names]
+    if not ours:
+        return
+    filled = [t.name for t in ours if conn.execute(text(f"SELECT COUNT(*) FROM {t.name}")).scalar_one()]
+    if filled:
+        raise RecouvrementError(f"la base a des tables de recouvrement avec des données ({', '.join(filled)}) mais "
+                                "aucune version de schéma : elle n'est pas mise à jour ; vérifiez l'URL --db",
+                                field="--db")
+    for table in ours:
+        table.drop(conn)
+
+
+TEST_PAUSE_ENV = "RECOUVREMENT_TEST_PAUSE_IN_MIGRATION"   # tests: stop after N tables created, to be killed
+
+
+def pause_for_tests(conn: Connection) -> None:
+    wanted = os.environ.get(TEST_PAUSE_ENV, "")
+    if not wanted.isdigit():
+        return
+    created = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("CREATE TABLE"):
+            created.append(statement)
+            if len(created) == int(wanted):
+                print(f"paused after {wanted} tables", file=sys.stderr, flush=True)
+                time.sleep(3600)
+    event.listen(conn, "after_cursor_execute", count)
 
 
 def upgrade(engine: Engine) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 import recouvrement.app.remind as remind_module
 from recouvrement.app.remind import run_remind
+from recouvrement.app.report import report_data
 from recouvrement.config import Smtp
 from tests.app.test_remind import CREDITOR, MONDAY, invoice, load, with_creditor
 from tests.app.test_remind_email import _free_port
@@ -94,6 +95,7 @@ def test_a_server_that_stops_after_two_messages_leaves_the_rest_queued_and_the_n
     first = run_remind(engine, configured(settings, smtp(tired)), MONDAY, tmp_path / "out")
     assert (first.emails_sent, first.emails_queued) == (2, 3)
     assert sorted(statuses(engine).values()) == ["queued"] * 3 + ["sent"] * 2
+    assert (report_data(engine, MONDAY).emails_queued, report_data(engine, MONDAY).emails_failed) == (3, 0)
     fresh = Server()
     second = run_remind(engine, configured(settings, smtp(fresh)), MONDAY, tmp_path / "out")
     assert (second.emails_sent, second.emails_queued, second.letters) == (3, 0, [])
