@@ -3,6 +3,7 @@ some tables and no schema version) leaves a database the next command upgrades."
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ import recouvrement.db.models  # noqa: F401
 from recouvrement.db.session import TEST_PAUSE_ENV, database_url, open_engine, schema_is_current
 from recouvrement.errors import RecouvrementError
 
+_counter = itertools.count()
+
 
 @pytest.fixture
 def empty_url(request, tmp_path) -> str:
@@ -25,7 +28,7 @@ def empty_url(request, tmp_path) -> str:
     if not os.environ.get("RECOUVREMENT_TEST_DB", "sqlite").startswith("postgres"):
         return f"sqlite:///{tmp_path / 'first.db'}"
     base, admin = request.getfixturevalue("postgres_server")
-    name = f"empty{os.getpid()}_{len(os.listdir(tmp_path))}"
+    name = f"empty{os.getpid()}_{next(_counter)}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
     return f"{base}/{name}"

@@ -77,7 +77,7 @@ def _claim(engine: Engine, letter_id: str, me: str, now: datetime) -> tuple[str,
     with writing(engine) as conn:
         got = conn.execute(text("UPDATE letter SET status = 'sending', claimed_by = :me, claimed_at = :t, "
                                 "attempts = attempts + 1 WHERE letter_id = :l AND status = 'queued'"),
-                           {"me": me, "t": now.replace(tzinfo=None), "l": letter_id}).rowcount
+                           {"me": me, "t": now, "l": letter_id}).rowcount
         if got != 1:
             return None
         row = conn.execute(text("SELECT patient_id, folder FROM letter WHERE letter_id = :l"), {"l": letter_id}).one()
@@ -88,7 +88,7 @@ def _mark_sent(engine: Engine, letter_id: str, patient_id: str, me: str, now: da
     with writing(engine) as conn:
         conn.execute(text("UPDATE letter SET status = 'sent', sent_at = :t, claimed_by = NULL, claimed_at = NULL, "
                           "last_error = NULL WHERE letter_id = :l AND claimed_by = :me"),
-                     {"t": now.replace(tzinfo=None), "l": letter_id, "me": me})
+                     {"t": now, "l": letter_id, "me": me})
         append_event(conn, "reminder_sent", {"letter_id": letter_id, "channel": "email"}, patient_id=patient_id)
 
 

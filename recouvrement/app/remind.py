@@ -288,7 +288,7 @@ def _mark_batch_written(engine: Engine, name: str, path: Path) -> None:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with writing(engine) as conn:
         conn.execute(text("UPDATE print_batch SET sha256 = :s, written_at = :t WHERE name = :n AND written_at IS NULL"),
-                     {"s": digest, "t": datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0), "n": name})
+                     {"s": digest, "t": datetime.now(timezone.utc).replace(microsecond=0), "n": name})
 
 
 def _send(engine: Engine, settings: Settings, out_dir: Path, report: RemindReport) -> None:
