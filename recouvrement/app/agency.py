@@ -183,9 +183,13 @@ def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: 
 
     `settings` is taken like every use case that writes files (the nightly run passes it); the file
     itself holds nothing from them. An existing file is never overwritten: RecouvrementError.
+    The cases and the file's content are recorded first (under the writer lock, so two exports at once
+    never hand a case over twice), the files written after: an export killed in between is finished by
+    the next one (`finish_exports`), never made again with the same cases.
     """
     rules = rules or load_rules()
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    finish_exports(engine)
     found = agency_cases(engine, as_of, rules)
     if not found.cases:
         return HandoverReport(0, 0, None, None, found.left_out)
@@ -210,9 +214,33 @@ def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: 
         manifest = {"file": path.name, "row_count": len(rows), "total_cents": total, "total": format_plain(total),
                     "sha256": digest, "as_of": as_of.isoformat(), "created_at": now.isoformat(),
                     "audit_head": head}
-        write_atomically(path, document)
-        write_atomically(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        conn.execute(text("INSERT INTO agency_export (path, as_of, sha256, document, manifest) "
+                          "VALUES (:p, :d, :s, :doc, :m)"),
+                     {"p": str(path.resolve()), "d": as_of, "s": digest, "doc": document,
+                      "m": json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"})
+    finish_exports(engine)
     return HandoverReport(len(rows), total, path, manifest_path, found.left_out)
+
+
+def finish_exports(engine: Engine) -> list[Path]:
+    """Write every recorded agency file not yet marked written (this export's, or one a killed export left),
+    then mark it; a file already there with the recorded content is kept as it is."""
+    with engine.connect() as conn:
+        pending = conn.execute(text("SELECT path, sha256, document, manifest FROM agency_export "
+                                    "WHERE written_at IS NULL ORDER BY path")).all()
+    done = []
+    for where, digest, document, manifest in pending:
+        path = Path(where)
+        data = bytes(document)
+        if not (path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == digest):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, data)
+        write_atomically(path.with_name(path.name + ".manifest.json"), manifest)
+        with writing(engine) as conn:
+            conn.execute(text("UPDATE agency_export SET written_at = :t WHERE path = :p AND written_at IS NULL"),
+                         {"t": datetime.now(timezone.utc).replace(microsecond=0), "p": where})
+        done.append(path)
+    return done
 
 
 def _rows(conn: Connection, cases: list[Case], rules: Rules) -> tuple[list[str], list[list]]:

@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from recouvrement.db.session import writing
 from recouvrement.app.exports import write_rejects
-from recouvrement.app.agency import export_agency
+from recouvrement.app.agency import export_agency, finish_exports
 from recouvrement.app.imports import import_file
 from recouvrement.app.plans import refresh_plans
 from recouvrement.app.reconcile import run_reconcile
@@ -429,6 +429,7 @@ def _remind(engine, settings, as_of, result, now) -> None:
 
 def _agency(engine, settings, as_of, result, now) -> None:
     folder = settings.paths.output / "agency"   # a second run the same day must not overwrite the first's file
+    finish_exports(engine)                      # a file a killed run left to write takes its name first
     report = export_agency(engine, settings, as_of, free_name(folder, f"agency-{as_of.isoformat()}.csv"))
     result.counts["agency_cases"] = int(report.cases)
 

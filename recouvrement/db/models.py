@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -235,6 +235,18 @@ class AgencyCase(SQLModel, table=True):
     invoice_numbers: str
     status: str = "handed_over"                # handed_over | partial | collected | closed | returned
     updated_on: date | None = None
+
+
+class AgencyExport(SQLModel, table=True):
+    """An agency file, recorded with its cases before it is written and marked written after: a run killed
+    in between leaves the next export to write it; its cases are never exported a second time."""
+    __tablename__ = "agency_export"
+    path: str = Field(primary_key=True)        # absolute path of the CSV; the manifest is <path>.manifest.json
+    as_of: date
+    sha256: str
+    document: bytes = Field(sa_column=Column(LargeBinary, nullable=False))     # the CSV, as written
+    manifest: str = Field(sa_column=Column(Text, nullable=False))
+    written_at: datetime | None = None
 
 
 class AuditEvent(SQLModel, table=True):

@@ -342,3 +342,39 @@ def test_a_returns_line_that_cannot_be_read_is_refused_alone_with_its_line(engin
                                                                    ("returns.csv", 4, "collected_amount")]
     assert "kiné" not in " ".join(str(r) for r in report.rejects)     # the refused line is never echoed
     assert patient_due(engine) == 15000 - 3000
+
+
+def test_an_export_killed_after_writing_its_file_is_finished_by_the_next_and_never_made_twice(
+        engine, settings, tmp_path, monkeypatch):
+    import recouvrement.app.agency as agency_module
+    ready(engine, settings, tmp_path)
+    write = agency_module.write_atomically
+
+    def write_then_die(path, data):
+        write(path, data)
+        if str(path).endswith(".manifest.json"):
+            raise KeyboardInterrupt("killed just after writing the files")
+    monkeypatch.setattr(agency_module, "write_atomically", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        export(engine, tmp_path)
+    monkeypatch.setattr(agency_module, "write_atomically", write)
+    again = export(engine, tmp_path, name="agency-2.csv")
+    assert again.cases == 0 and not (tmp_path / "agency-2.csv").exists()
+    rows = [row for path in tmp_path.glob("agency*.csv") for row in read_csv(path)[1:]]
+    assert [row[0] for row in rows] == ["AG-20250420-P1"]
+
+
+def test_an_export_killed_before_writing_its_file_is_written_by_the_next_run(engine, settings, tmp_path, monkeypatch):
+    import recouvrement.app.agency as agency_module
+    ready(engine, settings, tmp_path)
+
+    def die(path, data):
+        raise KeyboardInterrupt("killed before writing the file")
+    monkeypatch.setattr(agency_module, "write_atomically", die)
+    with pytest.raises(KeyboardInterrupt):
+        export(engine, tmp_path)
+    monkeypatch.undo()
+    assert export(engine, tmp_path, name="agency-2.csv").cases == 0
+    assert [row[0] for row in read_csv(tmp_path / "agency.csv")[1:]] == ["AG-20250420-P1"]
+    manifest = json.loads((tmp_path / "agency.csv.manifest.json").read_text())
+    assert manifest["sha256"] == hashlib.sha256((tmp_path / "agency.csv").read_bytes()).hexdigest()

@@ -1,4 +1,4 @@
-"""letter outbox (folder, print batch, SMTP attempts and claim) and print batches
+"""letter outbox (folder, print batch, SMTP attempts and claim), print batches, agency exports
 
 Revision ID: concurrency
 Revises: 0001
@@ -27,6 +27,15 @@ def upgrade() -> None:
     with op.batch_alter_table('print_batch', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_print_batch_as_of'), ['as_of'], unique=False)
 
+    op.create_table('agency_export',
+    sa.Column('path', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('as_of', sa.Date(), nullable=False),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('document', sa.LargeBinary(), nullable=False),
+    sa.Column('manifest', sa.Text(), nullable=False),
+    sa.Column('written_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('path')
+    )
     with op.batch_alter_table('letter', schema=None) as batch_op:
         batch_op.add_column(sa.Column('folder', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch_op.add_column(sa.Column('batch', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
@@ -42,3 +51,4 @@ def downgrade() -> None:
         for column in ('sent_at', 'claimed_at', 'claimed_by', 'last_error', 'attempts', 'batch', 'folder'):
             batch_op.drop_column(column)
     op.drop_table('print_batch')
+    op.drop_table('agency_export')
