@@ -58,6 +58,19 @@ def test_two_reconciliations_at_once_allocate_each_payment_once(sample_world, db
     assert (doubled, over) == (0, 0) and allocated > SAMPLE_INVOICES
 
 
+def test_two_imports_of_the_same_file_at_once_store_each_row_once(engine, db_url, tmp_path):
+    from tools.samples import generate
+    generate(tmp_path / "sample", invoices=SAMPLE_INVOICES)
+    invoices = tmp_path / "sample" / "invoices.csv"
+    config = tmp_path / "recouvrement.toml"
+    config.write_text(f'[privacy]\nnir_key_file = "{tmp_path / "nir.key"}"\n', encoding="utf-8")
+    runs = at_once(*[cli(db_url, "import", "invoices", str(invoices), config=config)] * 2)
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM invoice")).scalar_one() == SAMPLE_INVOICES
+        assert conn.execute(text("SELECT COUNT(*) FROM import_batch")).scalar_one() == 1
+
+
 POSTAL_ROWS = [invoice(f"F2025-0005{k:02d}", f"Q{chr(64 + k)}", "01/04/2025", "15/04/2025", "45,00") for k in range(1, 13)]
 
 
