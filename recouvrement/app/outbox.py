@@ -29,6 +29,7 @@ from recouvrement.app.lock import as_utc, is_stale
 from recouvrement.audit import append_event
 from recouvrement.channels.email import SendError, SmtpSettings, send_email
 from recouvrement.db.session import writing
+from recouvrement.errors import RecouvrementError
 
 MAX_ATTEMPTS = 3
 ABANDONED_AFTER = timedelta(hours=1)     # one message takes seconds (SMTP timeout 30 s): a claim this old is dead
@@ -119,10 +120,11 @@ def send_queued(engine: Engine, smtp: SmtpSettings, *, send: Callable = send_ema
             status = _give_back(engine, letter_id, me, f"cannot read the .eml: {exc.strerror or exc}", True)
             report.errors.append(f"{letter_id} : e-mail non envoyé, son .eml est illisible ({status})")
             continue
-        except SendError as exc:
-            status = _give_back(engine, letter_id, me, str(exc), exc.permanent)
+        except RecouvrementError as exc:   # a SendError, or a message refused before sending (its recipient)
+            permanent = exc.permanent if isinstance(exc, SendError) else True
+            status = _give_back(engine, letter_id, me, str(exc), permanent)
             report.errors.append(f"{letter_id} : e-mail non envoyé ({exc}) ; {status}")
-            if exc.permanent:
+            if permanent:
                 continue
             break                          # the server, not the letter: the rest wait for the next run
         except BaseException:              # SIGTERM, ^C: not sent as far as we know, back in the queue
