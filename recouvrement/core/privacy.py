@@ -52,12 +52,16 @@ class Lexicon:
 # ---------------------------------------------------------------- accent and case folding
 
 def _fold_table() -> dict[int, str]:
-    """One character in, one character out, so offsets in folded text are offsets in the original."""
+    """One character in, one character out, so offsets in folded text are offsets in the original.
+
+    NFKD then the base letter: accents go ("é" -> "e"), and so do compatibility forms that
+    `normalise` left (full-width "Ｉ" -> "i", superscripts). Ligatures that expand ("ﬁ") are
+    resolved earlier by `normalise`, since folding must keep the length."""
     table: dict[int, str] = {}
-    for code in range(0x250):
+    for code in (*range(0x80, 0x2000), *range(0xFF00, 0xFFF0)):
         char = chr(code)
-        base = unicodedata.normalize("NFD", char)[0].lower()
-        if len(base) == 1 and base != char:
+        base = unicodedata.normalize("NFKD", char)[:1].lower()
+        if len(base) == 1 and base != char and (base.isalnum() or base in " -'"):
             table[code] = base
     for quote in "\u2019\u2018\u02bc\u00b4`":
         table[ord(quote)] = "'"
@@ -76,11 +80,29 @@ def _fold_char(match: re.Match[str]) -> str:
     return _FOLD.get(ord(match[0]), match[0])
 
 
+# Invisible characters that would split a word or a number without showing: soft hyphen,
+# zero-width spaces and joiners, word joiner, BOM.
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
+
+
+def normalise(text: str) -> str:
+    """The text as a reader sees it: NFKC (ligatures, full-width digits), invisible characters removed.
+
+    Line breaks are kept, so line numbers of findings are those of the given text.
+    """
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
+
+
 def fold(text: str) -> str:
-    """Lower case without accents, same length as the input: "Échographie" -> "echographie"."""
+    """Lower case without accents, same length as the input: "Échographie" -> "echographie".
+
+    An underscore folds to a space: "seance_kine.csv" holds two words, as a reader sees it.
+    """
     # Only the few non-ASCII characters go through Python; str.lower() keeps the length once
     # U+0130 (the one character it expands) has been folded by the table.
-    return _NON_ASCII.sub(_fold_char, text).lower()
+    return _NON_ASCII.sub(_fold_char, text).lower().replace("_", " ")
 
 
 # ---------------------------------------------------------------- lexicon
@@ -240,6 +262,10 @@ _UPPER_TOKEN = re.compile(
     r"|(?P<cim>\d{2}\.\d{1,2}[+*]?(?!\w|[.,]\d))"
     r"|(?P<key>[A-Z]{0,2}(?=[ \t]?\d))"
     r")")
+# A CCAM code typed in lower or title case ("yyyy010", "Hbld038"), sought in folded text. Not a
+# piece of an e-mail address, a web address or a file path ("marc123@...", ".../page123").
+_FOLDED_CCAM = re.compile(
+    r"[a-hj-np-z](?<![\w.\-/@]\w)[a-hj-np-z]{3}\d{3}(?:[-/.]\d){0,2}(?![\w@]|[./]\w)")
 _COEFFICIENT = re.compile(r"[ \t]?\d{1,3}(?:[.,]\d{1,2})?(?!\w|[.,]\d)")
 # "Bâtiment C 1", "escalier B 2", "vitamine B 12" (sought in folded text): not a cotation.
 _NOT_A_COTATION = re.compile(
@@ -263,10 +289,16 @@ _CELL = re.compile(
     r"[;\t|\"\n,]([ \t]*)([A-Z][A-Z0-9]{1,2}(?:\.\d{1,2})?)(?:[ \t]*(?=[;\t|\"\r\n])|(?=,)|[ \t]*\Z)")
 _CIM_CODE = re.compile(r"[A-Z]\d{2}(?:\.?\d{1,2})?")
 
-# NIR: 15 characters (Corsica: 2A/2B), separated or not by single spaces or dots at the usual places.
-_NIR = re.compile(
-    r"[1-478](?<!\w.)[ .]?\d{2}[ .]?\d{2}[ .]?(?:\d{2}|2[AaBb])[ .]?\d{3}[ .]?\d{3}[ .]?\d{2}(?!\w)")
-
+# NIR: 13 characters (Corsica: 2A/2B in the department) and a 2-digit key, as people really type
+# it: glued ("184127645108946"), after letters ("NIR184127645108946"), or cut by one separator
+# (space, dot, dash, underscore, slash) between its fields: "1 84 12 76 451 089 46",
+# "1-84-12-76-451-089-46". A run of digits joined by single separators is cut into its groups;
+# a NIR is a sequence of whole groups holding 15 characters whose cuts fall on field boundaries,
+# and whose key is right (stdnum): IBAN, SIRET, phone and date groups never cut there.
+_DIGIT_RUN = re.compile(r"\d(?:[ \t._/\-]?(?:\d|(?<=2)[AaBb]))*")
+_DIGIT_GROUP = re.compile(r"[\dAaBb]+")
+_NIR_CUTS = frozenset((1, 3, 5, 7, 10, 13))  # after sex, year, month, department, commune, order
+_NIR_FIRST = frozenset("123478")
 
 def _is_cim_code(code: str) -> bool:
     """True when "E11" or "J45.0" is a code of a real chapter (D49, E99, Y99 are not)."""
@@ -332,11 +364,44 @@ def _context_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
 
 
 def _nir_spans(text: str) -> list[tuple[int, int, str]]:
-    return [(*m.span(), "nir") for m in _NIR.finditer(text) if nir.is_valid(m.group())]
+    spans = []
+    for run in _DIGIT_RUN.finditer(text):
+        if run.end() - run.start() >= 15:
+            spans += _nirs_in_run(text, [g.span() for g in _DIGIT_GROUP.finditer(text, *run.span())])
+    return spans
+
+
+def _nirs_in_run(text: str, groups: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+    """The NIRs among the sequences of whole groups of one run."""
+    found = []
+    for first in range(len(groups)):
+        count = 0
+        for last in range(first, len(groups)):
+            if last > first and count not in _NIR_CUTS:
+                break
+            count += groups[last][1] - groups[last][0]
+            if count >= 15:
+                if count == 15 and _is_nir("".join(text[a:b] for a, b in groups[first:last + 1])):
+                    found.append((groups[first][0], groups[last][1], "nir"))
+                break
+    return found
+
+
+def _is_nir(candidate: str) -> bool:
+    candidate = candidate.upper()
+    return (candidate[0] in _NIR_FIRST and (candidate.isdigit() or candidate[5:7] in ("2A", "2B"))
+            and nir.is_valid(candidate))
+
+
+def _folded_ccam_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
+    """CCAM codes not in capitals (those are upper tokens): all lower case or a capital first."""
+    return [(*m.span(), "ccam") for m in _FOLDED_CCAM.finditer(folded)
+            if text[m.start() + 1:m.start() + 4].islower()]
 
 
 def _code_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
-    return _upper_token_spans(text, folded) + _context_spans(text, folded) + _nir_spans(text)
+    return (_upper_token_spans(text, folded) + _folded_ccam_spans(text, folded) + _context_spans(text, folded)
+            + _nir_spans(text))
 
 
 # ---------------------------------------------------------------- findings
@@ -400,8 +465,110 @@ def _findings(text: str, spans: list[tuple[int, int, str]]) -> list[Finding]:
     return [finding for _, finding in sorted(findings, key=lambda f: f[0])]
 
 
-def scan_text(text: str, lexicon: Lexicon | None = None) -> list[Finding]:
-    """Every piece of medical data in the text, in reading order, each with a masked excerpt."""
+# ---------------------------------------------------------------- known texts
+
+@lru_cache(maxsize=32)
+def _known_pattern(known: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Whole-word occurrences of the known texts in folded text, punctuation and spacing aside."""
+    phrases = set()
+    for phrase in known:
+        words = re.findall(r"[^\W_]+", fold(normalise(phrase or "")))
+        if sum(map(len, words)) >= 3:  # "C", "12": too short to stand for anyone's identity
+            phrases.add(r"[\W_]+".join(map(re.escape, words)))
+    if not phrases:
+        return None
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(sorted(phrases, key=lambda p: (-len(p), p))) + r")(?![^\W_])")
+
+
+def _outside_known(folded: str, spans: list[tuple[int, int, str]],
+                   known: tuple[str, ...]) -> list[tuple[int, int, str]]:
+    """The spans that do not lie inside an occurrence of a known text (the creditor's own identity)."""
+    pattern = _known_pattern(tuple(known))
+    if pattern is None:
+        return spans
+    occurrences = [m.span() for m in pattern.finditer(folded)]
+    return [span for span in spans if not any(a <= span[0] and span[1] <= b for a, b in occurrences)]
+
+
+# ---------------------------------------------------------------- scanning
+
+def _spans(text: str, lexicon: Lexicon | None, known: tuple[str, ...]) -> tuple[str, list[tuple[int, int, str]]]:
+    """The normalised text and the spans of medical data in it."""
     lexicon = lexicon or load_lexicon()
+    text = normalise(text)
     folded = fold(text)
-    return _findings(text, _distinct(_code_spans(text, folded) + _lexicon_spans(text, folded, lexicon)))
+    spans = _distinct(_code_spans(text, folded) + _lexicon_spans(text, folded, lexicon))
+    if spans and known:
+        spans = _outside_known(folded, spans, known)
+    return text, spans
+
+
+def scan_text(text: str, lexicon: Lexicon | None = None, known: tuple[str, ...] = ()) -> list[Finding]:
+    """Every piece of medical data in the text, in reading order, each with a masked excerpt.
+
+    `known` holds texts that are known not to be a leak wherever they stand (the creditor's
+    configured name, address, e-mail): a finding inside one of them is not reported.
+    """
+    text, spans = _spans(text, lexicon, known)
+    return _findings(text, spans)
+
+
+# ---------------------------------------------------------------- describing what is not echoed
+
+# What each kind of finding looks like, said to a clinic person.
+KIND_LABELS = {
+    "nir": "un NIR (numéro de sécurité sociale)",
+    "ccam": "un code d'acte CCAM",
+    "ngap": "une cotation NGAP",
+    "cim10": "un code de diagnostic CIM-10",
+    "lexicon": "un terme de soin",
+}
+
+
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, "une donnée médicale")
+
+
+def _description(kinds: list[str]) -> str:
+    labels = list(dict.fromkeys(kind_label(k) for k in kinds))
+    return f"valeur masquée (ressemble à {' et à '.join(labels)})"
+
+
+def describe_cell(value, lexicon: Lexicon | None = None) -> str:
+    """The value itself when the scanner finds nothing in it; else a description that does not echo it.
+
+    >>> describe_cell("12,50 €")
+    '12,50 €'
+    >>> describe_cell("1-84-12-76-451-089-46")
+    'valeur masquée (ressemble à un NIR (numéro de sécurité sociale))'
+    """
+    text = "" if value is None else str(value)
+    if not text.strip():
+        return text
+    _, spans = _spans(text, lexicon, ())
+    return _description([kind for _, _, kind in spans]) if spans else text
+
+
+_FILE_NAME_UNSAFE = re.compile(r"[^\w.\-]+")
+
+
+def redact(text: str, lexicon: Lexicon | None = None, *, file_name: bool = False) -> str:
+    """The text with each piece of medical data replaced by what it looks like, for messages
+    (an error quoting a cell, a run's log) and file names; unchanged when nothing is found.
+
+    >>> redact("not a date: NIR184127645108946")
+    'not a date: NIR[valeur masquée (ressemble à un NIR (numéro de sécurité sociale))]'
+    >>> redact("releve-kine_184127645108946.csv", file_name=True)
+    'releve-masque-lexicon_masque-nir.csv'
+    """
+    if not text:
+        return text
+    normalised, spans = _spans(text, lexicon, ())
+    if not spans:
+        return text
+    pieces, cursor = [], 0
+    for start, end, kind in spans:
+        pieces += [normalised[cursor:start], f"masque-{kind}" if file_name else f"[{_description([kind])}]"]
+        cursor = end
+    pieces.append(normalised[cursor:])
+    return "".join(pieces)
