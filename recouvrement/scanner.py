@@ -20,10 +20,16 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from recouvrement.core.privacy import Finding, Lexicon, scan_text
+from recouvrement.core.privacy import Finding, Lexicon, kind_label, redact, scan_text
 from recouvrement.errors import RecouvrementError
 
-SHOWN_IN_ERROR = 3  # findings named in a PrivacyLeak message; the rest are counted
+SHOWN_IN_ERROR = 3  # lines named in a PrivacyLeak message; the rest are counted
+# What the clinic does about a refused document (said in every refusal).
+HOW_TO_PROCEED = (
+    "corrigez la donnée en cause (nom, adresse, mutuelle, payeur, libellé…) dans le logiciel du cabinet "
+    "puis réimportez le fichier ; si c'est le nom, l'adresse ou l'e-mail du créancier, déclarez-les tels "
+    "qu'imprimés dans la section [creditor] de recouvrement.toml ; pour un faux positif (un patient nommé "
+    "comme une maladie), envoyez ce courrier à la main")
 _EMAIL_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject")
 
 
@@ -178,9 +184,19 @@ def extract_text(path: Path) -> str:
 
 # ---------------------------------------------------------------- scanning
 
-def scan_file(path: Path, lexicon: Lexicon | None = None) -> list[Finding]:
-    """The findings of one file."""
-    return scan_text(extract_text(path), lexicon)
+def known_texts(settings) -> tuple[str, ...]:
+    """What the clinic configured about itself, known not to be a leak wherever it is printed:
+    the creditor's name, address, city, e-mail and the e-mail sender ("Cabinet dentaire du Parc")."""
+    creditor, smtp = getattr(settings, "creditor", None), getattr(settings, "smtp", None)
+    texts = [getattr(creditor, f, "") for f in ("name", "address", "city", "email")]
+    texts.append(getattr(smtp, "sender", "") or "")
+    return tuple(t for t in texts if t)
+
+
+def scan_file(path: Path, lexicon: Lexicon | None = None, known: tuple[str, ...] = ()) -> list[Finding]:
+    """The findings of one file; its name is scanned too (line 0): a file name leaves with the file."""
+    name = [Finding(0, f.kind, f.excerpt) for f in scan_text(Path(path).name, lexicon)]
+    return name + scan_text(extract_text(path), lexicon, known)
 
 
 def _files(path: Path) -> list[Path]:
@@ -193,8 +209,10 @@ def _files(path: Path) -> list[Path]:
     raise RecouvrementError("fichier ou dossier introuvable", file=str(path))
 
 
-def scan_paths(paths: Iterable[Path], lexicon: Lexicon | None = None) -> list[tuple[Path, Finding]]:
-    """Every finding under the given files and folders, file by file in sorted order."""
+def scan_paths(paths: Iterable[Path], lexicon: Lexicon | None = None,
+               known: tuple[str, ...] = ()) -> list[tuple[Path, Finding]]:
+    """Every finding under the given files and folders, file by file in sorted order.
+    `known`: the clinic's own identity (see `known_texts`), as when the files were written."""
     seen: set[Path] = set()
     found: list[tuple[Path, Finding]] = []
     for given in paths:
@@ -202,22 +220,33 @@ def scan_paths(paths: Iterable[Path], lexicon: Lexicon | None = None) -> list[tu
             if path.resolve() in seen:
                 continue
             seen.add(path.resolve())
-            found.extend((path, finding) for finding in scan_file(path, lexicon))
+            found.extend((path, finding) for finding in scan_file(path, lexicon, known))
     return found
 
 
 def format_finding(path: Path, finding: Finding) -> str:
-    """One finding as a compiler would print it: "file:line: kind: excerpt"."""
-    return f"{path}:{finding.line}: {finding.kind}: {finding.excerpt}"
+    """One finding as a compiler would print it: "file:line: kind: excerpt" (the file's name masked)."""
+    shown = Path(path).with_name(redact(Path(path).name, file_name=True))
+    return f"{shown}:{finding.line}: {finding.kind}: {finding.excerpt}"
 
 
-def ensure_clean(text: str, name: str, lexicon: Lexicon | None = None) -> None:
-    """Refuse a document that holds medical data: raise PrivacyLeak naming it and its first findings."""
-    findings = scan_text(text, lexicon)
+def ensure_clean(text: str, name: str, lexicon: Lexicon | None = None, known: tuple[str, ...] = ()) -> None:
+    """Refuse a document that holds medical data: raise PrivacyLeak naming it, the kinds and lines of
+    what was found (never the text) and how to proceed. `known`: see `known_texts`."""
+    findings = scan_text(text, lexicon, known)
     if not findings:
         return
-    shown = "; ".join(f"line {f.line}: {f.kind}: {f.excerpt}" for f in findings[:SHOWN_IN_ERROR])
-    more = len(findings) - SHOWN_IN_ERROR
-    message = (f"medical data found, document not written ({len(findings)} finding"
-               f"{'s' if len(findings) > 1 else ''}): {shown}" + (f"; and {more} more" if more > 0 else ""))
-    raise PrivacyLeak(message, file=name, line=findings[0].line, findings=tuple(findings))
+    raise PrivacyLeak(leak_message(findings), file=name, line=findings[0].line, findings=tuple(findings))
+
+
+def leak_message(findings: list[Finding], where: str = "") -> str:
+    """Why a document was refused, in French, for a clinic person: what it looks like, where, what to do."""
+    labels = [f"à {label}" for label in dict.fromkeys(kind_label(f.kind) for f in findings)]
+    kinds = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " et " + labels[-1]
+    lines = sorted({f.line for f in findings})
+    shown = ", ".join(str(n) for n in lines[:SHOWN_IN_ERROR])
+    more = len(lines) - SHOWN_IN_ERROR
+    count = f"{len(findings)} constat{'s' if len(findings) > 1 else ''}"
+    return (f"document refusé, rien n'a été écrit ni envoyé : il contient ce qui ressemble {kinds}"
+            f"{where} ({count}, ligne{'s' if len(lines) > 1 else ''} {shown}"
+            + (f" et {more} autre{'s' if more > 1 else ''}" if more > 0 else "") + f") ; {HOW_TO_PROCEED}")

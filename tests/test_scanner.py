@@ -185,14 +185,32 @@ def test_a_clean_document_may_be_written():
     ensure_clean(CLEAN_LETTER, "relance-F2025-000123.pdf")
 
 
-def test_a_leaking_document_is_refused_with_its_name_and_masked_findings():
+def test_a_leaking_document_is_refused_with_its_name_the_kinds_and_lines_found():
     with pytest.raises(PrivacyLeak) as refused:
         ensure_clean("Madame,\nActe DEQP003, cotation AMI 3\ndialyse\nIRM\nVIH", "relance-42.pdf")
     message = str(refused.value)
-    assert message.startswith("relance-42.pdf:2: medical data found")
-    assert "5 findings" in message and "and 2 more" in message
+    assert message.startswith("relance-42.pdf:2: document refusé")
+    assert "5 constats" in message and "lignes 2, 3, 4 et 1 autre" in message
+    assert "code d'acte CCAM" in message and "terme de soin" in message
     assert "DEQP003" not in message and "AMI 3" not in message and "dialyse" not in message
     assert len(refused.value.findings) == 5
+
+
+def test_a_refusal_says_how_to_proceed_in_french():
+    with pytest.raises(PrivacyLeak) as refused:
+        ensure_clean("Madame,\nvotre séance de kiné", "L20261123-P42-1.html")
+    message = str(refused.value)
+    assert message.startswith("L20261123-P42-1.html:2: ")
+    assert "réimportez" in message and "[creditor]" in message
+
+
+def test_a_refusal_quotes_no_word_of_the_document():
+    """The excerpts (masked tokens, but their context) stay in the findings, out of the message."""
+    with pytest.raises(PrivacyLeak) as refused:
+        ensure_clean("Madame Éloïse Lefèvre, 12 rue des Lilas\nsuivi de grossesse", "L1.html")
+    message = str(refused.value)
+    assert "Lefèvre" not in message and "Lilas" not in message and "suivi" not in message
+    assert "grossesse" not in message
 
 
 def test_a_privacy_leak_is_a_recouvrement_error():

@@ -21,7 +21,7 @@ from recouvrement.app.plans import propose
 from recouvrement.config import Paths, Settings
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
-from recouvrement.scanner import format_finding, scan_paths
+from recouvrement.scanner import format_finding, known_texts, scan_paths
 
 ORDER = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "bank_camt053.xml", "bank_cfonb120.txt")
 STATUS_FR = {"ok": "terminé", "failed": "en échec", "running": "en cours"}
@@ -81,7 +81,7 @@ def run_demo(ctx, samples: Path, folder: Path, out) -> Path | None:
         if night == NIGHTS[0]:
             print_matching(out, engine, folder)
             propose_a_plan(out, engine, settings, night)
-    print_scan(out, settings.paths.output)
+    print_scan(out, settings.paths.output, known_texts(settings))
     return report
 
 
@@ -133,8 +133,8 @@ def propose_a_plan(out, engine, settings: Settings, as_of: date) -> None:
     out.print("  aucune dette de patient qu'un échéancier pourrait couvrir")
 
 
-def print_scan(out, folder: Path) -> None:
-    findings = scan_paths([folder]) if folder.exists() else []
+def print_scan(out, folder: Path, known: tuple[str, ...] = ()) -> None:
+    findings = scan_paths([folder], known=known) if folder.exists() else []
     count = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
     out.print("\nContrôle de confidentialité", style="bold", end="")
     out.print(f" de {count} fichier(s) écrits dans {folder} : "

@@ -112,7 +112,7 @@ def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *,
                      [{"p": plan_id, "s": k + 1, "d": i.due_date, "a": i.amount_cents}
                       for k, i in enumerate(instalments)])
         view = _letter_view(plan_id, as_of, creditor, patient, shares, credits, total, instalments)
-        files = _write_letter(view, folder, f"echeancier_{plan_id}")
+        files = _write_letter(view, folder, f"echeancier_{plan_id}", settings)
         append_event(conn, "plan_proposed", {
             "plan_id": plan_id, "total_cents": total, "credits_cents": credits, "invoices": list(numbers),
             "instalments": [[i.due_date, i.amount_cents] for i in instalments],
@@ -152,14 +152,14 @@ def _letter_view(plan_id: int, as_of: date, creditor, patient, shares: list[Open
         instalments=tuple((i.due_date, i.amount_cents) for i in instalments))
 
 
-def _write_letter(view, folder: Path, stem: str) -> tuple[Path, Path]:
+def _write_letter(view, folder: Path, stem: str, settings: Settings) -> tuple[Path, Path]:
     """HTML and PDF of the letter, refused whole if the privacy scanner finds anything in the HTML."""
     from recouvrement.app.exports import write_atomically
     from recouvrement.render.letters import render_html
     from recouvrement.render.pdf import render_pdf
-    from recouvrement.scanner import ensure_clean, html_text
+    from recouvrement.scanner import ensure_clean, html_text, known_texts
     html = render_html(view)
-    ensure_clean(html_text(html), f"{stem}.html")
+    ensure_clean(html_text(html), f"{stem}.html", known=known_texts(settings))
     html_path, pdf_path = folder / f"{stem}.html", folder / f"{stem}.pdf"
     write_atomically(html_path, html)
     write_atomically(pdf_path, render_pdf(html))

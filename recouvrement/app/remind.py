@@ -32,7 +32,7 @@ from recouvrement.core.ladder import Decision, decide, is_quiet_day
 from recouvrement.core.references import rf_reference
 from recouvrement.errors import RecouvrementError
 from recouvrement.rules import Rules, load_rules
-from recouvrement.scanner import PrivacyLeak, ensure_clean, html_text, pdf_text
+from recouvrement.scanner import PrivacyLeak, ensure_clean, html_text, known_texts, pdf_text
 
 MANIFEST_HEADER = ["letter_id", "patient_id", "invoice_numbers", "level", "channel", "amount_due", "file"]
 POSTAL = ("letter", "both")
@@ -112,7 +112,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     report.already_recorded = sorted(recorded)
     if fresh:
         _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf)
-    _write_batches(engine, report)
+    _write_batches(engine, report, known_texts(settings))
     _send(engine, settings, Path(out_dir), report)
     if report.already_recorded or report.letters:
         report.manifest = write_manifest(engine, as_of, Path(out_dir))
@@ -122,7 +122,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
 def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path, decisions: list[Decision],
                   report: RemindReport, single_pdf: bool) -> None:
     from recouvrement.render.letters import render_html, render_text
-    creditor = _creditor(settings)
+    creditor, known = _creditor(settings), known_texts(settings)
     with engine.connect() as conn:
         people = frame(conn, "SELECT * FROM patient").set_index("patient_id")
     for decision in decisions:
@@ -131,13 +131,13 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
         html = render_html(view)
         text_version = render_text(view)
         try:
-            ensure_clean(html_text(html), f"{lid}.html")
-            ensure_clean(text_version, f"{lid}.txt")
+            ensure_clean(html_text(html), f"{lid}.html", known=known)
+            ensure_clean(text_version, f"{lid}.txt", known=known)
             message = _email(settings, view, html, text_version) if decision.channel in BY_EMAIL else None
         except RecouvrementError as refused:  # a leak, or an address refused when the message is built: this one only
             report.errors.append(str(refused))
             continue
-        report.letters.append(_write_letter(out_dir, lid, html, message, decision, view.kind, single_pdf))
+        report.letters.append(_write_letter(out_dir, lid, html, message, decision, view.kind, single_pdf, known))
     _record(engine, as_of, out_dir, report, queue_emails=bool(settings.smtp.host))
 
 
@@ -171,7 +171,7 @@ def _email(settings: Settings, view, html: str, text_version: str) -> bytes:
     from recouvrement.scanner import email_text
     message = build_email(view, _sender(settings), html, text_version)
     data = message.as_bytes(policy=email.policy.SMTP)
-    ensure_clean(email_text(data, f"{view.letter_id}.eml"), f"{view.letter_id}.eml")
+    ensure_clean(email_text(data, f"{view.letter_id}.eml"), f"{view.letter_id}.eml", known=known_texts(settings))
     return data
 
 
@@ -180,7 +180,7 @@ def _sender(settings: Settings) -> str:
 
 
 def _write_letter(out_dir: Path, lid: str, html: str, message, decision: Decision, kind: str,
-                  single_pdf: bool) -> WrittenLetter:
+                  single_pdf: bool, known: tuple[str, ...] = ()) -> WrittenLetter:
     write_atomically(out_dir / f"{lid}.html", html)
     document, name = html.encode("utf-8"), f"{lid}.html"
     if message is not None:
@@ -188,16 +188,16 @@ def _write_letter(out_dir: Path, lid: str, html: str, message, decision: Decisio
         if decision.channel == "email":
             document, name = message, f"{lid}.eml"
     if single_pdf and decision.channel in POSTAL:
-        _write_pdf(out_dir / f"{lid}.pdf", html)
+        _write_pdf(out_dir / f"{lid}.pdf", html, known)
     return WrittenLetter(lid, decision.patient_id, tuple(i.invoice_number for i in decision.items), decision.level,
                          kind, decision.channel, decision.amount_due_cents, name,
                          hashlib.sha256(document).hexdigest(), decision)
 
 
-def _write_pdf(path: Path, html: str) -> None:
+def _write_pdf(path: Path, html: str, known: tuple[str, ...] = ()) -> None:
     from recouvrement.render.pdf import render_pdf
     pdf = render_pdf(html)
-    ensure_clean(pdf_text(pdf, path.name), path.name)
+    ensure_clean(pdf_text(pdf, path.name), path.name, known=known)
     write_atomically(path, pdf)
 
 
@@ -248,7 +248,7 @@ def _mark_notified(conn: Connection, as_of: date, invoices: tuple[str, ...]) -> 
                       "AND reversed_on IS NULL"), [{"i": number, "d": as_of} for number in invoices])
 
 
-def _write_batches(engine: Engine, report: RemindReport) -> None:
+def _write_batches(engine: Engine, report: RemindReport, known: tuple[str, ...] = ()) -> None:
     """Every recorded print batch not yet written (this run's, or one a killed run left), whatever its day."""
     with engine.connect() as conn:
         pending = conn.execute(text("SELECT name, folder FROM print_batch WHERE written_at IS NULL ORDER BY name")).all()
@@ -257,14 +257,14 @@ def _write_batches(engine: Engine, report: RemindReport) -> None:
     mine = {w.letter_id for w in report.letters}
     for name, folder in pending:
         path = Path(folder) / name
-        if not path.exists() and not _write_batch(path, members[name], report):
+        if not path.exists() and not _write_batch(path, members[name], report, known):
             continue
         _mark_batch_written(engine, name, path)
         if mine & set(members[name]):
             report.batch_pdf = path
 
 
-def _write_batch(path: Path, letters: list[str], report: RemindReport) -> bool:
+def _write_batch(path: Path, letters: list[str], report: RemindReport, known: tuple[str, ...] = ()) -> bool:
     """The batch's letters, in letter id order, as one PDF; False (an error reported) when it cannot be."""
     from recouvrement.render.pdf import render_batch_pdf
     try:
@@ -274,7 +274,7 @@ def _write_batch(path: Path, letters: list[str], report: RemindReport) -> bool:
         return False
     pdf, ranges = render_batch_pdf(htmls)
     try:
-        ensure_clean(pdf_text(pdf, path.name), path.name)
+        ensure_clean(pdf_text(pdf, path.name), path.name, known=known)
     except PrivacyLeak as leak:
         report.errors.append(str(leak))
         return False

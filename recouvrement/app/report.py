@@ -235,9 +235,9 @@ def render_report(data: ReportData, creditor_name: str = "") -> str:
 
 def write_report(engine: Engine, settings: Settings, as_of: date, path: Path) -> Path:
     """Render, scan for medical data (PrivacyLeak: nothing written), write atomically; returns the path."""
-    from recouvrement.scanner import ensure_clean
+    from recouvrement.scanner import ensure_clean, known_texts
     page = render_report(report_data(engine, as_of), settings.creditor.name)
     path = Path(path)
-    ensure_clean(page, path.name)
+    ensure_clean(page, path.name, known=known_texts(settings))
     write_atomically(path, page)
     return path

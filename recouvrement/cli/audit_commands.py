@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from recouvrement.app.audit_views import DEFAULT_LIMIT, audit_log, verify_log
 from recouvrement.cli import Context, Table, cli, error, out, pass_context
-from recouvrement.scanner import format_finding, scan_paths
+from recouvrement.scanner import format_finding, known_texts, scan_paths
 
 
 @cli.group()
@@ -50,9 +50,14 @@ def audit_log_command(ctx: Context, patient_id: str | None, invoice_number: str 
 
 @audit.command("scan")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def audit_scan(paths: tuple[Path, ...]) -> None:
-    """Scan files and folders for medical data; print each finding masked; exit 1 if any."""
-    findings = scan_paths(paths)
+@pass_context
+def audit_scan(ctx: Context, paths: tuple[Path, ...]) -> None:
+    """Scan files and folders for medical data; print each finding masked; exit 1 if any.
+
+    The creditor's identity of the settings ([creditor] name, address, city, e-mail) is known text,
+    as when the documents were written.
+    """
+    findings = scan_paths(paths, known=known_texts(ctx.settings))
     for path, finding in findings:
         out.print(format_finding(path, finding))
     files = len({path for path, _ in findings})
