@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import threading
+
+_redacting = threading.local()
+
+
+def _redacted(text: str | None, *, file_name: bool = False) -> str | None:
+    """The text with medical data described, not echoed (core.privacy.redact); every message a user
+    reads goes through here, so a cell quoted by a parser (a NIR, a care word) never reaches the screen."""
+    if not text or getattr(_redacting, "active", False):
+        return text
+    _redacting.active = True  # the scanner's own errors (an unreadable lexicon) must not loop back here
+    try:
+        from recouvrement.core import privacy
+        try:
+            return privacy.redact(str(text), file_name=file_name)
+        except RecouvrementError:  # no lexicon: codes and NIRs are still masked
+            return privacy.redact(str(text), privacy.build_lexicon([]), file_name=file_name)
+    finally:
+        _redacting.active = False
+
 
 class RecouvrementError(Exception):
     """A problem the user can fix (bad input, bad settings); printed without a traceback."""
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
                  field: str | None = None) -> None:
+        message, file = _redacted(message), _redacted(file, file_name=True)
         self.file, self.line, self.field = file, line, field
         where = ":".join(str(p) for p in (file, line) if p is not None)
         if field:

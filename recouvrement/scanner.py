@@ -28,8 +28,8 @@ SHOWN_IN_ERROR = 3  # lines named in a PrivacyLeak message; the rest are counted
 HOW_TO_PROCEED = (
     "corrigez la donnée en cause (nom, adresse, mutuelle, payeur, libellé…) dans le logiciel du cabinet "
     "puis réimportez le fichier ; si c'est le nom, l'adresse ou l'e-mail du créancier, déclarez-les tels "
-    "qu'imprimés dans la section [creditor] de recouvrement.toml ; pour un faux positif (un patient nommé "
-    "comme une maladie), envoyez ce courrier à la main")
+    "qu'imprimés dans la section [creditor] de recouvrement.toml ; pour une fausse alerte (un nom de famille pris "
+    "pour un terme de soin), envoyez ce courrier à la main")
 _EMAIL_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject")
 
 

@@ -51,6 +51,7 @@ from recouvrement.core.ladder import is_time_barred
 from recouvrement.app.reconcile import share_outstanding
 from recouvrement.audit import append_event
 from recouvrement.config import Settings
+from recouvrement.core.privacy import redact, safe_file_name
 from recouvrement.core.references import rf_reference
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import AMOUNT_TOO_LARGE, Reject
@@ -366,7 +367,8 @@ def import_agency_returns(engine: Engine, path: Path, now: datetime | None = Non
         raise RecouvrementError("fichier introuvable", file=str(path))
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     lines, rejects, warnings, read = read_returns(path)
-    report = ImportReport(path.name, "agency_returns_csv", "agency_returns", read, warnings=warnings)
+    report = ImportReport(safe_file_name(path.name), "agency_returns_csv", "agency_returns", read,
+                          warnings=[redact(w) for w in warnings])
     with writing(engine) as conn:
         for line in sorted(lines, key=lambda x: (x.day, x.line)):
             refused = _apply_return(conn, path.name, line, now)
@@ -480,8 +482,8 @@ def _record_batch(conn: Connection, path: Path, report: ImportReport, now: datet
     conn.execute(text("INSERT INTO import_batch (kind, format, source_file, sha256, imported_at, rows_read, "
                       "rows_imported, rows_duplicate, rows_rejected) VALUES ('agency_returns', 'csv', :s, :h, :t, "
                       ":r, :i, :d, :x)"),
-                 {"s": path.name, "h": sha, "t": now.replace(tzinfo=None), "r": report.rows_read,
+                 {"s": report.file, "h": sha, "t": now.replace(tzinfo=None), "r": report.rows_read,
                   "i": report.imported, "d": report.duplicates, "x": len(report.rejects)})
-    append_event(conn, "import", {"file": path.name, "sha256": sha, "kind": "agency_returns", "format": "csv",
+    append_event(conn, "import", {"file": report.file, "sha256": sha, "kind": "agency_returns", "format": "csv",
                                   "imported": report.imported, "duplicates": report.duplicates,
                                   "rejected": len(report.rejects)}, at=now)

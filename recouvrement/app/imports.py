@@ -24,6 +24,7 @@ from recouvrement.config import Settings
 from recouvrement.db.bulk import bulk_insert, stage
 from recouvrement.db.session import bulk_transaction
 from recouvrement.db.models import Invoice, Patient, Payment
+from recouvrement.core.privacy import redact, safe_file_name
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import Parsed, Reject, read_head
 
@@ -93,13 +94,14 @@ def parse_file(path: Path, settings: Settings, expect: str | None = None) -> tup
 def import_file(engine: Engine, path: Path, settings: Settings, expect: str | None = None,
                 strict: bool = False) -> ImportReport:
     format_name, parsed = parse_file(path, settings, expect)
-    report = ImportReport(path.name, format_name, parsed.kind, parsed.rows_read,
-                          rejects=list(parsed.rejects), warnings=list(parsed.warnings))
+    name = safe_file_name(path.name)   # as stored and shown: a NIR or a care word in a file name is masked
+    report = ImportReport(name, format_name, parsed.kind, parsed.rows_read,
+                          rejects=list(parsed.rejects), warnings=[redact(w) for w in parsed.warnings])
     if strict and report.rejects:
         raise ImportRefused(report)
     with bulk_transaction(engine) as conn:
         store = _store_invoices if parsed.kind == "invoices" else _store_payments
-        imported, duplicates, conflicts = store(conn, parsed, path.name)
+        imported, duplicates, conflicts = store(conn, parsed, name)
         report.imported, report.duplicates = imported, duplicates
         report.rejects = sorted(report.rejects + conflicts)
         if strict and report.rejects:
@@ -116,9 +118,9 @@ def _record_batch(conn: Connection, path: Path, format_name: str, report: Import
     now = datetime.now(timezone.utc)
     conn.execute(text("INSERT INTO import_batch (kind, format, source_file, sha256, imported_at, rows_read, "
                       "rows_imported, rows_duplicate, rows_rejected) VALUES (:k, :f, :s, :h, :t, :r, :i, :d, :x)"),
-                 {"k": report.kind, "f": format_name, "s": path.name, "h": sha, "t": now, "r": report.rows_read,
+                 {"k": report.kind, "f": format_name, "s": report.file, "h": sha, "t": now, "r": report.rows_read,
                   "i": report.imported, "d": report.duplicates, "x": len(report.rejects)})
-    append_event(conn, "import", {"file": path.name, "sha256": sha, "kind": report.kind, "format": format_name,
+    append_event(conn, "import", {"file": report.file, "sha256": sha, "kind": report.kind, "format": format_name,
                                   "imported": report.imported, "duplicates": report.duplicates,
                                   "rejected": len(report.rejects)})
 

@@ -22,6 +22,7 @@ import shutil
 import stat
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -41,6 +42,7 @@ from recouvrement.app.segmentation import patient_segments, segment_counts
 from recouvrement.app.lock import STALE_AFTER, as_utc, held
 from recouvrement.audit import append_event
 from recouvrement.config import Settings
+from recouvrement.core.privacy import redact, safe_file_name
 from recouvrement.errors import RecouvrementError
 from recouvrement.rules import load_rules
 
@@ -290,7 +292,7 @@ def move_out(path: Path, folder: Path, content: Path | None = None) -> Path:
     not copied twice. A name too long for our suffixes is shortened (see short_name)."""
     folder.mkdir(parents=True, exist_ok=True)
     content = content or path
-    name = short_name(path.name)
+    name = short_name(safe_file_name(path.name))
     same = folder / name
     if same.is_file() and not same.is_symlink() and _sha256(same) == _sha256(content):
         path.unlink()
@@ -304,11 +306,31 @@ def _quarantine(path: Path, settings: Settings, rows: list[tuple], content: Path
     """The rejects report first, then the file: killed in between, the file is still in the inbox."""
     folder = settings.paths.quarantine
     folder.mkdir(parents=True, exist_ok=True)
-    target = free_name(folder, short_name(path.name))
+    target = free_name(folder, short_name(safe_file_name(path.name)))
+
+
+def _failure(exc: BaseException) -> str:
+    """An unexpected error for the run history: a database or library message may quote a value."""
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+def _log_failure(what: str) -> None:
+    log.error("%s failed: %s", what, redact(traceback.format_exc()))
+
+
     write_rejects(folder / f"{target.name}.rejects.csv", rows)
     _copy_in(content or path, folder, target.name)
     path.unlink()
     return target
+
+
+def _failure(exc: BaseException) -> str:
+    """An unexpected error for the run history: a database or library message may quote a value."""
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+def _log_failure(what: str) -> None:
+    log.error("%s failed: %s", what, redact(traceback.format_exc()))
 
 
 def _pause_for_tests(number: int) -> None:
@@ -344,7 +366,7 @@ def import_inbox(engine: Engine, settings: Settings, as_of: date, result: RunRes
                 _import_one(engine, settings, path, signature, staging, archive, number, result)
                 shutil.rmtree(staging, ignore_errors=True)
             except Exception as exc:   # one file's trouble is reported; the others are still taken
-                log.exception("inbox file %s", _shown(path.name))
+                log.error("inbox file %s: %s", _shown(safe_file_name(path.name)), redact(traceback.format_exc()))
                 what = "erreur de base de données" if isinstance(exc, SQLAlchemyError) else "erreur inattendue"
                 _leave(result, files, Left(path.name, f"{what} ({type(exc).__name__}) : laissé dans la boîte, "
                                                       "repris au prochain passage"))
@@ -355,13 +377,13 @@ def import_inbox(engine: Engine, settings: Settings, as_of: date, result: RunRes
 def _leave(result: RunResult, files: dict, item: Left) -> None:
     files["left"] += 1
     result.left.append(item)
-    result.errors.append(f"boîte de réception : {_shown(item.name)} : {item.reason}")
+    result.errors.append(f"boîte de réception : {_shown(safe_file_name(item.name))} : {item.reason}")
 
 
 def _import_one(engine: Engine, settings: Settings, path: Path, signature: tuple[int, int], staging: Path,
                 archive: Path, number: int, result: RunResult) -> None:
     files, rows = result.counts["files"], result.counts["rows"]
-    name = _shown(path.name)
+    name = _shown(safe_file_name(path.name))
     try:
         copy = stage(path, signature, staging)
     except OSError as exc:
@@ -376,7 +398,7 @@ def _import_one(engine: Engine, settings: Settings, path: Path, signature: tuple
         report = import_file(engine, copy, settings)
     except RecouvrementError as exc:
         reason = str(exc)
-        result.quarantined.append(_quarantine(path, settings, [(path.name, exc.line or "", exc.field or "", reason)],
+        result.quarantined.append(_quarantine(path, settings, [(safe_file_name(path.name), exc.line or "", exc.field or "", reason)],
                                               copy))
         result.errors.append(f"{name} : mis en quarantaine, {reason}")
         files["quarantined"] += 1
@@ -384,7 +406,7 @@ def _import_one(engine: Engine, settings: Settings, path: Path, signature: tuple
     _pause_for_tests(number)
     if report.rejects:
         archive.mkdir(parents=True, exist_ok=True)
-        listing = archive / f"{free_name(archive, short_name(path.name)).name}.rejects.csv"
+        listing = archive / f"{free_name(archive, short_name(safe_file_name(path.name))).name}.rejects.csv"
         write_rejects(listing, [(r.file, r.line, r.field, r.reason) for r in report.rejects])
         result.errors.append(f"{name} : {len(report.rejects)} ligne(s) refusée(s), listées dans {listing.name}")
         rows["refused"] += len(report.rejects)
@@ -443,8 +465,8 @@ def _steps(engine: Engine, settings: Settings, as_of: date, result: RunResult, n
         try:
             step(engine, settings, as_of, result, now)
         except Exception as exc:     # recorded in the run history; the steps after it would act on bad data
-            log.exception("nightly step %s failed", name)
-            result.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            _log_failure(f"nightly step {name}")
+            result.errors.append(f"{name}: {_failure(exc)}")
             result.status = "failed"
             later = [n for n, _ in STEPS[[n for n, _ in STEPS].index(name) + 1:]]
             if later:
@@ -458,8 +480,8 @@ def _report(engine: Engine, settings: Settings, as_of: date, result: RunResult) 
         result.report = write_report(engine, settings, as_of,
                                      settings.paths.output / "reports" / f"report-{as_of.isoformat()}.html")
     except Exception as exc:
-        log.exception("nightly report failed")
-        result.errors.append(f"report: {type(exc).__name__}: {exc}")
+        _log_failure("nightly report")
+        result.errors.append(f"report: {_failure(exc)}")
         result.status = "failed"
 
 
@@ -481,7 +503,7 @@ def run_nightly(engine: Engine, settings: Settings, as_of: date, now: datetime |
             _report(engine, settings, as_of, result)
         except BaseException as exc:   # SIGTERM, ^C, a database gone: the history says so
             result.status = "failed"
-            result.errors.append("interrupted" if not isinstance(exc, Exception) else f"{type(exc).__name__}: {exc}")
+            result.errors.append("interrupted" if not isinstance(exc, Exception) else _failure(exc))
             try:
                 _finish_run(engine, result, _now(clock() if now is None else now))
             finally:

@@ -263,9 +263,11 @@ _UPPER_TOKEN = re.compile(
     r"|(?P<key>[A-Z]{0,2}(?=[ \t]?\d))"
     r")")
 # A CCAM code typed in lower or title case ("yyyy010", "Hbld038"), sought in folded text. Not a
-# piece of an e-mail address, a web address or a file path ("marc123@...", ".../page123").
+# piece of an e-mail address, a web address or a file path ("marc123@...", ".../page123"), nor the
+# name of an ISO 20022 bank message ("camt053", "pacs008": in statement file names).
 _FOLDED_CCAM = re.compile(
     r"[a-hj-np-z](?<![\w.\-/@]\w)[a-hj-np-z]{3}\d{3}(?:[-/.]\d){0,2}(?![\w@]|[./]\w)")
+_ISO_20022_AREAS = frozenset(("camt", "pacs", "acmt", "remt", "reda", "secl", "seev", "semt", "sese", "setr", "tsmt"))
 _COEFFICIENT = re.compile(r"[ \t]?\d{1,3}(?:[.,]\d{1,2})?(?!\w|[.,]\d)")
 # "Bâtiment C 1", "escalier B 2", "vitamine B 12" (sought in folded text): not a cotation.
 _NOT_A_COTATION = re.compile(
@@ -396,7 +398,7 @@ def _is_nir(candidate: str) -> bool:
 def _folded_ccam_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
     """CCAM codes not in capitals (those are upper tokens): all lower case or a capital first."""
     return [(*m.span(), "ccam") for m in _FOLDED_CCAM.finditer(folded)
-            if text[m.start() + 1:m.start() + 4].islower()]
+            if text[m.start() + 1:m.start() + 4].islower() and folded[m.start():m.start() + 4] not in _ISO_20022_AREAS]
 
 
 def _code_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
@@ -572,3 +574,10 @@ def redact(text: str, lexicon: Lexicon | None = None, *, file_name: bool = False
         cursor = end
     pieces.append(normalised[cursor:])
     return "".join(pieces)
+
+
+@lru_cache(maxsize=256)
+def safe_file_name(name: str) -> str:
+    """A file name as it may be shown or reused (archive, quarantine, rejects listing): unchanged
+    unless the scanner flags part of it ("releve_184127645108946.csv" -> "releve_masque-nir.csv")."""
+    return redact(name, file_name=True) if name else name

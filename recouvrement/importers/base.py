@@ -50,6 +50,13 @@ class Reject:
     field: str
     reason: str
 
+    def __post_init__(self) -> None:
+        # A reason may quote the refused cell: where the privacy scanner flags it (a NIR in the wrong
+        # column, a care word in a name), it is described instead, here for every importer at once.
+        from recouvrement.core.privacy import redact, safe_file_name
+        object.__setattr__(self, "file", safe_file_name(self.file))
+        object.__setattr__(self, "reason", redact(self.reason))
+
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.field}: {self.reason}"
 
