@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from stdnum import iban
 from stdnum.fr import nir
 
-from recouvrement.core.privacy import Finding, build_lexicon, fold, load_lexicon, scan_text
+from recouvrement.core.privacy import (
+    Finding, build_lexicon, describe_cell, fold, load_lexicon, redact, safe_file_name, scan_text,
+)
 from recouvrement.core.references import format_rf, rf_reference
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
@@ -153,6 +155,133 @@ def test_a_nir_with_a_wrong_key_is_not_flagged():
 
 def test_a_nir_glued_to_other_digits_is_not_flagged():
     assert scan_text(f"Référence 9{NIR}") == []
+
+
+# ---------------------------------------------------------------- what people really type
+
+ISSUE_NIR = "184127645108946"
+
+
+@pytest.mark.parametrize("typed", [
+    "1-84-12-76-451-089-46",
+    "1.84.12.76.451.089.46",
+    "1_84_12_76_451_089_46",
+    "1/84/12/76/451/089/46",
+    "1 84 12 76 451 089 46",
+    "1841276451089 46",
+    "1841276451089-46",
+    "NIR184127645108946",
+    "184127645108946NIR",
+    "n°184127645108946.",
+    "１８４１２７６４５１０８９４６",  # full-width digits
+    "18412\u200b7645108946",  # a zero-width space inside
+])
+def test_a_nir_is_found_however_it_is_typed(typed):
+    assert found(f"Virement {typed} merci") == [(1, "nir")]
+
+
+@pytest.mark.parametrize("typed", ["2-53-07-2B-073-004-{key}", "253072b073004{key}", "PATIENT253072B073004{key}"])
+def test_a_corsican_nir_is_found_however_it_is_typed(typed):
+    assert found(typed.format(key=NIR_CORSICA[13:])) == [(1, "nir")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[1-478][0-9]{14}", fullmatch=True), st.sampled_from(["", " ", "-", "."]))
+def test_fifteen_digits_with_a_wrong_key_never_alarm(number, separator):
+    if nir.is_valid(number):
+        number = number[:13] + f"{(int(number[13:]) + 1) % 97:02d}"
+    typed = separator.join([number[:1], number[1:3], number[3:5], number[5:7], number[7:10], number[10:13],
+                            number[13:]])
+    assert scan_text(f"Référence {typed}") == []
+
+
+@pytest.mark.parametrize("text", [
+    "IBAN FR76 1841 2764 5108 9460 0000 000",  # a NIR's digits cut in fours are an IBAN's groups
+    "SIRET 184 127 645 10894",
+    "le 18/04/1276 à 45 10 89 46",
+    "Tél. 01 84 12 76 45 / 10 89 46",
+])
+def test_digits_cut_where_a_nir_is_never_cut_are_not_a_nir(text):
+    assert scan_text(text) == []
+
+
+@pytest.mark.parametrize("typed", ["yyyy010", "hbld038", "Hbld038", "deqp003-1-0", "acte yyyy010 le 3 mars"])
+def test_a_ccam_code_in_lower_or_title_case_is_found(typed):
+    assert found(typed) == [(1, "ccam")]
+
+
+@pytest.mark.parametrize("text", ["jdupr123@example.org", "https://example.org/page123", "camt053_v04.xml",
+                                  "relevé pacs008 du jour", "mars2025"])
+def test_lower_case_letters_and_digits_that_are_not_ccam_are_not_flagged(text):
+    assert scan_text(text) == []
+
+
+@pytest.mark.parametrize("text", ["HIV", "test HIV négatif", "AIDS", "Chemotherapy", "dental bill", "MRI scan"])
+def test_english_care_terms_are_found(text):
+    assert [f.kind for f in scan_text(text)] == ["lexicon"]
+
+
+@pytest.mark.parametrize("text", ["seance kine", "SEANCE KINE", "seance_kine_mars.csv", "Seance de kine",
+                                  "chimio\u00adthérapie", "ﬁbroscopie"])
+def test_care_words_typed_without_accents_or_with_hidden_characters_are_found(text):
+    assert [f.kind for f in scan_text(text)] == ["lexicon"]
+
+
+@pytest.mark.parametrize("text", ["12 Rue de l'Hôpital, 75013 Paris", "Rue de l'Hôpital", "rue de la Santé",
+                                  "boulevard de l'Hôpital"])
+def test_hospital_and_health_street_names_are_addresses(text):
+    assert scan_text(text) == []
+
+
+def test_a_patient_named_like_a_disease_is_flagged_and_the_letter_goes_by_hand():
+    """Decided: the scanner cannot tell a surname from a word; a refusal (sent by hand) beats a leak."""
+    assert found("Madame Jeanne Cancer\n3 rue des Lilas") == [(1, "lexicon")]
+
+
+# ---------------------------------------------------------------- the creditor's own identity
+
+@pytest.mark.parametrize("name", ["Cabinet dentaire du Parc", "Laboratoire d'analyses médicales",
+                                  "Centre de radiologie", "CENTRE DE RADIOLOGIE"])
+def test_the_creditors_configured_name_is_known_text(name):
+    letter = f"{name}\n3 rue Haute\nMadame,\nvotre facture F2025-000123 reste due.\n{name}"
+    assert scan_text(letter, known=(name.title(),)) == []
+    assert scan_text(letter) != []
+
+
+def test_a_known_name_hides_only_itself():
+    known = ("Cabinet dentaire du Parc", "accueil@cabinet-dentaire-parc.example")
+    text = "Cabinet dentaire du Parc, accueil@cabinet-dentaire-parc.example\nVirement soins dentaires"
+    assert found_known(text, known) == [(2, "lexicon")]
+    assert found_known("Cabinet dentaire du Parcours", known) == [(1, "lexicon")]
+
+
+def found_known(text: str, known: tuple[str, ...]) -> list[tuple[int, str]]:
+    return [(f.line, f.kind) for f in scan_text(text, known=known)]
+
+
+# ---------------------------------------------------------------- describing without echoing
+
+def test_a_harmless_cell_is_described_as_itself():
+    assert describe_cell("12,50 €") == "12,50 €" and describe_cell("") == "" and describe_cell(None) == ""
+
+
+@pytest.mark.parametrize("cell, looks_like", [("1-84-12-76-451-089-46", "NIR"), ("séance kiné", "terme de soin"),
+                                              ("yyyy010", "CCAM")])
+def test_a_flagged_cell_is_described_never_copied(cell, looks_like):
+    described = describe_cell(cell)
+    assert described.startswith("valeur masquée (ressemble à") and looks_like in described
+    assert cell not in described and "kiné" not in described and "84" not in described
+
+
+def test_a_message_keeps_its_words_and_loses_only_the_flagged_ones():
+    assert redact("line 3: not a date: 1-84-12-76-451-089-46") == \
+        "line 3: not a date: [valeur masquée (ressemble à un NIR (numéro de sécurité sociale))]"
+    assert redact("line 3: not a date: 31/02/2025") == "line 3: not a date: 31/02/2025"
+
+
+def test_a_file_name_keeps_its_shape_and_loses_only_the_flagged_part():
+    assert safe_file_name("releve_1-84-12-76-451-089-46.csv") == "releve_masque-nir.csv"
+    assert safe_file_name("camt053_v04.xml") == "camt053_v04.xml"
 
 
 # ---------------------------------------------------------------- lexicon
