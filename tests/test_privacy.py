@@ -105,6 +105,11 @@ def test_an_ngap_key_after_a_cotation_keyword_is_found():
     assert found("Cotation : CS") == [(1, "ngap")]
 
 
+def test_a_cotation_after_an_invoice_number_is_found():
+    """Not taken for a group of an IBAN: those never hold a space."""
+    assert found("Virement facture F2025-000201 AMI 3") == [(1, "ngap")]
+
+
 def test_an_ngap_key_alone_in_a_csv_cell_is_found():
     assert found("facture;acte;montant\nF2025-000123;AMI;12,50") == [(2, "ngap")]
 

@@ -318,8 +318,9 @@ def _is_cotation(text: str, folded: str, key: re.Match[str]) -> re.Match[str] | 
     coefficient = _COEFFICIENT.match(text, end)
     if coefficient is None or (len(key[0]) == 1 and text[end] not in " \t"):
         return None
+    glued = text[end] not in " \t"  # "TC12" may be a group of an IBAN, "AMI 3" (a space inside) never is
     if _NOT_A_COTATION.search(folded, max(0, start - 16), start) \
-            or _IBAN_GROUP_BEFORE.search(text, max(0, start - 5), start):
+            or (glued and _IBAN_GROUP_BEFORE.search(text, max(0, start - 5), start)):
         return None
     return coefficient
 
