@@ -366,11 +366,11 @@ def _context_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
     return spans
 
 
-def _nir_spans(text: str) -> list[tuple[int, int, str]]:
+def _nir_spans(text: str, runs: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
     spans = []
-    for run in _DIGIT_RUN.finditer(text):
-        if run.end() - run.start() >= 15:
-            spans += _nirs_in_run(text, [g.span() for g in _DIGIT_GROUP.finditer(text, *run.span())])
+    for start, end in runs:
+        if end - start >= 15:
+            spans += _nirs_in_run(text, [g.span() for g in _DIGIT_GROUP.finditer(text, start, end)])
     return spans
 
 
@@ -396,15 +396,22 @@ def _is_nir(candidate: str) -> bool:
             and nir.is_valid(candidate))
 
 
-def _folded_ccam_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
-    """CCAM codes not in capitals (those are upper tokens): all lower case or a capital first."""
-    return [(*m.span(), "ccam") for m in _FOLDED_CCAM.finditer(folded)
-            if text[m.start() + 1:m.start() + 4].islower() and folded[m.start():m.start() + 4] not in _ISO_20022_AREAS]
+def _folded_ccam_spans(text: str, folded: str, runs: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+    """CCAM codes not in capitals (those are upper tokens): all lower case or a capital first.
+
+    Sought only where a run of digits follows a letter, so the text is not walked once more."""
+    spans = []
+    for start, _ in runs:
+        if start >= 4 and folded[start - 1].isalpha() and (m := _FOLDED_CCAM.match(folded, start - 4)) \
+                and text[start - 3:start].islower() and folded[start - 4:start] not in _ISO_20022_AREAS:
+            spans.append((*m.span(), "ccam"))
+    return spans
 
 
 def _code_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
-    return (_upper_token_spans(text, folded) + _folded_ccam_spans(text, folded) + _context_spans(text, folded)
-            + _nir_spans(text))
+    runs = [m.span() for m in _DIGIT_RUN.finditer(text)]  # one walk for the NIRs and the lower-case CCAM
+    return (_upper_token_spans(text, folded) + _folded_ccam_spans(text, folded, runs)
+            + _context_spans(text, folded) + _nir_spans(text, runs))
 
 
 # ---------------------------------------------------------------- findings
