@@ -110,6 +110,10 @@ def test_a_cotation_after_an_invoice_number_is_found():
     assert found("Virement facture F2025-000201 AMI 3") == [(1, "ngap")]
 
 
+def test_a_cotation_at_the_end_of_a_csv_cell_is_found():
+    assert found("mutuelle,Harmonie Mutuelle AMI 3,0.00,30.00") == [(1, "ngap")]
+
+
 def test_an_ngap_key_alone_in_a_csv_cell_is_found():
     assert found("facture;acte;montant\nF2025-000123;AMI;12,50") == [(2, "ngap")]
 

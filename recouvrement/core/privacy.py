@@ -82,7 +82,8 @@ def _fold_char(match: re.Match[str]) -> str:
 
 # Invisible characters that would split a word or a number without showing: soft hyphen,
 # zero-width spaces and joiners, word joiner, BOM.
-_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
+_INVISIBLE_CHARS = "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARS}]")
 
 
 def normalise(text: str) -> str:
@@ -92,7 +93,9 @@ def normalise(text: str) -> str:
     """
     if text.isascii():
         return text
-    return unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
+    if any(char in text for char in _INVISIBLE_CHARS):  # rare: a few substring searches, not a regex walk
+        text = _INVISIBLE.sub("", text)
+    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
 
 
 def fold(text: str) -> str:
@@ -269,6 +272,9 @@ _FOLDED_CCAM = re.compile(
     r"[a-hj-np-z](?<![\w.\-/@]\w)[a-hj-np-z]{3}\d{3}(?:[-/.]\d){0,2}(?![\w@]|[./]\w)")
 _ISO_20022_AREAS = frozenset(("camt", "pacs", "acmt", "remt", "reda", "secl", "seev", "semt", "sese", "setr", "tsmt"))
 _COEFFICIENT = re.compile(r"[ \t]?\d{1,3}(?:[.,]\d{1,2})?(?!\w|[.,]\d)")
+# After a key of two letters or more ("AMI", "KC"), a number is a coefficient whatever follows it:
+# in a CSV, "AMI 3,0.00" is the cotation and the next cell.
+_COEFFICIENT_AFTER_LONG_KEY = re.compile(r"[ \t]?\d{1,3}(?!\d)")
 # "Bâtiment C 1", "escalier B 2", "vitamine B 12" (sought in folded text): not a cotation.
 _NOT_A_COTATION = re.compile(
     r"(?:bat(?:iment)?|esc(?:alier)?|app?t|appartement|porte|etage|residence|lot|hall|entree|bloc"
@@ -298,6 +304,9 @@ _CIM_CODE = re.compile(r"[A-Z]\d{2}(?:\.?\d{1,2})?")
 # a NIR is a sequence of whole groups holding 15 characters whose cuts fall on field boundaries,
 # and whose key is right (stdnum): IBAN, SIRET, phone and date groups never cut there.
 _DIGIT_RUN = re.compile(r"\d(?:[ \t._/\-]?(?:\d|(?<=2)[AaBb]))*")
+# Where digit runs may be: one cheap character-class walk of the text; the exact runs are cut only
+# inside the rare stretches long enough to hold a NIR.
+_DIGITS_AROUND = re.compile(r"\d[\d \t._/\-AaBb]*")
 _DIGIT_GROUP = re.compile(r"[\dAaBb]+")
 _NIR_CUTS = frozenset((1, 3, 5, 7, 10, 13))  # after sex, year, month, department, commune, order
 _NIR_FIRST = frozenset("123478")
@@ -315,7 +324,7 @@ def _is_cotation(text: str, folded: str, key: re.Match[str]) -> re.Match[str] | 
     start, end = key.span()
     if key[0] not in NGAP_KEYS:
         return None
-    coefficient = _COEFFICIENT.match(text, end)
+    coefficient = (_COEFFICIENT if len(key[0]) == 1 else _COEFFICIENT_AFTER_LONG_KEY).match(text, end)
     if coefficient is None or (len(key[0]) == 1 and text[end] not in " \t"):
         return None
     glued = text[end] not in " \t"  # "TC12" may be a group of an IBAN, "AMI 3" (a space inside) never is
@@ -366,11 +375,13 @@ def _context_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
     return spans
 
 
-def _nir_spans(text: str, runs: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+def _nir_spans(text: str, stretches: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
     spans = []
-    for start, end in runs:
+    for start, end in stretches:
         if end - start >= 15:
-            spans += _nirs_in_run(text, [g.span() for g in _DIGIT_GROUP.finditer(text, start, end)])
+            for run in _DIGIT_RUN.finditer(text, start, end):
+                if run.end() - run.start() >= 15:
+                    spans += _nirs_in_run(text, [g.span() for g in _DIGIT_GROUP.finditer(text, *run.span())])
     return spans
 
 
@@ -396,12 +407,12 @@ def _is_nir(candidate: str) -> bool:
             and nir.is_valid(candidate))
 
 
-def _folded_ccam_spans(text: str, folded: str, runs: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+def _folded_ccam_spans(text: str, folded: str, stretches: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
     """CCAM codes not in capitals (those are upper tokens): all lower case or a capital first.
 
     Sought only where a run of digits follows a letter, so the text is not walked once more."""
     spans = []
-    for start, _ in runs:
+    for start, _ in stretches:
         if start >= 4 and folded[start - 1].isalpha() and (m := _FOLDED_CCAM.match(folded, start - 4)) \
                 and text[start - 3:start].islower() and folded[start - 4:start] not in _ISO_20022_AREAS:
             spans.append((*m.span(), "ccam"))
@@ -409,9 +420,9 @@ def _folded_ccam_spans(text: str, folded: str, runs: list[tuple[int, int]]) -> l
 
 
 def _code_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
-    runs = [m.span() for m in _DIGIT_RUN.finditer(text)]  # one walk for the NIRs and the lower-case CCAM
-    return (_upper_token_spans(text, folded) + _folded_ccam_spans(text, folded, runs)
-            + _context_spans(text, folded) + _nir_spans(text, runs))
+    stretches = [m.span() for m in _DIGITS_AROUND.finditer(text)]  # one walk for NIRs and lower-case CCAM
+    return (_upper_token_spans(text, folded) + _folded_ccam_spans(text, folded, stretches)
+            + _context_spans(text, folded) + _nir_spans(text, stretches))
 
 
 # ---------------------------------------------------------------- findings
