@@ -307,17 +307,6 @@ def _quarantine(path: Path, settings: Settings, rows: list[tuple], content: Path
     folder = settings.paths.quarantine
     folder.mkdir(parents=True, exist_ok=True)
     target = free_name(folder, short_name(safe_file_name(path.name)))
-
-
-def _failure(exc: BaseException) -> str:
-    """An unexpected error for the run history: a database or library message may quote a value."""
-    return redact(f"{type(exc).__name__}: {exc}")
-
-
-def _log_failure(what: str) -> None:
-    log.error("%s failed: %s", what, redact(traceback.format_exc()))
-
-
     write_rejects(folder / f"{target.name}.rejects.csv", rows)
     _copy_in(content or path, folder, target.name)
     path.unlink()
