@@ -78,6 +78,7 @@ class PlanRules:
     max_months: int = 12
     first_due_after_months: int = 1
     grace_days: int = 15
+    answer_window_days: int = 30  # a proposed plan pauses the ladder this long, then lapses unanswered
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,7 @@ def _plans(table: _Table) -> PlanRules:
         max_months=table.integer("max_months", minimum=1),
         first_due_after_months=table.integer("first_due_after_months", minimum=1),
         grace_days=table.integer("grace_days"),
+        answer_window_days=table.integer("answer_window_days", minimum=1),
     )
     table.close()
     return rules

@@ -10,12 +10,12 @@ from sqlalchemy import Connection
 from recouvrement.app.agency import handed_over_invoices
 from recouvrement.app.disputes import disputed_invoices
 from recouvrement.app.holds import patients_on_hold
-from recouvrement.app.plans import active_plan_invoices
+from recouvrement.app.plans import active_plan_invoices, proposed_plan_invoices
 from recouvrement.app.recipients import has_guarantor, is_minor, recipient_email
 from recouvrement.db.bulk import read_frame as frame
 from recouvrement.app.segmentation import patient_segments
 from recouvrement.core.ladder import (PENDING_PAYMENT_REASON, QUEUED_PAYMENT_REASON, Account, LetterHistory,
-                                      OpenItem)
+                                      Listing, OpenItem)
 from recouvrement.core.reconcile import payer_candidates
 from recouvrement.rules import Rules
 
@@ -45,6 +45,9 @@ _QUEUED = ("SELECT e.payment_id, e.remaining_cents AS amount_cents, p.payer_name
            "FROM payment_exception e JOIN payment p ON p.payment_id = e.payment_id "
            "WHERE e.kind <> 'credit' AND e.patient_id IS NULL AND p.payer_type = 'patient' AND p.payment_date <= :d")
 _LETTERS = "SELECT patient_id, level, as_of, letter_id FROM letter WHERE as_of <= :d"
+# Every listing of an invoice in a letter, at the invoice's own level: each invoice's own ladder.
+_LISTINGS = ("SELECT i.invoice_number, i.level, l.as_of FROM letter_item i JOIN letter l ON l.letter_id = i.letter_id "
+             "WHERE l.as_of <= :d")
 
 
 def _dates(values: pd.Series) -> pd.Series:
@@ -125,12 +128,26 @@ def queued_payment_holds(conn: Connection, as_of: date, rules: Rules) -> dict[st
     return {**{p: QUEUED_PAYMENT_REASON for p in candidates}, **held}
 
 
+def letter_listings(conn: Connection, as_of: date) -> dict[str, tuple[Listing, ...]]:
+    """invoice number -> the letters that listed it by as_of (its own level, the letter's date), oldest first."""
+    rows = frame(conn, _LISTINGS, {"d": as_of})
+    if rows.empty:
+        return {}
+    rows["as_of"] = _dates(rows["as_of"])
+    rows = rows.sort_values(["invoice_number", "as_of", "level"])
+    listings: dict[str, tuple[Listing, ...]] = {}
+    for number, level, day in zip(rows["invoice_number"], rows["level"], rows["as_of"]):
+        listings[number] = listings.get(number, ()) + (Listing(int(level), day),)
+    return listings
+
+
 def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     """Every patient with patient money due on as_of, with all the facts the ladder decides on."""
     items = open_items_frame(conn, as_of, rules)
     if items.empty:
         return []
     disputed, in_plan = disputed_invoices(conn, as_of), active_plan_invoices(conn)
+    proposed, listings = proposed_plan_invoices(conn, as_of), letter_listings(conn, as_of)
     agency, held = handed_over_invoices(conn, as_of), patients_on_hold(conn, as_of)
     patients = frame(conn, _PATIENTS).set_index("patient_id")
     credits = frame(conn, _CREDITS, {"d": as_of}).set_index("patient_id")
@@ -140,7 +157,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     for patient_id, rows in items.groupby("patient_id", sort=True):
         open_items = tuple(
             OpenItem(number, issue, due, int(amount), int(awaited), number in disputed, number in in_plan,
-                     number in agency, shifted, bool(notified))
+                     number in agency, shifted, bool(notified), listings.get(number, ()), proposed.get(number))
             for number, issue, due, amount, awaited, shifted, notified in zip(
                 rows["invoice_number"], rows["issue_date"], rows["due_date"], rows["amount"], rows["awaited"],
                 rows["shifted_from"], rows["notified"]))

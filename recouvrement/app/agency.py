@@ -2,15 +2,17 @@
 
 Decisions where the brief was silent, documented once here:
 
-* A case is one patient's debt named in their mise(s) en demeure (ladder's last level, letter rows
-  with their items) sent at least `after_level3_days` before the handover day. Case id:
+* A case is one patient's debt formally demanded in their mise(s) en demeure: the invoices listed at the
+  ladder's last level (letter_item.level; an invoice a mise en demeure lists apart as "also due" is not
+  demanded by it), each only once its own mise en demeure is at least `after_level3_days` old
+  (core.ladder.handover_ready, the rule the ladder reads too). Case id:
   ``AG-<yyyymmdd>-<patient_id>``. Letters count whether still 'written' or already 'sent': the
   letter's date is the day it went out. An e-mail still in the outbox ('queued', 'sending') or refused
   ('failed') has not gone out, unless it also went by post (channel 'both').
 * Its invoices are those items still carrying an open patient share on the day, less time-barred
   ones and ones already handed over (in any case, whatever its status). A case goes as a whole or
-  not at all: an open dispute on one of its invoices, a hold on the patient or an active plan of
-  the patient keeps the whole case in the building.
+  not at all: an open dispute on one of its invoices, a hold on the patient, an active plan of
+  the patient or a plan proposed and still awaiting the answer keeps the whole case in the building.
 * Amount due = those open shares less every credit in the patient's name, and at least
   `min_amount_cents`.
 * The file names the debtor (app.recipients.debtor_of): the guarantor who received the letters (a
@@ -46,8 +48,8 @@ from recouvrement.app.imports import ImportReport
 from recouvrement.app.disputes import as_date, disputed_invoices
 from recouvrement.app.plans import patient_credit_cents
 from recouvrement.app.recipients import debtor_of, has_guarantor, is_minor
-from recouvrement.core.plans import add_months
-from recouvrement.core.ladder import is_time_barred
+from recouvrement.core.plans import add_months, plan_answer_deadline
+from recouvrement.core.ladder import Listing, handover_ready, is_time_barred
 from recouvrement.app.reconcile import share_outstanding
 from recouvrement.audit import append_event
 from recouvrement.config import Settings
@@ -103,11 +105,11 @@ def agency_cases(engine: Engine, as_of: date, rules: Rules) -> Eligibility:
     result = Eligibility()
     with engine.connect() as conn:
         letters = _final_letters(conn, as_of, rules)
-        blocked = {**_minors_without_guarantor(conn, as_of), **_blocked_patients(conn)}
+        blocked = {**_minors_without_guarantor(conn, as_of), **_blocked_patients(conn, as_of, rules)}
         disputed, handed = disputed_invoices(conn), handed_over_invoices(conn)
-        cutoff = as_of - timedelta(days=rules.agency.after_level3_days)
         for patient_id, group in letters.groupby("patient_id", sort=True):
-            old_enough = group[group["as_of"] <= cutoff]
+            old_enough = group[[handover_ready((Listing(rules.ladder.max_level, day),), as_of, rules)
+                                for day in group["as_of"]]]
             if old_enough.empty:
                 result.left_out[patient_id] = "level3_too_recent"
                 continue
@@ -120,19 +122,24 @@ def agency_cases(engine: Engine, as_of: date, rules: Rules) -> Eligibility:
 
 
 def _final_letters(conn: Connection, as_of: date, rules: Rules) -> pd.DataFrame:
+    """(patient, date, invoice) of each invoice formally demanded by a mise en demeure, at its own last level."""
     rows = conn.execute(text(
         "SELECT l.patient_id, l.as_of, i.invoice_number FROM letter l JOIN letter_item i ON i.letter_id = l.letter_id "
-        "WHERE l.level = :level AND l.as_of <= :d AND (l.status IN ('written', 'sent') OR l.channel = 'both')"),
+        "WHERE l.level = :level AND i.level = :level AND l.as_of <= :d "
+        "AND (l.status IN ('written', 'sent') OR l.channel = 'both')"),
         {"level": rules.ladder.max_level, "d": as_of}).all()
     frame = pd.DataFrame(rows, columns=["patient_id", "as_of", "invoice_number"])
     frame["as_of"] = frame["as_of"].map(as_date)
     return frame
 
 
-def _blocked_patients(conn: Connection) -> dict[str, str]:
-    """Patients whose whole account stays in the building: on hold, or honouring an active plan."""
-    blocked = {p: "active_plan" for p in conn.execute(text("SELECT patient_id FROM plan WHERE status = 'active'"))
-               .scalars()}
+def _blocked_patients(conn: Connection, as_of: date, rules: Rules) -> dict[str, str]:
+    """Patients whose whole account stays in the building: on hold, honouring an active plan, or with a
+    plan proposed and still within its answer window."""
+    proposed = conn.execute(text("SELECT patient_id, proposed_on FROM plan WHERE status = 'proposed'")).all()
+    blocked = {p: "plan_proposed" for p, on in proposed if as_date(on) <= as_of < plan_answer_deadline(as_date(on), rules)}
+    blocked.update({p: "active_plan" for p in conn.execute(text("SELECT patient_id FROM plan WHERE status = 'active'"))
+                    .scalars()})
     blocked.update({p: "on_hold" for p in conn.execute(text("SELECT patient_id FROM hold WHERE released_on IS NULL"))
                     .scalars()})
     return blocked

@@ -12,6 +12,12 @@ Decisions where the brief was silent, documented once here:
   instalment before the office records the acceptance must not look late.
 * The proposal letter is written to disk and recorded in the audit trail (file, sha256), not in the
   `letter` table, which is the reminder ladder's history: a proposal must not reset or advance it.
+* A proposed plan pauses the ladder (and the agency) over its invoices for its answer window
+  (`answer_window_days`, core.ladder.plan_answer_deadline). Not accepted by then, it has lapsed: it can no
+  longer be accepted, the nightly refresh stores it as 'lapsed' (ended_on = the first day after the
+  window), and the ladder resumes. Only an accepted plan is ever 'active', then 'broken' or 'completed'.
+* A plan covers only invoices the ladder would chase (core.ladder.item_exclusion): none with a share still
+  awaited from an insurer, disputed, time-barred, handed over or in an active plan.
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ from recouvrement.app.balance import outstanding_shares
 from recouvrement.app.disputes import as_date, disputed_invoices
 from recouvrement.app.recipients import has_guarantor, is_minor, recipient_of
 from recouvrement.audit import append_event
-from recouvrement.core.ladder import is_time_barred
+from recouvrement.core.ladder import OpenItem, item_exclusion
 from recouvrement.config import Settings
-from recouvrement.core.plans import Instalment, PlanStatus, plan_status, propose_plan
+from recouvrement.core.plans import (
+    Instalment, PlanStatus, plan_answer_deadline, plan_status, proposal_status, propose_plan,
+)
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
 from recouvrement.rules import Rules, load_rules
@@ -47,6 +55,15 @@ def active_plan_invoices(conn: Connection) -> set[str]:
     return {number for row in numbers for number in row.split()}
 
 
+def proposed_plan_invoices(conn: Connection, as_of: date) -> dict[str, date]:
+    """invoice -> the day the latest plan not accepted (proposed, or lapsed since) was offered over it, by as_of.
+
+    The ladder decides from that date whether the answer window still pauses it (core.ladder)."""
+    rows = conn.execute(text("SELECT invoice_numbers, proposed_on FROM plan WHERE status IN ('proposed', 'lapsed') "
+                             "AND proposed_on <= :d ORDER BY proposed_on"), {"d": as_of}).all()
+    return {number: as_date(day) for numbers, day in rows for number in numbers.split()}
+
+
 @dataclass(frozen=True)
 class OpenShare:
     invoice_number: str
@@ -59,15 +76,20 @@ def plan_debt(engine: Engine, patient_id: str, as_of: date, rules: Rules) -> tup
     """(the open patient shares a plan may cover, oldest first; the patient's credits to deduct)."""
     from recouvrement.app.agency import handed_over_invoices  # agency builds on this module
     shares = outstanding_shares(engine, as_of)
-    shares = shares[(shares["payer_type"] == "patient") & (shares["patient_id"] == patient_id)]
+    shares = shares[shares["patient_id"] == patient_id]
+    insurers = shares[shares["payer_type"].isin(["amo", "amc"])].groupby("invoice_number")["due_cents"].sum()
+    shares = shares[shares["payer_type"] == "patient"]
     with engine.connect() as conn:
-        left_out = disputed_invoices(conn) | active_plan_invoices(conn) | handed_over_invoices(conn)
+        disputed, in_plan = disputed_invoices(conn), active_plan_invoices(conn)
+        handed = handed_over_invoices(conn)
         credits = patient_credit_cents(conn, patient_id)
-    open_shares = [OpenShare(number, as_date(issued), as_date(due), int(cents))
-                   for number, issued, due, cents in shares[["invoice_number", "issue_date", "due_date",
-                                                             "due_cents"]].itertuples(index=False, name=None)
-                   if number not in left_out]
-    kept = [s for s in open_shares if not is_time_barred(s.issue_date, as_of, rules)]
+    kept = []
+    for number, issued, due, cents in shares[["invoice_number", "issue_date", "due_date",
+                                              "due_cents"]].itertuples(index=False, name=None):
+        item = OpenItem(number, as_date(issued), as_date(due), int(cents), int(insurers.get(number, 0)),
+                        disputed=number in disputed, in_plan=number in in_plan, handed_over=number in handed)
+        if item_exclusion(item, as_of, rules) is None:
+            kept.append(OpenShare(item.invoice_number, item.issue_date, item.due_date, item.amount_cents))
     return sorted(kept, key=lambda s: (s.issue_date, s.invoice_number)), credits
 
 
@@ -175,8 +197,8 @@ def _plan(conn: Connection, plan_id: int):
     return row
 
 
-def accept(engine: Engine, plan_id: int, on: date, now: datetime | None = None) -> None:
-    """A proposed plan becomes active; a patient has at most one active plan."""
+def accept(engine: Engine, plan_id: int, on: date, now: datetime | None = None, rules: Rules | None = None) -> None:
+    """A proposed plan becomes active within its answer window; a patient has at most one active plan."""
     with writing(engine) as conn:
         plan = _plan(conn, plan_id)
         if plan["status"] != "proposed":
@@ -185,6 +207,10 @@ def accept(engine: Engine, plan_id: int, on: date, now: datetime | None = None) 
         if on < as_date(plan["proposed_on"]):
             raise RecouvrementError(f"l'échéancier {plan_id} a été proposé le {as_date(plan['proposed_on']):%d/%m/%Y} : il ne peut "
                                     "pas être accepté avant", field="--on")
+        lapsed_on = plan_answer_deadline(as_date(plan["proposed_on"]), rules or load_rules())
+        if on >= lapsed_on:
+            raise RecouvrementError(f"l'échéancier {plan_id} est caduc depuis le {lapsed_on:%d/%m/%Y}, resté sans "
+                                    "réponse : proposez-en un nouveau", field="PLAN_ID")
         other = conn.execute(text("SELECT id FROM plan WHERE patient_id = :p AND status = 'active'"),
                              {"p": plan["patient_id"]}).scalar_one_or_none()
         if other is not None:
@@ -212,7 +238,7 @@ def cancel(engine: Engine, plan_id: int, on: date, now: datetime | None = None) 
 class PlanSummary:
     plan_id: int
     patient_id: str
-    status: str  # as stored: proposed | active | broken | completed | cancelled
+    status: str  # as stored: proposed | lapsed | active | broken | completed | cancelled
     proposed_on: date
     accepted_on: date | None
     ended_on: date | None
@@ -250,7 +276,14 @@ def summary(conn: Connection, plan, as_of: date, rules: Rules) -> PlanSummary:
     return PlanSummary(plan["id"], plan["patient_id"], plan["status"], as_date(plan["proposed_on"]),
                        optional(plan["accepted_on"]), optional(plan["ended_on"]), int(plan["total_cents"]),
                        tuple(plan["invoice_numbers"].split()), instalments, payments,
-                       plan_status(instalments, payments, as_of, rules.plans.grace_days))
+                       _standing(plan, instalments, payments, as_of, rules))
+
+
+def _standing(plan, instalments, payments, as_of: date, rules: Rules) -> PlanStatus:
+    """The schedule's standing once accepted; before, only 'proposed' or 'lapsed' (never active nor broken)."""
+    if plan["status"] in ("proposed", "lapsed"):
+        return proposal_status(as_date(plan["proposed_on"]), as_of, rules)
+    return plan_status(instalments, payments, as_of, rules.plans.grace_days)
 
 
 def show(engine: Engine, as_of: date, *, plan_id: int | None = None, patient_id: str | None = None,
@@ -271,13 +304,15 @@ def show(engine: Engine, as_of: date, *, plan_id: int | None = None, patient_id:
 def refresh_plans(engine: Engine, as_of: date, rules: Rules | None = None, now: datetime | None = None) -> dict:
     """Check every active plan against the patient's payments: broken or completed plans are closed.
 
-    Returns {"checked": n, "broken": n, "completed": n}. A broken plan's ended_on is the day it broke
+    Proposals left unanswered past their window are stored as lapsed first.
+    Returns {"checked": n, "broken": n, "completed": n, "lapsed": n}. A broken plan's ended_on is the day it broke
     (segments count broken plans from plan.status / ended_on); a completed one's is the day of the
     payment that settled it.
     """
     rules = rules or load_rules()
-    counts = {"checked": 0, "broken": 0, "completed": 0}
+    counts = {"checked": 0, "broken": 0, "completed": 0, "lapsed": 0}
     with writing(engine) as conn:
+        counts["lapsed"] = _lapse_unanswered(conn, as_of, rules, now)
         plans = list(conn.execute(text("SELECT * FROM plan WHERE status = 'active' ORDER BY id")).mappings())
         for plan in plans:
             counts["checked"] += 1
@@ -289,6 +324,23 @@ def refresh_plans(engine: Engine, as_of: date, rules: Rules | None = None, now: 
                 _close(conn, plan, "completed", _settled_on(state), state, now)
                 counts["completed"] += 1
     return counts
+
+
+def _lapse_unanswered(conn: Connection, as_of: date, rules: Rules, now: datetime | None) -> int:
+    """Proposed plans whose answer window is over become 'lapsed' (ended_on: the day they lapsed)."""
+    plans = list(conn.execute(text("SELECT * FROM plan WHERE status = 'proposed' ORDER BY id")).mappings())
+    lapsed = 0
+    for plan in plans:
+        deadline = plan_answer_deadline(as_date(plan["proposed_on"]), rules)
+        if as_of < deadline:
+            continue
+        conn.execute(text("UPDATE plan SET status = 'lapsed', ended_on = :d WHERE id = :i"),
+                     {"d": deadline, "i": plan["id"]})
+        append_event(conn, "plan_lapsed", {"plan_id": plan["id"], "ended_on": deadline,
+                                           "proposed_on": as_date(plan["proposed_on"])},
+                     patient_id=plan["patient_id"], at=now or datetime.now(timezone.utc))
+        lapsed += 1
+    return lapsed
 
 
 def _settled_on(state: PlanSummary) -> date:

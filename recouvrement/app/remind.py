@@ -150,17 +150,27 @@ def _creditor(settings: Settings):
 def letter_view(lid: str, as_of: date, creditor, person, decision: Decision):
     """The whitelist view: identity and address, invoice numbers, dates, amounts, RF references. Nothing else."""
     from recouvrement.render.views import LetterLine, LetterView
-    lines = tuple(LetterLine(i.invoice_number, i.issue_date, i.due_date, int(i.amount_cents),
-                             rf_reference(i.invoice_number)) for i in decision.items)
-    owed = sum(line.amount_cents for line in lines)
+
+    def line(item, level: int) -> LetterLine:
+        return LetterLine(item.invoice_number, item.issue_date, item.due_date, int(item.amount_cents),
+                          rf_reference(item.invoice_number), level)
+    # The formal part at the letter's level, the credits deducted from it first; the rest "also due".
+    lines = tuple(line(i, decision.level) for i in decision.formal_items)
+    also_due = tuple(line(i, level) for i, level in decision.also_due)
+    also_total = decision.amount_due_cents - decision.formal_due_cents
     recipient = recipient_of(person)
     shifted = next((i.shifted_from for i in decision.items if i.shifted_from), None)
+    notice = decision.template == "avis_rejet"
     return LetterView(
         letter_id=lid, kind=decision.template, level=decision.level, date=as_of, creditor=creditor,
         recipient=recipient, patient_display_name=patient_name(person), lines=lines,
-        credits_cents=owed - decision.amount_due_cents, total_due_cents=decision.amount_due_cents,
-        offer_plan_first=decision.offer_plan_first,
-        payer_rejected=_PAYERS.get(shifted, "votre assurance") if decision.template == "avis_rejet" else None)
+        credits_cents=sum(x.amount_cents for x in lines) - decision.formal_due_cents,
+        total_due_cents=decision.formal_due_cents, offer_plan_first=decision.offer_plan_first,
+        payer_rejected=_PAYERS.get(shifted, "votre assurance") if notice else None,
+        also_due=also_due, also_due_total_cents=also_total,
+        also_due_credits_cents=sum(x.amount_cents for x in also_due) - also_total,
+        # The notice's deadline is the due date the ladder counts from afterwards (core.ladder).
+        pay_within_days=min((x.due_date - as_of).days for x in lines) if notice else 30)
 
 
 def _email(settings: Settings, view, html: str, text_version: str) -> bytes:
@@ -233,9 +243,10 @@ def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, qu
                           "c": written.channel, "d": as_of, "a": written.amount_cents, "s": written.sha256,
                           "f": written.file, "fo": str(folder), "b": batch if written.channel in POSTAL else None,
                           "st": "queued" if queue_emails and written.channel in BY_EMAIL else "written"})
-            conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents) VALUES (:l, :i, :a)"),
-                         [{"l": written.letter_id, "i": item.invoice_number, "a": int(item.amount_cents)}
-                          for item in written.decision.items])
+            conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents, level) "
+                              "VALUES (:l, :i, :a, :v)"),
+                         [{"l": written.letter_id, "i": item.invoice_number, "a": int(item.amount_cents), "v": level}
+                          for item, level in zip(written.decision.items, written.decision.item_levels)])
             if written.level == 0:
                 _mark_notified(conn, as_of, written.invoice_numbers)
             append_event(conn, "reminder", {"letter_id": written.letter_id, "level": written.level,

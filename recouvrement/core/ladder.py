@@ -1,35 +1,42 @@
-"""The reminder ladder: which letter is due for which patient account on a given day, and why not.
+"""The reminder ladder: which letter is due for which patient on a given day, and why not.
 
 Decisions, documented once here (the rules files repeat them for the office):
 
-* One letter per patient account lists every overdue, remindable item; its level follows the
-  patient's previous letter (last level + 1). Level L is due when the OLDEST listed item is at least
-  ``ladder.level(L).days`` past its due date and at least ``min_gap_days`` have passed since the last
-  letter of any kind. Levels are never skipped: a debt 60 days old with no letter gets level 1.
-* A new cycle starts when none of the overdue items was already overdue when the last letter went
-  out (the old debt was paid, settled or handed over): the next letter is level 1 again, the minimum
-  gap still applies. While items of a cycle that reached the mise en demeure remain remindable,
-  nothing more is sent (the agency handover is decided elsewhere); later invoices wait with them.
+* Each invoice climbs the ladder on its own. Its stage is the highest level it was listed at in a
+  letter (``OpenItem.history``: plain dated listings, the rejection notice being level 0). It may reach
+  its next level L when it is at least ``ladder.level(L).days`` past due and, for L >= 2, when it was
+  listed at level L-1 at least ``min_gap_days`` before. Levels are never skipped: a debt 60 days old
+  with no letter gets level 1. An invoice that reached the last level (the mise en demeure) is never
+  listed again: the agency handover takes it once that letter is ``agency.after_level3_days`` old
+  (:func:`handover_ready`, read by the agency export).
+* A letter is still one per patient. Its level is the highest level one of its invoices may reach;
+  the invoices at that level are its formal part, every other overdue remindable invoice is listed
+  apart, gently, as "also due" at its own level (its next level when it may climb, else the level it
+  already has, at least 1). A level-1 letter is all formal. At least ``min_gap_days`` separate two
+  letters of any kind to a patient.
 * A share shifted onto the patient by an insurer's rejection is first announced by a neutral notice
   (level 0, ``rejection_notice`` template) as soon as the shift exists, whatever its due date; the
-  notice takes precedence over a ladder letter due the same day, and a notice as last letter means
-  the next ladder letter is level 1.
-* A share still awaited from an insurer holds back the whole invoice.
-* Amount asked = sum of the listed items - the patient's credits, floored at zero; no letter under
-  ``min_total_cents``.
+  notice takes precedence over a ladder letter due the same day. The notice asks for payment by its
+  date + ``due_after_days``, and that deadline is the due date the ladder counts from afterwards: no
+  ladder letter before the date the notice promised.
+* A share still awaited from an insurer holds back the whole invoice. An invoice in a plan proposed
+  and not yet answered waits for the plan's answer window (``plans.answer_window_days``).
+* Amount asked = sum of the listed items - the patient's credits, floored at zero, the credits
+  deducted from the formal part first; no letter under ``min_total_cents`` in all, nor one whose
+  formal part the credits cover.
 * ``has_email`` is the recipient's address (the guarantor's for a minor).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Iterable
 
 import holidays
 
-from recouvrement.core.plans import add_months
+from recouvrement.core.plans import add_months, plan_answer_deadline
 from recouvrement.money import format_eur
 from recouvrement.rules import LadderLevel, Rules
 
@@ -40,8 +47,16 @@ QUEUED_PAYMENT_REASON = ("un paiement en attente de rapprochement pourrait être
 
 
 @dataclass(frozen=True)
+class Listing:
+    """One letter that listed an invoice: the invoice's own level in it (0: rejection notice) and its date."""
+
+    level: int
+    sent_on: date
+
+
+@dataclass(frozen=True)
 class OpenItem:
-    """One invoice's outstanding patient share."""
+    """One invoice's outstanding patient share, with the letters that listed it."""
 
     invoice_number: str
     issue_date: date
@@ -53,10 +68,14 @@ class OpenItem:
     handed_over: bool = False
     shifted_from: str | None = None  # "amo" | "amc" when an insurer's rejection moved it onto the patient
     notified: bool = True  # whether the rejection notice about it was sent
+    history: tuple[Listing, ...] = ()  # every letter that listed this invoice, at its own level
+    plan_proposed_on: date | None = None  # a plan proposed over it, neither accepted nor cancelled
 
 
 @dataclass(frozen=True)
 class LetterHistory:
+    """The patient's last letter of any kind (for the gap between two letters)."""
+
     level: int  # 0 for the rejection notice
     sent_on: date
 
@@ -91,13 +110,25 @@ class Decision:
     level: int | None  # None: nothing to send; 0: rejection notice; 1.. ladder levels
     template: str | None
     channel: str | None  # letter | email | both, resolved against the recipient's e-mail
-    items: tuple[OpenItem, ...]
-    amount_due_cents: int
+    items: tuple[OpenItem, ...]  # every invoice the letter lists: the formal part first, then the "also due"
+    amount_due_cents: int  # all it asks, net of credits
     offer_plan_first: bool
     anomalies: tuple[Exclusion, ...]  # to flag to the accountant (also listed in exclusions)
     exclusions: tuple[Exclusion, ...]
     reason: str  # why this level, or why nothing
     recipient: str = "patient"  # patient | guarantor
+    item_levels: tuple[int, ...] = ()  # each listed item's own level in this letter, parallel to items
+    formal_due_cents: int = 0  # what the formal part asks, net of credits (deducted from it first)
+
+    @property
+    def formal_items(self) -> tuple[OpenItem, ...]:
+        """The invoices the letter demands at its own level."""
+        return tuple(i for i, level in zip(self.items, self.item_levels) if level == self.level)
+
+    @property
+    def also_due(self) -> tuple[tuple[OpenItem, int], ...]:
+        """The other overdue invoices, listed apart with their own (lower) level and no formal demand."""
+        return tuple((i, level) for i, level in zip(self.items, self.item_levels) if level != self.level)
 
 
 def is_quiet_day(day: date) -> bool:
@@ -128,14 +159,80 @@ def decide(account: Account, as_of: date, rules: Rules) -> Decision:
     notice = tuple(i for i in remindable if i.shifted_from and not i.notified)
     if notice:
         reason = "part rejetée par l'assureur : avis au patient avant toute relance"
-        return _letter(account, rules, NOTICE_LEVEL, notice, reason, exclusions)
-    overdue = tuple(i for i in remindable if i.due_date < as_of)
-    if not overdue:
-        return _nothing(account, "aucune facture échue à relancer", exclusions, anomalies)
-    level, reason = _level_due(account, overdue, as_of, rules)
-    if level is None:
-        return _nothing(account, reason, exclusions, anomalies)
-    return _letter(account, rules, level.level, overdue, reason, exclusions)
+        pay_by = notice_deadline(as_of, rules)
+        items = tuple(replace(i, due_date=max(i.due_date, pay_by)) for i in notice)
+        return _letter(account, rules, NOTICE_LEVEL, items, (NOTICE_LEVEL,) * len(items), reason, exclusions)
+    overdue = tuple(replace(i, due_date=count_from(i, rules)) for i in remindable)
+    overdue = tuple(i for i in overdue if i.due_date < as_of)
+    done = tuple(i for i in overdue if stage(i) >= rules.ladder.max_level)
+    exclusions += tuple(Exclusion(i.invoice_number, "mise_en_demeure_sent", _DONE) for i in done)
+    climbing = tuple(i for i in overdue if stage(i) < rules.ladder.max_level)
+    if not climbing:
+        return _nothing(account, _DONE if done else "aucune facture échue à relancer", exclusions, anomalies)
+    last = account.last_letter
+    if last is not None and (as_of - last.sent_on).days < rules.ladder.min_gap_days:
+        return _nothing(account, (f"dernier courrier il y a {(as_of - last.sent_on).days} jours "
+                                  f"(au moins {rules.ladder.min_gap_days} entre deux courriers)"),
+                        exclusions, anomalies)
+    steps = {i.invoice_number: next_level(i, as_of, rules) for i in climbing}
+    ready = [level for level, why in steps.values() if why is None]
+    if not ready:
+        oldest = max(climbing, key=lambda i: ((as_of - i.due_date).days, i.invoice_number))
+        return _nothing(account, steps[oldest.invoice_number][1], exclusions, anomalies)
+    # Each invoice's own level: the next one when it may climb today, else the one it has (at least 1).
+    own = {number: lvl if why is None else max(1, lvl - 1) for number, (lvl, why) in steps.items()}
+    level = max(own.values())
+    ordered = sorted(climbing, key=lambda i: (own[i.invoice_number] != level, i.due_date, i.invoice_number))
+    oldest = max((as_of - i.due_date).days for i in climbing if own[i.invoice_number] == level)
+    reason = f"la plus ancienne facture a {oldest} jours de retard : relance {level}"
+    return _letter(account, rules, level, tuple(ordered), tuple(own[i.invoice_number] for i in ordered),
+                   reason, exclusions)
+
+
+_DONE = "mise en demeure déjà envoyée : plus de relance, la suite relève de l'agence"
+
+
+def stage(item: OpenItem) -> int:
+    """The highest ladder level the invoice was listed at (0: never in a ladder letter)."""
+    return max((listing.level for listing in item.history), default=0)
+
+
+def notice_deadline(sent_on: date, rules: Rules) -> date:
+    """The date a rejection notice sent on sent_on asks payment by."""
+    return sent_on + timedelta(days=rules.ladder.rejection_notice.due_after_days)
+
+
+def count_from(item: OpenItem, rules: Rules) -> date:
+    """The due date the ladder counts from: the invoice's, or the latest rejection notice's deadline."""
+    notices = [notice_deadline(listing.sent_on, rules) for listing in item.history if listing.level == NOTICE_LEVEL]
+    return max([item.due_date, *notices])
+
+
+def next_level(item: OpenItem, as_of: date, rules: Rules) -> tuple[int, str | None]:
+    """(the next level this invoice may reach, None if it may reach it on as_of, else why not yet).
+
+    ``item.due_date`` is the date the ladder counts from (see :func:`count_from`).
+    """
+    ladder = rules.ladder
+    step = ladder.level(stage(item) + 1)
+    late = (as_of - item.due_date).days
+    if late < step.days:
+        return step.level, (f"relance {step.level} à {step.days} jours de retard ; "
+                            f"la plus ancienne facture en a {late}")
+    if step.level == 1:
+        return step.level, None
+    # The earliest letter that listed it one rung lower (the stage's level: it exists).
+    waited = (as_of - min(x.sent_on for x in item.history if x.level == step.level - 1)).days
+    if waited < ladder.min_gap_days:
+        return step.level, (f"facture {item.invoice_number} : relance {step.level} au moins "
+                            f"{ladder.min_gap_days} jours après la relance {step.level - 1} (il y a {waited} jours)")
+    return step.level, None
+
+
+def handover_ready(history: Iterable[Listing], as_of: date, rules: Rules) -> bool:
+    """Whether the agency may take this invoice on as_of: its own mise en demeure is old enough."""
+    notices = [listing.sent_on for listing in history if listing.level == rules.ladder.max_level]
+    return bool(notices) and (as_of - min(notices)).days >= rules.agency.after_level3_days
 
 
 def _anomalies(account: Account, rules: Rules) -> tuple[Exclusion, ...]:
@@ -165,7 +262,7 @@ def _screen_items(account: Account, as_of: date,
     """(one exclusion per excluded item, the remindable items), whatever their due date."""
     excluded, remindable = [], []
     for item in account.items:
-        found = _item_exclusion(item, as_of, rules)
+        found = item_exclusion(item, as_of, rules)
         if found is None:
             remindable.append(item)
         else:
@@ -178,11 +275,16 @@ def is_time_barred(issue_date: date, as_of: date, rules: Rules) -> bool:
     return as_of >= add_months(issue_date, 12 * rules.exclusions.limitation_years)
 
 
-def _item_exclusion(item: OpenItem, as_of: date, rules: Rules) -> tuple[str, str] | None:
+def item_exclusion(item: OpenItem, as_of: date, rules: Rules) -> tuple[str, str] | None:
+    """(code, French reason) when this invoice may not be chased on as_of, else None (plans read it too)."""
+    answer_by = plan_answer_deadline(item.plan_proposed_on, rules) if item.plan_proposed_on else None
     checks = (
         (item.amount_cents <= 0, "nothing_owed", "rien à payer sur cette facture"),
         (item.handed_over, "handed_over", "facture transmise à l'agence de recouvrement"),
         (item.in_plan, "in_plan", "facture dans un échéancier en cours"),
+        (answer_by is not None and item.plan_proposed_on <= as_of < answer_by, "plan_proposed",
+         f"échéancier proposé : pas de relance avant la fin du délai de réponse, le {answer_by:%d/%m/%Y}"
+         if answer_by else ""),
         (item.disputed, "disputed", "facture contestée : pas de relance pendant la contestation"),
         (item.insurer_awaited_cents > 0, "insurer_awaited",
          "une part est encore attendue de l'assurance : toute la facture attend"),
@@ -192,31 +294,15 @@ def _item_exclusion(item: OpenItem, as_of: date, rules: Rules) -> tuple[str, str
     return next(((code, reason) for applies, code, reason in checks if applies), None)
 
 
-def _level_due(account: Account, overdue: tuple[OpenItem, ...], as_of: date,
-               rules: Rules) -> tuple[LadderLevel | None, str]:
-    ladder, last = rules.ladder, account.last_letter
-    # An item already overdue when the last letter went out belongs to that letter's cycle.
-    same_cycle = last is not None and any(i.due_date < last.sent_on for i in overdue)
-    previous = last.level if same_cycle else 0
-    if previous >= ladder.max_level:
-        return None, "mise en demeure déjà envoyée : plus de relance, la suite relève de l'agence"
-    if last is not None and (as_of - last.sent_on).days < ladder.min_gap_days:
-        return None, (f"dernier courrier il y a {(as_of - last.sent_on).days} jours "
-                      f"(au moins {ladder.min_gap_days} entre deux courriers)")
-    level = ladder.level(previous + 1)
-    oldest = max((as_of - i.due_date).days for i in overdue)
-    if oldest < level.days:
-        return None, f"relance {level.level} à {level.days} jours de retard ; la plus ancienne facture en a {oldest}"
-    return level, f"la plus ancienne facture a {oldest} jours de retard : relance {level.level}"
-
-
-def _letter(account: Account, rules: Rules, level: int, items: tuple[OpenItem, ...], reason: str,
-            exclusions: tuple[Exclusion, ...]) -> Decision:
+def _letter(account: Account, rules: Rules, level: int, items: tuple[OpenItem, ...], levels: tuple[int, ...],
+            reason: str, exclusions: tuple[Exclusion, ...]) -> Decision:
     amount = amount_due_cents(account, items)
+    formal = amount_due_cents(account, (i for i, own in zip(items, levels) if own == level))
     minimum = rules.exclusions.min_total_cents
-    if amount < minimum:
+    if amount < minimum or formal <= 0:
         below = Exclusion(None, "below_minimum",
-                          f"montant à demander ({format_eur(amount)}) inférieur au minimum de {format_eur(minimum)}")
+                          f"montant à demander ({format_eur(amount)}) inférieur au minimum de {format_eur(minimum)}"
+                          if amount < minimum else "les avoirs du patient couvrent les factures à relancer")
         return _nothing(account, below.reason, exclusions + (below,), ())
     step = rules.ladder.rejection_notice if level == NOTICE_LEVEL else rules.ladder.level(level)
     return Decision(
@@ -224,6 +310,7 @@ def _letter(account: Account, rules: Rules, level: int, items: tuple[OpenItem, .
         channel=_channel(step.channel, account.has_email), items=items, amount_due_cents=amount,
         offer_plan_first=level >= 1 and account.segment == "chronic", anomalies=(),
         exclusions=exclusions, reason=reason, recipient="guarantor" if account.is_minor else "patient",
+        item_levels=levels, formal_due_cents=formal,
     )
 
 

@@ -24,7 +24,7 @@ class Instalment:
 
 @dataclass(frozen=True)
 class PlanStatus:
-    state: str  # active | kept | broken | completed
+    state: str  # active | kept | broken | completed for an accepted plan; proposed | lapsed before
     paid_cents: int
     next_due: date | None  # first instalment not yet covered by the payments
     broken_on: date | None  # first day an instalment was more than grace_days late
@@ -62,6 +62,27 @@ def _checked_months(debt_cents: int, rules: PlanRules, months: int | None) -> in
         raise ValueError(f"{months} months is not allowed for {debt_cents} cents: "
                          f"1 to {longest} (max {rules.max_months}, each at least {rules.min_instalment_cents})")
     return months
+
+
+def plan_answer_deadline(proposed_on: date, rules: Rules | PlanRules) -> date:
+    """The first day a proposed plan left unanswered has lapsed: the ladder resumes, it can no longer be accepted."""
+    plan_rules = rules.plans if isinstance(rules, Rules) else rules
+    return proposed_on + timedelta(days=plan_rules.answer_window_days)
+
+
+def proposal_status(proposed_on: date, as_of: date, rules: Rules | PlanRules) -> PlanStatus:
+    """Where a plan not (yet) accepted stands: waiting for the patient's answer, or lapsed. Never active or broken.
+
+    >>> from recouvrement.rules import PlanRules
+    >>> proposal_status(date(2025, 3, 1), date(2025, 3, 31), PlanRules()).state
+    'lapsed'
+    """
+    deadline = plan_answer_deadline(proposed_on, rules)
+    if as_of < deadline:
+        return PlanStatus("proposed", 0, None, None,
+                          f"proposé le {proposed_on.isoformat()}, en attente de réponse jusqu'au "
+                          f"{(deadline - timedelta(days=1)).isoformat()}")
+    return PlanStatus("lapsed", 0, None, None, f"resté sans réponse : caduc depuis le {deadline.isoformat()}")
 
 
 def plan_status(instalments: Iterable[Instalment], payments: Iterable[tuple[date, int]],

@@ -203,6 +203,7 @@ class LetterItem(SQLModel, table=True):
     letter_id: str = Field(index=True)
     invoice_number: str = Field(index=True)
     amount_cents: int = cents()
+    level: int                                 # the invoice's own ladder level in this letter (0: notice)
 
 
 class Plan(SQLModel, table=True):

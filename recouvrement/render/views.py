@@ -88,13 +88,15 @@ class Recipient(_Checked):
 
 @dataclass(frozen=True, slots=True)
 class LetterLine(_Checked):
-    """One unpaid invoice as the letter lists it: number, dates, amount due and its RF reference."""
+    """One unpaid invoice as the letter lists it: number, dates, amount due, its RF reference and its own
+    ladder level in this letter (0 outside the ladder: notice, plan proposal, specimen)."""
 
     invoice_number: str
     issue_date: dt.date
     due_date: dt.date
     amount_cents: int
     rf_reference: str
+    level: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +106,12 @@ class LetterView(_Checked):
     `patient_display_name` is "Prénom Nom" of the patient when the letter goes to a guarantor: the
     letter then says "pour le compte de <patient>" and nothing more about the patient. When the
     letter goes to the patient, pass "" or the recipient's name: nothing is added.
-    `payer_rejected` names the insurer for an avis_rejet ("l'Assurance Maladie", "votre mutuelle").
+    `payer_rejected` names the insurer for an avis_rejet ("l'Assurance Maladie", "votre mutuelle"), and
+    `pay_within_days` its deadline: the ladder counts from that date afterwards.
     `instalments` is the proposed schedule (due date, cents) for a proposition_echeancier.
+    `lines` are the invoices the letter demands at its level, `credits_cents` deducted from them first;
+    `also_due` the patient's other overdue invoices, listed apart at their own lower level with no
+    formal demand, less `also_due_credits_cents` (what the credits leave over): `also_due_total_cents`.
     """
 
     letter_id: str
@@ -121,6 +127,10 @@ class LetterView(_Checked):
     offer_plan_first: bool
     payer_rejected: str | None
     instalments: tuple[tuple[dt.date, int], ...] = ()
+    also_due: tuple[LetterLine, ...] = ()
+    also_due_credits_cents: int = 0
+    also_due_total_cents: int = 0
+    pay_within_days: int = 30  # an avis_rejet's deadline, from the letter's date
 
     def __post_init__(self) -> None:
         _Checked.__post_init__(self)
@@ -134,6 +144,8 @@ def _check_items(view: LetterView) -> None:
     """The tuples hold only LetterLine records and (date, int) pairs."""
     for line in view.lines:
         _check_field(view, "lines[]", line, (LetterLine,))
+    for line in view.also_due:
+        _check_field(view, "also_due[]", line, (LetterLine,))
     for instalment in view.instalments:
         _check_field(view, "instalments[]", instalment, (tuple,))
         if len(instalment) != 2:
@@ -150,6 +162,10 @@ def _check_amounts(view: LetterView) -> None:
     if view.total_due_cents != owed or owed <= 0:
         raise ValueError(f"letter {view.letter_id}: total_due_cents {view.total_due_cents} is not the "
                          f"invoices less the credits ({owed}), or nothing is due")
+    also_owed = sum(line.amount_cents for line in view.also_due) - view.also_due_credits_cents
+    if view.also_due_total_cents != also_owed or view.also_due_credits_cents < 0 or also_owed < 0:
+        raise ValueError(f"letter {view.letter_id}: also_due_total_cents {view.also_due_total_cents} is not the "
+                         f"other invoices less the credits left ({also_owed})")
     if view.kind == "avis_rejet" and not view.payer_rejected:
         raise ValueError(f"letter {view.letter_id}: an avis_rejet names the payer that rejected")
     if view.kind == "proposition_echeancier" and (
@@ -164,7 +180,7 @@ SPECIMEN_CREDITOR = Creditor(
 
 
 def specimen(kind: str = "relance_1", letter_id: str = "SPECIMEN-0001", *, invoices: int = 1,
-             guarantor: bool = False, offer_plan_first: bool = False,
+             guarantor: bool = False, offer_plan_first: bool = False, also_due: int = 0,
              on: dt.date = dt.date(2026, 11, 23)) -> LetterView:
     """A fictitious letter of any kind, for template previews, tests and benchmarks.
 
@@ -192,4 +208,8 @@ def specimen(kind: str = "relance_1", letter_id: str = "SPECIMEN-0001", *, invoi
         letter_id=letter_id, kind=kind, level=KINDS.index(kind), date=on, creditor=SPECIMEN_CREDITOR,
         recipient=recipient, patient_display_name="Léo Martin" if guarantor else name, lines=lines,
         credits_cents=credits, total_due_cents=total, offer_plan_first=offer_plan_first,
-        payer_rejected="l'Assurance Maladie" if kind == "avis_rejet" else None, instalments=instalments)
+        payer_rejected="l'Assurance Maladie" if kind == "avis_rejet" else None, instalments=instalments,
+        also_due=tuple(LetterLine(number, on - dt.timedelta(days=30), on - dt.timedelta(days=5), 1500 + 100 * i,
+                                  rf_reference(number), 1)
+                       for i, number in ((i, f"F{on.year}-{i + 456:06d}") for i in range(also_due))),
+        also_due_total_cents=sum(1500 + 100 * i for i in range(also_due)))

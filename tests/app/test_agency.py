@@ -37,15 +37,17 @@ def world(engine, settings, tmp_path, rows=None):
     import_file(engine, write(tmp_path / "invoices.csv", INVOICE_HEADER, rows), settings)
 
 
-def letter(engine, letter_id: str, day: date, numbers: list[str], level: int = 3, patient: str = "P1"):
-    """A reminder letter as the remind use case stores it (built by hand: that use case is tested elsewhere)."""
+def letter(engine, letter_id: str, day: date, numbers: list[str], level: int = 3, patient: str = "P1",
+           also_due: dict[str, int] | None = None):
+    """A reminder letter as the remind use case stores it (built by hand: that use case is tested elsewhere):
+    `numbers` at the letter's level, `also_due` listed apart at their own level."""
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO letter (letter_id, patient_id, level, kind, channel, as_of, amount_cents, "
                           "sha256, file, status) VALUES (:l, :p, :lv, 'mise_en_demeure', 'letter', :d, 0, 'x', 'x', "
                           "'sent')"), {"l": letter_id, "p": patient, "lv": level, "d": day})
-        for number in numbers:
-            conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents) VALUES (:l, :i, 0)"),
-                         {"l": letter_id, "i": number})
+        for number, own in [*((n, level) for n in numbers), *(also_due or {}).items()]:
+            conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents, level) "
+                              "VALUES (:l, :i, 0, :lv)"), {"l": letter_id, "i": number, "lv": own})
 
 
 def ready(engine, settings, tmp_path, rows=None):

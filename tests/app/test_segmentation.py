@@ -30,8 +30,8 @@ def letter(engine, letter_id, patient, level, day, invoices):
                           "sha256, file, status) VALUES (:l, :p, :lv, 'relance', 'letter', :d, 1000, 'x', 'f', "
                           "'written')"), {"l": letter_id, "p": patient, "lv": level, "d": day})
         for number in invoices:
-            conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents) VALUES (:l, :i, 500)"),
-                         {"l": letter_id, "i": number})
+            conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents, level) "
+                              "VALUES (:l, :i, 500, :lv)"), {"l": letter_id, "i": number, "lv": level})
 
 
 def broken_plan(engine, patient, ended_on):

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from recouvrement.core.ladder import (
-    Account, LetterHistory, OpenItem, decide, due_reminders, is_quiet_day,
+    Account, LetterHistory, Listing, OpenItem, decide, due_reminders, handover_ready, is_quiet_day,
 )
 from recouvrement.rules import Rules
 
@@ -48,14 +48,29 @@ def test_nothing_is_sent_on_a_public_holiday_and_the_next_working_day_catches_up
 
 # --- the ladder over time ---------------------------------------------------------------------
 
+def after_letter(patient: Account, decision, day: date) -> Account:
+    """The account once the letter went out: each listed invoice's history and the last letter updated."""
+    own = dict(zip((i.invoice_number for i in decision.items), decision.item_levels))
+    items = tuple(replace(i, history=i.history + (Listing(own[i.invoice_number], day),),
+                          notified=i.notified or decision.level == 0)
+                  if i.invoice_number in own else i for i in patient.items)
+    return replace(patient, items=items, last_letter=LetterHistory(decision.level, day))
+
+
 def simulate(patient: Account, start: date, days: int) -> list[tuple[int, date]]:
-    """Run the ladder day by day, feeding each sent letter back as the patient's last letter."""
+    """Run the ladder day by day, feeding each sent letter back into the account."""
+    return [(level, day) for day, level, _ in letters_over(patient, start, days)]
+
+
+def letters_over(patient: Account, start: date, days: int) -> list[tuple[date, int, dict[str, int]]]:
+    """(day, letter level, {invoice: its own level in the letter}) of every letter sent, day by day."""
     sent = []
     for offset in range(days):
         today = start + timedelta(days=offset)
         for decision in due_reminders([patient], today, RULES):
-            sent.append((decision.level, today))
-            patient = replace(patient, last_letter=LetterHistory(decision.level, today))
+            sent.append((today, decision.level, dict(zip((i.invoice_number for i in decision.items),
+                                                         decision.item_levels))))
+            patient = after_letter(patient, decision, today)
     return sent
 
 
@@ -85,15 +100,23 @@ def test_levels_are_never_skipped_even_for_an_old_debt():
 
 
 def test_the_next_level_waits_the_minimum_gap_after_the_last_letter():
-    last = LetterHistory(1, TODAY - timedelta(days=13))
-    assert decide(account(item(days_overdue=40), last_letter=last), TODAY, RULES).level is None
-    later = LetterHistory(1, TODAY - timedelta(days=14))
-    assert decide(account(item(days_overdue=40), last_letter=later), TODAY, RULES).level == 2
+    sent = TODAY - timedelta(days=13)
+    last = LetterHistory(1, sent)
+    listed = item(days_overdue=40, history=(Listing(1, sent),))
+    assert decide(account(listed, last_letter=last), TODAY, RULES).level is None
+    sent = TODAY - timedelta(days=14)
+    later = LetterHistory(1, sent)
+    listed = item(days_overdue=40, history=(Listing(1, sent),))
+    assert decide(account(listed, last_letter=later), TODAY, RULES).level == 2
 
 
 def test_nothing_follows_the_mise_en_demeure():
-    last = LetterHistory(3, TODAY - timedelta(days=60))
-    assert decide(account(item(days_overdue=120), last_letter=last), TODAY, RULES).level is None
+    sent = TODAY - timedelta(days=60)
+    last = LetterHistory(3, sent)
+    listed = item(days_overdue=120, history=(Listing(1, sent - timedelta(days=30)), Listing(2, sent - timedelta(days=15)),
+                                             Listing(3, sent)))
+    decision = decide(account(listed, last_letter=last), TODAY, RULES)
+    assert decision.level is None and codes(decision) == {"mise_en_demeure_sent"}
 
 
 def test_a_new_invoice_after_a_settled_cycle_starts_again_at_level_one():
@@ -103,8 +126,9 @@ def test_a_new_invoice_after_a_settled_cycle_starts_again_at_level_one():
 
 def test_the_mise_en_demeure_is_a_postal_letter_with_an_email_copy_when_possible():
     last = LetterHistory(2, TODAY - timedelta(days=15))
-    with_email = decide(account(item(days_overdue=50), last_letter=last, has_email=True), TODAY, RULES)
-    without = decide(account(item(days_overdue=50), last_letter=last), TODAY, RULES)
+    listed = item(days_overdue=50, history=(Listing(1, TODAY - timedelta(days=30)), Listing(2, last.sent_on)))
+    with_email = decide(account(listed, last_letter=last, has_email=True), TODAY, RULES)
+    without = decide(account(listed, last_letter=last), TODAY, RULES)
     assert (with_email.template, with_email.channel) == ("mise_en_demeure", "both")
     assert without.channel == "letter"
 
@@ -153,7 +177,8 @@ def test_a_share_rejected_by_the_insurer_is_first_announced_by_a_neutral_notice(
     shifted = item("F9", days_overdue=-29, shifted_from="amc", notified=False)
     decision = decide(account(shifted), TODAY, RULES)
     assert (decision.level, decision.template) == (0, "avis_rejet")
-    assert decision.items == (shifted,)
+    # The notice lists the share with the deadline it gives: 30 days from the notice.
+    assert decision.items == (replace(shifted, due_date=TODAY + timedelta(days=30)),)
 
 
 def test_after_the_notice_the_ladder_counts_from_the_shifted_due_date():
@@ -218,3 +243,87 @@ def test_a_minor_without_guarantor_gets_no_letter():
 def test_a_minor_s_letter_goes_to_the_guarantor():
     decision = decide(account(is_minor=True, has_guarantor=True), TODAY, RULES)
     assert (decision.level, decision.recipient) == (1, "guarantor")
+
+
+# --- each invoice climbs on its own -----------------------------------------------------------
+
+def test_over_a_quarter_each_invoice_climbs_its_own_ladder_whatever_day_it_falls_due():
+    start = date(2025, 9, 1)
+    patient = account(OpenItem("F1", start - timedelta(days=30), start, 4000),
+                      OpenItem("F2", start, start + timedelta(days=20), 2500),
+                      OpenItem("F3", start + timedelta(days=30), start + timedelta(days=60), 1800))
+    assert letters_over(patient, start, 92) == [
+        (date(2025, 9, 16), 1, {"F1": 1}),
+        (date(2025, 10, 1), 2, {"F1": 2, "F2": 1}),            # F2, 10 days overdue: also due, gently
+        (date(2025, 10, 16), 3, {"F1": 3, "F2": 1}),           # the mise en demeure demands F1 alone
+        (date(2025, 10, 30), 2, {"F2": 2}),                    # F1 is done: the agency's, never listed again
+        (date(2025, 11, 13), 3, {"F2": 3, "F3": 1}),
+        (date(2025, 12, 1), 2, {"F3": 2}),
+    ]
+
+
+def test_an_invoice_enters_the_formal_part_of_a_level_only_after_the_level_below_and_its_gap():
+    start = date(2025, 9, 1)
+    due_dates = [start + timedelta(days=k) for k in (0, 9, 17, 26, 38, 51)]
+    patient = account(*(OpenItem(f"F{k}", due - timedelta(days=30), due, 1000 + k) for k, due in enumerate(due_dates)))
+    seen: dict[str, list[tuple[date, int]]] = {}
+    for day, level, own in letters_over(patient, start, 120):
+        assert level == max(own.values())
+        for number, its_level in own.items():
+            history = seen.setdefault(number, [])
+            if its_level >= 2 and its_level == level:  # in the formal part: the level below, at least 14 days before
+                assert any(lvl == its_level - 1 and (day - on).days >= RULES.ladder.min_gap_days
+                           for on, lvl in history)
+            assert its_level <= max((lvl for _, lvl in history), default=0) + 1  # never a level skipped
+            history.append((day, its_level))
+    assert {number: max(lvl for _, lvl in history) for number, history in seen.items()} == {
+        f"F{k}": 3 for k in range(6)}
+
+
+def test_a_newer_overdue_invoice_is_listed_apart_at_its_own_level_with_no_formal_demand():
+    old = item("F1", days_overdue=50, amount=3000,
+               history=(Listing(1, TODAY - timedelta(days=35)), Listing(2, TODAY - timedelta(days=20))))
+    new = item("F2", days_overdue=7, amount=2000)
+    decision = decide(account(old, new, last_letter=LetterHistory(2, TODAY - timedelta(days=20)), credit_cents=500),
+                      TODAY, RULES)
+    assert (decision.level, decision.template) == (3, "mise_en_demeure")
+    assert [i.invoice_number for i in decision.formal_items] == ["F1"]
+    assert [(i.invoice_number, level) for i, level in decision.also_due] == [("F2", 1)]
+    assert (decision.formal_due_cents, decision.amount_due_cents) == (2500, 4500)  # credits off the formal part
+
+
+def test_the_agency_may_take_an_invoice_only_fifteen_days_after_its_own_mise_en_demeure():
+    history = (Listing(1, date(2025, 1, 2)), Listing(2, date(2025, 1, 16)), Listing(3, date(2025, 2, 1)))
+    assert not handover_ready(history, date(2025, 2, 15), RULES)
+    assert handover_ready(history, date(2025, 2, 16), RULES)
+    assert not handover_ready(history[:2] + (Listing(1, date(2025, 2, 1)),), date(2025, 3, 30), RULES)
+
+
+# --- the rejection notice's deadline ----------------------------------------------------------
+
+def test_no_ladder_letter_comes_before_the_deadline_the_rejection_notice_gave():
+    # The insurer rejected long ago (the shifted share's due date is already past) but the notice goes today.
+    shifted = OpenItem("F9", TODAY - timedelta(days=90), TODAY - timedelta(days=20), 4000, shifted_from="amo",
+                       notified=False)
+    sent = letters_over(account(shifted), TODAY, 60)
+    deadline = TODAY + timedelta(days=RULES.ladder.rejection_notice.due_after_days)
+    assert sent[0] == (TODAY, 0, {"F9": 0})
+    assert sent[1][1] == 1 and sent[1][0] > deadline
+    assert sent[1][0] == deadline + timedelta(days=RULES.ladder.level(1).days)
+
+
+def test_the_ladder_counts_from_the_rejection_notice_deadline():
+    notice = Listing(0, TODAY - timedelta(days=44))  # deadline: 14 days ago
+    shifted = item("F9", days_overdue=40, shifted_from="amc", history=(notice,))
+    patient = account(shifted, last_letter=LetterHistory(0, notice.sent_on))
+    assert decide(patient, TODAY, RULES).level is None
+    assert decide(patient, TODAY + timedelta(days=1), RULES).level == 1
+
+
+# --- a proposed plan --------------------------------------------------------------------------
+
+def test_a_proposed_plan_pauses_the_ladder_for_its_answer_window_then_the_ladder_resumes():
+    window = RULES.plans.answer_window_days
+    waiting = decide(account(item(plan_proposed_on=TODAY - timedelta(days=window - 1))), TODAY, RULES)
+    assert waiting.level is None and codes(waiting) == {"plan_proposed"}
+    assert decide(account(item(plan_proposed_on=TODAY - timedelta(days=window))), TODAY, RULES).level == 1
