@@ -131,6 +131,24 @@ def test_a_mise_en_demeure_younger_than_the_delay_keeps_the_case_in(engine, sett
     assert kept_out(engine, tmp_path, date(2025, 4, 15)) == {"P1": "level3_too_recent"}
 
 
+def test_the_agency_takes_only_the_invoices_a_mise_en_demeure_formally_demanded(engine, settings, tmp_path):
+    world(engine, settings, tmp_path)
+    letter(engine, "L3-P1", date(2025, 4, 1), ["F2025-000301"], also_due={"F2025-000302": 1})
+    report = export(engine, tmp_path)
+    assert report.cases == 1 and report.total_cents == 12000
+    with engine.connect() as conn:
+        assert handed_over_invoices(conn) == {"F2025-000301"}
+
+
+def test_a_plan_proposed_and_awaiting_its_answer_keeps_the_case_in(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO plan (patient_id, status, proposed_on, total_cents, invoice_numbers) "
+                          "VALUES ('P1', 'proposed', :d, 15000, 'F2025-000301 F2025-000302')"), {"d": date(2025, 4, 10)})
+    assert kept_out(engine, tmp_path) == {"P1": "plan_proposed"}
+    assert export(engine, tmp_path, date(2025, 5, 10)).cases == 1   # lapsed unanswered: the handover goes on
+
+
 def test_an_active_plan_keeps_the_case_in(engine, settings, tmp_path):
     ready(engine, settings, tmp_path)
     with engine.begin() as conn:

@@ -219,3 +219,44 @@ def test_the_plan_commands_propose_accept_and_show(db_url, tmp_path):
     assert runner.invoke(cli, [*base, "plan", "accept", "1", "--on", "2025-04-01"]).exit_code == 0
     shown = runner.invoke(cli, [*base, "plan", "show", "--patient", "P1", "--as-of", "2025-04-01"])
     assert shown.exit_code == 0 and "actif" in shown.output and "30/06/2025" in shown.output
+
+
+def test_a_proposed_plan_pauses_the_ladder_for_its_answer_window(engine, clinic, tmp_path):
+    from recouvrement.app.remind import run_remind
+    world(engine, clinic, tmp_path)
+    propose(engine, "P1", date(2025, 3, 31), clinic, rules=RULES)
+
+    def reminded(day):
+        report = run_remind(engine, clinic, day, tmp_path / "letters", dry_run=True, rules=RULES)
+        return [d.level for d in report.decisions], {e.code for e in report.exclusions}
+    assert reminded(date(2025, 4, 29)) == ([], {"plan_proposed"})   # the 30th day of the window
+    assert reminded(date(2025, 4, 30)) == ([1], set())              # unanswered: the ladder resumes
+
+
+def test_a_plan_never_accepted_is_proposed_then_lapsed_never_active_nor_broken(engine, clinic, tmp_path):
+    world(engine, clinic, tmp_path, [invoice("F2025-000201", "2025-01-10", 9000)])
+    proposal = propose(engine, "P1", date(2025, 3, 31), clinic, months=3, rules=RULES)
+    seen = daily_statuses(engine, proposal.plan_id, date(2025, 3, 31), date(2025, 7, 31))
+    assert {s for d, s in seen.items() if d < date(2025, 4, 30)} == {"proposed"}
+    assert {s for d, s in seen.items() if d >= date(2025, 4, 30)} == {"lapsed"}
+    [shown] = show(engine, date(2025, 7, 31), plan_id=proposal.plan_id, rules=RULES)
+    assert (shown.status, shown.standing.state, shown.ended_on) == ("lapsed", "lapsed", date(2025, 4, 30))
+    with pytest.raises(RecouvrementError, match="caduc"):
+        accept(engine, proposal.plan_id, date(2025, 4, 30), rules=RULES)
+
+
+def test_an_unanswered_proposal_stands_as_proposed_whatever_its_schedule(engine, clinic, tmp_path):
+    world(engine, clinic, tmp_path, [invoice("F2025-000201", "2025-01-10", 9000)])
+    proposal = propose(engine, "P1", date(2025, 3, 31), clinic, months=3, rules=replace(
+        RULES, plans=replace(RULES.plans, answer_window_days=90)))
+    [shown] = show(engine, date(2025, 6, 20), plan_id=proposal.plan_id,
+                   rules=replace(RULES, plans=replace(RULES.plans, answer_window_days=90)))
+    assert shown.standing.state == "proposed"   # its first instalment is 51 days late: not "broken"
+
+
+def test_no_plan_covers_an_invoice_whose_insurer_share_is_still_awaited(engine, clinic, tmp_path):
+    awaited = ("F2025-000203;2025-02-10;;P1;Martin;Claire;5 rue Haute;75011;Paris;claire@example.org;;;"
+               "100,00;70,00;0;30,00;;none;;")
+    world(engine, clinic, tmp_path, [invoice("F2025-000201", "2025-01-10", 10000), awaited])
+    proposal = propose(engine, "P1", date(2025, 3, 31), clinic, rules=RULES)
+    assert proposal.invoice_numbers == ("F2025-000201",) and proposal.total_cents == 10000

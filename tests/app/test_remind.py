@@ -277,3 +277,56 @@ def test_the_segments_command_says_why_a_namesakes_reminders_wait(engine, settin
     assert one.exit_code == 0, one.output
     assert "pourrait être le sien" in one.output
     assert "pourrait être le sien" not in CliRunner().invoke(cli, [*base, "--patient", "P3"]).output
+
+
+def listed_levels(engine) -> dict[str, list[tuple[str, int, int]]]:
+    """invoice -> [(letter date, letter level, its own level in it)], from the letter_item rows."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT i.invoice_number, l.as_of, l.level, i.level FROM letter_item i JOIN letter l "
+                                 "ON l.letter_id = i.letter_id ORDER BY l.as_of, i.invoice_number")).all()
+    found: dict[str, list[tuple[str, int, int]]] = {}
+    for number, day, letter_level, own in rows:
+        found.setdefault(number, []).append((str(day)[:10], int(letter_level), int(own)))
+    return found
+
+
+def test_over_a_quarter_an_invoice_falling_due_later_climbs_from_level_one(engine, settings, tmp_path):
+    # F1 falls due before the first letter; F2 after it, F3 after the mise en demeure of F1.
+    load(engine, settings, tmp_path, [invoice("F2025-000201", "P1", "01/03/2025", "08/04/2025", "45,00"),
+                                      invoice("F2025-000202", "P1", "01/04/2025", "28/04/2025", "30,00"),
+                                      invoice("F2025-000203", "P1", "01/05/2025", "30/05/2025", "20,00")])
+    sent = ladder_days(engine, with_creditor(settings), tmp_path, date(2025, 4, 1), 92)
+    assert sent == {"P1": [(date(2025, 4, 23), 1), (date(2025, 5, 9), 2), (date(2025, 5, 23), 3),
+                           (date(2025, 6, 6), 2), (date(2025, 6, 20), 3)]}
+    assert listed_levels(engine) == {
+        "F2025-000201": [("2025-04-23", 1, 1), ("2025-05-09", 2, 2), ("2025-05-23", 3, 3)],
+        "F2025-000202": [("2025-05-09", 2, 1), ("2025-05-23", 3, 1), ("2025-06-06", 2, 2), ("2025-06-20", 3, 3)],
+        "F2025-000203": [("2025-06-06", 2, 1), ("2025-06-20", 3, 1)],
+    }
+
+
+def test_a_mise_en_demeure_demands_only_its_formal_invoices_and_lists_the_newer_ones_apart(engine, settings, tmp_path):
+    load(engine, settings, tmp_path, [invoice("F2025-000201", "P1", "01/03/2025", "08/04/2025", "45,00"),
+                                      invoice("F2025-000202", "P1", "01/04/2025", "28/04/2025", "30,00")])
+    for day in (date(2025, 4, 23), date(2025, 5, 9), date(2025, 5, 23)):
+        report = run_remind(engine, with_creditor(settings), day, tmp_path / day.isoformat())
+    [written] = report.letters
+    assert (written.level, written.amount_cents) == (3, 7500)
+    text_ = " ".join((tmp_path / "2025-05-23" / written.file).read_text().split())
+    demand = text_[:text_.index("Autre facture arrivée à échéance")]
+    assert "Malgré nos précédents rappels, votre facture n° F2025-000201 reste impayée" in demand
+    assert "la somme de <strong>45,00" in demand and "F2025-000202" not in demand
+    apart = text_[text_.index("Autre facture arrivée à échéance"):]
+    assert "F2025-000202" in apart and "pas l'objet de la présente mise en demeure" in apart
+    assert "Total également dû</td><td class=\"amount\">30,00" in apart
+
+
+def test_no_ladder_letter_comes_before_the_deadline_the_rejection_notice_gave(engine, settings, tmp_path):
+    # The insurer rejected in April; the rejection reaches the clinic's files (and the notice) only in June.
+    load(engine, settings, tmp_path, [invoice("F2025-000201", "P1", "01/03/2025", "31/03/2025", "0", amo="70,00")],
+         ["A1;2025-04-10;amo;CPAM DE PARIS;70,00;;F2025-000201;rejected;Droits fermés"])
+    sent = ladder_days(engine, with_creditor(settings), tmp_path, MONDAY, 50)
+    # The notice of 2 June asks for payment by 2 July: the ladder counts from there (level 1 at 15 days).
+    assert sent == {"P1": [(MONDAY, 0), (date(2025, 7, 17), 1)]}
+    notice = (tmp_path / MONDAY.isoformat() / f"L{MONDAY:%Y%m%d}-P1-0.html").read_text()
+    assert "soit au plus tard le 2 juillet 2025" in " ".join(notice.split())

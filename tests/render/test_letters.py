@@ -219,3 +219,23 @@ def test_the_first_of_the_month_is_written_premier():
 def test_html_to_text_separates_cells_and_paragraphs():
     text = html_to_text("<p>Un</p><table><tr><td>a</td><td>b</td></tr></table><p>Deux<br>trois</p>")
     assert text == "Un\n\na | b\n\nDeux\ntrois\n"
+
+
+@pytest.mark.parametrize("kind", ["relance_1", "relance_2", "mise_en_demeure"])
+def test_newer_overdue_invoices_are_listed_apart_with_their_own_total_and_no_formal_demand(kind):
+    view = specimen(kind, invoices=2, also_due=2)
+    text = flat(render_text(view))
+    subject = text[text.index("Référence du courrier"):text.index("Madame, Monsieur")]
+    assert all(line.invoice_number not in subject for line in view.also_due)
+    apart = text[text.index("Autres factures arrivées à échéance"):]
+    assert all(line.invoice_number in apart for line in view.also_due)
+    assert f"la somme de {format_eur(view.total_due_cents)}" in text[:text.index("Autres factures arrivées")]
+    assert f"Total également dû | {format_eur(view.also_due_total_cents)}" in apart
+    assert ("pas l'objet de la présente mise en demeure" in apart) == (kind == "mise_en_demeure")
+    assert scan_text(text) == []
+
+
+def test_the_also_due_total_must_be_its_invoices_less_the_credits_left():
+    view = specimen("relance_2", also_due=1)
+    with pytest.raises(ValueError, match="also_due_total_cents"):
+        dataclasses.replace(view, also_due_total_cents=view.also_due_total_cents + 1)
