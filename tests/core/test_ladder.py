@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recouvrement.core.ladder import (
@@ -327,3 +327,19 @@ def test_a_proposed_plan_pauses_the_ladder_for_its_answer_window_then_the_ladder
     waiting = decide(account(item(plan_proposed_on=TODAY - timedelta(days=window - 1))), TODAY, RULES)
     assert waiting.level is None and codes(waiting) == {"plan_proposed"}
     assert decide(account(item(plan_proposed_on=TODAY - timedelta(days=window))), TODAY, RULES).level == 1
+
+
+@settings(deadline=None)
+@given(amounts=st.lists(st.integers(1, 500_000), min_size=1, max_size=6),
+       stages=st.lists(st.integers(0, 3), min_size=6, max_size=6), credit=st.integers(0, 1_000_000))
+def test_nobody_is_asked_more_than_they_owe_net_of_credits_and_the_formal_part_is_within_it(amounts, stages, credit):
+    def history(stage: int) -> tuple[Listing, ...]:
+        return tuple(Listing(level, TODAY - timedelta(days=15 * (4 - level))) for level in range(1, stage + 1))
+    items = tuple(item(f"F{n}", days_overdue=10 + 20 * n, amount=a, history=history(stages[n]))
+                  for n, a in enumerate(amounts))
+    decision = decide(account(*items, credit_cents=credit, last_letter=LetterHistory(1, TODAY - timedelta(days=15))),
+                      TODAY, RULES)
+    owed = max(0, sum(amounts) - credit)
+    assert 0 <= decision.formal_due_cents <= decision.amount_due_cents <= owed
+    if decision.level:
+        assert decision.formal_items and all(own <= decision.level for own in decision.item_levels)
