@@ -43,8 +43,10 @@ def _print_dry_run(report: RemindReport) -> None:
     for column in ("patient", "niveau", "canal", "factures", "montant", "pourquoi"):
         due.add_column(column)
     for d in report.decisions:
-        due.add_row(d.patient_id, str(d.level), d.channel, " ".join(i.invoice_number for i in d.items),
-                    format_eur(d.amount_due_cents), d.reason)
+        invoices = " ".join(i.invoice_number for i in d.formal_items)
+        if d.also_due:  # listed apart at their own level, no formal demand
+            invoices += " + also due: " + " ".join(f"{i.invoice_number} ({level})" for i, level in d.also_due)
+        due.add_row(d.patient_id, str(d.level), d.channel, invoices, format_eur(d.amount_due_cents), d.reason)
     out.print(due)
     excluded = Table(title="Exclusions")
     for column in ("patient", "facture", "code", "motif"):

@@ -174,11 +174,16 @@ def decide(account: Account, as_of: date, rules: Rules) -> Decision:
         return _nothing(account, (f"dernier courrier il y a {(as_of - last.sent_on).days} jours "
                                   f"(au moins {rules.ladder.min_gap_days} entre deux courriers)"),
                         exclusions, anomalies)
+    return _ladder_letter(account, climbing, as_of, rules, exclusions)
+
+
+def _ladder_letter(account: Account, climbing: tuple[OpenItem, ...], as_of: date, rules: Rules,
+                   exclusions: tuple[Exclusion, ...]) -> Decision:
+    """The patient's letter when one of their invoices may climb today: its level is the highest own level."""
     steps = {i.invoice_number: next_level(i, as_of, rules) for i in climbing}
-    ready = [level for level, why in steps.values() if why is None]
-    if not ready:
+    if all(why is not None for _, why in steps.values()):
         oldest = max(climbing, key=lambda i: ((as_of - i.due_date).days, i.invoice_number))
-        return _nothing(account, steps[oldest.invoice_number][1], exclusions, anomalies)
+        return _nothing(account, steps[oldest.invoice_number][1], exclusions, ())
     # Each invoice's own level: the next one when it may climb today, else the one it has (at least 1).
     own = {number: lvl if why is None else max(1, lvl - 1) for number, (lvl, why) in steps.items()}
     level = max(own.values())
