@@ -38,8 +38,8 @@ PAYER_LABELS = {"amo": "Assurance Maladie (AMO)", "amc": "Mutuelles (AMC)", "pat
 LEVEL_LABELS = {0: "Avis de rejet", 1: "Relance 1", 2: "Relance 2", 3: "Mise en demeure"}
 EXCEPTION_LABELS = {"unmatched": "Paiements non rapprochés", "ambiguous": "Paiements ambigus",
                     "credit": "Avoirs / trop-perçus"}
-PLAN_LABELS = {"proposed": "Proposés", "active": "En cours (tenus)", "completed": "Soldés", "broken": "Rompus",
-               "cancelled": "Annulés"}
+PLAN_LABELS = {"proposed": "Proposés", "lapsed": "Restés sans réponse", "active": "En cours (tenus)",
+               "completed": "Soldés", "broken": "Rompus", "cancelled": "Annulés"}
 AGENCY_LABELS = {"handed_over": "Transmis", "partial": "Recouvrés en partie", "collected": "Recouvrés en totalité",
                  "closed": "Clos", "returned": "Retournés"}
 
