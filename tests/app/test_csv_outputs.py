@@ -223,8 +223,8 @@ def _store(conn, w: dict) -> None:
                       "sha256, file, status) VALUES (:l, :patient_id, 3, 'mise_en_demeure', 'letter', "
                       "'2025-04-01', 14000, 'x', 'x.html', 'sent')"), dict(w, l=letter_id(date(2025, 4, 1),
                                                                                             w["patient_id"], 3)))
-    conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents) VALUES (:l, "
-                      ":invoice_number, 14000)"), dict(w, l=letter_id(date(2025, 4, 1), w["patient_id"], 3)))
+    conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents, level) VALUES (:l, "
+                      ":invoice_number, 14000, 3)"), dict(w, l=letter_id(date(2025, 4, 1), w["patient_id"], 3)))
 
 
 def _outputs(engine, w: dict, folder: Path) -> dict[str, int]:
