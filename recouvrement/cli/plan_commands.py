@@ -11,7 +11,7 @@ from recouvrement.cli.options import as_of_option, day_option
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
 
-STATUS_FR = {"proposed": "proposé", "active": "actif", "completed": "soldé", "cancelled": "annulé",
+STATUS_FR = {"proposed": "proposé", "lapsed": "caduc", "active": "actif", "completed": "soldé", "cancelled": "annulé",
              "broken": "rompu", "defaulted": "rompu"}
 
 
