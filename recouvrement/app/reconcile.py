@@ -300,10 +300,24 @@ def share_outstanding(conn: Connection, invoice_number: str, payer_type: str) ->
     return int(invoice) - int(allocated) + (int(moved) if share == "patient" else -int(moved))
 
 
+class NoLongerWaiting(RecouvrementError):
+    """The payment left the queue meanwhile (another person matched or dismissed it)."""
+
+
 def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: int | None = None,
-                 now: datetime | None = None) -> int:
-    """Allocate (part of) a queued payment to an invoice by hand; returns the cents allocated."""
+                 now: datetime | None = None, *, actor: str | None = None,
+                 only_if_waiting: tuple[str, ...] | None = None) -> int:
+    """Allocate (part of) a queued payment to an invoice by hand; returns the cents allocated.
+
+    With `only_if_waiting`, refuses (NoLongerWaiting) unless the payment still waits in the queue as one of
+    those kinds: of two people matching the same payment at once, the second is told."""
     with writing(engine) as conn:
+        if only_if_waiting is not None:
+            kind = conn.execute(text("SELECT kind FROM payment_exception WHERE payment_id = :p"),
+                                {"p": payment_id}).scalar_one_or_none()
+            if kind not in only_if_waiting:
+                raise NoLongerWaiting("ce paiement n'est plus dans la file : un autre utilisateur l'a traité "
+                                      "entre-temps", field="PAYMENT_ID")
         payment = _payment(conn, payment_id)
         allocated = conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM allocation WHERE payment_id = :p"),
                                  {"p": payment_id}).scalar_one()
@@ -325,8 +339,10 @@ def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: in
         conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE payment_id = :p"), {"p": payment_id})
         patient = conn.execute(text("SELECT patient_id FROM invoice WHERE invoice_number = :i"),
                                {"i": invoice_number}).scalar_one()
-        append_event(conn, "manual_match", {"payment_id": payment_id, "amount_cents": amount},
-                     patient_id=patient, invoice_number=invoice_number, at=now)
+        payload = {"payment_id": payment_id, "amount_cents": amount}
+        if actor:
+            payload["by"] = actor
+        append_event(conn, "manual_match", payload, patient_id=patient, invoice_number=invoice_number, at=now)
     return amount
 
 

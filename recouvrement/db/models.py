@@ -293,3 +293,33 @@ class Meta(SQLModel, table=True):
     __tablename__ = "meta"
     key: str = Field(primary_key=True)
     value: str
+
+
+class WebUser(SQLModel, table=True):
+    """A person who logs into the web app: one role, an argon2 password hash (never the password)."""
+    __tablename__ = "web_user"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column_kwargs={"unique": True})
+    role: str                                  # accountant | staff | auditor
+    password_hash: str
+    created_at: datetime
+    disabled: bool = False
+
+
+class WebSession(SQLModel, table=True):
+    """A server-side session: the cookie carries a random token, the table only its SHA-256."""
+    __tablename__ = "web_session"
+    token_hash: str = Field(primary_key=True)
+    user_id: int = Field(index=True)
+    csrf_token: str
+    created_at: datetime
+    last_seen: datetime
+    expires_at: datetime
+
+
+class LoginFailure(SQLModel, table=True):
+    """A refused login, kept a short while to slow down password guessing (per account name)."""
+    __tablename__ = "login_failure"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    at: datetime = Field(index=True)

@@ -1,0 +1,240 @@
+"""A patient's account as the front desk reads it: found by name, patient id or invoice number; every invoice
+with its three shares and their state, payments, credits, letters, plans, disputes, holds, agency cases.
+
+Read through the same functions as letters, plans and the balance (`share_states`, `holds`, `list_disputes`,
+`plans.show`): no figure computed twice. Never a care detail: nothing here reads `invoice_care`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import Connection, Engine, text
+
+from recouvrement.app.balance import share_states
+from recouvrement.app.disputes import DisputeRow, as_date, list_disputes
+from recouvrement.app.holds import HoldRow, holds
+from recouvrement.app.plans import PlanSummary, show as show_plans
+from recouvrement.app.recipients import text_of
+from recouvrement.core.names import normalise_name
+from recouvrement.core.references import compact_invoice_number
+from recouvrement.rules import Rules
+
+SEARCH_LIMIT = 20
+TOKEN_SIMILARITY = 0.75     # a misspelt word still finds its name ("Andre Martn" → MARTIN ANDRÉ)
+PAYER_LABELS = {"amo": "Assurance Maladie (CPAM)", "amc": "Mutuelle", "patient": "Patient", "agency": "Agence"}
+
+
+@dataclass(frozen=True)
+class Found:
+    patient_id: str
+    last_name: str
+    first_name: str
+    city: str
+    why: str                 # "identifiant", "facture F-…", "nom"
+
+
+def _name_score(query_tokens: list[str], name_tokens: list[str]) -> float:
+    """Mean over the query's words of the best similarity with a word of the name (order ignored)."""
+    if not query_tokens or not name_tokens:
+        return 0.0
+    best = []
+    for word in query_tokens:
+        score = max((1.0 if token.startswith(word) and len(word) >= 2 else
+                     difflib.SequenceMatcher(None, word, token).ratio()) for token in name_tokens)
+        best.append(score)
+    return min(best) * 0.5 + sum(best) / len(best) * 0.5
+
+
+def search_patients(conn: Connection, query: str, limit: int = SEARCH_LIMIT) -> list[Found]:
+    """Patients matching a patient id, an invoice number (any punctuation or case) or a name (accents, order
+    of the names and one or two typos ignored), best first."""
+    query = (query or "").strip()[:100]
+    if not query:
+        return []
+    found: dict[str, Found] = {}
+    row = conn.execute(text("SELECT patient_id, last_name, first_name, city FROM patient WHERE patient_id = :p"),
+                       {"p": query}).first()
+    if row:
+        found[row[0]] = Found(*row, why="identifiant patient")
+    compact = compact_invoice_number(query)
+    if compact:
+        for row in conn.execute(text("SELECT p.patient_id, p.last_name, p.first_name, p.city, i.invoice_number "
+                                     "FROM invoice i JOIN patient p ON p.patient_id = i.patient_id "
+                                     "WHERE i.compact_number = :c"), {"c": compact}):
+            found.setdefault(row[0], Found(*row[:4], why=f"facture {row[4]}"))
+    words = normalise_name(query).split()
+    if words and not found:
+        scored = []
+        for patient_id, last, first, city in conn.execute(text("SELECT patient_id, last_name, first_name, city "
+                                                               "FROM patient")):
+            score = _name_score(words, normalise_name(f"{last} {first}").split())
+            if score >= TOKEN_SIMILARITY:
+                scored.append((-score, last, first, patient_id, city))
+        for _, last, first, patient_id, city in sorted(scored)[:limit]:
+            found[patient_id] = Found(patient_id, last, first, city, why="nom")
+    return list(found.values())[:limit]
+
+
+@dataclass(frozen=True)
+class ShareView:
+    payer_type: str          # amo | amc | patient
+    payer: str               # "Assurance Maladie (CPAM)", the mutuelle's name, "Patient"
+    expected_cents: int
+    paid_cents: int
+    moved_out_cents: int     # an insurer's rejection moved this to the patient
+    moved_in_cents: int      # the patient's share grew by the insurers' rejections
+    due_cents: int
+    state: str               # in French, for the desk
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    invoice_number: str
+    issue_date: date
+    due_date: date
+    total_cents: int
+    shares: tuple[ShareView, ...]
+    disputed: bool
+    in_plan: bool
+    with_agency: bool
+
+    @property
+    def patient_due_cents(self) -> int:
+        return sum(s.due_cents for s in self.shares if s.payer_type == "patient")
+
+
+@dataclass(frozen=True)
+class PaymentView:
+    payment_id: str
+    payment_date: date
+    payer_type: str
+    invoice_number: str
+    amount_cents: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class LetterView:
+    letter_id: str
+    as_of: date
+    kind: str
+    level: int
+    channel: str
+    amount_cents: int
+    status: str
+
+
+@dataclass
+class PatientAccount:
+    patient_id: str
+    last_name: str
+    first_name: str
+    address: str
+    postal_code: str
+    city: str
+    phone: str
+    email: str
+    guarantor: str
+    invoices: list[InvoiceView] = field(default_factory=list)
+    payments: list[PaymentView] = field(default_factory=list)
+    credit_cents: int = 0
+    pending_cents: int = 0          # money in the patient's name waiting in the queue
+    letters: list[LetterView] = field(default_factory=list)
+    plans: list[PlanSummary] = field(default_factory=list)
+    disputes: list[DisputeRow] = field(default_factory=list)
+    holds: list[HoldRow] = field(default_factory=list)
+    agency_cases: list[dict] = field(default_factory=list)
+
+    @property
+    def patient_due_cents(self) -> int:
+        return sum(i.patient_due_cents for i in self.invoices)
+
+    @property
+    def net_due_cents(self) -> int:
+        """What the patient owes net of credits: never more than the open patient shares."""
+        return max(self.patient_due_cents - self.credit_cents, 0)
+
+    @property
+    def on_hold(self) -> bool:
+        return any(h.released_on is None for h in self.holds)
+
+
+def share_state(payer_type: str, expected: int, paid: int, moved_out: int, due: int) -> str:
+    """The state of one share in the desk's words."""
+    if expected == 0 and due == 0:
+        return "sans objet"
+    if moved_out > 0 and due <= 0:
+        return "rejetée, reportée sur le patient"
+    if due <= 0:
+        return "payée" if due == 0 else "payée (trop-perçu)"
+    partly = " (en partie payée)" if paid > 0 else ""
+    if payer_type == "amo":
+        return "attendue de la CPAM" + partly
+    if payer_type == "amc":
+        return "attendue de la mutuelle" + partly
+    return "à régler par le patient" + partly
+
+
+def _invoices(engine: Engine, conn: Connection, patient_id: str, as_of: date) -> list[InvoiceView]:
+    shares = share_states(engine, as_of, patient_id)
+    if shares.empty:
+        return []
+    from recouvrement.app.agency import handed_over_invoices
+    from recouvrement.app.disputes import disputed_invoices
+    from recouvrement.app.plans import active_plan_invoices
+    disputed, in_plan = disputed_invoices(conn, as_of), active_plan_invoices(conn)
+    agency = handed_over_invoices(conn, as_of)
+    totals = dict(conn.execute(text("SELECT invoice_number, total_cents FROM invoice WHERE patient_id = :p"),
+                               {"p": patient_id}).all())
+    views = []
+    order = {"amo": 0, "amc": 1, "patient": 2}
+    for number, rows in shares.groupby("invoice_number", sort=False):
+        first = rows.iloc[0]
+        share_views = tuple(sorted((
+            ShareView(r.payer_type, (text_of(r.amc_payer) or "Mutuelle") if r.payer_type == "amc"
+                      else PAYER_LABELS[r.payer_type], int(r.expected), int(r.paid), int(r.moved_out),
+                      int(r.moved_in), int(r.due_cents),
+                      share_state(r.payer_type, int(r.expected), int(r.paid), int(r.moved_out), int(r.due_cents)))
+            for r in rows.itertuples()), key=lambda s: order[s.payer_type]))
+        views.append(InvoiceView(number, as_date(first["issue_date"]), as_date(first["due_date"]),
+                                 int(totals.get(number, 0)), share_views, number in disputed, number in in_plan,
+                                 number in agency))
+    return sorted(views, key=lambda v: (v.issue_date, v.invoice_number), reverse=True)
+
+
+def patient_account(engine: Engine, patient_id: str, as_of: date, rules: Rules) -> PatientAccount | None:
+    """Everything the desk may see of one patient's account on `as_of`; None for an unknown patient."""
+    with engine.connect() as conn:
+        person = conn.execute(text("SELECT patient_id, last_name, first_name, address, postal_code, city, phone, email, "
+                                   "guarantor_last_name, guarantor_first_name FROM patient WHERE patient_id = :p"),
+                              {"p": patient_id}).mappings().first()
+        if person is None:
+            return None
+        guarantor = " ".join(text_of(person[k]) for k in ("guarantor_first_name", "guarantor_last_name")).strip()
+        account = PatientAccount(person["patient_id"], text_of(person["last_name"]), text_of(person["first_name"]),
+                                 text_of(person["address"]), text_of(person["postal_code"]), text_of(person["city"]),
+                                 text_of(person["phone"]), text_of(person["email"]), guarantor)
+        account.invoices = _invoices(engine, conn, patient_id, as_of)
+        account.payments = [PaymentView(r[0], as_date(r[1]), r[2], r[3], int(r[4]), r[5]) for r in conn.execute(text(
+            "SELECT a.payment_id, p.payment_date, p.payer_type, a.invoice_number, a.amount_cents, a.rule "
+            "FROM allocation a JOIN payment p ON p.payment_id = a.payment_id JOIN invoice i ON i.invoice_number = "
+            "a.invoice_number WHERE i.patient_id = :p AND p.payment_date <= :d ORDER BY p.payment_date DESC, a.id DESC"),
+            {"p": patient_id, "d": as_of})]
+        money = conn.execute(text("SELECT COALESCE(SUM(CASE WHEN kind = 'credit' THEN remaining_cents ELSE 0 END), 0), "
+                                  "COALESCE(SUM(CASE WHEN kind = 'credit' THEN 0 ELSE remaining_cents END), 0) "
+                                  "FROM payment_exception WHERE patient_id = :p"), {"p": patient_id}).one()
+        account.credit_cents, account.pending_cents = int(money[0]), int(money[1])
+        account.letters = [LetterView(r[0], as_date(r[1]), r[2], int(r[3]), r[4], int(r[5]), r[6]) for r in conn.execute(
+            text("SELECT letter_id, as_of, kind, level, channel, amount_cents, status FROM letter WHERE patient_id = :p "
+                 "ORDER BY as_of DESC, letter_id DESC"), {"p": patient_id})]
+        account.disputes = [d for d in list_disputes(conn, include_closed=True) if d.patient_id == patient_id]
+        account.holds = holds(conn, patient_id)
+        account.agency_cases = [{**r, "handed_on": as_date(r["handed_on"]), "updated_on": as_date(r["updated_on"])}
+                                for r in conn.execute(text(
+            "SELECT case_id, handed_on, amount_cents, status, updated_on FROM agency_case WHERE patient_id = :p "
+            "ORDER BY handed_on DESC"), {"p": patient_id}).mappings()]
+    account.plans = show_plans(engine, as_of, patient_id=patient_id, rules=rules)
+    return account

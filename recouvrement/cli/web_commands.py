@@ -1,0 +1,56 @@
+"""`recouvrement web` (the staff web app) and `recouvrement user add` (its accounts)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from recouvrement.app.users import MIN_PASSWORD, ROLE_LABELS, ROLES, add_user
+from recouvrement.cli import Context, cli, out, pass_context
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--insecure-cookies", is_flag=True,
+              help="Send the session cookie over plain HTTP too (only for a trusted network without HTTPS; "
+                   "not needed on 127.0.0.1/localhost, which browsers treat as secure).")
+@pass_context
+def web(ctx: Context, host: str, port: int, insecure_cookies: bool) -> None:
+    """Serve the staff web app (patients, exceptions, audit), in French.
+
+    Example: recouvrement web --port 8000   then open http://127.0.0.1:8000/
+    """
+    import uvicorn
+
+    from recouvrement.web.app import create_app
+    app = create_app(ctx.engine, secure_cookies=not insecure_cookies)
+    out.print(f"recouvrement web : http://{host}:{port}/  (Ctrl+C pour arrêter)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
+                server_header=False)
+
+
+@cli.group()
+def user() -> None:
+    """Accounts of the web app."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES),
+              help="accountant (everything), staff (front desk), auditor (read-only proofs).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@pass_context
+def user_add(ctx: Context, name: str, role: str, password_stdin: bool) -> None:
+    """Create a web app user; the password is asked twice (at least 12 characters).
+
+    Example: recouvrement user add marie --role staff
+    """
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt(f"Mot de passe (au moins {MIN_PASSWORD} caractères)", hide_input=True,
+                                confirmation_prompt="Confirmez le mot de passe")
+    created = add_user(ctx.engine, name, role, password, actor="cli")
+    out.print(f"utilisateur {created.name} créé (rôle : {ROLE_LABELS[created.role]})")

@@ -1,0 +1,247 @@
+"""The staff web app (Starlette, server-rendered Jinja2 pages, a little htmx served from the package).
+
+A thin adapter over the same use cases as the command line: it reads through `app.patient_account`,
+`app.workbench`, `app.audit_views`, writes through `app.reconcile.manual_match` and `app.workbench.dismiss`,
+and writes no business rule of its own. French for the reader; every action audited with the user.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from recouvrement.app import users
+from recouvrement.app.audit_views import audit_log, verify_log
+from recouvrement.app.patient_account import patient_account, search_patients
+from recouvrement.app.users import ROLE_LABELS, LoginRefused, LoginThrottled
+from recouvrement.app.workbench import DISMISS_CATEGORIES, KIND_LABELS, dismiss, exceptions_queue, match_queued
+from recouvrement.core.privacy import scan_text
+from recouvrement.errors import RecouvrementError
+from recouvrement.money import AmountError, format_eur, parse_amount
+from recouvrement.rules import Rules, load_rules
+from recouvrement.web.security import (BOOKS, CSRF_FIELD, DESK, LOGIN_CSRF_COOKIE, PROOFS, SESSION_COOKIE,
+                                       SecurityHeaders, Visit, csrf_ok)
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
+STATIC = Path(__file__).resolve().parent / "static"
+CLINIC_ZONE = ZoneInfo("Europe/Paris")
+HOME = {"accountant": "/exceptions", "staff": "/patients", "auditor": "/audit"}
+MENU = (("/patients", "Patients", DESK), ("/exceptions", "Paiements à rapprocher", BOOKS), ("/audit", "Journal", PROOFS))
+
+
+def clinic_today() -> date:
+    """Today at the clinic (Europe/Paris), decided here at the edge."""
+    return datetime.now(CLINIC_ZONE).date()
+
+
+def shown_text(value) -> str:
+    """Free text typed by a person or read from a bank (a hold's reason, a transfer's label) as shown on a
+    page: masked whole when the privacy scanner finds medical data in it."""
+    value = "" if value is None else str(value)
+    return "[masqué : donnée médicale possible]" if value and scan_text(value) else value
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["eur"] = lambda cents: format_eur(int(cents or 0))
+    env.filters["jour"] = lambda d: d.strftime("%d/%m/%Y") if d else ""
+    env.filters["libre"] = shown_text
+    env.globals["ROLE_LABELS"] = ROLE_LABELS
+    return env
+
+
+class WebApp:
+    def __init__(self, engine: Engine, *, secure_cookies: bool = True, today: Callable[[], date] = clinic_today,
+                 rules: Rules | None = None) -> None:
+        self.engine, self.secure_cookies, self.today = engine, secure_cookies, today
+        self._rules = rules
+        self.env = _environment()
+
+    @cached_property
+    def rules(self) -> Rules:
+        return self._rules or load_rules()
+
+    # -- rendering ---------------------------------------------------------------------------------------
+
+    def render(self, name: str, visit: Visit | None, status: int = 200, **values) -> HTMLResponse:
+        menu = [(href, label) for href, label, roles in MENU if visit and visit.user.role in roles]
+        html = self.env.get_template(name).render(visit=visit, user=visit.user if visit else None, menu=menu,
+                                                  csrf_token=visit.csrf_token if visit else "",
+                                                  CSRF_FIELD=CSRF_FIELD, **values)
+        return HTMLResponse(html, status_code=status)
+
+    def forbidden(self, visit: Visit, why: str) -> HTMLResponse:
+        return self.render("refus.html", visit, status=403, why=why)
+
+    def set_cookie(self, response: Response, name: str, value: str, max_age: int | None = None) -> None:
+        response.set_cookie(name, value, max_age=max_age, path="/", secure=self.secure_cookies, httponly=True,
+                            samesite="strict")
+
+    # -- the guard every page goes through ------------------------------------------------------------------
+
+    def guarded(self, roles: tuple[str, ...], handler: Callable[[Visit], Response]):
+        async def endpoint(request: Request) -> Response:
+            token = request.cookies.get(SESSION_COOKIE)
+            session = await run_in_threadpool(users.session_of, self.engine, token)
+            if session is None:
+                return RedirectResponse("/connexion", status_code=303)
+            visit = Visit(request, session.user, session.csrf_token)
+            if session.user.role not in roles:
+                return self.forbidden(visit, "Votre rôle ne donne pas accès à cette page ou à cette action.")
+            if request.method == "POST":
+                form = await request.form()
+                if not csrf_ok(session, request, form):
+                    return self.forbidden(visit, "Formulaire expiré ou invalide (jeton de sécurité) : "
+                                                 "rechargez la page et recommencez.")
+                visit.form = {k: v for k, v in form.items() if isinstance(v, str)}
+            return await run_in_threadpool(handler, visit)
+        return endpoint
+
+    # -- login ------------------------------------------------------------------------------------------
+
+    async def login_page(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.login(request)
+        return self.login_form()
+
+    def login_form(self, error: str = "", status: int = 200) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = self.render("connexion.html", None, status=status, login_token=token, error=error)
+        self.set_cookie(response, LOGIN_CSRF_COOKIE, token, max_age=3600)
+        return response
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+        if not expected or not users.same_token(expected, form.get(CSRF_FIELD)):
+            return self.login_form("Formulaire expiré : recommencez.", status=403)
+        name, password = str(form.get("nom") or ""), str(form.get("mot_de_passe") or "")
+        try:
+            user = await run_in_threadpool(users.authenticate, self.engine, name, password)
+        except LoginThrottled as exc:
+            return self.login_form(f"Trop de tentatives pour ce compte : réessayez dans {exc.minutes} min.", 429)
+        except LoginRefused:
+            return self.login_form("Identifiant ou mot de passe incorrect.", status=401)
+        token = await run_in_threadpool(users.open_session, self.engine, user)
+        response = RedirectResponse(HOME[user.role], status_code=303)
+        self.set_cookie(response, SESSION_COOKIE, token)
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+        return response
+
+    def logout(self, visit: Visit) -> Response:
+        users.close_session(self.engine, visit.request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/connexion", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=self.secure_cookies, httponly=True,
+                               samesite="strict")
+        return response
+
+    def home(self, visit: Visit) -> Response:
+        return RedirectResponse(HOME[visit.user.role], status_code=303)
+
+    # -- patients ---------------------------------------------------------------------------------------
+
+    def patients(self, visit: Visit) -> Response:
+        query = visit.request.query_params.get("q", "")
+        with self.engine.connect() as conn:
+            found = search_patients(conn, query)
+        if visit.request.headers.get("hx-request") and visit.request.headers.get("hx-target") == "resultats":
+            return self.render("_resultats.html", visit, query=query, found=found)
+        return self.render("patients.html", visit, query=query, found=found)
+
+    def patient(self, visit: Visit) -> Response:
+        patient_id = visit.request.path_params["patient_id"]
+        today = self.today()
+        account = patient_account(self.engine, patient_id, today, self.rules)
+        if account is None:
+            return self.render("introuvable.html", visit, status=404, what="Ce patient")
+        return self.render("patient.html", visit, account=account, today=today)
+
+    # -- exceptions workbench ---------------------------------------------------------------------------------
+
+    def exceptions(self, visit: Visit, message: str = "", error: str = "", status: int = 200) -> Response:
+        queue = exceptions_queue(self.engine, self.today())
+        done = visit.request.query_params.get("fait", "")
+        if done and not message:
+            message = {"rapproche": "Paiement rapproché.", "ecarte": "Paiement écarté de la file."}.get(done, "")
+        return self.render("exceptions.html", visit, status=status, queue=queue, message=message, error=error,
+                           categories=DISMISS_CATEGORIES, kinds=KIND_LABELS)
+
+    def match(self, visit: Visit) -> Response:
+        payment_id = visit.request.path_params["payment_id"]
+        invoice = visit.form.get("facture", "").strip()
+        amount = visit.form.get("montant", "").strip()
+        try:
+            cents = parse_amount(amount) if amount else None
+            match_queued(self.engine, payment_id, invoice, cents, actor=visit.actor)
+        except AmountError:
+            return self.exceptions(visit, error="Montant illisible (exemple : 16,25).", status=400)
+        except RecouvrementError as exc:
+            return self.exceptions(visit, error=_french_error(exc), status=409)
+        return RedirectResponse("/exceptions?fait=rapproche", status_code=303)
+
+    def dismiss(self, visit: Visit) -> Response:
+        payment_id = visit.request.path_params["payment_id"]
+        try:
+            dismiss(self.engine, payment_id, visit.form.get("motif", ""), visit.form.get("note", ""),
+                    actor=visit.actor)
+        except RecouvrementError as exc:
+            return self.exceptions(visit, error=_french_error(exc), status=409)
+        return RedirectResponse("/exceptions?fait=ecarte", status_code=303)
+
+    # -- audit -------------------------------------------------------------------------------------------
+
+    def audit(self, visit: Visit) -> Response:
+        verification = verify_log(self.engine)
+        rows = audit_log(self.engine, limit=100)
+        return self.render("audit.html", visit, verification=verification, rows=rows)
+
+    # -- assembly ------------------------------------------------------------------------------------------
+
+    def routes(self) -> list:
+        return [
+            Route("/connexion", self.login_page, methods=["GET", "POST"]),
+            Route("/deconnexion", self.guarded(DESK + PROOFS, self.logout), methods=["POST"]),
+            Route("/", self.guarded(DESK + PROOFS, self.home)),
+            Route("/patients", self.guarded(DESK, self.patients)),
+            Route("/patients/{patient_id:str}", self.guarded(DESK, self.patient)),
+            Route("/exceptions", self.guarded(BOOKS, self.exceptions)),
+            Route("/exceptions/{payment_id:str}/rapprocher", self.guarded(BOOKS, self.match), methods=["POST"]),
+            Route("/exceptions/{payment_id:str}/ecarter", self.guarded(BOOKS, self.dismiss), methods=["POST"]),
+            Route("/audit", self.guarded(PROOFS, self.audit)),
+            Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+        ]
+
+
+def _french_error(exc: RecouvrementError) -> str:
+    """The use case's one line, as the accountant reads it."""
+    text = str(exc)
+    if "cannot allocate" in text:
+        return "Rapprochement impossible : le montant dépasse ce qui reste sur le paiement ou la part due de la facture."
+    if "no invoice" in text:
+        return "Facture inconnue."
+    if "no payment" in text:
+        return "Paiement inconnu."
+    return text.split("]: ", 1)[-1]
+
+
+def create_app(engine: Engine, *, secure_cookies: bool = True, today: Callable[[], date] = clinic_today,
+               rules: Rules | None = None) -> Starlette:
+    web = WebApp(engine, secure_cookies=secure_cookies, today=today, rules=rules)
+    app = Starlette(routes=web.routes())
+    app.add_middleware(SecurityHeaders)
+    app.state.web = web
+    return app

@@ -1,0 +1,79 @@
+"""A small clinic for the web app: three patients, care details planted in the database, a queue of three
+payments, one user per role; a TestClient over HTTPS (the session cookie is Secure)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import date, datetime, timezone
+
+import pytest
+from starlette.testclient import TestClient
+
+from recouvrement.app.disputes import open_dispute
+from recouvrement.app.holds import place_hold
+from recouvrement.app.imports import import_file
+from recouvrement.app.reconcile import run_reconcile
+from recouvrement.app.users import add_user
+from recouvrement.config import Privacy
+from recouvrement.web.app import create_app
+from tests.app.world import invoices_file, payments_file
+
+PASSWORD = "motdepasse-solide"
+TODAY = date(2025, 6, 2)
+# Care details the import keeps (keep_care) or staff typed into free text: no page may ever show them.
+PLANTED = ("cardiologie", "Détartrage", "DEQP003", "HBJD001", "chimiothérapie")
+PAYMENTS = [
+    "AMO-1;2025-03-01;amo;CPAM PARIS;70,00;;F2025-000101;paid;",
+    "Q-NAME;2025-04-01;patient;ELOISE LEFEVR;10,00;VIREMENT;;paid;",
+    "Q-URSSAF;2025-04-02;patient;URSSAF IDF;123,45;COTISATIONS T1;;paid;",
+    "Q-REF;2025-04-03;patient;J F FONTAINNE;5,00;FACT 000103;;paid;",
+]
+
+
+@pytest.fixture
+def clinic(engine, settings, tmp_path):
+    """The database of a small clinic, reconciled: Q-NAME, Q-URSSAF and Q-REF wait in the queue."""
+    keep = replace(settings, privacy=Privacy(keep_care=True, nir_key_file=settings.privacy.nir_key_file))
+    import_file(engine, invoices_file(tmp_path), keep)
+    import_file(engine, payments_file(tmp_path, PAYMENTS), keep)
+    run_reconcile(engine)
+    place_hold(engine, "P2", "en chimiothérapie, rappeler en septembre", since=date(2025, 5, 1))
+    open_dispute(engine, "F2025-000102", "conteste le détartrage (cardiologie)", received=date(2025, 5, 20))
+    for name, role in (("compta", "accountant"), ("accueil", "staff"), ("audit", "auditor")):
+        add_user(engine, name, role, PASSWORD)
+    return engine
+
+
+@pytest.fixture
+def app(clinic):
+    return create_app(clinic, today=lambda: TODAY)
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app, base_url="https://testserver") as c:
+        yield c
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def log_in(client: TestClient, name: str, password: str = PASSWORD):
+    page = client.get("/connexion")
+    return client.post("/connexion", data={"csrf_token": csrf_of(page.text), "nom": name, "mot_de_passe": password},
+                       follow_redirects=False)
+
+
+@pytest.fixture
+def as_role(client):
+    def login(name: str) -> TestClient:
+        response = log_in(client, name)
+        assert response.status_code == 303, response.text
+        return client
+    return login
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
