@@ -59,6 +59,11 @@ def _now(now: datetime | None) -> datetime:
     return (now or datetime.now(timezone.utc)).replace(tzinfo=None, microsecond=0)
 
 
+def _utc(at: datetime) -> datetime:
+    """A naive UTC time (as the session columns hold it) as the audit trail stamps it."""
+    return at.replace(tzinfo=timezone.utc)
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -85,7 +90,7 @@ def add_user(engine: Engine, name: str, role: str, password: str, *, now: dateti
         user_id = conn.execute(text("INSERT INTO web_user (name, role, password_hash, created_at, disabled) "
                                     "VALUES (:n, :r, :h, :t, FALSE) RETURNING id"),
                                {"n": name, "r": role, "h": _hasher.hash(password), "t": at}).scalar_one()
-        append_event(conn, "user_added", {"user": name, "role": role, "by": actor}, at=at)
+        append_event(conn, "user_added", {"user": name, "role": role, "by": actor}, at=_utc(at))
     return User(user_id, name, role)
 
 
@@ -134,7 +139,7 @@ def open_session(engine: Engine, user: User, *, now: datetime | None = None) -> 
                           "expires_at) VALUES (:h, :u, :c, :t, :t, :e)"),
                      {"h": _token_hash(token), "u": user.id, "c": secrets.token_urlsafe(32), "t": at,
                       "e": at + SESSION_MAX})
-        append_event(conn, "login", {"user": user.name, "role": user.role}, at=at)
+        append_event(conn, "login", {"user": user.name, "role": user.role}, at=_utc(at))
     return token
 
 

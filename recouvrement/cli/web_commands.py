@@ -16,8 +16,10 @@ from recouvrement.cli import Context, cli, out, pass_context
 @click.option("--insecure-cookies", is_flag=True,
               help="Send the session cookie over plain HTTP too (only for a trusted network without HTTPS; "
                    "not needed on 127.0.0.1/localhost, which browsers treat as secure).")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Compute the pages as of this date (default: today at the clinic); for demonstrations.")
 @pass_context
-def web(ctx: Context, host: str, port: int, insecure_cookies: bool) -> None:
+def web(ctx: Context, host: str, port: int, insecure_cookies: bool, as_of) -> None:
     """Serve the staff web app (patients, exceptions, audit), in French.
 
     Example: recouvrement web --port 8000   then open http://127.0.0.1:8000/
@@ -25,7 +27,8 @@ def web(ctx: Context, host: str, port: int, insecure_cookies: bool) -> None:
     import uvicorn
 
     from recouvrement.web.app import create_app
-    app = create_app(ctx.engine, secure_cookies=not insecure_cookies)
+    options = {"today": (lambda: as_of.date())} if as_of else {}
+    app = create_app(ctx.engine, secure_cookies=not insecure_cookies, **options)
     out.print(f"recouvrement web : http://{host}:{port}/  (Ctrl+C pour arrêter)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
                 server_header=False)

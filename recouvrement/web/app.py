@@ -54,12 +54,24 @@ def shown_text(value) -> str:
     return "[masqué : donnée médicale possible]" if value and scan_text(value) else value
 
 
+def _stamp(value: str) -> str:
+    """An audit event's UTC time as the clinic reads it: dd/mm/yyyy hh:mm, Paris time."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo("UTC"))
+    return moment.astimezone(CLINIC_ZONE).strftime("%d/%m/%Y %H:%M:%S")
+
+
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["eur"] = lambda cents: format_eur(int(cents or 0))
     env.filters["jour"] = lambda d: d.strftime("%d/%m/%Y") if d else ""
     env.filters["libre"] = shown_text
+    env.filters["horodatage"] = _stamp
     env.globals["ROLE_LABELS"] = ROLE_LABELS
     return env
 

@@ -1,0 +1,143 @@
+"""End to end in headless Chromium (Debian's chromium and chromedriver, through Selenium) on a real
+`recouvrement web` server the test starts: each role logs in and does its day's first job.
+
+RECOUVREMENT_SCREENSHOTS=DIR also saves every page at 1280 px and at a phone's 390 px into DIR.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from tests.web.conftest import PASSWORD
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(clinic, db_url, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.pop("RECOUVREMENT_CONFIG", None)
+    process = subprocess.Popen([shutil.which("recouvrement"), "--db", db_url, "web", "--port", str(port),
+                                "--as-of", "2025-06-02"],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(base + "/connexion", timeout=2)
+            break
+        except OSError:
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+    yield base
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=fr-FR",
+                 "--window-size=1280,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.implicitly_wait(10)
+    yield driver
+    driver.quit()
+
+
+def shoot(driver, name: str) -> None:
+    folder = os.environ.get("RECOUVREMENT_SCREENSHOTS")
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for width in (1280, 390):
+        driver.set_window_size(width, 900)
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(width, max(height, 600) + 140)
+        driver.save_screenshot(str(Path(folder) / f"{name}-{width}.png"))
+    driver.set_window_size(1280, 900)
+
+
+def log_in(driver, base: str, name: str) -> None:
+    from selenium.webdriver.common.by import By
+    driver.get(base + "/connexion")
+    driver.find_element(By.NAME, "nom").send_keys(name)
+    driver.find_element(By.NAME, "mot_de_passe").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+
+
+def log_out(driver) -> None:
+    from selenium.webdriver.common.by import By
+    driver.find_element(By.CSS_SELECTOR, "form.qui button").click()
+
+
+def test_each_role_logs_in_and_does_its_first_job_in_a_real_browser(server, browser, clinic):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 20)
+    browser.get(server + "/connexion")
+    shoot(browser, "connexion")
+
+    # The front desk: a misspelt name, typed the other way round, finds the patient as she types (htmx).
+    log_in(browser, server, "accueil")
+    box = browser.find_element(By.NAME, "q")
+    box.send_keys("lefebvre eloise")
+    wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "#resultats a[href='/patients/P1']")))
+    shoot(browser, "patients")
+    browser.find_element(By.CSS_SELECTOR, "#resultats a[href='/patients/P1']").click()
+    wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, ".resume .montant"), "55,00"))
+    assert "attendue de la mutuelle" in browser.page_source
+    shoot(browser, "patient")
+    browser.get(server + "/exceptions")
+    assert "Accès refusé" in browser.page_source
+    shoot(browser, "refus")
+    browser.get(server + "/patients")
+    log_out(browser)
+
+    # The accountant: one click matches the payment the name and the amount point to; URSSAF is dismissed.
+    log_in(browser, server, "compta")
+    wait.until(seen.title_contains("Paiements à rapprocher"))
+    shoot(browser, "exceptions")
+    browser.find_element(By.CSS_SELECTOR, "table.candidats button[type=submit]").click()
+    wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "p.ok"), "Paiement rapproché."))
+    card = browser.find_element(By.XPATH, "//article[.//h2[contains(., 'URSSAF IDF')]]")
+    card.find_elements(By.TAG_NAME, "summary")[1].click()
+    card.find_element(By.NAME, "note").send_keys("cotisations")
+    card.find_element(By.CSS_SELECTOR, "button.secondaire").click()
+    wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "p.ok"), "Paiement écarté"))
+    assert "URSSAF IDF" not in browser.page_source
+    log_out(browser)
+
+    # The auditor: the trail is intact and shows who matched.
+    log_in(browser, server, "audit")
+    wait.until(seen.title_contains("Journal"))
+    assert "Chaîne intacte" in browser.page_source and "by=compta" in browser.page_source
+    shoot(browser, "audit")
+
+    with clinic.connect() as conn:
+        assert conn.execute(text("SELECT invoice_number FROM allocation WHERE payment_id = 'Q-NAME'")).scalars().all() \
+            == ["F2025-000101"]
