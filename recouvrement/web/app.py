@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from recouvrement.app import users
 from recouvrement.app.audit_views import audit_log, verify_log
 from recouvrement.app.patient_account import patient_account, search_patients
+from recouvrement.app.today import today_view
 from recouvrement.app.users import ROLE_LABELS, LoginRefused, LoginThrottled
 from recouvrement.app.workbench import DISMISS_CATEGORIES, KIND_LABELS, dismiss, exceptions_queue, match_queued
 from recouvrement.core.privacy import scan_text
@@ -38,8 +39,8 @@ from recouvrement.web.security import (BOOKS, CSRF_FIELD, DESK, LOGIN_CSRF_COOKI
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
 STATIC = Path(__file__).resolve().parent / "static"
 CLINIC_ZONE = ZoneInfo("Europe/Paris")
-HOME = {"accountant": "/exceptions", "staff": "/patients", "auditor": "/audit"}
-MENU = (("/patients", "Patients", DESK), ("/exceptions", "Paiements à rapprocher", BOOKS), ("/audit", "Journal", PROOFS))
+HOME = {"accountant": "/aujourdhui", "staff": "/patients", "auditor": "/audit"}
+MENU = (("/aujourdhui", "Aujourd'hui", DESK), ("/patients", "Patients", DESK), ("/exceptions", "Paiements à rapprocher", BOOKS), ("/audit", "Journal", PROOFS))
 
 
 def clinic_today() -> date:
@@ -164,6 +165,9 @@ class WebApp:
     def home(self, visit: Visit) -> Response:
         return RedirectResponse(HOME[visit.user.role], status_code=303)
 
+    def today_page(self, visit: Visit) -> Response:
+        return self.render("aujourdhui.html", visit, day=today_view(self.engine, self.today()))
+
     # -- patients ---------------------------------------------------------------------------------------
 
     def patients(self, visit: Visit) -> Response:
@@ -228,6 +232,7 @@ class WebApp:
             Route("/connexion", self.login_page, methods=["GET", "POST"]),
             Route("/deconnexion", self.guarded(DESK + PROOFS, self.logout), methods=["POST"]),
             Route("/", self.guarded(DESK + PROOFS, self.home)),
+            Route("/aujourdhui", self.guarded(DESK, self.today_page)),
             Route("/patients", self.guarded(DESK, self.patients)),
             Route("/patients/{patient_id:str}", self.guarded(DESK, self.patient)),
             Route("/exceptions", self.guarded(BOOKS, self.exceptions)),

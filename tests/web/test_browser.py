@@ -120,6 +120,9 @@ def test_each_role_logs_in_and_does_its_first_job_in_a_real_browser(server, brow
 
     # The accountant: one click matches the payment the name and the amount point to; URSSAF is dismissed.
     log_in(browser, server, "compta")
+    wait.until(seen.title_contains("Aujourd'hui"))
+    shoot(browser, "aujourdhui")
+    browser.find_element(By.LINK_TEXT, "Paiements à rapprocher").click()
     wait.until(seen.title_contains("Paiements à rapprocher"))
     shoot(browser, "exceptions")
     browser.find_element(By.CSS_SELECTOR, "table.candidats button[type=submit]").click()

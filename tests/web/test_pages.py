@@ -103,3 +103,16 @@ def test_a_wrong_amount_is_explained_in_french_and_changes_nothing(clinic, as_ro
     assert response.status_code == 409 and "Rapprochement impossible" in response.text
     with clinic.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM allocation WHERE payment_id = 'Q-REF'")).scalar_one() == 0
+
+
+def test_today_shows_disputes_nearing_their_60_days_and_the_waiting_payments(clinic, app):
+    from starlette.testclient import TestClient
+
+    from recouvrement.web.app import create_app
+    from tests.web.conftest import log_in
+    later = create_app(clinic, today=lambda: __import__("datetime").date(2025, 7, 12))
+    with TestClient(later, base_url="https://testserver") as client:
+        log_in(client, "compta")
+        page = visible(client.get("/aujourdhui").text)
+    assert "Facture F2025-000102 : réponse due le 19/07/2025 (dans 7 jour(s))" in page
+    assert "3 paiement(s) attendent" in page and "Aucun run de nuit pour l'instant." in page

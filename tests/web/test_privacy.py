@@ -10,8 +10,8 @@ from tests.web.conftest import PLANTED, csrf_of
 
 PAGES = {
     "compta": ["/patients", "/patients?q=lefevre", "/patients?q=F2025-000102", "/patients/P1", "/patients/P2",
-               "/patients/P3", "/exceptions", "/audit"],
-    "accueil": ["/patients?q=fontaine", "/patients/P1", "/patients/P2", "/exceptions"],
+               "/patients/P3", "/exceptions", "/audit", "/aujourdhui"],
+    "accueil": ["/aujourdhui", "/patients?q=fontaine", "/patients/P1", "/patients/P2", "/exceptions"],
     "audit": ["/audit", "/patients/P1"],
 }
 

@@ -15,7 +15,7 @@ def allocations(engine) -> int:
 
 
 def test_every_page_sends_a_visitor_without_a_session_to_the_login_page(client):
-    for path in ("/", "/patients", "/patients/P1", "/exceptions", "/audit"):
+    for path in ("/", "/aujourdhui", "/patients", "/patients/P1", "/exceptions", "/audit"):
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"] == "/connexion", path
 
@@ -34,6 +34,7 @@ def test_an_auditor_reads_the_audit_log_but_gets_403_on_patients_and_the_queue(a
     client = as_role("audit")
     assert client.get("/audit").status_code == 200
     assert client.get("/patients").status_code == 403
+    assert client.get("/aujourdhui").status_code == 403
     assert client.get("/patients/P1").status_code == 403
     assert client.get("/exceptions").status_code == 403
 
