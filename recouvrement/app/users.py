@@ -59,6 +59,12 @@ def _now(now: datetime | None) -> datetime:
     return (now or datetime.now(timezone.utc)).replace(tzinfo=None, microsecond=0)
 
 
+def _naive_utc(value) -> datetime:
+    """A stored time as naive UTC, whatever the driver returned (SQLite text, PostgreSQL aware datetimes)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
 def _utc(at: datetime) -> datetime:
     """A naive UTC time (as the session columns hold it) as the audit trail stamps it."""
     return at.replace(tzinfo=timezone.utc)
@@ -97,7 +103,7 @@ def add_user(engine: Engine, name: str, role: str, password: str, *, now: dateti
 def _recent_failures(conn: Connection, name: str, at: datetime) -> list[datetime]:
     rows = conn.execute(text("SELECT at FROM login_failure WHERE name = :n AND at > :since ORDER BY at"),
                         {"n": name, "since": at - THROTTLE_WINDOW}).scalars()
-    return [r if isinstance(r, datetime) else datetime.fromisoformat(str(r)) for r in rows]
+    return [_naive_utc(r) for r in rows]
 
 
 def authenticate(engine: Engine, name: str, password: str, *, now: datetime | None = None) -> User:
@@ -154,8 +160,7 @@ def session_of(engine: Engine, token: str | None, *, now: datetime | None = None
                                 "WHERE s.token_hash = :h"), {"h": _token_hash(token)}).first()
         if row is None:
             return None
-        last_seen, expires = (v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
-                              for v in (row.last_seen, row.expires_at))
+        last_seen, expires = _naive_utc(row.last_seen), _naive_utc(row.expires_at)
         if row.disabled or at >= expires or at - last_seen > SESSION_IDLE:
             conn.execute(text("DELETE FROM web_session WHERE token_hash = :h"), {"h": row.token_hash})
             return None
