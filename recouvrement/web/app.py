@@ -244,15 +244,8 @@ class WebApp:
 
 
 def _french_error(exc: RecouvrementError) -> str:
-    """The use case's one line, as the accountant reads it."""
-    text = str(exc)
-    if "cannot allocate" in text:
-        return "Rapprochement impossible : le montant dépasse ce qui reste sur le paiement ou la part due de la facture."
-    if "no invoice" in text:
-        return "Facture inconnue."
-    if "no payment" in text:
-        return "Paiement inconnu."
-    return text.split("]: ", 1)[-1]
+    """The use case's own one line (in French), without the command-line field it names."""
+    return str(exc).split("]: ", 1)[-1]
 
 
 def create_app(engine: Engine, *, secure_cookies: bool = True, today: Callable[[], date] = clinic_today,

@@ -100,7 +100,7 @@ def test_a_wrong_amount_is_explained_in_french_and_changes_nothing(clinic, as_ro
     token = csrf_of(client.get("/exceptions").text)
     response = client.post("/exceptions/Q-REF/rapprocher", data={"csrf_token": token, "facture": "F2025-000103",
                                                                 "montant": "6,00"})
-    assert response.status_code == 409 and "Rapprochement impossible" in response.text
+    assert response.status_code == 409 and "impossible d&#39;affecter 6,00" in response.text
     with clinic.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM allocation WHERE payment_id = 'Q-REF'")).scalar_one() == 0
 
