@@ -1,7 +1,7 @@
 """web users and sessions
 
 Revision ID: web
-Revises: concurrency
+Revises: ladder
 Create Date: 2026-11-30 10:16:07.595101
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlmodel
 
 
 revision = 'web'
-down_revision = 'concurrency'
+down_revision = 'ladder'
 branch_labels = None
 depends_on = None
 
