@@ -61,6 +61,12 @@ class Inbox:
 
 
 @dataclass(frozen=True)
+class Audit:
+    key_file: Path | None = None         # the secret that seals the audit trail; default beside the NIR key
+    checkpoint_file: Path | None = None  # the trail's last head, kept outside the database; default beside it
+
+
+@dataclass(frozen=True)
 class Schedule:
     cron: str = "30 2 * * *"           # minute hour day month day-of-week
     timezone: str = "Europe/Paris"
@@ -74,6 +80,7 @@ class Settings:
     privacy: Privacy = field(default_factory=Privacy)
     schedule: Schedule = field(default_factory=Schedule)
     inbox: Inbox = field(default_factory=Inbox)
+    audit: Audit = field(default_factory=Audit)
     source: Path | None = None
 
     def require_creditor(self) -> Creditor:
@@ -100,6 +107,28 @@ class Settings:
         if os.environ.get("RECOUVREMENT_NIR_KEY"):
             return os.environ["RECOUVREMENT_NIR_KEY"].encode()
         return read_or_create_key(self.nir_key_path())
+
+
+    def installation_file(self, configured: Path | None, beside_settings: str, in_data_folder: str) -> Path:
+        """Where a file of the installation lives, never in the current folder: as configured (relative to the
+        settings file), else beside the settings file, else in $XDG_DATA_HOME/recouvrement/."""
+        if configured is not None:
+            return configured
+        if self.source is not None:
+            return self.source.parent / beside_settings
+        data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(data_home) / "recouvrement" / in_data_folder
+
+    def audit_key(self) -> bytes:
+        """The secret that seals the audit trail (HMAC-SHA256): RECOUVREMENT_AUDIT_KEY, else `[audit] key_file`,
+        made once (found like the NIR key). Distinct from the NIR key: each secret does one job."""
+        if os.environ.get("RECOUVREMENT_AUDIT_KEY"):
+            return os.environ["RECOUVREMENT_AUDIT_KEY"].encode()
+        return read_or_create_key(self.installation_file(self.audit.key_file, "recouvrement-audit.key", "audit.key"))
+
+    def audit_checkpoint(self) -> Path:
+        return self.installation_file(self.audit.checkpoint_file, "recouvrement-audit.checkpoint",
+                                      "audit.checkpoint")
 
 
 NIR_KEY_NAME = "recouvrement-nir.key"
@@ -129,7 +158,7 @@ def read_or_create_key(path: Path) -> bytes:
 
 
 SECTIONS = {"creditor": Creditor, "smtp": Smtp, "paths": Paths, "privacy": Privacy, "schedule": Schedule,
-            "inbox": Inbox}
+            "inbox": Inbox, "audit": Audit}
 
 
 def config_path(explicit: str | Path | None = None) -> Path | None:
@@ -169,7 +198,7 @@ def _section(path: Path, name: str, cls, values: dict):
         if key not in known:
             raise RecouvrementError(f"réglage inconnu {key!r}", file=str(path), field=f"{name}.{key}")
         default = getattr(cls(), key)
-        if isinstance(default, Path) or (cls is Privacy and key == "nir_key_file"):
+        if isinstance(default, Path) or (cls is Privacy and key == "nir_key_file") or cls is Audit:
             if not isinstance(value, str) or not value:
                 raise RecouvrementError("doit être un chemin (texte)", file=str(path), field=f"{name}.{key}")
             value = _relative(path, value)

@@ -103,9 +103,10 @@ def nightly_job() -> None:
     """The scheduled job: one nightly run for today; a run already in progress is left alone."""
     from recouvrement.app.lock import LockHeld
     from recouvrement.app.nightly import run_nightly
+    from recouvrement.audit import seal_engine, settings_seal, write_checkpoint
     from recouvrement.db.session import open_engine
     settings: Settings = _process["settings"]
-    engine = open_engine(_process["db_url"])
+    engine = seal_engine(open_engine(_process["db_url"]), settings_seal(settings))
     try:
         result = run_nightly(engine, settings, as_of_for(datetime.now(timezone.utc), settings),
                              wait=_process.get("wait", 0))
@@ -113,6 +114,7 @@ def nightly_job() -> None:
     except LockHeld as exc:
         _process.get("say", log.warning)(f"passage de nuit sauté : {exc}")
     finally:
+        write_checkpoint(engine)
         engine.dispose()
 
 

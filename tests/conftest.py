@@ -77,9 +77,34 @@ def db_url(request, tmp_path) -> str:
     return f"{base}/{name}"
 
 
+TEST_AUDIT_KEY = "test-audit-key-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def audit_key(monkeypatch) -> bytes:
+    """Every test, and every process it starts, seals the audit trail with one known key (as
+    RECOUVREMENT_AUDIT_KEY does in production), so no key file is ever created in the current folder."""
+    monkeypatch.setenv("RECOUVREMENT_AUDIT_KEY", TEST_AUDIT_KEY)
+    return TEST_AUDIT_KEY.encode()
+
+
+@pytest.fixture(autouse=True)
+def data_home_per_test(monkeypatch, tmp_path) -> None:
+    """Commands run without a settings file keep their audit checkpoint in $XDG_DATA_HOME: one per test, so a
+    test never meets another test's trail head."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+
+
 @pytest.fixture
-def engine(db_url):
-    engine = open_engine(db_url)
+def checkpoint_file(tmp_path) -> Path:
+    """Where the command line finds the checkpoint when it runs without a settings file."""
+    return tmp_path / "data-home" / "recouvrement" / "audit.checkpoint"
+
+
+@pytest.fixture
+def engine(db_url, audit_key, checkpoint_file):
+    from recouvrement.audit import AuditSeal, seal_engine
+    engine = seal_engine(open_engine(db_url), AuditSeal(audit_key, checkpoint_file))
     yield engine
     engine.dispose()
 

@@ -31,7 +31,7 @@ def test_verify_prints_the_event_count_and_head_and_exits_0(trail, db_url, tmp_p
     _, count = trail
     result = run(db_url, "audit", "verify", cwd=tmp_path)
     assert result.returncode == 0
-    assert f"{count} événement(s), chaîne intacte ; tête " in result.stdout
+    assert f"{count} événement(s), chaîne intègre" in result.stdout
 
 
 def test_verify_names_the_first_edited_event_and_exits_1(trail, db_url, tmp_path):

@@ -51,7 +51,7 @@ from recouvrement.app.recipients import debtor_of, has_guarantor, is_minor
 from recouvrement.core.plans import add_months, plan_answer_deadline
 from recouvrement.core.ladder import Listing, handover_ready, is_time_barred
 from recouvrement.app.reconcile import share_outstanding
-from recouvrement.audit import append_event
+from recouvrement.audit import append_event, file_record
 from recouvrement.config import Settings
 from recouvrement.core.privacy import redact, safe_file_name
 from recouvrement.core.references import rf_reference
@@ -186,7 +186,8 @@ class HandoverReport:
 
 
 def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: Path, *, rules: Rules | None = None,
-                  now: datetime | None = None, dialect: Dialect = PLAIN) -> HandoverReport:
+                  now: datetime | None = None, dialect: Dialect = PLAIN,
+                  actor: str | None = None) -> HandoverReport:
     """Write the new cases (CSV + manifest), record them as handed over; nothing new writes nothing.
 
     `settings` is taken like every use case that writes files (the nightly run passes it); the file
@@ -215,17 +216,22 @@ def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: 
         digest = hashlib.sha256(document).hexdigest()
         total = sum(c.amount_cents for c in cases)
         for case in cases:
-            _store_case(conn, case, as_of, now)
+            _store_case(conn, case, as_of, now, actor)
         head = append_event(conn, "agency_export", {
             "file": path.name, "sha256": digest, "as_of": as_of, "rows": len(rows), "total_cents": total,
-            "cases": [c.case_id for c in cases]}, at=now)
+            "cases": [c.case_id for c in cases], "files": [file_record(path, document)]}, at=now, actor=actor)
         manifest = {"file": path.name, "row_count": len(rows), "total_cents": total, "total": format_plain(total),
                     "sha256": digest, "as_of": as_of.isoformat(), "created_at": now.isoformat(),
                     "audit_head": head}
+        manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        # The manifest carries the head of the export's event, so its own digest is in the next event.
+        append_event(conn, "agency_manifest", {"file": manifest_path.name,
+                                               "files": [file_record(manifest_path, manifest_text.encode("utf-8"))]},
+                     at=now, actor=actor)
         conn.execute(text("INSERT INTO agency_export (path, as_of, sha256, document, manifest) "
                           "VALUES (:p, :d, :s, :doc, :m)"),
                      {"p": str(path.resolve()), "d": as_of, "s": digest, "doc": document,
-                      "m": json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"})
+                      "m": manifest_text})
     finish_exports(engine)
     return HandoverReport(len(rows), total, path, manifest_path, found.left_out)
 
@@ -267,13 +273,14 @@ def _rows(conn: Connection, cases: list[Case], rules: Rules) -> tuple[list[str],
     return header, rows
 
 
-def _store_case(conn: Connection, case: Case, as_of: date, now: datetime) -> None:
+def _store_case(conn: Connection, case: Case, as_of: date, now: datetime, actor: str | None) -> None:
     numbers = " ".join(n for n, _ in case.invoices)
     conn.execute(text("INSERT INTO agency_case (case_id, patient_id, handed_on, amount_cents, invoice_numbers, "
                       "status, updated_on) VALUES (:c, :p, :d, :a, :n, 'handed_over', :d)"),
                  {"c": case.case_id, "p": case.patient_id, "d": as_of, "a": case.amount_cents, "n": numbers})
     append_event(conn, "agency_handover", {"case_id": case.case_id, "amount_cents": case.amount_cents,
-                                           "invoices": numbers.split()}, patient_id=case.patient_id, at=now)
+                                           "invoices": numbers.split()}, patient_id=case.patient_id,
+                 invoice_number=numbers if len(case.invoices) == 1 else None, at=now, actor=actor)
 
 
 # -- the agency's returns ------------------------------------------------------------------------------
@@ -459,7 +466,8 @@ def _update_status(conn: Connection, case, line: ReturnLine, line_id: str, now: 
     append_event(conn, "agency_return", {"case_id": line.case_id, "date": line.day, "status": status,
                                          "collected_cents": line.cents, "line_id": line_id,
                                          "payment_id": line_id if line.cents else None,
-                                         "note": _clean_note(line.note)},
+                                         "note": _clean_note(line.note),
+                                         "invoices": case["invoice_numbers"].split()},
                  patient_id=case["patient_id"], at=now)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -21,6 +23,7 @@ class AuditRow:
     patient_id: str | None
     invoice_number: str | None
     payload: str
+    actor: str | None = None
 
     def summary(self, width: int = SUMMARY_CHARS) -> str:
         return payload_summary(self.payload, width)
@@ -54,16 +57,84 @@ def _short(value) -> str:
 
 def audit_log(engine: Engine, *, patient_id: str | None = None, invoice_number: str | None = None,
               limit: int = DEFAULT_LIMIT) -> list[AuditRow]:
-    """The latest `limit` events matching the filters, oldest first."""
-    where, params = [], {"n": limit}
+    """The latest `limit` events matching the filters, oldest first.
+
+    An event is about an invoice when it names it in its `invoice_number` column or in its payload's
+    `invoices` (a letter, a plan, an agency case, an unmatched payment cover several); about a patient
+    when it names the patient. Events about one of the invoice's are read from its patient's history."""
+    where, params = [], {}
     if patient_id:
         where.append("patient_id = :p")
         params["p"] = patient_id
     if invoice_number:
-        where.append("invoice_number = :i")
+        where.append("(invoice_number = :i OR patient_id IN (SELECT patient_id FROM invoice WHERE invoice_number = :i))")
         params["i"] = invoice_number
-    sql = ("SELECT seq, at, kind, patient_id, invoice_number, payload FROM audit_event"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT :n")
+    sql = ("SELECT seq, at, kind, patient_id, invoice_number, actor, payload FROM audit_event"
+           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC")
+    rows: list[AuditRow] = []
     with engine.connect() as conn:
-        rows = [AuditRow(*r) for r in conn.execute(text(sql), params)]
+        result = conn.execute(text(sql if invoice_number else sql + " LIMIT :n"), {**params, "n": limit})
+        for seq, at, kind, patient, invoice, actor, payload in result:
+            if invoice_number and invoice != invoice_number and invoice_number not in _invoices(payload):
+                continue
+            rows.append(AuditRow(seq, at, kind, patient, invoice, payload, actor))
+            if len(rows) == limit:
+                break
     return rows[::-1]
+
+
+def _invoices(payload: str) -> list[str]:
+    try:
+        named = json.loads(payload).get("invoices") or []
+    except (ValueError, AttributeError):
+        return []
+    return named if isinstance(named, list) else []
+
+
+# -- the files the trail vouches for -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileCheck:
+    checked: int                       # files the trail names under the folder
+    modified: list[tuple[str, int]]    # (path, seq of the event that recorded it)
+    missing: list[tuple[str, int]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.modified and not self.missing
+
+
+def verify_files(engine: Engine, folder: Path) -> FileCheck:
+    """Every file the trail recorded under `folder` (letters, PDFs, exports, manifests, reports), against the
+    SHA-256 of its latest record: modified or missing ones are named."""
+    root = folder.resolve()
+    latest: dict[str, tuple[str, int]] = {}
+    with engine.connect() as conn:
+        for seq, payload in conn.execute(text("SELECT seq, payload FROM audit_event WHERE payload LIKE :f "
+                                              "ORDER BY seq"), {"f": '%"files"%'}):
+            try:
+                files = json.loads(payload).get("files") or []
+            except (ValueError, AttributeError):
+                continue
+            for entry in files:
+                if isinstance(entry, dict) and "path" in entry and "sha256" in entry:
+                    latest[entry["path"]] = (entry["sha256"], seq)
+    modified, missing = [], []
+    for name, (digest, seq) in sorted(latest.items()):
+        path = Path(name)
+        if not path.is_relative_to(root):
+            continue
+        if not path.is_file():
+            missing.append((name, seq))
+        elif _sha256(path) != digest:
+            modified.append((name, seq))
+    checked = sum(1 for name in latest if Path(name).is_relative_to(root))
+    return FileCheck(checked, modified, missing)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

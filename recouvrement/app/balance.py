@@ -9,6 +9,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from recouvrement.app.exports import Amount, write_checked_csv
+from recouvrement.audit import record_files
 from recouvrement.db.bulk import read_frame as frame
 from recouvrement.render.csvfile import PLAIN, Dialect
 
@@ -91,8 +92,10 @@ def export_allocations(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> 
         data = frame(conn, "SELECT payment_id, invoice_number, payer_type, amount_cents, rule FROM allocation "
                            "ORDER BY payment_id, invoice_number, id")
     rows = [[p, i, t, Amount(a), r] for p, i, t, a, r in data.itertuples(index=False, name=None)]
-    return write_checked_csv(path, ["payment_id", "invoice_number", "payer_type", "amount", "rule"], rows,
-                             dialect=dialect)
+    count = write_checked_csv(path, ["payment_id", "invoice_number", "payer_type", "amount", "rule"], rows,
+                              dialect=dialect)
+    record_files(engine, "export", [path], export="allocations", rows=count)
+    return count
 
 
 def export_exceptions(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> int:
@@ -104,4 +107,6 @@ def export_exceptions(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> i
             for pid, day, ptype, name, amount, left, kind, reason, patient, ref in data.itertuples(index=False, name=None)]
     header = ["payment_id", "payment_date", "payer_type", "payer_name", "amount", "remaining", "kind", "reason",
               "patient_id", "reference"]
-    return write_checked_csv(path, header, rows, free_text=("payer_name", "reference"), dialect=dialect)
+    count = write_checked_csv(path, header, rows, free_text=("payer_name", "reference"), dialect=dialect)
+    record_files(engine, "export", [path], export="exceptions", rows=count)
+    return count

@@ -61,13 +61,15 @@ def prepare_folder(folder: Path, samples: Path, own_database: bool) -> str:
 
 
 def demo_settings(settings: Settings, folder: Path) -> Settings:
-    """The folder's settings; its files are complete when dropped, so the inbox does not wait for them."""
+    """The folder's settings; its files are complete when dropped, so the inbox does not wait for them. The audit
+    checkpoint is the folder's, like its database."""
     return replace(settings, paths=Paths(folder / "inbox", folder / "archive", folder / "quarantine", folder / "out"),
-                   inbox=replace(settings.inbox, settle_seconds=0))
+                   inbox=replace(settings.inbox, settle_seconds=0),
+                   audit=replace(settings.audit, checkpoint_file=folder / "audit.checkpoint"))
 
 
 def run_demo(ctx, samples: Path, folder: Path, out) -> Path | None:
-    settings = demo_settings(ctx.settings, folder)
+    settings = ctx.settings = demo_settings(ctx.settings, folder)    # before the engine: the checkpoint is the demo's
     engine = ctx.engine
     settings.paths.inbox.mkdir(parents=True, exist_ok=True)
     for name in ORDER:

@@ -121,14 +121,16 @@ def _add_note(conn: Connection, dispute_id: int, action: str, note: str, at: dat
                  {"d": dispute_id, "at": at, "a": action, "t": note})
 
 
-def _audit(conn: Connection, kind: str, dispute: DisputeRow, payload: dict, at: datetime) -> None:
+def _audit(conn: Connection, kind: str, dispute: DisputeRow, payload: dict, at: datetime, actor: str | None) -> None:
     append_event(conn, kind, {"dispute_id": dispute.id, **payload}, patient_id=dispute.patient_id,
-                 invoice_number=dispute.invoice_number, at=at.replace(tzinfo=timezone.utc))
+                 invoice_number=dispute.invoice_number, at=at.replace(tzinfo=timezone.utc), actor=actor)
 
 
 def open_dispute(engine: Engine, invoice_number: str, reason: str, *, channel: str = "desk",
-                 category: str = "other", received: date | None = None, now: datetime | None = None) -> int:
-    """Register a complaint about an invoice; returns its id. Its collection pauses until it is closed."""
+                 category: str = "other", received: date | None = None, now: datetime | None = None,
+                 actor: str | None = None) -> int:
+    """Register a complaint about an invoice; returns its id. Its collection pauses until it is closed.
+    `actor` (here and below): who acted, for the audit trail (the web app's user; default the OS user)."""
     if not reason.strip():
         raise RecouvrementError("une réclamation demande un motif", field="--reason")
     _choice(channel, CHANNELS, "--channel")
@@ -146,11 +148,12 @@ def open_dispute(engine: Engine, invoice_number: str, reason: str, *, channel: s
         dispute = get_dispute(conn, dispute_id)
         _audit(conn, "dispute_open", dispute, {
             "received_on": received, "channel": channel, "category": category,
-            "answer_due": dispute.answer_due, "reason_sha256": text_digest(reason)}, at)
+            "answer_due": dispute.answer_due, "reason_sha256": text_digest(reason)}, at, actor)
     return dispute_id
 
 
-def add_note(engine: Engine, dispute_id: int, note: str, *, now: datetime | None = None) -> None:
+def add_note(engine: Engine, dispute_id: int, note: str, *, now: datetime | None = None,
+             actor: str | None = None) -> None:
     """Append a note to a dispute, whatever its status; it changes nothing else."""
     if not note.strip():
         raise RecouvrementError("la note est vide", field="TEXT")
@@ -158,11 +161,11 @@ def add_note(engine: Engine, dispute_id: int, note: str, *, now: datetime | None
     with writing(engine) as conn:
         dispute = get_dispute(conn, dispute_id)
         _add_note(conn, dispute_id, "note", note, at)
-        _audit(conn, "dispute_note", dispute, {"note_sha256": text_digest(note)}, at)
+        _audit(conn, "dispute_note", dispute, {"note_sha256": text_digest(note)}, at, actor)
 
 
 def _transition(engine: Engine, dispute_id: int, action: str, note: str | None, now: datetime | None,
-                on: date | None = None) -> str:
+                on: date | None = None, actor: str | None = None) -> str:
     sources, target = TRANSITIONS[action]
     at = _now(now)
     with writing(engine) as conn:
@@ -180,26 +183,28 @@ def _transition(engine: Engine, dispute_id: int, action: str, note: str | None, 
             payload["note_sha256"] = text_digest(note)
         if closed_on:
             payload["closed_on"] = closed_on
-        _audit(conn, f"dispute_{action}", dispute, payload, at)
+        _audit(conn, f"dispute_{action}", dispute, payload, at, actor)
     return target
 
 
-def forward_dispute(engine: Engine, dispute_id: int, note: str | None = None, *, now: datetime | None = None) -> str:
+def forward_dispute(engine: Engine, dispute_id: int, note: str | None = None, *, now: datetime | None = None,
+                    actor: str | None = None) -> str:
     """open → forwarded: the practitioner has the complaint."""
-    return _transition(engine, dispute_id, "forward", note, now)
+    return _transition(engine, dispute_id, "forward", note, now, actor=actor)
 
 
-def answer_dispute(engine: Engine, dispute_id: int, note: str, *, now: datetime | None = None) -> str:
+def answer_dispute(engine: Engine, dispute_id: int, note: str, *, now: datetime | None = None,
+                   actor: str | None = None) -> str:
     """open or forwarded → answered; the note says what was answered."""
     if not note or not note.strip():
         raise RecouvrementError("une réponse demande une note disant ce qui a été répondu", field="--note")
-    return _transition(engine, dispute_id, "answer", note, now)
+    return _transition(engine, dispute_id, "answer", note, now, actor=actor)
 
 
 def close_dispute(engine: Engine, dispute_id: int, note: str | None = None, *, on: date | None = None,
-                  now: datetime | None = None) -> str:
+                  now: datetime | None = None, actor: str | None = None) -> str:
     """Any status but closed → closed: the invoice's collection resumes."""
-    return _transition(engine, dispute_id, "close", note, now, on)
+    return _transition(engine, dispute_id, "close", note, now, on, actor)
 
 
 def list_disputes(conn: Connection, *, include_closed: bool = False) -> list[DisputeRow]:

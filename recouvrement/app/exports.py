@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import Engine, text
 
+from recouvrement.audit import record_files
 from recouvrement.render.csvfile import MASK, PLAIN, Amount, Dialect, csv_document
 
 __all__ = ["MASK", "Amount", "export_payments", "write_atomically", "write_checked_csv", "write_rejects"]
@@ -62,4 +63,6 @@ def export_payments(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> int
             "status, source_file, source_line FROM payment ORDER BY payment_date, payment_id"))
         rows = [[pid, str(day), ptype, name, Amount(amount), ref, inv or "", status, src, line]
                 for pid, day, ptype, name, amount, ref, inv, status, src, line in result]
-    return write_checked_csv(path, PAYMENT_EXPORT, rows, free_text=("payer_name", "reference"), dialect=dialect)
+    count = write_checked_csv(path, PAYMENT_EXPORT, rows, free_text=("payer_name", "reference"), dialect=dialect)
+    record_files(engine, "export", [path], export="payments", rows=count)
+    return count

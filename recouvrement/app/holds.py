@@ -43,8 +43,9 @@ def _active_hold_id(conn: Connection, patient_id: str) -> int | None:
 
 
 def place_hold(engine: Engine, patient_id: str, reason: str, *, since: date | None = None,
-               now: datetime | None = None) -> int:
-    """Pause all collection for a patient from `since` (default today); returns the hold's id."""
+               now: datetime | None = None, actor: str | None = None) -> int:
+    """Pause all collection for a patient from `since` (default today); returns the hold's id.
+    `actor`: who placed it, for the audit trail (the web app's user; default the OS user)."""
     if not reason.strip():
         raise RecouvrementError("une suspension demande un motif", field="--reason")
     at = _now(now)
@@ -56,11 +57,12 @@ def place_hold(engine: Engine, patient_id: str, reason: str, *, since: date | No
         hold_id = conn.execute(text("INSERT INTO hold (patient_id, reason, since) VALUES (:p, :r, :s) RETURNING id"),
                                {"p": patient_id, "r": reason, "s": since}).scalar_one()
         append_event(conn, "hold", {"hold_id": hold_id, "since": since, "reason_sha256": text_digest(reason)},
-                     patient_id=patient_id, at=at)
+                     patient_id=patient_id, at=at, actor=actor)
     return hold_id
 
 
-def release_hold(engine: Engine, patient_id: str, *, on: date | None = None, now: datetime | None = None) -> int:
+def release_hold(engine: Engine, patient_id: str, *, on: date | None = None, now: datetime | None = None,
+                 actor: str | None = None) -> int:
     """End the patient's hold on `on` (default today): collection resumes from that day. Returns its id."""
     at = _now(now)
     on = on or at.date()
@@ -73,7 +75,8 @@ def release_hold(engine: Engine, patient_id: str, *, on: date | None = None, now
         if on < since:
             raise RecouvrementError(f"la suspension a commencé le {since:%d/%m/%Y} : elle ne peut pas finir avant", field="--on")
         conn.execute(text("UPDATE hold SET released_on = :o WHERE id = :h"), {"o": on, "h": hold_id})
-        append_event(conn, "hold_release", {"hold_id": hold_id, "released_on": on}, patient_id=patient_id, at=at)
+        append_event(conn, "hold_release", {"hold_id": hold_id, "released_on": on}, patient_id=patient_id, at=at,
+                     actor=actor)
     return hold_id
 
 

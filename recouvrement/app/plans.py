@@ -33,7 +33,7 @@ from recouvrement.db.session import writing
 from recouvrement.app.balance import outstanding_shares
 from recouvrement.app.disputes import as_date, disputed_invoices
 from recouvrement.app.recipients import has_guarantor, is_minor, recipient_of
-from recouvrement.audit import append_event
+from recouvrement.audit import append_event, file_record
 from recouvrement.core.ladder import OpenItem, item_exclusion
 from recouvrement.config import Settings
 from recouvrement.core.plans import (
@@ -105,8 +105,10 @@ class Proposal:
 
 
 def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *, months: int | None = None,
-            out_dir: Path | None = None, rules: Rules | None = None, now: datetime | None = None) -> Proposal:
-    """Store a proposed plan over the patient's open debt and write its letter (HTML + PDF)."""
+            out_dir: Path | None = None, rules: Rules | None = None, now: datetime | None = None,
+            actor: str | None = None) -> Proposal:
+    """Store a proposed plan over the patient's open debt and write its letter (HTML + PDF).
+    `actor` (here and in accept / cancel): who acted, for the audit trail (default the OS user)."""
     rules = rules or load_rules()
     creditor = settings.require_creditor()
     with engine.connect() as conn:
@@ -138,8 +140,9 @@ def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *,
         append_event(conn, "plan_proposed", {
             "plan_id": plan_id, "total_cents": total, "credits_cents": credits, "invoices": list(numbers),
             "instalments": [[i.due_date, i.amount_cents] for i in instalments],
-            "letter": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}},
-            patient_id=patient_id, at=now)
+            "letter": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files},
+            "files": [file_record(p) for p in files]},
+            patient_id=patient_id, at=now, actor=actor)
     return Proposal(plan_id, patient_id, numbers, credits, total, instalments, files)
 
 
@@ -197,7 +200,8 @@ def _plan(conn: Connection, plan_id: int):
     return row
 
 
-def accept(engine: Engine, plan_id: int, on: date, now: datetime | None = None, rules: Rules | None = None) -> None:
+def accept(engine: Engine, plan_id: int, on: date, now: datetime | None = None, rules: Rules | None = None,
+           actor: str | None = None) -> None:
     """A proposed plan becomes active within its answer window; a patient has at most one active plan."""
     with writing(engine) as conn:
         plan = _plan(conn, plan_id)
@@ -218,11 +222,12 @@ def accept(engine: Engine, plan_id: int, on: date, now: datetime | None = None, 
                                     "l'annuler d'abord", field="PLAN_ID")
         conn.execute(text("UPDATE plan SET status = 'active', accepted_on = :d WHERE id = :i"),
                      {"d": on, "i": plan_id})
-        append_event(conn, "plan_accepted", {"plan_id": plan_id, "accepted_on": on},
-                     patient_id=plan["patient_id"], at=now)
+        append_event(conn, "plan_accepted", {"plan_id": plan_id, "accepted_on": on,
+                                             "invoices": plan["invoice_numbers"].split()},
+                     patient_id=plan["patient_id"], at=now, actor=actor)
 
 
-def cancel(engine: Engine, plan_id: int, on: date, now: datetime | None = None) -> None:
+def cancel(engine: Engine, plan_id: int, on: date, now: datetime | None = None, actor: str | None = None) -> None:
     """A proposed or active plan is cancelled: its invoices go back to the ladder."""
     with writing(engine) as conn:
         plan = _plan(conn, plan_id)
@@ -230,8 +235,9 @@ def cancel(engine: Engine, plan_id: int, on: date, now: datetime | None = None) 
             raise RecouvrementError(f"l'échéancier {plan_id} est déjà {plan['status']}", field="PLAN_ID")
         conn.execute(text("UPDATE plan SET status = 'cancelled', ended_on = :d WHERE id = :i"),
                      {"d": on, "i": plan_id})
-        append_event(conn, "plan_cancelled", {"plan_id": plan_id, "was": plan["status"], "ended_on": on},
-                     patient_id=plan["patient_id"], at=now)
+        append_event(conn, "plan_cancelled", {"plan_id": plan_id, "was": plan["status"], "ended_on": on,
+                                              "invoices": plan["invoice_numbers"].split()},
+                     patient_id=plan["patient_id"], at=now, actor=actor)
 
 
 @dataclass(frozen=True)
@@ -356,6 +362,7 @@ def _close(conn: Connection, plan, status: str, on: date, state: PlanSummary, no
     conn.execute(text("UPDATE plan SET status = :s, ended_on = :d WHERE id = :i"),
                  {"s": status, "d": on, "i": plan["id"]})
     append_event(conn, f"plan_{status}", {"plan_id": plan["id"], "ended_on": on,
+                                          "invoices": plan["invoice_numbers"].split(),
                                           "paid_cents": state.standing.paid_cents,
                                           "total_cents": state.total_cents, "reason": state.standing.reason},
                  patient_id=plan["patient_id"], at=now or datetime.now(timezone.utc))

@@ -339,25 +339,29 @@ def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: in
         conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE payment_id = :p"), {"p": payment_id})
         patient = conn.execute(text("SELECT patient_id FROM invoice WHERE invoice_number = :i"),
                                {"i": invoice_number}).scalar_one()
-        payload = {"payment_id": payment_id, "amount_cents": amount}
-        if actor:
-            payload["by"] = actor
-        append_event(conn, "manual_match", payload, patient_id=patient, invoice_number=invoice_number, at=now)
+        append_event(conn, "manual_match", {"payment_id": payment_id, "amount_cents": amount},
+                     patient_id=patient, invoice_number=invoice_number, at=now, actor=actor)
     return amount
 
 
-def manual_unmatch(engine: Engine, payment_id: str, now: datetime | None = None) -> int:
-    """Undo every allocation of a payment; it waits in the queue for a manual match (never re-matched alone)."""
+def manual_unmatch(engine: Engine, payment_id: str, now: datetime | None = None, actor: str | None = None) -> int:
+    """Undo every allocation of a payment; it waits in the queue for a manual match (never re-matched alone).
+    One audit event per patient whose invoices lose the payment, so that each patient's history shows it."""
     with writing(engine) as conn:
         payment = _payment(conn, payment_id)
-        removed = conn.execute(text("SELECT invoice_number, amount_cents FROM allocation WHERE payment_id = :p"),
-                               {"p": payment_id}).all()
+        removed = conn.execute(text("SELECT a.invoice_number, a.amount_cents, i.patient_id FROM allocation a "
+                                    "LEFT JOIN invoice i ON i.invoice_number = a.invoice_number "
+                                    "WHERE a.payment_id = :p ORDER BY a.id"), {"p": payment_id}).all()
         conn.execute(text("DELETE FROM allocation WHERE payment_id = :p"), {"p": payment_id})
         conn.execute(text("DELETE FROM payment_exception WHERE payment_id = :p"), {"p": payment_id})
         conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
                           "VALUES (:p, 'held', :c, 'unmatched by hand: waits for a manual match', NULL)"),
                      {"p": payment_id, "c": int(payment.amount_cents)})
         conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE payment_id = :p"), {"p": payment_id})
-        append_event(conn, "manual_unmatch", {"payment_id": payment_id,
-                                              "removed": [[i, int(a)] for i, a in removed]}, at=now)
+        for patient in dict.fromkeys(p for _, _, p in removed) or [None]:
+            theirs = [[i, int(a)] for i, a, p in removed if p == patient]
+            append_event(conn, "manual_unmatch", {"payment_id": payment_id, "removed": theirs,
+                                                  "invoices": list(dict.fromkeys(i for i, _ in theirs))},
+                         patient_id=patient, invoice_number=theirs[0][0] if len(theirs) == 1 else None,
+                         at=now, actor=actor)
     return len(removed)

@@ -26,7 +26,7 @@ from recouvrement.app.recipients import patient_name, recipient_of
 from recouvrement.app.exports import Amount, write_atomically, write_checked_csv
 from recouvrement.db.bulk import read_frame as frame
 from recouvrement.db.session import writing
-from recouvrement.audit import append_event
+from recouvrement.audit import append_event, file_record
 from recouvrement.config import Settings
 from recouvrement.core.ladder import Decision, decide, is_quiet_day
 from recouvrement.core.references import rf_reference
@@ -60,6 +60,7 @@ class WrittenLetter:
     file: str  # relative to the output folder: the HTML, or the .eml for an e-mail only
     sha256: str
     decision: Decision
+    files: tuple[dict, ...] = ()  # every file written for it (HTML, .eml, PDF): path and SHA-256, for the audit
 
 
 @dataclass
@@ -193,22 +194,25 @@ def _write_letter(out_dir: Path, lid: str, html: str, message, decision: Decisio
                   single_pdf: bool, known: tuple[str, ...] = ()) -> WrittenLetter:
     write_atomically(out_dir / f"{lid}.html", html)
     document, name = html.encode("utf-8"), f"{lid}.html"
+    files = [file_record(out_dir / name, document)]
     if message is not None:
         write_atomically(out_dir / f"{lid}.eml", message)
+        files.append(file_record(out_dir / f"{lid}.eml", message))
         if decision.channel == "email":
             document, name = message, f"{lid}.eml"
     if single_pdf and decision.channel in POSTAL:
-        _write_pdf(out_dir / f"{lid}.pdf", html, known)
+        files.append(file_record(_write_pdf(out_dir / f"{lid}.pdf", html, known)))
     return WrittenLetter(lid, decision.patient_id, tuple(i.invoice_number for i in decision.items), decision.level,
                          kind, decision.channel, decision.amount_due_cents, name,
-                         hashlib.sha256(document).hexdigest(), decision)
+                         hashlib.sha256(document).hexdigest(), decision, tuple(files))
 
 
-def _write_pdf(path: Path, html: str, known: tuple[str, ...] = ()) -> None:
+def _write_pdf(path: Path, html: str, known: tuple[str, ...] = ()) -> Path:
     from recouvrement.render.pdf import render_pdf
     pdf = render_pdf(html)
     ensure_clean(pdf_text(pdf, path.name), path.name, known=known)
     write_atomically(path, pdf)
+    return path
 
 
 def _batch_name(conn: Connection, as_of: date, folder: Path) -> str:
@@ -251,7 +255,10 @@ def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, qu
                 _mark_notified(conn, as_of, written.invoice_numbers)
             append_event(conn, "reminder", {"letter_id": written.letter_id, "level": written.level,
                                             "channel": written.channel, "amount": written.amount_cents,
-                                            "sha256": written.sha256}, patient_id=written.patient_id)
+                                            "sha256": written.sha256, "invoices": list(written.invoice_numbers),
+                                            "files": list(written.files)},
+                         patient_id=written.patient_id,
+                         invoice_number=written.invoice_numbers[0] if len(written.invoice_numbers) == 1 else None)
 
 
 def _mark_notified(conn: Connection, as_of: date, invoices: tuple[str, ...]) -> None:
@@ -298,8 +305,10 @@ def _mark_batch_written(engine: Engine, name: str, path: Path) -> None:
     """Written (by this run, or by one killed just after writing it): never made again."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with writing(engine) as conn:
-        conn.execute(text("UPDATE print_batch SET sha256 = :s, written_at = :t WHERE name = :n AND written_at IS NULL"),
-                     {"s": digest, "t": datetime.now(timezone.utc).replace(microsecond=0), "n": name})
+        marked = conn.execute(text("UPDATE print_batch SET sha256 = :s, written_at = :t WHERE name = :n AND written_at IS NULL"),
+                              {"s": digest, "t": datetime.now(timezone.utc).replace(microsecond=0), "n": name}).rowcount
+        if marked:
+            append_event(conn, "letter_batch", {"name": name, "files": [file_record(path)]})
 
 
 def _send(engine: Engine, settings: Settings, out_dir: Path, report: RemindReport) -> None:
@@ -336,4 +345,5 @@ def write_manifest(engine: Engine, as_of: date, out_dir: Path) -> Path:
             for lid, pid, level, channel, amount, file in letters.itertuples(index=False, name=None)]
     path = out_dir / "manifest.csv"
     write_checked_csv(path, MANIFEST_HEADER, rows)
+    record_files(engine, "letters_manifest", [path], as_of=as_of, letters=len(rows))
     return path

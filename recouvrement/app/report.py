@@ -24,7 +24,7 @@ from sqlalchemy import Engine, text
 from recouvrement.app.balance import BUCKETS, aged_balance
 from recouvrement.app.exports import write_atomically
 from recouvrement.app.outbox import outbox_counts
-from recouvrement.audit import verify
+from recouvrement.audit import record_files, verify
 from recouvrement.config import Settings
 from recouvrement.money import format_eur
 
@@ -240,4 +240,5 @@ def write_report(engine: Engine, settings: Settings, as_of: date, path: Path) ->
     path = Path(path)
     ensure_clean(page, path.name, known=known_texts(settings))
     write_atomically(path, page)
+    record_files(engine, "report", [path], as_of=as_of)
     return path

@@ -96,7 +96,7 @@ def add_user(engine: Engine, name: str, role: str, password: str, *, now: dateti
         user_id = conn.execute(text("INSERT INTO web_user (name, role, password_hash, created_at, disabled) "
                                     "VALUES (:n, :r, :h, :t, FALSE) RETURNING id"),
                                {"n": name, "r": role, "h": _hasher.hash(password), "t": at}).scalar_one()
-        append_event(conn, "user_added", {"user": name, "role": role, "by": actor}, at=_utc(at))
+        append_event(conn, "user_added", {"user": name, "role": role}, at=_utc(at), actor=actor)
     return User(user_id, name, role)
 
 

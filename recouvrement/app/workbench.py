@@ -103,5 +103,5 @@ def dismiss(engine: Engine, payment_id: str, category: str, note: str = "", *, a
         conn.execute(text("UPDATE payment_exception SET kind = 'dismissed', reason = :r, patient_id = NULL "
                           "WHERE payment_id = :p"), {"r": reason, "p": payment_id})
         append_event(conn, "payment_dismissed", {"payment_id": payment_id, "category": category,
-                                                 "note_sha256": text_digest(note) if note else None, "by": actor},
-                     at=at)
+                                                 "note_sha256": text_digest(note) if note else None},
+                     at=at, actor=actor)

@@ -81,7 +81,14 @@ class Context:
 
     @cached_property
     def engine(self):
-        return open_engine(self.db_url)
+        """The database, its audit trail sealed with the installation's key; when the command ends (however
+        it ends), the trail's head is anchored in the checkpoint file."""
+        from recouvrement.audit import seal_engine, settings_seal, write_checkpoint
+        engine = seal_engine(open_engine(self.db_url), settings_seal(self.settings))
+        click_context = click.get_current_context(silent=True)
+        if click_context is not None:
+            click_context.call_on_close(lambda: write_checkpoint(engine))
+        return engine
 
     @cached_property
     def today(self) -> date:

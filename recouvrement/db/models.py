@@ -251,13 +251,15 @@ class AgencyExport(SQLModel, table=True):
 
 
 class AuditEvent(SQLModel, table=True):
-    """Append-only, hash-chained: hash = sha256(prev_hash + canonical JSON of the event)."""
+    """Append-only, chained and sealed: hash = HMAC-SHA256(audit key, prev_hash + canonical JSON of the event);
+    events written before the key have a plain SHA-256 and no actor (see recouvrement/audit.py)."""
     __tablename__ = "audit_event"
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     at: str                                    # ISO 8601 UTC, kept as text: it is hashed as written
     kind: str
     patient_id: str | None = Field(default=None, index=True)
     invoice_number: str | None = Field(default=None, index=True)
+    actor: str | None = None                   # who acted: the OS user, or the web app's logged-in user
     payload: str = Field(sa_column=Column(Text, nullable=False))
     prev_hash: str
     hash: str

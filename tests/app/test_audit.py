@@ -13,7 +13,7 @@ from recouvrement.app.disputes import forward_dispute, open_dispute
 from recouvrement.app.holds import place_hold, release_hold
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
-from recouvrement.audit import event_hash
+from recouvrement.audit import event_mac
 from tests.app.world import invoices_file, payments_file
 
 NOW = datetime(2025, 4, 2, 9, 30, tzinfo=timezone.utc)
@@ -56,7 +56,7 @@ def test_an_edited_payload_is_named(trail):
     engine, _ = trail
     sql(engine, "UPDATE audit_event SET payload = :p WHERE seq = 3", p='{"forged": true}')
     result = verify_log(engine)
-    assert result.first_bad == 3 and "modifié" in result.problem
+    assert result.first_bad == 3 and "MAC invalide" in result.problem
 
 
 def test_an_edited_patient_is_named(trail):
@@ -75,7 +75,7 @@ def test_a_deleted_event_is_named(trail):
     engine, _ = trail
     sql(engine, "DELETE FROM audit_event WHERE seq = 4")
     result = verify_log(engine)
-    assert result.first_bad == 4 and "manque" in result.problem
+    assert result.first_bad == 4 and "l'événement 4 manque" in result.problem
 
 
 def test_a_deleted_first_event_is_named(trail):
@@ -93,15 +93,22 @@ def test_two_swapped_events_are_named_at_the_first(trail):
     assert result.first_bad == 3 and "déplacé" in result.problem
 
 
-def test_a_forged_event_with_a_recomputed_hash_breaks_the_next_link(trail):
-    engine, _ = trail
+def test_an_edited_event_rechained_without_the_key_is_named_where_it_was_edited(trail):
+    engine, count = trail
+    forged_key = b"a key the forger made up"
     with engine.begin() as conn:
-        seq, at, kind, patient, invoice, prev = conn.execute(text(
-            "SELECT seq, at, kind, patient_id, invoice_number, prev_hash FROM audit_event WHERE seq = 2")).one()
-        payload = json.dumps({"forged": True})
-        conn.execute(text("UPDATE audit_event SET payload = :p, hash = :h WHERE seq = 2"),
-                     {"p": payload, "h": event_hash(prev, seq, at, kind, patient, invoice, payload)})
-    assert verify_log(engine).first_bad == 3
+        rows = conn.execute(text("SELECT seq, at, kind, patient_id, invoice_number, actor, payload, prev_hash "
+                                 "FROM audit_event WHERE seq >= 2 ORDER BY seq")).all()
+        prev = None
+        for seq, at, kind, patient, invoice, actor, payload, old_prev in rows:
+            payload = json.dumps({"forged": True}) if seq == 2 else payload
+            prev = prev or old_prev
+            digest = event_mac(forged_key, prev, seq, at, kind, patient, invoice, actor, payload)
+            conn.execute(text("UPDATE audit_event SET payload = :p, prev_hash = :v, hash = :h WHERE seq = :s"),
+                         {"p": payload, "v": prev, "h": digest, "s": seq})
+            prev = digest
+    result = verify_log(engine)
+    assert result.first_bad == 2 and "MAC invalide" in result.problem
 
 
 def test_a_truncated_tail_changes_the_head(trail):
