@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.app.test_audit import build_trail
+from tests.app.test_audit_history import history  # noqa: F401  (a fixture)
 
 
 def run(db_url, *args, cwd):
@@ -132,3 +135,77 @@ def test_scan_prints_each_finding_masked_and_exits_1(db_url, tmp_path):
 def test_scan_of_a_missing_path_exits_2(db_url, tmp_path):
     result = run(db_url, "audit", "scan", str(tmp_path / "absent"), cwd=tmp_path)
     assert result.returncode == 2 and "fichier ou dossier introuvable" in result.stderr
+
+
+# -- the sealed trail from the command line ------------------------------------------------------------------
+
+def events(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT COUNT(*) FROM audit_event")).scalar_one()
+
+
+def test_a_writing_command_anchors_the_head_in_the_checkpoint_file(trail, db_url, tmp_path, checkpoint_file):
+    engine, _ = trail
+    assert run(db_url, "hold", "P1", "--reason", "difficultés", cwd=tmp_path).returncode == 0
+    assert json.loads(checkpoint_file.read_text())["seq"] == events(engine)
+    result = run(db_url, "audit", "verify", cwd=tmp_path)
+    assert result.returncode == 0 and "point de contrôle du " in result.stdout and "avertissement" not in result.stderr
+
+
+def test_verify_names_the_last_events_deleted_after_the_checkpoint(trail, db_url, tmp_path):
+    engine, _ = trail
+    assert run(db_url, "hold", "P1", "--reason", "difficultés", cwd=tmp_path).returncode == 0
+    count = events(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_event WHERE seq >= :s"), {"s": count - 1})
+    result = run(db_url, "audit", "verify", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"rompu après l'événement {count - 2}" in result.stderr
+    assert f"les événements {count - 1} à {count} manque(nt)" in result.stderr
+
+
+def test_verify_names_every_event_deleted_after_the_checkpoint(trail, db_url, tmp_path):
+    engine, _ = trail
+    assert run(db_url, "hold", "P1", "--reason", "difficultés", cwd=tmp_path).returncode == 0
+    count = events(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_event"))
+    result = run(db_url, "audit", "verify", cwd=tmp_path)
+    assert result.returncode == 1 and f"les événements 1 à {count} manque(nt)" in result.stderr
+
+
+def test_verify_without_a_checkpoint_warns_and_exits_0(trail, db_url, tmp_path):
+    result = run(db_url, "audit", "verify", cwd=tmp_path)
+    assert result.returncode == 0 and "aucun point de contrôle" in result.stderr
+
+
+def test_a_command_records_the_os_user_as_the_actor(trail, db_url, tmp_path):
+    engine, _ = trail
+    assert run(db_url, "hold", "P1", "--reason", "difficultés", cwd=tmp_path).returncode == 0
+    with engine.connect() as conn:
+        actor = conn.execute(text("SELECT actor FROM audit_event ORDER BY seq DESC LIMIT 1")).scalar_one()
+    assert actor == getpass.getuser()
+    assert getpass.getuser() in run(db_url, "audit", "log", "--patient", "P1", cwd=tmp_path).stdout
+
+
+def test_verify_files_names_a_modified_letter_and_exits_1(history, db_url, tmp_path):
+    _, out = history
+    letter = next((out / "letters").glob("*.html"))
+    letter.write_bytes(letter.read_bytes() + b" ")
+    result = run(db_url, "audit", "verify", "--files", str(out), cwd=tmp_path)
+    assert result.returncode == 1 and f"fichier modifié : {letter.resolve()}" in result.stderr
+    assert "1 modifié(s), 0 manquant(s)" in result.stdout
+
+
+def test_verify_files_names_a_missing_letter_and_exits_1(history, db_url, tmp_path):
+    _, out = history
+    letter = next((out / "letters").glob("*.html"))
+    letter.unlink()
+    result = run(db_url, "audit", "verify", "--files", str(out), cwd=tmp_path)
+    assert result.returncode == 1 and f"fichier manquant : {letter.resolve()}" in result.stderr
+
+
+def test_verify_files_of_untouched_files_exits_0(history, db_url, tmp_path):
+    _, out = history
+    result = run(db_url, "audit", "verify", "--files", str(out), cwd=tmp_path)
+    assert result.returncode == 0 and "0 modifié(s), 0 manquant(s)" in result.stdout
