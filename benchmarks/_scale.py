@@ -57,11 +57,14 @@ def arguments(default_db: str):
 
 def fresh_database(args):
     """A new, empty SQLite database (and the settings to import into it)."""
-    from recouvrement.config import Privacy, Settings
+    from recouvrement.audit import seal_engine, settings_seal
+    from recouvrement.config import Audit, Privacy, Settings
     from recouvrement.db.session import open_engine
     for suffix in ("", "-wal", "-shm"):
         Path(f"{args.db}{suffix}").unlink(missing_ok=True)
-    return open_engine(f"sqlite:///{args.db}"), Settings(privacy=Privacy(nir_key_file=args.data / "nir.key"))
+    settings = Settings(privacy=Privacy(nir_key_file=args.data / "nir.key"),
+                        audit=Audit(args.data / "audit.key", Path(f"{args.db}.audit-checkpoint")))
+    return seal_engine(open_engine(f"sqlite:///{args.db}"), settings_seal(settings)), settings
 
 
 def import_all(engine, settings, folder: Path, line) -> int:

@@ -21,6 +21,7 @@ caller's transaction ends (a transaction-scoped advisory lock on PostgreSQL, the
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import hashlib
 import hmac
@@ -226,13 +227,23 @@ def read_checkpoint(path: Path | None, key: bytes) -> Checkpoint | None:
 def write_checkpoint(engine: Engine, now: datetime | None = None) -> Checkpoint | None:
     """Anchor the head outside the database (written aside, then renamed into place). Only ever moves forward,
     and only from a head that verifies with the key and still holds the checkpointed event: a log that was
-    truncated or rewritten keeps the evidence against it. Returns the checkpoint now on disk."""
+    truncated or rewritten keeps the evidence against it. Two processes finishing at once take turns (a lock
+    file beside it). Returns the checkpoint now on disk."""
     with engine.connect() as conn:
         seal = seal_of(conn)
-        if seal.checkpoint is None:
-            return None
+    if seal.checkpoint is None:
+        return None
+    path = seal.checkpoint
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _advance_checkpoint(engine, seal, path, now)
+
+
+def _advance_checkpoint(engine: Engine, seal: AuditSeal, path: Path, now: datetime | None) -> Checkpoint | None:
+    current = read_checkpoint(path, seal.key)
+    with engine.connect() as conn:
         head = conn.execute(text(f"SELECT {COLUMNS} FROM audit_event ORDER BY seq DESC LIMIT 1")).first()
-        current = read_checkpoint(seal.checkpoint, seal.key)
         if head is None or not _row_is_sealed(seal.key, head):
             return current
         if current is not None:
@@ -243,11 +254,10 @@ def write_checkpoint(engine: Engine, now: datetime | None = None) -> Checkpoint 
                 return current
     at = (now or datetime.now(timezone.utc)).replace(microsecond=0).isoformat()
     record = {"seq": head[0], "mac": head[-1], "at": at, "seal": _checkpoint_mac(seal.key, head[0], head[-1], at)}
-    path = seal.checkpoint
-    path.parent.mkdir(parents=True, exist_ok=True)
     aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    aside.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    with open(aside, "rb") as handle:
+    with open(aside, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, indent=2) + "\n")
+        handle.flush()
         os.fsync(handle.fileno())
     os.replace(aside, path)
     return Checkpoint(head[0], head[-1], at, True)

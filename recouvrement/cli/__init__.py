@@ -83,17 +83,28 @@ class Context:
     def engine(self):
         """The database, its audit trail sealed with the installation's key; when the command ends (however
         it ends), the trail's head is anchored in the checkpoint file."""
-        from recouvrement.audit import seal_engine, settings_seal, write_checkpoint
+        from recouvrement.audit import seal_engine, settings_seal
         engine = seal_engine(open_engine(self.db_url), settings_seal(self.settings))
         click_context = click.get_current_context(silent=True)
         if click_context is not None:
-            click_context.call_on_close(lambda: write_checkpoint(engine))
+            click_context.call_on_close(lambda: _anchor_audit_trail(engine))
         return engine
 
     @cached_property
     def today(self) -> date:
         """The clinic's day (the [schedule] timezone, Europe/Paris by default)."""
         return datetime.now(ZoneInfo(self.settings.schedule.timezone)).date()
+
+
+def _anchor_audit_trail(engine) -> None:
+    """Write the audit checkpoint as a command ends; a failure is one warning line, never a mask over the
+    command's own outcome (its error, its exit status)."""
+    from recouvrement.audit import write_checkpoint
+    try:
+        write_checkpoint(engine)
+    except Exception as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        console.print(f"avertissement : point de contrôle d'audit non écrit ({reason})", markup=False)
 
 
 pass_context = click.make_pass_decorator(Context)
