@@ -749,8 +749,8 @@ archive = "archive"
 quarantine = "quarantine"
 output = "out"
 [audit]
-# key_file = ".recouvrement-audit.key"                (or RECOUVREMENT_AUDIT_KEY; seals the audit trail)
-# checkpoint_file = ".recouvrement-audit.checkpoint"  (the trail's head, written after each command)
+# key_file = "recouvrement-audit.key"                (or RECOUVREMENT_AUDIT_KEY; seals the audit trail)
+# checkpoint_file = "recouvrement-audit.checkpoint"  (the trail's head, written after each command)
 """
 
 
