@@ -26,7 +26,7 @@ from recouvrement.app.recipients import patient_name, recipient_of
 from recouvrement.app.exports import Amount, write_atomically, write_checked_csv
 from recouvrement.db.bulk import read_frame as frame
 from recouvrement.db.session import writing
-from recouvrement.audit import append_event, file_record
+from recouvrement.audit import append_event, file_record, record_files
 from recouvrement.config import Settings
 from recouvrement.core.ladder import Decision, decide, is_quiet_day
 from recouvrement.core.references import rf_reference
