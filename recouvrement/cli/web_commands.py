@@ -8,6 +8,7 @@ import click
 
 from recouvrement.app.users import MIN_PASSWORD, ROLE_LABELS, ROLES, add_user
 from recouvrement.cli import Context, cli, out, pass_context
+from recouvrement.cli.options import as_of_option
 
 
 @cli.command()
@@ -16,8 +17,8 @@ from recouvrement.cli import Context, cli, out, pass_context
 @click.option("--insecure-cookies", is_flag=True,
               help="Send the session cookie over plain HTTP too (only for a trusted network without HTTPS; "
                    "not needed on 127.0.0.1/localhost, which browsers treat as secure).")
-@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Compute the pages as of this date (default: today at the clinic); for demonstrations.")
+@as_of_option("Compute the pages as of this date, dd/mm/yyyy or ISO (default: today at the clinic, day by day); "
+              "for demonstrations.", default_today=False)
 @pass_context
 def web(ctx: Context, host: str, port: int, insecure_cookies: bool, as_of) -> None:
     """Serve the staff web app (patients, exceptions, audit), in French.
@@ -27,7 +28,7 @@ def web(ctx: Context, host: str, port: int, insecure_cookies: bool, as_of) -> No
     import uvicorn
 
     from recouvrement.web.app import create_app
-    options = {"today": (lambda: as_of.date())} if as_of else {}
+    options = {"today": (lambda: as_of)} if as_of else {}
     app = create_app(ctx.engine, secure_cookies=not insecure_cookies, **options)
     out.print(f"recouvrement web : http://{host}:{port}/  (Ctrl+C pour arrêter)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
