@@ -104,6 +104,15 @@ def _json_default(value):
     raise TypeError(type(value))
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (letters, exports and inbox files alike)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_record(path: Path, data: bytes | None = None) -> dict:
     """How a written file is named in an event's `files`: its absolute path and SHA-256 (of `data`, else read)."""
     content = data if data is not None else Path(path).read_bytes()

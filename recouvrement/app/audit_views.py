@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from recouvrement.audit import Verification, verify
+from recouvrement.audit import Verification, file_sha256, verify
 
 SUMMARY_CHARS = 80
 DEFAULT_LIMIT = 50
@@ -126,15 +125,9 @@ def verify_files(engine: Engine, folder: Path) -> FileCheck:
             continue
         if not path.is_file():
             missing.append((name, seq))
-        elif _sha256(path) != digest:
+        elif file_sha256(path) != digest:
             modified.append((name, seq))
     checked = sum(1 for name in latest if Path(name).is_relative_to(root))
     return FileCheck(checked, modified, missing)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -40,7 +40,7 @@ from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.remind import run_remind
 from recouvrement.app.segmentation import patient_segments, segment_counts
 from recouvrement.app.lock import STALE_AFTER, as_utc, held
-from recouvrement.audit import append_event
+from recouvrement.audit import append_event, file_sha256
 from recouvrement.config import Settings
 from recouvrement.core.privacy import redact, safe_file_name
 from recouvrement.errors import RecouvrementError
@@ -244,14 +244,6 @@ def stage(path: Path, signature: tuple[int, int], folder: Path) -> Path | None:
     return copy
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def short_name(name: str) -> str:
     """The name, or when it is too long to take our suffixes (`-2`, `.rejects.csv`, `.part`) within the
     255 bytes a file system allows: its start, a hash of the whole and its extension."""
@@ -294,7 +286,7 @@ def move_out(path: Path, folder: Path, content: Path | None = None) -> Path:
     content = content or path
     name = short_name(safe_file_name(path.name))
     same = folder / name
-    if same.is_file() and not same.is_symlink() and _sha256(same) == _sha256(content):
+    if same.is_file() and not same.is_symlink() and file_sha256(same) == file_sha256(content):
         path.unlink()
         return same
     target = _copy_in(content, folder, name)
