@@ -160,8 +160,35 @@ def test_a_nir_with_a_wrong_key_is_not_flagged():
     assert scan_text(f"Numéro {wrong}") == []
 
 
-def test_a_nir_glued_to_other_digits_is_not_flagged():
-    assert scan_text(f"Référence 9{NIR}") == []
+@pytest.mark.parametrize("typed", [
+    "9{nir}",  # glued after a digit
+    "{nir}12",  # glued before digits
+    "F2025-000201{nir}",  # a reference typed without its space (CI found this one)
+    "F2025-000201{dashed}",  # and the NIR cut by dashes
+    "{dashed}12",
+])
+def test_a_nir_glued_to_other_digits_on_one_side_is_flagged(typed):
+    """A NIR typed against a reference is still a NIR: its first or last 15 digits are checked."""
+    dashed = "-".join([NIR[:1], NIR[1:3], NIR[3:5], NIR[5:7], NIR[7:10], NIR[10:13], NIR[13:]])
+    assert found(f"Référence {typed.format(nir=NIR, dashed=dashed)}") == [(1, "nir")]
+
+
+def test_a_nir_glued_on_both_sides_is_a_longer_number():
+    assert scan_text(f"Référence 9{NIR}9") == []
+
+
+def test_a_glued_iban_is_not_a_nir_whatever_its_digits():
+    """An IBAN whose last 15 digits are a NIR with its right key is still an IBAN."""
+    bban = "12345678" + NIR
+    assert scan_text(f"IBAN FR{iban.calc_check_digits('FR00' + bban)}{bban}") == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[0-9]{16,30}", fullmatch=True))
+def test_long_numbers_alarm_only_on_a_real_nir_at_one_end(number):
+    """The false alarms on long references are bounded: only a valid NIR at either end."""
+    expected = any(number[at][0] in "123478" and nir.is_valid(number[at]) for at in (slice(0, 15), slice(-15, None)))
+    assert bool(scan_text(f"Référence {number}")) == expected
 
 
 # ---------------------------------------------------------------- what people really type

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from stdnum import iban
 from stdnum.fr import nir
 
 from recouvrement.errors import RecouvrementError
@@ -386,19 +387,45 @@ def _nir_spans(text: str, stretches: list[tuple[int, int]]) -> list[tuple[int, i
 
 
 def _nirs_in_run(text: str, groups: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
-    """The NIRs among the sequences of whole groups of one run."""
+    """The NIRs of one run: 15 characters whose inner cuts all fall on field boundaries.
+
+    A NIR starts at a group's start or, glued after other digits ("F2025-000201" then a NIR), inside
+    the group where its own first fields begin; it ends at a group's end or, glued before other
+    digits, inside the group where its key is. In one group longer than 15 digits, a NIR glued on
+    one side is its first or last 15 digits (never both sides: that is a longer number), unless
+    the group is an IBAN glued to its country code."""
     found = []
-    for first in range(len(groups)):
-        count = 0
-        for last in range(first, len(groups)):
-            if last > first and count not in _NIR_CUTS:
-                break
-            count += groups[last][1] - groups[last][0]
-            if count >= 15:
-                if count == 15 and _is_nir("".join(text[a:b] for a, b in groups[first:last + 1])):
-                    found.append((groups[first][0], groups[last][1], "nir"))
-                break
+    for first, (a, b) in enumerate(groups):
+        size = b - a
+        if size > 15:
+            if not _is_glued_iban(text, a, b):
+                found += [(start, start + 15, "nir") for start in (a, b - 15) if _is_nir(text[start:start + 15])]
+        starts = sorted({a} | {b - cut for cut in _NIR_CUTS if cut < size})
+        for start in starts:
+            count = b - start
+            if count == 15:
+                if _is_nir(text[start:b]):
+                    found.append((start, b, "nir"))
+                continue
+            if count not in _NIR_CUTS:
+                continue
+            parts = [text[start:b]]
+            for c, d in groups[first + 1:]:
+                if count + d - c >= 15:
+                    end = c + 15 - count
+                    if _is_nir("".join(parts) + text[c:end]):
+                        found.append((start, end, "nir"))
+                    break
+                count += d - c
+                parts.append(text[c:d])
+                if count not in _NIR_CUTS:
+                    break
     return found
+
+
+def _is_glued_iban(text: str, start: int, end: int) -> bool:
+    """True when the digits after two capitals are an IBAN ("FR7630006000011234567890189")."""
+    return start >= 2 and text[start - 2:start].isalpha() and iban.is_valid(text[start - 2:end])
 
 
 def _is_nir(candidate: str) -> bool:
