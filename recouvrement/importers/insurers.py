@@ -109,3 +109,47 @@ def _names(data: dict, section: str, path: Path) -> tuple[str, ...]:
         raise RecouvrementError("expected a list of non-empty names", file=str(path),
                                 field=f"{section}.names")
     return tuple(names)
+
+
+@dataclass(frozen=True)
+class NoemieNumbers:
+    """How a NOEMIE invoice number (9 characters) maps to the practice software's invoice number.
+
+    >>> NoemieNumbers(prefix="F2").invoice_number("024000001")
+    'F2024000001'
+    >>> NoemieNumbers().invoice_number("000123456")
+    '000123456'
+    """
+
+    prefix: str = ""
+    suffix: str = ""
+
+    def invoice_number(self, noemie_number: str) -> str:
+        return f"{self.prefix}{noemie_number}{self.suffix}"
+
+
+_NOEMIE_KEYS = {"invoice_prefix", "invoice_suffix"}
+
+
+def load_noemie_numbers(path: Path | None = None) -> NoemieNumbers:
+    """The [noemie] section of rules/insurers.toml (absent: numbers are taken as they are)."""
+    path = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RecouvrementError(f"cannot read the insurers file: {exc.strerror}", file=str(path)) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RecouvrementError(f"not a valid TOML file: {exc}", file=str(path)) from exc
+    section = data.get("noemie", {})
+    if not isinstance(section, dict):
+        raise RecouvrementError("expected a table", file=str(path), field="noemie")
+    for key in sorted(set(section) - _NOEMIE_KEYS):
+        raise RecouvrementError("unknown key", file=str(path), field=f"noemie.{key}")
+    values = {}
+    for key in sorted(_NOEMIE_KEYS & set(section)):
+        value = section[key]
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9A-Za-z]*", value):
+            raise RecouvrementError("expected letters and digits only (the invoice number's compact form)",
+                                    file=str(path), field=f"noemie.{key}")
+        values[key.removeprefix("invoice_")] = value
+    return NoemieNumbers(**values)
