@@ -90,16 +90,45 @@ class AgencyRules:
 
 
 @dataclass(frozen=True)
+class Account:
+    """A general-ledger account of the clinic's chart (plan comptable): its number and label."""
+
+    number: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Journal:
+    code: str
+    label: str
+
+
+@dataclass(frozen=True)
+class AccountingRules:
+    """The accounts and journals recouvrement books into (the FEC and the accounting journal CSV)."""
+
+    bank_journal: Journal = Journal("BQ", "Banque")
+    transfer_journal: Journal = Journal("OD", "Opérations diverses")
+    bank: Account = Account("512000", "Banque")
+    patient: Account = Account("411100", "Clients - patients")
+    amo: Account = Account("411200", "Clients - Assurance Maladie obligatoire")
+    amc: Account = Account("411300", "Clients - organismes complémentaires")
+    credit: Account = Account("419100", "Clients - trop-perçus à rembourser")
+    write_off: Account = Account("654000", "Pertes sur créances irrécouvrables")
+
+
+@dataclass(frozen=True)
 class Rules:
     ladder: LadderRules = field(default_factory=LadderRules)
     exclusions: ExclusionRules = field(default_factory=ExclusionRules)
     segments: SegmentRules = field(default_factory=SegmentRules)
     plans: PlanRules = field(default_factory=PlanRules)
     agency: AgencyRules = field(default_factory=AgencyRules)
+    accounting: AccountingRules = field(default_factory=AccountingRules)
 
 
 def load_rules(rules_dir: Path | None = None) -> Rules:
-    """Read ladder, exclusions, segments, plans and agency .toml from rules_dir (default: repo rules/)."""
+    """Read ladder, exclusions, segments, plans, agency and accounting .toml from rules_dir (default: repo rules/)."""
     folder = Path(rules_dir) if rules_dir is not None else DEFAULT_RULES_DIR
     return Rules(
         ladder=_ladder(_Table.of_file(folder / "ladder.toml")),
@@ -107,6 +136,7 @@ def load_rules(rules_dir: Path | None = None) -> Rules:
         segments=_segments(_Table.of_file(folder / "segments.toml")),
         plans=_plans(_Table.of_file(folder / "plans.toml")),
         agency=_agency(_Table.of_file(folder / "agency.toml")),
+        accounting=_accounting(_Table.of_file(folder / "accounting.toml")),
     )
 
 
@@ -281,3 +311,42 @@ def _agency(table: _Table) -> AgencyRules:
     )
     table.close()
     return rules
+
+
+ACCOUNTS = ("bank", "patient", "amo", "amc", "credit", "write_off")
+JOURNALS = ("bank_journal", "transfer_journal")
+
+
+def _accounting(table: _Table) -> AccountingRules:
+    journals = table.table("journals")
+    found_journals = {}
+    for key in JOURNALS:
+        entry = journals.table(key.removesuffix("_journal"))
+        code = entry.text("code")
+        if not re.fullmatch(r"[A-Za-z0-9]{1,10}", code):
+            raise entry.error("code", f"code journal : 1 à 10 lettres ou chiffres, lu {code!r}")
+        found_journals[key] = Journal(code, _plain_label(entry, "label"))
+        entry.close()
+    journals.close()
+    accounts = table.table("accounts")
+    found_accounts = {}
+    for key in ACCOUNTS:
+        entry = accounts.table(key)
+        number = entry.text("number")
+        # The FEC's CompteNum starts with three digits (a class of the plan comptable général).
+        if not re.fullmatch(r"[0-9]{3}[0-9A-Za-z]{0,17}", number):
+            raise entry.error("number", f"numéro de compte : 3 chiffres au moins en tête, 20 caractères au plus, "
+                                        f"lu {number!r}")
+        found_accounts[key] = Account(number, _plain_label(entry, "label"))
+        entry.close()
+    accounts.close()
+    table.close()
+    return AccountingRules(**found_journals, **found_accounts)
+
+
+def _plain_label(table: _Table, key: str) -> str:
+    """A label on one line, without the FEC's separators (tab, pipe)."""
+    value = table.text(key)
+    if re.search(r"[\t|\r\n]", value):
+        raise table.error(key, "libellé sur une ligne, sans tabulation ni barre verticale")
+    return value
