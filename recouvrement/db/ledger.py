@@ -1,0 +1,135 @@
+"""The ledger's snapshot: what the database knew of invoices, payments, transfers and credits at the end of a day.
+
+Every read here is set-based (one query per table, whatever the number of invoices) and returns plain
+frames whose dates are `datetime.date` objects. `recouvrement.core.ledger` computes from them what is
+still owed; nothing outside this module reads these tables to compute an amount.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection
+
+from recouvrement.core.ledger import PATIENT_COLUMNS, Snapshot
+from recouvrement.db.bulk import read_frame
+
+def as_dates(values: pd.Series) -> pd.Series:
+    """`date` objects (None where missing) whatever the driver returned: SQLite text, PostgreSQL dates.
+    Converted once per distinct value: a million invoices have a few hundred dates."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    converted = np.empty(len(uniques) + 1, dtype=object)
+    converted[:-1] = [_date(v) for v in uniques]
+    converted[-1] = None
+    return pd.Series(converted[codes], index=values.index, dtype=object)
+
+
+def _date(value) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _cents(values: pd.Series) -> pd.Series:
+    return values.fillna(0).astype("int64")
+
+
+def _filter(column: str, values: tuple[str, ...] | None, prefix: str) -> tuple[str, dict]:
+    """` AND column IN (:x0, :x1 …)` and its parameters, or nothing when not filtered."""
+    if values is None:
+        return "", {}
+    if not values:
+        return " AND 1 = 0", {}
+    marks = ", ".join(f":{prefix}{k}" for k in range(len(values)))
+    return f" AND {column} IN ({marks})", {f"{prefix}{k}": v for k, v in enumerate(values)}
+
+
+def load_snapshot(conn: Connection, as_of: date | None, patient_ids: Iterable[str] | None = None,
+                  invoice_numbers: Iterable[str] | None = None) -> Snapshot:
+    """The snapshot at the end of `as_of` (None: everything recorded), of every patient or only those named,
+    of every invoice or only those named (with their patients' credits)."""
+    patients = tuple(dict.fromkeys(patient_ids)) if patient_ids is not None else None
+    numbers = tuple(dict.fromkeys(invoice_numbers)) if invoice_numbers is not None else None
+    by_patient, p_params = _filter("i.patient_id", patients, "p")
+    by_number, n_params = _filter("i.invoice_number", numbers, "n")
+    dated = as_of is not None
+    params = {"d": as_of, **p_params, **n_params}
+    when = " AND i.issue_date <= :d" if dated else ""
+    invoices = read_frame(conn, "SELECT i.invoice_number, i.compact_number, i.patient_id, i.issue_date, i.due_date, "
+                                "i.amo_cents, i.amc_cents, i.patient_cents, i.amc_payer FROM invoice i WHERE 1 = 1"
+                                + when + by_patient + by_number + " ORDER BY i.invoice_number", params)
+    scoped = patients is not None or numbers is not None
+    join = " JOIN invoice i ON i.invoice_number = a.invoice_number" if scoped else ""
+    if dated:
+        allocations = read_frame(conn, "SELECT a.invoice_number, a.payer_type, p.payment_date, "
+                                       "SUM(a.amount_cents) AS amount_cents FROM allocation a JOIN payment p ON "
+                                       "p.payment_id = a.payment_id" + join + " WHERE p.payment_date <= :d"
+                                       + by_patient + by_number + " GROUP BY a.invoice_number, a.payer_type, "
+                                       "p.payment_date", params)
+    else:
+        allocations = read_frame(conn, "SELECT a.invoice_number, a.payer_type, NULL AS payment_date, "
+                                       "SUM(a.amount_cents) AS amount_cents FROM allocation a" + join + " WHERE 1 = 1"
+                                       + by_patient + by_number + " GROUP BY a.invoice_number, a.payer_type", params)
+    join = " JOIN invoice i ON i.invoice_number = t.invoice_number" if scoped else ""
+    transfers = read_frame(conn, "SELECT t.id AS transfer_id, t.invoice_number, t.from_payer, t.amount_cents, "
+                                 "t.transfer_date, t.reversed_on, t.notified FROM share_transfer t" + join
+                                 + " WHERE 1 = 1" + (" AND t.transfer_date <= :d" if dated else "")
+                                 + by_patient + by_number + " ORDER BY t.id", params)
+    return Snapshot(as_of, _typed_invoices(invoices), _typed_allocations(allocations), _typed_transfers(transfers),
+                    load_exceptions(conn, as_of, _patients_of(patients, numbers, invoices)),
+                    load_patients(conn, _patients_of(patients, numbers, invoices)))
+
+
+def _patients_of(patients, numbers, invoices: pd.DataFrame) -> tuple[str, ...] | None:
+    if patients is not None:
+        return patients
+    if numbers is not None:
+        return tuple(dict.fromkeys(invoices["patient_id"]))
+    return None
+
+
+def load_exceptions(conn: Connection, as_of: date | None, patient_ids: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """What is left of payments dated by as_of: credits and money waiting in the queue (Snapshot.exceptions).
+    Filtered by patient, money in nobody's name is left out."""
+    by_patient, params = _filter("e.patient_id", patient_ids, "p")
+    rows = read_frame(conn, "SELECT e.payment_id, e.kind, e.remaining_cents, e.patient_id, p.payment_date, "
+                            "p.payer_type, p.payer_name FROM payment_exception e JOIN payment p ON "
+                            "p.payment_id = e.payment_id WHERE 1 = 1" + (" AND p.payment_date <= :d" if as_of else "")
+                            + by_patient + " ORDER BY p.payment_date, e.payment_id", {"d": as_of, **params})
+    rows["remaining_cents"] = _cents(rows["remaining_cents"])
+    rows["payment_date"] = as_dates(rows["payment_date"])
+    return rows
+
+
+def load_patients(conn: Connection, patient_ids: tuple[str, ...] | None = None) -> pd.DataFrame:
+    by_patient, params = _filter("patient_id", patient_ids, "p")
+    rows = read_frame(conn, f"SELECT {', '.join(PATIENT_COLUMNS)} FROM patient WHERE 1 = 1" + by_patient
+                      + " ORDER BY patient_id", params)
+    rows["birth_date"] = as_dates(rows["birth_date"])
+    return rows
+
+
+def _typed_invoices(rows: pd.DataFrame) -> pd.DataFrame:
+    for column in ("amo_cents", "amc_cents", "patient_cents"):
+        rows[column] = _cents(rows[column])
+    rows["issue_date"], rows["due_date"] = as_dates(rows["issue_date"]), as_dates(rows["due_date"])
+    return rows.reset_index(drop=True)
+
+
+def _typed_allocations(rows: pd.DataFrame) -> pd.DataFrame:
+    rows["amount_cents"] = _cents(rows["amount_cents"])
+    rows["payment_date"] = as_dates(rows["payment_date"])
+    return rows
+
+
+def _typed_transfers(rows: pd.DataFrame) -> pd.DataFrame:
+    rows["amount_cents"] = _cents(rows["amount_cents"])
+    rows["transfer_id"] = _cents(rows["transfer_id"])
+    rows["transfer_date"], rows["reversed_on"] = as_dates(rows["transfer_date"]), as_dates(rows["reversed_on"])
+    rows["notified"] = rows["notified"].fillna(False).astype(bool)
+    return rows
