@@ -227,7 +227,7 @@ def _check_creditor(path: Path, creditor: Creditor) -> None:
 def _check_addresses(path: Path, settings: Settings) -> None:
     """The creditor's address (Reply-To of every e-mail) and the envelope sender: one bare address each."""
     from recouvrement.core.contact import is_valid_email
-    for field, value in (("creditor.email", settings.creditor.email), ("smtp.sender", settings.smtp.sender)):
+    for key, value in (("creditor.email", settings.creditor.email), ("smtp.sender", settings.smtp.sender)):
         if value and not is_valid_email(value):
             raise RecouvrementError("pas une adresse e-mail valide (une seule adresse nue, sans nom)",
-                                    file=str(path), field=field)
+                                    file=str(path), field=key)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Runs the whole test suite twice: on SQLite files, then on a real PostgreSQL server that the test
-# setup starts in a temporary folder (tests/conftest.py). Uses the virtual environment made by
-# scripts/setup.sh.
+# Runs the linter once (ruff, failing fast), then the whole test suite twice: on SQLite files, then on
+# a real PostgreSQL server that the test setup starts in a temporary folder (tests/conftest.py). Uses
+# the virtual environment made by scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=.venv/bin/python
 [ -x "$python" ] || { echo "lancez d'abord : bash scripts/setup.sh" >&2; exit 2; }
 export PATH="$PWD/.venv/bin:$PATH"
+echo "== ruff"
+"$python" -m ruff check recouvrement tests tools benchmarks
 echo "== tests on SQLite"
 "$python" -m pytest -q -p no:cacheprovider "$@"
 echo "== tests on PostgreSQL"

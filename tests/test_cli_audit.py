@@ -188,7 +188,7 @@ def test_a_command_records_the_os_user_as_the_actor(trail, db_url, tmp_path):
     assert getpass.getuser() in run(db_url, "audit", "log", "--patient", "P1", cwd=tmp_path).stdout
 
 
-def test_verify_files_names_a_modified_letter_and_exits_1(history, db_url, tmp_path):
+def test_verify_files_names_a_modified_letter_and_exits_1(history, db_url, tmp_path):  # noqa: F811  (the imported fixture)
     _, out = history
     letter = next((out / "letters").glob("*.html"))
     letter.write_bytes(letter.read_bytes() + b" ")
@@ -197,7 +197,7 @@ def test_verify_files_names_a_modified_letter_and_exits_1(history, db_url, tmp_p
     assert "1 modifié(s), 0 manquant(s)" in result.stdout
 
 
-def test_verify_files_names_a_missing_letter_and_exits_1(history, db_url, tmp_path):
+def test_verify_files_names_a_missing_letter_and_exits_1(history, db_url, tmp_path):  # noqa: F811  (the imported fixture)
     _, out = history
     letter = next((out / "letters").glob("*.html"))
     letter.unlink()
@@ -205,7 +205,7 @@ def test_verify_files_names_a_missing_letter_and_exits_1(history, db_url, tmp_pa
     assert result.returncode == 1 and f"fichier manquant : {letter.resolve()}" in result.stderr
 
 
-def test_verify_files_of_untouched_files_exits_0(history, db_url, tmp_path):
+def test_verify_files_of_untouched_files_exits_0(history, db_url, tmp_path):  # noqa: F811  (the imported fixture)
     _, out = history
     result = run(db_url, "audit", "verify", "--files", str(out), cwd=tmp_path)
     assert result.returncode == 0 and "0 modifié(s), 0 manquant(s)" in result.stdout

@@ -332,7 +332,7 @@ def import_inbox(engine: Engine, settings: Settings, as_of: date, result: RunRes
     files, files still being written) are reported with their reason. One bad file never stops the
     others: whatever happens to it is reported and the next file is taken."""
     files = result.counts.setdefault("files", {"seen": 0, "imported": 0, "quarantined": 0, "left": 0})
-    rows = result.counts.setdefault("rows", {"imported": 0, "duplicates": 0, "refused": 0})
+    result.counts.setdefault("rows", {"imported": 0, "duplicates": 0, "refused": 0})
     archive = settings.paths.archive / as_of.isoformat()
     staging = settings.paths.archive / STAGING
     shutil.rmtree(staging, ignore_errors=True)    # a copy left by a killed run: the original is still in the inbox

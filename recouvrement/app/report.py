@@ -116,7 +116,7 @@ def _disputes(conn, as_of: date) -> list[dict]:
                              "WHERE status <> 'closed' AND received_on <= :a ORDER BY received_on, id"),
                         {"a": as_of}).all()
     out = []
-    for dispute_id, invoice, received, category, status, answer_due in rows:
+    for dispute_id, invoice, received, category, status, _answer_due in rows:
         received = received if isinstance(received, date) else date.fromisoformat(str(received)[:10])
         age = (as_of - received).days
         out.append({"id": dispute_id, "invoice": invoice, "received": received, "age": age, "category": category,

@@ -94,8 +94,8 @@ def report(ctx: Context, as_of: date, out_file: Path) -> None:
 def schedule(ctx: Context, wait: float) -> None:
     """Run the nightly job on the [schedule] cron (default 02:30 Europe/Paris) until stopped (SIGTERM, ^C)."""
     from recouvrement.scheduler import serve
-    ctx.engine  # migrate the schema and check the URL before the scheduler starts
-    serve(ctx.settings, str(ctx.engine.url.render_as_string(hide_password=False)), ctx.config_file, wait=wait,
+    engine = ctx.engine  # migrate the schema and check the URL before the scheduler starts
+    serve(ctx.settings, str(engine.url.render_as_string(hide_password=False)), ctx.config_file, wait=wait,
           say=lambda line: out.print(line))
 
 

@@ -38,7 +38,7 @@ import holidays
 
 from recouvrement.core.plans import add_months, plan_answer_deadline
 from recouvrement.money import format_eur
-from recouvrement.rules import LadderLevel, Rules
+from recouvrement.rules import Rules
 
 NOTICE_LEVEL = 0
 PENDING_PAYMENT_REASON = "un paiement à son nom attend le rapprochement"

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from recouvrement.app.audit_views import verify_log
 from recouvrement.app.holds import place_hold
-from recouvrement.audit import (AuditSeal, append_event, legacy_hash, os_actor, read_checkpoint, seal_engine,
+from recouvrement.audit import (AuditSeal, append_event, legacy_hash, os_actor, seal_engine,
                                 write_checkpoint)
 from recouvrement.db.session import open_engine
 from recouvrement.errors import RecouvrementError

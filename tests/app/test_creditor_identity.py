@@ -4,14 +4,12 @@ refused for what a patient's data holds names the letter, the kind of finding an
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
 
 import pytest
 
 from recouvrement.app.plans import propose
 from recouvrement.app.remind import run_remind
 from recouvrement.app.report import write_report
-from recouvrement.config import Creditor
 from recouvrement.scanner import extract_text, scan_paths
 from tests.app.test_remind import CREDITOR, MONDAY, invoice, load
 

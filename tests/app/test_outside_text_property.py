@@ -5,8 +5,6 @@ refused rows and error lines — is either free of it or refused."""
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import tempfile
 from dataclasses import replace

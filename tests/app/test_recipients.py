@@ -59,7 +59,7 @@ def test_a_patient_address_with_a_display_name_is_refused_at_import(engine, sett
     assert [(r.line, r.field) for r in report.rejects] == [(2, "email")]
 
 
-def test_only_the_one_valid_guarantor_address_receives_the_reminder(engine, settings, tmp_path, smtp_server):
+def test_only_the_one_valid_guarantor_address_receives_the_reminder(engine, settings, tmp_path, smtp_server):  # noqa: F811  (the imported fixture)
     inbox, port = smtp_server
     load(engine, settings, tmp_path, [child("F2025-000201", "P1", "marc@ok.example")])
     report = run_remind(engine, smtp(settings, port), MONDAY, tmp_path / "out")
@@ -68,7 +68,7 @@ def test_only_the_one_valid_guarantor_address_receives_the_reminder(engine, sett
 
 
 def test_an_address_list_already_in_the_database_is_never_mailed_and_the_letter_goes_by_post(engine, settings,
-                                                                                            tmp_path, smtp_server):
+                                                                                            tmp_path, smtp_server):  # noqa: F811  (the imported fixture)
     inbox, port = smtp_server
     load(engine, settings, tmp_path, [child("F2025-000201", "P1", "marc@ok.example")])
     with engine.begin() as conn:  # as an older version, or a hand edit, may have left it
@@ -79,7 +79,7 @@ def test_an_address_list_already_in_the_database_is_never_mailed_and_the_letter_
 
 
 def test_a_name_with_cr_lf_neither_stops_the_run_nor_adds_a_header_or_a_recipient(engine, settings, tmp_path,
-                                                                                  smtp_server):
+                                                                                  smtp_server):  # noqa: F811  (the imported fixture)
     inbox, port = smtp_server
     injected = '"Durand\r\nBcc: evil@attacker.example\r\nX-Evil: 1"'
     load(engine, settings, tmp_path, [child("F2025-000201", "P1", "marc@ok.example", guarantor_last_name=injected),

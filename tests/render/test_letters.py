@@ -124,7 +124,7 @@ def test_a_formal_notice_carries_the_legal_mentions():
 def test_an_instalment_proposal_lists_the_schedule():
     view = specimen("proposition_echeancier", invoices=2)
     text = render_text(view)
-    for index, (due, cents) in enumerate(view.instalments, start=1):
+    for index, (due, _cents) in enumerate(view.instalments, start=1):
         assert f"{index} sur 3 | {date_fr(due)} | " in text
     assert f"Total | {format_eur(view.total_due_cents)}" in text
 

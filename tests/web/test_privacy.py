@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 
 from recouvrement.core.privacy import scan_text
 from recouvrement.scanner import html_text
