@@ -177,9 +177,9 @@ def test_the_old_paths_disagreements_on_the_demo_are_recorded(demo_nights):
     report = {str(n.as_of): {k: len(v) for k, v in n.found.items() if v} for n in demo_nights}
     print(report)
     for night in demo_nights:
-        for patient, old_credit, new_credit in night.found["plans.patient_credit_cents"]:
+        for _patient, old_credit, new_credit in night.found["plans.patient_credit_cents"]:
             assert old_credit > new_credit            # only later payments' credits were counted too
-        for key, column, old_due, new_due in night.found["balance.share_states due_date"]:
+        for key, _column, old_due, new_due in night.found["balance.share_states due_date"]:
             assert key[1] == "patient" and new_due > old_due
 
 

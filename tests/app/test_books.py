@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 from collections import Counter, defaultdict
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from recouvrement.app.books import export_fec
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.audit import AuditSeal, seal_engine
-from recouvrement.config import Creditor, Privacy, Settings, load_settings
+from recouvrement.config import Creditor, Privacy, load_settings
 from recouvrement.db.session import open_engine
 from recouvrement.errors import RecouvrementError
 from recouvrement.rules import AccountingRules, load_rules
