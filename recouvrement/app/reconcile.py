@@ -11,8 +11,9 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
 from recouvrement.audit import append_event
-from recouvrement.core.reconcile import SHARE_OF_PAYER, Ledger, Outcome, reconcile
+from recouvrement.core.reconcile import SHARE_OF_PAYER, Ledger, Outcome, reconcile, rf_references_in
 from recouvrement.db.bulk import bulk_insert, read_frame as frame
+from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.session import bulk_transaction, writing
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
@@ -111,7 +112,8 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
         payments = pending_payments(conn, last_id)
         report = ReconcileReport(payments=len(payments))
-        outcome = reconcile(payments, load_ledger(conn)) if len(payments) else None
+        outcome = (reconcile(payments, load_ledger(conn), letter_invoices(conn, rf_references_in(payments)))
+                   if len(payments) else None)
         if outcome is not None:
             _store(conn, last_id, outcome, now)
             _summarise(report, outcome)

@@ -13,6 +13,7 @@ missing batch and send what is still queued; a batch already written is never ma
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from recouvrement.db.session import writing
 from recouvrement.audit import append_event, file_record, record_files
 from recouvrement.config import Settings
 from recouvrement.core.ladder import Decision, decide, is_quiet_day
-from recouvrement.core.references import rf_reference
+from recouvrement.core.references import letter_reference, rf_reference
 from recouvrement.errors import RecouvrementError
 from recouvrement.rules import Rules, load_rules
 from recouvrement.scanner import PrivacyLeak, ensure_clean, html_text, known_texts, pdf_text
@@ -61,6 +62,7 @@ class WrittenLetter:
     sha256: str
     decision: Decision
     files: tuple[dict, ...] = ()  # every file written for it (HTML, .eml, PDF): path and SHA-256, for the audit
+    rf_reference: str | None = None  # the letter's own RF reference, for all its invoices
 
 
 @dataclass
@@ -138,7 +140,8 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
         except RecouvrementError as refused:  # a leak, or an address refused when the message is built: this one only
             report.errors.append(str(refused))
             continue
-        report.letters.append(_write_letter(out_dir, lid, html, message, decision, view.kind, single_pdf, known))
+        written = _write_letter(out_dir, lid, html, message, decision, view.kind, single_pdf, known)
+        report.letters.append(dataclasses.replace(written, rf_reference=view.payment_reference))
     _record(engine, as_of, out_dir, report, queue_emails=bool(settings.smtp.host))
 
 
@@ -165,6 +168,7 @@ def letter_view(lid: str, as_of: date, creditor, person, decision: Decision):
     return LetterView(
         letter_id=lid, kind=decision.template, level=decision.level, date=as_of, creditor=creditor,
         recipient=recipient, patient_display_name=patient_name(person), lines=lines,
+        payment_reference=letter_reference(lid),
         credits_cents=sum(x.amount_cents for x in lines) - decision.formal_due_cents,
         total_due_cents=decision.formal_due_cents, offer_plan_first=decision.offer_plan_first,
         payer_rejected=_PAYERS.get(shifted, "votre assurance") if notice else None,
@@ -241,9 +245,9 @@ def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, qu
                          {"n": batch, "d": as_of, "f": str(folder), "c": len(postal)})
         for written in report.letters:
             conn.execute(text("INSERT INTO letter (letter_id, patient_id, level, kind, channel, as_of, amount_cents, "
-                              "sha256, file, status, folder, batch, attempts) "
-                              "VALUES (:l, :p, :v, :k, :c, :d, :a, :s, :f, :st, :fo, :b, 0)"),
-                         {"l": written.letter_id, "p": written.patient_id, "v": written.level, "k": written.kind,
+                              "sha256, file, status, folder, batch, attempts, rf_reference) "
+                              "VALUES (:l, :p, :v, :k, :c, :d, :a, :s, :f, :st, :fo, :b, 0, :rf)"),
+                         {"l": written.letter_id, "rf": written.rf_reference, "p": written.patient_id, "v": written.level, "k": written.kind,
                           "c": written.channel, "d": as_of, "a": written.amount_cents, "s": written.sha256,
                           "f": written.file, "fo": str(folder), "b": batch if written.channel in POSTAL else None,
                           "st": "queued" if queue_emails and written.channel in BY_EMAIL else "written"})

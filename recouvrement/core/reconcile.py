@@ -2,7 +2,10 @@
 
 Rules, in order, each allocation recording the rule that made it:
   explicit     the payment line names the invoice (insurer remittances);
-  rf           an ISO 11649 RF creditor reference in the text (the one printed on our letters);
+  rf_letter    the RF reference of one of our letters (core.references.letter_reference): the payment
+               settles the letter's invoices, oldest first (Code civil, art. 1342-10), a partial
+               payment the oldest first too, and what is left over is a credit;
+  rf           an ISO 11649 RF creditor reference of an invoice in the text (letters before 2026-12);
   text         invoice numbers found in the free text, whatever their case, spaces, dashes and
                prefixes; several numbers mean one payment for several invoices;
   name_amount  no usable reference: the payer's name is a patient's (or their guarantor's) and the
@@ -304,19 +307,30 @@ class _Run:
             self.reason[row] = f"invoice {number} unknown"
         self.allocate(rows[pos >= 0], pos[pos >= 0], "explicit")
 
-    def rule_rf(self) -> None:
-        rows = self.open_rows()
-        text = self.payments["reference"].iloc[rows].fillna("").str.upper()
-        found = text.str.extract(RF_PATTERN, expand=False).dropna()
-        if found.empty:
+    def rule_rf(self, letters: pd.DataFrame) -> None:
+        references = _rf_found(self.payments["reference"].iloc[self.open_rows()])
+        if references.empty:
             return
-        references = found.map(_valid_rf)
-        references = references.dropna()
+        on_letter = references.isin(letters["reference"])
+        self._settle_letters(references[on_letter], letters)
+        references = references[~on_letter]
         pos = self.compact.get_indexer(references.str.slice(4))
         hit = pos >= 0
         for row in references.index[~hit]:
             self.reason[row] = f"RF reference {references[row]} matches no invoice"
         self.allocate(references.index[hit].to_numpy(), pos[hit], "rf")
+
+    def _settle_letters(self, references: pd.Series, letters: pd.DataFrame) -> None:
+        """Payments quoting a letter's reference: that letter's invoices, oldest first (allocate sorts them)."""
+        if references.empty:
+            return
+        pairs = (pd.DataFrame({"row": references.index, "reference": references.to_numpy()})
+                 .merge(letters[["reference", "invoice_number"]], on="reference"))
+        pos = self.index.get_indexer(pairs["invoice_number"])
+        known = pos >= 0
+        self.allocate(pairs["row"].to_numpy()[known], pos[known], "rf_letter")
+        for row in np.setdiff1d(references.index.to_numpy(), pairs["row"].to_numpy()[known]):
+            self.reason[row] = f"RF reference {references[row]} is a letter's whose invoices are unknown"
 
     def rule_text(self) -> None:
         rows = self.open_rows()
@@ -409,6 +423,24 @@ def _text(value) -> str:
     return "" if value is None or pd.isna(value) else str(value)
 
 
+def _rf_found(references: pd.Series) -> pd.Series:
+    """The valid RF reference in each text (compact, upper case), indexed like the texts; none: no row."""
+    found = references.fillna("").str.upper().str.extract(RF_PATTERN, expand=False).dropna()
+    return found.map(_valid_rf).dropna() if not found.empty else found
+
+
+def rf_references_in(payments: pd.DataFrame) -> list[str]:
+    """The valid RF references the payments quote: the letters the store must look up (and only those).
+
+    >>> rf_references_in(pd.DataFrame({"reference": ["Vir. RF54 LDDK BMSF 7312 YKQY merci", "RF00 X", None]}))
+    ['RF54LDDKBMSF7312YKQY']
+    """
+    return sorted(set(_rf_found(payments["reference"])))
+
+
+LETTER_COLUMNS = ["reference", "invoice_number"]
+
+
 def _valid_rf(text: str) -> str | None:
     """The longest prefix of the match that is a valid RF reference (the text may run on after it)."""
     compact = text.replace(" ", "")
@@ -488,12 +520,15 @@ def payer_candidates(payments: pd.DataFrame, patients: pd.DataFrame, shares: pd.
     return found.sort_values(["payment_id", "patient_id"]).reset_index(drop=True)
 
 
-def reconcile(payments: pd.DataFrame, ledger: Ledger) -> Outcome:
-    """Match payments (PAYMENT_COLUMNS, not yet reconciled) against the ledger; pure."""
+def reconcile(payments: pd.DataFrame, ledger: Ledger, letters: pd.DataFrame | None = None) -> Outcome:
+    """Match payments (PAYMENT_COLUMNS, not yet reconciled) against the ledger; pure.
+
+    `letters` (LETTER_COLUMNS: a letter's RF reference and each invoice it lists) are the letters whose
+    reference the payments quote (rf_references_in); without it, no reference is a letter's."""
     run = _Run(payments, ledger)
     run.apply_rejections()
     run.rule_explicit()
-    run.rule_rf()
+    run.rule_rf(letters if letters is not None else pd.DataFrame(columns=LETTER_COLUMNS))
     run.rule_text()
     run.rule_name_amount()
     return run.outcome()

@@ -7,10 +7,20 @@
 >>> from stdnum import iso11649
 >>> iso11649.is_valid(rf_reference("F2025-000123"))
 True
+
+A letter has one reference of its own, for all the invoices it lists (the reconciliation settles them
+oldest first): "L" and 15 characters of a digest of the letter's id, so the same letter always gets the
+same reference and nothing in it says who the patient is.
+
+>>> letter_reference("L20261123-P0001-1")
+'RF54LDDKBMSF7312YKQY'
+>>> format_rf(letter_reference("L20261123-P0001-1"))
+'RF54 LDDK BMSF 7312 YKQY'
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from stdnum import iso11649
@@ -33,6 +43,20 @@ def rf_reference(invoice_number: str) -> str:
     reference = f"RF{check}{body}"
     iso11649.validate(reference)
     return reference
+
+
+# Crockford's base 32: no I, L, O or U, which a reader would take for 1, 1, 0 or V.
+_BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+LETTER_PREFIX = "L"
+
+
+def letter_reference(letter_id: str) -> str:
+    """The ISO 11649 RF reference of a letter: RFcc + "L" + 15 base-32 characters of SHA-256(letter id).
+
+    80 bits of digest: two letters sharing one would take some 10^12 letters (the store refuses it anyway)."""
+    digest = int.from_bytes(hashlib.sha256(letter_id.encode("utf-8")).digest()[:10], "big")
+    body = LETTER_PREFIX + "".join(_BASE32[(digest >> (5 * i)) & 31] for i in range(14, -1, -1))
+    return f"RF{mod_97_10.calc_check_digits(body + 'RF')}{body}"
 
 
 _LETTER_VALUES = {ord(c): str(i) for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ", start=10)}

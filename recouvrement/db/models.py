@@ -172,6 +172,9 @@ class Letter(SQLModel, table=True):
     amount_cents: int = cents()
     sha256: str
     file: str
+    # The letter's own ISO 11649 RF reference (core.references.letter_reference), for all its invoices;
+    # NULL for the letters made before it existed (they printed one reference per invoice).
+    rf_reference: str | None = Field(default=None, index=True, unique=True)
     # E-mail outbox: written (nothing to send: post only, or no SMTP settings) | queued | sending | sent |
     # failed (refused by the server `attempts` times). 'sent' only once the SMTP server accepted it.
     status: str = "written"

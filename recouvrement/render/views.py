@@ -131,6 +131,10 @@ class LetterView(_Checked):
     also_due_credits_cents: int = 0
     also_due_total_cents: int = 0
     pay_within_days: int = 30  # an avis_rejet's deadline, from the letter's date
+    # The letter's own RF reference (core.references.letter_reference), printed once with the total and
+    # carried by the QR code: one transfer settles all its invoices. "": one reference per invoice
+    # (a plan proposal, whose instalments quote its first invoice's).
+    payment_reference: str = ""
 
     def __post_init__(self) -> None:
         _Checked.__post_init__(self)
@@ -188,7 +192,7 @@ def specimen(kind: str = "relance_1", letter_id: str = "SPECIMEN-0001", *, invoi
     >>> sum(cents for _, cents in view.instalments) == view.total_due_cents
     True
     """
-    from recouvrement.core.references import rf_reference  # only specimens compute references
+    from recouvrement.core.references import letter_reference, rf_reference  # only specimens compute references
 
     lines = tuple(
         LetterLine(number, on - dt.timedelta(days=90 - 20 * i), on - dt.timedelta(days=60 - 20 * i),
@@ -212,4 +216,5 @@ def specimen(kind: str = "relance_1", letter_id: str = "SPECIMEN-0001", *, invoi
         also_due=tuple(LetterLine(number, on - dt.timedelta(days=30), on - dt.timedelta(days=5), 1500 + 100 * i,
                                   rf_reference(number), 1)
                        for i, number in ((i, f"F{on.year}-{i + 456:06d}") for i in range(also_due))),
-        also_due_total_cents=sum(1500 + 100 * i for i in range(also_due)))
+        also_due_total_cents=sum(1500 + 100 * i for i in range(also_due)),
+        payment_reference="" if kind == "proposition_echeancier" else letter_reference(letter_id))

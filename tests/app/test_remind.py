@@ -77,7 +77,7 @@ def test_the_pdf_shows_numbers_total_and_rf_and_no_care(engine, settings, tmp_pa
     report = run_remind(engine, with_creditor(settings), MONDAY, tmp_path / "out")
     pdf = " ".join(extract_text(report.batch_pdf).split())
     assert "F2025-000201" in pdf and "45,00" in pdf
-    assert rf_reference("F2025-000201")[:4] in pdf.replace(" ", "")
+    assert report.letters[0].rf_reference in pdf.replace(" ", "")  # the letter's own reference (issue #14)
     assert "cardiologie" not in pdf.lower() and "DEQP003" not in pdf
 
 
@@ -330,3 +330,27 @@ def test_no_ladder_letter_comes_before_the_deadline_the_rejection_notice_gave(en
     assert sent == {"P1": [(MONDAY, 0), (date(2025, 7, 17), 1)]}
     notice = (tmp_path / MONDAY.isoformat() / f"L{MONDAY:%Y%m%d}-P1-0.html").read_text()
     assert "soit au plus tard le 2 juillet 2025" in " ".join(notice.split())
+
+
+def test_a_payment_quoting_a_letters_reference_settles_its_invoices_oldest_first(engine, settings, tmp_path):
+    load(engine, settings, tmp_path, [invoice("F2025-000202", "P1", "10/04/2025", "20/04/2025", "12,50"),
+                                      invoice("F2025-000201", "P1", "01/04/2025", "15/04/2025", "45,00")])
+    written, = run_remind(engine, with_creditor(settings), MONDAY, tmp_path / "out").letters
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT rf_reference FROM letter")).scalar_one()
+    assert stored == written.rf_reference and stored.startswith("RF")
+    load(engine, settings, tmp_path, [], [f"B1;2025-06-10;patient;DUPONT JEAN;50,00;VIR {stored} MERCI;;;"])
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT invoice_number, amount_cents, rule FROM allocation ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("F2025-000201", 4500, "rf_letter"), ("F2025-000202", 500, "rf_letter")]
+
+
+def test_a_letter_prints_its_one_reference_once_with_the_total(engine, settings, tmp_path):
+    from recouvrement.core.references import format_rf
+    load(engine, settings, tmp_path, [invoice("F2025-000201", "P1", "01/04/2025", "15/04/2025", "45,00"),
+                                      invoice("F2025-000202", "P1", "10/04/2025", "20/04/2025", "12,50")])
+    written, = run_remind(engine, with_creditor(settings), MONDAY, tmp_path / "out").letters
+    letter = " ".join((tmp_path / "out" / f"{written.letter_id}.html").read_text(encoding="utf-8").split())
+    assert letter.count(format_rf(written.rf_reference)) == 1
+    assert rf_reference("F2025-000201") not in letter and format_rf(rf_reference("F2025-000201")) not in letter
+    assert "Montant à régler : <strong>57,50" in letter

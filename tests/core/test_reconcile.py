@@ -6,8 +6,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recouvrement.core.reconcile import Ledger, reconcile
-from recouvrement.core.references import compact_invoice_number, rf_reference
+from recouvrement.core.reconcile import Ledger, reconcile, rf_references_in
+from recouvrement.core.references import compact_invoice_number, format_rf, letter_reference, rf_reference
 from recouvrement.importers.base import PAYMENT_COLUMNS
 
 INVOICES = [
@@ -350,3 +350,58 @@ def test_a_second_payment_of_a_stranger_on_a_share_settled_in_the_same_run_is_no
                                   "payer_name": "DUBOIS PAUL", "reference": "F2025-000102"}), ledger())
     assert allocations(outcome) == [("A", "F2025-000102", "patient", 4500, "text")]
     assert exceptions(outcome) == {"B": ("unmatched", 4500, None)}
+
+
+# -- one reference per letter -------------------------------------------------------------------
+
+LETTER = letter_reference("L20250602-P3-1")
+
+
+def letters(*invoice_numbers, reference=LETTER) -> pd.DataFrame:
+    return pd.DataFrame({"reference": reference, "invoice_number": list(invoice_numbers)},
+                        columns=["reference", "invoice_number"])
+
+
+def test_a_payment_quoting_a_letters_reference_settles_exactly_its_invoices_oldest_first():
+    # P3 owes 23,00 on 104 (12/03) and 23,00 on 105 (20/03); the letter lists both, newest first on purpose.
+    outcome = reconcile(payments({"amount_cents": 4600, "payer_name": "N'DIAYE AWA",
+                                  "reference": f"Virement {format_rf(LETTER)}"}),
+                        ledger(), letters("F2025-000105", "F2025-000104"))
+    assert allocations(outcome) == [("X000", "F2025-000104", "patient", 2300, "rf_letter"),
+                                    ("X000", "F2025-000105", "patient", 2300, "rf_letter")]
+    assert outcome.allocations["invoice_number"].tolist() == ["F2025-000104", "F2025-000105"]
+    assert outcome.exceptions.empty
+
+
+def test_a_partial_payment_quoting_a_letters_reference_settles_the_oldest_invoice_first():
+    outcome = reconcile(payments({"amount_cents": 3000, "reference": LETTER}), ledger(),
+                        letters("F2025-000105", "F2025-000104"))
+    assert allocations(outcome) == [("X000", "F2025-000104", "patient", 2300, "rf_letter"),
+                                    ("X000", "F2025-000105", "patient", 700, "rf_letter")]
+    assert outcome.outstanding[4, 2] == 1600 and outcome.outstanding[3, 2] == 0
+
+
+def test_a_letters_reference_never_settles_an_invoice_the_letter_does_not_list():
+    outcome = reconcile(payments({"amount_cents": 4600, "payer_name": "N'DIAYE MAELLE", "reference": LETTER}),
+                        ledger(), letters("F2025-000105"))
+    assert allocations(outcome) == [("X000", "F2025-000105", "patient", 2300, "rf_letter")]
+    assert exceptions(outcome) == {"X000": ("credit", 2300, "P3")}
+
+
+def test_per_invoice_references_still_work_beside_letter_references():
+    outcome = reconcile(payments({"amount_cents": 2300, "reference": rf_reference("F2025-000105")},
+                                 {"amount_cents": 1000, "reference": LETTER}),
+                        ledger(), letters("F2025-000101", "F2025-000102", reference=LETTER))
+    assert allocations(outcome) == [("X000", "F2025-000105", "patient", 2300, "rf"),
+                                    ("X001", "F2025-000101", "patient", 1000, "rf_letter")]
+
+
+def test_a_letters_reference_the_store_does_not_know_goes_to_the_queue():
+    outcome = reconcile(payments({"amount_cents": 1000, "reference": LETTER}), ledger(), letters())
+    assert exceptions(outcome) == {"X000": ("unmatched", 1000, None)}
+
+
+def test_the_references_to_look_up_are_the_valid_ones_quoted():
+    quoted = payments({"reference": f"merci {format_rf(LETTER)}"}, {"reference": "RF00 1234"},
+                      {"reference": rf_reference("F2025-000101")})
+    assert rf_references_in(quoted) == sorted([LETTER, rf_reference("F2025-000101")])

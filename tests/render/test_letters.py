@@ -50,7 +50,8 @@ def test_a_letter_shows_what_to_pay_and_how(kind):
     for line in view.lines:
         assert line.invoice_number in text
         assert date_fr(line.issue_date, short=True) in text
-        assert format_rf(line.rf_reference) in text
+        # One reference per letter (issue #14): the invoices' own only where the letter has none (a plan).
+        assert (format_rf(line.rf_reference) in text) == (view.payment_reference == "")
     assert f"Total restant dû | {format_eur(view.total_due_cents)}" in text
     assert f"déduits | − {format_eur(view.credits_cents)}" in text
     assert "IBAN FR76 3000 6000 0112 3456 7890 189, BIC AGRIFRPPXXX" in text

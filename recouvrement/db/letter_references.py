@@ -1,0 +1,29 @@
+"""The store's side of letter references: which invoices a letter's RF reference designates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from sqlalchemy import Connection
+
+from recouvrement.db.bulk import read_frame
+
+LETTER_INVOICE_COLUMNS = ["reference", "invoice_number"]   # core.reconcile.LETTER_COLUMNS
+_CHUNK = 500                                                # bound parameters per query
+
+
+def letter_invoices(conn: Connection, references: Sequence[str]) -> pd.DataFrame:
+    """(reference, invoice_number) for each invoice listed by the letters of these RF references (compact,
+    upper case); references that are no letter's bring no row. Only the references asked are read: the
+    letters' table grows every night, a bank statement quotes a few hundred references."""
+    frames = [pd.DataFrame(columns=LETTER_INVOICE_COLUMNS)]
+    wanted = sorted(set(references))
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start:start + _CHUNK]
+        names = ", ".join(f":r{i}" for i in range(len(chunk)))
+        frames.append(read_frame(conn, "SELECT l.rf_reference AS reference, li.invoice_number FROM letter l "
+                                       "JOIN letter_item li ON li.letter_id = l.letter_id "
+                                       f"WHERE l.rf_reference IN ({names}) ORDER BY l.rf_reference, li.invoice_number",
+                                 {f"r{i}": r for i, r in enumerate(chunk)}))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
