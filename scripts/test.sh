@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the linter once (ruff, failing fast), then the whole test suite twice: on SQLite files, then on
+# Runs the checks once (ruff, the package's doctests, mypy), failing fast, then the whole test suite twice: on SQLite files, then on
 # a real PostgreSQL server that the test setup starts in a temporary folder (tests/conftest.py). Uses
 # the virtual environment made by scripts/setup.sh.
 set -euo pipefail
@@ -9,6 +9,8 @@ python=.venv/bin/python
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"
 "$python" -m ruff check recouvrement tests tools benchmarks
+echo "== doctests"
+"$python" -m pytest -q -p no:cacheprovider --doctest-modules recouvrement
 echo "== tests on SQLite"
 "$python" -m pytest -q -p no:cacheprovider "$@"
 echo "== tests on PostgreSQL"
