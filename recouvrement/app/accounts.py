@@ -12,6 +12,7 @@ from recouvrement.app.disputes import disputed_invoices
 from recouvrement.app.holds import patients_on_hold
 from recouvrement.app.plans import active_plan_invoices, proposed_plan_invoices
 from recouvrement.app.recipients import has_guarantor, is_minor, recipient_email
+from recouvrement.db import desk
 from recouvrement.db.bulk import read_frame as frame
 from recouvrement.app.segmentation import patient_segments
 from recouvrement.core.ladder import (PENDING_PAYMENT_REASON, QUEUED_PAYMENT_REASON, Account, LetterHistory,
@@ -153,6 +154,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     credits = frame(conn, _CREDITS, {"d": as_of}).set_index("patient_id")
     letters, segments = _last_letters(conn, as_of), patient_segments(conn, as_of, rules)
     maybe_theirs = queued_payment_candidates(conn, as_of, items, patients)
+    promised = desk.promised_until(conn, as_of)
     accounts = []
     for patient_id, rows in items.groupby("patient_id", sort=True):
         open_items = tuple(
@@ -171,7 +173,8 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
             queued_payment_may_be_theirs=patient_id in maybe_theirs,
             segment=segments[patient_id].segment if patient_id in segments else "one_off",
             last_letter=letters.get(patient_id),
-            credit_cents=int(money["credit"]) if money is not None else 0))
+            credit_cents=int(money["credit"]) if money is not None else 0,
+            promised_until=promised.get(patient_id)))
     return accounts
 
 

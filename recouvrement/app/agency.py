@@ -41,6 +41,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
+from recouvrement.db import desk
 from recouvrement.db.session import writing
 from recouvrement.app.balance import outstanding_shares
 from recouvrement.app.exports import Amount, write_atomically
@@ -134,14 +135,15 @@ def _final_letters(conn: Connection, as_of: date, rules: Rules) -> pd.DataFrame:
 
 
 def _blocked_patients(conn: Connection, as_of: date, rules: Rules) -> dict[str, str]:
-    """Patients whose whole account stays in the building: on hold, honouring an active plan, or with a
-    plan proposed and still within its answer window."""
+    """Patients whose whole account stays in the building: on hold, honouring an active plan, with a
+    plan proposed and still within its answer window, or with a promise to pay not yet due."""
     proposed = conn.execute(text("SELECT patient_id, proposed_on FROM plan WHERE status = 'proposed'")).all()
     blocked = {p: "plan_proposed" for p, on in proposed if as_date(on) <= as_of < plan_answer_deadline(as_date(on), rules)}
     blocked.update({p: "active_plan" for p in conn.execute(text("SELECT patient_id FROM plan WHERE status = 'active'"))
                     .scalars()})
     blocked.update({p: "on_hold" for p in conn.execute(text("SELECT patient_id FROM hold WHERE released_on IS NULL"))
                     .scalars()})
+    blocked.update({p: "promise" for p in desk.promised_until(conn, as_of)})
     return blocked
 
 

@@ -24,6 +24,8 @@ Decisions, documented once here (the rules files repeat them for the office):
 * Amount asked = sum of the listed items - the patient's credits, floored at zero, the credits
   deducted from the formal part first; no letter under ``min_total_cents`` in all, nor one whose
   formal part the credits cover.
+* A promise to pay (``Account.promised_until``) holds the whole account through its day; the day after, the
+  ladder resumes by itself if money is still owed.
 * ``has_email`` is the recipient's address (the guarantor's for a minor).
 """
 
@@ -95,6 +97,7 @@ class Account:
     last_letter: LetterHistory | None = None
     handed_over: bool = False
     credit_cents: int = 0  # known credit on the account (credit note, overpayment) deducted from the amount asked
+    promised_until: date | None = None  # a promise to pay in force: nothing is sent through this day
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,9 @@ def _account_blockers(account: Account, as_of: date) -> tuple[Exclusion, ...]:
     checks = (
         (account.handed_over, "handed_over", "dossier transmis à l'agence de recouvrement"),
         (account.on_hold or account.segment == "on_hold", "on_hold", "relances suspendues pour ce patient"),
+        (account.promised_until is not None and as_of <= account.promised_until, "promise",
+         f"promesse de paiement : pas de relance jusqu'au {account.promised_until:%d/%m/%Y}"
+         if account.promised_until else ""),
         (account.is_minor and not account.has_guarantor, "minor_without_guarantor",
          "patient mineur sans garant connu : aucun courrier"),
         (account.pending_credit_cents > 0, "pending_credit", PENDING_PAYMENT_REASON),

@@ -328,3 +328,21 @@ class LoginFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True)
     at: datetime = Field(index=True)
+
+
+class Promise(SQLModel, table=True):
+    """A patient's promise to pay by a date, taken at the desk: no reminder for the patient until then."""
+    __tablename__ = "promise"
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(index=True)
+    made_on: date
+    pay_by: date                               # the ladder waits through this day, then resumes by itself
+    amount_cents: int | None = cents(nullable=True, default=None)
+    cancelled_on: date | None = None
+
+
+class HoldReview(SQLModel, table=True):
+    """The day staff should look again at a patient's hold (a reminder to people; the hold stays until released)."""
+    __tablename__ = "hold_review"
+    hold_id: int = Field(primary_key=True)
+    review_on: date

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import date, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -25,11 +25,16 @@ from starlette.staticfiles import StaticFiles
 
 from recouvrement.app import users
 from recouvrement.app.audit_views import audit_log, verify_log
+from recouvrement.app.hold_reviews import check_review_date, holds_to_review, review_hold, reviews
+from recouvrement.app.holds import place_hold, release_hold
+from recouvrement.app.promises import promises, record_promise
 from recouvrement.app.patient_account import patient_account, search_patients
 from recouvrement.app.today import today_view
 from recouvrement.app.users import ROLE_LABELS, LoginRefused, LoginThrottled
 from recouvrement.app.workbench import DISMISS_CATEGORIES, KIND_LABELS, dismiss, exceptions_queue, match_queued
+from recouvrement.config import Settings
 from recouvrement.core.privacy import scan_text
+from recouvrement.core.promises import promise_in_force
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import AmountError, format_eur, parse_amount
 from recouvrement.rules import Rules, load_rules
@@ -166,7 +171,9 @@ class WebApp:
         return RedirectResponse(HOME[visit.user.role], status_code=303)
 
     def today_page(self, visit: Visit) -> Response:
-        return self.render("aujourdhui.html", visit, day=today_view(self.engine, self.today()))
+        today = self.today()
+        return self.render("aujourdhui.html", visit, day=today_view(self.engine, today),
+                           reviews=holds_to_review(self.engine, today))
 
     # -- patients ---------------------------------------------------------------------------------------
 
@@ -178,13 +185,58 @@ class WebApp:
             return self.render("_resultats.html", visit, query=query, found=found)
         return self.render("patients.html", visit, query=query, found=found)
 
-    def patient(self, visit: Visit) -> Response:
+    def patient(self, visit: Visit, error: str = "", status: int = 200) -> Response:
         patient_id = visit.request.path_params["patient_id"]
         today = self.today()
         account = patient_account(self.engine, patient_id, today, self.rules)
         if account is None:
             return self.render("introuvable.html", visit, status=404, what="Ce patient")
-        return self.render("patient.html", visit, account=account, today=today)
+        made = promises(self.engine, patient_id)
+        message = "" if error else DONE.get(visit.request.query_params.get("fait", ""), "")
+        return self.render("patient.html", visit, status=status, account=account, today=today, message=message,
+                           error=error, promises=made, promise=promise_in_force(made, today),
+                           reviews=reviews(self.engine, patient_id), form=visit.form)
+
+    # -- the desk's actions on a patient's account: each audited with the user, refused in one French line --
+
+    def act(self, visit: Visit, action: Callable[[Visit, object, date], str]) -> Response:
+        """Run one action on the patient's account; back to the page with what was done, or the refusal."""
+        patient_id = visit.request.path_params["patient_id"]
+        today = self.today()
+        account = patient_account(self.engine, patient_id, today, self.rules)
+        if account is None:
+            return self.render("introuvable.html", visit, status=404, what="Ce patient")
+        try:
+            done = action(visit, account, today)
+        except Refused as exc:
+            return self.patient(visit, error=str(exc), status=400)
+        except RecouvrementError as exc:
+            return self.patient(visit, error=_french_error(exc), status=409)
+        return RedirectResponse(f"/patients/{patient_id}?fait={done}", status_code=303)
+
+    def promise(self, visit: Visit, account, today: date) -> str:
+        pay_by = _form_day(visit.form.get("paye_le", ""), "date promise")
+        amount = _form_amount(visit.form.get("montant", ""))
+        record_promise(self.engine, account.patient_id, pay_by, today, owed_cents=account.net_due_cents,
+                       amount_cents=amount, actor=visit.actor)
+        return "promesse"
+
+    def hold(self, visit: Visit, account, today: date) -> str:
+        reason = _free_text(visit.form.get("motif", ""), "motif")
+        review_on = _form_day(visit.form.get("revoir_le", ""), "date de revue")
+        check_review_date(review_on, today)
+        place_hold(self.engine, account.patient_id, reason, since=today, actor=visit.actor)
+        review_hold(self.engine, account.patient_id, review_on, today, actor=visit.actor)
+        return "suspension"
+
+    def review(self, visit: Visit, account, today: date) -> str:
+        review_hold(self.engine, account.patient_id, _form_day(visit.form.get("revoir_le", ""), "date de revue"),
+                    today, actor=visit.actor)
+        return "revue"
+
+    def release(self, visit: Visit, account, today: date) -> str:
+        release_hold(self.engine, account.patient_id, on=today, actor=visit.actor)
+        return "reprise"
 
     # -- exceptions workbench ---------------------------------------------------------------------------------
 
@@ -225,6 +277,10 @@ class WebApp:
         rows = audit_log(self.engine, limit=100)
         return self.render("audit.html", visit, verification=verification, rows=rows)
 
+    def desk_actions(self) -> dict[str, Callable]:
+        return {"promesse": self.promise, "suspension": self.hold, "suspension/revue": self.review,
+                "suspension/lever": self.release}
+
     # -- assembly ------------------------------------------------------------------------------------------
 
     def routes(self) -> list:
@@ -235,12 +291,56 @@ class WebApp:
             Route("/aujourdhui", self.guarded(DESK, self.today_page)),
             Route("/patients", self.guarded(DESK, self.patients)),
             Route("/patients/{patient_id:str}", self.guarded(DESK, self.patient)),
+            *[Route(f"/patients/{{patient_id:str}}/{path}", self.guarded(DESK, partial(self.act, action=action)),
+                    methods=["POST"]) for path, action in self.desk_actions().items()],
             Route("/exceptions", self.guarded(BOOKS, self.exceptions)),
             Route("/exceptions/{payment_id:str}/rapprocher", self.guarded(BOOKS, self.match), methods=["POST"]),
             Route("/exceptions/{payment_id:str}/ecarter", self.guarded(BOOKS, self.dismiss), methods=["POST"]),
             Route("/audit", self.guarded(PROOFS, self.audit)),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ]
+
+
+DONE = {
+    "promesse": "Promesse de paiement enregistrée : aucune relance jusqu'à la date promise.",
+    "suspension": "Relances suspendues ; la date de revue apparaîtra sur la page Aujourd'hui.",
+    "revue": "Date de revue enregistrée.",
+    "reprise": "Suspension levée : les relances reprennent.",
+}
+
+
+class Refused(ValueError):
+    """A form field the web app cannot read (a date, an amount, a free text with care details)."""
+
+
+def _form_day(value: str, what: str) -> date:
+    value = (value or "").strip()
+    for layout in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(value, layout).date()
+        except ValueError:
+            continue
+    raise Refused(f"{what} illisible : attendu jj/mm/aaaa.")
+
+
+def _form_amount(value: str) -> int | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return parse_amount(value)
+    except AmountError:
+        raise Refused("Montant illisible (exemple : 16,25).") from None
+
+
+def _free_text(value: str, what: str) -> str:
+    """Free text typed at the desk: required, and refused when it looks like a care detail (it would be kept)."""
+    value = " ".join((value or "").split())[:300]
+    if not value:
+        raise Refused(f"Le {what} est obligatoire.")
+    if scan_text(value):
+        raise Refused(f"Le {what} semble contenir une donnée médicale : décrivez la situation sans détail de soin.")
+    return value
 
 
 def _french_error(exc: RecouvrementError) -> str:
