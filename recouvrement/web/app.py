@@ -32,7 +32,6 @@ from recouvrement.app.patient_account import patient_account, search_patients
 from recouvrement.app.today import today_view
 from recouvrement.app.users import ROLE_LABELS, LoginRefused, LoginThrottled
 from recouvrement.app.workbench import DISMISS_CATEGORIES, KIND_LABELS, dismiss, exceptions_queue, match_queued
-from recouvrement.config import Settings
 from recouvrement.core.privacy import scan_text
 from recouvrement.core.promises import promise_in_force
 from recouvrement.errors import RecouvrementError
