@@ -1,7 +1,7 @@
 """promises to pay and hold review dates (the web app's desk actions)
 
 Revision ID: web_desk
-Revises: audit
+Revises: letters
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlmodel
 
 
 revision = "web_desk"
-down_revision = "audit"
+down_revision = "letters"
 branch_labels = None
 depends_on = None
 
