@@ -1,0 +1,369 @@
+"""The package's layering (issue #12), held statically from the source, as import-linter's `layers`
+and `independence` contracts would hold it: every import, SQL string and SQL call is read with `ast`,
+nothing is imported.
+
+Layers, top to bottom; a module imports its own layer or lower ones, never a higher one; the
+components of a layer marked independent never import each other:
+
+- `cli` — the command line; it starts the web app and the scheduler;
+- `web`, `scheduler` (independent) — the other entry points;
+- `app` — use cases: read through the store, call the core, write through the store, render;
+  a use case never imports another use case, except the composers (`COMPOSERS`);
+- `channels` — delivery (post, e-mail, SMS) of what `render` made, so it may import `render`;
+- `db` (the store, the only package speaking SQL), `importers`, `render` (independent) — the adapters;
+- `audit`, `config`, `scanner` — shared services that read files or keys but decide nothing: the
+  audit log and its seal (it reads `config`), the settings, the privacy scan of written files
+  (`render` scans each CSV it writes); they sit under the adapters and over the core;
+- `core` — pure decisions: imports only itself and the leaves;
+- `rules`, `money`, `errors` and the package root — the leaves: the rules' types (and loader; the
+  core takes `Rules` objects, it never calls the loader), integer cents, the error types.
+
+`ALLOWED` lists what is still true today and is being moved (issue #12): it may only shrink.
+`test_every_allowed_violation_is_still_a_violation` fails as soon as an entry is no longer true:
+whoever removes a violation deletes its line.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "recouvrement"
+ROOT = "recouvrement"
+
+# Top to bottom: (components, independent).
+LAYERS: tuple[tuple[tuple[str, ...], bool], ...] = (
+    (("cli",), False),
+    (("web", "scheduler"), True),
+    (("app",), False),
+    (("channels",), False),
+    (("db", "importers", "render"), True),
+    (("audit", "config", "scanner"), False),
+    (("core",), False),
+    (("rules", "money", "errors", ""), False),     # "": the package root, recouvrement/__init__.py
+)
+STORE = "db"
+COMPOSERS = {
+    "recouvrement.app.nightly",     # the nightly run: import, reconcile, remind, agency, report
+    "recouvrement.app.demo",        # the demo: nightly runs and a plan, on the sample clinic
+}
+SKIPPED = ("db/migrations/",)       # alembic's scripts, run by alembic only
+
+# SQL in a string: a statement's keywords, upper case as the house writes them (French prose never
+# carries them). Docstrings are not read.
+SQL_WORDS = re.compile(r"\bSELECT\b[\s\S]*\bFROM\b|\bINSERT\s+INTO\b|\bUPDATE\s+\w+\s+SET\b|\bDELETE\s+FROM\b"
+                       r"|\b(?:CREATE|ALTER|DROP)\s+(?:TABLE|INDEX|VIEW)\b|\bWHERE\b|\bJOIN\b|\bGROUP\s+BY\b"
+                       r"|\bORDER\s+BY\b|\bON\s+CONFLICT\b")
+# SQLAlchemy's SQL makers and engine-level calls, as imported from sqlalchemy or sqlmodel.
+SQL_CALLS = {"text", "select", "insert", "update", "delete", "inspect", "create_engine", "literal_column",
+             "table", "column"}
+SQL_METHODS = {"exec_driver_sql"}
+
+
+class Allowed(NamedTuple):
+    module: str
+    what: str       # "imports <module>", "SQL string" or "calls <name>()"
+    why: str
+
+
+# Today's violations, being removed by the store and core work of issue #12. Only ever delete lines.
+ALLOWED: tuple[Allowed, ...] = (
+    # --- a leaf importing the core --------------------------------------------------------------------
+    Allowed("recouvrement.errors", "imports recouvrement.core.privacy",
+            "every error message is scrubbed of medical data by the core's detectors (a lazy import: "
+            "core.privacy raises these errors); the scrub belongs where messages are shown (cli/web)"),
+
+    # --- use cases importing use cases: shared reads and helpers still living in app/ ---------------
+    Allowed("recouvrement.app.accounts", "imports recouvrement.app.agency", "handed_over_invoices: a store read"),
+    Allowed("recouvrement.app.accounts", "imports recouvrement.app.disputes", "disputed_invoices: a store read"),
+    Allowed("recouvrement.app.accounts", "imports recouvrement.app.holds", "patients_on_hold: a store read"),
+    Allowed("recouvrement.app.accounts", "imports recouvrement.app.plans",
+            "active/proposed plan invoices: store reads, going into the snapshot"),
+    Allowed("recouvrement.app.accounts", "imports recouvrement.app.recipients",
+            "minor, guarantor, e-mail: who receives a letter, to be decided once in core/"),
+    Allowed("recouvrement.app.accounts", "imports recouvrement.app.segmentation", "patient_segments: to core/"),
+    Allowed("recouvrement.app.agency", "imports recouvrement.app.balance", "outstanding_shares: core.ledger's job"),
+    Allowed("recouvrement.app.agency", "imports recouvrement.app.exports",
+            "write_atomically, Amount, MASK: writer helpers, to render/"),
+    Allowed("recouvrement.app.agency", "imports recouvrement.app.imports", "ImportReport: a shared report type"),
+    Allowed("recouvrement.app.agency", "imports recouvrement.app.disputes",
+            "as_date, disputed_invoices: a date converter and a store read"),
+    Allowed("recouvrement.app.agency", "imports recouvrement.app.plans", "patient_credit_cents: core.ledger's job"),
+    Allowed("recouvrement.app.agency", "imports recouvrement.app.recipients",
+            "debtor_of, is_minor, has_guarantor: who the debtor is, to core/"),
+    Allowed("recouvrement.app.agency", "imports recouvrement.app.reconcile", "share_outstanding: core.ledger's job"),
+    Allowed("recouvrement.app.balance", "imports recouvrement.app.exports", "write_checked_csv, Amount: to render/"),
+    Allowed("recouvrement.app.books", "imports recouvrement.app.exports", "write_atomically: to render/"),
+    Allowed("recouvrement.app.holds", "imports recouvrement.app.disputes",
+            "as_date, text_digest: a date converter and a digest helper"),
+    Allowed("recouvrement.app.outbox", "imports recouvrement.app.lock", "as_utc, is_stale: lock-age helpers"),
+    Allowed("recouvrement.app.patient_account", "imports recouvrement.app.balance", "share_states: core.ledger's job"),
+    Allowed("recouvrement.app.patient_account", "imports recouvrement.app.disputes", "list_disputes: a store read"),
+    Allowed("recouvrement.app.patient_account", "imports recouvrement.app.holds", "holds: a store read"),
+    Allowed("recouvrement.app.patient_account", "imports recouvrement.app.plans", "show: a store read"),
+    Allowed("recouvrement.app.patient_account", "imports recouvrement.app.recipients", "text_of: to core/"),
+    Allowed("recouvrement.app.patient_account", "imports recouvrement.app.agency", "handed_over_invoices: a store read"),
+    Allowed("recouvrement.app.plans", "imports recouvrement.app.balance", "outstanding_shares: core.ledger's job"),
+    Allowed("recouvrement.app.plans", "imports recouvrement.app.disputes", "as_date, disputed_invoices"),
+    Allowed("recouvrement.app.plans", "imports recouvrement.app.recipients", "who receives the proposal: to core/"),
+    Allowed("recouvrement.app.plans", "imports recouvrement.app.agency",
+            "handed_over_invoices (a lazy import: the agency/plans cycle of issue #12)"),
+    Allowed("recouvrement.app.plans", "imports recouvrement.app.exports", "write_atomically: to render/"),
+    Allowed("recouvrement.app.remind", "imports recouvrement.app.accounts",
+            "load_accounts: the ladder's input, to come from the snapshot"),
+    Allowed("recouvrement.app.remind", "imports recouvrement.app.recipients", "who receives a letter: to core/"),
+    Allowed("recouvrement.app.remind", "imports recouvrement.app.exports", "writer helpers: to render/"),
+    Allowed("recouvrement.app.remind", "imports recouvrement.app.outbox",
+            "send_queued after a run: the nightly run (a composer) could call it"),
+    Allowed("recouvrement.app.report", "imports recouvrement.app.balance", "aged_balance: core.ledger's job"),
+    Allowed("recouvrement.app.report", "imports recouvrement.app.exports", "write_atomically: to render/"),
+    Allowed("recouvrement.app.report", "imports recouvrement.app.outbox", "outbox_counts: a store read"),
+    Allowed("recouvrement.app.segmentation", "imports recouvrement.app.disputes", "as_date: a date converter"),
+    Allowed("recouvrement.app.segmentation", "imports recouvrement.app.holds", "patients_on_hold: a store read"),
+    Allowed("recouvrement.app.today", "imports recouvrement.app.agency", "returned_cases: a store read"),
+    Allowed("recouvrement.app.today", "imports recouvrement.app.disputes", "list_disputes: a store read"),
+    Allowed("recouvrement.app.today", "imports recouvrement.app.nightly", "list_runs: a store read"),
+    Allowed("recouvrement.app.workbench", "imports recouvrement.app.balance", "share_states: core.ledger's job"),
+    Allowed("recouvrement.app.workbench", "imports recouvrement.app.disputes", "as_date, text_digest"),
+    Allowed("recouvrement.app.workbench", "imports recouvrement.app.reconcile",
+            "manual_match: the manual match use case, called from the workbench's page"),
+
+    # --- SQL outside the store: reads and writes to become named functions in db/ -------------------
+    Allowed("recouvrement.app.accounts", "SQL string", "the ladder's accounts read in SQL (passed to db.bulk as strings): to the snapshot"),
+    Allowed("recouvrement.app.agency", "SQL string", "cases, returns and handed-over invoices read and written in SQL"),
+    Allowed("recouvrement.app.agency", "calls text()", "cases, returns and handed-over invoices read and written in SQL"),
+    Allowed("recouvrement.app.audit_views", "SQL string", "the audit log's pages read in SQL"),
+    Allowed("recouvrement.app.audit_views", "calls text()", "the audit log's pages read in SQL"),
+    Allowed("recouvrement.app.balance", "SQL string", "the aged balance's shares read in SQL (passed to db.bulk as strings)"),
+    Allowed("recouvrement.app.demo", "SQL string", "the demo reads its own results to print them"),
+    Allowed("recouvrement.app.demo", "calls text()", "the demo reads its own results to print them"),
+    Allowed("recouvrement.app.disputes", "SQL string", "disputes read and written in SQL"),
+    Allowed("recouvrement.app.disputes", "calls text()", "disputes read and written in SQL"),
+    Allowed("recouvrement.app.exports", "SQL string", "the exports' rows read in SQL"),
+    Allowed("recouvrement.app.exports", "calls text()", "the exports' rows read in SQL"),
+    Allowed("recouvrement.app.holds", "SQL string", "holds read and written in SQL"),
+    Allowed("recouvrement.app.holds", "calls text()", "holds read and written in SQL"),
+    Allowed("recouvrement.app.imports", "SQL string", "bulk loads, duplicate checks and index inspection: set-based paths that belong to the store"),
+    Allowed("recouvrement.app.imports", "calls text()", "bulk loads, duplicate checks and index inspection: set-based paths that belong to the store"),
+    Allowed("recouvrement.app.imports", "calls inspect()", "bulk loads, duplicate checks and index inspection: set-based paths that belong to the store"),
+    Allowed("recouvrement.app.lock", "SQL string", "the run lock's rows"),
+    Allowed("recouvrement.app.lock", "calls text()", "the run lock's rows"),
+    Allowed("recouvrement.app.nightly", "SQL string", "the runs table"),
+    Allowed("recouvrement.app.nightly", "calls text()", "the runs table"),
+    Allowed("recouvrement.app.outbox", "SQL string", "the outbox queue's rows"),
+    Allowed("recouvrement.app.outbox", "calls text()", "the outbox queue's rows"),
+    Allowed("recouvrement.app.patient_account", "SQL string", "the patient page's reads"),
+    Allowed("recouvrement.app.patient_account", "calls text()", "the patient page's reads"),
+    Allowed("recouvrement.app.plans", "SQL string", "plans read and written in SQL"),
+    Allowed("recouvrement.app.plans", "calls text()", "plans read and written in SQL"),
+    Allowed("recouvrement.app.reconcile", "SQL string", "the explicit-reference pass in SQL and the allocations' writes: set-based, for the store"),
+    Allowed("recouvrement.app.reconcile", "calls text()", "the explicit-reference pass in SQL and the allocations' writes: set-based, for the store"),
+    Allowed("recouvrement.app.reconcile", "calls exec_driver_sql()", "the explicit-reference pass in SQL and the allocations' writes: set-based, for the store"),
+    Allowed("recouvrement.app.remind", "SQL string", "letters read and written in SQL"),
+    Allowed("recouvrement.app.remind", "calls text()", "letters read and written in SQL"),
+    Allowed("recouvrement.app.report", "SQL string", "the report's counts"),
+    Allowed("recouvrement.app.report", "calls text()", "the report's counts"),
+    Allowed("recouvrement.app.segmentation", "SQL string", "the segments' reads"),
+    Allowed("recouvrement.app.segmentation", "calls text()", "the segments' reads"),
+    Allowed("recouvrement.app.today", "SQL string", "the day's counts"),
+    Allowed("recouvrement.app.today", "calls text()", "the day's counts"),
+    Allowed("recouvrement.app.users", "SQL string", "the web users' table"),
+    Allowed("recouvrement.app.users", "calls text()", "the web users' table"),
+    Allowed("recouvrement.app.workbench", "SQL string", "the exceptions queue's reads"),
+    Allowed("recouvrement.app.workbench", "calls text()", "the exceptions queue's reads"),
+    Allowed("recouvrement.audit", "SQL string", "the audit log and its seal write their own table (a store of their own, to db/audit.py)"),
+    Allowed("recouvrement.audit", "calls text()", "the audit log and its seal write their own table (a store of their own, to db/audit.py)"),
+    Allowed("recouvrement.scheduler", "SQL string", "APScheduler's job store: an engine and a table check on the project's database"),
+    Allowed("recouvrement.scheduler", "calls text()", "APScheduler's job store: an engine and a table check on the project's database"),
+    Allowed("recouvrement.scheduler", "calls create_engine()", "APScheduler's job store: an engine and a table check on the project's database"),
+    Allowed("recouvrement.scheduler", "calls inspect()", "APScheduler's job store: an engine and a table check on the project's database"),
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    module: str
+    what: str
+    line: int
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.line}: {self.what} ({self.rule})"
+
+
+def module_name(path: Path, package: Path) -> str:
+    parts = [package.name, *path.relative_to(package).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules(package: Path = PACKAGE) -> dict[str, Path]:
+    found = {}
+    for path in sorted(package.rglob("*.py")):
+        if not any(skip in path.relative_to(package).as_posix() for skip in SKIPPED):
+            found[module_name(path, package)] = path
+    return found
+
+
+def component(module: str) -> str:
+    """`recouvrement.app.plans` → `app`; `recouvrement.money` → `money`; `recouvrement` → ``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def layer_of(module: str) -> int | None:
+    for index, (components, _) in enumerate(LAYERS):
+        if component(module) in components:
+            return index
+    return None
+
+
+def imported(tree: ast.Module, module: str, is_package: bool, known: set[str]) -> Iterator[tuple[str, int]]:
+    """The project's modules an import names (`from recouvrement.app import users` names the module
+    `recouvrement.app.users`; `from recouvrement.app.plans import x` names `recouvrement.app.plans`)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == ROOT:
+                    yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")[: len(module.split(".")) - node.level + (1 if is_package else 0)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            if source.split(".")[0] != ROOT:
+                continue
+            for alias in node.names:
+                target = f"{source}.{alias.name}"
+                yield (target if target in known else source), node.lineno
+
+
+def docstrings(tree: ast.Module) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def sql_uses(tree: ast.Module) -> Iterator[tuple[str, int]]:
+    """SQL strings (f-strings read with their holes) and calls of SQLAlchemy's SQL makers."""
+    skip = docstrings(tree)
+    makers: dict[str, str] = {}          # local name -> sqlalchemy name
+    modules_: set[str] = set()           # `import sqlalchemy as sa`
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("sqlalchemy", "sqlmodel"):
+            makers.update({alias.asname or alias.name: alias.name for alias in node.names if alias.name in SQL_CALLS})
+        elif isinstance(node, ast.Import):
+            modules_.update(alias.asname or alias.name for alias in node.names
+                            if alias.name.split(".")[0] in ("sqlalchemy", "sqlmodel"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(part.value if isinstance(part, ast.Constant) else " x " for part in node.values)
+            if SQL_WORDS.search(text):
+                yield "SQL string", node.lineno
+            skip.update(id(part) for part in node.values)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            if SQL_WORDS.search(node.value):
+                yield "SQL string", node.lineno
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in makers:
+                yield f"calls {makers[func.id]}()", node.lineno
+            elif isinstance(func, ast.Attribute):
+                if func.attr in SQL_METHODS or (func.attr in SQL_CALLS and isinstance(func.value, ast.Name)
+                                                and func.value.id in modules_):
+                    yield f"calls {func.attr}()", node.lineno
+
+
+def violations(package: Path = PACKAGE) -> list[Violation]:
+    found = modules(package)
+    known = set(found)
+    out = []
+    for module, path in found.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        here = layer_of(module)
+        for target, line in imported(tree, module, path.name == "__init__.py", known):
+            there = layer_of(target)
+            if here is None or there is None or component(target) == component(module):
+                pass
+            elif there < here:
+                out.append(Violation(module, f"imports {target}", line, "a lower layer imports a higher one"))
+            elif there == here and LAYERS[here][1]:
+                out.append(Violation(module, f"imports {target}", line, "independent components"))
+            if (component(module) == component(target) == "app" and module not in COMPOSERS
+                    and target not in (module, f"{ROOT}.app")):
+                out.append(Violation(module, f"imports {target}", line, "a use case imports another use case"))
+        if component(module) != STORE:
+            out.extend(Violation(module, what, line, "SQL outside the store") for what, line in sql_uses(tree))
+    return out
+
+
+def unexplained(found: list[Violation]) -> list[str]:
+    allowed = {(entry.module, entry.what) for entry in ALLOWED}
+    return [str(v) for v in found if (v.module, v.what) not in allowed]
+
+
+@pytest.fixture(scope="module")
+def found() -> list[Violation]:
+    return violations()
+
+
+def test_every_module_of_the_package_sits_in_a_layer():
+    assert [module for module in modules() if layer_of(module) is None] == []
+
+
+def test_no_module_imports_a_higher_layer_or_an_independent_sibling(found):
+    assert unexplained([v for v in found if v.rule in ("a lower layer imports a higher one",
+                                                       "independent components")]) == []
+
+
+def test_a_use_case_never_imports_another_use_case_except_the_composers(found):
+    assert unexplained([v for v in found if v.rule == "a use case imports another use case"]) == []
+
+
+def test_no_sql_outside_the_store(found):
+    assert unexplained([v for v in found if v.rule == "SQL outside the store"]) == []
+
+
+def test_every_allowed_violation_is_still_a_violation(found):
+    """The list only shrinks: an entry that is no longer true is deleted by whoever fixed it."""
+    still = {(v.module, v.what) for v in found}
+    assert [entry for entry in ALLOWED if (entry.module, entry.what) not in still] == []
+
+
+def test_each_allowed_violation_is_listed_once_and_says_why():
+    keys = [(entry.module, entry.what) for entry in ALLOWED]
+    assert len(keys) == len(set(keys))
+    assert [entry for entry in ALLOWED if len(entry.why.strip()) < 10] == []
+
+
+def test_the_checks_find_an_upward_import_a_use_case_import_and_sql(tmp_path):
+    package = tmp_path / ROOT
+    for folder in ("core", "app", "db"):
+        (package / folder).mkdir(parents=True)
+        (package / folder / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "core" / "pure.py").write_text("from recouvrement.app import plans\n")
+    (package / "app" / "plans.py").write_text(
+        "from sqlalchemy import text as sql\nfrom .agency import x\n"
+        "def f(conn, who):\n"
+        "    '''SELECT a FROM docstring WHERE ignored'''\n"
+        "    conn.execute(sql(f'SELECT a FROM t WHERE b = {who}'))\n"
+        "    return 'SELECT id ' 'FROM invoice'\n")
+    (package / "app" / "agency.py").write_text("x = 'Le patient a payé ; rien à faire'\n")
+    (package / "db" / "reads.py").write_text("from sqlalchemy import text\nQ = text('SELECT 1 FROM t')\n")
+    assert sorted(str(v) for v in violations(package)) == [
+        "recouvrement.app.plans:2: imports recouvrement.app.agency (a use case imports another use case)",
+        "recouvrement.app.plans:5: SQL string (SQL outside the store)",
+        "recouvrement.app.plans:5: calls text() (SQL outside the store)",
+        "recouvrement.app.plans:6: SQL string (SQL outside the store)",
+        "recouvrement.core.pure:1: imports recouvrement.app.plans (a lower layer imports a higher one)",
+    ]
