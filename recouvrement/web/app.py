@@ -8,7 +8,7 @@ and writes no business rule of its own. French for the reader; every action audi
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cached_property, partial
 from pathlib import Path
 from typing import Callable
@@ -25,6 +25,11 @@ from starlette.staticfiles import StaticFiles
 
 from recouvrement.app import users
 from recouvrement.app.audit_views import audit_log, verify_log
+from recouvrement.app import plans
+from recouvrement.app.desk_checks import dispute_refusal
+from recouvrement.app.disputes import ANSWER_DAYS, open_dispute
+from recouvrement.app.disputes import CATEGORIES as DISPUTE_CATEGORIES
+from recouvrement.app.disputes import CHANNELS as DISPUTE_CHANNELS
 from recouvrement.app.hold_reviews import check_review_date, holds_to_review, review_hold, reviews
 from recouvrement.app.holds import place_hold, release_hold
 from recouvrement.app.promises import promises, record_promise
@@ -32,7 +37,9 @@ from recouvrement.app.patient_account import patient_account, search_patients
 from recouvrement.app.today import today_view
 from recouvrement.app.users import ROLE_LABELS, LoginRefused, LoginThrottled
 from recouvrement.app.workbench import DISMISS_CATEGORIES, KIND_LABELS, dismiss, exceptions_queue, match_queued
+from recouvrement.config import Settings, load_settings
 from recouvrement.core.privacy import scan_text
+from recouvrement.core.plans import plan_answer_deadline
 from recouvrement.core.promises import promise_in_force
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import AmountError, format_eur, parse_amount
@@ -78,19 +85,24 @@ def _environment() -> Environment:
     env.filters["libre"] = shown_text
     env.filters["horodatage"] = _stamp
     env.globals["ROLE_LABELS"] = ROLE_LABELS
+    env.globals["timedelta"] = timedelta
     return env
 
 
 class WebApp:
     def __init__(self, engine: Engine, *, secure_cookies: bool = True, today: Callable[[], date] = clinic_today,
-                 rules: Rules | None = None) -> None:
+                 rules: Rules | None = None, settings: Settings | None = None) -> None:
         self.engine, self.secure_cookies, self.today = engine, secure_cookies, today
-        self._rules = rules
+        self._rules, self._settings = rules, settings
         self.env = _environment()
 
     @cached_property
     def rules(self) -> Rules:
         return self._rules or load_rules()
+
+    @cached_property
+    def settings(self) -> Settings:
+        return self._settings or load_settings()
 
     # -- rendering ---------------------------------------------------------------------------------------
 
@@ -194,7 +206,9 @@ class WebApp:
         message = "" if error else DONE.get(visit.request.query_params.get("fait", ""), "")
         return self.render("patient.html", visit, status=status, account=account, today=today, message=message,
                            error=error, promises=made, promise=promise_in_force(made, today),
-                           reviews=reviews(self.engine, patient_id), form=visit.form)
+                           reviews=reviews(self.engine, patient_id), form=visit.form,
+                           dispute_channels=DISPUTE_CHANNEL_LABELS, dispute_categories=DISPUTE_CATEGORY_LABELS,
+                           answer_days=ANSWER_DAYS, plan_deadline=lambda p: plan_answer_deadline(p.proposed_on, self.rules))
 
     # -- the desk's actions on a patient's account: each audited with the user, refused in one French line --
 
@@ -276,9 +290,42 @@ class WebApp:
         rows = audit_log(self.engine, limit=100)
         return self.render("audit.html", visit, verification=verification, rows=rows)
 
+    def dispute(self, visit: Visit, account, today: date) -> str:
+        invoice = visit.form.get("facture", "").strip()
+        refusal = dispute_refusal(self.engine, account.patient_id, invoice)
+        if refusal:
+            raise Refused(refusal[0].upper() + refusal[1:] + ".")
+        channel, category = visit.form.get("canal", "desk"), visit.form.get("categorie", "other")
+        if channel not in DISPUTE_CHANNELS or category not in DISPUTE_CATEGORIES:
+            raise Refused("Canal ou catégorie inconnus.")
+        open_dispute(self.engine, invoice, _free_text(visit.form.get("motif", ""), "motif"), channel=channel,
+                     category=category, received=today, actor=visit.actor)
+        return "contestation"
+
+    def propose_plan(self, visit: Visit, account, today: date) -> str:
+        waiting = [p for p in account.plans if p.status == "proposed" and today < plan_answer_deadline(p.proposed_on, self.rules)]
+        if waiting:
+            raise Refused(f"Un échéancier proposé le {waiting[0].proposed_on:%d/%m/%Y} attend la réponse du patient "
+                          f"jusqu'au {plan_answer_deadline(waiting[0].proposed_on, self.rules):%d/%m/%Y} : "
+                          "enregistrez son acceptation ou attendez.")
+        months = visit.form.get("mois", "").strip()
+        if months and not months.isdigit():
+            raise Refused("Nombre de mensualités illisible.")
+        plans.propose(self.engine, account.patient_id, today, self.settings, months=int(months) if months else None,
+                      rules=self.rules, actor=visit.actor)
+        return "echeancier"
+
+    def accept_plan(self, visit: Visit, account, today: date) -> str:
+        plan_id = visit.form.get("echeancier", "")
+        if not any(str(p.plan_id) == plan_id for p in account.plans):
+            raise Refused("Cet échéancier n'est pas celui de ce patient.")
+        plans.accept(self.engine, int(plan_id), today, rules=self.rules, actor=visit.actor)
+        return "acceptation"
+
     def desk_actions(self) -> dict[str, Callable]:
         return {"promesse": self.promise, "suspension": self.hold, "suspension/revue": self.review,
-                "suspension/lever": self.release}
+                "suspension/lever": self.release, "contestation": self.dispute, "echeancier": self.propose_plan,
+                "echeancier/acceptation": self.accept_plan}
 
     # -- assembly ------------------------------------------------------------------------------------------
 
@@ -305,7 +352,13 @@ DONE = {
     "suspension": "Relances suspendues ; la date de revue apparaîtra sur la page Aujourd'hui.",
     "revue": "Date de revue enregistrée.",
     "reprise": "Suspension levée : les relances reprennent.",
+    "contestation": "Contestation enregistrée : la facture n'est plus relancée ; réponse due sous 60 jours (voir plus bas).",
+    "echeancier": "Échéancier proposé : la lettre est prête ; les relances attendent la réponse du patient.",
+    "acceptation": "Acceptation enregistrée : l'échéancier est en cours.",
 }
+DISPUTE_CHANNEL_LABELS = {"desk": "à l'accueil", "phone": "au téléphone", "letter": "par courrier", "email": "par e-mail"}
+DISPUTE_CATEGORY_LABELS = {"amount": "montant", "billing-error": "erreur de facturation", "insurer": "part de l'assurance",
+                           "service": "accueil ou service", "other": "autre"}
 
 
 class Refused(ValueError):
@@ -348,8 +401,8 @@ def _french_error(exc: RecouvrementError) -> str:
 
 
 def create_app(engine: Engine, *, secure_cookies: bool = True, today: Callable[[], date] = clinic_today,
-               rules: Rules | None = None) -> Starlette:
-    web = WebApp(engine, secure_cookies=secure_cookies, today=today, rules=rules)
+               rules: Rules | None = None, settings: Settings | None = None) -> Starlette:
+    web = WebApp(engine, secure_cookies=secure_cookies, today=today, rules=rules, settings=settings)
     app = Starlette(routes=web.routes())
     app.add_middleware(SecurityHeaders)
     app.state.web = web

@@ -15,7 +15,7 @@ from recouvrement.app.holds import place_hold
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.users import add_user
-from recouvrement.config import Privacy
+from recouvrement.config import Creditor, Paths, Privacy
 from recouvrement.web.app import create_app
 from tests.app.world import invoices_file, payments_file
 
@@ -45,9 +45,19 @@ def clinic(engine, settings, tmp_path):
     return engine
 
 
+CREDITOR = Creditor("Centre de santé des Lilas", "12 rue des Lilas", "75019", "Paris", "01 42 00 00 00",
+                    "compta@lilas.example", "12345678900011", "FR7630006000011234567890189", "AGRIFRPP")
+
+
 @pytest.fixture
-def app(clinic):
-    return create_app(clinic, today=lambda: TODAY)
+def desk_settings(settings, tmp_path):
+    """The clinic's settings for letters the desk writes (a plan's proposal): its creditor, an output folder."""
+    return replace(settings, creditor=CREDITOR, paths=Paths(output=tmp_path / "out"))
+
+
+@pytest.fixture
+def app(clinic, desk_settings):
+    return create_app(clinic, today=lambda: TODAY, settings=desk_settings)
 
 
 @pytest.fixture

@@ -125,3 +125,52 @@ def test_the_desk_actions_refuse_a_missing_csrf_token_and_an_auditor(clinic, cli
     token = csrf_of(client.get("/audit").text)
     assert client.post("/patients/P1/promesse", data={"csrf_token": token, "paye_le": "2025-06-20"}).status_code == 403
     assert events(clinic, "promise") == []
+
+
+def test_a_dispute_opened_from_the_page_stops_the_letters_and_shows_its_60_day_clock(clinic, as_role):
+    client = as_role("accueil")
+    response = post_form(client, "/patients/P2/contestation", {"facture": "F2025-000103", "canal": "phone",
+                                                               "categorie": "amount", "motif": "conteste le montant"},
+                         page="/patients/P2")
+    assert response.status_code == 303
+    page = visible(client.get(response.headers["location"]).text)
+    assert "Contestation enregistrée" in page and "Contestée : pas de relance" in page
+    assert "Facture F2025-000103, reçue le 02/06/2025 — ouverte : réponse due le 01/08/2025 (60 jour(s) restant(s))" in page
+    [(payload, actor, patient)] = [e for e in events(clinic, "dispute_open") if e[2] == "P2"]
+    assert (payload["answer_due"], payload["channel"], actor) == ("2025-08-01", "phone", "accueil")
+
+
+def test_a_second_dispute_on_an_invoice_or_one_on_another_patients_invoice_is_refused(clinic, as_role):
+    client = as_role("accueil")
+    again = post_form(client, "/patients/P1/contestation", {"facture": "F2025-000102", "motif": "conteste"})
+    assert again.status_code == 400 and "Une contestation est déjà en cours sur la facture F2025-000102." in visible(again.text)
+    other = post_form(client, "/patients/P1/contestation", {"facture": "F2025-000103", "motif": "conteste"})
+    assert other.status_code == 400 and "n'est pas une facture de ce patient" in visible(other.text)
+    assert len(events(clinic, "dispute_open")) == 1         # the fixture's own
+
+
+def test_a_plan_is_proposed_then_its_acceptance_recorded_from_the_page_both_audited_with_the_user(clinic, as_role,
+                                                                                                 desk_settings):
+    close_dispute(clinic, 1, on=date(2025, 6, 1))
+    client = as_role("accueil")
+    proposed = post_form(client, "/patients/P1/echeancier", {"mois": "3"})
+    assert proposed.status_code == 303
+    page = visible(client.get(proposed.headers["location"]).text)
+    assert "Échéancier proposé" in page and "Proposé le 02/06/2025 : 45,00 € en 3 mensualité(s)" in page
+    assert "Réponse attendue jusqu'au" in page
+    assert (desk_settings.paths.output / "plans" / "echeancier_1.pdf").exists()
+    twice = post_form(client, "/patients/P1/echeancier", {"mois": "3"})
+    assert twice.status_code == 400 and "attend la réponse du patient" in visible(twice.text)
+    accepted = post_form(client, "/patients/P1/echeancier/acceptation", {"echeancier": "1"})
+    assert accepted.status_code == 303
+    page = visible(client.get(accepted.headers["location"]).text)
+    assert "Acceptation enregistrée" in page and "En cours le 02/06/2025" in page
+    assert [(e[1], e[2]) for e in events(clinic, "plan_proposed")] == [("accueil", "P1")]
+    assert [(e[1], e[2]) for e in events(clinic, "plan_accepted")] == [("accueil", "P1")]
+
+
+def test_a_plan_for_a_patient_whose_shares_are_still_awaited_from_insurers_is_refused_in_french(clinic, as_role):
+    client = as_role("accueil")
+    refused = post_form(client, "/patients/P2/echeancier", {"mois": ""}, page="/patients/P2")
+    assert refused.status_code == 409 and "ne doit rien qu'un échéancier pourrait couvrir" in visible(refused.text)
+    assert events(clinic, "plan_proposed") == []
