@@ -20,6 +20,7 @@ from recouvrement.config import Settings
 from recouvrement.core.books import Entry, book_entries
 from recouvrement.core.privacy import scan_text
 from recouvrement.db import books as store
+from recouvrement.db import refunds as refund_store
 from recouvrement.errors import RecouvrementError
 from recouvrement.render.csvfile import EXCEL_FR, csv_document
 from recouvrement.render.fec import (AUX_LABEL, JOURNAL_COLUMNS, MASK, fec_bytes, fec_file_name, fec_lines, fec_rows,
@@ -45,7 +46,8 @@ def year_entries(engine: Engine, rules: AccountingRules, start: date, end: date)
         receipts = store.receipt_lines(conn, start, end)
         credits = store.payment_credits(conn, start, end)
         moves = store.share_moves(conn, start, end)
-    return book_entries(receipts, credits, moves, rules, start, end)
+        refunds = refund_store.refunds_done(conn, start, end)
+    return book_entries(receipts, credits, moves, rules, start, end, refunds=refunds)
 
 
 def fec_path(out: Path, settings: Settings, closing: date) -> Path:

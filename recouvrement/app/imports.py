@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from recouvrement.audit import append_event
 from recouvrement.config import Settings
 from recouvrement.db.bulk import bulk_insert, stage
+from recouvrement.db.refunds import close_refunds
 from recouvrement.db.session import bulk_transaction
 from recouvrement.db.models import Invoice, Patient, Payment
 from recouvrement.core.privacy import redact, safe_file_name
@@ -50,6 +51,7 @@ class ImportReport:
     duplicates: int = 0
     rejects: list[Reject] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    refunds_done: int = 0          # refunds a bank statement showed paid
 
 
 class ImportRefused(RecouvrementError):
@@ -108,6 +110,8 @@ def import_file(engine: Engine, path: Path, settings: Settings, expect: str | No
             raise ImportRefused(report)
         if imported:
             _record_batch(conn, path, format_name, report)
+        if parsed.outgoing:    # a bank statement showing refunds we ordered: they are done, their credits closed
+            report.refunds_done = len(close_refunds(conn, parsed.outgoing))
     return report
 
 

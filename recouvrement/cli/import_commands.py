@@ -53,6 +53,9 @@ def _print_summary(reports: list[ImportReport]) -> None:
     for r in reports:
         table.add_row(r.file, r.format, str(r.rows_read), str(r.imported), str(r.duplicates), str(len(r.rejects)))
     out.print(table)
+    for r in reports:
+        if r.refunds_done:
+            out.print(f"{r.file} : {r.refunds_done} remboursement(s) versé(s) par la banque, trop-perçu(s) soldé(s)")
 
 
 def _report_rejects(rejects: list[Reject], rejects_file: Path | None) -> None:

@@ -5,6 +5,8 @@ Pure: movements and the accounting rules in, balanced entries out (no SQL, no fi
 - A **receipt** (bank journal, on the payment's date): the bank account is debited with what the
   payment brought; each share it settled credits that share's customer account (patient, AMO, mutuelle),
   and what it brought beyond that credits the credit account (a trop-perçu, until it is refunded).
+- A **refund** of a credit (bank journal, on the day the statement shows the transfer): the credit
+  account is debited, the bank credited.
 - A **share moved to the patient** after an insurer's rejection (transfer journal, on the rejection's
   date): the patient's account is debited, the insurer's credited; if the insurer pays after all, the
   reverse entry on that day.
@@ -85,6 +87,28 @@ class ShareMove:
     reversed_on: date | None
     reversed_by: str | None
     party: Party
+
+
+@dataclass(frozen=True)
+class RefundDone:
+    """A credit paid back, as the bank statement shows it."""
+
+    refund_id: int
+    payment_id: str
+    amount_cents: int
+    end_to_end_id: str
+    done_on: date
+    party: Party
+
+
+@dataclass(frozen=True)
+class OutgoingTransfer:
+    """A booked debit of a bank statement carrying the end-to-end id of a transfer we ordered (a refund)."""
+
+    end_to_end_id: str
+    booked: str                # ISO date
+    amount_cents: int
+    bank_reference: str
 
 
 SHARE_NAMES = {"amo": "Assurance Maladie", "amc": "mutuelle", "patient": "patient", "agency": "agence"}
@@ -198,6 +222,18 @@ def _moves(moves: Iterable[ShareMove], rules: AccountingRules, start: date, end:
     return entries
 
 
+def _refunds(refunds: Iterable[RefundDone], rules: AccountingRules, start: date, end: date) -> list[Entry]:
+    entries = []
+    for done in refunds:
+        if not start <= done.done_on <= end:
+            continue
+        label = f"Remboursement trop-perçu {done.payment_id}"
+        entries.append(Entry(rules.bank_journal, done.done_on, done.end_to_end_id, done.done_on, done.done_on,
+                             (Line(rules.credit, *aux_of("patient", done.party), label, debit_cents=done.amount_cents),
+                              Line(rules.bank, "", "", label, credit_cents=done.amount_cents)), "refund"))
+    return entries
+
+
 _KIND_ORDER = {"receipt": 0, "reversal": 1, "transfer": 2, "refund": 3, "write_off": 4}
 
 
@@ -215,6 +251,7 @@ def numbered(entries: Iterable[Entry]) -> list[Entry]:
 
 
 def book_entries(receipts: Iterable[ReceiptLine], credits: Iterable[PaymentCredit], moves: Iterable[ShareMove],
-                 rules: AccountingRules, start: date, end: date, *, extra: Iterable[Entry] = ()) -> list[Entry]:
+                 rules: AccountingRules, start: date, end: date, *, refunds: Iterable[RefundDone] = ()) -> list[Entry]:
     """Every entry of the period from `start` to `end`, balanced and numbered in date order."""
-    return numbered([*_receipts(receipts, credits, rules, start, end), *_moves(moves, rules, start, end), *extra])
+    return numbered([*_receipts(receipts, credits, rules, start, end), *_moves(moves, rules, start, end),
+                     *_refunds(refunds, rules, start, end)])

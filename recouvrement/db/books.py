@@ -49,16 +49,26 @@ def receipt_lines(conn: Connection, start: date, end: date) -> list[ReceiptLine]
 
 
 def payment_credits(conn: Connection, start: date, end: date) -> list[PaymentCredit]:
-    """The credits left on payments dated from `start` to `end`."""
+    """The credits left on payments dated from `start` to `end`, as they were made: what is left of them and
+    what refunds have paid back since."""
     rows = conn.execute(text(
-        "SELECT e.payment_id, p.payment_date, p.payer_type, e.remaining_cents, e.patient_id, pt.last_name, "
-        "pt.first_name, NULL AS amc_payer FROM payment_exception e "
-        "JOIN payment p ON p.payment_id = e.payment_id "
-        "LEFT JOIN patient pt ON pt.patient_id = e.patient_id "
-        "WHERE e.kind = 'credit' AND p.payment_date BETWEEN :start AND :end "
-        "ORDER BY p.payment_date, e.payment_id"), {"start": start, "end": end})
-    return [PaymentCredit(r.payment_id, as_day(r.payment_date), r.payer_type, int(r.remaining_cents), _party(r))
-            for r in rows if int(r.remaining_cents) != 0]
+        "SELECT c.payment_id, p.payment_date, p.payer_type, SUM(c.cents) AS cents, MAX(c.patient_id) AS patient_id "
+        "FROM (SELECT payment_id, remaining_cents AS cents, patient_id FROM payment_exception WHERE kind = 'credit' "
+        "      UNION ALL SELECT payment_id, amount_cents, patient_id FROM refund WHERE status = 'done') c "
+        "JOIN payment p ON p.payment_id = c.payment_id WHERE p.payment_date BETWEEN :start AND :end "
+        "GROUP BY c.payment_id, p.payment_date, p.payer_type ORDER BY p.payment_date, c.payment_id"),
+        {"start": start, "end": end}).all()
+    names = _names(conn, {r.patient_id for r in rows if r.patient_id})
+    return [PaymentCredit(r.payment_id, as_day(r.payment_date), r.payer_type, int(r.cents),
+                          Party(r.patient_id, *names.get(r.patient_id, ("", ""))))
+            for r in rows if int(r.cents) != 0]
+
+
+def _names(conn: Connection, patient_ids: set[str]) -> dict[str, tuple[str, str]]:
+    if not patient_ids:
+        return {}
+    rows = conn.execute(text("SELECT patient_id, last_name, first_name FROM patient"))
+    return {r.patient_id: (r.last_name or "", r.first_name or "") for r in rows if r.patient_id in patient_ids}
 
 
 def share_moves(conn: Connection, start: date, end: date) -> list[ShareMove]:

@@ -253,6 +253,38 @@ class AgencyExport(SQLModel, table=True):
     written_at: datetime | None = None
 
 
+class Refund(SQLModel, table=True):
+    """A credit paid back by SEPA credit transfer: approved by the accountant, put in a pain.001 file (sent),
+    closed when a bank statement shows the transfer (done); cancelled if the bank refused it."""
+    __tablename__ = "refund"
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: str = Field(index=True)        # the payment whose credit is refunded
+    patient_id: str | None = Field(default=None, index=True)
+    amount_cents: int = cents()
+    beneficiary: str                           # account holder's name, as on the transfer
+    iban: str
+    bic: str | None = None
+    end_to_end_id: str = Field(sa_column_kwargs={"unique": True})   # what the bank statement echoes
+    status: str = "approved"                   # approved | sent | done | cancelled
+    approved_on: date
+    approved_by: str
+    message_id: str | None = None              # the pain.001 file (GrpHdr/MsgId) it was sent in
+    sent_on: date | None = None
+    done_on: date | None = None                # booking date of the outgoing transfer on the statement
+    bank_reference: str | None = None
+
+
+class RefundFile(SQLModel, table=True):
+    """A pain.001 file of refunds, stored with its refunds marked sent before it is written to disk, marked
+    written after: a run killed in between leaves the next to write the same bytes, never a second order."""
+    __tablename__ = "refund_file"
+    message_id: str = Field(primary_key=True)  # GrpHdr/MsgId
+    path: str
+    document: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime
+    written_at: datetime | None = None
+
+
 class AuditEvent(SQLModel, table=True):
     """Append-only, chained and sealed: hash = HMAC-SHA256(audit key, prev_hash + canonical JSON of the event);
     events written before the key have a plain SHA-256 and no actor (see recouvrement/audit.py)."""

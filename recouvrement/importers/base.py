@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from recouvrement.core.books import OutgoingTransfer  # noqa: F401  (what bank statements also carry)
+
 # Columns of a normalised payment frame, whatever the source format.
 #   payment_id     str   unique id of the payment (given, bank reference, or a stable hash)
 #   payment_date   str   ISO date YYYY-MM-DD
@@ -70,6 +72,7 @@ class Parsed:
     rejects: list[Reject] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     rows_read: int = 0             # data rows seen (imported candidates + rejects)
+    outgoing: list[OutgoingTransfer] = field(default_factory=list)   # bank statements: our transfers seen
 
 
 def empty_payments() -> pd.DataFrame:

@@ -57,8 +57,8 @@ from xml.parsers import expat
 import pandas as pd
 
 from recouvrement.errors import RecouvrementError
-from recouvrement.importers.base import (AMOUNT_TOO_LARGE, DATE_OUT_OF_RANGE, PAYMENT_COLUMNS, Parsed, Reject,
-                                         date_in_range, empty_payments)
+from recouvrement.importers.base import (AMOUNT_TOO_LARGE, DATE_OUT_OF_RANGE, PAYMENT_COLUMNS, OutgoingTransfer,
+                                         Parsed, Reject, date_in_range, empty_payments)
 from recouvrement.importers.insurers import Insurers, load_insurers
 from recouvrement.money import MAX_LINE_CENTS
 
@@ -85,7 +85,8 @@ def read(path: Path, insurers: Insurers | None = None) -> Parsed:
         collected.add_entry(entry)
     frame = _frame(collected.rows, insurers) if collected.rows else empty_payments()
     return Parsed(kind="payments", frame=frame, rejects=sorted(collected.rejects),
-                  warnings=collected.summary(), rows_read=len(collected.rows) + len(collected.rejects))
+                  warnings=collected.summary(), rows_read=len(collected.rows) + len(collected.rejects),
+                  outgoing=collected.outgoing)
 
 
 def _decode_head(head: bytes) -> str:
@@ -254,6 +255,7 @@ class _Collected:
     rejects: list[Reject] = field(default_factory=list)
     ignored: Counter = field(default_factory=Counter)
     without_status: int = 0
+    outgoing: list[OutgoingTransfer] = field(default_factory=list)
 
     def add_entry(self, entry: _Entry) -> None:
         element = entry.element
@@ -262,6 +264,8 @@ class _Collected:
             self.ignored[f"entries with status {status}"] += 1
         elif _text(element, "CdtDbtInd") != "CRDT":
             self.ignored["debit entries"] += 1
+            if _text(element, "RvslInd").lower() not in ("true", "1"):
+                self._add_outgoing(entry)
         elif _text(element, "RvslInd").lower() in ("true", "1"):
             self.ignored["reversal entries"] += 1
         else:
@@ -269,6 +273,20 @@ class _Collected:
             transactions = element.findall("NtryDtls/TxDtls") or [None]
             for position, tx in enumerate(transactions, start=1):
                 self._add_transaction(entry, tx, position, len(transactions))
+
+    def _add_outgoing(self, entry: _Entry) -> None:
+        """A booked debit's transfers that carry an end-to-end id: a refund we sent may be among them."""
+        element = entry.element
+        booked = _booking_date(element)
+        transactions = element.findall("NtryDtls/TxDtls") or [None]
+        for tx in transactions:
+            end_to_end = _text(tx, "Refs/EndToEndId")
+            amount = _amount_element(element, tx, len(transactions))
+            cents = _cents(amount.text) if amount is not None and amount.get("Ccy") == "EUR" else None
+            if not end_to_end or end_to_end.upper() == "NOTPROVIDED" or cents is None or booked is None:
+                continue
+            reference = _text(tx, "Refs/AcctSvcrRef") or _text(element, "AcctSvcrRef") or _text(element, "NtryRef")
+            self.outgoing.append(OutgoingTransfer(end_to_end, booked, cents, reference))
 
     def _reject(self, entry: _Entry, field_name: str, reason: str) -> None:
         self.rejects.append(Reject(self.file, entry.line, field_name, reason))
