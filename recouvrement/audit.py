@@ -31,15 +31,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
+from recouvrement.db.audit import (event_hash, insert_event, lock_trail_head, trail_events,
+                                    trail_head)
 from recouvrement.errors import RecouvrementError
 
 GENESIS = "0" * 64
 SEALED_KIND = "audit_sealed"
 SEAL_OPTION = "recouvrement_audit_seal"
-PG_LOCK_ID = 0x72656361756474       # "recaudt": the advisory lock that orders appends on PostgreSQL
-COLUMNS = "seq, at, kind, patient_id, invoice_number, actor, payload, prev_hash, hash"
 
 
 @dataclass(frozen=True)
@@ -126,17 +126,6 @@ def record_files(engine: Engine, kind: str, paths, *, actor: str | None = None, 
         return append_event(conn, kind, {**payload, "files": [file_record(Path(p)) for p in paths]}, actor=actor)
 
 
-def _lock_head(conn: Connection) -> None:
-    """Hold, until the caller's transaction ends, the lock that makes reading the head and appending after it
-    one step. On SQLite a write statement takes the database's write lock (waiting for it like any write);
-    on PostgreSQL a transaction-scoped advisory lock (a row lock on the head would let a second writer read
-    the old head again once the first commits)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_ID})
-    elif conn.dialect.name == "sqlite":
-        conn.execute(text("UPDATE audit_event SET seq = seq WHERE seq < 0"))
-
-
 def _row_is_sealed(key: bytes, row) -> bool:
     seq, at, kind, patient_id, invoice_number, actor, payload, prev_hash, digest = row
     return hmac.compare_digest(event_mac(key, prev_hash, seq, _text(at), kind, patient_id, invoice_number, actor,
@@ -155,10 +144,7 @@ def _insert(conn: Connection, key: bytes, seq: int, prev: str, kind: str, payloa
     at_text = stamp.isoformat()
     body = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=_json_default)
     digest = event_mac(key, prev, seq, at_text, kind, patient_id, invoice_number, actor, body)
-    conn.execute(text(f"INSERT INTO audit_event ({COLUMNS}) VALUES (:seq, :at, :kind, :p, :i, :actor, :payload, "
-                      ":prev, :hash)"),
-                 {"seq": seq, "at": at_text, "kind": kind, "p": patient_id, "i": invoice_number, "actor": actor,
-                  "payload": body, "prev": prev, "hash": digest})
+    insert_event(conn, seq, at_text, kind, patient_id, invoice_number, actor, body, prev, digest)
     return digest
 
 
@@ -170,8 +156,8 @@ def append_event(conn: Connection, kind: str, payload: dict, *, patient_id: str 
     process. Refused (RecouvrementError) when the head does not verify with this key: appending would
     chain the trail to a key it was not sealed with (a key file recreated elsewhere) or to a forged head."""
     seal = seal_of(conn)
-    _lock_head(conn)
-    head = conn.execute(text(f"SELECT {COLUMNS} FROM audit_event ORDER BY seq DESC LIMIT 1")).first()
+    lock_trail_head(conn)
+    head = trail_head(conn)
     if head is None:
         seq, prev = 1, GENESIS
     elif _row_is_sealed(seal.key, head):
@@ -197,7 +183,7 @@ def _seal_legacy(conn: Connection, key: bytes, head, at: datetime | None) -> str
 def verify_legacy(conn: Connection) -> "Verification":
     """The plain SHA-256 chain of a trail not yet sealed (used once, when sealing it)."""
     prev, expected = GENESIS, 1
-    for row in conn.execute(text(f"SELECT {COLUMNS} FROM audit_event ORDER BY seq")):
+    for row in trail_events(conn):
         if row[0] != expected or row[-2] != prev or not _row_is_legacy(row):
             return Verification(expected - 1, prev, expected - 1, expected, "chaîne ancienne rompue")
         prev, expected = row[-1], expected + 1
@@ -252,13 +238,13 @@ def write_checkpoint(engine: Engine, now: datetime | None = None) -> Checkpoint 
 def _advance_checkpoint(engine: Engine, seal: AuditSeal, path: Path, now: datetime | None) -> Checkpoint | None:
     current = read_checkpoint(path, seal.key)
     with engine.connect() as conn:
-        head = conn.execute(text(f"SELECT {COLUMNS} FROM audit_event ORDER BY seq DESC LIMIT 1")).first()
+        head = trail_head(conn)
         if head is None or not _row_is_sealed(seal.key, head):
             return current
         if current is not None:
             if not current.sealed or head[0] <= current.seq:
                 return current
-            kept = conn.execute(text("SELECT hash FROM audit_event WHERE seq = :s"), {"s": current.seq}).scalar()
+            kept = event_hash(conn, current.seq)
             if kept != current.mac:
                 return current
     at = (now or datetime.now(timezone.utc)).replace(microsecond=0).isoformat()
@@ -297,7 +283,7 @@ def verify(conn: Connection, seal: AuditSeal | None = None) -> Verification:
     prev, expected, count, legacy, keyed = GENESIS, 1, 0, 0, False
     checkpoint = read_checkpoint(seal.checkpoint, seal.key)
     checkpoint_hash = None
-    rows = conn.execute(text(f"SELECT {COLUMNS} FROM audit_event ORDER BY seq"))
+    rows = trail_events(conn)
     for row in rows:
         seq, digest = row[0], row[-1]
         problem = None

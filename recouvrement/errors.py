@@ -29,8 +29,14 @@ class RecouvrementError(Exception):
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
                  field: str | None = None) -> None:
         message, file = _redacted(message), _redacted(file, file_name=True)
-        self.file, self.line, self.field = file, line, field
-        where = ":".join(str(p) for p in (file, line) if p is not None)
+        self.message, self.file, self.line, self.field = message, file, line, field
+        super().__init__(self.located())
+
+    def located(self, field: str | None = None) -> str:
+        """The message after its file, line and field (`field` shown instead of the domain's name: the CLI
+        shows its option)."""
+        field = field or self.field
+        where = ":".join(str(p) for p in (self.file, self.line) if p is not None)
         if field:
             where = f"{where} [{field}]" if where else f"[{field}]"
-        super().__init__(f"{where}: {message}" if where else message)
+        return f"{where}: {self.message}" if where else self.message

@@ -143,3 +143,15 @@ def test_a_piped_table_is_never_cut_to_80_columns(db_url, tmp_path):
 def test_a_table_narrower_than_its_content_folds_its_cells_instead_of_cutting_them(db_url, tmp_path):
     table = _runs_table(db_url, tmp_path, "50")
     assert "…" not in table and "08/01/2027" in table
+
+
+def test_a_use_case_error_names_its_domain_field_and_the_command_line_shows_the_option(monkeypatch, capsys, tmp_path):
+    from recouvrement.app.demo import prepare_folder
+    from recouvrement.errors import RecouvrementError
+    (tmp_path / "mine.txt").write_text("à garder", encoding="utf-8")
+    with pytest.raises(RecouvrementError) as refused:
+        prepare_folder(tmp_path, tmp_path, own_database=True)
+    assert refused.value.field == "demo_folder" and "--" not in str(refused.value)
+    code, _, err = run_main(monkeypatch, capsys, "--db", f"sqlite:///{tmp_path / 'x.db'}", "demo", "--dir",
+                            str(tmp_path), cwd=tmp_path)
+    assert code == 2 and "[--dir]: le dossier existe et ne vient pas de la démo" in " ".join(err.split())

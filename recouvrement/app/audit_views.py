@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from recouvrement.audit import Verification, file_sha256, verify
+from recouvrement.db.audit import events_about, events_naming_files
 
 SUMMARY_CHARS = 80
 DEFAULT_LIMIT = 50
@@ -61,23 +62,17 @@ def audit_log(engine: Engine, *, patient_id: str | None = None, invoice_number: 
     An event is about an invoice when it names it in its `invoice_number` column or in its payload's
     `invoices` (a letter, a plan, an agency case, an unmatched payment cover several); about a patient
     when it names the patient. Events about one of the invoice's are read from its patient's history."""
-    where, params = [], {}
-    if patient_id:
-        where.append("patient_id = :p")
-        params["p"] = patient_id
-    if invoice_number:
-        where.append("(invoice_number = :i OR patient_id IN (SELECT patient_id FROM invoice WHERE invoice_number = :i))")
-        params["i"] = invoice_number
-    sql = ("SELECT seq, at, kind, patient_id, invoice_number, actor, payload FROM audit_event"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC")
     rows: list[AuditRow] = []
     with engine.connect() as conn:
-        result = conn.execute(text(sql if invoice_number else sql + " LIMIT :n"), {**params, "n": limit})
-        for seq, at, kind, patient, invoice, actor, payload in result:
+        # Events about an invoice are filtered here (its payload's `invoices`): all are read, newest first.
+        events = events_about(conn, patient_id=patient_id, invoice_number=invoice_number,
+                              limit=None if invoice_number else limit)
+        for seq, at, kind, patient, invoice, actor, payload in events:
             if invoice_number and invoice != invoice_number and invoice_number not in _invoices(payload):
                 continue
             rows.append(AuditRow(seq, at, kind, patient, invoice, payload, actor))
             if len(rows) == limit:
+                events.close()
                 break
     return rows[::-1]
 
@@ -109,8 +104,7 @@ def verify_files(engine: Engine, folder: Path) -> FileCheck:
     root = folder.resolve()
     latest: dict[str, tuple[str, int]] = {}
     with engine.connect() as conn:
-        for seq, payload in conn.execute(text("SELECT seq, payload FROM audit_event WHERE payload LIKE :f "
-                                              "ORDER BY seq"), {"f": '%"files"%'}):
+        for seq, payload in events_naming_files(conn):
             try:
                 files = json.loads(payload).get("files") or []
             except (ValueError, AttributeError):

@@ -37,8 +37,8 @@ def prepare_folder(folder: Path, samples: Path, own_database: bool) -> str:
     refused if it holds something else. Its settings file (a copy of the sample clinic's) and its NIR key
     stay, so the everyday commands run from the folder find the same database, settings and key."""
     if folder.exists() and not (folder / MARKER).exists() and any(folder.iterdir()):
-        raise RecouvrementError("le dossier existe et ne vient pas de la démo : choisir un autre --dir",
-                                file=str(folder), field="--dir")
+        raise RecouvrementError("le dossier existe et ne vient pas de la démo : choisir un autre dossier",
+                                file=str(folder), field="demo_folder")
     again = (folder / MARKER).exists()
     folder.mkdir(parents=True, exist_ok=True)
     for name in MADE:
@@ -57,7 +57,7 @@ def prepare_folder(folder: Path, samples: Path, own_database: bool) -> str:
     if not again:
         return f"Dossier de démonstration : {folder}"
     return (f"Dossier de démonstration {folder} déjà utilisé : résultats précédents effacés"
-            + (", base de données repartie de zéro" if own_database else " (base --db utilisée telle quelle)"))
+            + (", base de données repartie de zéro" if own_database else " (base de données indiquée utilisée telle quelle)"))
 
 
 def demo_settings(settings: Settings, folder: Path) -> Settings:

@@ -11,15 +11,19 @@ import difflib
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from recouvrement.app.balance import share_states
-from recouvrement.app.disputes import DisputeRow, as_date, list_disputes
+from recouvrement.app.disputes import DisputeRow, list_disputes
 from recouvrement.app.holds import HoldRow, holds
 from recouvrement.app.plans import PlanSummary, show as show_plans
 from recouvrement.app.recipients import text_of
 from recouvrement.core.names import normalise_name
 from recouvrement.core.references import compact_invoice_number
+from recouvrement.db.patients import (all_patient_cards, invoice_totals, patient_agency_cases, patient_allocations,
+                                      patient_card, patient_cards_by_invoice, patient_contact, patient_letters)
+from recouvrement.db.queue import patient_queue_money
+from recouvrement.db.values import as_date
 from recouvrement.rules import Rules
 
 SEARCH_LIMIT = 20
@@ -55,21 +59,17 @@ def search_patients(conn: Connection, query: str, limit: int = SEARCH_LIMIT) -> 
     if not query:
         return []
     found: dict[str, Found] = {}
-    row = conn.execute(text("SELECT patient_id, last_name, first_name, city FROM patient WHERE patient_id = :p"),
-                       {"p": query}).first()
+    row = patient_card(conn, query)
     if row:
         found[row[0]] = Found(*row, why="identifiant patient")
     compact = compact_invoice_number(query)
     if compact:
-        for row in conn.execute(text("SELECT p.patient_id, p.last_name, p.first_name, p.city, i.invoice_number "
-                                     "FROM invoice i JOIN patient p ON p.patient_id = i.patient_id "
-                                     "WHERE i.compact_number = :c"), {"c": compact}):
+        for row in patient_cards_by_invoice(conn, compact):
             found.setdefault(row[0], Found(*row[:4], why=f"facture {row[4]}"))
     words = normalise_name(query).split()
     if words and not found:
         scored = []
-        for patient_id, last, first, city in conn.execute(text("SELECT patient_id, last_name, first_name, city "
-                                                               "FROM patient")):
+        for patient_id, last, first, city in all_patient_cards(conn):
             score = _name_score(words, normalise_name(f"{last} {first}").split())
             if score >= TOKEN_SIMILARITY:
                 scored.append((-score, last, first, patient_id, city))
@@ -187,8 +187,7 @@ def _invoices(engine: Engine, conn: Connection, patient_id: str, as_of: date) ->
     from recouvrement.app.plans import active_plan_invoices
     disputed, in_plan = disputed_invoices(conn, as_of), active_plan_invoices(conn)
     agency = handed_over_invoices(conn, as_of)
-    totals = dict(conn.execute(text("SELECT invoice_number, total_cents FROM invoice WHERE patient_id = :p"),
-                               {"p": patient_id}).all())
+    totals = invoice_totals(conn, patient_id)
     views = []
     order = {"amo": 0, "amc": 1, "patient": 2}
     for number, rows in shares.groupby("invoice_number", sort=False):
@@ -208,9 +207,7 @@ def _invoices(engine: Engine, conn: Connection, patient_id: str, as_of: date) ->
 def patient_account(engine: Engine, patient_id: str, as_of: date, rules: Rules) -> PatientAccount | None:
     """Everything the desk may see of one patient's account on `as_of`; None for an unknown patient."""
     with engine.connect() as conn:
-        person = conn.execute(text("SELECT patient_id, last_name, first_name, address, postal_code, city, phone, email, "
-                                   "guarantor_last_name, guarantor_first_name FROM patient WHERE patient_id = :p"),
-                              {"p": patient_id}).mappings().first()
+        person = patient_contact(conn, patient_id)
         if person is None:
             return None
         guarantor = " ".join(text_of(person[k]) for k in ("guarantor_first_name", "guarantor_last_name")).strip()
@@ -218,23 +215,11 @@ def patient_account(engine: Engine, patient_id: str, as_of: date, rules: Rules) 
                                  text_of(person["address"]), text_of(person["postal_code"]), text_of(person["city"]),
                                  text_of(person["phone"]), text_of(person["email"]), guarantor)
         account.invoices = _invoices(engine, conn, patient_id, as_of)
-        account.payments = [PaymentView(r[0], as_date(r[1]), r[2], r[3], int(r[4]), r[5]) for r in conn.execute(text(
-            "SELECT a.payment_id, p.payment_date, p.payer_type, a.invoice_number, a.amount_cents, a.rule "
-            "FROM allocation a JOIN payment p ON p.payment_id = a.payment_id JOIN invoice i ON i.invoice_number = "
-            "a.invoice_number WHERE i.patient_id = :p AND p.payment_date <= :d ORDER BY p.payment_date DESC, a.id DESC"),
-            {"p": patient_id, "d": as_of})]
-        money = conn.execute(text("SELECT COALESCE(SUM(CASE WHEN kind = 'credit' THEN remaining_cents ELSE 0 END), 0), "
-                                  "COALESCE(SUM(CASE WHEN kind = 'credit' THEN 0 ELSE remaining_cents END), 0) "
-                                  "FROM payment_exception WHERE patient_id = :p"), {"p": patient_id}).one()
-        account.credit_cents, account.pending_cents = int(money[0]), int(money[1])
-        account.letters = [LetterView(r[0], as_date(r[1]), r[2], int(r[3]), r[4], int(r[5]), r[6]) for r in conn.execute(
-            text("SELECT letter_id, as_of, kind, level, channel, amount_cents, status FROM letter WHERE patient_id = :p "
-                 "ORDER BY as_of DESC, letter_id DESC"), {"p": patient_id})]
+        account.payments = [PaymentView(*r) for r in patient_allocations(conn, patient_id, as_of)]
+        account.credit_cents, account.pending_cents = patient_queue_money(conn, patient_id)
+        account.letters = [LetterView(*r) for r in patient_letters(conn, patient_id)]
         account.disputes = [d for d in list_disputes(conn, include_closed=True) if d.patient_id == patient_id]
         account.holds = holds(conn, patient_id)
-        account.agency_cases = [{**r, "handed_on": as_date(r["handed_on"]), "updated_on": as_date(r["updated_on"])}
-                                for r in conn.execute(text(
-            "SELECT case_id, handed_on, amount_cents, status, updated_on FROM agency_case WHERE patient_id = :p "
-            "ORDER BY handed_on DESC"), {"p": patient_id}).mappings()]
+        account.agency_cases = patient_agency_cases(conn, patient_id)
     account.plans = show_plans(engine, as_of, patient_id=patient_id, rules=rules)
     return account

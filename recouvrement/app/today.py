@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from recouvrement.app.agency import returned_cases
-from recouvrement.app.disputes import DisputeRow, as_date, list_disputes
+from recouvrement.app.disputes import DisputeRow, list_disputes
 from recouvrement.app.nightly import RunRow, list_runs
+from recouvrement.db.queue import waiting_count
+from recouvrement.db.values import as_date
 
 LEVEL_NAMES = {"0": "avis de rejet", "1": "1res relances", "2": "2es relances", "3": "mises en demeure"}
 WAITING_KINDS = ("unmatched", "ambiguous", "held")
@@ -67,7 +69,5 @@ def today_view(engine: Engine, as_of: date) -> Today:
         view.disputes = [d for d in list_disputes(conn) if d.deadline(as_of) in ("nears", "overdue")]
         view.returned = [{**c, "handed_on": as_date(c["handed_on"]), "updated_on": as_date(c["updated_on"])}
                          for c in returned_cases(conn)]
-        marks = ", ".join(f"'{k}'" for k in WAITING_KINDS)
-        view.waiting_payments = int(conn.execute(text(
-            f"SELECT COUNT(*) FROM payment_exception WHERE kind IN ({marks})")).scalar_one())
+        view.waiting_payments = waiting_count(conn, WAITING_KINDS)
     return view

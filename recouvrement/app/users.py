@@ -15,9 +15,10 @@ from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine
 
 from recouvrement.audit import append_event
+from recouvrement.db import users as stored
 from recouvrement.errors import RecouvrementError
 
 ROLES = ("accountant", "staff", "auditor")
@@ -59,12 +60,6 @@ def _now(now: datetime | None) -> datetime:
     return (now or datetime.now(timezone.utc)).replace(tzinfo=None, microsecond=0)
 
 
-def _naive_utc(value) -> datetime:
-    """A stored time as naive UTC, whatever the driver returned (SQLite text, PostgreSQL aware datetimes)."""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 def _utc(at: datetime) -> datetime:
     """A naive UTC time (as the session columns hold it) as the audit trail stamps it."""
     return at.replace(tzinfo=timezone.utc)
@@ -86,24 +81,16 @@ def add_user(engine: Engine, name: str, role: str, password: str, *, now: dateti
     """Create a user (audited); refuses a known name, an unknown role, a password under 12 characters."""
     name = _check_name(name)
     if role not in ROLES:
-        raise RecouvrementError(f"rôle inconnu {role!r} (rôles : {', '.join(ROLES)})", field="--role")
+        raise RecouvrementError(f"rôle inconnu {role!r} (rôles : {', '.join(ROLES)})", field="role")
     if len(password) < MIN_PASSWORD:
         raise RecouvrementError(f"le mot de passe doit faire au moins {MIN_PASSWORD} caractères", field="password")
     at = _now(now)
     with engine.begin() as conn:
-        if conn.execute(text("SELECT 1 FROM web_user WHERE name = :n"), {"n": name}).first():
+        if stored.user_exists(conn, name):
             raise RecouvrementError(f"l'utilisateur {name} existe déjà", field="NAME")
-        user_id = conn.execute(text("INSERT INTO web_user (name, role, password_hash, created_at, disabled) "
-                                    "VALUES (:n, :r, :h, :t, FALSE) RETURNING id"),
-                               {"n": name, "r": role, "h": _hasher.hash(password), "t": at}).scalar_one()
+        user_id = stored.insert_user(conn, name, role, _hasher.hash(password), at)
         append_event(conn, "user_added", {"user": name, "role": role}, at=_utc(at), actor=actor)
     return User(user_id, name, role)
-
-
-def _recent_failures(conn: Connection, name: str, at: datetime) -> list[datetime]:
-    rows = conn.execute(text("SELECT at FROM login_failure WHERE name = :n AND at > :since ORDER BY at"),
-                        {"n": name, "since": at - THROTTLE_WINDOW}).scalars()
-    return [_naive_utc(r) for r in rows]
 
 
 def authenticate(engine: Engine, name: str, password: str, *, now: datetime | None = None) -> User:
@@ -111,20 +98,17 @@ def authenticate(engine: Engine, name: str, password: str, *, now: datetime | No
     at = _now(now)
     name = (name or "").strip()[:64]
     with engine.begin() as conn:
-        failures = _recent_failures(conn, name, at)
+        failures = stored.login_failures_since(conn, name, at - THROTTLE_WINDOW)
         if len(failures) >= THROTTLE_FAILURES:
             wait = failures[-THROTTLE_FAILURES] + THROTTLE_WINDOW - at
             raise LoginThrottled(max(1, -(-int(wait.total_seconds()) // 60)))
-        row = conn.execute(text("SELECT id, name, role, password_hash, disabled FROM web_user WHERE name = :n"),
-                           {"n": name}).first()
+        row = stored.user_named(conn, name)
         if _password_matches(row.password_hash if row else _DUMMY_HASH, password) and row and not row.disabled:
-            conn.execute(text("DELETE FROM login_failure WHERE name = :n"), {"n": name})
+            stored.clear_login_failures(conn, name)
             if _hasher.check_needs_rehash(row.password_hash):
-                conn.execute(text("UPDATE web_user SET password_hash = :h WHERE id = :i"),
-                             {"h": _hasher.hash(password), "i": row.id})
+                stored.set_password_hash(conn, row.id, _hasher.hash(password))
             return User(row.id, row.name, row.role)
-        conn.execute(text("INSERT INTO login_failure (name, at) VALUES (:n, :t)"), {"n": name, "t": at})
-        conn.execute(text("DELETE FROM login_failure WHERE at < :old"), {"old": at - 4 * THROTTLE_WINDOW})
+        stored.record_login_failure(conn, name, at, forget_before=at - 4 * THROTTLE_WINDOW)
     raise LoginRefused("identifiant ou mot de passe incorrect")
 
 
@@ -140,11 +124,7 @@ def open_session(engine: Engine, user: User, *, now: datetime | None = None) -> 
     at = _now(now)
     token = secrets.token_urlsafe(32)
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM web_session WHERE expires_at < :t"), {"t": at})
-        conn.execute(text("INSERT INTO web_session (token_hash, user_id, csrf_token, created_at, last_seen, "
-                          "expires_at) VALUES (:h, :u, :c, :t, :t, :e)"),
-                     {"h": _token_hash(token), "u": user.id, "c": secrets.token_urlsafe(32), "t": at,
-                      "e": at + SESSION_MAX})
+        stored.insert_session(conn, _token_hash(token), user.id, secrets.token_urlsafe(32), at, at + SESSION_MAX)
         append_event(conn, "login", {"user": user.name, "role": user.role}, at=_utc(at))
     return token
 
@@ -155,25 +135,21 @@ def session_of(engine: Engine, token: str | None, *, now: datetime | None = None
         return None
     at = _now(now)
     with engine.begin() as conn:
-        row = conn.execute(text("SELECT s.token_hash, s.csrf_token, s.last_seen, s.expires_at, u.id, u.name, u.role, "
-                                "u.disabled FROM web_session s JOIN web_user u ON u.id = s.user_id "
-                                "WHERE s.token_hash = :h"), {"h": _token_hash(token)}).first()
+        row = stored.session_by_token_hash(conn, _token_hash(token))
         if row is None:
             return None
-        last_seen, expires = _naive_utc(row.last_seen), _naive_utc(row.expires_at)
-        if row.disabled or at >= expires or at - last_seen > SESSION_IDLE:
-            conn.execute(text("DELETE FROM web_session WHERE token_hash = :h"), {"h": row.token_hash})
+        if row.disabled or at >= row.expires_at or at - row.last_seen > SESSION_IDLE:
+            stored.delete_session(conn, row.token_hash)
             return None
-        if at - last_seen > timedelta(minutes=1):
-            conn.execute(text("UPDATE web_session SET last_seen = :t WHERE token_hash = :h"),
-                         {"t": at, "h": row.token_hash})
-    return WebSessionInfo(User(row.id, row.name, row.role), row.csrf_token)
+        if at - row.last_seen > timedelta(minutes=1):
+            stored.touch_session(conn, row.token_hash, at)
+    return WebSessionInfo(User(row.user_id, row.name, row.role), row.csrf_token)
 
 
 def close_session(engine: Engine, token: str | None) -> None:
     if token:
         with engine.begin() as conn:
-            conn.execute(text("DELETE FROM web_session WHERE token_hash = :h"), {"h": _token_hash(token)})
+            stored.delete_session(conn, _token_hash(token))
 
 
 def same_token(expected: str, given: str | None) -> bool:

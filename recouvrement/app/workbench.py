@@ -11,14 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine
 
 from recouvrement.app.balance import share_states
-from recouvrement.app.disputes import as_date, text_digest
+from recouvrement.app.disputes import text_digest
 from recouvrement.app.reconcile import NoLongerWaiting, manual_match
 from recouvrement.audit import append_event
 from recouvrement.core.candidates import Candidate, OpenShare, rank_candidates
 from recouvrement.core.names import normalise_name
+from recouvrement.db.patients import patient_and_guarantor_names
+from recouvrement.db.queue import dismiss_payment, queue_kind, waiting_payments
 from recouvrement.db.session import writing
 from recouvrement.errors import RecouvrementError
 
@@ -57,29 +59,20 @@ def _open_shares(engine: Engine, as_of: date) -> list[OpenShare]:
     with engine.connect() as conn:
         people = {r[0]: tuple(n for n in (normalise_name(f"{r[2] or ''} {r[1] or ''}"),
                                           normalise_name(f"{r[4] or ''} {r[3] or ''}")) if n)
-                  for r in conn.execute(text("SELECT patient_id, last_name, first_name, guarantor_last_name, "
-                                             "guarantor_first_name FROM patient"))}
+                  for r in patient_and_guarantor_names(conn)}
     return [OpenShare(n, p, t, int(c), people.get(p, ())) for n, p, t, c in
             shares[["invoice_number", "patient_id", "payer_type", "due_cents"]].itertuples(index=False, name=None)]
 
 
 def exceptions_queue(engine: Engine, as_of: date, limit: int = QUEUE_PAGE) -> list[QueuedPayment]:
     """The payments waiting for a person (oldest first), each with its best candidate invoices and why."""
-    marks = ", ".join(f"'{k}'" for k in WAITING)
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT p.payment_id, p.payment_date, p.payer_type, p.payer_name, p.amount_cents, e.remaining_cents, "
-            f"p.reference, e.kind, e.reason FROM payment_exception e JOIN payment p ON p.payment_id = e.payment_id "
-            f"WHERE e.kind IN ({marks}) ORDER BY p.payment_date, p.payment_id LIMIT :n"), {"n": limit}).all()
+        rows = waiting_payments(conn, WAITING, limit)
     shares = _open_shares(engine, as_of) if rows else []
-    return [QueuedPayment(r[0], as_date(r[1]), r[2], r[3] or "", int(r[4]), int(r[5]), r[6] or "", r[7], r[8],
-                          tuple(rank_candidates(r[3] or "", r[6] or "", r[2], int(r[5]), shares)))
+    return [QueuedPayment(r.payment_id, r.payment_date, r.payer_type, r.payer_name, r.amount_cents, r.remaining_cents,
+                          r.reference, r.kind, r.reason,
+                          tuple(rank_candidates(r.payer_name, r.reference, r.payer_type, r.remaining_cents, shares)))
             for r in rows]
-
-
-def _waiting_kind(conn: Connection, payment_id: str) -> str | None:
-    return conn.execute(text("SELECT kind FROM payment_exception WHERE payment_id = :p"),
-                        {"p": payment_id}).scalar_one_or_none()
 
 
 def match_queued(engine: Engine, payment_id: str, invoice_number: str, cents: int | None = None, *,
@@ -96,12 +89,11 @@ def dismiss(engine: Engine, payment_id: str, category: str, note: str = "", *, a
     note = " ".join((note or "").split())[:200]
     at = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     with writing(engine) as conn:
-        if _waiting_kind(conn, payment_id) not in WAITING:
+        if queue_kind(conn, payment_id) not in WAITING:
             raise AlreadyHandled("ce paiement n'est plus dans la file : un autre utilisateur l'a traité entre-temps",
                                  field="PAYMENT_ID")
         reason = f"écarté : {DISMISS_CATEGORIES[category]}" + (f" — {note}" if note else "")
-        conn.execute(text("UPDATE payment_exception SET kind = 'dismissed', reason = :r, patient_id = NULL "
-                          "WHERE payment_id = :p"), {"r": reason, "p": payment_id})
+        dismiss_payment(conn, payment_id, reason)
         append_event(conn, "payment_dismissed", {"payment_id": payment_id, "category": category,
                                                  "note_sha256": text_digest(note) if note else None},
                      at=at, actor=actor)

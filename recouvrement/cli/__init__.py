@@ -60,6 +60,20 @@ class Table(rich.table.Table):
         yield from super().__rich_console__(console, options)
 
 
+# The domain raises with its own field names; the command line shows the option a person typed.
+OPTION_OF_FIELD = {
+    "role": "--role",
+    "demo_folder": "--dir",
+    "as_of": "--as-of",
+    "database": "--db",
+}
+
+
+def user_message(exc: RecouvrementError) -> str:
+    """A user error in the command line's words: its field named as the option that sets it."""
+    return exc.located(OPTION_OF_FIELD.get(exc.field or ""))
+
+
 def error(message: object, label: str = "erreur") -> None:
     """One line on stderr: `label : message`, the label in red."""
     console.print(f"{label} : ", style="bold red", end="")
@@ -150,7 +164,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except RecouvrementError as exc:
-        error(exc)
+        error(user_message(exc))
         sys.exit(USER_ERROR_EXIT)
     except SQLAlchemyError as exc:
         error(database_message(exc))

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from recouvrement.app.imports import ImportRefused, ImportReport, import_file
 from recouvrement.app.exports import export_payments, write_rejects
-from recouvrement.cli import Context, Table, cli, console, error, out, pass_context, warning
+from recouvrement.cli import Context, Table, cli, console, error, out, pass_context, user_message, warning
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import Reject
 from recouvrement.render.csvfile import DIALECTS
@@ -33,7 +33,7 @@ def _run_imports(ctx: Context, files: tuple[Path, ...], expect: str, strict: boo
             reports.append(exc.report)
             error(exc, label="refusé")
         except RecouvrementError as exc:   # one unreadable file does not stop the others
-            error(exc)
+            error(user_message(exc))
             failed = True
     if reports:
         _print_summary(reports)

@@ -44,7 +44,7 @@ class WriterBusy(RecouvrementError):
     def __init__(self, waited: float) -> None:
         super().__init__(f"base de données occupée : une autre commande y écrit depuis plus de {waited:g} s "
                          f"(import, rapprochement, relances ou run de nuit) ; réessayez quand elle aura fini",
-                         field="--db")
+                         field="database")
 
 
 def writer_wait() -> float:
@@ -99,7 +99,7 @@ def clear_interrupted_first_use(conn: Connection, metadata) -> None:
     if filled:
         raise RecouvrementError(f"la base a des tables de recouvrement avec des données ({', '.join(filled)}) mais "
                                 "aucune version de schéma : elle n'est pas mise à jour ; vérifiez l'URL --db",
-                                field="--db")
+                                field="database")
     for table in ours:
         table.drop(conn)
 
@@ -134,7 +134,7 @@ def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
         engine = create_engine(url, future=True)
     except (ArgumentError, ImportError) as exc:
         raise RecouvrementError("adresse de base de données inutilisable (--db ou RECOUVREMENT_DB) : "
-                                f"{type(exc).__name__}", field="--db") from None   # the URL may hold a password
+                                f"{type(exc).__name__}", field="database") from None   # the URL may hold a password
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
@@ -142,7 +142,7 @@ def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
             upgrade(engine)
     except OperationalError as exc:
         raise RecouvrementError(f"impossible d'ouvrir la base {engine.url.render_as_string(hide_password=True)} : "
-                                f"{exc.orig}", field="--db") from None
+                                f"{exc.orig}", field="database") from None
     return engine
 
 

@@ -1,0 +1,41 @@
+"""The one place a stored value becomes a Python value: DATE columns as `datetime.date`, times as UTC.
+
+SQLite hands dates and times back as ISO text, PostgreSQL as `date` / aware `datetime`; every read of the
+store passes them through these converters, so that nothing past the store compares ISO strings.
+
+>>> as_date("2025-03-01"), as_date(None)
+(datetime.date(2025, 3, 1), None)
+>>> as_date(datetime(2025, 3, 1, 12, 30))
+datetime.date(2025, 3, 1)
+>>> as_utc("2025-03-01 12:30:00")
+datetime.datetime(2025, 3, 1, 12, 30, tzinfo=datetime.timezone.utc)
+>>> as_naive_utc("2025-03-01T13:30:00+01:00")
+datetime.datetime(2025, 3, 1, 12, 30)
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+
+def as_date(value) -> date | None:
+    """A DATE column's value as a date (None stays None)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def as_utc(value) -> datetime | None:
+    """A time column's value as an aware UTC datetime (a naive one is taken as UTC; None stays None)."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=timezone.utc) if moment.utcoffset() is None else moment.astimezone(timezone.utc)
+
+
+def as_naive_utc(value) -> datetime | None:
+    """A time column's value as a naive UTC datetime (as the web session columns hold it)."""
+    moment = as_utc(value)
+    return None if moment is None else moment.replace(tzinfo=None)
