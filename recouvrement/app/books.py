@@ -56,7 +56,7 @@ def fec_path(out: Path, settings: Settings, closing: date) -> Path:
         return out
     if not settings.creditor.siret:
         raise RecouvrementError("le nom du FEC commence par le SIREN : renseigner creditor.siret dans les réglages, "
-                                "ou donner un nom de fichier à --out", field="creditor.siret")
+                                "ou nommer le fichier de sortie", field="creditor.siret")
     return out / fec_file_name(settings.creditor.siret, closing)
 
 
