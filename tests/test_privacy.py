@@ -131,6 +131,12 @@ def test_an_ngap_key_without_its_context_is_not_flagged(text):
 
 # ---------------------------------------------------------------- CIM-10 in context
 
+@pytest.mark.parametrize("text", ["P2,Martin,Claire J45.0,5 rue Haute,75011", "Claire J45.0;5 rue Haute"])
+def test_a_dotted_cim10_code_ending_a_csv_cell_is_found(text):
+    """A comma after "J45.0" ends the cell (CI found it in agency.csv before the next cell's digits)."""
+    assert found(text) == [(1, "cim10")]
+
+
 @pytest.mark.parametrize("text", [
     "Diagnostic : E11",
     "diagnostic principal E119",
@@ -335,6 +341,14 @@ def test_a_term_inside_a_longer_word_is_not_flagged():
 
 def test_a_care_word_in_a_street_name_is_an_address():
     assert scan_text("3 rue de la Maternité, 75014 Paris\nPlace de la Maternité") == []
+
+
+@pytest.mark.parametrize("text", ["5 rue Haute Psychiatre", "12 avenue Victor Hugo Chimiothérapie",
+                                  "Place de la Dialyse"])
+def test_a_care_word_no_street_is_named_after_is_flagged_in_an_address(text):
+    """Only the care words real street names carry (marked "~" in the lexicon) pass in a street name:
+    a care word typed into an address field (CI found "5 rue Haute Psychiatre") is flagged."""
+    assert found(text) == [(1, "lexicon")]
 
 
 def test_a_care_word_after_a_street_name_is_still_flagged():

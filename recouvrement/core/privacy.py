@@ -48,6 +48,7 @@ class Lexicon:
     allowed: tuple[str, ...]
     pattern: re.Pattern[str]
     allowed_pattern: re.Pattern[str] | None
+    street_pattern: re.Pattern[str] | None = None  # care words real street names carry
 
 
 # ---------------------------------------------------------------- accent and case folding
@@ -155,27 +156,32 @@ def _whole_words(sequences: list[tuple[str, ...]]) -> re.Pattern[str] | None:
     return re.compile(r"(?<!\w)" + _trie_regex(sequences) + r"(?!\w)")
 
 
-def build_lexicon(terms: list[str], allowed: list[str] = ()) -> Lexicon:
-    """A lexicon from plain lists of terms to flag and phrases that hide them."""
+def build_lexicon(terms: list[str], allowed: list[str] = (), streets: list[str] = ()) -> Lexicon:
+    """A lexicon from plain lists of terms to flag, phrases that hide them, and the terms (among
+    `terms`) that real street names carry, not flagged inside one ("12 rue de la Maternité")."""
     pattern = _whole_words([_term_atoms(t) for t in terms if t.strip()])
     if pattern is None:
         pattern = re.compile(r"(?!)")  # an empty lexicon matches nothing
     return Lexicon(tuple(terms), tuple(allowed), pattern,
-                   _whole_words([_term_atoms(a) for a in allowed if a.strip()]))
+                   _whole_words([_term_atoms(a) for a in allowed if a.strip()]),
+                   _whole_words([_term_atoms(s) for s in streets if s.strip()]))
 
 
 def parse_lexicon(text: str) -> Lexicon:
-    """Lines of the lexicon file: "term", "!allowed phrase", "# comment"."""
-    terms, allowed = [], []
+    """Lines of the lexicon file: "term", "!allowed phrase", "~term also a street name", "# comment"."""
+    terms, allowed, streets = [], [], []
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         if line.startswith("!"):
             allowed.append(line[1:].strip())
+        elif line.startswith("~"):
+            terms.append(line[1:].strip())
+            streets.append(line[1:].strip())
         else:
             terms.append(line)
-    return build_lexicon(terms, allowed)
+    return build_lexicon(terms, allowed, streets)
 
 
 @lru_cache(maxsize=8)
@@ -229,7 +235,14 @@ def _in_allowed_phrase(folded: str, lexicon: Lexicon, start: int, end: int) -> b
 def _lexicon_spans(text: str, folded: str, lexicon: Lexicon) -> list[tuple[int, int, str]]:
     # Care words are rare, so the exceptions are only sought around each of them.
     return [(m.start(), m.end(), "lexicon") for m in lexicon.pattern.finditer(folded)
-            if not _in_allowed_phrase(folded, lexicon, *m.span()) and not _in_street_name(text, *m.span())]
+            if not _in_allowed_phrase(folded, lexicon, *m.span()) and not _street_word(text, lexicon, m)]
+
+
+def _street_word(text: str, lexicon: Lexicon, care: re.Match[str]) -> bool:
+    """True for a care word that real street names carry, inside one: "rue de la Maternité" is an
+    address; "rue Haute Psychiatre" is not (no street is named so: the word is flagged)."""
+    return (lexicon.street_pattern is not None and lexicon.street_pattern.fullmatch(care[0]) is not None
+            and _in_street_name(text, *care.span()))
 
 
 # ---------------------------------------------------------------- codes
@@ -263,7 +276,7 @@ _CIM_CATEGORIES = {letter: ((0, 99),) for letter in "ABCFGIJLMNOQRSUWXZ"} | {
 _UPPER_TOKEN = re.compile(
     r"[A-Z](?<![\w.\-/].)(?:"
     r"(?P<ccam>(?<=[A-HJ-NP-Z])[A-HJ-NP-Z]{3}\d{3}(?:[-/.]\d){0,2}(?!\w))"
-    r"|(?P<cim>\d{2}\.\d{1,2}[+*]?(?!\w|[.,]\d))"
+    r"|(?P<cim>\d{2}\.\d{1,2}[+*]?(?!\w|\.\d))"  # "J45.0,5 rue": a comma ends a CSV cell
     r"|(?P<key>[A-Z]{0,2}(?=[ \t]?\d))"
     r")")
 # A CCAM code typed in lower or title case ("yyyy010", "Hbld038"), sought in folded text. Not a
