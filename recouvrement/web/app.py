@@ -32,6 +32,7 @@ from recouvrement.app.disputes import CATEGORIES as DISPUTE_CATEGORIES
 from recouvrement.app.disputes import CHANNELS as DISPUTE_CHANNELS
 from recouvrement.app.hold_reviews import check_review_date, holds_to_review, review_hold, reviews
 from recouvrement.app.holds import place_hold, release_hold
+from recouvrement.app.payment_split import split_payment
 from recouvrement.app.promises import promises, record_promise
 from recouvrement.app.patient_account import patient_account, search_patients
 from recouvrement.app.today import today_view
@@ -257,9 +258,11 @@ class WebApp:
         queue = exceptions_queue(self.engine, self.today())
         done = visit.request.query_params.get("fait", "")
         if done and not message:
-            message = {"rapproche": "Paiement rapproché.", "ecarte": "Paiement écarté de la file."}.get(done, "")
+            message = {"rapproche": "Paiement rapproché.", "ecarte": "Paiement écarté de la file.",
+                       "reparti": "Paiement réparti ; ce qui reste attend dans la file.",
+                       "reparti-tout": "Paiement réparti en entier."}.get(done, "")
         return self.render("exceptions.html", visit, status=status, queue=queue, message=message, error=error,
-                           categories=DISMISS_CATEGORIES, kinds=KIND_LABELS)
+                           categories=DISMISS_CATEGORIES, kinds=KIND_LABELS, split_rows=SPLIT_ROWS)
 
     def match(self, visit: Visit) -> Response:
         payment_id = visit.request.path_params["payment_id"]
@@ -273,6 +276,26 @@ class WebApp:
         except RecouvrementError as exc:
             return self.exceptions(visit, error=_french_error(exc), status=409)
         return RedirectResponse("/exceptions?fait=rapproche", status_code=303)
+
+    def split(self, visit: Visit) -> Response:
+        payment_id = visit.request.path_params["payment_id"]
+        parts = []
+        try:
+            for k in range(1, SPLIT_ROWS + 1):
+                invoice = visit.form.get(f"facture_{k}", "").strip()
+                amount = visit.form.get(f"montant_{k}", "").strip()
+                if invoice and amount:
+                    parts.append((invoice, parse_amount(amount)))
+                elif invoice or amount:
+                    raise Refused(f"Ligne {k} : indiquez la facture et le montant.")
+            rest = split_payment(self.engine, payment_id, parts, actor=visit.actor)
+        except AmountError:
+            return self.exceptions(visit, error="Montant illisible (exemple : 16,25).", status=400)
+        except Refused as exc:
+            return self.exceptions(visit, error=str(exc), status=400)
+        except RecouvrementError as exc:
+            return self.exceptions(visit, error=_french_error(exc), status=409)
+        return RedirectResponse("/exceptions?fait=" + ("reparti" if rest else "reparti-tout"), status_code=303)
 
     def dismiss(self, visit: Visit) -> Response:
         payment_id = visit.request.path_params["payment_id"]
@@ -341,12 +364,14 @@ class WebApp:
                     methods=["POST"]) for path, action in self.desk_actions().items()],
             Route("/exceptions", self.guarded(BOOKS, self.exceptions)),
             Route("/exceptions/{payment_id:str}/rapprocher", self.guarded(BOOKS, self.match), methods=["POST"]),
+            Route("/exceptions/{payment_id:str}/repartir", self.guarded(BOOKS, self.split), methods=["POST"]),
             Route("/exceptions/{payment_id:str}/ecarter", self.guarded(BOOKS, self.dismiss), methods=["POST"]),
             Route("/audit", self.guarded(PROOFS, self.audit)),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ]
 
 
+SPLIT_ROWS = 4          # invoices one split form offers (a family paying for several people)
 DONE = {
     "promesse": "Promesse de paiement enregistrée : aucune relance jusqu'à la date promise.",
     "suspension": "Relances suspendues ; la date de revue apparaîtra sur la page Aujourd'hui.",
