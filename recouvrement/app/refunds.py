@@ -51,11 +51,11 @@ def credit_kind(credit: Refundable) -> str:
 def _checked_account(iban: str, bic: str | None) -> tuple[str, str | None]:
     compact = stdnum_iban.compact(iban or "")
     if not stdnum_iban.is_valid(compact):
-        raise RecouvrementError("IBAN invalide", field="--iban")
+        raise RecouvrementError("IBAN invalide", field="iban")
     if bic:
         bic = stdnum_bic.compact(bic)
         if not stdnum_bic.is_valid(bic):
-            raise RecouvrementError("BIC invalide", field="--bic")
+            raise RecouvrementError("BIC invalide", field="bic")
     return compact, bic or None
 
 
@@ -65,9 +65,9 @@ def approve_refund(engine: Engine, payment_id: str, *, beneficiary: str, iban: s
     iban, bic = _checked_account(iban, bic)
     name = sepa_text(beneficiary, 70)
     if not name:
-        raise RecouvrementError("le nom du titulaire du compte est vide", field="--name")
+        raise RecouvrementError("le nom du titulaire du compte est vide", field="account_holder")
     if scan_text(beneficiary):
-        raise RecouvrementError("le nom du titulaire ressemble à une donnée médicale : corrigez-le", field="--name")
+        raise RecouvrementError("le nom du titulaire ressemble à une donnée médicale : corrigez-le", field="account_holder")
     with writing(engine) as conn:
         credit = store.refundable_credit(conn, payment_id)
         if credit is None or credit.available_cents <= 0:

@@ -66,6 +66,9 @@ OPTION_OF_FIELD = {
     "demo_folder": "--dir",
     "as_of": "--as-of",
     "database": "--db",
+    "iban": "--iban",
+    "bic": "--bic",
+    "account_holder": "--name",
 }
 
 

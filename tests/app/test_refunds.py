@@ -89,7 +89,7 @@ def test_an_approved_refund_is_audited_and_leaves_nothing_more_to_approve(credit
 def test_a_wrong_iban_is_refused_and_nothing_is_approved(credited):
     with pytest.raises(RecouvrementError) as caught:
         approve(credited, iban="FR7630006000011234567890188")
-    assert caught.value.field == "--iban"
+    assert caught.value.field == "iban"
     assert refund_queue(credited)[1] == []
 
 
@@ -201,4 +201,4 @@ def test_the_commands_approve_and_write_the_file_in_french(credited, clinic, tmp
     assert code == 0 and "1 virement(s)" in out, err
     etree.XMLSchema(etree.parse(str(XSD))).assertValid(etree.parse(str(tmp_path / "v.xml")))
     code, out, err = run_main(monkeypatch, capsys, *base, "approve", "B2", "--name", "X", "--iban", "FR76")
-    assert code == 2 and "IBAN invalide" in err
+    assert code == 2 and "[--iban]: IBAN invalide" in err
