@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from recouvrement.audit import append_event
 from recouvrement.config import Settings
+from recouvrement.db import remittances
 from recouvrement.db.bulk import bulk_insert, stage
 from recouvrement.db.refunds import close_refunds
 from recouvrement.db.session import bulk_transaction
@@ -38,6 +39,7 @@ FORMATS = {
     "payments_csv": "recouvrement.importers.payments_csv",
     "camt053": "recouvrement.importers.camt053",
     "cfonb120": "recouvrement.importers.cfonb120",
+    "noemie": "recouvrement.importers.noemie",
 }
 
 
@@ -77,7 +79,7 @@ def detect_format(path: Path) -> str:
         if importer(name).sniff(head, path.name):
             return name
     raise RecouvrementError("format de fichier inconnu (attendu : un CSV de factures ou de paiements avec nos "
-                            "noms de colonnes, un relevé camt.053 XML ou un relevé CFONB 120)", file=path.name)
+                            "noms de colonnes, un relevé camt.053 XML, un relevé CFONB 120 ou un retour NOEMIE)", file=path.name)
 
 
 def parse_file(path: Path, settings: Settings, expect: str | None = None) -> tuple[str, Parsed]:
@@ -88,6 +90,8 @@ def parse_file(path: Path, settings: Settings, expect: str | None = None) -> tup
                                 f"pas {KIND_FR.get(expect, expect)}", file=path.name)
     if format_name == "invoices_csv":
         parsed = module.read(path, nir_key=settings.nir_key(), keep_care=settings.privacy.keep_care)
+    elif format_name == "noemie":
+        parsed = module.read(path, nir_key=settings.nir_key())
     else:
         parsed = module.read(path)
     return format_name, parsed
@@ -102,6 +106,8 @@ def import_file(engine: Engine, path: Path, settings: Settings, expect: str | No
     if strict and report.rejects:
         raise ImportRefused(report)
     with bulk_transaction(engine) as conn:
+        if format_name == "noemie":
+            report.rejects += _settle_remittance(conn, parsed, name)
         store = _store_invoices if parsed.kind == "invoices" else _store_payments
         imported, duplicates, conflicts = store(conn, parsed, name)
         report.imported, report.duplicates = imported, duplicates
@@ -127,6 +133,34 @@ def _record_batch(conn: Connection, path: Path, format_name: str, report: Import
     append_event(conn, "import", {"file": report.file, "sha256": sha, "kind": report.kind, "format": format_name,
                                   "imported": report.imported, "duplicates": report.duplicates,
                                   "rejected": len(report.rejects)})
+
+
+def _settle_remittance(conn: Connection, parsed: Parsed, file: str) -> list[Reject]:
+    """A NOEMIE return's lines name invoices by the mapped number: each becomes the stored invoice number
+    (the same, else the one invoice of that compact number). A line whose return gives NIRs none of which is
+    the invoice's patient's (as hashed) is refused; the hashes are then dropped, never stored."""
+    frame = parsed.frame
+    hashes = parsed.__dict__.pop("nir_hashes", None)
+    if frame.empty:
+        return []
+    found = remittances.invoices_by_number(conn, frame["invoice_number"].dropna().tolist())
+    exact = found.loc[found["exact"].astype(bool)].drop_duplicates("asked")
+    by_compact = found.loc[~found["asked"].isin(exact["asked"])]
+    by_compact = by_compact.loc[~by_compact["asked"].duplicated(keep=False)]
+    chosen = pd.concat([exact, by_compact]).set_index("asked")
+    frame["invoice_number"] = frame["invoice_number"].map(lambda n: chosen["invoice_number"].get(n, n)
+                                                          if isinstance(n, str) else n)
+    if hashes is None or hashes.empty:
+        return []
+    patients = frame[["payment_id", "invoice_number", "source_line"]].merge(
+        chosen.drop_duplicates("invoice_number")[["invoice_number", "nir_hash"]], on="invoice_number")
+    patients = patients[patients["nir_hash"].notna()]
+    read = hashes.groupby("payment_id")["nir_hash"].agg(set)
+    wrong = patients[patients.apply(lambda r: r["payment_id"] in read.index and r["nir_hash"] not in
+                                    read[r["payment_id"]], axis=1)] if len(patients) else patients
+    parsed.frame = frame[~frame["payment_id"].isin(wrong["payment_id"])].reset_index(drop=True)
+    return [Reject(file, int(r.source_line), "nir", f"le NIR lu dans le retour n'est pas celui du patient de la "
+                   f"facture {r.invoice_number} : ligne refusée") for r in wrong.itertuples()]
 
 
 INVOICE_TYPES = {"issue_date": "date", "due_date": "date", "total_cents": "int", "amo_cents": "int",

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, text
 
 from recouvrement.audit import append_event
 from recouvrement.core.reconcile import SHARE_OF_PAYER, Ledger, Outcome, reconcile, rf_references_in
+from recouvrement.db import remittances
 from recouvrement.db.bulk import bulk_insert, read_frame as frame
 from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.session import bulk_transaction, writing
@@ -75,6 +76,14 @@ def _subtract(outstanding: np.ndarray, index: pd.Index, numbers, payer_types, ce
     np.subtract.at(outstanding, (pos[known], col[known]), cents.to_numpy(dtype="int64")[known])
 
 
+def _with_clawbacks(conn: Connection, payments: pd.DataFrame, ledger: Ledger) -> Ledger:
+    """The ledger, with the insurer allocations a clawback may reverse when there is one to apply."""
+    clawed = payments.loc[payments["status"] == "clawback", "invoice_number"].dropna()
+    if len(clawed):
+        ledger.insurer_allocated = remittances.insurer_allocations(conn, clawed.tolist())
+    return ledger
+
+
 def _watermark(conn: Connection) -> str:
     invoices = conn.execute(text("SELECT COUNT(*) FROM invoice")).scalar_one()
     payments = conn.execute(text("SELECT COUNT(*) FROM payment")).scalar_one()
@@ -112,8 +121,8 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
         payments = pending_payments(conn, last_id)
         report = ReconcileReport(payments=len(payments))
-        outcome = (reconcile(payments, load_ledger(conn), letter_invoices(conn, rf_references_in(payments)))
-                   if len(payments) else None)
+        outcome = (reconcile(payments, _with_clawbacks(conn, payments, load_ledger(conn)),
+                             letter_invoices(conn, rf_references_in(payments))) if len(payments) else None)
         if outcome is not None:
             _store(conn, last_id, outcome, now)
             _summarise(report, outcome)
@@ -161,7 +170,8 @@ class PlainExplicit:
 _BLOCKED = """
 CREATE TEMPORARY TABLE plain_blocked AS
 SELECT invoice_number FROM share_transfer WHERE reversed_on IS NULL
-UNION SELECT invoice_number FROM payment WHERE status = 'rejected' AND reconciled = FALSE AND id <= :last
+UNION SELECT invoice_number FROM payment WHERE status IN ('rejected', 'clawback') AND reconciled = FALSE
+      AND id <= :last
 UNION SELECT q.invoice_number FROM payment_exception e JOIN payment q ON q.payment_id = e.payment_id
       WHERE e.kind IN ('unmatched', 'ambiguous') AND q.invoice_number IS NOT NULL
 """

@@ -43,7 +43,7 @@ def run_summary(counts: dict) -> list[str]:
     queue = {k: v for k, v in (counts.get("exceptions") or {}).items() if v}
     if queue:
         names = {"unmatched": "sans correspondance", "ambiguous": "ambigu(s)", "credit": "avoir(s)",
-                 "held": "en attente"}
+                 "held": "en attente", "clawback": "reprise(s) d'assureur à vérifier"}
         lines.append("File des paiements : " + ", ".join(f"{v} {names.get(k, k)}" for k, v in sorted(queue.items())))
     letters = {k: v for k, v in (counts.get("letters") or {}).items() if v}
     if letters:

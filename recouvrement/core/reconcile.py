@@ -20,6 +20,11 @@ whoever pays (a relative often pays for a patient). A rejected insurer line move
 insurer paying a share it had rejected takes it back, and what the patient paid meanwhile becomes a
 credit. Whatever fits nothing, or more than one place, goes to the exceptions queue, never to a
 guess. Payments are taken in (date, id) order, so the outcome does not depend on file order.
+A clawback line (an insurer taking back money it paid for a share, e.g. a NOEMIE `retenue`) reverses
+that insurer's allocations on that share: a negative allocation (rule `clawback`) of at most what
+the insurer was allocated there, net; the share is then awaited from the insurer again. What it
+cannot reverse (nothing recorded as paid by that insurer, or an unknown invoice) waits in the queue
+as kind `clawback`, never dropped. Within one run, clawbacks come after the explicit payments.
 A payment for several invoices settles them oldest first (Code civil, art. 1342-10).
 """
 
@@ -58,6 +63,8 @@ class Ledger:
     transfers    active transfers: transfer_id, invoice_number, from_payer, amount_cents
     patient_allocations  earlier allocations to patient shares: payment_id, invoice_number,
                  amount_cents, payment_date (what a reversed transfer may turn into credit)
+    insurer_allocated  net cents allocated so far to insurer shares: invoice_number, payer_type
+                 (amo | amc), amount_cents (what a clawback may reverse); needed only with clawbacks
     """
 
     invoices: pd.DataFrame
@@ -65,11 +72,12 @@ class Ledger:
     patients: pd.DataFrame
     transfers: pd.DataFrame
     patient_allocations: pd.DataFrame
+    insurer_allocated: pd.DataFrame | None = None
 
 
 @dataclass
 class Outcome:
-    allocations: pd.DataFrame      # ALLOCATION_COLUMNS, amounts > 0
+    allocations: pd.DataFrame      # ALLOCATION_COLUMNS, amounts > 0 (< 0 for the rule clawback)
     exceptions: pd.DataFrame       # EXCEPTION_COLUMNS
     transfers: pd.DataFrame        # TRANSFER_COLUMNS: shares moved to the patient by rejections
     reversals: pd.DataFrame        # transfer_id, reversed_by (payment_id), reversed_on
@@ -93,7 +101,7 @@ class _Run:
         payments = payments.sort_values(["payment_date", "payment_id"], kind="stable").reset_index(drop=True)
         self.payments = payments
         self.remaining = payments["amount_cents"].to_numpy(dtype="int64").copy()
-        self.remaining[payments["status"].to_numpy() == "rejected"] = 0
+        self.remaining[np.isin(payments["status"].to_numpy(), ["rejected", "clawback"])] = 0
         self.col = payments["payer_type"].map(SHARE_OF_PAYER).to_numpy()
         self.matched = np.zeros(len(payments), dtype=bool)       # a rule found its invoice(s)
         self.patient = np.full(len(payments), None, dtype=object)
@@ -104,6 +112,7 @@ class _Run:
         self.transfers: list[dict] = []
         self.reversals: list[dict] = []
         self.reductions: list[dict] = []
+        self.reversed: list[dict] = []           # negative allocations made by clawbacks
         # Active transfers by (invoice, insurer): those in the database and those this run makes.
         self.active = {(t.invoice_number, t.from_payer): {"transfer_id": int(t.transfer_id), "amount": int(t.amount_cents)}
                        for t in ledger.transfers.itertuples()}
@@ -178,6 +187,41 @@ class _Run:
             self.reductions.append({"payment_id": allocation["payment_id"], "invoice_number": invoice_number,
                                     "amount_cents": cut})
             excess -= cut
+
+    def apply_clawbacks(self) -> None:
+        """Each clawback reverses its insurer's net allocations on the share, up to its amount."""
+        rows = np.flatnonzero(self.payments["status"].to_numpy() == "clawback")
+        if len(rows) == 0:
+            return
+        allocated = self._insurer_allocated()
+        for row in rows:
+            line = self.payments.iloc[row]
+            taken = -int(line["amount_cents"])
+            number, payer = line["invoice_number"], line["payer_type"]
+            pos = self.index.get_indexer([number])[0] if pd.notna(number) else -1
+            self.matched[row] = True
+            cut = min(taken, max(allocated.get((number, payer), 0), 0)) if pos >= 0 else 0
+            if cut > 0:
+                allocated[(number, payer)] -= cut
+                self.out[pos, SHARE_OF_PAYER[payer]] += cut
+                self.patient[row] = self.patient_of[pos]
+                self.reversed.append({"payment_id": line["payment_id"], "invoice_number": number,
+                                      "payer_type": payer, "amount_cents": -cut, "rule": "clawback"})
+            if taken - cut > 0:
+                self.remaining[row] = taken - cut
+                self.kind[row] = "clawback"
+                self.reason[row] = (f"invoice {number} unknown: the insurer's clawback reverses nothing" if pos < 0
+                                    else f"invoice {number}: the insurer took back more than it is recorded as having "
+                                    f"paid on the {payer} share; to check")
+
+    def _insurer_allocated(self) -> dict[tuple[str, str], int]:
+        """Net cents allocated to each insurer share: before this run, and by this run's payments."""
+        frames = [self.ledger.insurer_allocated] if self.ledger.insurer_allocated is not None else []
+        frames += [a[a["payer_type"].isin(INSURERS)] for a in self.allocations]
+        if not frames:
+            return {}
+        allocated = pd.concat(frames).groupby(["invoice_number", "payer_type"])["amount_cents"].sum()
+        return {key: int(cents) for key, cents in allocated.items()}
 
     # -- allocation ---------------------------------------------------------------------------
 
@@ -393,7 +437,10 @@ class _Run:
     def outcome(self) -> Outcome:
         allocations = (pd.concat(self.allocations, ignore_index=True) if self.allocations
                        else pd.DataFrame(columns=ALLOCATION_COLUMNS))
-        allocations = allocations[allocations["amount_cents"] > 0].reset_index(drop=True)
+        allocations = allocations[allocations["amount_cents"] > 0]
+        if self.reversed:
+            allocations = pd.concat([allocations, pd.DataFrame(self.reversed, columns=ALLOCATION_COLUMNS)])
+        allocations = allocations.reset_index(drop=True)
         return Outcome(allocations, self._exceptions(), pd.DataFrame(self.transfers, columns=TRANSFER_COLUMNS),
                        pd.DataFrame(self.reversals, columns=["transfer_id", "reversed_by", "reversed_on"]),
                        pd.DataFrame(self.reductions, columns=["payment_id", "invoice_number", "amount_cents"]),
@@ -528,6 +575,7 @@ def reconcile(payments: pd.DataFrame, ledger: Ledger, letters: pd.DataFrame | No
     run = _Run(payments, ledger)
     run.apply_rejections()
     run.rule_explicit()
+    run.apply_clawbacks()
     run.rule_rf(letters if letters is not None else pd.DataFrame(columns=LETTER_COLUMNS))
     run.rule_text()
     run.rule_name_amount()

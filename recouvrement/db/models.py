@@ -86,7 +86,7 @@ class Payment(SQLModel, table=True):
     amount_cents: int = cents()
     reference: str = ""
     invoice_number: str | None = Field(default=None, index=True)
-    status: str = "paid"                       # paid | rejected
+    status: str = "paid"                       # paid | rejected | clawback (negative amount)
     reject_reason: str | None = None
     source_file: str = ""
     source_line: int | None = None
@@ -102,6 +102,7 @@ class Allocation(SQLModel, table=True):
     payer_type: str                            # the share settled: amo | amc | patient
     amount_cents: int = cents()
     rule: str                                  # explicit | rf | text | name_amount | manual | agency | shift_back
+                                               # | clawback (negative: an insurer took back what it paid)
     created_at: datetime
 
 
@@ -124,7 +125,7 @@ class PaymentException(SQLModel, table=True):
     """What is left of a payment after reconciliation: unmatched, ambiguous or a credit."""
     __tablename__ = "payment_exception"
     payment_id: str = Field(primary_key=True)
-    kind: str                                  # unmatched | ambiguous | credit
+    kind: str                                  # unmatched | ambiguous | credit | clawback (not reversible)
     remaining_cents: int = cents()
     reason: str
     patient_id: str | None = Field(default=None, index=True)

@@ -19,10 +19,10 @@ from recouvrement.core.books import OutgoingTransfer  # noqa: F401  (what bank s
 #   payment_date   str   ISO date YYYY-MM-DD
 #   payer_type     str   amo | amc | patient | agency
 #   payer_name     str
-#   amount_cents   int64 exact amount, positive, in euro cents
+#   amount_cents   int64 exact amount in euro cents: positive (paid), 0 (a rejection), negative (a clawback)
 #   reference      str   free text ("" when none)
 #   invoice_number str | <NA>  explicit invoice number when the source has one
-#   status         str   paid | rejected
+#   status         str   paid | rejected | clawback (an insurer taking back what it paid on the share)
 #   reject_reason  str | <NA>
 #   source_line    int64 line (CSV, CFONB) or 1-based entry position (camt.053) in the file
 PAYMENT_COLUMNS = [

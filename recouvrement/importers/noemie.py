@@ -123,7 +123,7 @@ class Invoice:
     shares: tuple[Share, ...] = ()
     rejections: tuple[Rejection, ...] = ()
     clawbacks: tuple[Clawback, ...] = ()
-    nir_hash: str | None = None     # keyed hash of the NIR of 103/110; the NIR itself is never kept
+    nir_hashes: tuple[str, ...] = ()  # keyed hashes of the NIRs of 103/110 (insured, beneficiary); never the NIRs
 
     @property
     def cents(self) -> int:
@@ -376,7 +376,7 @@ class _Reader:
         if not number:
             self._fail("entité 102 (facture) : numéro de facture vide", block, "102")
         self.invoice = {"number": number, "invoice_type": field_(text, 30, 30), "shares": [], "rejections": [],
-                        "clawbacks": [], "nir_hash": None, "block": block}
+                        "clawbacks": [], "nir_hashes": set(), "block": block}
 
     def _in_invoice(self, kind: str, block: int) -> dict:
         if self.invoice is None:
@@ -430,19 +430,21 @@ class _Reader:
             Rejection(field_(text, 6, 9).strip(), field_(text, 10, 95).strip(), field_(text, 96, 96).strip(),
                       field_(text, 97, 97).strip()))
 
-    def _identity(self, text: str, block: int, kind: str) -> None:
-        """The NIR (13 characters and a 2-digit key) is hashed here and only its hash goes on."""
+    def _identity(self, text: str, block: int, kind: str, *places: tuple[int, int]) -> None:
+        """Each NIR (13 characters and a 2-digit key) is hashed here and only its hash goes on: the
+        insured's, and in a 103 the beneficiary's own (a child is often billed on a parent's NIR)."""
+        from recouvrement.importers.invoices_csv import nir_hash
         invoice = self._in_invoice(kind, block)
-        nir = (field_(text, 6, 18) + field_(text, 19, 20)).replace(" ", "").upper()
-        if len(nir) == 15 and invoice["nir_hash"] is None:
-            from recouvrement.importers.invoices_csv import nir_hash
-            invoice["nir_hash"] = nir_hash(nir, self.nir_key)
+        for start, end in places:
+            nir = field_(text, start, end).replace(" ", "").upper()
+            if len(nir) == 15:
+                invoice["nir_hashes"].add(nir_hash(nir, self.nir_key))
 
     def _e103(self, text: str, block: int) -> None:
-        self._identity(text, block, "103")
+        self._identity(text, block, "103", (6, 20), (86, 100))
 
     def _e110(self, text: str, block: int) -> None:
-        self._identity(text, block, "110")
+        self._identity(text, block, "110", (6, 20))
 
     def _e990(self, text: str, block: int) -> None:
         self._close_invoice()
@@ -480,7 +482,7 @@ class _Reader:
         values = self.invoice
         self.batch.children.append(Invoice(values["number"], values["invoice_type"], tuple(values["shares"]),
                                            tuple(values["rejections"]), tuple(values["clawbacks"]),
-                                           values["nir_hash"]))
+                                           tuple(sorted(values["nir_hashes"]))))
         self.invoice = None
 
     def _require_closed(self, block: int) -> None:
@@ -539,7 +541,7 @@ def _parsed(remittance: Remittance, located: dict, file: str, numbers: NoemieNum
         for b, batch in enumerate(transfer.batches):
             for i, invoice in enumerate(batch.invoices):
                 base = {"payment_date": on, "reference": transfer.reference,
-                        "invoice_number": numbers.invoice_number(invoice.number), "_nir_hash": invoice.nir_hash,
+                        "invoice_number": numbers.invoice_number(invoice.number), "_nir_hashes": invoice.nir_hashes,
                         "_key": (remittance.sender_type, remittance.sender_number, on, transfer.reference,
                                  batch.number, invoice.number)}
                 for rank, share in enumerate(invoice.shares):
@@ -571,12 +573,13 @@ def _parsed(remittance: Remittance, located: dict, file: str, numbers: NoemieNum
                         "l'assureur")
     if nothing:
         warnings.append(f"{file}: {nothing} part(s) sans paiement ni rejet ignorée(s)")
-    frame = _frame(kept) if kept else empty_payments().assign(_nir_hash=pd.Series(dtype="object"))
+    frame = _frame(kept) if kept else empty_payments().assign(_nir_hashes=pd.Series(dtype="object"))
     parsed = Parsed(KIND, frame[PAYMENT_COLUMNS].reset_index(drop=True), [], warnings,
                     rows_read=len(rows) + deferred)
-    # What the application checks against the patient of each invoice, then drops: never stored.
-    parsed.nir_hashes = frame[["invoice_number", "_nir_hash", "source_line"]].rename(  # type: ignore[attr-defined]
-        columns={"_nir_hash": "nir_hash"}).dropna(subset=["nir_hash"]).reset_index(drop=True)
+    # What the application checks against the patient of each row's invoice, then drops: never stored.
+    # payment_id, nir_hash: one row per NIR hash read for the invoice of the payment line.
+    hashes = frame[["payment_id", "_nir_hashes"]].explode("_nir_hashes").dropna()
+    parsed.nir_hashes = hashes.rename(columns={"_nir_hashes": "nir_hash"}).reset_index(drop=True)  # type: ignore
     return parsed
 
 

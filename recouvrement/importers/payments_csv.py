@@ -2,6 +2,8 @@
 
 A rejection line (status `rejected`) usually carries 0.00: the insurer paid nothing and refuses its
 share. It is read as a rejection like any other, so reconciliation moves that share to the patient.
+A clawback line (status `clawback`, a negative amount) is an insurer taking back what it paid on its
+share of the invoice (as a NOEMIE return's `retenue`): reconciliation reverses its allocations there.
 """
 
 from __future__ import annotations
@@ -43,12 +45,16 @@ def read(path: Path, **_options) -> Parsed:
     rejects.add(bad, "amount", "not an amount in euros: " + raw["amount"].str.slice(0, 40))
     rejects.add(out["amount_cents"] > MAX_LINE_CENTS, "amount", AMOUNT_TOO_LARGE)
     nothing_paid = (out["amount_cents"] == 0) & (status == "rejected")
-    rejects.add((out["amount_cents"] <= 0) & ~nothing_paid, "amount", "must be positive")
-    rejects.add(~status.isin(["paid", "rejected"]), "status", "must be paid or rejected: " + raw["status"])
-    rejects.add((status == "rejected") & ~payer_type.isin(["amo", "amc"]), "status",
-                "only an insurer (amo, amc) can reject its share")
-    rejects.add((status == "rejected") & (raw["invoice_number"] == ""), "invoice_number",
-                "a rejection must name the invoice")
+    clawback = status == "clawback"
+    rejects.add(clawback & (out["amount_cents"] >= 0), "amount", "a clawback takes money back: a negative amount")
+    rejects.add((out["amount_cents"] <= 0) & ~nothing_paid & ~clawback, "amount", "must be positive")
+    rejects.add(out["amount_cents"] < -MAX_LINE_CENTS, "amount", AMOUNT_TOO_LARGE)
+    rejects.add(~status.isin(["paid", "rejected", "clawback"]), "status",
+                "must be paid, rejected or clawback: " + raw["status"])
+    rejects.add(status.isin(["rejected", "clawback"]) & ~payer_type.isin(["amo", "amc"]), "status",
+                "only an insurer (amo, amc) can reject its share or take back what it paid")
+    rejects.add(status.isin(["rejected", "clawback"]) & (raw["invoice_number"] == ""), "invoice_number",
+                "a rejection or a clawback must name the invoice")
     out["status"] = status
     out["invoice_number"] = raw["invoice_number"].where(raw["invoice_number"] != "", None)
     out["reject_reason"] = raw["reject_reason"].where(raw["reject_reason"] != "", None)

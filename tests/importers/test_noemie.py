@@ -65,7 +65,7 @@ def read(tmp_path: Path, data: bytes, numbers: NoemieNumbers = PLAIN):
 
 def with_nir(r: Remittance, number: str) -> Remittance:
     invoice = next(i for t in r.transfers for b in t.batches for i in b.invoices if i.number == number)
-    return noemie.with_invoices(r, {number: replace(invoice, nir_hash=nir_hash(NIR, KEY))})
+    return noemie.with_invoices(r, {number: replace(invoice, nir_hashes=(nir_hash(NIR, KEY),))})
 
 
 # --- blocks, segments, sniffing ----------------------------------------------------------------------
@@ -234,7 +234,7 @@ def test_payment_ids_are_stable_and_distinct(tmp_path):
 def test_the_nir_hash_goes_to_the_patient_check_and_the_nir_nowhere(tmp_path):
     parsed, frame = rows(tmp_path)
     assert set(parsed.nir_hashes["nir_hash"]) == {nir_hash(NIR, KEY)}
-    assert set(parsed.nir_hashes["invoice_number"]) == {"024000001"}
+    assert set(parsed.nir_hashes["payment_id"]) == set(frame.loc["024000001", "payment_id"])
     assert NIR not in frame.to_csv() and "nir_hash" not in frame.columns
 
 

@@ -47,3 +47,18 @@ def test_a_payment_date_outside_1900_to_2100_is_refused_with_its_line(tmp_path):
     assert [(r.line, r.field, r.reason) for r in parsed.rejects] == [
         (2, "payment_date", "date hors de la période admise (1900 à 2100)"),
         (5, "payment_date", "date hors de la période admise (1900 à 2100)")]
+
+
+def test_a_clawback_line_is_an_insurer_taking_back_a_negative_amount(tmp_path):
+    parsed = read(tmp_path, "K1;2025-03-02;amo;CPAM;-12,50;RETENUE;F2025-000101;clawback;")
+    assert parsed.rejects == []
+    assert parsed.frame[["status", "amount_cents", "invoice_number"]].values.tolist() == [
+        ["clawback", -1250, "F2025-000101"]]
+
+
+def test_a_clawback_must_be_negative_an_insurers_and_name_its_invoice(tmp_path):
+    parsed = read(tmp_path, "K1;2025-03-02;amo;CPAM;12,50;;F2025-000101;clawback;",
+                  "K2;2025-03-02;patient;DURAND;-12,50;;F2025-000101;clawback;",
+                  "K3;2025-03-02;amc;MGEN;-12,50;;;clawback;")
+    assert parsed.frame.empty
+    assert [(r.line, r.field) for r in parsed.rejects] == [(2, "amount"), (3, "status"), (4, "invoice_number")]
