@@ -47,7 +47,8 @@ def year_entries(engine: Engine, rules: AccountingRules, start: date, end: date)
         credits = store.payment_credits(conn, start, end)
         moves = store.share_moves(conn, start, end)
         refunds = refund_store.refunds_done(conn, start, end)
-    return book_entries(receipts, credits, moves, rules, start, end, refunds=refunds)
+        write_offs = store.write_offs(conn, start, end)
+    return book_entries(receipts, credits, moves, rules, start, end, refunds=refunds, write_offs=write_offs)
 
 
 def fec_path(out: Path, settings: Settings, closing: date) -> Path:

@@ -7,6 +7,8 @@ Pure: movements and the accounting rules in, balanced entries out (no SQL, no fi
   and what it brought beyond that credits the credit account (a trop-perçu, until it is refunded).
 - A **refund** of a credit (bank journal, on the day the statement shows the transfer): the credit
   account is debited, the bank credited.
+- A **write-off** (admission en non-valeur; transfer journal, on its day): the loss account (654) is
+  debited, the customer account of the share credited.
 - A **share moved to the patient** after an insurer's rejection (transfer journal, on the rejection's
   date): the patient's account is debited, the insurer's credited; if the insurer pays after all, the
   reverse entry on that day.
@@ -99,6 +101,24 @@ class RefundDone:
     end_to_end_id: str
     done_on: date
     party: Party
+
+
+@dataclass(frozen=True)
+class WrittenOff:
+    """A debt written off (admission en non-valeur)."""
+
+    write_off_id: int
+    invoice_number: str
+    share: str                 # amo | amc | patient
+    amount_cents: int
+    reason: str                # time_barred | deceased | agency_uncollectable | under_cost
+    written_off_on: date
+    party: Party
+
+
+WRITE_OFF_REASONS = {"time_barred": "créance prescrite", "deceased": "débiteur décédé",
+                     "agency_uncollectable": "irrécouvrable selon l'agence",
+                     "under_cost": "inférieure au coût du recouvrement"}
 
 
 @dataclass(frozen=True)
@@ -234,6 +254,20 @@ def _refunds(refunds: Iterable[RefundDone], rules: AccountingRules, start: date,
     return entries
 
 
+def _write_offs(write_offs: Iterable[WrittenOff], rules: AccountingRules, start: date, end: date) -> list[Entry]:
+    entries = []
+    for done in write_offs:
+        if not start <= done.written_off_on <= end:
+            continue
+        label = f"Admission en non-valeur facture {done.invoice_number} : {WRITE_OFF_REASONS[done.reason]}"
+        entries.append(Entry(rules.transfer_journal, done.written_off_on, f"ANV-{done.write_off_id}",
+                             done.written_off_on, done.written_off_on,
+                             (Line(rules.write_off, "", "", label, debit_cents=done.amount_cents),
+                              Line(_share_account(done.share, rules), *aux_of(done.share, done.party), label,
+                                   credit_cents=done.amount_cents)), "write_off"))
+    return entries
+
+
 _KIND_ORDER = {"receipt": 0, "reversal": 1, "transfer": 2, "refund": 3, "write_off": 4}
 
 
@@ -251,7 +285,8 @@ def numbered(entries: Iterable[Entry]) -> list[Entry]:
 
 
 def book_entries(receipts: Iterable[ReceiptLine], credits: Iterable[PaymentCredit], moves: Iterable[ShareMove],
-                 rules: AccountingRules, start: date, end: date, *, refunds: Iterable[RefundDone] = ()) -> list[Entry]:
+                 rules: AccountingRules, start: date, end: date, *, refunds: Iterable[RefundDone] = (),
+                 write_offs: Iterable[WrittenOff] = ()) -> list[Entry]:
     """Every entry of the period from `start` to `end`, balanced and numbered in date order."""
     return numbered([*_receipts(receipts, credits, rules, start, end), *_moves(moves, rules, start, end),
-                     *_refunds(refunds, rules, start, end)])
+                     *_refunds(refunds, rules, start, end), *_write_offs(write_offs, rules, start, end)])

@@ -18,7 +18,7 @@ from is not yet counted, or count it twice with the allocation it was cut from.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
@@ -34,8 +34,14 @@ EXCEPTION_COLUMNS = ("payment_id", "kind", "remaining_cents", "patient_id", "pay
 PATIENT_COLUMNS = ("patient_id", "coverage", "birth_date", "email", "last_name", "first_name", "guarantor_last_name",
                    "guarantor_first_name", "guarantor_address", "guarantor_email")
 OUTSTANDING_COLUMNS = ("invoice_number", "patient_id", "payer_type", "expected", "paid", "moved_out", "moved_in",
-                       "due_cents", "awaited_cents", "issue_date", "due_date", "shifted_from", "notified", "amc_payer")
+                       "due_cents", "awaited_cents", "issue_date", "due_date", "shifted_from", "notified", "amc_payer",
+                       "written_off")
 MONEY_COLUMNS = ("owed_cents", "credit_cents", "pending_cents", "net_owed_cents")
+WRITE_OFF_COLUMNS = ("invoice_number", "payer_type", "amount_cents", "written_off_on")
+
+
+def _no_write_offs() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "amount_cents" else object) for c in WRITE_OFF_COLUMNS})
 
 
 @dataclass(frozen=True)
@@ -60,11 +66,14 @@ class Snapshot:
     transfers: pd.DataFrame
     exceptions: pd.DataFrame
     patients: pd.DataFrame
+    # WRITE_OFF_COLUMNS — debts written off (admission en non-valeur) by as_of: the share (payer_type) of an
+    # invoice no longer owed, though never paid; `outstanding` subtracts them, the one place that does
+    write_offs: pd.DataFrame = field(default_factory=_no_write_offs)
 
     @classmethod
     def of(cls, as_of: date | None, invoices: Iterable[Mapping] = (), allocations: Iterable[Mapping] = (),
            transfers: Iterable[Mapping] = (), exceptions: Iterable[Mapping] = (),
-           patients: Iterable[Mapping] = ()) -> Snapshot:
+           patients: Iterable[Mapping] = (), write_offs: Iterable[Mapping] = ()) -> Snapshot:
         """A snapshot from plain rows (missing fields: None, 0 or False), for tests and examples."""
         def rows(data, columns, defaults):
             frame = pd.DataFrame([{c: row.get(c, defaults.get(c)) for c in columns} for row in data],
@@ -80,7 +89,7 @@ class Snapshot:
         transfer_rows = [{"transfer_id": k + 1, "notified": False, **r} for k, r in enumerate(transfers)]
         return cls(as_of, rows(filled, INVOICE_COLUMNS, cents), rows(allocations, ALLOCATION_COLUMNS, cents),
                    rows(transfer_rows, TRANSFER_COLUMNS, cents), rows(exceptions, EXCEPTION_COLUMNS, cents),
-                   rows(patients, PATIENT_COLUMNS, {"coverage": "none"}))
+                   rows(patients, PATIENT_COLUMNS, {"coverage": "none"}), rows(write_offs, WRITE_OFF_COLUMNS, cents))
 
 
 def _day(snapshot: Snapshot, as_of: date | None) -> date | None:
@@ -106,7 +115,8 @@ def outstanding(snapshot: Snapshot, as_of: date | None = None, *, rejection_due_
 
     expected    the share as invoiced; paid: allocated to it from payments dated by as_of
     moved_out   taken out of an insurer's share by its rejection; moved_in: added to the patient's share by them
-    due_cents   expected - paid - moved_out + moved_in (what is still owed on the share)
+    written_off what a write-off (admission en non-valeur) dated by as_of took off the share
+    due_cents   expected - paid - moved_out + moved_in - written_off (what is still owed on the share)
     awaited_cents  on the patient's row only: what is still expected from the insurers (their dues, each at
                 least 0); 0 on the insurers' rows
     due_date    the invoice's; on the patient's row of an invoice with a share moved onto the patient, not before
@@ -156,7 +166,11 @@ def outstanding(snapshot: Snapshot, as_of: date | None = None, *, rejection_due_
     _add(moved_out, index, transfers["invoice_number"], transfers["from_payer"], transfers["amount_cents"])
     moved_in = np.zeros((n, 3), dtype="int64")
     moved_in[:, 2] = moved_out.sum(axis=1)
-    due = expected - paid - moved_out + moved_in
+    written_off = np.zeros((n, 3), dtype="int64")
+    write_offs = snapshot.write_offs
+    write_offs = write_offs[_known(write_offs["written_off_on"], day, snapshot.as_of)]
+    _add(written_off, index, write_offs["invoice_number"], write_offs["payer_type"], write_offs["amount_cents"])
+    due = expected - paid - moved_out + moved_in - written_off
     awaited = np.zeros((n, 3), dtype="int64")
     awaited[:, 2] = due[:, 0].clip(min=0) + due[:, 1].clip(min=0)
     due_date, shifted_from, notified = _shifted(invoices, transfers, moved_out, rejection_due_after_days)
@@ -172,6 +186,7 @@ def outstanding(snapshot: Snapshot, as_of: date | None = None, *, rejection_due_
         "shifted_from": np.concatenate([np.full(2 * n, None, dtype=object), shifted_from]),
         "notified": np.concatenate([np.ones(2 * n, dtype=bool), notified]),
         "amc_payer": block(invoices["amc_payer"].to_numpy(dtype=object)),
+        "written_off": written_off.T.reshape(-1),
     }
     return pd.DataFrame(columns)
 

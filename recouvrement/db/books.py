@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, text
 
-from recouvrement.core.books import Party, PaymentCredit, ReceiptLine, ShareMove
+from recouvrement.core.books import Party, PaymentCredit, ReceiptLine, ShareMove, WrittenOff
 
 
 def as_day(value) -> date | None:
@@ -82,3 +82,23 @@ def share_moves(conn: Connection, start: date, end: date) -> list[ShareMove]:
         "AND t.amount_cents <> 0 ORDER BY t.transfer_date, t.id"), {"start": start, "end": end})
     return [ShareMove(int(r.id), r.invoice_number, r.from_payer, int(r.amount_cents), as_day(r.transfer_date),
                       r.payment_id, as_day(r.reversed_on), r.reversed_by, _party(r)) for r in rows]
+
+
+def write_offs(conn: Connection, start: date, end: date) -> list[WrittenOff]:
+    """Debts written off from `start` to `end`."""
+    rows = conn.execute(text(
+        f"SELECT w.id, w.invoice_number, w.payer_type, w.amount_cents, w.reason, w.written_off_on, {_PARTY} "
+        "FROM write_off w LEFT JOIN invoice i ON i.invoice_number = w.invoice_number "
+        "LEFT JOIN patient pt ON pt.patient_id = i.patient_id "
+        "WHERE w.written_off_on BETWEEN :start AND :end ORDER BY w.written_off_on, w.id"), {"start": start, "end": end})
+    return [WrittenOff(int(r.id), r.invoice_number, r.payer_type, int(r.amount_cents), r.reason,
+                       as_day(r.written_off_on), _party(r)) for r in rows]
+
+
+def insert_write_off(conn: Connection, *, invoice_number: str, patient_id: str, payer_type: str, amount_cents: int,
+                     reason: str, note: str | None, written_off_on: date, written_off_by: str) -> int:
+    return int(conn.execute(text(
+        "INSERT INTO write_off (invoice_number, patient_id, payer_type, amount_cents, reason, note, written_off_on, "
+        "written_off_by) VALUES (:i, :p, :s, :a, :r, :n, :d, :by) RETURNING id"),
+        {"i": invoice_number, "p": patient_id, "s": payer_type, "a": amount_cents, "r": reason, "n": note,
+         "d": written_off_on, "by": written_off_by}).scalar_one())

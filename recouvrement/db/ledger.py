@@ -82,7 +82,8 @@ def load_snapshot(conn: Connection, as_of: date | None, patient_ids: Iterable[st
                                  + by_patient + by_number + " ORDER BY t.id", params)
     return Snapshot(as_of, _typed_invoices(invoices), _typed_allocations(allocations), _typed_transfers(transfers),
                     load_exceptions(conn, as_of, _patients_of(patients, numbers, invoices)),
-                    load_patients(conn, _patients_of(patients, numbers, invoices)))
+                    load_patients(conn, _patients_of(patients, numbers, invoices)),
+                    load_write_offs(conn, as_of, by_patient + by_number, params))
 
 
 def _patients_of(patients, numbers, invoices: pd.DataFrame) -> tuple[str, ...] | None:
@@ -112,6 +113,17 @@ def load_patients(conn: Connection, patient_ids: tuple[str, ...] | None = None) 
                       + " ORDER BY patient_id", params)
     rows["birth_date"] = as_dates(rows["birth_date"])
     return rows
+
+
+def load_write_offs(conn: Connection, as_of: date | None, scope: str = "", params: dict | None = None) -> pd.DataFrame:
+    """Debts written off by as_of (Snapshot.write_offs); `scope`: the snapshot's filter on invoice `i`."""
+    rows = read_frame(conn, "SELECT w.invoice_number, w.payer_type, w.amount_cents, w.written_off_on FROM write_off w "
+                            "JOIN invoice i ON i.invoice_number = w.invoice_number WHERE 1 = 1"
+                            + (" AND w.written_off_on <= :d" if as_of else "") + scope + " ORDER BY w.id",
+                      {"d": as_of, **(params or {})})
+    rows["amount_cents"] = _cents(rows["amount_cents"])
+    rows["written_off_on"] = as_dates(rows["written_off_on"])
+    return rows.reset_index(drop=True)
 
 
 def _typed_invoices(rows: pd.DataFrame) -> pd.DataFrame:

@@ -286,6 +286,21 @@ class RefundFile(SQLModel, table=True):
     written_at: datetime | None = None
 
 
+class WriteOff(SQLModel, table=True):
+    """A debt written off (admission en non-valeur): the share is no longer owed nor chased, though never paid.
+    Subtracted from what is owed by core.ledger.outstanding (the one place); booked in the FEC; audited."""
+    __tablename__ = "write_off"
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_number: str = Field(index=True)
+    patient_id: str = Field(index=True)
+    payer_type: str = "patient"                # the share written off
+    amount_cents: int = cents()
+    reason: str                                # time_barred | deceased | agency_uncollectable | under_cost
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    written_off_on: date
+    written_off_by: str
+
+
 class AuditEvent(SQLModel, table=True):
     """Append-only, chained and sealed: hash = HMAC-SHA256(audit key, prev_hash + canonical JSON of the event);
     events written before the key have a plain SHA-256 and no actor (see recouvrement/audit.py)."""
