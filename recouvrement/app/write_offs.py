@@ -39,7 +39,7 @@ def write_off(engine: Engine, invoice_number: str, *, reason: str, today: date, 
               actor: str | None = None) -> WriteOffDone:
     """Write off what the patient still owes on one invoice (audited); RecouvrementError when nothing is owed."""
     if reason not in WRITE_OFF_REASONS:
-        raise RecouvrementError(f"motif inconnu {reason!r} : {', '.join(REASONS)}", field="--reason")
+        raise RecouvrementError(f"motif inconnu {reason!r} : {', '.join(REASONS)}", field="reason")
     with writing(engine) as conn:
         shares = outstanding(load_snapshot(conn, None, invoice_numbers=[invoice_number]))
         patient = shares[(shares["invoice_number"] == invoice_number) & (shares["payer_type"] == "patient")]

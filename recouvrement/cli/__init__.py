@@ -69,6 +69,7 @@ OPTION_OF_FIELD = {
     "iban": "--iban",
     "bic": "--bic",
     "account_holder": "--name",
+    "reason": "--reason",
 }
 
 

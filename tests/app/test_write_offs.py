@@ -65,7 +65,7 @@ def test_nothing_owed_is_nothing_to_write_off(engine, settings, tmp_path):
     assert "inconnue" in str(caught.value)
     with pytest.raises(RecouvrementError) as caught:
         write_off(engine, "F2025-000104", reason="bored", today=DAY)
-    assert caught.value.field == "--reason"
+    assert caught.value.field == "reason"
 
 
 def test_a_write_off_is_booked_in_the_fec(engine, settings, tmp_path):
