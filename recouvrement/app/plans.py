@@ -183,8 +183,10 @@ def _write_letter(view, folder: Path, stem: str, settings: Settings) -> tuple[Pa
     from recouvrement.render.letters import render_html
     from recouvrement.render.pdf import render_pdf
     from recouvrement.scanner import ensure_clean, html_text, known_texts
+    from recouvrement.render.sepa_qr import epc_payload
     html = render_html(view)
     ensure_clean(html_text(html), f"{stem}.html", known=known_texts(settings))
+    ensure_clean(epc_payload(view), f"{stem} (QR code)", known=known_texts(settings))
     html_path, pdf_path = folder / f"{stem}.html", folder / f"{stem}.pdf"
     write_atomically(html_path, html)
     write_atomically(pdf_path, render_pdf(html))

@@ -125,6 +125,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
 def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path, decisions: list[Decision],
                   report: RemindReport, single_pdf: bool) -> None:
     from recouvrement.render.letters import render_html, render_text
+    from recouvrement.render.sepa_qr import epc_payload
     creditor, known = _creditor(settings), known_texts(settings)
     with engine.connect() as conn:
         people = frame(conn, "SELECT * FROM patient").set_index("patient_id")
@@ -136,6 +137,7 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
         try:
             ensure_clean(html_text(html), f"{lid}.html", known=known)
             ensure_clean(text_version, f"{lid}.txt", known=known)
+            ensure_clean(epc_payload(view), f"{lid} (QR code)", known=known)
             message = _email(settings, view, html, text_version) if decision.channel in BY_EMAIL else None
         except RecouvrementError as refused:  # a leak, or an address refused when the message is built: this one only
             report.errors.append(str(refused))

@@ -3,6 +3,8 @@
 The subject is neutral ("<creditor> — votre facture" / "Rappel de paiement"): a mailbox preview or a
 shared inbox must reveal nothing medical. The Message-ID derives from the letter id, so a letter
 sent twice (a retry) is recognisable as the same message.
+The letter's SEPA transfer QR code travels as an inline PNG part (multipart/related, cid:), which mail
+clients show, where the PDF's data: URI would be blocked.
 
 A message has exactly one recipient, a bare address valid by core.contact's rule, checked when the
 message is built and again when it is sent (the envelope names that address and no other); names
@@ -26,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from recouvrement.core.contact import is_valid_email, one_line
 from recouvrement.errors import RecouvrementError
+from recouvrement.render.sepa_qr import qr_data_uri, qr_png
 from recouvrement.render.views import LetterView
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -65,7 +68,10 @@ def build_email(view: LetterView, sender: str, html: str, text: str) -> EmailMes
     message["Date"] = format_datetime(datetime.combine(view.date, time(12), tzinfo=PARIS))
     message["Message-ID"] = message_id(view, sender)
     message.set_content(text, subtype="plain", charset="utf-8")
-    message.add_alternative(html, subtype="html", charset="utf-8")
+    qr = f"qr.{view.letter_id}@recouvrement"
+    message.add_alternative(html.replace(qr_data_uri(view), f"cid:{qr}"), subtype="html", charset="utf-8")
+    message.get_payload()[1].add_related(qr_png(view), maintype="image", subtype="png", cid=f"<{qr}>",
+                                         filename="qr-virement.png", disposition="inline")
     return message
 
 

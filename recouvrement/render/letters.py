@@ -1,7 +1,7 @@
 """Reminder letters as HTML and plain text, rendered in a whitelist sandbox from a LetterView only.
 
-The templates see one name, `view`, and may read only the fields of the view records: no method,
-no dunder, no global. An undefined name is an error, never an empty string in a letter.
+The templates see `view`, and may read only the fields of the view records: no method, no dunder, no
+global; and `qr_src`, the letter's SEPA transfer QR code as a data: URI (render/sepa_qr.py). An undefined name is an error, never an empty string in a letter.
 The plain text (the e-mail body) is derived from the HTML, so both always say the same thing.
 """
 
@@ -79,7 +79,8 @@ def render_html(view: LetterView) -> str:
     """The letter as a complete HTML document (inline CSS), for the PDF and the e-mail."""
     if not isinstance(view, LetterView):
         raise TypeError(f"render_html needs a LetterView, not {type(view).__name__}")
-    return environment().get_template(f"{view.kind}.html.j2").render(view=view)
+    from recouvrement.render.sepa_qr import qr_data_uri
+    return environment().get_template(f"{view.kind}.html.j2").render(view=view, qr_src=qr_data_uri(view))
 
 
 def render_text(view: LetterView) -> str:

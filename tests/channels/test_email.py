@@ -68,7 +68,9 @@ def test_the_message_goes_to_the_recipient_with_a_text_and_an_html_part():
     view, message = message_for()
     assert message["To"] == "Mme Claire Martin <claire.martin@example.org>"
     assert message.get_content_type() == "multipart/alternative"
-    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    # The HTML part comes with its QR code image (issue #14): multipart/related (text/html, image/png).
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "multipart/related"]
+    assert [part.get_content_type() for part in message.get_payload()[1].iter_parts()] == ["text/html", "image/png"]
     assert view.lines[0].invoice_number in message.get_body(("plain",)).get_content()
 
 
