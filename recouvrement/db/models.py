@@ -394,3 +394,11 @@ class HoldReview(SQLModel, table=True):
     __tablename__ = "hold_review"
     hold_id: int = Field(primary_key=True)
     review_on: date
+
+
+class LetterApproval(SQLModel, table=True):
+    """A person looked at a letter (its preview) and approved it, in the web app."""
+    __tablename__ = "letter_approval"
+    letter_id: str = Field(primary_key=True)
+    approved_by: str
+    approved_at: datetime

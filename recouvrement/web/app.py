@@ -32,6 +32,7 @@ from recouvrement.app.disputes import CATEGORIES as DISPUTE_CATEGORIES
 from recouvrement.app.disputes import CHANNELS as DISPUTE_CHANNELS
 from recouvrement.app.hold_reviews import check_review_date, holds_to_review, review_hold, reviews
 from recouvrement.app.holds import place_hold, release_hold
+from recouvrement.app.letter_desk import approve_letters, letter_html, letter_pdf, letter_row, letters_to_approve
 from recouvrement.app.payment_split import split_payment
 from recouvrement.app.promises import promises, record_promise
 from recouvrement.app.patient_account import patient_account, search_patients
@@ -45,14 +46,15 @@ from recouvrement.core.promises import promise_in_force
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import AmountError, format_eur, parse_amount
 from recouvrement.rules import Rules, load_rules
-from recouvrement.web.security import (BOOKS, CSRF_FIELD, DESK, LOGIN_CSRF_COOKIE, PROOFS, SESSION_COOKIE,
-                                       SecurityHeaders, Visit, csrf_ok)
+from recouvrement.web.security import (BOOKS, CSRF_FIELD, DESK, LETTER_POLICY, LOGIN_CSRF_COOKIE, PROOFS,
+                                       SESSION_COOKIE, SecurityHeaders, Visit, csrf_ok)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
 STATIC = Path(__file__).resolve().parent / "static"
 CLINIC_ZONE = ZoneInfo("Europe/Paris")
 HOME = {"accountant": "/aujourdhui", "staff": "/patients", "auditor": "/audit"}
-MENU = (("/aujourdhui", "Aujourd'hui", DESK), ("/patients", "Patients", DESK), ("/exceptions", "Paiements à rapprocher", BOOKS), ("/audit", "Journal", PROOFS))
+MENU = (("/aujourdhui", "Aujourd'hui", DESK), ("/patients", "Patients", DESK), ("/courriers", "Courriers", DESK),
+        ("/exceptions", "Paiements à rapprocher", BOOKS), ("/audit", "Journal", PROOFS))
 
 
 def clinic_today() -> date:
@@ -138,6 +140,7 @@ class WebApp:
                     return self.forbidden(visit, "Formulaire expiré ou invalide (jeton de sécurité) : "
                                                  "rechargez la page et recommencez.")
                 visit.form = {k: v for k, v in form.items() if isinstance(v, str)}
+                visit.lists = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form.keys()}
             return await run_in_threadpool(handler, visit)
         return endpoint
 
@@ -306,6 +309,51 @@ class WebApp:
             return self.exceptions(visit, error=_french_error(exc), status=409)
         return RedirectResponse("/exceptions?fait=ecarte", status_code=303)
 
+    # -- letters: approval, preview, PDF ---------------------------------------------------------------------
+
+    def letters(self, visit: Visit, error: str = "", status: int = 200) -> Response:
+        waiting = letters_to_approve(self.engine, self.today())
+        days = sorted({row.as_of for row in waiting}, reverse=True)
+        done = visit.request.query_params.get("approuves", "")
+        message = "" if error or not done.isdigit() else f"{done} courrier(s) approuvé(s)."
+        return self.render("courriers.html", visit, status=status, days=days, waiting=waiting, message=message,
+                           error=error, kinds=LETTER_KINDS, channels=LETTER_CHANNELS)
+
+    def approve(self, visit: Visit) -> Response:
+        chosen = visit.lists.get("courrier", [])
+        if not chosen:
+            return self.letters(visit, error="Aucun courrier choisi.", status=400)
+        try:
+            done = approve_letters(self.engine, chosen, actor=visit.actor)
+        except RecouvrementError as exc:
+            return self.letters(visit, error=_french_error(exc), status=409)
+        return RedirectResponse(f"/courriers?approuves={done}", status_code=303)
+
+    def _letter(self, visit: Visit):
+        row = letter_row(self.engine, visit.request.path_params["letter_id"])
+        return row, (self.render("introuvable.html", visit, status=404, what="Ce courrier") if row is None else None)
+
+    def preview(self, visit: Visit) -> Response:
+        row, missing = self._letter(visit)
+        if missing:
+            return missing
+        try:
+            html = letter_html(self.engine, row)
+        except RecouvrementError as exc:
+            return self.render("refus.html", visit, status=409, why=_french_error(exc))
+        return HTMLResponse(html, headers={"content-security-policy": LETTER_POLICY})
+
+    def pdf(self, visit: Visit) -> Response:
+        row, missing = self._letter(visit)
+        if missing:
+            return missing
+        try:
+            data = letter_pdf(self.engine, row)
+        except RecouvrementError as exc:
+            return self.render("refus.html", visit, status=409, why=_french_error(exc))
+        return Response(data, media_type="application/pdf",
+                        headers={"content-disposition": f'inline; filename="{row.letter_id}.pdf"'})
+
     # -- audit -------------------------------------------------------------------------------------------
 
     def audit(self, visit: Visit) -> Response:
@@ -366,11 +414,18 @@ class WebApp:
             Route("/exceptions/{payment_id:str}/rapprocher", self.guarded(BOOKS, self.match), methods=["POST"]),
             Route("/exceptions/{payment_id:str}/repartir", self.guarded(BOOKS, self.split), methods=["POST"]),
             Route("/exceptions/{payment_id:str}/ecarter", self.guarded(BOOKS, self.dismiss), methods=["POST"]),
+            Route("/courriers", self.guarded(DESK, self.letters)),
+            Route("/courriers/approuver", self.guarded(DESK, self.approve), methods=["POST"]),
+            Route("/courriers/{letter_id:str}/apercu", self.guarded(DESK, self.preview)),
+            Route("/courriers/{letter_id:str}/pdf", self.guarded(DESK, self.pdf)),
             Route("/audit", self.guarded(PROOFS, self.audit)),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ]
 
 
+LETTER_KINDS = {"avis_rejet": "Avis de rejet", "relance_1": "1re relance", "relance_2": "2e relance",
+                "mise_en_demeure": "Mise en demeure", "proposition_echeancier": "Proposition d'échéancier"}
+LETTER_CHANNELS = {"letter": "courrier", "email": "e-mail", "both": "courrier et e-mail"}
 SPLIT_ROWS = 4          # invoices one split form offers (a family paying for several people)
 DONE = {
     "promesse": "Promesse de paiement enregistrée : aucune relance jusqu'à la date promise.",

@@ -24,6 +24,10 @@ DESK = (ACCOUNTANT, STAFF)
 BOOKS = (ACCOUNTANT,)
 PROOFS = (ACCOUNTANT, AUDITOR)
 
+OWN_POLICY = "content-security-policy"
+# A letter's preview: its own inline styles, nothing else (no script, no form, no outside resource).
+LETTER_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
+                 "frame-ancestors 'none'; base-uri 'none'")
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -41,6 +45,7 @@ class Visit:
     user: User
     csrf_token: str
     form: dict = field(default_factory=dict)
+    lists: dict = field(default_factory=dict)      # every value of a field sent several times (checkboxes)
 
     @property
     def actor(self) -> str:
@@ -65,8 +70,11 @@ class SecurityHeaders:
 
         async def with_headers(message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.decode().lower() not in SECURITY_HEADERS]
-                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                own = message.get("headers", [])
+                # A page may narrow or widen its own content policy (a stored letter's preview, styled inline).
+                keep = {OWN_POLICY} if any(k.decode().lower() == OWN_POLICY for k, _ in own) else set()
+                headers = [(k, v) for k, v in own if k.decode().lower() not in SECURITY_HEADERS or k.decode().lower() in keep]
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k not in keep]
                 message = {**message, "headers": headers}
             await send(message)
 
