@@ -7,64 +7,14 @@ RECOUVREMENT_SCREENSHOTS=DIR also saves every page at 1280 px and at a phone's 3
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from tests.web.conftest import PASSWORD
+from tests.web.conftest import CHROMIUM, DRIVER, PASSWORD
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def server(clinic, db_url, tmp_path):
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    env.pop("RECOUVREMENT_CONFIG", None)
-    process = subprocess.Popen([shutil.which("recouvrement"), "--db", db_url, "web", "--port", str(port),
-                                "--as-of", "2025-06-02"],
-                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(base + "/connexion", timeout=2)
-            break
-        except OSError:
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
-    yield base
-    process.terminate()
-    process.wait(timeout=30)
-
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=fr-FR",
-                 "--window-size=1280,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.implicitly_wait(10)
-    yield driver
-    driver.quit()
 
 
 def shoot(driver, name: str) -> None:
