@@ -62,6 +62,13 @@ def test_each_role_logs_in_and_does_its_first_job_in_a_real_browser(server, brow
     wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, ".resume .montant"), "55,00"))
     assert "attendue de la mutuelle" in browser.page_source
     shoot(browser, "patient")
+    # She promises to pay by the 20th: recorded from the form, the ladder waits (tests/web/test_desk_actions.py).
+    browser.find_element(By.XPATH, "//summary[contains(., 'Promesse de paiement')]").click()
+    day = browser.find_element(By.NAME, "paye_le")
+    browser.execute_script("arguments[0].value = '2025-06-20'", day)
+    browser.find_element(By.XPATH, "//button[contains(., 'Enregistrer la promesse')]").click()
+    wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "p.ok"), "Promesse de paiement enregistrée"))
+    assert "jusqu'au 20/06/2025" in browser.find_element(By.CSS_SELECTOR, ".resume").text
     browser.get(server + "/exceptions")
     assert "Accès refusé" in browser.page_source
     shoot(browser, "refus")
@@ -77,8 +84,13 @@ def test_each_role_logs_in_and_does_its_first_job_in_a_real_browser(server, brow
     shoot(browser, "exceptions")
     browser.find_element(By.CSS_SELECTOR, "table.candidats button[type=submit]").click()
     wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "p.ok"), "Paiement rapproché."))
+    card = browser.find_element(By.XPATH, "//article[.//h2[contains(., 'J F FONTAINNE')]]")
+    card.find_element(By.XPATH, ".//summary[contains(., 'Répartir')]").click()
+    card.find_element(By.NAME, "montant_1").send_keys("3,00")
+    card.find_element(By.XPATH, ".//button[contains(., 'Répartir')]").click()
+    wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "p.ok"), "Paiement réparti"))
     card = browser.find_element(By.XPATH, "//article[.//h2[contains(., 'URSSAF IDF')]]")
-    card.find_elements(By.TAG_NAME, "summary")[1].click()
+    card.find_element(By.XPATH, ".//summary[contains(., 'Écarter')]").click()
     card.find_element(By.NAME, "note").send_keys("cotisations")
     card.find_element(By.CSS_SELECTOR, "button.secondaire").click()
     wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "p.ok"), "Paiement écarté"))
@@ -95,3 +107,8 @@ def test_each_role_logs_in_and_does_its_first_job_in_a_real_browser(server, brow
     with clinic.connect() as conn:
         assert conn.execute(text("SELECT invoice_number FROM allocation WHERE payment_id = 'Q-NAME'")).scalars().all() \
             == ["F2025-000101"]
+        assert conn.execute(text("SELECT amount_cents FROM allocation WHERE payment_id = 'Q-REF'")).scalars().all() \
+            == [300]
+        assert conn.execute(text("SELECT remaining_cents, kind FROM payment_exception WHERE payment_id = 'Q-REF'")).one() \
+            == (200, "unmatched")
+        assert conn.execute(text("SELECT actor FROM audit_event WHERE kind = 'promise'")).scalar_one() == "accueil"
