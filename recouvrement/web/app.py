@@ -35,6 +35,7 @@ from recouvrement.app.holds import place_hold, release_hold
 from recouvrement.app.letter_desk import approve_letters, letter_html, letter_pdf, letter_row, letters_to_approve
 from recouvrement.app.payment_split import split_payment
 from recouvrement.app.promises import promises, record_promise
+from recouvrement.app.statement import statement_pdf
 from recouvrement.app.patient_account import patient_account, search_patients
 from recouvrement.app.today import today_view
 from recouvrement.app.users import ROLE_LABELS, LoginRefused, LoginThrottled
@@ -213,6 +214,35 @@ class WebApp:
                            reviews=reviews(self.engine, patient_id), form=visit.form,
                            dispute_channels=DISPUTE_CHANNEL_LABELS, dispute_categories=DISPUTE_CATEGORY_LABELS,
                            answer_days=ANSWER_DAYS, plan_deadline=lambda p: plan_answer_deadline(p.proposed_on, self.rules))
+
+    def statement_html(self, visit: Visit):
+        """The relevé de compte's HTML, or the 404 page."""
+        today = self.today()
+        account = patient_account(self.engine, visit.request.path_params["patient_id"], today, self.rules)
+        if account is None:
+            return None, self.render("introuvable.html", visit, status=404, what="Ce patient")
+        awaited = sum(s.due_cents for i in account.invoices for s in i.shares if s.payer_type != "patient" and s.due_cents > 0)
+        html = self.env.get_template("releve.html").render(account=account, today=today, awaited=awaited,
+                                                           creditor=self.settings.creditor)
+        return (account, html), None
+
+    def statement(self, visit: Visit) -> Response:
+        found, missing = self.statement_html(visit)
+        if missing:
+            return missing
+        return HTMLResponse(found[1], headers={"content-security-policy": LETTER_POLICY})
+
+    def statement_file(self, visit: Visit) -> Response:
+        found, missing = self.statement_html(visit)
+        if missing:
+            return missing
+        account, html = found
+        try:
+            data = statement_pdf(html, f"releve-{account.patient_id}", self.settings)
+        except RecouvrementError as exc:
+            return self.render("refus.html", visit, status=409, why=_french_error(exc))
+        return Response(data, media_type="application/pdf",
+                        headers={"content-disposition": f'inline; filename="releve-{account.patient_id}.pdf"'})
 
     # -- the desk's actions on a patient's account: each audited with the user, refused in one French line --
 
@@ -408,6 +438,8 @@ class WebApp:
             Route("/aujourdhui", self.guarded(DESK, self.today_page)),
             Route("/patients", self.guarded(DESK, self.patients)),
             Route("/patients/{patient_id:str}", self.guarded(DESK, self.patient)),
+            Route("/patients/{patient_id:str}/releve", self.guarded(DESK, self.statement)),
+            Route("/patients/{patient_id:str}/releve.pdf", self.guarded(DESK, self.statement_file)),
             *[Route(f"/patients/{{patient_id:str}}/{path}", self.guarded(DESK, partial(self.act, action=action)),
                     methods=["POST"]) for path, action in self.desk_actions().items()],
             Route("/exceptions", self.guarded(BOOKS, self.exceptions)),
