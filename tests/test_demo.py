@@ -24,6 +24,8 @@ def test_the_demo_runs_the_nightly_job_on_the_samples_and_ends_with_a_clean_scan
     report = done.stdout.strip().splitlines()[-1].split("Rapport :")[-1].strip()
     assert (tmp_path / report).is_file()
     assert list((tmp_path / "demo" / "out" / "agency").glob("agency-2027-01-08*.csv"))
+    assert "fichiers : 6 vus, 6 importés" in done.stdout            # the NOEMIE return among them
+    assert "par clawback" in done.stdout                            # its retenue reversed an AMO payment
 
 
 def test_after_the_demo_the_printed_export_line_lets_the_everyday_commands_find_its_database(tmp_path, db_url):

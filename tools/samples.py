@@ -4,7 +4,9 @@
     python -m tools.samples --out /tmp/scale --invoices 1000000     # scale mode
 
 Sample mode writes invoices.csv, remittance_amo.csv, remittance_amc.csv, bank_camt053.xml,
-bank_cfonb120.txt, recouvrement.toml and expected.csv. Scale mode (automatic above
+bank_cfonb120.txt, retour_noemie.rsp (a CPAM's NOEMIE return: AMO shares still awaited paid,
+rejected or deferred, and a clawback on a share paid in remittance_amo.csv), recouvrement.toml
+and expected.csv. Scale mode (automatic above
 SCALE_THRESHOLD invoices) writes payments_patient.csv instead of the two bank statements, and
 is vectorised end to end. The same seed gives the same bytes.
 
@@ -16,7 +18,9 @@ AcctSvcrRef (a batch transaction's TxDtls/Refs/AcctSvcrRef) in camt.053, and the
 reference of the 04 record in CFONB. Cases to allocate: explicit, rf, text, grouped,
 name_amount, partial, overpayment, guarantor, batch, resubmitted (paid after its own
 rejection). Cases not to allocate: rejected (a refusal, no money), pending, foreign_currency
-(refused), and noise, debit, cheque_deposit (no invoice).
+(refused), and noise, debit, cheque_deposit (no invoice). A clawback (negative amount_cents)
+reverses that much of the insurer's allocation on its invoice. In the NOEMIE return, source_line
+is the 128-byte block where the share starts and payment_id the id the reader gives the line.
 """
 
 from __future__ import annotations
@@ -1204,6 +1208,7 @@ def generate(out: Path, invoices: int = 400, seed: int = 2026, as_of: date = AS_
                                         OUR_PAYMENTS))
     else:
         expected += _write_bank_files(rng, out, inv, patients, amc_waiting, as_of)
+        expected.append(_write_noemie(np.random.default_rng(seed + 1), out, expected, as_of))
     _write_settings(out / "recouvrement.toml")
     truth = _concat(*expected)
     _write_csv(out / "expected.csv", {c: truth[c] for c in EXPECTED_COLUMNS}, ",", "utf-8", "\n")
@@ -1212,6 +1217,85 @@ def generate(out: Path, invoices: int = 400, seed: int = 2026, as_of: date = AS_
     cases, counts = np.unique(truth["case"].astype(str), return_counts=True)
     return SampleSummary(out, invoices, len(patients.sex), len(truth["case"]), files,
                          dict(zip(cases.tolist(), counts.tolist())))
+
+
+# ---------------------------------------------------------------- NOEMIE return
+#
+# Layout: recouvrement/importers/noemie.py; written by tools/noemie.py. Its own random stream (seed + 1),
+# so the files before it keep their bytes. Invoice F2024-000123 is FSE number 024000123 (the shipped
+# [noemie] rule of rules/insurers.toml adds the prefix F2 back).
+
+NOEMIE_FILE = "retour_noemie.rsp"
+
+
+def _write_noemie(rng, out: Path, expected: list[Lines], as_of: date) -> Lines:
+    """AMO shares no other file answers: paid, deferred, rejected; and a clawback on a share paid in the AMO
+    remittance. Returns its expected rows."""
+    from recouvrement.importers import noemie
+    from recouvrement.importers.noemie import Batch, Clawback, Invoice, Rejection, Remittance, Share, Transfer
+    from tools.noemie import Identity, write
+
+    import csv
+    with open(out / "invoices.csv", encoding="cp1252", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter=";"))
+    amo_expected = expected[0]                     # the AMO remittance: the shares the CPAM already answered
+    answered = {n for numbers in amo_expected["invoice_numbers"] for n in str(numbers).split()}
+    awaited = [r for r in rows if r["coverage"] == "none" and _cents(r["amo_amount"]) > 0
+               and r["invoice_number"] not in answered
+               and date.fromisoformat("-".join(reversed(r["issue_date"].split("/")))) <= as_of - timedelta(days=7)]
+    awaited = [awaited[i] for i in sorted(rng.choice(len(awaited), size=min(12, len(awaited)), replace=False))]
+    paid_amo = [(n, int(c)) for n, c, case in zip(amo_expected["invoice_numbers"], amo_expected["amount_cents"],
+                                                  amo_expected["case"]) if case == "explicit" and int(c) >= 1500]
+    clawed, clawed_cents = paid_amo[int(rng.integers(len(paid_amo)))]
+
+    def fse(number: str) -> str:
+        return number.replace("-", "")[2:]
+
+    def invoice(row, state: str, rejection: Rejection | None = None) -> Invoice:
+        cents = _cents(row["amo_amount"])
+        return Invoice(fse(row["invoice_number"]), shares=(Share("amo", cents, state, cents if state == "P" else 0),),
+                       rejections=(rejection,) if rejection else ())
+
+    paid, rejected, deferred = awaited[:-4], awaited[-4:-2], awaited[-2:]
+    first, second = as_of - timedelta(days=5), as_of - timedelta(days=3)
+    reasons = (Rejection("0412", "DROITS NON OUVERTS A CETTE DATE", "F", "O"),
+               Rejection("0587", "EXONERATION ALD NON JUSTIFIEE", "F", "O"))
+    remittance = Remittance("CP", "00000941234567", as_of - timedelta(days=3), file_id="RSP001", transfers=(
+        Transfer(first, ("VIR CPAM DU VAL-DE-MARNE", f"NOEMIE {first:%Y%m%d}"), "CPAM94", (
+            Batch("001", first - timedelta(days=4), tuple(invoice(r, "P") for r in paid[:5])),
+            Batch("002", first - timedelta(days=3), tuple(invoice(r, "D") for r in deferred)),
+        )),
+        Transfer(second, ("VIR CPAM DU VAL-DE-MARNE", f"NOEMIE {second:%Y%m%d}"), "CPAM94", (
+            Batch("003", second - timedelta(days=4), (*(invoice(r, "P") for r in paid[5:]),
+                                                      Invoice(fse(clawed), clawbacks=(Clawback(-500, "IND", "RPR",
+                                                                                               "D2026-0042"),)))),
+        )),
+        Transfer(None, batches=(
+            Batch("004", second - timedelta(days=2), tuple(invoice(r, "R", reason)
+                                                          for r, reason in zip(rejected, reasons))),)),
+    ))
+    identities = {fse(r["invoice_number"]): Identity(r["nir"].replace(" ", ""), _ascii_upper(r["last_name"]),
+                                                      _ascii_upper(r["first_name"]), act_code="C")
+                  for r in awaited if r["nir"]}
+    data = write(remittance, identities)
+    (out / NOEMIE_FILE).write_bytes(data)
+    parsed = noemie.read(out / NOEMIE_FILE, numbers=noemie.NoemieNumbers(prefix="F2"))
+    frame = parsed.frame
+    numbers = [f"{n[:5]}-{n[5:]}" for n in frame["invoice_number"]]
+    cases = ["clawback" if s == "clawback" else "rejected" if s == "rejected" else "explicit" for s in frame["status"]]
+    return {"source_file": np.full(len(frame), NOEMIE_FILE, dtype=object),
+            "source_line": frame["source_line"].to_numpy(dtype=np.int64),
+            "payment_id": frame["payment_id"].to_numpy(dtype=object), "invoice_numbers": np.array(numbers, dtype=object),
+            "case": np.array(cases, dtype=object), "amount_cents": frame["amount_cents"].to_numpy(dtype=np.int64)}
+
+
+def _cents(text: str) -> int:
+    units, _, frac = text.replace(" ", "").partition(",")
+    return int(units) * 100 + int((frac or "0").ljust(2, "0"))
+
+
+def _ascii_upper(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").upper()
 
 
 @click.command()

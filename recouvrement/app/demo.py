@@ -23,7 +23,8 @@ from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
 from recouvrement.scanner import format_finding, known_texts, scan_paths
 
-ORDER = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "bank_camt053.xml", "bank_cfonb120.txt")
+ORDER = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "retour_noemie.rsp", "bank_camt053.xml",
+         "bank_cfonb120.txt")
 STATUS_FR = {"ok": "terminé", "failed": "en échec", "running": "en cours"}
 NIGHTS = (date(2026, 11, 23), date(2026, 12, 8), date(2026, 12, 23), date(2027, 1, 8))
 

@@ -14,7 +14,8 @@ from tests.app.world import invoices_file, payments_file
 from tools.samples import generate
 
 SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
-FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "bank_camt053.xml", "bank_cfonb120.txt")
+FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "retour_noemie.rsp", "bank_camt053.xml",
+         "bank_cfonb120.txt")
 SCALE_FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "payments_patient.csv")
 
 
