@@ -464,3 +464,23 @@ def test_patient_payments_cover_every_kind_of_reference(scale):
 
 def test_scale_mode_writes_about_2_2_payment_lines_per_invoice(scale):
     assert 1.9 <= len(expected(scale)) / len(invoices(scale)) <= 2.5
+
+
+# ---------------------------------------------------------------- NOEMIE return
+
+def test_the_sample_ships_a_noemie_return_read_as_expected_csv_says(sample):
+    from recouvrement.importers import noemie
+    from recouvrement.importers.insurers import load_noemie_numbers
+    frame = noemie.read(sample / "retour_noemie.rsp", numbers=load_noemie_numbers()).frame
+    truth = [r for r in expected(sample) if r["source_file"] == "retour_noemie.rsp"]
+    assert [(r["payment_id"], int(r["source_line"]), int(r["amount_cents"])) for r in truth] == list(
+        zip(frame["payment_id"], frame["source_line"], frame["amount_cents"]))
+    assert [r["invoice_numbers"].replace("-", "") for r in truth] == list(frame["invoice_number"])
+    assert Counter(r["case"] for r in truth) == {"explicit": 7, "rejected": 2, "clawback": 1}
+
+
+def test_the_noemie_retenue_takes_back_part_of_a_share_the_amo_remittance_paid(sample):
+    clawed = next(r for r in expected(sample) if r["case"] == "clawback")
+    paid = [r for r in expected(sample) if r["source_file"] == "remittance_amo.csv"
+            and r["invoice_numbers"] == clawed["invoice_numbers"]]
+    assert paid and int(paid[0]["amount_cents"]) > -int(clawed["amount_cents"]) > 0

@@ -4,7 +4,9 @@ Pure: movements and the accounting rules in, balanced entries out (no SQL, no fi
 
 - A **receipt** (bank journal, on the payment's date): the bank account is debited with what the
   payment brought; each share it settled credits that share's customer account (patient, AMO, mutuelle),
-  and what it brought beyond that credits the credit account (a trop-perçu, until it is refunded).
+  and what it brought beyond that credits the credit account (a trop-perçu, until it is refunded). An
+  insurer's clawback (a negative allocation) is the same entry the other way round: the bank credited,
+  the insurer's account debited.
 - A **refund** of a credit (bank journal, on the day the statement shows the transfer): the credit
   account is debited, the bank credited.
 - A **write-off** (admission en non-valeur; transfer journal, on its day): the loss account (654) is
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Iterable
 
@@ -187,6 +189,19 @@ def aux_of(share: str, party: Party) -> tuple[str, str]:
     return party.patient_id, f"{party.last_name} {party.first_name}".strip()
 
 
+def _positive(line: Line) -> Line:
+    """A negative amount is written as the opposite side's positive one (the FEC holds no negative amount).
+
+    >>> _positive(Line(Account("512000", "Banque"), "", "", "Reprise", debit_cents=-500)).credit_cents
+    500
+    """
+    if line.debit_cents < 0:
+        return replace(line, debit_cents=0, credit_cents=line.credit_cents - line.debit_cents)
+    if line.credit_cents < 0:
+        return replace(line, credit_cents=0, debit_cents=line.debit_cents - line.credit_cents)
+    return line
+
+
 def _share_account(share: str, rules: AccountingRules) -> Account:
     return {"amo": rules.amo, "amc": rules.amc}.get(share, rules.patient)
 
@@ -216,8 +231,10 @@ def _receipts(receipts: Iterable[ReceiptLine], credits: Iterable[PaymentCredit],
         bank = Line(rules.bank, "", "", f"Encaissement {SHARE_NAMES.get(first.payer_type, first.payer_type)} "
                                         f"{payment_id}", debit_cents=total)
         booked = max([p.booked_on for p in parts] + [first.payment_date])
+        if total < 0:             # an insurer's clawback: money taken back, booked on the other sides
+            bank = replace(bank, label=bank.label.replace("Encaissement", "Reprise", 1))
         entries.append(Entry(rules.bank_journal, first.payment_date, payment_id, first.payment_date, booked,
-                             (bank, *lines), "receipt"))
+                             tuple(_positive(line) for line in (bank, *lines)), "receipt"))
     return entries
 
 

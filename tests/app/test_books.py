@@ -24,7 +24,8 @@ from tests.app.world import invoices_file, payments_file
 from tests.fec_structure import FILE_NAME, cents, check_entries, read_fec
 
 SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
-FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "bank_camt053.xml", "bank_cfonb120.txt")
+FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "retour_noemie.rsp", "bank_camt053.xml",
+         "bank_cfonb120.txt")
 RULES = AccountingRules()
 
 
@@ -85,8 +86,14 @@ def test_the_sample_clinic_fec_matches_the_ledger_to_the_cent(sample):
     _, records = read_fec(done.fec)
     year = "p.payment_date BETWEEN '2026-01-01' AND '2026-12-31'"
     allocated = {share: scalar(engine, f"SELECT SUM(a.amount_cents) FROM allocation a JOIN payment p ON "
-                                       f"p.payment_id = a.payment_id WHERE a.payer_type = '{share}' AND {year}")
+                                       f"p.payment_id = a.payment_id WHERE a.payer_type = '{share}' AND {year} "
+                                       "AND a.amount_cents > 0")
                  for share in ("amo", "amc", "patient")}
+    # An insurer's clawback (the NOEMIE return's retenue) is a negative allocation: booked the other way round.
+    clawed = {share: -scalar(engine, f"SELECT SUM(a.amount_cents) FROM allocation a JOIN payment p ON "
+                                     f"p.payment_id = a.payment_id WHERE a.payer_type = '{share}' AND {year} "
+                                     "AND a.amount_cents < 0")
+              for share in ("amo", "amc", "patient")}
     credits = scalar(engine, f"SELECT SUM(e.remaining_cents) FROM payment_exception e JOIN payment p ON "
                              f"p.payment_id = e.payment_id WHERE e.kind = 'credit' AND {year}")
     moved = {payer: scalar(engine, "SELECT SUM(amount_cents) FROM share_transfer WHERE from_payer = "
@@ -95,11 +102,11 @@ def test_the_sample_clinic_fec_matches_the_ledger_to_the_cent(sample):
     back = {payer: scalar(engine, "SELECT SUM(amount_cents) FROM share_transfer WHERE from_payer = "
                                   f"'{payer}' AND reversed_on BETWEEN '2026-01-01' AND '2026-12-31'")
             for payer in ("amo", "amc")}
-    assert allocated["patient"] > 0 and credits > 0 and moved["amo"] > 0 and moved["amc"] > 0
-    assert lines_on(records, RULES.bank.number) == (sum(allocated.values()) + credits, 0)
-    assert lines_on(records, RULES.amo.number, "BQ") == (0, allocated["amo"])
-    assert lines_on(records, RULES.amc.number, "BQ") == (0, allocated["amc"])
-    assert lines_on(records, RULES.patient.number, "BQ") == (0, allocated["patient"])
+    assert allocated["patient"] > 0 and credits > 0 and moved["amo"] > 0 and moved["amc"] > 0 and clawed["amo"] > 0
+    assert lines_on(records, RULES.bank.number) == (sum(allocated.values()) + credits, sum(clawed.values()))
+    assert lines_on(records, RULES.amo.number, "BQ") == (clawed["amo"], allocated["amo"])
+    assert lines_on(records, RULES.amc.number, "BQ") == (clawed["amc"], allocated["amc"])
+    assert lines_on(records, RULES.patient.number, "BQ") == (clawed["patient"], allocated["patient"])
     assert lines_on(records, RULES.credit.number) == (0, credits)
     assert lines_on(records, RULES.amo.number, "OD") == (back["amo"], moved["amo"])
     assert lines_on(records, RULES.amc.number, "OD") == (back["amc"], moved["amc"])
@@ -190,6 +197,15 @@ def test_an_insurer_paying_after_all_reverses_the_move_on_that_day(engine, setti
     back = [(r["CompteNum"], r["Debit"], r["Credit"], r["EcritureDate"]) for r in records
             if r["JournalCode"] == "OD" and r["PieceRef"] == "A3"]
     assert back == [("411300", "20,00", "0,00", "20250410"), ("411100", "0,00", "20,00", "20250410")]
+
+
+def test_an_insurers_clawback_is_booked_the_other_way_round_in_positive_amounts(engine, settings, tmp_path):
+    rows = ["A1;2025-03-01;amo;CPAM;70,00;;F2025-000101;paid;", "K1;2025-04-02;amo;CPAM;-30,00;;F2025-000101;clawback;"]
+    world(engine, settings, tmp_path, rows)
+    _, records = read_fec(export_fec(engine, settings, RULES, 2025, tmp_path / "fec.txt").fec)
+    taken = [(r["CompteNum"], r["Debit"], r["Credit"]) for r in records if r["PieceRef"] == "K1"]
+    assert taken == [("512000", "0,00", "30,00"), ("411200", "30,00", "0,00")]
+    check_entries(records)
 
 
 def test_a_tab_separated_fec_has_the_same_zones(engine, settings, tmp_path):
