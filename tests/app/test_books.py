@@ -35,7 +35,10 @@ def sample(tmp_path_factory):
     folder = tmp_path_factory.mktemp("books")
     engine = seal_engine(open_engine(f"sqlite:///{folder / 'sample.db'}"),
                          AuditSeal(b"test-audit-key", folder / "checkpoint"))
-    settings = replace(load_settings(SAMPLES / "recouvrement.toml"), privacy=Privacy(nir_key_file=folder / "nir.key"))
+    loaded = load_settings(SAMPLES / "recouvrement.toml")
+    # The NIR key and the audit checkpoint in the test's folder: never written beside the committed sample settings.
+    settings = replace(loaded, privacy=Privacy(nir_key_file=folder / "nir.key"),
+                       audit=replace(loaded.audit, checkpoint_file=folder / "checkpoint"))
     for name in FILES:
         import_file(engine, SAMPLES / name, settings)
     run_reconcile(engine)
