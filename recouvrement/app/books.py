@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from recouvrement.app.exports import write_atomically
+from recouvrement.render.files import write_atomically
 from recouvrement.audit import record_files
 from recouvrement.config import Settings
 from recouvrement.core.books import Entry, book_entries

@@ -1,56 +1,21 @@
-"""Writing files: atomically, and every CSV through the one safe writer (`render.csvfile`).
+"""The payments export (`recouvrement export payments`): every payment as CSV, through the one safe writer.
 
-A CSV is built from whitelisted columns, its text cells made inert in a spreadsheet, its free-text
-cells that come from outside (a bank transfer's label, a payer's name: they may carry what a patient
-typed, "séance kiné") masked when the scanner flags their row, then scanned whole and refused if
-anything is still found.
-"""
+The file writers themselves live in `render.files`; they are named here too for the use cases that still
+import them from this module."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Iterable, Sequence
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from recouvrement.audit import record_files
-from recouvrement.render.csvfile import MASK, PLAIN, Amount, Dialect, csv_document
+from recouvrement.db.payments import payments_for_export
+from recouvrement.render.csvfile import MASK, PLAIN, Amount, Dialect
+from recouvrement.render.files import rejects_document, write_atomically, write_checked_csv, write_rejects
 
-__all__ = ["MASK", "Amount", "export_payments", "write_atomically", "write_checked_csv", "write_rejects"]
-
-
-def write_atomically(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.part")
-    temporary.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-    os.replace(temporary, path)
-
-
-def write_checked_csv(path: Path, header: Sequence[str], rows: list[list], free_text: Sequence[str] = (), *,
-                      dialect: Dialect = PLAIN) -> int:
-    """Write the CSV atomically (see render.csvfile for what it guarantees); the number of rows."""
-    write_atomically(path, csv_document(path.name, header, rows, dialect=dialect, free_text=free_text))
-    return len(rows)
-
-
-REJECTS_HEADER = ["file", "line", "field", "reason"]
-
-
-def rejects_document(name: str, rejects: Iterable[tuple]) -> bytes:
-    """The refused rows (file, line, field, reason) as CSV; file names and reasons echo outside text,
-    so they are masked on a row where the scanner finds anything medical."""
-    rows = [[file, line if isinstance(line, int) else str(line or ""), field or "", reason]
-            for file, line, field, reason in rejects]
-    return csv_document(name, REJECTS_HEADER, rows, free_text=("file", "reason"))
-
-
-def write_rejects(path: Path, rejects: Iterable[tuple]) -> int:
-    """The refused rows as CSV, written atomically: `--rejects FILE`, `<file>.rejects.csv` of the nightly run."""
-    rows = list(rejects)
-    write_atomically(path, rejects_document(path.name, rows))
-    return len(rows)
-
+__all__ = ["MASK", "Amount", "export_payments", "rejects_document", "write_atomically", "write_checked_csv",
+           "write_rejects"]
 
 PAYMENT_EXPORT = ["payment_id", "payment_date", "payer_type", "payer_name", "amount", "reference",
                   "invoice_number", "status", "source_file", "source_line"]
@@ -58,11 +23,8 @@ PAYMENT_EXPORT = ["payment_id", "payment_date", "payer_type", "payer_name", "amo
 
 def export_payments(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> int:
     with engine.connect() as conn:
-        result = conn.execute(text(
-            "SELECT payment_id, payment_date, payer_type, payer_name, amount_cents, reference, invoice_number, "
-            "status, source_file, source_line FROM payment ORDER BY payment_date, payment_id"))
         rows = [[pid, str(day), ptype, name, Amount(amount), ref, inv or "", status, src, line]
-                for pid, day, ptype, name, amount, ref, inv, status, src, line in result]
+                for pid, day, ptype, name, amount, ref, inv, status, src, line in payments_for_export(conn)]
     count = write_checked_csv(path, PAYMENT_EXPORT, rows, free_text=("payer_name", "reference"), dialect=dialect)
     record_files(engine, "export", [path], export="payments", rows=count)
     return count

@@ -32,7 +32,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from recouvrement.db.session import writing
-from recouvrement.app.exports import write_rejects
+from recouvrement.render.files import write_rejects
 from recouvrement.app.agency import export_agency, finish_exports
 from recouvrement.app.imports import import_file
 from recouvrement.app.plans import refresh_plans

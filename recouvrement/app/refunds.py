@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from stdnum import bic as stdnum_bic
 from stdnum import iban as stdnum_iban
 
-from recouvrement.app.exports import write_atomically
+from recouvrement.render.files import write_atomically
 from recouvrement.audit import append_event, os_actor, record_files
 from recouvrement.config import Settings
 from recouvrement.core.privacy import scan_text

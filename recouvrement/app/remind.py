@@ -24,7 +24,8 @@ from sqlalchemy import Connection, Engine, text
 
 from recouvrement.app.accounts import load_accounts
 from recouvrement.app.recipients import patient_name, recipient_of
-from recouvrement.app.exports import Amount, write_atomically, write_checked_csv
+from recouvrement.render.csvfile import Amount
+from recouvrement.render.files import write_atomically, write_checked_csv
 from recouvrement.db.bulk import read_frame as frame
 from recouvrement.db.session import writing
 from recouvrement.audit import append_event, file_record, record_files

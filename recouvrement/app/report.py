@@ -22,7 +22,7 @@ from markupsafe import Markup
 from sqlalchemy import Engine, text
 
 from recouvrement.app.balance import BUCKETS, aged_balance
-from recouvrement.app.exports import write_atomically
+from recouvrement.render.files import write_atomically
 from recouvrement.app.outbox import outbox_counts
 from recouvrement.audit import record_files, verify
 from recouvrement.config import Settings

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 from recouvrement.app.imports import ImportRefused, ImportReport, import_file
-from recouvrement.app.exports import export_payments, write_rejects
+from recouvrement.app.exports import export_payments
+from recouvrement.render.files import write_rejects
 from recouvrement.cli import Context, Table, cli, console, error, out, pass_context, user_message, warning
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import Reject
