@@ -244,3 +244,22 @@ def test_any_remittance_written_as_csv_and_as_noemie_reconciles_to_the_same_allo
         ids = [list(noemie.read(path).frame["payment_id"]) for path in rsp]
         csv = [as_csv(base / "csv", on, night, payer, f"n{k}.csv", ids[k]) for k, (on, night) in enumerate(night_list)]
         assert reconciled(base / "csv", csv, settings) == reconciled(base / "noemie", rsp, settings)
+
+
+def test_a_rejection_label_naming_care_is_stored_masked_and_stays_out_of_the_patients_notice(engine, settings,
+                                                                                           tmp_path):
+    from recouvrement.app.remind import run_remind
+    from recouvrement.scanner import extract_text
+    from tests.app.test_remind import with_creditor
+    world(engine, settings, tmp_path)
+    rejected = Invoice("025000103", shares=(Share("amo", 2100, "R"),),
+                       rejections=(Rejection("0587", "EXONERATION ALD NON JUSTIFIEE", "F", "O"),))
+    import_file(engine, noemie_file(tmp_path, one_transfer(rejected)), settings)
+    run_reconcile(engine)
+    (reason,) = rows(engine, "SELECT reason FROM share_transfer")[0]
+    assert "ALD" not in reason and "valeur masquée" in reason
+    report = run_remind(engine, with_creditor(settings), date(2025, 4, 7), tmp_path / "out")
+    assert report.letters                           # the patient of the rejected invoice is written to
+    written = " ".join(extract_text(p) for p in (tmp_path / "out").rglob("*") if p.is_file()
+                       and p.suffix in (".html", ".pdf", ".txt", ".eml"))
+    assert written and "ALD" not in written and "EXONERATION" not in written and "0587" not in written
