@@ -405,3 +405,37 @@ def test_the_references_to_look_up_are_the_valid_ones_quoted():
     quoted = payments({"reference": f"merci {format_rf(LETTER)}"}, {"reference": "RF00 1234"},
                       {"reference": rf_reference("F2025-000101")})
     assert rf_references_in(quoted) == sorted([LETTER, rf_reference("F2025-000101")])
+
+
+# --- clawbacks: an insurer taking back what it paid ------------------------------------------------------
+
+def paid_before(*rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["invoice_number", "payer_type", "amount_cents"])
+
+
+def test_a_clawback_reverses_the_insurers_allocation_and_reopens_its_share():
+    book = ledger()
+    book.outstanding[0, 0] = 0                                   # the AMO share of F2025-000101 was paid
+    book.insurer_allocated = paid_before(("F2025-000101", "amo", 7000))
+    outcome = reconcile(payments({"payer_type": "amo", "amount_cents": -3000, "invoice_number": "F2025-000101",
+                                  "status": "clawback"}), book)
+    assert allocations(outcome) == [("X000", "F2025-000101", "amo", -3000, "clawback")]
+    assert outcome.outstanding[0, 0] == 3000 and exceptions(outcome) == {}
+
+
+def test_a_clawback_in_the_same_run_as_the_payment_reverses_it():
+    outcome = reconcile(payments({"payer_type": "amo", "amount_cents": 7000, "invoice_number": "F2025-000101"},
+                                 {"payer_type": "amo", "amount_cents": -7000, "invoice_number": "F2025-000101",
+                                  "status": "clawback"}), ledger())
+    assert allocations(outcome) == [("X000", "F2025-000101", "amo", 7000, "explicit"),
+                                    ("X001", "F2025-000101", "amo", -7000, "clawback")]
+    assert outcome.outstanding[0, 0] == 7000
+
+
+def test_what_a_clawback_cannot_reverse_waits_in_the_queue():
+    outcome = reconcile(payments({"payer_type": "amc", "amount_cents": -900, "invoice_number": "F2025-000103",
+                                  "status": "clawback"},
+                                 {"payer_type": "amo", "amount_cents": -100, "invoice_number": "F9999-999999",
+                                  "status": "clawback"}), ledger())
+    assert allocations(outcome) == []
+    assert exceptions(outcome) == {"X000": ("clawback", 900, None), "X001": ("clawback", 100, None)}
