@@ -6,6 +6,7 @@ Every date returned is a `datetime.date`.
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 
 from sqlalchemy import Connection, text
@@ -90,3 +91,24 @@ def hold_in_force_of(conn: Connection, patient_id: str) -> int | None:
     """The id of the patient's hold not yet released, if any."""
     return conn.execute(text("SELECT id FROM hold WHERE patient_id = :p AND released_on IS NULL"),
                         {"p": patient_id}).scalar_one_or_none()
+
+
+def patient_contacts(conn: Connection, patient_ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    """patient -> (last name, first name, phone), for the patients named."""
+    if not patient_ids:
+        return {}
+    marks = ", ".join(f":p{k}" for k in range(len(patient_ids)))
+    rows = conn.execute(text(f"SELECT patient_id, last_name, first_name, phone FROM patient WHERE patient_id IN ({marks})"),
+                        {f"p{k}": p for k, p in enumerate(patient_ids)})
+    return {r[0]: (r[1] or "", r[2] or "", r[3] or "") for r in rows}
+
+
+def calls_on(conn: Connection, day: date) -> dict[str, str]:
+    """patient -> the last outcome of a call recorded for that day (the audit trail is the call log)."""
+    rows = conn.execute(text("SELECT patient_id, payload FROM audit_event WHERE kind = 'call' ORDER BY seq"))
+    found = {}
+    for patient, payload in rows:
+        event = json.loads(payload) if isinstance(payload, str) else payload
+        if event.get("on") == day.isoformat():
+            found[patient] = event.get("outcome")
+    return found

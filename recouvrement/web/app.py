@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from recouvrement.app import users
 from recouvrement.app.audit_views import audit_log, verify_log
 from recouvrement.app import plans
+from recouvrement.app.calls import OUTCOMES as CALL_OUTCOMES, call_list, record_call
 from recouvrement.app.desk_checks import dispute_refusal
 from recouvrement.app.disputes import ANSWER_DAYS, open_dispute
 from recouvrement.app.disputes import CATEGORIES as DISPUTE_CATEGORIES
@@ -35,6 +36,7 @@ from recouvrement.app.holds import place_hold, release_hold
 from recouvrement.app.letter_desk import approve_letters, letter_html, letter_pdf, letter_row, letters_to_approve
 from recouvrement.app.payment_split import split_payment
 from recouvrement.app.promises import promises, record_promise
+from recouvrement.app.remind import run_remind
 from recouvrement.app.statement import statement_pdf
 from recouvrement.app.patient_account import patient_account, search_patients
 from recouvrement.app.today import today_view
@@ -55,7 +57,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 CLINIC_ZONE = ZoneInfo("Europe/Paris")
 HOME = {"accountant": "/aujourdhui", "staff": "/patients", "auditor": "/audit"}
 MENU = (("/aujourdhui", "Aujourd'hui", DESK), ("/patients", "Patients", DESK), ("/courriers", "Courriers", DESK),
-        ("/exceptions", "Paiements à rapprocher", BOOKS), ("/audit", "Journal", PROOFS))
+        ("/appels", "Appels", DESK), ("/exceptions", "Paiements à rapprocher", BOOKS), ("/audit", "Journal", PROOFS))
 
 
 def clinic_today() -> date:
@@ -339,6 +341,26 @@ class WebApp:
             return self.exceptions(visit, error=_french_error(exc), status=409)
         return RedirectResponse("/exceptions?fait=ecarte", status_code=303)
 
+    # -- the call list ----------------------------------------------------------------------------------
+
+    def calls(self, visit: Visit, error: str = "", status: int = 200) -> Response:
+        today = self.today()
+        report = run_remind(self.engine, self.settings, today, Path("."), dry_run=True, rules=self.rules)
+        due = [(d.patient_id, d.level, d.amount_due_cents) for d in report.decisions]
+        done = visit.request.query_params.get("fait", "")
+        message = "" if error else {k: f"Appel noté : {v}." for k, v in CALL_OUTCOMES.items()}.get(done, "")
+        return self.render("appels.html", visit, status=status, calls=call_list(self.engine, due, today),
+                           outcomes=CALL_OUTCOMES, message=message, error=error, creditor=self.settings.creditor,
+                           quiet=report.quiet_day)
+
+    def call_outcome(self, visit: Visit) -> Response:
+        outcome = visit.form.get("issue", "")
+        try:
+            record_call(self.engine, visit.request.path_params["patient_id"], outcome, self.today(), actor=visit.actor)
+        except RecouvrementError as exc:
+            return self.calls(visit, error=_french_error(exc), status=409)
+        return RedirectResponse(f"/appels?fait={outcome}", status_code=303)
+
     # -- letters: approval, preview, PDF ---------------------------------------------------------------------
 
     def letters(self, visit: Visit, error: str = "", status: int = 200) -> Response:
@@ -446,6 +468,8 @@ class WebApp:
             Route("/exceptions/{payment_id:str}/rapprocher", self.guarded(BOOKS, self.match), methods=["POST"]),
             Route("/exceptions/{payment_id:str}/repartir", self.guarded(BOOKS, self.split), methods=["POST"]),
             Route("/exceptions/{payment_id:str}/ecarter", self.guarded(BOOKS, self.dismiss), methods=["POST"]),
+            Route("/appels", self.guarded(DESK, self.calls)),
+            Route("/appels/{patient_id:str}", self.guarded(DESK, self.call_outcome), methods=["POST"]),
             Route("/courriers", self.guarded(DESK, self.letters)),
             Route("/courriers/approuver", self.guarded(DESK, self.approve), methods=["POST"]),
             Route("/courriers/{letter_id:str}/apercu", self.guarded(DESK, self.preview)),

@@ -30,6 +30,8 @@ PAGES = [
     ("patients", "accueil", "/patients?q=lefebvre+eloise"),
     ("patient", "accueil", "/patients/P1"),
     ("patient-suspendu", "accueil", "/patients/P2"),
+    ("releve", "accueil", "/patients/P1/releve"),
+    ("appels", "accueil", "/appels"),
     ("courriers", "accueil", "/courriers"),
     ("apercu", "accueil", "/courriers/{letter}/apercu"),
     ("refus", "accueil", "/exceptions"),
