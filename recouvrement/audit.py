@@ -113,6 +113,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def text_digest(value: str) -> str:
+    """The SHA-256 of a free text (a hold's reason, a dispute's note): the audit log proves it was not
+    rewritten without holding it (a very short text can be guessed from its hash: integrity, not secrecy)."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
 def file_record(path: Path, data: bytes | None = None) -> dict:
     """How a written file is named in an event's `files`: its absolute path and SHA-256 (of `data`, else read)."""
     content = data if data is not None else Path(path).read_bytes()

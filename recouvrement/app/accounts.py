@@ -7,17 +7,13 @@ from datetime import date, timedelta
 import pandas as pd
 from sqlalchemy import Connection
 
-from recouvrement.app.agency import handed_over_invoices
-from recouvrement.app.disputes import disputed_invoices
-from recouvrement.app.holds import patients_on_hold
-from recouvrement.app.plans import active_plan_invoices, proposed_plan_invoices
 from recouvrement.app.recipients import has_guarantor, is_minor, recipient_email
-from recouvrement.db import desk
 from recouvrement.db.bulk import read_frame as frame
 from recouvrement.app.segmentation import patient_segments
 from recouvrement.core.ladder import (PENDING_PAYMENT_REASON, QUEUED_PAYMENT_REASON, Account, LetterHistory,
                                       Listing, OpenItem)
 from recouvrement.core.reconcile import payer_candidates
+from recouvrement.db.eligibility import dispute_spans, handover_days, hold_spans, plan_facts, promise_spans
 from recouvrement.rules import Rules
 
 _INVOICES = ("SELECT invoice_number, patient_id, issue_date, due_date, amo_cents, amc_cents, patient_cents "
@@ -147,19 +143,20 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     items = open_items_frame(conn, as_of, rules)
     if items.empty:
         return []
-    disputed, in_plan = disputed_invoices(conn, as_of), active_plan_invoices(conn)
-    proposed, listings = proposed_plan_invoices(conn, as_of), letter_listings(conn, as_of)
-    agency, held = handed_over_invoices(conn, as_of), patients_on_hold(conn, as_of)
+    # Dated facts: core.eligibility judges each on as_of (a hold that starts later stops nothing yet).
+    disputes, plans, holds = dispute_spans(conn, as_of), plan_facts(conn, as_of), hold_spans(conn, as_of)
+    promises = promise_spans(conn, as_of)
+    handed, listings = handover_days(conn, as_of), letter_listings(conn, as_of)
     patients = frame(conn, _PATIENTS).set_index("patient_id")
     credits = frame(conn, _CREDITS, {"d": as_of}).set_index("patient_id")
     letters, segments = _last_letters(conn, as_of), patient_segments(conn, as_of, rules)
     maybe_theirs = queued_payment_candidates(conn, as_of, items, patients)
-    promised = desk.promised_until(conn, as_of)
     accounts = []
     for patient_id, rows in items.groupby("patient_id", sort=True):
         open_items = tuple(
-            OpenItem(number, issue, due, int(amount), int(awaited), number in disputed, number in in_plan,
-                     number in agency, shifted, bool(notified), listings.get(number, ()), proposed.get(number))
+            OpenItem(number, issue, due, int(amount), int(awaited), shifted_from=shifted, notified=bool(notified),
+                     history=listings.get(number, ()), disputes=disputes.get(number, ()),
+                     handed_over_on=handed.get(number))
             for number, issue, due, amount, awaited, shifted, notified in zip(
                 rows["invoice_number"], rows["issue_date"], rows["due_date"], rows["amount"], rows["awaited"],
                 rows["shifted_from"], rows["notified"]))
@@ -167,14 +164,14 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
         money = credits.loc[patient_id] if patient_id in credits.index else None
         accounts.append(Account(
             patient_id=patient_id, coverage=str(person["coverage"] or "none"), items=open_items,
-            on_hold=patient_id in held, has_email=bool(recipient_email(person)),
+            holds=holds.get(patient_id, ()), plans=plans.get(patient_id, ()), has_email=bool(recipient_email(person)),
             is_minor=is_minor(person["birth_date"], as_of), has_guarantor=has_guarantor(person),
             pending_credit_cents=int(money["pending"]) if money is not None else 0,
             queued_payment_may_be_theirs=patient_id in maybe_theirs,
             segment=segments[patient_id].segment if patient_id in segments else "one_off",
             last_letter=letters.get(patient_id),
             credit_cents=int(money["credit"]) if money is not None else 0,
-            promised_until=promised.get(patient_id)))
+            promises=promises.get(patient_id, ())))
     return accounts
 
 

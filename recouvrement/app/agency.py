@@ -9,10 +9,12 @@ Decisions where the brief was silent, documented once here:
   ``AG-<yyyymmdd>-<patient_id>``. Letters count whether still 'written' or already 'sent': the
   letter's date is the day it went out. An e-mail still in the outbox ('queued', 'sending') or refused
   ('failed') has not gone out, unless it also went by post (channel 'both').
-* Its invoices are those items still carrying an open patient share on the day, less time-barred
-  ones and ones already handed over (in any case, whatever its status). A case goes as a whole or
-  not at all: an open dispute on one of its invoices, a hold on the patient, an active plan of
-  the patient or a plan proposed and still awaiting the answer keeps the whole case in the building.
+* Whether each invoice may be handed over on the day is core.eligibility's (action "hand_over", the rule
+  the ladder and the plans read too, every fact judged on that day). A case goes as a whole or not at
+  all: a refusal in core.eligibility.LEFT_OUT_OF_A_CASE (handed over already, nothing owed, time-barred,
+  a share still awaited from an insurer, mise en demeure too recent) drops that invoice alone; any other
+  (a dispute on one of its invoices, a hold on the patient, a plan of the patient accepted or awaiting its
+  answer, a payment in the queue that may be theirs …) keeps the whole case in the building.
 * Amount due = those open shares less every credit in the patient's name, and at least
   `min_amount_cents`.
 * The file names the debtor (app.recipients.debtor_of): the guarantor who received the letters (a
@@ -35,22 +37,23 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
-from recouvrement.db import desk
+from recouvrement.db import agency as store
+from recouvrement.db.agency import handed_over_invoices, returned_cases  # noqa: F401 (moved to the store)
+from recouvrement.db.eligibility import decision_facts, queued_payment_patients
+from recouvrement.db.patients import patient_row
+from recouvrement.db.plans import patient_credit_cents
 from recouvrement.db.session import writing
 from recouvrement.app.balance import outstanding_shares
 from recouvrement.app.exports import Amount, write_atomically
 from recouvrement.app.imports import ImportReport
-from recouvrement.app.disputes import as_date, disputed_invoices
-from recouvrement.app.plans import patient_credit_cents
-from recouvrement.app.recipients import debtor_of, has_guarantor, is_minor
-from recouvrement.core.plans import add_months, plan_answer_deadline
-from recouvrement.core.ladder import Listing, handover_ready, is_time_barred
+from recouvrement.app.recipients import debtor_of
+from recouvrement.core.eligibility import LEFT_OUT_OF_A_CASE, Action, Invoice, Refusal, refusals
 from recouvrement.app.reconcile import share_outstanding
 from recouvrement.audit import append_event, file_record
 from recouvrement.config import Settings
@@ -65,21 +68,6 @@ from recouvrement.rules import Rules, load_rules
 EXPORT_COLUMNS = ["case_id", "patient_id", "last_name", "first_name", "address", "postal_code", "city",
                   "amount_due", "invoice_numbers", "invoice_dates", "last_reminder_date", "creditor_reference"]
 LETTER_STATUSES = ("written", "sent")
-
-
-def handed_over_invoices(conn: Connection, as_of: date | None = None) -> set[str]:
-    """Every invoice the agency received (by as_of): out of the internal ladder for good, whatever the case
-    became (collected, closed, returned: a returned case goes to the clinic's worklist, never back)."""
-    numbers = conn.execute(text("SELECT invoice_numbers FROM agency_case WHERE handed_on <= :d"),
-                           {"d": as_of or date.max}).scalars()
-    return {number for row in numbers for number in row.split()}
-
-
-def returned_cases(conn: Connection) -> list[dict]:
-    """The clinic's worklist: cases the agency gave back, for a person to decide what comes next."""
-    rows = conn.execute(text("SELECT case_id, patient_id, handed_on, amount_cents, invoice_numbers, updated_on "
-                             "FROM agency_case WHERE status = 'returned' ORDER BY updated_on, case_id")).mappings()
-    return [dict(r) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -102,19 +90,24 @@ def agency_cases(engine: Engine, as_of: date, rules: Rules) -> Eligibility:
     shares = outstanding_shares(engine, as_of)
     open_patient = shares[shares["payer_type"] == "patient"]
     due = dict(zip(open_patient["invoice_number"], open_patient["due_cents"].astype("int64")))
-    issued = {n: as_date(d) for n, d in zip(open_patient["invoice_number"], open_patient["issue_date"])}
+    awaited = shares[shares["payer_type"].isin(["amo", "amc"])].groupby("invoice_number")["due_cents"].sum()
     result = Eligibility()
     with engine.connect() as conn:
-        letters = _final_letters(conn, as_of, rules)
-        blocked = {**_minors_without_guarantor(conn, as_of), **_blocked_patients(conn, as_of, rules)}
-        disputed, handed = disputed_invoices(conn), handed_over_invoices(conn)
+        letters = store.final_letters(conn, as_of, rules.ladder.max_level)
+        if letters.empty:
+            return result
+        queued = queued_payment_patients(conn, as_of, pd.DataFrame({
+            "patient_id": open_patient["patient_id"], "amount_cents": open_patient["due_cents"].astype("int64"),
+            "issue_date": open_patient["issue_date"].map(_day)}))
+        facts = decision_facts(conn, as_of, queued=queued)
         for patient_id, group in letters.groupby("patient_id", sort=True):
-            old_enough = group[[handover_ready((Listing(rules.ladder.max_level, day),), as_of, rules)
-                                for day in group["as_of"]]]
-            if old_enough.empty:
-                result.left_out[patient_id] = "level3_too_recent"
-                continue
-            reason, case = _case(conn, patient_id, old_enough, as_of, rules, due, issued, blocked, disputed, handed)
+            first_notice = group.groupby("invoice_number")["as_of"].min()
+            issued = dict(zip(group["invoice_number"], group["issue_date"]))
+            items = [Invoice(number, issued[number], int(due.get(number, 0)), int(awaited.get(number, 0)),
+                             facts.disputes.get(number, ()), facts.handed_over_on.get(number), sent,
+                             facts.patient(patient_id))
+                     for number, sent in sorted(first_notice.items())]
+            reason, case = _case(conn, patient_id, items, max(group["as_of"]), as_of, rules, due)
             if case is None:
                 result.left_out[patient_id] = reason
             else:
@@ -122,60 +115,40 @@ def agency_cases(engine: Engine, as_of: date, rules: Rules) -> Eligibility:
     return result
 
 
-def _final_letters(conn: Connection, as_of: date, rules: Rules) -> pd.DataFrame:
-    """(patient, date, invoice) of each invoice formally demanded by a mise en demeure, at its own last level."""
-    rows = conn.execute(text(
-        "SELECT l.patient_id, l.as_of, i.invoice_number FROM letter l JOIN letter_item i ON i.letter_id = l.letter_id "
-        "WHERE l.level = :level AND i.level = :level AND l.as_of <= :d "
-        "AND (l.status IN ('written', 'sent') OR l.channel = 'both')"),
-        {"level": rules.ladder.max_level, "d": as_of}).all()
-    frame = pd.DataFrame(rows, columns=["patient_id", "as_of", "invoice_number"])
-    frame["as_of"] = frame["as_of"].map(as_date)
-    return frame
+def _day(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def _blocked_patients(conn: Connection, as_of: date, rules: Rules) -> dict[str, str]:
-    """Patients whose whole account stays in the building: on hold, honouring an active plan, with a
-    plan proposed and still within its answer window, or with a promise to pay not yet due."""
-    proposed = conn.execute(text("SELECT patient_id, proposed_on FROM plan WHERE status = 'proposed'")).all()
-    blocked = {p: "plan_proposed" for p, on in proposed if as_date(on) <= as_of < plan_answer_deadline(as_date(on), rules)}
-    blocked.update({p: "active_plan" for p in conn.execute(text("SELECT patient_id FROM plan WHERE status = 'active'"))
-                    .scalars()})
-    blocked.update({p: "on_hold" for p in conn.execute(text("SELECT patient_id FROM hold WHERE released_on IS NULL"))
-                    .scalars()})
-    blocked.update({p: "promise" for p in desk.promised_until(conn, as_of)})
-    return blocked
-
-
-def _minors_without_guarantor(conn: Connection, as_of: date) -> dict[str, str]:
-    """Minors with no guarantor to answer for them: never handed over (a child is never a debtor)."""
-    since = add_months(as_of, -18 * 12) - timedelta(days=1)       # a margin: is_minor decides exactly
-    rows = conn.execute(text("SELECT patient_id, birth_date, guarantor_last_name, guarantor_address FROM patient "
-                             "WHERE birth_date >= :s"), {"s": since}).mappings()
-    return {r["patient_id"]: "minor_without_guarantor" for r in rows
-            if is_minor(r["birth_date"], as_of) and not has_guarantor(r)}
-
-
-def _case(conn, patient_id, letters, as_of, rules, due, issued, blocked, disputed, handed) -> tuple[str, Case | None]:
-    if patient_id in blocked:
-        return blocked[patient_id], None
-    numbers = sorted(set(letters["invoice_number"]) - handed)
-    if not numbers:
-        return "already_handed_over", None
-    open_numbers = [n for n in numbers if due.get(n, 0) > 0]
-    if not open_numbers:
-        return "nothing_owed", None
-    if any(n in disputed for n in open_numbers):
-        return "disputed", None
-    live = [n for n in open_numbers if not is_time_barred(issued[n], as_of, rules)]
+def _case(conn: Connection, patient_id: str, items: list[Invoice], last_reminder: date, as_of: date,
+          rules: Rules, due: dict[str, int]) -> tuple[str, Case | None]:
+    """(why not, None) or ("", the case): each invoice judged by core.eligibility, the case taken whole."""
+    judged = [(item, refusals(item, Action.HAND_OVER, as_of, rules)) for item in items]
+    ready = [(item, found) for item, found in judged if not _too_recent(found)]
+    if not ready:
+        return "level3_too_recent", None
+    keeps_it_in = [found[0] for _, found in ready if found and found[0].code not in LEFT_OUT_OF_A_CASE]
+    if keeps_it_in:
+        return keeps_it_in[0].code, None
+    live = [item for item, found in ready if not found]
     if not live:
-        return "time_barred", None
-    amount = sum(due[n] for n in live) - patient_credit_cents(conn, patient_id)
+        return _first_code([found[0] for _, found in ready]), None
+    amount = sum(due[i.invoice_number] for i in live) - patient_credit_cents(conn, patient_id)
     if amount < max(1, rules.agency.min_amount_cents):
         return "below_minimum", None
-    invoices = tuple(sorted(((n, issued[n]) for n in live), key=lambda pair: (pair[1], pair[0])))
+    invoices = tuple(sorted(((i.invoice_number, i.issue_date) for i in live), key=lambda pair: (pair[1], pair[0])))
     case_id = f"AG-{as_of:%Y%m%d}-{patient_id}"
-    return "", Case(case_id, patient_id, invoices, amount, max(letters["as_of"]))
+    return "", Case(case_id, patient_id, invoices, amount, last_reminder)
+
+
+def _too_recent(found: tuple[Refusal, ...]) -> bool:
+    """Not yet the agency's: its mise en demeure is too recent (its other refusals do not count yet)."""
+    return any(r.code in ("no_mise_en_demeure", "level3_too_recent") for r in found)
+
+
+def _first_code(found: list[Refusal]) -> str:
+    """The reason reported when every invoice was left out alone: the one most of them had."""
+    codes = [r.code for r in found]
+    return max(dict.fromkeys(codes), key=codes.count)
 
 
 @dataclass(frozen=True)
@@ -230,10 +203,7 @@ def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: 
         append_event(conn, "agency_manifest", {"file": manifest_path.name,
                                                "files": [file_record(manifest_path, manifest_text.encode("utf-8"))]},
                      at=now, actor=actor)
-        conn.execute(text("INSERT INTO agency_export (path, as_of, sha256, document, manifest) "
-                          "VALUES (:p, :d, :s, :doc, :m)"),
-                     {"p": str(path.resolve()), "d": as_of, "s": digest, "doc": document,
-                      "m": manifest_text})
+        store.insert_export(conn, str(path.resolve()), as_of, digest, document, manifest_text)
     finish_exports(engine)
     return HandoverReport(len(rows), total, path, manifest_path, found.left_out)
 
@@ -242,19 +212,16 @@ def finish_exports(engine: Engine) -> list[Path]:
     """Write every recorded agency file not yet marked written (this export's, or one a killed export left),
     then mark it; a file already there with the recorded content is kept as it is."""
     with engine.connect() as conn:
-        pending = conn.execute(text("SELECT path, sha256, document, manifest FROM agency_export "
-                                    "WHERE written_at IS NULL ORDER BY path")).all()
+        pending = store.pending_exports(conn)
     done = []
-    for where, digest, document, manifest in pending:
+    for where, digest, data, manifest in pending:
         path = Path(where)
-        data = bytes(document)
         if not (path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == digest):
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(path, data)
         write_atomically(path.with_name(path.name + ".manifest.json"), manifest)
         with writing(engine) as conn:
-            conn.execute(text("UPDATE agency_export SET written_at = :t WHERE path = :p AND written_at IS NULL"),
-                         {"t": datetime.now(timezone.utc).replace(microsecond=0), "p": where})
+            store.mark_export_written(conn, where, datetime.now(timezone.utc).replace(microsecond=0))
         done.append(path)
     return done
 
@@ -265,8 +232,7 @@ def _rows(conn: Connection, cases: list[Case], rules: Rules) -> tuple[list[str],
     header = EXPORT_COLUMNS + contact
     rows = []
     for case in cases:
-        person = debtor_of(conn.execute(text("SELECT * FROM patient WHERE patient_id = :p"),
-                                        {"p": case.patient_id}).mappings().one())
+        person = debtor_of(patient_row(conn, case.patient_id))
         rows.append([case.case_id, case.patient_id, person["last_name"], person["first_name"], person["address"],
                      person["postal_code"], person["city"], Amount(case.amount_cents),
                      " ".join(n for n, _ in case.invoices), " ".join(d.isoformat() for _, d in case.invoices),
@@ -277,9 +243,7 @@ def _rows(conn: Connection, cases: list[Case], rules: Rules) -> tuple[list[str],
 
 def _store_case(conn: Connection, case: Case, as_of: date, now: datetime, actor: str | None) -> None:
     numbers = " ".join(n for n, _ in case.invoices)
-    conn.execute(text("INSERT INTO agency_case (case_id, patient_id, handed_on, amount_cents, invoice_numbers, "
-                      "status, updated_on) VALUES (:c, :p, :d, :a, :n, 'handed_over', :d)"),
-                 {"c": case.case_id, "p": case.patient_id, "d": as_of, "a": case.amount_cents, "n": numbers})
+    store.insert_case(conn, case.case_id, case.patient_id, as_of, case.amount_cents, tuple(n for n, _ in case.invoices))
     append_event(conn, "agency_handover", {"case_id": case.case_id, "amount_cents": case.amount_cents,
                                            "invoices": numbers.split()}, patient_id=case.patient_id,
                  invoice_number=numbers if len(case.invoices) == 1 else None, at=now, actor=actor)
@@ -401,17 +365,16 @@ def import_agency_returns(engine: Engine, path: Path, now: datetime | None = Non
 
 
 def _apply_return(conn: Connection, file: str, line: ReturnLine, now: datetime) -> Reject | str | None:
-    case = conn.execute(text("SELECT * FROM agency_case WHERE case_id = :c"), {"c": line.case_id}).mappings().first()
+    case = store.case(conn, line.case_id)
     if case is None:
         return Reject(file, line.line, "case_id", f"unknown case {line.case_id!r}: not a case handed to the agency")
-    if line.day < as_date(case["handed_on"]):
-        return Reject(file, line.line, "date", f"before the case was handed over ({case['handed_on']})")
+    if line.day < case.handed_on:
+        return Reject(file, line.line, "date", f"before the case was handed over ({case.handed_on.isoformat()})")
     line_id = f"AGENCY-{line.case_id}-{line.day:%Y%m%d}-{line.line}"
-    known = conn.execute(text("SELECT payment_date, amount_cents FROM payment WHERE payment_id = :p"),
-                         {"p": line_id}).first()
-    if known is not None and (as_date(known[0]), int(known[1])) != (line.day, line.cents):
+    known = store.payment_day_and_amount(conn, line_id)
+    if known is not None and known != (line.day, line.cents):
         return Reject(file, line.line, "collected_amount", f"already imported with a different amount ({line_id})")
-    if line_id in _applied_lines(conn, case["patient_id"]):
+    if line_id in store.applied_return_lines(conn, case.patient_id):
         return "duplicate"
     if line.cents:
         _collect(conn, case, line_id, line, file, now)
@@ -419,72 +382,46 @@ def _apply_return(conn: Connection, file: str, line: ReturnLine, now: datetime) 
     return None
 
 
-def _applied_lines(conn: Connection, patient_id: str) -> set[str]:
-    """Ids of the return lines already applied to this patient's cases (re-importing a file changes nothing)."""
-    payloads = conn.execute(text("SELECT payload FROM audit_event WHERE kind = 'agency_return' AND patient_id = :p"),
-                            {"p": patient_id}).scalars()
-    return {json.loads(p).get("line_id") for p in payloads}
-
-
-def _collect(conn: Connection, case, payment_id: str, line: ReturnLine, file: str, now: datetime) -> None:
+def _collect(conn: Connection, case: store.CaseRow, payment_id: str, line: ReturnLine, file: str,
+             now: datetime) -> None:
     """The agency's payment, allocated to the case's patient shares oldest invoice first; the excess is a credit."""
-    conn.execute(text("INSERT INTO payment (payment_id, payment_date, payer_type, payer_name, amount_cents, reference, "
-                      "invoice_number, status, source_file, source_line, reconciled) VALUES (:p, :d, 'agency', "
-                      "'agence de recouvrement', :a, :r, NULL, 'paid', :f, :l, TRUE)"),
-                 {"p": payment_id, "d": line.day, "a": line.cents, "r": line.case_id, "f": file, "l": line.line})
+    store.insert_agency_payment(conn, payment_id, line.day, line.cents, line.case_id, file, line.line)
     left = line.cents
-    for number in _oldest_first(conn, case["invoice_numbers"].split()):
+    for number in store.oldest_first(conn, case.invoice_numbers):
         part = min(left, share_outstanding(conn, number, "patient"))
         if part <= 0:
             continue
-        conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
-                          "created_at) VALUES (:p, :i, 'patient', :a, 'agency', :t)"),
-                     {"p": payment_id, "i": number, "a": part, "t": now.replace(tzinfo=None)})
+        store.insert_agency_allocation(conn, payment_id, number, part, now.replace(tzinfo=None))
         left -= part
         if left == 0:
             break
     if left:
-        conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
-                          "VALUES (:p, 'credit', :c, :r, :pt)"),
-                     {"p": payment_id, "c": left, "pt": case["patient_id"],
-                      "r": f"collected by the agency beyond case {line.case_id}: a credit to refund or use"})
+        store.insert_credit(conn, payment_id, left, case.patient_id,
+                            f"collected by the agency beyond case {line.case_id}: a credit to refund or use")
 
 
-def _oldest_first(conn: Connection, numbers: list[str]) -> list[str]:
-    marks = ", ".join(f":n{k}" for k in range(len(numbers)))
-    return list(conn.execute(text(f"SELECT invoice_number FROM invoice WHERE invoice_number IN ({marks}) "
-                                  "ORDER BY issue_date, invoice_number"),
-                             {f"n{k}": n for k, n in enumerate(numbers)}).scalars())
-
-
-def _update_status(conn: Connection, case, line: ReturnLine, line_id: str, now: datetime) -> None:
-    latest = as_date(case["updated_on"] or case["handed_on"])
+def _update_status(conn: Connection, case: store.CaseRow, line: ReturnLine, line_id: str, now: datetime) -> None:
+    latest = case.updated_on or case.handed_on
     status = line.status
     if status == "collected" and not _fully_collected(conn, case):
         status = "partial"
     if line.day >= latest:  # an older line re-imported never undoes a later status
-        conn.execute(text("UPDATE agency_case SET status = :s, updated_on = :d WHERE case_id = :c"),
-                     {"s": status, "d": line.day, "c": line.case_id})
+        store.set_case_status(conn, line.case_id, status, line.day)
     append_event(conn, "agency_return", {"case_id": line.case_id, "date": line.day, "status": status,
                                          "collected_cents": line.cents, "line_id": line_id,
                                          "payment_id": line_id if line.cents else None,
                                          "note": _clean_note(line.note),
-                                         "invoices": case["invoice_numbers"].split()},
-                 patient_id=case["patient_id"], at=now)
+                                         "invoices": list(case.invoice_numbers)},
+                 patient_id=case.patient_id, at=now)
 
 
-def collected_cents(conn: Connection, case_id: str) -> int:
-    """What the agency collected on a case, all its return lines together."""
-    return int(conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE payer_type = 'agency' "
-                                 "AND reference = :c"), {"c": case_id}).scalar_one())
 
-
-def _fully_collected(conn: Connection, case) -> bool:
+def _fully_collected(conn: Connection, case: store.CaseRow) -> bool:
     """The agency brought the whole case in, or nothing is left to pay on its invoices (the patient may
     also have paid the clinic directly); anything less is a partial collection, never counted as whole."""
-    if collected_cents(conn, case["case_id"]) >= int(case["amount_cents"]):
+    if store.collected_cents(conn, case.case_id) >= case.amount_cents:
         return True
-    return all(share_outstanding(conn, n, "patient") <= 0 for n in case["invoice_numbers"].split())
+    return all(share_outstanding(conn, n, "patient") <= 0 for n in case.invoice_numbers)
 
 
 def _clean_note(note: str) -> str:
@@ -496,11 +433,8 @@ def _clean_note(note: str) -> str:
 
 def _record_batch(conn: Connection, path: Path, report: ImportReport, now: datetime) -> None:
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    conn.execute(text("INSERT INTO import_batch (kind, format, source_file, sha256, imported_at, rows_read, "
-                      "rows_imported, rows_duplicate, rows_rejected) VALUES ('agency_returns', 'csv', :s, :h, :t, "
-                      ":r, :i, :d, :x)"),
-                 {"s": report.file, "h": sha, "t": now.replace(tzinfo=None), "r": report.rows_read,
-                  "i": report.imported, "d": report.duplicates, "x": len(report.rejects)})
+    store.insert_returns_batch(conn, report.file, sha, now.replace(tzinfo=None), report.rows_read, report.imported,
+                               report.duplicates, len(report.rejects))
     append_event(conn, "import", {"file": report.file, "sha256": sha, "kind": "agency_returns", "format": "csv",
                                   "imported": report.imported, "duplicates": report.duplicates,
                                   "rejected": len(report.rejects)}, at=now)

@@ -16,8 +16,11 @@ Decisions where the brief was silent, documented once here:
   (`answer_window_days`, core.ladder.plan_answer_deadline). Not accepted by then, it has lapsed: it can no
   longer be accepted, the nightly refresh stores it as 'lapsed' (ended_on = the first day after the
   window), and the ladder resumes. Only an accepted plan is ever 'active', then 'broken' or 'completed'.
-* A plan covers only invoices the ladder would chase (core.ladder.item_exclusion): none with a share still
-  awaited from an insurer, disputed, time-barred, handed over or in an active plan.
+* A plan covers only invoices the ladder would chase on the proposal day (core.eligibility, action
+  "propose"): none with a share still awaited from an insurer, disputed, time-barred, handed over or in an
+  active plan; and none at all while the patient is on hold, a minor without a guarantor, under a CSS/AME/
+  AT-MP coverage, or has a payment waiting in the queue that may be theirs — the refusal says why. A plan
+  still awaiting its answer does not stop a new proposal (the patient asks for other terms).
 """
 
 from __future__ import annotations
@@ -27,41 +30,26 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, text
+import pandas as pd
+from sqlalchemy import Connection, Engine
 
+from recouvrement.db import plans as store
+from recouvrement.db.eligibility import decision_facts, queued_payment_patients
+from recouvrement.db.patients import patient_row
+from recouvrement.db.plans import PlanRow, patient_credit_cents
+from recouvrement.db.plans import active_plan_invoices, proposed_plan_invoices  # noqa: F401 (moved to the store)
 from recouvrement.db.session import writing
 from recouvrement.app.balance import outstanding_shares
-from recouvrement.app.disputes import as_date, disputed_invoices
 from recouvrement.app.recipients import has_guarantor, is_minor, recipient_of
 from recouvrement.audit import append_event, file_record
-from recouvrement.core.ladder import OpenItem, item_exclusion
 from recouvrement.config import Settings
+from recouvrement.core.eligibility import PATIENT_CODES, Action, Invoice, Refusal, refusals
 from recouvrement.core.plans import (
     Instalment, PlanStatus, plan_answer_deadline, plan_status, proposal_status, propose_plan,
 )
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
 from recouvrement.rules import Rules, load_rules
-
-
-def patient_credit_cents(conn: Connection, patient_id: str) -> int:
-    return int(conn.execute(text("SELECT COALESCE(SUM(remaining_cents), 0) FROM payment_exception "
-                                 "WHERE kind = 'credit' AND patient_id = :p"), {"p": patient_id}).scalar_one())
-
-
-def active_plan_invoices(conn: Connection) -> set[str]:
-    """Invoices of the active plans: while a plan holds, the ladder sends no reminder for them."""
-    numbers = conn.execute(text("SELECT invoice_numbers FROM plan WHERE status = 'active'")).scalars()
-    return {number for row in numbers for number in row.split()}
-
-
-def proposed_plan_invoices(conn: Connection, as_of: date) -> dict[str, date]:
-    """invoice -> the day the latest plan not accepted (proposed, or lapsed since) was offered over it, by as_of.
-
-    The ladder decides from that date whether the answer window still pauses it (core.ladder)."""
-    rows = conn.execute(text("SELECT invoice_numbers, proposed_on FROM plan WHERE status IN ('proposed', 'lapsed') "
-                             "AND proposed_on <= :d ORDER BY proposed_on"), {"d": as_of}).all()
-    return {number: as_date(day) for numbers, day in rows for number in numbers.split()}
 
 
 @dataclass(frozen=True)
@@ -72,25 +60,55 @@ class OpenShare:
     due_cents: int
 
 
-def plan_debt(engine: Engine, patient_id: str, as_of: date, rules: Rules) -> tuple[list[OpenShare], int]:
-    """(the open patient shares a plan may cover, oldest first; the patient's credits to deduct)."""
-    from recouvrement.app.agency import handed_over_invoices  # agency builds on this module
+@dataclass(frozen=True)
+class PlanDebt:
+    """What a plan proposed on a day may cover: the shares it may take, those it may not (and why)."""
+
+    shares: list[OpenShare]                           # oldest first
+    refused: list[tuple[str, Refusal]]                # (invoice number, why not), the patient's reasons first
+    credits_cents: int
+
+    def patient_refusal(self) -> Refusal | None:
+        """A reason that concerns the patient rather than one invoice (a hold, a minor …), if any."""
+        return next((r for _, r in self.refused if r.code in PATIENT_CODES), None)
+
+
+def plan_candidates(engine: Engine, patient_id: str, as_of: date, rules: Rules) -> PlanDebt:
+    """The patient's open patient shares on as_of, each judged by core.eligibility (action "propose")."""
     shares = outstanding_shares(engine, as_of)
     shares = shares[shares["patient_id"] == patient_id]
     insurers = shares[shares["payer_type"].isin(["amo", "amc"])].groupby("invoice_number")["due_cents"].sum()
     shares = shares[shares["payer_type"] == "patient"]
+    open_shares = [OpenShare(n, _day(i), _day(d), int(c)) for n, i, d, c in shares[
+        ["invoice_number", "issue_date", "due_date", "due_cents"]].itertuples(index=False, name=None)]
     with engine.connect() as conn:
-        disputed, in_plan = disputed_invoices(conn), active_plan_invoices(conn)
-        handed = handed_over_invoices(conn)
+        queued = queued_payment_patients(conn, as_of, pd.DataFrame(
+            {"patient_id": patient_id, "amount_cents": [s.due_cents for s in open_shares],
+             "issue_date": [s.issue_date for s in open_shares]}))
+        facts = decision_facts(conn, as_of, patient_id, queued)
         credits = patient_credit_cents(conn, patient_id)
-    kept = []
-    for number, issued, due, cents in shares[["invoice_number", "issue_date", "due_date",
-                                              "due_cents"]].itertuples(index=False, name=None):
-        item = OpenItem(number, as_date(issued), as_date(due), int(cents), int(insurers.get(number, 0)),
-                        disputed=number in disputed, in_plan=number in in_plan, handed_over=number in handed)
-        if item_exclusion(item, as_of, rules) is None:
-            kept.append(OpenShare(item.invoice_number, item.issue_date, item.due_date, item.amount_cents))
-    return sorted(kept, key=lambda s: (s.issue_date, s.invoice_number)), credits
+    kept, refused = [], []
+    for share in open_shares:
+        item = Invoice(share.invoice_number, share.issue_date, share.due_cents,
+                       int(insurers.get(share.invoice_number, 0)), facts.disputes.get(share.invoice_number, ()),
+                       facts.handed_over_on.get(share.invoice_number), patient=facts.patient(patient_id))
+        found = refusals(item, Action.PROPOSE, as_of, rules)
+        if found:
+            refused.append((share.invoice_number, found[0]))
+        else:
+            kept.append(share)
+    refused.sort(key=lambda pair: (pair[1].code not in PATIENT_CODES, pair[0]))
+    return PlanDebt(sorted(kept, key=lambda s: (s.issue_date, s.invoice_number)), refused, credits)
+
+
+def plan_debt(engine: Engine, patient_id: str, as_of: date, rules: Rules) -> tuple[list[OpenShare], int]:
+    """(the open patient shares a plan may cover, oldest first; the patient's credits to deduct)."""
+    debt = plan_candidates(engine, patient_id, as_of, rules)
+    return debt.shares, debt.credits_cents
+
+
+def _day(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 @dataclass(frozen=True)
@@ -113,7 +131,12 @@ def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *,
     creditor = settings.require_creditor()
     with engine.connect() as conn:
         _patient(conn, patient_id)
-    shares, credits = plan_debt(engine, patient_id, as_of, rules)
+    debt = plan_candidates(engine, patient_id, as_of, rules)
+    shares, credits = debt.shares, debt.credits_cents
+    refusal = debt.patient_refusal()
+    if refusal is not None:
+        raise RecouvrementError(f"aucun échéancier ne peut être proposé au patient {patient_id} le {as_of:%d/%m/%Y} : "
+                                f"{refusal.reason}", field="PATIENT_ID")
     owed = sum(s.due_cents for s in shares)
     total = owed - credits
     if not shares or total <= 0:
@@ -127,14 +150,7 @@ def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *,
     folder = out_dir if out_dir is not None else settings.paths.output / "plans"
     with writing(engine) as conn:
         patient = _patient(conn, patient_id)
-        plan_id = conn.execute(text(
-            "INSERT INTO plan (patient_id, status, proposed_on, total_cents, invoice_numbers) "
-            "VALUES (:p, 'proposed', :d, :t, :n) RETURNING id"),
-            {"p": patient_id, "d": as_of, "t": total, "n": " ".join(numbers)}).scalar_one()
-        conn.execute(text("INSERT INTO plan_instalment (plan_id, seq, due_date, amount_cents) "
-                          "VALUES (:p, :s, :d, :a)"),
-                     [{"p": plan_id, "s": k + 1, "d": i.due_date, "a": i.amount_cents}
-                      for k, i in enumerate(instalments)])
+        plan_id = store.insert_plan(conn, patient_id, as_of, total, numbers, instalments)
         view = _letter_view(plan_id, as_of, creditor, patient, shares, credits, total, instalments)
         files = _write_letter(view, folder, f"echeancier_{plan_id}", settings)
         append_event(conn, "plan_proposed", {
@@ -147,7 +163,7 @@ def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *,
 
 
 def _patient(conn: Connection, patient_id: str):
-    row = conn.execute(text("SELECT * FROM patient WHERE patient_id = :p"), {"p": patient_id}).mappings().first()
+    row = patient_row(conn, patient_id)
     if row is None:
         raise RecouvrementError(f"patient inconnu {patient_id!r}", field="PATIENT_ID")
     return row
@@ -195,8 +211,8 @@ def _write_letter(view, folder: Path, stem: str, settings: Settings) -> tuple[Pa
 
 # -- accept, cancel, show -------------------------------------------------------------------------
 
-def _plan(conn: Connection, plan_id: int):
-    row = conn.execute(text("SELECT * FROM plan WHERE id = :i"), {"i": plan_id}).mappings().first()
+def _plan(conn: Connection, plan_id: int) -> PlanRow:
+    row = store.plan(conn, plan_id)
     if row is None:
         raise RecouvrementError(f"échéancier inconnu {plan_id}", field="PLAN_ID")
     return row
@@ -207,39 +223,36 @@ def accept(engine: Engine, plan_id: int, on: date, now: datetime | None = None, 
     """A proposed plan becomes active within its answer window; a patient has at most one active plan."""
     with writing(engine) as conn:
         plan = _plan(conn, plan_id)
-        if plan["status"] != "proposed":
-            raise RecouvrementError(f"l'échéancier {plan_id} est {plan['status']} : seul un échéancier proposé peut être accepté",
+        if plan.status != "proposed":
+            raise RecouvrementError(f"l'échéancier {plan_id} est {plan.status} : seul un échéancier proposé peut être accepté",
                                     field="PLAN_ID")
-        if on < as_date(plan["proposed_on"]):
-            raise RecouvrementError(f"l'échéancier {plan_id} a été proposé le {as_date(plan['proposed_on']):%d/%m/%Y} : il ne peut "
+        if on < plan.proposed_on:
+            raise RecouvrementError(f"l'échéancier {plan_id} a été proposé le {plan.proposed_on:%d/%m/%Y} : il ne peut "
                                     "pas être accepté avant", field="--on")
-        lapsed_on = plan_answer_deadline(as_date(plan["proposed_on"]), rules or load_rules())
+        lapsed_on = plan_answer_deadline(plan.proposed_on, rules or load_rules())
         if on >= lapsed_on:
             raise RecouvrementError(f"l'échéancier {plan_id} est caduc depuis le {lapsed_on:%d/%m/%Y}, resté sans "
                                     "réponse : proposez-en un nouveau", field="PLAN_ID")
-        other = conn.execute(text("SELECT id FROM plan WHERE patient_id = :p AND status = 'active'"),
-                             {"p": plan["patient_id"]}).scalar_one_or_none()
+        other = store.active_plan_id(conn, plan.patient_id)
         if other is not None:
-            raise RecouvrementError(f"le patient {plan['patient_id']} a déjà un échéancier actif ({other}) : "
+            raise RecouvrementError(f"le patient {plan.patient_id} a déjà un échéancier actif ({other}) : "
                                     "l'annuler d'abord", field="PLAN_ID")
-        conn.execute(text("UPDATE plan SET status = 'active', accepted_on = :d WHERE id = :i"),
-                     {"d": on, "i": plan_id})
+        store.mark_accepted(conn, plan_id, on)
         append_event(conn, "plan_accepted", {"plan_id": plan_id, "accepted_on": on,
-                                             "invoices": plan["invoice_numbers"].split()},
-                     patient_id=plan["patient_id"], at=now, actor=actor)
+                                             "invoices": list(plan.invoice_numbers)},
+                     patient_id=plan.patient_id, at=now, actor=actor)
 
 
 def cancel(engine: Engine, plan_id: int, on: date, now: datetime | None = None, actor: str | None = None) -> None:
     """A proposed or active plan is cancelled: its invoices go back to the ladder."""
     with writing(engine) as conn:
         plan = _plan(conn, plan_id)
-        if plan["status"] not in ("proposed", "active"):
-            raise RecouvrementError(f"l'échéancier {plan_id} est déjà {plan['status']}", field="PLAN_ID")
-        conn.execute(text("UPDATE plan SET status = 'cancelled', ended_on = :d WHERE id = :i"),
-                     {"d": on, "i": plan_id})
-        append_event(conn, "plan_cancelled", {"plan_id": plan_id, "was": plan["status"], "ended_on": on,
-                                              "invoices": plan["invoice_numbers"].split()},
-                     patient_id=plan["patient_id"], at=now, actor=actor)
+        if plan.status not in ("proposed", "active"):
+            raise RecouvrementError(f"l'échéancier {plan_id} est déjà {plan.status}", field="PLAN_ID")
+        store.mark_ended(conn, plan_id, "cancelled", on)
+        append_event(conn, "plan_cancelled", {"plan_id": plan_id, "was": plan.status, "ended_on": on,
+                                              "invoices": list(plan.invoice_numbers)},
+                     patient_id=plan.patient_id, at=now, actor=actor)
 
 
 @dataclass(frozen=True)
@@ -257,40 +270,23 @@ class PlanSummary:
     standing: PlanStatus  # where the schedule stands on as_of (core.plans.plan_status)
 
 
-def _instalments(conn: Connection, plan_id: int) -> tuple[Instalment, ...]:
-    rows = conn.execute(text("SELECT due_date, amount_cents FROM plan_instalment WHERE plan_id = :p ORDER BY seq"),
-                        {"p": plan_id}).all()
-    return tuple(Instalment(as_date(d), int(a)) for d, a in rows)
-
-
-def plan_payments(conn: Connection, plan, as_of: date) -> tuple[tuple[date, int], ...]:
+def plan_payments(conn: Connection, plan: PlanRow, as_of: date) -> tuple[tuple[date, int], ...]:
     """The patient's own payments to the plan's invoices, dated after the proposal and by as_of."""
-    numbers = plan["invoice_numbers"].split()
-    if not numbers:
-        return ()
-    marks = ", ".join(f":n{k}" for k in range(len(numbers)))
-    rows = conn.execute(text(
-        "SELECT p.payment_date, SUM(a.amount_cents) FROM allocation a JOIN payment p ON p.payment_id = a.payment_id "
-        f"WHERE a.payer_type = 'patient' AND p.payer_type = 'patient' AND a.invoice_number IN ({marks}) "
-        "AND p.payment_date > :start AND p.payment_date <= :d GROUP BY p.payment_date ORDER BY p.payment_date"),
-        {"start": plan["proposed_on"], "d": as_of, **{f"n{k}": n for k, n in enumerate(numbers)}}).all()
-    return tuple((as_date(d), int(c)) for d, c in rows)
+    return store.plan_payments(conn, plan, as_of)
 
 
-def summary(conn: Connection, plan, as_of: date, rules: Rules) -> PlanSummary:
-    instalments = _instalments(conn, plan["id"])
-    payments = plan_payments(conn, plan, as_of)
-    optional = (lambda v: None if v is None else as_date(v))
-    return PlanSummary(plan["id"], plan["patient_id"], plan["status"], as_date(plan["proposed_on"]),
-                       optional(plan["accepted_on"]), optional(plan["ended_on"]), int(plan["total_cents"]),
-                       tuple(plan["invoice_numbers"].split()), instalments, payments,
+def summary(conn: Connection, plan: PlanRow, as_of: date, rules: Rules) -> PlanSummary:
+    instalments = store.instalments(conn, plan.id)
+    payments = store.plan_payments(conn, plan, as_of)
+    return PlanSummary(plan.id, plan.patient_id, plan.status, plan.proposed_on, plan.accepted_on, plan.ended_on,
+                       plan.total_cents, plan.invoice_numbers, instalments, payments,
                        _standing(plan, instalments, payments, as_of, rules))
 
 
-def _standing(plan, instalments, payments, as_of: date, rules: Rules) -> PlanStatus:
+def _standing(plan: PlanRow, instalments, payments, as_of: date, rules: Rules) -> PlanStatus:
     """The schedule's standing once accepted; before, only 'proposed' or 'lapsed' (never active nor broken)."""
-    if plan["status"] in ("proposed", "lapsed"):
-        return proposal_status(as_date(plan["proposed_on"]), as_of, rules)
+    if plan.status in ("proposed", "lapsed"):
+        return proposal_status(plan.proposed_on, as_of, rules)
     return plan_status(instalments, payments, as_of, rules.plans.grace_days)
 
 
@@ -299,11 +295,7 @@ def show(engine: Engine, as_of: date, *, plan_id: int | None = None, patient_id:
     """One plan, or every plan of a patient (newest first), with where each stands on as_of."""
     rules = rules or load_rules()
     with engine.connect() as conn:
-        if plan_id is not None:
-            plans = [_plan(conn, plan_id)]
-        else:
-            plans = list(conn.execute(text("SELECT * FROM plan WHERE patient_id = :p ORDER BY proposed_on DESC, "
-                                           "id DESC"), {"p": patient_id}).mappings())
+        plans = [_plan(conn, plan_id)] if plan_id is not None else store.plans_of(conn, patient_id)
         return [summary(conn, plan, as_of, rules) for plan in plans]
 
 
@@ -321,8 +313,7 @@ def refresh_plans(engine: Engine, as_of: date, rules: Rules | None = None, now: 
     counts = {"checked": 0, "broken": 0, "completed": 0, "lapsed": 0}
     with writing(engine) as conn:
         counts["lapsed"] = _lapse_unanswered(conn, as_of, rules, now)
-        plans = list(conn.execute(text("SELECT * FROM plan WHERE status = 'active' ORDER BY id")).mappings())
-        for plan in plans:
+        for plan in store.plans_with_status(conn, "active"):
             counts["checked"] += 1
             state = summary(conn, plan, as_of, rules)
             if state.standing.state == "broken":
@@ -336,17 +327,14 @@ def refresh_plans(engine: Engine, as_of: date, rules: Rules | None = None, now: 
 
 def _lapse_unanswered(conn: Connection, as_of: date, rules: Rules, now: datetime | None) -> int:
     """Proposed plans whose answer window is over become 'lapsed' (ended_on: the day they lapsed)."""
-    plans = list(conn.execute(text("SELECT * FROM plan WHERE status = 'proposed' ORDER BY id")).mappings())
     lapsed = 0
-    for plan in plans:
-        deadline = plan_answer_deadline(as_date(plan["proposed_on"]), rules)
+    for plan in store.plans_with_status(conn, "proposed"):
+        deadline = plan_answer_deadline(plan.proposed_on, rules)
         if as_of < deadline:
             continue
-        conn.execute(text("UPDATE plan SET status = 'lapsed', ended_on = :d WHERE id = :i"),
-                     {"d": deadline, "i": plan["id"]})
-        append_event(conn, "plan_lapsed", {"plan_id": plan["id"], "ended_on": deadline,
-                                           "proposed_on": as_date(plan["proposed_on"])},
-                     patient_id=plan["patient_id"], at=now or datetime.now(timezone.utc))
+        store.mark_ended(conn, plan.id, "lapsed", deadline)
+        append_event(conn, "plan_lapsed", {"plan_id": plan.id, "ended_on": deadline, "proposed_on": plan.proposed_on},
+                     patient_id=plan.patient_id, at=now or datetime.now(timezone.utc))
         lapsed += 1
     return lapsed
 
@@ -360,11 +348,11 @@ def _settled_on(state: PlanSummary) -> date:
     raise AssertionError("a completed plan has payments covering it")
 
 
-def _close(conn: Connection, plan, status: str, on: date, state: PlanSummary, now: datetime | None) -> None:
-    conn.execute(text("UPDATE plan SET status = :s, ended_on = :d WHERE id = :i"),
-                 {"s": status, "d": on, "i": plan["id"]})
-    append_event(conn, f"plan_{status}", {"plan_id": plan["id"], "ended_on": on,
-                                          "invoices": plan["invoice_numbers"].split(),
+def _close(conn: Connection, plan: PlanRow, status: str, on: date, state: PlanSummary,
+           now: datetime | None) -> None:
+    store.mark_ended(conn, plan.id, status, on)
+    append_event(conn, f"plan_{status}", {"plan_id": plan.id, "ended_on": on,
+                                          "invoices": list(plan.invoice_numbers),
                                           "paid_cents": state.standing.paid_cents,
                                           "total_cents": state.total_cents, "reason": state.standing.reason},
-                 patient_id=plan["patient_id"], at=now or datetime.now(timezone.utc))
+                 patient_id=plan.patient_id, at=now or datetime.now(timezone.utc))

@@ -7,8 +7,8 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
-from recouvrement.app.disputes import as_date
-from recouvrement.app.holds import patients_on_hold
+from recouvrement.db.values import as_date
+from recouvrement.db.holds import patients_on_hold
 from recouvrement.core.segments import CHRONIC, ON_HOLD, ONE_OFF, PatientHistory, SegmentResult, segment
 from recouvrement.rules import Rules
 

@@ -19,13 +19,15 @@ Decisions, documented once here (the rules files repeat them for the office):
   notice takes precedence over a ladder letter due the same day. The notice asks for payment by its
   date + ``due_after_days``, and that deadline is the due date the ladder counts from afterwards: no
   ladder letter before the date the notice promised.
-* A share still awaited from an insurer holds back the whole invoice. An invoice in a plan proposed
-  and not yet answered waits for the plan's answer window (``plans.answer_window_days``).
+* Whether an invoice may be chased at all on the day is core.eligibility's (one rule with the plans and
+  the agency): a share still awaited from an insurer holds back the whole invoice; an invoice in a plan
+  proposed and not yet answered waits for the plan's answer window (``plans.answer_window_days``); a hold,
+  a dispute or a plan counts from its start to its end, never before it starts.
 * Amount asked = sum of the listed items - the patient's credits, floored at zero, the credits
   deducted from the formal part first; no letter under ``min_total_cents`` in all, nor one whose
   formal part the credits cover.
-* A promise to pay (``Account.promised_until``) holds the whole account through its day; the day after, the
-  ladder resumes by itself if money is still owed.
+* A promise to pay (``Account.promises``, or ``promised_until``: a promise known in force) holds the whole
+  account through its day; the day after, the ladder resumes by itself if money is still owed.
 * ``has_email`` is the recipient's address (the guarantor's for a minor).
 """
 
@@ -38,14 +40,13 @@ from typing import Iterable
 
 import holidays
 
-from recouvrement.core.plans import add_months, plan_answer_deadline
+from recouvrement.core.eligibility import ALWAYS, PATIENT_CODES, Action, Invoice, Patient, PlanFacts, Span, refusals
+from recouvrement.core.eligibility import (PENDING_PAYMENT_REASON, QUEUED_PAYMENT_REASON,  # noqa: F401
+                                           is_time_barred)  # noqa: F401 (callers import them from here)
 from recouvrement.money import format_eur
 from recouvrement.rules import Rules
 
 NOTICE_LEVEL = 0
-PENDING_PAYMENT_REASON = "un paiement à son nom attend le rapprochement"
-QUEUED_PAYMENT_REASON = ("un paiement en attente de rapprochement pourrait être le sien (nom du payeur et montant "
-                         "d'une facture concordent) : pas de relance avant la décision")
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ class OpenItem:
     notified: bool = True  # whether the rejection notice about it was sent
     history: tuple[Listing, ...] = ()  # every letter that listed this invoice, at its own level
     plan_proposed_on: date | None = None  # a plan proposed over it, neither accepted nor cancelled
+    # Dated facts, judged on the day by core.eligibility (the booleans above: facts already judged on it).
+    disputes: tuple[Span, ...] = ()  # from each complaint's receipt to its closing
+    handed_over_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,10 @@ class Account:
     handed_over: bool = False
     credit_cents: int = 0  # known credit on the account (credit note, overpayment) deducted from the amount asked
     promised_until: date | None = None  # a promise to pay in force: nothing is sent through this day
+    # Dated facts, judged on the day by core.eligibility (on_hold above: a hold already judged in force).
+    holds: tuple[Span, ...] = ()
+    promises: tuple[Span, ...] = ()
+    plans: tuple[PlanFacts, ...] = ()  # every plan of the patient, proposed or accepted, with its dates
 
 
 @dataclass(frozen=True)
@@ -153,9 +161,10 @@ def due_reminders(accounts: Iterable[Account], as_of: date, rules: Rules) -> lis
 
 def decide(account: Account, as_of: date, rules: Rules) -> Decision:
     """The letter due to this patient on as_of, or none, with every exclusion and its reason."""
-    anomalies = _anomalies(account, rules)
-    blockers = _account_blockers(account, as_of)
-    screened, remindable = ((), ()) if anomalies else _screen_items(account, as_of, rules)
+    patient = patient_facts(account)
+    anomalies = _anomalies(account, patient, as_of, rules)
+    blockers = _account_blockers(account, patient, as_of, rules)
+    screened, remindable = ((), ()) if anomalies else _screen_items(account, patient, as_of, rules)
     exclusions = anomalies + blockers + screened
     if anomalies or blockers:
         return _nothing(account, (anomalies + blockers)[0].reason, exclusions, anomalies)
@@ -243,66 +252,74 @@ def handover_ready(history: Iterable[Listing], as_of: date, rules: Rules) -> boo
     return bool(notices) and (as_of - min(notices)).days >= rules.agency.after_level3_days
 
 
-def _anomalies(account: Account, rules: Rules) -> tuple[Exclusion, ...]:
-    coverage = account.coverage.lower()
-    if coverage not in rules.exclusions.anomaly_coverages:
+def patient_facts(account: Account) -> Patient:
+    """The account's facts as core.eligibility reads them (its booleans as pauses in force on the day)."""
+    return Patient(
+        coverage=account.coverage,
+        holds=account.holds + ((ALWAYS,) if account.on_hold or account.segment == "on_hold" else ()),
+        promises=account.promises + ((Span(date.min, account.promised_until + timedelta(days=1)),)
+                                     if account.promised_until is not None else ()),
+        plans=account.plans, has_guarantor=account.has_guarantor,
+        minor=account.is_minor, pending_payment=account.pending_credit_cents > 0,
+        queued_payment_may_be_theirs=account.queued_payment_may_be_theirs)
+
+
+def invoice_facts(item: OpenItem, patient: Patient) -> Invoice:
+    """One open item as core.eligibility reads it."""
+    plans = patient.plans
+    if item.in_plan:
+        plans += (PlanFacts(date.min, frozenset({item.invoice_number}), accepted_on=date.min),)
+    if item.plan_proposed_on is not None:
+        plans += (PlanFacts(item.plan_proposed_on, frozenset({item.invoice_number})),)
+    if plans is not patient.plans:
+        patient = replace(patient, plans=plans)
+    return Invoice(item.invoice_number, item.issue_date, item.amount_cents, item.insurer_awaited_cents,
+                   item.disputes + ((ALWAYS,) if item.disputed else ()),
+                   date.min if item.handed_over else item.handed_over_on, patient=patient)
+
+
+_ACCOUNT_CODES = PATIENT_CODES - {"exempt_coverage"}
+_ITEM_CODES = frozenset({"handed_over", "nothing_owed", "in_plan", "plan_proposed", "disputed", "insurer_awaited",
+                         "time_barred"})
+
+
+def _anomalies(account: Account, patient: Patient, as_of: date, rules: Rules) -> tuple[Exclusion, ...]:
+    if not account.items:
         return ()
-    reason = (f"prise en charge {coverage.upper().replace('_', '/')} : une part patient est une anomalie "
-              "de facturation, à signaler au comptable, jamais réclamée")
-    return tuple(Exclusion(i.invoice_number, "exempt_coverage", reason) for i in account.items)
+    found = refusals(invoice_facts(account.items[0], patient), Action.CHASE, as_of, rules,
+                     codes=frozenset({"exempt_coverage"}))
+    return tuple(Exclusion(i.invoice_number, r.code, r.reason) for r in found for i in account.items)
 
 
-def _account_blockers(account: Account, as_of: date) -> tuple[Exclusion, ...]:
-    checks = (
-        (account.handed_over, "handed_over", "dossier transmis à l'agence de recouvrement"),
-        (account.on_hold or account.segment == "on_hold", "on_hold", "relances suspendues pour ce patient"),
-        (account.promised_until is not None and as_of <= account.promised_until, "promise",
-         f"promesse de paiement : pas de relance jusqu'au {account.promised_until:%d/%m/%Y}"
-         if account.promised_until else ""),
-        (account.is_minor and not account.has_guarantor, "minor_without_guarantor",
-         "patient mineur sans garant connu : aucun courrier"),
-        (account.pending_credit_cents > 0, "pending_credit", PENDING_PAYMENT_REASON),
-        (account.queued_payment_may_be_theirs, "queued_payment", QUEUED_PAYMENT_REASON),
-        (is_quiet_day(as_of), "quiet_day", "dimanche ou jour férié : aucun envoi, rattrapage le jour ouvré suivant"),
-    )
-    return tuple(Exclusion(None, code, reason) for applies, code, reason in checks if applies)
+def _account_blockers(account: Account, patient: Patient, as_of: date, rules: Rules) -> tuple[Exclusion, ...]:
+    """What stops every letter to the patient on as_of (core.eligibility), reported once for the account."""
+    handed = ((Exclusion(None, "handed_over", "dossier transmis à l'agence de recouvrement"),)
+              if account.handed_over else ())
+    probe = Invoice("", as_of, 0, patient=patient)
+    found = tuple(Exclusion(None, r.code, r.reason)
+                  for r in refusals(probe, Action.CHASE, as_of, rules, codes=_ACCOUNT_CODES))
+    quiet = ((Exclusion(None, "quiet_day", "dimanche ou jour férié : aucun envoi, rattrapage le jour ouvré suivant"),)
+             if is_quiet_day(as_of) else ())
+    return handed + found + quiet
 
 
-def _screen_items(account: Account, as_of: date,
+def _screen_items(account: Account, patient: Patient, as_of: date,
                   rules: Rules) -> tuple[tuple[Exclusion, ...], tuple[OpenItem, ...]]:
     """(one exclusion per excluded item, the remindable items), whatever their due date."""
     excluded, remindable = [], []
     for item in account.items:
-        found = item_exclusion(item, as_of, rules)
-        if found is None:
+        found = refusals(invoice_facts(item, patient), Action.CHASE, as_of, rules, codes=_ITEM_CODES)
+        if not found:
             remindable.append(item)
         else:
-            excluded.append(Exclusion(item.invoice_number, *found))
+            excluded.append(Exclusion(item.invoice_number, found[0].code, found[0].reason))
     return tuple(excluded), tuple(remindable)
 
 
-def is_time_barred(issue_date: date, as_of: date, rules: Rules) -> bool:
-    """Prescription: limitation_years from the invoice's issue date (29 February clamped to the 28th)."""
-    return as_of >= add_months(issue_date, 12 * rules.exclusions.limitation_years)
-
-
 def item_exclusion(item: OpenItem, as_of: date, rules: Rules) -> tuple[str, str] | None:
-    """(code, French reason) when this invoice may not be chased on as_of, else None (plans read it too)."""
-    answer_by = plan_answer_deadline(item.plan_proposed_on, rules) if item.plan_proposed_on else None
-    checks = (
-        (item.amount_cents <= 0, "nothing_owed", "rien à payer sur cette facture"),
-        (item.handed_over, "handed_over", "facture transmise à l'agence de recouvrement"),
-        (item.in_plan, "in_plan", "facture dans un échéancier en cours"),
-        (answer_by is not None and item.plan_proposed_on <= as_of < answer_by, "plan_proposed",
-         f"échéancier proposé : pas de relance avant la fin du délai de réponse, le {answer_by:%d/%m/%Y}"
-         if answer_by else ""),
-        (item.disputed, "disputed", "facture contestée : pas de relance pendant la contestation"),
-        (item.insurer_awaited_cents > 0, "insurer_awaited",
-         "une part est encore attendue de l'assurance : toute la facture attend"),
-        (is_time_barred(item.issue_date, as_of, rules), "time_barred",
-         f"créance prescrite : plus de {rules.exclusions.limitation_years} ans depuis la facture"),
-    )
-    return next(((code, reason) for applies, code, reason in checks if applies), None)
+    """(code, French reason) when this invoice alone may not be chased on as_of, else None (core.eligibility)."""
+    found = refusals(invoice_facts(item, Patient()), Action.CHASE, as_of, rules, codes=_ITEM_CODES)
+    return (found[0].code, found[0].reason) if found else None
 
 
 def _letter(account: Account, rules: Rules, level: int, items: tuple[OpenItem, ...], levels: tuple[int, ...],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, RowMapping, text
 
 from recouvrement.db.values import as_date
 
@@ -73,3 +73,12 @@ def patient_agency_cases(conn: Connection, patient_id: str) -> list[dict]:
             for r in conn.execute(text("SELECT case_id, handed_on, amount_cents, status, updated_on FROM agency_case "
                                        "WHERE patient_id = :p ORDER BY handed_on DESC"),
                                   {"p": patient_id}).mappings()]
+
+
+def patient_row(conn: Connection, patient_id: str) -> RowMapping | None:
+    """The patient's row (every column of the patient table), or None when unknown."""
+    return conn.execute(text("SELECT * FROM patient WHERE patient_id = :p"), {"p": patient_id}).mappings().first()
+
+
+def patient_exists(conn: Connection, patient_id: str) -> bool:
+    return conn.execute(text("SELECT 1 FROM patient WHERE patient_id = :p"), {"p": patient_id}).first() is not None

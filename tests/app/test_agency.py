@@ -157,7 +157,7 @@ def test_an_active_plan_keeps_the_case_in(engine, settings, tmp_path):
         conn.execute(text("INSERT INTO plan (patient_id, status, proposed_on, accepted_on, total_cents, "
                           "invoice_numbers) VALUES ('P1', 'active', :d, :d, 15000, 'F2025-000301 F2025-000302')"),
                      {"d": date(2025, 4, 10)})
-    assert kept_out(engine, tmp_path) == {"P1": "active_plan"}
+    assert kept_out(engine, tmp_path) == {"P1": "in_plan"}
 
 
 def test_an_open_dispute_keeps_the_case_in(engine, settings, tmp_path):
@@ -180,6 +180,70 @@ def test_a_hold_keeps_the_case_in_until_it_is_released(engine, settings, tmp_pat
     assert export(engine, tmp_path).cases == 1
 
 
+def test_a_hold_that_starts_after_the_handover_day_does_not_keep_the_case_in(engine, settings, tmp_path):
+    """The agency used to stop at any hold not released, even one starting later; the letters did not."""
+    ready(engine, settings, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO hold (patient_id, reason, since) VALUES ('P1', 'hospitalisation', :d)"),
+                     {"d": date(2025, 5, 1)})
+    assert export(engine, tmp_path).cases == 1
+
+
+def test_a_hold_released_only_after_the_handover_day_still_keeps_the_case_in(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO hold (patient_id, reason, since, released_on) "
+                          "VALUES ('P1', 'hospitalisation', :s, :r)"), {"s": date(2025, 4, 2), "r": date(2025, 4, 25)})
+    assert kept_out(engine, tmp_path) == {"P1": "on_hold"}
+
+
+def test_a_dispute_received_after_the_handover_day_does_not_keep_the_case_in(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO dispute (invoice_number, received_on, channel, category, status, reason, "
+                          "answer_due) VALUES ('F2025-000302', :d, 'phone', 'amount', 'open', 'montant', :d)"),
+                     {"d": date(2025, 4, 25)})
+    assert export(engine, tmp_path).cases == 1
+
+
+def test_an_invoice_whose_insurer_share_is_still_awaited_is_left_out_of_the_case(engine, settings, tmp_path):
+    awaiting = invoice("F2025-000302", "2025-01-20", 3000).replace(";30,00;0;0;30,00;", ";130,00;100,00;0;30,00;")
+    ready(engine, settings, tmp_path, [invoice("F2025-000301", "2025-01-10", 12000), awaiting])
+    report = export(engine, tmp_path)
+    assert report.cases == 1 and report.total_cents == 12000
+    with engine.connect() as conn:
+        assert handed_over_invoices(conn) == {"F2025-000301"}
+
+
+def queued_payment(engine, payer: str, cents: int, patient: str | None = None):
+    """A patient's transfer waiting in the queue, in `patient`'s name or (None) in nobody's."""
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO payment (payment_id, payment_date, payer_type, payer_name, amount_cents, "
+                          "reference, status, source_file, reconciled) VALUES ('B1', :d, 'patient', :n, :a, '', "
+                          "'paid', 'bank.csv', TRUE)"), {"d": date(2025, 4, 10), "n": payer, "a": cents})
+        conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
+                          "VALUES ('B1', 'unmatched', :a, 'no reference', :p)"), {"a": cents, "p": patient})
+
+
+def test_a_queued_payment_in_nobodys_name_that_may_be_the_patients_keeps_the_case_in(engine, settings, tmp_path):
+    """The ladder held such a patient; the agency handed them over (issue #12's follow-up)."""
+    ready(engine, settings, tmp_path)
+    queued_payment(engine, "MME CLAIRE MARTIN", 3000)
+    assert kept_out(engine, tmp_path) == {"P1": "queued_payment"}
+
+
+def test_a_queued_payment_of_another_amount_does_not_keep_the_case_in(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    queued_payment(engine, "MME CLAIRE MARTIN", 2999)
+    assert export(engine, tmp_path).cases == 1
+
+
+def test_a_payment_in_the_patients_name_awaiting_matching_keeps_the_case_in(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    queued_payment(engine, "C MARTIN", 5000, patient="P1")
+    assert kept_out(engine, tmp_path) == {"P1": "pending_credit"}
+
+
 def test_a_time_barred_debt_is_never_handed_over(engine, settings, tmp_path):
     world(engine, settings, tmp_path, [invoice("F2023-000001", "2023-01-10", 12000)])
     letter(engine, "L3-P1", date(2024, 12, 1), ["F2023-000001"])
@@ -195,7 +259,7 @@ def test_running_the_same_export_again_hands_nothing_over_twice(engine, settings
     ready(engine, settings, tmp_path)
     first = (tmp_path / "agency.csv").read_bytes() if export(engine, tmp_path).cases else None
     again = export(engine, tmp_path, name="again.csv")
-    assert again.cases == 0 and again.left_out == {"P1": "already_handed_over"}
+    assert again.cases == 0 and again.left_out == {"P1": "handed_over"}
     assert not (tmp_path / "again.csv").exists() and (tmp_path / "agency.csv").read_bytes() == first
 
 

@@ -260,3 +260,51 @@ def test_no_plan_covers_an_invoice_whose_insurer_share_is_still_awaited(engine, 
     world(engine, clinic, tmp_path, [invoice("F2025-000201", "2025-01-10", 10000), awaited])
     proposal = propose(engine, "P1", date(2025, 3, 31), clinic, rules=RULES)
     assert proposal.invoice_numbers == ("F2025-000201",) and proposal.total_cents == 10000
+
+
+def test_no_plan_is_proposed_to_a_patient_on_hold(engine, clinic, tmp_path):
+    """Plans used to ignore holds: a patient whose letters were paused could be sent a plan proposal."""
+    from recouvrement.app.holds import place_hold
+    world(engine, clinic, tmp_path)
+    place_hold(engine, "P1", "situation difficile", since=date(2025, 3, 1))
+    with pytest.raises(RecouvrementError, match="relances suspendues"):
+        propose(engine, "P1", date(2025, 3, 31), clinic, rules=RULES)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM plan")).scalar_one() == 0
+
+
+def test_a_hold_that_starts_later_does_not_stop_a_proposal_today(engine, clinic, tmp_path):
+    from recouvrement.app.holds import place_hold
+    world(engine, clinic, tmp_path)
+    place_hold(engine, "P1", "situation difficile", since=date(2025, 4, 15))
+    assert propose(engine, "P1", date(2025, 3, 31), clinic, rules=RULES).total_cents == 15000
+
+
+def test_no_plan_is_proposed_over_a_css_coverage(engine, clinic, tmp_path):
+    """A patient share under CSS/AME/AT-MP is a billing anomaly the ladder never chases; plans proposed it."""
+    world(engine, clinic, tmp_path, [invoice("F2025-000201", "2025-01-10", 10000).replace(";none;", ";css;")])
+    with pytest.raises(RecouvrementError, match="CSS"):
+        propose(engine, "P1", date(2025, 3, 31), clinic, rules=RULES)
+
+
+def test_no_plan_is_proposed_while_a_payment_in_the_patients_name_awaits_matching(engine, clinic, tmp_path):
+    world(engine, clinic, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO payment (payment_id, payment_date, payer_type, payer_name, amount_cents, "
+                          "reference, status, source_file, reconciled) VALUES ('B1', :d, 'patient', 'C MARTIN', 5000, "
+                          "'', 'paid', 'bank.csv', TRUE)"), {"d": date(2025, 3, 20)})
+        conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
+                          "VALUES ('B1', 'unmatched', 5000, 'no reference', 'P1')"))
+    with pytest.raises(RecouvrementError, match="attend le rapprochement"):
+        propose(engine, "P1", date(2025, 3, 31), clinic, rules=RULES)
+
+
+def test_a_dispute_received_after_the_proposal_day_does_not_take_its_invoice_out(engine, clinic, tmp_path):
+    """Plans read every dispute not closed, whatever its date; the ladder only those received by the day."""
+    world(engine, clinic, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO dispute (invoice_number, received_on, channel, category, status, reason, "
+                          "answer_due) VALUES ('F2025-000202', :d, 'desk', 'amount', 'open', 'montant', :d)"),
+                     {"d": date(2025, 4, 5)})
+    proposal = propose(engine, "P1", date(2025, 3, 31), clinic, rules=RULES)
+    assert proposal.invoice_numbers == ("F2025-000201", "F2025-000202")
