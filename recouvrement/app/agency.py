@@ -5,7 +5,7 @@ Decisions where the brief was silent, documented once here:
 * A case is one patient's debt formally demanded in their mise(s) en demeure: the invoices listed at the
   ladder's last level (letter_item.level; an invoice a mise en demeure lists apart as "also due" is not
   demanded by it), each only once its own mise en demeure is at least `after_level3_days` old
-  (core.ladder.handover_ready, the rule the ladder reads too). Case id:
+  (core.eligibility's level3_too_recent). Case id:
   ``AG-<yyyymmdd>-<patient_id>``. Letters count whether still 'written' or already 'sent': the
   letter's date is the day it went out. An e-mail still in the outbox ('queued', 'sending') or refused
   ('failed') has not gone out, unless it also went by post (channel 'both').

@@ -282,18 +282,29 @@ PATIENT_CODES = frozenset({"exempt_coverage", "on_hold", "promise", "minor_witho
                            "queued_payment"})
 
 
+_PLANS: dict[tuple[Action, frozenset[str] | None], tuple[tuple[str, Check], ...]] = {}
+
+
+def _checks(action: Action, codes: frozenset[str] | None) -> tuple[tuple[str, Check], ...]:
+    """The checks of CHECKS that apply to `action` (and to `codes`), in order; computed once per pair."""
+    key = (action, codes)
+    if key not in _PLANS:
+        _PLANS[key] = tuple((code, check) for code, check, actions in CHECKS
+                            if action in actions and (codes is None or code in codes))
+    return _PLANS[key]
+
+
 def refusals(item: Invoice, action: Action | str, day: date, rules: Rules,
              codes: frozenset[str] | None = None) -> tuple[Refusal, ...]:
     """Every reason not to act on this invoice on `day` (empty: we may), in :data:`CHECKS` order;
     `codes` limits the checks to those codes."""
     action = Action(action)
-    found = []
-    for code, check, actions in CHECKS:
-        if action in actions and (codes is None or code in codes):
-            reason = check(item, action, day, rules)
-            if reason is not None:
-                found.append(Refusal(code, reason))
-    return tuple(found)
+    found: tuple[Refusal, ...] = ()
+    for code, check in _checks(action, codes):
+        reason = check(item, action, day, rules)
+        if reason is not None:
+            found += (Refusal(code, reason),)
+    return found
 
 
 def verdict(item: Invoice, action: Action | str, day: date, rules: Rules) -> Refusal | None:

@@ -8,7 +8,7 @@ Decisions, documented once here (the rules files repeat them for the office):
   listed at level L-1 at least ``min_gap_days`` before. Levels are never skipped: a debt 60 days old
   with no letter gets level 1. An invoice that reached the last level (the mise en demeure) is never
   listed again: the agency handover takes it once that letter is ``agency.after_level3_days`` old
-  (:func:`handover_ready`, read by the agency export).
+  (core.eligibility, action hand_over; :func:`handover_ready` for one invoice's history).
 * A letter is still one per patient. Its level is the highest level one of its invoices may reach;
   the invoices at that level are its formal part, every other overdue remindable invoice is listed
   apart, gently, as "also due" at its own level (its next level when it may climb, else the level it
@@ -247,9 +247,14 @@ def next_level(item: OpenItem, as_of: date, rules: Rules) -> tuple[int, str | No
 
 
 def handover_ready(history: Iterable[Listing], as_of: date, rules: Rules) -> bool:
-    """Whether the agency may take this invoice on as_of: its own mise en demeure is old enough."""
+    """Whether the agency may take this invoice on as_of as far as its own mise en demeure goes (old enough:
+    core.eligibility's level3_too_recent, the rule the agency export reads)."""
     notices = [listing.sent_on for listing in history if listing.level == rules.ladder.max_level]
-    return bool(notices) and (as_of - min(notices)).days >= rules.agency.after_level3_days
+    if not notices:
+        return False
+    item = Invoice("", as_of, 1, mise_en_demeure_on=min(notices))
+    return not refusals(item, Action.HAND_OVER, as_of, rules, codes=frozenset({"no_mise_en_demeure",
+                                                                              "level3_too_recent"}))
 
 
 def patient_facts(account: Account) -> Patient:
@@ -314,12 +319,6 @@ def _screen_items(account: Account, patient: Patient, as_of: date,
         else:
             excluded.append(Exclusion(item.invoice_number, found[0].code, found[0].reason))
     return tuple(excluded), tuple(remindable)
-
-
-def item_exclusion(item: OpenItem, as_of: date, rules: Rules) -> tuple[str, str] | None:
-    """(code, French reason) when this invoice alone may not be chased on as_of, else None (core.eligibility)."""
-    found = refusals(invoice_facts(item, Patient()), Action.CHASE, as_of, rules, codes=_ITEM_CODES)
-    return (found[0].code, found[0].reason) if found else None
 
 
 def _letter(account: Account, rules: Rules, level: int, items: tuple[OpenItem, ...], levels: tuple[int, ...],
