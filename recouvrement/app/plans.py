@@ -20,7 +20,8 @@ Decisions where the brief was silent, documented once here:
   "propose"): none with a share still awaited from an insurer, disputed, time-barred, handed over or in an
   active plan; and none at all while the patient is on hold, a minor without a guarantor, under a CSS/AME/
   AT-MP coverage, or has a payment waiting in the queue that may be theirs — the refusal says why. A plan
-  still awaiting its answer does not stop a new proposal (the patient asks for other terms).
+  still awaiting its answer, or a promise to pay, does not stop a new proposal (the patient asks for other
+  terms, or turns a promise into a plan).
 """
 
 from __future__ import annotations

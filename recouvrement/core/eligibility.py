@@ -9,9 +9,9 @@ on D; a pause that ended on or before D stops nothing either (its end day is fre
 What differs between the actions is data, in :data:`CHECKS` (which checks apply to which action) and
 :data:`PLAN_SCOPE` (whether a plan pauses only its own invoices or the whole patient):
 
-* a plan proposed and still in its answer window pauses the ladder and the agency over its invoices,
-  but a new plan may be proposed over them (the patient calls back for other terms: the latest proposal
-  is the one they answer);
+* a plan proposed and still in its answer window, and a promise to pay until its date, pause the ladder
+  and the agency, but a (new) plan may still be proposed (the patient calls back for other terms, or
+  turns a promise into a plan);
 * the agency also needs the invoice's own mise en demeure to be ``agency.after_level3_days`` old;
 * an accepted plan keeps the patient's whole account out of the agency (someone honouring a plan is
   never handed over for another invoice), while the ladder still chases an invoice the plan does not cover.
@@ -247,7 +247,10 @@ def _mise_en_demeure_too_recent(item: Invoice, action: Action, day: date, rules:
 
 
 ALL = frozenset(Action)
-WAITING_FOR_AN_ANSWER = frozenset({Action.CHASE, Action.HAND_OVER})  # a new proposal may replace a pending one
+# A pause the patient asked for (their promise to pay, a plan awaiting their answer) stops letters and the
+# agency, never a (new) plan offered to them: a promise too far off becomes a plan, a patient calls back for
+# other terms.
+THE_PATIENTS_OWN_PAUSE = frozenset({Action.CHASE, Action.HAND_OVER})
 
 # Whether a plan pauses only the invoices it covers or every invoice of its patient, per action.
 PLAN_SCOPE: dict[Action, str] = {Action.CHASE: "invoice", Action.PROPOSE: "invoice", Action.HAND_OVER: "patient"}
@@ -258,13 +261,13 @@ CHECKS: tuple[tuple[str, Check, frozenset[Action]], ...] = (
     ("exempt_coverage", _exempt_coverage, ALL),
     ("handed_over", _handed_over, ALL),
     ("on_hold", _on_hold, ALL),
-    ("promise", _promise, ALL),
+    ("promise", _promise, THE_PATIENTS_OWN_PAUSE),
     ("minor_without_guarantor", _minor, ALL),
     ("pending_credit", _pending_payment, ALL),
     ("queued_payment", _queued_payment, ALL),
     ("nothing_owed", _nothing_owed, ALL),
     ("in_plan", _in_plan, ALL),
-    ("plan_proposed", _plan_proposed, WAITING_FOR_AN_ANSWER),
+    ("plan_proposed", _plan_proposed, THE_PATIENTS_OWN_PAUSE),
     ("disputed", _disputed, ALL),
     ("insurer_awaited", _insurer_awaited, ALL),
     ("time_barred", _time_barred, ALL),
