@@ -65,13 +65,15 @@ class OpenShare:
 class PlanDebt:
     """What a plan proposed on a day may cover: the shares it may take, those it may not (and why)."""
 
-    shares: list[OpenShare]                           # oldest first
-    refused: list[tuple[str, Refusal]]                # (invoice number, why not), the patient's reasons first
+    shares: list[OpenShare]                               # oldest first
+    refused: list[tuple[str, tuple[Refusal, ...]]]        # (invoice number, every reason not), by number
     credits_cents: int
 
     def patient_refusal(self) -> Refusal | None:
-        """A reason that concerns the patient rather than one invoice (a hold, a minor …), if any."""
-        return next((r for _, r in self.refused if r.code in PATIENT_CODES), None)
+        """The reason that concerns the patient rather than one invoice (a hold, a minor …) when it alone keeps
+        some share out of the plan; None when every share refused is refused for itself too."""
+        alone = [found for _, found in self.refused if all(r.code in PATIENT_CODES for r in found)]
+        return alone[0][0] if alone else None
 
 
 def plan_candidates(engine: Engine, patient_id: str, as_of: date, rules: Rules) -> PlanDebt:
@@ -95,10 +97,10 @@ def plan_candidates(engine: Engine, patient_id: str, as_of: date, rules: Rules) 
                        facts.handed_over_on.get(share.invoice_number), patient=facts.patient(patient_id))
         found = refusals(item, Action.PROPOSE, as_of, rules)
         if found:
-            refused.append((share.invoice_number, found[0]))
+            refused.append((share.invoice_number, found))
         else:
             kept.append(share)
-    refused.sort(key=lambda pair: (pair[1].code not in PATIENT_CODES, pair[0]))
+    refused.sort(key=lambda pair: pair[0])
     return PlanDebt(sorted(kept, key=lambda s: (s.issue_date, s.invoice_number)), refused, credits)
 
 
