@@ -7,20 +7,12 @@ Every date returned is a `datetime.date`.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import Connection, text
 
 from recouvrement.core.promises import Promise
-
-
-def as_day(value) -> date | None:
-    """A DATE column's value as a date (SQLite hands back ISO text, PostgreSQL a date or a datetime)."""
-    if isinstance(value, datetime):
-        return value.date()
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
+from recouvrement.db.values import as_date
 
 
 # -- reads ---------------------------------------------------------------------------------------------
@@ -45,7 +37,7 @@ def promises_of(conn: Connection, patient_id: str) -> list[Promise]:
     """Every promise the patient made, newest first."""
     rows = conn.execute(text("SELECT id, made_on, pay_by, amount_cents, cancelled_on FROM promise "
                              "WHERE patient_id = :p ORDER BY made_on DESC, id DESC"), {"p": patient_id})
-    return [Promise(as_day(r[1]), as_day(r[2]), None if r[3] is None else int(r[3]), as_day(r[4]), r[0])
+    return [Promise(as_date(r[1]), as_date(r[2]), None if r[3] is None else int(r[3]), as_date(r[4]), r[0])
             for r in rows]
 
 
@@ -54,7 +46,7 @@ def promised_until(conn: Connection, as_of: date) -> dict[str, date]:
     not cancelled by then)."""
     rows = conn.execute(text("SELECT patient_id, MAX(pay_by) FROM promise WHERE made_on <= :d AND pay_by >= :d "
                              "AND (cancelled_on IS NULL OR cancelled_on > :d) GROUP BY patient_id"), {"d": as_of})
-    return {patient: as_day(day) for patient, day in rows}
+    return {patient: as_date(day) for patient, day in rows}
 
 
 def hold_reviews(conn: Connection, patient_id: str | None = None) -> dict[int, date]:
@@ -62,7 +54,7 @@ def hold_reviews(conn: Connection, patient_id: str | None = None) -> dict[int, d
     sql, params = "SELECT r.hold_id, r.review_on FROM hold_review r JOIN hold h ON h.id = r.hold_id", {}
     if patient_id is not None:
         sql, params = sql + " WHERE h.patient_id = :p", {"p": patient_id}
-    return {int(h): as_day(d) for h, d in conn.execute(text(sql), params)}
+    return {int(h): as_date(d) for h, d in conn.execute(text(sql), params)}
 
 
 def holds_to_review(conn: Connection, as_of: date) -> list[tuple[str, int, date]]:
@@ -70,7 +62,7 @@ def holds_to_review(conn: Connection, as_of: date) -> list[tuple[str, int, date]
     rows = conn.execute(text("SELECT h.patient_id, h.id, r.review_on FROM hold_review r JOIN hold h ON h.id = r.hold_id "
                              "WHERE h.released_on IS NULL AND r.review_on <= :d ORDER BY r.review_on, h.id"),
                         {"d": as_of})
-    return [(p, int(h), as_day(d)) for p, h, d in rows]
+    return [(p, int(h), as_date(d)) for p, h, d in rows]
 
 
 # -- writes ---------------------------------------------------------------------------------------------

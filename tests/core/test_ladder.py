@@ -214,6 +214,14 @@ def test_a_patient_on_hold_gets_nothing():
     assert decide(account(segment="on_hold"), TODAY, RULES).level is None
 
 
+def test_a_promise_to_pay_holds_the_ladder_through_its_day_and_not_the_day_after():
+    promised = account(promised_until=TODAY + timedelta(days=7))
+    assert decide(account(), TODAY, RULES).level == 1
+    assert decide(promised, TODAY, RULES).level is None and "promise" in codes(decide(promised, TODAY, RULES))
+    assert decide(promised, TODAY + timedelta(days=7), RULES).level is None
+    assert decide(promised, TODAY + timedelta(days=8), RULES).level == 1
+
+
 def test_a_debt_past_the_limitation_period_is_not_chased():
     old = item(issue_date=date(2023, 3, 12), days_overdue=600)
     assert codes(decide(account(old), TODAY, RULES)) == {"time_barred"}

@@ -10,7 +10,8 @@ from tests.web.conftest import PLANTED, csrf_of
 PAGES = {
     "compta": ["/patients", "/patients?q=lefevre", "/patients?q=F2025-000102", "/patients/P1", "/patients/P2",
                "/patients/P3", "/exceptions", "/audit", "/aujourdhui"],
-    "accueil": ["/aujourdhui", "/patients?q=fontaine", "/patients/P1", "/patients/P2", "/exceptions"],
+    "accueil": ["/aujourdhui", "/patients?q=fontaine", "/patients/P1", "/patients/P2", "/exceptions", "/courriers",
+                "/appels", "/patients/P1/releve", "/patients/P2/releve"],
     "audit": ["/audit", "/patients/P1"],
 }
 
