@@ -67,6 +67,11 @@ class Audit:
 
 
 @dataclass(frozen=True)
+class Agency:
+    name: str = ""                     # the collection agency a mise en demeure names ("" : not named)
+
+
+@dataclass(frozen=True)
 class Schedule:
     cron: str = "30 2 * * *"           # minute hour day month day-of-week
     timezone: str = "Europe/Paris"
@@ -81,6 +86,7 @@ class Settings:
     schedule: Schedule = field(default_factory=Schedule)
     inbox: Inbox = field(default_factory=Inbox)
     audit: Audit = field(default_factory=Audit)
+    agency: Agency = field(default_factory=Agency)
     source: Path | None = None
 
     def require_creditor(self) -> Creditor:
@@ -158,7 +164,7 @@ def read_or_create_key(path: Path) -> bytes:
 
 
 SECTIONS = {"creditor": Creditor, "smtp": Smtp, "paths": Paths, "privacy": Privacy, "schedule": Schedule,
-            "inbox": Inbox, "audit": Audit}
+            "inbox": Inbox, "audit": Audit, "agency": Agency}
 
 
 def config_path(explicit: str | Path | None = None) -> Path | None:

@@ -40,6 +40,25 @@ class RejectionNotice:
 
 
 @dataclass(frozen=True)
+class RejectReasons:
+    """What the rejection notice may say of an insurer's reason: (reason as remittances write it, the letter's
+    neutral words). A reason not listed is never copied into a letter (it could reveal care)."""
+
+    reasons: tuple[tuple[str, str], ...] = (
+        ("droits non ouverts", "vos droits n'étaient pas ouverts à cette date auprès de votre caisse"),
+        ("droits clos", "vos droits n'étaient plus ouverts à cette date auprès de votre caisse"),
+        ("droits fermés", "vos droits n'étaient plus ouverts à cette date auprès de votre caisse"),
+        ("assuré inconnu", "votre caisse n'a pas retrouvé votre dossier avec les informations transmises"),
+        ("bénéficiaire inconnu", "votre caisse n'a pas retrouvé votre dossier avec les informations transmises"),
+        ("adhérent inconnu", "votre mutuelle n'a pas retrouvé votre contrat avec les informations transmises"),
+        ("contrat résilié", "votre contrat de mutuelle n'était plus en vigueur à cette date"),
+        ("hors période de garantie", "votre contrat de mutuelle ne couvrait pas cette date"),
+        ("fin de droits", "vos droits avaient pris fin à cette date"),
+        ("doublon", "cette facture lui avait déjà été présentée"),
+    )
+
+
+@dataclass(frozen=True)
 class LadderRules:
     min_gap_days: int = 14
     levels: tuple[LadderLevel, ...] = (
@@ -125,10 +144,12 @@ class Rules:
     plans: PlanRules = field(default_factory=PlanRules)
     agency: AgencyRules = field(default_factory=AgencyRules)
     accounting: AccountingRules = field(default_factory=AccountingRules)
+    reject_reasons: RejectReasons = field(default_factory=RejectReasons)
 
 
 def load_rules(rules_dir: Path | None = None) -> Rules:
-    """Read ladder, exclusions, segments, plans, agency and accounting .toml from rules_dir (default: repo rules/)."""
+    """Read ladder, exclusions, segments, plans, agency, accounting and reject_reasons .toml from rules_dir
+    (default: repo rules/)."""
     folder = Path(rules_dir) if rules_dir is not None else DEFAULT_RULES_DIR
     return Rules(
         ladder=_ladder(_Table.of_file(folder / "ladder.toml")),
@@ -137,6 +158,7 @@ def load_rules(rules_dir: Path | None = None) -> Rules:
         plans=_plans(_Table.of_file(folder / "plans.toml")),
         agency=_agency(_Table.of_file(folder / "agency.toml")),
         accounting=_accounting(_Table.of_file(folder / "accounting.toml")),
+        reject_reasons=_reject_reasons(_Table.of_file(folder / "reject_reasons.toml")),
     )
 
 
@@ -311,6 +333,14 @@ def _agency(table: _Table) -> AgencyRules:
     )
     table.close()
     return rules
+
+
+def _reject_reasons(table: _Table) -> RejectReasons:
+    reasons = table.table("reasons")
+    pairs = tuple((key, reasons.text(key)) for key in list(reasons._data))
+    reasons.close()
+    table.close()
+    return RejectReasons(pairs)
 
 
 ACCOUNTS = ("bank", "patient", "amo", "amc", "credit", "write_off")

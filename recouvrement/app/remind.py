@@ -32,6 +32,8 @@ from recouvrement.audit import append_event, file_record, record_files
 from recouvrement.config import Settings
 from recouvrement.core.ladder import Decision, decide, is_quiet_day
 from recouvrement.core.references import letter_reference, rf_reference
+from recouvrement.core.wording import neutral_reason
+from recouvrement.db.rejections import rejection_reasons
 from recouvrement.errors import RecouvrementError
 from recouvrement.rules import Rules, load_rules
 from recouvrement.scanner import PrivacyLeak, ensure_clean, html_text, known_texts, pdf_text
@@ -115,7 +117,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     fresh = [d for d in report.decisions if letter_id(as_of, d.patient_id, d.level) not in recorded]
     report.already_recorded = sorted(recorded)
     if fresh:
-        _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf)
+        _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf, rules)
     _write_batches(engine, report, known_texts(settings))
     _send(engine, settings, Path(out_dir), report)
     if report.already_recorded or report.letters:
@@ -124,15 +126,18 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
 
 
 def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path, decisions: list[Decision],
-                  report: RemindReport, single_pdf: bool) -> None:
+                  report: RemindReport, single_pdf: bool, rules: Rules) -> None:
     from recouvrement.render.letters import render_html, render_text
     from recouvrement.render.sepa_qr import epc_payload
     creditor, known = _creditor(settings), known_texts(settings)
     with engine.connect() as conn:
         people = frame(conn, "SELECT * FROM patient").set_index("patient_id")
+        reasons = rejection_reasons(conn, [i.invoice_number for d in decisions if d.template == "avis_rejet"
+                                           for i in d.items])
     for decision in decisions:
         lid = letter_id(as_of, decision.patient_id, decision.level)
-        view = letter_view(lid, as_of, creditor, people.loc[decision.patient_id], decision)
+        view = letter_view(lid, as_of, creditor, people.loc[decision.patient_id], decision,
+                           agency=settings.agency.name, reasons=_neutral_reasons(decision, reasons, rules))
         html = render_html(view)
         text_version = render_text(view)
         try:
@@ -154,8 +159,20 @@ def _creditor(settings: Settings):
     return Creditor(c.name, c.address, c.postal_code, c.city, c.phone, c.email, c.siret, c.iban, c.bic)
 
 
-def letter_view(lid: str, as_of: date, creditor, person, decision: Decision):
-    """The whitelist view: identity and address, invoice numbers, dates, amounts, RF references. Nothing else."""
+def _neutral_reasons(decision: Decision, reasons: dict[str, tuple[str, ...]], rules: Rules) -> str:
+    """A notice's insurer reasons in the rules' neutral words, once each; those the rules do not list are
+    left out (never copied: they could reveal care)."""
+    if decision.template != "avis_rejet":
+        return ""
+    words = (neutral_reason(r, rules.reject_reasons.reasons) for i in decision.items
+             for r in reasons.get(i.invoice_number, ()))
+    return " ; ".join(dict.fromkeys(w for w in words if w))
+
+
+def letter_view(lid: str, as_of: date, creditor, person, decision: Decision, *, agency: str = "",
+                reasons: str = ""):
+    """The whitelist view: identity and address, invoice numbers, dates, amounts, RF references, the rules'
+    neutral words for an insurer's reason, the agency's name. Nothing else."""
     from recouvrement.render.views import LetterLine, LetterView
 
     def line(item, level: int) -> LetterLine:
@@ -171,7 +188,7 @@ def letter_view(lid: str, as_of: date, creditor, person, decision: Decision):
     return LetterView(
         letter_id=lid, kind=decision.template, level=decision.level, date=as_of, creditor=creditor,
         recipient=recipient, patient_display_name=patient_name(person), lines=lines,
-        payment_reference=letter_reference(lid),
+        payment_reference=letter_reference(lid), agency_name=agency, rejection_reason=reasons,
         credits_cents=sum(x.amount_cents for x in lines) - decision.formal_due_cents,
         total_due_cents=decision.formal_due_cents, offer_plan_first=decision.offer_plan_first,
         payer_rejected=_PAYERS.get(shifted, "votre assurance") if notice else None,

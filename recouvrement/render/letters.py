@@ -20,6 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from stdnum import iban
 
 from recouvrement.core.references import format_rf
+from recouvrement.core.wording import postal_line
 from recouvrement.money import format_eur
 from recouvrement.render.views import Creditor, LetterLine, LetterView, Recipient
 
@@ -71,7 +72,7 @@ def environment() -> SandboxedEnvironment:
                             autoescape=True, trim_blocks=True, lstrip_blocks=True)
     env.globals.clear()  # no range, dict, lipsum...: a letter needs none of them
     env.filters.update(eur=format_eur, date_fr=date_fr, days_after=days_after, rf=format_rf,
-                       iban=iban.format, lines=lines)
+                       iban=iban.format, lines=lines, postal=postal_line)
     return env
 
 

@@ -104,7 +104,7 @@ class LetterView(_Checked):
     """Everything one letter may show, and nothing else.
 
     `patient_display_name` is "Prénom Nom" of the patient when the letter goes to a guarantor: the
-    letter then says "pour le compte de <patient>" and nothing more about the patient. When the
+    letter then says whose account it concerns ("le compte de <patient>") and nothing more about the patient. When the
     letter goes to the patient, pass "" or the recipient's name: nothing is added.
     `payer_rejected` names the insurer for an avis_rejet ("l'Assurance Maladie", "votre mutuelle"), and
     `pay_within_days` its deadline: the ladder counts from that date afterwards.
@@ -135,6 +135,11 @@ class LetterView(_Checked):
     # carried by the QR code: one transfer settles all its invoices. "": one reference per invoice
     # (a plan proposal, whose instalments quote its first invoice's).
     payment_reference: str = ""
+    # A mise en demeure names the collection agency its debt may be handed to ("": not named).
+    agency_name: str = ""
+    # An avis_rejet's insurer reason in the rules' neutral words (rules/reject_reasons.toml), "" when the
+    # insurer's reason is not listed there: it is then never printed.
+    rejection_reason: str = ""
 
     def __post_init__(self) -> None:
         _Checked.__post_init__(self)
@@ -217,4 +222,7 @@ def specimen(kind: str = "relance_1", letter_id: str = "SPECIMEN-0001", *, invoi
                                   rf_reference(number), 1)
                        for i, number in ((i, f"F{on.year}-{i + 456:06d}") for i in range(also_due))),
         also_due_total_cents=sum(1500 + 100 * i for i in range(also_due)),
-        payment_reference="" if kind == "proposition_echeancier" else letter_reference(letter_id))
+        payment_reference="" if kind == "proposition_echeancier" else letter_reference(letter_id),
+        agency_name="Recouvrement Conseil Île-de-France" if kind == "mise_en_demeure" else "",
+        rejection_reason="vos droits n'étaient pas ouverts à cette date auprès de votre caisse"
+        if kind == "avis_rejet" else "")

@@ -329,7 +329,7 @@ def test_no_ladder_letter_comes_before_the_deadline_the_rejection_notice_gave(en
     # The notice of 2 June asks for payment by 2 July: the ladder counts from there (level 1 at 15 days).
     assert sent == {"P1": [(MONDAY, 0), (date(2025, 7, 17), 1)]}
     notice = (tmp_path / MONDAY.isoformat() / f"L{MONDAY:%Y%m%d}-P1-0.html").read_text()
-    assert "soit au plus tard le 2 juillet 2025" in " ".join(notice.split())
+    assert "au plus tard le <strong>2 juillet 2025</strong>" in " ".join(notice.split())
 
 
 def test_a_payment_quoting_a_letters_reference_settles_its_invoices_oldest_first(engine, settings, tmp_path):
@@ -354,3 +354,21 @@ def test_a_letter_prints_its_one_reference_once_with_the_total(engine, settings,
     assert letter.count(format_rf(written.rf_reference)) == 1
     assert rf_reference("F2025-000201") not in letter and format_rf(rf_reference("F2025-000201")) not in letter
     assert "Montant à régler : <strong>57,50" in letter
+
+
+def _notice_text(engine, settings, tmp_path, reason: str) -> str:
+    load(engine, settings, tmp_path, [invoice("F2025-000201", "P1", "20/05/2025", "20/05/2025", "5,00", amo="30,00")],
+         [f"R1;2025-05-28;amo;CPAM;0,00;;F2025-000201;rejected;{reason}"])
+    report = run_remind(engine, with_creditor(settings), MONDAY, tmp_path / "out")
+    notice, = [w for w in report.letters if w.kind == "avis_rejet"]
+    return " ".join(extract_text(tmp_path / "out" / f"{notice.letter_id}.html").split())
+
+
+def test_a_rejection_notice_gives_an_administrative_reason_in_the_rules_neutral_words(engine, settings, tmp_path):
+    text = _notice_text(engine, settings, tmp_path, "DROITS NON OUVERTS")
+    assert "Motif indiqué : vos droits n'étaient pas ouverts à cette date auprès de votre caisse." in text
+
+
+def test_a_rejection_reason_the_rules_do_not_list_is_never_copied(engine, settings, tmp_path):
+    text = _notice_text(engine, settings, tmp_path, "Hors nomenclature - prothese")
+    assert "Motif" not in text and "nomenclature" not in text.lower() and "prothese" not in text.lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -71,7 +72,17 @@ def test_a_letter_invites_a_call_offers_instalments_and_points_to_social_help(ki
     text = flat(render_text(specimen(kind)))
     assert "Appelez-nous au 01 43 62 00 00" in text
     assert "plusieurs fois" in text
-    assert "le service social de votre caisse d'Assurance Maladie ou le CCAS de votre commune" in text
+    # Issue #14: the Complémentaire santé solidaire and the caisse's social service, with how to ask (was: the CCAS).
+    assert "la Complémentaire santé solidaire (gratuite, ou moins de 1 € par jour)" in text
+    assert "demandez-la sur ameli.fr, au 36 46 ou à votre caisse d'Assurance Maladie" in text
+    assert "dont le service social peut aussi vous accompagner (rendez-vous au 36 46)" in text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_letter_of_every_level_says_how_to_contest_and_that_reminders_stop_meanwhile(kind):
+    text = flat(render_text(specimen(kind)))
+    assert ("Si vous contestez ce montant, écrivez-nous ou appelez-nous : nos relances seront suspendues pendant "
+            "l'examen de votre demande.") in text
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -104,10 +115,38 @@ def test_a_first_reminder_asks_to_ignore_it_when_already_paid():
     assert "ne pas tenir compte de ce courrier" in render_text(specimen("relance_1"))
 
 
-def test_a_rejection_notice_names_the_insurer_and_gives_thirty_days():
+def test_a_rejection_notice_names_the_insurer_and_gives_one_deadline():
+    # Issue #14: one deadline (was "dans un délai de 30 jours, soit au plus tard le …", and a due date per invoice).
+    text = flat(render_text(specimen("avis_rejet", invoices=2)))
+    assert "l'Assurance Maladie n'a pas réglé la part qui lui revenait sur vos factures n° F2026-000123" in text
+    assert "au plus tard le 23 décembre 2026." in text
+    assert "délai" not in text and "Échéance" not in text
+    assert len(re.findall(r"\b\d{1,2} (?:novembre|décembre|janvier) 20\d\d|\d\d/\d\d/20\d\d", text)) == 4  # letter, 2 issue dates, the deadline
+    dates = re.findall(r"au plus tard le ([^.]*)\.", text)
+    assert dates == ["23 décembre 2026"]
+
+
+def test_a_rejection_notice_gives_the_insurers_reason_in_neutral_words():
     text = flat(render_text(specimen("avis_rejet")))
-    assert "l'Assurance Maladie n'a pas réglé la part qui lui revenait sur votre facture n° F2026-000123" in text
-    assert "dans un délai de 30 jours, soit au plus tard le 23 décembre 2026" in text
+    assert "Motif indiqué : vos droits n'étaient pas ouverts à cette date auprès de votre caisse." in text
+    assert "Motif" not in flat(render_text(replace(specimen("avis_rejet"), rejection_reason="")))
+
+
+def test_a_formal_notice_says_what_happens_next_and_names_the_agency():
+    text = flat(render_text(specimen("mise_en_demeure")))
+    assert ("sans règlement ni nouvelles de votre part dans ce délai, votre dossier pourra être confié à la société "
+            "de recouvrement Recouvrement Conseil Île-de-France, qui vous contactera") in text
+    unnamed = flat(render_text(replace(specimen("mise_en_demeure"), agency_name="")))
+    assert "pourra être confié à une société de recouvrement, qui vous contactera" in unnamed
+
+
+def test_the_address_block_ends_with_the_postal_code_and_city_in_capitals_without_punctuation():
+    view = specimen("relance_1")
+    html = render_html(replace(view, recipient=replace(view.recipient, postal_code="97400",
+                                                         city="Saint-Denis (La Réunion)")))
+    block = re.search(r'<div class="recipient"[^>]*>(.*?)</div>', html, re.S).group(1)
+    assert [line.strip() for line in block.split("<br>")] == ["Mme Claire Martin", "4 allée des Tilleuls",
+                                                              "Bâtiment B", "97400 SAINT DENIS LA REUNION"]
 
 
 def test_a_formal_notice_carries_the_legal_mentions():
@@ -132,7 +171,9 @@ def test_an_instalment_proposal_lists_the_schedule():
 
 def test_a_letter_to_a_guarantor_names_the_patient_and_nothing_more():
     text = render_text(specimen("relance_2", guarantor=True))
-    assert "Ce courrier vous est adressé pour le compte de Léo Martin." in text
+    # Issue #14: "pour le compte de" read as "on behalf of"; the letter says whose account it concerns.
+    assert "Ce courrier concerne le compte de Léo Martin, dont vous êtes responsable." in text
+    assert "pour le compte de" not in render_text(specimen("mise_en_demeure", guarantor=True))
 
 
 def test_a_letter_to_the_patient_does_not_say_on_behalf_of():
