@@ -191,7 +191,8 @@ class WebApp:
     def today_page(self, visit: Visit) -> Response:
         today = self.today()
         return self.render("aujourdhui.html", visit, day=today_view(self.engine, today),
-                           reviews=holds_to_review(self.engine, today))
+                           reviews=holds_to_review(self.engine, today),
+                           letters_waiting=len(letters_to_approve(self.engine, today)))
 
     # -- patients ---------------------------------------------------------------------------------------
 

@@ -95,3 +95,8 @@ def test_approving_without_a_csrf_token_is_refused(letter_id, desk, clinic):
     assert desk.post("/courriers/approuver", data={"courrier": [letter_id]}).status_code == 403
     with clinic.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM letter_approval")).scalar_one() == 0
+
+
+def test_today_says_how_many_letters_wait_for_approval(letter_id, desk):
+    log_in(desk, "accueil")
+    assert "1 courrier(s) attendent votre approbation" in visible(desk.get("/aujourdhui").text)
