@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import threading
+from typing import overload
 
 _redacting = threading.local()
 
 
+@overload
+def _redacted(text: str, *, file_name: bool = False) -> str: ...
+@overload
+def _redacted(text: str | None, *, file_name: bool = False) -> str | None: ...
 def _redacted(text: str | None, *, file_name: bool = False) -> str | None:
     """The text with medical data described, not echoed (core.privacy.redact); every message a user
     reads goes through here, so a cell quoted by a parser (a NIR, a care word) never reaches the screen."""

@@ -371,7 +371,8 @@ def _accounting(table: _Table) -> AccountingRules:
         entry.close()
     accounts.close()
     table.close()
-    return AccountingRules(**found_journals, **found_accounts)
+    fields: dict[str, Journal | Account] = {**found_journals, **found_accounts}
+    return AccountingRules(**fields)  # type: ignore[arg-type]  # keys: JOURNALS and ACCOUNTS, its fields
 
 
 def _plain_label(table: _Table, key: str) -> str:

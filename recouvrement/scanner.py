@@ -125,7 +125,8 @@ def _part_text(part: EmailMessage, name: str) -> str:
     """The text of one MIME part, whatever its transfer encoding (base64, quoted-printable)."""
     content_type = part.get_content_type()
     suffix = Path(part.get_filename() or "").suffix.lower()
-    payload = part.get_payload(decode=True) or b""
+    raw = part.get_payload(decode=True)
+    payload = raw if isinstance(raw, bytes) else b""    # None for a multipart part
     if content_type == "text/html" or suffix in (".html", ".htm"):
         return html_text(_decode_charset(payload, part))
     if content_type == "application/pdf" or suffix == ".pdf":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the checks once (ruff, the package's doctests, mypy), failing fast, then the whole test suite twice: on SQLite files, then on
-# a real PostgreSQL server that the test setup starts in a temporary folder (tests/conftest.py). Uses
-# the virtual environment made by scripts/setup.sh.
+# Runs the checks once, failing fast (ruff, the package's doctests, mypy on recouvrement/ as configured
+# in pyproject.toml), then the whole test suite twice: on SQLite files, then on a real PostgreSQL
+# server that the test setup starts in a temporary folder (tests/conftest.py). Uses the virtual
+# environment made by scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=.venv/bin/python
@@ -11,6 +12,8 @@ echo "== ruff"
 "$python" -m ruff check recouvrement tests tools benchmarks
 echo "== doctests"
 "$python" -m pytest -q -p no:cacheprovider --doctest-modules recouvrement
+echo "== mypy"
+"$python" -m mypy
 echo "== tests on SQLite"
 "$python" -m pytest -q -p no:cacheprovider "$@"
 echo "== tests on PostgreSQL"

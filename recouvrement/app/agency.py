@@ -336,6 +336,7 @@ def read_returns(path: Path) -> tuple[list[ReturnLine], list[Reject], list[str],
         if problem:
             rejects.append(Reject(*where, *problem))
         else:
+            assert cents is not None, "no problem: the amount was read"
             lines.append(ReturnLine(where[1], row.case_id, date.fromisoformat(days.iloc[k]), cents,
                                     row.status.lower(), row.note))
     return lines, rejects, warnings, read
@@ -354,10 +355,10 @@ def import_agency_returns(engine: Engine, path: Path, now: datetime | None = Non
             refused = _apply_return(conn, path.name, line, now)
             if refused is None:
                 report.imported += 1
-            elif refused == "duplicate":
-                report.duplicates += 1
-            else:
+            elif isinstance(refused, Reject):
                 rejects.append(refused)
+            else:                                   # "duplicate"
+                report.duplicates += 1
         report.rejects = sorted(rejects)
         if report.imported:
             _record_batch(conn, path, report, now)

@@ -31,7 +31,8 @@ from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import Parsed, Reject, read_head
 
 # Tables a file may be loaded straight into; their secondary indexes are rebuilt after a load into an empty one.
-LOADED = {model.__tablename__: model.__table__ for model in (Invoice, Patient, Payment)}
+LOADED = {model.__tablename__: model.__table__  # type: ignore[union-attr]  # SQLModel sets it, its stubs do not say
+          for model in (Invoice, Patient, Payment)}
 
 # Each format is recognised by content (header names, XML namespace, record layout), not by file name.
 FORMATS = {
@@ -181,7 +182,7 @@ def _store_invoices(conn: Connection, parsed: Parsed, file: str) -> tuple[int, i
     invoices = parsed.frame
     _store_patients(conn, parsed)
     if _load_if_all_new(conn, "invoice", "invoice_number", invoices):
-        imported, duplicates, conflicts = len(invoices), 0, []
+        imported, duplicates, conflicts = len(invoices), 0, list[Reject]()
     else:
         imported, duplicates, conflicts = _store_invoices_staged(conn, parsed, file)
     care = parsed.care  # type: ignore[attr-defined]

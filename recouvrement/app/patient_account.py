@@ -61,11 +61,11 @@ def search_patients(conn: Connection, query: str, limit: int = SEARCH_LIMIT) -> 
     found: dict[str, Found] = {}
     row = patient_card(conn, query)
     if row:
-        found[row[0]] = Found(*row, why="identifiant patient")
+        found[row[0]] = Found(row[0], row[1], row[2], row[3], why="identifiant patient")
     compact = compact_invoice_number(query)
     if compact:
         for row in patient_cards_by_invoice(conn, compact):
-            found.setdefault(row[0], Found(*row[:4], why=f"facture {row[4]}"))
+            found.setdefault(row[0], Found(row[0], row[1], row[2], row[3], why=f"facture {row[4]}"))
     words = normalise_name(query).split()
     if words and not found:
         scored = []

@@ -319,7 +319,7 @@ def refresh_plans(engine: Engine, as_of: date, rules: Rules | None = None, now: 
         for plan in store.plans_with_status(conn, "active"):
             counts["checked"] += 1
             state = summary(conn, plan, as_of, rules)
-            if state.standing.state == "broken":
+            if state.standing.state == "broken" and state.standing.broken_on is not None:   # (always both)
                 _close(conn, plan, "broken", state.standing.broken_on, state, now)
                 counts["broken"] += 1
             elif state.standing.state == "completed":

@@ -114,7 +114,8 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     report.decisions = [] if report.quiet_day else [d for d in judged if d.level is not None]
     if dry_run:
         return report
-    fresh = [d for d in report.decisions if letter_id(as_of, d.patient_id, d.level) not in recorded]
+    fresh = [d for d in report.decisions
+             if d.level is not None and letter_id(as_of, d.patient_id, d.level) not in recorded]
     report.already_recorded = sorted(recorded)
     if fresh:
         _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf, rules)
@@ -135,6 +136,7 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
         reasons = rejection_reasons(conn, [i.invoice_number for d in decisions if d.template == "avis_rejet"
                                            for i in d.items])
     for decision in decisions:
+        assert decision.level is not None, "a letter to send has a level"
         lid = letter_id(as_of, decision.patient_id, decision.level)
         view = letter_view(lid, as_of, creditor, people.loc[decision.patient_id], decision,
                            agency=settings.agency.name, reasons=_neutral_reasons(decision, reasons, rules))
@@ -174,6 +176,7 @@ def letter_view(lid: str, as_of: date, creditor, person, decision: Decision, *, 
     """The whitelist view: identity and address, invoice numbers, dates, amounts, RF references, the rules'
     neutral words for an insurer's reason, the agency's name. Nothing else."""
     from recouvrement.render.views import LetterLine, LetterView
+    assert decision.level is not None and decision.template is not None, "a letter to send has a level and a template"
 
     def line(item, level: int) -> LetterLine:
         return LetterLine(item.invoice_number, item.issue_date, item.due_date, int(item.amount_cents),
@@ -191,7 +194,7 @@ def letter_view(lid: str, as_of: date, creditor, person, decision: Decision, *, 
         payment_reference=letter_reference(lid), agency_name=agency, rejection_reason=reasons,
         credits_cents=sum(x.amount_cents for x in lines) - decision.formal_due_cents,
         total_due_cents=decision.formal_due_cents, offer_plan_first=decision.offer_plan_first,
-        payer_rejected=_PAYERS.get(shifted, "votre assurance") if notice else None,
+        payer_rejected=_PAYERS.get(shifted or "", "votre assurance") if notice else None,
         also_due=also_due, also_due_total_cents=also_total,
         also_due_credits_cents=sum(x.amount_cents for x in also_due) - also_total,
         # The notice's deadline is the due date the ladder counts from afterwards (core.ladder).
@@ -226,6 +229,7 @@ def _write_letter(out_dir: Path, lid: str, html: str, message, decision: Decisio
             document, name = message, f"{lid}.eml"
     if single_pdf and decision.channel in POSTAL:
         files.append(file_record(_write_pdf(out_dir / f"{lid}.pdf", html, known)))
+    assert decision.level is not None and decision.channel is not None, "a letter to send has a level and a channel"
     return WrittenLetter(lid, decision.patient_id, tuple(i.invoice_number for i in decision.items), decision.level,
                          kind, decision.channel, decision.amount_due_cents, name,
                          hashlib.sha256(document).hexdigest(), decision, tuple(files))
@@ -338,13 +342,13 @@ def _mark_batch_written(engine: Engine, name: str, path: Path) -> None:
 def _send(engine: Engine, settings: Settings, out_dir: Path, report: RemindReport) -> None:
     """Send the outbox through SMTP when configured (this run's e-mails and any left queued); else the
     e-mails stay as .eml files."""
-    if not settings.smtp.host:
+    c = settings.smtp
+    if not c.host:
         if any(w.channel in BY_EMAIL for w in report.letters):
             report.email_note = f"e-mails écrits dans {out_dir}, non envoyés (pas de réglages SMTP)"
         return
     from recouvrement.app.outbox import send_queued
     from recouvrement.channels.email import SmtpSettings
-    c = settings.smtp
     smtp = SmtpSettings(host=c.host, port=c.port, username=c.username, password=c.password, starttls=c.starttls,
                         ssl=c.ssl, sender=_sender(settings))
     sent = send_queued(engine, smtp)

@@ -201,15 +201,15 @@ def balance_svg(rows: list[BalanceRow], width: int = 1000) -> str:
         label = row.label if row.group == "type" else f"\u2003{row.label}"
         parts.append(f'<text x="{label_w - 10}" y="{y + bar_h - 6}" text-anchor="end" font-weight="{weight}">'
                      f'{html.escape(label)}</text>')
-        x = float(label_w)
+        bar_x = float(label_w)
         for cents, colour, bucket in zip(row.buckets, BUCKET_COLOURS, BUCKETS):
             w = span * cents / biggest
             if w > 0:
-                parts.append(f'<rect x="{x:.1f}" y="{y}" width="{max(w, 1):.1f}" height="{bar_h}" fill="{colour}">'
+                parts.append(f'<rect x="{bar_x:.1f}" y="{y}" width="{max(w, 1):.1f}" height="{bar_h}" fill="{colour}">'
                              f'<title>{html.escape(row.label)}, {bucket} jours : {html.escape(format_eur(cents))}'
                              '</title></rect>')
-            x += w
-        parts.append(f'<text x="{x + 8:.1f}" y="{y + bar_h - 6}">{html.escape(format_eur(row.total))}</text>')
+            bar_x += w
+        parts.append(f'<text x="{bar_x + 8:.1f}" y="{y + bar_h - 6}">{html.escape(format_eur(row.total))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

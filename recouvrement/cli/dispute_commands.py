@@ -136,6 +136,6 @@ def hold(ctx: Context, patient_id: str, reason: str | None, release: bool, on) -
     if release:
         release_hold(ctx.engine, patient_id, on=on)
         out.print(f"patient {patient_id} : suspension levée, le recouvrement reprend")
-    else:
+    elif reason:
         place_hold(ctx.engine, patient_id, reason, since=on)
         out.print(f"patient {patient_id} suspendu : aucune relance ne sera envoyée")

@@ -73,6 +73,6 @@ def install() -> None:
         except ImportError:
             continue
         if hasattr(module, "_"):
-            module._ = gettext
+            module._ = gettext  # type: ignore[attr-defined]  # checked by hasattr just above
         if hasattr(module, "ngettext"):
-            module.ngettext = ngettext
+            module.ngettext = ngettext  # type: ignore[attr-defined]  # checked by hasattr just above

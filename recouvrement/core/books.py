@@ -209,15 +209,13 @@ def _share_account(share: str, rules: AccountingRules) -> Account:
 def _receipts(receipts: Iterable[ReceiptLine], credits: Iterable[PaymentCredit], rules: AccountingRules,
               start: date, end: date) -> list[Entry]:
     settled: dict[str, list[ReceiptLine]] = defaultdict(list)
-    left: dict[str, PaymentCredit] = {}
     for line in receipts:
         settled[line.payment_id].append(line)
-    for credit in credits:
-        left[credit.payment_id] = credit
+    left = {credit.payment_id: credit for credit in credits}
     entries = []
     for payment_id in dict.fromkeys([*settled, *left]):
         parts, credit = settled.get(payment_id, []), left.get(payment_id)
-        first = parts[0] if parts else credit
+        first = parts[0] if parts else left[payment_id]
         if not start <= first.payment_date <= end:
             continue
         lines = [Line(_share_account(p.share, rules), *aux_of(p.share, p.party),

@@ -193,15 +193,16 @@ def _ladder_letter(account: Account, climbing: tuple[OpenItem, ...], as_of: date
                    exclusions: tuple[Exclusion, ...]) -> Decision:
     """The patient's letter when one of their invoices may climb today: its level is the highest own level."""
     steps = {i.invoice_number: next_level(i, as_of, rules) for i in climbing}
-    if all(why is not None for _, why in steps.values()):
+    why_not = {number: why for number, (_, why) in steps.items() if why is not None}
+    if len(why_not) == len(steps):
         oldest = max(climbing, key=lambda i: ((as_of - i.due_date).days, i.invoice_number))
-        return _nothing(account, steps[oldest.invoice_number][1], exclusions, ())
+        return _nothing(account, why_not[oldest.invoice_number], exclusions, ())
     # Each invoice's own level: the next one when it may climb today, else the one it has (at least 1).
     own = {number: lvl if why is None else max(1, lvl - 1) for number, (lvl, why) in steps.items()}
     level = max(own.values())
     ordered = sorted(climbing, key=lambda i: (own[i.invoice_number] != level, i.due_date, i.invoice_number))
-    oldest = max((as_of - i.due_date).days for i in climbing if own[i.invoice_number] == level)
-    reason = f"la plus ancienne facture a {oldest} jours de retard : relance {level}"
+    late_days = max((as_of - i.due_date).days for i in climbing if own[i.invoice_number] == level)
+    reason = f"la plus ancienne facture a {late_days} jours de retard : relance {level}"
     return _letter(account, rules, level, tuple(ordered), tuple(own[i.invoice_number] for i in ordered),
                    reason, exclusions)
 

@@ -103,7 +103,7 @@ def plan_status(instalments: Iterable[Instalment], payments: Iterable[tuple[date
     fallen_due = [i for i in schedule if i.due_date <= as_of]
     if fallen_due and paid >= sum(i.amount_cents for i in fallen_due):
         return PlanStatus("kept", paid, next_due, None, "échéances respectées à ce jour")
-    if fallen_due:
+    if fallen_due and next_due is not None:      # (paid < what fell due: an instalment is uncovered)
         return PlanStatus("active", paid, next_due, None,
                           f"échéance du {next_due.isoformat()} en retard, dans le délai de {grace_days} jours")
     return PlanStatus("active", paid, next_due, None, "aucune échéance encore arrivée à terme")

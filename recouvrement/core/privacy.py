@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -156,7 +157,7 @@ def _whole_words(sequences: list[tuple[str, ...]]) -> re.Pattern[str] | None:
     return re.compile(r"(?<!\w)" + _trie_regex(sequences) + r"(?!\w)")
 
 
-def build_lexicon(terms: list[str], allowed: list[str] = (), streets: list[str] = ()) -> Lexicon:
+def build_lexicon(terms: list[str], allowed: Sequence[str] = (), streets: Sequence[str] = ()) -> Lexicon:
     """A lexicon from plain lists of terms to flag, phrases that hide them, and the terms (among
     `terms`) that real street names carry, not flagged inside one ("12 rue de la Maternité")."""
     pattern = _whole_words([_term_atoms(t) for t in terms if t.strip()])

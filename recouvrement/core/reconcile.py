@@ -307,7 +307,7 @@ class _Run:
                          if not stranger]
             if not positions:
                 continue
-            paid = []
+            paid: list[int] = []
             for pos in positions:
                 amount = int(min(self.remaining[row] - sum(paid), self.out[pos, col]))
                 paid.append(max(amount, 0))
@@ -461,9 +461,11 @@ class _Run:
                                f"not taken as that patient's money; {reason[row]}")
         keep = pd.notna(kind)
         is_patient = np.isin(self.payments["payer_type"].to_numpy(), ["patient", "agency"])
+        # None fills the others' cells of an object column; numpy's stubs refuse None there.
+        patient_ids = np.where(is_patient, self.patient, None)  # type: ignore[call-overload]
         return pd.DataFrame({"payment_id": self.payments["payment_id"].to_numpy()[keep], "kind": kind[keep],
                              "remaining_cents": self.remaining[keep], "reason": reason[keep],
-                             "patient_id": np.where(is_patient, self.patient, None)[keep]})
+                             "patient_id": patient_ids[keep]})
 
 
 def _text(value) -> str:

@@ -8,13 +8,18 @@ insurer pays after all). Every date returned is a `datetime.date`; amounts are i
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import overload
 
 from sqlalchemy import Connection, text
 
 from recouvrement.core.books import Party, PaymentCredit, ReceiptLine, ShareMove, WrittenOff
 
 
-def as_day(value) -> date | None:
+@overload
+def as_day(value: date | str) -> date: ...
+@overload
+def as_day(value: None) -> None: ...
+def as_day(value: object) -> date | None:
     """A date from what the driver returned: SQLite text ('2026-03-01', '2026-03-01 10:00:00.000000'),
     PostgreSQL date or datetime."""
     if value is None:

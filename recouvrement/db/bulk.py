@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, Column, Connection, Date, MetaData, String, Table, Text, text
 
+
+def _driver(conn: Connection) -> Any:
+    """The driver's own connection under SQLAlchemy's (sqlite3's or psycopg's)."""
+    raw = conn.connection.driver_connection
+    if raw is None:                  # only once the connection is closed
+        raise RuntimeError("the database connection is closed")
+    return raw
+
+
 def read_frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:
     """A query's result as a DataFrame, column by column. On SQLite the driver's own cursor is used
     (it understands :name parameters): SQLAlchemy's row objects cost more than the query itself."""
     if conn.dialect.name == "sqlite":
-        cursor = conn.connection.driver_connection.execute(sql, _plain(params or {}))
+        cursor = _driver(conn).execute(sql, _plain(params or {}))
         columns = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
     else:
@@ -69,7 +79,7 @@ def bulk_insert(conn: Connection, table: str, frame: pd.DataFrame) -> None:
     if frame.empty:
         return
     columns = ", ".join(frame.columns)
-    raw = conn.connection.driver_connection
+    raw = _driver(conn)
     if conn.dialect.name == "sqlite":
         marks = ", ".join("?" * len(frame.columns))
         raw.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows_of(frame))

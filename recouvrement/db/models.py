@@ -336,9 +336,12 @@ class RunLock(SQLModel, table=True):
 
 # Only unreconciled payments are ever looked up by the flag: a partial index stays small, and marking
 # millions of payments reconciled costs no index rewrite.
-Index("ix_payment_unreconciled", Payment.__table__.c.id, sqlite_where=text("reconciled = 0"),
+# (SQLModel gives each table class its __table__ at class creation; its type stubs do not say so.)
+Index("ix_payment_unreconciled", Payment.__table__.c.id,  # type: ignore[attr-defined]
+      sqlite_where=text("reconciled = 0"),
       postgresql_where=text("reconciled = FALSE"))
-Index("ix_allocation_invoice_payer", Allocation.__table__.c.invoice_number, Allocation.__table__.c.payer_type)
+Index("ix_allocation_invoice_payer", Allocation.__table__.c.invoice_number,  # type: ignore[attr-defined]
+      Allocation.__table__.c.payer_type)  # type: ignore[attr-defined]
 
 
 class Meta(SQLModel, table=True):

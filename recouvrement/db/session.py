@@ -194,7 +194,7 @@ def bulk_transaction(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:
-            before = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in ("cache_size", "temp_store")}
+            before = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar_one() for p in ("cache_size", "temp_store")}
             conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
             conn.exec_driver_sql("PRAGMA temp_store=MEMORY")
             conn.commit()

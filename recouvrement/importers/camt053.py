@@ -270,7 +270,7 @@ class _Collected:
             self.ignored["reversal entries"] += 1
         else:
             self.without_status += not status
-            transactions = element.findall("NtryDtls/TxDtls") or [None]
+            transactions: list[ET.Element | None] = [*element.findall("NtryDtls/TxDtls")] or [None]
             for position, tx in enumerate(transactions, start=1):
                 self._add_transaction(entry, tx, position, len(transactions))
 

@@ -50,6 +50,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import NoReturn
 from pathlib import Path
 
 import pandas as pd
@@ -324,7 +325,7 @@ class _Reader:
             self._fail("unité monétaire autre que l'euro (U attendu en position 70)", 1, "000")
         self.created = created
 
-    def _fail(self, message: str, block: int, kind: str):
+    def _fail(self, message: str, block: int, kind: str) -> NoReturn:
         raise RecouvrementError(message, file=self.file, line=block, field=kind)
 
     def _where(self, kind: str, block: int) -> str:
@@ -460,6 +461,7 @@ class _Reader:
                                                  and ident[3:6] != group.values["number"]):
                 self._fail(f"entité 990 (contrôle) : elle désigne {ident!r}, mais le groupe ouvert est le {name}",
                            block, "990")
+            assert self.transfer is not None, "a batch opens inside a transfer (an implicit one at worst)"
             self.transfer.children.append(Batch(group.values["number"], group.values["created"], tuple(group.children)))
             self.batch = None
         elif self.transfer is not None and not self.transfer.values.get("closed"):
@@ -480,6 +482,7 @@ class _Reader:
         if self.invoice is None:
             return
         values = self.invoice
+        assert self.batch is not None, "an invoice opens inside a batch (_e102)"
         self.batch.children.append(Invoice(values["number"], values["invoice_type"], tuple(values["shares"]),
                                            tuple(values["rejections"]), tuple(values["clawbacks"]),
                                            tuple(sorted(values["nir_hashes"]))))
@@ -496,6 +499,7 @@ class _Reader:
         self.transfer = None
 
     def _locate(self, kind: str, rank: int, block: int) -> None:
+        assert self.transfer is not None and self.batch is not None, "located inside an invoice, so a batch"
         key = (len(self.transfers) - 1, len(self.transfer.children), len(self.batch.children), kind, rank)
         self.blocks[key] = block
 

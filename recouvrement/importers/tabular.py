@@ -44,7 +44,7 @@ def detect_dialect(path: Path, data: bytes | None = None) -> Dialect:
     encoding = detect_encoding(data)
     header = (_first_line(data).decode(encoding, errors="replace").splitlines() or [""])[0]
     counts = {sep: header.count(sep) for sep in SEPARATORS}
-    separator = max(counts, key=counts.get)
+    separator = max(counts, key=counts.__getitem__)
     if counts[separator] == 0:
         raise RecouvrementError("no column separator (; , or tab) in the header line", file=path.name, line=1)
     return Dialect(encoding, separator)

@@ -144,17 +144,17 @@ def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, 
     from recouvrement.core.privacy import scan_text
     from recouvrement.scanner import ensure_clean
 
-    rows = [list(row) for row in rows]
+    table = [list(row) for row in rows]
     lines = _Lines(dialect)
     head = lines.line(header)
-    body = [lines.line(row) for row in rows]
+    body = [lines.line(row) for row in table]
     columns = [list(header).index(c) for c in free_text]
     if columns:
         flagged = _rows_of_lines(head, body, {finding.line for finding in scan_text(head + "".join(body))})
         for index in flagged:
             for column in columns:
-                rows[index][column] = MASK
-            body[index] = lines.line(rows[index])
+                table[index][column] = MASK
+            body[index] = lines.line(table[index])
     document = head + "".join(body)
     ensure_clean(document, name)
     return document.encode(dialect.encoding)

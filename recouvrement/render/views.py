@@ -56,7 +56,7 @@ class _Checked:
     __slots__ = ()
 
     def __post_init__(self) -> None:
-        for name, allowed in _field_types(type(self)):
+        for name, allowed in _field_types(type(self)):  # type: ignore[arg-type]  # a class is hashable
             _check_field(self, name, getattr(self, name), allowed)
 
 

@@ -163,7 +163,8 @@ class WebApp:
     async def login(self, request: Request) -> Response:
         form = await request.form()
         expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
-        if not expected or not users.same_token(expected, form.get(CSRF_FIELD)):
+        token = form.get(CSRF_FIELD)          # a file posted in its place is no token
+        if not expected or not isinstance(token, str) or not users.same_token(expected, token):
             return self.login_form("Formulaire expiré : recommencez.", status=403)
         name, password = str(form.get("nom") or ""), str(form.get("mot_de_passe") or "")
         try:
