@@ -47,6 +47,7 @@ def letter_html(engine: Engine, row: LetterRow) -> str:
         data = path.read_bytes()
     except OSError:
         raise RecouvrementError("le fichier de ce courrier est introuvable (dossier déplacé ?)", field="courrier") from None
+    expected: str | None
     if row.file == path.name:
         expected = row.sha256
     else:

@@ -51,8 +51,9 @@ def split_payment(engine: Engine, payment_id: str, parts: list[tuple[str, int]],
         owners = payment_queue.invoice_patients(conn, numbers)
         for patient in dict.fromkeys(owners[n] for n, _ in parts):
             theirs = [[n, c] for n, c in parts if owners[n] == patient]
+            numbers = [n for n, _ in parts if owners[n] == patient]
             append_event(conn, "payment_split", {"payment_id": payment_id, "allocated": theirs, "left_in_queue_cents": rest,
-                                                 "invoices": [n for n, _ in theirs]},
-                         patient_id=patient, invoice_number=theirs[0][0] if len(theirs) == 1 else None, at=at,
+                                                 "invoices": numbers},
+                         patient_id=patient, invoice_number=numbers[0] if len(numbers) == 1 else None, at=at,
                          actor=actor)
     return rest

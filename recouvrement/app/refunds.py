@@ -79,7 +79,9 @@ def approve_refund(engine: Engine, payment_id: str, *, beneficiary: str, iban: s
         append_event(conn, "refund_approved", {"refund_id": refund_id, "payment_id": payment_id,
                                                "amount_cents": credit.available_cents, "iban_end": iban[-4:]},
                      patient_id=credit.patient_id, actor=actor)
-        return store.refund(conn, refund_id)
+        written = store.refund(conn, refund_id)
+        assert written is not None, "the refund was just written"
+        return written
 
 
 def cancel_refund(engine: Engine, refund_id: int, *, reason: str, actor: str | None = None) -> RefundRow:
@@ -96,7 +98,9 @@ def cancel_refund(engine: Engine, refund_id: int, *, reason: str, actor: str | N
         append_event(conn, "refund_cancelled", {"refund_id": refund_id, "payment_id": found.payment_id,
                                                 "amount_cents": found.amount_cents, "was": found.status,
                                                 "reason": reason}, patient_id=found.patient_id, actor=actor)
-        return store.refund(conn, refund_id)
+        written = store.refund(conn, refund_id)
+        assert written is not None, "the refund was just written"
+        return written
 
 
 @dataclass(frozen=True)

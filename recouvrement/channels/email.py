@@ -70,8 +70,9 @@ def build_email(view: LetterView, sender: str, html: str, text: str) -> EmailMes
     message.set_content(text, subtype="plain", charset="utf-8")
     qr = f"qr.{view.letter_id}@recouvrement"
     message.add_alternative(html.replace(qr_data_uri(view), f"cid:{qr}"), subtype="html", charset="utf-8")
-    message.get_payload()[1].add_related(qr_png(view), maintype="image", subtype="png", cid=f"<{qr}>",
-                                         filename="qr-virement.png", disposition="inline")
+    html_part = list(message.iter_parts())[1]
+    html_part.add_related(qr_png(view), maintype="image", subtype="png", cid=f"<{qr}>",
+                          filename="qr-virement.png", disposition="inline")
     return message
 
 

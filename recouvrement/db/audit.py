@@ -5,7 +5,7 @@ An event row is the tuple (seq, at, kind, patient_id, invoice_number, actor, pay
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Generator
 
 from sqlalchemy import Connection, text
 
@@ -30,7 +30,7 @@ def trail_head(conn: Connection) -> tuple | None:
     return None if row is None else tuple(row)
 
 
-def trail_events(conn: Connection) -> Iterator[tuple]:
+def trail_events(conn: Connection) -> Generator[tuple, None, None]:
     """Every event row in sequence order, streamed (close the iterator to stop early)."""
     result = conn.execute(text(f"SELECT {COLUMNS} FROM audit_event ORDER BY seq"))
     try:
@@ -53,10 +53,11 @@ def insert_event(conn: Connection, seq: int, at: str, kind: str, patient_id: str
 
 
 def events_about(conn: Connection, *, patient_id: str | None = None, invoice_number: str | None = None,
-                 limit: int | None = None) -> Iterator[tuple]:
+                 limit: int | None = None) -> Generator[tuple, None, None]:
     """(seq, at, kind, patient_id, invoice_number, actor, payload) of the events naming the patient, or the
     invoice or its patient, newest first; at most `limit` of them (all when None)."""
-    where, params = [], {}
+    where: list[str] = []
+    params: dict[str, object] = {}
     if patient_id:
         where.append("patient_id = :p")
         params["p"] = patient_id

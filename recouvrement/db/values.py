@@ -16,9 +16,14 @@ datetime.datetime(2025, 3, 1, 12, 30)
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from typing import Any, overload
 
 
-def as_date(value) -> date | None:
+@overload
+def as_date(value: date | str) -> date: ...
+@overload
+def as_date(value: None) -> None: ...
+def as_date(value: object) -> date | None:
     """A DATE column's value as a date (None stays None)."""
     if isinstance(value, datetime):
         return value.date()
@@ -27,7 +32,11 @@ def as_date(value) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def as_utc(value) -> datetime | None:
+@overload
+def as_utc(value: datetime | str) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: object) -> datetime | None:
     """A time column's value as an aware UTC datetime (a naive one is taken as UTC; None stays None)."""
     if value is None:
         return None
@@ -35,7 +44,11 @@ def as_utc(value) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.utcoffset() is None else moment.astimezone(timezone.utc)
 
 
-def as_naive_utc(value) -> datetime | None:
+@overload
+def as_naive_utc(value: datetime | str) -> datetime: ...
+@overload
+def as_naive_utc(value: None) -> None: ...
+def as_naive_utc(value: Any) -> datetime | None:
     """A time column's value as a naive UTC datetime (as the web session columns hold it)."""
     moment = as_utc(value)
     return None if moment is None else moment.replace(tzinfo=None)

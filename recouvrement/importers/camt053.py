@@ -278,7 +278,7 @@ class _Collected:
         """A booked debit's transfers that carry an end-to-end id: a refund we sent may be among them."""
         element = entry.element
         booked = _booking_date(element)
-        transactions = element.findall("NtryDtls/TxDtls") or [None]
+        transactions: list[ET.Element | None] = [*element.findall("NtryDtls/TxDtls")] or [None]
         for tx in transactions:
             end_to_end = _text(tx, "Refs/EndToEndId")
             amount = _amount_element(element, tx, len(transactions))
