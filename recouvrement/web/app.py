@@ -348,7 +348,7 @@ class WebApp:
     def calls(self, visit: Visit, error: str = "", status: int = 200) -> Response:
         today = self.today()
         report = run_remind(self.engine, self.settings, today, Path("."), dry_run=True, rules=self.rules)
-        due = [(d.patient_id, d.level, d.amount_due_cents) for d in report.decisions]
+        due = [(d.patient_id, d.level, d.amount_due_cents) for d in report.decisions if d.level is not None]
         done = visit.request.query_params.get("fait", "")
         message = "" if error else {k: f"Appel noté : {v}." for k, v in CALL_OUTCOMES.items()}.get(done, "")
         return self.render("appels.html", visit, status=status, calls=call_list(self.engine, due, today),
