@@ -112,7 +112,7 @@ def _transition(engine: Engine, dispute_id: int, action: str, note: str | None, 
         closed_on = (on or at.date()) if target == "closed" else None
         store.set_status(conn, dispute_id, target, closed_on)
         store.insert_note(conn, dispute_id, action, note or "", at)
-        payload = {"from": dispute.status, "to": target}
+        payload: dict[str, object] = {"from": dispute.status, "to": target}
         if note:
             payload["note_sha256"] = text_digest(note)
         if closed_on:

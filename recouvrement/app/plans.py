@@ -298,7 +298,8 @@ def show(engine: Engine, as_of: date, *, plan_id: int | None = None, patient_id:
     """One plan, or every plan of a patient (newest first), with where each stands on as_of."""
     rules = rules or load_rules()
     with engine.connect() as conn:
-        plans = [_plan(conn, plan_id)] if plan_id is not None else store.plans_of(conn, patient_id)
+        plans = ([_plan(conn, plan_id)] if plan_id is not None else
+                 store.plans_of(conn, patient_id) if patient_id is not None else [])
         return [summary(conn, plan, as_of, rules) for plan in plans]
 
 

@@ -152,7 +152,7 @@ def _promise(item: Invoice, action: Action, day: date, rules: Rules) -> str | No
         return None
     if any(s.end is None for s in active):
         return "promesse de paiement en cours"
-    return f"promesse de paiement : pas de relance jusqu'au {max(s.end for s in active) - timedelta(days=1):%d/%m/%Y}"
+    return f"promesse de paiement : pas de relance jusqu'au {max(s.end for s in active if s.end) - timedelta(days=1):%d/%m/%Y}"
 
 
 def is_minor(birth_date: date | None, day: date) -> bool:
