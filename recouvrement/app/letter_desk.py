@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from recouvrement.audit import append_event
 from recouvrement.db import letter_desk
-from recouvrement.db.letter_desk import LetterRow
+from recouvrement.db.letter_desk import BatchRow, LetterRow
 from recouvrement.db.session import writing
 from recouvrement.errors import RecouvrementError
 
@@ -88,3 +88,24 @@ def approve_letters(engine: Engine, letter_ids: list[str], *, actor: str, now: d
                              patient_id=row.patient_id, at=at, actor=actor)
                 done += 1
     return done
+
+
+def print_batches(engine: Engine, days: list[date]) -> list[BatchRow]:
+    with engine.connect() as conn:
+        return letter_desk.print_batches(conn, days)
+
+
+def batch_pdf(engine: Engine, name: str) -> bytes | None:
+    """The day's print batch PDF as written (checked against its recorded SHA-256); None for an unknown batch."""
+    with engine.connect() as conn:
+        batch = letter_desk.print_batch(conn, name)
+    if batch is None:
+        return None
+    try:
+        data = (Path(batch.folder) / batch.name).read_bytes()
+    except OSError:
+        raise RecouvrementError("le PDF de ce lot est introuvable (dossier déplacé ?)", field="lot") from None
+    if hashlib.sha256(data).hexdigest() != batch.sha256:
+        raise RecouvrementError("le PDF de ce lot a été modifié depuis qu'il a été écrit : il n'est pas montré",
+                                field="lot")
+    return data

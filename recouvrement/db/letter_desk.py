@@ -69,3 +69,29 @@ def record_approval(conn: Connection, letter_id: str, by: str, at: datetime) -> 
     conn.execute(text("INSERT INTO letter_approval (letter_id, approved_by, approved_at) VALUES (:l, :b, :t)"),
                  {"l": letter_id, "b": by, "t": at.replace(tzinfo=None)})
     return True
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    name: str
+    as_of: date
+    folder: str
+    letters: int
+    sha256: str | None
+
+
+def print_batches(conn: Connection, days: list[date]) -> list[BatchRow]:
+    """The print batches written for those days (the day's postal letters in one PDF)."""
+    if not days:
+        return []
+    marks = ", ".join(f":d{k}" for k in range(len(days)))
+    rows = conn.execute(text(f"SELECT name, as_of, folder, letters, sha256 FROM print_batch WHERE as_of IN ({marks}) "
+                             "AND written_at IS NOT NULL ORDER BY as_of DESC, name"),
+                        {f"d{k}": d for k, d in enumerate(days)})
+    return [BatchRow(r[0], as_date(r[1]), r[2], int(r[3]), r[4]) for r in rows]
+
+
+def print_batch(conn: Connection, name: str) -> BatchRow | None:
+    r = conn.execute(text("SELECT name, as_of, folder, letters, sha256 FROM print_batch WHERE name = :n "
+                          "AND written_at IS NOT NULL"), {"n": name}).first()
+    return None if r is None else BatchRow(r[0], as_date(r[1]), r[2], int(r[3]), r[4])

@@ -33,7 +33,8 @@ from recouvrement.app.disputes import CATEGORIES as DISPUTE_CATEGORIES
 from recouvrement.app.disputes import CHANNELS as DISPUTE_CHANNELS
 from recouvrement.app.hold_reviews import check_review_date, holds_to_review, review_hold, reviews
 from recouvrement.app.holds import place_hold, release_hold
-from recouvrement.app.letter_desk import approve_letters, letter_html, letter_pdf, letter_row, letters_to_approve
+from recouvrement.app.letter_desk import (approve_letters, batch_pdf, letter_html, letter_pdf, letter_row,
+                                          letters_to_approve, print_batches)
 from recouvrement.app.payment_split import split_payment
 from recouvrement.app.promises import promises, record_promise
 from recouvrement.app.remind import run_remind
@@ -371,7 +372,18 @@ class WebApp:
         done = visit.request.query_params.get("approuves", "")
         message = "" if error or not done.isdigit() else f"{done} courrier(s) approuvé(s)."
         return self.render("courriers.html", visit, status=status, days=days, waiting=waiting, message=message,
-                           error=error, kinds=LETTER_KINDS, channels=LETTER_CHANNELS)
+                           error=error, kinds=LETTER_KINDS, channels=LETTER_CHANNELS,
+                           batches=print_batches(self.engine, days))
+
+    def batch(self, visit: Visit) -> Response:
+        name = visit.request.path_params["name"]
+        try:
+            data = batch_pdf(self.engine, name)
+        except RecouvrementError as exc:
+            return self.render("refus.html", visit, status=409, why=_french_error(exc))
+        if data is None:
+            return self.render("introuvable.html", visit, status=404, what="Ce lot")
+        return Response(data, media_type="application/pdf", headers={"content-disposition": f'inline; filename="{name}"'})
 
     def approve(self, visit: Visit) -> Response:
         chosen = visit.lists.get("courrier", [])
@@ -474,6 +486,7 @@ class WebApp:
             Route("/appels/{patient_id:str}", self.guarded(DESK, self.call_outcome), methods=["POST"]),
             Route("/courriers", self.guarded(DESK, self.letters)),
             Route("/courriers/approuver", self.guarded(DESK, self.approve), methods=["POST"]),
+            Route("/courriers/lots/{name:str}", self.guarded(DESK, self.batch)),
             Route("/courriers/{letter_id:str}/apercu", self.guarded(DESK, self.preview)),
             Route("/courriers/{letter_id:str}/pdf", self.guarded(DESK, self.pdf)),
             Route("/audit", self.guarded(PROOFS, self.audit)),

@@ -100,3 +100,18 @@ def test_approving_without_a_csrf_token_is_refused(letter_id, desk, clinic):
 def test_today_says_how_many_letters_wait_for_approval(letter_id, desk):
     log_in(desk, "accueil")
     assert "1 courrier(s) attendent votre approbation" in visible(desk.get("/aujourdhui").text)
+
+
+def test_the_days_postal_letters_print_as_one_pdf_from_the_letters_page(clinic, desk_settings, tmp_path, desk):
+    close_dispute(clinic, 1, on=date(2025, 6, 1))
+    match_queued(clinic, "Q-NAME", "F2025-000101", actor="compta")
+    with clinic.begin() as conn:                   # no e-mail address: the letter goes by post, in the day's batch
+        conn.execute(text("UPDATE patient SET email = '' WHERE patient_id = 'P1'"))
+    run_remind(clinic, desk_settings, DAY, tmp_path / "courriers")
+    log_in(desk, "accueil")
+    page = desk.get("/courriers").text
+    assert 'href="/courriers/lots/batch-2025-06-03.pdf"' in page and "(un PDF, 1 courrier(s))" in page
+    response = desk.get("/courriers/lots/batch-2025-06-03.pdf")
+    assert response.status_code == 200 and response.content.startswith(b"%PDF")
+    assert "F2025-000102" in pdf_text(response.content, "lot.pdf")
+    assert desk.get("/courriers/lots/batch-2099-01-01.pdf").status_code == 404
