@@ -14,8 +14,8 @@ from datetime import date
 from sqlalchemy import Connection, Engine
 
 from recouvrement.app.balance import share_states
-from recouvrement.app.disputes import DisputeRow, list_disputes
-from recouvrement.app.holds import HoldRow, holds
+from recouvrement.db.disputes import DisputeRow, list_disputes
+from recouvrement.db.holds import HoldRow, holds
 from recouvrement.app.plans import PlanSummary, show as show_plans
 from recouvrement.app.recipients import text_of
 from recouvrement.core.names import normalise_name
@@ -182,9 +182,9 @@ def _invoices(engine: Engine, conn: Connection, patient_id: str, as_of: date) ->
     shares = share_states(engine, as_of, patient_id)
     if shares.empty:
         return []
-    from recouvrement.app.agency import handed_over_invoices
-    from recouvrement.app.disputes import disputed_invoices
-    from recouvrement.app.plans import active_plan_invoices
+    from recouvrement.db.agency import handed_over_invoices
+    from recouvrement.db.disputes import disputed_invoices
+    from recouvrement.db.plans import active_plan_invoices
     disputed, in_plan = disputed_invoices(conn, as_of), active_plan_invoices(conn)
     agency = handed_over_invoices(conn, as_of)
     totals = invoice_totals(conn, patient_id)

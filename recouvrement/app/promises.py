@@ -1,7 +1,7 @@
 """Promises to pay taken at the desk: recorded (audited with the user), read back for the patient page.
 
-Through the promised day the ladder sends the patient nothing (`app.accounts` reads `db.desk.promised_until`);
-the day after, if money is still owed, it resumes by itself. The rule of what may be promised is
+Through the promised day the ladder sends the patient nothing and the agency takes nothing (core.eligibility,
+reading `db.eligibility.promise_spans`); the day after, if money is still owed, it resumes by itself. The rule of what may be promised is
 `core.promises.promise_refusal`.
 """
 

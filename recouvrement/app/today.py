@@ -8,8 +8,8 @@ from datetime import date
 
 from sqlalchemy import Engine
 
-from recouvrement.app.agency import returned_cases
-from recouvrement.app.disputes import DisputeRow, list_disputes
+from recouvrement.db.agency import returned_cases
+from recouvrement.db.disputes import DisputeRow, list_disputes
 from recouvrement.app.nightly import RunRow, list_runs
 from recouvrement.db.queue import waiting_count
 from recouvrement.db.values import as_date

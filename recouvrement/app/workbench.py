@@ -14,9 +14,8 @@ from datetime import date, datetime, timezone
 from sqlalchemy import Engine
 
 from recouvrement.app.balance import share_states
-from recouvrement.app.disputes import text_digest
 from recouvrement.app.reconcile import NoLongerWaiting, manual_match
-from recouvrement.audit import append_event
+from recouvrement.audit import append_event, text_digest
 from recouvrement.core.candidates import Candidate, OpenShare, rank_candidates
 from recouvrement.core.names import normalise_name
 from recouvrement.db.patients import patient_and_guarantor_names
