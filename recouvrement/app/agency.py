@@ -50,7 +50,6 @@ from recouvrement.db.patients import patient_row
 from recouvrement.db.plans import patient_credit_cents
 from recouvrement.db.session import writing
 from recouvrement.app.balance import outstanding_shares
-from recouvrement.app.exports import Amount, write_atomically
 from recouvrement.app.imports import ImportReport
 from recouvrement.app.recipients import debtor_of
 from recouvrement.core.eligibility import LEFT_OUT_OF_A_CASE, Action, Invoice, Refusal, refusals
@@ -62,7 +61,8 @@ from recouvrement.core.references import rf_reference
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import AMOUNT_TOO_LARGE, Reject
 from recouvrement.money import format_plain
-from recouvrement.render.csvfile import PLAIN, Dialect, csv_document
+from recouvrement.render.csvfile import PLAIN, Amount, Dialect, csv_document
+from recouvrement.render.files import write_atomically
 from recouvrement.rules import Rules, load_rules
 
 EXPORT_COLUMNS = ["case_id", "patient_id", "last_name", "first_name", "address", "postal_code", "city",
@@ -427,7 +427,7 @@ def _fully_collected(conn: Connection, case: store.CaseRow) -> bool:
 
 def _clean_note(note: str) -> str:
     """The agency's note, masked whole if the privacy scanner finds anything medical in it."""
-    from recouvrement.app.exports import MASK
+    from recouvrement.render.csvfile import MASK
     from recouvrement.core.privacy import scan_text
     return MASK if note and scan_text(note) else note
 

@@ -198,7 +198,7 @@ def _letter_view(plan_id: int, as_of: date, creditor, patient, shares: list[Open
 
 def _write_letter(view, folder: Path, stem: str, settings: Settings) -> tuple[Path, Path]:
     """HTML and PDF of the letter, refused whole if the privacy scanner finds anything in the HTML."""
-    from recouvrement.app.exports import write_atomically
+    from recouvrement.render.files import write_atomically
     from recouvrement.render.letters import render_html
     from recouvrement.render.pdf import render_pdf
     from recouvrement.scanner import ensure_clean, html_text, known_texts
