@@ -13,12 +13,11 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import text
-
 from recouvrement.app.balance import export_exceptions, outstanding_shares
 from recouvrement.app.nightly import RunResult, run_nightly
 from recouvrement.app.plans import propose
 from recouvrement.config import Paths, Settings
+from recouvrement.db.payments import matching_summary
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
 from recouvrement.scanner import format_finding, known_texts, scan_paths
@@ -105,10 +104,7 @@ def print_run(out, result: RunResult) -> None:
 
 def print_matching(out, engine, folder: Path) -> None:
     with engine.connect() as conn:
-        total = conn.execute(text("SELECT COUNT(*) FROM payment WHERE status = 'paid'")).scalar_one()
-        by_rule = conn.execute(text("SELECT rule, COUNT(DISTINCT payment_id) FROM allocation GROUP BY rule "
-                                    "ORDER BY rule")).all()
-        queue = conn.execute(text("SELECT kind, COUNT(*) FROM payment_exception GROUP BY kind ORDER BY kind")).all()
+        total, by_rule, queue = matching_summary(conn)
     out.print(f"  paiements rapprochés, sur {total} porteurs d'argent :")
     for rule, count in by_rule:
         share = f"{100 * count / max(total, 1):.1f}".replace(".", ",")

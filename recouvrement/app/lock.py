@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterator
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from recouvrement.db.run_lock import delete_lock, insert_lock, lock_holder
 from recouvrement.db.session import writing
+from recouvrement.db.values import as_utc
 from recouvrement.audit import append_event
 from recouvrement.errors import RecouvrementError
 
@@ -52,12 +54,6 @@ def this_holder() -> str:
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def as_utc(value) -> datetime:
-    """Aware UTC whatever the driver returns (PostgreSQL: aware; SQLite: ISO text, with or without offset)."""
-    value = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return value.replace(tzinfo=timezone.utc) if value.utcoffset() is None else value.astimezone(timezone.utc)
 
 
 def pid_alive(pid: int) -> bool:
@@ -92,8 +88,7 @@ def is_stale(holder: str, acquired_at: datetime, now: datetime, stale_after: tim
 
 def current_holder(engine: Engine, name: str = NIGHTLY) -> tuple[str, datetime] | None:
     with engine.connect() as conn:
-        row = conn.execute(text("SELECT holder, acquired_at FROM run_lock WHERE name = :n"), {"n": name}).first()
-    return (row[0], as_utc(row[1])) if row else None
+        return lock_holder(conn, name)
 
 
 def try_acquire(engine: Engine, name: str = NIGHTLY, holder: str | None = None, *,
@@ -103,8 +98,7 @@ def try_acquire(engine: Engine, name: str = NIGHTLY, holder: str | None = None, 
     now = as_utc(now) if now else _utc_now()
     try:
         with writing(engine) as conn:
-            conn.execute(text("INSERT INTO run_lock (name, holder, acquired_at) VALUES (:n, :h, :t)"),
-                         {"n": name, "h": holder, "t": now})
+            insert_lock(conn, name, holder, now)
         return Holding(name, holder)
     except IntegrityError:
         pass
@@ -121,12 +115,9 @@ def _take_over(engine: Engine, name: str, holder: str, old: str, since: datetime
     """Replace the stale row only if it is still the dead holder's: of two takers, one deletes it, one finds
     nothing (a dead "host:pid" never takes the lock again, so the holder alone identifies the row)."""
     with writing(engine) as conn:
-        gone = conn.execute(text("DELETE FROM run_lock WHERE name = :n AND holder = :h"),
-                            {"n": name, "h": old}).rowcount
-        if gone != 1:
+        if not delete_lock(conn, name, old):
             return None
-        conn.execute(text("INSERT INTO run_lock (name, holder, acquired_at) VALUES (:n, :h, :t)"),
-                     {"n": name, "h": holder, "t": now})
+        insert_lock(conn, name, holder, now)
         append_event(conn, "lock_takeover", {"lock": name, "stale_holder": old, "since": since, "holder": holder})
     return Holding(name, holder, took_over=old)
 
@@ -147,8 +138,7 @@ def acquire(engine: Engine, name: str = NIGHTLY, *, wait: float = 0, holder: str
 
 def release(engine: Engine, holding: Holding) -> bool:
     with writing(engine) as conn:
-        return conn.execute(text("DELETE FROM run_lock WHERE name = :n AND holder = :h"),
-                            {"n": holding.name, "h": holding.holder}).rowcount == 1
+        return delete_lock(conn, holding.name, holding.holder)
 
 
 def force_release(engine: Engine, name: str = NIGHTLY) -> str | None:
@@ -157,7 +147,7 @@ def force_release(engine: Engine, name: str = NIGHTLY) -> str | None:
     if found is None:
         return None
     with writing(engine) as conn:
-        conn.execute(text("DELETE FROM run_lock WHERE name = :n AND holder = :h"), {"n": name, "h": found[0]})
+        delete_lock(conn, name, found[0])
         append_event(conn, "lock_released_by_hand", {"lock": name, "holder": found[0], "since": found[1]})
     return found[0]
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -28,9 +27,11 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from recouvrement.db.queue import queue_counts
+from recouvrement.db.runs import RunRow, fail_running_runs, finish_run, insert_run, latest_runs
 from recouvrement.db.session import writing
 from recouvrement.render.files import write_rejects
 from recouvrement.app.agency import export_agency, finish_exports
@@ -39,7 +40,8 @@ from recouvrement.app.plans import refresh_plans
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.remind import run_remind
 from recouvrement.app.segmentation import patient_segments, segment_counts
-from recouvrement.app.lock import STALE_AFTER, as_utc, held
+from recouvrement.app.lock import STALE_AFTER, held
+from recouvrement.db.values import as_utc
 from recouvrement.audit import append_event, file_sha256
 from recouvrement.config import Settings
 from recouvrement.core.privacy import redact, safe_file_name
@@ -77,56 +79,27 @@ def _now(now: datetime | None) -> datetime:
 
 def _mark_interrupted(engine: Engine, now: datetime) -> int:
     with writing(engine) as conn:
-        ids = [r[0] for r in conn.execute(text("SELECT id FROM run WHERE status = 'running' ORDER BY id"))]
+        ids = fail_running_runs(conn, now)
         for run_id in ids:
-            conn.execute(text("UPDATE run SET status = 'failed', ended_at = :t, errors = CASE WHEN errors = '' "
-                              "THEN 'interrupted' ELSE errors || '\ninterrupted' END WHERE id = :i"),
-                         {"t": now, "i": run_id})
             append_event(conn, "run_interrupted", {"run": run_id}, at=now)
     return len(ids)
 
 
 def _start_run(engine: Engine, as_of: date, now: datetime) -> int:
     with writing(engine) as conn:
-        conn.execute(text("INSERT INTO run (started_at, as_of, status, counts, errors) "
-                          "VALUES (:t, :a, 'running', '{}', '')"), {"t": now, "a": as_of})
-        return conn.execute(text("SELECT MAX(id) FROM run")).scalar_one()   # we hold the lock: ours is the last
+        return insert_run(conn, as_of, now)
 
 
 def _finish_run(engine: Engine, result: RunResult, ended_at: datetime) -> None:
     with writing(engine) as conn:
-        conn.execute(text("UPDATE run SET ended_at = :t, status = :s, counts = :c, errors = :e WHERE id = :i"),
-                     {"t": ended_at, "s": result.status, "c": json.dumps(result.counts, sort_keys=True),
-                      "e": "\n".join(result.errors), "i": result.run_id})
+        finish_run(conn, result.run_id, ended_at, result.status, result.counts, "\n".join(result.errors))
         append_event(conn, "nightly_run", {"run": result.run_id, "as_of": result.as_of, "status": result.status,
                                            "counts": result.counts, "errors": len(result.errors)}, at=ended_at)
 
 
-@dataclass(frozen=True)
-class RunRow:
-    id: int
-    started_at: datetime
-    ended_at: datetime | None
-    as_of: date
-    status: str
-    counts: dict
-    errors: str
-
-
 def list_runs(engine: Engine, limit: int = 20) -> list[RunRow]:
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT id, started_at, ended_at, as_of, status, counts, errors FROM run "
-                                 "ORDER BY id DESC LIMIT :n"), {"n": limit}).all()
-    return [RunRow(r[0], _dt(r[1]), _dt(r[2]) if r[2] else None, _day(r[3]), r[4], json.loads(r[5] or "{}"), r[6])
-            for r in rows]
-
-
-def _dt(value) -> datetime:
-    return as_utc(value)
-
-
-def _day(value) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+        return latest_runs(conn, limit)
 
 
 # ---------------------------------------------------------------- the inbox
@@ -407,8 +380,7 @@ def _reconcile(engine, settings, as_of, result, now) -> None:
     report = run_reconcile(engine, now=now)
     result.counts["allocations"] = report.allocations
     with engine.connect() as conn:
-        result.counts["exceptions"] = {k: int(v) for k, v in conn.execute(text(
-            "SELECT kind, COUNT(*) FROM payment_exception GROUP BY kind ORDER BY kind"))}
+        result.counts["exceptions"] = queue_counts(conn)
 
 
 def _plans(engine, settings, as_of, result, now) -> None:

@@ -23,12 +23,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
-from recouvrement.app.lock import as_utc, is_stale
+from recouvrement.app.lock import is_stale
 from recouvrement.audit import append_event
 from recouvrement.channels.email import SendError, SmtpSettings, send_email
+from recouvrement.db import outbox as stored
 from recouvrement.db.session import writing
+from recouvrement.db.values import as_utc
 from recouvrement.errors import RecouvrementError
 
 MAX_ATTEMPTS = 3
@@ -56,51 +58,36 @@ def take_back_abandoned(engine: Engine, now: datetime | None = None) -> int:
     """Letters left 'sending' by a run that died go back to the queue."""
     now = as_utc(now or _utc_now())
     with writing(engine) as conn:
-        rows = conn.execute(text("SELECT letter_id, claimed_by, claimed_at FROM letter WHERE status = 'sending'")).all()
-        dead = [lid for lid, holder, at in rows
-                if at is None or now - as_utc(at) >= ABANDONED_AFTER
-                or is_stale(holder or "", as_utc(at), now, stale_after=timedelta(0))]
+        dead = [lid for lid, holder, at in stored.letters_being_sent(conn)
+                if at is None or now - at >= ABANDONED_AFTER
+                or is_stale(holder or "", at, now, stale_after=timedelta(0))]
         for lid in dead:
-            conn.execute(text("UPDATE letter SET status = 'queued', claimed_by = NULL, claimed_at = NULL "
-                              "WHERE letter_id = :l AND status = 'sending'"), {"l": lid})
+            stored.requeue_letter(conn, lid)
             append_event(conn, "email_taken_back", {"letter_id": lid}, at=now)
     return len(dead)
 
 
 def queued_letters(engine: Engine) -> list[str]:
     with engine.connect() as conn:
-        return list(conn.execute(text("SELECT letter_id FROM letter WHERE status = 'queued' "
-                                      "ORDER BY as_of, letter_id")).scalars())
+        return stored.queued_letter_ids(conn)
 
 
 def _claim(engine: Engine, letter_id: str, me: str, now: datetime) -> tuple[str, str] | None:
     """(patient_id, folder) of the letter if this run got it; None when another run did."""
     with writing(engine) as conn:
-        got = conn.execute(text("UPDATE letter SET status = 'sending', claimed_by = :me, claimed_at = :t, "
-                                "attempts = attempts + 1 WHERE letter_id = :l AND status = 'queued'"),
-                           {"me": me, "t": now, "l": letter_id}).rowcount
-        if got != 1:
-            return None
-        row = conn.execute(text("SELECT patient_id, folder FROM letter WHERE letter_id = :l"), {"l": letter_id}).one()
-    return row[0], row[1] or ""
+        return stored.claim_letter(conn, letter_id, me, now)
 
 
 def _mark_sent(engine: Engine, letter_id: str, patient_id: str, me: str, now: datetime) -> None:
     with writing(engine) as conn:
-        conn.execute(text("UPDATE letter SET status = 'sent', sent_at = :t, claimed_by = NULL, claimed_at = NULL, "
-                          "last_error = NULL WHERE letter_id = :l AND claimed_by = :me"),
-                     {"t": now, "l": letter_id, "me": me})
+        stored.mark_letter_sent(conn, letter_id, me, now)
         append_event(conn, "reminder_sent", {"letter_id": letter_id, "channel": "email"}, patient_id=patient_id)
 
 
 def _give_back(engine: Engine, letter_id: str, me: str, error: str, permanent: bool) -> str:
     """The letter goes back to the queue, or to 'failed' after MAX_ATTEMPTS refusals; returns its status."""
     with writing(engine) as conn:
-        conn.execute(text("UPDATE letter SET status = CASE WHEN :p AND attempts >= :cap THEN 'failed' ELSE 'queued' "
-                          "END, claimed_by = NULL, claimed_at = NULL, last_error = :e "
-                          "WHERE letter_id = :l AND claimed_by = :me"),
-                     {"p": permanent, "cap": MAX_ATTEMPTS, "e": error[:2000], "l": letter_id, "me": me})
-        return conn.execute(text("SELECT status FROM letter WHERE letter_id = :l"), {"l": letter_id}).scalar_one()
+        return stored.give_letter_back(conn, letter_id, me, error[:2000], permanent, MAX_ATTEMPTS)
 
 
 def send_queued(engine: Engine, smtp: SmtpSettings, *, send: Callable = send_email,
@@ -138,11 +125,7 @@ def send_queued(engine: Engine, smtp: SmtpSettings, *, send: Callable = send_ema
 
 def outbox_counts(engine_or_conn: Engine | Connection) -> tuple[int, int]:
     """(queued or being sent, failed) e-mails."""
-    sql = text("SELECT COALESCE(SUM(CASE WHEN status IN ('queued', 'sending') THEN 1 ELSE 0 END), 0), "
-               "COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) FROM letter")
     if isinstance(engine_or_conn, Connection):
-        row = engine_or_conn.execute(sql).one()
-    else:
-        with engine_or_conn.connect() as conn:
-            row = conn.execute(sql).one()
-    return int(row[0]), int(row[1])
+        return stored.outbox_counts(engine_or_conn)
+    with engine_or_conn.connect() as conn:
+        return stored.outbox_counts(conn)

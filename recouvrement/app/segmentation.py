@@ -1,56 +1,29 @@
-"""Patient segments from the database: each patient's history read by SQL, judged by core.segments."""
+"""Patient segments: each patient's history read from the store, judged by core.segments."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import date
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
-from recouvrement.db.values import as_date
 from recouvrement.db.holds import patients_on_hold
+from recouvrement.db.segments import broken_plan_dates, level2_dates, patient_ids
 from recouvrement.core.segments import CHRONIC, ON_HOLD, ONE_OFF, PatientHistory, SegmentResult, segment
 from recouvrement.rules import Rules
 
 SEGMENTS = (ONE_OFF, CHRONIC, ON_HOLD)
 
 
-def _level2_dates(conn: Connection, as_of: date, only: str | None) -> dict[str, list[date]]:
-    """The day each invoice first reached level 2 (its first letter of level >= 2), per patient."""
-    sql = ("SELECT i.patient_id, MIN(l.as_of) FROM letter_item li "
-           "JOIN letter l ON l.letter_id = li.letter_id JOIN invoice i ON i.invoice_number = li.invoice_number "
-           "WHERE l.level >= 2 AND l.as_of <= :a" + (" AND i.patient_id = :p" if only else "") +
-           " GROUP BY i.patient_id, li.invoice_number")
-    found: dict[str, list[date]] = defaultdict(list)
-    for patient_id, day in conn.execute(text(sql), {"a": as_of, "p": only}):
-        found[patient_id].append(as_date(day))
-    return found
-
-
-def _broken_plan_dates(conn: Connection, as_of: date, only: str | None) -> dict[str, list[date]]:
-    sql = ("SELECT patient_id, ended_on FROM plan WHERE status = 'broken' AND ended_on IS NOT NULL "
-           "AND ended_on <= :a" + (" AND patient_id = :p" if only else ""))
-    found: dict[str, list[date]] = defaultdict(list)
-    for patient_id, day in conn.execute(text(sql), {"a": as_of, "p": only}):
-        found[patient_id].append(as_date(day))
-    return found
-
-
-def _patient_ids(conn: Connection, only: str | None) -> list[str]:
-    if only:
-        return [r[0] for r in conn.execute(text("SELECT patient_id FROM patient WHERE patient_id = :p"), {"p": only})]
-    return [r[0] for r in conn.execute(text("SELECT patient_id FROM patient ORDER BY patient_id"))]
-
-
 def patient_segments(conn: Connection, as_of: date, rules: Rules,
                      patient_id: str | None = None) -> dict[str, SegmentResult]:
     """Every known patient's segment on as_of (or one patient's), with its reasons."""
-    level2 = _level2_dates(conn, as_of, patient_id)
-    broken = _broken_plan_dates(conn, as_of, patient_id)
+    level2 = level2_dates(conn, as_of, patient_id)
+    broken = broken_plan_dates(conn, as_of, patient_id)
     held = patients_on_hold(conn, as_of)
     plain = segment(PatientHistory(), as_of, rules)   # most patients have no history: judged once
     results: dict[str, SegmentResult] = {}
-    for pid in _patient_ids(conn, patient_id):
+    for pid in patient_ids(conn, patient_id):
         if pid not in level2 and pid not in broken and pid not in held:
             results[pid] = plain
             continue

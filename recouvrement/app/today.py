@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from recouvrement.db.agency import returned_cases
 from recouvrement.db.disputes import DisputeRow, list_disputes
-from recouvrement.app.nightly import RunRow, list_runs
+from recouvrement.db.runs import RunRow, latest_runs
 from recouvrement.db.queue import waiting_count
 from recouvrement.db.values import as_date
 
@@ -61,11 +61,11 @@ def run_summary(counts: dict) -> list[str]:
 
 def today_view(engine: Engine, as_of: date) -> Today:
     view = Today(as_of)
-    runs = list_runs(engine, limit=1)
-    if runs:
-        view.last_run = runs[0]
-        view.run_lines = run_summary(runs[0].counts)
     with engine.connect() as conn:
+        runs = latest_runs(conn, limit=1)
+        if runs:
+            view.last_run = runs[0]
+            view.run_lines = run_summary(runs[0].counts)
         view.disputes = [d for d in list_disputes(conn) if d.deadline(as_of) in ("nears", "overdue")]
         view.returned = [{**c, "handed_on": as_date(c["handed_on"]), "updated_on": as_date(c["updated_on"])}
                          for c in returned_cases(conn)]

@@ -14,3 +14,14 @@ def payments_for_export(conn: Connection) -> list[tuple]:
         "SELECT payment_id, payment_date, payer_type, payer_name, amount_cents, reference, invoice_number, "
         "status, source_file, source_line FROM payment ORDER BY payment_date, payment_id"))
     return [(r[0], as_date(r[1]), *r[2:]) for r in result]
+
+
+def matching_summary(conn: Connection) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
+    """(payments carrying money, [(rule, payments allocated by it)], [(queue kind, payments)]), the demo's
+    summary of a reconciliation."""
+    total = int(conn.execute(text("SELECT COUNT(*) FROM payment WHERE status = 'paid'")).scalar_one())
+    by_rule = [(r, int(n)) for r, n in conn.execute(text("SELECT rule, COUNT(DISTINCT payment_id) FROM allocation "
+                                                         "GROUP BY rule ORDER BY rule"))]
+    queue = [(k, int(n)) for k, n in conn.execute(text("SELECT kind, COUNT(*) FROM payment_exception GROUP BY kind "
+                                                       "ORDER BY kind"))]
+    return total, by_rule, queue
