@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from recouvrement.app.accounts import load_accounts
 from recouvrement.app.recipients import patient_name, recipient_of
 from recouvrement.render.csvfile import Amount
 from recouvrement.render.files import write_atomically, write_checked_csv
-from recouvrement.db.bulk import read_frame as frame
+from recouvrement.db import letters as stored
 from recouvrement.db.session import writing
 from recouvrement.audit import append_event, file_record, record_files
 from recouvrement.config import Settings
@@ -105,7 +105,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     rules = rules or load_rules()
     with engine.connect() as conn:
         accounts = load_accounts(conn, as_of, rules)
-        recorded = set(conn.execute(text("SELECT letter_id FROM letter WHERE as_of = :d"), {"d": as_of}).scalars())
+        recorded = stored.letter_ids_of_day(conn, as_of)
     judged = [decide(account, as_of, rules) for account in accounts]
     report = RemindReport(as_of, dry_run, is_quiet_day(as_of))
     report.exclusions = [Excluded(d.patient_id, e.invoice_number, e.code, e.reason)
@@ -132,7 +132,7 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
     from recouvrement.render.sepa_qr import epc_payload
     creditor, known = _creditor(settings), known_texts(settings)
     with engine.connect() as conn:
-        people = frame(conn, "SELECT * FROM patient").set_index("patient_id")
+        people = stored.patients_frame(conn)
         reasons = rejection_reasons(conn, [i.invoice_number for d in decisions if d.template == "avis_rejet"
                                            for i in d.items])
     for decision in decisions:
@@ -245,7 +245,7 @@ def _write_pdf(path: Path, html: str, known: tuple[str, ...] = ()) -> Path:
 
 def _batch_name(conn: Connection, as_of: date, folder: Path) -> str:
     """batch-<date>.pdf, or -2, -3 … when that name is recorded already or taken on disk."""
-    taken = set(conn.execute(text("SELECT name FROM print_batch WHERE as_of = :d"), {"d": as_of}).scalars())
+    taken = stored.print_batch_names(conn, as_of)
     name, n = f"batch-{as_of:%Y-%m-%d}.pdf", 1
     while name in taken or (folder / name).exists():
         n += 1
@@ -259,28 +259,24 @@ def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, qu
     or sent a second time."""
     folder = out_dir.resolve()
     with writing(engine) as conn:
-        taken = set(conn.execute(text("SELECT letter_id FROM letter WHERE as_of = :d"), {"d": as_of}).scalars())
+        taken = stored.letter_ids_of_day(conn, as_of)
         report.already_recorded = sorted(set(report.already_recorded) | (taken & {w.letter_id for w in report.letters}))
         report.letters = [w for w in report.letters if w.letter_id not in taken]
         postal = [w for w in report.letters if w.channel in POSTAL]
         batch = _batch_name(conn, as_of, folder) if postal else None
         if batch:
-            conn.execute(text("INSERT INTO print_batch (name, as_of, folder, letters) VALUES (:n, :d, :f, :c)"),
-                         {"n": batch, "d": as_of, "f": str(folder), "c": len(postal)})
+            stored.insert_print_batch(conn, batch, as_of, str(folder), len(postal))
         for written in report.letters:
-            conn.execute(text("INSERT INTO letter (letter_id, patient_id, level, kind, channel, as_of, amount_cents, "
-                              "sha256, file, status, folder, batch, attempts, rf_reference) "
-                              "VALUES (:l, :p, :v, :k, :c, :d, :a, :s, :f, :st, :fo, :b, 0, :rf)"),
-                         {"l": written.letter_id, "rf": written.rf_reference, "p": written.patient_id, "v": written.level, "k": written.kind,
-                          "c": written.channel, "d": as_of, "a": written.amount_cents, "s": written.sha256,
-                          "f": written.file, "fo": str(folder), "b": batch if written.channel in POSTAL else None,
-                          "st": "queued" if queue_emails and written.channel in BY_EMAIL else "written"})
-            conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents, level) "
-                              "VALUES (:l, :i, :a, :v)"),
-                         [{"l": written.letter_id, "i": item.invoice_number, "a": int(item.amount_cents), "v": level}
-                          for item, level in zip(written.decision.items, written.decision.item_levels)])
+            stored.insert_letter(
+                conn, letter_id=written.letter_id, patient_id=written.patient_id, level=written.level,
+                kind=written.kind, channel=written.channel, as_of=as_of, amount_cents=written.amount_cents,
+                sha256=written.sha256, file=written.file, folder=str(folder),
+                status="queued" if queue_emails and written.channel in BY_EMAIL else "written",
+                batch=batch if written.channel in POSTAL else None, rf_reference=written.rf_reference,
+                items=[(item.invoice_number, int(item.amount_cents), level)
+                       for item, level in zip(written.decision.items, written.decision.item_levels)])
             if written.level == 0:
-                _mark_notified(conn, as_of, written.invoice_numbers)
+                stored.mark_transfers_notified(conn, as_of, written.invoice_numbers)
             append_event(conn, "reminder", {"letter_id": written.letter_id, "level": written.level,
                                             "channel": written.channel, "amount": written.amount_cents,
                                             "sha256": written.sha256, "invoices": list(written.invoice_numbers),
@@ -289,19 +285,13 @@ def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, qu
                          invoice_number=written.invoice_numbers[0] if len(written.invoice_numbers) == 1 else None)
 
 
-def _mark_notified(conn: Connection, as_of: date, invoices: tuple[str, ...]) -> None:
-    conn.execute(text("UPDATE share_transfer SET notified = TRUE WHERE invoice_number = :i AND transfer_date <= :d "
-                      "AND reversed_on IS NULL"), [{"i": number, "d": as_of} for number in invoices])
-
-
 def _write_batches(engine: Engine, report: RemindReport, known: tuple[str, ...] = ()) -> None:
     """Every recorded print batch not yet written (this run's, or one a killed run left), whatever its day."""
     with engine.connect() as conn:
-        pending = conn.execute(text("SELECT name, folder FROM print_batch WHERE written_at IS NULL ORDER BY name")).all()
-        members = {name: list(conn.execute(text("SELECT letter_id FROM letter WHERE batch = :b ORDER BY letter_id"),
-                                           {"b": name}).scalars()) for name, _ in pending}
+        pending = stored.unwritten_batches(conn)
+    members = {name: letters for name, _, letters in pending}
     mine = {w.letter_id for w in report.letters}
-    for name, folder in pending:
+    for name, folder, _ in pending:
         path = Path(folder) / name
         if not path.exists() and not _write_batch(path, members[name], report, known):
             continue
@@ -333,9 +323,7 @@ def _mark_batch_written(engine: Engine, name: str, path: Path) -> None:
     """Written (by this run, or by one killed just after writing it): never made again."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with writing(engine) as conn:
-        marked = conn.execute(text("UPDATE print_batch SET sha256 = :s, written_at = :t WHERE name = :n AND written_at IS NULL"),
-                              {"s": digest, "t": datetime.now(timezone.utc).replace(microsecond=0), "n": name}).rowcount
-        if marked:
+        if stored.mark_batch_written(conn, name, digest, datetime.now(timezone.utc).replace(microsecond=0)):
             append_event(conn, "letter_batch", {"name": name, "files": [file_record(path)]})
 
 
@@ -363,11 +351,8 @@ def _send(engine: Engine, settings: Settings, out_dir: Path, report: RemindRepor
 def write_manifest(engine: Engine, as_of: date, out_dir: Path) -> Path:
     """Every letter recorded for as_of, in letter id order: the same rows however many times the day runs."""
     with engine.connect() as conn:
-        letters = frame(conn, "SELECT letter_id, patient_id, level, channel, amount_cents, file FROM letter "
-                              "WHERE as_of = :d ORDER BY letter_id", {"d": as_of})
-        items = frame(conn, "SELECT li.letter_id, li.invoice_number FROM letter_item li JOIN letter l "
-                            "ON l.letter_id = li.letter_id WHERE l.as_of = :d ORDER BY li.letter_id, li.invoice_number",
-                      {"d": as_of})
+        letters = stored.day_letters(conn, as_of)
+        items = stored.day_letter_invoices(conn, as_of)
     invoices = items.groupby("letter_id")["invoice_number"].agg(" ".join).to_dict() if not items.empty else {}
     rows = [[lid, pid, invoices.get(lid, ""), int(level), channel, Amount(int(amount)), file]
             for lid, pid, level, channel, amount, file in letters.itertuples(index=False, name=None)]

@@ -19,13 +19,15 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from recouvrement.app.balance import BUCKETS, aged_balance
 from recouvrement.render.files import write_atomically
-from recouvrement.app.outbox import outbox_counts
 from recouvrement.audit import record_files, verify
 from recouvrement.config import Settings
+from recouvrement.db import report as stored
+from recouvrement.db.outbox import outbox_counts
+from recouvrement.db.runs import latest_runs
 from recouvrement.money import format_eur
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates" / "report"
@@ -101,23 +103,15 @@ def _balance(engine: Engine, as_of: date) -> list[BalanceRow]:
     return rows
 
 
-def _scalar(conn, sql: str, params: dict) -> int:
-    return int(conn.execute(text(sql), params).scalar_one() or 0)
-
-
-def _groups(conn, sql: str, params: dict, labels: dict) -> list[tuple[str, int, int]]:
-    found = {key: (int(n), int(c or 0)) for key, n, c in conn.execute(text(sql), params)}
+def _ordered(found: dict, labels: dict) -> list[tuple]:
+    """(label, *values) of each key found: the labelled keys in the labels' order, then the others."""
     ordered = [k for k in labels if k in found] + sorted(k for k in found if k not in labels)
     return [(labels.get(k, str(k)), *found[k]) for k in ordered]
 
 
 def _disputes(conn, as_of: date) -> list[dict]:
-    rows = conn.execute(text("SELECT id, invoice_number, received_on, category, status, answer_due FROM dispute "
-                             "WHERE status <> 'closed' AND received_on <= :a ORDER BY received_on, id"),
-                        {"a": as_of}).all()
     out = []
-    for dispute_id, invoice, received, category, status, _answer_due in rows:
-        received = received if isinstance(received, date) else date.fromisoformat(str(received)[:10])
+    for dispute_id, invoice, received, category, status in stored.open_disputes(conn, as_of):
         age = (as_of - received).days
         out.append({"id": dispute_id, "invoice": invoice, "received": received, "age": age, "category": category,
                     "status": status, "late": age > DISPUTE_TARGET_DAYS,
@@ -125,23 +119,14 @@ def _disputes(conn, as_of: date) -> list[dict]:
     return out
 
 
-def _agency(conn, as_of: date) -> list[tuple[str, int, int, int]]:
-    """Cases by status: how many, the amount handed over, and what the agency really collected by as_of
-    (a partial collection is its own line, never counted as collected in full)."""
-    rows = conn.execute(text(
-        "SELECT c.status, COUNT(*), SUM(c.amount_cents), SUM(COALESCE(g.cents, 0)) FROM agency_case c "
-        "LEFT JOIN (SELECT reference, SUM(amount_cents) AS cents FROM payment WHERE payer_type = 'agency' "
-        "AND payment_date <= :a GROUP BY reference) g ON g.reference = c.case_id "
-        "WHERE c.handed_on <= :a GROUP BY c.status"), {"a": as_of}).all()
-    found = {status: (int(n), int(handed or 0), int(collected or 0)) for status, n, handed, collected in rows}
-    ordered = [k for k in AGENCY_LABELS if k in found] + sorted(k for k in found if k not in AGENCY_LABELS)
-    return [(AGENCY_LABELS.get(k, str(k)), *found[k]) for k in ordered]
-
-
 def _runs(conn) -> list[dict]:
-    rows = conn.execute(text("SELECT id, as_of, status, started_at, ended_at FROM run ORDER BY id DESC LIMIT 7")).all()
-    return [{"id": r[0], "as_of": str(r[1])[:10], "status": r[2], "started": str(r[3])[:16],
-             "ended": str(r[4])[:16] if r[4] else ""} for r in rows]
+    return [{"id": r.id, "as_of": str(r.as_of), "status": r.status, "started": _minute(r.started_at),
+             "ended": _minute(r.ended_at) if r.ended_at else ""} for r in latest_runs(conn, 7)]
+
+
+def _minute(moment) -> str:
+    """yyyy-mm-dd hh:mm of a UTC time."""
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def report_data(engine: Engine, as_of: date) -> ReportData:
@@ -151,28 +136,19 @@ def report_data(engine: Engine, as_of: date) -> ReportData:
     data.rate_to = as_of - timedelta(days=RATE_LAG)
     data.rate_from = data.rate_to - timedelta(days=RATE_DAYS - 1)
     with engine.connect() as conn:
-        data.billed_90 = _scalar(conn, "SELECT SUM(total_cents) FROM invoice WHERE issue_date > :s AND issue_date <= :a",
-                                 {"s": since, "a": as_of})
-        cohort = {"f": data.rate_from, "t": data.rate_to, "a": as_of}
-        data.rate_billed = _scalar(conn, "SELECT SUM(total_cents) FROM invoice WHERE issue_date BETWEEN :f AND :t",
-                                   cohort)
-        data.rate_collected = _scalar(conn, "SELECT SUM(a.amount_cents) FROM allocation a JOIN invoice i ON "
-                                      "i.invoice_number = a.invoice_number JOIN payment p ON p.payment_id = a.payment_id "
-                                      "WHERE i.issue_date BETWEEN :f AND :t AND p.payment_date <= :a", cohort)
-        data.exceptions = _groups(conn, "SELECT e.kind, COUNT(*), SUM(e.remaining_cents) FROM payment_exception e "
-                                  "JOIN payment p ON p.payment_id = e.payment_id WHERE p.payment_date <= :a "
-                                  "GROUP BY e.kind", {"a": as_of}, EXCEPTION_LABELS)
+        data.billed_90 = stored.billed_cents(conn, since, as_of)
+        data.rate_billed = stored.billed_cents_between(conn, data.rate_from, data.rate_to)
+        data.rate_collected = stored.collected_cents_between(conn, data.rate_from, data.rate_to, as_of)
+        data.exceptions = _ordered(stored.queue_by_kind(conn, as_of), EXCEPTION_LABELS)
         data.disputes = _disputes(conn, as_of)
-        letters = ("SELECT level, COUNT(*), SUM(amount_cents) FROM letter WHERE as_of > :s AND as_of <= :a "
-                   "GROUP BY level")
-        today = {label: n for label, n, _ in _groups(conn, letters, {"s": as_of - timedelta(days=1), "a": as_of},
-                                                     LEVEL_LABELS)}
+        today = {label: n for label, n, _ in _ordered(stored.letters_by_level(conn, as_of - timedelta(days=1), as_of),
+                                                      LEVEL_LABELS)}
         data.letters = [(label, today.get(label, 0), n, cents) for label, n, cents in
-                        _groups(conn, letters, {"s": as_of - timedelta(days=LETTERS_WINDOW), "a": as_of}, LEVEL_LABELS)]
-        data.plans = _groups(conn, "SELECT status, COUNT(*), SUM(total_cents) FROM plan WHERE proposed_on <= :a "
-                             "GROUP BY status", {"a": as_of}, PLAN_LABELS)
-        data.agency = _agency(conn, as_of)
-        data.agency_today = _scalar(conn, "SELECT COUNT(*) FROM agency_case WHERE handed_on = :a", {"a": as_of})
+                        _ordered(stored.letters_by_level(conn, as_of - timedelta(days=LETTERS_WINDOW), as_of),
+                                 LEVEL_LABELS)]
+        data.plans = _ordered(stored.plans_by_status(conn, as_of), PLAN_LABELS)
+        data.agency = _ordered(stored.agency_by_status(conn, as_of), AGENCY_LABELS)
+        data.agency_today = stored.agency_cases_handed_on(conn, as_of)
         data.runs = _runs(conn)
         data.emails_queued, data.emails_failed = outbox_counts(conn)
         check = verify(conn)
