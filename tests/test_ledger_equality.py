@@ -1,5 +1,6 @@
 """The one `outstanding()` / `patient_money()` held equal to every path that computed the same figures before
-them, on every night of the demo and on a small scale set. Where the old paths disagreed, the test says which
+them (kept verbatim in tests/ledger_reference.py once deleted from the app), and the app's readers equal to
+both, on every night of the demo and on a small scale set. Where the old paths disagreed, the test says which
 answer is kept (see core/ledger.py and the issue #12 note)."""
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from recouvrement.app.balance import share_states
+from recouvrement.app.reconcile import load_ledger, share_outstanding
 from recouvrement.core.ledger import outstanding, patient_money
+from recouvrement.db.bulk import read_frame
 from recouvrement.db.ledger import load_snapshot
 from recouvrement.rules import load_rules
+from tests import ledger_reference as reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,21 +33,17 @@ class Night:
 
 
 def _old_vs_new(engine, as_of: date) -> dict[str, list]:
-    """Each old path against the new functions on one day; what differs, per path."""
-    from recouvrement.app.accounts import _CREDITS, open_items_frame
-    from recouvrement.app.balance import share_states
-    from recouvrement.app.plans import patient_credit_cents
-    from recouvrement.app.reconcile import load_ledger, share_outstanding
-    from recouvrement.db.bulk import read_frame
+    """Each old path (tests/ledger_reference.py) against the new functions on one day; what differs, per path."""
     rules = load_rules()
+    days = rules.ladder.rejection_notice.due_after_days
     found: dict[str, list] = {}
     with engine.connect() as conn:
         snapshot = load_snapshot(conn, as_of)
-        table = outstanding(snapshot, rejection_due_after_days=rules.ladder.rejection_notice.due_after_days)
+        table = outstanding(snapshot, rejection_due_after_days=days)
         money = patient_money(snapshot, table=table)
 
         # accounts.open_items_frame: the ladder's open items (patient money due) with awaited and shifted due dates
-        old = open_items_frame(conn, as_of, rules).set_index("invoice_number").sort_index()
+        old = reference.open_items_frame(conn, as_of, days).set_index("invoice_number").sort_index()
         new = table[(table["payer_type"] == "patient") & (table["due_cents"] > 0)].set_index("invoice_number")
         new = new.sort_index()
         found["accounts.open_items_frame"] = _differences(
@@ -51,7 +52,7 @@ def _old_vs_new(engine, as_of: date) -> dict[str, list]:
             .rename(columns={"due_cents": "amount", "awaited_cents": "awaited"}))
 
         # accounts._CREDITS: credits and pending money per patient, dated by the payment
-        credits = read_frame(conn, _CREDITS, {"d": as_of}).set_index("patient_id").sort_index()
+        credits = read_frame(conn, reference.CREDITS, {"d": as_of}).set_index("patient_id").sort_index()
         found["accounts._CREDITS"] = _differences(
             credits[["credit", "pending"]].astype("int64"),
             money.loc[credits.index, ["credit_cents", "pending_cents"]].rename(
@@ -59,32 +60,34 @@ def _old_vs_new(engine, as_of: date) -> dict[str, list]:
         unknown = money[(money["credit_cents"] > 0) | (money["pending_cents"] > 0)].index.difference(credits.index)
         found["accounts._CREDITS"] += [("patient only in the new", p) for p in unknown]
 
-        # plans.patient_credit_cents: every credit in the patient's name, whatever its date
+        # plans.patient_credit_cents and the web account: every credit in the patient's name, whatever its date
         found["plans.patient_credit_cents"] = [
-            (p, old_credit, int(money.loc[p, "credit_cents"]) if p in money.index else 0)
-            for p in sorted(set(snapshot.exceptions["patient_id"].dropna()) | set(_credited(conn)))
-            if (old_credit := patient_credit_cents(conn, p)) != (int(money.loc[p, "credit_cents"])
-                                                                 if p in money.index else 0)]
+            (p, old_credit, new_credit) for p in _credited(conn)
+            if (old_credit := reference.all_time_credit_cents(conn, p))
+            != (new_credit := int(money.loc[p, "credit_cents"]) if p in money.index else 0)]
 
         # reconcile.load_ledger: the matching engine's outstanding (everything recorded, whatever its date)
         everything = load_snapshot(conn, None)
         undated = outstanding(everything)
+        numbers, matrix = reference.ledger_outstanding(conn)
         ledger = load_ledger(conn)
-        matrix = undated["due_cents"].to_numpy().reshape(3, -1).T
-        same_order = list(ledger.invoices["invoice_number"]) == list(everything.invoices["invoice_number"])
-        found["reconcile.load_ledger"] = ([] if same_order and (ledger.outstanding == matrix).all()
-                                          else ["outstanding differs"])
+        same = (numbers == list(everything.invoices["invoice_number"]) == list(ledger.invoices["invoice_number"])
+                and (matrix == undated["due_cents"].to_numpy().reshape(3, -1).T).all()
+                and (matrix == ledger.outstanding).all())
+        found["reconcile.load_ledger"] = [] if same else ["outstanding differs"]
 
         # reconcile.share_outstanding: one share, now (a sample of invoices, every share)
         sample = list(everything.invoices["invoice_number"].iloc[::max(1, len(everything.invoices) // 150)])
         by_share = undated.set_index(["invoice_number", "payer_type"])["due_cents"]
         found["reconcile.share_outstanding"] = [
             (n, s, old_due, int(by_share.loc[(n, s)])) for n in sample for s in ("amo", "amc", "patient")
-            if (old_due := share_outstanding(conn, n, s)) != int(by_share.loc[(n, s)])]
+            if (old_due := reference.share_outstanding(conn, n, s)) != int(by_share.loc[(n, s)])
+            or share_outstanding(conn, n, s) != old_due]
 
-    # balance.share_states: every share on the day (the aged balance, plans, the agency, the web account)
-    old = share_states(engine, as_of).set_index(["invoice_number", "payer_type"]).sort_index()
-    new = table.set_index(["invoice_number", "payer_type"]).sort_index()
+        # balance.share_states: every share on the day (the aged balance, plans, the agency, the web account)
+        old = reference.share_states(conn, as_of).set_index(["invoice_number", "payer_type"]).sort_index()
+    new = share_states(engine, as_of, rejection_due_after_days=days).set_index(["invoice_number", "payer_type"])
+    new = new.sort_index()
     columns = ["patient_id", "expected", "paid", "moved_out", "moved_in", "due_cents", "issue_date"]
     found["balance.share_states"] = _differences(old[columns].assign(issue_date=old["issue_date"].map(_day)),
                                                  new[columns])
@@ -95,7 +98,6 @@ def _old_vs_new(engine, as_of: date) -> dict[str, list]:
 
 
 def _credited(conn) -> list[str]:
-    from recouvrement.db.bulk import read_frame
     return list(read_frame(conn, "SELECT DISTINCT patient_id FROM payment_exception WHERE kind = 'credit' "
                                  "AND patient_id IS NOT NULL")["patient_id"])
 
@@ -207,7 +209,6 @@ def scale_engine(tmp_path_factory):
 
 
 def _scale_days(engine) -> list[date]:
-    from recouvrement.db.bulk import read_frame
     with engine.connect() as conn:
         span = read_frame(conn, "SELECT MIN(payment_date) AS first, MAX(payment_date) AS last FROM payment")
     first, last = _day(span["first"][0]), _day(span["last"][0])

@@ -15,8 +15,8 @@ Decisions where the brief was silent, documented once here:
   a share still awaited from an insurer, mise en demeure too recent) drops that invoice alone; any other
   (a dispute on one of its invoices, a hold on the patient, a plan of the patient accepted or awaiting its
   answer, a payment in the queue that may be theirs …) keeps the whole case in the building.
-* Amount due = those open shares less every credit in the patient's name, and at least
-  `min_amount_cents`.
+* Amount due = those open shares less every credit and every payment waiting in the patient's name
+  (core.ledger.asked_cents, as the letters ask), and at least `min_amount_cents`.
 * The file names the debtor (app.recipients.debtor_of): the guarantor who received the letters (a
   parent for a minor, a legal guardian), else the patient; a minor with no guarantor is never handed
   over (left out as `minor_without_guarantor`). The patient id stays, so the agency's returns match.
@@ -47,13 +47,12 @@ from recouvrement.db import agency as store
 from recouvrement.db.agency import handed_over_invoices, returned_cases  # noqa: F401 (moved to the store)
 from recouvrement.db.eligibility import decision_facts, queued_payment_patients
 from recouvrement.db.patients import patient_row
-from recouvrement.db.plans import patient_credit_cents
+from recouvrement.db.ledger import current_due_cents, load_snapshot
 from recouvrement.db.session import writing
-from recouvrement.app.balance import outstanding_shares
 from recouvrement.app.imports import ImportReport
 from recouvrement.app.recipients import debtor_of
+from recouvrement.core.ledger import asked_cents, outstanding, patient_money
 from recouvrement.core.eligibility import LEFT_OUT_OF_A_CASE, Action, Invoice, Refusal, refusals
-from recouvrement.app.reconcile import share_outstanding
 from recouvrement.audit import append_event, file_record
 from recouvrement.config import Settings
 from recouvrement.core.privacy import redact, safe_file_name
@@ -87,12 +86,15 @@ class Eligibility:
 
 def agency_cases(engine: Engine, as_of: date, rules: Rules) -> Eligibility:
     """The cases to hand over on as_of, and why each other patient who got a mise en demeure stays."""
-    shares = outstanding_shares(engine, as_of)
-    open_patient = shares[shares["payer_type"] == "patient"]
-    due = dict(zip(open_patient["invoice_number"], open_patient["due_cents"].astype("int64")))
-    awaited = shares[shares["payer_type"].isin(["amo", "amc"])].groupby("invoice_number")["due_cents"].sum()
     result = Eligibility()
     with engine.connect() as conn:
+        snapshot = load_snapshot(conn, as_of)
+        shares = outstanding(snapshot)
+        money = patient_money(snapshot, table=shares)
+        patient_rows = shares[shares["payer_type"] == "patient"]
+        open_patient = patient_rows[patient_rows["due_cents"] > 0]
+        due = dict(zip(open_patient["invoice_number"], open_patient["due_cents"]))
+        awaited = dict(zip(patient_rows["invoice_number"], patient_rows["awaited_cents"]))
         letters = store.final_letters(conn, as_of, rules.ladder.max_level)
         if letters.empty:
             return result
@@ -107,7 +109,7 @@ def agency_cases(engine: Engine, as_of: date, rules: Rules) -> Eligibility:
                              facts.disputes.get(number, ()), facts.handed_over_on.get(number), sent,
                              facts.patient(patient_id))
                      for number, sent in sorted(first_notice.items())]
-            reason, case = _case(conn, patient_id, items, max(group["as_of"]), as_of, rules, due)
+            reason, case = _case(patient_id, items, max(group["as_of"]), as_of, rules, due, money)
             if case is None:
                 result.left_out[patient_id] = reason
             else:
@@ -119,8 +121,8 @@ def _day(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def _case(conn: Connection, patient_id: str, items: list[Invoice], last_reminder: date, as_of: date,
-          rules: Rules, due: dict[str, int]) -> tuple[str, Case | None]:
+def _case(patient_id: str, items: list[Invoice], last_reminder: date, as_of: date, rules: Rules,
+          due: dict[str, int], money: pd.DataFrame) -> tuple[str, Case | None]:
     """(why not, None) or ("", the case): each invoice judged by core.eligibility, the case taken whole."""
     judged = [(item, refusals(item, Action.HAND_OVER, as_of, rules)) for item in items]
     ready = [(item, found) for item, found in judged if not _too_recent(found)]
@@ -132,7 +134,9 @@ def _case(conn: Connection, patient_id: str, items: list[Invoice], last_reminder
     live = [item for item, found in ready if not found]
     if not live:
         return _first_code([found[0] for _, found in ready]), None
-    amount = sum(due[i.invoice_number] for i in live) - patient_credit_cents(conn, patient_id)
+    theirs = money.loc[patient_id] if patient_id in money.index else None
+    amount = asked_cents((due[i.invoice_number] for i in live), int(theirs["credit_cents"]) if theirs is not None else 0,
+                         int(theirs["pending_cents"]) if theirs is not None else 0)
     if amount < max(1, rules.agency.min_amount_cents):
         return "below_minimum", None
     invoices = tuple(sorted(((i.invoice_number, i.issue_date) for i in live), key=lambda pair: (pair[1], pair[0])))
@@ -389,7 +393,7 @@ def _collect(conn: Connection, case: store.CaseRow, payment_id: str, line: Retur
     store.insert_agency_payment(conn, payment_id, line.day, line.cents, line.case_id, file, line.line)
     left = line.cents
     for number in store.oldest_first(conn, case.invoice_numbers):
-        part = min(left, share_outstanding(conn, number, "patient"))
+        part = min(left, current_due_cents(conn, number, "patient") or 0)
         if part <= 0:
             continue
         store.insert_agency_allocation(conn, payment_id, number, part, now.replace(tzinfo=None))
@@ -422,7 +426,7 @@ def _fully_collected(conn: Connection, case: store.CaseRow) -> bool:
     also have paid the clinic directly); anything less is a partial collection, never counted as whole."""
     if store.collected_cents(conn, case.case_id) >= case.amount_cents:
         return True
-    return all(share_outstanding(conn, n, "patient") <= 0 for n in case.invoice_numbers)
+    return all((current_due_cents(conn, n, "patient") or 0) <= 0 for n in case.invoice_numbers)
 
 
 def _clean_note(note: str) -> str:

@@ -10,50 +10,25 @@ from sqlalchemy import Engine
 
 from recouvrement.app.exports import Amount, write_checked_csv
 from recouvrement.audit import record_files
+from recouvrement.core.ledger import outstanding
 from recouvrement.db.bulk import read_frame as frame
+from recouvrement.db.ledger import load_snapshot
 from recouvrement.render.csvfile import PLAIN, Dialect
 
 BUCKETS = ("0-30", "31-60", "61-90", ">90")
 
 
-def share_states(engine: Engine, as_of: date, patient_id: str | None = None) -> pd.DataFrame:
-    """Every share of every invoice (or of one patient's) at the end of `as_of`: what was expected, paid,
-    moved to the patient by an insurer's rejection (out of the insurer's share, into the patient's) and what
-    is still due, in cents, with the payer's name and the age bucket.
-
-    Only what was known on that date counts: invoices issued, payments dated and transfers made by then.
-    """
-    params = {"d": as_of, "p": patient_id}
-    only = " AND i.patient_id = :p" if patient_id is not None else ""
+def share_states(engine: Engine, as_of: date, patient_id: str | None = None,
+                 rejection_due_after_days: int = 0) -> pd.DataFrame:
+    """Every share of every invoice (or of one patient's) at the end of `as_of` (core.ledger.outstanding: what
+    was expected, paid, moved to the patient by an insurer's rejection and what is still due, in cents), with
+    the payer's name and the age bucket (days since issue)."""
     with engine.connect() as conn:
-        invoices = frame(conn, "SELECT invoice_number, patient_id, issue_date, due_date, amo_cents, amc_cents, "
-                               "patient_cents, amc_payer FROM invoice i WHERE issue_date <= :d" + only, params)
-        allocated = frame(conn, "SELECT a.invoice_number, a.payer_type, SUM(a.amount_cents) AS cents FROM allocation a "
-                                "JOIN payment p ON p.payment_id = a.payment_id "
-                                + ("JOIN invoice i ON i.invoice_number = a.invoice_number " if only else "")
-                                + "WHERE p.payment_date <= :d" + only + " GROUP BY a.invoice_number, a.payer_type",
-                          params)
-        moved = frame(conn, "SELECT t.invoice_number, t.from_payer, SUM(t.amount_cents) AS cents FROM share_transfer t "
-                            + ("JOIN invoice i ON i.invoice_number = t.invoice_number " if only else "")
-                            + "WHERE t.transfer_date <= :d AND (t.reversed_on IS NULL OR t.reversed_on > :d)" + only
-                            + " GROUP BY t.invoice_number, t.from_payer", params)
-    shares = invoices.melt(id_vars=["invoice_number", "patient_id", "issue_date", "due_date", "amc_payer"],
-                           value_vars=["amo_cents", "amc_cents", "patient_cents"], var_name="payer_type",
-                           value_name="expected")
-    shares["payer_type"] = shares["payer_type"].str.removesuffix("_cents")
-    key = ["invoice_number", "payer_type"]
-    shares = shares.merge(allocated.rename(columns={"cents": "paid"}), on=key, how="left")
-    out_of = moved.rename(columns={"from_payer": "payer_type", "cents": "moved_out"})
-    shares = shares.merge(out_of, on=key, how="left")
-    into = moved.groupby("invoice_number", as_index=False)["cents"].sum().rename(columns={"cents": "moved_in"})
-    into["payer_type"] = "patient"
-    shares = shares.merge(into, on=key, how="left")
-    for column in ("expected", "paid", "moved_out", "moved_in"):
-        shares[column] = shares[column].fillna(0).astype("int64")
-    shares["due_cents"] = shares["expected"] - shares["paid"] - shares["moved_out"] + shares["moved_in"]
+        snapshot = load_snapshot(conn, as_of, None if patient_id is None else [patient_id])
+    shares = outstanding(snapshot, rejection_due_after_days=rejection_due_after_days)
     shares["payer"] = shares["payer_type"].map({"amo": "Assurance Maladie", "patient": "Patients"})
     shares.loc[shares["payer_type"] == "amc", "payer"] = shares["amc_payer"].fillna("Mutuelle")
-    age = (pd.Timestamp(as_of) - pd.to_datetime(shares["issue_date"].astype(str))).dt.days
+    age = (pd.Timestamp(as_of) - pd.to_datetime(shares["issue_date"])).dt.days
     shares["bucket"] = pd.cut(age, [-10**6, 30, 60, 90, 10**6], labels=BUCKETS).astype(str)
     return shares
 

@@ -1,7 +1,7 @@
 """A patient's account as the front desk reads it: found by name, patient id or invoice number; every invoice
 with its three shares and their state, payments, credits, letters, plans, disputes, holds, agency cases.
 
-Read through the same functions as letters, plans and the balance (`share_states`, `holds`, `list_disputes`,
+Read through the same functions as letters, plans and the balance (`core.ledger`, `holds`, `list_disputes`,
 `plans.show`): no figure computed twice. Never a care detail: nothing here reads `invoice_care`.
 """
 
@@ -11,18 +11,19 @@ import difflib
 from dataclasses import dataclass, field
 from datetime import date
 
+import pandas as pd
 from sqlalchemy import Connection, Engine
 
-from recouvrement.app.balance import share_states
 from recouvrement.db.disputes import DisputeRow, list_disputes
 from recouvrement.db.holds import HoldRow, holds
 from recouvrement.app.plans import PlanSummary, show as show_plans
 from recouvrement.app.recipients import text_of
+from recouvrement.core.ledger import outstanding, patient_money
 from recouvrement.core.names import normalise_name
 from recouvrement.core.references import compact_invoice_number
 from recouvrement.db.patients import (all_patient_cards, invoice_totals, patient_agency_cases, patient_allocations,
                                       patient_card, patient_cards_by_invoice, patient_contact, patient_letters)
-from recouvrement.db.queue import patient_queue_money
+from recouvrement.db.ledger import load_snapshot
 from recouvrement.db.values import as_date
 from recouvrement.rules import Rules
 
@@ -178,8 +179,7 @@ def share_state(payer_type: str, expected: int, paid: int, moved_out: int, due: 
     return "à régler par le patient" + partly
 
 
-def _invoices(engine: Engine, conn: Connection, patient_id: str, as_of: date) -> list[InvoiceView]:
-    shares = share_states(engine, as_of, patient_id)
+def _invoices(conn: Connection, shares: pd.DataFrame, patient_id: str, as_of: date) -> list[InvoiceView]:
     if shares.empty:
         return []
     from recouvrement.db.agency import handed_over_invoices
@@ -214,9 +214,14 @@ def patient_account(engine: Engine, patient_id: str, as_of: date, rules: Rules) 
         account = PatientAccount(person["patient_id"], text_of(person["last_name"]), text_of(person["first_name"]),
                                  text_of(person["address"]), text_of(person["postal_code"]), text_of(person["city"]),
                                  text_of(person["phone"]), text_of(person["email"]), guarantor)
-        account.invoices = _invoices(engine, conn, patient_id, as_of)
+        snapshot = load_snapshot(conn, as_of, [patient_id])
+        shares = outstanding(snapshot, rejection_due_after_days=rules.ladder.rejection_notice.due_after_days)
+        account.invoices = _invoices(conn, shares, patient_id, as_of)
         account.payments = [PaymentView(*r) for r in patient_allocations(conn, patient_id, as_of)]
-        account.credit_cents, account.pending_cents = patient_queue_money(conn, patient_id)
+        money = patient_money(snapshot, table=shares)
+        if patient_id in money.index:
+            account.credit_cents = int(money.loc[patient_id, "credit_cents"])
+            account.pending_cents = int(money.loc[patient_id, "pending_cents"])
         account.letters = [LetterView(*r) for r in patient_letters(conn, patient_id)]
         account.disputes = [d for d in list_disputes(conn, include_closed=True) if d.patient_id == patient_id]
         account.holds = holds(conn, patient_id)

@@ -37,13 +37,14 @@ from sqlalchemy import Connection, Engine
 from recouvrement.db import plans as store
 from recouvrement.db.eligibility import decision_facts, queued_payment_patients
 from recouvrement.db.patients import patient_row
-from recouvrement.db.plans import PlanRow, patient_credit_cents
+from recouvrement.db.plans import PlanRow
 from recouvrement.db.plans import active_plan_invoices, proposed_plan_invoices  # noqa: F401 (moved to the store)
+from recouvrement.db.ledger import load_snapshot
 from recouvrement.db.session import writing
-from recouvrement.app.balance import outstanding_shares
 from recouvrement.app.recipients import has_guarantor, is_minor, recipient_of
 from recouvrement.audit import append_event, file_record
 from recouvrement.config import Settings
+from recouvrement.core.ledger import asked_cents, outstanding, patient_money
 from recouvrement.core.eligibility import PATIENT_CODES, Action, Invoice, Refusal, refusals
 from recouvrement.core.plans import (
     Instalment, PlanStatus, plan_answer_deadline, plan_status, proposal_status, propose_plan,
@@ -78,18 +79,21 @@ class PlanDebt:
 
 def plan_candidates(engine: Engine, patient_id: str, as_of: date, rules: Rules) -> PlanDebt:
     """The patient's open patient shares on as_of, each judged by core.eligibility (action "propose")."""
-    shares = outstanding_shares(engine, as_of)
-    shares = shares[shares["patient_id"] == patient_id]
-    insurers = shares[shares["payer_type"].isin(["amo", "amc"])].groupby("invoice_number")["due_cents"].sum()
-    shares = shares[shares["payer_type"] == "patient"]
-    open_shares = [OpenShare(n, _day(i), _day(d), int(c)) for n, i, d, c in shares[
+    with engine.connect() as conn:
+        snapshot = load_snapshot(conn, as_of, [patient_id])
+    table = outstanding(snapshot, rejection_due_after_days=rules.ladder.rejection_notice.due_after_days)
+    money = patient_money(snapshot, table=table)
+    credits = 0 if patient_id not in money.index else int(money.loc[patient_id, "credit_cents"]
+                                                          + money.loc[patient_id, "pending_cents"])
+    shares = table[(table["payer_type"] == "patient") & (table["due_cents"] > 0)]
+    insurers = dict(zip(shares["invoice_number"], shares["awaited_cents"]))
+    open_shares = [OpenShare(n, i, d, int(c)) for n, i, d, c in shares[
         ["invoice_number", "issue_date", "due_date", "due_cents"]].itertuples(index=False, name=None)]
     with engine.connect() as conn:
         queued = queued_payment_patients(conn, as_of, pd.DataFrame(
             {"patient_id": patient_id, "amount_cents": [s.due_cents for s in open_shares],
              "issue_date": [s.issue_date for s in open_shares]}))
         facts = decision_facts(conn, as_of, patient_id, queued)
-        credits = patient_credit_cents(conn, patient_id)
     kept, refused = [], []
     for share in open_shares:
         item = Invoice(share.invoice_number, share.issue_date, share.due_cents,
@@ -105,13 +109,10 @@ def plan_candidates(engine: Engine, patient_id: str, as_of: date, rules: Rules) 
 
 
 def plan_debt(engine: Engine, patient_id: str, as_of: date, rules: Rules) -> tuple[list[OpenShare], int]:
-    """(the open patient shares a plan may cover, oldest first; the patient's credits to deduct)."""
+    """(the open patient shares a plan may cover, oldest first; what to deduct from them: the patient's credits
+    and the money waiting in their name, core.ledger.patient_money)."""
     debt = plan_candidates(engine, patient_id, as_of, rules)
     return debt.shares, debt.credits_cents
-
-
-def _day(value) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *,
         raise RecouvrementError(f"aucun échéancier ne peut être proposé au patient {patient_id} le {as_of:%d/%m/%Y} : "
                                 f"{refusal.reason}", field="PATIENT_ID")
     owed = sum(s.due_cents for s in shares)
-    total = owed - credits
+    total = asked_cents((s.due_cents for s in shares), credits, 0)
     if not shares or total <= 0:
         raise RecouvrementError(f"le patient {patient_id} ne doit rien qu'un échéancier pourrait couvrir au {as_of:%d/%m/%Y} "
                                 f"(parts ouvertes {format_eur(owed)}, avoirs {format_eur(credits)})", field="PATIENT_ID")

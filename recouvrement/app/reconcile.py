@@ -11,9 +11,11 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
 from recouvrement.audit import append_event
-from recouvrement.core.reconcile import SHARE_OF_PAYER, Ledger, Outcome, reconcile, rf_references_in
-from recouvrement.db import remittances
+from recouvrement.core.ledger import due_matrix
+from recouvrement.core.reconcile import Ledger, Outcome, reconcile, rf_references_in
+from recouvrement.db import explicit, remittances
 from recouvrement.db.bulk import bulk_insert, read_frame as frame
+from recouvrement.db.ledger import current_due_cents, load_snapshot, patient_allocations_on_moved_shares
 from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.session import bulk_transaction, writing
 from recouvrement.errors import RecouvrementError
@@ -37,43 +39,27 @@ class ReconcileReport:
 
 
 def _iso(values: pd.Series) -> pd.Series:
-    """Dates as ISO text, as SQLite returns them (PostgreSQL returns date objects)."""
-    if len(values) and isinstance(values.iloc[0], str):
-        return values
-    return values.map(lambda d: d if isinstance(d, str) else d.isoformat())
+    """Dates as ISO text, as the matching engine compares them (converted once per distinct date)."""
+    codes, uniques = pd.factorize(values)
+    text_dates = np.array([d if isinstance(d, str) else d.isoformat() for d in uniques] + [None], dtype=object)
+    return pd.Series(text_dates[codes], index=values.index, dtype=object)
 
 
 def load_ledger(conn: Connection) -> Ledger:
-    invoices = frame(conn, "SELECT invoice_number, compact_number, patient_id, issue_date, amo_cents, amc_cents, "
-                           "patient_cents FROM invoice ORDER BY invoice_number")
+    """The matching engine's view: every invoice with what is still due on its three shares, everything
+    recorded counted whatever its date (core.ledger.due_matrix on an undated snapshot)."""
+    snapshot = load_snapshot(conn, None)
+    due = due_matrix(snapshot)
+    invoices = snapshot.invoices[["invoice_number", "compact_number", "patient_id", "issue_date"]].copy()
     invoices["issue_date"] = _iso(invoices["issue_date"])
-    outstanding = invoices[["amo_cents", "amc_cents", "patient_cents"]].to_numpy(dtype="int64").copy()
-    index = pd.Index(invoices["invoice_number"])
-    allocated = frame(conn, "SELECT invoice_number, payer_type, SUM(amount_cents) AS cents FROM allocation "
-                            "GROUP BY invoice_number, payer_type")
-    _subtract(outstanding, index, allocated["invoice_number"], allocated["payer_type"], allocated["cents"])
-    transfers = frame(conn, "SELECT id AS transfer_id, invoice_number, from_payer, amount_cents FROM share_transfer "
-                            "WHERE reversed_on IS NULL")
-    _subtract(outstanding, index, transfers["invoice_number"], transfers["from_payer"], transfers["amount_cents"])
-    _subtract(outstanding, index, transfers["invoice_number"], pd.Series("patient", index=transfers.index),
-              -transfers["amount_cents"])
-    patients = frame(conn, "SELECT patient_id, last_name, first_name, guarantor_last_name, guarantor_first_name "
-                           "FROM patient")
-    earlier = frame(conn, "SELECT a.payment_id, a.invoice_number, a.amount_cents, p.payment_date FROM allocation a "
-                          "JOIN payment p ON p.payment_id = a.payment_id JOIN share_transfer t ON t.invoice_number = "
-                          "a.invoice_number AND t.reversed_on IS NULL WHERE a.payer_type = 'patient'")
+    transfers = snapshot.transfers
+    transfers = transfers[transfers["reversed_on"].isna()][["transfer_id", "invoice_number", "from_payer",
+                                                             "amount_cents"]].reset_index(drop=True)
+    patients = snapshot.patients[["patient_id", "last_name", "first_name", "guarantor_last_name",
+                                  "guarantor_first_name"]].copy()
+    earlier = patient_allocations_on_moved_shares(conn)
     earlier["payment_date"] = _iso(earlier["payment_date"])
-    return Ledger(invoices[["invoice_number", "compact_number", "patient_id", "issue_date"]], outstanding,
-                  patients, transfers, earlier.drop_duplicates())
-
-
-def _subtract(outstanding: np.ndarray, index: pd.Index, numbers, payer_types, cents) -> None:
-    if len(numbers) == 0:
-        return
-    pos = index.get_indexer(numbers)
-    col = payer_types.map(SHARE_OF_PAYER).to_numpy()
-    known = pos >= 0
-    np.subtract.at(outstanding, (pos[known], col[known]), cents.to_numpy(dtype="int64")[known])
+    return Ledger(invoices, due, patients, transfers, earlier)
 
 
 def _with_clawbacks(conn: Connection, payments: pd.DataFrame, ledger: Ledger) -> Ledger:
@@ -159,66 +145,9 @@ class PlainExplicit:
             report.exceptions["credit"] = report.exceptions.get("credit", 0) + self.credits
 
 
-# The plain case of the explicit rule, done in SQL where the rows are: a paid line naming a known
-# invoice, on an invoice with no rejection pending and no share moved to the patient. It allocates
-# exactly as core.reconcile does (each payer its own share, payments in (date, id) order, what is left
-# a credit); a test holds the two equal. Everything else goes through the pure engine, including a
-# patient's line on a share with nothing left to pay: whether it is the patient's credit or a stranger's
-# mistyped reference depends on the payer's name (core.reconcile), which SQL does not compare.
-# Invoices the plain pass leaves to the engine: a share moved to the patient, a rejection pending, or a
-# queued payment naming them (which the engine takes in date order with the new ones).
-_BLOCKED = """
-CREATE TEMPORARY TABLE plain_blocked AS
-SELECT invoice_number FROM share_transfer WHERE reversed_on IS NULL
-UNION SELECT invoice_number FROM payment WHERE status IN ('rejected', 'clawback') AND reconciled = FALSE
-      AND id <= :last
-UNION SELECT q.invoice_number FROM payment_exception e JOIN payment q ON q.payment_id = e.payment_id
-      WHERE e.kind IN ('unmatched', 'ambiguous') AND q.invoice_number IS NOT NULL
-"""
-_PLAIN = """
-CREATE TEMPORARY TABLE plain_explicit AS
-SELECT c.id, c.payment_id, c.invoice_number, c.payer_type, c.amount_cents, c.patient_id,
-       CASE WHEN c.due - c.before_cents <= 0 THEN 0
-            WHEN c.due - c.before_cents >= c.amount_cents THEN c.amount_cents
-            ELSE c.due - c.before_cents END AS paid
-FROM (
-    SELECT p.id, p.payment_id, p.invoice_number, p.payer_type, p.amount_cents, i.patient_id,
-           CASE p.payer_type WHEN 'amo' THEN i.amo_cents WHEN 'amc' THEN i.amc_cents ELSE i.patient_cents END
-             - COALESCE((SELECT SUM(a.amount_cents) FROM allocation a WHERE a.invoice_number = p.invoice_number
-                         AND a.payer_type = p.payer_type), 0) AS due,
-           COALESCE(SUM(p.amount_cents) OVER (PARTITION BY p.invoice_number, p.payer_type
-                    ORDER BY p.payment_date, p.payment_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-             AS before_cents
-    FROM payment p JOIN invoice i ON i.invoice_number = p.invoice_number
-    WHERE p.reconciled = FALSE AND p.id <= :last AND p.status = 'paid'
-      AND p.payer_type IN ('amo', 'amc', 'patient')
-      AND NOT EXISTS (SELECT 1 FROM plain_blocked b WHERE b.invoice_number = p.invoice_number)
-) c
-WHERE NOT (c.payer_type = 'patient' AND c.due - c.before_cents <= 0)
-"""
-
-
 def settle_plain_explicit(conn: Connection, last_id: int, now: datetime) -> PlainExplicit:
-    for table in ("plain_explicit", "plain_blocked"):
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-    conn.execute(text(_BLOCKED), {"last": last_id})
-    conn.exec_driver_sql("CREATE INDEX plain_blocked_invoice ON plain_blocked (invoice_number)")
-    conn.execute(text(_PLAIN), {"last": last_id})
-    stamp = now.replace(tzinfo=None)
-    conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, created_at) "
-                      "SELECT payment_id, invoice_number, payer_type, paid, 'explicit', :t FROM plain_explicit "
-                      "WHERE paid > 0 ORDER BY id"), {"t": stamp})
-    conn.execute(text(
-        "INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
-        "SELECT payment_id, 'credit', amount_cents - paid, CASE WHEN paid = 0 THEN 'invoice ' || invoice_number || "
-        "': nothing left to pay on the ' || payer_type || ' share' ELSE 'paid more than was due: the excess is a "
-        "credit to refund or use' END, CASE WHEN payer_type = 'patient' THEN patient_id END "
-        "FROM plain_explicit WHERE paid < amount_cents"))
-    conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE id IN (SELECT id FROM plain_explicit)"))
-    row = conn.execute(text("SELECT COUNT(*), COALESCE(SUM(CASE WHEN paid > 0 THEN 1 ELSE 0 END), 0), "
-                            "COALESCE(SUM(paid), 0), COALESCE(SUM(CASE WHEN paid < amount_cents THEN 1 ELSE 0 END), 0),"
-                            " COALESCE(SUM(paid * (id % 9973)), 0) FROM plain_explicit")).one()
-    count, allocations, cents, credits, checksum = (int(v) for v in row)
+    """The plain case of the explicit rule, set-based in the store (db.explicit); its counts for the report."""
+    count, allocations, cents, credits, checksum = explicit.settle_plain_explicit(conn, last_id, now)
     return PlainExplicit(count, allocations, cents, credits, f"{count}:{cents}:{checksum}" if count else None)
 
 
@@ -299,17 +228,11 @@ def _payment(conn: Connection, payment_id: str):
 
 
 def share_outstanding(conn: Connection, invoice_number: str, payer_type: str) -> int:
-    share = "patient" if payer_type == "agency" else payer_type
-    invoice = conn.execute(text(f"SELECT {share}_cents FROM invoice WHERE invoice_number = :i"),
-                           {"i": invoice_number}).scalar_one_or_none()
-    if invoice is None:
+    """What is still due now on the share a payer of `payer_type` settles (the agency settles the patient's)."""
+    due = current_due_cents(conn, invoice_number, "patient" if payer_type == "agency" else payer_type)
+    if due is None:
         raise RecouvrementError(f"facture inconnue {invoice_number!r}", field="INVOICE_NUMBER")
-    allocated = conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM allocation WHERE invoice_number = :i "
-                                  "AND payer_type = :s"), {"i": invoice_number, "s": share}).scalar_one()
-    moved = conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM share_transfer WHERE invoice_number = :i "
-                              "AND reversed_on IS NULL AND (from_payer = :s OR :s = 'patient')"),
-                         {"i": invoice_number, "s": share}).scalar_one()
-    return int(invoice) - int(allocated) + (int(moved) if share == "patient" else -int(moved))
+    return due
 
 
 class NoLongerWaiting(RecouvrementError):

@@ -104,10 +104,11 @@ def _day(snapshot: Snapshot, as_of: date | None) -> date | None:
 
 
 def _known(dates: pd.Series, day: date | None, snapshot_day: date | None) -> np.ndarray:
-    """Rows dated by `day` (all when `day` is the snapshot's own: the store kept only those)."""
+    """Rows dated by `day` (all when `day` is the snapshot's own: the store kept only those); an undated row
+    (None) is known whatever the day."""
     if day is None or day == snapshot_day:
         return np.ones(len(dates), dtype=bool)
-    return np.fromiter((d is not None and d <= day for d in dates), dtype=bool, count=len(dates))
+    return np.fromiter((d is None or d != d or d <= day for d in dates), dtype=bool, count=len(dates))
 
 
 def outstanding(snapshot: Snapshot, as_of: date | None = None, *, rejection_due_after_days: int = 0) -> pd.DataFrame:
@@ -125,7 +126,7 @@ def outstanding(snapshot: Snapshot, as_of: date | None = None, *, rejection_due_
     notified    False on that row while a transfer is not yet told to the patient, else True
 
     Rows come in three blocks, every invoice's amo share, then amc, then patient, each in the snapshot's
-    invoice order (the matching engine reads them back as one row of three per invoice).
+    invoice order (due_matrix gives the dues as one row of three per invoice).
 
     >>> snap = Snapshot.of(date(2026, 3, 31),
     ...     invoices=[{"invoice_number": "F1", "patient_id": "P1", "issue_date": date(2026, 1, 5),
@@ -150,12 +151,54 @@ def outstanding(snapshot: Snapshot, as_of: date | None = None, *, rejection_due_
     >>> outstanding(snap, date(2026, 2, 1))["due_cents"].tolist(), outstanding(snap, date(2026, 2, 1))["awaited_cents"].tolist()
     ([0, 2000, 1000], [0, 0, 2000])
     """
+    day, invoices, index, expected, paid, moved_out, moved_in, written_off, due, transfers = _sums(snapshot, as_of)
+    n = len(invoices)
+    awaited = np.zeros((n, 3), dtype="int64")
+    awaited[:, 2] = due[:, 0].clip(min=0) + due[:, 1].clip(min=0)
+    due_date, shifted_from, notified = _shifted(invoices, index, transfers, moved_out, rejection_due_after_days)
+    block = (lambda values: np.concatenate([values, values, values]))
+    columns = {
+        "invoice_number": block(invoices["invoice_number"].to_numpy(dtype=object)),
+        "patient_id": block(invoices["patient_id"].to_numpy(dtype=object)),
+        "payer_type": np.repeat(np.array(SHARES, dtype=object), n),
+        "expected": expected.T.reshape(-1), "paid": paid.T.reshape(-1), "moved_out": moved_out.T.reshape(-1),
+        "moved_in": moved_in.T.reshape(-1), "due_cents": due.T.reshape(-1), "awaited_cents": awaited.T.reshape(-1),
+        "issue_date": block(invoices["issue_date"].to_numpy(dtype=object)),
+        "due_date": np.concatenate([invoices["due_date"].to_numpy(dtype=object)] * 2 + [due_date]),
+        "shifted_from": np.concatenate([np.full(2 * n, None, dtype=object), shifted_from]),
+        "notified": np.concatenate([np.ones(2 * n, dtype=bool), notified]),
+        "amc_payer": block(invoices["amc_payer"].to_numpy(dtype=object)),
+        "written_off": written_off.T.reshape(-1),
+    }
+    # Text stays as Python objects, as the store reads it: Arrow strings would cost more than the sums.
+    return pd.DataFrame({name: pd.Series(values, dtype=values.dtype) for name, values in columns.items()})
+
+
+def due_matrix(snapshot: Snapshot, as_of: date | None = None) -> np.ndarray:
+    """outstanding()'s due_cents as an int64 array of one row per snapshot invoice issued by as_of, in the
+    snapshot's order, and one column per share (amo, amc, patient): what the matching engine reads. Write-offs
+    are not subtracted here: a debt written off is not forgiven, and a payment that comes for it after all
+    still settles it (a recovery), instead of turning into a credit to refund.
+
+    >>> snap = Snapshot.of(None, invoices=[{"invoice_number": "F1", "patient_id": "P1",
+    ...     "issue_date": date(2026, 1, 5), "amo_cents": 700, "patient_cents": 300}],
+    ...     allocations=[{"invoice_number": "F1", "payer_type": "amo", "amount_cents": 700}])
+    >>> due_matrix(snap).tolist()
+    [[0, 0, 300]]
+    """
+    _, _, _, _, _, _, _, written_off, due, _ = _sums(snapshot, as_of)
+    return due + written_off
+
+
+def _sums(snapshot: Snapshot, as_of: date | None):
+    """(day, invoices, their index, expected, paid, moved_out, moved_in, written_off, due, standing transfers): the
+    arrays are (invoices, 3) int64, one column per share."""
     day = _day(snapshot, as_of)
     invoices = snapshot.invoices
     if day is not None and day != snapshot.as_of:
         invoices = invoices[_known(invoices["issue_date"], day, None)]
     n = len(invoices)
-    index = pd.Index(invoices["invoice_number"])
+    index = pd.Index(invoices["invoice_number"], dtype=object)
     expected = invoices[["amo_cents", "amc_cents", "patient_cents"]].to_numpy(dtype="int64")
     paid = np.zeros((n, 3), dtype="int64")
     allocations = snapshot.allocations
@@ -171,31 +214,14 @@ def outstanding(snapshot: Snapshot, as_of: date | None = None, *, rejection_due_
     write_offs = write_offs[_known(write_offs["written_off_on"], day, snapshot.as_of)]
     _add(written_off, index, write_offs["invoice_number"], write_offs["payer_type"], write_offs["amount_cents"])
     due = expected - paid - moved_out + moved_in - written_off
-    awaited = np.zeros((n, 3), dtype="int64")
-    awaited[:, 2] = due[:, 0].clip(min=0) + due[:, 1].clip(min=0)
-    due_date, shifted_from, notified = _shifted(invoices, transfers, moved_out, rejection_due_after_days)
-    block = (lambda values: np.concatenate([values, values, values]))
-    columns = {
-        "invoice_number": block(invoices["invoice_number"].to_numpy(dtype=object)),
-        "patient_id": block(invoices["patient_id"].to_numpy(dtype=object)),
-        "payer_type": np.repeat(np.array(SHARES, dtype=object), n),
-        "expected": expected.T.reshape(-1), "paid": paid.T.reshape(-1), "moved_out": moved_out.T.reshape(-1),
-        "moved_in": moved_in.T.reshape(-1), "due_cents": due.T.reshape(-1), "awaited_cents": awaited.T.reshape(-1),
-        "issue_date": block(invoices["issue_date"].to_numpy(dtype=object)),
-        "due_date": np.concatenate([invoices["due_date"].to_numpy(dtype=object)] * 2 + [due_date]),
-        "shifted_from": np.concatenate([np.full(2 * n, None, dtype=object), shifted_from]),
-        "notified": np.concatenate([np.ones(2 * n, dtype=bool), notified]),
-        "amc_payer": block(invoices["amc_payer"].to_numpy(dtype=object)),
-        "written_off": written_off.T.reshape(-1),
-    }
-    return pd.DataFrame(columns)
+    return day, invoices, index, expected, paid, moved_out, moved_in, written_off, due, transfers
 
 
 def _add(table: np.ndarray, index: pd.Index, numbers: pd.Series, payer_types: pd.Series, cents: pd.Series) -> None:
     """Add cents into table[invoice, share]; rows of invoices outside the snapshot are left out."""
     if len(numbers) == 0:
         return
-    pos = index.get_indexer(numbers)
+    pos = index.get_indexer(pd.Index(numbers, dtype=object))
     col = payer_types.map({share: k for k, share in enumerate(SHARES)}).to_numpy()
     known = (pos >= 0) & ~pd.isna(col)
     np.add.at(table, (pos[known], col[known].astype("int64")), cents.to_numpy(dtype="int64")[known])
@@ -212,7 +238,7 @@ def _holding(transfers: pd.DataFrame, day: date | None, snapshot_day: date | Non
     return transfers[made & standing]
 
 
-def _shifted(invoices: pd.DataFrame, transfers: pd.DataFrame, moved_out: np.ndarray,
+def _shifted(invoices: pd.DataFrame, index: pd.Index, transfers: pd.DataFrame, moved_out: np.ndarray,
              days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The patient rows' due date, shifted_from and notified (see outstanding)."""
     due_date = invoices["due_date"].to_numpy(dtype=object).copy()
@@ -220,10 +246,13 @@ def _shifted(invoices: pd.DataFrame, transfers: pd.DataFrame, moved_out: np.ndar
     notified = np.ones(len(invoices), dtype=bool)
     if transfers.empty:
         return due_date, shifted_from, notified
-    per_invoice = transfers.groupby("invoice_number").agg(last=("transfer_date", "max"), told=("notified", "min"))
-    pos = pd.Index(invoices["invoice_number"]).get_indexer(per_invoice.index)
+    days_since = transfers["transfer_date"].map(date.toordinal).astype("int64")   # max() on ints, not objects
+    per_invoice = pd.DataFrame({"last": days_since, "told": transfers["notified"].astype(bool)}).groupby(
+        transfers["invoice_number"]).agg(last=("last", "max"), told=("told", "min"))
+    pos = index.get_indexer(per_invoice.index)
     known = pos >= 0
-    pos, last, told = pos[known], per_invoice["last"].to_numpy()[known], per_invoice["told"].to_numpy()[known]
+    pos, told = pos[known], per_invoice["told"].to_numpy()[known]
+    last = [date.fromordinal(int(d)) for d in per_invoice["last"].to_numpy()[known]]
     delay = timedelta(days=days)
     due_date[pos] = [max(due, moved + delay) for due, moved in zip(due_date[pos], last)]
     names = {(True, False): "amo", (False, True): "amc", (True, True): "amo amc", (False, False): None}

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection
 
-from recouvrement.core.ledger import PATIENT_COLUMNS, Snapshot
+from recouvrement.core.ledger import PATIENT_COLUMNS, SHARES, Snapshot, due_matrix
 from recouvrement.db.bulk import read_frame
 
 def as_dates(values: pd.Series) -> pd.Series:
@@ -96,11 +96,13 @@ def _patients_of(patients, numbers, invoices: pd.DataFrame) -> tuple[str, ...] |
 
 def load_exceptions(conn: Connection, as_of: date | None, patient_ids: tuple[str, ...] | None = None) -> pd.DataFrame:
     """What is left of payments dated by as_of: credits and money waiting in the queue (Snapshot.exceptions).
-    Filtered by patient, money in nobody's name is left out."""
+    Filtered by patient, money in nobody's name is left out. One whose payment row is missing (written by hand)
+    counts whatever the day, undated: the patient is never asked for money they may have paid."""
     by_patient, params = _filter("e.patient_id", patient_ids, "p")
     rows = read_frame(conn, "SELECT e.payment_id, e.kind, e.remaining_cents, e.patient_id, p.payment_date, "
-                            "p.payer_type, p.payer_name FROM payment_exception e JOIN payment p ON "
-                            "p.payment_id = e.payment_id WHERE 1 = 1" + (" AND p.payment_date <= :d" if as_of else "")
+                            "p.payer_type, p.payer_name FROM payment_exception e LEFT JOIN payment p ON "
+                            "p.payment_id = e.payment_id WHERE 1 = 1"
+                            + (" AND (p.payment_date IS NULL OR p.payment_date <= :d)" if as_of else "")
                             + by_patient + " ORDER BY p.payment_date, e.payment_id", {"d": as_of, **params})
     rows["remaining_cents"] = _cents(rows["remaining_cents"])
     rows["payment_date"] = as_dates(rows["payment_date"])
@@ -109,8 +111,7 @@ def load_exceptions(conn: Connection, as_of: date | None, patient_ids: tuple[str
 
 def load_patients(conn: Connection, patient_ids: tuple[str, ...] | None = None) -> pd.DataFrame:
     by_patient, params = _filter("patient_id", patient_ids, "p")
-    rows = read_frame(conn, f"SELECT {', '.join(PATIENT_COLUMNS)} FROM patient WHERE 1 = 1" + by_patient
-                      + " ORDER BY patient_id", params)
+    rows = read_frame(conn, f"SELECT {', '.join(PATIENT_COLUMNS)} FROM patient WHERE 1 = 1" + by_patient, params)
     rows["birth_date"] = as_dates(rows["birth_date"])
     return rows
 
@@ -145,3 +146,25 @@ def _typed_transfers(rows: pd.DataFrame) -> pd.DataFrame:
     rows["transfer_date"], rows["reversed_on"] = as_dates(rows["transfer_date"]), as_dates(rows["reversed_on"])
     rows["notified"] = rows["notified"].fillna(False).astype(bool)
     return rows
+
+
+def patient_allocations_on_moved_shares(conn: Connection) -> pd.DataFrame:
+    """Allocations to patient shares of invoices with a share moved onto the patient and not reversed:
+    payment_id, invoice_number, amount_cents, payment_date (what the matching engine turns into a credit when
+    the insurer pays after all)."""
+    rows = read_frame(conn, "SELECT a.payment_id, a.invoice_number, a.amount_cents, p.payment_date FROM allocation a "
+                            "JOIN payment p ON p.payment_id = a.payment_id JOIN share_transfer t ON t.invoice_number = "
+                            "a.invoice_number AND t.reversed_on IS NULL WHERE a.payer_type = 'patient'")
+    rows = rows.drop_duplicates()
+    rows["payment_date"] = as_dates(rows["payment_date"])
+    return rows.reset_index(drop=True)
+
+
+def current_due_cents(conn: Connection, invoice_number: str, share: str) -> int | None:
+    """What a payment may still settle now on one share (amo | amc | patient) of an invoice, everything recorded
+    counted, as the matching engine sees it (core.ledger.due_matrix on an undated snapshot); None for an
+    unknown invoice."""
+    snapshot = load_snapshot(conn, None, invoice_numbers=[invoice_number])
+    if snapshot.invoices.empty:
+        return None
+    return int(due_matrix(snapshot)[0, SHARES.index(share)])

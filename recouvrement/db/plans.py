@@ -83,12 +83,6 @@ def plan_payments(conn: Connection, plan: PlanRow, as_of: date) -> tuple[tuple[d
     return tuple((as_date(d), int(c)) for d, c in rows)
 
 
-def patient_credit_cents(conn: Connection, patient_id: str) -> int:
-    """The patient's known credits (credit notes, overpayments) waiting in the queue."""
-    return int(conn.execute(text("SELECT COALESCE(SUM(remaining_cents), 0) FROM payment_exception "
-                                 "WHERE kind = 'credit' AND patient_id = :p"), {"p": patient_id}).scalar_one())
-
-
 # -- writes ---------------------------------------------------------------------------------------
 
 def insert_plan(conn: Connection, patient_id: str, proposed_on: date, total_cents: int,

@@ -58,14 +58,6 @@ def dismiss_payment(conn: Connection, payment_id: str, reason: str) -> None:
                       "WHERE payment_id = :p"), {"r": reason, "p": payment_id})
 
 
-def patient_queue_money(conn: Connection, patient_id: str) -> tuple[int, int]:
-    """(credit, pending) cents in the patient's name in the queue: credits, and money waiting for a person."""
-    money = conn.execute(text("SELECT COALESCE(SUM(CASE WHEN kind = 'credit' THEN remaining_cents ELSE 0 END), 0), "
-                              "COALESCE(SUM(CASE WHEN kind = 'credit' THEN 0 ELSE remaining_cents END), 0) "
-                              "FROM payment_exception WHERE patient_id = :p"), {"p": patient_id}).one()
-    return int(money[0]), int(money[1])
-
-
 def queue_counts(conn: Connection) -> dict[str, int]:
     """How many payments of each kind the queue holds (kinds in order)."""
     return {k: int(v) for k, v in conn.execute(text("SELECT kind, COUNT(*) FROM payment_exception GROUP BY kind "
