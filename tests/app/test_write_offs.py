@@ -88,3 +88,18 @@ def test_the_command_writes_off_in_french(engine, settings, tmp_path, db_url, mo
     code, out, err = run_main(monkeypatch, capsys, "--db", db_url, "write-off", "F2025-000102", "--reason",
                               "agency-uncollectable")
     assert code == 2 and "rien à passer en non-valeur" in err
+
+
+def test_a_written_off_invoice_leaves_the_ladder_and_the_balance(engine, settings, tmp_path):
+    from recouvrement.app.accounts import load_accounts
+    from recouvrement.app.balance import aged_balance
+    from recouvrement.rules import Rules
+    import_file(engine, invoices_file(tmp_path), settings)
+    with engine.connect() as conn:
+        before = {item.invoice_number for account in load_accounts(conn, DAY, Rules()) for item in account.items}
+    total_before = int(aged_balance(engine, DAY).loc["type:patient", "total"])
+    write_off(engine, "F2025-000102", reason="time_barred", today=DAY)
+    with engine.connect() as conn:
+        after = {item.invoice_number for account in load_accounts(conn, DAY, Rules()) for item in account.items}
+    assert "F2025-000102" in before and after == before - {"F2025-000102"}
+    assert int(aged_balance(engine, DAY).loc["type:patient", "total"]) == total_before - 4500
