@@ -27,9 +27,9 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import create_engine, inspect, text
 
 from recouvrement.config import Settings
+from recouvrement.db.jobs import stored_next_run
 from recouvrement.errors import RecouvrementError
 
 log = logging.getLogger(__name__)
@@ -120,16 +120,8 @@ def nightly_job() -> None:
 
 def pending_fire(db_url: str) -> datetime | None:
     """The next fire time the job store kept from before (a missed run if it is in the past)."""
-    engine = create_engine(db_url)
-    try:
-        if not inspect(engine).has_table(JOB_TABLE):
-            return None
-        with engine.connect() as conn:
-            value = conn.execute(text(f"SELECT next_run_time FROM {JOB_TABLE} WHERE id = :i"),
-                                 {"i": JOB_ID}).scalar_one_or_none()
-        return datetime.fromtimestamp(value, timezone.utc) if value is not None else None
-    finally:
-        engine.dispose()
+    value = stored_next_run(db_url, JOB_TABLE, JOB_ID)
+    return datetime.fromtimestamp(value, timezone.utc) if value is not None else None
 
 
 def build_scheduler(settings: Settings, db_url: str, *, scheduler_cls=BlockingScheduler, wait: float = 0,

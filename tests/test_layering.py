@@ -92,13 +92,10 @@ ALLOWED: tuple[Allowed, ...] = (
     Allowed("recouvrement.app.agency", "imports recouvrement.app.recipients",
             "debtor_of, is_minor, has_guarantor: who the debtor is, to core/"),
     Allowed("recouvrement.app.balance", "imports recouvrement.app.exports", "write_checked_csv, Amount: to render/"),
-    Allowed("recouvrement.app.outbox", "imports recouvrement.app.lock", "as_utc, is_stale: lock-age helpers"),
     Allowed("recouvrement.app.patient_account", "imports recouvrement.app.plans", "show: a store read"),
-    Allowed("recouvrement.app.patient_account", "imports recouvrement.app.recipients", "text_of: to core/"),
     Allowed("recouvrement.app.plans", "imports recouvrement.app.recipients", "who receives the proposal: to core/"),
     Allowed("recouvrement.app.remind", "imports recouvrement.app.accounts",
             "load_accounts: the ladder's input, to come from the snapshot"),
-    Allowed("recouvrement.app.remind", "imports recouvrement.app.recipients", "who receives a letter: to core/"),
     Allowed("recouvrement.app.remind", "imports recouvrement.app.outbox",
             "send_queued after a run: the nightly run (a composer) could call it"),
     Allowed("recouvrement.app.report", "imports recouvrement.app.balance", "aged_balance: core.ledger's job"),
@@ -115,14 +112,6 @@ ALLOWED: tuple[Allowed, ...] = (
             "the explicit-reference pass in SQL and the allocations' writes: set-based, for the store"),
     Allowed("recouvrement.app.reconcile", "calls text()",
             "the explicit-reference pass in SQL and the allocations' writes: set-based, for the store"),
-    Allowed("recouvrement.scheduler", "SQL string",
-            "APScheduler's job store: an engine and a table check on the project's database"),
-    Allowed("recouvrement.scheduler", "calls text()",
-            "APScheduler's job store: an engine and a table check on the project's database"),
-    Allowed("recouvrement.scheduler", "calls create_engine()",
-            "APScheduler's job store: an engine and a table check on the project's database"),
-    Allowed("recouvrement.scheduler", "calls inspect()",
-            "APScheduler's job store: an engine and a table check on the project's database"),
 )
 
 

@@ -10,8 +10,6 @@ no longer alive. A holder on another host is never presumed dead: a person relea
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,14 +19,14 @@ from typing import Callable, Iterator
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from recouvrement.db.run_lock import delete_lock, insert_lock, lock_holder
+from recouvrement.db.run_lock import (STALE_AFTER, delete_lock, insert_lock, is_stale, lock_holder,  # noqa: F401
+                                       pid_alive, this_holder)
 from recouvrement.db.session import writing
 from recouvrement.db.values import as_utc
 from recouvrement.audit import append_event
 from recouvrement.errors import RecouvrementError
 
 NIGHTLY = "nightly"
-STALE_AFTER = timedelta(hours=6)
 POLL_SECONDS = 0.5
 
 
@@ -48,42 +46,8 @@ class Holding:
     took_over: str | None = None     # the stale holder this lock was taken from, if any
 
 
-def this_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:          # it exists, run by another user
-        return True
-    return _not_a_zombie(pid)
-
-
-def _not_a_zombie(pid: int) -> bool:
-    """A killed child not yet reaped by its parent still answers kill(0); /proc tells the truth."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def is_stale(holder: str, acquired_at: datetime, now: datetime, stale_after: timedelta = STALE_AFTER,
-             host: str | None = None, alive: Callable[[int], bool] = pid_alive) -> bool:
-    """Old enough, held from this host, and its process is gone."""
-    now, acquired_at = as_utc(now), as_utc(acquired_at)
-    host = host or socket.gethostname()
-    holder_host, _, pid = holder.rpartition(":")
-    if holder_host != host or not pid.isdigit():
-        return False
-    return now - acquired_at >= stale_after and not alive(int(pid))
 
 
 def current_holder(engine: Engine, name: str = NIGHTLY) -> tuple[str, datetime] | None:

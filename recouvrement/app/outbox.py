@@ -25,10 +25,10 @@ from typing import Callable
 
 from sqlalchemy import Connection, Engine
 
-from recouvrement.app.lock import is_stale
 from recouvrement.audit import append_event
 from recouvrement.channels.email import SendError, SmtpSettings, send_email
 from recouvrement.db import outbox as stored
+from recouvrement.db.run_lock import is_stale
 from recouvrement.db.session import writing
 from recouvrement.db.values import as_utc
 from recouvrement.errors import RecouvrementError

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine
 from recouvrement.db.disputes import DisputeRow, list_disputes
 from recouvrement.db.holds import HoldRow, holds
 from recouvrement.app.plans import PlanSummary, show as show_plans
-from recouvrement.app.recipients import text_of
+from recouvrement.render.recipients import text_of
 from recouvrement.core.ledger import outstanding, patient_money
 from recouvrement.core.names import normalise_name
 from recouvrement.core.references import compact_invoice_number

@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from recouvrement.app.accounts import load_accounts
-from recouvrement.app.recipients import patient_name, recipient_of
+from recouvrement.render.recipients import patient_name, recipient_of
 from recouvrement.render.csvfile import Amount
 from recouvrement.render.files import write_atomically, write_checked_csv
 from recouvrement.db import letters as stored
