@@ -7,28 +7,12 @@ insurer pays after all). Every date returned is a `datetime.date`; amounts are i
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import overload
+from datetime import date
 
 from sqlalchemy import Connection, text
 
+from recouvrement.db.values import as_date as as_day  # the store's one date converter
 from recouvrement.core.books import Party, PaymentCredit, ReceiptLine, ShareMove, WrittenOff
-
-
-@overload
-def as_day(value: date | str) -> date: ...
-@overload
-def as_day(value: None) -> None: ...
-def as_day(value: object) -> date | None:
-    """A date from what the driver returned: SQLite text ('2026-03-01', '2026-03-01 10:00:00.000000'),
-    PostgreSQL date or datetime."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 _PARTY = "i.patient_id, pt.last_name, pt.first_name, i.amc_payer"

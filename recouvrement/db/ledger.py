@@ -8,7 +8,7 @@ still owed; nothing outside this module reads these tables to compute an amount.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -16,23 +16,18 @@ from sqlalchemy import Connection
 
 from recouvrement.core.ledger import PATIENT_COLUMNS, SHARES, Snapshot, due_matrix
 from recouvrement.db.bulk import read_frame
+from recouvrement.db.values import as_date
 
 def as_dates(values: pd.Series) -> pd.Series:
     """`date` objects (None where missing) whatever the driver returned: SQLite text, PostgreSQL dates.
     Converted once per distinct value: a million invoices have a few hundred dates."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     converted = np.empty(len(uniques) + 1, dtype=object)
-    converted[:-1] = [_date(v) for v in uniques]
+    converted[:-1] = [as_date(v) for v in uniques]
     converted[-1] = None
     return pd.Series(converted[codes], index=values.index, dtype=object)
 
 
-def _date(value) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 def _cents(values: pd.Series) -> pd.Series:
