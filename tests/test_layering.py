@@ -90,7 +90,7 @@ ALLOWED: tuple[Allowed, ...] = (
     Allowed("recouvrement.app.accounts", "imports recouvrement.app.segmentation", "patient_segments: to core/"),
     Allowed("recouvrement.app.agency", "imports recouvrement.app.imports", "ImportReport: a shared report type"),
     Allowed("recouvrement.app.agency", "imports recouvrement.app.recipients",
-            "debtor_of, is_minor, has_guarantor: who the debtor is, to core/"),
+            "debtor_of: who the debtor is, to core/"),
     Allowed("recouvrement.app.balance", "imports recouvrement.app.exports", "write_checked_csv, Amount: to render/"),
     Allowed("recouvrement.app.patient_account", "imports recouvrement.app.plans", "show: a store read"),
     Allowed("recouvrement.app.plans", "imports recouvrement.app.recipients", "who receives the proposal: to core/"),
