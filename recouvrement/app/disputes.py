@@ -70,9 +70,9 @@ def open_dispute(engine: Engine, invoice_number: str, reason: str, *, channel: s
     """Register a complaint about an invoice; returns its id. Its collection pauses until it is closed.
     `actor` (here and below): who acted, for the audit trail (the web app's user; default the OS user)."""
     if not reason.strip():
-        raise RecouvrementError("une réclamation demande un motif", field="--reason")
-    _choice(channel, CHANNELS, "--channel")
-    _choice(category, CATEGORIES, "--category")
+        raise RecouvrementError("une réclamation demande un motif", field="reason")
+    _choice(channel, CHANNELS, "channel")
+    _choice(category, CATEGORIES, "category")
     at = _now(now)
     received = received or at.date()
     with writing(engine) as conn:
@@ -131,7 +131,7 @@ def answer_dispute(engine: Engine, dispute_id: int, note: str, *, now: datetime 
                    actor: str | None = None) -> str:
     """open or forwarded → answered; the note says what was answered."""
     if not note or not note.strip():
-        raise RecouvrementError("une réponse demande une note disant ce qui a été répondu", field="--note")
+        raise RecouvrementError("une réponse demande une note disant ce qui a été répondu", field="note")
     return _transition(engine, dispute_id, "answer", note, now, actor=actor)
 
 

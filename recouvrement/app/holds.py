@@ -34,7 +34,7 @@ def place_hold(engine: Engine, patient_id: str, reason: str, *, since: date | No
     proposals and the agency handover all stop from that day, not before (core.eligibility).
     `actor`: who placed it, for the audit trail (the web app's user; default the OS user)."""
     if not reason.strip():
-        raise RecouvrementError("une suspension demande un motif", field="--reason")
+        raise RecouvrementError("une suspension demande un motif", field="reason")
     at = _now(now)
     since = since or at.date()
     with writing(engine) as conn:
@@ -58,7 +58,7 @@ def release_hold(engine: Engine, patient_id: str, *, on: date | None = None, now
         if hold is None:
             raise RecouvrementError(f"le patient {patient_id} n'est pas suspendu", field="PATIENT_ID")
         if on < hold.since:
-            raise RecouvrementError(f"la suspension a commencé le {hold.since:%d/%m/%Y} : elle ne peut pas finir avant", field="--on")
+            raise RecouvrementError(f"la suspension a commencé le {hold.since:%d/%m/%Y} : elle ne peut pas finir avant", field="released_on")
         store.release(conn, hold.id, on)
         append_event(conn, "hold_release", {"hold_id": hold.id, "released_on": on}, patient_id=patient_id, at=at,
                      actor=actor)

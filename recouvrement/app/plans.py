@@ -149,7 +149,7 @@ def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *,
     try:
         instalments = propose_plan(total, as_of, rules, months=months)
     except ValueError as exc:
-        raise RecouvrementError(str(exc), field="--months") from None
+        raise RecouvrementError(str(exc), field="months") from None
     numbers = tuple(s.invoice_number for s in shares)
     folder = out_dir if out_dir is not None else settings.paths.output / "plans"
     with writing(engine) as conn:
@@ -232,7 +232,7 @@ def accept(engine: Engine, plan_id: int, on: date, now: datetime | None = None, 
                                     field="PLAN_ID")
         if on < plan.proposed_on:
             raise RecouvrementError(f"l'échéancier {plan_id} a été proposé le {plan.proposed_on:%d/%m/%Y} : il ne peut "
-                                    "pas être accepté avant", field="--on")
+                                    "pas être accepté avant", field="accepted_on")
         lapsed_on = plan_answer_deadline(plan.proposed_on, rules or load_rules())
         if on >= lapsed_on:
             raise RecouvrementError(f"l'échéancier {plan_id} est caduc depuis le {lapsed_on:%d/%m/%Y}, resté sans "

@@ -261,7 +261,7 @@ def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: in
         amount = min(remaining, due) if cents is None else cents
         if amount <= 0 or amount > remaining or amount > due:
             raise RecouvrementError(f"impossible d'affecter {format_eur(amount)} : il reste {format_eur(remaining)} sur le paiement "
-                                    f"et {format_eur(due)} dus sur la part {payment.payer_type} de la facture", field="--amount")
+                                    f"et {format_eur(due)} dus sur la part {payment.payer_type} de la facture", field="amount")
         share = "patient" if payment.payer_type == "agency" else payment.payer_type
         conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
                           "created_at) VALUES (:p, :i, :s, :a, 'manual', :t)"),

@@ -70,6 +70,13 @@ OPTION_OF_FIELD = {
     "bic": "--bic",
     "account_holder": "--name",
     "reason": "--reason",
+    "note": "--note",
+    "channel": "--channel",
+    "category": "--category",
+    "months": "--months",
+    "amount": "--amount",
+    "released_on": "--on",
+    "accepted_on": "--on",
 }
 
 

@@ -52,9 +52,9 @@ def test_a_dispute_on_an_unknown_invoice_is_refused(world):
 
 
 def test_an_unknown_channel_or_category_is_refused(world):
-    with pytest.raises(RecouvrementError, match="--channel"):
+    with pytest.raises(RecouvrementError, match=r"\[channel\]"):
         opened(world, channel="fax")
-    with pytest.raises(RecouvrementError, match="--category"):
+    with pytest.raises(RecouvrementError, match=r"\[category\]"):
         opened(world, category="medical")
 
 
@@ -99,7 +99,7 @@ def test_a_refused_transition_writes_nothing(world):
 
 
 def test_an_answer_needs_a_note(world):
-    with pytest.raises(RecouvrementError, match="--note"):
+    with pytest.raises(RecouvrementError, match=r"\[note\]"):
         answer_dispute(world, opened(world), "  ")
 
 

@@ -74,7 +74,7 @@ def test_a_patient_may_be_held_again_after_a_release(world):
 
 
 def test_a_hold_needs_a_reason(world):
-    with pytest.raises(RecouvrementError, match="--reason"):
+    with pytest.raises(RecouvrementError, match=r"\[reason\]"):
         place_hold(world, "P2", " ")
 
 
