@@ -205,9 +205,14 @@ def _store(conn, w: dict) -> None:
     conn.execute(text("INSERT INTO patient (patient_id, last_name, first_name, address, postal_code, city, email, "
                       "phone, coverage) VALUES (:patient_id, :last_name, :first_name, :address, :postal_code, "
                       ":city, :email, :phone, 'none')"), w)
+    # The invoice handed over owes the patient's share only; the mutuelle's share awaited (which the aged
+    # balance names) is on another invoice: an agency never takes an invoice still awaited from an insurer.
     conn.execute(text("INSERT INTO invoice (invoice_number, compact_number, patient_id, issue_date, due_date, "
                       "total_cents, amo_cents, amc_cents, patient_cents, amc_payer) VALUES (:invoice_number, "
-                      "'F2025000301', :patient_id, '2025-01-10', '2025-02-09', 15000, 0, 3000, 12000, :amc_payer)"), w)
+                      "'F2025000301', :patient_id, '2025-01-10', '2025-02-09', 12000, 0, 0, 12000, :amc_payer)"), w)
+    conn.execute(text("INSERT INTO invoice (invoice_number, compact_number, patient_id, issue_date, due_date, "
+                      "total_cents, amo_cents, amc_cents, patient_cents, amc_payer) VALUES ('F2025-000302', "
+                      "'F2025000302', :patient_id, '2025-01-10', '2025-02-09', 3000, 0, 3000, 0, :amc_payer)"), w)
     payments = [dict(w, p=w["payment_id"], n=w["payer_name"], r=w["reference"], a=1000),
                 dict(w, p=w["payment_id_2"], n=w["payer_name_2"], r=w["reference_2"], a=500)]
     conn.execute(text("INSERT INTO payment (payment_id, payment_date, payer_type, payer_name, amount_cents, "
@@ -217,8 +222,9 @@ def _store(conn, w: dict) -> None:
     conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
                       "created_at) VALUES (:payment_id, :invoice_number, 'patient', 1000, 'explicit', "
                       "'2025-02-02 00:00:00')"), w)
+    # Unmatched money in nobody's name (money waiting in the patient's own name keeps a case in the building).
     conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
-                      "VALUES (:payment_id_2, 'unmatched', 500, 'no invoice found', :patient_id)"), w)
+                      "VALUES (:payment_id_2, 'unmatched', 500, 'no invoice found', NULL)"), w)
     conn.execute(text("INSERT INTO letter (letter_id, patient_id, level, kind, channel, as_of, amount_cents, "
                       "sha256, file, status) VALUES (:l, :patient_id, 3, 'mise_en_demeure', 'letter', "
                       "'2025-04-01', 14000, 'x', 'x.html', 'sent')"), dict(w, l=letter_id(date(2025, 4, 1),
