@@ -755,6 +755,8 @@ output = "out"
 [audit]
 # key_file = "recouvrement-audit.key"                (or RECOUVREMENT_AUDIT_KEY; seals the audit trail)
 # checkpoint_file = "recouvrement-audit.checkpoint"  (the trail's head, written after each command)
+[agency]
+name = "Recouvrement Conseil Île-de-France"   # the collection agency a mise en demeure names
 """
 
 
