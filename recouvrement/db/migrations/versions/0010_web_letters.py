@@ -18,7 +18,7 @@ def upgrade() -> None:
     op.create_table("letter_approval",
     sa.Column("letter_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column("approved_by", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column("approved_at", sa.DateTime(), nullable=False),
+    sa.Column("approved_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint("letter_id")
     )
 
