@@ -3,6 +3,8 @@ payments, one user per role; a TestClient over HTTPS (the session cookie is Secu
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import re
 import shutil
@@ -107,27 +109,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(clinic, db_url, tmp_path):
+@contextlib.contextmanager
+def serving(db_url: str, folder: Path, as_of: str = "2025-06-02"):
+    """A real `recouvrement web` server on a free port, its day fixed at as_of; yields its address."""
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     env.pop("RECOUVREMENT_CONFIG", None)
     process = subprocess.Popen([shutil.which("recouvrement"), "--db", db_url, "web", "--port", str(port),
-                                "--as-of", "2025-06-02"],
-                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                "--as-of", as_of],
+                               cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(base + "/connexion", timeout=2)
-            break
-        except OSError:
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
-    yield base
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(base + "/connexion", timeout=2)
+                break
+            except OSError:
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(clinic, db_url, tmp_path):
+    with serving(db_url, tmp_path) as base:
+        yield base
 
 
 @pytest.fixture

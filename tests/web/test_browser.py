@@ -112,3 +112,52 @@ def test_each_role_logs_in_and_does_its_first_job_in_a_real_browser(server, brow
         assert conn.execute(text("SELECT remaining_cents, kind FROM payment_exception WHERE payment_id = 'Q-REF'")).one() \
             == (200, "unmatched")
         assert conn.execute(text("SELECT actor FROM audit_event WHERE kind = 'promise'")).scalar_one() == "accueil"
+
+
+def test_the_desk_previews_and_approves_the_letters_then_works_the_call_list_in_a_real_browser(
+        browser, clinic, desk_settings, db_url, tmp_path):
+    """P1's first reminder went on 03/06; on 17/06 the desk previews and approves it, then phones P1 (her second
+    reminder is due) from the call list and notes that she was reached."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from datetime import date
+
+    from recouvrement.app.disputes import close_dispute
+    from recouvrement.app.remind import run_remind
+    from recouvrement.app.workbench import match_queued
+    from tests.web.conftest import serving
+
+    close_dispute(clinic, 1, on=date(2025, 6, 1))
+    match_queued(clinic, "Q-NAME", "F2025-000101", actor="compta")
+    [sent] = run_remind(clinic, desk_settings, date(2025, 6, 3), tmp_path / "courriers").letters
+    with clinic.begin() as conn:
+        conn.execute(text("UPDATE patient SET phone = '06 12 34 56 78' WHERE patient_id = 'P1'"))
+    wait = WebDriverWait(browser, 20)
+    with serving(db_url, tmp_path, as_of="2025-06-17") as server:
+        log_in(browser, server, "accueil")
+        browser.get(server + "/courriers")
+        wait.until(seen.title_contains("Courriers"))
+        assert "Lot du 03/06/2025" in browser.page_source
+        preview = browser.find_element(By.CSS_SELECTOR, f"a[href='/courriers/{sent.letter_id}/apercu']")
+        browser.get(preview.get_attribute("href"))          # opened in this tab, not a new one
+        assert "F2025-000102" in browser.find_element(By.TAG_NAME, "body").text
+        browser.back()
+        browser.find_element(By.XPATH, "//button[contains(., 'Approuver les courriers cochés')]").click()
+        wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "p.ok"), "1 courrier(s) approuvé(s)."))
+        assert "Aucun courrier n'attend d'approbation." in browser.page_source
+
+        browser.get(server + "/appels")
+        card = browser.find_element(By.XPATH, "//article[contains(@class, 'appel')][.//a[@href='/patients/P1']]")
+        assert "06 12 34 56 78" in card.text
+        card.find_element(By.XPATH, ".//button[@value='reached']").click()
+        wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "p.ok"), "Appel noté"))
+        assert "Personne à appeler aujourd'hui." in browser.page_source
+        log_out(browser)
+
+    with clinic.connect() as conn:
+        assert conn.execute(text("SELECT approved_by FROM letter_approval WHERE letter_id = :l"),
+                            {"l": sent.letter_id}).scalar_one() == "accueil"
+        assert conn.execute(text("SELECT actor, patient_id FROM audit_event WHERE kind = 'call'")).one() \
+            == ("accueil", "P1")
