@@ -108,10 +108,6 @@ ALLOWED: tuple[Allowed, ...] = (
             "the ladder's accounts read in SQL (passed to db.bulk as strings): to the snapshot"),
     Allowed("recouvrement.app.balance", "SQL string",
             "the aged balance's shares read in SQL (passed to db.bulk as strings)"),
-    Allowed("recouvrement.app.reconcile", "SQL string",
-            "the explicit-reference pass in SQL and the allocations' writes: set-based, for the store"),
-    Allowed("recouvrement.app.reconcile", "calls text()",
-            "the explicit-reference pass in SQL and the allocations' writes: set-based, for the store"),
 )
 
 

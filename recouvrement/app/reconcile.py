@@ -8,21 +8,21 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from recouvrement.audit import append_event
 from recouvrement.core.ledger import due_matrix
 from recouvrement.core.reconcile import Ledger, Outcome, reconcile, rf_references_in
 from recouvrement.db import explicit, remittances
-from recouvrement.db.bulk import bulk_insert, read_frame as frame
+from recouvrement.db import reconcile as store
+from recouvrement.db.bulk import bulk_insert
 from recouvrement.db.ledger import current_due_cents, load_snapshot, patient_allocations_on_moved_shares
 from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.session import bulk_transaction, writing
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
-from recouvrement.importers.base import PAYMENT_COLUMNS
 
-RETRIED = ("unmatched", "ambiguous")      # queue entries a later run tries again (new invoices may fit)
+RETRIED = store.RETRIED      # queue entries a later run tries again (new invoices may fit)
 
 
 @dataclass
@@ -71,25 +71,13 @@ def _with_clawbacks(conn: Connection, payments: pd.DataFrame, ledger: Ledger) ->
 
 
 def _watermark(conn: Connection) -> str:
-    invoices = conn.execute(text("SELECT COUNT(*) FROM invoice")).scalar_one()
-    payments = conn.execute(text("SELECT COUNT(*) FROM payment")).scalar_one()
+    invoices, payments = store.counts(conn)
     return f"{invoices}:{payments}"
-
-
-def _meta(conn: Connection, key: str) -> str | None:
-    return conn.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": key}).scalar_one_or_none()
-
-
-def _set_meta(conn: Connection, key: str, value: str) -> None:
-    conn.execute(text("DELETE FROM meta WHERE key = :k"), {"k": key})
-    conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, :v)"), {"k": key, "v": value})
 
 
 def pending_payments(conn: Connection, last_id: int) -> pd.DataFrame:
     """New payments (up to row `last_id`) and those of the queue a new invoice may now fit."""
-    payments = frame(conn, "SELECT " + ", ".join(PAYMENT_COLUMNS) + " FROM payment p WHERE (p.reconciled = FALSE "
-                     f"AND p.id <= :last) OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind IN "
-                     f"{RETRIED})", {"last": last_id})
+    payments = store.pending_payments(conn, last_id)
     payments["payment_date"] = _iso(payments["payment_date"])
     return payments
 
@@ -101,9 +89,9 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
     now = now or datetime.now(timezone.utc)
     with bulk_transaction(engine) as conn:
         mark = _watermark(conn)
-        if _meta(conn, "reconciled_at") == mark:
+        if store.meta(conn, "reconciled_at") == mark:
             return ReconcileReport(skipped=True)
-        last_id = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM payment")).scalar_one()
+        last_id = store.last_payment_row(conn)
         plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
         payments = pending_payments(conn, last_id)
         report = ReconcileReport(payments=len(payments))
@@ -119,7 +107,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
                                              "exceptions": report.exceptions, "transfers": report.transfers,
                                              "reversals": report.reversals, "set_based": plain.digest,
                                              "digest": _digest(outcome) if outcome is not None else None}, at=now)
-        _set_meta(conn, "reconciled_at", mark)
+        store.set_meta(conn, "reconciled_at", mark)
     return report
 
 
@@ -172,54 +160,34 @@ def _digest(outcome: Outcome) -> str:
 def _store(conn: Connection, last_id: int, outcome: Outcome, now: datetime) -> None:
     """Write the outcome; the payments it covers are the unreconciled ones up to `last_id` and the
     retried queue entries (the nightly lock keeps other writers out meanwhile)."""
-    conn.execute(text(f"DELETE FROM payment_exception WHERE kind IN {RETRIED}"))
+    store.clear_retried(conn)
     allocations = outcome.allocations.assign(created_at=now.replace(tzinfo=None))
     bulk_insert(conn, "allocation", allocations)
     transfers = outcome.transfers.assign(notified=False)
     bulk_insert(conn, "share_transfer", transfers)
     for reversal in outcome.reversals.itertuples():
-        conn.execute(text("UPDATE share_transfer SET reversed_on = :d, reversed_by = :p WHERE id = :i"),
-                     {"d": reversal.reversed_on, "p": reversal.reversed_by, "i": int(reversal.transfer_id)})
+        store.reverse_transfer(conn, int(reversal.transfer_id), reversal.reversed_on, reversal.reversed_by)
     bulk_insert(conn, "payment_exception", outcome.exceptions)
     for cut in outcome.reductions.itertuples():
         _reduce_allocation(conn, cut.payment_id, cut.invoice_number, int(cut.amount_cents))
-    conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE reconciled = FALSE AND id <= :last"),
-                 {"last": last_id})
+    store.mark_reconciled_up_to(conn, last_id)
 
 
 def _reduce_allocation(conn: Connection, payment_id: str, invoice_number: str, cents: int) -> None:
     """An insurer took back a share the patient had paid: the patient's payment becomes a credit."""
-    rows = conn.execute(text("SELECT id, amount_cents FROM allocation WHERE payment_id = :p AND invoice_number = :i "
-                             "AND payer_type = 'patient' ORDER BY id DESC"), {"p": payment_id, "i": invoice_number})
-    left = cents
-    for allocation_id, amount in rows.all():
-        cut = min(left, amount)
-        conn.execute(text("UPDATE allocation SET amount_cents = amount_cents - :c WHERE id = :i"),
-                     {"c": cut, "i": allocation_id})
-        conn.execute(text("DELETE FROM allocation WHERE id = :i AND amount_cents = 0"), {"i": allocation_id})
-        left -= cut
-        if left == 0:
-            break
+    left = store.reduce_allocation(conn, payment_id, invoice_number, cents)
     _add_credit(conn, payment_id, invoice_number, cents - left, f"invoice {invoice_number}: the insurer paid its share after all; "
                 "what the patient paid for it is a credit to refund or use")
 
 
 def _add_credit(conn: Connection, payment_id: str, invoice_number: str, cents: int, reason: str) -> None:
-    existing = conn.execute(text("SELECT remaining_cents FROM payment_exception WHERE payment_id = :p"),
-                            {"p": payment_id}).scalar_one_or_none()
-    patient = conn.execute(text("SELECT patient_id FROM invoice WHERE invoice_number = :i"),
-                           {"i": invoice_number}).scalar_one_or_none()
-    conn.execute(text("DELETE FROM payment_exception WHERE payment_id = :p"), {"p": payment_id})
-    conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
-                      "VALUES (:p, 'credit', :c, :r, :pt)"),
-                 {"p": payment_id, "c": (existing or 0) + cents, "r": reason, "pt": patient})
+    store.add_credit(conn, payment_id, invoice_number, cents, reason)
 
 
 # -- manual work on the queue -------------------------------------------------------------------
 
 def _payment(conn: Connection, payment_id: str):
-    row = conn.execute(text("SELECT payment_id, payer_type, amount_cents, status FROM payment WHERE payment_id = :p"),
-                       {"p": payment_id}).first()
+    row = store.payment(conn, payment_id)
     if row is None:
         raise RecouvrementError(f"paiement inconnu {payment_id!r}", field="PAYMENT_ID")
     if row.status != "paid":
@@ -248,14 +216,12 @@ def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: in
     those kinds: of two people matching the same payment at once, the second is told."""
     with writing(engine) as conn:
         if only_if_waiting is not None:
-            kind = conn.execute(text("SELECT kind FROM payment_exception WHERE payment_id = :p"),
-                                {"p": payment_id}).scalar_one_or_none()
+            kind = store.queue_kind(conn, payment_id)
             if kind not in only_if_waiting:
                 raise NoLongerWaiting("ce paiement n'est plus dans la file : un autre utilisateur l'a traité "
                                       "entre-temps", field="PAYMENT_ID")
         payment = _payment(conn, payment_id)
-        allocated = conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM allocation WHERE payment_id = :p"),
-                                 {"p": payment_id}).scalar_one()
+        allocated = store.allocated_cents(conn, payment_id)
         remaining = int(payment.amount_cents) - int(allocated)
         due = share_outstanding(conn, invoice_number, payment.payer_type)
         amount = min(remaining, due) if cents is None else cents
@@ -263,17 +229,14 @@ def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: in
             raise RecouvrementError(f"impossible d'affecter {format_eur(amount)} : il reste {format_eur(remaining)} sur le paiement "
                                     f"et {format_eur(due)} dus sur la part {payment.payer_type} de la facture", field="amount")
         share = "patient" if payment.payer_type == "agency" else payment.payer_type
-        conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
-                          "created_at) VALUES (:p, :i, :s, :a, 'manual', :t)"),
-                     {"p": payment_id, "i": invoice_number, "s": share, "a": amount,
-                      "t": (now or datetime.now(timezone.utc)).replace(tzinfo=None)})
-        conn.execute(text("DELETE FROM payment_exception WHERE payment_id = :p"), {"p": payment_id})
+        store.insert_manual_allocation(conn, payment_id, invoice_number, share, amount,
+                                       (now or datetime.now(timezone.utc)).replace(tzinfo=None))
+        store.delete_queue_entry(conn, payment_id)
         if remaining - amount > 0:
             _add_credit(conn, payment_id, invoice_number, remaining - amount,
                         "part left after a manual match: a credit to refund or use")
-        conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE payment_id = :p"), {"p": payment_id})
-        patient = conn.execute(text("SELECT patient_id FROM invoice WHERE invoice_number = :i"),
-                               {"i": invoice_number}).scalar_one()
+        store.mark_reconciled(conn, payment_id)
+        patient = store.invoice_patient(conn, invoice_number)
         append_event(conn, "manual_match", {"payment_id": payment_id, "amount_cents": amount},
                      patient_id=patient, invoice_number=invoice_number, at=now, actor=actor)
     return amount
@@ -284,15 +247,11 @@ def manual_unmatch(engine: Engine, payment_id: str, now: datetime | None = None,
     One audit event per patient whose invoices lose the payment, so that each patient's history shows it."""
     with writing(engine) as conn:
         payment = _payment(conn, payment_id)
-        removed = conn.execute(text("SELECT a.invoice_number, a.amount_cents, i.patient_id FROM allocation a "
-                                    "LEFT JOIN invoice i ON i.invoice_number = a.invoice_number "
-                                    "WHERE a.payment_id = :p ORDER BY a.id"), {"p": payment_id}).all()
-        conn.execute(text("DELETE FROM allocation WHERE payment_id = :p"), {"p": payment_id})
-        conn.execute(text("DELETE FROM payment_exception WHERE payment_id = :p"), {"p": payment_id})
-        conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
-                          "VALUES (:p, 'held', :c, 'unmatched by hand: waits for a manual match', NULL)"),
-                     {"p": payment_id, "c": int(payment.amount_cents)})
-        conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE payment_id = :p"), {"p": payment_id})
+        removed = store.payment_allocations(conn, payment_id)
+        store.delete_allocations(conn, payment_id)
+        store.delete_queue_entry(conn, payment_id)
+        store.hold_for_manual_match(conn, payment_id, int(payment.amount_cents))
+        store.mark_reconciled(conn, payment_id)
         for patient in dict.fromkeys(p for _, _, p in removed) or [None]:
             theirs = [[i, int(a)] for i, a, p in removed if p == patient]
             append_event(conn, "manual_unmatch", {"payment_id": payment_id, "removed": theirs,

@@ -1,0 +1,146 @@
+"""The reconciliation's reads and writes (issue #12: the store owns the SQL), moved verbatim from
+`app/reconcile.py`. Each takes the `Connection` of the use case's transaction (`writing` or
+`bulk_transaction`); none opens its own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from recouvrement.db.bulk import read_frame as frame
+from recouvrement.importers.base import PAYMENT_COLUMNS
+
+RETRIED = ("unmatched", "ambiguous")      # queue entries a later run tries again (new invoices may fit)
+
+
+# -- the run's watermark -------------------------------------------------------------------------
+
+def counts(conn: Connection) -> tuple[int, int]:
+    """(invoices, payments) rows: the run's watermark."""
+    invoices = conn.execute(text("SELECT COUNT(*) FROM invoice")).scalar_one()
+    payments = conn.execute(text("SELECT COUNT(*) FROM payment")).scalar_one()
+    return invoices, payments
+
+
+def meta(conn: Connection, key: str) -> str | None:
+    return conn.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": key}).scalar_one_or_none()
+
+
+def set_meta(conn: Connection, key: str, value: str) -> None:
+    conn.execute(text("DELETE FROM meta WHERE key = :k"), {"k": key})
+    conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, :v)"), {"k": key, "v": value})
+
+
+def last_payment_row(conn: Connection) -> int:
+    return conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM payment")).scalar_one()
+
+
+def pending_payments(conn: Connection, last_id: int) -> pd.DataFrame:
+    """New payments (up to row `last_id`) and those of the queue a new invoice may now fit (PAYMENT_COLUMNS,
+    dates as the driver returns them)."""
+    return frame(conn, "SELECT " + ", ".join(PAYMENT_COLUMNS) + " FROM payment p WHERE (p.reconciled = FALSE "
+                 f"AND p.id <= :last) OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind IN "
+                 f"{RETRIED})", {"last": last_id})
+
+
+# -- the run's writes ----------------------------------------------------------------------------
+
+def clear_retried(conn: Connection) -> None:
+    conn.execute(text(f"DELETE FROM payment_exception WHERE kind IN {RETRIED}"))
+
+
+def reverse_transfer(conn: Connection, transfer_id: int, reversed_on: Any, reversed_by: Any) -> None:
+    conn.execute(text("UPDATE share_transfer SET reversed_on = :d, reversed_by = :p WHERE id = :i"),
+                 {"d": reversed_on, "p": reversed_by, "i": transfer_id})
+
+
+def mark_reconciled_up_to(conn: Connection, last_id: int) -> None:
+    conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE reconciled = FALSE AND id <= :last"),
+                 {"last": last_id})
+
+
+def reduce_allocation(conn: Connection, payment_id: str, invoice_number: str, cents: int) -> int:
+    """Take `cents` back from the payment's patient allocations on the invoice, newest first; returns
+    the cents not found (0 when all were)."""
+    rows = conn.execute(text("SELECT id, amount_cents FROM allocation WHERE payment_id = :p AND invoice_number = :i "
+                             "AND payer_type = 'patient' ORDER BY id DESC"), {"p": payment_id, "i": invoice_number})
+    left = cents
+    for allocation_id, amount in rows.all():
+        cut = min(left, amount)
+        conn.execute(text("UPDATE allocation SET amount_cents = amount_cents - :c WHERE id = :i"),
+                     {"c": cut, "i": allocation_id})
+        conn.execute(text("DELETE FROM allocation WHERE id = :i AND amount_cents = 0"), {"i": allocation_id})
+        left -= cut
+        if left == 0:
+            break
+    return left
+
+
+def add_credit(conn: Connection, payment_id: str, invoice_number: str, cents: int, reason: str) -> None:
+    """The payment's queue entry becomes a credit of `cents` more (for the invoice's patient)."""
+    existing = conn.execute(text("SELECT remaining_cents FROM payment_exception WHERE payment_id = :p"),
+                            {"p": payment_id}).scalar_one_or_none()
+    patient = conn.execute(text("SELECT patient_id FROM invoice WHERE invoice_number = :i"),
+                           {"i": invoice_number}).scalar_one_or_none()
+    conn.execute(text("DELETE FROM payment_exception WHERE payment_id = :p"), {"p": payment_id})
+    conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
+                      "VALUES (:p, 'credit', :c, :r, :pt)"),
+                 {"p": payment_id, "c": (existing or 0) + cents, "r": reason, "pt": patient})
+
+
+# -- manual work on the queue --------------------------------------------------------------------
+
+def payment(conn: Connection, payment_id: str):
+    """The payment's row (payment_id, payer_type, amount_cents, status), or None."""
+    return conn.execute(text("SELECT payment_id, payer_type, amount_cents, status FROM payment WHERE payment_id = :p"),
+                        {"p": payment_id}).first()
+
+
+def queue_kind(conn: Connection, payment_id: str) -> str | None:
+    return conn.execute(text("SELECT kind FROM payment_exception WHERE payment_id = :p"),
+                        {"p": payment_id}).scalar_one_or_none()
+
+
+def allocated_cents(conn: Connection, payment_id: str) -> int:
+    return conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM allocation WHERE payment_id = :p"),
+                        {"p": payment_id}).scalar_one()
+
+
+def insert_manual_allocation(conn: Connection, payment_id: str, invoice_number: str, share: str, cents: int,
+                             created_at: Any) -> None:
+    conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
+                      "created_at) VALUES (:p, :i, :s, :a, 'manual', :t)"),
+                 {"p": payment_id, "i": invoice_number, "s": share, "a": cents, "t": created_at})
+
+
+def delete_queue_entry(conn: Connection, payment_id: str) -> None:
+    conn.execute(text("DELETE FROM payment_exception WHERE payment_id = :p"), {"p": payment_id})
+
+
+def mark_reconciled(conn: Connection, payment_id: str) -> None:
+    conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE payment_id = :p"), {"p": payment_id})
+
+
+def invoice_patient(conn: Connection, invoice_number: str) -> str:
+    return conn.execute(text("SELECT patient_id FROM invoice WHERE invoice_number = :i"),
+                        {"i": invoice_number}).scalar_one()
+
+
+def payment_allocations(conn: Connection, payment_id: str) -> Sequence[Any]:
+    """(invoice_number, amount_cents, patient_id) of each of the payment's allocations, in order."""
+    return conn.execute(text("SELECT a.invoice_number, a.amount_cents, i.patient_id FROM allocation a "
+                             "LEFT JOIN invoice i ON i.invoice_number = a.invoice_number "
+                             "WHERE a.payment_id = :p ORDER BY a.id"), {"p": payment_id}).all()
+
+
+def delete_allocations(conn: Connection, payment_id: str) -> None:
+    conn.execute(text("DELETE FROM allocation WHERE payment_id = :p"), {"p": payment_id})
+
+
+def hold_for_manual_match(conn: Connection, payment_id: str, cents: int) -> None:
+    conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
+                      "VALUES (:p, 'held', :c, 'unmatched by hand: waits for a manual match', NULL)"),
+                 {"p": payment_id, "c": cents})
