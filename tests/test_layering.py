@@ -104,10 +104,6 @@ ALLOWED: tuple[Allowed, ...] = (
             "manual_match: the manual match use case, called from the workbench's page"),
 
     # --- SQL outside the store: reads and writes to become named functions in db/ -------------------
-    Allowed("recouvrement.app.accounts", "SQL string",
-            "the ladder's accounts read in SQL (passed to db.bulk as strings): to the snapshot"),
-    Allowed("recouvrement.app.balance", "SQL string",
-            "the aged balance's shares read in SQL (passed to db.bulk as strings)"),
 )
 
 

@@ -8,21 +8,15 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from recouvrement.app.recipients import has_guarantor, is_minor, recipient_email
-from recouvrement.db.bulk import read_frame as frame
 from recouvrement.db.ledger import as_dates, load_snapshot
 from recouvrement.app.segmentation import patient_segments
 from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queued_payments
 from recouvrement.core.ladder import (PENDING_PAYMENT_REASON, QUEUED_PAYMENT_REASON, Account, LetterHistory,
                                       Listing, OpenItem)
 from recouvrement.core.reconcile import payer_candidates
+from recouvrement.db.letters import letters_up_to, listings_up_to
 from recouvrement.db.eligibility import dispute_spans, handover_days, hold_spans, plan_facts, promise_spans
 from recouvrement.rules import Rules
-
-_LETTERS = "SELECT patient_id, level, as_of, letter_id FROM letter WHERE as_of <= :d"
-# Every listing of an invoice in a letter, at the invoice's own level: each invoice's own ladder.
-_LISTINGS = ("SELECT i.invoice_number, i.level, l.as_of FROM letter_item i JOIN letter l ON l.letter_id = i.letter_id "
-             "WHERE l.as_of <= :d")
-
 
 def open_items_frame(snapshot: Snapshot, rules: Rules) -> pd.DataFrame:
     """One row per invoice with patient money due at the end of the snapshot's day (core.ledger.outstanding's
@@ -36,7 +30,7 @@ def _patient_items(shares: pd.DataFrame) -> pd.DataFrame:
 
 
 def _last_letters(conn: Connection, as_of: date) -> dict[str, LetterHistory]:
-    letters = frame(conn, _LETTERS, {"d": as_of})
+    letters = letters_up_to(conn, as_of)
     if letters.empty:
         return {}
     letters["as_of"] = as_dates(letters["as_of"])
@@ -70,7 +64,7 @@ def queued_payment_holds(conn: Connection, as_of: date, rules: Rules) -> dict[st
 
 def letter_listings(conn: Connection, as_of: date) -> dict[str, tuple[Listing, ...]]:
     """invoice number -> the letters that listed it by as_of (its own level, the letter's date), oldest first."""
-    rows = frame(conn, _LISTINGS, {"d": as_of})
+    rows = listings_up_to(conn, as_of)
     if rows.empty:
         return {}
     rows["as_of"] = as_dates(rows["as_of"])

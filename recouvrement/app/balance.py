@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from recouvrement.app.exports import Amount, write_checked_csv
 from recouvrement.audit import record_files
 from recouvrement.core.ledger import outstanding
-from recouvrement.db.bulk import read_frame as frame
+from recouvrement.db import exports
 from recouvrement.db.ledger import load_snapshot
 from recouvrement.render.csvfile import PLAIN, Dialect
 
@@ -64,8 +64,7 @@ def write_balance_csv(table: pd.DataFrame, path: Path, dialect: Dialect = PLAIN)
 
 def export_allocations(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> int:
     with engine.connect() as conn:
-        data = frame(conn, "SELECT payment_id, invoice_number, payer_type, amount_cents, rule FROM allocation "
-                           "ORDER BY payment_id, invoice_number, id")
+        data = exports.allocations(conn)
     rows = [[p, i, t, Amount(a), r] for p, i, t, a, r in data.itertuples(index=False, name=None)]
     count = write_checked_csv(path, ["payment_id", "invoice_number", "payer_type", "amount", "rule"], rows,
                               dialect=dialect)
@@ -75,9 +74,7 @@ def export_allocations(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> 
 
 def export_exceptions(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> int:
     with engine.connect() as conn:
-        data = frame(conn, "SELECT e.payment_id, p.payment_date, p.payer_type, p.payer_name, p.amount_cents, "
-                           "e.remaining_cents, e.kind, e.reason, e.patient_id, p.reference FROM payment_exception e "
-                           "JOIN payment p ON p.payment_id = e.payment_id ORDER BY p.payment_date, e.payment_id")
+        data = exports.exceptions(conn)
     rows = [[pid, str(day), ptype, name, Amount(amount), Amount(left), kind, reason, patient or "", ref]
             for pid, day, ptype, name, amount, left, kind, reason, patient, ref in data.itertuples(index=False, name=None)]
     header = ["payment_id", "payment_date", "payer_type", "payer_name", "amount", "remaining", "kind", "reason",

@@ -21,6 +21,7 @@ from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.session import bulk_transaction, writing
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
+from recouvrement.importers.base import PAYMENT_COLUMNS
 
 RETRIED = store.RETRIED      # queue entries a later run tries again (new invoices may fit)
 
@@ -77,7 +78,7 @@ def _watermark(conn: Connection) -> str:
 
 def pending_payments(conn: Connection, last_id: int) -> pd.DataFrame:
     """New payments (up to row `last_id`) and those of the queue a new invoice may now fit."""
-    payments = store.pending_payments(conn, last_id)
+    payments = store.pending_payments(conn, last_id, PAYMENT_COLUMNS)
     payments["payment_date"] = _iso(payments["payment_date"])
     return payments
 

@@ -81,3 +81,15 @@ def day_letter_invoices(conn: Connection, as_of: date) -> pd.DataFrame:
     return read_frame(conn, "SELECT li.letter_id, li.invoice_number FROM letter_item li JOIN letter l "
                             "ON l.letter_id = li.letter_id WHERE l.as_of = :d ORDER BY li.letter_id, li.invoice_number",
                       {"d": as_of})
+
+
+def letters_up_to(conn: Connection, as_of: date) -> pd.DataFrame:
+    """Every letter dated on or before `as_of`: patient_id, level, as_of (as the driver returns it), letter_id."""
+    return read_frame(conn, "SELECT patient_id, level, as_of, letter_id FROM letter WHERE as_of <= :d", {"d": as_of})
+
+
+def listings_up_to(conn: Connection, as_of: date) -> pd.DataFrame:
+    """Every listing of an invoice in a letter dated on or before `as_of`, at the invoice's own level (each
+    invoice's own ladder): invoice_number, level, as_of (as the driver returns it)."""
+    return read_frame(conn, "SELECT i.invoice_number, i.level, l.as_of FROM letter_item i JOIN letter l "
+                            "ON l.letter_id = i.letter_id WHERE l.as_of <= :d", {"d": as_of})

@@ -11,7 +11,6 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from recouvrement.db.bulk import read_frame as frame
-from recouvrement.importers.base import PAYMENT_COLUMNS
 
 RETRIED = ("unmatched", "ambiguous")      # queue entries a later run tries again (new invoices may fit)
 
@@ -38,10 +37,10 @@ def last_payment_row(conn: Connection) -> int:
     return conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM payment")).scalar_one()
 
 
-def pending_payments(conn: Connection, last_id: int) -> pd.DataFrame:
-    """New payments (up to row `last_id`) and those of the queue a new invoice may now fit (PAYMENT_COLUMNS,
-    dates as the driver returns them)."""
-    return frame(conn, "SELECT " + ", ".join(PAYMENT_COLUMNS) + " FROM payment p WHERE (p.reconciled = FALSE "
+def pending_payments(conn: Connection, last_id: int, columns: Sequence[str]) -> pd.DataFrame:
+    """New payments (up to row `last_id`) and those of the queue a new invoice may now fit: the payment
+    table's `columns` (the importers' PAYMENT_COLUMNS), dates as the driver returns them."""
+    return frame(conn, "SELECT " + ", ".join(columns) + " FROM payment p WHERE (p.reconciled = FALSE "
                  f"AND p.id <= :last) OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind IN "
                  f"{RETRIED})", {"last": last_id})
 
