@@ -85,15 +85,8 @@ ALLOWED: tuple[Allowed, ...] = (
             "a refund's write appends its audit event itself: the use case (app.refunds) should"),
 
     # --- use cases importing use cases: shared reads and helpers still living in app/ ---------------
-    Allowed("recouvrement.app.accounts", "imports recouvrement.app.recipients",
-            "minor, guarantor, e-mail: who receives a letter, to be decided once in core/"),
     Allowed("recouvrement.app.accounts", "imports recouvrement.app.segmentation", "patient_segments: to core/"),
-    Allowed("recouvrement.app.agency", "imports recouvrement.app.imports", "ImportReport: a shared report type"),
-    Allowed("recouvrement.app.agency", "imports recouvrement.app.recipients",
-            "debtor_of: who the debtor is, to core/"),
-    Allowed("recouvrement.app.balance", "imports recouvrement.app.exports", "write_checked_csv, Amount: to render/"),
     Allowed("recouvrement.app.patient_account", "imports recouvrement.app.plans", "show: a store read"),
-    Allowed("recouvrement.app.plans", "imports recouvrement.app.recipients", "who receives the proposal: to core/"),
     Allowed("recouvrement.app.remind", "imports recouvrement.app.accounts",
             "load_accounts: the ladder's input, to come from the snapshot"),
     Allowed("recouvrement.app.remind", "imports recouvrement.app.outbox",

@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 from sqlalchemy import Connection
 
-from recouvrement.app.recipients import has_guarantor, is_minor, recipient_email
+from recouvrement.render.recipients import has_guarantor, is_minor, recipient_email
 from recouvrement.db.ledger import as_dates, load_snapshot
 from recouvrement.app.segmentation import patient_segments
 from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queued_payments

@@ -17,7 +17,7 @@ Decisions where the brief was silent, documented once here:
   answer, a payment in the queue that may be theirs …) keeps the whole case in the building.
 * Amount due = those open shares less every credit and every payment waiting in the patient's name
   (core.ledger.asked_cents, as the letters ask), and at least `min_amount_cents`.
-* The file names the debtor (app.recipients.debtor_of): the guarantor who received the letters (a
+* The file names the debtor (render.recipients.debtor_of): the guarantor who received the letters (a
   parent for a minor, a legal guardian), else the patient; a minor with no guarantor is never handed
   over (left out as `minor_without_guarantor`). The patient id stays, so the agency's returns match.
 * Agency returns: each collected amount is a payment of payer_type 'agency', id
@@ -49,8 +49,8 @@ from recouvrement.db.eligibility import decision_facts, queued_payment_patients
 from recouvrement.db.patients import patient_row
 from recouvrement.db.ledger import current_due_cents, load_snapshot
 from recouvrement.db.session import writing
-from recouvrement.app.imports import ImportReport
-from recouvrement.app.recipients import debtor_of
+from recouvrement.importers.base import ImportReport
+from recouvrement.render.recipients import debtor_of
 from recouvrement.core.ledger import asked_cents, outstanding, patient_money
 from recouvrement.core.eligibility import LEFT_OUT_OF_A_CASE, Action, Invoice, Refusal, refusals
 from recouvrement.audit import append_event, file_record

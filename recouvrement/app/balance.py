@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
-from recouvrement.app.exports import Amount, write_checked_csv
 from recouvrement.audit import record_files
 from recouvrement.core.ledger import outstanding
 from recouvrement.db import exports
 from recouvrement.db.ledger import load_snapshot
-from recouvrement.render.csvfile import PLAIN, Dialect
+from recouvrement.render.csvfile import PLAIN, Amount, Dialect
+from recouvrement.render.files import write_checked_csv
 
 BUCKETS = ("0-30", "31-60", "61-90", ">90")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from recouvrement.db.refunds import close_refunds
 from recouvrement.db.session import bulk_transaction
 from recouvrement.core.privacy import redact, safe_file_name
 from recouvrement.errors import RecouvrementError
-from recouvrement.importers.base import Parsed, Reject, read_head
+from recouvrement.importers.base import ImportReport, Parsed, Reject, read_head  # noqa: F401  (ImportReport: still importable here)
 
 # Each format is recognised by content (header names, XML namespace, record layout), not by file name.
 FORMATS = {
@@ -36,19 +35,6 @@ FORMATS = {
     "cfonb120": "recouvrement.importers.cfonb120",
     "noemie": "recouvrement.importers.noemie",
 }
-
-
-@dataclass
-class ImportReport:
-    file: str
-    format: str
-    kind: str
-    rows_read: int = 0
-    imported: int = 0
-    duplicates: int = 0
-    rejects: list[Reject] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    refunds_done: int = 0          # refunds a bank statement showed paid
 
 
 class ImportRefused(RecouvrementError):

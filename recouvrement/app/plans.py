@@ -41,7 +41,7 @@ from recouvrement.db.plans import PlanRow
 from recouvrement.db.plans import active_plan_invoices, proposed_plan_invoices  # noqa: F401 (moved to the store)
 from recouvrement.db.ledger import load_snapshot
 from recouvrement.db.session import writing
-from recouvrement.app.recipients import has_guarantor, is_minor, recipient_of
+from recouvrement.render.recipients import has_guarantor, is_minor, recipient_of
 from recouvrement.audit import append_event, file_record
 from recouvrement.config import Settings
 from recouvrement.core.ledger import asked_cents, outstanding, patient_money

@@ -83,3 +83,17 @@ def empty_payments() -> pd.DataFrame:
 def read_head(path: Path, size: int = 4096) -> bytes:
     with open(path, "rb") as handle:
         return handle.read(size)
+
+
+@dataclass
+class ImportReport:
+    """What an import read, stored, skipped and refused: one per file (the use cases' shared report type)."""
+    file: str
+    format: str
+    kind: str
+    rows_read: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    refunds_done: int = 0          # refunds a bank statement showed paid
