@@ -9,29 +9,10 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from recouvrement.audit import record_files
-from recouvrement.core.ledger import outstanding
 from recouvrement.db import exports
-from recouvrement.db.ledger import load_snapshot
+from recouvrement.db.ledger import BUCKETS, share_states  # noqa: F401  (still importable here)
 from recouvrement.render.csvfile import PLAIN, Amount, Dialect
 from recouvrement.render.files import write_checked_csv
-
-BUCKETS = ("0-30", "31-60", "61-90", ">90")
-
-
-def share_states(engine: Engine, as_of: date, patient_id: str | None = None,
-                 rejection_due_after_days: int = 0) -> pd.DataFrame:
-    """Every share of every invoice (or of one patient's) at the end of `as_of` (core.ledger.outstanding: what
-    was expected, paid, moved to the patient by an insurer's rejection and what is still due, in cents), with
-    the payer's name and the age bucket (days since issue)."""
-    with engine.connect() as conn:
-        snapshot = load_snapshot(conn, as_of, None if patient_id is None else [patient_id])
-    shares = outstanding(snapshot, rejection_due_after_days=rejection_due_after_days)
-    shares["payer"] = shares["payer_type"].map({"amo": "Assurance Maladie", "patient": "Patients"})
-    shares.loc[shares["payer_type"] == "amc", "payer"] = shares["amc_payer"].fillna("Mutuelle")
-    age = (pd.Timestamp(as_of) - pd.to_datetime(shares["issue_date"])).dt.days
-    shares["bucket"] = pd.cut(age, [-10**6, 30, 60, 90, 10**6], labels=BUCKETS).astype(str)
-    return shares
-
 
 def outstanding_shares(engine: Engine, as_of: date) -> pd.DataFrame:
     """Every share with money still due at the end of `as_of`: invoice, patient, payer type, payer, age, cents."""

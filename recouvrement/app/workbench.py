@@ -13,7 +13,7 @@ from datetime import date, datetime, timezone
 
 from sqlalchemy import Engine
 
-from recouvrement.app.balance import share_states
+from recouvrement.db.ledger import share_states
 from recouvrement.app.reconcile import NoLongerWaiting, manual_match
 from recouvrement.audit import append_event, text_digest
 from recouvrement.core.candidates import Candidate, OpenShare, rank_candidates

@@ -12,9 +12,9 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
-from recouvrement.core.ledger import PATIENT_COLUMNS, SHARES, Snapshot, due_matrix
+from recouvrement.core.ledger import PATIENT_COLUMNS, SHARES, Snapshot, due_matrix, outstanding
 from recouvrement.db.bulk import read_frame
 from recouvrement.db.values import as_date
 
@@ -163,3 +163,21 @@ def current_due_cents(conn: Connection, invoice_number: str, share: str) -> int 
     if snapshot.invoices.empty:
         return None
     return int(due_matrix(snapshot)[0, SHARES.index(share)])
+
+
+BUCKETS = ("0-30", "31-60", "61-90", ">90")
+
+
+def share_states(engine: Engine, as_of: date, patient_id: str | None = None,
+                 rejection_due_after_days: int = 0) -> pd.DataFrame:
+    """Every share of every invoice (or of one patient's) at the end of `as_of` (core.ledger.outstanding: what
+    was expected, paid, moved to the patient by an insurer's rejection and what is still due, in cents), with
+    the payer's name and the age bucket (days since issue)."""
+    with engine.connect() as conn:
+        snapshot = load_snapshot(conn, as_of, None if patient_id is None else [patient_id])
+    shares = outstanding(snapshot, rejection_due_after_days=rejection_due_after_days)
+    shares["payer"] = shares["payer_type"].map({"amo": "Assurance Maladie", "patient": "Patients"})
+    shares.loc[shares["payer_type"] == "amc", "payer"] = shares["amc_payer"].fillna("Mutuelle")
+    age = (pd.Timestamp(as_of) - pd.to_datetime(shares["issue_date"])).dt.days
+    shares["bucket"] = pd.cut(age, [-10**6, 30, 60, 90, 10**6], labels=BUCKETS).astype(str)
+    return shares
