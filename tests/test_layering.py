@@ -91,7 +91,6 @@ ALLOWED: tuple[Allowed, ...] = (
             "load_accounts: the ladder's input, to come from the snapshot"),
     Allowed("recouvrement.app.remind", "imports recouvrement.app.outbox",
             "send_queued after a run: the nightly run (a composer) could call it"),
-    Allowed("recouvrement.app.report", "imports recouvrement.app.balance", "aged_balance: core.ledger's job"),
     Allowed("recouvrement.app.workbench", "imports recouvrement.app.reconcile",
             "manual_match: the manual match use case, called from the workbench's page"),
 

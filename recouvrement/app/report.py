@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from sqlalchemy import Engine
 
-from recouvrement.app.balance import BUCKETS, aged_balance
+from recouvrement.db.ledger import BUCKETS, aged_balance
 from recouvrement.render.files import write_atomically
 from recouvrement.audit import record_files, verify
 from recouvrement.config import Settings

@@ -181,3 +181,26 @@ def share_states(engine: Engine, as_of: date, patient_id: str | None = None,
     age = (pd.Timestamp(as_of) - pd.to_datetime(shares["issue_date"])).dt.days
     shares["bucket"] = pd.cut(age, [-10**6, 30, 60, 90, 10**6], labels=BUCKETS).astype(str)
     return shares
+
+
+def outstanding_shares(engine: Engine, as_of: date) -> pd.DataFrame:
+    """Every share with money still due at the end of `as_of`: invoice, patient, payer type, payer, age, cents."""
+    shares = share_states(engine, as_of)
+    shares = shares[shares["due_cents"] > 0].copy()
+    return shares[["invoice_number", "patient_id", "payer_type", "payer", "issue_date", "due_date", "bucket",
+                   "due_cents"]]
+
+
+def aged_balance(engine: Engine, as_of: date) -> pd.DataFrame:
+    """Rows: by payer type, then by mutuelle; columns: the age buckets (days since issue) and the total, in cents."""
+    shares = outstanding_shares(engine, as_of)
+    by_type = shares.pivot_table(index="payer_type", columns="bucket", values="due_cents", aggfunc="sum",
+                                 fill_value=0, observed=False)
+    amc = shares[shares["payer_type"] == "amc"]
+    by_payer = amc.pivot_table(index="payer", columns="bucket", values="due_cents", aggfunc="sum", fill_value=0,
+                               observed=False)
+    by_type.index = [f"type:{i}" for i in by_type.index]
+    by_payer.index = [f"mutuelle:{i}" for i in by_payer.index]
+    table = pd.concat([by_type, by_payer]).reindex(columns=list(BUCKETS), fill_value=0).fillna(0).astype("int64")
+    table["total"] = table.sum(axis=1)
+    return table
