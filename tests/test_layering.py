@@ -85,7 +85,6 @@ ALLOWED: tuple[Allowed, ...] = (
             "a refund's write appends its audit event itself: the use case (app.refunds) should"),
 
     # --- use cases importing use cases: shared reads and helpers still living in app/ ---------------
-    Allowed("recouvrement.app.accounts", "imports recouvrement.app.segmentation", "patient_segments: to core/"),
     Allowed("recouvrement.app.patient_account", "imports recouvrement.app.plans", "show: a store read"),
     Allowed("recouvrement.app.remind", "imports recouvrement.app.accounts",
             "load_accounts: the ladder's input, to come from the snapshot"),

@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from recouvrement.render.recipients import has_guarantor, is_minor, recipient_email
 from recouvrement.db.ledger import as_dates, load_snapshot
-from recouvrement.app.segmentation import patient_segments
+from recouvrement.db.segments import patient_segments
 from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queued_payments
 from recouvrement.core.ladder import (PENDING_PAYMENT_REASON, QUEUED_PAYMENT_REASON, Account, LetterHistory,
                                       Listing, OpenItem)

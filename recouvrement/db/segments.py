@@ -7,7 +7,10 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
+from recouvrement.core.segments import PatientHistory, SegmentResult, segment
+from recouvrement.db.holds import patients_on_hold
 from recouvrement.db.values import as_date
+from recouvrement.rules import Rules
 
 
 def level2_dates(conn: Connection, as_of: date, only: str | None = None) -> dict[str, list[date]]:
@@ -38,3 +41,21 @@ def patient_ids(conn: Connection, only: str | None = None) -> list[str]:
     if only:
         return [r[0] for r in conn.execute(text("SELECT patient_id FROM patient WHERE patient_id = :p"), {"p": only})]
     return [r[0] for r in conn.execute(text("SELECT patient_id FROM patient ORDER BY patient_id"))]
+
+
+def patient_segments(conn: Connection, as_of: date, rules: Rules,
+                     patient_id: str | None = None) -> dict[str, SegmentResult]:
+    """Every known patient's segment on as_of (or one patient's), with its reasons."""
+    level2 = level2_dates(conn, as_of, patient_id)
+    broken = broken_plan_dates(conn, as_of, patient_id)
+    held = patients_on_hold(conn, as_of)
+    plain = segment(PatientHistory(), as_of, rules)   # most patients have no history: judged once
+    results: dict[str, SegmentResult] = {}
+    for pid in patient_ids(conn, patient_id):
+        if pid not in level2 and pid not in broken and pid not in held:
+            results[pid] = plain
+            continue
+        history = PatientHistory(tuple(sorted(level2.get(pid, ()))), tuple(sorted(broken.get(pid, ()))),
+                                 pid in held)
+        results[pid] = segment(history, as_of, rules)
+    return results
