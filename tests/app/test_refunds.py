@@ -202,3 +202,18 @@ def test_the_commands_approve_and_write_the_file_in_french(credited, clinic, tmp
     etree.XMLSchema(etree.parse(str(XSD))).assertValid(etree.parse(str(tmp_path / "v.xml")))
     code, out, err = run_main(monkeypatch, capsys, *base, "approve", "B2", "--name", "X", "--iban", "FR76")
     assert code == 2 and "[--iban]: IBAN invalide" in err
+
+
+def test_a_transfer_files_id_never_holds_fifteen_digits_in_a_row_the_scan_would_take_for_a_nir():
+    """CI found a transfer file refused by the privacy scan: its id was a timestamp glued to random
+    hexadecimal, whose digits can end in a valid NIR."""
+    import re
+    from datetime import datetime, timezone
+
+    from recouvrement.app.refunds import transfer_file_id
+    from recouvrement.core.privacy import scan_text
+
+    for second in range(0, 3600, 7):
+        stamp = datetime(2026, 11, 30, 14, second // 60, second % 60, tzinfo=timezone.utc)
+        made = transfer_file_id(stamp)
+        assert re.search(r"\d{15}", made) is None and scan_text(made) == [], made
