@@ -94,13 +94,18 @@ class Insurers:
 def load_insurers(path: Path | None = None) -> Insurers:
     """Insurers from a TOML file with [amo] names = [...] and [amc] names = [...]."""
     path = Path(path) if path is not None else DEFAULT_PATH
+    data = _read_toml(path)
+    return Insurers(amo=_names(data, "amo", path), amc=_names(data, "amc", path))
+
+
+def _read_toml(path: Path) -> dict:
+    """The insurers file's tables; one clear line naming the file if it cannot be read or parsed."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise RecouvrementError(f"cannot read the insurers file: {exc.strerror}", file=str(path)) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RecouvrementError(f"not a valid TOML file: {exc}", file=str(path)) from exc
-    return Insurers(amo=_names(data, "amo", path), amc=_names(data, "amc", path))
 
 
 def _names(data: dict, section: str, path: Path) -> tuple[str, ...]:
@@ -134,12 +139,7 @@ _NOEMIE_KEYS = {"invoice_prefix", "invoice_suffix"}
 def load_noemie_numbers(path: Path | None = None) -> NoemieNumbers:
     """The [noemie] section of rules/insurers.toml (absent: numbers are taken as they are)."""
     path = Path(path) if path is not None else DEFAULT_PATH
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RecouvrementError(f"cannot read the insurers file: {exc.strerror}", file=str(path)) from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RecouvrementError(f"not a valid TOML file: {exc}", file=str(path)) from exc
+    data = _read_toml(path)
     section = data.get("noemie", {})
     if not isinstance(section, dict):
         raise RecouvrementError("expected a table", file=str(path), field="noemie")
