@@ -33,7 +33,7 @@ from recouvrement.app.disputes import CATEGORIES as DISPUTE_CATEGORIES
 from recouvrement.app.disputes import CHANNELS as DISPUTE_CHANNELS
 from recouvrement.app.hold_reviews import check_review_date, holds_to_review, review_hold, reviews
 from recouvrement.app.holds import place_hold, release_hold
-from recouvrement.app.letter_desk import (approve_letters, batch_pdf, letter_html, letter_pdf, letter_row,
+from recouvrement.app.letter_desk import (LetterRow, approve_letters, batch_pdf, letter_html, letter_pdf, letter_row,
                                           letters_to_approve, print_batches)
 from recouvrement.app.payment_split import split_payment
 from recouvrement.app.promises import promises, record_promise
@@ -395,30 +395,25 @@ class WebApp:
             return self.letters(visit, error=_french_error(exc), status=409)
         return RedirectResponse(f"/courriers?approuves={done}", status_code=303)
 
-    def _letter(self, visit: Visit):
+    def _served_letter(self, visit: Visit, serve: Callable[[LetterRow], Response]) -> Response:
+        """The letter named in the path served by `serve`: 404 when unknown, 409 (in French) when its stored
+        file is refused (changed since it was written); the preview and the PDF share this preamble."""
         row = letter_row(self.engine, visit.request.path_params["letter_id"])
-        return row, (self.render("introuvable.html", visit, status=404, what="Ce courrier") if row is None else None)
+        if row is None:
+            return self.render("introuvable.html", visit, status=404, what="Ce courrier")
+        try:
+            return serve(row)
+        except RecouvrementError as exc:
+            return self.render("refus.html", visit, status=409, why=_french_error(exc))
 
     def preview(self, visit: Visit) -> Response:
-        row, missing = self._letter(visit)
-        if missing:
-            return missing
-        try:
-            html = letter_html(self.engine, row)
-        except RecouvrementError as exc:
-            return self.render("refus.html", visit, status=409, why=_french_error(exc))
-        return HTMLResponse(html, headers={"content-security-policy": LETTER_POLICY})
+        return self._served_letter(visit, lambda row: HTMLResponse(
+            letter_html(self.engine, row), headers={"content-security-policy": LETTER_POLICY}))
 
     def pdf(self, visit: Visit) -> Response:
-        row, missing = self._letter(visit)
-        if missing:
-            return missing
-        try:
-            data = letter_pdf(self.engine, row)
-        except RecouvrementError as exc:
-            return self.render("refus.html", visit, status=409, why=_french_error(exc))
-        return Response(data, media_type="application/pdf",
-                        headers={"content-disposition": f'inline; filename="{row.letter_id}.pdf"'})
+        return self._served_letter(visit, lambda row: Response(
+            letter_pdf(self.engine, row), media_type="application/pdf",
+            headers={"content-disposition": f'inline; filename="{row.letter_id}.pdf"'}))
 
     # -- audit -------------------------------------------------------------------------------------------
 

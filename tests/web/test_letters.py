@@ -75,6 +75,21 @@ def test_a_letter_whose_file_was_changed_after_it_was_written_is_not_shown(lette
     assert response.status_code == 409 and "a été modifié depuis son envoi" in visible(response.text)
 
 
+def test_a_letters_preview_and_pdf_answer_the_same_for_an_unknown_letter_and_a_changed_file(letter_id, desk, clinic):
+    log_in(desk, "accueil")
+    for kind in ("apercu", "pdf"):
+        assert desk.get(f"/courriers/inconnu/{kind}").status_code == 404
+    with clinic.connect() as conn:
+        folder = conn.execute(text("SELECT folder FROM letter WHERE letter_id = :l"), {"l": letter_id}).scalar_one()
+    from pathlib import Path
+    for name in (f"{letter_id}.html", f"{letter_id}.pdf"):
+        if (Path(folder) / name).exists():
+            (Path(folder) / name).write_bytes((Path(folder) / name).read_bytes() + b" ")
+    for kind in ("apercu", "pdf"):
+        response = desk.get(f"/courriers/{letter_id}/{kind}")
+        assert response.status_code == 409 and "a été modifié depuis son envoi" in visible(response.text)
+
+
 def test_approving_the_days_batch_is_audited_with_the_user_and_empties_the_list(letter_id, desk, clinic):
     log_in(desk, "accueil")
     token = csrf_of(desk.get("/courriers").text)
