@@ -99,6 +99,21 @@ def test_hold_and_release_from_the_command_line(trail, db_url, tmp_path):
     assert run(db_url, "hold", "P1", "--release", cwd=tmp_path).returncode == 2
 
 
+def test_a_hold_from_the_command_line_takes_its_review_date_in_the_same_write_or_nothing(trail, db_url, tmp_path):
+    engine, _ = trail
+    refused = run(db_url, "hold", "P1", "--reason", "difficultés", "--on", "2025-04-15", "--review-on", "2025-04-10",
+                  cwd=tmp_path)
+    assert refused.returncode == 2 and "[--review-on]" in refused.stderr and "date de revue" in refused.stderr
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM hold WHERE patient_id = 'P1' AND released_on IS NULL")).scalar_one() == 0
+    done = run(db_url, "hold", "P1", "--reason", "difficultés", "--on", "2025-04-15", "--review-on", "15/05/2025",
+               cwd=tmp_path)
+    assert done.returncode == 0 and "à revoir le 15/05/2025" in done.stdout
+    with engine.connect() as conn:
+        assert str(conn.execute(text("SELECT r.review_on FROM hold_review r JOIN hold h ON h.id = r.hold_id "
+                                     "WHERE h.patient_id = 'P1'")).scalar_one())[:10] == "2025-05-15"
+
+
 def test_hold_needs_a_reason_or_release(trail, db_url, tmp_path):
     result = run(db_url, "hold", "P1", cwd=tmp_path)
     assert result.returncode == 2 and "--reason" in result.stderr

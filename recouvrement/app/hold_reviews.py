@@ -18,7 +18,7 @@ from recouvrement.errors import RecouvrementError
 
 
 def check_review_date(review_on: date, today: date) -> None:
-    """RecouvrementError (French) when the review date is not acceptable; checked before the hold is placed."""
+    """RecouvrementError (French) when the review date is not acceptable (moving a hold's review date)."""
     refusal = review_refusal(review_on, today)
     if refusal:
         raise RecouvrementError(refusal, field="revue")

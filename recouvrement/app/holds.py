@@ -12,6 +12,7 @@ from datetime import date, datetime, timezone
 from sqlalchemy import Connection, Engine
 
 from recouvrement.audit import append_event, text_digest
+from recouvrement.core.promises import review_refusal
 from recouvrement.db import holds as store
 from recouvrement.db.holds import HoldRow, holds, patients_on_hold  # noqa: F401 (reads moved to the store)
 from recouvrement.db.patients import patient_exists
@@ -29,21 +30,29 @@ def _check_patient(conn: Connection, patient_id: str) -> None:
 
 
 def place_hold(engine: Engine, patient_id: str, reason: str, *, since: date | None = None,
-               now: datetime | None = None, actor: str | None = None) -> int:
+               review_on: date | None = None, now: datetime | None = None, actor: str | None = None) -> int:
     """Pause all collection for a patient from `since` (default today); returns the hold's id. Letters, plan
     proposals and the agency handover all stop from that day, not before (core.eligibility).
+    `review_on`: the day the desk should look at it again (after `since`, within a year), written in the
+    same transaction as the hold: a refused date or a failed write leaves no hold at all.
     `actor`: who placed it, for the audit trail (the web app's user; default the OS user)."""
     if not reason.strip():
         raise RecouvrementError("une suspension demande un motif", field="reason")
     at = _now(now)
     since = since or at.date()
+    refusal = review_refusal(review_on, since) if review_on is not None else None
+    if refusal:
+        raise RecouvrementError(refusal, field="review_on")
     with writing(engine) as conn:
         _check_patient(conn, patient_id)
         if store.open_hold(conn, patient_id) is not None:
             raise RecouvrementError(f"le patient {patient_id} est déjà suspendu", field="PATIENT_ID")
-        hold_id = store.insert_hold(conn, patient_id, reason, since)
+        hold_id = store.insert_hold(conn, patient_id, reason, since, review_on)
         append_event(conn, "hold", {"hold_id": hold_id, "since": since, "reason_sha256": text_digest(reason)},
                      patient_id=patient_id, at=at, actor=actor)
+        if review_on is not None:
+            append_event(conn, "hold_review", {"hold_id": hold_id, "review_on": review_on}, patient_id=patient_id,
+                         at=at, actor=actor)
     return hold_id
 
 

@@ -76,6 +76,7 @@ OPTION_OF_FIELD = {
     "months": "--months",
     "amount": "--amount",
     "released_on": "--on",
+    "review_on": "--review-on",
     "accepted_on": "--on",
 }
 

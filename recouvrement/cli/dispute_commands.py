@@ -127,15 +127,21 @@ def dispute_show(ctx: Context, dispute_id: int) -> None:
 @click.option("--reason", help="Why (hardship, death, legal protection…); internal, kept out of the audit log.")
 @click.option("--release", is_flag=True, help="End the patient's hold: collection resumes.")
 @day_option("--on", "on", help="Day the hold begins or ends (dd/mm/yyyy or ISO; default today).")
+@day_option("--review-on", "review_on", default_today=False,
+            help="Day to look at the hold again (shown on the web app's Aujourd'hui; after --on, within a year); "
+                 "written with the hold, in the same transaction.")
 @pass_context
-def hold(ctx: Context, patient_id: str, reason: str | None, release: bool, on) -> None:
-    """Pause every reminder to PATIENT_ID (--reason TEXT), or resume them (--release)."""
+def hold(ctx: Context, patient_id: str, reason: str | None, release: bool, on, review_on) -> None:
+    """Pause every reminder to PATIENT_ID (--reason TEXT [--review-on DATE]), or resume them (--release)."""
     if release == bool(reason):
         raise RecouvrementError("indiquer soit --reason TEXTE pour suspendre, soit --release pour reprendre",
                                 field="--reason/--release")
+    if release and review_on is not None:
+        raise RecouvrementError("--review-on date une suspension que l'on pose, pas une reprise", field="--review-on")
     if release:
         release_hold(ctx.engine, patient_id, on=on)
         out.print(f"patient {patient_id} : suspension levée, le recouvrement reprend")
     elif reason:
-        place_hold(ctx.engine, patient_id, reason, since=on)
-        out.print(f"patient {patient_id} suspendu : aucune relance ne sera envoyée")
+        place_hold(ctx.engine, patient_id, reason, since=on, review_on=review_on)
+        out.print(f"patient {patient_id} suspendu : aucune relance ne sera envoyée"
+                  + (f" ; à revoir le {review_on:%d/%m/%Y}" if review_on else ""))

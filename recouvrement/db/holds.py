@@ -41,9 +41,15 @@ def open_hold(conn: Connection, patient_id: str) -> HoldRow | None:
     return found[0] if found else None
 
 
-def insert_hold(conn: Connection, patient_id: str, reason: str, since: date) -> int:
-    return int(conn.execute(text("INSERT INTO hold (patient_id, reason, since) VALUES (:p, :r, :s) RETURNING id"),
-                            {"p": patient_id, "r": reason, "s": since}).scalar_one())
+def insert_hold(conn: Connection, patient_id: str, reason: str, since: date, review_on: date | None = None) -> int:
+    """Place a hold, with its review date when given: both rows on the caller's connection, so in one
+    transaction (a hold is never left without the review date it was placed with). Returns its id."""
+    hold_id = int(conn.execute(text("INSERT INTO hold (patient_id, reason, since) VALUES (:p, :r, :s) RETURNING id"),
+                               {"p": patient_id, "r": reason, "s": since}).scalar_one())
+    if review_on is not None:
+        conn.execute(text("INSERT INTO hold_review (hold_id, review_on) VALUES (:h, :r)"),
+                     {"h": hold_id, "r": review_on})
+    return hold_id
 
 
 def release(conn: Connection, hold_id: int, on: date) -> None:

@@ -31,7 +31,7 @@ from recouvrement.app.desk_checks import dispute_refusal
 from recouvrement.app.disputes import ANSWER_DAYS, open_dispute
 from recouvrement.app.disputes import CATEGORIES as DISPUTE_CATEGORIES
 from recouvrement.app.disputes import CHANNELS as DISPUTE_CHANNELS
-from recouvrement.app.hold_reviews import check_review_date, holds_to_review, review_hold, reviews
+from recouvrement.app.hold_reviews import holds_to_review, review_hold, reviews
 from recouvrement.app.holds import place_hold, release_hold
 from recouvrement.app.letter_desk import (LetterRow, approve_letters, batch_pdf, letter_html, letter_pdf, letter_row,
                                           letters_to_approve, print_batches)
@@ -276,9 +276,7 @@ class WebApp:
     def hold(self, visit: Visit, account, today: date) -> str:
         reason = _free_text(visit.form.get("motif", ""), "motif")
         review_on = _form_day(visit.form.get("revoir_le", ""), "date de revue")
-        check_review_date(review_on, today)
-        place_hold(self.engine, account.patient_id, reason, since=today, actor=visit.actor)
-        review_hold(self.engine, account.patient_id, review_on, today, actor=visit.actor)
+        place_hold(self.engine, account.patient_id, reason, since=today, review_on=review_on, actor=visit.actor)
         return "suspension"
 
     def review(self, visit: Visit, account, today: date) -> str:

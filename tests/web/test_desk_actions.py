@@ -107,6 +107,19 @@ def test_a_hold_without_a_review_date_or_with_a_care_detail_in_its_reason_is_ref
         assert conn.execute(text("SELECT COUNT(*) FROM hold_review")).scalar_one() == 0
 
 
+def test_a_hold_whose_review_date_cannot_be_written_leaves_the_patient_not_held(clinic, app):
+    from tests.app.test_holds import refuse_inserts_into
+    refuse_inserts_into(clinic, "hold_review")
+    with TestClient(app, base_url="https://testserver", raise_server_exceptions=False) as client:
+        log_in(client, "accueil")
+        response = post_form(client, "/patients/P1/suspension", {"motif": "difficultés financières",
+                                                                 "revoir_le": "2025-07-01"})
+    assert response.status_code == 500
+    with clinic.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM hold WHERE patient_id = 'P1'")).scalar_one() == 0
+    assert [e for e in events(clinic, "hold") if e[2] == "P1"] == []
+
+
 def test_a_hold_is_released_from_the_page_and_the_release_is_audited(clinic, as_role):
     client = as_role("accueil")
     response = post_form(client, "/patients/P2/suspension/lever", {}, page="/patients/P2")
