@@ -80,18 +80,11 @@ ALLOWED: tuple[Allowed, ...] = (
             "every error message is scrubbed of medical data by the core's detectors (a lazy import: "
             "core.privacy raises these errors); the scrub belongs where messages are shown (cli/web)"),
 
-    # --- the store calling the audit service ---------------------------------------------------------
-    Allowed("recouvrement.db.refunds", "imports recouvrement.audit",
-            "a refund's write appends its audit event itself: the use case (app.refunds) should"),
-
     # --- use cases importing use cases: shared reads and helpers still living in app/ ---------------
-    Allowed("recouvrement.app.patient_account", "imports recouvrement.app.plans", "show: a store read"),
     Allowed("recouvrement.app.remind", "imports recouvrement.app.accounts",
             "load_accounts: the ladder's input, to come from the snapshot"),
     Allowed("recouvrement.app.remind", "imports recouvrement.app.outbox",
             "send_queued after a run: the nightly run (a composer) could call it"),
-    Allowed("recouvrement.app.workbench", "imports recouvrement.app.reconcile",
-            "manual_match: the manual match use case, called from the workbench's page"),
 
     # --- SQL outside the store: reads and writes to become named functions in db/ -------------------
 )

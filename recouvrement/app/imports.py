@@ -23,6 +23,7 @@ from recouvrement.db import remittances
 from recouvrement.db.loads import LOADED, record_import_batch, store_invoices, store_payments  # noqa: F401  (LOADED: the tables loaded straight)
 from recouvrement.db.refunds import close_refunds
 from recouvrement.db.session import bulk_transaction
+from recouvrement.core.books import OutgoingTransfer
 from recouvrement.core.privacy import redact, safe_file_name
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import ImportReport, Parsed, Reject, read_head  # noqa: F401  (ImportReport: still importable here)
@@ -97,8 +98,19 @@ def import_file(engine: Engine, path: Path, settings: Settings, expect: str | No
         if imported:
             _record_batch(conn, path, format_name, report)
         if parsed.outgoing:    # a bank statement showing refunds we ordered: they are done, their credits closed
-            report.refunds_done = len(close_refunds(conn, parsed.outgoing))
+            report.refunds_done = _close_refunds(conn, parsed.outgoing)
     return report
+
+
+def _close_refunds(conn: Connection, outgoing: list[OutgoingTransfer]) -> int:
+    """The refunds the statement shows paid are done (db.refunds.close_refunds), one audit event each, in the
+    statement's transaction."""
+    closed = close_refunds(conn, outgoing)
+    for done in closed:
+        append_event(conn, "refund_done", {"refund_id": done.id, "payment_id": done.payment_id,
+                                           "amount_cents": done.amount_cents, "booked_on": done.done_on,
+                                           "end_to_end_id": done.end_to_end_id}, patient_id=done.patient_id)
+    return len(closed)
 
 
 

@@ -2,7 +2,7 @@
 with its three shares and their state, payments, credits, letters, plans, disputes, holds, agency cases.
 
 Read through the same functions as letters, plans and the balance (`core.ledger`, `holds`, `list_disputes`,
-`plans.show`): no figure computed twice. Never a care detail: nothing here reads `invoice_care`.
+`db.plans.patient_plan_summaries`): no figure computed twice. Never a care detail: nothing here reads `invoice_care`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from sqlalchemy import Connection, Engine
 
 from recouvrement.db.disputes import DisputeRow, list_disputes
 from recouvrement.db.holds import HoldRow, holds
-from recouvrement.app.plans import PlanSummary, show as show_plans
 from recouvrement.render.recipients import text_of
 from recouvrement.core.ledger import outstanding, patient_money
 from recouvrement.core.names import normalise_name
@@ -24,6 +23,7 @@ from recouvrement.core.references import compact_invoice_number
 from recouvrement.db.patients import (all_patient_cards, invoice_totals, patient_agency_cases, patient_allocations,
                                       patient_card, patient_cards_by_invoice, patient_contact, patient_letters)
 from recouvrement.db.ledger import load_snapshot
+from recouvrement.db.plans import PlanSummary, patient_plan_summaries
 from recouvrement.db.values import as_date
 from recouvrement.rules import Rules
 
@@ -226,5 +226,5 @@ def patient_account(engine: Engine, patient_id: str, as_of: date, rules: Rules) 
         account.disputes = [d for d in list_disputes(conn, include_closed=True) if d.patient_id == patient_id]
         account.holds = holds(conn, patient_id)
         account.agency_cases = patient_agency_cases(conn, patient_id)
-    account.plans = show_plans(engine, as_of, patient_id=patient_id, rules=rules)
+        account.plans = patient_plan_summaries(conn, patient_id, as_of, rules)
     return account

@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine
 from recouvrement.db import plans as store
 from recouvrement.db.eligibility import decision_facts, queued_payment_patients
 from recouvrement.db.patients import patient_row
-from recouvrement.db.plans import PlanRow
+from recouvrement.db.plans import PlanRow, PlanSummary, plan_summary
 from recouvrement.db.plans import active_plan_invoices, proposed_plan_invoices  # noqa: F401 (moved to the store)
 from recouvrement.db.ledger import load_snapshot
 from recouvrement.db.session import writing
@@ -47,7 +47,7 @@ from recouvrement.config import Settings
 from recouvrement.core.ledger import asked_cents, outstanding, patient_money
 from recouvrement.core.eligibility import PATIENT_CODES, Action, Invoice, Refusal, refusals
 from recouvrement.core.plans import (
-    Instalment, PlanStatus, plan_answer_deadline, plan_status, proposal_status, propose_plan,
+    Instalment, plan_answer_deadline, propose_plan,
 )
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
@@ -259,39 +259,9 @@ def cancel(engine: Engine, plan_id: int, on: date, now: datetime | None = None, 
                      patient_id=plan.patient_id, at=now, actor=actor)
 
 
-@dataclass(frozen=True)
-class PlanSummary:
-    plan_id: int
-    patient_id: str
-    status: str  # as stored: proposed | lapsed | active | broken | completed | cancelled
-    proposed_on: date
-    accepted_on: date | None
-    ended_on: date | None
-    total_cents: int
-    invoice_numbers: tuple[str, ...]
-    instalments: tuple[Instalment, ...]
-    payments: tuple[tuple[date, int], ...]
-    standing: PlanStatus  # where the schedule stands on as_of (core.plans.plan_status)
-
-
 def plan_payments(conn: Connection, plan: PlanRow, as_of: date) -> tuple[tuple[date, int], ...]:
     """The patient's own payments to the plan's invoices, dated after the proposal and by as_of."""
     return store.plan_payments(conn, plan, as_of)
-
-
-def summary(conn: Connection, plan: PlanRow, as_of: date, rules: Rules) -> PlanSummary:
-    instalments = store.instalments(conn, plan.id)
-    payments = store.plan_payments(conn, plan, as_of)
-    return PlanSummary(plan.id, plan.patient_id, plan.status, plan.proposed_on, plan.accepted_on, plan.ended_on,
-                       plan.total_cents, plan.invoice_numbers, instalments, payments,
-                       _standing(plan, instalments, payments, as_of, rules))
-
-
-def _standing(plan: PlanRow, instalments, payments, as_of: date, rules: Rules) -> PlanStatus:
-    """The schedule's standing once accepted; before, only 'proposed' or 'lapsed' (never active nor broken)."""
-    if plan.status in ("proposed", "lapsed"):
-        return proposal_status(plan.proposed_on, as_of, rules)
-    return plan_status(instalments, payments, as_of, rules.plans.grace_days)
 
 
 def show(engine: Engine, as_of: date, *, plan_id: int | None = None, patient_id: str | None = None,
@@ -301,7 +271,7 @@ def show(engine: Engine, as_of: date, *, plan_id: int | None = None, patient_id:
     with engine.connect() as conn:
         plans = ([_plan(conn, plan_id)] if plan_id is not None else
                  store.plans_of(conn, patient_id) if patient_id is not None else [])
-        return [summary(conn, plan, as_of, rules) for plan in plans]
+        return [plan_summary(conn, plan, as_of, rules) for plan in plans]
 
 
 # -- the nightly refresh ----------------------------------------------------------------------------
@@ -320,7 +290,7 @@ def refresh_plans(engine: Engine, as_of: date, rules: Rules | None = None, now: 
         counts["lapsed"] = _lapse_unanswered(conn, as_of, rules, now)
         for plan in store.plans_with_status(conn, "active"):
             counts["checked"] += 1
-            state = summary(conn, plan, as_of, rules)
+            state = plan_summary(conn, plan, as_of, rules)
             if state.standing.state == "broken" and state.standing.broken_on is not None:   # (always both)
                 _close(conn, plan, "broken", state.standing.broken_on, state, now)
                 counts["broken"] += 1

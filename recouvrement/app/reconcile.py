@@ -18,6 +18,7 @@ from recouvrement.db import reconcile as store
 from recouvrement.db.bulk import bulk_insert
 from recouvrement.db.ledger import current_due_cents, load_snapshot, patient_allocations_on_moved_shares
 from recouvrement.db.letter_references import letter_invoices
+from recouvrement.db.queue import WAITING, NoLongerWaiting
 from recouvrement.db.session import bulk_transaction, writing
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
@@ -204,10 +205,6 @@ def share_outstanding(conn: Connection, invoice_number: str, payer_type: str) ->
     return due
 
 
-class NoLongerWaiting(RecouvrementError):
-    """The payment left the queue meanwhile (another person matched or dismissed it)."""
-
-
 def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: int | None = None,
                  now: datetime | None = None, *, actor: str | None = None,
                  only_if_waiting: tuple[str, ...] | None = None) -> int:
@@ -241,6 +238,13 @@ def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: in
         append_event(conn, "manual_match", {"payment_id": payment_id, "amount_cents": amount},
                      patient_id=patient, invoice_number=invoice_number, at=now, actor=actor)
     return amount
+
+
+def match_queued(engine: Engine, payment_id: str, invoice_number: str, cents: int | None = None, *,
+                 actor: str, now: datetime | None = None) -> int:
+    """Match a payment that still waits in the queue (the workbench's click); NoLongerWaiting if it no longer
+    waits: of two people matching the same payment at once, one wins and the other is told."""
+    return manual_match(engine, payment_id, invoice_number, cents, now=now, actor=actor, only_if_waiting=WAITING)
 
 
 def manual_unmatch(engine: Engine, payment_id: str, now: datetime | None = None, actor: str | None = None) -> int:

@@ -3,7 +3,8 @@
 A credit (a patient paid more than was due, a share paid twice by the patient and the insurer) is listed
 for refund; the accountant approves it with the account to pay (audited); `write_transfer_file` puts the
 approved refunds in a pain.001.001.09 file for the bank; the refund is done, and its credit closed, when a
-camt.053 statement shows the transfer (import: db.refunds.close_refunds). Nothing is paid twice: the file
+camt.053 statement shows the transfer (the statement's import closes it with `db.refunds.close_refunds` and
+audits it, in the statement's transaction: app.imports). Nothing is paid twice: the file
 is stored with its refunds marked sent, in one transaction, before it is written; a run killed in between
 leaves the next run to write the same file again, never a second order for the same refunds.
 """

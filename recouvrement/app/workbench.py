@@ -1,9 +1,9 @@
-"""The accountant's exceptions workbench: the queue with ranked candidate invoices, match, dismiss.
+"""The accountant's exceptions workbench: the queue with ranked candidate invoices, and dismissing a receipt.
 
-Matching goes through the CLI's own use case (`reconcile.manual_match`) under the database's write lock,
-and only while the payment is still waiting in the queue: of two people matching the same payment at once,
-one wins and the other is told. A dismissed receipt (URSSAF, a supplier's credit note) leaves the queue with
-its reason and is never a patient's payment or credit.
+Matching is the CLI's own use case (`app.reconcile.match_queued`, which the web app calls), under the
+database's write lock and only while the payment still waits in the queue: of two people matching the same
+payment at once, one wins and the other is told; dismissing is checked the same way. A dismissed receipt
+(URSSAF, a supplier's credit note) leaves the queue with its reason and is never a patient's payment or credit.
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from datetime import date, datetime, timezone
 from sqlalchemy import Engine
 
 from recouvrement.db.ledger import share_states
-from recouvrement.app.reconcile import NoLongerWaiting, manual_match
 from recouvrement.audit import append_event, text_digest
 from recouvrement.core.candidates import Candidate, OpenShare, rank_candidates
 from recouvrement.core.names import normalise_name
 from recouvrement.db.patients import patient_and_guarantor_names
-from recouvrement.db.queue import dismiss_payment, queue_kind, waiting_payments
+from recouvrement.db.queue import WAITING, NoLongerWaiting, dismiss_payment, queue_kind, waiting_payments
 from recouvrement.db.session import writing
 from recouvrement.errors import RecouvrementError
 
-WAITING = ("unmatched", "ambiguous", "held")          # the kinds a person works; credits are listed apart
 QUEUE_PAGE = 50
 DISMISS_CATEGORIES = {
     "organisme": "organisme social ou fiscal (URSSAF, impôts…)",
@@ -72,12 +70,6 @@ def exceptions_queue(engine: Engine, as_of: date, limit: int = QUEUE_PAGE) -> li
                           r.reference, r.kind, r.reason,
                           tuple(rank_candidates(r.payer_name, r.reference, r.payer_type, r.remaining_cents, shares)))
             for r in rows]
-
-
-def match_queued(engine: Engine, payment_id: str, invoice_number: str, cents: int | None = None, *,
-                 actor: str, now: datetime | None = None) -> int:
-    """Match a payment that waits in the queue (the CLI's manual match); AlreadyHandled if it no longer waits."""
-    return manual_match(engine, payment_id, invoice_number, cents, now=now, actor=actor, only_if_waiting=WAITING)
 
 
 def dismiss(engine: Engine, payment_id: str, category: str, note: str = "", *, actor: str,

@@ -7,8 +7,9 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
-from recouvrement.core.plans import Instalment
+from recouvrement.core.plans import Instalment, PlanStatus, plan_status, proposal_status
 from recouvrement.db.values import as_date
+from recouvrement.rules import Rules
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,43 @@ def plan_payments(conn: Connection, plan: PlanRow, as_of: date) -> tuple[tuple[d
         "AND p.payment_date > :start AND p.payment_date <= :d GROUP BY p.payment_date ORDER BY p.payment_date"),
         {"start": plan.proposed_on, "d": as_of, **{f"n{k}": n for k, n in enumerate(numbers)}}).all()
     return tuple((as_date(d), int(c)) for d, c in rows)
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    plan_id: int
+    patient_id: str
+    status: str  # as stored: proposed | lapsed | active | broken | completed | cancelled
+    proposed_on: date
+    accepted_on: date | None
+    ended_on: date | None
+    total_cents: int
+    invoice_numbers: tuple[str, ...]
+    instalments: tuple[Instalment, ...]
+    payments: tuple[tuple[date, int], ...]
+    standing: PlanStatus  # where the schedule stands on as_of (core.plans.plan_status)
+
+
+def plan_summary(conn: Connection, plan: PlanRow, as_of: date, rules: Rules) -> PlanSummary:
+    """The plan with its instalments, the payments that count toward it, and where it stands on as_of."""
+    schedule = instalments(conn, plan.id)
+    payments = plan_payments(conn, plan, as_of)
+    return PlanSummary(plan.id, plan.patient_id, plan.status, plan.proposed_on, plan.accepted_on, plan.ended_on,
+                       plan.total_cents, plan.invoice_numbers, schedule, payments,
+                       _standing(plan, schedule, payments, as_of, rules))
+
+
+def _standing(plan: PlanRow, schedule: tuple[Instalment, ...], payments: tuple[tuple[date, int], ...], as_of: date,
+              rules: Rules) -> PlanStatus:
+    """The schedule's standing once accepted; before, only 'proposed' or 'lapsed' (never active nor broken)."""
+    if plan.status in ("proposed", "lapsed"):
+        return proposal_status(plan.proposed_on, as_of, rules)
+    return plan_status(schedule, payments, as_of, rules.plans.grace_days)
+
+
+def patient_plan_summaries(conn: Connection, patient_id: str, as_of: date, rules: Rules) -> list[PlanSummary]:
+    """Every plan of the patient (newest first), with where each stands on as_of."""
+    return [plan_summary(conn, found, as_of, rules) for found in plans_of(conn, patient_id)]
 
 
 # -- writes ---------------------------------------------------------------------------------------

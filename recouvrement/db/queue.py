@@ -8,6 +8,13 @@ from datetime import date
 from sqlalchemy import Connection, text
 
 from recouvrement.db.values import as_date
+from recouvrement.errors import RecouvrementError
+
+WAITING = ("unmatched", "ambiguous", "held")          # the kinds a person works; credits are listed apart
+
+
+class NoLongerWaiting(RecouvrementError):
+    """The payment left the queue meanwhile (another person matched or dismissed it)."""
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,11 @@ is closed by as much), or `cancelled`. Every date returned is a `datetime.date`;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from sqlalchemy import Connection, text
 
-from recouvrement.audit import append_event
 from recouvrement.core.books import OutgoingTransfer, Party, RefundDone
 from recouvrement.db.books import as_day
 
@@ -151,7 +150,8 @@ def mark_transfer_file_written(conn: Connection, message_id: str, at: datetime) 
 
 def close_refunds(conn: Connection, outgoing: list[OutgoingTransfer]) -> list[RefundRow]:
     """Refunds sent whose transfer a statement shows (same end-to-end id, same amount): done on its booking
-    date, the payment's credit reduced by as much (and gone at zero); one audit event each."""
+    date, the payment's credit reduced by as much (and gone at zero). Returns them as now stored (done, with
+    their `done_on`), for the caller to audit in the same transaction."""
     closed = []
     for transfer in outgoing:
         row = conn.execute(text(f"{_REFUND} WHERE end_to_end_id = :e AND status = 'sent'"),
@@ -166,10 +166,7 @@ def close_refunds(conn: Connection, outgoing: list[OutgoingTransfer]) -> list[Re
                           "AND kind = 'credit'"), {"a": found.amount_cents, "p": found.payment_id})
         conn.execute(text("DELETE FROM payment_exception WHERE payment_id = :p AND kind = 'credit' "
                           "AND remaining_cents <= 0"), {"p": found.payment_id})
-        append_event(conn, "refund_done", {"refund_id": found.id, "payment_id": found.payment_id,
-                                           "amount_cents": found.amount_cents, "booked_on": booked,
-                                           "end_to_end_id": found.end_to_end_id}, patient_id=found.patient_id)
-        closed.append(found)
+        closed.append(replace(found, status="done", done_on=booked))
     return closed
 
 

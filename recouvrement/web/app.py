@@ -1,7 +1,7 @@
 """The staff web app (Starlette, server-rendered Jinja2 pages, a little htmx served from the package).
 
 A thin adapter over the same use cases as the command line: it reads through `app.patient_account`,
-`app.workbench`, `app.audit_views`, writes through `app.reconcile.manual_match` and `app.workbench.dismiss`,
+`app.workbench`, `app.audit_views`, writes through `app.reconcile.match_queued` and `app.workbench.dismiss`,
 and writes no business rule of its own. French for the reader; every action audited with the user.
 """
 
@@ -42,7 +42,8 @@ from recouvrement.app.statement import statement_pdf
 from recouvrement.app.patient_account import patient_account, search_patients
 from recouvrement.app.today import today_view
 from recouvrement.app.users import ROLE_LABELS, LoginRefused, LoginThrottled
-from recouvrement.app.workbench import DISMISS_CATEGORIES, KIND_LABELS, dismiss, exceptions_queue, match_queued
+from recouvrement.app.reconcile import match_queued
+from recouvrement.app.workbench import DISMISS_CATEGORIES, KIND_LABELS, dismiss, exceptions_queue
 from recouvrement.config import Settings, load_settings
 from recouvrement.core.privacy import scan_text
 from recouvrement.core.plans import plan_answer_deadline

@@ -126,7 +126,7 @@ def test_the_desk_previews_and_approves_the_letters_then_works_the_call_list_in_
 
     from recouvrement.app.disputes import close_dispute
     from recouvrement.app.remind import run_remind
-    from recouvrement.app.workbench import match_queued
+    from recouvrement.app.reconcile import match_queued
     from tests.web.conftest import serving
 
     close_dispute(clinic, 1, on=date(2025, 6, 1))

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from recouvrement.app.disputes import close_dispute
 from recouvrement.app.remind import run_remind
-from recouvrement.app.workbench import match_queued
+from recouvrement.app.reconcile import match_queued
 from recouvrement.web.app import create_app
 from tests.web.conftest import csrf_of, log_in
 from tests.web.test_pages import visible

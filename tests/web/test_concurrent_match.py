@@ -14,7 +14,8 @@ from sqlalchemy import text
 RACER = """
 import sys, time
 from pathlib import Path
-from recouvrement.app.workbench import AlreadyHandled, match_queued
+from recouvrement.app.reconcile import match_queued
+from recouvrement.app.workbench import AlreadyHandled
 from recouvrement.db.session import open_engine
 url, invoice, folder, me = sys.argv[1:5]
 engine = open_engine(url)

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from recouvrement.app.disputes import close_dispute
 from recouvrement.app.remind import run_remind
-from recouvrement.app.workbench import match_queued
+from recouvrement.app.reconcile import match_queued
 from starlette.testclient import TestClient
 
 from recouvrement.web.app import create_app

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from recouvrement.app.disputes import close_dispute
 from recouvrement.app.remind import run_remind
-from recouvrement.app.workbench import match_queued
+from recouvrement.app.reconcile import match_queued
 from recouvrement.core.privacy import scan_text
 from recouvrement.scanner import html_text, pdf_text
 from recouvrement.web.app import create_app

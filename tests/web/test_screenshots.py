@@ -16,7 +16,7 @@ import pytest
 from recouvrement.app.disputes import close_dispute
 from recouvrement.app.promises import record_promise
 from recouvrement.app.remind import run_remind
-from recouvrement.app.workbench import match_queued
+from recouvrement.app.reconcile import match_queued
 from recouvrement.core.privacy import scan_text
 from tests.web.conftest import CHROMIUM, DRIVER, PASSWORD, PLANTED, TODAY
 
