@@ -47,6 +47,7 @@ class Paths:
     archive: Path = Path("archive")
     quarantine: Path = Path("quarantine")
     output: Path = Path("out")
+    rules: Path | None = None          # a folder whose rules files replace the shipped ones (it may hold only some)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,11 @@ class Settings:
     audit: Audit = field(default_factory=Audit)
     agency: Agency = field(default_factory=Agency)
     source: Path | None = None
+
+    def rules(self):
+        """The policy files: the shipped ones, each replaced by the `[paths] rules` folder's file of that name."""
+        from recouvrement.rules import load_rules
+        return load_rules(overrides=self.paths.rules)
 
     def require_creditor(self) -> Creditor:
         missing = [f.name for f in fields(Creditor) if not getattr(self.creditor, f.name)]
@@ -204,7 +210,8 @@ def _section(path: Path, name: str, cls, values: dict):
         if key not in known:
             raise RecouvrementError(f"réglage inconnu {key!r}", file=str(path), field=f"{name}.{key}")
         default = getattr(cls(), key)
-        if isinstance(default, Path) or (cls is Privacy and key == "nir_key_file") or cls is Audit:
+        if isinstance(default, Path) or (cls is Privacy and key == "nir_key_file") or cls is Audit or (
+                cls is Paths and key == "rules"):
             if not isinstance(value, str) or not value:
                 raise RecouvrementError("doit être un chemin (texte)", file=str(path), field=f"{name}.{key}")
             value = _relative(path, value)

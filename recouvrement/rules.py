@@ -18,6 +18,7 @@ from recouvrement.errors import RecouvrementError
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent / "rules"
 CHANNELS = ("letter", "email", "both")
+LEVEL_CHANNELS = CHANNELS + ("phone",)  # a ladder level may be a phone call (a call list, not a letter)
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,27 @@ class LadderLevel:
 
     level: int
     days: int  # days past the oldest remindable item's due date
-    template: str
-    channel: str  # letter | email | both
+    template: str  # the letter (for a phone level: the letter the call falls back to)
+    channel: str  # letter | email | both | phone
+    script: str | None = None  # phone level: the call script template (templates/calls/<script>.txt.j2)
+    call_within_days: int | None = None  # phone level: no outcome recorded that long after the list → its letter
+
+    @property
+    def is_phone(self) -> bool:
+        return self.channel == "phone"
+
+
+@dataclass(frozen=True)
+class PreDueNotice:
+    """The neutral notice "avant échéance", sent once per invoice `days_before` its due date (never on or after
+    it), for a patient share of at least `min_patient_share_cents`. Not a ladder level (level 1 still comes
+    `days` after the due date)."""
+
+    enabled: bool = False
+    days_before: int = 7
+    min_patient_share_cents: int = 3000
+    template: str = "avant_echeance"
+    channel: str = "email"
 
 
 @dataclass(frozen=True)
@@ -67,6 +87,7 @@ class LadderRules:
         LadderLevel(3, 45, "mise_en_demeure", "both"),
     )
     rejection_notice: RejectionNotice = field(default_factory=RejectionNotice)
+    pre_due: PreDueNotice = field(default_factory=PreDueNotice)
 
     @property
     def max_level(self) -> int:
@@ -147,18 +168,23 @@ class Rules:
     reject_reasons: RejectReasons = field(default_factory=RejectReasons)
 
 
-def load_rules(rules_dir: Path | None = None) -> Rules:
+def load_rules(rules_dir: Path | None = None, overrides: Path | None = None) -> Rules:
     """Read ladder, exclusions, segments, plans, agency, accounting and reject_reasons .toml from rules_dir
-    (default: repo rules/)."""
+    (default: repo rules/); a file present in `overrides` (an installation's `[paths] rules` folder, which may
+    hold only the files it changes) is read in place of rules_dir's."""
     folder = Path(rules_dir) if rules_dir is not None else DEFAULT_RULES_DIR
+
+    def table(name: str) -> _Table:
+        own = Path(overrides) / name if overrides is not None else None
+        return _Table.of_file(own if own is not None and own.is_file() else folder / name)
     return Rules(
-        ladder=_ladder(_Table.of_file(folder / "ladder.toml")),
-        exclusions=_exclusions(_Table.of_file(folder / "exclusions.toml")),
-        segments=_segments(_Table.of_file(folder / "segments.toml")),
-        plans=_plans(_Table.of_file(folder / "plans.toml")),
-        agency=_agency(_Table.of_file(folder / "agency.toml")),
-        accounting=_accounting(_Table.of_file(folder / "accounting.toml")),
-        reject_reasons=_reject_reasons(_Table.of_file(folder / "reject_reasons.toml")),
+        ladder=_ladder(table("ladder.toml")),
+        exclusions=_exclusions(table("exclusions.toml")),
+        segments=_segments(table("segments.toml")),
+        plans=_plans(table("plans.toml")),
+        agency=_agency(table("agency.toml")),
+        accounting=_accounting(table("accounting.toml")),
+        reject_reasons=_reject_reasons(table("reject_reasons.toml")),
     )
 
 
@@ -260,19 +286,37 @@ def _ladder(table: _Table) -> LadderRules:
         due_after_days=notice_table.integer("due_after_days"),
     )
     notice_table.close()
+    pre_due = _pre_due(table.table("pre_due"))
     levels = tuple(_ladder_level(t, i + 1) for i, t in enumerate(table.tables("levels")))
     table.close()
     _check_levels(levels, table)
-    return LadderRules(min_gap_days=min_gap_days, levels=levels, rejection_notice=notice)
+    return LadderRules(min_gap_days=min_gap_days, levels=levels, rejection_notice=notice, pre_due=pre_due)
 
 
-def _ladder_level(table: _Table, expected: int) -> LadderLevel:
-    level = LadderLevel(
-        level=table.integer("level", minimum=1),
-        days=table.integer("days"),
+def _pre_due(table: _Table) -> PreDueNotice:
+    notice = PreDueNotice(
+        enabled=table.boolean("enabled"),
+        days_before=table.integer("days_before", minimum=1, maximum=60),
+        min_patient_share_cents=table.integer("min_patient_share_cents"),
         template=table.text("template"),
         channel=table.text("channel", CHANNELS),
     )
+    table.close()
+    return notice
+
+
+def _ladder_level(table: _Table, expected: int) -> LadderLevel:
+    number, days = table.integer("level", minimum=1), table.integer("days")
+    template, channel = table.text("template"), table.text("channel", LEVEL_CHANNELS)
+    script = call_within_days = None
+    if channel == "phone":
+        script = table.text("script")
+        call_within_days = table.integer("call_within_days", minimum=1, maximum=30)
+    else:
+        for key in ("script", "call_within_days"):
+            if key in table._data:
+                raise table.error(key, "seulement pour un niveau par téléphone (channel = \"phone\")")
+    level = LadderLevel(number, days, template, channel, script, call_within_days)
     table.close()
     if level.level != expected:
         raise table.error("level", f"les niveaux se numérotent 1, 2, 3 … dans l'ordre ; attendu {expected}")
@@ -285,8 +329,9 @@ def _check_levels(levels: tuple[LadderLevel, ...], table: _Table) -> None:
             raise table.error(f"levels[{after.level - 1}].days",
                               f"le niveau {after.level} doit venir après le niveau {before.level} "
                               f"({after.days} ≤ {before.days} jours)")
-    # The last level is the mise en demeure: it must reach the patient by post, e-mail at most in copy.
-    if levels[-1].channel == "email":
+    # The last level is the mise en demeure: it must reach the patient by post, e-mail at most in copy (never
+    # a phone call: a formal notice is written).
+    if levels[-1].channel in ("email", "phone"):
         raise table.error(f"levels[{len(levels) - 1}].channel",
                           "le dernier niveau (mise en demeure) part par courrier : letter ou both")
 

@@ -26,6 +26,7 @@ def test_the_demo_runs_the_nightly_job_on_the_samples_and_ends_with_a_clean_scan
     assert list((tmp_path / "demo" / "out" / "agency").glob("agency-2027-01-08*.csv"))
     assert "fichiers : 6 vus, 6 importés" in done.stdout            # the NOEMIE return among them
     assert "par clawback" in done.stdout                            # its retenue reversed an AMO payment
+    assert "lettres : avant échéance : 1," in done.stdout           # its own rules turn the pre-due notice on
 
 
 def test_after_the_demo_the_printed_export_line_lets_the_everyday_commands_find_its_database(tmp_path, db_url):

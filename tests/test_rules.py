@@ -110,3 +110,45 @@ def test_invalid_toml_is_refused_naming_the_line(rules_dir):
 def test_a_missing_rules_file_is_refused_naming_it(rules_dir):
     (rules_dir / "plans.toml").unlink()
     assert refusal(rules_dir).file.endswith("plans.toml")
+
+
+def test_the_mise_en_demeure_cannot_be_a_phone_call(rules_dir):
+    text = (rules_dir / "ladder.toml").read_text(encoding="utf-8")
+    head, tail = text.rsplit('channel = "both"', 1)
+    (rules_dir / "ladder.toml").write_text(head + 'channel = "phone"\nscript = "appel"\ncall_within_days = 5' + tail,
+                                           encoding="utf-8")
+    error = refusal(rules_dir)
+    assert error.field == "levels[2].channel" and "mise en demeure" in str(error) and "courrier" in str(error)
+
+
+def test_a_phone_level_names_its_script_and_its_delay(rules_dir):
+    edit(rules_dir / "ladder.toml", 'template = "relance_2"\nchannel = "both"',
+         'template = "relance_2"\nchannel = "phone"\nscript = "appel"\ncall_within_days = 5')
+    level = load_rules(rules_dir).ladder.level(2)
+    assert (level.channel, level.script, level.call_within_days, level.template) == ("phone", "appel", 5, "relance_2")
+
+
+def test_a_phone_level_without_its_script_is_refused(rules_dir):
+    edit(rules_dir / "ladder.toml", 'template = "relance_2"\nchannel = "both"',
+         'template = "relance_2"\nchannel = "phone"\ncall_within_days = 5')
+    error = refusal(rules_dir)
+    assert error.field == "levels[1].script" and "manquante" in str(error)
+
+
+def test_a_script_on_a_letter_level_is_refused_in_french(rules_dir):
+    edit(rules_dir / "ladder.toml", 'template = "relance_2"\nchannel = "both"',
+         'template = "relance_2"\nchannel = "both"\nscript = "appel"')
+    error = refusal(rules_dir)
+    assert error.field == "levels[1].script" and "téléphone" in str(error)
+
+
+def test_the_pre_due_notice_cannot_be_a_phone_call(rules_dir):
+    edit(rules_dir / "ladder.toml", 'template = "avant_echeance"\nchannel = "email"',
+         'template = "avant_echeance"\nchannel = "phone"')
+    assert refusal(rules_dir).field == "pre_due.channel"
+
+
+def test_the_pre_due_notice_is_at_most_sixty_days_before(rules_dir):
+    edit(rules_dir / "ladder.toml", "days_before = 7", "days_before = 0")
+    error = refusal(rules_dir)
+    assert error.field == "pre_due.days_before" and "entre 1 et 60" in str(error)

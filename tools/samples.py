@@ -752,6 +752,7 @@ inbox = "inbox"
 archive = "archive"
 quarantine = "quarantine"
 output = "out"
+rules = "rules"          # the sample clinic's own rules files (here: the ladder, pre-due notice on)
 [audit]
 # key_file = "recouvrement-audit.key"                (or RECOUVREMENT_AUDIT_KEY; seals the audit trail)
 # checkpoint_file = "recouvrement-audit.checkpoint"  (the trail's head, written after each command)

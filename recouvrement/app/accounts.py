@@ -11,8 +11,8 @@ from recouvrement.render.recipients import has_guarantor, is_minor, recipient_em
 from recouvrement.db.ledger import as_dates, load_snapshot
 from recouvrement.db.segments import patient_segments
 from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queued_payments
-from recouvrement.core.ladder import (PENDING_PAYMENT_REASON, QUEUED_PAYMENT_REASON, Account, LetterHistory,
-                                      Listing, OpenItem)
+from recouvrement.core.ladder import (PENDING_PAYMENT_REASON, PRE_DUE_LEVEL, QUEUED_PAYMENT_REASON, Account,
+                                      LetterHistory, Listing, OpenItem)
 from recouvrement.core.reconcile import payer_candidates
 from recouvrement.db.letters import letters_up_to, listings_up_to
 from recouvrement.db.eligibility import dispute_spans, handover_days, hold_spans, plan_facts, promise_spans
@@ -31,6 +31,8 @@ def _patient_items(shares: pd.DataFrame) -> pd.DataFrame:
 
 def _last_letters(conn: Connection, as_of: date) -> dict[str, LetterHistory]:
     letters = letters_up_to(conn, as_of)
+    if not letters.empty:
+        letters = letters[letters["level"] != PRE_DUE_LEVEL]   # the pre-due notice does not delay the ladder
     if letters.empty:
         return {}
     letters["as_of"] = as_dates(letters["as_of"])

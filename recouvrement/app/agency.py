@@ -175,7 +175,7 @@ def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: 
     never hand a case over twice), the files written after: an export killed in between is finished by
     the next one (`finish_exports`), never made again with the same cases.
     """
-    rules = rules or load_rules()
+    rules = rules or (settings.rules() if settings is not None else load_rules())
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     finish_exports(engine)
     found = agency_cases(engine, as_of, rules)

@@ -17,6 +17,7 @@ from recouvrement.app.balance import export_exceptions, outstanding_shares
 from recouvrement.app.nightly import RunResult, run_nightly
 from recouvrement.app.plans import propose
 from recouvrement.config import Paths, Settings
+from recouvrement.core.ladder import PRE_DUE_LEVEL
 from recouvrement.db.payments import matching_summary
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
@@ -52,6 +53,8 @@ def prepare_folder(folder: Path, samples: Path, own_database: bool) -> str:
             (folder / name).unlink(missing_ok=True)
     if not (folder / "recouvrement.toml").exists():
         shutil.copyfile(samples / "recouvrement.toml", folder / "recouvrement.toml")
+    if not (folder / "rules").exists():     # the sample clinic's own rules, which its settings name
+        shutil.copytree(samples / "rules", folder / "rules")
     (folder / MARKER).write_text("made by `recouvrement demo`; the demo empties this folder when run again\n",
                                  encoding="utf-8")
     if not again:
@@ -63,7 +66,8 @@ def prepare_folder(folder: Path, samples: Path, own_database: bool) -> str:
 def demo_settings(settings: Settings, folder: Path) -> Settings:
     """The folder's settings; its files are complete when dropped, so the inbox does not wait for them. The audit
     checkpoint is the folder's, like its database."""
-    return replace(settings, paths=Paths(folder / "inbox", folder / "archive", folder / "quarantine", folder / "out"),
+    return replace(settings, paths=Paths(folder / "inbox", folder / "archive", folder / "quarantine", folder / "out",
+                                         settings.paths.rules),
                    inbox=replace(settings.inbox, settle_seconds=0),
                    audit=replace(settings.audit, checkpoint_file=folder / "audit.checkpoint"))
 
@@ -90,7 +94,8 @@ def run_demo(ctx, samples: Path, folder: Path, out) -> Path | None:
 def print_run(out, result: RunResult) -> None:
     counts = result.counts
     files, rows = counts.get("files", {}), counts.get("rows", {})
-    letters = ", ".join(f"niveau {k} : {v}" for k, v in counts.get("letters", {}).items()) or "aucune"
+    letters = ", ".join(f"{'avant échéance' if int(k) == PRE_DUE_LEVEL else f'niveau {k}'} : {v}"
+                        for k, v in counts.get("letters", {}).items()) or "aucune"
     out.print(f"\nPassage de nuit du {result.as_of:%d/%m/%Y}", style="bold", end="")
     out.print(f" — {STATUS_FR.get(result.status, result.status)}")
     if files.get("seen"):

@@ -46,7 +46,6 @@ from recouvrement.audit import append_event, file_sha256
 from recouvrement.config import Settings
 from recouvrement.core.privacy import redact, safe_file_name
 from recouvrement.errors import RecouvrementError
-from recouvrement.rules import load_rules
 
 log = logging.getLogger(__name__)
 
@@ -390,7 +389,7 @@ def _plans(engine, settings, as_of, result, now) -> None:
 def _segments(engine, settings, as_of, result, now) -> None:
     """Segments are computed, never stored: the reminders read them again; the run shows the counts."""
     with engine.connect() as conn:
-        result.counts["segments"] = segment_counts(patient_segments(conn, as_of, load_rules()))
+        result.counts["segments"] = segment_counts(patient_segments(conn, as_of, settings.rules()))
 
 
 def _remind(engine, settings, as_of, result, now) -> None:

@@ -131,7 +131,7 @@ def propose(engine: Engine, patient_id: str, as_of: date, settings: Settings, *,
             actor: str | None = None) -> Proposal:
     """Store a proposed plan over the patient's open debt and write its letter (HTML + PDF).
     `actor` (here and in accept / cancel): who acted, for the audit trail (default the OS user)."""
-    rules = rules or load_rules()
+    rules = rules or settings.rules()
     creditor = settings.require_creditor()
     with engine.connect() as conn:
         _patient(conn, patient_id)

@@ -30,12 +30,12 @@ from recouvrement.db import letters as stored
 from recouvrement.db.session import writing
 from recouvrement.audit import append_event, file_record, record_files
 from recouvrement.config import Settings
-from recouvrement.core.ladder import Decision, decide, is_quiet_day
+from recouvrement.core.ladder import PRE_DUE_LEVEL, Decision, decide, is_quiet_day, pre_due_notice
 from recouvrement.core.references import letter_reference, rf_reference
 from recouvrement.core.wording import neutral_reason
 from recouvrement.db.rejections import rejection_reasons
 from recouvrement.errors import RecouvrementError
-from recouvrement.rules import Rules, load_rules
+from recouvrement.rules import Rules
 from recouvrement.scanner import PrivacyLeak, ensure_clean, html_text, known_texts, pdf_text
 
 MANIFEST_HEADER = ["letter_id", "patient_id", "invoice_numbers", "level", "channel", "amount_due", "file"]
@@ -95,14 +95,15 @@ class RemindReport:
 
 
 def letter_id(as_of: date, patient_id: str, level: int) -> str:
-    """Stable: the same patient, day and level always give the same id (and file name)."""
-    return f"L{as_of:%Y%m%d}-{re.sub(r'[^A-Za-z0-9_-]', '_', patient_id)}-{level}"
+    """Stable: the same patient, day and level always give the same id (and file name); the pre-due notice
+    ends in -A ("avant échéance")."""
+    return f"L{as_of:%Y%m%d}-{re.sub(r'[^A-Za-z0-9_-]', '_', patient_id)}-{'A' if level == PRE_DUE_LEVEL else level}"
 
 
 def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, dry_run: bool = False,
                rules: Rules | None = None, single_pdf: bool = False) -> RemindReport:
     """Decide the reminders due on as_of; unless dry_run, write, send and record them."""
-    rules = rules or load_rules()
+    rules = rules or settings.rules()
     with engine.connect() as conn:
         accounts = load_accounts(conn, as_of, rules)
         recorded = stored.letter_ids_of_day(conn, as_of)
@@ -112,6 +113,8 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
                          for d in judged for e in d.exclusions]
     # What core.ladder.due_reminders returns, without deciding every account a second time.
     report.decisions = [] if report.quiet_day else [d for d in judged if d.level is not None]
+    # The pre-due notices, decided apart: not ladder letters, and they never delay one.
+    report.decisions += [d for d in (pre_due_notice(a, as_of, rules) for a in accounts) if d.level is not None]
     if dry_run:
         return report
     fresh = [d for d in report.decisions
@@ -198,7 +201,8 @@ def letter_view(lid: str, as_of: date, creditor, person, decision: Decision, *, 
         also_due=also_due, also_due_total_cents=also_total,
         also_due_credits_cents=sum(x.amount_cents for x in also_due) - also_total,
         # The notice's deadline is the due date the ladder counts from afterwards (core.ladder).
-        pay_within_days=min((x.due_date - as_of).days for x in lines) if notice else 30)
+        pay_within_days=min((x.due_date - as_of).days for x in lines)
+        if notice or decision.level == PRE_DUE_LEVEL else 30)
 
 
 def _email(settings: Settings, view, html: str, text_version: str) -> bytes:

@@ -37,7 +37,7 @@ DISPUTE_TARGET_DAYS = 60
 LETTERS_WINDOW = 30
 BUCKET_COLOURS = ("#8fbcdb", "#3f7fb5", "#e39b3b", "#b8412f")
 PAYER_LABELS = {"amo": "Assurance Maladie (AMO)", "amc": "Mutuelles (AMC)", "patient": "Patients (reste à charge)"}
-LEVEL_LABELS = {0: "Avis de rejet", 1: "Relance 1", 2: "Relance 2", 3: "Mise en demeure"}
+LEVEL_LABELS = {-1: "Avis avant échéance", 0: "Avis de rejet", 1: "Relance 1", 2: "Relance 2", 3: "Mise en demeure"}
 EXCEPTION_LABELS = {"unmatched": "Paiements non rapprochés", "ambiguous": "Paiements ambigus",
                     "credit": "Avoirs / trop-perçus", "clawback": "Reprises d'assureur à vérifier"}
 PLAN_LABELS = {"proposed": "Proposés", "lapsed": "Restés sans réponse", "active": "En cours (tenus)",

@@ -34,6 +34,7 @@ from recouvrement.render.views import LetterView
 PARIS = ZoneInfo("Europe/Paris")
 _SUBJECTS = {
     "avis_rejet": "votre facture",
+    "avant_echeance": "votre facture arrive à échéance",
     "relance_1": "Rappel de paiement",
     "relance_2": "Rappel de paiement",
     "mise_en_demeure": "Mise en demeure de payer",

@@ -29,6 +29,14 @@ Decisions, documented once here (the rules files repeat them for the office):
 * A promise to pay (``Account.promises``, or ``promised_until``: a promise known in force) holds the whole
   account through its day; the day after, the ladder resumes by itself if money is still owed.
 * ``has_email`` is the recipient's address (the guarantor's for a minor).
+* The pre-due notice ("avant échéance", ``ladder.pre_due``, :func:`pre_due_notice`) is not a ladder level: it is
+  a neutral message listing each invoice (patient share at least ``min_patient_share_cents``, never listed in
+  any letter) whose due date is at most ``days_before`` ahead and still to come — from that day until the eve
+  of the due date, so a night missed (or a Sunday) is caught up while the invoice is not yet due, and never
+  sent on or after the due date. Whatever the ladder may not chase (core.eligibility) it never lists; a
+  shifted share gets the rejection notice instead. It is decided apart from the ladder's letter (both may
+  go the same day), is recorded at level ``PRE_DUE_LEVEL`` (-1), and neither climbs the ladder nor counts in
+  the gap between two letters.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from recouvrement.money import format_eur
 from recouvrement.rules import Rules
 
 NOTICE_LEVEL = 0
+PRE_DUE_LEVEL = -1  # the notice before the due date: outside the ladder
 
 
 @dataclass(frozen=True)
@@ -211,8 +220,42 @@ _DONE = "mise en demeure déjà envoyée : plus de relance, la suite relève de 
 
 
 def stage(item: OpenItem) -> int:
-    """The highest ladder level the invoice was listed at (0: never in a ladder letter)."""
-    return max((listing.level for listing in item.history), default=0)
+    """The highest ladder level the invoice was listed at (0: never in a ladder letter; a pre-due notice is none)."""
+    return max((listing.level for listing in item.history if listing.level > 0), default=0)
+
+
+def pre_due_notice(account: Account, as_of: date, rules: Rules) -> Decision:
+    """The pre-due notice due to this patient on as_of (level ``PRE_DUE_LEVEL``), or a decision with no level.
+
+    >>> from recouvrement.rules import LadderRules, PreDueNotice
+    >>> on = Rules(ladder=LadderRules(pre_due=PreDueNotice(enabled=True, days_before=7)))
+    >>> bill = OpenItem("F1", date(2026, 11, 1), date(2026, 12, 1), 4000)
+    >>> [pre_due_notice(Account("P1", "none", (bill,)), day, on).level
+    ...  for day in (date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 30), date(2026, 12, 1))]
+    [None, -1, -1, None]
+    """
+    pre = rules.ladder.pre_due
+    if not pre.enabled:
+        return _nothing(account, "avis avant échéance désactivé (ladder.toml, [pre_due])", (), ())
+    patient = patient_facts(account)
+    stops = _anomalies(account, patient, as_of, rules) + _account_blockers(account, patient, as_of, rules)
+    if stops:
+        return _nothing(account, stops[0].reason, (), ())
+    _, remindable = _screen_items(account, patient, as_of, rules)
+    items = tuple(i for i in remindable if is_pre_due(i, as_of, rules))
+    if not items:
+        return _nothing(account, "aucune facture n'arrive à échéance dans les jours qui viennent", (), ())
+    reason = f"échéance dans {min((i.due_date - as_of).days for i in items)} jours : avis avant échéance"
+    return _letter(account, rules, PRE_DUE_LEVEL, items, (PRE_DUE_LEVEL,) * len(items), reason, ())
+
+
+def is_pre_due(item: OpenItem, as_of: date, rules: Rules) -> bool:
+    """Whether the pre-due notice may list this (remindable) invoice on as_of: due within ``days_before`` days
+    but not yet, a patient share at least the threshold, never in a letter before, not a shifted share."""
+    pre = rules.ladder.pre_due
+    return (item.due_date - timedelta(days=pre.days_before) <= as_of < item.due_date
+            and item.amount_cents >= pre.min_patient_share_cents
+            and not item.history and item.shifted_from is None)
 
 
 def notice_deadline(sent_on: date, rules: Rules) -> date:
@@ -332,7 +375,8 @@ def _letter(account: Account, rules: Rules, level: int, items: tuple[OpenItem, .
                           f"montant à demander ({format_eur(amount)}) inférieur au minimum de {format_eur(minimum)}"
                           if amount < minimum else "les avoirs du patient couvrent les factures à relancer")
         return _nothing(account, below.reason, exclusions + (below,), ())
-    step = rules.ladder.rejection_notice if level == NOTICE_LEVEL else rules.ladder.level(level)
+    step = (rules.ladder.rejection_notice if level == NOTICE_LEVEL else rules.ladder.pre_due
+            if level == PRE_DUE_LEVEL else rules.ladder.level(level))
     return Decision(
         patient_id=account.patient_id, level=level, template=step.template,
         channel=_channel(step.channel, account.has_email), items=items, amount_due_cents=amount,

@@ -23,7 +23,7 @@ import types
 import typing
 from dataclasses import dataclass
 
-KINDS = ("avis_rejet", "relance_1", "relance_2", "mise_en_demeure", "proposition_echeancier")
+KINDS = ("avis_rejet", "relance_1", "relance_2", "mise_en_demeure", "proposition_echeancier", "avant_echeance")
 
 
 def _allowed(annotation: object) -> tuple[type, ...]:

@@ -50,7 +50,7 @@ from recouvrement.core.plans import plan_answer_deadline
 from recouvrement.core.promises import promise_in_force
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import AmountError, format_eur, parse_amount
-from recouvrement.rules import Rules, load_rules
+from recouvrement.rules import Rules
 from recouvrement.web.security import (BOOKS, CSRF_FIELD, DESK, LETTER_POLICY, LOGIN_CSRF_COOKIE, PROOFS,
                                        SESSION_COOKIE, SecurityHeaders, Visit, csrf_ok)
 
@@ -106,7 +106,7 @@ class WebApp:
 
     @cached_property
     def rules(self) -> Rules:
-        return self._rules or load_rules()
+        return self._rules or self.settings.rules()
 
     @cached_property
     def settings(self) -> Settings:
@@ -488,7 +488,7 @@ class WebApp:
         ]
 
 
-LETTER_KINDS = {"avis_rejet": "Avis de rejet", "relance_1": "1re relance", "relance_2": "2e relance",
+LETTER_KINDS = {"avant_echeance": "Avis avant échéance", "avis_rejet": "Avis de rejet", "relance_1": "1re relance", "relance_2": "2e relance",
                 "mise_en_demeure": "Mise en demeure", "proposition_echeancier": "Proposition d'échéancier"}
 LETTER_CHANNELS = {"letter": "courrier", "email": "e-mail", "both": "courrier et e-mail"}
 SPLIT_ROWS = 4          # invoices one split form offers (a family paying for several people)
