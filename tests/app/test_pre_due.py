@@ -87,7 +87,9 @@ def test_the_pre_due_notice_is_off_by_default(engine, settings, tmp_path):
 def test_the_sample_clinics_rules_turn_the_pre_due_notice_on(tmp_path):
     rules = load_rules(overrides=SAMPLE_RULES)
     assert rules.ladder.pre_due.enabled is True
-    assert rules.ladder.levels == load_rules().ladder.levels and rules.plans == load_rules().plans
+    shipped = load_rules()
+    assert rules.ladder == replace(shipped.ladder, pre_due=replace(shipped.ladder.pre_due, enabled=True))
+    assert rules.plans == shipped.plans and rules.exclusions == shipped.exclusions
 
 
 def test_the_pre_due_notice_does_not_delay_level_one(engine, settings, tmp_path):
