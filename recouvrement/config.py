@@ -42,6 +42,17 @@ class Smtp:
 
 
 @dataclass(frozen=True)
+class Sms:
+    """The SMS provider (Brevo's transactional SMS API, channels/sms.py). Without `url`, SMS are written to the
+    output folder, not sent. The API key is never a setting: RECOUVREMENT_SMS_API_KEY, else `api_key_file`."""
+    url: str = ""                      # e.g. https://api.brevo.com/v3/transactionalSMS/send
+    api_key_file: Path | None = None   # relative to the settings file; one line, the key
+    sender: str = ""                   # the name the phone shows: 3 to 11 letters or digits, one letter at least
+    phone: str = ""                    # the number the SMS asks to call; default: [creditor] phone
+    timeout: int = 15                  # seconds to wait for the provider
+
+
+@dataclass(frozen=True)
 class Paths:
     inbox: Path = Path("inbox")
     archive: Path = Path("archive")
@@ -82,6 +93,7 @@ class Schedule:
 class Settings:
     creditor: Creditor = field(default_factory=Creditor)
     smtp: Smtp = field(default_factory=Smtp)
+    sms: Sms = field(default_factory=Sms)
     paths: Paths = field(default_factory=Paths)
     privacy: Privacy = field(default_factory=Privacy)
     schedule: Schedule = field(default_factory=Schedule)
@@ -138,12 +150,36 @@ class Settings:
             return os.environ["RECOUVREMENT_AUDIT_KEY"].encode()
         return read_or_create_key(self.installation_file(self.audit.key_file, "recouvrement-audit.key", "audit.key"))
 
+    def sms_phone(self) -> str:
+        """The clinic's number an SMS gives: `[sms] phone`, else `[creditor] phone`."""
+        return self.sms.phone or self.creditor.phone
+
+    def sms_api_key(self) -> str:
+        """The SMS provider's API key: RECOUVREMENT_SMS_API_KEY, else the first line of `[sms] api_key_file`.
+        Never logged, never in an error message."""
+        if os.environ.get(SMS_KEY_VARIABLE):
+            return os.environ[SMS_KEY_VARIABLE].strip()
+        where = str(self.source or "recouvrement.toml")
+        if self.sms.api_key_file is None:
+            raise RecouvrementError(f"clé d'API SMS manquante : {SMS_KEY_VARIABLE} ou [sms] api_key_file",
+                                    file=where, field="sms.api_key_file")
+        try:
+            key = self.sms.api_key_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise RecouvrementError("fichier de clé d'API SMS illisible", file=str(self.sms.api_key_file),
+                                    field="sms.api_key_file") from None
+        if not key:
+            raise RecouvrementError("fichier de clé d'API SMS vide", file=str(self.sms.api_key_file),
+                                    field="sms.api_key_file")
+        return key
+
     def audit_checkpoint(self) -> Path:
         return self.installation_file(self.audit.checkpoint_file, "recouvrement-audit.checkpoint",
                                       "audit.checkpoint")
 
 
 NIR_KEY_NAME = "recouvrement-nir.key"
+SMS_KEY_VARIABLE = "RECOUVREMENT_SMS_API_KEY"
 
 
 def read_or_create_key(path: Path) -> bytes:
@@ -169,7 +205,7 @@ def read_or_create_key(path: Path) -> bytes:
     return key.encode()
 
 
-SECTIONS = {"creditor": Creditor, "smtp": Smtp, "paths": Paths, "privacy": Privacy, "schedule": Schedule,
+SECTIONS = {"creditor": Creditor, "smtp": Smtp, "sms": Sms, "paths": Paths, "privacy": Privacy, "schedule": Schedule,
             "inbox": Inbox, "audit": Audit, "agency": Agency}
 
 
@@ -200,6 +236,7 @@ def load_settings(explicit: str | Path | None = None) -> Settings:
     settings = Settings(**sections, source=path.resolve())   # a later chdir must not move the key
     _check_creditor(path, settings.creditor)
     _check_addresses(path, settings)
+    _check_sms(path, settings)
     return settings
 
 
@@ -210,8 +247,8 @@ def _section(path: Path, name: str, cls, values: dict):
         if key not in known:
             raise RecouvrementError(f"réglage inconnu {key!r}", file=str(path), field=f"{name}.{key}")
         default = getattr(cls(), key)
-        if isinstance(default, Path) or (cls is Privacy and key == "nir_key_file") or cls is Audit or (
-                cls is Paths and key == "rules"):
+        if (isinstance(default, Path) or (cls is Privacy and key == "nir_key_file") or cls is Audit
+                or (cls is Paths and key == "rules") or (cls is Sms and key == "api_key_file")):
             if not isinstance(value, str) or not value:
                 raise RecouvrementError("doit être un chemin (texte)", file=str(path), field=f"{name}.{key}")
             value = _relative(path, value)
@@ -244,3 +281,29 @@ def _check_addresses(path: Path, settings: Settings) -> None:
         if value and not is_valid_email(value):
             raise RecouvrementError("pas une adresse e-mail valide (une seule adresse nue, sans nom)",
                                     file=str(path), field=key)
+
+
+def _check_sms(path: Path, settings: Settings) -> None:
+    """[sms]: an https:// endpoint (http only to this machine, for tests), a sender id the networks accept, a
+    clinic number to call, and a readable API key — checked when the settings load, the key never shown."""
+    import re
+    from urllib.parse import urlsplit
+
+    from recouvrement.core.contact import e164
+    sms = settings.sms
+    if not sms.url:
+        return
+    where = str(path)
+    parts = urlsplit(sms.url)
+    local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not parts.hostname or not (parts.scheme == "https" or local):
+        raise RecouvrementError("adresse du fournisseur SMS : une URL https://", file=where, field="sms.url")
+    if not re.fullmatch(r"(?=.*[A-Za-z])[A-Za-z0-9]{3,11}", sms.sender):
+        raise RecouvrementError("expéditeur SMS : 3 à 11 lettres ou chiffres sans espace, une lettre au moins",
+                                file=where, field="sms.sender")
+    if e164(settings.sms_phone()) is None:
+        raise RecouvrementError("numéro de la clinique à donner dans les SMS invalide ([sms] phone ou "
+                                "[creditor] phone)", file=where, field="sms.phone")
+    if sms.timeout < 1:
+        raise RecouvrementError("doit être au moins 1 seconde", file=where, field="sms.timeout")
+    settings.sms_api_key()

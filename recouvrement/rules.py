@@ -17,8 +17,56 @@ from typing import Any
 from recouvrement.errors import RecouvrementError
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent / "rules"
-CHANNELS = ("letter", "email", "both")
-LEVEL_CHANNELS = CHANNELS + ("phone",)  # a ladder level may be a phone call (a call list, not a letter)
+PHONE = "phone"  # a ladder level may be a phone call (a call list, not a letter), alone
+# The ways a level reaches the patient; a level's `channel` names one, or several joined by "+" in any
+# order ("sms+letter"); "both" is the older name of "letter+email" and stays the stored name of that pair.
+MEANS = ("letter", "email", "sms")
+CHANNEL_SYNTAX = "parmi letter, email, both, sms, ou plusieurs joints par + (ex. sms+letter)"
+
+
+def channel_means(channel: str) -> frozenset[str]:
+    """The means a channel names; ValueError for an unknown one.
+
+    >>> sorted(channel_means("sms+letter")), sorted(channel_means("both"))
+    (['letter', 'sms'], ['email', 'letter'])
+    """
+    parts = [p.strip() for p in channel.split("+")]
+    means: set[str] = set()
+    for part in parts:
+        named = {"letter", "email"} if part == "both" and len(parts) == 1 else {part}
+        if not named <= set(MEANS) or named & means:
+            raise ValueError(channel)
+        means |= named
+    return frozenset(means)
+
+
+def channel_name(means: frozenset[str] | set[str]) -> str:
+    """The stored name of a set of means: "both" for letter and e-mail, else the means joined by "+" in the
+    order letter, email, sms.
+
+    >>> channel_name({"sms", "letter"}), channel_name({"letter", "email"}), channel_name({"sms"})
+    ('letter+sms', 'both', 'sms')
+    """
+    if set(means) == {"letter", "email"}:
+        return "both"
+    return "+".join(m for m in MEANS if m in means)
+
+
+def _means_of(channel: str | None) -> frozenset[str]:
+    """A decided channel's means; none for no channel or a phone call."""
+    return channel_means(channel) if channel and channel != PHONE else frozenset()
+
+
+def is_postal(channel: str | None) -> bool:
+    return "letter" in _means_of(channel)
+
+
+def by_email(channel: str | None) -> bool:
+    return "email" in _means_of(channel)
+
+
+def by_sms(channel: str | None) -> bool:
+    return "sms" in _means_of(channel)
 
 
 @dataclass(frozen=True)
@@ -28,7 +76,7 @@ class LadderLevel:
     level: int
     days: int  # days past the oldest remindable item's due date
     template: str  # the letter (for a phone level: the letter the call falls back to)
-    channel: str  # letter | email | both | phone
+    channel: str  # letter | email | sms | both, means joined by "+" (see channel_means), or phone
     script: str | None = None  # phone level: the call script template (templates/calls/<script>.txt.j2)
     call_within_days: int | None = None  # phone level: no outcome recorded that long after the list → its letter
 
@@ -282,7 +330,7 @@ def _ladder(table: _Table) -> LadderRules:
     notice_table = table.table("rejection_notice")
     notice = RejectionNotice(
         template=notice_table.text("template"),
-        channel=notice_table.text("channel", CHANNELS),
+        channel=_channel(notice_table, "channel"),
         due_after_days=notice_table.integer("due_after_days"),
     )
     notice_table.close()
@@ -299,7 +347,7 @@ def _pre_due(table: _Table) -> PreDueNotice:
         days_before=table.integer("days_before", minimum=1, maximum=60),
         min_patient_share_cents=table.integer("min_patient_share_cents"),
         template=table.text("template"),
-        channel=table.text("channel", CHANNELS),
+        channel=_channel(table, "channel"),
     )
     table.close()
     return notice
@@ -307,9 +355,10 @@ def _pre_due(table: _Table) -> PreDueNotice:
 
 def _ladder_level(table: _Table, expected: int) -> LadderLevel:
     number, days = table.integer("level", minimum=1), table.integer("days")
-    template, channel = table.text("template"), table.text("channel", LEVEL_CHANNELS)
+    template = table.text("template")
+    channel = _channel(table, "channel", phone=True)
     script = call_within_days = None
-    if channel == "phone":
+    if channel == PHONE:
         script = table.text("script")
         call_within_days = table.integer("call_within_days", minimum=1, maximum=30)
     else:
@@ -323,15 +372,30 @@ def _ladder_level(table: _Table, expected: int) -> LadderLevel:
     return level
 
 
+def _channel(table: _Table, key: str, phone: bool = False) -> str:
+    """A channel in its stored name (channel_name); `phone`: a ladder level, which may also be a phone call."""
+    value = table.text(key)
+    if phone and value == PHONE:
+        return PHONE
+    try:
+        return channel_name(channel_means(value))
+    except ValueError:
+        also = ", ou phone seul" if phone else ""
+        raise table.error(key, f"canal {CHANNEL_SYNTAX}{also}, lu {value!r}") from None
+
+
 def _check_levels(levels: tuple[LadderLevel, ...], table: _Table) -> None:
     for before, after in zip(levels, levels[1:]):
         if after.days <= before.days:
             raise table.error(f"levels[{after.level - 1}].days",
                               f"le niveau {after.level} doit venir après le niveau {before.level} "
                               f"({after.days} ≤ {before.days} jours)")
-    # The last level is the mise en demeure: it must reach the patient by post, e-mail at most in copy (never
-    # a phone call: a formal notice is written).
-    if levels[-1].channel in ("email", "phone"):
+    # The last level is the mise en demeure: it must reach the patient by post, e-mail at most in copy, never
+    # a phone call nor a text message (a formal notice is written; its wording and its proof are the letter's).
+    if levels[-1].channel != PHONE and "sms" in channel_means(levels[-1].channel):
+        raise table.error(f"levels[{len(levels) - 1}].channel",
+                          "la mise en demeure ne part jamais par SMS : letter ou both")
+    if levels[-1].channel == PHONE or "letter" not in channel_means(levels[-1].channel):
         raise table.error(f"levels[{len(levels) - 1}].channel",
                           "le dernier niveau (mise en demeure) part par courrier : letter ou both")
 

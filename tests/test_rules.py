@@ -152,3 +152,24 @@ def test_the_pre_due_notice_is_at_most_sixty_days_before(rules_dir):
     edit(rules_dir / "ladder.toml", "days_before = 7", "days_before = 0")
     error = refusal(rules_dir)
     assert error.field == "pre_due.days_before" and "entre 1 et 60" in str(error)
+
+
+def test_a_level_may_join_channels_with_a_plus_in_any_order(rules_dir):
+    edit(rules_dir / "ladder.toml", 'channel = "email"\n\n[[levels]]\nlevel = 2', 'channel = "sms + email"\n\n[[levels]]\nlevel = 2')
+    edit(rules_dir / "ladder.toml", 'level = 2\ndays = 30\ntemplate = "relance_2"\nchannel = "both"',
+         'level = 2\ndays = 30\ntemplate = "relance_2"\nchannel = "sms+letter"')
+    ladder = load_rules(rules_dir).ladder
+    assert (ladder.level(1).channel, ladder.level(2).channel) == ("email+sms", "letter+sms")
+
+
+def test_a_channel_named_twice_is_refused(rules_dir):
+    edit(rules_dir / "ladder.toml", 'channel = "both"', 'channel = "sms+sms"')
+    assert refusal(rules_dir).field == "levels[1].channel"
+
+
+def test_the_mise_en_demeure_never_goes_by_sms_one_french_error(rules_dir):
+    text = (rules_dir / "ladder.toml").read_text(encoding="utf-8")
+    head, tail = text.rsplit('channel = "both"', 1)
+    (rules_dir / "ladder.toml").write_text(head + 'channel = "letter+sms"' + tail, encoding="utf-8")
+    error = refusal(rules_dir)
+    assert error.field == "levels[2].channel" and "mise en demeure ne part jamais par SMS" in str(error)

@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 from sqlalchemy import Connection
 
-from recouvrement.render.recipients import has_guarantor, is_minor, recipient_email
+from recouvrement.render.recipients import consented, has_guarantor, is_minor, recipient_email, recipient_mobile
 from recouvrement.db.ledger import as_dates, load_snapshot
 from recouvrement.db.segments import patient_segments
 from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queued_payments
@@ -105,7 +105,8 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
         theirs = money.loc[patient_id]
         accounts.append(Account(
             patient_id=patient_id, coverage=str(person["coverage"] or "none"), items=open_items,
-            holds=holds.get(patient_id, ()), plans=plans.get(patient_id, ()), has_email=bool(recipient_email(person)),
+            holds=holds.get(patient_id, ()), plans=plans.get(patient_id, ()), has_email=bool(recipient_email(person)) and consented(person, "email_consent"),
+            has_mobile=recipient_mobile(person) is not None,
             is_minor=is_minor(person["birth_date"], as_of), has_guarantor=has_guarantor(person),
             pending_credit_cents=int(theirs["pending_cents"]),
             queued_payment_may_be_theirs=patient_id in maybe_theirs,

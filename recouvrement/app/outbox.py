@@ -10,6 +10,12 @@ kill and a reader's mail program both recognise a copy. A server that cannot be 
 later, stops the sending for this run (the rest stay queued, for the next run); a server that refuses one
 message itself (5xx) counts against that letter, which is 'failed' after MAX_ATTEMPTS tries and waits
 for a person.
+
+SMS (table sms_message) go the same way, claimed one by one: 'sent' only once the provider answered 2xx with
+its message id (channels/sms.py). A 5xx or a timeout is tried again at once (SmsSettings.tries), then stops
+this run's SMS (the rest stay queued); a key, an address or a pace the provider refuses stops them too; a
+message the provider refuses itself (another 4xx), or a 2xx without an id (it may have gone out), is 'failed'
+at once, for a person to look at, and the others go on.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Callable
 from sqlalchemy import Connection, Engine
 
 from recouvrement.audit import append_event
+from recouvrement.channels import sms as sms_channel
 from recouvrement.channels.email import SendError, SmtpSettings, send_email
 from recouvrement.db import outbox as stored
 from recouvrement.db.run_lock import is_stale
@@ -129,3 +136,59 @@ def outbox_counts(engine_or_conn: Engine | Connection) -> tuple[int, int]:
         return stored.outbox_counts(engine_or_conn)
     with engine_or_conn.connect() as conn:
         return stored.outbox_counts(conn)
+
+
+def take_back_abandoned_sms(engine: Engine, now: datetime | None = None) -> int:
+    """SMS left 'sending' by a run that died go back to the queue."""
+    now = as_utc(now or _utc_now())
+    with writing(engine) as conn:
+        dead = [lid for lid, holder, at in stored.sms_being_sent(conn)
+                if at is None or now - at >= ABANDONED_AFTER
+                or is_stale(holder or "", at, now, stale_after=timedelta(0))]
+        for lid in dead:
+            stored.requeue_sms(conn, lid)
+            append_event(conn, "sms_taken_back", {"letter_id": lid}, at=now)
+    return len(dead)
+
+
+def send_queued_sms(engine: Engine, settings: sms_channel.SmsSettings, *, send: Callable = sms_channel.send_sms,
+                    clock: Callable[[], datetime] = _utc_now) -> OutboxReport:
+    """Send every queued SMS (oldest first) until the queue is empty or the provider fails us."""
+    report = OutboxReport(taken_back=take_back_abandoned_sms(engine, clock()))
+    me = sender_id()
+    with engine.connect() as conn:
+        queued = stored.queued_sms_ids(conn)
+    for letter_id in queued:
+        with writing(engine) as conn:
+            claimed = stored.claim_sms(conn, letter_id, me, clock())
+        if claimed is None:
+            continue                       # another run is sending it
+        patient_id, phone, text_ = claimed
+        try:
+            provider_id = send(phone, text_, settings)
+        except sms_channel.SendError as exc:
+            with writing(engine) as conn:
+                status = stored.give_sms_back(conn, letter_id, me, str(exc)[:2000], exc.permanent)
+            report.errors.append(f"{letter_id} : SMS non envoyé ({exc}) ; {status}")
+            if exc.permanent:
+                continue
+            break                          # the provider, not the message: the rest wait for the next run
+        except BaseException:              # SIGTERM, ^C: not sent as far as we know, back in the queue
+            with writing(engine) as conn:
+                stored.give_sms_back(conn, letter_id, me, "interrupted", False)
+            raise
+        with writing(engine) as conn:
+            stored.mark_sms_sent(conn, letter_id, me, clock(), provider_id)
+            append_event(conn, "reminder_sent", {"letter_id": letter_id, "channel": "sms",
+                                                 "provider_id": provider_id}, patient_id=patient_id)
+        report.sent += 1
+    report.queued, report.failed = sms_counts(engine)
+    return report
+
+
+def sms_counts(engine_or_conn: Engine | Connection) -> tuple[int, int]:
+    """(queued or being sent, failed) SMS."""
+    if isinstance(engine_or_conn, Connection):
+        return stored.sms_counts(engine_or_conn)
+    with engine_or_conn.connect() as conn:
+        return stored.sms_counts(conn)

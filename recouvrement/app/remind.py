@@ -35,12 +35,10 @@ from recouvrement.core.references import letter_reference, rf_reference
 from recouvrement.core.wording import neutral_reason
 from recouvrement.db.rejections import rejection_reasons
 from recouvrement.errors import RecouvrementError
-from recouvrement.rules import Rules
+from recouvrement.rules import Rules, by_email, is_postal
 from recouvrement.scanner import PrivacyLeak, ensure_clean, html_text, known_texts, pdf_text
 
 MANIFEST_HEADER = ["letter_id", "patient_id", "invoice_numbers", "level", "channel", "amount_due", "file"]
-POSTAL = ("letter", "both")
-BY_EMAIL = ("email", "both")
 _PAYERS = {"amo": "l'Assurance Maladie", "amc": "votre mutuelle", "amo amc": "l'Assurance Maladie et votre mutuelle"}
 
 
@@ -149,7 +147,7 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
             ensure_clean(html_text(html), f"{lid}.html", known=known)
             ensure_clean(text_version, f"{lid}.txt", known=known)
             ensure_clean(epc_payload(view), f"{lid} (QR code)", known=known)
-            message = _email(settings, view, html, text_version) if decision.channel in BY_EMAIL else None
+            message = _email(settings, view, html, text_version) if by_email(decision.channel) else None
         except RecouvrementError as refused:  # a leak, or an address refused when the message is built: this one only
             report.errors.append(str(refused))
             continue
@@ -229,9 +227,9 @@ def _write_letter(out_dir: Path, lid: str, html: str, message, decision: Decisio
     if message is not None:
         write_atomically(out_dir / f"{lid}.eml", message)
         files.append(file_record(out_dir / f"{lid}.eml", message))
-        if decision.channel == "email":
+        if not is_postal(decision.channel):
             document, name = message, f"{lid}.eml"
-    if single_pdf and decision.channel in POSTAL:
+    if single_pdf and is_postal(decision.channel):
         files.append(file_record(_write_pdf(out_dir / f"{lid}.pdf", html, known)))
     assert decision.level is not None and decision.channel is not None, "a letter to send has a level and a channel"
     return WrittenLetter(lid, decision.patient_id, tuple(i.invoice_number for i in decision.items), decision.level,
@@ -266,7 +264,7 @@ def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, qu
         taken = stored.letter_ids_of_day(conn, as_of)
         report.already_recorded = sorted(set(report.already_recorded) | (taken & {w.letter_id for w in report.letters}))
         report.letters = [w for w in report.letters if w.letter_id not in taken]
-        postal = [w for w in report.letters if w.channel in POSTAL]
+        postal = [w for w in report.letters if is_postal(w.channel)]
         batch = _batch_name(conn, as_of, folder) if postal else None
         if batch:
             stored.insert_print_batch(conn, batch, as_of, str(folder), len(postal))
@@ -275,8 +273,8 @@ def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, qu
                 conn, letter_id=written.letter_id, patient_id=written.patient_id, level=written.level,
                 kind=written.kind, channel=written.channel, as_of=as_of, amount_cents=written.amount_cents,
                 sha256=written.sha256, file=written.file, folder=str(folder),
-                status="queued" if queue_emails and written.channel in BY_EMAIL else "written",
-                batch=batch if written.channel in POSTAL else None, rf_reference=written.rf_reference,
+                status="queued" if queue_emails and by_email(written.channel) else "written",
+                batch=batch if is_postal(written.channel) else None, rf_reference=written.rf_reference,
                 items=[(item.invoice_number, int(item.amount_cents), level)
                        for item, level in zip(written.decision.items, written.decision.item_levels)])
             if written.level == 0:
@@ -336,7 +334,7 @@ def _send(engine: Engine, settings: Settings, out_dir: Path, report: RemindRepor
     e-mails stay as .eml files."""
     c = settings.smtp
     if not c.host:
-        if any(w.channel in BY_EMAIL for w in report.letters):
+        if any(by_email(w.channel) for w in report.letters):
             report.email_note = f"e-mails écrits dans {out_dir}, non envoyés (pas de réglages SMTP)"
         return
     from recouvrement.app.outbox import send_queued
@@ -346,7 +344,7 @@ def _send(engine: Engine, settings: Settings, out_dir: Path, report: RemindRepor
     sent = send_queued(engine, smtp)
     report.errors.extend(f"{e} ; le .eml est conservé" for e in sent.errors)
     report.emails_sent, report.emails_queued, report.emails_failed = sent.sent, sent.queued, sent.failed
-    if sent.sent or sent.queued or sent.failed or any(w.channel in BY_EMAIL for w in report.letters):
+    if sent.sent or sent.queued or sent.failed or any(by_email(w.channel) for w in report.letters):
         report.email_note = f"{sent.sent} e-mail(s) envoyé(s) par {c.host}" + (
             f" ; {sent.queued} en attente pour le prochain run" if sent.queued else "") + (
             f" ; {sent.failed} refusé(s) pour de bon, à traiter" if sent.failed else "")

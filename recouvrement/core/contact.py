@@ -1,5 +1,15 @@
 """Contact details we send to: one plain e-mail address, checked the same way at import and before sending,
-and names that hold on one line (no CR/LF to inject a header).
+a phone number (French by default) in its E.164 form, and names that hold on one line (no CR/LF to inject a
+header).
+
+A phone number is read by Google's libphonenumber rules (the `phonenumbers` package), French when it has no
+``+`` prefix: ``06 12 34 56 78``, ``+33 6 12 34 56 78`` and ``0033612345678`` are all ``+33612345678``. An SMS
+goes only to a number those rules call a mobile.
+
+>>> e164("06 12 34 56 78"), e164("+33 (0)6.12.34.56.78"), e164("01 42 00 00 00"), e164("06 12")
+('+33612345678', '+33612345678', '+33142000000', None)
+>>> is_mobile("+33612345678"), is_mobile("+33142000000"), is_mobile("")
+(True, False, False)
 
 An address is accepted only as a bare ``local@domain``: ASCII, the local part a dot-atom (RFC 5322
 letters, digits and ``!#$%&'*+/=?^_`{|}~-``, dots between), the domain at least two labels of letters,
@@ -19,6 +29,8 @@ True
 from __future__ import annotations
 
 import re
+
+import phonenumbers
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -42,3 +54,25 @@ def is_valid_email(text: str | None) -> bool:
 def one_line(text: str) -> str:
     """The text on one line: line breaks, control characters and whitespace runs become one space."""
     return _BREAKS.sub(" ", text).strip()
+
+
+def e164(text: str | None) -> str | None:
+    """The number in E.164 form (``+33612345678``), or None when it is not one valid phone number."""
+    if not isinstance(text, str) or not text.strip() or len(text) > 40:
+        return None
+    try:
+        number = phonenumbers.parse(text, "FR")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_mobile(text: str | None) -> bool:
+    """True for a valid number that is a mobile's (an SMS can reach it)."""
+    normalised = e164(text)
+    if normalised is None:
+        return False
+    kind = phonenumbers.number_type(phonenumbers.parse(normalised))
+    return kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)

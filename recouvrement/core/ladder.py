@@ -28,7 +28,10 @@ Decisions, documented once here (the rules files repeat them for the office):
   formal part the credits cover.
 * A promise to pay (``Account.promises``, or ``promised_until``: a promise known in force) holds the whole
   account through its day; the day after, the ladder resumes by itself if money is still owed.
-* ``has_email`` is the recipient's address (the guarantor's for a minor).
+* ``has_email``: the recipient (the guarantor for a minor) has a valid address and consented to e-mail;
+  ``has_mobile``: the patient, who receives their own letters, has a valid mobile and consented to SMS.
+  A level's means (rules.channel_means) are kept only when the recipient may be reached that way; when none
+  is left, the letter goes by post (``"sms+letter"`` without SMS consent: the letter alone).
 * The pre-due notice ("avant échéance", ``ladder.pre_due``, :func:`pre_due_notice`) is not a ladder level: it is
   a neutral message listing each invoice (patient share at least ``min_patient_share_cents``, never listed in
   any letter) whose due date is at most ``days_before`` ahead and still to come — from that day until the eve
@@ -52,7 +55,7 @@ from recouvrement.core.eligibility import ALWAYS, PATIENT_CODES, Action, Invoice
 from recouvrement.core.eligibility import (PENDING_PAYMENT_REASON, QUEUED_PAYMENT_REASON,  # noqa: F401
                                            is_time_barred)  # noqa: F401 (callers import them from here)
 from recouvrement.money import format_eur
-from recouvrement.rules import Rules
+from recouvrement.rules import PHONE, Rules, channel_means, channel_name
 
 NOTICE_LEVEL = 0
 PRE_DUE_LEVEL = -1  # the notice before the due date: outside the ladder
@@ -102,6 +105,7 @@ class Account:
     items: tuple[OpenItem, ...]
     on_hold: bool = False
     has_email: bool = False
+    has_mobile: bool = False
     is_minor: bool = False
     has_guarantor: bool = False
     pending_credit_cents: int = 0  # unmatched transfers / unallocated payments attributed to the patient
@@ -129,7 +133,7 @@ class Decision:
     patient_id: str
     level: int | None  # None: nothing to send; 0: rejection notice; 1.. ladder levels
     template: str | None
-    channel: str | None  # letter | email | both, resolved against the recipient's e-mail
+    channel: str | None  # letter | email | sms | both | e.g. letter+sms, resolved against the recipient (_channel)
     items: tuple[OpenItem, ...]  # every invoice the letter lists: the formal part first, then the "also due"
     amount_due_cents: int  # all it asks, net of credits
     offer_plan_first: bool
@@ -379,7 +383,7 @@ def _letter(account: Account, rules: Rules, level: int, items: tuple[OpenItem, .
             if level == PRE_DUE_LEVEL else rules.ladder.level(level))
     return Decision(
         patient_id=account.patient_id, level=level, template=step.template,
-        channel=_channel(step.channel, account.has_email), items=items, amount_due_cents=amount,
+        channel=_channel(step.channel, account.has_email, account.has_mobile), items=items, amount_due_cents=amount,
         offer_plan_first=level >= 1 and account.segment == "chronic", anomalies=(),
         exclusions=exclusions, reason=reason, recipient="guarantor" if account.is_minor else "patient",
         item_levels=levels, formal_due_cents=formal,
@@ -393,9 +397,20 @@ def amount_due_cents(account: Account, items: Iterable[OpenItem]) -> int:
     return max(0, owed - credits)
 
 
-def _channel(configured: str, has_email: bool) -> str:
-    """E-mail only to a recipient who has an address; otherwise the post carries it."""
-    return configured if has_email else "letter"
+def _channel(configured: str, has_email: bool, has_mobile: bool = False) -> str:
+    """The level's means the recipient may be reached by (e-mail: an address and consent; SMS: a mobile and
+    consent); the post when none is left.
+
+    >>> _channel("sms+letter", has_email=True, has_mobile=False), _channel("email+sms", False, True)
+    ('letter', 'sms')
+    >>> _channel("email", has_email=False), _channel("both", has_email=True)
+    ('letter', 'both')
+    """
+    if configured == PHONE:
+        return PHONE
+    usable = {"letter", *(["email"] if has_email else []), *(["sms"] if has_mobile else [])}
+    means = channel_means(configured) & usable
+    return channel_name(means or {"letter"})
 
 
 def _nothing(account: Account, reason: str, exclusions: tuple[Exclusion, ...],

@@ -32,7 +32,8 @@ TRANSFER_COLUMNS = ("transfer_id", "invoice_number", "from_payer", "amount_cents
                     "notified")
 EXCEPTION_COLUMNS = ("payment_id", "kind", "remaining_cents", "patient_id", "payment_date", "payer_type", "payer_name")
 PATIENT_COLUMNS = ("patient_id", "coverage", "birth_date", "email", "last_name", "first_name", "guarantor_last_name",
-                   "guarantor_first_name", "guarantor_address", "guarantor_email")
+                   "guarantor_first_name", "guarantor_address", "guarantor_email", "phone", "sms_consent",
+                   "email_consent")
 OUTSTANDING_COLUMNS = ("invoice_number", "patient_id", "payer_type", "expected", "paid", "moved_out", "moved_in",
                        "due_cents", "awaited_cents", "issue_date", "due_date", "shifted_from", "notified", "amc_payer",
                        "written_off")

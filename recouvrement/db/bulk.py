@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, Column, Connection, Date, MetaData, String, Table, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, Connection, Date, MetaData, String, Table, Text, text
 
 
 def _driver(conn: Connection) -> Any:
@@ -54,7 +54,7 @@ def _plain(params: dict) -> dict:
     return {key: plain(value) for key, value in params.items()}
 
 
-_TYPES = {"int": BigInteger, "date": Date, "str": String, "text": Text}
+_TYPES = {"int": BigInteger, "date": Date, "str": String, "text": Text, "bool": Boolean}
 
 
 def rows_of(frame: pd.DataFrame):
@@ -90,7 +90,7 @@ def bulk_insert(conn: Connection, table: str, frame: pd.DataFrame) -> None:
 
 
 def stage(conn: Connection, name: str, frame: pd.DataFrame, types: dict[str, str], index: str | None = None) -> str:
-    """A temporary table `name` holding `frame`, typed as `types` says (int | date | str | text),
+    """A temporary table `name` holding `frame`, typed as `types` says (int | date | str | text | bool),
     indexed on `index` (built after the load: cheaper than maintaining it row by row)."""
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
     table = Table(name, MetaData(), *(Column(c, _TYPES[types.get(c, "str")]) for c in frame.columns),

@@ -32,6 +32,7 @@ INVOICE_SAME = ("i.patient_id = s.patient_id AND i.issue_date = s.issue_date AND
                 "AND i.total_cents = s.total_cents AND i.amo_cents = s.amo_cents AND i.amc_cents = s.amc_cents "
                 "AND i.patient_cents = s.patient_cents AND COALESCE(i.amc_payer, '') = COALESCE(s.amc_payer, '')")
 PATIENT_DETAILS = ("last_name", "first_name", "birth_date", "address", "postal_code", "city", "email", "phone",
+                   "sms_consent", "email_consent",
                    "coverage", "nir_hash", "guarantor_last_name", "guarantor_first_name", "guarantor_address",
                    "guarantor_postal_code", "guarantor_city", "guarantor_email")
 
@@ -110,7 +111,8 @@ def _store_patients(conn: Connection, patients: pd.DataFrame, issue_dates: pd.Se
                 .groupby("patient_id", sort=True, as_index=False).last())
     if _load_if_all_new(conn, "patient", "patient_id", patients):
         return
-    stage(conn, "stage_patient", patients, {"birth_date": "date", "identity_date": "date"}, index="patient_id")
+    stage(conn, "stage_patient", patients, {"birth_date": "date", "identity_date": "date", "sms_consent": "bool",
+                                            "email_consent": "bool"}, index="patient_id")
     columns = ", ".join(patients.columns)
     # Known patients first, so that the rows inserted just after are not written twice. The newer
     # invoice's details win; an older file still fills what the newer left empty.

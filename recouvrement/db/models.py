@@ -40,7 +40,11 @@ class Patient(SQLModel, table=True):
     postal_code: str = ""
     city: str = ""
     email: str | None = None
-    phone: str | None = None
+    phone: str | None = None                   # E.164 (+33612345678), checked at import
+    # Consent of whoever receives the letters to be reached by SMS / e-mail (invoices CSV); NULL: never stated,
+    # which is no consent (the letter goes by post).
+    sms_consent: bool | None = None
+    email_consent: bool | None = None
     coverage: str = "none"                     # none | css | ame | at_mp
     nir_hash: str | None = None                # HMAC-SHA256 of the NIR with the installation's key
     guarantor_last_name: str | None = None
@@ -186,6 +190,24 @@ class Letter(SQLModel, table=True):
     claimed_by: str | None = None              # "host:pid" sending it now (status 'sending')
     claimed_at: datetime | None = None
     sent_at: datetime | None = None
+
+
+class SmsMessage(SQLModel, table=True):
+    """A letter's SMS in the outbox: queued | sending | sent | failed (refused by the provider `attempts`
+    times), or written (no [sms] settings: kept, not sent). 'sent' only once the provider accepted it."""
+    __tablename__ = "sms_message"
+    letter_id: str = Field(primary_key=True)
+    patient_id: str = Field(index=True)
+    as_of: date
+    phone: str                                 # E.164, the patient's mobile when the letter was made
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = "queued"
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    provider_id: str | None = None             # the provider's id of the accepted message
 
 
 class PrintBatch(SQLModel, table=True):

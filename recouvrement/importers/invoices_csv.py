@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recouvrement.core.contact import EMAIL_PATTERN, MAX_LENGTH, MAX_LOCAL_LENGTH
+from recouvrement.core.contact import EMAIL_PATTERN, MAX_LENGTH, MAX_LOCAL_LENGTH, e164
 from recouvrement.importers.base import AMOUNT_TOO_LARGE, DATE_OUT_OF_RANGE, Parsed
 from recouvrement.importers.tabular import RejectCollector, dates_out_of_range, parse_dates, read_table
 from recouvrement.money import MAX_LINE_CENTS, format_plain, parse_amounts
@@ -27,14 +27,20 @@ REQUIRED = ["invoice_number", "issue_date", "patient_id", "last_name", "first_na
 GUARANTOR = ["guarantor_last_name", "guarantor_first_name", "guarantor_address", "guarantor_postal_code",
              "guarantor_city", "guarantor_email"]
 OPTIONAL = ["due_date", "email", "phone", "nir", "amc_amount", "patient_amount", "amc_payer", "coverage",
-            "care_description", "act_codes", "birth_date", *GUARANTOR]
+            "care_description", "act_codes", "birth_date", "sms_consent", "email_consent", *GUARANTOR]
 COVERAGES = ("none", "css", "ame", "at_mp")
 DEFAULT_TERM_DAYS = 30
 NIR_AS_PATIENT_ID = "un NIR n'est pas accepté comme identifiant patient"   # the value is never echoed
 TOLERANCE_CENTS = 1
+# Consent cells (case and accents aside); an empty cell, or no such column, leaves the stored consent as it is
+# (a new patient without one has none).
+CONSENT_WORDS = {"oui": True, "o": True, "1": True, "true": True, "vrai": True, "yes": True, "y": True,
+                 "non": False, "n": False, "0": False, "false": False, "faux": False, "no": False}
+CONSENT_REFUSED = "must be oui or non (also 1/0, true/false, vrai/faux); an empty cell leaves the consent unchanged"
+PHONE_REFUSED = "not a valid phone number (ten digits, or + and the country code)"   # never echoed
 
 PATIENT_COLUMNS = ["patient_id", "last_name", "first_name", "birth_date", "address", "postal_code", "city",
-                   "email", "phone", "coverage", "nir_hash", *GUARANTOR]
+                   "email", "phone", "sms_consent", "email_consent", "coverage", "nir_hash", *GUARANTOR]
 INVOICE_COLUMNS = ["invoice_number", "compact_number", "patient_id", "issue_date", "due_date", "total_cents",
                    "amo_cents", "amc_cents", "patient_cents", "amc_payer", "source_line"]
 CARE_COLUMNS = ["invoice_number", "care_description", "act_codes"]
@@ -125,8 +131,10 @@ def _euros(cents) -> str:
 
 def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes) -> pd.DataFrame:
     patients = raw[["patient_id", "last_name", "first_name", "address", "postal_code", "city", *GUARANTOR]].copy()
-    for column in ("email", "phone"):
-        patients[column] = raw[column].where(raw[column] != "", None)
+    patients["email"] = raw["email"].where(raw["email"] != "", None)
+    patients["phone"] = _phones(raw["phone"], rejects)
+    for column in ("sms_consent", "email_consent"):
+        patients[column] = _consents(raw[column], column, rejects)
     for column in ("email", "guarantor_email"):   # letters are sent there: core.contact's rule, value never echoed
         rejects.add(~valid_emails(raw[column]), column, "not one valid e-mail address (a single bare address: "
                     "no name, no list, no comment)")
@@ -141,6 +149,25 @@ def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes) -> pd
     for column in GUARANTOR:
         patients[column] = patients[column].where(patients[column] != "", None)
     return patients[PATIENT_COLUMNS]
+
+
+def _phones(cells: pd.Series, rejects: RejectCollector) -> pd.Series:
+    """Each phone in E.164 (core.contact.e164: French unless it starts with +), None when empty; a number that
+    is not valid refuses its row, its value never echoed. Each distinct value is read once."""
+    present = cells != ""
+    codes, distinct = pd.factorize(cells.where(present))
+    normalised = np.array([e164(value) for value in distinct.tolist()] + [None], dtype=object)
+    phones = pd.Series(normalised[codes], index=cells.index, dtype=object)
+    rejects.add(present & phones.isna(), "phone", PHONE_REFUSED)
+    return phones
+
+
+def _consents(cells: pd.Series, column: str, rejects: RejectCollector) -> pd.Series:
+    """True / False / None (empty: unchanged) from oui/non, 1/0, true/false …; anything else refuses the row."""
+    words = cells.astype(str).str.strip().str.lower()
+    found = words.map(CONSENT_WORDS)
+    rejects.add((words != "") & found.isna(), column, CONSENT_REFUSED)
+    return found.astype(object).where(found.notna(), None)
 
 
 def valid_emails(cells: pd.Series) -> pd.Series:

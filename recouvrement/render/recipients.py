@@ -12,7 +12,7 @@ from datetime import date
 
 import pandas as pd
 
-from recouvrement.core.contact import is_valid_email, one_line
+from recouvrement.core.contact import e164, is_mobile, is_valid_email, one_line
 from recouvrement.core.plans import add_months
 
 
@@ -46,6 +46,22 @@ def recipient_email(person) -> str | None:
     """The one address a letter may be e-mailed to (the guarantor's when there is one), or None."""
     address = text_of(person["guarantor_email"] if has_guarantor(person) else person["email"])
     return address if is_valid_email(address) else None
+
+
+def consented(person, column: str) -> bool:
+    """Whether the recipient consented to that channel ('sms_consent', 'email_consent'): never stated is no."""
+    value = person[column] if column in person else None
+    return value is not None and not pd.isna(value) and bool(value)
+
+
+def recipient_mobile(person) -> str | None:
+    """The mobile number (E.164) a letter's SMS may go to, or None: the patient's own number, when they receive
+    their letters themselves (no guarantor: the file's phone is the patient's), consented to SMS, and the
+    number is a valid mobile's."""
+    if has_guarantor(person) or not consented(person, "sms_consent"):
+        return None
+    number = e164(text_of(person["phone"]))
+    return number if number is not None and is_mobile(number) else None
 
 
 def recipient_of(person):

@@ -490,7 +490,9 @@ class WebApp:
 
 LETTER_KINDS = {"avant_echeance": "Avis avant échéance", "avis_rejet": "Avis de rejet", "relance_1": "1re relance", "relance_2": "2e relance",
                 "mise_en_demeure": "Mise en demeure", "proposition_echeancier": "Proposition d'échéancier"}
-LETTER_CHANNELS = {"letter": "courrier", "email": "e-mail", "both": "courrier et e-mail"}
+LETTER_CHANNELS = {"letter": "courrier", "email": "e-mail", "both": "courrier et e-mail", "sms": "SMS",
+                   "letter+sms": "courrier et SMS", "email+sms": "e-mail et SMS",
+                   "letter+email+sms": "courrier, e-mail et SMS"}
 SPLIT_ROWS = 4          # invoices one split form offers (a family paying for several people)
 DONE = {
     "promesse": "Promesse de paiement enregistrée : aucune relance jusqu'à la date promise.",

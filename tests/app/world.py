@@ -24,6 +24,12 @@ def nir_valid(body13: str) -> str:
 
 
 def write(path: Path, header: str, rows: list[str], encoding: str = "utf-8") -> Path:
+    """The rows under the header; an invoices file with e-mail addresses and no consent column gets
+    `email_consent` = oui on every row: the worlds' patients agreed to be e-mailed (issue #14: without
+    consent, the post)."""
+    if "invoice_number" in header and "email" in header and "email_consent" not in header:
+        sep = ";" if ";" in header else ","
+        header, rows = f"{header}{sep}email_consent", [f"{row}{sep}oui" for row in rows]
     path.write_text("\r\n".join([header, *rows]) + "\r\n", encoding=encoding)
     return path
 

@@ -351,3 +351,25 @@ def test_nobody_is_asked_more_than_they_owe_net_of_credits_and_the_formal_part_i
     assert 0 <= decision.formal_due_cents <= decision.amount_due_cents <= owed
     if decision.level:
         assert decision.formal_items and all(own <= decision.level for own in decision.item_levels)
+
+
+def test_an_sms_level_reaches_only_a_consenting_mobile_otherwise_the_post():
+    rules = replace(RULES, ladder=replace(RULES.ladder, levels=(
+        replace(RULES.ladder.level(1), channel="sms"), *RULES.ladder.levels[1:])))
+    assert decide(account(has_mobile=True), TODAY, rules).channel == "sms"
+    assert decide(account(has_email=True), TODAY, rules).channel == "letter"
+
+
+def test_sms_plus_letter_without_sms_consent_is_the_letter_alone():
+    rules = replace(RULES, ladder=replace(RULES.ladder, levels=(
+        replace(RULES.ladder.level(1), channel="letter+sms"), *RULES.ladder.levels[1:])))
+    assert decide(account(has_mobile=True), TODAY, rules).channel == "letter+sms"
+    assert decide(account(has_mobile=False), TODAY, rules).channel == "letter"
+
+
+def test_email_plus_sms_keeps_the_means_the_patient_consented_to():
+    rules = replace(RULES, ladder=replace(RULES.ladder, levels=(
+        replace(RULES.ladder.level(1), channel="email+sms"), *RULES.ladder.levels[1:])))
+    assert decide(account(has_email=True, has_mobile=True), TODAY, rules).channel == "email+sms"
+    assert decide(account(has_email=False, has_mobile=True), TODAY, rules).channel == "sms"
+    assert decide(account(), TODAY, rules).channel == "letter"
