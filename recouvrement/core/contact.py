@@ -2,14 +2,16 @@
 a phone number (French by default) in its E.164 form, and names that hold on one line (no CR/LF to inject a
 header).
 
-A phone number is read by Google's libphonenumber rules (the `phonenumbers` package), French when it has no
-``+`` prefix: ``06 12 34 56 78``, ``+33 6 12 34 56 78`` and ``0033612345678`` are all ``+33612345678``. An SMS
+A phone number is read by Google's libphonenumber rules (the `phonenumbers` package), French (metropolitan or
+overseas) when it has no ``+`` prefix: ``06 12 34 56 78``, ``+33 6 12 34 56 78`` and ``0033612345678`` are all ``+33612345678``. An SMS
 goes only to a number those rules call a mobile.
 
 >>> e164("06 12 34 56 78"), e164("+33 (0)6.12.34.56.78"), e164("01 42 00 00 00"), e164("06 12")
 ('+33612345678', '+33612345678', '+33142000000', None)
 >>> is_mobile("+33612345678"), is_mobile("+33142000000"), is_mobile("")
 (True, False, False)
+>>> e164("06 92 12 34 56"), is_mobile("06 92 12 34 56")
+('+262692123456', True)
 
 An address is accepted only as a bare ``local@domain``: ASCII, the local part a dot-atom (RFC 5322
 letters, digits and ``!#$%&'*+/=?^_`{|}~-``, dots between), the domain at least two labels of letters,
@@ -56,17 +58,23 @@ def one_line(text: str) -> str:
     return _BREAKS.sub(" ", text).strip()
 
 
+# A French number written nationally (0…) may be in metropolitan France or overseas (0692 … is La Réunion's
+# +262 692 …): each numbering plan is tried in turn.
+FRENCH_REGIONS = ("FR", "RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF", "NC", "PF", "WF")
+
+
 def e164(text: str | None) -> str | None:
     """The number in E.164 form (``+33612345678``), or None when it is not one valid phone number."""
     if not isinstance(text, str) or not text.strip() or len(text) > 40:
         return None
-    try:
-        number = phonenumbers.parse(text, "FR")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    for region in FRENCH_REGIONS:
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            return None
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
 
 
 def is_mobile(text: str | None) -> bool:
