@@ -1,12 +1,13 @@
-"""Letters as PDF with WeasyPrint: one letter on demand, or the day's print batch as one file.
+"""Letters as PDF: one letter on demand, or the day's print batch as one file.
 
-The batch lays out each letter as its own WeasyPrint document (so each starts on a new page and
-keeps its own "page 1 / 2") and writes the pages of many letters into one PDF, which costs far
-less than one PDF per letter. Large batches are split into chunks laid out in parallel worker
-processes, then the chunk PDFs are concatenated with pypdf.
-Speed, measured on the 2-core machine: letter.css is parsed once instead of per letter, a small
-user-agent sheet replaces WeasyPrint's HTML5 one, and the cyclic garbage collector pauses during
-a chunk; together they cut the layout of a two-page letter from about 75 to about 50 ms of CPU.
+Our letters' HTML is laid out by Typst (render/typst_pdf.py): about 20 ms of CPU a letter where WeasyPrint
+needs 150 to 200 (issue #16, benchmarks/letters.py). WeasyPrint stays for an HTML Typst cannot lay out (a
+template an installation changed with elements or classes of its own): such a letter, or a batch holding one,
+holding one, is laid out as before, so nothing is ever printed with a part missing.
+Each letter starts on a new page and numbers its own pages ("page 1 / 2"). Large batches are split into
+chunks laid out in parallel worker processes, then the chunk PDFs are concatenated with pypdf.
+WeasyPrint speed-ups kept for that path: letter.css is parsed once, a small user-agent sheet replaces
+WeasyPrint's HTML5 one, and the cyclic garbage collector pauses during a chunk.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from weasyprint.document import Document
 from weasyprint.text.fonts import FontConfiguration
 
 from recouvrement.render.letters import TEMPLATES_DIR
+from recouvrement.render.typst_pdf import NotTypstable, typst_pdf
 
 CSS_PATH = TEMPLATES_DIR / "letter.css"
 USER_AGENT_PATH = TEMPLATES_DIR / "user-agent.css"
@@ -85,6 +87,14 @@ def _layout(html: str) -> Document:
 
 def render_pdf(html: str) -> bytes:
     """A single letter as PDF bytes."""
+    try:
+        return typst_pdf([html])[0]
+    except NotTypstable:
+        return weasyprint_pdf(html)
+
+
+def weasyprint_pdf(html: str) -> bytes:
+    """A single letter as PDF bytes, laid out by WeasyPrint."""
     return _layout(html).write_pdf()
 
 
@@ -103,6 +113,13 @@ def _gc_paused():
 
 def _chunk_pdf(htmls: Sequence[str]) -> tuple[bytes, list[int]]:
     """Several letters in one PDF, each from a new page: (PDF bytes, page count of each letter)."""
+    try:
+        return typst_pdf(list(htmls))
+    except NotTypstable:
+        return _weasyprint_chunk(htmls)
+
+
+def _weasyprint_chunk(htmls: Sequence[str]) -> tuple[bytes, list[int]]:
     with _gc_paused():
         documents = [_layout(html) for html in htmls]
         pages = [page for document in documents for page in document.pages]

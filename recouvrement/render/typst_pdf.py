@@ -1,0 +1,349 @@
+"""The letters' print batch laid out by Typst: each letter's stored HTML turned into Typst markup, one document a chunk.
+
+Why: WeasyPrint needs about 150-200 ms of CPU a letter, Typst a few (benchmarks/letters.py, issue #16). The input stays
+the letter's HTML as written and approved (render/letters.py), so the batch prints exactly what was scanned and
+recorded. The letters' HTML uses a few elements and classes only (templates/letters/); each maps to the Typst
+counterpart of its rule in letter.css. An element or class this module does not know raises `NotTypstable`: the
+caller then lays the batch out with WeasyPrint (render/pdf.py), never a letter with a part missing.
+Text goes into the markup as Typst string literals (`#"..."`), so no character of a name or an address is markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+import typst
+
+_WHITESPACE = re.compile(r"[ \t\r\n\f]+")  # HTML's whitespace: the no-break spaces of "1 234,56 €" stay
+_VOID = {"br", "img", "meta", "link"}
+_SKIPPED = {"head", "title", "style", "meta", "link", "script"}
+_DATA_PNG = "data:image/png;base64,"
+
+
+class NotTypstable(ValueError):
+    """This HTML holds an element or class the Typst layout does not know."""
+
+
+@dataclass
+class _Node:
+    tag: str
+    classes: frozenset[str] = frozenset()
+    attrs: dict[str, str] = field(default_factory=dict)
+    children: list[_Node | str] = field(default_factory=list)
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = _Node("#root")
+        self.stack = [self.root]
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.skip or tag in _SKIPPED:
+            self.skip += tag not in _VOID
+            return
+        values = {k: v or "" for k, v in attrs}
+        node = _Node(tag, frozenset(values.get("class", "").split()), values)
+        self.stack[-1].children.append(node)
+        if tag not in _VOID:
+            self.stack.append(node)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.skip:
+            self.skip -= tag not in _VOID
+            return
+        if tag in _VOID:
+            return
+        while len(self.stack) > 1:
+            if self.stack.pop().tag == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.stack[-1].children.append(data)
+
+
+def _text(value: str) -> str:
+    """A Typst string literal: whatever the text says, it is printed, never read as markup."""
+    return "#" + json.dumps(value, ensure_ascii=False)
+
+
+# Classes each element may carry; anything else is a template change this module has not followed.
+_KNOWN: dict[str, frozenset[str]] = {
+    "html": frozenset(), "body": frozenset(), "br": frozenset(), "strong": frozenset({"ref"}), "b": frozenset(),
+    "span": frozenset({"name", "muted"}), "p": frozenset({"muted", "letter-ref", "place-date", "signature"}),
+    "div": frozenset({"letter-head", "recipient", "box", "highlight", "pay"}), "header": frozenset({"creditor"}),
+    "section": frozenset({"also-due", "payment", "help"}), "h1": frozenset(), "h2": frozenset(),
+    "table": frozenset({"invoices", "schedule"}), "thead": frozenset(), "tbody": frozenset(),
+    "tr": frozenset({"total"}), "th": frozenset({"amount"}), "td": frozenset({"amount", "ref"}),
+    "img": frozenset({"qr"}),
+}
+
+
+def _check(node: _Node) -> None:
+    if node.tag not in _KNOWN or not node.classes <= _KNOWN[node.tag]:
+        raise NotTypstable(f"<{node.tag} class={' '.join(sorted(node.classes))!r}> has no Typst layout")
+
+
+def _inline(children: list[_Node | str]) -> str:
+    """Inline content as markup, whitespace collapsed as HTML does, trimmed at both ends of the block."""
+    parts: list[str] = []
+    for child in children:
+        if isinstance(child, str):
+            text = _WHITESPACE.sub(" ", child)
+            if text:
+                parts.append(("s", text))  # type: ignore[arg-type]
+            continue
+        _check(child)
+        if child.tag == "br":
+            parts.append(("m", "#linebreak()"))  # type: ignore[arg-type]
+        elif child.tag in ("strong", "b"):
+            mono = ", font: mono" if "ref" in child.classes else ""
+            parts.append(("m", f"#text(weight: \"bold\"{mono})[{_inline(child.children)}]"))  # type: ignore[arg-type]
+        elif child.tag == "span":
+            style = "weight: \"bold\", size: 11pt" if "name" in child.classes else "fill: muted, size: 8.5pt"
+            parts.append(("m", f"#text({style})[{_inline(child.children)}]"))  # type: ignore[arg-type]
+        else:
+            raise NotTypstable(f"<{child.tag}> inside a line of text has no Typst layout")
+    # Collapse spaces across element boundaries, drop them at the start of a line and at both ends.
+    out: list[str] = []
+    space = False
+    started = False
+    for kind, value in parts:  # type: ignore[misc]
+        if kind == "m":
+            if value == "#linebreak()":
+                space = False
+            elif space and started:
+                out.append(_text(" "))
+                space = False
+            out.append(value)
+            started = value != "#linebreak()"
+            continue
+        lead, body, trail = value[:1] == " ", value.strip(" "), value[-1:] == " "
+        if (lead or space) and started and body:
+            out.append(_text(" "))
+        if body:
+            out.append(_text(body))
+            started = True
+            space = trail
+        else:
+            space = space or lead
+    return "".join(out)
+
+
+def _blocks(children: list[_Node | str]) -> str:
+    """Block-level content: each element by its rule; stray text between blocks is whitespace only."""
+    out = []
+    for child in children:
+        if isinstance(child, str):
+            if child.strip():
+                out.append(f"#par[{_inline([child])}]")
+            continue
+        out.append(_block(child))
+    return "\n".join(out)
+
+
+def _paragraph(node: _Node) -> str:
+    body = _inline(node.children)
+    if "muted" in node.classes:
+        body = f"#text(fill: muted, size: 8.5pt)[{body}]"
+    if "signature" in node.classes:
+        return f"#v(2mm, weak: true)\n#par[{body}]"
+    return f"#par[{body}]"
+
+
+def _block(node: _Node) -> str:
+    _check(node)
+    tag, classes = node.tag, node.classes
+    if tag in ("html", "body", "section", "header"):
+        return _blocks(node.children)
+    if tag == "p":
+        return _paragraph(node)
+    if tag == "h1":
+        return f"#heading-one[{_inline(node.children)}]"
+    if tag == "h2":
+        return f"#heading-two[{_inline(node.children)}]"
+    if tag == "table":
+        return _table(node)
+    if tag == "div" and "letter-head" in classes:
+        return _letter_head(node)
+    if tag == "div" and "pay" in classes:
+        qr = [c for c in node.children if isinstance(c, _Node) and c.tag == "img"]
+        rest = [c for c in node.children if not (isinstance(c, _Node) and c.tag == "img")]
+        return f"#pay-box({_image(qr[0]) if qr else 'none'})[{_blocks(rest)}]"
+    if tag == "div" and "box" in classes:
+        return f"#note-box(highlight: {'true' if 'highlight' in classes else 'false'})[{_blocks(node.children)}]"
+    raise NotTypstable(f"<{tag}> has no Typst layout here")
+
+
+def _letter_head(node: _Node) -> str:
+    """The head of fixed height: the creditor, and the recipient placed in the envelope's window."""
+    parts = []
+    for child in node.children:
+        if isinstance(child, str):
+            continue
+        _check(child)
+        if child.tag == "header":
+            parts.append(f"#creditor[{_blocks(child.children)}]")
+        elif "recipient" in child.classes:
+            parts.append(f"#recipient[{_inline(child.children)}]")
+        elif "letter-ref" in child.classes:
+            parts.append(f"#letter-ref[{_inline(child.children)}]")
+        elif "place-date" in child.classes:
+            parts.append(f"#place-date[{_inline(child.children)}]")
+        else:
+            raise NotTypstable(f"<{child.tag}> in the letter head has no Typst layout")
+    return "#letter-head[" + "\n".join(parts) + "]"
+
+
+def _image(node: _Node) -> str:
+    _check(node)
+    src = node.attrs.get("src", "")
+    if not src.startswith(_DATA_PNG):
+        raise NotTypstable("only an inline PNG (the QR code) can be printed")
+    return _png_literal(src[len(_DATA_PNG):])
+
+
+@functools.lru_cache(maxsize=4096)
+def _png_literal(data: str) -> str:
+    return "bytes((" + ",".join(map(str, base64.b64decode(data))) + ",))"
+
+
+# Column widths of letter.css (table-layout: fixed): the n-th header's width plus its padding, the last column the rest.
+_WIDTHS = {"invoices": ("24% + 3mm", "15% + 3mm", "15% + 3mm", "28% + 3mm"), "schedule": ("30% + 3mm",)}
+
+
+def _cells(row: _Node) -> list[_Node]:
+    cells = [c for c in row.children if isinstance(c, _Node)]
+    for cell in cells:
+        _check(cell)
+    return cells
+
+
+def _table(node: _Node) -> str:
+    rows: list[tuple[_Node, bool]] = []
+    for group in node.children:
+        if isinstance(group, _Node):
+            _check(group)
+            for row in group.children:
+                if isinstance(row, _Node):
+                    _check(row)
+                    rows.append((row, group.tag == "thead"))
+    count = sum(int(cell.attrs.get("colspan", "1")) for cell in _cells(rows[0][0]))
+    kind = next(iter(node.classes & set(_WIDTHS)), "")
+    fixed = list(_WIDTHS.get(kind, ()))[:count - 1]
+    columns = ", ".join(fixed + ["1fr"] * (count - len(fixed)))
+    body = []
+    for row, head in rows:
+        total = "total" in row.classes
+        for cell in _cells(row):
+            options = []
+            if (span := int(cell.attrs.get("colspan", "1"))) > 1:
+                options.append(f"colspan: {span}")
+            if head:
+                options.append("fill: head-fill")
+            if "amount" in cell.classes:
+                options.append("align: right")
+            content = _inline(cell.children)
+            if "ref" in cell.classes:
+                content = f"#text(font: mono, size: 8.5pt)[{content}]"
+            if "amount" in cell.classes:
+                content = f"#box[{content}]"  # white-space: nowrap
+            if head:
+                content = f"#text(weight: \"bold\", size: 8.5pt)[{content}]"
+            elif total:
+                content = f"#text(weight: \"bold\")[{content}]"
+            body.append(f"table.cell({', '.join(options)})[{content}]")
+        body.append("table.hline(stroke: total-rule)" if total else "table.hline(stroke: rule)")
+    return f"#letter-table(columns: ({columns},), " + ", ".join(body) + ")"
+
+
+def letter_markup(html: str) -> str:
+    """One letter's body as Typst markup (the shared styles are in _PREAMBLE)."""
+    builder = _TreeBuilder()
+    builder.feed(html)
+    builder.close()
+    return _blocks(builder.root.children)
+
+
+# letter.css in Typst. A line box as CSS builds it: line-height 1.3 is DejaVu Sans's ascender (0.928 em) and descender
+# (0.236 em) plus half the leading above and below (0.068 em each), so the line's edges are 0.996 em above and
+# 0.304 em below the baseline and Typst adds no leading of its own (1.35 for the creditor and the window address).
+# Margins are the page's plus the 8 px (6 pt) the user-agent sheet gives the body (user-agent.css), at the top of
+# a letter's first page only.
+_PREAMBLE = r"""
+#let muted = rgb("#444")
+#let mono = "DejaVu Sans Mono"
+#let head-fill = rgb("#eee")
+#let rule = 0.3mm + rgb("#bbb")
+#let total-rule = 0.5mm + rgb("#111")
+#set document(title: none)
+#set text(font: "DejaVu Sans", size: 9pt, fill: rgb("#111"), lang: "fr", hyphenate: false,
+          top-edge: 0.996em, bottom-edge: -0.304em)
+#set par(leading: 0pt, spacing: 1.3mm, justify: false)
+#set page(paper: "a4", numbering: "1", margin: (top: 15mm, right: 20mm + 6pt, bottom: 12mm, left: 20mm + 6pt), footer-descent: 50% - 3.75pt,
+  footer: context {
+    let letter = counter("letter").get().first()
+    let pages = counter(page).at(label("letter-end-" + str(letter))).first()
+    pad(right: -6pt, align(right, text(size: 7.5pt, fill: rgb("#555"))[page #counter(page).display() / #pages]))
+  })
+#let heading-one(body) = block(above: 3mm, below: 2.5mm, text(size: 11pt, weight: "bold", body))
+#let heading-two(body) = block(above: 3mm, below: 1.5mm, sticky: true, text(size: 10pt, weight: "bold", body))
+#let letter-table(..args) = block(above: 2mm, below: 3mm, table(
+  stroke: none, inset: (x: 1.5mm, top: 0.8mm, bottom: 1.1mm), align: left + top, ..args))
+#let note-box(highlight: false, body) = block(width: 100%, inset: (x: 3mm, y: 2mm), above: 2mm, below: 2mm,
+  stroke: 0.4mm + if highlight { rgb("#1d5f8a") } else { rgb("#888") },
+  fill: if highlight { rgb("#eef5fa") } else { none }, body)
+#let pay-box(qr, body) = note-box(grid(columns: (1fr, 30mm), column-gutter: 1.5mm,
+  block(spacing: 0pt, body),
+  if qr != none { move(dx: 1.5mm, dy: -1mm, image(qr, format: "png", width: 30mm, height: 30mm, scaling: "pixelated")) }))
+#let letter-head(body) = block(height: 79mm, width: 100%, spacing: 0pt, body)
+#let creditor(body) = { set text(top-edge: 1.021em, bottom-edge: -0.329em); set par(spacing: 0pt); block(spacing: 0pt, body) }
+#let recipient(body) = place(top + left, dx: 90mm, dy: 35mm, block(width: 85mm, height: 35mm, clip: true, {
+  set text(size: 10pt, top-edge: 1.021em, bottom-edge: -0.329em); body }))
+#let letter-ref(body) = place(top + left, dy: 74.5mm, text(fill: muted, size: 8.5pt, body))
+#let place-date(body) = place(top + left, dx: 90mm, dy: 74mm, body)
+"""
+
+
+def batch_markup(htmls: list[str]) -> str:
+    """The Typst source of several letters, each from a new page, its pages numbered on its own."""
+    letters = []
+    for number, html in enumerate(htmls):
+        start = "" if number == 0 else "#pagebreak()\n"
+        letters.append(f"{start}#counter(page).update(1)#counter(\"letter\").update({number})#v(6pt)\n"
+                       f"{letter_markup(html)}\n#metadata(none) <letter-end-{number}>")
+    ends = f"#context [#metadata(range({len(htmls)}).map(i => locate(label(\"letter-end-\" + str(i))).page())) <page-ends>]"
+    return _PREAMBLE + "\n".join(letters) + "\n" + ends + "\n"
+
+
+@functools.cache
+def _fonts() -> typst.Fonts:
+    """The system's fonts, listed once a process (DejaVu Sans, as for WeasyPrint: scripts/setup.sh installs it)."""
+    return typst.Fonts()
+
+
+def typst_pdf(htmls: list[str]) -> tuple[bytes, list[int]]:
+    """Several letters as one PDF, each from a new page: (PDF bytes, page count of each letter).
+
+    Raises NotTypstable when a letter holds what this layout does not know (the caller uses WeasyPrint then).
+    """
+    source = batch_markup(htmls)
+    with tempfile.TemporaryDirectory(prefix="letters-typst-") as folder:
+        # A file, not bytes: the typst package queries a document only from a file; the query reuses the layout.
+        main = Path(folder) / "batch.typ"
+        main.write_text(source, encoding="utf-8")
+        compiler = typst.Compiler(str(main), root=folder, font_paths=_fonts())
+        pdf = compiler.compile(format="pdf", pdf_tags=False)
+        ends = json.loads(compiler.query("<page-ends>", field="value", one=True))
+    assert isinstance(pdf, bytes) and len(ends) == len(htmls), "one page range a letter"
+    counts = [end - start for start, end in zip([0, *ends], ends)]
+    return pdf, counts
