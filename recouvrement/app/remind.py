@@ -129,7 +129,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
 
 def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path, decisions: list[Decision],
                   report: RemindReport, single_pdf: bool, rules: Rules) -> None:
-    from recouvrement.render.letters import render_html, render_text
+    from recouvrement.render.letters import html_to_text, render_html
     from recouvrement.render.sepa_qr import epc_payload
     creditor, known = _creditor(settings), known_texts(settings)
     with engine.connect() as conn:
@@ -142,7 +142,7 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
         view = letter_view(lid, as_of, creditor, people.loc[decision.patient_id], decision,
                            agency=settings.agency.name, reasons=_neutral_reasons(decision, reasons, rules))
         html = render_html(view)
-        text_version = render_text(view)
+        text_version = html_to_text(html)  # what render_text(view) gives, without rendering the HTML again
         try:
             ensure_clean(html_text(html), f"{lid}.html", known=known)
             ensure_clean(text_version, f"{lid}.txt", known=known)

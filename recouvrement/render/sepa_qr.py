@@ -52,14 +52,19 @@ def epc_payload(view: LetterView) -> str:
     return "\n".join(fields)
 
 
-# A letter's HTML is rendered twice (the document, then its text for the e-mail body): the code is made
-# once. Choosing the best of the 8 masks (as ISO 18004 asks, for the sturdiest print) is most of its cost.
+# One fixed mask: choosing the best of the 8 (segno's default, ISO 18004's penalty rules) cost 13 ms of CPU a letter,
+# more than half of a letter's whole budget (issue #16), and every decoder reads any mask. Mask 0 (a checkerboard)
+# never draws the long runs and big blocks the rules guard against; the codes are scanned back from printed pages in
+# tests/render/test_sepa_qr.py.
+MASK = 0
+
+
 @functools.lru_cache(maxsize=16384)
 def _png(payload: str) -> bytes:
     """The QR code as a PNG, one pixel a module (the page scales it, crisp: see letter.css), error level M as
     EPC069-12 asks, 4 modules of quiet zone."""
     import io
-    code = segno.make(payload.encode("utf-8"), error="m", boost_error=False, micro=False)
+    code = segno.make(payload.encode("utf-8"), error="m", boost_error=False, micro=False, mask=MASK)
     out = io.BytesIO()
     code.save(out, kind="png", scale=1, border=4)
     return out.getvalue()
