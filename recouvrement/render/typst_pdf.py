@@ -95,29 +95,29 @@ def _check(node: _Node) -> None:
 
 def _inline(children: list[_Node | str]) -> str:
     """Inline content as markup, whitespace collapsed as HTML does, trimmed at both ends of the block."""
-    parts: list[str] = []
+    parts: list[tuple[str, str]] = []  # ("s", text) or ("m", markup)
     for child in children:
         if isinstance(child, str):
             text = _WHITESPACE.sub(" ", child)
             if text:
-                parts.append(("s", text))  # type: ignore[arg-type]
+                parts.append(("s", text))
             continue
         _check(child)
         if child.tag == "br":
-            parts.append(("m", "#linebreak()"))  # type: ignore[arg-type]
+            parts.append(("m", "#linebreak()"))
         elif child.tag in ("strong", "b"):
             mono = ", font: mono" if "ref" in child.classes else ""
-            parts.append(("m", f"#text(weight: \"bold\"{mono})[{_inline(child.children)}]"))  # type: ignore[arg-type]
+            parts.append(("m", f"#text(weight: \"bold\"{mono})[{_inline(child.children)}]"))
         elif child.tag == "span":
             style = "weight: \"bold\", size: 11pt" if "name" in child.classes else "fill: muted, size: 8.5pt"
-            parts.append(("m", f"#text({style})[{_inline(child.children)}]"))  # type: ignore[arg-type]
+            parts.append(("m", f"#text({style})[{_inline(child.children)}]"))
         else:
             raise NotTypstable(f"<{child.tag}> inside a line of text has no Typst layout")
     # Collapse spaces across element boundaries, drop them at the start of a line and at both ends.
     out: list[str] = []
     space = False
     started = False
-    for kind, value in parts:  # type: ignore[misc]
+    for kind, value in parts:
         if kind == "m":
             if value == "#linebreak()":
                 space = False
