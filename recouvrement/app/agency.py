@@ -52,7 +52,7 @@ from recouvrement.db.session import writing
 from recouvrement.importers.base import ImportReport
 from recouvrement.render.recipients import debtor_of
 from recouvrement.core.ledger import asked_cents, outstanding, patient_money
-from recouvrement.core.eligibility import LEFT_OUT_OF_A_CASE, Action, Invoice, Refusal, refusals
+from recouvrement.core.eligibility import LEFT_OUT_OF_A_CASE, Action, Invoice, Refusal, refusals, time_barred_on
 from recouvrement.audit import append_event, file_record
 from recouvrement.config import Settings
 from recouvrement.core.privacy import redact, safe_file_name
@@ -60,22 +60,49 @@ from recouvrement.core.references import rf_reference
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import AMOUNT_TOO_LARGE, Reject
 from recouvrement.money import format_plain
-from recouvrement.render.csvfile import PLAIN, Amount, Dialect, csv_document
+from recouvrement.render.csvfile import MASK, PLAIN, Amount, Dialect, csv_document
 from recouvrement.render.files import write_atomically
 from recouvrement.rules import Rules, load_rules
+from recouvrement.scanner import ensure_clean, known_texts
 
-EXPORT_COLUMNS = ["case_id", "patient_id", "last_name", "first_name", "address", "postal_code", "city",
-                  "amount_due", "invoice_numbers", "invoice_dates", "last_reminder_date", "creditor_reference"]
+# One row per invoice of a case, the case's columns repeated on each (see the README, "Agency file").
+CASE_COLUMNS = ["case_id", "patient_id", "last_name", "first_name", "address", "postal_code", "city", "amount_due",
+                "creditor_reference"]
+INVOICE_COLUMNS = ["invoice_number", "issue_date", "due_date", "invoice_amount", "invoice_paid", "invoice_remaining",
+                   "time_barred_on", "letter_dates", "letter_references", "mise_en_demeure_date",
+                   "mise_en_demeure_reference", "mise_en_demeure_sent_by"]
+EXPORT_COLUMNS = CASE_COLUMNS + INVOICE_COLUMNS
+# The debtor's cells come from outside (the practice software's export): masked on a line the scanner flags.
+FREE_TEXT_COLUMNS = ("last_name", "first_name", "address", "postal_code", "city", "email", "phone")
 LETTER_STATUSES = ("written", "sent")
+SENT_BY = {"letter": "courrier", "both": "courrier + e-mail"}
+
+
+@dataclass(frozen=True)
+class CaseInvoice:
+    """One invoice of a case: the patient's share of it (with what insurers' rejections moved onto it), what
+    was paid on it and what remains, on the day of the handover."""
+
+    number: str
+    issue_date: date
+    due_date: date
+    amount_cents: int
+    paid_cents: int
+    remaining_cents: int
 
 
 @dataclass(frozen=True)
 class Case:
     case_id: str
     patient_id: str
-    invoices: tuple[tuple[str, date], ...]  # (number, issue date), oldest first
+    lines: tuple[CaseInvoice, ...]          # oldest first
     amount_cents: int
     last_reminder: date
+
+    @property
+    def invoices(self) -> tuple[tuple[str, date], ...]:
+        """(number, issue date) of each invoice, oldest first."""
+        return tuple((line.number, line.issue_date) for line in self.lines)
 
 
 @dataclass
@@ -89,12 +116,13 @@ def agency_cases(engine: Engine, as_of: date, rules: Rules) -> Eligibility:
     result = Eligibility()
     with engine.connect() as conn:
         snapshot = load_snapshot(conn, as_of)
-        shares = outstanding(snapshot)
+        shares = outstanding(snapshot, rejection_due_after_days=rules.ladder.rejection_notice.due_after_days)
         money = patient_money(snapshot, table=shares)
         patient_rows = shares[shares["payer_type"] == "patient"]
         open_patient = patient_rows[patient_rows["due_cents"] > 0]
         due = dict(zip(open_patient["invoice_number"], open_patient["due_cents"]))
         awaited = dict(zip(patient_rows["invoice_number"], patient_rows["awaited_cents"]))
+        details = {row.invoice_number: row for row in open_patient.itertuples(index=False)}
         letters = store.final_letters(conn, as_of, rules.ladder.max_level)
         if letters.empty:
             return result
@@ -109,7 +137,7 @@ def agency_cases(engine: Engine, as_of: date, rules: Rules) -> Eligibility:
                              facts.disputes.get(number, ()), facts.handed_over_on.get(number), sent,
                              facts.patient(patient_id))
                      for number, sent in sorted(first_notice.items())]
-            reason, case = _case(patient_id, items, max(group["as_of"]), as_of, rules, due, money)
+            reason, case = _case(patient_id, items, max(group["as_of"]), as_of, rules, details, money)
             if case is None:
                 result.left_out[patient_id] = reason
             else:
@@ -122,7 +150,7 @@ def _day(value) -> date:
 
 
 def _case(patient_id: str, items: list[Invoice], last_reminder: date, as_of: date, rules: Rules,
-          due: dict[str, int], money: pd.DataFrame) -> tuple[str, Case | None]:
+          details: dict, money: pd.DataFrame) -> tuple[str, Case | None]:
     """(why not, None) or ("", the case): each invoice judged by core.eligibility, the case taken whole."""
     judged = [(item, refusals(item, Action.HAND_OVER, as_of, rules)) for item in items]
     ready = [(item, found) for item, found in judged if not _too_recent(found)]
@@ -135,13 +163,22 @@ def _case(patient_id: str, items: list[Invoice], last_reminder: date, as_of: dat
     if not live:
         return _first_code([found[0] for _, found in ready]), None
     theirs = money.loc[patient_id] if patient_id in money.index else None
-    amount = asked_cents((due[i.invoice_number] for i in live), int(theirs["credit_cents"]) if theirs is not None else 0,
+    amount = asked_cents((int(details[i.invoice_number].due_cents) for i in live),
+                         int(theirs["credit_cents"]) if theirs is not None else 0,
                          int(theirs["pending_cents"]) if theirs is not None else 0)
     if amount < max(1, rules.agency.min_amount_cents):
         return "below_minimum", None
-    invoices = tuple(sorted(((i.invoice_number, i.issue_date) for i in live), key=lambda pair: (pair[1], pair[0])))
+    lines = tuple(sorted((_case_invoice(details[i.invoice_number], i.issue_date) for i in live),
+                         key=lambda line: (line.issue_date, line.number)))
     case_id = f"AG-{as_of:%Y%m%d}-{patient_id}"
-    return "", Case(case_id, patient_id, invoices, amount, last_reminder)
+    return "", Case(case_id, patient_id, lines, amount, last_reminder)
+
+
+def _case_invoice(share, issued: date) -> CaseInvoice:
+    """The patient's share of an invoice (a row of core.ledger.outstanding) as the agency file tells it."""
+    amount = int(share.expected) + int(share.moved_in) - int(share.moved_out)
+    return CaseInvoice(share.invoice_number, issued, _day(share.due_date), amount, int(share.paid),
+                       int(share.due_cents))
 
 
 def _too_recent(found: tuple[Refusal, ...]) -> bool:
@@ -162,6 +199,13 @@ class HandoverReport:
     file: Path | None
     manifest: Path | None
     left_out: dict[str, str]
+    rows: int = 0                 # lines of the file: one per invoice
+    masked: int = 0               # lines whose debtor cells the privacy scanner masked
+
+    @property
+    def below_minimum(self) -> int:
+        """Patients whose case stays in the building: under rules/agency.toml's min_amount_cents."""
+        return sum(1 for reason in self.left_out.values() if reason == "below_minimum")
 
 
 def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: Path, *, rules: Rules | None = None,
@@ -169,8 +213,8 @@ def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: 
                   actor: str | None = None) -> HandoverReport:
     """Write the new cases (CSV + manifest), record them as handed over; nothing new writes nothing.
 
-    `settings` is taken like every use case that writes files (the nightly run passes it); the file
-    itself holds nothing from them. An existing file is never overwritten: RecouvrementError.
+    The manifest names the creditor from `settings` ([creditor]: name, SIRET, address); without settings
+    those fields are empty. An existing file is never overwritten: RecouvrementError.
     The cases and the file's content are recorded first (under the writer lock, so two exports at once
     never hand a case over twice), the files written after: an export killed in between is finished by
     the next one (`finish_exports`), never made again with the same cases.
@@ -190,8 +234,8 @@ def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: 
         cases = [c for c in found.cases if not any(n in handed for n, _ in c.invoices)]
         if not cases:
             return HandoverReport(0, 0, None, None, found.left_out)
-        header, rows = _rows(conn, cases, rules)
-        document = csv_document(path.name, header, rows, dialect=dialect)
+        header, rows = _rows(conn, cases, as_of, rules)
+        document, masked = _document(path.name, header, rows, dialect)
         digest = hashlib.sha256(document).hexdigest()
         total = sum(c.amount_cents for c in cases)
         for case in cases:
@@ -199,17 +243,34 @@ def export_agency(engine: Engine, settings: Settings | None, as_of: date, path: 
         head = append_event(conn, "agency_export", {
             "file": path.name, "sha256": digest, "as_of": as_of, "rows": len(rows), "total_cents": total,
             "cases": [c.case_id for c in cases], "files": [file_record(path, document)]}, at=now, actor=actor)
-        manifest = {"file": path.name, "row_count": len(rows), "total_cents": total, "total": format_plain(total),
-                    "sha256": digest, "as_of": as_of.isoformat(), "created_at": now.isoformat(),
-                    "audit_head": head}
+        manifest = {"file": path.name, "row_count": len(rows), "case_count": len(cases), "total_cents": total,
+                    "total": format_plain(total), "sha256": digest, "as_of": as_of.isoformat(),
+                    "created_at": now.isoformat(), "creditor": creditor_identity(settings),
+                    "columns": header, "audit_head": head}
         manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        ensure_clean(manifest_text, manifest_path.name, known=known_texts(settings))
         # The manifest carries the head of the export's event, so its own digest is in the next event.
         append_event(conn, "agency_manifest", {"file": manifest_path.name,
                                                "files": [file_record(manifest_path, manifest_text.encode("utf-8"))]},
                      at=now, actor=actor)
         store.insert_export(conn, str(path.resolve()), as_of, digest, document, manifest_text)
     finish_exports(engine)
-    return HandoverReport(len(rows), total, path, manifest_path, found.left_out)
+    return HandoverReport(len(cases), total, path, manifest_path, found.left_out, len(rows), masked)
+
+
+def creditor_identity(settings: Settings | None) -> dict[str, str]:
+    """Who the agency collects for, as the manifest names them (the settings' [creditor])."""
+    creditor = settings.creditor if settings is not None else None
+    return {key: getattr(creditor, key, "") or "" for key in ("name", "siret", "address", "postal_code", "city")}
+
+
+def _document(name: str, header: list[str], rows: list[list], dialect: Dialect) -> tuple[bytes, int]:
+    """The CSV's bytes (render.csvfile: privacy-scanned, debtor cells masked where the scanner flags a line)
+    and how many lines were masked."""
+    free = tuple(c for c in FREE_TEXT_COLUMNS if c in header)
+    document = csv_document(name, header, rows, dialect=dialect, free_text=free)
+    written = csv.reader(io.StringIO(document.decode(dialect.encoding)), delimiter=dialect.delimiter)
+    return document, sum(1 for row in written if MASK in row)
 
 
 def finish_exports(engine: Engine) -> list[Path]:
@@ -230,19 +291,45 @@ def finish_exports(engine: Engine) -> list[Path]:
     return done
 
 
-def _rows(conn: Connection, cases: list[Case], rules: Rules) -> tuple[list[str], list[list]]:
+def _rows(conn: Connection, cases: list[Case], as_of: date, rules: Rules) -> tuple[list[str], list[list]]:
+    """One row per invoice of each case, the case's columns repeated; contact columns only as the rules allow."""
     allowed = {"email": rules.agency.allow_email, "phone": rules.agency.allow_phone}
     contact = [column for column, yes in allowed.items() if yes]
     header = EXPORT_COLUMNS + contact
+    numbers = [n for case in cases for n, _ in case.invoices]
+    letters: dict[str, list[store.LetterSent]] = {}
+    for sent in store.letters_listing(conn, numbers, as_of):
+        letters.setdefault(sent.invoice_number, []).append(sent)
     rows = []
     for case in cases:
         person = debtor_of(patient_row(conn, case.patient_id))
-        rows.append([case.case_id, case.patient_id, person["last_name"], person["first_name"], person["address"],
-                     person["postal_code"], person["city"], Amount(case.amount_cents),
-                     " ".join(n for n, _ in case.invoices), " ".join(d.isoformat() for _, d in case.invoices),
-                     case.last_reminder.isoformat(), rf_reference(case.invoices[0][0]),
-                     *(person[c] for c in contact)])
+        head = [case.case_id, case.patient_id, person["last_name"], person["first_name"], person["address"],
+                person["postal_code"], person["city"], Amount(case.amount_cents), rf_reference(case.invoices[0][0])]
+        for line in case.lines:
+            rows.append([*head, *_invoice_cells(line, letters.get(line.number, []), rules),
+                         *(person[c] for c in contact)])
     return header, rows
+
+
+def _invoice_cells(line: CaseInvoice, letters: list[store.LetterSent], rules: Rules) -> list:
+    """The invoice's columns: its amounts and dates, the letters that claimed it and its mise en demeure."""
+    def reference(sent: store.LetterSent) -> str:
+        return sent.rf_reference or rf_reference(line.number)   # older letters printed the invoice's own
+    final = [sent for sent in letters if sent.level >= rules.ladder.max_level]
+    demand = final[0] if final else None
+    return [line.number, line.issue_date.isoformat(), line.due_date.isoformat(), Amount(line.amount_cents),
+            Amount(line.paid_cents), Amount(line.remaining_cents),
+            time_barred_on(line.issue_date, rules).isoformat(),
+            " ".join(sent.day.isoformat() for sent in letters), " ".join(reference(sent) for sent in letters),
+            demand.day.isoformat() if demand else "", reference(demand) if demand else "",
+            _sent_by(demand) if demand else ""]
+
+
+def _sent_by(letter: store.LetterSent) -> str:
+    """How the mise en demeure went out: by post, and by e-mail too only once the SMTP server accepted it."""
+    if letter.channel == "both" and letter.status == "sent":
+        return SENT_BY["both"]
+    return SENT_BY["letter"] if letter.channel in ("letter", "both") else "e-mail"
 
 
 def _store_case(conn: Connection, case: Case, as_of: date, now: datetime, actor: str | None) -> None:
@@ -431,7 +518,6 @@ def _fully_collected(conn: Connection, case: store.CaseRow) -> bool:
 
 def _clean_note(note: str) -> str:
     """The agency's note, masked whole if the privacy scanner finds anything medical in it."""
-    from recouvrement.render.csvfile import MASK
     from recouvrement.core.privacy import scan_text
     return MASK if note and scan_text(note) else note
 

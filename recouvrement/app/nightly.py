@@ -406,6 +406,8 @@ def _agency(engine, settings, as_of, result, now) -> None:
     finish_exports(engine)                      # a file a killed run left to write takes its name first
     report = export_agency(engine, settings, as_of, free_name(folder, f"agency-{as_of.isoformat()}.csv"))
     result.counts["agency_cases"] = int(report.cases)
+    if report.below_minimum:     # kept in the building: under rules/agency.toml's min_amount_cents
+        result.counts["agency_below_minimum"] = report.below_minimum
 
 
 STEPS = (("reconcile", _reconcile), ("plans", _plans), ("segments", _segments), ("remind", _remind),

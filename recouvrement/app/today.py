@@ -56,6 +56,9 @@ def run_summary(counts: dict) -> list[str]:
         lines.append(f"Échéanciers : {plans.get('completed', 0)} soldé(s), {plans.get('broken', 0)} rompu(s)")
     if counts.get("agency_cases"):
         lines.append(f"{counts['agency_cases']} dossier(s) confié(s) à l'agence")
+    if counts.get("agency_below_minimum"):
+        lines.append(f"{counts['agency_below_minimum']} dossier(s) gardé(s) à la clinique : sous le montant minimum "
+                     "de l'agence")
     return lines or ["Rien de nouveau."]
 
 

@@ -34,11 +34,25 @@ def export_agency_command(ctx: Context, as_of, out_file: Path, dialect) -> None:
     if not report.cases:
         out.print(f"rien de nouveau à remettre le {as_of:%d/%m/%Y} (aucun fichier écrit)")
     else:
-        out.print(f"{report.cases} dossier(s), {format_eur(report.total_cents)}, écrits dans {report.file} ; "
-                  f"manifeste {report.manifest}")
+        out.print(f"{report.cases} dossier(s), {report.rows} facture(s), {format_eur(report.total_cents)}, écrits "
+                  f"dans {report.file} ; manifeste {report.manifest}")
+    if report.masked:
+        warning(f"{report.masked} ligne(s) : coordonnées du débiteur masquées (le scanner y a vu une donnée "
+                "médicale) ; les corriger dans le logiciel de facturation")
     reasons = Counter(report.left_out.values())
     if reasons:
-        out.print("gardés à la clinique : " + ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())))
+        out.print("gardés à la clinique : " + ", ".join(f"{n} {KEPT_IN.get(reason, reason)}"
+                                                        for reason, n in sorted(reasons.items())))
+
+
+# Why a patient who got a mise en demeure stays in the building (codes of core.eligibility), in French.
+KEPT_IN = {"below_minimum": "sous le montant minimum (rules/agency.toml)", "level3_too_recent":
+           "mise en demeure trop récente", "handed_over": "déjà chez l'agence", "nothing_owed": "plus rien dû",
+           "time_barred": "créance prescrite", "disputed": "contestation ouverte", "on_hold": "relances suspendues",
+           "in_plan": "échéancier en cours", "plan_proposed": "échéancier proposé", "promise": "promesse de paiement",
+           "minor_without_guarantor": "mineur sans garant", "pending_credit": "paiement en attente à son nom",
+           "queued_payment": "paiement en attente qui peut être le sien", "insurer_awaited": "part d'assureur attendue",
+           "exempt_coverage": "CSS / AME / AT-MP"}
 
 
 @import_group.command("agency-returns")

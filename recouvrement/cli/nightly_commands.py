@@ -26,8 +26,10 @@ def print_run(result) -> None:
               f"{files.get('quarantined', 0)} en quarantaine, {files.get('left', 0)} laissés dans la boîte ; "
               f"lignes importées : {counts.get('rows', {}).get('imported', 0)}")
     out.print(f"  affectations : {counts.get('allocations', 0)} ; file d'attente : {counts.get('exceptions', {})}")
+    kept = (f" (gardés à la clinique, sous le minimum : {counts['agency_below_minimum']})"
+            if counts.get("agency_below_minimum") else "")
     out.print(f"  lettres par niveau : {counts.get('letters', {})} ; dossiers remis à l'agence : "
-              f"{counts.get('agency_cases', 0)}")
+              f"{counts.get('agency_cases', 0)}{kept}")
     emails = counts.get("emails", {})
     if counts.get("sent") or emails:
         out.print(f"  e-mails envoyés : {counts.get('sent', 0)} ; en attente : {emails.get('queued', 0)} ; "

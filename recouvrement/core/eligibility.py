@@ -220,9 +220,19 @@ def _insurer_awaited(item: Invoice, action: Action, day: date, rules: Rules) -> 
     return "une part est encore attendue de l'assurance : toute la facture attend"
 
 
+def time_barred_on(issue_date: date, rules: Rules) -> date:
+    """The day a debt becomes time-barred (prescription): limitation_years after the invoice's issue date
+    (29 February clamped to the 28th).
+
+    >>> time_barred_on(date(2024, 2, 29), Rules())
+    datetime.date(2026, 2, 28)
+    """
+    return add_months(issue_date, 12 * rules.exclusions.limitation_years)
+
+
 def is_time_barred(issue_date: date, day: date, rules: Rules) -> bool:
-    """Prescription: limitation_years from the invoice's issue date (29 February clamped to the 28th)."""
-    return day >= add_months(issue_date, 12 * rules.exclusions.limitation_years)
+    """Prescription: from `time_barred_on` on, the debt is no longer chased."""
+    return day >= time_barred_on(issue_date, rules)
 
 
 def _time_barred(item: Invoice, action: Action, day: date, rules: Rules) -> str | None:

@@ -62,6 +62,33 @@ def final_letters(conn: Connection, as_of: date, level: int) -> pd.DataFrame:
     return frame
 
 
+@dataclass(frozen=True)
+class LetterSent:
+    """One reminder letter listing one invoice, as the agency file tells it."""
+
+    invoice_number: str
+    letter_id: str
+    day: date
+    level: int                        # the invoice's own level in that letter
+    rf_reference: str | None          # the letter's printed reference (None: made before letters had one)
+    channel: str                      # letter | email | both
+    status: str                       # written | queued | sending | sent | failed (the e-mail's, see Letter)
+
+
+def letters_listing(conn: Connection, numbers: list[str] | tuple[str, ...], as_of: date) -> list[LetterSent]:
+    """Every ladder letter (level 1 and up) that listed one of these invoices and went out by as_of (written or
+    sent, or also by post), oldest first."""
+    if not numbers:
+        return []
+    marks = ", ".join(f":n{k}" for k in range(len(numbers)))
+    rows = conn.execute(text(
+        "SELECT i.invoice_number, l.letter_id, l.as_of, i.level, l.rf_reference, l.channel, l.status FROM letter l "
+        f"JOIN letter_item i ON i.letter_id = l.letter_id WHERE i.invoice_number IN ({marks}) AND l.level >= 1 "
+        "AND i.level >= 1 AND l.as_of <= :d AND (l.status IN ('written', 'sent') OR l.channel = 'both') "
+        "ORDER BY l.as_of, l.letter_id"), {"d": as_of, **{f"n{k}": n for k, n in enumerate(numbers)}}).all()
+    return [LetterSent(r[0], r[1], as_date(r[2]), int(r[3]), r[4], r[5], r[6]) for r in rows]
+
+
 def collected_cents(conn: Connection, case_id: str) -> int:
     """What the agency collected on a case, all its return lines together."""
     return int(conn.execute(text("SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE payer_type = 'agency' "

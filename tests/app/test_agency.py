@@ -64,23 +64,35 @@ def read_csv(path):
         return list(csv.reader(handle))
 
 
-def test_a_case_that_finished_the_ladder_is_handed_over_with_exactly_the_agreed_columns(engine, settings, tmp_path):
+AGREED_COLUMNS = ["case_id", "patient_id", "last_name", "first_name", "address", "postal_code", "city", "amount_due",
+                  "creditor_reference", "invoice_number", "issue_date", "due_date", "invoice_amount", "invoice_paid",
+                  "invoice_remaining", "time_barred_on", "letter_dates", "letter_references", "mise_en_demeure_date",
+                  "mise_en_demeure_reference", "mise_en_demeure_sent_by"]
+
+
+def test_a_case_is_handed_over_one_row_per_invoice_with_exactly_the_agreed_columns(engine, settings, tmp_path):
+    """The file used to hold one row per case (invoice numbers and dates in one cell each, no due date, nothing
+    paid, no letters); issue #15 asks for each invoice's detail: changed to one row per invoice."""
     ready(engine, settings, tmp_path)
     report = export(engine, tmp_path)
     header, *rows = read_csv(tmp_path / "agency.csv")
-    assert header == ["case_id", "patient_id", "last_name", "first_name", "address", "postal_code", "city",
-                      "amount_due", "invoice_numbers", "invoice_dates", "last_reminder_date", "creditor_reference"]
-    assert rows == [["AG-20250420-P1", "P1", "Martin", "Claire", "5 rue Haute", "75011", "Paris", "150.00",
-                     "F2025-000301 F2025-000302", "2025-01-10 2025-01-20", "2025-04-01", rf_reference("F2025-000301")]]
+    assert header == AGREED_COLUMNS == EXPORT_COLUMNS
+    case = ["AG-20250420-P1", "P1", "Martin", "Claire", "5 rue Haute", "75011", "Paris", "150.00",
+            rf_reference("F2025-000301")]
+    assert rows == [
+        case + ["F2025-000301", "2025-01-10", "2025-02-09", "120.00", "0.00", "120.00", "2027-01-10", "2025-04-01",
+                rf_reference("F2025-000301"), "2025-04-01", rf_reference("F2025-000301"), "courrier"],
+        case + ["F2025-000302", "2025-01-20", "2025-02-19", "30.00", "0.00", "30.00", "2027-01-20", "2025-04-01",
+                rf_reference("F2025-000302"), "2025-04-01", rf_reference("F2025-000302"), "courrier"]]
     assert "kiné" not in (tmp_path / "agency.csv").read_text()
-    assert report.cases == 1 and report.total_cents == 15000
+    assert (report.cases, report.rows, report.total_cents) == (1, 2, 15000)
 
 
 def test_the_export_holds_no_contact_detail_unless_the_rules_allow_it(engine, settings, tmp_path):
     ready(engine, settings, tmp_path)
     rules = replace(RULES, agency=AgencyRules(allow_email=True, allow_phone=True))
     export(engine, tmp_path, rules=rules)
-    header, row = read_csv(tmp_path / "agency.csv")
+    header, row, *_ = read_csv(tmp_path / "agency.csv")   # one row per invoice: the first
     assert header == EXPORT_COLUMNS + ["email", "phone"]
     assert row[-2:] == ["claire@example.org", "06 12 34 56 78"]
 
@@ -90,7 +102,9 @@ def test_the_manifest_carries_the_checksum_the_totals_and_the_audit_head(engine,
     export(engine, tmp_path)
     manifest = json.loads((tmp_path / "agency.csv.manifest.json").read_text())
     assert manifest["sha256"] == hashlib.sha256((tmp_path / "agency.csv").read_bytes()).hexdigest()
-    assert (manifest["row_count"], manifest["total_cents"], manifest["total"]) == (1, 15000, "150.00")
+    assert (manifest["row_count"], manifest["case_count"], manifest["total_cents"], manifest["total"]) == \
+        (2, 1, 15000, "150.00")
+    assert manifest["columns"] == EXPORT_COLUMNS
     assert manifest["as_of"] == "2025-04-20" and manifest["created_at"]
     with engine.connect() as conn:   # the head as the export was recorded; the next event vouches for the manifest
         assert manifest["audit_head"] == conn.execute(text(
@@ -377,7 +391,7 @@ def test_the_agency_file_names_the_guarantor_of_a_minor_as_the_debtor(engine, se
     letter(engine, "L3-P1", date(2025, 4, 1), ["F2025-000301", "F2025-000302"])
     rules = replace(RULES, agency=AgencyRules(allow_email=True, allow_phone=True))
     assert export(engine, tmp_path, rules=rules).cases == 1
-    header, row = read_csv(tmp_path / "agency.csv")
+    header, row, *_ = read_csv(tmp_path / "agency.csv")   # one row per invoice: the first
     debtor = dict(zip(header, row))
     assert [debtor[c] for c in ("patient_id", "last_name", "first_name", "address", "postal_code", "city", "email",
                                 "phone")] == ["P1", "Martin", "Paul", "9 rue Basse", "75012", "Paris", "paul@example.org", ""]
@@ -447,7 +461,7 @@ def test_an_export_killed_after_writing_its_file_is_finished_by_the_next_and_nev
     again = export(engine, tmp_path, name="agency-2.csv")
     assert again.cases == 0 and not (tmp_path / "agency-2.csv").exists()
     rows = [row for path in tmp_path.glob("agency*.csv") for row in read_csv(path)[1:]]
-    assert [row[0] for row in rows] == ["AG-20250420-P1"]
+    assert [(row[0], row[9]) for row in rows] == [("AG-20250420-P1", "F2025-000301"), ("AG-20250420-P1", "F2025-000302")]
 
 
 def test_an_export_killed_before_writing_its_file_is_written_by_the_next_run(engine, settings, tmp_path, monkeypatch):
@@ -461,6 +475,6 @@ def test_an_export_killed_before_writing_its_file_is_written_by_the_next_run(eng
         export(engine, tmp_path)
     monkeypatch.undo()
     assert export(engine, tmp_path, name="agency-2.csv").cases == 0
-    assert [row[0] for row in read_csv(tmp_path / "agency.csv")[1:]] == ["AG-20250420-P1"]
+    assert {row[0] for row in read_csv(tmp_path / "agency.csv")[1:]} == {"AG-20250420-P1"}
     manifest = json.loads((tmp_path / "agency.csv.manifest.json").read_text())
     assert manifest["sha256"] == hashlib.sha256((tmp_path / "agency.csv").read_bytes()).hexdigest()
