@@ -20,6 +20,7 @@ from recouvrement.audit import verify
 from recouvrement.core.references import rf_reference
 from recouvrement.errors import RecouvrementError
 from recouvrement.rules import AgencyRules, Rules
+from recouvrement.scanner import scan_file
 from tests.app.world import INVOICE_HEADER, write
 
 RULES = Rules()
@@ -38,13 +39,16 @@ def world(engine, settings, tmp_path, rows=None):
 
 
 def letter(engine, letter_id: str, day: date, numbers: list[str], level: int = 3, patient: str = "P1",
-           also_due: dict[str, int] | None = None):
+           also_due: dict[str, int] | None = None, channel: str = "letter", status: str = "sent",
+           reference: str | None = None):
     """A reminder letter as the remind use case stores it (built by hand: that use case is tested elsewhere):
     `numbers` at the letter's level, `also_due` listed apart at their own level."""
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO letter (letter_id, patient_id, level, kind, channel, as_of, amount_cents, "
-                          "sha256, file, status) VALUES (:l, :p, :lv, 'mise_en_demeure', 'letter', :d, 0, 'x', 'x', "
-                          "'sent')"), {"l": letter_id, "p": patient, "lv": level, "d": day})
+                          "sha256, file, status, rf_reference) VALUES (:l, :p, :lv, 'mise_en_demeure', :ch, :d, 0, "
+                          "'x', 'x', :st, :rf)"),
+                     {"l": letter_id, "p": patient, "lv": level, "d": day, "ch": channel, "st": status,
+                      "rf": reference})
         for number, own in [*((n, level) for n in numbers), *(also_due or {}).items()]:
             conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents, level) "
                               "VALUES (:l, :i, 0, :lv)"), {"l": letter_id, "i": number, "lv": own})
@@ -86,6 +90,103 @@ def test_a_case_is_handed_over_one_row_per_invoice_with_exactly_the_agreed_colum
                 rf_reference("F2025-000302"), "2025-04-01", rf_reference("F2025-000302"), "courrier"]]
     assert "kiné" not in (tmp_path / "agency.csv").read_text()
     assert (report.cases, report.rows, report.total_cents) == (1, 2, 15000)
+
+
+def test_the_letters_that_claimed_each_invoice_and_how_its_mise_en_demeure_went_are_in_the_file(engine, settings,
+                                                                                                   tmp_path):
+    world(engine, settings, tmp_path)
+    letter(engine, "L1-P1", date(2025, 2, 24), ["F2025-000301"], level=1, channel="email", reference="RF11L1")
+    letter(engine, "L2-P1", date(2025, 3, 12), ["F2025-000301"], level=2, channel="both", reference="RF22L2",
+           also_due={"F2025-000302": 1})
+    letter(engine, "L3-P1", date(2025, 4, 1), ["F2025-000301", "F2025-000302"], channel="both", reference="RF33L3")
+    letter(engine, "L9-P1", date(2025, 4, 2), ["F2025-000302"], level=2, channel="email", status="failed")
+    export(engine, tmp_path)
+    header, *rows = read_csv(tmp_path / "agency.csv")
+    claimed = [{c: row[header.index(c)] for c in ("invoice_number", "letter_dates", "letter_references",
+                                                  "mise_en_demeure_date", "mise_en_demeure_reference",
+                                                  "mise_en_demeure_sent_by")} for row in rows]
+    assert claimed == [
+        {"invoice_number": "F2025-000301", "letter_dates": "2025-02-24 2025-03-12 2025-04-01",
+         "letter_references": "RF11L1 RF22L2 RF33L3", "mise_en_demeure_date": "2025-04-01",
+         "mise_en_demeure_reference": "RF33L3", "mise_en_demeure_sent_by": "courrier + e-mail"},
+        {"invoice_number": "F2025-000302", "letter_dates": "2025-03-12 2025-04-01",   # the failed e-mail never went
+         "letter_references": "RF22L2 RF33L3", "mise_en_demeure_date": "2025-04-01",
+         "mise_en_demeure_reference": "RF33L3", "mise_en_demeure_sent_by": "courrier + e-mail"}]
+
+
+def test_a_mise_en_demeure_whose_e_mail_copy_did_not_go_out_is_said_sent_by_post_only(engine, settings, tmp_path):
+    world(engine, settings, tmp_path)
+    letter(engine, "L3-P1", date(2025, 4, 1), ["F2025-000301", "F2025-000302"], channel="both", status="failed")
+    export(engine, tmp_path)
+    header, *rows = read_csv(tmp_path / "agency.csv")
+    assert {row[header.index("mise_en_demeure_sent_by")] for row in rows} == {"courrier"}
+
+
+def test_what_was_already_paid_on_an_invoice_and_what_remains_are_in_the_file(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO payment (payment_id, payment_date, payer_type, payer_name, amount_cents, "
+                          "reference, status, source_file, reconciled) VALUES ('B1', :d, 'patient', 'C MARTIN', 2000, "
+                          "'', 'paid', 'bank.csv', TRUE)"), {"d": date(2025, 3, 1)})
+        conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
+                          "created_at) VALUES ('B1', 'F2025-000301', 'patient', 2000, 'manual', :t)"),
+                     {"t": date(2025, 3, 1)})
+    assert export(engine, tmp_path).total_cents == 13000
+    header, first, _ = read_csv(tmp_path / "agency.csv")
+    assert [first[header.index(c)] for c in ("amount_due", "invoice_amount", "invoice_paid", "invoice_remaining")] == \
+        ["130.00", "120.00", "20.00", "100.00"]
+
+
+def test_the_manifest_names_the_creditor_by_name_siret_and_address(engine, settings, tmp_path):
+    from recouvrement.config import Creditor
+    ready(engine, settings, tmp_path)
+    clinic = replace(settings, creditor=Creditor(name="Centre de santé des Lilas", address="12 rue des Lilas",
+                                                 postal_code="75019", city="Paris", siret="84512367800011",
+                                                 phone="01 40 00 00 00", email="compta@lilas.example",
+                                                 iban="FR7630006000011234567890189"))
+    export_agency(engine, clinic, HANDOVER, tmp_path / "agency.csv", rules=RULES)
+    manifest = json.loads((tmp_path / "agency.csv.manifest.json").read_text())
+    assert manifest["creditor"] == {"name": "Centre de santé des Lilas", "siret": "84512367800011",
+                                    "address": "12 rue des Lilas", "postal_code": "75019", "city": "Paris"}
+    assert set(manifest) == {"file", "row_count", "case_count", "total_cents", "total", "sha256", "as_of",
+                             "created_at", "creditor", "columns", "audit_head"}
+
+
+CARE = "Séance de kinésithérapie AMK 8"
+
+
+def test_care_text_planted_in_every_outside_field_is_in_neither_the_file_nor_the_manifest(engine, settings, tmp_path):
+    """Every cell that comes from outside (names, address, city, e-mail, phone, the guarantor's, the care columns)
+    carries care text: the file and its manifest hold none of it, and the case still goes with its amounts."""
+    planted = (f"F2025-000301;2025-01-10;;P1;Martin {CARE};Claire {CARE};5 rue {CARE};75011;Paris {CARE};"
+               f"claire@example.org;06 12 34 56 78;;120,00;0;0;120,00;;none;{CARE};AMK 8;2015-06-01;"
+               f"Martin {CARE};Paul {CARE};9 rue {CARE};75012;Paris {CARE};paul@example.org")
+    import_file(engine, write(tmp_path / "invoices.csv", GUARANTOR_HEADER, [planted]), settings)
+    letter(engine, "L3-P1", date(2025, 4, 1), ["F2025-000301"])
+    rules = replace(RULES, agency=AgencyRules(allow_email=True, allow_phone=True))
+    report = export(engine, tmp_path, rules=rules)
+    assert report.cases == 1 and report.masked == 1
+    written = (tmp_path / "agency.csv").read_text(encoding="utf-8") + \
+        (tmp_path / "agency.csv.manifest.json").read_text(encoding="utf-8")
+    for word in ("kinés", "Séance", "AMK"):
+        assert word not in written
+    assert scan_file(tmp_path / "agency.csv") == [] and scan_file(tmp_path / "agency.csv.manifest.json") == []
+    header, row = read_csv(tmp_path / "agency.csv")
+    assert [row[header.index(c)] for c in ("last_name", "address", "invoice_number", "amount_due")] == \
+        ["[masqué]", "[masqué]", "F2025-000301", "120.00"]
+
+
+def test_the_command_says_in_french_that_a_case_under_the_minimum_stays_at_the_clinic(engine, settings, db_url,
+                                                                                       tmp_path):
+    from recouvrement.cli import cli
+    import recouvrement.cli.commands  # noqa: F401  (registers the commands)
+    ready(engine, settings, tmp_path, [invoice("F2025-000301", "2025-01-10", 499)])
+    (tmp_path / "none.toml").write_text("")
+    done = CliRunner().invoke(cli, ["--db", db_url, "--config", str(tmp_path / "none.toml"), "export", "agency",
+                                    "--as-of", "2025-04-20", "--out", str(tmp_path / "a.csv")])
+    assert done.exit_code == 0, done.output
+    assert "gardés à la clinique : 1 sous le montant minimum" in done.output
+    assert not (tmp_path / "a.csv").exists()
 
 
 def test_the_export_holds_no_contact_detail_unless_the_rules_allow_it(engine, settings, tmp_path):
