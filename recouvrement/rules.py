@@ -175,6 +175,9 @@ class AgencyRules:
     after_level3_days: int = 15
     allow_email: bool = False
     allow_phone: bool = False
+    # The agency's commission on what it collects, in basis points (1500 = 15 %), when its returns file gives
+    # none on the line; 0: none booked. An expense of the clinic, never charged to the patient.
+    commission_rate_bp: int = 0
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,8 @@ class AccountingRules:
     amc: Account = Account("411300", "Clients - organismes complémentaires")
     credit: Account = Account("419100", "Clients - trop-perçus à rembourser")
     write_off: Account = Account("654000", "Pertes sur créances irrécouvrables")
+    commission: Account = Account("622600", "Commissions et courtages - recouvrement")
+    agency: Account = Account("401900", "Fournisseurs - agence de recouvrement")
 
 
 @dataclass(frozen=True)
@@ -439,6 +444,7 @@ def _agency(table: _Table) -> AgencyRules:
         after_level3_days=table.integer("after_level3_days"),
         allow_email=table.boolean("allow_email"),
         allow_phone=table.boolean("allow_phone"),
+        commission_rate_bp=table.integer("commission_rate_bp", maximum=10000),
     )
     table.close()
     return rules
@@ -452,7 +458,7 @@ def _reject_reasons(table: _Table) -> RejectReasons:
     return RejectReasons(pairs)
 
 
-ACCOUNTS = ("bank", "patient", "amo", "amc", "credit", "write_off")
+ACCOUNTS = ("bank", "patient", "amo", "amc", "credit", "write_off", "commission", "agency")
 JOURNALS = ("bank_journal", "transfer_journal")
 
 

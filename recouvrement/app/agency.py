@@ -37,7 +37,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -53,7 +53,10 @@ from recouvrement.importers.base import ImportReport
 from recouvrement.render.recipients import debtor_of
 from recouvrement.core.ledger import asked_cents, outstanding, patient_money
 from recouvrement.core.eligibility import LEFT_OUT_OF_A_CASE, Action, Invoice, Refusal, refusals, time_barred_on
-from recouvrement.audit import append_event, file_record
+from recouvrement.audit import append_event, file_record, os_actor, text_digest
+from recouvrement.db import books as books_store
+from recouvrement.db import disputes as dispute_store
+from recouvrement.db.disputes import disputed_invoices
 from recouvrement.config import Settings
 from recouvrement.core.privacy import redact, safe_file_name
 from recouvrement.core.references import rf_reference
@@ -343,8 +346,9 @@ def _store_case(conn: Connection, case: Case, as_of: date, now: datetime, actor:
 # -- the agency's returns ------------------------------------------------------------------------------
 
 RETURN_COLUMNS = ["case_id", "date", "collected_amount", "status"]
-RETURN_OPTIONAL = ["note"]
-RETURN_STATUSES = ("collected", "closed", "returned")
+RETURN_OPTIONAL = ["note", "commission_amount"]
+RETURN_STATUSES = ("collected", "partial", "plan_proposed", "disputed", "uncollectable", "closed", "returned")
+COLLECTING = ("collected", "partial")          # statuses that need a collected amount
 
 
 @dataclass(frozen=True)
@@ -355,6 +359,7 @@ class ReturnLine:
     cents: int
     status: str
     note: str
+    commission_cents: int | None = None       # the file's commission on the line; None: the rules' rate
 
 
 def _return_records(path: Path) -> tuple[pd.DataFrame, list[Reject], list[str]]:
@@ -415,6 +420,11 @@ def read_returns(path: Path) -> tuple[list[ReturnLine], list[Reject], list[str],
             cents = parse_amount(row.collected_amount) if row.collected_amount else 0
         except AmountError:
             cents = None
+        try:
+            commission = parse_amount(row.commission_amount) if row.commission_amount else None
+            bad_commission = False
+        except AmountError:
+            commission, bad_commission = None, True
         problem = (("case_id", "empty") if not row.case_id else
                    ("date", f"not a date (expected dd/mm/yyyy or yyyy-mm-dd): {row.date!r}") if bad_days.iloc[k] else
                    ("collected_amount", f"not an amount in euros: {row.collected_amount!r}") if cents is None else
@@ -422,28 +432,34 @@ def read_returns(path: Path) -> tuple[list[ReturnLine], list[Reject], list[str],
                    ("collected_amount", AMOUNT_TOO_LARGE) if cents > MAX_LINE_CENTS else
                    ("status", f"must be one of {', '.join(RETURN_STATUSES)}, got {row.status!r}")
                    if row.status.lower() not in RETURN_STATUSES else
-                   ("collected_amount", "a 'collected' line needs an amount above zero")
-                   if row.status.lower() == "collected" and cents == 0 else None)
+                   ("collected_amount", f"a '{row.status.lower()}' line needs an amount above zero")
+                   if row.status.lower() in COLLECTING and cents == 0 else
+                   ("commission_amount", f"not an amount in euros: {row.commission_amount!r}") if bad_commission else
+                   ("commission_amount", "negative") if commission is not None and commission < 0 else
+                   ("commission_amount", "more than the amount collected on the line")
+                   if commission is not None and commission > cents else None)
         if problem:
             rejects.append(Reject(*where, *problem))
         else:
             assert cents is not None, "no problem: the amount was read"
             lines.append(ReturnLine(where[1], row.case_id, date.fromisoformat(days.iloc[k]), cents,
-                                    row.status.lower(), row.note))
+                                    row.status.lower(), row.note, commission))
     return lines, rejects, warnings, read
 
 
-def import_agency_returns(engine: Engine, path: Path, now: datetime | None = None) -> ImportReport:
+def import_agency_returns(engine: Engine, path: Path, now: datetime | None = None, *, rules: Rules | None = None,
+                          actor: str | None = None) -> ImportReport:
     """Store the agency's returns in one transaction: good lines are applied, bad ones refused with their line."""
     if not path.is_file():
         raise RecouvrementError("fichier introuvable", file=str(path))
+    rules = rules or load_rules()
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     lines, rejects, warnings, read = read_returns(path)
     report = ImportReport(safe_file_name(path.name), "agency_returns_csv", "agency_returns", read,
                           warnings=[redact(w) for w in warnings])
     with writing(engine) as conn:
         for line in sorted(lines, key=lambda x: (x.day, x.line)):
-            refused = _apply_return(conn, path.name, line, now)
+            refused = _apply_return(conn, path.name, line, now, rules, actor)
             if refused is None:
                 report.imported += 1
             elif isinstance(refused, Reject):
@@ -456,7 +472,8 @@ def import_agency_returns(engine: Engine, path: Path, now: datetime | None = Non
     return report
 
 
-def _apply_return(conn: Connection, file: str, line: ReturnLine, now: datetime) -> Reject | str | None:
+def _apply_return(conn: Connection, file: str, line: ReturnLine, now: datetime, rules: Rules,
+                  actor: str | None) -> Reject | str | None:
     case = store.case(conn, line.case_id)
     if case is None:
         return Reject(file, line.line, "case_id", f"unknown case {line.case_id!r}: not a case handed to the agency")
@@ -470,8 +487,56 @@ def _apply_return(conn: Connection, file: str, line: ReturnLine, now: datetime) 
         return "duplicate"
     if line.cents:
         _collect(conn, case, line_id, line, file, now)
+        _book_commission(conn, line_id, line, rules)
+    if line.status == "disputed":
+        _open_disputes(conn, case, line, now, actor)
+    elif line.status == "uncollectable":
+        _write_off(conn, case, line, now, actor)
     _update_status(conn, case, line, line_id, now)
     return None
+
+
+def _book_commission(conn: Connection, line_id: str, line: ReturnLine, rules: Rules) -> None:
+    """The agency's commission on what it collected on the line: the file's amount, else the rules' rate (rounded
+    half up to the cent). The clinic's expense, booked in the FEC; never added to what the patient owes."""
+    rate = None if line.commission_cents is not None else rules.agency.commission_rate_bp
+    cents = line.commission_cents if line.commission_cents is not None else (line.cents * (rate or 0) + 5000) // 10000
+    if cents > 0:
+        store.insert_commission(conn, line_id, line.case_id, line.day, cents, rate)
+
+
+def _open_disputes(conn: Connection, case: store.CaseRow, line: ReturnLine, now: datetime, actor: str | None) -> None:
+    """The debtor disputes the debt before the agency: each of the case's invoices enters the complaints register
+    (received the day of the line, answer due within 60 days), which stops every chase of it."""
+    already = disputed_invoices(conn)
+    reason = f"contestation transmise par l'agence de recouvrement (dossier {line.case_id})"
+    for number in case.invoice_numbers:
+        if number in already:
+            continue
+        answer_due = line.day + timedelta(days=dispute_store.ANSWER_DAYS)
+        dispute_id = dispute_store.insert_dispute(conn, number, line.day, "letter", "other", reason, answer_due)
+        dispute_store.insert_note(conn, dispute_id, "open", "", now.replace(tzinfo=None))
+        append_event(conn, "dispute_open", {"dispute_id": dispute_id, "received_on": line.day, "channel": "letter",
+                                            "category": "other", "answer_due": answer_due,
+                                            "reason_sha256": text_digest(reason), "case_id": line.case_id},
+                     patient_id=case.patient_id, invoice_number=number, at=now, actor=actor)
+
+
+def _write_off(conn: Connection, case: store.CaseRow, line: ReturnLine, now: datetime, actor: str | None) -> None:
+    """The agency returns the case as uncollectable: what the patient still owes on each of its invoices is written
+    off (reason agency_uncollectable, the write-off path of app.write_offs), on the line's day; booked in the FEC."""
+    for number in case.invoice_numbers:
+        due = current_due_cents(conn, number, "patient") or 0
+        if due <= 0:
+            continue
+        by = actor or os_actor()
+        write_off_id = books_store.insert_write_off(
+            conn, invoice_number=number, patient_id=case.patient_id, payer_type="patient", amount_cents=due,
+            reason="agency_uncollectable", note=f"dossier {line.case_id}", written_off_on=line.day, written_off_by=by)
+        append_event(conn, "write_off", {"write_off_id": write_off_id, "amount_cents": due,
+                                         "reason": "agency_uncollectable", "written_off_on": line.day,
+                                         "case_id": line.case_id},
+                     patient_id=case.patient_id, invoice_number=number, at=now, actor=actor)
 
 
 def _collect(conn: Connection, case: store.CaseRow, payment_id: str, line: ReturnLine, file: str,
@@ -495,8 +560,8 @@ def _collect(conn: Connection, case: store.CaseRow, payment_id: str, line: Retur
 def _update_status(conn: Connection, case: store.CaseRow, line: ReturnLine, line_id: str, now: datetime) -> None:
     latest = case.updated_on or case.handed_on
     status = line.status
-    if status == "collected" and not _fully_collected(conn, case):
-        status = "partial"
+    if status in COLLECTING:
+        status = "collected" if _fully_collected(conn, case) else "partial"
     if line.day >= latest:  # an older line re-imported never undoes a later status
         store.set_case_status(conn, line.case_id, status, line.day)
     append_event(conn, "agency_return", {"case_id": line.case_id, "date": line.day, "status": status,

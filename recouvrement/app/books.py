@@ -48,7 +48,9 @@ def year_entries(engine: Engine, rules: AccountingRules, start: date, end: date)
         moves = store.share_moves(conn, start, end)
         refunds = refund_store.refunds_done(conn, start, end)
         write_offs = store.write_offs(conn, start, end)
-    return book_entries(receipts, credits, moves, rules, start, end, refunds=refunds, write_offs=write_offs)
+        commissions = store.agency_commissions(conn, start, end)
+    return book_entries(receipts, credits, moves, rules, start, end, refunds=refunds, write_offs=write_offs,
+                        commissions=commissions)
 
 
 def fec_path(out: Path, settings: Settings, closing: date) -> Path:

@@ -17,12 +17,11 @@ from sqlalchemy import Connection, Engine
 from recouvrement.audit import append_event, text_digest
 from recouvrement.db import disputes as store
 from recouvrement.db.values import as_date  # noqa: F401 (other modules import it from here)
-from recouvrement.db.disputes import (NEAR_DAYS, DisputeNote, DisputeRow, dispute_notes,  # noqa: F401
+from recouvrement.db.disputes import (ANSWER_DAYS, NEAR_DAYS, DisputeNote, DisputeRow, dispute_notes,  # noqa: F401
                                       disputed_invoices, list_disputes)  # noqa: F401 (reads moved to the store)
 from recouvrement.db.session import writing
 from recouvrement.errors import RecouvrementError
 
-ANSWER_DAYS = 60      # answer due within 60 days of receipt
 CHANNELS = ("phone", "email", "letter", "desk")
 CATEGORIES = ("amount", "billing-error", "insurer", "service", "other")
 STATUSES = ("open", "forwarded", "answered", "closed")

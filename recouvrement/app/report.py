@@ -43,7 +43,8 @@ EXCEPTION_LABELS = {"unmatched": "Paiements non rapprochés", "ambiguous": "Paie
 PLAN_LABELS = {"proposed": "Proposés", "lapsed": "Restés sans réponse", "active": "En cours (tenus)",
                "completed": "Soldés", "broken": "Rompus", "cancelled": "Annulés"}
 AGENCY_LABELS = {"handed_over": "Transmis", "partial": "Recouvrés en partie", "collected": "Recouvrés en totalité",
-                 "closed": "Clos", "returned": "Retournés"}
+                 "plan_proposed": "Échéancier proposé par le débiteur", "disputed": "Contestés (registre des réclamations)",
+                 "uncollectable": "Irrécouvrables (passés en non-valeur)", "closed": "Clos", "returned": "Retournés"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class ReportData:
     plans: list[tuple[str, int, int]] = field(default_factory=list)
     agency: list[tuple[str, int, int, int]] = field(default_factory=list)   # label, cases, handed over, collected
     agency_today: int = 0
+    agency_commission: int = 0     # cents of commission the agency took on what it collected (the clinic's expense)
     runs: list[dict] = field(default_factory=list)
     emails_queued: int = 0         # still in the outbox (server unreachable, run killed mid-send)
     emails_failed: int = 0         # refused by the server for good: a person looks at them
@@ -149,6 +151,7 @@ def report_data(engine: Engine, as_of: date) -> ReportData:
         data.plans = _ordered(stored.plans_by_status(conn, as_of), PLAN_LABELS)
         data.agency = _ordered(stored.agency_by_status(conn, as_of), AGENCY_LABELS)
         data.agency_today = stored.agency_cases_handed_on(conn, as_of)
+        data.agency_commission = stored.agency_commission_cents(conn, as_of)
         data.runs = _runs(conn)
         data.emails_queued, data.emails_failed = outbox_counts(conn)
         check = verify(conn)

@@ -61,12 +61,15 @@ KEPT_IN = {"below_minimum": "sous le montant minimum (rules/agency.toml)", "leve
               help="Also write the refused rows (file, line, field, reason) to this CSV.")
 @pass_context
 def import_agency_returns_command(ctx: Context, file: Path, rejects_file: Path | None) -> None:
-    """Import the agency's returns CSV: case_id, date, collected_amount, status, note.
+    """Import the agency's returns CSV: case_id, date, collected_amount, status[, note, commission_amount].
 
-    status is collected, closed or returned. A collected amount (euros) becomes an 'agency'
-    payment allocated to the case's invoices, oldest first. A returned case goes to the clinic's
-    worklist and never back into the reminder ladder. Unknown case ids are refused with their line;
-    re-importing a file changes nothing.
+    status: collected, partial, plan_proposed, disputed, uncollectable, closed or returned. A collected
+    amount (euros) becomes an 'agency' payment allocated to the case's invoices, oldest first; the
+    agency's commission on it (the line's commission_amount, else commission_rate_bp of
+    rules/agency.toml) is booked as the clinic's expense, never charged to the patient. disputed opens
+    a complaint on each invoice of the case; uncollectable writes off what is still owed (reason
+    agency-uncollectable). A returned case goes to the clinic's worklist and never back into the
+    reminder ladder. Unknown case ids are refused with their line; re-importing a file changes nothing.
     """
     report = import_agency_returns(ctx.engine, file)
     _print_summary([report])

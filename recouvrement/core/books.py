@@ -11,6 +11,9 @@ Pure: movements and the accounting rules in, balanced entries out (no SQL, no fi
   account is debited, the bank credited.
 - A **write-off** (admission en non-valeur; transfer journal, on its day): the loss account (654) is
   debited, the customer account of the share credited.
+- The **collection agency's commission** on what it collected (transfer journal, on the return line's day):
+  the commission account (622) is debited, the agency's supplier account (401) credited. The agency's
+  collection itself is a receipt like any other; the commission is the clinic's expense, never the patient's.
 - A **share moved to the patient** after an insurer's rejection (transfer journal, on the rejection's
   date): the patient's account is debited, the insurer's credited; if the insurer pays after all, the
   reverse entry on that day.
@@ -116,6 +119,16 @@ class WrittenOff:
     reason: str                # time_barred | deceased | agency_uncollectable | under_cost
     written_off_on: date
     party: Party
+
+
+@dataclass(frozen=True)
+class Commission:
+    """The collection agency's commission on one collected return line (an expense of the clinic)."""
+
+    line_id: str               # the return line's id, that of its agency payment
+    case_id: str
+    booked_on: date
+    amount_cents: int
 
 
 WRITE_OFF_REASONS = {"time_barred": "créance prescrite", "deceased": "débiteur décédé",
@@ -283,7 +296,19 @@ def _write_offs(write_offs: Iterable[WrittenOff], rules: AccountingRules, start:
     return entries
 
 
-_KIND_ORDER = {"receipt": 0, "reversal": 1, "transfer": 2, "refund": 3, "write_off": 4}
+def _commissions(commissions: Iterable[Commission], rules: AccountingRules, start: date, end: date) -> list[Entry]:
+    entries = []
+    for done in commissions:
+        if not start <= done.booked_on <= end or not done.amount_cents:
+            continue
+        label = f"Commission agence de recouvrement dossier {done.case_id}"
+        entries.append(Entry(rules.transfer_journal, done.booked_on, done.line_id, done.booked_on, done.booked_on,
+                             (Line(rules.commission, "", "", label, debit_cents=done.amount_cents),
+                              Line(rules.agency, "", "", label, credit_cents=done.amount_cents)), "commission"))
+    return entries
+
+
+_KIND_ORDER = {"receipt": 0, "reversal": 1, "transfer": 2, "refund": 3, "write_off": 4, "commission": 5}
 
 
 def numbered(entries: Iterable[Entry]) -> list[Entry]:
@@ -301,7 +326,8 @@ def numbered(entries: Iterable[Entry]) -> list[Entry]:
 
 def book_entries(receipts: Iterable[ReceiptLine], credits: Iterable[PaymentCredit], moves: Iterable[ShareMove],
                  rules: AccountingRules, start: date, end: date, *, refunds: Iterable[RefundDone] = (),
-                 write_offs: Iterable[WrittenOff] = ()) -> list[Entry]:
+                 write_offs: Iterable[WrittenOff] = (), commissions: Iterable[Commission] = ()) -> list[Entry]:
     """Every entry of the period from `start` to `end`, balanced and numbered in date order."""
     return numbered([*_receipts(receipts, credits, rules, start, end), *_moves(moves, rules, start, end),
-                     *_refunds(refunds, rules, start, end), *_write_offs(write_offs, rules, start, end)])
+                     *_refunds(refunds, rules, start, end), *_write_offs(write_offs, rules, start, end),
+                     *_commissions(commissions, rules, start, end)])

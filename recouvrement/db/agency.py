@@ -20,7 +20,7 @@ class CaseRow:
     handed_on: date
     amount_cents: int
     invoice_numbers: tuple[str, ...]
-    status: str                       # handed_over | partial | collected | closed | returned
+    status: str    # handed_over | partial | collected | plan_proposed | disputed | uncollectable | closed | returned
     updated_on: date | None
 
 
@@ -137,6 +137,13 @@ def insert_case(conn: Connection, case_id: str, patient_id: str, handed_on: date
 def set_case_status(conn: Connection, case_id: str, status: str, on: date) -> None:
     conn.execute(text("UPDATE agency_case SET status = :s, updated_on = :d WHERE case_id = :c"),
                  {"s": status, "d": on, "c": case_id})
+
+
+def insert_commission(conn: Connection, line_id: str, case_id: str, booked_on: date, cents: int,
+                      rate_bp: int | None) -> None:
+    conn.execute(text("INSERT INTO agency_commission (line_id, case_id, booked_on, amount_cents, rate_bp) "
+                      "VALUES (:l, :c, :d, :a, :r)"),
+                 {"l": line_id, "c": case_id, "d": booked_on, "a": cents, "r": rate_bp})
 
 
 def insert_export(conn: Connection, path: str, as_of: date, sha256: str, document: bytes, manifest: str) -> None:

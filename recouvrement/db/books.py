@@ -1,8 +1,9 @@
 """The store's reads for the books: the money movements of a period, as plain dated records.
 
 What recouvrement books (see core/books.py): receipts allocated to invoice shares, the credits left on
-payments, and the shares moved to the patient after an insurer's rejection (and moved back when the
-insurer pays after all). Every date returned is a `datetime.date`; amounts are integer cents.
+payments, the shares moved to the patient after an insurer's rejection (and moved back when the insurer
+pays after all), write-offs and the agency's commissions. Every date returned is a `datetime.date`; amounts
+are integer cents.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import date
 from sqlalchemy import Connection, text
 
 from recouvrement.db.values import as_date as as_day  # the store's one date converter
-from recouvrement.core.books import Party, PaymentCredit, ReceiptLine, ShareMove, WrittenOff
+from recouvrement.core.books import Commission, Party, PaymentCredit, ReceiptLine, ShareMove, WrittenOff
 
 
 _PARTY = "i.patient_id, pt.last_name, pt.first_name, i.amc_payer"
@@ -82,6 +83,14 @@ def write_offs(conn: Connection, start: date, end: date) -> list[WrittenOff]:
         "WHERE w.written_off_on BETWEEN :start AND :end ORDER BY w.written_off_on, w.id"), {"start": start, "end": end})
     return [WrittenOff(int(r.id), r.invoice_number, r.payer_type, int(r.amount_cents), r.reason,
                        as_day(r.written_off_on), _party(r)) for r in rows]
+
+
+def agency_commissions(conn: Connection, start: date, end: date) -> list[Commission]:
+    """The collection agency's commissions booked from `start` to `end`."""
+    rows = conn.execute(text("SELECT line_id, case_id, booked_on, amount_cents FROM agency_commission "
+                             "WHERE booked_on BETWEEN :start AND :end ORDER BY booked_on, line_id"),
+                        {"start": start, "end": end})
+    return [Commission(r.line_id, r.case_id, as_day(r.booked_on), int(r.amount_cents)) for r in rows]
 
 
 def insert_write_off(conn: Connection, *, invoice_number: str, patient_id: str, payer_type: str, amount_cents: int,

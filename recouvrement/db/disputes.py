@@ -10,6 +10,7 @@ from sqlalchemy import Connection, text
 from recouvrement.db.values import as_date
 
 NEAR_DAYS = 10        # "nears": due within this many days
+ANSWER_DAYS = 60      # answer due within 60 days of receipt (whoever registers the complaint)
 
 
 @dataclass(frozen=True)

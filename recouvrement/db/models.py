@@ -260,8 +260,20 @@ class AgencyCase(SQLModel, table=True):
     handed_on: date
     amount_cents: int = cents()
     invoice_numbers: str
-    status: str = "handed_over"                # handed_over | partial | collected | closed | returned
+    # handed_over | partial | collected | plan_proposed | disputed | uncollectable | closed | returned
+    status: str = "handed_over"
     updated_on: date | None = None
+
+
+class AgencyCommission(SQLModel, table=True):
+    """The agency's commission on one collected return line: an expense of the clinic (booked in the FEC against
+    the agency's supplier account), never added to what a patient owes."""
+    __tablename__ = "agency_commission"
+    line_id: str = Field(primary_key=True)     # the return line's id, that of its agency payment
+    case_id: str = Field(index=True)
+    booked_on: date = Field(index=True)        # the return line's date
+    amount_cents: int = cents()
+    rate_bp: int | None = None                 # the rules' rate (basis points) it was computed with; NULL: the file's
 
 
 class AgencyExport(SQLModel, table=True):

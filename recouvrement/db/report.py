@@ -78,5 +78,11 @@ def agency_by_status(conn: Connection, as_of: date) -> dict[str, tuple[int, int,
     return {status: (int(n), int(handed or 0), int(collected or 0)) for status, n, handed, collected in rows}
 
 
+def agency_commission_cents(conn: Connection, as_of: date) -> int:
+    """The agency's commissions booked by `as_of`, in cents."""
+    return _scalar(conn, "SELECT COALESCE(SUM(amount_cents), 0) FROM agency_commission WHERE booked_on <= :a",
+                   {"a": as_of})
+
+
 def agency_cases_handed_on(conn: Connection, day: date) -> int:
     return _scalar(conn, "SELECT COUNT(*) FROM agency_case WHERE handed_on = :a", {"a": day})

@@ -22,6 +22,7 @@ from recouvrement.errors import RecouvrementError
 from recouvrement.rules import AgencyRules, Rules
 from recouvrement.scanner import scan_file
 from tests.app.world import INVOICE_HEADER, write
+from tests.fec_structure import cents
 
 RULES = Rules()
 HANDOVER = date(2025, 4, 20)           # 19 days after the mise en demeure of 1 April
@@ -579,3 +580,155 @@ def test_an_export_killed_before_writing_its_file_is_written_by_the_next_run(eng
     assert {row[0] for row in read_csv(tmp_path / "agency.csv")[1:]} == {"AG-20250420-P1"}
     manifest = json.loads((tmp_path / "agency.csv.manifest.json").read_text())
     assert manifest["sha256"] == hashlib.sha256((tmp_path / "agency.csv").read_bytes()).hexdigest()
+
+
+# -- the returns' statuses (issue #15) ----------------------------------------------------------------------
+
+def handed_over(engine, settings, tmp_path):
+    ready(engine, settings, tmp_path)
+    export(engine, tmp_path)
+
+
+def test_a_partial_line_collects_its_amount_and_leaves_the_case_partial(engine, settings, tmp_path):
+    handed_over(engine, settings, tmp_path)
+    report = import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-05-15;40,00;partial;"]))
+    assert (report.imported, report.rejects) == (1, [])
+    assert case_status(engine) == "partial" and patient_due(engine) == 11000
+
+
+def test_a_plan_proposed_by_the_debtor_shows_on_the_case_and_nothing_is_chased_meanwhile(engine, settings, tmp_path):
+    from recouvrement.app.remind import run_remind
+    from recouvrement.app.report import report_data
+    handed_over(engine, settings, tmp_path)
+    import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-05-15;25,00;plan_proposed;"]))
+    assert case_status(engine) == "plan_proposed" and patient_due(engine) == 12500
+    assert report_data(engine, date(2025, 6, 1)).agency == [("Échéancier proposé par le débiteur", 1, 15000, 2500)]
+    assert run_remind(engine, settings, date(2025, 6, 1), tmp_path / "letters").letters_by_level == {}
+
+
+def test_a_disputed_case_enters_the_complaints_register_and_the_ladder_stops(engine, settings, tmp_path):
+    from recouvrement.db.disputes import disputed_invoices, list_disputes
+    handed_over(engine, settings, tmp_path)
+    import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-05-15;;disputed;conteste le montant"]))
+    with engine.connect() as conn:
+        register = list_disputes(conn)
+        assert disputed_invoices(conn, date(2025, 5, 15)) == {"F2025-000301", "F2025-000302"}
+        assert verify(conn).ok
+    assert [(d.invoice_number, d.received_on, d.answer_due, d.status) for d in register] == [
+        ("F2025-000301", date(2025, 5, 15), date(2025, 7, 14), "open"),
+        ("F2025-000302", date(2025, 5, 15), date(2025, 7, 14), "open")]
+    assert case_status(engine) == "disputed" and patient_due(engine) == 15000    # disputed, still owed
+
+
+def test_an_uncollectable_return_writes_off_what_is_owed_leaves_the_ladder_and_shows_in_the_fec(engine, settings,
+                                                                                              tmp_path):
+    from recouvrement.app.books import export_fec
+    from recouvrement.app.report import report_data
+    from recouvrement.rules import AccountingRules
+    from tests.fec_structure import check_entries, read_fec
+    handed_over(engine, settings, tmp_path)
+    import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-05-15;130,00;partial;",
+                                                     "AG-20250420-P1;2025-06-10;;uncollectable;débiteur insolvable"]))
+    assert case_status(engine) == "uncollectable" and patient_due(engine, date(2025, 6, 10)) == 0
+    assert patient_due(engine, date(2025, 6, 9)) == 2000       # written off on the line's day
+    with engine.connect() as conn:
+        written = conn.execute(text("SELECT invoice_number, amount_cents, reason, written_off_on FROM write_off")).all()
+        assert verify(conn).ok
+    assert [(n, int(a), r, str(d)[:10]) for n, a, r, d in written] == [
+        ("F2025-000302", 2000, "agency_uncollectable", "2025-06-10")]
+    assert report_data(engine, date(2025, 7, 1)).agency == [("Irrécouvrables (passés en non-valeur)", 1, 15000, 13000)]
+    assert run_remind_letters(engine, settings, tmp_path) == {}
+    _, records = read_fec(export_fec(engine, settings, AccountingRules(), 2025, tmp_path / "fec.txt").fec)
+    check_entries(records)
+    loss = [(r["JournalCode"], r["CompteNum"], r["CompAuxNum"], r["Debit"], r["Credit"]) for r in records
+            if "non-valeur" in r["EcritureLib"]]
+    assert loss == [("OD", "654000", "", "20,00", "0,00"), ("OD", "411100", "P1", "0,00", "20,00")]
+    assert "irrécouvrable selon l'agence" in [r for r in records if "non-valeur" in r["EcritureLib"]][0]["EcritureLib"]
+
+
+def run_remind_letters(engine, settings, tmp_path, day=date(2025, 7, 1)) -> dict:
+    from recouvrement.app.remind import run_remind
+    return run_remind(engine, settings, day, tmp_path / "letters").letters_by_level
+
+
+def test_reimporting_returns_with_every_new_status_changes_nothing(engine, settings, tmp_path):
+    handed_over(engine, settings, tmp_path)
+    rules = replace(RULES, agency=AgencyRules(commission_rate_bp=1000))
+    path = returns(tmp_path, ["AG-20250420-P1;2025-05-15;50,00;partial;", "AG-20250420-P1;2025-05-20;;plan_proposed;",
+                              "AG-20250420-P1;2025-05-25;;disputed;", "AG-20250420-P1;2025-06-10;;uncollectable;"])
+    first = import_agency_returns(engine, path, rules=rules)
+    assert (first.imported, first.rejects) == (4, [])
+
+    def tables() -> tuple:
+        with engine.connect() as conn:
+            return tuple(conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                         for t in ("payment", "allocation", "dispute", "write_off", "agency_commission", "audit_event"))
+    before = tables()
+    again = import_agency_returns(engine, path, rules=rules)
+    assert (again.imported, again.duplicates) == (0, 4)
+    assert tables() == before and before[2:5] == (2, 2, 1)      # a dispute and a write-off per invoice
+
+
+# -- the agency's commission ---------------------------------------------------------------------------------
+
+def fec_of(engine, settings, tmp_path, year=2025):
+    from recouvrement.app.books import export_fec
+    from recouvrement.rules import AccountingRules
+    return export_fec(engine, settings, AccountingRules(), year, tmp_path / "fec.txt")
+
+
+def test_the_commission_at_the_rules_rate_balances_in_the_fec_and_is_never_charged_to_the_patient(engine, settings,
+                                                                                                  tmp_path):
+    from tests.fec_structure import check_entries, read_fec
+    handed_over(engine, settings, tmp_path)
+    rules = replace(RULES, agency=AgencyRules(commission_rate_bp=1500))
+    import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-05-15;130,00;partial;"]), rules=rules)
+    assert patient_due(engine) == 2000                      # 150 - 130: the 19,50 of commission is not theirs
+    done = fec_of(engine, settings, tmp_path)
+    _, records = read_fec(done.fec)
+    check_entries(records)
+    commission = [(r["JournalCode"], r["CompteNum"], r["Debit"], r["Credit"], r["PieceRef"]) for r in records
+                  if r["EcritureLib"].startswith("Commission")]
+    assert commission == [("OD", "622600", "19,50", "0,00", "AGENCY-AG-20250420-P1-20250515-2"),
+                          ("OD", "401900", "0,00", "19,50", "AGENCY-AG-20250420-P1-20250515-2")]
+    assert sum(cents(r["Debit"]) for r in records) == sum(cents(r["Credit"]) for r in records)
+
+
+def test_the_commission_lines_are_in_the_accounting_journal_csv(engine, settings, tmp_path):
+    handed_over(engine, settings, tmp_path)
+    import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-05-15;100,00;partial;"]),
+                          rules=replace(RULES, agency=AgencyRules(commission_rate_bp=1000)))
+    done = fec_of(engine, settings, tmp_path)
+    with open(done.journal, encoding="utf-8-sig", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle, delimiter=";") if r["libelle"].startswith("Commission")]
+    assert [(r["compte"], r["debit"], r["credit"]) for r in rows] == [("622600", "10,00", "0,00"),
+                                                                      ("401900", "0,00", "10,00")]
+
+
+def test_a_commission_given_on_the_returns_line_wins_over_the_rules_rate(engine, settings, tmp_path):
+    handed_over(engine, settings, tmp_path)
+    path = write(tmp_path / "returns.csv", RETURNS_HEADER + ";commission_amount",
+                 ["AG-20250420-P1;2025-05-15;100,00;partial;;12,34", "AG-20250420-P1;2025-05-20;20,00;partial;;"])
+    import_agency_returns(engine, path, rules=replace(RULES, agency=AgencyRules(commission_rate_bp=1000)))
+    with engine.connect() as conn:
+        booked = conn.execute(text("SELECT amount_cents, rate_bp FROM agency_commission ORDER BY booked_on")).all()
+    assert [tuple(b) for b in booked] == [(1234, None), (200, 1000)]
+
+
+def test_no_rate_and_no_commission_column_books_no_commission(engine, settings, tmp_path):
+    handed_over(engine, settings, tmp_path)
+    import_agency_returns(engine, returns(tmp_path, ["AG-20250420-P1;2025-05-15;100,00;partial;"]), rules=RULES)
+    from tests.fec_structure import read_fec
+    _, records = read_fec(fec_of(engine, settings, tmp_path).fec)
+    assert not [r for r in records if r["CompteNum"] in ("622600", "401900")]
+
+
+def test_a_bad_commission_is_refused_alone_with_its_line_and_field(engine, settings, tmp_path):
+    handed_over(engine, settings, tmp_path)
+    path = write(tmp_path / "returns.csv", RETURNS_HEADER + ";commission_amount",
+                 ["AG-20250420-P1;2025-05-15;10,00;partial;;12,00", "AG-20250420-P1;2025-05-16;10,00;partial;;douze",
+                  "AG-20250420-P1;2025-05-17;10,00;partial;;1,00", "AG-20250420-P1;2025-05-18;;partial;;"])
+    report = import_agency_returns(engine, path)
+    assert [(r.line, r.field) for r in report.rejects] == [(2, "commission_amount"), (3, "commission_amount"),
+                                                           (5, "collected_amount")]
+    assert report.imported == 1 and patient_due(engine) == 14000
