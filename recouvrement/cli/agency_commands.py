@@ -71,7 +71,7 @@ def import_agency_returns_command(ctx: Context, file: Path, rejects_file: Path |
     agency-uncollectable). A returned case goes to the clinic's worklist and never back into the
     reminder ladder. Unknown case ids are refused with their line; re-importing a file changes nothing.
     """
-    report = import_agency_returns(ctx.engine, file)
+    report = import_agency_returns(ctx.engine, file, rules=ctx.settings.rules())
     _print_summary([report])
     for message in report.warnings:
         warning(message)
