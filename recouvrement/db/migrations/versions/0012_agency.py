@@ -1,7 +1,7 @@
 """the agency's commissions on collected amounts
 
 Revision ID: agency
-Revises: web_letters
+Revises: channels
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlmodel
 
 
 revision = "agency"
-down_revision = "web_letters"
+down_revision = "channels"
 branch_labels = None
 depends_on = None
 
