@@ -196,7 +196,8 @@ def test_the_export_holds_no_contact_detail_unless_the_rules_allow_it(engine, se
     export(engine, tmp_path, rules=rules)
     header, row, *_ = read_csv(tmp_path / "agency.csv")   # one row per invoice: the first
     assert header == EXPORT_COLUMNS + ["email", "phone"]
-    assert row[-2:] == ["claire@example.org", "06 12 34 56 78"]
+    # The phone is stored in E.164 (issue #14); the shared CSV writer makes a leading '+' inert.
+    assert row[-2:] == ["claire@example.org", "'+33612345678"]
 
 
 def test_the_manifest_carries_the_checksum_the_totals_and_the_audit_head(engine, settings, tmp_path):

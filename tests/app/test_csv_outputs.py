@@ -116,7 +116,7 @@ def test_identity_and_contact_from_outside_are_inert_in_the_agency_file(engine, 
     assert_safe(rows, expected_rows=1)
     row = dict(zip(rows[0], rows[1]))
     assert (row["patient_id"], row["last_name"], row["address"], row["phone"], row["amount_due"]) == (
-        "'-P1", "'" + FORMULA, "'@1 rue Haute", "'+33 6 12 34 56 78", "150.00")
+        "'-P1", "'" + FORMULA, "'@1 rue Haute", "'+33612345678", "150.00")   # the phone stored in E.164 (issue #14)
 
 
 def test_an_outside_patient_id_is_inert_in_the_reminders_manifest(engine, tmp_path):
