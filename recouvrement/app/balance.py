@@ -1,22 +1,77 @@
-"""The aged balance and the reconciliation exports (allocations, exceptions queue)."""
+"""The aged balance (with its grand total and its per-patient and per-invoice detail) and the reconciliation
+exports (allocations, exceptions queue)."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Engine
 
 from recouvrement.audit import record_files
+from recouvrement.core.balance import (INVOICE_DETAIL, PATIENT_DETAIL, invoice_detail, invoice_state, patient_detail,
+                                       with_grand_total)
 from recouvrement.db import exports
-from recouvrement.db.ledger import BUCKETS, aged_balance, outstanding_shares, share_states  # noqa: F401  (still importable here)
+from recouvrement.db.eligibility import decision_facts
+from recouvrement.db.ledger import BUCKETS, aged_balance, balance_facts, outstanding_shares, share_states  # noqa: F401  (still importable here)
 from recouvrement.render.csvfile import PLAIN, Amount, Dialect
 from recouvrement.render.files import write_checked_csv
 
+DETAILS = ("patients", "invoices")
+_MONEY = {"amount", "paid", "written_off", "amo_remaining", "amc_remaining", "patient_remaining", "remaining", "amo",
+          "amc", "patient", "total", "credit", "pending", "patient_net"}
+
+
+def balance_table(engine: Engine, as_of: date, ageing: str = "issue") -> pd.DataFrame:
+    """The aged balance on `as_of` (by payer type, then by mutuelle) and its last row `total:all`, every payer."""
+    return with_grand_total(aged_balance(engine, as_of, ageing))
+
+
 def write_balance_csv(table: pd.DataFrame, path: Path, dialect: Dialect = PLAIN) -> int:
+    """The aged balance as CSV: group (type | mutuelle | total), name, one column per bucket, total."""
     rows = [[group.split(":", 1)[0], group.split(":", 1)[1], *(Amount(v) for v in values)]
             for group, values in zip(table.index, table.to_numpy().tolist())]
-    return write_checked_csv(path, ["group", "name", *BUCKETS, "total"], rows, dialect=dialect)
+    return write_checked_csv(path, ["group", "name", *table.columns], rows, dialect=dialect)
+
+
+def balance_detail(engine: Engine, as_of: date, detail: str, ageing: str = "issue") -> pd.DataFrame:
+    """The per-patient (PATIENT_DETAIL) or per-invoice (INVOICE_DETAIL) detail of the balance on `as_of`, in cents;
+    its payer columns add up to the balance's grand total."""
+    if detail not in DETAILS:
+        raise ValueError(f"detail is one of {', '.join(DETAILS)}, not {detail!r}")
+    with engine.connect() as conn:
+        shares, money, names = balance_facts(conn, as_of, ageing)
+        if detail == "patients":
+            return patient_detail(shares, money, names)
+        facts = decision_facts(conn, as_of)
+    awaited = set(shares[(shares["payer_type"] != "patient") & (shares["due_cents"] > 0)]["invoice_number"])
+    written_off = set(shares[shares["written_off"] > 0]["invoice_number"])
+    listed = shares[(shares["due_cents"] > 0) | (shares["written_off"] > 0)]     # the detail's rows only
+    patient_of = listed.drop_duplicates("invoice_number").set_index("invoice_number")["patient_id"]
+    states = {}
+    for number, patient_id in patient_of.items():
+        patient = facts.patient(patient_id)
+        states[number] = invoice_state(number, as_of, awaited=number in awaited, written_off=number in written_off,
+                                       disputes=facts.disputes.get(number, ()), holds=patient.holds,
+                                       plans=patient.plans, handed_over_on=facts.handed_over_on.get(number))
+    return invoice_detail(shares, states)
+
+
+def write_balance_detail(engine: Engine, as_of: date, detail: str, path: Path, dialect: Dialect = PLAIN,
+                         ageing: str = "issue") -> tuple[int, int]:
+    """Write the detail as CSV through the one safe writer (scanned; names and mutuelles masked on a row the
+    scanner flags), record the file in the audit trail; (rows, cents still due in it)."""
+    table = balance_detail(engine, as_of, detail, ageing)
+    header = list(PATIENT_DETAIL if detail == "patients" else INVOICE_DETAIL)
+    money = [column in _MONEY for column in header]
+    rows = [[Amount(int(v)) if is_money else v for v, is_money in zip(row, money)]
+            for row in table.itertuples(index=False, name=None)]
+    free = ("last_name", "first_name") if detail == "patients" else ("mutuelle",)
+    count = write_checked_csv(path, header, rows, free_text=free, dialect=dialect)
+    due = int(table[["amo", "amc", "patient"]].to_numpy().sum()) if detail == "patients" else int(table["remaining"].sum())
+    record_files(engine, "export", [path], export=f"balance-{detail}", rows=count, as_of=as_of)
+    return count, due
 
 
 def export_allocations(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> int:

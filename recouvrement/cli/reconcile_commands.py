@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from recouvrement.app.balance import BUCKETS, aged_balance, export_allocations, export_exceptions, write_balance_csv
+from recouvrement.app.balance import (DETAILS, balance_table, export_allocations, export_exceptions,
+                                      write_balance_csv, write_balance_detail)
 from recouvrement.app.reconcile import manual_match, manual_unmatch, run_reconcile
 from recouvrement.cli import Context, Table, cli, out, pass_context
 from recouvrement.cli.options import as_of_option
@@ -58,24 +59,45 @@ def unmatch(ctx: Context, payment_id: str) -> None:
     out.print(f"{removed} affectation(s) du paiement {payment_id} retirée(s) ; il attend dans la file")
 
 
+BUCKET_LABELS = {"not-due": "non échu", "total": "total"}
+GROUP_LABELS = {"total:all": "TOTAL (tous payeurs)"}
+
+
 @cli.command()
 @as_of_option("Date of the balance (dd/mm/yyyy or ISO; default: today).")
+@click.option("--ageing", type=click.Choice(["issue", "due"]), default="issue", show_default=True,
+              help="Age counted in days since the invoice's issue date, or past its due date ('due' adds a "
+                   "'not-due' column for what is not yet due).")
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write it as CSV.")
+@click.option("--detail", type=click.Choice(DETAILS),
+              help="Also write the detail, one row per patient or per invoice, to --out (columns in the README).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="The detail's CSV file.")
 @format_option
 @pass_context
-def balance(ctx: Context, as_of, csv_file: Path | None, dialect) -> None:
-    """The aged balance (days since issue) by payer type and by mutuelle."""
+def balance(ctx: Context, as_of, ageing: str, csv_file: Path | None, detail: str | None, out_file: Path | None,
+            dialect) -> None:
+    """The aged balance by payer type and by mutuelle, and its grand total (every payer).
+
+    Example: recouvrement balance --ageing due --detail invoices --out factures.csv --format excel-fr
+    """
+    if (detail is None) != (out_file is None):
+        raise click.UsageError("--detail et --out vont ensemble : --detail patients|invoices --out FICHIER")
     day = as_of
-    table = aged_balance(ctx.engine, day)
-    view = Table(title=f"Balance âgée au {day:%d/%m/%Y}")
-    for column in ("", *BUCKETS, "total"):
-        view.add_column(column, justify="left" if not column else "right")
+    table = balance_table(ctx.engine, day, ageing)
+    basis = "jours depuis l'échéance" if ageing == "due" else "jours depuis l'émission"
+    view = Table(title=f"Balance âgée au {day:%d/%m/%Y} ({basis})")
+    for column in ("", *table.columns):
+        view.add_column(BUCKET_LABELS.get(column, column), justify="left" if not column else "right")
     for name, values in zip(table.index, table.to_numpy().tolist()):
-        view.add_row(name, *(format_eur(v) for v in values))
+        view.add_row(GROUP_LABELS.get(name, name), *(format_eur(v) for v in values))
     out.print(view)
     if csv_file:
         write_balance_csv(table, csv_file, dialect)
         out.print(f"écrit dans {csv_file}")
+    if detail and out_file:
+        rows, due = write_balance_detail(ctx.engine, day, detail, out_file, dialect, ageing)
+        kind = "patient(s)" if detail == "patients" else "facture(s)"
+        out.print(f"détail : {rows} {kind}, {format_eur(due)} restant dû, écrit dans {out_file}")
 
 
 @export_group.command("allocations")

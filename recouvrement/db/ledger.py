@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
-from recouvrement.core.ledger import PATIENT_COLUMNS, SHARES, Snapshot, due_matrix, outstanding
+from recouvrement.core.balance import BUCKETS, age_buckets, bucket_columns  # noqa: F401  (BUCKETS: the report's)
+from recouvrement.core.ledger import PATIENT_COLUMNS, SHARES, Snapshot, due_matrix, outstanding, patient_money
 from recouvrement.db.bulk import read_frame
 from recouvrement.db.values import as_date
 
@@ -165,35 +166,49 @@ def current_due_cents(conn: Connection, invoice_number: str, share: str) -> int 
     return int(due_matrix(snapshot)[0, SHARES.index(share)])
 
 
-BUCKETS = ("0-30", "31-60", "61-90", ">90")
-
-
-def share_states(engine: Engine, as_of: date, patient_id: str | None = None,
-                 rejection_due_after_days: int = 0) -> pd.DataFrame:
-    """Every share of every invoice (or of one patient's) at the end of `as_of` (core.ledger.outstanding: what
-    was expected, paid, moved to the patient by an insurer's rejection and what is still due, in cents), with
-    the payer's name and the age bucket (days since issue)."""
-    with engine.connect() as conn:
-        snapshot = load_snapshot(conn, as_of, None if patient_id is None else [patient_id])
+def _aged(snapshot: Snapshot, as_of: date, ageing: str, rejection_due_after_days: int) -> pd.DataFrame:
+    """outstanding() of the snapshot with each share's payer, its invoice's own due date and its age bucket."""
     shares = outstanding(snapshot, rejection_due_after_days=rejection_due_after_days)
     shares["payer"] = shares["payer_type"].map({"amo": "Assurance Maladie", "patient": "Patients"})
     shares.loc[shares["payer_type"] == "amc", "payer"] = shares["amc_payer"].fillna("Mutuelle")
-    age = (pd.Timestamp(as_of) - pd.to_datetime(shares["issue_date"])).dt.days
-    shares["bucket"] = pd.cut(age, [-10**6, 30, 60, 90, 10**6], labels=BUCKETS).astype(str)
+    due_of = pd.Series(snapshot.invoices["due_date"].to_numpy(dtype=object), index=snapshot.invoices["invoice_number"])
+    shares["invoice_due_date"] = shares["invoice_number"].map(due_of)
+    shares["bucket"] = age_buckets(as_of, shares["issue_date"], shares["invoice_due_date"], ageing)
     return shares
 
 
-def outstanding_shares(engine: Engine, as_of: date) -> pd.DataFrame:
+def share_states(engine: Engine, as_of: date, patient_id: str | None = None,
+                 rejection_due_after_days: int = 0, ageing: str = "issue") -> pd.DataFrame:
+    """Every share of every invoice (or of one patient's) at the end of `as_of` (core.ledger.outstanding: what
+    was expected, paid, moved to the patient by an insurer's rejection and what is still due, in cents), with
+    the payer's name, the invoice's own due date (`invoice_due_date`) and the age bucket (core.balance: days
+    since issue, or past the invoice's due date with `ageing="due"`)."""
+    with engine.connect() as conn:
+        snapshot = load_snapshot(conn, as_of, None if patient_id is None else [patient_id])
+    return _aged(snapshot, as_of, ageing, rejection_due_after_days)
+
+
+def balance_facts(conn: Connection, as_of: date, ageing: str = "issue") -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                                pd.DataFrame]:
+    """What the balance's detail reads, from one snapshot at the end of `as_of`: (every share as share_states,
+    every patient's money as core.ledger.patient_money, the patients' patient_id, last_name, first_name)."""
+    snapshot = load_snapshot(conn, as_of)
+    shares = _aged(snapshot, as_of, ageing, 0)
+    return shares, patient_money(snapshot, table=shares), snapshot.patients[["patient_id", "last_name", "first_name"]]
+
+
+def outstanding_shares(engine: Engine, as_of: date, ageing: str = "issue") -> pd.DataFrame:
     """Every share with money still due at the end of `as_of`: invoice, patient, payer type, payer, age, cents."""
-    shares = share_states(engine, as_of)
+    shares = share_states(engine, as_of, ageing=ageing)
     shares = shares[shares["due_cents"] > 0].copy()
     return shares[["invoice_number", "patient_id", "payer_type", "payer", "issue_date", "due_date", "bucket",
                    "due_cents"]]
 
 
-def aged_balance(engine: Engine, as_of: date) -> pd.DataFrame:
-    """Rows: by payer type, then by mutuelle; columns: the age buckets (days since issue) and the total, in cents."""
-    shares = outstanding_shares(engine, as_of)
+def aged_balance(engine: Engine, as_of: date, ageing: str = "issue") -> pd.DataFrame:
+    """Rows: by payer type, then by mutuelle; columns: the age buckets (core.balance: days since issue, or past
+    the due date with `ageing="due"`, which adds `not-due` in front) and the total, in cents."""
+    shares = outstanding_shares(engine, as_of, ageing)
     by_type = shares.pivot_table(index="payer_type", columns="bucket", values="due_cents", aggfunc="sum",
                                  fill_value=0, observed=False)
     amc = shares[shares["payer_type"] == "amc"]
@@ -201,6 +216,7 @@ def aged_balance(engine: Engine, as_of: date) -> pd.DataFrame:
                                observed=False)
     by_type.index = [f"type:{i}" for i in by_type.index]
     by_payer.index = [f"mutuelle:{i}" for i in by_payer.index]
-    table = pd.concat([by_type, by_payer]).reindex(columns=list(BUCKETS), fill_value=0).fillna(0).astype("int64")
+    table = pd.concat([by_type, by_payer]).reindex(columns=list(bucket_columns(ageing)), fill_value=0)
+    table = table.fillna(0).astype("int64")
     table["total"] = table.sum(axis=1)
     return table
