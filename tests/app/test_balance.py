@@ -172,3 +172,19 @@ def test_the_balance_csv_ends_with_the_grand_total(world, tmp_path):
     lines = path.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "group,name,not-due,0-30,31-60,61-90,>90,total"
     assert lines[-1] == "total,all,73.00,45.00,100.00,0.00,0.00,218.00"
+
+
+def test_the_balance_command_prints_the_grand_total_and_writes_the_detail(world, db_url, tmp_path, monkeypatch,
+                                                                            capsys):
+    from tests.test_cli_messages import run_main
+    code, out, err = run_main(monkeypatch, capsys, "--db", db_url, "balance", "--as-of", "31/03/2025", "--ageing",
+                              "due", "--detail", "invoices", "--out", "factures.csv", "--format", "excel-fr",
+                              cwd=tmp_path)
+    assert code == 0, err
+    assert "jours depuis l'échéance" in out and "non échu" in out
+    assert "TOTAL (tous payeurs)" in out and "218,00\xa0€" in out
+    assert "détail : 4 facture(s), 218,00\xa0€ restant dû, écrit dans factures.csv" in out
+    assert [r["invoice_number"] for r in read_excel_fr(tmp_path / "factures.csv")] == [
+        "F2025-000101", "F2025-000102", "F2025-000103", "F2025-000104"]
+    code, out, err = run_main(monkeypatch, capsys, "--db", db_url, "balance", "--detail", "patients", cwd=tmp_path)
+    assert code == 2 and "--detail et --out vont ensemble" in err
