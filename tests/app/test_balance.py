@@ -130,8 +130,11 @@ def test_the_invoice_detail_says_what_stands_on_each_invoice(world):
     with world.begin() as conn:
         conn.execute(text("INSERT INTO agency_case (case_id, patient_id, handed_on, amount_cents, invoice_numbers, "
                           "status) VALUES ('C1', 'P2', :d, 2300, 'F2025-000103', 'handed_over')"), {"d": DAY})
+        conn.execute(text("INSERT INTO plan (patient_id, status, proposed_on, accepted_on, total_cents, "
+                          "invoice_numbers) VALUES ('P1', 'active', :p, :a, 4500, 'F2025-000102')"),
+                     {"p": date(2025, 3, 1), "a": date(2025, 3, 5)})
     detail = balance_detail(world, DAY, "invoices").set_index("invoice_number")
-    assert detail["state"].to_dict() == {"F2025-000101": "awaited written_off", "F2025-000102": "disputed",
+    assert detail["state"].to_dict() == {"F2025-000101": "awaited written_off", "F2025-000102": "disputed plan",
                                          "F2025-000103": "awaited agency", "F2025-000104": "held"}
     assert detail.loc["F2025-000101", ["amount", "paid", "written_off", "amo_remaining", "amc_remaining",
                                        "patient_remaining", "remaining"]].tolist() == [10000, 0, 1000, 7000, 2000,
@@ -139,7 +142,7 @@ def test_the_invoice_detail_says_what_stands_on_each_invoice(world):
     assert (detail.loc["F2025-000101", "issue_date"], detail.loc["F2025-000101", "due_date"]) == (
         date(2025, 1, 10), date(2025, 2, 9))
     assert balance_detail(world, date(2025, 3, 19), "invoices").set_index("invoice_number")["state"].to_dict() == {
-        "F2025-000101": "awaited", "F2025-000102": "open", "F2025-000103": "awaited", "F2025-000104": "open"}
+        "F2025-000101": "awaited", "F2025-000102": "plan", "F2025-000103": "awaited", "F2025-000104": "open"}
 
 
 def test_the_patient_detail_nets_each_patients_credit_against_what_they_owe(world, settings, tmp_path):
