@@ -36,6 +36,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -65,7 +66,7 @@ from recouvrement.importers.base import AMOUNT_TOO_LARGE, Reject
 from recouvrement.money import format_plain
 from recouvrement.render.csvfile import MASK, PLAIN, Amount, Dialect, csv_document
 from recouvrement.render.files import write_atomically
-from recouvrement.rules import Rules, load_rules
+from recouvrement.rules import Rules, by_email, is_postal, load_rules
 from recouvrement.scanner import ensure_clean, known_texts
 
 # One row per invoice of a case, the case's columns repeated on each (see the README, "Agency file").
@@ -73,12 +74,12 @@ CASE_COLUMNS = ["case_id", "patient_id", "last_name", "first_name", "address", "
                 "creditor_reference"]
 INVOICE_COLUMNS = ["invoice_number", "issue_date", "due_date", "invoice_amount", "invoice_paid", "invoice_remaining",
                    "time_barred_on", "letter_dates", "letter_references", "mise_en_demeure_date",
-                   "mise_en_demeure_reference", "mise_en_demeure_sent_by"]
+                   "mise_en_demeure_reference", "mise_en_demeure_sent_by", "mise_en_demeure_tracking"]
 EXPORT_COLUMNS = CASE_COLUMNS + INVOICE_COLUMNS
 # The debtor's cells come from outside (the practice software's export): masked on a line the scanner flags.
 FREE_TEXT_COLUMNS = ("last_name", "first_name", "address", "postal_code", "city", "email", "phone")
 LETTER_STATUSES = ("written", "sent")
-SENT_BY = {"letter": "courrier", "both": "courrier + e-mail"}
+TRACKING = re.compile(r"[A-Z0-9]{8,20}")      # a La Poste tracking number, spaces removed (1A 123 456 7890 1 …)
 
 
 @dataclass(frozen=True)
@@ -325,14 +326,48 @@ def _invoice_cells(line: CaseInvoice, letters: list[store.LetterSent], rules: Ru
             time_barred_on(line.issue_date, rules).isoformat(),
             " ".join(sent.day.isoformat() for sent in letters), " ".join(reference(sent) for sent in letters),
             demand.day.isoformat() if demand else "", reference(demand) if demand else "",
-            _sent_by(demand) if demand else ""]
+            sent_by(demand) if demand else "", (demand.registered_tracking or "") if demand else ""]
 
 
-def _sent_by(letter: store.LetterSent) -> str:
-    """How the mise en demeure went out: by post, and by e-mail too only once the SMTP server accepted it."""
-    if letter.channel == "both" and letter.status == "sent":
-        return SENT_BY["both"]
-    return SENT_BY["letter"] if letter.channel in ("letter", "both") else "e-mail"
+def sent_by(letter: store.LetterSent) -> str:
+    """How a letter went out, in French: by post (registered once its tracking number is recorded), and by
+    e-mail too only once the SMTP server accepted it.
+
+    >>> from dataclasses import replace
+    >>> from datetime import date
+    >>> sent = store.LetterSent("F1", "L1", date(2025, 4, 1), 3, None, "both", "sent")
+    >>> sent_by(sent), sent_by(replace(sent, status="failed", registered_tracking="1A12345678901"))
+    ('courrier + e-mail', 'lettre recommandée')
+    """
+    post = ("lettre recommandée" if letter.registered_tracking else "courrier") if is_postal(letter.channel) else ""
+    email = "e-mail" if by_email(letter.channel) and letter.status == "sent" else ""
+    return " + ".join(part for part in (post, email) if part)
+
+
+def record_registered_post(engine: Engine, letter_id: str, tracking: str, *, now: datetime | None = None,
+                           actor: str | None = None) -> str:
+    """Record that a postal letter also went by registered post, with its tracking number (audited); the agency
+    file then gives it for that mise en demeure. Returns the number as stored (upper case, no spaces)."""
+    number = re.sub(r"[\s.-]", "", tracking or "").upper()
+    if not TRACKING.fullmatch(number):
+        raise RecouvrementError("numéro de suivi La Poste attendu : 8 à 20 lettres ou chiffres", field="TRACKING")
+    now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    with writing(engine) as conn:
+        found = store.postal_letter(conn, letter_id)
+        if found is None:
+            raise RecouvrementError(f"courrier inconnu {letter_id!r}", field="LETTER_ID")
+        patient_id, channel, known = found
+        if not is_postal(channel):
+            raise RecouvrementError(f"le courrier {letter_id} est parti par e-mail seulement : pas de recommandé",
+                                    field="LETTER_ID")
+        if known == number:
+            return number
+        if known is not None:
+            raise RecouvrementError(f"le courrier {letter_id} a déjà le numéro de suivi {known}", field="TRACKING")
+        store.set_registered_tracking(conn, letter_id, number)
+        append_event(conn, "registered_post", {"letter_id": letter_id, "tracking": number},
+                     patient_id=patient_id, at=now, actor=actor)
+    return number
 
 
 def _store_case(conn: Connection, case: Case, as_of: date, now: datetime, actor: str | None) -> None:

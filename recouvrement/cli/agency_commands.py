@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from recouvrement.app.agency import export_agency, import_agency_returns
-from recouvrement.cli import Context, out, pass_context, warning
+from recouvrement.app.agency import export_agency, import_agency_returns, record_registered_post
+from recouvrement.cli import Context, cli, out, pass_context, warning
 from recouvrement.cli.options import as_of_option
 from recouvrement.cli.import_commands import _print_summary, _report_rejects, export_group, format_option, import_group
 from recouvrement.money import format_eur
@@ -78,3 +78,17 @@ def import_agency_returns_command(ctx: Context, file: Path, rejects_file: Path |
     if report.rejects:
         _report_rejects(report.rejects, rejects_file)
         sys.exit(1)
+
+
+@cli.command("registered-post")
+@click.argument("letter_id")
+@click.argument("tracking")
+@pass_context
+def registered_post_command(ctx: Context, letter_id: str, tracking: str) -> None:
+    """Record that a postal letter (a mise en demeure) also went by registered post, with La Poste's
+    tracking number: the agency file gives it with the mise en demeure (audited).
+
+    Example: recouvrement registered-post L20250401-P1-3 "1A 123 456 7890 1"
+    """
+    number = record_registered_post(ctx.engine, letter_id, tracking)
+    out.print(f"courrier {letter_id} : recommandé n° {number} enregistré")

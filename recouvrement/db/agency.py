@@ -73,6 +73,7 @@ class LetterSent:
     rf_reference: str | None          # the letter's printed reference (None: made before letters had one)
     channel: str                      # letter | email | both
     status: str                       # written | queued | sending | sent | failed (the e-mail's, see Letter)
+    registered_tracking: str | None = None   # registered post's tracking number, when recorded
 
 
 def letters_listing(conn: Connection, numbers: list[str] | tuple[str, ...], as_of: date) -> list[LetterSent]:
@@ -82,11 +83,24 @@ def letters_listing(conn: Connection, numbers: list[str] | tuple[str, ...], as_o
         return []
     marks = ", ".join(f":n{k}" for k in range(len(numbers)))
     rows = conn.execute(text(
-        "SELECT i.invoice_number, l.letter_id, l.as_of, i.level, l.rf_reference, l.channel, l.status FROM letter l "
+        "SELECT i.invoice_number, l.letter_id, l.as_of, i.level, l.rf_reference, l.channel, l.status, "
+        "l.registered_tracking FROM letter l "
         f"JOIN letter_item i ON i.letter_id = l.letter_id WHERE i.invoice_number IN ({marks}) AND l.level >= 1 "
         "AND i.level >= 1 AND l.as_of <= :d AND (l.status IN ('written', 'sent') OR l.channel = 'both') "
         "ORDER BY l.as_of, l.letter_id"), {"d": as_of, **{f"n{k}": n for k, n in enumerate(numbers)}}).all()
-    return [LetterSent(r[0], r[1], as_date(r[2]), int(r[3]), r[4], r[5], r[6]) for r in rows]
+    return [LetterSent(r[0], r[1], as_date(r[2]), int(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+
+def postal_letter(conn: Connection, letter_id: str) -> tuple[str, str, str | None] | None:
+    """(patient_id, channel, registered_tracking) of a letter, or None when there is no such letter."""
+    row = conn.execute(text("SELECT patient_id, channel, registered_tracking FROM letter WHERE letter_id = :l"),
+                       {"l": letter_id}).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def set_registered_tracking(conn: Connection, letter_id: str, tracking: str) -> None:
+    conn.execute(text("UPDATE letter SET registered_tracking = :t WHERE letter_id = :l"),
+                 {"t": tracking, "l": letter_id})
 
 
 def collected_cents(conn: Connection, case_id: str) -> int:

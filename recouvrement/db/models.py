@@ -190,6 +190,9 @@ class Letter(SQLModel, table=True):
     claimed_by: str | None = None              # "host:pid" sending it now (status 'sending')
     claimed_at: datetime | None = None
     sent_at: datetime | None = None
+    # The postal tracking number when the letter was also sent by registered post (lettre recommandée avec
+    # accusé de réception), as the desk recorded it (`registered-post`); NULL: not recorded.
+    registered_tracking: str | None = None
 
 
 class SmsMessage(SQLModel, table=True):

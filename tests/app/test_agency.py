@@ -72,7 +72,7 @@ def read_csv(path):
 AGREED_COLUMNS = ["case_id", "patient_id", "last_name", "first_name", "address", "postal_code", "city", "amount_due",
                   "creditor_reference", "invoice_number", "issue_date", "due_date", "invoice_amount", "invoice_paid",
                   "invoice_remaining", "time_barred_on", "letter_dates", "letter_references", "mise_en_demeure_date",
-                  "mise_en_demeure_reference", "mise_en_demeure_sent_by"]
+                  "mise_en_demeure_reference", "mise_en_demeure_sent_by", "mise_en_demeure_tracking"]
 
 
 def test_a_case_is_handed_over_one_row_per_invoice_with_exactly_the_agreed_columns(engine, settings, tmp_path):
@@ -86,9 +86,9 @@ def test_a_case_is_handed_over_one_row_per_invoice_with_exactly_the_agreed_colum
             rf_reference("F2025-000301")]
     assert rows == [
         case + ["F2025-000301", "2025-01-10", "2025-02-09", "120.00", "0.00", "120.00", "2027-01-10", "2025-04-01",
-                rf_reference("F2025-000301"), "2025-04-01", rf_reference("F2025-000301"), "courrier"],
+                rf_reference("F2025-000301"), "2025-04-01", rf_reference("F2025-000301"), "courrier", ""],
         case + ["F2025-000302", "2025-01-20", "2025-02-19", "30.00", "0.00", "30.00", "2027-01-20", "2025-04-01",
-                rf_reference("F2025-000302"), "2025-04-01", rf_reference("F2025-000302"), "courrier"]]
+                rf_reference("F2025-000302"), "2025-04-01", rf_reference("F2025-000302"), "courrier", ""]]
     assert "kiné" not in (tmp_path / "agency.csv").read_text()
     assert (report.cases, report.rows, report.total_cents) == (1, 2, 15000)
 
@@ -121,6 +121,45 @@ def test_a_mise_en_demeure_whose_e_mail_copy_did_not_go_out_is_said_sent_by_post
     export(engine, tmp_path)
     header, *rows = read_csv(tmp_path / "agency.csv")
     assert {row[header.index("mise_en_demeure_sent_by")] for row in rows} == {"courrier"}
+
+
+def test_a_mise_en_demeure_sent_by_registered_post_gives_its_tracking_number(engine, settings, tmp_path):
+    from recouvrement.app.agency import record_registered_post
+    ready(engine, settings, tmp_path)
+    assert record_registered_post(engine, "L3-P1", "1a 123 456 7890 1") == "1A12345678901"
+    assert record_registered_post(engine, "L3-P1", "1A12345678901") == "1A12345678901"     # again: nothing new
+    export(engine, tmp_path)
+    header, *rows = read_csv(tmp_path / "agency.csv")
+    assert {(row[header.index("mise_en_demeure_sent_by")], row[header.index("mise_en_demeure_tracking")])
+            for row in rows} == {("lettre recommandée", "1A12345678901")}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM audit_event WHERE kind = 'registered_post'")).scalar_one() == 1
+
+
+def test_a_tracking_number_is_refused_for_an_unknown_or_e_mail_only_letter_or_a_bad_number(engine, settings,
+                                                                                           tmp_path):
+    from recouvrement.app.agency import record_registered_post
+    ready(engine, settings, tmp_path)
+    letter(engine, "L1-P1", date(2025, 2, 24), ["F2025-000301"], level=1, channel="email")
+    for letter_id, number, field in (("NOPE", "1A12345678901", "LETTER_ID"), ("L1-P1", "1A12345678901", "LETTER_ID"),
+                                     ("L3-P1", "12-34", "TRACKING")):
+        with pytest.raises(RecouvrementError) as caught:
+            record_registered_post(engine, letter_id, number)
+        assert caught.value.field == field
+    record_registered_post(engine, "L3-P1", "1A12345678901")
+    with pytest.raises(RecouvrementError, match="déjà"):
+        record_registered_post(engine, "L3-P1", "1A99999999999")
+
+
+def test_the_registered_post_command_says_what_it_recorded(engine, settings, db_url, tmp_path):
+    from recouvrement.cli import cli
+    import recouvrement.cli.commands  # noqa: F401  (registers the commands)
+    ready(engine, settings, tmp_path)
+    (tmp_path / "none.toml").write_text("")
+    done = CliRunner().invoke(cli, ["--db", db_url, "--config", str(tmp_path / "none.toml"), "registered-post",
+                                    "L3-P1", "1A 123 456 7890 1"])
+    assert done.exit_code == 0, done.output
+    assert "recommandé n° 1A12345678901 enregistré" in done.output
 
 
 def test_what_was_already_paid_on_an_invoice_and_what_remains_are_in_the_file(engine, settings, tmp_path):

@@ -1,4 +1,4 @@
-"""the agency's commissions on collected amounts
+"""the agency's commissions on collected amounts; a letter's registered-post tracking number
 
 Revision ID: agency
 Revises: channels
@@ -27,9 +27,13 @@ def upgrade() -> None:
     with op.batch_alter_table("agency_commission", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_agency_commission_case_id"), ["case_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_agency_commission_booked_on"), ["booked_on"], unique=False)
+    with op.batch_alter_table("letter", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("registered_tracking", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("letter", schema=None) as batch_op:
+        batch_op.drop_column("registered_tracking")
     with op.batch_alter_table("agency_commission", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_agency_commission_booked_on"))
         batch_op.drop_index(batch_op.f("ix_agency_commission_case_id"))
