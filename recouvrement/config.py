@@ -114,6 +114,10 @@ class Settings:
                                     file=str(self.source or "recouvrement.toml"), field="creditor")
         return self.creditor
 
+    def mail_sender(self) -> str:
+        """The address e-mails come from: `[smtp] sender`, else the creditor's."""
+        return self.smtp.sender or self.creditor.email
+
     def nir_key_path(self) -> Path:
         """Where the NIR key lives, never in the current folder (each folder would make its own key and
         hash the same NIR differently): `[privacy] nir_key_file` (relative to the settings file), else

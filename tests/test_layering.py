@@ -81,10 +81,6 @@ ALLOWED: tuple[Allowed, ...] = (
             "core.privacy raises these errors); the scrub belongs where messages are shown (cli/web)"),
 
     # --- use cases importing use cases: shared reads and helpers still living in app/ ---------------
-    Allowed("recouvrement.app.remind", "imports recouvrement.app.accounts",
-            "load_accounts: the ladder's input, to come from the snapshot"),
-    Allowed("recouvrement.app.remind", "imports recouvrement.app.outbox",
-            "send_queued after a run: the nightly run (a composer) could call it"),
 
     # --- SQL outside the store: reads and writes to become named functions in db/ -------------------
 )

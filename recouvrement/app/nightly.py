@@ -38,14 +38,16 @@ from recouvrement.app.agency import export_agency, finish_exports
 from recouvrement.app.imports import import_file
 from recouvrement.app.plans import refresh_plans
 from recouvrement.app.reconcile import run_reconcile
-from recouvrement.app.remind import run_remind
+from recouvrement.app.remind import RemindReport, run_remind
 from recouvrement.app.segmentation import patient_segments, segment_counts
 from recouvrement.app.lock import STALE_AFTER, held
+from recouvrement.app.outbox import send_queued, smtp_settings
 from recouvrement.db.values import as_utc
 from recouvrement.audit import append_event, file_sha256
 from recouvrement.config import Settings
 from recouvrement.core.privacy import redact, safe_file_name
 from recouvrement.errors import RecouvrementError
+from recouvrement.rules import by_email
 
 log = logging.getLogger(__name__)
 
@@ -392,8 +394,34 @@ def _segments(engine, settings, as_of, result, now) -> None:
         result.counts["segments"] = segment_counts(patient_segments(conn, as_of, settings.rules()))
 
 
+def remind_and_send(engine: Engine, settings: Settings, as_of: date, out_dir: Path, *, dry_run: bool = False,
+                    single_pdf: bool = False) -> RemindReport:
+    """The day's reminders (app.remind.run_remind), then the outbox sent (app.outbox.send_queued): this run's
+    e-mails and any a killed run left queued. Without SMTP settings the e-mails stay as .eml files."""
+    report = run_remind(engine, settings, as_of, out_dir, dry_run=dry_run, single_pdf=single_pdf)
+    if not dry_run:
+        _send_outbox(engine, settings, Path(out_dir), report)
+    return report
+
+
+def _send_outbox(engine: Engine, settings: Settings, out_dir: Path, report: RemindReport) -> None:
+    emailed = any(by_email(w.channel) for w in report.letters)
+    smtp = smtp_settings(settings)
+    if smtp is None:
+        if emailed:
+            report.email_note = f"e-mails écrits dans {out_dir}, non envoyés (pas de réglages SMTP)"
+        return
+    sent = send_queued(engine, smtp)
+    report.errors.extend(f"{e} ; le .eml est conservé" for e in sent.errors)
+    report.emails_sent, report.emails_queued, report.emails_failed = sent.sent, sent.queued, sent.failed
+    if sent.sent or sent.queued or sent.failed or emailed:
+        report.email_note = f"{sent.sent} e-mail(s) envoyé(s) par {smtp.host}" + (
+            f" ; {sent.queued} en attente pour le prochain run" if sent.queued else "") + (
+            f" ; {sent.failed} refusé(s) pour de bon, à traiter" if sent.failed else "")
+
+
 def _remind(engine, settings, as_of, result, now) -> None:
-    report = run_remind(engine, settings, as_of, settings.paths.output / "relances" / as_of.isoformat())
+    report = remind_and_send(engine, settings, as_of, settings.paths.output / "relances" / as_of.isoformat())
     result.counts["letters"] = {str(k): v for k, v in sorted(report.letters_by_level.items())}
     result.counts["sent"] = report.emails_sent
     if report.emails_queued or report.emails_failed:

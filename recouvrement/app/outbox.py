@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine
 from recouvrement.audit import append_event
 from recouvrement.channels import sms as sms_channel
 from recouvrement.channels.email import SendError, SmtpSettings, send_email
+from recouvrement.config import Settings
 from recouvrement.db import outbox as stored
 from recouvrement.db.run_lock import is_stale
 from recouvrement.db.session import writing
@@ -95,6 +96,15 @@ def _give_back(engine: Engine, letter_id: str, me: str, error: str, permanent: b
     """The letter goes back to the queue, or to 'failed' after MAX_ATTEMPTS refusals; returns its status."""
     with writing(engine) as conn:
         return stored.give_letter_back(conn, letter_id, me, error[:2000], permanent, MAX_ATTEMPTS)
+
+
+def smtp_settings(settings: Settings) -> SmtpSettings | None:
+    """The SMTP server of the settings; None without a host (the e-mails stay as .eml files)."""
+    c = settings.smtp
+    if not c.host:
+        return None
+    return SmtpSettings(host=c.host, port=c.port, username=c.username, password=c.password, starttls=c.starttls,
+                        ssl=c.ssl, sender=settings.mail_sender())
 
 
 def send_queued(engine: Engine, smtp: SmtpSettings, *, send: Callable = send_email,

@@ -6,9 +6,10 @@ never made again, so running the same day twice sends nothing twice and rewrites
 
 Nothing doubled, nothing lost, also with two runs at once or a run killed half-way: the letters are
 recorded under the writer lock (a letter another run recorded meanwhile is left to it), with their print
-batch and, for e-mails, in the outbox ('queued'). Only then is the batch PDF written (and marked written)
-and the outbox sent (app/outbox.py): a run killed after recording leaves the next run to write the
-missing batch and send what is still queued; a batch already written is never made again.
+batch and, for e-mails, in the outbox ('queued'). Only then is the batch PDF written (and marked written);
+the composers (the nightly run, `recouvrement remind`: app.nightly.remind_and_send) then send the outbox
+(app/outbox.py). A run killed after recording leaves the next run to write the missing batch and send what
+is still queued; a batch already written is never made again.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
-from recouvrement.app.accounts import load_accounts
 from recouvrement.render.recipients import patient_name, recipient_of
 from recouvrement.render.csvfile import Amount
 from recouvrement.render.files import write_atomically, write_checked_csv
 from recouvrement.db import letters as stored
+from recouvrement.db.accounts import load_accounts
 from recouvrement.db.session import writing
 from recouvrement.audit import append_event, file_record, record_files
 from recouvrement.config import Settings
@@ -76,6 +77,7 @@ class RemindReport:
     letters: list[WrittenLetter] = field(default_factory=list)  # made by this run
     already_recorded: list[str] = field(default_factory=list)  # letter ids of that date from an earlier run
     errors: list[str] = field(default_factory=list)
+    # The outbox's sending after the run, filled in by the composer that sends it (app.nightly.remind_and_send).
     emails_sent: int = 0
     emails_queued: int = 0      # still in the outbox after this run (server unreachable, killed run …)
     emails_failed: int = 0      # refused by the server too many times: a person looks at them
@@ -100,7 +102,8 @@ def letter_id(as_of: date, patient_id: str, level: int) -> str:
 
 def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, dry_run: bool = False,
                rules: Rules | None = None, single_pdf: bool = False) -> RemindReport:
-    """Decide the reminders due on as_of; unless dry_run, write, send and record them."""
+    """Decide the reminders due on as_of; unless dry_run, write and record them (e-mails wait in the outbox:
+    app.nightly.remind_and_send sends them)."""
     rules = rules or settings.rules()
     with engine.connect() as conn:
         accounts = load_accounts(conn, as_of, rules)
@@ -121,7 +124,6 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     if fresh:
         _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf, rules)
     _write_batches(engine, report, known_texts(settings))
-    _send(engine, settings, Path(out_dir), report)
     if report.already_recorded or report.letters:
         report.manifest = write_manifest(engine, as_of, Path(out_dir))
     return report
@@ -209,14 +211,10 @@ def _email(settings: Settings, view, html: str, text_version: str) -> bytes:
 
     from recouvrement.channels.email import build_email
     from recouvrement.scanner import email_text
-    message = build_email(view, _sender(settings), html, text_version)
+    message = build_email(view, settings.mail_sender(), html, text_version)
     data = message.as_bytes(policy=email.policy.SMTP)
     ensure_clean(email_text(data, f"{view.letter_id}.eml"), f"{view.letter_id}.eml", known=known_texts(settings))
     return data
-
-
-def _sender(settings: Settings) -> str:
-    return settings.smtp.sender or settings.creditor.email
 
 
 def _write_letter(out_dir: Path, lid: str, html: str, message, decision: Decision, kind: str,
@@ -327,27 +325,6 @@ def _mark_batch_written(engine: Engine, name: str, path: Path) -> None:
     with writing(engine) as conn:
         if stored.mark_batch_written(conn, name, digest, datetime.now(timezone.utc).replace(microsecond=0)):
             append_event(conn, "letter_batch", {"name": name, "files": [file_record(path)]})
-
-
-def _send(engine: Engine, settings: Settings, out_dir: Path, report: RemindReport) -> None:
-    """Send the outbox through SMTP when configured (this run's e-mails and any left queued); else the
-    e-mails stay as .eml files."""
-    c = settings.smtp
-    if not c.host:
-        if any(by_email(w.channel) for w in report.letters):
-            report.email_note = f"e-mails écrits dans {out_dir}, non envoyés (pas de réglages SMTP)"
-        return
-    from recouvrement.app.outbox import send_queued
-    from recouvrement.channels.email import SmtpSettings
-    smtp = SmtpSettings(host=c.host, port=c.port, username=c.username, password=c.password, starttls=c.starttls,
-                        ssl=c.ssl, sender=_sender(settings))
-    sent = send_queued(engine, smtp)
-    report.errors.extend(f"{e} ; le .eml est conservé" for e in sent.errors)
-    report.emails_sent, report.emails_queued, report.emails_failed = sent.sent, sent.queued, sent.failed
-    if sent.sent or sent.queued or sent.failed or any(by_email(w.channel) for w in report.letters):
-        report.email_note = f"{sent.sent} e-mail(s) envoyé(s) par {c.host}" + (
-            f" ; {sent.queued} en attente pour le prochain run" if sent.queued else "") + (
-            f" ; {sent.failed} refusé(s) pour de bon, à traiter" if sent.failed else "")
 
 
 def write_manifest(engine: Engine, as_of: date, out_dir: Path) -> Path:

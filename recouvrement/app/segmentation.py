@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from recouvrement.db.accounts import queued_payment_holds  # noqa: F401  (the ladder's waits, shown with segments)
 from recouvrement.db.segments import patient_segments  # noqa: F401  (still importable here)
 from recouvrement.core.segments import CHRONIC, ON_HOLD, ONE_OFF, SegmentResult
 

@@ -6,7 +6,8 @@ from collections import Counter
 from pathlib import Path
 
 import click
-from recouvrement.app.remind import RemindReport, run_remind
+from recouvrement.app.nightly import remind_and_send
+from recouvrement.app.remind import RemindReport
 from recouvrement.cli import Context, Table, cli, error, out, pass_context
 from recouvrement.cli.options import as_of_option
 from recouvrement.money import format_eur
@@ -21,7 +22,7 @@ from recouvrement.money import format_eur
 @pass_context
 def remind(ctx: Context, as_of, out_dir: Path, dry_run: bool, single_pdf: bool) -> None:
     """Send the reminders due on --as-of (one letter per patient, privacy-scanned, recorded and audited)."""
-    report = run_remind(ctx.engine, ctx.settings, as_of, out_dir, dry_run=dry_run, single_pdf=single_pdf)
+    report = remind_and_send(ctx.engine, ctx.settings, as_of, out_dir, dry_run=dry_run, single_pdf=single_pdf)
     print_remind(report)
     if report.errors:
         raise SystemExit(1)  # a refused document: the others are written, the run is not clean

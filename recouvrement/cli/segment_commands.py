@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from recouvrement.app.accounts import queued_payment_holds
-from recouvrement.app.segmentation import patient_segments, segment_counts
+from recouvrement.app.segmentation import patient_segments, queued_payment_holds, segment_counts
 from recouvrement.cli import Context, Table, cli, out, pass_context
 from recouvrement.cli.options import as_of_option
 from recouvrement.errors import RecouvrementError

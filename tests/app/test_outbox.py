@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
 import recouvrement.app.remind as remind_module
-from recouvrement.app.remind import run_remind
+from recouvrement.app.nightly import remind_and_send
 from recouvrement.app.report import report_data
 from recouvrement.config import Smtp
 from tests.app.test_remind import CREDITOR, MONDAY, invoice, load, with_creditor
@@ -91,12 +91,12 @@ def test_a_server_that_stops_after_two_messages_leaves_the_rest_queued_and_the_n
         engine, settings, tmp_path, smtp):
     load(engine, settings, tmp_path, EMAIL_ROWS)
     tired = Server(accept=2)
-    first = run_remind(engine, configured(settings, smtp(tired)), MONDAY, tmp_path / "out")
+    first = remind_and_send(engine, configured(settings, smtp(tired)), MONDAY, tmp_path / "out")
     assert (first.emails_sent, first.emails_queued) == (2, 3)
     assert sorted(statuses(engine).values()) == ["queued"] * 3 + ["sent"] * 2
     assert (report_data(engine, MONDAY).emails_queued, report_data(engine, MONDAY).emails_failed) == (3, 0)
     fresh = Server()
-    second = run_remind(engine, configured(settings, smtp(fresh)), MONDAY, tmp_path / "out")
+    second = remind_and_send(engine, configured(settings, smtp(fresh)), MONDAY, tmp_path / "out")
     assert (second.emails_sent, second.emails_queued, second.letters) == (3, 0, [])
     assert sorted(tired.received + fresh.received) == [f"patient{k}@example.org" for k in range(1, 6)]
     assert set(statuses(engine).values()) == {"sent"}
@@ -107,12 +107,12 @@ def test_a_letter_the_server_refuses_for_good_is_failed_after_three_tries_and_th
     load(engine, settings, tmp_path, EMAIL_ROWS)
     server = Server(refuse=("patient2@example.org",))
     port = smtp(server)
-    reports = [run_remind(engine, configured(settings, port), MONDAY, tmp_path / "out") for _ in range(3)]
+    reports = [remind_and_send(engine, configured(settings, port), MONDAY, tmp_path / "out") for _ in range(3)]
     assert [r.emails_failed for r in reports] == [0, 0, 1]
     assert statuses(engine)["P2"] == "failed" and len(server.received) == 4
     with engine.connect() as conn:
         assert conn.execute(text("SELECT attempts FROM letter WHERE patient_id = 'P2'")).scalar_one() == 3
-    assert run_remind(engine, configured(settings, port), MONDAY, tmp_path / "out").emails_failed == 1
+    assert remind_and_send(engine, configured(settings, port), MONDAY, tmp_path / "out").emails_failed == 1
     with engine.connect() as conn:
         assert conn.execute(text("SELECT attempts FROM letter WHERE patient_id = 'P2'")).scalar_one() == 3
 
@@ -151,7 +151,7 @@ def test_a_run_killed_while_sending_leaves_the_rest_queued_and_the_next_run_send
     assert len(stuck.received) == 2
     assert sorted(statuses(engine).values()) == ["queued"] * 2 + ["sending"] + ["sent"] * 2
     fresh = Server()
-    again = run_remind(engine, configured(settings, smtp(fresh)), MONDAY, tmp_path / "out")
+    again = remind_and_send(engine, configured(settings, smtp(fresh)), MONDAY, tmp_path / "out")
     assert again.emails_sent == 3 and again.letters == []
     assert sorted(stuck.received + fresh.received) == [f"patient{k}@example.org" for k in range(1, 6)]
     assert set(statuses(engine).values()) == {"sent"}
@@ -168,9 +168,9 @@ def test_a_run_killed_just_after_writing_the_print_batch_never_makes_a_second_ba
             raise KeyboardInterrupt("killed just after writing the batch")
     monkeypatch.setattr(remind_module, "write_atomically", write_then_die)
     with pytest.raises(KeyboardInterrupt):
-        run_remind(engine, with_creditor(settings), MONDAY, tmp_path / "out")
+        remind_and_send(engine, with_creditor(settings), MONDAY, tmp_path / "out")
     monkeypatch.setattr(remind_module, "write_atomically", write)
-    again = run_remind(engine, with_creditor(settings), MONDAY, tmp_path / "out")
+    again = remind_and_send(engine, with_creditor(settings), MONDAY, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").glob("batch-*.pdf")) == ["batch-2025-06-02.pdf"]
     assert again.letters == [] and len(again.already_recorded) == 3
     with engine.connect() as conn:
@@ -184,9 +184,9 @@ def test_a_run_killed_before_writing_the_print_batch_leaves_it_to_the_next_run(e
         raise KeyboardInterrupt("killed while laying out the batch")
     monkeypatch.setattr("recouvrement.render.pdf.render_batch_pdf", die)
     with pytest.raises(KeyboardInterrupt):
-        run_remind(engine, with_creditor(settings), MONDAY, tmp_path / "out")
+        remind_and_send(engine, with_creditor(settings), MONDAY, tmp_path / "out")
     monkeypatch.undo()
-    again = run_remind(engine, with_creditor(settings), MONDAY + timedelta(days=1),
+    again = remind_and_send(engine, with_creditor(settings), MONDAY + timedelta(days=1),
                        tmp_path / "out2")
     assert (tmp_path / "out" / "batch-2025-06-02.pdf").exists()
     assert sorted(again.pages) == [f"L20250602-Q{k}-1" for k in range(1, 4)]

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
-from recouvrement.app.remind import run_remind
+from recouvrement.app.nightly import remind_and_send
 from recouvrement.config import Smtp
 from tests.app.test_remind import MONDAY, with_creditor
 from tests.app.test_remind_email import smtp_server  # noqa: F401  (the fixture: a real aiosmtpd server)
@@ -62,7 +62,7 @@ def test_a_patient_address_with_a_display_name_is_refused_at_import(engine, sett
 def test_only_the_one_valid_guarantor_address_receives_the_reminder(engine, settings, tmp_path, smtp_server):  # noqa: F811  (the imported fixture)
     inbox, port = smtp_server
     load(engine, settings, tmp_path, [child("F2025-000201", "P1", "marc@ok.example")])
-    report = run_remind(engine, smtp(settings, port), MONDAY, tmp_path / "out")
+    report = remind_and_send(engine, smtp(settings, port), MONDAY, tmp_path / "out")
     assert report.emails_sent == 1 and report.errors == []
     assert [recipients for _, recipients, _ in inbox.messages] == [["marc@ok.example"]]
 
@@ -73,7 +73,7 @@ def test_an_address_list_already_in_the_database_is_never_mailed_and_the_letter_
     load(engine, settings, tmp_path, [child("F2025-000201", "P1", "marc@ok.example")])
     with engine.begin() as conn:  # as an older version, or a hand edit, may have left it
         conn.execute(text("UPDATE patient SET guarantor_email = :e"), {"e": LIST})
-    report = run_remind(engine, smtp(settings, port), MONDAY, tmp_path / "out")
+    report = remind_and_send(engine, smtp(settings, port), MONDAY, tmp_path / "out")
     assert inbox.messages == [] and report.emails_sent == 0
     assert [(w.patient_id, w.channel) for w in report.letters] == [("P1", "letter")]
 
@@ -84,7 +84,7 @@ def test_a_name_with_cr_lf_neither_stops_the_run_nor_adds_a_header_or_a_recipien
     injected = '"Durand\r\nBcc: evil@attacker.example\r\nX-Evil: 1"'
     load(engine, settings, tmp_path, [child("F2025-000201", "P1", "marc@ok.example", guarantor_last_name=injected),
                                       adult("F2025-000202", "P2", "claire@ok.example", last_name=injected)])
-    report = run_remind(engine, smtp(settings, port), MONDAY, tmp_path / "out")
+    report = remind_and_send(engine, smtp(settings, port), MONDAY, tmp_path / "out")
     assert report.errors == [] and report.emails_sent == 2
     assert sorted(r for _, recipients, _ in inbox.messages for r in recipients) == ["claire@ok.example",
                                                                                     "marc@ok.example"]

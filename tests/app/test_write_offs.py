@@ -91,7 +91,7 @@ def test_the_command_writes_off_in_french(engine, settings, tmp_path, db_url, mo
 
 
 def test_a_written_off_invoice_leaves_the_ladder_and_the_balance(engine, settings, tmp_path):
-    from recouvrement.app.accounts import load_accounts
+    from recouvrement.db.accounts import load_accounts
     from recouvrement.app.balance import aged_balance
     from recouvrement.rules import Rules
     import_file(engine, invoices_file(tmp_path), settings)

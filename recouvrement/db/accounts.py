@@ -1,4 +1,8 @@
-"""Patient accounts as the reminder ladder sees them, read from the database in bulk on a given date."""
+"""Patient accounts as the reminder ladder sees them, read from the store in bulk on a given date.
+
+The ladder's input: the dated snapshot (db.ledger.load_snapshot) judged by the core (core.ledger's
+outstanding and patient money, core.recipients), with the dated facts the ladder decides on (disputes,
+plans, holds, promises, hand-overs, the letters already sent, segments)."""
 
 from __future__ import annotations
 
@@ -7,16 +11,17 @@ from datetime import date
 import pandas as pd
 from sqlalchemy import Connection
 
-from recouvrement.render.recipients import consented, has_guarantor, is_minor, recipient_email, recipient_mobile
 from recouvrement.db.ledger import as_dates, load_snapshot
 from recouvrement.db.segments import patient_segments
 from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queued_payments
 from recouvrement.core.ladder import (PENDING_PAYMENT_REASON, PRE_DUE_LEVEL, QUEUED_PAYMENT_REASON, Account,
                                       LetterHistory, Listing, OpenItem)
+from recouvrement.core.recipients import consented, has_guarantor, is_minor, recipient_email, recipient_mobile
 from recouvrement.core.reconcile import payer_candidates
 from recouvrement.db.letters import letters_up_to, listings_up_to
 from recouvrement.db.eligibility import dispute_spans, handover_days, hold_spans, plan_facts, promise_spans
 from recouvrement.rules import Rules
+
 
 def open_items_frame(snapshot: Snapshot, rules: Rules) -> pd.DataFrame:
     """One row per invoice with patient money due at the end of the snapshot's day (core.ledger.outstanding's
