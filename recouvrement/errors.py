@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import threading
-from typing import overload
+from typing import Callable, overload
 
+# How a message is made safe to show (text, file_name) -> text: core.privacy's redact, handed in by
+# core.privacy itself when it is imported (`scrub_messages_with`); this leaf knows no detector.
+Scrub = Callable[[str, bool], str]
+_scrub: Scrub | None = None
 _redacting = threading.local()
+
+
+def scrub_messages_with(scrub: Scrub | None) -> None:
+    """Every message and file name an error is given goes through `scrub` from now on (None: unchanged). The
+    places that show messages (the CLI, the web app, the nightly run's records) scrub what they show as well."""
+    global _scrub
+    _scrub = scrub
 
 
 @overload
@@ -13,17 +24,13 @@ def _redacted(text: str, *, file_name: bool = False) -> str: ...
 @overload
 def _redacted(text: str | None, *, file_name: bool = False) -> str | None: ...
 def _redacted(text: str | None, *, file_name: bool = False) -> str | None:
-    """The text with medical data described, not echoed (core.privacy.redact); every message a user
-    reads goes through here, so a cell quoted by a parser (a NIR, a care word) never reaches the screen."""
-    if not text or getattr(_redacting, "active", False):
+    """The text with medical data described, not echoed (the scrub core.privacy handed in); so a cell quoted
+    by a parser (a NIR, a care word) never reaches the screen, whoever shows the error."""
+    if not text or _scrub is None or getattr(_redacting, "active", False):
         return text
     _redacting.active = True  # the scanner's own errors (an unreadable lexicon) must not loop back here
     try:
-        from recouvrement.core import privacy
-        try:
-            return privacy.redact(str(text), file_name=file_name)
-        except RecouvrementError:  # no lexicon: codes and NIRs are still masked
-            return privacy.redact(str(text), privacy.build_lexicon([]), file_name=file_name)
+        return _scrub(str(text), file_name)
     finally:
         _redacting.active = False
 

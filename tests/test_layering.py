@@ -75,11 +75,6 @@ class Allowed(NamedTuple):
 
 # Today's violations, being removed by the store and core work of issue #12. Only ever delete lines.
 ALLOWED: tuple[Allowed, ...] = (
-    # --- a leaf importing the core --------------------------------------------------------------------
-    Allowed("recouvrement.errors", "imports recouvrement.core.privacy",
-            "every error message is scrubbed of medical data by the core's detectors (a lazy import: "
-            "core.privacy raises these errors); the scrub belongs where messages are shown (cli/web)"),
-
     # --- use cases importing use cases: shared reads and helpers still living in app/ ---------------
 
     # --- SQL outside the store: reads and writes to become named functions in db/ -------------------

@@ -45,7 +45,7 @@ from recouvrement.app.outbox import send_queued, smtp_settings
 from recouvrement.db.values import as_utc
 from recouvrement.audit import append_event, file_sha256
 from recouvrement.config import Settings
-from recouvrement.core.privacy import redact, safe_file_name
+from recouvrement.core.privacy import redact, safe_file_name, safe_message
 from recouvrement.errors import RecouvrementError
 from recouvrement.rules import by_email
 
@@ -352,7 +352,7 @@ def _import_one(engine: Engine, settings: Settings, path: Path, signature: tuple
     try:
         report = import_file(engine, copy, settings)
     except RecouvrementError as exc:
-        reason = str(exc)
+        reason = safe_message(str(exc))
         result.quarantined.append(_quarantine(path, settings, [(safe_file_name(path.name), exc.line or "", exc.field or "", reason)],
                                               copy))
         result.errors.append(f"{name} : mis en quarantaine, {reason}")

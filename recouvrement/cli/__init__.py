@@ -82,8 +82,10 @@ OPTION_OF_FIELD = {
 
 
 def user_message(exc: RecouvrementError) -> str:
-    """A user error in the command line's words: its field named as the option that sets it."""
-    return exc.located(OPTION_OF_FIELD.get(exc.field or ""))
+    """A user error in the command line's words: its field named as the option that sets it; medical data in
+    it described, never echoed (core.privacy.safe_message)."""
+    from recouvrement.core.privacy import safe_message
+    return safe_message(exc.located(OPTION_OF_FIELD.get(exc.field or "")))
 
 
 def error(message: object, label: str = "erreur") -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from stdnum import iban
 from stdnum.fr import nir
 
-from recouvrement.errors import RecouvrementError
+from recouvrement.errors import RecouvrementError, scrub_messages_with
 
 DEFAULT_LEXICON = Path(__file__).resolve().parents[1] / "rules" / "medical_terms.txt"
 CONTEXT_CHARS = 24  # characters of context kept on each side of a masked token
@@ -641,3 +641,21 @@ def safe_file_name(name: str) -> str:
     """A file name as it may be shown or reused (archive, quarantine, rejects listing): unchanged
     unless the scanner flags part of it ("releve_184127645108946.csv" -> "releve_masque-nir.csv")."""
     return redact(name, file_name=True) if name else name
+
+
+def safe_message(text: str, file_name: bool = False) -> str:
+    """A message (or a file name) as it may be shown: `redact`, and without a readable lexicon the act
+    codes, diagnoses and NIRs are still masked.
+
+    >>> safe_message("cannot read as CSV: Martin;184127645108946")
+    'cannot read as CSV: Martin;[valeur masquée (ressemble à un NIR (numéro de sécurité sociale))]'
+    """
+    try:
+        return redact(text, file_name=file_name)
+    except RecouvrementError:
+        return redact(text, build_lexicon([]), file_name=file_name)
+
+
+# Every error message is scrubbed with these detectors from the moment they exist (recouvrement.errors is a
+# leaf and imports nothing of ours: the detectors are handed to it here).
+scrub_messages_with(safe_message)

@@ -45,7 +45,7 @@ from recouvrement.app.users import ROLE_LABELS, LoginRefused, LoginThrottled
 from recouvrement.app.reconcile import match_queued
 from recouvrement.app.workbench import DISMISS_CATEGORIES, KIND_LABELS, dismiss, exceptions_queue
 from recouvrement.config import Settings, load_settings
-from recouvrement.core.privacy import scan_text
+from recouvrement.core.privacy import safe_message, scan_text
 from recouvrement.core.plans import plan_answer_deadline
 from recouvrement.core.promises import promise_in_force
 from recouvrement.errors import RecouvrementError
@@ -543,8 +543,9 @@ def _free_text(value: str, what: str) -> str:
 
 
 def _french_error(exc: RecouvrementError) -> str:
-    """The use case's own one line (in French), without the command-line field it names."""
-    return str(exc).split("]: ", 1)[-1]
+    """The use case's own one line (in French), without the command-line field it names; medical data in it
+    described, never echoed."""
+    return safe_message(str(exc).split("]: ", 1)[-1])
 
 
 def create_app(engine: Engine, *, secure_cookies: bool = True, today: Callable[[], date] = clinic_today,

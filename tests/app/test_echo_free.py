@@ -14,6 +14,8 @@ from recouvrement.app import nightly
 from recouvrement.app.imports import import_file
 from recouvrement.app.nightly import run_nightly
 from recouvrement.config import Paths, load_settings
+from recouvrement import errors
+from recouvrement.cli import user_message
 from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import Reject
 from tests.app.world import INVOICES, invoices_file, payments_file
@@ -72,6 +74,16 @@ def test_a_user_error_never_echoes_a_nir_or_a_care_word():
                               file=f"/inbox/kiné_{NIR}.csv", line=3)
     assert not echoes(str(error)) and not echoes(error.file)
     assert str(error).startswith("/inbox/masque-lexicon_masque-nir.csv:3: cannot read as CSV")
+
+
+def test_the_command_line_and_the_web_app_describe_what_an_error_would_echo_when_they_show_it(monkeypatch):
+    from recouvrement.web.app import _french_error
+    monkeypatch.setattr(errors, "_scrub", None)     # an error made before the detectors were handed to the errors
+    error = RecouvrementError(f"cannot read as CSV: Martin;{NIR};séance kiné", field="as_of")
+    assert echoes(str(error))
+    shown = [user_message(error), _french_error(error)]
+    assert not any(echoes(line) for line in shown) and all("ressemble à un NIR" in line for line in shown)
+    assert shown[0].startswith("[--as-of]: cannot read as CSV")
 
 
 def test_a_file_named_with_a_nir_is_archived_listed_and_reported_under_a_masked_name(engine, folder_settings):
