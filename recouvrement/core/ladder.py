@@ -54,6 +54,7 @@ import holidays
 from recouvrement.core.eligibility import ALWAYS, PATIENT_CODES, Action, Invoice, Patient, PlanFacts, Span, refusals
 from recouvrement.core.eligibility import (PENDING_PAYMENT_REASON, QUEUED_PAYMENT_REASON,  # noqa: F401
                                            is_time_barred)  # noqa: F401 (callers import them from here)
+from recouvrement.core.ledger import asked_cents
 from recouvrement.money import format_eur
 from recouvrement.rules import PHONE, Rules, channel_means, channel_name
 
@@ -371,8 +372,8 @@ def _screen_items(account: Account, patient: Patient, as_of: date,
 
 def _letter(account: Account, rules: Rules, level: int, items: tuple[OpenItem, ...], levels: tuple[int, ...],
             reason: str, exclusions: tuple[Exclusion, ...]) -> Decision:
-    amount = amount_due_cents(account, items)
-    formal = amount_due_cents(account, (i for i, own in zip(items, levels) if own == level))
+    amount = _asked(account, items)
+    formal = _asked(account, (i for i, own in zip(items, levels) if own == level))
     minimum = rules.exclusions.min_total_cents
     if amount < minimum or formal <= 0:
         below = Exclusion(None, "below_minimum",
@@ -390,11 +391,10 @@ def _letter(account: Account, rules: Rules, level: int, items: tuple[OpenItem, .
     )
 
 
-def amount_due_cents(account: Account, items: Iterable[OpenItem]) -> int:
-    """Sum of the items less every credit in the patient's name, never negative, never more than owed."""
-    owed = sum(max(0, i.amount_cents) for i in items)
-    credits = max(0, account.credit_cents) + max(0, account.pending_credit_cents)
-    return max(0, owed - credits)
+def _asked(account: Account, items: Iterable[OpenItem]) -> int:
+    """What a letter over these items asks (core.ledger.asked_cents, as plans and the agency ask): their sum
+    less every credit and payment waiting in the patient's name, never below 0."""
+    return asked_cents((i.amount_cents for i in items), account.credit_cents, account.pending_credit_cents)
 
 
 def _channel(configured: str, has_email: bool, has_mobile: bool = False) -> str:
