@@ -15,11 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recouvrement.app.balance import share_states
 from recouvrement.app.reconcile import load_ledger, share_outstanding
 from recouvrement.core.ledger import outstanding, patient_money
 from recouvrement.db.bulk import read_frame
-from recouvrement.db.ledger import load_snapshot
+from recouvrement.db.ledger import load_snapshot, share_states
 from recouvrement.rules import load_rules
 from tests import ledger_reference as reference
 
@@ -86,7 +85,7 @@ def _old_vs_new(engine, as_of: date) -> dict[str, list]:
 
         # balance.share_states: every share on the day (the aged balance, plans, the agency, the web account)
         old = reference.share_states(conn, as_of).set_index(["invoice_number", "payer_type"]).sort_index()
-    new = share_states(engine, as_of, rejection_due_after_days=days).set_index(["invoice_number", "payer_type"])
+        new = share_states(conn, as_of, rejection_due_after_days=days).set_index(["invoice_number", "payer_type"])
     new = new.sort_index()
     columns = ["patient_id", "expected", "paid", "moved_out", "moved_in", "due_cents", "issue_date"]
     found["balance.share_states"] = _differences(old[columns].assign(issue_date=old["issue_date"].map(_day)),

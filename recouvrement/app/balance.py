@@ -14,13 +14,27 @@ from recouvrement.core.balance import (INVOICE_DETAIL, PATIENT_DETAIL, invoice_d
                                        with_grand_total)
 from recouvrement.db import exports
 from recouvrement.db.eligibility import decision_facts
-from recouvrement.db.ledger import BUCKETS, aged_balance, balance_facts, outstanding_shares, share_states  # noqa: F401  (still importable here)
+from recouvrement.db import ledger
+from recouvrement.db.ledger import BUCKETS, balance_facts  # noqa: F401  (BUCKETS: still importable here)
 from recouvrement.render.csvfile import PLAIN, Amount, Dialect
 from recouvrement.render.files import write_checked_csv
 
 DETAILS = ("patients", "invoices")
 _MONEY = {"amount", "paid", "written_off", "amo_remaining", "amc_remaining", "patient_remaining", "remaining", "amo",
           "amc", "patient", "total", "credit", "pending", "patient_net"}
+
+
+def aged_balance(engine: Engine, as_of: date, ageing: str = "issue") -> pd.DataFrame:
+    """The aged balance on `as_of` (db.ledger.aged_balance): by payer type, then by mutuelle; the age buckets
+    and the total, in cents."""
+    with engine.connect() as conn:
+        return ledger.aged_balance(conn, as_of, ageing)
+
+
+def outstanding_shares(engine: Engine, as_of: date, ageing: str = "issue") -> pd.DataFrame:
+    """Every share with money still due at the end of `as_of` (db.ledger.outstanding_shares)."""
+    with engine.connect() as conn:
+        return ledger.outstanding_shares(conn, as_of, ageing)
 
 
 def balance_table(engine: Engine, as_of: date, ageing: str = "issue") -> pd.DataFrame:

@@ -93,7 +93,8 @@ def dso(receivables: int, billed: int, days: int = DSO_DAYS) -> float | None:
 # ---------------------------------------------------------------- the figures
 
 def _balance(engine: Engine, as_of: date) -> list[BalanceRow]:
-    table = aged_balance(engine, as_of)
+    with engine.connect() as conn:
+        table = aged_balance(conn, as_of)
     rows = []
     for key in ("type:amo", "type:amc", "type:patient"):
         values = table.loc[key].tolist() if key in table.index else [0] * (len(BUCKETS) + 1)

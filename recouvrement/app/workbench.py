@@ -51,9 +51,9 @@ class QueuedPayment:
 
 
 def _open_shares(engine: Engine, as_of: date) -> list[OpenShare]:
-    shares = share_states(engine, as_of)
-    shares = shares[shares["due_cents"] > 0]
     with engine.connect() as conn:
+        shares = share_states(conn, as_of)
+        shares = shares[shares["due_cents"] > 0]
         people = {r[0]: tuple(n for n in (normalise_name(f"{r[2] or ''} {r[1] or ''}"),
                                           normalise_name(f"{r[4] or ''} {r[3] or ''}")) if n)
                   for r in patient_and_guarantor_names(conn)}

@@ -12,7 +12,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from recouvrement.core.balance import BUCKETS, age_buckets, bucket_columns  # noqa: F401  (BUCKETS: the report's)
 from recouvrement.core.ledger import PATIENT_COLUMNS, SHARES, Snapshot, due_matrix, outstanding, patient_money
@@ -177,14 +177,13 @@ def _aged(snapshot: Snapshot, as_of: date, ageing: str, rejection_due_after_days
     return shares
 
 
-def share_states(engine: Engine, as_of: date, patient_id: str | None = None,
+def share_states(conn: Connection, as_of: date, patient_id: str | None = None,
                  rejection_due_after_days: int = 0, ageing: str = "issue") -> pd.DataFrame:
     """Every share of every invoice (or of one patient's) at the end of `as_of` (core.ledger.outstanding: what
     was expected, paid, moved to the patient by an insurer's rejection and what is still due, in cents), with
     the payer's name, the invoice's own due date (`invoice_due_date`) and the age bucket (core.balance: days
     since issue, or past the invoice's due date with `ageing="due"`)."""
-    with engine.connect() as conn:
-        snapshot = load_snapshot(conn, as_of, None if patient_id is None else [patient_id])
+    snapshot = load_snapshot(conn, as_of, None if patient_id is None else [patient_id])
     return _aged(snapshot, as_of, ageing, rejection_due_after_days)
 
 
@@ -197,18 +196,18 @@ def balance_facts(conn: Connection, as_of: date, ageing: str = "issue") -> tuple
     return shares, patient_money(snapshot, table=shares), snapshot.patients[["patient_id", "last_name", "first_name"]]
 
 
-def outstanding_shares(engine: Engine, as_of: date, ageing: str = "issue") -> pd.DataFrame:
+def outstanding_shares(conn: Connection, as_of: date, ageing: str = "issue") -> pd.DataFrame:
     """Every share with money still due at the end of `as_of`: invoice, patient, payer type, payer, age, cents."""
-    shares = share_states(engine, as_of, ageing=ageing)
+    shares = share_states(conn, as_of, ageing=ageing)
     shares = shares[shares["due_cents"] > 0].copy()
     return shares[["invoice_number", "patient_id", "payer_type", "payer", "issue_date", "due_date", "bucket",
                    "due_cents"]]
 
 
-def aged_balance(engine: Engine, as_of: date, ageing: str = "issue") -> pd.DataFrame:
+def aged_balance(conn: Connection, as_of: date, ageing: str = "issue") -> pd.DataFrame:
     """Rows: by payer type, then by mutuelle; columns: the age buckets (core.balance: days since issue, or past
     the due date with `ageing="due"`, which adds `not-due` in front) and the total, in cents."""
-    shares = outstanding_shares(engine, as_of, ageing)
+    shares = outstanding_shares(conn, as_of, ageing)
     by_type = shares.pivot_table(index="payer_type", columns="bucket", values="due_cents", aggfunc="sum",
                                  fill_value=0, observed=False)
     amc = shares[shares["payer_type"] == "amc"]
