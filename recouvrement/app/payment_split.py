@@ -14,17 +14,13 @@ from sqlalchemy import Engine
 from recouvrement.audit import append_event
 from recouvrement.core.ledger import outstanding
 from recouvrement.core.split import split_refusal
-from recouvrement.db import payment_queue
+from recouvrement.db import queue as store
 from recouvrement.db.ledger import load_snapshot
 from recouvrement.db.session import writing
+from recouvrement.db.queue import WAITING, NoLongerWaiting
 from recouvrement.errors import RecouvrementError
 
-WAITING = ("unmatched", "ambiguous", "held")
 REST_REASON = "reste après une répartition à la main : attend une décision"
-
-
-class NotWaiting(RecouvrementError):
-    """The payment left the queue meanwhile (another person matched or dismissed it)."""
 
 
 def split_payment(engine: Engine, payment_id: str, parts: list[tuple[str, int]], *, actor: str,
@@ -32,10 +28,10 @@ def split_payment(engine: Engine, payment_id: str, parts: list[tuple[str, int]],
     """Allocate the (invoice, cents) parts from the queued payment; returns the cents left waiting in the queue."""
     at = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     with writing(engine) as conn:
-        queued = payment_queue.queued_payment(conn, payment_id)
+        queued = store.queued_payment(conn, payment_id)
         if queued is None or queued.kind not in WAITING:
-            raise NotWaiting("ce paiement n'est plus dans la file : un autre utilisateur l'a traité entre-temps",
-                             field="paiement")
+            raise NoLongerWaiting("ce paiement n'est plus dans la file : un autre utilisateur l'a traité entre-temps",
+                                  field="paiement")
         share = "patient" if queued.payer_type == "agency" else queued.payer_type
         numbers = list(dict.fromkeys(n for n, _ in parts))
         table = outstanding(load_snapshot(conn, None, invoice_numbers=numbers))
@@ -45,10 +41,10 @@ def split_payment(engine: Engine, payment_id: str, parts: list[tuple[str, int]],
         if refusal:
             raise RecouvrementError(refusal, field="repartition")
         for number, cents in parts:
-            payment_queue.allocate_by_hand(conn, payment_id, number, share, cents, at)
+            store.allocate_by_hand(conn, payment_id, number, share, cents, at)
         rest = queued.remaining_cents - sum(c for _, c in parts)
-        payment_queue.keep_rest_in_queue(conn, payment_id, rest, REST_REASON)
-        owners = payment_queue.invoice_patients(conn, numbers)
+        store.keep_rest_in_queue(conn, payment_id, rest, REST_REASON)
+        owners = store.invoice_patients(conn, numbers)
         for patient in dict.fromkeys(owners[n] for n, _ in parts):
             theirs = [[n, c] for n, c in parts if owners[n] == patient]
             numbers = [n for n, _ in parts if owners[n] == patient]

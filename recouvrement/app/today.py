@@ -11,11 +11,10 @@ from sqlalchemy import Engine
 from recouvrement.db.agency import returned_cases
 from recouvrement.db.disputes import DisputeRow, list_disputes
 from recouvrement.db.runs import RunRow, latest_runs
-from recouvrement.db.queue import waiting_count
+from recouvrement.db.queue import WAITING, waiting_count
 from recouvrement.db.values import as_date
 
 LEVEL_NAMES = {"0": "avis de rejet", "1": "1res relances", "2": "2es relances", "3": "mises en demeure"}
-WAITING_KINDS = ("unmatched", "ambiguous", "held")
 
 
 @dataclass
@@ -72,5 +71,5 @@ def today_view(engine: Engine, as_of: date) -> Today:
         view.disputes = [d for d in list_disputes(conn) if d.deadline(as_of) in ("nears", "overdue")]
         view.returned = [{**c, "handed_on": as_date(c["handed_on"]), "updated_on": as_date(c["updated_on"])}
                          for c in returned_cases(conn)]
-        view.waiting_payments = waiting_count(conn, WAITING_KINDS)
+        view.waiting_payments = waiting_count(conn, WAITING)
     return view

@@ -18,7 +18,8 @@ from recouvrement.audit import append_event, text_digest
 from recouvrement.core.candidates import Candidate, OpenShare, rank_candidates
 from recouvrement.core.names import normalise_name
 from recouvrement.db.patients import patient_and_guarantor_names
-from recouvrement.db.queue import WAITING, NoLongerWaiting, dismiss_payment, queue_kind, waiting_payments
+from recouvrement.db.queue import (WAITING, NoLongerWaiting, WaitingPayment, dismiss_payment, queue_kind,
+                                   waiting_payments)
 from recouvrement.db.session import writing
 from recouvrement.errors import RecouvrementError
 
@@ -38,15 +39,9 @@ AlreadyHandled = NoLongerWaiting
 
 @dataclass(frozen=True)
 class QueuedPayment:
-    payment_id: str
-    payment_date: date
-    payer_type: str
-    payer_name: str
-    amount_cents: int
-    remaining_cents: int
-    reference: str
-    kind: str
-    reason: str
+    """A payment waiting in the queue (as the store reads it) with its best candidate invoices and why."""
+
+    payment: WaitingPayment
     candidates: tuple[Candidate, ...]
 
 
@@ -66,9 +61,7 @@ def exceptions_queue(engine: Engine, as_of: date, limit: int = QUEUE_PAGE) -> li
     with engine.connect() as conn:
         rows = waiting_payments(conn, WAITING, limit)
     shares = _open_shares(engine, as_of) if rows else []
-    return [QueuedPayment(r.payment_id, r.payment_date, r.payer_type, r.payer_name, r.amount_cents, r.remaining_cents,
-                          r.reference, r.kind, r.reason,
-                          tuple(rank_candidates(r.payer_name, r.reference, r.payer_type, r.remaining_cents, shares)))
+    return [QueuedPayment(r, tuple(rank_candidates(r.payer_name, r.reference, r.payer_type, r.remaining_cents, shares)))
             for r in rows]
 
 
