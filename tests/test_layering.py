@@ -19,7 +19,7 @@ components of a layer marked independent never import each other:
 - `rules`, `money`, `errors` and the package root — the leaves: the rules' types (and loader; the
   core takes `Rules` objects, it never calls the loader), integer cents, the error types.
 
-`ALLOWED` lists what is still true today and is being moved (issue #12): it may only shrink.
+`ALLOWED` listed the violations issue #12 was removing; it is empty now and may only stay so.
 `test_every_allowed_violation_is_still_a_violation` fails as soon as an entry is no longer true:
 whoever removes a violation deletes its line.
 """
@@ -73,12 +73,8 @@ class Allowed(NamedTuple):
     why: str
 
 
-# Today's violations, being removed by the store and core work of issue #12. Only ever delete lines.
-ALLOWED: tuple[Allowed, ...] = (
-    # --- use cases importing use cases: shared reads and helpers still living in app/ ---------------
-
-    # --- SQL outside the store: reads and writes to become named functions in db/ -------------------
-)
+# The violations issue #12 listed are all removed; the list stays, empty, for the record. Never add a line.
+ALLOWED: tuple[Allowed, ...] = ()
 
 
 @dataclass(frozen=True)
