@@ -22,13 +22,17 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
+from typing import TYPE_CHECKING
+
 from pypdf import PdfWriter
-from weasyprint import CSS, HTML
-from weasyprint.document import Document
-from weasyprint.text.fonts import FontConfiguration
 
 from recouvrement.render.letters import TEMPLATES_DIR
 from recouvrement.render.typst_pdf import NotTypstable, typst_pdf
+
+if TYPE_CHECKING:  # WeasyPrint is imported when a letter needs it: a PDF worker spares its 1-2 s of import
+    from weasyprint import CSS
+    from weasyprint.document import Document
+    from weasyprint.text.fonts import FontConfiguration
 
 CSS_PATH = TEMPLATES_DIR / "letter.css"
 USER_AGENT_PATH = TEMPLATES_DIR / "user-agent.css"
@@ -40,6 +44,7 @@ _BETWEEN_TAGS = re.compile(r">[ \t]*\n\s*<")
 
 @functools.cache
 def _fonts() -> FontConfiguration:
+    from weasyprint.text.fonts import FontConfiguration
     return FontConfiguration()
 
 
@@ -51,23 +56,30 @@ def _css_text() -> str:
 @functools.cache
 def _stylesheet() -> CSS:
     """letter.css parsed once: parsing it again for every letter would cost a third of the layout."""
+    from weasyprint import CSS
     return CSS(filename=str(CSS_PATH), font_config=_fonts())
 
 
 @functools.cache
 def _user_agent() -> CSS:
+    from weasyprint import CSS
     return CSS(filename=str(USER_AGENT_PATH), font_config=_fonts())
 
 
-class _LetterHTML(HTML):
-    """A letter's HTML, styled by the letters' small user-agent sheet (see user-agent.css).
+@functools.cache
+def _letter_html() -> type:
+    from weasyprint import HTML
 
-    `_ua_stylesheets` is WeasyPrint's hook for its HTML5 sheet (its own tests override it the same
-    way); were it renamed, letters would simply be laid out with the full sheet, a little slower.
-    """
+    class _LetterHTML(HTML):
+        """A letter's HTML, styled by the letters' small user-agent sheet (see user-agent.css).
 
-    def _ua_stylesheets(self, forms: bool = False) -> list[CSS]:
-        return [_user_agent()]
+        `_ua_stylesheets` is WeasyPrint's hook for its HTML5 sheet (its own tests override it the same
+        way); were it renamed, letters would simply be laid out with the full sheet, a little slower.
+        """
+
+        def _ua_stylesheets(self, forms: bool = False) -> list[CSS]:
+            return [_user_agent()]
+    return _LetterHTML
 
 
 def _layout(html: str) -> Document:
@@ -80,8 +92,10 @@ def _layout(html: str) -> Document:
         # Line breaks between two tags are the template's layout, not text: dropping them spares
         # the layout a few hundred empty boxes per letter.
         html = _BETWEEN_TAGS.sub("><", html[:match.start()] + html[match.end():])
-        return _LetterHTML(string=html, base_url=str(TEMPLATES_DIR)).render(
+        document: Document = _letter_html()(string=html, base_url=str(TEMPLATES_DIR)).render(
             stylesheets=[_stylesheet()], font_config=_fonts())
+        return document
+    from weasyprint import HTML
     return HTML(string=html, base_url=str(TEMPLATES_DIR)).render(font_config=_fonts())
 
 
@@ -154,7 +168,7 @@ def _concatenate(chunks: Iterable[tuple[bytes, list[int]]]) -> tuple[bytes, list
 
 
 def render_batch_pdf(htmls: Sequence[str], workers: int | None = None,
-                     chunk_size: int = 250) -> tuple[bytes, list[tuple[int, int]]]:
+                     chunk_size: int = 125) -> tuple[bytes, list[tuple[int, int]]]:
     """The day's print batch as one PDF, and the 1-based (first, last) page range of each letter.
 
     `workers` defaults to the number of CPUs from PARALLEL_FROM letters on, else to 1 (in process).
@@ -166,7 +180,7 @@ def render_batch_pdf(htmls: Sequence[str], workers: int | None = None,
     if len(htmls) <= chunk_size:
         pdf, counts = _chunk_pdf(htmls)
         return pdf, _page_ranges(counts)
-    # Chunks bound the memory: a laid-out letter holds about 2 MB until its chunk is written.
+    # Chunks bound the memory: a Typst chunk of 250 letters peaked at 880 MB in its worker, 125 at about half.
     chunks = [list(htmls[i:i + chunk_size]) for i in range(0, len(htmls), chunk_size)]
     if workers == 1:
         pdf, counts = _concatenate(_chunk_pdf(chunk) for chunk in chunks)

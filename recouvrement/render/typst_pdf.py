@@ -45,8 +45,11 @@ class _TreeBuilder(HTMLParser):
         self.root = _Node("#root")
         self.stack = [self.root]
         self.skip = 0
+        self.style: list[str] = []  # the text of the document's <style> elements
+        self.in_style = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.in_style = tag == "style"
         if self.skip or tag in _SKIPPED:
             self.skip += tag not in _VOID
             return
@@ -57,6 +60,7 @@ class _TreeBuilder(HTMLParser):
             self.stack.append(node)
 
     def handle_endtag(self, tag: str) -> None:
+        self.in_style = False
         if self.skip:
             self.skip -= tag not in _VOID
             return
@@ -67,6 +71,8 @@ class _TreeBuilder(HTMLParser):
                 break
 
     def handle_data(self, data: str) -> None:
+        if self.in_style:
+            self.style.append(data)
         if not self.skip:
             self.stack[-1].children.append(data)
 
@@ -266,11 +272,21 @@ def _table(node: _Node) -> str:
     return f"#letter-table(columns: ({columns},), " + ", ".join(body) + ")"
 
 
+@functools.cache
+def _letter_css() -> str:
+    return (Path(__file__).resolve().parents[1] / "templates" / "letters" / "letter.css").read_text(encoding="utf-8").strip()
+
+
 def letter_markup(html: str) -> str:
-    """One letter's body as Typst markup (the shared styles are in _PREAMBLE)."""
+    """One letter's body as Typst markup (the shared styles are in _PREAMBLE).
+
+    Only a letter styled by letter.css, inline and unchanged, is ours to lay out: _PREAMBLE is that sheet.
+    """
     builder = _TreeBuilder()
     builder.feed(html)
     builder.close()
+    if "".join(builder.style).strip() != _letter_css():
+        raise NotTypstable("not styled by the letters' letter.css")
     return _blocks(builder.root.children)
 
 

@@ -182,3 +182,10 @@ def test_each_letter_of_a_batch_numbers_its_own_pages():
     for first, last in ranges:
         for page in range(first, last + 1):
             assert f"page {page - first + 1} / {last - first + 1}" in pdf_text(pdf, page, page)
+
+
+def test_a_page_with_a_style_of_its_own_is_laid_out_by_weasyprint_with_its_style():
+    html = "<!DOCTYPE html><html><head><style>p { color: red }</style></head><body><p>Relevé de compte</p></body></html>"
+    with pytest.raises(NotTypstable):
+        letter_markup(html)
+    assert "WeasyPrint" in producer(render_pdf(html))
