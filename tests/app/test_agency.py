@@ -229,6 +229,16 @@ def test_the_command_says_in_french_that_a_case_under_the_minimum_stays_at_the_c
     assert not (tmp_path / "a.csv").exists()
 
 
+def test_the_nightly_run_counts_a_case_under_the_minimum_and_the_desk_reads_it(engine, settings, tmp_path):
+    from recouvrement.app.nightly import RunResult, _agency
+    from recouvrement.app.today import run_summary
+    ready(engine, settings, tmp_path, [invoice("F2025-000301", "2025-01-10", 499)])
+    result = RunResult(1, HANDOVER)
+    _agency(engine, replace(settings, paths=replace(settings.paths, output=tmp_path / "out")), HANDOVER, result, None)
+    assert result.counts == {"agency_cases": 0, "agency_below_minimum": 1}
+    assert run_summary(result.counts) == ["1 dossier(s) gardé(s) à la clinique : sous le montant minimum de l'agence"]
+
+
 def test_the_export_holds_no_contact_detail_unless_the_rules_allow_it(engine, settings, tmp_path):
     ready(engine, settings, tmp_path)
     rules = replace(RULES, agency=AgencyRules(allow_email=True, allow_phone=True))
