@@ -24,10 +24,17 @@ Decisions where the brief was silent, documented once here:
   ``AGENCY-<case_id>-<yyyymmdd>-<line>``, allocated here at once (rule 'agency', patient share, oldest
   invoice first, Code civil art. 1342-10); what exceeds the case's debt is a credit in the
   patient's name. The payment is stored reconciled, so the matching cascade never sees it.
-  The case takes the status of its latest line (by date, then line); a 'collected' line that leaves
-  part of the case unpaid makes it 'partial' (the report never counts it as collected in full). A returned case goes back to
+  The case takes the status of its latest line (by date, then line); a 'collected' or 'partial' line is
+  'collected' once nothing is left on the case, else 'partial' (the report never counts it as collected in
+  full). 'plan_proposed' only shows on the case (its invoices are out of the ladder already); 'disputed' opens
+  a complaint on each of its invoices in the register; 'uncollectable' writes off what the patient still owes
+  on each (reason agency_uncollectable, as `write-off` does), booked in the FEC. A returned case goes back to
   the clinic's worklist (`returned_cases`) and never back into the ladder: its invoices stay in
   `handed_over_invoices`, like those of every case the agency ever had.
+* The agency's commission on a collected line: the file's `commission_amount`, else the rules' rate
+  (`commission_rate_bp`); stored apart (agency_commission) and booked 622/401 in the FEC, never owed by the
+  patient.
+* The file: one row per invoice, the case's columns repeated (EXPORT_COLUMNS; README "The agency file").
 """
 
 from __future__ import annotations
