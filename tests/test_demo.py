@@ -54,7 +54,10 @@ def test_the_demo_run_again_empties_its_folder_and_says_so(tmp_path):
     (folder / "recouvrement.db").write_text("x", encoding="utf-8")
     said = prepare_folder(folder, SAMPLES, own_database=True)
     assert said.endswith("déjà utilisé : résultats précédents effacés, base de données repartie de zéro")
-    assert sorted(p.name for p in folder.iterdir()) == [".recouvrement-demo", "recouvrement.toml"]
+    # what is left is what the demo set up: its marker, the settings and the sample clinic's own rules
+    assert sorted(p.name for p in folder.iterdir()) == [".recouvrement-demo", "recouvrement.toml", "rules"]
+    assert sorted(p.name for p in (folder / "rules").iterdir()) == sorted(
+        p.name for p in (SAMPLES / "rules").iterdir())
 
 
 def test_the_demo_refuses_a_folder_it_did_not_make(tmp_path):
