@@ -41,13 +41,13 @@ from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.remind import RemindReport, run_remind
 from recouvrement.app.segmentation import patient_segments, segment_counts
 from recouvrement.app.lock import STALE_AFTER, held
-from recouvrement.app.outbox import send_queued, smtp_settings
+from recouvrement.app.outbox import send_queued, send_queued_sms, sms_settings, smtp_settings
 from recouvrement.db.values import as_utc
 from recouvrement.audit import append_event, file_sha256
 from recouvrement.config import Settings
 from recouvrement.core.privacy import redact, safe_file_name, safe_message
 from recouvrement.errors import RecouvrementError
-from recouvrement.rules import by_email
+from recouvrement.rules import Rules, by_email, by_sms, is_postal
 
 log = logging.getLogger(__name__)
 
@@ -395,13 +395,31 @@ def _segments(engine, settings, as_of, result, now) -> None:
 
 
 def remind_and_send(engine: Engine, settings: Settings, as_of: date, out_dir: Path, *, dry_run: bool = False,
-                    single_pdf: bool = False) -> RemindReport:
-    """The day's reminders (app.remind.run_remind), then the outbox sent (app.outbox.send_queued): this run's
-    e-mails and any a killed run left queued. Without SMTP settings the e-mails stay as .eml files."""
-    report = run_remind(engine, settings, as_of, out_dir, dry_run=dry_run, single_pdf=single_pdf)
+                    single_pdf: bool = False, rules: Rules | None = None) -> RemindReport:
+    """The day's reminders (app.remind.run_remind), then the outboxes sent (app.outbox.send_queued,
+    send_queued_sms): this run's e-mails and SMS and any a killed run left queued. Without SMTP settings the
+    e-mails stay as .eml files, without `[sms] url` the SMS as <letter>.sms.txt."""
+    report = run_remind(engine, settings, as_of, out_dir, dry_run=dry_run, single_pdf=single_pdf, rules=rules)
     if not dry_run:
         _send_outbox(engine, settings, Path(out_dir), report)
+        _send_sms(engine, settings, Path(out_dir), report)
     return report
+
+
+def _send_sms(engine: Engine, settings: Settings, out_dir: Path, report: RemindReport) -> None:
+    texted = any(w.sms for w in report.letters)
+    provider = sms_settings(settings)
+    if provider is None:
+        if texted:
+            report.sms_note = f"SMS écrits dans {out_dir}, non envoyés (pas de réglages [sms])"
+        return
+    sent = send_queued_sms(engine, provider)
+    report.errors.extend(sent.errors)
+    report.sms_sent, report.sms_queued, report.sms_failed = sent.sent, sent.queued, sent.failed
+    if sent.sent or sent.queued or sent.failed or texted:
+        report.sms_note = f"{sent.sent} SMS envoyé(s)" + (
+            f" ; {sent.queued} en attente pour le prochain run" if sent.queued else "") + (
+            f" ; {sent.failed} refusé(s) par le fournisseur, à traiter" if sent.failed else "")
 
 
 def _send_outbox(engine: Engine, settings: Settings, out_dir: Path, report: RemindReport) -> None:
@@ -426,6 +444,8 @@ def _remind(engine, settings, as_of, result, now) -> None:
     result.counts["sent"] = report.emails_sent
     if report.emails_queued or report.emails_failed:
         result.counts["emails"] = {"queued": report.emails_queued, "failed": report.emails_failed}
+    if report.sms_sent or report.sms_queued or report.sms_failed:
+        result.counts["sms"] = {"sent": report.sms_sent, "queued": report.sms_queued, "failed": report.sms_failed}
     result.errors.extend(f"remind: {e}" for e in report.errors)
 
 

@@ -107,6 +107,14 @@ def smtp_settings(settings: Settings) -> SmtpSettings | None:
                         ssl=c.ssl, sender=settings.mail_sender())
 
 
+def sms_settings(settings: Settings) -> sms_channel.SmsSettings | None:
+    """The SMS provider of the settings; None without `[sms] url` (the SMS stay as written, not sent)."""
+    if not settings.sms.url:
+        return None
+    return sms_channel.SmsSettings(url=settings.sms.url, api_key=settings.sms_api_key(), sender=settings.sms.sender,
+                                   timeout=float(settings.sms.timeout))
+
+
 def send_queued(engine: Engine, smtp: SmtpSettings, *, send: Callable = send_email,
                 clock: Callable[[], datetime] = _utc_now) -> OutboxReport:
     """Send every queued letter (oldest first) until the queue is empty or the server fails us."""

@@ -6,8 +6,8 @@ never made again, so running the same day twice sends nothing twice and rewrites
 
 Nothing doubled, nothing lost, also with two runs at once or a run killed half-way: the letters are
 recorded under the writer lock (a letter another run recorded meanwhile is left to it), with their print
-batch and, for e-mails, in the outbox ('queued'). Only then is the batch PDF written (and marked written);
-the composers (the nightly run, `recouvrement remind`: app.nightly.remind_and_send) then send the outbox
+batch and, for e-mails and SMS, in their outboxes ('queued'). Only then is the batch PDF written (and marked written);
+the composers (the nightly run, `recouvrement remind`: app.nightly.remind_and_send) then send the outboxes
 (app/outbox.py). A run killed after recording leaves the next run to write the missing batch and send what
 is still queued; a batch already written is never made again.
 """
@@ -23,10 +23,11 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
-from recouvrement.render.recipients import patient_name, recipient_of
+from recouvrement.render.recipients import patient_name, recipient_mobile, recipient_of
 from recouvrement.render.csvfile import Amount
 from recouvrement.render.files import write_atomically, write_checked_csv
 from recouvrement.db import letters as stored
+from recouvrement.db import outbox as outboxes
 from recouvrement.db.accounts import load_accounts
 from recouvrement.db.session import writing
 from recouvrement.audit import append_event, file_record, record_files
@@ -36,7 +37,7 @@ from recouvrement.core.references import letter_reference, rf_reference
 from recouvrement.core.wording import neutral_reason
 from recouvrement.db.rejections import rejection_reasons
 from recouvrement.errors import RecouvrementError
-from recouvrement.rules import Rules, by_email, is_postal
+from recouvrement.rules import Rules, by_email, by_sms, is_postal
 from recouvrement.scanner import PrivacyLeak, ensure_clean, html_text, known_texts, pdf_text
 
 MANIFEST_HEADER = ["letter_id", "patient_id", "invoice_numbers", "level", "channel", "amount_due", "file"]
@@ -65,6 +66,7 @@ class WrittenLetter:
     decision: Decision
     files: tuple[dict, ...] = ()  # every file written for it (HTML, .eml, PDF): path and SHA-256, for the audit
     rf_reference: str | None = None  # the letter's own RF reference, for all its invoices
+    sms: tuple[str, str] | None = None  # (mobile in E.164, text) when the letter also goes by SMS
 
 
 @dataclass
@@ -82,6 +84,10 @@ class RemindReport:
     emails_queued: int = 0      # still in the outbox after this run (server unreachable, killed run …)
     emails_failed: int = 0      # refused by the server too many times: a person looks at them
     email_note: str | None = None
+    sms_sent: int = 0
+    sms_queued: int = 0         # still in the SMS outbox after this run (provider unreachable, killed run …)
+    sms_failed: int = 0         # refused by the provider: a person looks at them
+    sms_note: str | None = None
     batch_pdf: Path | None = None
     pages: dict[str, tuple[int, int]] = field(default_factory=dict)  # letter id -> pages of the batch PDF
     manifest: Path | None = None
@@ -146,6 +152,7 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
         html = render_html(view)
         text_version = html_to_text(html)  # what render_text(view) gives, without rendering the HTML again
         try:
+            sms = _sms(settings, view, people.loc[decision.patient_id], known) if by_sms(decision.channel) else None
             ensure_clean(html_text(html), f"{lid}.html", known=known)
             ensure_clean(text_version, f"{lid}.txt", known=known)
             ensure_clean(epc_payload(view), f"{lid} (QR code)", known=known)
@@ -153,9 +160,9 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
         except RecouvrementError as refused:  # a leak, or an address refused when the message is built: this one only
             report.errors.append(str(refused))
             continue
-        written = _write_letter(out_dir, lid, html, message, decision, view.kind, single_pdf, known)
+        written = _write_letter(out_dir, lid, html, message, decision, view.kind, single_pdf, known, sms)
         report.letters.append(dataclasses.replace(written, rf_reference=view.payment_reference))
-    _record(engine, as_of, out_dir, report, queue_emails=bool(settings.smtp.host))
+    _record(engine, as_of, out_dir, report, queue_emails=bool(settings.smtp.host), queue_sms=bool(settings.sms.url))
 
 
 def _creditor(settings: Settings):
@@ -217,8 +224,21 @@ def _email(settings: Settings, view, html: str, text_version: str) -> bytes:
     return data
 
 
+def _sms(settings: Settings, view, person, known: tuple[str, ...]) -> tuple[str, str]:
+    """(the patient's mobile, the SMS text), the text refused (PrivacyLeak, its content never echoed) if it
+    says anything medical."""
+    from recouvrement.channels.sms import sms_text
+    mobile = recipient_mobile(person)
+    if mobile is None:        # the ladder only asks for an SMS to a consenting mobile: a changed record
+        raise RecouvrementError(f"{view.letter_id} : pas de mobile utilisable pour le SMS", field="phone")
+    text_ = sms_text(creditor=view.creditor.name, phone=settings.sms_phone(), reference=view.payment_reference,
+                     recipient=view.recipient.name)
+    ensure_clean(text_, f"{view.letter_id}.sms", known=known)
+    return mobile, text_
+
+
 def _write_letter(out_dir: Path, lid: str, html: str, message, decision: Decision, kind: str,
-                  single_pdf: bool, known: tuple[str, ...] = ()) -> WrittenLetter:
+                  single_pdf: bool, known: tuple[str, ...] = (), sms: tuple[str, str] | None = None) -> WrittenLetter:
     write_atomically(out_dir / f"{lid}.html", html)
     document, name = html.encode("utf-8"), f"{lid}.html"
     files = [file_record(out_dir / name, document)]
@@ -227,12 +247,17 @@ def _write_letter(out_dir: Path, lid: str, html: str, message, decision: Decisio
         files.append(file_record(out_dir / f"{lid}.eml", message))
         if not is_postal(decision.channel):
             document, name = message, f"{lid}.eml"
+    if sms is not None:       # the text only (never the number): what the patient's phone shows
+        write_atomically(out_dir / f"{lid}.sms.txt", sms[1])
+        files.append(file_record(out_dir / f"{lid}.sms.txt", sms[1].encode("utf-8")))
+        if not is_postal(decision.channel) and message is None:
+            document, name = sms[1].encode("utf-8"), f"{lid}.sms.txt"
     if single_pdf and is_postal(decision.channel):
         files.append(file_record(_write_pdf(out_dir / f"{lid}.pdf", html, known)))
     assert decision.level is not None and decision.channel is not None, "a letter to send has a level and a channel"
     return WrittenLetter(lid, decision.patient_id, tuple(i.invoice_number for i in decision.items), decision.level,
                          kind, decision.channel, decision.amount_due_cents, name,
-                         hashlib.sha256(document).hexdigest(), decision, tuple(files))
+                         hashlib.sha256(document).hexdigest(), decision, tuple(files), sms=sms)
 
 
 def _write_pdf(path: Path, html: str, known: tuple[str, ...] = ()) -> Path:
@@ -253,7 +278,8 @@ def _batch_name(conn: Connection, as_of: date, folder: Path) -> str:
     return name
 
 
-def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, queue_emails: bool) -> None:
+def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, queue_emails: bool,
+            queue_sms: bool = False) -> None:
     """Letters, their invoices, their print batch and one audit event each, in one writer transaction. A
     letter another run recorded meanwhile (two runs at once) is left to that run: it is not recorded, printed
     or sent a second time."""
@@ -275,6 +301,10 @@ def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, qu
                 batch=batch if is_postal(written.channel) else None, rf_reference=written.rf_reference,
                 items=[(item.invoice_number, int(item.amount_cents), level)
                        for item, level in zip(written.decision.items, written.decision.item_levels)])
+            if written.sms is not None:   # without [sms] settings: kept as written, not sent
+                outboxes.insert_sms(conn, letter_id=written.letter_id, patient_id=written.patient_id, as_of=as_of,
+                                    phone=written.sms[0], text_=written.sms[1],
+                                    status="queued" if queue_sms else "written")
             if written.level == 0:
                 stored.mark_transfers_notified(conn, as_of, written.invoice_numbers)
             append_event(conn, "reminder", {"letter_id": written.letter_id, "level": written.level,

@@ -26,7 +26,7 @@ from recouvrement.render.files import write_atomically
 from recouvrement.audit import record_files, verify
 from recouvrement.config import Settings
 from recouvrement.db import report as stored
-from recouvrement.db.outbox import outbox_counts
+from recouvrement.db.outbox import outbox_counts, sms_counts
 from recouvrement.db.runs import latest_runs
 from recouvrement.money import format_eur
 
@@ -76,6 +76,8 @@ class ReportData:
     runs: list[dict] = field(default_factory=list)
     emails_queued: int = 0         # still in the outbox (server unreachable, run killed mid-send)
     emails_failed: int = 0         # refused by the server for good: a person looks at them
+    sms_queued: int = 0            # SMS still in their outbox (provider unreachable, run killed mid-send)
+    sms_failed: int = 0            # refused by the provider: a person looks at them
     audit_events: int = 0
     audit_head: str = ""
     audit_ok: bool = True
@@ -155,6 +157,7 @@ def report_data(engine: Engine, as_of: date) -> ReportData:
         data.agency_commission = stored.agency_commission_cents(conn, as_of)
         data.runs = _runs(conn)
         data.emails_queued, data.emails_failed = outbox_counts(conn)
+        data.sms_queued, data.sms_failed = sms_counts(conn)
         check = verify(conn)
     data.dso_days = dso(data.receivables, data.billed_90)
     data.audit_events, data.audit_head, data.audit_ok = check.events, check.head, check.ok

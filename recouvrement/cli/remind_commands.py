@@ -73,6 +73,8 @@ def _print_done(report: RemindReport) -> None:
         out.print(f"lot à imprimer : {report.batch_pdf} ({len(report.pages)} lettre(s))")
     if report.email_note:
         out.print(report.email_note)
+    if report.sms_note:
+        out.print(report.sms_note)
     if report.manifest:
         out.print(f"manifeste : {report.manifest}")
     for message in report.errors:
