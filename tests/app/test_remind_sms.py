@@ -23,7 +23,7 @@ from recouvrement.rules import DEFAULT_RULES_DIR, Rules
 from tests.app.test_outbox import cli
 from tests.app.test_remind import CREDITOR, MONDAY
 from tests.app.world import write
-from tests.channels.test_sms import KEY, provider  # noqa: F401 (the fixture)
+from tests.channels.test_sms import KEY, Provider
 
 HEADER = ("invoice_number;issue_date;due_date;patient_id;last_name;first_name;address;postal_code;city;email;phone;"
           "total_amount;amo_amount;patient_amount;sms_consent;email_consent")
@@ -46,6 +46,18 @@ def load(engine, settings, folder: Path, rows: list[str]) -> None:
 def configured(settings, url: str | None = None):
     sms = Sms(url=url, sender="CentreLilas") if url else Sms()
     return replace(settings, creditor=CREDITOR, sms=sms)
+
+
+@pytest.fixture
+def provider():
+    started: list[Provider] = []
+
+    def start(*args, **kw) -> Provider:
+        started.append(Provider(*args, **kw))
+        return started[-1]
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture(autouse=True)
