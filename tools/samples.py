@@ -47,7 +47,7 @@ INVOICE_COLUMNS = [
     "birth_date", "address", "postal_code", "city", "email", "phone", "nir", "total_amount",
     "amo_amount", "amc_amount", "patient_amount", "amc_payer", "coverage", "care_description",
     "act_codes", "guarantor_last_name", "guarantor_first_name", "guarantor_address",
-    "guarantor_postal_code", "guarantor_city", "guarantor_email",
+    "guarantor_postal_code", "guarantor_city", "guarantor_email", "sms_consent", "email_consent",
 ]
 PAYMENT_CSV_COLUMNS = [
     "payment_id", "payment_date", "payer_type", "payer_name", "amount", "reference",
@@ -328,8 +328,8 @@ def _patients(rng: np.random.Generator, count: int, as_of: date) -> _Patients:
     status = rng.choice(3, count, p=[0.88, 0.08, 0.04])
     insured = (status == 1) | ((status == 0) & (rng.random(count) < 0.85))
     mutuelle = np.where(insured, rng.choice(len(MUTUELLES), count, p=_weights(_MUTUELLES)), -1)
-    phone = ("0" + np.where(rng.random(count) < 0.8, "6", "1") + " "
-             + _pairs(rng.integers(0, 10**8, count)))
+    phone = _valid_phones("0" + np.where(rng.random(count) < 0.8, "6", "1") + " "
+                          + _pairs(rng.integers(0, 10**8, count)))
     columns = {
         "patient_id": "P" + _digits(np.arange(1, count + 1), 6),
         "last_name": LAST.text[last], "first_name": FIRST.text[first],
@@ -344,9 +344,30 @@ def _patients(rng: np.random.Generator, count: int, as_of: date) -> _Patients:
         "guarantor_email": _emails(rng, np.maximum(g_first, 0), g_last,
                                    minor & (rng.random(count) < 0.6)),
     }
+    columns["sms_consent"], columns["email_consent"] = _consents(count, columns["phone"], minor)
     cpam = np.array([c[2] for c in _CITIES], dtype=object)[city]
     return _Patients(sex, last, first, minor, age_days, g_first, g_last, g_sex, status, mutuelle,
                      {k: np.asarray(v, dtype=object) for k, v in columns.items()}, cpam)
+
+
+def _valid_phones(phones: np.ndarray) -> np.ndarray:
+    """Mobiles drawn as 06 + eight random digits, those of numbering blocks never allocated in France or
+    overseas (06 39, 06 9x) moved to 06 1x: every generated number is valid (core.contact.e164)."""
+    text = np.asarray(phones).astype(str)
+    unallocated = np.char.startswith(text, "06 9") | np.char.startswith(text, "06 39")
+    fixed = np.char.add("06 1", np.array([p[4:] for p in text.tolist()], dtype=str))
+    return np.where(unallocated, fixed, text).astype(object)
+
+
+def _consents(count: int, phones: np.ndarray, minor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sms_consent, email_consent) by patient, drawn from nothing random (the other columns do not move):
+    most patients agreed to e-mail, one in seven said no; a third of the adults agreed to SMS, a third
+    refused, the rest never said (no consent). A minor's letters go to the guarantor: never an SMS."""
+    k = np.arange(count)
+    email = np.where(k % 7 == 3, "non", "oui").astype(object)
+    mobile = np.char.startswith(np.asarray(phones).astype(str), "06")
+    sms = np.select([minor | ~mobile, k % 3 == 0, k % 3 == 1], ["", "oui", "non"], "").astype(object)
+    return sms, email
 
 
 def _pairs(values: np.ndarray) -> np.ndarray:
@@ -747,12 +768,16 @@ bic = "{bic}"
 [smtp]
 # host = "localhost"  (no SMTP: e-mails are written to the output folder, not sent)
 sender = "facturation@centre-lilas.example"
+[sms]
+# url = "https://api.brevo.com/v3/transactionalSMS/send"  (Brevo; without a url: SMS written, not sent)
+# api_key_file = "sms.key"   (or RECOUVREMENT_SMS_API_KEY; never in this file)
+sender = "CentreLilas"
 [paths]
 inbox = "inbox"
 archive = "archive"
 quarantine = "quarantine"
 output = "out"
-rules = "rules"          # the sample clinic's own rules files (here: the ladder, pre-due notice on)
+rules = "rules"          # the sample clinic's own rules files (here: the ladder, pre-due notice and SMS on)
 [audit]
 # key_file = "recouvrement-audit.key"                (or RECOUVREMENT_AUDIT_KEY; seals the audit trail)
 # checkpoint_file = "recouvrement-audit.checkpoint"  (the trail's head, written after each command)
