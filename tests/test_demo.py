@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 
@@ -27,6 +28,8 @@ def test_the_demo_runs_the_nightly_job_on_the_samples_and_ends_with_a_clean_scan
     assert "fichiers : 6 vus, 6 importés" in done.stdout            # the NOEMIE return among them
     assert "par clawback" in done.stdout                            # its retenue reversed an AMO payment
     assert "lettres : avant échéance : 1," in done.stdout           # its own rules turn the pre-due notice on
+    assert re.search(r"envois : courrier \d+, e-mail [1-9]\d*, SMS [1-9]", done.stdout)   # consent (issue #14)
+    assert list((tmp_path / "demo" / "out").rglob("*.sms.txt"))     # SMS written, not sent: no [sms] url
 
 
 def test_after_the_demo_the_printed_export_line_lets_the_everyday_commands_find_its_database(tmp_path, db_url):

@@ -103,6 +103,10 @@ def print_run(out, result: RunResult) -> None:
                   f"{files.get('quarantined')} en quarantaine ; lignes : {rows.get('imported')} importées, "
                   f"{rows.get('refused', 0)} refusées")
     out.print(f"  lettres : {letters} ; dossiers remis à l'agence : {counts.get('agency_cases', 0)}")
+    means = counts.get("means", {})
+    if means:
+        out.print(f"  envois : courrier {means.get('letter', 0)}, e-mail {means.get('email', 0)}, "
+                  f"SMS {means.get('sms', 0)}")
     for error in result.errors:
         out.print(f"  note : {error}")
 
