@@ -24,15 +24,17 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from recouvrement.render.recipients import patient_name, recipient_mobile, recipient_of
-from recouvrement.render.csvfile import Amount
+from recouvrement.render.csvfile import EXCEL_FR, Amount
 from recouvrement.render.files import write_atomically, write_checked_csv
+from recouvrement.db import calls as call_store
 from recouvrement.db import letters as stored
 from recouvrement.db import outbox as outboxes
 from recouvrement.db.accounts import load_accounts
 from recouvrement.db.session import writing
 from recouvrement.audit import append_event, file_record, record_files
 from recouvrement.config import Settings
-from recouvrement.core.ladder import PRE_DUE_LEVEL, Decision, decide, is_quiet_day, pre_due_notice
+from recouvrement.core.ladder import (PRE_DUE_LEVEL, Account, CallFacts, Decision, call_expired, call_wanted, decide,
+                                      is_quiet_day, pre_due_notice)
 from recouvrement.core.references import letter_reference, rf_reference
 from recouvrement.core.wording import neutral_reason
 from recouvrement.db.rejections import rejection_reasons
@@ -41,6 +43,9 @@ from recouvrement.rules import Rules, by_email, by_sms, is_postal
 from recouvrement.scanner import PrivacyLeak, ensure_clean, html_text, known_texts, pdf_text
 
 MANIFEST_HEADER = ["letter_id", "patient_id", "invoice_numbers", "level", "channel", "amount_due", "file"]
+# The night's call list (French Excel): whom to phone, the amount to ask, the level, the script to follow.
+CALL_LIST_HEADER = ["appel", "nom", "prénom", "téléphone", "montant_demandé", "niveau", "script"]
+CALL_LIST_NAME = "appels.csv"
 _PAYERS = {"amo": "l'Assurance Maladie", "amc": "votre mutuelle", "amo amc": "l'Assurance Maladie et votre mutuelle"}
 
 
@@ -91,6 +96,9 @@ class RemindReport:
     batch_pdf: Path | None = None
     pages: dict[str, tuple[int, int]] = field(default_factory=dict)  # letter id -> pages of the batch PDF
     manifest: Path | None = None
+    calls_listed: list[str] = field(default_factory=list)  # call ids this run put on the call list
+    calls_closed: dict[str, str] = field(default_factory=dict)  # call id -> expired | cancelled, by this run
+    call_list: Path | None = None
 
     @property
     def letters_by_level(self) -> dict[int, int]:
@@ -124,15 +132,72 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     report.decisions += [d for d in (pre_due_notice(a, as_of, rules) for a in accounts) if d.level is not None]
     if dry_run:
         return report
-    fresh = [d for d in report.decisions
-             if d.level is not None and letter_id(as_of, d.patient_id, d.level) not in recorded]
+    _record_calls(engine, as_of, accounts, [d for d in report.decisions if d.channel == "phone"], report, rules)
+    fresh = [d for d in report.decisions if d.level is not None and d.channel != "phone"
+             and letter_id(as_of, d.patient_id, d.level) not in recorded]
     report.already_recorded = sorted(recorded)
     if fresh:
         _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf, rules)
     _write_batches(engine, report, known_texts(settings))
     if report.already_recorded or report.letters:
         report.manifest = write_manifest(engine, as_of, Path(out_dir))
+    report.call_list = write_call_list(engine, as_of, Path(out_dir))
     return report
+
+
+def call_id(as_of: date, patient_id: str, level: int) -> str:
+    """Stable, like a letter's: the same patient, night and level always give the same call."""
+    return f"C{as_of:%Y%m%d}-{re.sub(r'[^A-Za-z0-9_-]', '_', patient_id)}-{level}"
+
+
+def _record_calls(engine: Engine, as_of: date, accounts: list[Account], phoned: list[Decision],
+                  report: RemindReport, rules: Rules) -> None:
+    """Under the writer lock: close the open calls that expired (no outcome in time: their level's letter
+    follows) or are no longer wanted (the patient paid, is on hold …), then list the night's phone steps
+    (a call already listed that night by another run is left to it). Each one audited."""
+    by_patient = {a.patient_id: a for a in accounts}
+    with writing(engine) as conn:
+        for call in call_store.open_calls(conn):
+            facts = CallFacts(call.level, call.listed_on, call.status, call.invoice_numbers)
+            account = by_patient.get(call.patient_id)
+            if call.listed_on >= as_of:
+                continue
+            status = ("expired" if call_expired(facts, as_of, rules) else
+                      "cancelled" if account is None or not call_wanted(account, facts, as_of, rules) else None)
+            if status and call_store.close_call(conn, call.call_id, status, as_of):
+                report.calls_closed[call.call_id] = status
+                append_event(conn, "call_" + status, {"call_id": call.call_id, "level": call.level},
+                             patient_id=call.patient_id)
+        listed = call_store.call_ids_of_day(conn, as_of)
+        for decision in phoned:
+            assert decision.level is not None and decision.template is not None, "a call has a level and a script"
+            cid = call_id(as_of, decision.patient_id, decision.level)
+            if cid in listed:
+                continue
+            call_store.insert_call(conn, call_store.StoredCall(
+                cid, decision.patient_id, decision.level, as_of, decision.amount_due_cents, decision.template, "open",
+                None, ()), [(i.invoice_number, int(i.amount_cents), level)
+                            for i, level in zip(decision.items, decision.item_levels)])
+            report.calls_listed.append(cid)
+            append_event(conn, "call_listed", {"call_id": cid, "level": decision.level,
+                                               "amount": decision.amount_due_cents,
+                                               "invoices": [i.invoice_number for i in decision.items]},
+                         patient_id=decision.patient_id)
+
+
+def write_call_list(engine: Engine, as_of: date, out_dir: Path) -> Path | None:
+    """The calls still to make after this night, as the desk's CSV (French Excel, inert, privacy-scanned):
+    name, number, amount to ask, level and the script's name — never a care detail. None when there is none."""
+    with engine.connect() as conn:
+        calls = call_store.open_call_rows(conn)
+    if not calls:
+        return None
+    rows = [[c.call_id, c.last_name, c.first_name, c.phone, Amount(c.amount_cents), c.level, c.script] for c in calls]
+    path = out_dir / CALL_LIST_NAME
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_checked_csv(path, CALL_LIST_HEADER, rows, free_text=("nom", "prénom", "téléphone"), dialect=EXCEL_FR)
+    record_files(engine, "call_list", [path], as_of=as_of, calls=len(rows))
+    return path
 
 
 def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path, decisions: list[Decision],

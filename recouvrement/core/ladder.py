@@ -40,6 +40,14 @@ Decisions, documented once here (the rules files repeat them for the office):
   shifted share gets the rejection notice instead. It is decided apart from the ladder's letter (both may
   go the same day), is recorded at level ``PRE_DUE_LEVEL`` (-1), and neither climbs the ladder nor counts in
   the gap between two letters.
+* A phone step (a level with ``channel = "phone"``) puts the patient on the call list instead of sending a
+  letter (``Decision.channel == "phone"``, ``template``: the call script), when the recipient has a phone
+  number not found wrong. While the call is open (``Account.calls``, status "open") the patient gets no other
+  ladder letter. Its outcome: reached, promise or dispute (``CALL_DONE``) make the step done that day (the
+  app adds it to each invoice's history at that level: the next level comes ``min_gap_days`` after at the
+  earliest); a wrong number or no outcome within the level's ``call_within_days`` (:func:`call_expired`)
+  falls back to that level's letter (post, e-mail in copy when there is an address), never a second call
+  at that level. A call whose patient may no longer be chased is not wanted any more (:func:`call_wanted`).
 """
 
 from __future__ import annotations
@@ -59,6 +67,8 @@ from recouvrement.money import format_eur
 from recouvrement.rules import PHONE, Rules, channel_means, channel_name
 
 NOTICE_LEVEL = 0
+CALL_DONE = frozenset({"reached", "promise", "dispute"})  # outcomes that make the phone step done
+CALL_FAILED = frozenset({"wrong_number", "expired"})        # outcomes that fall back to the level's letter
 PRE_DUE_LEVEL = -1  # the notice before the due date: outside the ladder
 
 
@@ -100,6 +110,16 @@ class LetterHistory:
 
 
 @dataclass(frozen=True)
+class CallFacts:
+    """A phone step listed for the patient: its level, the night that listed it, its outcome so far."""
+
+    level: int
+    listed_on: date
+    status: str = "open"  # open | reached | promise | dispute | wrong_number | expired | cancelled
+    invoice_numbers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Account:
     patient_id: str
     coverage: str
@@ -120,6 +140,8 @@ class Account:
     holds: tuple[Span, ...] = ()
     promises: tuple[Span, ...] = ()
     plans: tuple[PlanFacts, ...] = ()  # every plan of the patient, proposed or accepted, with its dates
+    phone_usable: bool = False  # the recipient has a phone number not found wrong on a call
+    calls: tuple[CallFacts, ...] = ()  # the phone steps listed for the patient, with their outcome
 
 
 @dataclass(frozen=True)
@@ -134,7 +156,8 @@ class Decision:
     patient_id: str
     level: int | None  # None: nothing to send; 0: rejection notice; 1.. ladder levels
     template: str | None
-    channel: str | None  # letter | email | sms | both | e.g. letter+sms, resolved against the recipient (_channel)
+    channel: str | None  # letter | email | sms | both | e.g. letter+sms, resolved against the recipient (_channel);
+    #                     phone: the call list
     items: tuple[OpenItem, ...]  # every invoice the letter lists: the formal part first, then the "also due"
     amount_due_cents: int  # all it asks, net of credits
     offer_plan_first: bool
@@ -187,7 +210,7 @@ def decide(account: Account, as_of: date, rules: Rules) -> Decision:
         reason = "part rejetée par l'assureur : avis au patient avant toute relance"
         pay_by = notice_deadline(as_of, rules)
         items = tuple(replace(i, due_date=max(i.due_date, pay_by)) for i in notice)
-        return _letter(account, rules, NOTICE_LEVEL, items, (NOTICE_LEVEL,) * len(items), reason, exclusions)
+        return _letter(account, rules, NOTICE_LEVEL, items, (NOTICE_LEVEL,) * len(items), reason, exclusions, as_of)
     overdue = tuple(replace(i, due_date=count_from(i, rules)) for i in remindable)
     overdue = tuple(i for i in overdue if i.due_date < as_of)
     done = tuple(i for i in overdue if stage(i) >= rules.ladder.max_level)
@@ -195,6 +218,10 @@ def decide(account: Account, as_of: date, rules: Rules) -> Decision:
     climbing = tuple(i for i in overdue if stage(i) < rules.ladder.max_level)
     if not climbing:
         return _nothing(account, _DONE if done else "aucune facture échue à relancer", exclusions, anomalies)
+    waiting = open_call(account, as_of, rules)
+    if waiting is not None:
+        return _nothing(account, (f"appel de relance {waiting.level} à passer (liste du {waiting.listed_on:%d/%m/%Y}) : "
+                                  "pas d'autre relance en attendant son issue"), exclusions, anomalies)
     last = account.last_letter
     if last is not None and (as_of - last.sent_on).days < rules.ladder.min_gap_days:
         return _nothing(account, (f"dernier courrier il y a {(as_of - last.sent_on).days} jours "
@@ -218,7 +245,7 @@ def _ladder_letter(account: Account, climbing: tuple[OpenItem, ...], as_of: date
     late_days = max((as_of - i.due_date).days for i in climbing if own[i.invoice_number] == level)
     reason = f"la plus ancienne facture a {late_days} jours de retard : relance {level}"
     return _letter(account, rules, level, tuple(ordered), tuple(own[i.invoice_number] for i in ordered),
-                   reason, exclusions)
+                   reason, exclusions, as_of)
 
 
 _DONE = "mise en demeure déjà envoyée : plus de relance, la suite relève de l'agence"
@@ -251,7 +278,7 @@ def pre_due_notice(account: Account, as_of: date, rules: Rules) -> Decision:
     if not items:
         return _nothing(account, "aucune facture n'arrive à échéance dans les jours qui viennent", (), ())
     reason = f"échéance dans {min((i.due_date - as_of).days for i in items)} jours : avis avant échéance"
-    return _letter(account, rules, PRE_DUE_LEVEL, items, (PRE_DUE_LEVEL,) * len(items), reason, ())
+    return _letter(account, rules, PRE_DUE_LEVEL, items, (PRE_DUE_LEVEL,) * len(items), reason, (), as_of)
 
 
 def is_pre_due(item: OpenItem, as_of: date, rules: Rules) -> bool:
@@ -371,7 +398,7 @@ def _screen_items(account: Account, patient: Patient, as_of: date,
 
 
 def _letter(account: Account, rules: Rules, level: int, items: tuple[OpenItem, ...], levels: tuple[int, ...],
-            reason: str, exclusions: tuple[Exclusion, ...]) -> Decision:
+            reason: str, exclusions: tuple[Exclusion, ...], as_of: date) -> Decision:
     amount = _asked(account, items)
     formal = _asked(account, (i for i, own in zip(items, levels) if own == level))
     minimum = rules.exclusions.min_total_cents
@@ -382,9 +409,16 @@ def _letter(account: Account, rules: Rules, level: int, items: tuple[OpenItem, .
         return _nothing(account, below.reason, exclusions + (below,), ())
     step = (rules.ladder.rejection_notice if level == NOTICE_LEVEL else rules.ladder.pre_due
             if level == PRE_DUE_LEVEL else rules.ladder.level(level))
+    template, channel = step.template, _channel(step.channel, account.has_email, account.has_mobile)
+    if step.channel == PHONE:
+        if account.phone_usable and not call_failed(account, level, as_of, rules):
+            template, channel = rules.ladder.level(level).script or step.template, PHONE
+        else:  # no usable number, a wrong one, or no outcome in time: the level's letter, by post
+            channel = _channel("both", account.has_email, account.has_mobile)
+            reason += " (par courrier : pas d'appel possible à ce niveau)"
     return Decision(
-        patient_id=account.patient_id, level=level, template=step.template,
-        channel=_channel(step.channel, account.has_email, account.has_mobile), items=items, amount_due_cents=amount,
+        patient_id=account.patient_id, level=level, template=template,
+        channel=channel, items=items, amount_due_cents=amount,
         offer_plan_first=level >= 1 and account.segment == "chronic", anomalies=(),
         exclusions=exclusions, reason=reason, recipient="guarantor" if account.is_minor else "patient",
         item_levels=levels, formal_due_cents=formal,
@@ -395,6 +429,39 @@ def _asked(account: Account, items: Iterable[OpenItem]) -> int:
     """What a letter over these items asks (core.ledger.asked_cents, as plans and the agency ask): their sum
     less every credit and payment waiting in the patient's name, never below 0."""
     return asked_cents((i.amount_cents for i in items), account.credit_cents, account.pending_credit_cents)
+
+
+def call_expired(call: CallFacts, as_of: date, rules: Rules) -> bool:
+    """An open call with no outcome `call_within_days` after its list: its step falls back to the letter."""
+    step = rules.ladder.level(call.level) if 1 <= call.level <= rules.ladder.max_level else None
+    within = step.call_within_days or 0 if step is not None else 0  # a level no longer by phone: expired
+    return call.status == "open" and (as_of - call.listed_on).days >= within
+
+
+def open_call(account: Account, as_of: date, rules: Rules) -> CallFacts | None:
+    """The patient's call still to make on as_of (listed, no outcome, not expired), if any."""
+    return next((c for c in account.calls if c.status == "open" and c.listed_on <= as_of
+                 and not call_expired(c, as_of, rules)), None)
+
+
+def call_failed(account: Account, level: int, as_of: date, rules: Rules) -> bool:
+    """Whether a call at this level already failed for the patient (wrong number, or no outcome in time)."""
+    return any(c.level == level and (c.status in CALL_FAILED or call_expired(c, as_of, rules))
+               for c in account.calls)
+
+
+def call_wanted(account: Account, call: CallFacts, as_of: date, rules: Rules) -> bool:
+    """Whether an open call is still to be made on as_of: nothing stops chasing the patient (a quiet day
+    aside) and one of its invoices may still be chased."""
+    patient = patient_facts(account)
+    stops = _anomalies(account, patient, as_of, rules) + tuple(
+        e for e in _account_blockers(account, patient, as_of, rules) if e.code != "quiet_day")
+    if stops:
+        return False
+    _, remindable = _screen_items(account, patient, as_of, rules)
+    return any(i.invoice_number in call.invoice_numbers for i in remindable)
+
+
 
 
 def _channel(configured: str, has_email: bool, has_mobile: bool = False) -> str:

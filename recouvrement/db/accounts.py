@@ -14,10 +14,11 @@ from sqlalchemy import Connection
 from recouvrement.db.ledger import as_dates, load_snapshot
 from recouvrement.db.segments import patient_segments
 from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queued_payments
-from recouvrement.core.ladder import (PENDING_PAYMENT_REASON, PRE_DUE_LEVEL, QUEUED_PAYMENT_REASON, Account,
-                                      LetterHistory, Listing, OpenItem)
+from recouvrement.core.ladder import (CALL_DONE, PENDING_PAYMENT_REASON, PRE_DUE_LEVEL, QUEUED_PAYMENT_REASON,
+                                      Account, CallFacts, LetterHistory, Listing, OpenItem)
 from recouvrement.core.recipients import consented, has_guarantor, is_minor, recipient_email, recipient_mobile
 from recouvrement.core.reconcile import payer_candidates
+from recouvrement.db.calls import calls_up_to, usable_phones
 from recouvrement.db.letters import letters_up_to, listings_up_to
 from recouvrement.db.eligibility import dispute_spans, handover_days, hold_spans, plan_facts, promise_spans
 from recouvrement.rules import Rules
@@ -82,6 +83,23 @@ def letter_listings(conn: Connection, as_of: date) -> dict[str, tuple[Listing, .
     return listings
 
 
+def call_history(conn: Connection, as_of: date) -> tuple[dict[str, tuple[CallFacts, ...]],
+                                                          dict[str, tuple[Listing, ...]]]:
+    """(patient -> their phone steps listed by as_of, invoice -> the done phone steps as listings at the call's
+    level on the day of the outcome: a call reached counts as that level's letter for the ladder)."""
+    calls: dict[str, tuple[CallFacts, ...]] = {}
+    listings: dict[str, tuple[Listing, ...]] = {}
+    for call in calls_up_to(conn, as_of):
+        # An outcome recorded after as_of is not known yet on that day (a night replayed).
+        status = call.status if call.closed_on is None or call.closed_on <= as_of else "open"
+        calls[call.patient_id] = calls.get(call.patient_id, ()) + (
+            CallFacts(call.level, call.listed_on, status, call.invoice_numbers),)
+        if status in CALL_DONE and call.closed_on is not None:
+            for number in call.invoice_numbers:
+                listings[number] = listings.get(number, ()) + (Listing(call.level, call.closed_on),)
+    return calls, listings
+
+
 def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     """Every patient with patient money due on as_of, with all the facts the ladder decides on."""
     snapshot = load_snapshot(conn, as_of)
@@ -97,11 +115,15 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     money = patient_money(snapshot, table=shares)
     letters, segments = _last_letters(conn, as_of), patient_segments(conn, as_of, rules)
     maybe_theirs = queued_payment_candidates(snapshot, items)
+    calls, called = call_history(conn, as_of)
+    phones = usable_phones(conn)
     accounts = []
     for patient_id, rows in items.groupby("patient_id", sort=True):
         open_items = tuple(
             OpenItem(number, issue, due, int(amount), int(awaited), shifted_from=shifted, notified=bool(notified),
-                     history=listings.get(number, ()), disputes=disputes.get(number, ()),
+                     history=tuple(sorted(listings.get(number, ()) + called.get(number, ()),
+                                          key=lambda x: (x.sent_on, x.level))),
+                     disputes=disputes.get(number, ()),
                      handed_over_on=handed.get(number))
             for number, issue, due, amount, awaited, shifted, notified in zip(
                 rows["invoice_number"], rows["issue_date"], rows["due_date"], rows["due_cents"], rows["awaited_cents"],
@@ -118,7 +140,8 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
             segment=segments[patient_id].segment if patient_id in segments else "one_off",
             last_letter=letters.get(patient_id),
             credit_cents=int(theirs["credit_cents"]),
-            promises=promises.get(patient_id, ())))
+            promises=promises.get(patient_id, ()),
+            phone_usable=patient_id in phones, calls=calls.get(patient_id, ())))
     return accounts
 
 

@@ -442,3 +442,37 @@ class LetterApproval(SQLModel, table=True):
     letter_id: str = Field(primary_key=True)
     approved_by: str
     approved_at: datetime
+
+
+class CallTask(SQLModel, table=True):
+    """A phone step of the ladder the night put on the call list (issue #14), and its outcome.
+
+    status: open (to call), reached, promise, dispute (the step is done on closed_on), wrong_number, expired (no
+    outcome within the level's call_within_days: the step falls back to its letter), cancelled (the patient is
+    no longer to be chased: paid, on hold …)."""
+    __tablename__ = "call_task"
+    call_id: str = Field(primary_key=True)     # C<yyyymmdd>-<patient>-<level>
+    patient_id: str = Field(index=True)
+    level: int
+    listed_on: date = Field(index=True)
+    amount_cents: int = cents()
+    script: str
+    status: str = Field(index=True)
+    closed_on: date | None = None
+
+
+class CallTaskItem(SQLModel, table=True):
+    """One invoice a call is about, at its own level (as a letter lists it)."""
+    __tablename__ = "call_task_item"
+    call_id: str = Field(primary_key=True)
+    invoice_number: str = Field(primary_key=True)
+    amount_cents: int = cents()
+    level: int
+
+
+class UnusablePhone(SQLModel, table=True):
+    """A patient's phone number found wrong on a call: no phone step on it again (a new number is tried)."""
+    __tablename__ = "unusable_phone"
+    patient_id: str = Field(primary_key=True)
+    phone: str = Field(primary_key=True)
+    marked_on: date

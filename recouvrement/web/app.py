@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from recouvrement.app import users
 from recouvrement.app.audit_views import audit_log, verify_log
 from recouvrement.app import plans
-from recouvrement.app.calls import OUTCOMES as CALL_OUTCOMES, call_list, record_call
+from recouvrement.app.calls import OUTCOMES as CALL_OUTCOMES, call_list, call_of, call_script, record_call
 from recouvrement.app.desk_checks import dispute_refusal
 from recouvrement.app.disputes import ANSWER_DAYS, open_dispute
 from recouvrement.app.disputes import CATEGORIES as DISPUTE_CATEGORIES
@@ -37,7 +37,6 @@ from recouvrement.app.letter_desk import (LetterRow, approve_letters, batch_pdf,
                                           letters_to_approve, print_batches)
 from recouvrement.app.payment_split import split_payment
 from recouvrement.app.promises import promises, record_promise
-from recouvrement.app.remind import run_remind
 from recouvrement.app.statement import statement_pdf
 from recouvrement.app.patient_account import patient_account, search_patients
 from recouvrement.app.today import today_view
@@ -346,19 +345,38 @@ class WebApp:
     # -- the call list ----------------------------------------------------------------------------------
 
     def calls(self, visit: Visit, error: str = "", status: int = 200) -> Response:
-        today = self.today()
-        report = run_remind(self.engine, self.settings, today, Path("."), dry_run=True, rules=self.rules)
-        due = [(d.patient_id, d.level, d.amount_due_cents) for d in report.decisions if d.level is not None]
+        """The call list the nights stored (never the ladder run again here), with each call's script."""
+        calls = call_list(self.engine)
+        scripts = {c.script: call_script(c.script, self.settings.creditor) for c in calls}
         done = visit.request.query_params.get("fait", "")
         message = "" if error else {k: f"Appel noté : {v}." for k, v in CALL_OUTCOMES.items()}.get(done, "")
-        return self.render("appels.html", visit, status=status, calls=call_list(self.engine, due, today),
-                           outcomes=CALL_OUTCOMES, message=message, error=error, creditor=self.settings.creditor,
-                           quiet=report.quiet_day)
+        return self.render("appels.html", visit, status=status, calls=calls, scripts=scripts,
+                           outcomes=CALL_OUTCOMES, message=message, error=error, creditor=self.settings.creditor)
 
     def call_outcome(self, visit: Visit) -> Response:
-        outcome = visit.form.get("issue", "")
+        """One call's outcome; a promise (its date) or a dispute (its invoice and reason) is recorded first by
+        its own use case, then the call notes it."""
+        outcome, today = visit.form.get("issue", ""), self.today()
+        call = call_of(self.engine, visit.request.path_params["call_id"])
+        if call is None:
+            return self.render("introuvable.html", visit, status=404, what="Cet appel")
         try:
-            record_call(self.engine, visit.request.path_params["patient_id"], outcome, self.today(), actor=visit.actor)
+            if outcome == "promise" and call.status == "open":
+                account = patient_account(self.engine, call.patient_id, today, self.rules)
+                record_promise(self.engine, call.patient_id, _form_day(visit.form.get("paye_le", ""), "date promise"),
+                               today, owed_cents=account.net_due_cents if account else 0, actor=visit.actor)
+            elif outcome == "dispute" and call.status == "open":
+                invoice = visit.form.get("facture", "").strip()
+                if invoice not in call.invoice_numbers:
+                    raise Refused("Choisissez l'une des factures de cet appel.")
+                refusal = dispute_refusal(self.engine, call.patient_id, invoice)
+                if refusal:
+                    raise Refused(refusal[0].upper() + refusal[1:] + ".")
+                open_dispute(self.engine, invoice, _free_text(visit.form.get("motif", ""), "motif"), channel="phone",
+                             received=today, actor=visit.actor)
+            record_call(self.engine, call.call_id, outcome, today, actor=visit.actor)
+        except Refused as exc:
+            return self.calls(visit, error=str(exc), status=400)
         except RecouvrementError as exc:
             return self.calls(visit, error=_french_error(exc), status=409)
         return RedirectResponse(f"/appels?fait={outcome}", status_code=303)
@@ -477,7 +495,7 @@ class WebApp:
             Route("/exceptions/{payment_id:str}/repartir", self.guarded(BOOKS, self.split), methods=["POST"]),
             Route("/exceptions/{payment_id:str}/ecarter", self.guarded(BOOKS, self.dismiss), methods=["POST"]),
             Route("/appels", self.guarded(DESK, self.calls)),
-            Route("/appels/{patient_id:str}", self.guarded(DESK, self.call_outcome), methods=["POST"]),
+            Route("/appels/{call_id:str}", self.guarded(DESK, self.call_outcome), methods=["POST"]),
             Route("/courriers", self.guarded(DESK, self.letters)),
             Route("/courriers/approuver", self.guarded(DESK, self.approve), methods=["POST"]),
             Route("/courriers/lots/{name:str}", self.guarded(DESK, self.batch)),
