@@ -134,6 +134,9 @@ def test_the_desk_previews_and_approves_the_letters_then_works_the_call_list_in_
     [sent] = run_remind(clinic, desk_settings, date(2025, 6, 3), tmp_path / "courriers").letters
     with clinic.begin() as conn:
         conn.execute(text("UPDATE patient SET phone = '06 12 34 56 78' WHERE patient_id = 'P1'"))
+    # The night of 17/06 with a phone step at level 2 stores P1's call: the page shows that stored list.
+    from tests.app.test_phone_step import PHONE
+    run_remind(clinic, desk_settings, date(2025, 6, 17), tmp_path / "courriers" / "17", rules=PHONE)
     wait = WebDriverWait(browser, 20)
     with serving(db_url, tmp_path, as_of="2025-06-17") as server:
         log_in(browser, server, "accueil")
@@ -153,7 +156,7 @@ def test_the_desk_previews_and_approves_the_letters_then_works_the_call_list_in_
         assert "06 12 34 56 78" in card.text
         card.find_element(By.XPATH, ".//button[@value='reached']").click()
         wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "p.ok"), "Appel noté"))
-        assert "Personne à appeler aujourd'hui." in browser.page_source
+        assert "Personne à appeler." in browser.page_source
         log_out(browser)
 
     with clinic.connect() as conn:
