@@ -67,7 +67,7 @@ def status(engine, call_id: str = CALL_ID) -> str:
 def test_a_phone_level_puts_the_patient_on_the_stored_call_list_instead_of_a_letter(called, tmp_path):
     calls = call_list(called)
     assert [(c.call_id, c.patient_id, c.phone, c.level, c.amount_cents, c.script) for c in calls] == [
-        (CALL_ID, "P1", "06 12 34 56 78", 2, 4500, "appel_relance")]
+        (CALL_ID, "P1", "+33612345678", 2, 4500, "appel_relance")]
     with called.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM letter WHERE level = 2")).scalar_one() == 0
 
@@ -111,7 +111,7 @@ def test_a_wrong_number_marks_the_phone_unusable_and_the_level_goes_by_letter_th
     made = nights(called, settings, tmp_path, days(NEXT + timedelta(days=1), date(2025, 7, 3)))
     assert made == [(date(2025, 6, 18), 2, "letter"), (date(2025, 7, 2), 3, "letter")]
     with called.connect() as conn:
-        assert conn.execute(text("SELECT patient_id, phone FROM unusable_phone")).all() == [("P1", "06 12 34 56 78")]
+        assert conn.execute(text("SELECT patient_id, phone FROM unusable_phone")).all() == [("P1", "+33612345678")]
 
 
 def test_no_outcome_within_the_levels_days_falls_back_to_its_letter(called, settings, tmp_path):
@@ -160,7 +160,7 @@ def test_the_call_list_csv_is_french_excel_inert_and_privacy_scanned(engine, set
         rows = list(csv.reader(f, delimiter=";"))
     assert rows[0] == CALL_LIST_HEADER
     by_id = {r[0]: r for r in rows[1:]}
-    assert by_id["C20250616-P3-2"][1].startswith("'=") and by_id["C20250616-P3-2"][3] == "'+33 6 12 34 56 78"
+    assert by_id["C20250616-P3-2"][1].startswith("'=") and by_id["C20250616-P3-2"][3] == "'+33612345678"
     assert by_id["C20250616-P3-2"][4:] == ["45,00", "2", "appel_relance"]
     assert by_id["C20250616-P4-2"][4:] == ["52,50", "2", "appel_relance"]
 
