@@ -55,7 +55,7 @@ def record_command(ctx: Context, call_id: str, outcome: str, on, until, invoice:
         raise RecouvrementError(f"appel inconnu {call_id!r}", field="CALL_ID")
     if call.status == "open" and outcome == "promise":
         if until is None:
-            raise RecouvrementError("une promesse demande sa date (--until)", field="--until")
+            raise click.UsageError("une promesse demande sa date (--until)")
         account = patient_account(ctx.engine, call.patient_id, on, ctx.settings.rules())
         record_promise(ctx.engine, call.patient_id, until, on, owed_cents=account.net_due_cents if account else 0,
                        actor=os_actor())
@@ -63,8 +63,8 @@ def record_command(ctx: Context, call_id: str, outcome: str, on, until, invoice:
         if invoice is None and len(call.invoice_numbers) == 1:
             invoice = call.invoice_numbers[0]
         if invoice not in call.invoice_numbers:
-            raise RecouvrementError(f"choisir l'une des factures de l'appel : {', '.join(call.invoice_numbers)}",
-                                    field="--invoice")
+            raise click.UsageError(f"--invoice : choisir l'une des factures de l'appel : "
+                                   f"{', '.join(call.invoice_numbers)}")
         open_dispute(ctx.engine, str(invoice), reason or "", channel="phone", received=on)
     record_call(ctx.engine, call_id, outcome, on, actor=os_actor())
     out.print(f"appel {call_id} : {OUTCOMES[outcome]}")

@@ -175,3 +175,29 @@ def test_a_name_the_privacy_scanner_flags_is_masked_in_the_call_list(engine, set
     assert path is not None
     document = path.read_text(encoding="utf-8-sig")
     assert "[masqué]" in document and "chimio" not in document.lower() and "52,50" in document
+
+
+def test_the_cli_lists_the_calls_and_records_a_promise_with_its_date(called, db_url, tmp_path):
+    from click.testing import CliRunner
+
+    from recouvrement.cli import cli
+    from recouvrement.cli import commands  # noqa: F401
+    listed = CliRunner().invoke(cli, ["--db", db_url, "call", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert CALL_ID in listed.output and "45,00" in listed.output
+    done = CliRunner().invoke(cli, ["--db", db_url, "call", "record", CALL_ID, "promise", "--until", "10/07/2025",
+                                    "--on", "17/06/2025"])
+    assert done.exit_code == 0, done.output
+    assert "promesse de paiement" in done.output and status(called) == "promise"
+    with called.connect() as conn:
+        assert conn.execute(text("SELECT pay_by FROM promise WHERE patient_id = 'P1'")).scalar_one() \
+            in (date(2025, 7, 10), "2025-07-10")
+
+
+def test_the_cli_refuses_a_promise_without_its_date_and_changes_nothing(called, db_url):
+    from click.testing import CliRunner
+
+    from recouvrement.cli import cli
+    from recouvrement.cli import commands  # noqa: F401
+    done = CliRunner().invoke(cli, ["--db", db_url, "call", "record", CALL_ID, "promise", "--on", "17/06/2025"])
+    assert done.exit_code == 2 and "--until" in done.output and status(called) == "open"
