@@ -1,7 +1,7 @@
 """the ladder's phone step: the call list, its invoices, phone numbers found wrong
 
 Revision ID: ladder_calls
-Revises: channels
+Revises: agency
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlmodel
 
 
 revision = "ladder_calls"
-down_revision = "channels"
+down_revision = "agency"
 branch_labels = None
 depends_on = None
 
