@@ -88,7 +88,10 @@ def test_the_sample_clinics_rules_turn_the_pre_due_notice_on(tmp_path):
     rules = load_rules(overrides=SAMPLE_RULES)
     assert rules.ladder.pre_due.enabled is True
     shipped = load_rules()
-    assert rules.ladder == replace(shipped.ladder, pre_due=replace(shipped.ladder.pre_due, enabled=True))
+    assert rules.ladder.pre_due == replace(shipped.ladder.pre_due, enabled=True)
+    # The same ladder otherwise, but for its channels (the sample's first reminder also goes by SMS).
+    assert [(x.level, x.days, x.template) for x in rules.ladder.levels] == [
+        (x.level, x.days, x.template) for x in shipped.ladder.levels]
     assert rules.plans == shipped.plans and rules.exclusions == shipped.exclusions
 
 
