@@ -148,12 +148,15 @@ def _inline(children: list[_Node | str]) -> str:
 def _blocks(children: list[_Node | str]) -> str:
     """Block-level content: each element by its rule; stray text between blocks is whitespace only."""
     out = []
-    for child in children:
+    elements = [child for child in children if not (isinstance(child, str) and not child.strip())]
+    for child, after in zip(elements, [*elements[1:], None]):
         if isinstance(child, str):
-            if child.strip():
-                out.append(f"#par[{_inline([child])}]")
+            out.append(f"#par[{_inline([child])}]")
             continue
-        out.append(_block(child))
+        markup = _block(child)
+        if isinstance(after, _Node) and "signature" in after.classes:
+            markup = f"#block(sticky: true)[{markup}]"  # letter.css: .signature { break-before: avoid }
+        out.append(markup)
     return "\n".join(out)
 
 
