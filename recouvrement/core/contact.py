@@ -26,6 +26,8 @@ True
 (False, False)
 >>> one_line("Marc\\r\\nBcc: evil@attacker.example")
 'Marc Bcc: evil@attacker.example'
+>>> one_line("Dur\\u202eand\\u200b")
+'Durand'
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ _EMAIL = re.compile(EMAIL_PATTERN)
 # Every line break a mail header or a printed line could take (CR, LF, VT, FF, NEL, U+2028/9), the
 # other control characters, and runs of whitespace: one space each.
 _BREAKS = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Characters a reader cannot see that change what is seen: bidirectional embeddings, overrides, isolates
+# and marks (a right-to-left override prints "Durand" backwards, or an amount beside it), and zero-width
+# spaces and joiners (two names that look alike but differ). A French name or address needs none of them.
+_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 def is_valid_email(text: str | None) -> bool:
@@ -54,8 +60,9 @@ def is_valid_email(text: str | None) -> bool:
 
 
 def one_line(text: str) -> str:
-    """The text on one line: line breaks, control characters and whitespace runs become one space."""
-    return _BREAKS.sub(" ", text).strip()
+    """The text on one line: line breaks, control characters and whitespace runs become one space; invisible
+    formatting characters (bidirectional controls, zero-width) are dropped."""
+    return _BREAKS.sub(" ", _INVISIBLE.sub("", text)).strip()
 
 
 # A French number written nationally (0…) may be in metropolitan France or overseas (0692 … is La Réunion's

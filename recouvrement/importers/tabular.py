@@ -19,6 +19,9 @@ from recouvrement.errors import RecouvrementError
 from recouvrement.importers.base import FIRST_DATE, LAST_DATE, Reject
 
 SEPARATORS = (";", ",", "\t")
+# Arrow reads a CSV in blocks of this size (its default) and cannot parse a record longer than one block;
+# no invoice or payment line comes near it (a few hundred bytes): a longer one is a corrupt file or an attack.
+MAX_LINE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,32 @@ def read_table(path: Path, required: list[str], optional: list[str]) -> tuple[pd
     return frame, warnings
 
 
+def _refuse_binary(path: Path, data: bytes) -> None:
+    """A NUL byte (a binary or corrupt file: no text format carries one, PostgreSQL could not store it)
+    refuses the whole file, naming its line; never an echo of its bytes."""
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise RecouvrementError("un octet nul (0x00) : ce fichier n'est pas un texte CSV (fichier binaire ou "
+                                "corrompu) ; rien n'est importé", file=path.name, line=data.count(b"\n", 0, nul) + 1)
+
+
+def _endless_line(path: Path, data: bytes) -> RecouvrementError | None:
+    """The error naming the first line longer than MAX_LINE_BYTES (what Arrow could not parse), if any."""
+    start, line = 0, 1
+    while start < len(data):          # only once Arrow failed: a C-speed find per line
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        if end - start > MAX_LINE_BYTES:
+            return RecouvrementError(f"une ligne de plus de {MAX_LINE_BYTES >> 20} Mo : ce n'est pas une ligne de "
+                                     "facture ou de paiement (fichier corrompu ?) ; rien n'est importé",
+                                     file=path.name, line=line)
+        start, line = end + 1, line + 1
+    return None
+
+
 def _parse(path: Path, data: bytes, dialect: Dialect) -> pd.DataFrame:
     """Every cell as text, parsed by Arrow (UTF-8 first: Arrow's own transcoding is slower than Python's)."""
+    _refuse_binary(path, data)
     try:
         if dialect.encoding == "utf-8-sig":
             data = data[len(codecs.BOM_UTF8):]   # Arrow checks the UTF-8 itself
@@ -91,7 +118,7 @@ def _parse(path: Path, data: bytes, dialect: Dialect) -> pd.DataFrame:
             convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, UnicodeDecodeError, StopIteration) as exc:
-        raise RecouvrementError(f"cannot read as CSV: {exc}", file=path.name) from None
+        raise (_endless_line(path, data) or RecouvrementError(f"cannot read as CSV: {exc}", file=path.name)) from None
     # Cells stripped by Arrow itself: three times cheaper than pandas' .str.strip() on the same arrays.
     table = pa.table([pc.utf8_trim_whitespace(column) for column in table.columns], names=table.column_names)
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
