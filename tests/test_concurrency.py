@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from recouvrement.app.imports import import_file
 from recouvrement.db.session import WriterBusy, writing
 from tests.app.test_outbox import EMAIL_ROWS, Server, _config_file, smtp  # noqa: F401  (fixture)
 from tests.app.test_remind import MONDAY, invoice, load
+from tests.app.world import payments_file
 
 SAMPLE_INVOICES = 1500
 
@@ -100,3 +102,39 @@ def test_a_writer_that_waits_too_long_says_so_in_one_french_line(engine, db_url,
     message = " ".join(run.stderr.split())     # one message (the console wraps it at its width)
     assert "[--db]" in message and ("base de données occupée : une autre commande y écrit depuis plus de 1 s (import, "
                                     "rapprochement, relances ou run de nuit) ; réessayez quand elle aura fini") in message
+
+
+def test_a_reconciliation_and_a_reminder_run_at_once_each_write_once_one_after_the_other(
+        engine, db_url, settings, tmp_path, smtp):  # noqa: F811
+    load(engine, settings, tmp_path, EMAIL_ROWS + POSTAL_ROWS)
+    paid = [f"V{k};2025-05-20;patient;QX MARTIN;45,00;;F2025-0005{k:02d};paid;" for k in range(1, 7)]
+    import_file(engine, payments_file(tmp_path, paid), settings)          # imported, not yet reconciled
+    server = Server()
+    config = _config_file(tmp_path, smtp(server))
+    out = tmp_path / "out"
+    runs = at_once(cli(db_url, "reconcile", config=config),
+                   cli(db_url, "remind", "--as-of", MONDAY.isoformat(), "--out", str(out), config=config))
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*), COUNT(DISTINCT payment_id) FROM allocation "
+                                 "WHERE payment_id LIKE 'V%'")).one() == (6, 6)
+        letters = conn.execute(text("SELECT COUNT(*), COUNT(DISTINCT patient_id) FROM letter")).one()
+    assert letters[0] == letters[1] and letters[0] in (11, 17)     # remind after reconcile, or before it
+    assert sorted(server.received) == [f"patient{k}@example.org" for k in range(1, 6)]
+
+
+def test_two_agency_exports_at_once_hand_each_case_over_once(engine, db_url, settings, tmp_path):
+    from tests.app.test_agency import HANDOVER, letter, world
+    from tests.app.test_agency import invoice as agency_invoice
+    world(engine, settings, tmp_path, [agency_invoice(f"F2025-0003{k:02d}", "2025-01-10", 12000, patient=f"P{k}")
+                                       for k in range(1, 21)])
+    for k in range(1, 21):
+        letter(engine, f"L3-PAT{k:02d}", date(2025, 4, 1), [f"F2025-0003{k:02d}"], patient=f"PAT{k:02d}")
+    files = [tmp_path / "agence-a.csv", tmp_path / "agence-b.csv"]
+    runs = at_once(*[cli(db_url, "export", "agency", "--as-of", HANDOVER.strftime("%d/%m/%Y"), "--out", str(f))
+                     for f in files])
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    exported = [line for f in files if f.exists() for line in f.read_text(encoding="utf-8").splitlines()[1:]]
+    assert len(exported) == 20 and len({line.split(",")[0] for line in exported}) == 20
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*), COUNT(DISTINCT patient_id) FROM agency_case")).one() == (20, 20)

@@ -26,7 +26,7 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from recouvrement.core.contact import is_valid_email, one_line
+from recouvrement.core.contact import display_name, is_valid_email, one_line
 from recouvrement.errors import RecouvrementError
 from recouvrement.render.sepa_qr import qr_data_uri, qr_png
 from recouvrement.render.views import LetterView
@@ -82,7 +82,7 @@ def _mailbox(name: str, address: str, whose: str, field: str) -> Address:
     if not is_valid_email(address):
         raise RecouvrementError(f"{whose}'s e-mail address is not one valid address", field=field)
     local, _, domain = address.partition("@")
-    return Address(display_name=one_line(name or ""), username=local, domain=domain)
+    return Address(display_name=display_name(name or ""), username=local, domain=domain)
 
 
 def envelope_recipient(message: EmailMessage) -> str:

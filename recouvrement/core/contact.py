@@ -28,6 +28,8 @@ True
 'Marc Bcc: evil@attacker.example'
 >>> one_line("Dur\\u202eand\\u200b")
 'Durand'
+>>> display_name('Claire "Martin" Bcc: evil@attacker.example')
+'Claire Martin Bcc evil attacker example'
 """
 
 from __future__ import annotations
@@ -57,6 +59,18 @@ def is_valid_email(text: str | None) -> bool:
     if not isinstance(text, str) or len(text) > MAX_LENGTH or _EMAIL.fullmatch(text) is None:
         return False
     return len(text.partition("@")[0]) <= MAX_LOCAL_LENGTH
+
+
+# RFC 5322 specials and the double quote. A display name holding none of them is a plain phrase that
+# never needs quoting; a quoted one is unsafe: Python's header folder drops the quotes of a long quoted
+# name, and its '@' and ':' then read as an address and a group (the letter went to an address in the
+# patient's name field, tests/app/test_attacks.py).
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
+
+
+def display_name(text: str) -> str:
+    """A name fit for a mail header: on one line, without RFC 5322 specials (each becomes a space)."""
+    return " ".join(_SPECIALS.sub(" ", one_line(text)).split())
 
 
 def one_line(text: str) -> str:

@@ -111,3 +111,20 @@ def test_sql_in_a_command_line_argument_is_a_value_that_matches_nothing(args, en
     with engine.connect() as conn:
         assert conn.execute(text("SELECT (SELECT COUNT(*) FROM patient), (SELECT COUNT(*) FROM payment), "
                                  "(SELECT COUNT(*) FROM allocation)")).one() == before
+
+
+def test_a_name_forging_mail_headers_adds_no_header_and_no_recipient_to_the_message_received(
+        engine, settings, tmp_path, smtp_server):  # noqa: F811  (the imported fixture)
+    inbox, port = smtp_server
+    forged = "Martin\r\nBcc: evil@attacker.example\r\nSubject: urgent\r\nX-Evil: 1\u2028Cc: evil2@attacker.example"
+    rows = [named("F2025-000201", "P1", f'"{forged}"', email="claire@ok.example")]     # a quoted CSV cell
+    import_file(engine, write(tmp_path / "factures.csv", INVOICE_HEADER, rows), settings)
+    run_reconcile(engine)
+    configured = replace(with_creditor(settings), smtp=Smtp(host="127.0.0.1", port=port, sender="r@lilas.example"))
+    assert run_remind(engine, configured, MONDAY, tmp_path / "out").emails_sent == 1
+    (_, recipients, content), = inbox.messages
+    message = email.message_from_bytes(content, policy=email.policy.default)
+    assert recipients == ["claire@ok.example"]
+    assert message["Bcc"] is None and message["Cc"] is None and message["X-Evil"] is None
+    assert len(message.get_all("Subject")) == 1 and "urgent" not in message["Subject"]
+    assert message["To"].addresses[0].addr_spec == "claire@ok.example"

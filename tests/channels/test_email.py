@@ -164,7 +164,7 @@ def test_a_cr_lf_in_the_recipient_name_stays_inside_one_display_name():
     message = email.message_from_bytes(build_email(view, SENDER, "<p>x</p>", "x").as_bytes(), policy=policy.default)
     assert message["Bcc"] is None
     assert [(a.display_name, a.addr_spec) for a in message["To"].addresses] == [
-        ("Marc Bcc: evil@attacker.example", "marc@ok.example")]
+        ("Marc Bcc evil attacker example", "marc@ok.example")]
 
 
 def test_a_message_naming_two_recipients_is_refused_before_the_server_sees_it(smtp_server):
