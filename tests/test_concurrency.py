@@ -126,8 +126,8 @@ def test_a_reconciliation_and_a_reminder_run_at_once_each_write_once_one_after_t
 def test_two_agency_exports_at_once_hand_each_case_over_once(engine, db_url, settings, tmp_path):
     from tests.app.test_agency import HANDOVER, letter, world
     from tests.app.test_agency import invoice as agency_invoice
-    world(engine, settings, tmp_path, [agency_invoice(f"F2025-0003{k:02d}", "2025-01-10", 12000, patient=f"P{k}")
-                                       for k in range(1, 21)])
+    world(engine, settings, tmp_path, [agency_invoice(f"F2025-0003{k:02d}", "2025-01-10", 12000,
+                                                      patient=f"PAT{k:02d}") for k in range(1, 21)])
     for k in range(1, 21):
         letter(engine, f"L3-PAT{k:02d}", date(2025, 4, 1), [f"F2025-0003{k:02d}"], patient=f"PAT{k:02d}")
     files = [tmp_path / "agence-a.csv", tmp_path / "agence-b.csv"]
