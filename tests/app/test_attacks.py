@@ -14,6 +14,7 @@ from sqlalchemy import text
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.report import write_report
+from recouvrement.app.nightly import remind_and_send
 from recouvrement.app.remind import run_remind
 from recouvrement.config import Smtp
 from recouvrement.errors import RecouvrementError
@@ -39,7 +40,7 @@ def test_markup_and_template_text_in_a_name_stay_text_in_the_letter_the_e_mail_a
     load(engine, settings, tmp_path, [named("F2025-000201", "P1", SCRIPT + IMAGE + TEMPLATE),
                                       named("F2025-000202", "P2", TEMPLATE + SCRIPT, email="claire@ok.example")])
     configured = replace(with_creditor(settings), smtp=Smtp(host="127.0.0.1", port=port, sender="r@lilas.example"))
-    report = run_remind(engine, configured, MONDAY, tmp_path / "out")
+    report = remind_and_send(engine, configured, MONDAY, tmp_path / "out")
     assert report.errors == [] and report.emails_sent == 1
     (letter,) = (tmp_path / "out").glob("L*-P1-*.html")
     html = letter.read_text(encoding="utf-8")
@@ -121,7 +122,7 @@ def test_a_name_forging_mail_headers_adds_no_header_and_no_recipient_to_the_mess
     import_file(engine, write(tmp_path / "factures.csv", INVOICE_HEADER, rows), settings)
     run_reconcile(engine)
     configured = replace(with_creditor(settings), smtp=Smtp(host="127.0.0.1", port=port, sender="r@lilas.example"))
-    assert run_remind(engine, configured, MONDAY, tmp_path / "out").emails_sent == 1
+    assert remind_and_send(engine, configured, MONDAY, tmp_path / "out").emails_sent == 1
     (_, recipients, content), = inbox.messages
     message = email.message_from_bytes(content, policy=email.policy.default)
     assert recipients == ["claire@ok.example"]
