@@ -10,6 +10,8 @@ from sqlalchemy import text
 
 from recouvrement.app.disputes import open_dispute
 from recouvrement.app.holds import place_hold
+from recouvrement.app.imports import import_file
+from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.remind import run_remind
 from recouvrement.rules import LadderRules, PreDueNotice, Rules, load_rules
 from recouvrement.scanner import extract_text, scan_text
@@ -115,3 +117,19 @@ def test_the_pre_due_letter_says_when_how_to_pay_how_to_contest_and_no_care(engi
     with engine.connect() as conn:
         kind, level = conn.execute(text("SELECT kind, level FROM letter")).one()
     assert (kind, level) == ("avant_echeance", -1)
+
+
+def test_a_minors_pre_due_notice_goes_to_the_guarantor(engine, settings, tmp_path):
+    header = ("invoice_number;issue_date;due_date;patient_id;last_name;first_name;address;postal_code;city;"
+              "birth_date;total_amount;amo_amount;patient_amount;guarantor_last_name;guarantor_first_name;"
+              "guarantor_address;guarantor_postal_code;guarantor_city")
+    row = (f"F2025-000530;01/09/2025;{DUE:%d/%m/%Y};P9;Petit;Léo;5 rue Haute;75011;Paris;01/02/2015;45,00;0;45,00;"
+           "Petit;Anne;8 rue Basse;75012;Paris")
+    path = tmp_path / "mineur.csv"
+    path.write_text(header + "\r\n" + row + "\r\n", encoding="utf-8")
+    import_file(engine, path, settings)
+    run_reconcile(engine)
+    report = run_remind(engine, with_creditor(settings), date(2025, 10, 13), tmp_path / "out", rules=ON)
+    assert [(w.letter_id, w.decision.recipient) for w in report.letters] == [("L20251013-P9-A", "guarantor")]
+    words = " ".join(extract_text(tmp_path / "out" / "L20251013-P9-A.html").split())
+    assert "Anne Petit" in words and "8 rue Basse" in words
