@@ -16,9 +16,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from recouvrement.config import Settings
 from recouvrement.db.session import open_engine
+
+# Speed is measured in benchmarks/, never in tests: hypothesis's per-example deadline (200 ms) is a timing
+# assertion that fails on a loaded machine, so no property test has one (tests may still set their own
+# max_examples).
+hypothesis_settings.register_profile("recouvrement", deadline=None)
+hypothesis_settings.load_profile("recouvrement")
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 _counter = itertools.count()
