@@ -11,12 +11,14 @@ import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from recouvrement.audit import append_event
-from recouvrement.core.ledger import due_matrix
-from recouvrement.core.reconcile import Ledger, Outcome, reconcile, rf_references_in
-from recouvrement.db import explicit, remittances
+from recouvrement.core.ledger import Snapshot, due_matrix
+from recouvrement.core.reconcile import (Ledger, Outcome, name_scope, payer_name_keys, reconcile, referenced_numbers,
+                                         rf_references_in)
+from recouvrement.db import explicit, name_index, remittances
 from recouvrement.db import reconcile as store
 from recouvrement.db.bulk import bulk_insert
-from recouvrement.db.ledger import current_due_cents, load_snapshot, patient_allocations_on_moved_shares
+from recouvrement.db.ledger import (current_due_cents, load_snapshot, matching_scope, patient_allocations_on_moved_shares,
+                                    patients_by_id)
 from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.queue import WAITING, NoLongerWaiting
 from recouvrement.db.session import bulk_transaction, writing
@@ -51,15 +53,33 @@ def load_ledger(conn: Connection) -> Ledger:
     """The matching engine's view: every invoice with what is still due on its three shares, everything
     recorded counted whatever its date (core.ledger.due_matrix on an undated snapshot)."""
     snapshot = load_snapshot(conn, None)
+    return _ledger(snapshot, snapshot.patients, patient_allocations_on_moved_shares(conn))
+
+
+def load_ledger_for(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame) -> Ledger:
+    """The part of the matching engine's view these payments can touch, read through the store's indexes: the
+    invoices their lines and references may designate (core.reconcile.referenced_numbers, `letters` the
+    letters they quote), the patients their payers' names may be (the name index) and every invoice of a
+    name's only patient. The engine decides the same on it as on the whole ledger (a test holds it)."""
+    numbers, compacts = referenced_numbers(payments, letters)
+    keys = payer_name_keys(payments)
+    named, sole = name_scope(keys, name_index.patients_named(conn, keys))
+    snapshot = matching_scope(conn, numbers, compacts, sole)
+    patients = pd.concat([snapshot.patients, patients_by_id(conn, named)], ignore_index=True)
+    patients = patients.drop_duplicates("patient_id").reset_index(drop=True)
+    return _ledger(snapshot, patients, patient_allocations_on_moved_shares(conn, scoped=True))
+
+
+def _ledger(snapshot: Snapshot, patients: pd.DataFrame, earlier: pd.DataFrame) -> Ledger:
     due = due_matrix(snapshot)
     invoices = snapshot.invoices[["invoice_number", "compact_number", "patient_id", "issue_date"]].copy()
     invoices["issue_date"] = _iso(invoices["issue_date"])
     transfers = snapshot.transfers
     transfers = transfers[transfers["reversed_on"].isna()][["transfer_id", "invoice_number", "from_payer",
                                                              "amount_cents"]].reset_index(drop=True)
-    patients = snapshot.patients[["patient_id", "last_name", "first_name", "guarantor_last_name",
-                                  "guarantor_first_name"]].copy()
-    earlier = patient_allocations_on_moved_shares(conn)
+    patients = patients[["patient_id", "last_name", "first_name", "guarantor_last_name",
+                         "guarantor_first_name"]].copy()
+    earlier = earlier.copy()
     earlier["payment_date"] = _iso(earlier["payment_date"])
     return Ledger(invoices, due, patients, transfers, earlier)
 
@@ -84,10 +104,23 @@ def pending_payments(conn: Connection, last_id: int) -> pd.DataFrame:
     return payments
 
 
-def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool = True) -> ReconcileReport:
+# Above one pending payment for this many invoices, reading the whole ledger once costs less than reading
+# each payment's part of it (a first run, a big backlog); below, the night reads only what it can touch.
+WHOLE_LEDGER_RATIO = 4
+
+
+def _reads_whole_ledger(payments: pd.DataFrame, mark: str) -> bool:
+    invoices = int(mark.split(":")[0])
+    return len(payments) * WHOLE_LEDGER_RATIO > invoices
+
+
+def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool = True,
+                  incremental: bool | None = None) -> ReconcileReport:
     """Allocate what is new; a run with nothing new since the last one changes nothing and returns fast.
 
-    `set_based=False` sends every payment through the pure engine (the reference the tests compare with)."""
+    `set_based=False` sends every payment through the pure engine (the reference the tests compare with).
+    `incremental`: read only what the payments can touch (True), the whole ledger (False), or decide by the
+    number of payments against the number of invoices (None); the allocations are the same either way."""
     now = now or datetime.now(timezone.utc)
     with bulk_transaction(engine) as conn:
         mark = _watermark(conn)
@@ -97,8 +130,12 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
         payments = pending_payments(conn, last_id)
         report = ReconcileReport(payments=len(payments))
-        outcome = (reconcile(payments, _with_clawbacks(conn, payments, load_ledger(conn)),
-                             letter_invoices(conn, rf_references_in(payments))) if len(payments) else None)
+        outcome = None
+        if len(payments):
+            letters = letter_invoices(conn, rf_references_in(payments))
+            whole = _reads_whole_ledger(payments, mark) if incremental is None else not incremental
+            ledger = load_ledger(conn) if whole else load_ledger_for(conn, payments, letters)
+            outcome = reconcile(payments, _with_clawbacks(conn, payments, ledger), letters)
         if outcome is not None:
             _store(conn, last_id, outcome, now)
             _summarise(report, outcome)

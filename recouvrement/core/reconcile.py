@@ -380,9 +380,7 @@ class _Run:
         rows = self.open_rows()
         if len(rows) == 0:
             return
-        tokens = (self.payments["reference"].iloc[rows].fillna("").str.upper()
-                  .str.replace(r"[^0-9A-Z]+", " ", regex=True).str.strip().str.split())
-        candidates = _text_candidates(tokens)
+        candidates = _text_candidates(_tokens(self.payments["reference"].iloc[rows]))
         pos = self.compact.get_indexer(candidates.to_numpy())
         hit = pos >= 0
         self.allocate(candidates.index[hit].to_numpy(), pos[hit], "text")
@@ -395,7 +393,7 @@ class _Run:
         names = self.payments["payer_name"].iloc[rows].fillna("")
         keys = _payer_keys(names.unique())
         matches = (pd.DataFrame({"row": rows, "payer_name": names.to_numpy()})
-                   .merge(keys, on="payer_name").merge(_patient_keys(self.ledger.patients), on=["last", "first"])
+                   .merge(keys, on="payer_name").merge(patient_name_keys(self.ledger.patients), on=["last", "first"])
                    [["row", "patient_id"]].drop_duplicates())
         for row in rows[~np.isin(rows, matches["row"].unique())]:
             self.reason[row] = "no usable reference, and the payer's name is no patient's"
@@ -499,6 +497,11 @@ def _valid_rf(text: str) -> str | None:
     return None
 
 
+def _tokens(references: pd.Series) -> pd.Series:
+    """Each text's words of letters and digits, upper case."""
+    return references.fillna("").str.upper().str.replace(r"[^0-9A-Z]+", " ", regex=True).str.strip().str.split()
+
+
 def _text_candidates(tokens: pd.Series) -> pd.Series:
     """Possible invoice numbers in tokenised texts: each token (prefix stripped), and runs of 2 or 3."""
     one = tokens.explode().dropna()
@@ -522,6 +525,49 @@ def _unique_per_row(candidates: pd.Series) -> pd.Series:
     return pd.Series(frame["c"].to_numpy(), index=frame.iloc[:, 0].to_numpy())
 
 
+def referenced_numbers(payments: pd.DataFrame, letters: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(invoice numbers, compact numbers) the payments' lines and references may designate, whichever rule
+    reads them: the invoice named on the line, the invoices of the letters quoted (`letters`, LETTER_COLUMNS),
+    the invoice of an RF reference, the numbers found in the free text. What the store must read, and all
+    of it: an invoice they cannot designate is one no reference rule can touch.
+
+    >>> referenced_numbers(pd.DataFrame({"invoice_number": ["F1", None], "reference": [None, "fact f2025-000123"]}),
+    ...                    pd.DataFrame(columns=LETTER_COLUMNS))
+    (['F1'], ['000123', 'F2025000123', 'FACTF2025', 'FACTF2025000123'])
+    """
+    numbers = set(payments["invoice_number"].dropna()) | set(letters["invoice_number"])
+    references = _rf_found(payments["reference"])
+    compacts = set(references[~references.isin(letters["reference"])].str.slice(4))
+    compacts |= set(_text_candidates(_tokens(payments["reference"]))) if len(payments) else set()
+    return sorted(numbers), sorted(compacts)
+
+
+def payer_name_keys(payments: pd.DataFrame) -> pd.DataFrame:
+    """(payer_name, last, first): the keys of the patients' payers' names (name_keys), what the name + amount
+    rule compares with patient_name_keys: what the store's name index is asked."""
+    names = payments.loc[payments["payer_type"] == "patient", "payer_name"].fillna("")
+    return _payer_keys(names.unique())
+
+
+def name_scope(keys: pd.DataFrame, named: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Which patients the name + amount rule must be given, from the payer names' keys (payer_name_keys) and
+    the patients bearing them (last, first, patient_id): (patients to know by name, patients whose open shares
+    it must know). A name fitting several patients goes to the queue whoever they are, so two of them are
+    enough to keep the outcome; a name fitting one patient needs that patient's shares.
+
+    >>> keys = pd.DataFrame({"payer_name": ["A B", "C D"], "last": ["A", "C"], "first": ["B", "D"]})
+    >>> named = pd.DataFrame({"last": ["A", "C", "C", "C"], "first": ["B", "D", "D", "D"],
+    ...                       "patient_id": ["P1", "P2", "P3", "P4"]})
+    >>> name_scope(keys, named)
+    (['P1', 'P2', 'P3'], ['P1'])
+    """
+    hits = (keys.merge(named, on=["last", "first"])[["payer_name", "patient_id"]].drop_duplicates()
+            .sort_values(["payer_name", "patient_id"]))
+    people = hits.groupby("payer_name")["patient_id"].transform("size")
+    known = sorted(set(hits.groupby("payer_name").head(2)["patient_id"]))
+    return known, sorted(set(hits.loc[people == 1, "patient_id"]))
+
+
 def _payer_keys(names) -> pd.DataFrame:
     records = [(name, last, first) for name in names for last, first in name_keys(name)]
     return pd.DataFrame(records, columns=["payer_name", "last", "first"])
@@ -532,8 +578,9 @@ def _compact(values: pd.Series) -> pd.Series:
             .str.decode("ascii").str.upper().str.replace(r"[^A-Z]", "", regex=True))
 
 
-def _patient_keys(patients: pd.DataFrame) -> pd.DataFrame:
-    """(last, first) and (last, first initial) of each patient and of their guarantor."""
+def patient_name_keys(patients: pd.DataFrame) -> pd.DataFrame:
+    """(last, first) and (last, first initial) of each patient and of their guarantor: patient_id, last,
+    first (what the store's name index holds)."""
     frames = []
     for last_col, first_col in (("last_name", "first_name"), ("guarantor_last_name", "guarantor_first_name")):
         last, first = _compact(patients[last_col]), _compact(patients[first_col])
@@ -563,7 +610,7 @@ def payer_candidates(payments: pd.DataFrame, patients: pd.DataFrame, shares: pd.
         return empty
     people = patients[patients["patient_id"].isin(wanted["patient_id"].unique())]
     names = payments["payer_name"].fillna("")
-    keys = _payer_keys(names.unique()).merge(_patient_keys(people), on=["last", "first"])
+    keys = _payer_keys(names.unique()).merge(patient_name_keys(people), on=["last", "first"])
     named = pd.DataFrame({"payment_id": payments["payment_id"], "payer_name": names}).merge(keys, on="payer_name")
     found = wanted[["payment_id", "patient_id"]].merge(named[["payment_id", "patient_id"]]).drop_duplicates()
     return found.sort_values(["payment_id", "patient_id"]).reset_index(drop=True)

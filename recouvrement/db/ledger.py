@@ -15,8 +15,9 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from recouvrement.core.balance import BUCKETS, age_buckets, bucket_columns  # noqa: F401  (BUCKETS: the report's)
-from recouvrement.core.ledger import PATIENT_COLUMNS, SHARES, Snapshot, due_matrix, outstanding, patient_money
-from recouvrement.db.bulk import read_frame
+from recouvrement.core.ledger import (EXCEPTION_COLUMNS, PATIENT_COLUMNS, SHARES, Snapshot, due_matrix, outstanding,
+                                      patient_money)
+from recouvrement.db.bulk import read_frame, stage
 from recouvrement.db.values import as_date
 
 def as_dates(values: pd.Series) -> pd.Series:
@@ -144,16 +145,77 @@ def _typed_transfers(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def patient_allocations_on_moved_shares(conn: Connection) -> pd.DataFrame:
+def patient_allocations_on_moved_shares(conn: Connection, scoped: bool = False) -> pd.DataFrame:
     """Allocations to patient shares of invoices with a share moved onto the patient and not reversed:
     payment_id, invoice_number, amount_cents, payment_date (what the matching engine turns into a credit when
-    the insurer pays after all)."""
-    rows = read_frame(conn, "SELECT a.payment_id, a.invoice_number, a.amount_cents, p.payment_date FROM allocation a "
-                            "JOIN payment p ON p.payment_id = a.payment_id JOIN share_transfer t ON t.invoice_number = "
-                            "a.invoice_number AND t.reversed_on IS NULL WHERE a.payer_type = 'patient'")
+    the insurer pays after all); `scoped`: of the invoices of the last matching_scope only."""
+    if scoped:
+        rows = read_frame(conn, "SELECT a.payment_id, a.invoice_number, a.amount_cents, p.payment_date FROM scope_invoice "
+                                "s CROSS JOIN share_transfer t CROSS JOIN allocation a JOIN payment p ON p.payment_id = "
+                                "a.payment_id WHERE t.invoice_number = s.invoice_number AND t.reversed_on IS NULL AND "
+                                "a.invoice_number = t.invoice_number AND a.payer_type = 'patient' ORDER BY a.id")
+    else:
+        rows = read_frame(conn, "SELECT a.payment_id, a.invoice_number, a.amount_cents, p.payment_date FROM allocation a "
+                                "JOIN payment p ON p.payment_id = a.payment_id JOIN share_transfer t ON t.invoice_number "
+                                "= a.invoice_number AND t.reversed_on IS NULL WHERE a.payer_type = 'patient' "
+                                "ORDER BY a.id")
     rows = rows.drop_duplicates()
     rows["payment_date"] = as_dates(rows["payment_date"])
     return rows.reset_index(drop=True)
+
+
+_SCOPE = """
+CREATE TEMPORARY TABLE scope_invoice AS
+SELECT i.invoice_number FROM scope_number s CROSS JOIN invoice i WHERE i.invoice_number = s.value
+UNION SELECT i.invoice_number FROM scope_compact s CROSS JOIN invoice i WHERE i.compact_number = s.value
+UNION SELECT i.invoice_number FROM scope_patient s CROSS JOIN invoice i WHERE i.patient_id = s.value
+"""
+
+
+def _keys(conn: Connection, name: str, values: Iterable[str]) -> None:
+    stage(conn, name, pd.DataFrame({"value": pd.Series(sorted(set(values)), dtype=object)}), {}, index="value")
+
+
+def matching_scope(conn: Connection, invoice_numbers: Iterable[str], compact_numbers: Iterable[str],
+                   patient_ids: Iterable[str]) -> Snapshot:
+    """The undated snapshot (everything recorded) of the invoices numbered `invoice_numbers`, of those whose
+    compact number is one of `compact_numbers` and of every invoice of `patient_ids`, with their patients:
+    what a night's payments can touch. Read through a temporary table of their numbers (scope_invoice, which
+    patient_allocations_on_moved_shares(scoped=True) reads too) joined on indexes, never the whole ledger."""
+    for name, values in (("scope_number", invoice_numbers), ("scope_compact", compact_numbers),
+                         ("scope_patient", patient_ids)):
+        _keys(conn, name, values)
+    conn.exec_driver_sql("DROP TABLE IF EXISTS scope_invoice")
+    conn.exec_driver_sql(_SCOPE)
+    conn.exec_driver_sql("CREATE INDEX scope_invoice_number ON scope_invoice (invoice_number)")
+    # From the scope outwards (CROSS JOIN keeps SQLite's planner from scanning the big table first).
+    scope = " FROM scope_invoice s CROSS JOIN {0} {1} WHERE {1}.invoice_number = s.invoice_number"
+    invoices = read_frame(conn, "SELECT i.invoice_number, i.compact_number, i.patient_id, i.issue_date, i.due_date, "
+                                "i.amo_cents, i.amc_cents, i.patient_cents, i.amc_payer" + scope.format("invoice", "i")
+                                + " ORDER BY i.invoice_number")
+    allocations = read_frame(conn, "SELECT a.invoice_number, a.payer_type, NULL AS payment_date, SUM(a.amount_cents) "
+                                   "AS amount_cents" + scope.format("allocation", "a")
+                                   + " GROUP BY a.invoice_number, a.payer_type")
+    transfers = read_frame(conn, "SELECT t.id AS transfer_id, t.invoice_number, t.from_payer, t.amount_cents, "
+                                 "t.transfer_date, t.reversed_on, t.notified" + scope.format("share_transfer", "t")
+                                 + " ORDER BY t.id")
+    write_offs = read_frame(conn, "SELECT w.invoice_number, w.payer_type, w.amount_cents, w.written_off_on"
+                                  + scope.format("write_off", "w") + " ORDER BY w.id")
+    write_offs["amount_cents"] = _cents(write_offs["amount_cents"])
+    write_offs["written_off_on"] = as_dates(write_offs["written_off_on"])
+    patients = patients_by_id(conn, invoices["patient_id"])
+    exceptions = pd.DataFrame({c: pd.Series(dtype=object) for c in EXCEPTION_COLUMNS})
+    return Snapshot(None, _typed_invoices(invoices), _typed_allocations(allocations), _typed_transfers(transfers),
+                    exceptions, patients, write_offs.reset_index(drop=True))
+
+
+def patients_by_id(conn: Connection, patient_ids: Iterable[str]) -> pd.DataFrame:
+    """The patients named (PATIENT_COLUMNS), read through a temporary table of their ids, in id order."""
+    _keys(conn, "wanted_patient", patient_ids)
+    rows = read_frame(conn, f"SELECT {', '.join('p.' + c for c in PATIENT_COLUMNS)} FROM patient p JOIN wanted_patient "
+                            "w ON w.value = p.patient_id ORDER BY p.patient_id")
+    rows["birth_date"] = as_dates(rows["birth_date"])
+    return rows
 
 
 def current_due_cents(conn: Connection, invoice_number: str, share: str) -> int | None:

@@ -11,6 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection, inspect, text
 
 from recouvrement.db.bulk import bulk_insert, stage
+from recouvrement.db import name_index
 from recouvrement.db.models import Invoice, Patient, Payment
 
 # Tables a file may be loaded straight into; their secondary indexes are rebuilt after a load into an empty one.
@@ -110,6 +111,7 @@ def _store_patients(conn: Connection, patients: pd.DataFrame, issue_dates: pd.Se
     patients = (patients.sort_values(["identity_date", "patient_id"], kind="stable")
                 .groupby("patient_id", sort=True, as_index=False).last())
     if _load_if_all_new(conn, "patient", "patient_id", patients):
+        name_index.add_new(conn, patients)
         return
     stage(conn, "stage_patient", patients, {"birth_date": "date", "identity_date": "date", "sms_consent": "bool",
                                             "email_consent": "bool"}, index="patient_id")
@@ -124,6 +126,7 @@ def _store_patients(conn: Connection, patients: pd.DataFrame, issue_dates: pd.Se
                       "WHERE patient.patient_id = s.patient_id"))
     conn.execute(text(f"INSERT INTO patient ({columns}) SELECT {columns} FROM stage_patient s WHERE NOT EXISTS "
                       "(SELECT 1 FROM patient p WHERE p.patient_id = s.patient_id)"))
+    name_index.refresh_staged(conn, "stage_patient")
 
 
 PAYMENT_TYPES = {"payment_date": "date", "amount_cents": "int", "source_line": "int", "reference": "text"}

@@ -56,6 +56,16 @@ class Patient(SQLModel, table=True):
     identity_date: date | None = None          # issue date of the invoice these details came from
 
 
+class PatientNameKey(SQLModel, table=True):
+    """The name index the name + amount rule reads: each (last, first) and (last, first initial) key of a
+    patient and of their guarantor (core.reconcile.patient_name_keys), kept by the patient writes (db.loads),
+    so that the reconcile reads the patients a payer's name could be, never every patient."""
+    __tablename__ = "patient_name_key"
+    last_key: str = Field(primary_key=True)
+    first_key: str = Field(primary_key=True)
+    patient_id: str = Field(primary_key=True, index=True)
+
+
 class Invoice(SQLModel, table=True):
     __tablename__ = "invoice"
     invoice_number: str = Field(primary_key=True)
