@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -568,8 +569,14 @@ def name_scope(keys: pd.DataFrame, named: pd.DataFrame) -> tuple[list[str], list
     return known, sorted(set(hits.loc[people == 1, "patient_id"]))
 
 
+@lru_cache(maxsize=200_000)
+def _name_keys(name: str) -> tuple[tuple[str, str], ...]:
+    """name_keys, remembered: a night asks the keys of the queue's payer names twice (store, then engine)."""
+    return tuple(sorted(name_keys(name)))
+
+
 def _payer_keys(names) -> pd.DataFrame:
-    records = [(name, last, first) for name in names for last, first in name_keys(name)]
+    records = [(name, last, first) for name in names for last, first in _name_keys(name)]
     return pd.DataFrame(records, columns=["payer_name", "last", "first"])
 
 

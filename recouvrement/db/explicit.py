@@ -6,19 +6,23 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
+from recouvrement.db.reconcile import unreconciled
+
 # The plain case of the explicit rule, done in SQL where the rows are: a paid line naming a known
 # invoice, on an invoice with no rejection pending and no share moved to the patient. It allocates
 # exactly as core.reconcile does (each payer its own share, payments in (date, id) order, what is left
 # a credit); a test holds the two equal. Everything else goes through the pure engine, including a
 # patient's line on a share with nothing left to pay: whether it is the patient's credit or a stranger's
 # mistyped reference depends on the payer's name (core.reconcile), which SQL does not compare.
-# Invoices the plain pass leaves to the engine: a share moved to the patient, a rejection pending, or a
-# queued payment naming them (which the engine takes in date order with the new ones).
+# Invoices the plain pass leaves to the engine: a share moved to the patient (looked up for the invoices the
+# new lines name only), a rejection pending, or a queued payment naming them (which the engine takes in date
+# order with the new ones).
 _BLOCKED = """
 CREATE TEMPORARY TABLE plain_blocked AS
-SELECT invoice_number FROM share_transfer WHERE reversed_on IS NULL
-UNION SELECT invoice_number FROM payment WHERE status IN ('rejected', 'clawback') AND reconciled = FALSE
-      AND id <= :last
+SELECT t.invoice_number FROM payment p CROSS JOIN share_transfer t
+      WHERE {unreconciled} AND p.id <= :last AND t.invoice_number = p.invoice_number AND t.reversed_on IS NULL
+UNION SELECT p.invoice_number FROM payment p WHERE p.status IN ('rejected', 'clawback') AND {unreconciled}
+      AND p.id <= :last
 UNION SELECT q.invoice_number FROM payment_exception e JOIN payment q ON q.payment_id = e.payment_id
       WHERE e.kind IN ('unmatched', 'ambiguous') AND q.invoice_number IS NOT NULL
 """
@@ -37,7 +41,7 @@ FROM (
                     ORDER BY p.payment_date, p.payment_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
              AS before_cents
     FROM payment p JOIN invoice i ON i.invoice_number = p.invoice_number
-    WHERE p.reconciled = FALSE AND p.id <= :last AND p.status = 'paid'
+    WHERE {unreconciled} AND p.id <= :last AND p.status = 'paid'
       AND p.payer_type IN ('amo', 'amc', 'patient')
       AND NOT EXISTS (SELECT 1 FROM plain_blocked b WHERE b.invoice_number = p.invoice_number)
 ) c
@@ -51,9 +55,10 @@ def settle_plain_explicit(conn: Connection, last_id: int, now: datetime) -> tupl
     reconciled; (payments, allocations, cents allocated, credits, checksum of the allocations)."""
     for table in ("plain_explicit", "plain_blocked"):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-    conn.execute(text(_BLOCKED), {"last": last_id})
+    pending = unreconciled(conn, "p.reconciled")
+    conn.execute(text(_BLOCKED.format(unreconciled=pending)), {"last": last_id})
     conn.exec_driver_sql("CREATE INDEX plain_blocked_invoice ON plain_blocked (invoice_number)")
-    conn.execute(text(_PLAIN), {"last": last_id})
+    conn.execute(text(_PLAIN.format(unreconciled=pending)), {"last": last_id})
     stamp = now.replace(tzinfo=None)
     conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, created_at) "
                       "SELECT payment_id, invoice_number, payer_type, paid, 'explicit', :t FROM plain_explicit "

@@ -37,10 +37,16 @@ def last_payment_row(conn: Connection) -> int:
     return conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM payment")).scalar_one()
 
 
+def unreconciled(conn: Connection, column: str = "reconciled") -> str:
+    """`column` says the payment is not reconciled yet, spelt as the partial index ix_payment_unreconciled is
+    (SQLite uses it for `= 0` only; `= FALSE` there reads the whole payment table)."""
+    return f"{column} = 0" if conn.dialect.name == "sqlite" else f"{column} = FALSE"
+
+
 def pending_payments(conn: Connection, last_id: int, columns: Sequence[str]) -> pd.DataFrame:
     """New payments (up to row `last_id`) and those of the queue a new invoice may now fit: the payment
     table's `columns` (the importers' PAYMENT_COLUMNS), dates as the driver returns them."""
-    return frame(conn, "SELECT " + ", ".join(columns) + " FROM payment p WHERE (p.reconciled = FALSE "
+    return frame(conn, "SELECT " + ", ".join(columns) + f" FROM payment p WHERE ({unreconciled(conn, 'p.reconciled')} "
                  f"AND p.id <= :last) OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind IN "
                  f"{RETRIED})", {"last": last_id})
 
@@ -57,7 +63,7 @@ def reverse_transfer(conn: Connection, transfer_id: int, reversed_on: Any, rever
 
 
 def mark_reconciled_up_to(conn: Connection, last_id: int) -> None:
-    conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE reconciled = FALSE AND id <= :last"),
+    conn.execute(text(f"UPDATE payment SET reconciled = TRUE WHERE {unreconciled(conn)} AND id <= :last"),
                  {"last": last_id})
 
 

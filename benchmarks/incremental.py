@@ -1,0 +1,78 @@
+"""One night on a database holding the history: the scale set split into its history and its last day(s),
+the history imported and reconciled, then the day; prints both times, the ratio, and the accuracy of the
+allocations against the generator's ground truth (as benchmarks/reconcile.py does).
+
+    python benchmarks/incremental.py [--invoices 1000000] [--days 1] [--pile] [--data DIR] [--db FILE]
+Target (issue 16) on the 2-core machine: the day (about 1,300 invoices and 3,000 payment lines at 1M) imported
+and reconciled in under 2 % of the history's time and under 2 s.
+
+The generator clips every late payment onto the day before its as-of date (tools.split_days): that day holds
+a pile of many ordinary days' payments. The day measured is the last ordinary day (and the `--days` before
+it); `--pile` adds the pile day. Rows after the day are left out of both runs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scale import FILES, ensure_scale_data, fresh_database, peak_memory_mb  # noqa: E402
+from reconcile import accuracy  # noqa: E402
+
+from recouvrement.app.imports import import_file  # noqa: E402
+from recouvrement.app.reconcile import run_reconcile  # noqa: E402
+from tools.split_days import last_dated_day, ordinary_last_day, split  # noqa: E402
+
+
+def arguments():
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--invoices", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=1, help="how many last ordinary days make the night")
+    parser.add_argument("--pile", action="store_true", help="add the generator's pile day to the night")
+    parser.add_argument("--data", type=Path, default=None, help="default: /tmp/bench-scale-<invoices>")
+    parser.add_argument("--db", type=Path, default=Path("/tmp/bench-incremental.db"))
+    args = parser.parse_args()
+    args.data = args.data or Path(f"/tmp/bench-scale-{args.invoices}")
+    return args
+
+
+def night(engine, settings, folder: Path) -> tuple[float, float, int, object]:
+    """Import every file of `folder`, then reconcile: (import seconds, reconcile seconds, rows read, report)."""
+    started = time.perf_counter()
+    rows = sum(import_file(engine, folder / name, settings).rows_read for name in FILES)
+    imported = time.perf_counter()
+    report = run_reconcile(engine)
+    return imported - started, time.perf_counter() - imported, rows, report
+
+
+def main() -> None:
+    args = arguments()
+    ensure_scale_data(args.data, args.invoices)
+    last = last_dated_day(args.data) if args.pile else ordinary_last_day(args.data)
+    first = ordinary_last_day(args.data) - timedelta(days=args.days - 1)
+    work = args.data.parent / f"{args.data.name}-split-{first}-{last}"
+    counts = split(args.data, work / "history", work / "day", first, last)
+    print(f"history: before {first}, {sum(counts.history.values()):,} rows; night {first}..{last}: "
+          + ", ".join(f"{name} {n:,}" for name, n in counts.day.items())
+          + f"; left out (later): {sum(counts.dropped.values()):,} rows", flush=True)
+    engine, settings = fresh_database(args)
+    h_import, h_reconcile, h_rows, h_report = night(engine, settings, work / "history")
+    history = h_import + h_reconcile
+    print(f"history: import {h_import:.2f} s + reconcile {h_reconcile:.2f} s = {history:.2f} s "
+          f"({h_rows:,} rows, {h_report.payments:,} payments reconciled)", flush=True)
+    d_import, d_reconcile, d_rows, d_report = night(engine, settings, work / "day")
+    day = d_import + d_reconcile
+    print(f"night:   import {d_import:.3f} s + reconcile {d_reconcile:.3f} s = {day:.3f} s "
+          f"({d_rows:,} rows, {d_report.payments:,} payments reconciled with the queue's retries; "
+          f"by rule {d_report.by_rule}; queue {d_report.exceptions})")
+    print(f"ratio night / history: {100 * day / history:.2f} % (target < 2 % and < 2 s)")
+    print(f"peak memory: {peak_memory_mb():,.0f} MB")
+    print(f"accuracy: {accuracy(engine, args.data / 'expected.csv')}")
+
+
+if __name__ == "__main__":
+    main()
