@@ -4,6 +4,8 @@ index finds exactly the patients the rule would find among all of them."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 from sqlalchemy import Connection, text
 
@@ -19,7 +21,15 @@ def _rows(patients: pd.DataFrame) -> pd.DataFrame:
 
 
 def add_new(conn: Connection, patients: pd.DataFrame) -> None:
-    """Index patients just inserted (none of them indexed yet): patient_id and the four name columns."""
+    """Index patients just inserted: patient_id and the four name columns. Keys left under their ids (patients
+    deleted by hand, then imported again) are replaced; into an empty index, straight."""
+    if conn.execute(text("SELECT 1 FROM patient_name_key LIMIT 1")).first() is not None:
+        ids = patients["patient_id"].tolist()
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("DELETE FROM patient_name_key WHERE patient_id = ANY(:ids)"), {"ids": ids})
+        else:
+            conn.execute(text("DELETE FROM patient_name_key WHERE patient_id IN (SELECT value FROM json_each(:ids))"),
+                         {"ids": json.dumps(ids)})
     bulk_insert(conn, "patient_name_key", _rows(patients))
 
 
