@@ -1,7 +1,7 @@
 """the patients' name index (the name + amount rule's reads), filled from the patients stored
 
 Revision ID: incremental
-Revises: agency
+Revises: ladder_calls
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlmodel
 
 
 revision = "incremental"
-down_revision = "agency"
+down_revision = "ladder_calls"
 branch_labels = None
 depends_on = None
 
