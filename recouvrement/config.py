@@ -6,6 +6,7 @@ Documented in README.md; the samples ship one for a fictional clinic.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -90,6 +91,14 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Database:
+    """Where the clinic's data lives. Several clinics on one PostgreSQL server: one schema each (README,
+    "Several clinics on one PostgreSQL server"); --db / RECOUVREMENT_DB win over `url`."""
+    url: str = ""                      # e.g. postgresql://nord@db.example/recouvrement ("" : --db, else SQLite)
+    schema: str = ""                   # PostgreSQL only: the clinic's schema ("" : the database's default)
+
+
+@dataclass(frozen=True)
 class Settings:
     creditor: Creditor = field(default_factory=Creditor)
     smtp: Smtp = field(default_factory=Smtp)
@@ -100,6 +109,7 @@ class Settings:
     inbox: Inbox = field(default_factory=Inbox)
     audit: Audit = field(default_factory=Audit)
     agency: Agency = field(default_factory=Agency)
+    database: Database = field(default_factory=Database)
     source: Path | None = None
 
     def rules(self):
@@ -183,6 +193,16 @@ class Settings:
 
 
 NIR_KEY_NAME = "recouvrement-nir.key"
+SCHEMA_NAME = re.compile(r"(?!pg_)[a-z_][a-z0-9_]{0,62}")
+
+
+def valid_schema(name: str) -> bool:
+    """A clinic's PostgreSQL schema: a lowercase identifier that needs no quoting, never a system one.
+
+    >>> [valid_schema(n) for n in ("clinique_nord", "Nord", "pg_catalog", "a;drop", "2nord")]
+    [True, False, False, False, False]
+    """
+    return SCHEMA_NAME.fullmatch(name) is not None
 SMS_KEY_VARIABLE = "RECOUVREMENT_SMS_API_KEY"
 
 
@@ -210,7 +230,7 @@ def read_or_create_key(path: Path) -> bytes:
 
 
 SECTIONS = {"creditor": Creditor, "smtp": Smtp, "sms": Sms, "paths": Paths, "privacy": Privacy, "schedule": Schedule,
-            "inbox": Inbox, "audit": Audit, "agency": Agency}
+            "inbox": Inbox, "audit": Audit, "agency": Agency, "database": Database}
 
 
 def config_path(explicit: str | Path | None = None) -> Path | None:
@@ -241,6 +261,7 @@ def load_settings(explicit: str | Path | None = None) -> Settings:
     _check_creditor(path, settings.creditor)
     _check_addresses(path, settings)
     _check_sms(path, settings)
+    _check_database(path, settings.database)
     return settings
 
 
@@ -311,3 +332,10 @@ def _check_sms(path: Path, settings: Settings) -> None:
     if sms.timeout < 1:
         raise RecouvrementError("doit être au moins 1 seconde", file=where, field="sms.timeout")
     settings.sms_api_key()
+
+
+def _check_database(path: Path, database: Database) -> None:
+    """[database] schema: a plain identifier (it is written into the connection's search_path)."""
+    if database.schema and not valid_schema(database.schema):
+        raise RecouvrementError("nom de schéma invalide : lettres minuscules, chiffres et _ (63 au plus), sans "
+                                "commencer par un chiffre ni par pg_", file=str(path), field="database.schema")

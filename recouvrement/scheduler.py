@@ -106,7 +106,7 @@ def nightly_job() -> None:
     from recouvrement.audit import seal_engine, settings_seal, write_checkpoint
     from recouvrement.db.session import open_engine
     settings: Settings = _process["settings"]
-    engine = seal_engine(open_engine(_process["db_url"]), settings_seal(settings))
+    engine = seal_engine(open_engine(_process["db_url"], schema=settings.database.schema), settings_seal(settings))
     try:
         result = run_nightly(engine, settings, as_of_for(datetime.now(timezone.utc), settings),
                              wait=_process.get("wait", 0))
@@ -118,9 +118,9 @@ def nightly_job() -> None:
         engine.dispose()
 
 
-def pending_fire(db_url: str) -> datetime | None:
+def pending_fire(db_url: str, schema: str = "") -> datetime | None:
     """The next fire time the job store kept from before (a missed run if it is in the past)."""
-    value = stored_next_run(db_url, JOB_TABLE, JOB_ID)
+    value = stored_next_run(db_url, JOB_TABLE, JOB_ID, schema)
     return datetime.fromtimestamp(value, timezone.utc) if value is not None else None
 
 
@@ -128,13 +128,15 @@ def build_scheduler(settings: Settings, db_url: str, *, scheduler_cls=BlockingSc
                     now: datetime | None = None, say: Callable[[str], None] | None = None):
     """A scheduler holding the 'nightly' job (replaced, so a changed cron takes effect; a missed fire kept)."""
     trigger = trigger_from(settings)
+    schema = settings.database.schema          # the clinic's job lives in the clinic's schema
     _process.update(settings=settings, db_url=db_url, wait=wait, say=say or log.info)
     scheduler = scheduler_cls(timezone=ZoneInfo(settings.schedule.timezone),
-                              jobstores={"default": SQLAlchemyJobStore(url=db_url, tablename=JOB_TABLE)},
+                              jobstores={"default": SQLAlchemyJobStore(url=db_url, tablename=JOB_TABLE,
+                                                                            tableschema=schema or None)},
                               job_defaults={"coalesce": True, "max_instances": 1,
                                             "misfire_grace_time": int(GRACE.total_seconds())})
     now = now or datetime.now(timezone.utc)
-    missed = pending_fire(db_url)
+    missed = pending_fire(db_url, schema)
     upcoming = trigger.get_next_fire_time(None, now)
     # Replacing the job (a changed cron takes effect) must not forget a night missed while we were down.
     first = missed if missed is not None and upcoming is not None and missed < upcoming else upcoming

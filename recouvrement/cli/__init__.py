@@ -107,12 +107,18 @@ class Context:
     def settings(self) -> Settings:
         return load_settings(self.config_file)
 
+    @property
+    def database_url(self) -> str | None:
+        """--db / RECOUVREMENT_DB, else the settings' [database] url, else the default SQLite file."""
+        return self.db_url or self.settings.database.url or None
+
     @cached_property
     def engine(self):
         """The database, its audit trail sealed with the installation's key; when the command ends (however
         it ends), the trail's head is anchored in the checkpoint file."""
         from recouvrement.audit import seal_engine, settings_seal
-        engine = seal_engine(open_engine(self.db_url), settings_seal(self.settings))
+        engine = seal_engine(open_engine(self.database_url, schema=self.settings.database.schema),
+                             settings_seal(self.settings))
         click_context = click.get_current_context(silent=True)
         if click_context is not None:
             click_context.call_on_close(lambda: _anchor_audit_trail(engine))

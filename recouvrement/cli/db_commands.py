@@ -15,7 +15,7 @@ def db() -> None:
 @pass_context
 def db_upgrade(ctx: Context) -> None:
     """Create or upgrade the schema to the latest migration (also done automatically on first use)."""
-    engine = open_engine(ctx.db_url, migrate=False)
+    engine = open_engine(ctx.database_url, migrate=False, schema=ctx.settings.database.schema)
     was_current = schema_is_current(engine)
     upgrade(engine)
     out.print("schéma déjà à jour" if was_current else "schéma mis à jour")

@@ -9,17 +9,19 @@ from typing import Generator
 
 from sqlalchemy import Connection, text
 
+from recouvrement.db.session import clinic_lock
+
 COLUMNS = "seq, at, kind, patient_id, invoice_number, actor, payload, prev_hash, hash"
-PG_LOCK_ID = 0x72656361756474       # "recaudt": the advisory lock that orders appends on PostgreSQL
+PG_LOCK_ID = 0x72656361            # "reca": the advisory lock kind that orders a clinic's appends on PostgreSQL
 
 
 def lock_trail_head(conn: Connection) -> None:
     """Hold, until the caller's transaction ends, the lock that makes reading the head and appending after it
     one step. On SQLite a write statement takes the database's write lock (waiting for it like any write);
-    on PostgreSQL a transaction-scoped advisory lock (a row lock on the head would let a second writer read
+    on PostgreSQL a transaction-scoped advisory lock, the clinic's (a row lock on the head would let a second writer read
     the old head again once the first commits)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_ID})
+        conn.exec_driver_sql(clinic_lock(PG_LOCK_ID))
     elif conn.dialect.name == "sqlite":
         conn.execute(text("UPDATE audit_event SET seq = seq WHERE seq < 0"))
 

@@ -8,6 +8,11 @@ IMMEDIATE` (the database's write lock, taken before the first read); on PostgreS
 advisory lock. Both are released at commit or rollback, and by the server or the OS when the process
 dies, so a killed run never leaves a lock behind. Readers are never blocked (WAL on SQLite, MVCC on
 PostgreSQL). Never nest two writer transactions in one process: the inner one would wait for the outer.
+
+Several clinics on one PostgreSQL database: each opens the engine on its own schema (`[database] schema`,
+set as the connection's search_path when it starts, so every table, the alembic version table and every
+migration are the clinic's), and every advisory lock is keyed by (kind, the connection's search_path): one
+clinic's writer never waits for another's.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import Session
 
+from recouvrement.config import valid_schema
 from recouvrement.errors import RecouvrementError
 
 DEFAULT_URL = "sqlite:///recouvrement.db"
@@ -34,8 +40,15 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30000            # SQLite: how long a plain statement waits for the write lock
 WRITER_WAIT = 600.0                # seconds a writer waits for the one before it (a big reconciliation)
 WRITER_WAIT_ENV = "RECOUVREMENT_WRITER_WAIT"
-WRITER_LOCK_KEY = 0x7265636F75     # PostgreSQL advisory lock key of the writer ("recou")
+WRITER_LOCK_KEY = 0x7265636F       # PostgreSQL advisory lock kind of the writer ("reco"), keyed per clinic
 MIGRATION_LOCK_KEY = WRITER_LOCK_KEY + 1
+
+
+def clinic_lock(kind: int) -> str:
+    """The statement taking PostgreSQL's transaction-level advisory lock `kind` of this connection's clinic: the
+    lock's second key is a hash of the search_path, which names the clinic's schema (the same text for every
+    process of one clinic, another for each other clinic; advisory locks are per database already)."""
+    return f"SELECT pg_advisory_xact_lock({int(kind)}, hashtext(current_setting('search_path')))"
 
 
 class WriterBusy(RecouvrementError):
@@ -77,6 +90,19 @@ def alembic_config(engine: Engine) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
     return config
+
+
+def create_clinic_schema(conn: Connection) -> None:
+    """PostgreSQL, first use of a clinic: create the schema the connection was opened on (`[database] schema`),
+    inside the migration's transaction and lock. Skipped when it exists (a role without the right to create
+    schemas works in the one its administrator made for it)."""
+    if conn.dialect.name != "postgresql":
+        return
+    schema = conn.exec_driver_sql("SHOW search_path").scalar_one()
+    if not valid_schema(schema):          # the server's default ("$user", public): nothing to create
+        return
+    if conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first() is None:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")      # checked above: a plain lowercase identifier
 
 
 def schema_is_current(engine: Engine) -> bool:
@@ -128,10 +154,13 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(alembic_config(engine), "head")
 
 
-def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
+def open_engine(url: str | None = None, *, migrate: bool = True, schema: str = "") -> Engine:
+    """The database at `url` (see `database_url`), its schema upgraded unless `migrate` is False. `schema`
+    (PostgreSQL only) is the clinic's: every connection works in it alone (its search_path), created on first
+    use; SQLite keeps one file per clinic."""
     url = database_url(url)
     try:
-        engine = create_engine(url, future=True)
+        engine = create_engine(url, future=True, connect_args=_schema_connect_args(url, schema))
     except (ArgumentError, ImportError) as exc:
         raise RecouvrementError("adresse de base de données inutilisable (--db ou RECOUVREMENT_DB) : "
                                 f"{type(exc).__name__}", field="database") from None   # the URL may hold a password
@@ -144,6 +173,25 @@ def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
         raise RecouvrementError(f"impossible d'ouvrir la base {engine.url.render_as_string(hide_password=True)} : "
                                 f"{exc.orig}", field="database") from None
     return engine
+
+
+def _schema_connect_args(url: str, schema: str) -> dict:
+    """PostgreSQL's startup option setting the search_path to the clinic's schema, after the URL's own options."""
+    if not schema:
+        return {}
+    if not valid_schema(schema):
+        raise RecouvrementError("nom de schéma invalide : lettres minuscules, chiffres et _ (63 au plus), sans "
+                                "commencer par un chiffre ni par pg_", field="database.schema")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return {}                        # create_engine says why, in one line
+    if parsed.get_backend_name() != "postgresql":
+        raise RecouvrementError("[database] schema ne vaut que pour PostgreSQL (SQLite : un fichier par clinique)",
+                                field="database.schema")
+    own = parsed.query.get("options", "")
+    own = " ".join(own) if isinstance(own, tuple) else own
+    return {"options": f"{own} -c search_path={schema}".strip()}
 
 
 BULK_CACHE_KIB = 256 * 1024   # SQLite page cache for bulk work: the indexes of ~2 M payments fit in it
@@ -162,7 +210,7 @@ def take_writer_lock(conn: Connection, wait: float | None = None, key: int = WRI
                 conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         else:
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(int(wait * 1000), 1)}")
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({int(key)})")
+            conn.exec_driver_sql(clinic_lock(key))
             conn.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
     except OperationalError as exc:
         if _is_lock_timeout(exc):
