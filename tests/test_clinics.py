@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ProgrammingError
 from sqlmodel import SQLModel
 
 import recouvrement.db.models  # noqa: F401  (registers the tables)
@@ -144,6 +145,32 @@ def test_first_use_creates_each_clinics_schema_with_its_tables_and_its_own_migra
     engine = open_engine(shared_url, schema="clinique_sud")
     engine.dispose()
     assert ours <= tables_in(shared_url, "clinique_sud")
+
+
+@postgres_only
+def test_a_clinics_role_works_in_the_schema_made_for_it_and_cannot_read_another_clinics(shared_url, request):
+    _base, admin = request.getfixturevalue("postgres_server")
+    suffix = f"{os.getpid()}_{next(_counter)}"
+    nord, sud, database = f"nord{suffix}", f"sud{suffix}", shared_url.rsplit("/", 1)[1]
+    with admin.connect() as conn:
+        for role in (nord, sud):
+            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+    owner = create_engine(shared_url, isolation_level="AUTOCOMMIT")
+    with owner.connect() as conn:              # the administrator's part (README); the roles may not create schemas
+        conn.exec_driver_sql(f"CREATE SCHEMA clinique_nord AUTHORIZATION {nord}")
+        conn.exec_driver_sql(f"CREATE SCHEMA clinique_sud AUTHORIZATION {sud}")
+        conn.exec_driver_sql(f"REVOKE ALL ON DATABASE {database} FROM PUBLIC")
+        conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {database} TO {nord}, {sud}")
+    owner.dispose()
+    open_engine(shared_url.replace("postgres@", f"{sud}@"), schema="clinique_sud").dispose()
+    north = open_engine(shared_url.replace("postgres@", f"{nord}@"), schema="clinique_nord")
+    try:
+        with north.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM patient")).scalar_one() == 0
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                conn.execute(text("SELECT COUNT(*) FROM clinique_sud.patient"))
+    finally:
+        north.dispose()
 
 
 @postgres_only
