@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,23 @@ def test_a_schema_on_sqlite_is_refused_one_file_per_clinic_instead(tmp_path):
     with pytest.raises(RecouvrementError, match="ne vaut que pour PostgreSQL"):
         open_engine(f"sqlite:///{tmp_path / 'nord.db'}", schema="clinique_nord")
     assert not (tmp_path / "nord.db").exists()
+
+
+@postgres_only
+def test_each_clinics_scheduler_keeps_its_nightly_job_in_its_own_schema(shared_url):
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from recouvrement.config import Database, Settings
+    from recouvrement.scheduler import JOB_ID, build_scheduler, pending_fire
+    later = datetime.now(timezone.utc) + timedelta(days=400)
+    for schema in ("clinique_nord", "clinique_sud"):
+        open_engine(shared_url, schema=schema).dispose()        # as `recouvrement schedule` opens it first
+        scheduler = build_scheduler(Settings(database=Database(schema=schema)), shared_url,
+                                    scheduler_cls=BackgroundScheduler, now=later)
+        scheduler.start(paused=True)
+        assert scheduler.get_job(JOB_ID) is not None
+        scheduler.shutdown(wait=False)
+    assert {"apscheduler_jobs"} <= tables_in(shared_url, "clinique_nord")
+    assert {"apscheduler_jobs"} <= tables_in(shared_url, "clinique_sud")
+    assert "apscheduler_jobs" not in tables_in(shared_url, "public")
+    assert pending_fire(shared_url, "clinique_nord") is not None and pending_fire(shared_url, "clinique_sud") is not None
