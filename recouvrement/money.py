@@ -44,7 +44,7 @@ def parse_amount(text: str) -> int:
     """Cents from an amount written by a person or a spreadsheet; AmountError when it is not one."""
     match = _AMOUNT.match(_normalise(str(text)))
     if not match:
-        raise AmountError(f"not an amount: {text!r}")
+        raise AmountError(f"pas un montant : {text!r}")
     sign, units, frac = match.groups()
     cents = int(units) * 100 + int((frac or "0").ljust(2, "0"))
     return -cents if sign == "-" else cents

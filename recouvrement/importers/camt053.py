@@ -131,7 +131,7 @@ class _Scanner:
 
     def _doctype(self, *args: object) -> None:
         # Bank statements never carry a DTD; refusing it shuts out entity-expansion tricks.
-        raise RecouvrementError("a DOCTYPE is not allowed in a camt.053 file", file=self.file,
+        raise RecouvrementError("un DOCTYPE n'est pas admis dans un fichier camt.053", file=self.file,
                                 line=self.parser.CurrentLineNumber)
 
     def _start(self, name: str, attrs: dict[str, str]) -> None:
@@ -155,7 +155,7 @@ class _Scanner:
             self.account = ""
         elif tag == "Ntry" or (tag == "Acct" and self.path[-2:-1] == ["Stmt"]):
             if tag == "Ntry" and not self.is_statement:
-                raise RecouvrementError("not a camt.053 statement (no BkToCstmrStmt before the entries)",
+                raise RecouvrementError("pas un relevé camt.053 (aucun BkToCstmrStmt avant les écritures)",
                                         file=self.file, line=self.parser.CurrentLineNumber)
             self.builder, self.builder_depth, self.builder_elements = ET.TreeBuilder(), len(self.path), 1
             self.entry_line = self.parser.CurrentLineNumber
@@ -183,7 +183,7 @@ class _Scanner:
         try:
             self.parser.Parse(chunk, final)
         except expat.ExpatError as exc:
-            raise RecouvrementError(f"not a well-formed XML file: {expat.ErrorString(exc.code)}",
+            raise RecouvrementError(f"fichier XML mal formé : {expat.ErrorString(exc.code)}",
                                     file=self.file, line=exc.lineno) from None
         ready, self.ready = self.ready, []
         return ready
@@ -194,7 +194,7 @@ def _entries(path: Path) -> Iterator[_Entry]:
     try:
         handle = open(path, "rb")
     except OSError as exc:
-        raise RecouvrementError(f"cannot read the file: {exc.strerror}", file=path.name) from None
+        raise RecouvrementError(f"lecture impossible : {exc.strerror}", file=path.name) from None
     with handle:
         size = os.fstat(handle.fileno()).st_size
         if size > MAX_FILE_BYTES:
@@ -211,7 +211,7 @@ def _entries(path: Path) -> Iterator[_Entry]:
             yield from scanner.feed(chunk)
     yield from scanner.feed(b"", final=True)
     if not scanner.is_statement:
-        raise RecouvrementError("not a camt.053 statement (no BkToCstmrStmt element)", file=path.name)
+        raise RecouvrementError("pas un relevé camt.053 (aucun élément BkToCstmrStmt)", file=path.name)
 
 
 # --- one entry → payments, rejects, or nothing ---------------------------------------------
@@ -261,13 +261,13 @@ class _Collected:
         element = entry.element
         status = _text(element, "Sts/Cd") or _text(element, "Sts")
         if status not in ("BOOK", ""):
-            self.ignored[f"entries with status {status}"] += 1
+            self.ignored[f"écriture(s) au statut {status}"] += 1
         elif _text(element, "CdtDbtInd") != "CRDT":
-            self.ignored["debit entries"] += 1
+            self.ignored["écriture(s) de débit"] += 1
             if _text(element, "RvslInd").lower() not in ("true", "1"):
                 self._add_outgoing(entry)
         elif _text(element, "RvslInd").lower() in ("true", "1"):
-            self.ignored["reversal entries"] += 1
+            self.ignored["écriture(s) d'annulation (RvslInd)"] += 1
         else:
             self.without_status += not status
             transactions: list[ET.Element | None] = [*element.findall("NtryDtls/TxDtls")] or [None]
@@ -294,22 +294,22 @@ class _Collected:
     def _add_transaction(self, entry: _Entry, tx: ET.Element | None, position: int, count: int) -> None:
         element = entry.element
         if tx is not None and _text(tx, "CdtDbtInd") == "DBIT":
-            self.ignored["debit transactions"] += 1
+            self.ignored["transaction(s) de débit"] += 1
             return
         amount = _amount_element(element, tx, count)
         if amount is None:
-            return self._reject(entry, "Amt", "no amount for this transaction")
+            return self._reject(entry, "Amt", "aucun montant pour cette transaction")
         currency = amount.get("Ccy", "")
         if currency != "EUR":
-            return self._reject(entry, "Amt@Ccy", f"currency {currency or 'missing'} refused: amounts are euros")
+            return self._reject(entry, "Amt@Ccy", f"devise {currency or 'absente'} refusée : les montants sont en euros")
         cents = _cents(amount.text)
         if cents is None:
-            return self._reject(entry, "Amt", f"not a positive amount with at most 2 decimals: {amount.text!r}")
+            return self._reject(entry, "Amt", f"pas un montant positif d'au plus 2 décimales : {amount.text!r}")
         if cents > MAX_LINE_CENTS:
             return self._reject(entry, "Amt", AMOUNT_TOO_LARGE)
         booked = _booking_date(element)
         if booked is None:
-            return self._reject(entry, "BookgDt", "no valid booking or value date")
+            return self._reject(entry, "BookgDt", "aucune date de comptabilisation ou de valeur valide")
         if not date_in_range(booked):
             return self._reject(entry, "BookgDt", DATE_OUT_OF_RANGE)
         self.rows.append(_row(entry, tx, position, count, cents, booked))
@@ -318,7 +318,7 @@ class _Collected:
         unsure = [f"{self.file}: {self.without_status} écriture(s) sans statut (Sts) lue(s) comme "
                   "comptabilisée(s) (BOOK) : vérifiez le relevé si la banque en envoie aussi en attente"
                   ] if self.without_status else []
-        return unsure + [f"{self.file}: {n} {what} ignored (only booked credits are payments)"
+        return unsure + [f"{self.file}: {n} {what} ignorée(s) (seuls les crédits comptabilisés sont des paiements)"
                          for what, n in sorted(self.ignored.items())]
 
 

@@ -82,7 +82,7 @@ def read(path: Path, insurers: Insurers | None = None) -> Parsed:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise RecouvrementError(f"cannot read the file: {exc.strerror}", file=path.name) from None
+        raise RecouvrementError(f"lecture impossible : {exc.strerror}", file=path.name) from None
     reader = _Reader(path.name)
     for line, record in _records(_decode(data).removeprefix("\ufeff"), path.name):
         reader.add(line, record)
@@ -113,10 +113,10 @@ def _records(text: str, file: str) -> list[tuple[int, str]]:
         records = [(n, piece) for n, line in enumerate(lines, start=1) if line.strip()
                    for piece in _pieces(line)]
     if not records:
-        raise RecouvrementError("the file is empty", file=file)
+        raise RecouvrementError("le fichier est vide", file=file)
     first_line, first = records[0]
     if not _RECORD_START.match(first):
-        raise RecouvrementError(f"not a CFONB 120 statement: the first record starts with {first[:7]!r}",
+        raise RecouvrementError(f"pas un relevé CFONB 120 : le premier enregistrement commence par {first[:7]!r}",
                                 file=file, line=first_line)
     return [(n, piece.ljust(WIDTH)) for n, piece in records]
 
@@ -156,7 +156,7 @@ class _Reader:
         code = record[:2]
         if len(record) != WIDTH:
             self._refuse_record(line, code, "record",
-                                f"line is {len(record)} characters long: a CFONB 120 record has 120")
+                                f"la ligne fait {len(record)} caractères : un enregistrement CFONB 120 en a 120")
         elif code in ("01", "07"):
             self.flush()
         elif code == "04":
@@ -166,7 +166,7 @@ class _Reader:
             self._complement(line, record)
         else:
             self._refuse_record(line, code, "record code",
-                                f"unknown record code {code!r} (expected 01, 04, 05 or 07)")
+                                f"code d'enregistrement {code!r} inconnu (attendu 01, 04, 05 ou 07)")
 
     def _reject(self, line: int, field_name: str, reason: str) -> None:
         self.rejects.append(Reject(self.file, line, field_name, reason))
@@ -187,22 +187,22 @@ class _Reader:
         self.state = "refused"        # until the record is read whole: a refused 04 takes its 05 lines
         decimals = record[_DECIMALS]
         if not (decimals == " " or decimals in "0123"):
-            return self._reject(line, "decimals", f"number of decimals {decimals!r} is not 0 to 3")
+            return self._reject(line, "decimals", f"nombre de décimales {decimals!r} hors de 0 à 3")
         cents = _amount_cents(record[_AMOUNT], 2 if decimals == " " else int(decimals))
         if cents is None:
-            return self._reject(line, "amount", f"not a CFONB amount in cents: {record[_AMOUNT].strip()!r}")
+            return self._reject(line, "amount", f"pas un montant CFONB en centimes : {record[_AMOUNT].strip()!r}")
         if cents <= 0:
             self.state = "skipped"
-            self.ignored["debit movements" if cents else "zero-amount movements"] += 1
+            self.ignored["mouvement(s) de débit" if cents else "mouvement(s) de montant nul"] += 1
             return None
         if cents > MAX_LINE_CENTS:
             return self._reject(line, "amount", AMOUNT_TOO_LARGE)
         currency = record[_CURRENCY].strip() or "EUR"
         if currency != "EUR":
-            return self._reject(line, "currency", f"currency {currency} refused: amounts are euros")
+            return self._reject(line, "currency", f"devise {currency} refusée : les montants sont en euros")
         booked = _date(record[_DATE])
         if booked is None:
-            return self._reject(line, "date", f"not a date DDMMYY: {record[_DATE]!r}")
+            return self._reject(line, "date", f"pas une date JJMMAA : {record[_DATE]!r}")
         account = "-".join((record[_BANK], record[_BRANCH], record[_ACCOUNT].strip()))
         self.current = _Movement(line, account, booked, cents, " ".join(record[_LABEL].split()),
                                  " ".join(record[_REFERENCE].split()))
@@ -210,7 +210,7 @@ class _Reader:
 
     def _complement(self, line: int, record: str) -> None:
         if self.state == "none":
-            return self._reject(line, "record code", "complement (05) without a movement (04) before it")
+            return self._reject(line, "record code", "complément (05) sans mouvement (04) avant lui")
         if self.state == "credit" and self.current is not None:
             text = " ".join(record[_COMPLEMENT].split())
             if text:
@@ -223,7 +223,7 @@ class _Reader:
         self.current, self.state = None, "none"
 
     def summary(self) -> list[str]:
-        return [f"{self.file}: {n} {what} ignored (only credits are payments)"
+        return [f"{self.file}: {n} {what} ignoré(s) (seuls les crédits sont des paiements)"
                 for what, n in sorted(self.ignored.items())]
 
 

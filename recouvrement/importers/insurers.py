@@ -103,15 +103,15 @@ def _read_toml(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise RecouvrementError(f"cannot read the insurers file: {exc.strerror}", file=str(path)) from exc
+        raise RecouvrementError(f"lecture impossible du fichier des assureurs : {exc.strerror}", file=str(path)) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RecouvrementError(f"not a valid TOML file: {exc}", file=str(path)) from exc
+        raise RecouvrementError(f"fichier TOML invalide : {exc}", file=str(path)) from exc
 
 
 def _names(data: dict, section: str, path: Path) -> tuple[str, ...]:
     names = data.get(section, {}).get("names") if isinstance(data.get(section), dict) else None
     if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
-        raise RecouvrementError("expected a list of non-empty names", file=str(path),
+        raise RecouvrementError("une liste de noms non vides est attendue", file=str(path),
                                 field=f"{section}.names")
     return tuple(names)
 
@@ -142,14 +142,14 @@ def load_noemie_numbers(path: Path | None = None) -> NoemieNumbers:
     data = _read_toml(path)
     section = data.get("noemie", {})
     if not isinstance(section, dict):
-        raise RecouvrementError("expected a table", file=str(path), field="noemie")
+        raise RecouvrementError("une table est attendue", file=str(path), field="noemie")
     for key in sorted(set(section) - _NOEMIE_KEYS):
-        raise RecouvrementError("unknown key", file=str(path), field=f"noemie.{key}")
+        raise RecouvrementError("clé inconnue", file=str(path), field=f"noemie.{key}")
     values = {}
     for key in sorted(_NOEMIE_KEYS & set(section)):
         value = section[key]
         if not isinstance(value, str) or not re.fullmatch(r"[0-9A-Za-z]*", value):
-            raise RecouvrementError("expected letters and digits only (the invoice number's compact form)",
+            raise RecouvrementError("seulement des lettres et des chiffres (la forme compacte du numéro de facture)",
                                     file=str(path), field=f"noemie.{key}")
         values[key.removeprefix("invoice_")] = value
     return NoemieNumbers(**values)

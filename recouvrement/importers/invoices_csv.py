@@ -36,8 +36,9 @@ TOLERANCE_CENTS = 1
 # (a new patient without one has none).
 CONSENT_WORDS = {"oui": True, "o": True, "1": True, "true": True, "vrai": True, "yes": True, "y": True,
                  "non": False, "n": False, "0": False, "false": False, "faux": False, "no": False}
-CONSENT_REFUSED = "must be oui or non (also 1/0, true/false, vrai/faux); an empty cell leaves the consent unchanged"
-PHONE_REFUSED = "not a valid phone number (ten digits, or + and the country code)"   # never echoed
+CONSENT_REFUSED = ("doit valoir oui ou non (ou 1/0, true/false, vrai/faux) ; une cellule vide laisse le consentement "
+                   "inchangé")
+PHONE_REFUSED = "pas un numéro de téléphone valide (dix chiffres, ou + et l'indicatif du pays)"   # never echoed
 
 PATIENT_COLUMNS = ["patient_id", "last_name", "first_name", "birth_date", "address", "postal_code", "city",
                    "email", "phone", "sms_consent", "email_consent", "coverage", "nir_hash", *GUARANTOR]
@@ -72,13 +73,13 @@ def read(path: Path, nir_key: bytes = b"", keep_care: bool = False) -> Parsed:
     out = pd.DataFrame({"invoice_number": raw["invoice_number"], "patient_id": raw["patient_id"],
                         "source_line": raw["source_line"]})
     for column in ("invoice_number", "patient_id", "last_name"):
-        rejects.add(raw[column] == "", column, "empty")
+        rejects.add(raw[column] == "", column, "vide")
     rejects.add(_holds_a_nir(raw["patient_id"]), "patient_id", NIR_AS_PATIENT_ID)
     rejects.add(out["invoice_number"].duplicated(), "invoice_number",
-                "appears twice in this file: " + raw["invoice_number"])
+                "figure deux fois dans ce fichier : " + raw["invoice_number"])
     out["compact_number"] = compact_invoice_numbers(raw["invoice_number"])
     rejects.add((out["compact_number"] == "") | (out["compact_number"].str.len() > 21), "invoice_number",
-                "must hold 1 to 21 letters or digits")
+                "doit compter de 1 à 21 lettres ou chiffres")
     _dates(raw, out, rejects)
     _amounts(raw, out, rejects)
     patients = _patients(raw, rejects, nir_key)
@@ -93,14 +94,14 @@ def read(path: Path, nir_key: bytes = b"", keep_care: bool = False) -> Parsed:
 
 def _dates(raw: pd.DataFrame, out: pd.DataFrame, rejects: RejectCollector) -> None:
     out["issue_date"], bad = parse_dates(raw["issue_date"])
-    rejects.add(bad, "issue_date", "not a date (expected dd/mm/yyyy or yyyy-mm-dd): " + raw["issue_date"])
+    rejects.add(bad, "issue_date", "pas une date (attendu jj/mm/aaaa ou aaaa-mm-jj) : " + raw["issue_date"])
     rejects.add(dates_out_of_range(out["issue_date"]), "issue_date", DATE_OUT_OF_RANGE)
     due, bad_due = parse_dates(raw["due_date"])
-    rejects.add(bad_due & (raw["due_date"] != ""), "due_date", "not a date: " + raw["due_date"])
+    rejects.add(bad_due & (raw["due_date"] != ""), "due_date", "pas une date : " + raw["due_date"])
     rejects.add(dates_out_of_range(due), "due_date", DATE_OUT_OF_RANGE)
     default = (pd.to_datetime(out["issue_date"], errors="coerce") + pd.Timedelta(days=DEFAULT_TERM_DAYS))
     out["due_date"] = due.fillna(default.dt.strftime("%Y-%m-%d"))
-    rejects.add(out["due_date"] < out["issue_date"], "due_date", "before the issue date")
+    rejects.add(out["due_date"] < out["issue_date"], "due_date", "antérieure à la date d'émission (issue_date)")
 
 
 def _amounts(raw: pd.DataFrame, out: pd.DataFrame, rejects: RejectCollector) -> None:
@@ -110,19 +111,19 @@ def _amounts(raw: pd.DataFrame, out: pd.DataFrame, rejects: RejectCollector) -> 
         if column in ("amc_amount", "patient_amount"):
             cell = cell.mask(cell == "", "0")
         cents, bad = parse_amounts(cell)
-        rejects.add(bad, column, "not an amount in euros: " + raw[column].str.slice(0, 40))
-        rejects.add(cents < 0, column, "negative amount")
+        rejects.add(bad, column, "pas un montant en euros : " + raw[column].str.slice(0, 40))
+        rejects.add(cents < 0, column, "montant négatif")
         rejects.add(cents > MAX_LINE_CENTS, column, AMOUNT_TOO_LARGE)
         out[target] = cents.fillna(0).astype("int64")
     difference = out["total_cents"] - out["amo_cents"] - out["amc_cents"] - out["patient_cents"]
     off = difference.abs() > TOLERANCE_CENTS
-    rejects.add(off, "total_amount", "total differs from AMO + AMC + patient shares by "
+    rejects.add(off, "total_amount", "le total diffère de la somme des parts AMO + AMC + patient de "
                 + difference[off.fillna(False)].map(_euros).astype("string"))
     # A one-cent rounding gap in the export goes to the patient share, so shares always sum to the total.
     out["patient_cents"] += difference.where(difference.abs() <= TOLERANCE_CENTS, 0)
     out["amc_payer"] = raw["amc_payer"].where(raw["amc_payer"] != "", None)
     rejects.add((out["amc_cents"] > 0) & out["amc_payer"].isna(), "amc_payer",
-                "an AMC share needs the mutuelle's name")
+                "une part AMC demande le nom de la mutuelle (amc_payer)")
 
 
 def _euros(cents) -> str:
@@ -136,13 +137,13 @@ def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes) -> pd
     for column in ("sms_consent", "email_consent"):
         patients[column] = _consents(raw[column], column, rejects)
     for column in ("email", "guarantor_email"):   # letters are sent there: core.contact's rule, value never echoed
-        rejects.add(~valid_emails(raw[column]), column, "not one valid e-mail address (a single bare address: "
-                    "no name, no list, no comment)")
+        rejects.add(~valid_emails(raw[column]), column, "pas une adresse e-mail valide (une seule adresse, "
+                    "sans nom, sans liste, sans commentaire)")
     coverage = raw["coverage"].str.lower().str.replace("-", "_").replace({"": "none", "atmp": "at_mp"})
-    rejects.add(~coverage.isin(COVERAGES), "coverage", "must be one of none, css, ame, at_mp: " + raw["coverage"])
+    rejects.add(~coverage.isin(COVERAGES), "coverage", "doit valoir none, css, ame ou at_mp : " + raw["coverage"])
     patients["coverage"] = coverage
     birth, bad_birth = parse_dates(raw["birth_date"])
-    rejects.add(bad_birth & (raw["birth_date"] != ""), "birth_date", "not a date: " + raw["birth_date"])
+    rejects.add(bad_birth & (raw["birth_date"] != ""), "birth_date", "pas une date : " + raw["birth_date"])
     rejects.add(dates_out_of_range(birth), "birth_date", DATE_OUT_OF_RANGE)
     patients["birth_date"] = birth
     patients["nir_hash"] = _nir_hashes(raw["nir"], rejects, nir_key)
@@ -212,7 +213,7 @@ def _integers(digits: pd.Series) -> pd.Series:
 def _nir_hashes(nirs: pd.Series, rejects: RejectCollector, nir_key: bytes) -> pd.Series:
     present = nirs != ""
     valid = nir_valid(nirs)
-    rejects.add(present & ~valid, "nir", "not a valid NIR (format or check key)")   # the value is never echoed
+    rejects.add(present & ~valid, "nir", "pas un NIR valide (format ou clé de contrôle)")   # the value is never echoed
     # Each distinct NIR is hashed once (a patient has many invoices); -1 (no valid NIR) picks the final None.
     codes, distinct = pd.factorize(compact_nirs(nirs).where(present & valid))
     hashes = np.array([nir_hash(value, nir_key) for value in distinct.tolist()] + [None], dtype=object)

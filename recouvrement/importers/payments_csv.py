@@ -28,33 +28,33 @@ def read(path: Path, **_options) -> Parsed:
     raw, warnings = read_table(path, REQUIRED, OPTIONAL)
     rejects = RejectCollector(path.name, raw["source_line"])
     out = raw[["payment_id", "payer_name", "reference", "source_line"]].copy()
-    rejects.add(raw["payment_id"] == "", "payment_id", "empty")
-    rejects.add(raw["payment_id"].duplicated(), "payment_id", "appears twice in this file: " + raw["payment_id"])
+    rejects.add(raw["payment_id"] == "", "payment_id", "vide")
+    rejects.add(raw["payment_id"].duplicated(), "payment_id", "figure deux fois dans ce fichier : " + raw["payment_id"])
     out["payment_date"], bad = parse_dates(raw["payment_date"])
-    rejects.add(bad, "payment_date", "not a date (expected dd/mm/yyyy or yyyy-mm-dd): " + raw["payment_date"])
+    rejects.add(bad, "payment_date", "pas une date (attendu jj/mm/aaaa ou aaaa-mm-jj) : " + raw["payment_date"])
     rejects.add(dates_out_of_range(out["payment_date"]), "payment_date", DATE_OUT_OF_RANGE)
     payer_type = raw["payer_type"].str.lower()
     rejects.add(~payer_type.isin(PAYER_TYPES), "payer_type",
-                "must be one of amo, amc, patient, agency: " + raw["payer_type"])
+                "doit valoir amo, amc, patient ou agency : " + raw["payer_type"])
     out["payer_type"] = payer_type
     currency = raw["currency"].str.upper()
     rejects.add(~currency.isin(["", "EUR", "€"]), "currency",
-                "currency " + raw["currency"] + " refused: amounts are euros")
+                "devise " + raw["currency"] + " refusée : les montants sont en euros")
     status = raw["status"].str.lower().replace({"": "paid"})
     out["amount_cents"], bad = parse_amounts(raw["amount"])
-    rejects.add(bad, "amount", "not an amount in euros: " + raw["amount"].str.slice(0, 40))
+    rejects.add(bad, "amount", "pas un montant en euros : " + raw["amount"].str.slice(0, 40))
     rejects.add(out["amount_cents"] > MAX_LINE_CENTS, "amount", AMOUNT_TOO_LARGE)
     nothing_paid = (out["amount_cents"] == 0) & (status == "rejected")
     clawback = status == "clawback"
-    rejects.add(clawback & (out["amount_cents"] >= 0), "amount", "a clawback takes money back: a negative amount")
-    rejects.add((out["amount_cents"] <= 0) & ~nothing_paid & ~clawback, "amount", "must be positive")
+    rejects.add(clawback & (out["amount_cents"] >= 0), "amount", "une reprise (clawback) retire de l'argent : le montant doit être négatif")
+    rejects.add((out["amount_cents"] <= 0) & ~nothing_paid & ~clawback, "amount", "doit être positif")
     rejects.add(out["amount_cents"] < -MAX_LINE_CENTS, "amount", AMOUNT_TOO_LARGE)
     rejects.add(~status.isin(["paid", "rejected", "clawback"]), "status",
-                "must be paid, rejected or clawback: " + raw["status"])
+                "doit valoir paid, rejected ou clawback : " + raw["status"])
     rejects.add(status.isin(["rejected", "clawback"]) & ~payer_type.isin(["amo", "amc"]), "status",
-                "only an insurer (amo, amc) can reject its share or take back what it paid")
+                "seul un assureur (amo, amc) peut rejeter sa part ou reprendre ce qu'il a payé")
     rejects.add(status.isin(["rejected", "clawback"]) & (raw["invoice_number"] == ""), "invoice_number",
-                "a rejection or a clawback must name the invoice")
+                "un rejet ou une reprise doit indiquer la facture")
     out["status"] = status
     out["invoice_number"] = raw["invoice_number"].where(raw["invoice_number"] != "", None)
     out["reject_reason"] = raw["reject_reason"].where(raw["reject_reason"] != "", None)

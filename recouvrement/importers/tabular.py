@@ -43,13 +43,13 @@ def detect_encoding(data: bytes) -> str:
 def detect_dialect(path: Path, data: bytes | None = None) -> Dialect:
     data = path.read_bytes() if data is None else data
     if not data or data.isspace():        # (isspace stops at the first other byte: no copy of the file)
-        raise RecouvrementError("the file is empty", file=path.name)
+        raise RecouvrementError("le fichier est vide", file=path.name)
     encoding = detect_encoding(data)
     header = (_first_line(data).decode(encoding, errors="replace").splitlines() or [""])[0]
     counts = {sep: header.count(sep) for sep in SEPARATORS}
     separator = max(counts, key=counts.__getitem__)
     if counts[separator] == 0:
-        raise RecouvrementError("no column separator (; , or tab) in the header line", file=path.name, line=1)
+        raise RecouvrementError("aucun séparateur de colonnes (; , ou tabulation) dans la ligne d'en-tête", file=path.name, line=1)
     return Dialect(encoding, separator)
 
 
@@ -70,9 +70,9 @@ def read_table(path: Path, required: list[str], optional: list[str]) -> tuple[pd
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise RecouvrementError(f"missing column(s): {', '.join(missing)}", file=path.name, line=1)
+        raise RecouvrementError(f"colonne(s) manquante(s) : {', '.join(missing)}", file=path.name, line=1)
     known = set(required) | set(optional)
-    warnings = [f"{path.name}:1: unknown column {c!r} ignored" for c in frame.columns if c not in known]
+    warnings = [f"{path.name}:1: colonne inconnue {c!r} ignorée" for c in frame.columns if c not in known]
     for column in optional:
         if column not in frame.columns:
             frame[column] = ""
@@ -118,7 +118,7 @@ def _parse(path: Path, data: bytes, dialect: Dialect) -> pd.DataFrame:
             convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, UnicodeDecodeError, StopIteration) as exc:
-        raise (_endless_line(path, data) or RecouvrementError(f"cannot read as CSV: {exc}", file=path.name)) from None
+        raise (_endless_line(path, data) or RecouvrementError(f"illisible comme fichier CSV : {exc}", file=path.name)) from None
     # Cells stripped by Arrow itself: three times cheaper than pandas' .str.strip() on the same arrays.
     table = pa.table([pc.utf8_trim_whitespace(column) for column in table.columns], names=table.column_names)
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)

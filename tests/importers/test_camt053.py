@@ -139,13 +139,13 @@ def test_a_patient_credit_is_patient():
 def test_a_debit_is_ignored_not_rejected():
     parsed = camt053.read(V02)
     assert parsed.rejects == [] and 1800 not in parsed.frame["amount_cents"].tolist()
-    assert any("1 debit entries ignored" in w for w in parsed.warnings)
+    assert any("1 écriture(s) de débit ignorée(s)" in w for w in parsed.warnings)
 
 
 def test_a_pending_entry_is_ignored():
     parsed = camt053.read(V04)
     assert 3000 not in parsed.frame["amount_cents"].tolist()
-    assert any("status PDNG" in w for w in parsed.warnings)
+    assert any("statut PDNG" in w for w in parsed.warnings)
 
 
 def test_version_08_reads_the_status_code_and_party_names():
@@ -177,7 +177,7 @@ def test_rows_read_counts_payments_and_rejects():
 def test_a_usd_credit_is_rejected_with_its_line_field_and_reason():
     reject = next(r for r in camt053.read(V04).rejects if r.field == "Amt@Ccy")
     assert (reject.file, reject.line, reject.reason) == ("camt053_v04_bom.xml", 63,
-                                                         "currency USD refused: amounts are euros")
+                                                         "devise USD refusée : les montants sont en euros")
 
 
 def test_an_amount_with_three_decimals_is_rejected():
@@ -262,14 +262,14 @@ def test_a_truncated_file_raises_an_error_naming_the_file_and_line(tmp_path):
 def test_a_file_that_is_not_xml_raises_an_error_naming_the_file(tmp_path):
     path = tmp_path / "releve.xml"
     path.write_bytes((BANK / "cfonb120_crlf.txt").read_bytes())
-    with pytest.raises(RecouvrementError, match="releve.xml:1: not a well-formed XML file"):
+    with pytest.raises(RecouvrementError, match="releve.xml:1: fichier XML mal formé"):
         camt053.read(path)
 
 
 def test_an_xml_file_that_is_not_a_statement_raises(tmp_path):
     path = tmp_path / "virements.xml"
     path.write_text('<?xml version="1.0"?><Document><CstmrCdtTrfInitn/></Document>', encoding="utf-8")
-    with pytest.raises(RecouvrementError, match="not a camt.053 statement"):
+    with pytest.raises(RecouvrementError, match="pas un relevé camt.053"):
         camt053.read(path)
 
 
@@ -320,7 +320,7 @@ def test_an_insurers_file_without_amc_names_is_refused(tmp_path):
 def test_an_insurers_file_that_is_not_toml_is_refused(tmp_path):
     path = tmp_path / "insurers.toml"
     path.write_text("[amo\nnames = ", encoding="utf-8")
-    with pytest.raises(RecouvrementError, match="not a valid TOML file"):
+    with pytest.raises(RecouvrementError, match="fichier TOML invalide"):
         load_insurers(path)
 
 
@@ -338,7 +338,7 @@ def test_an_entry_without_a_status_is_booked_with_a_warning():
 def test_an_entry_with_a_pending_status_stays_ignored_among_entries_without_one():
     parsed = camt053.read(NO_STATUS)
     assert 15000 not in parsed.frame["amount_cents"].tolist()
-    assert any("status PDNG" in w for w in parsed.warnings)
+    assert any("statut PDNG" in w for w in parsed.warnings)
 
 
 def test_a_single_transaction_in_another_currency_is_read_from_the_entry_euro_amount():
@@ -363,7 +363,7 @@ def test_a_batch_transaction_in_another_currency_without_any_euro_amount_is_refu
     path.write_text(statement(batch), encoding="utf-8")
     parsed = camt053.read(path)
     assert parsed.frame["amount_cents"].tolist() == [1000]
-    assert [(r.field, r.reason) for r in parsed.rejects] == [("Amt@Ccy", "currency USD refused: amounts are euros")]
+    assert [(r.field, r.reason) for r in parsed.rejects] == [("Amt@Ccy", "devise USD refusée : les montants sont en euros")]
 
 
 # --- bounds -------------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ def test_a_debit_is_ignored_not_rejected():
     parsed = cfonb120.read(CRLF)
     assert 35000 not in parsed.frame["amount_cents"].tolist()
     assert all(r.field != "amount" for r in parsed.rejects)
-    assert any("1 debit movements ignored" in w for w in parsed.warnings)
+    assert any("1 mouvement(s) de débit ignoré(s)" in w for w in parsed.warnings)
 
 
 def test_amounts_with_two_and_zero_decimals_are_exact_cents():
@@ -174,7 +174,7 @@ def test_rows_read_counts_payments_and_rejects():
 
 def test_a_foreign_currency_movement_is_rejected_with_its_line():
     [reject] = cfonb120.read(CRLF).rejects
-    assert (reject.line, reject.field, reject.reason) == (14, "currency", "currency USD refused: amounts are euros")
+    assert (reject.line, reject.field, reject.reason) == (14, "currency", "devise USD refusée : les montants sont en euros")
 
 
 def test_a_bad_amount_is_rejected_and_its_complement_is_skipped():
@@ -197,7 +197,7 @@ def test_a_complement_without_a_movement_is_rejected(tmp_path):
 def test_a_line_of_the_wrong_length_is_rejected(tmp_path):
     path = write(tmp_path, [balance("01"), movement(100) + "XXXXX", balance("07")])
     [reject] = cfonb120.read(path).rejects
-    assert reject.line == 2 and "125 characters" in reject.reason
+    assert reject.line == 2 and "125 caractères" in reject.reason
 
 
 def test_three_decimals_that_are_not_whole_cents_are_rejected(tmp_path):
@@ -258,14 +258,14 @@ def test_a_statement_without_credits_gives_an_empty_frame(tmp_path):
 def test_a_file_that_is_not_cfonb_raises_an_error_naming_the_file_and_line(tmp_path):
     path = tmp_path / "paiements.txt"
     path.write_text("\n\npayment_id;date;amount\nP1;2025-03-12;25,00\n", encoding="utf-8")
-    with pytest.raises(RecouvrementError, match="paiements.txt:3: not a CFONB 120 statement"):
+    with pytest.raises(RecouvrementError, match="paiements.txt:3: pas un relevé CFONB 120"):
         cfonb120.read(path)
 
 
 def test_an_empty_file_raises_an_error_naming_the_file(tmp_path):
     path = tmp_path / "vide.txt"
     path.write_bytes(b"\r\n")
-    with pytest.raises(RecouvrementError, match="vide.txt: the file is empty"):
+    with pytest.raises(RecouvrementError, match="vide.txt: le fichier est vide"):
         cfonb120.read(path)
 
 

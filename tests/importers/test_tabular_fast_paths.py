@@ -44,7 +44,7 @@ def test_an_impossible_date_is_found_by_the_pandas_path():
 def test_a_windows_1252_file_with_an_undefined_byte_is_refused_with_its_name(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_bytes("invoice_number;city\r\nF1;Orléans \x81\r\n".encode("latin-1"))
-    with pytest.raises(RecouvrementError, match="cannot read as CSV") as refused:
+    with pytest.raises(RecouvrementError, match="illisible comme fichier CSV") as refused:
         read_table(path, ["invoice_number"], ["city"])
     assert refused.value.file == "bad.csv"
 
