@@ -414,7 +414,7 @@ def _return_records(path: Path) -> tuple[pd.DataFrame, list[Reject], list[str]]:
     try:
         content = data.decode(dialect.encoding)
     except UnicodeDecodeError:
-        raise RecouvrementError(f"cannot read as {dialect.encoding} text", file=path.name) from None
+        raise RecouvrementError(f"illisible comme texte {dialect.encoding}", file=path.name) from None
     reader = csv.reader(io.StringIO(content, newline=""), delimiter=dialect.separator)
     header, records, rejects, previous = None, [], [], 0
     try:
@@ -429,18 +429,18 @@ def _return_records(path: Path) -> tuple[pd.DataFrame, list[Reject], list[str]]:
             while len(cells) > len(header) and not cells[-1]:
                 cells.pop()                                   # trailing separators are harmless
             if len(cells) != len(header):
-                rejects.append(Reject(path.name, line, "line", f"{len(cells)} cells where the header has "
-                                                               f"{len(header)}: the line cannot be read"))
+                rejects.append(Reject(path.name, line, "line", f"{len(cells)} cellules là où l'en-tête en a "
+                                                               f"{len(header)} : ligne illisible"))
                 continue
             records.append([*cells, line])
     except csv.Error as error:
-        raise RecouvrementError(f"cannot read as CSV: {error}", file=path.name, line=previous + 1) from None
+        raise RecouvrementError(f"illisible comme fichier CSV : {error}", file=path.name, line=previous + 1) from None
     header = header or []
     missing = [c for c in RETURN_COLUMNS if c not in header]
     if missing:
-        raise RecouvrementError(f"missing column(s): {', '.join(missing)}", file=path.name, line=1)
+        raise RecouvrementError(f"colonne(s) manquante(s) : {', '.join(missing)}", file=path.name, line=1)
     known = set(RETURN_COLUMNS) | set(RETURN_OPTIONAL)
-    warnings = [f"{path.name}:1: unknown column {c!r} ignored" for c in header if c not in known]
+    warnings = [f"{path.name}:1: colonne inconnue {c!r} ignorée" for c in header if c not in known]
     raw = pd.DataFrame(records, columns=[*header, "source_line"])
     for column in RETURN_OPTIONAL:
         if column not in raw.columns:
@@ -467,18 +467,18 @@ def read_returns(path: Path) -> tuple[list[ReturnLine], list[Reject], list[str],
             bad_commission = False
         except AmountError:
             commission, bad_commission = None, True
-        problem = (("case_id", "empty") if not row.case_id else
-                   ("date", f"not a date (expected dd/mm/yyyy or yyyy-mm-dd): {row.date!r}") if bad_days.iloc[k] else
-                   ("collected_amount", f"not an amount in euros: {row.collected_amount!r}") if cents is None else
-                   ("collected_amount", "negative") if cents < 0 else
+        problem = (("case_id", "vide") if not row.case_id else
+                   ("date", f"pas une date (attendu jj/mm/aaaa ou aaaa-mm-jj) : {row.date!r}") if bad_days.iloc[k] else
+                   ("collected_amount", f"pas un montant en euros : {row.collected_amount!r}") if cents is None else
+                   ("collected_amount", "montant négatif") if cents < 0 else
                    ("collected_amount", AMOUNT_TOO_LARGE) if cents > MAX_LINE_CENTS else
-                   ("status", f"must be one of {', '.join(RETURN_STATUSES)}, got {row.status!r}")
+                   ("status", f"doit valoir {', '.join(RETURN_STATUSES)} ; trouvé {row.status!r}")
                    if row.status.lower() not in RETURN_STATUSES else
-                   ("collected_amount", f"a '{row.status.lower()}' line needs an amount above zero")
+                   ("collected_amount", f"une ligne '{row.status.lower()}' demande un montant supérieur à zéro")
                    if row.status.lower() in COLLECTING and cents == 0 else
-                   ("commission_amount", f"not an amount in euros: {row.commission_amount!r}") if bad_commission else
-                   ("commission_amount", "negative") if commission is not None and commission < 0 else
-                   ("commission_amount", "more than the amount collected on the line")
+                   ("commission_amount", f"pas un montant en euros : {row.commission_amount!r}") if bad_commission else
+                   ("commission_amount", "montant négatif") if commission is not None and commission < 0 else
+                   ("commission_amount", "supérieure au montant encaissé sur la ligne")
                    if commission is not None and commission > cents else None)
         if problem:
             rejects.append(Reject(*where, *problem))
@@ -518,13 +518,13 @@ def _apply_return(conn: Connection, file: str, line: ReturnLine, now: datetime, 
                   actor: str | None) -> Reject | str | None:
     case = store.case(conn, line.case_id)
     if case is None:
-        return Reject(file, line.line, "case_id", f"unknown case {line.case_id!r}: not a case handed to the agency")
+        return Reject(file, line.line, "case_id", f"dossier inconnu {line.case_id!r} : ce n'est pas un dossier confié à l'agence")
     if line.day < case.handed_on:
-        return Reject(file, line.line, "date", f"before the case was handed over ({case.handed_on.isoformat()})")
+        return Reject(file, line.line, "date", f"antérieure à la remise du dossier à l'agence ({case.handed_on.isoformat()})")
     line_id = f"AGENCY-{line.case_id}-{line.day:%Y%m%d}-{line.line}"
     known = store.payment_day_and_amount(conn, line_id)
     if known is not None and known != (line.day, line.cents):
-        return Reject(file, line.line, "collected_amount", f"already imported with a different amount ({line_id})")
+        return Reject(file, line.line, "collected_amount", f"déjà importée avec un autre montant ({line_id})")
     if line_id in store.applied_return_lines(conn, case.patient_id):
         return "duplicate"
     if line.cents:

@@ -110,7 +110,7 @@ def test_a_quarantined_file_and_its_reason_never_echo_the_row_the_parser_quoted(
     [quarantined] = result.quarantined
     assert not echoes(quarantined.name)
     reason = (quarantined.parent / f"{quarantined.name}.rejects.csv").read_text(encoding="utf-8")
-    assert not echoes(reason) and "cannot read" in reason
+    assert not echoes(reason) and "illisible comme fichier CSV" in reason
     assert result.errors and not any(echoes(e) for e in result.errors)
 
 
