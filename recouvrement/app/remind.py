@@ -10,6 +10,12 @@ batch and, for e-mails and SMS, in their outboxes ('queued'). Only then is the b
 the composers (the nightly run, `recouvrement remind`: app.nightly.remind_and_send) then send the outboxes
 (app/outbox.py). A run killed after recording leaves the next run to write the missing batch and send what
 is still queued; a batch already written is never made again.
+
+Never on a half-reconciled ledger: payments dated on or before the run's day that no `reconcile` has
+processed yet could be a patient's who paid, so the run refuses (PaymentsNotReconciled) before it closes a call,
+writes a letter or queues a message; a dry run still shows what would go, with the same warning
+(`RemindReport.warning`). A payment the reconcile put in the queue is processed: the queue's holds protect its
+candidates (db.accounts.queued_payment_holds), it does not block.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from recouvrement.db import calls as call_store
 from recouvrement.db import letters as stored
 from recouvrement.db import outbox as outboxes
 from recouvrement.db.accounts import load_accounts
+from recouvrement.db.payments import unreconciled_count
 from recouvrement.db.session import writing
 from recouvrement.audit import append_event, file_record, record_files
 from recouvrement.config import Settings
@@ -47,6 +54,27 @@ MANIFEST_HEADER = ["letter_id", "patient_id", "invoice_numbers", "level", "chann
 CALL_LIST_HEADER = ["appel", "nom", "prénom", "téléphone", "montant_demandé", "niveau", "script"]
 CALL_LIST_NAME = "appels.csv"
 _PAYERS = {"amo": "l'Assurance Maladie", "amc": "votre mutuelle", "amo amc": "l'Assurance Maladie et votre mutuelle"}
+
+
+class PaymentsNotReconciled(RecouvrementError):
+    """Payments imported but not yet reconciled: no reminder is written until `recouvrement reconcile` ran."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        super().__init__(not_reconciled_message(count))
+
+
+def not_reconciled_message(count: int) -> str:
+    """The one French line telling the user what to do.
+
+    >>> not_reconciled_message(3)
+    '3 paiements importés ne sont pas encore rapprochés : lancez « recouvrement reconcile » avant les relances.'
+    >>> not_reconciled_message(1)
+    "1 paiement importé n'est pas encore rapproché : lancez « recouvrement reconcile » avant les relances."
+    """
+    what = ("1 paiement importé n'est pas encore rapproché" if count == 1
+            else f"{count} paiements importés ne sont pas encore rapprochés")
+    return f"{what} : lancez « recouvrement reconcile » avant les relances."
 
 
 @dataclass(frozen=True)
@@ -99,6 +127,12 @@ class RemindReport:
     calls_listed: list[str] = field(default_factory=list)  # call ids this run put on the call list
     calls_closed: dict[str, str] = field(default_factory=dict)  # call id -> expired | cancelled, by this run
     call_list: Path | None = None
+    unreconciled: int = 0       # payments on or before as_of not reconciled yet (a dry run only: a run refuses)
+
+    @property
+    def warning(self) -> str | None:
+        """The line to show when payments wait to be reconciled (a dry run's decisions may chase someone who paid)."""
+        return not_reconciled_message(self.unreconciled) if self.unreconciled else None
 
     @property
     def letters_by_level(self) -> dict[int, int]:
@@ -117,13 +151,17 @@ def letter_id(as_of: date, patient_id: str, level: int) -> str:
 def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, dry_run: bool = False,
                rules: Rules | None = None, single_pdf: bool = False) -> RemindReport:
     """Decide the reminders due on as_of; unless dry_run, write and record them (e-mails wait in the outbox:
-    app.nightly.remind_and_send sends them)."""
+    app.nightly.remind_and_send sends them). PaymentsNotReconciled, nothing written, when payments dated on or
+    before as_of are not reconciled yet; a dry run reports them in `unreconciled` instead."""
     rules = rules or settings.rules()
     with engine.connect() as conn:
+        pending = unreconciled_count(conn, as_of)
+        if pending and not dry_run:
+            raise PaymentsNotReconciled(pending)
         accounts = load_accounts(conn, as_of, rules)
         recorded = stored.letter_ids_of_day(conn, as_of)
     judged = [decide(account, as_of, rules) for account in accounts]
-    report = RemindReport(as_of, dry_run, is_quiet_day(as_of))
+    report = RemindReport(as_of, dry_run, is_quiet_day(as_of), unreconciled=pending)
     report.exclusions = [Excluded(d.patient_id, e.invoice_number, e.code, e.reason)
                          for d in judged for e in d.exclusions]
     # What core.ladder.due_reminders returns, without deciding every account a second time.

@@ -10,6 +10,7 @@ Exit statuses (documented in README.md):
   2  user error: bad option, missing or unreadable file, bad settings — nothing was changed;
   3  the nightly lock is held by another run;
   4  database error (unreachable, refused the operation) — nothing was changed;
+  5  `remind`: payments imported are not reconciled yet — nothing written; run `reconcile` first;
   70 internal error (a bug): one line; RECOUVREMENT_DEBUG=1 shows the traceback.
 """
 
@@ -32,6 +33,7 @@ from recouvrement.errors import RecouvrementError
 
 USER_ERROR_EXIT = 2
 DATABASE_ERROR_EXIT = 4
+NOT_RECONCILED_EXIT = 5
 INTERNAL_ERROR_EXIT = 70
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 from recouvrement.app.nightly import remind_and_send
-from recouvrement.app.remind import RemindReport
-from recouvrement.cli import Context, Table, cli, error, out, pass_context
+from recouvrement.app.remind import PaymentsNotReconciled, RemindReport
+from recouvrement.cli import NOT_RECONCILED_EXIT, Context, Table, cli, error, out, pass_context, warning
 from recouvrement.cli.options import as_of_option
 from recouvrement.money import format_eur
 
@@ -21,14 +21,23 @@ from recouvrement.money import format_eur
 @click.option("--single-pdf", is_flag=True, help="Also write one PDF per postal letter.")
 @pass_context
 def remind(ctx: Context, as_of, out_dir: Path, dry_run: bool, single_pdf: bool) -> None:
-    """Send the reminders due on --as-of (one letter per patient, privacy-scanned, recorded and audited)."""
-    report = remind_and_send(ctx.engine, ctx.settings, as_of, out_dir, dry_run=dry_run, single_pdf=single_pdf)
+    """Send the reminders due on --as-of (one letter per patient, privacy-scanned, recorded and audited).
+
+    Refused (exit status 5, nothing written) while payments imported are not reconciled yet: run
+    `recouvrement reconcile` first; a dry run shows the letters with that warning."""
+    try:
+        report = remind_and_send(ctx.engine, ctx.settings, as_of, out_dir, dry_run=dry_run, single_pdf=single_pdf)
+    except PaymentsNotReconciled as refused:
+        error(refused.message)
+        raise SystemExit(NOT_RECONCILED_EXIT)
     print_remind(report)
     if report.errors:
         raise SystemExit(1)  # a refused document: the others are written, the run is not clean
 
 
 def print_remind(report: RemindReport) -> None:
+    if report.warning:
+        warning(report.warning)
     if report.quiet_day:
         out.print(f"le {report.as_of:%d/%m/%Y} est un dimanche ou un jour férié : rien n'est envoyé, "
                   "le prochain jour ouvré rattrape")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import Connection, text
 
+from recouvrement.db.reconcile import unreconciled
 from recouvrement.db.values import as_date
 
 
@@ -25,3 +28,11 @@ def matching_summary(conn: Connection) -> tuple[int, list[tuple[str, int]], list
     queue = [(k, int(n)) for k, n in conn.execute(text("SELECT kind, COUNT(*) FROM payment_exception GROUP BY kind "
                                                        "ORDER BY kind"))]
     return total, by_rule, queue
+
+
+def unreconciled_count(conn: Connection, as_of: date) -> int:
+    """Payments dated on or before as_of (so counted in that day's balances) that no reconciliation has
+    processed yet (`payment.reconciled` still false: imported since the last `reconcile`). A payment the
+    reconcile put in the queue (unmatched, ambiguous, a credit) is processed: it does not count."""
+    return int(conn.execute(text(f"SELECT COUNT(*) FROM payment WHERE {unreconciled(conn)} AND payment_date <= :d"),
+                            {"d": as_of}).scalar_one())
