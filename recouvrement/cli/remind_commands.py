@@ -29,7 +29,7 @@ def remind(ctx: Context, as_of, out_dir: Path, dry_run: bool, single_pdf: bool) 
         report = remind_and_send(ctx.engine, ctx.settings, as_of, out_dir, dry_run=dry_run, single_pdf=single_pdf)
     except PaymentsNotReconciled as refused:
         error(refused.message)
-        raise SystemExit(NOT_RECONCILED_EXIT)
+        raise SystemExit(NOT_RECONCILED_EXIT) from None
     print_remind(report)
     if report.errors:
         raise SystemExit(1)  # a refused document: the others are written, the run is not clean
