@@ -164,3 +164,11 @@ def test_no_use_case_or_core_error_names_a_command_line_option():
     named = {path.relative_to(package).as_posix() for folder in ("app", "core")
              for path in (package / folder).rglob("*.py") if option.search(path.read_text(encoding="utf-8"))}
     assert named == set()
+
+
+def test_the_import_commands_help_reads_in_french(monkeypatch, capsys):
+    code, shown, _ = run_main(monkeypatch, capsys, "import", "payments", "--help")
+    shown = " ".join(shown.split())          # click wraps the help to the terminal's width
+    assert code == 0
+    assert "Importer des fichiers de paiements" in shown and "lignes refusées (fichier, ligne, champ, motif)" in shown
+    assert "Import payment files" not in shown and "refused rows" not in shown

@@ -148,12 +148,12 @@ pass_context = click.make_pass_decorator(Context)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="recouvrement")
-@click.option("--db", envvar="RECOUVREMENT_DB", help="SQLAlchemy URL of the database (default: sqlite:///recouvrement.db).")
+@click.option("--db", envvar="RECOUVREMENT_DB", help="URL SQLAlchemy de la base (défaut : sqlite:///recouvrement.db).")
 @click.option("--config", envvar="RECOUVREMENT_CONFIG", type=click.Path(dir_okay=False),
-              help="Settings file (default: ./recouvrement.toml when present).")
+              help="Fichier de réglages (défaut : ./recouvrement.toml s'il existe).")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, config: str | None) -> None:
-    """Medical receivables and ethical debt collection for French healthcare providers."""
+    """Créances de soins et recouvrement éthique pour les établissements de santé français."""
     ctx.obj = Context(db, config)
 
 

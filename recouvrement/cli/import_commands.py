@@ -17,7 +17,7 @@ from recouvrement.render.csvfile import DIALECTS
 
 @cli.group("import")
 def import_group() -> None:
-    """Import invoices and payments (CSV exports, insurer remittances, camt.053, CFONB 120)."""
+    """Importer factures et paiements (exports CSV, remises des assureurs, camt.053, CFONB 120)."""
 
 
 def _run_imports(ctx: Context, files: tuple[Path, ...], expect: str, strict: bool, rejects_file: Path | None) -> None:
@@ -72,25 +72,26 @@ def _report_rejects(rejects: list[Reject], rejects_file: Path | None) -> None:
 
 def _import_command(kind: str):
     @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-    @click.option("--strict", is_flag=True, help="Refuse a whole file when any of its rows is refused.")
+    @click.option("--strict", is_flag=True, help="Refuser tout le fichier dès qu'une de ses lignes est refusée.")
     @click.option("--rejects", "rejects_file", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Also write the refused rows (file, line, field, reason) to this CSV.")
+                  help="Écrire aussi les lignes refusées (fichier, ligne, champ, motif) dans ce CSV.")
     @pass_context
     def command(ctx: Context, files, strict, rejects_file) -> None:
         _run_imports(ctx, files, kind, strict, rejects_file)
     return command
 
 
-import_group.command("invoices", help="Import invoice CSV files, each in its own transaction.")(_import_command("invoices"))
-import_group.command("payments", help="Import payment files: remittance CSVs, camt.053 or CFONB 120 statements.")(
+import_group.command("invoices", help="Importer des fichiers CSV de factures, chacun dans sa propre transaction.")(_import_command("invoices"))
+import_group.command("payments", help="Importer des fichiers de paiements : CSV de remises, relevés camt.053 ou CFONB 120.")(
     _import_command("payments"))
 
 
 @cli.group("export")
 def export_group() -> None:
-    """Export what the database holds, as CSV (scanned for medical data before it is written).
+    """Exporter le contenu de la base en CSV (contrôlé contre les données médicales avant écriture).
 
-    Text cells that a spreadsheet would run as a formula (starting with = + - @) are prefixed with '.
+    Les cellules de texte qu'un tableur exécuterait comme une formule (commençant par = + - @) sont précédées
+    d'une '.
     """
 
 
@@ -99,8 +100,8 @@ def format_option(command):
     return click.option(
         "--format", "dialect", type=click.Choice(sorted(DIALECTS)), default="csv", show_default=True,
         callback=lambda _ctx, _param, value: DIALECTS[value],
-        help="csv: comma, decimal point, UTF-8, LF. excel-fr: semicolon, decimal comma, UTF-8 with BOM, "
-             "CRLF (opens as columns in a French Excel).")(command)
+        help="csv : virgule, point décimal, UTF-8, LF. excel-fr : point-virgule, virgule décimale, UTF-8 avec BOM, "
+             "CRLF (s'ouvre en colonnes dans un Excel français).")(command)
 
 
 @export_group.command("payments")
@@ -108,9 +109,9 @@ def format_option(command):
 @format_option
 @pass_context
 def export_payments_command(ctx: Context, out_file: Path, dialect) -> None:
-    """Every imported payment, as read: to check what an import understood.
+    """Tous les paiements importés, tels que lus : pour vérifier ce qu'un import a compris.
 
-    Example: recouvrement export payments --out paiements.csv --format excel-fr
+    Exemple : recouvrement export payments --out paiements.csv --format excel-fr
     """
     count = export_payments(ctx.engine, out_file, dialect)
     out.print(f"{count} paiement(s) écrit(s) dans {out_file}")
