@@ -172,3 +172,17 @@ def test_the_import_commands_help_reads_in_french(monkeypatch, capsys):
     assert code == 0
     assert "Importer des fichiers de paiements" in shown and "lignes refusées (fichier, ligne, champ, motif)" in shown
     assert "Import payment files" not in shown and "refused rows" not in shown
+
+
+@pytest.mark.parametrize(("command", "phrase"), [
+    (["import", "agency-returns"], "Importer le CSV des retours de l'agence"),
+    (["export", "agency"], "Jour de la remise (jj/mm/aaaa ou ISO)"),
+    (["export", "fec"], "Séparateur de champs du FEC"),
+    (["write-off"], "Note interne (gardée en base"),
+    (["segments"], "Patients par segment"),
+    (["db", "upgrade"], "Créer ou mettre à jour le schéma"),
+    (["demo"], "Dossier de travail"),
+])
+def test_a_commands_help_reads_in_french(monkeypatch, capsys, command, phrase):
+    code, shown, _ = run_main(monkeypatch, capsys, *command, "--help")
+    assert code == 0 and phrase in " ".join(shown.split())

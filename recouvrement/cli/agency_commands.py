@@ -16,19 +16,19 @@ from recouvrement.money import format_eur
 
 
 @export_group.command("agency")
-@as_of_option("Day of the handover (dd/mm/yyyy or ISO).", required=True)
+@as_of_option("Jour de la remise (jj/mm/aaaa ou ISO).", required=True)
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="CSV to write (never overwritten); FILE.manifest.json is written beside it.")
+              help="CSV à écrire (jamais écrasé) ; FICHIER.manifest.json est écrit à côté.")
 @format_option
 @pass_context
 def export_agency_command(ctx: Context, as_of, out_file: Path, dialect) -> None:
-    """Hand the cases that finished the reminder ladder to the collection agency.
+    """Confier à l'agence de recouvrement les dossiers qui ont fini l'échelle des relances.
 
-    A case: a patient's debt named in a mise en demeure sent at least `after_level3_days` days
-    before, with no active plan, no open dispute, no hold, not time-barred, not handed over yet,
-    and at least `min_amount_cents` due after credits (rules/agency.toml). The CSV holds identity,
-    address, amounts, invoice numbers and dates, and the RF reference: never a NIR or any care detail.
-    Exported cases leave the reminder ladder for good.
+    Un dossier : la dette d'un patient nommée dans une mise en demeure envoyée au moins `after_level3_days`
+    jours plus tôt, sans échéancier actif, sans contestation ouverte, sans suspension, non prescrite, pas
+    encore confiée, et d'au moins `min_amount_cents` dus après avoirs (rules/agency.toml). Le CSV contient
+    identité, adresse, montants, numéros et dates des factures et la référence RF : jamais un NIR ni un
+    détail de soin. Les dossiers exportés quittent l'échelle des relances pour de bon.
     """
     report = export_agency(ctx.engine, ctx.settings, as_of, out_file, dialect=dialect)
     if not report.cases:
@@ -58,18 +58,19 @@ KEPT_IN = {"below_minimum": "sous le montant minimum (rules/agency.toml)", "leve
 @import_group.command("agency-returns")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--rejects", "rejects_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the refused rows (file, line, field, reason) to this CSV.")
+              help="Écrire aussi les lignes refusées (fichier, ligne, champ, motif) dans ce CSV.")
 @pass_context
 def import_agency_returns_command(ctx: Context, file: Path, rejects_file: Path | None) -> None:
-    """Import the agency's returns CSV: case_id, date, collected_amount, status[, note, commission_amount].
+    """Importer le CSV des retours de l'agence : case_id, date, collected_amount, status[, note, commission_amount].
 
-    status: collected, partial, plan_proposed, disputed, uncollectable, closed or returned. A collected
-    amount (euros) becomes an 'agency' payment allocated to the case's invoices, oldest first; the
-    agency's commission on it (the line's commission_amount, else commission_rate_bp of
-    rules/agency.toml) is booked as the clinic's expense, never charged to the patient. disputed opens
-    a complaint on each invoice of the case; uncollectable writes off what is still owed (reason
-    agency-uncollectable). A returned case goes to the clinic's worklist and never back into the
-    reminder ladder. Unknown case ids are refused with their line; re-importing a file changes nothing.
+    status : collected, partial, plan_proposed, disputed, uncollectable, closed ou returned. Un montant
+    encaissé (en euros) devient un paiement 'agency' imputé sur les factures du dossier, les plus anciennes
+    d'abord ; la commission de l'agence (commission_amount de la ligne, sinon commission_rate_bp de
+    rules/agency.toml) est comptée en charge de l'établissement, jamais facturée au patient. disputed ouvre
+    une contestation sur chaque facture du dossier ; uncollectable passe en non-valeur ce qui reste dû
+    (motif agency-uncollectable). Un dossier rendu (returned) va à la liste de travail de l'établissement et
+    ne revient jamais dans l'échelle des relances. Un case_id inconnu est refusé avec sa ligne ; réimporter un
+    fichier ne change rien.
     """
     report = import_agency_returns(ctx.engine, file, rules=ctx.settings.rules())
     _print_summary([report])
@@ -85,10 +86,10 @@ def import_agency_returns_command(ctx: Context, file: Path, rejects_file: Path |
 @click.argument("tracking")
 @pass_context
 def registered_post_command(ctx: Context, letter_id: str, tracking: str) -> None:
-    """Record that a postal letter (a mise en demeure) also went by registered post, with La Poste's
-    tracking number: the agency file gives it with the mise en demeure (audited).
+    """Noter qu'un courrier postal (une mise en demeure) est aussi parti en recommandé, avec le numéro de
+    suivi de La Poste : le fichier de l'agence le donne avec la mise en demeure (audité).
 
-    Example: recouvrement registered-post L20250401-P1-3 "1A 123 456 7890 1"
+    Exemple : recouvrement registered-post L20250401-P1-3 "1A 123 456 7890 1"
     """
     number = record_registered_post(ctx.engine, letter_id, tracking)
     out.print(f"courrier {letter_id} : recommandé n° {number} enregistré")

@@ -16,24 +16,25 @@ from recouvrement.rules import load_rules
 
 def rules_option(command):
     return click.option("--rules", "rules_dir", type=click.Path(file_okay=False, path_type=Path),
-                        help="Folder of the policy files, accounting.toml among them (default: the bundled "
-                             "rules/).")(command)
+                        help="Dossier des fichiers de règles, dont accounting.toml (défaut : le dossier rules/ "
+                             "livré).")(command)
 
 
 @export_group.command("fec")
-@click.option("--year", required=True, type=click.IntRange(1900, 2100), help="The fiscal year (1 January to 31 December).")
+@click.option("--year", required=True, type=click.IntRange(1900, 2100), help="L'exercice (du 1er janvier au 31 décembre).")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path),
-              help="The FEC file, or a folder to write it in as <SIREN>FEC<AAAAMMJJ>.txt (creditor.siret).")
+              help="Le fichier FEC, ou un dossier où l'écrire sous le nom <SIREN>FEC<AAAAMMJJ>.txt (creditor.siret).")
 @click.option("--separator", type=click.Choice(sorted(SEPARATORS)), default="pipe", show_default=True,
-              help="Field separator of the FEC (the article allows either).")
+              help="Séparateur de champs du FEC (l'article admet les deux).")
 @rules_option
 @pass_context
 def export_fec_command(ctx: Context, year: int, out_path: Path, separator: str, rules_dir: Path | None) -> None:
-    """The Fichier des Écritures Comptables of a year (article A47 A-1 du LPF) for what recouvrement books:
-    receipts allocated to invoice shares, credits, shares moved to the patient after a rejection. Beside it,
-    the same entries as an accounting journal CSV (<name>.journal.csv, French Excel dialect).
+    """Le Fichier des Écritures Comptables d'un exercice (article A47 A-1 du LPF) pour ce que recouvrement
+    comptabilise : encaissements imputés sur les parts des factures, avoirs, parts reportées sur le patient
+    après un rejet. À côté, les mêmes écritures en journal comptable CSV (<nom>.journal.csv, format Excel
+    français).
 
-    Example: recouvrement export fec --year 2026 --out compta/
+    Exemple : recouvrement export fec --year 2026 --out compta/
     """
     rules = load_rules(rules_dir).accounting
     done = export_fec(ctx.engine, ctx.settings, rules, year, out_path, separator=SEPARATORS[separator])

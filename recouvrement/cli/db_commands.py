@@ -8,13 +8,13 @@ from recouvrement.db.session import open_engine, schema_is_current, upgrade
 
 @cli.group()
 def db() -> None:
-    """Database schema."""
+    """Schéma de la base de données."""
 
 
 @db.command("upgrade")
 @pass_context
 def db_upgrade(ctx: Context) -> None:
-    """Create or upgrade the schema to the latest migration (also done automatically on first use)."""
+    """Créer ou mettre à jour le schéma jusqu'à la dernière migration (aussi fait d'office au premier usage)."""
     engine = open_engine(ctx.database_url, migrate=False, schema=ctx.settings.database.schema)
     was_current = schema_is_current(engine)
     upgrade(engine)

@@ -14,12 +14,12 @@ SAMPLES = Path(__file__).resolve().parents[1] / "sample_clinic"
 
 @cli.command()
 @click.option("--dir", "folder", default="demo", show_default=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Working folder: its database (unless --db is given), settings, outputs and reports. "
-                   "Run again, the demo empties it and starts clean.")
+              help="Dossier de travail : sa base (sauf si --db est donné), ses réglages, sorties et rapports. "
+                   "Relancée, la démo le vide et repart de zéro.")
 @pass_context
 def demo(ctx: Context, folder: Path) -> None:
-    """Run the nightly job on the bundled sample clinic over seven weeks: import, reconcile, reminders,
-    a plan proposal, the agency handover and the accountant's report."""
+    """Faire tourner le traitement de nuit sur la clinique d'exemple livrée, sur sept semaines : import,
+    rapprochement, relances, une proposition d'échéancier, la remise à l'agence et le rapport comptable."""
     from recouvrement.app.demo import prepare_folder, run_demo
     folder = folder.resolve()
     own_database = not ctx.db_url

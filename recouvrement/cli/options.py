@@ -37,7 +37,7 @@ class Day(click.ParamType):
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
-    def get_metavar(self, param, *args) -> str:   # click 8.1 and 8.2 signatures
+    def get_metavar(self, param, *args, **kwargs) -> str:   # click 8.1 and 8.2 (ctx=) signatures
         return "JJ/MM/AAAA"
 
 
@@ -58,7 +58,7 @@ def day_option(*names: str, help: str, required: bool = False, default_today: bo
     return click.option(*names, type=DAY, required=required, callback=callback, help=help)
 
 
-def as_of_option(help: str = "Day of reference (dd/mm/yyyy or ISO; default: today).",
+def as_of_option(help: str = "Jour de référence (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).",
                  *, required: bool = False, default_today: bool = True):
     """The one `--as-of`: dd/mm/yyyy or ISO, the clinic's today when absent (unless required)."""
     return day_option("--as-of", "as_of", help=help, required=required, default_today=default_today)

@@ -13,13 +13,13 @@ from recouvrement.rules import load_rules
 
 
 @cli.command()
-@as_of_option("Day of the assessment (dd/mm/yyyy or ISO; default: today).")
-@click.option("--patient", "patient_id", help="One patient's segment and its reasons.")
+@as_of_option("Jour de l'évaluation (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
+@click.option("--patient", "patient_id", help="Le segment d'un patient et ses raisons.")
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder of the policy files (default: the bundled rules/).")
+              help="Dossier des fichiers de règles (défaut : le dossier rules/ livré).")
 @pass_context
 def segments(ctx: Context, as_of, patient_id: str | None, rules_dir: Path | None) -> None:
-    """Patients per segment (one_off, chronic, on_hold); with --patient, that patient's and why."""
+    """Patients par segment (one_off, chronic, on_hold) ; avec --patient, celui de ce patient et pourquoi."""
     day = as_of
     rules = load_rules(rules_dir)
     with ctx.engine.connect() as conn:

@@ -17,14 +17,15 @@ from recouvrement.money import format_eur
               callback=lambda _ctx, _param, value: value.replace("-", "_"),
               help="time-barred (prescrite), deceased (débiteur décédé), agency-uncollectable (rendue irrécouvrable "
                    "par l'agence), under-cost (inférieure au coût du recouvrement).")
-@click.option("--note", help="Internal note (kept in the database, never in a letter or an export).")
-@day_option("--on", "on", help="Day of the write-off (dd/mm/yyyy or ISO; default: today).")
+@click.option("--note", help="Note interne (gardée en base, jamais dans un courrier ni un export).")
+@day_option("--on", "on", help="Jour de l'admission en non-valeur (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @pass_context
 def write_off_command(ctx: Context, invoice_number: str, reason: str, note: str | None, on) -> None:
-    """Write off what the patient still owes on an invoice: it leaves the reminders, the plans, the agency file
-    and the balance; it stays in the audit trail and is booked in the FEC (audited).
+    """Passer en non-valeur ce que le patient doit encore sur une facture : elle quitte les relances, les
+    échéanciers, le fichier de l'agence et la balance ; elle reste dans la piste d'audit et est comptée dans le
+    FEC (audité).
 
-    Example: recouvrement write-off F2024-000123 --reason time-barred
+    Exemple : recouvrement write-off F2024-000123 --reason time-barred
     """
     done = write_off(ctx.engine, invoice_number, reason=reason, today=on, note=note)
     out.print(f"{format_eur(done.amount_cents)} de la facture {done.invoice_number} passés en non-valeur "
