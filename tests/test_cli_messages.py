@@ -182,6 +182,10 @@ def test_the_import_commands_help_reads_in_french(monkeypatch, capsys):
     (["segments"], "Patients par segment"),
     (["db", "upgrade"], "Créer ou mettre à jour le schéma"),
     (["demo"], "Dossier de travail"),
+    (["audit", "log"], "Les N derniers événements"),
+    (["call", "record"], "Noter l'issue d'un appel"),
+    (["web"], "Adresse d'écoute"),
+    (["user", "add"], "Créer un utilisateur de l'application web"),
 ])
 def test_a_commands_help_reads_in_french(monkeypatch, capsys, command, phrase):
     code, shown, _ = run_main(monkeypatch, capsys, *command, "--help")

@@ -13,19 +13,20 @@ from recouvrement.scanner import format_finding, known_texts, scan_paths
 
 @cli.group()
 def audit() -> None:
-    """The audit trail (events chained and sealed with the audit key) and the privacy scan of files."""
+    """La piste d'audit (événements chaînés et scellés par la clé d'audit) et le contrôle des fichiers contre les données médicales."""
 
 
 @audit.command("verify")
 @click.option("--files", "folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Also check the files written under this folder (letters, PDFs, exports, manifests, reports) "
-                   "against the SHA-256 the trail holds.")
+              help="Vérifier aussi les fichiers écrits sous ce dossier (courriers, PDF, exports, manifestes, rapports) "
+                   "contre le SHA-256 que garde la piste.")
 @pass_context
 def audit_verify(ctx: Context, folder: Path | None) -> None:
-    """Check every event's link and MAC (audit key), then the head against the checkpoint file; exit 1 naming
-    what is wrong: the first bad event, or the events missing after the last one.
+    """Vérifier le chaînage et le MAC (clé d'audit) de chaque événement, puis la tête contre le fichier de point
+    de contrôle ; code de sortie 1 en nommant ce qui ne va pas : le premier événement faux, ou les événements
+    manquants après le dernier.
 
-    Example: recouvrement audit verify --files out/"""
+    Exemple : recouvrement audit verify --files out/"""
     result = verify_log(ctx.engine)
     for message in result.warnings:
         warning(message)
@@ -56,14 +57,14 @@ def audit_verify(ctx: Context, folder: Path | None) -> None:
 
 
 @audit.command("log")
-@click.option("--patient", "patient_id", help="Only this patient's events.")
-@click.option("--invoice", "invoice_number", help="Only the events about this invoice (letters, plans and "
-                                                  "agency cases that list it included).")
+@click.option("--patient", "patient_id", help="Seulement les événements de ce patient.")
+@click.option("--invoice", "invoice_number", help="Seulement les événements de cette facture (y compris "
+                                                  "courriers, échéanciers et dossiers d'agence qui la citent).")
 @click.option("--limit", type=click.IntRange(min=1), default=DEFAULT_LIMIT, show_default=True,
-              help="The latest N events.")
+              help="Les N derniers événements.")
 @pass_context
 def audit_log_command(ctx: Context, patient_id: str | None, invoice_number: str | None, limit: int) -> None:
-    """The latest events, oldest first: seq, time, kind, who, patient, invoice, payload summary."""
+    """Les derniers événements, du plus ancien au plus récent : n°, heure, type, auteur, patient, facture, résumé."""
     rows = audit_log(ctx.engine, patient_id=patient_id, invoice_number=invoice_number, limit=limit)
     table = Table(title="Journal d'audit")
     for column in ("n°", "heure (UTC)", "événement", "par", "patient", "facture", "détail"):
@@ -79,10 +80,11 @@ def audit_log_command(ctx: Context, patient_id: str | None, invoice_number: str 
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @pass_context
 def audit_scan(ctx: Context, paths: tuple[Path, ...]) -> None:
-    """Scan files and folders for medical data; print each finding masked; exit 1 if any.
+    """Chercher des données médicales dans des fichiers et dossiers ; chaque trouvaille est affichée masquée ;
+    code de sortie 1 s'il y en a.
 
-    The creditor's identity of the settings ([creditor] name, address, city, e-mail) is known text,
-    as when the documents were written.
+    L'identité du créancier dans les réglages ([creditor] nom, adresse, ville, e-mail) est un texte connu,
+    comme lors de l'écriture des documents.
     """
     findings = scan_paths(paths, known=known_texts(ctx.settings))
     for path, finding in findings:

@@ -17,15 +17,15 @@ from recouvrement.money import format_eur
 
 @cli.group("call")
 def call_group() -> None:
-    """The call list of the ladder's phone steps (rules/ladder.toml, channel = "phone") and their outcomes."""
+    """La liste d'appels des étapes téléphoniques de l'échelle (rules/ladder.toml, channel = "phone") et leurs issues."""
 
 
 @call_group.command("list")
 @pass_context
 def list_command(ctx: Context) -> None:
-    """The calls still to make, as the nightly runs stored them.
+    """Les appels restant à passer, tels que les traitements de nuit les ont listés.
 
-    Example: recouvrement call list"""
+    Exemple : recouvrement call list"""
     calls = call_list(ctx.engine)
     if not calls:
         out.print("aucun appel à passer")
@@ -40,16 +40,16 @@ def list_command(ctx: Context) -> None:
 @call_group.command("record")
 @click.argument("call_id")
 @click.argument("outcome", type=click.Choice(list(OUTCOMES)))
-@day_option("--on", "on", help="Day of the call (dd/mm/yyyy or ISO; default: today).")
-@day_option("--until", "until", default_today=False, help="promise: the day the patient promised to pay by.")
-@click.option("--invoice", help="dispute: the invoice the patient contests (one of the call's).")
-@click.option("--reason", help="dispute: what the patient contests (no care detail).")
+@day_option("--on", "on", help="Jour de l'appel (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
+@day_option("--until", "until", default_today=False, help="promise : le jour avant lequel le patient a promis de payer.")
+@click.option("--invoice", help="dispute : la facture que le patient conteste (une de celles de l'appel).")
+@click.option("--reason", help="dispute : ce que le patient conteste (sans détail de soin).")
 @pass_context
 def record_command(ctx: Context, call_id: str, outcome: str, on, until, invoice: str | None,
                    reason: str | None) -> None:
-    """Record a call's outcome: reached, promise (--until), dispute (--invoice, --reason), wrong_number, no_answer.
+    """Noter l'issue d'un appel : reached, promise (--until), dispute (--invoice, --reason), wrong_number, no_answer.
 
-    Example: recouvrement call record C20261208-P000012-2 promise --until 31/12/2026"""
+    Exemple : recouvrement call record C20261208-P000012-2 promise --until 31/12/2026"""
     call = call_of(ctx.engine, call_id)
     if call is None:
         raise RecouvrementError(f"appel inconnu {call_id!r}", field="CALL_ID")

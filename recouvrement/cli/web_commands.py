@@ -12,18 +12,18 @@ from recouvrement.cli.options import as_of_option
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Adresse d'écoute.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port d'écoute.")
 @click.option("--insecure-cookies", is_flag=True,
-              help="Send the session cookie over plain HTTP too (only for a trusted network without HTTPS; "
-                   "not needed on 127.0.0.1/localhost, which browsers treat as secure).")
-@as_of_option("Compute the pages as of this date, dd/mm/yyyy or ISO (default: today at the clinic, day by day); "
-              "for demonstrations.", default_today=False)
+              help="Envoyer aussi le cookie de session en HTTP simple (seulement sur un réseau de confiance sans HTTPS ; "
+                   "inutile sur 127.0.0.1/localhost, que les navigateurs tiennent pour sûrs).")
+@as_of_option("Calculer les pages à cette date, jj/mm/aaaa ou ISO (défaut : le jour de l'établissement, jour après "
+              "jour) ; pour les démonstrations.", default_today=False)
 @pass_context
 def web(ctx: Context, host: str, port: int, insecure_cookies: bool, as_of) -> None:
-    """Serve the staff web app (patients, exceptions, audit), in French.
+    """Servir l'application web du personnel (patients, exceptions, audit), en français.
 
-    Example: recouvrement web --port 8000   then open http://127.0.0.1:8000/
+    Exemple : recouvrement web --port 8000   then open http://127.0.0.1:8000/
     """
     import uvicorn
 
@@ -37,19 +37,19 @@ def web(ctx: Context, host: str, port: int, insecure_cookies: bool, as_of) -> No
 
 @cli.group()
 def user() -> None:
-    """Accounts of the web app."""
+    """Comptes de l'application web."""
 
 
 @user.command("add")
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(ROLES),
-              help="accountant (everything), staff (front desk), auditor (read-only proofs).")
-@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+              help="accountant (tout), staff (accueil), auditor (preuves en lecture seule).")
+@click.option("--password-stdin", is_flag=True, help="Lire le mot de passe sur la première ligne de l'entrée standard.")
 @pass_context
 def user_add(ctx: Context, name: str, role: str, password_stdin: bool) -> None:
-    """Create a web app user; the password is asked twice (at least 12 characters).
+    """Créer un utilisateur de l'application web ; le mot de passe est demandé deux fois (12 caractères au moins).
 
-    Example: recouvrement user add marie --role staff
+    Exemple : recouvrement user add marie --role staff
     """
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
