@@ -245,10 +245,12 @@ def format_finding(path: Path, finding: Finding) -> str:
     return f"{shown}:{finding.line}: {finding.kind}: {finding.excerpt}"
 
 
-def ensure_clean(text: str, name: str, lexicon: Lexicon | None = None, known: tuple[str, ...] = ()) -> None:
+def ensure_clean(text: str, name: str, lexicon: Lexicon | None = None, known: tuple[str, ...] = (),
+                 ids: frozenset[str] | set[str] = frozenset()) -> None:
     """Refuse a document that holds medical data: raise PrivacyLeak naming it, the kinds and lines of
-    what was found (never the text) and how to proceed. `known`: see `known_texts`."""
-    findings = scan_text(text, lexicon, known)
+    what was found (never the text) and how to proceed. `known`: see `known_texts`; `ids`: the identifiers
+    the document carries as keys (see core.privacy.scan_text)."""
+    findings = scan_text(text, lexicon, known, ids)
     if not findings:
         return
     raise PrivacyLeak(leak_message(findings), file=name, line=findings[0].line, findings=tuple(findings))

@@ -501,3 +501,26 @@ def test_a_leak_planted_in_a_clean_letter_is_always_found_and_masked(letter, lea
     findings = scan_text("\n".join(lines))
     assert [f.line for f in findings] == [at + 1]
     assert leak not in findings[0].excerpt
+
+
+# ---------------------------------------------------------------- identifiers the document carries as keys
+
+def test_a_code_shape_that_is_exactly_an_identifier_of_the_document_is_not_reported():
+    document = "patient_id;invoice_number;nom\nP10;FACT001;Martin\n"
+    assert {f.kind for f in scan_text(document)} == {"cim10", "ccam"}
+    assert scan_text(document, ids={"P10", "FACT001"}) == []
+
+
+def test_an_identifier_hides_only_itself_as_a_whole_token_not_another_code_nor_a_longer_one():
+    assert [f.kind for f in scan_text("P10;J45;Martin", ids={"P10"})] == ["cim10"]
+    assert [f.kind for f in scan_text("P10;P10.1;Martin", ids={"P10"})] == ["cim10"]
+    assert [f.kind for f in scan_text("P10;p10;Martin", ids={"p10"})] == ["cim10"]   # exact case
+
+
+def test_an_identifier_holding_a_nir_or_a_care_word_is_still_reported():
+    assert [f.kind for f in scan_text("184127645108946;Martin", ids={"184127645108946"})] == ["nir"]
+    assert [f.kind for f in scan_text("psychiatrie;Martin", ids={"psychiatrie"})] == ["lexicon"]
+
+
+def test_a_code_equal_to_an_identifier_after_a_diagnosis_keyword_is_still_reported():
+    assert [f.kind for f in scan_text("P10;Martin;diagnostic P10", ids={"P10"})] == ["cim10"]

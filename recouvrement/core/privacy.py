@@ -552,9 +552,59 @@ def _outside_known(folded: str, spans: list[tuple[int, int, str]],
     return [span for span in spans if not any(a <= span[0] and span[1] <= b for a, b in occurrences)]
 
 
+# ---------------------------------------------------------------- identifiers
+
+# What an identifier may look like by accident: a code shape ("P10" a CIM-10 code, "FACT001" a CCAM
+# code). A NIR or a care word inside an identifier is never excused.
+_ID_EXCUSED_KINDS = frozenset(("ccam", "ngap", "cim10"))
+# One token of a document: a run of characters between whitespace and cell delimiters.
+_TOKEN_DELIMITERS = " \t\r\n;,|\"'"
+
+
+def id_tokens(value: str) -> tuple[str, ...]:
+    """The tokens of an identifier cell ("F1, F2" holds two invoice numbers).
+
+    >>> id_tokens("F2025-1, F2025-2")
+    ('F2025-1', 'F2025-2')
+    """
+    return tuple(t for t in re.split(f"[{_TOKEN_DELIMITERS}]+", value) if t)
+
+
+def _token_at(text: str, start: int, end: int) -> str:
+    """The whole token around text[start:end] (bounded by whitespace and cell delimiters)."""
+    left, right = start, end
+    while left > 0 and text[left - 1] not in _TOKEN_DELIMITERS:
+        left -= 1
+    while right < len(text) and text[right] not in _TOKEN_DELIMITERS:
+        right += 1
+    return text[left:right]
+
+
+def _keyword_spans(text: str, folded: str) -> set[tuple[int, int]]:
+    """Codes found right after a diagnosis or cotation keyword: never excused as an identifier."""
+    return {m.span(1) for keyword, code in ((_NGAP_KEYWORD, _KEY_AFTER_KEYWORD), (_CIM_KEYWORD, _CIM_AFTER_KEYWORD))
+            for m in _after_keyword(text, folded, keyword, code)}
+
+
+def _outside_ids(text: str, folded: str, spans: list[tuple[int, int, str]],
+                 ids: frozenset[str]) -> list[tuple[int, int, str]]:
+    """The spans that are not a code shape standing as a whole token equal to an identifier (exact case)."""
+    after_keyword: set[tuple[int, int]] | None = None
+    kept = []
+    for start, end, kind in spans:
+        if kind in _ID_EXCUSED_KINDS and _token_at(text, start, end) in ids:
+            if after_keyword is None:
+                after_keyword = _keyword_spans(text, folded)
+            if (start, end) not in after_keyword:
+                continue
+        kept.append((start, end, kind))
+    return kept
+
+
 # ---------------------------------------------------------------- scanning
 
-def _spans(text: str, lexicon: Lexicon | None, known: tuple[str, ...]) -> tuple[str, list[tuple[int, int, str]]]:
+def _spans(text: str, lexicon: Lexicon | None, known: tuple[str, ...],
+           ids: frozenset[str] = frozenset()) -> tuple[str, list[tuple[int, int, str]]]:
     """The normalised text and the spans of medical data in it."""
     lexicon = lexicon or load_lexicon()
     text = normalise(text)
@@ -562,16 +612,29 @@ def _spans(text: str, lexicon: Lexicon | None, known: tuple[str, ...]) -> tuple[
     spans = _distinct(_code_spans(text, folded) + _lexicon_spans(text, folded, lexicon))
     if spans and known:
         spans = _outside_known(folded, spans, known)
+    if spans and ids:
+        spans = _outside_ids(text, folded, spans, ids)
     return text, spans
 
 
-def scan_text(text: str, lexicon: Lexicon | None = None, known: tuple[str, ...] = ()) -> list[Finding]:
+def scan_text(text: str, lexicon: Lexicon | None = None, known: tuple[str, ...] = (),
+              ids: frozenset[str] | set[str] = frozenset()) -> list[Finding]:
     """Every piece of medical data in the text, in reading order, each with a masked excerpt.
 
     `known` holds texts that are known not to be a leak wherever they stand (the creditor's
     configured name, address, e-mail): a finding inside one of them is not reported.
+    `ids` holds the identifiers the document carries as keys (patient ids, invoice numbers, case ids):
+    a code shape that is exactly one of them, as a whole token, is not reported ("P10" a patient, not
+    a diagnosis), unless it follows a diagnosis or cotation keyword; a NIR or a care word always is.
+
+    >>> [f.kind for f in scan_text("patient_id;nom\\nP10;Martin")]
+    ['cim10']
+    >>> scan_text("patient_id;nom\\nP10;Martin", ids={"P10"})
+    []
+    >>> [f.kind for f in scan_text("P10;Martin;J45", ids={"P10"})]
+    ['cim10']
     """
-    text, spans = _spans(text, lexicon, known)
+    text, spans = _spans(text, lexicon, known, frozenset(ids))
     return _findings(text, spans)
 
 

@@ -140,6 +140,8 @@ def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, 
     """The CSV file's bytes, ready to write; PrivacyLeak (naming `name`) if medical data is left in it.
 
     Cells in the `free_text` columns are masked on the rows where the scanner finds medical data.
+    The identifiers in the `KEY_COLUMNS` the file carries (a patient numbered "P10") are known to the
+    scan as identifiers, not diagnoses; a free-text cell is still scanned without them.
     """
     from recouvrement.core.privacy import scan_text
     from recouvrement.scanner import ensure_clean
@@ -148,16 +150,45 @@ def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, 
     lines = _Lines(dialect)
     head = lines.line(header)
     body = [lines.line(row) for row in table]
+    ids = _identifiers(header, table)
     columns = [list(header).index(c) for c in free_text]
     if columns:
-        flagged = _rows_of_lines(head, body, {finding.line for finding in scan_text(head + "".join(body))})
+        found = {finding.line for finding in scan_text(head + "".join(body), ids=ids)}
+        flagged = _rows_of_lines(head, body, found) | (_free_text_rows(table, columns) if ids else set())
         for index in flagged:
             for column in columns:
                 table[index][column] = MASK
             body[index] = lines.line(table[index])
     document = head + "".join(body)
-    ensure_clean(document, name)
+    ensure_clean(document, name, ids=ids)
     return document.encode(dialect.encoding)
+
+
+# Columns whose values are the product's own keys (patient ids, invoice numbers, case ids...): a value
+# shaped like a code ("P10", "FACT001") is an identifier there. A NIR or a care word in one is still found.
+KEY_COLUMNS = frozenset(("patient_id", "invoice_number", "invoice_numbers", "case_id", "payment_id", "letter_id"))
+
+
+def _identifiers(header: Sequence[str], table: list[list]) -> frozenset[str]:
+    from recouvrement.core.privacy import id_tokens
+
+    keys = [index for index, column in enumerate(header) if column in KEY_COLUMNS]
+    return frozenset(token for row in table for index in keys
+                     if isinstance(row[index], str) for token in id_tokens(row[index]))
+
+
+def _free_text_rows(table: list[list], columns: list[int]) -> set[int]:
+    """The rows whose free-text cells, scanned alone (without the identifiers), hold medical data: a
+    diagnosis typed in a name or a label stays found even when it equals a patient id of the file."""
+    from recouvrement.core.privacy import scan_text
+
+    cells, rows = [], []
+    for index, row in enumerate(table):
+        for column in columns:
+            if isinstance(row[column], str) and row[column].strip():
+                cells.append(" ".join(row[column].splitlines()))
+                rows.append(index)
+    return {rows[finding.line - 1] for finding in scan_text("\n".join(cells))} if cells else set()
 
 
 def _rows_of_lines(head: str, body: list[str], numbers: set[int]) -> set[int]:

@@ -782,3 +782,50 @@ def test_a_bad_commission_is_refused_alone_with_its_line_and_field(engine, setti
     assert [(r.line, r.field) for r in report.rejects] == [(2, "commission_amount"), (3, "commission_amount"),
                                                            (5, "collected_amount")]
     assert report.imported == 1 and patient_due(engine) == 14000
+
+
+# ---------------------------------------------------------------- patients numbered like diagnoses ("P10")
+
+def numbered_patients(engine, settings, tmp_path, names: dict[str, str] | None = None) -> None:
+    """Patients P1…P20, one invoice each, each claimed by a mise en demeure; `names` gives some a last name."""
+    names = names or {}
+    rows = [invoice(f"F2025-{n:06d}", "2025-01-10", 12000, patient=f"P{n}").replace(
+        ";Martin;", f";{names.get(f'P{n}', 'Martin')};") for n in range(1, 21)]
+    import_file(engine, write(tmp_path / "invoices.csv", INVOICE_HEADER, rows), settings)
+    for n in range(1, 21):
+        letter(engine, f"L3-P{n}", date(2025, 4, 1), [f"F2025-{n:06d}"], patient=f"P{n}")
+
+
+def test_an_agency_export_for_patients_numbered_p1_to_p20_is_written_and_its_ids_are_not_masked(
+        engine, settings, tmp_path):
+    """P10…P20 are shaped like CIM-10 codes (P10 exists): they used to refuse the whole file."""
+    numbered_patients(engine, settings, tmp_path)
+    report = export(engine, tmp_path)
+    assert (report.cases, report.masked) == (20, 0)
+    header, *rows = read_csv(tmp_path / "agency.csv")
+    assert sorted(row[header.index("patient_id")] for row in rows) == sorted(f"P{n}" for n in range(1, 21))
+    assert {row[header.index("last_name")] for row in rows} == {"Martin"}
+
+
+def test_a_care_word_or_a_cim10_code_in_another_cell_of_a_file_of_numbered_patients_is_still_masked(
+        engine, settings, tmp_path):
+    numbered_patients(engine, settings, tmp_path, names={"P12": "J45", "P13": "Psychiatrie"})
+    report = export(engine, tmp_path)
+    assert (report.cases, report.masked) == (20, 2)
+    header, *rows = read_csv(tmp_path / "agency.csv")
+    by_patient = {row[header.index("patient_id")]: row for row in rows}
+    assert by_patient["P12"][header.index("last_name")] == by_patient["P13"][header.index("last_name")] == "[masqué]"
+    assert by_patient["P14"][header.index("last_name")] == "Martin"
+
+
+def test_a_diagnosis_code_typed_in_a_name_that_equals_a_patient_id_of_the_file_is_still_masked(
+        engine, settings, tmp_path):
+    """P10 is a patient id of the file, so it is an identifier in the patient_id column; typed as P11's last
+    name (a free-text cell, scanned without the file's identifiers) it is still a diagnosis code."""
+    numbered_patients(engine, settings, tmp_path, names={"P11": "P10"})
+    report = export(engine, tmp_path)
+    assert (report.cases, report.masked) == (20, 1)
+    header, *rows = read_csv(tmp_path / "agency.csv")
+    by_patient = {row[header.index("patient_id")]: row for row in rows}
+    assert by_patient["P11"][header.index("last_name")] == "[masqué]"
+    assert by_patient["P10"][header.index("last_name")] == "Martin"
