@@ -186,6 +186,12 @@ def test_the_import_commands_help_reads_in_french(monkeypatch, capsys):
     (["call", "record"], "Noter l'issue d'un appel"),
     (["web"], "Adresse d'écoute"),
     (["user", "add"], "Créer un utilisateur de l'application web"),
+    (["dispute", "open"], "Enregistrer une réclamation"),
+    (["plan", "propose"], "Nombre de mensualités"),
+    (["balance"], "Date de la balance"),
+    (["refund", "approve"], "Nom du titulaire du compte"),
+    (["remind"], "Envoyer les relances dues"),
+    (["nightly"], "Secondes d'attente d'un traitement déjà en cours"),
 ])
 def test_a_commands_help_reads_in_french(monkeypatch, capsys, command, phrase):
     code, shown, _ = run_main(monkeypatch, capsys, *command, "--help")

@@ -14,22 +14,22 @@ DEADLINE_FR = {"overdue": "dépassée", "nears": "proche", "in time": "à temps"
 
 @cli.group()
 def dispute() -> None:
-    """The complaints register: a dispute pauses its invoice's collection until it is closed.
+    """Le registre des réclamations : une contestation suspend le recouvrement de sa facture jusqu'à sa clôture.
 
-    Status: open → forwarded (to the practitioner) → answered → closed; the desk may answer
-    without forwarding, and close at any time. The answer is due 60 days after receipt.
+    Statut : open → forwarded (transmise au praticien) → answered → closed ; l'accueil peut répondre
+    sans transmettre, et clore à tout moment. La réponse est due 60 jours après réception.
     """
 
 
 @dispute.command("open")
 @click.argument("invoice_number")
-@click.option("--reason", required=True, help="What the patient contests (internal: never in letters or exports).")
+@click.option("--reason", required=True, help="Ce que le patient conteste (interne : jamais dans les courriers ni les exports).")
 @click.option("--channel", type=click.Choice(CHANNELS), default="desk", show_default=True)
 @click.option("--category", type=click.Choice(CATEGORIES), default="other", show_default=True)
-@day_option("--received", help="Day the complaint was received (dd/mm/yyyy or ISO; default today).")
+@day_option("--received", help="Jour de réception de la réclamation (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @pass_context
 def dispute_open(ctx: Context, invoice_number: str, reason: str, channel: str, category: str, received) -> None:
-    """Register a complaint about INVOICE_NUMBER."""
+    """Enregistrer une réclamation sur INVOICE_NUMBER."""
     dispute_id = open_dispute(ctx.engine, invoice_number, reason, channel=channel, category=category,
                               received=received)
     with ctx.engine.connect() as conn:
@@ -43,47 +43,47 @@ def dispute_open(ctx: Context, invoice_number: str, reason: str, channel: str, c
 @click.argument("note", metavar="TEXT")
 @pass_context
 def dispute_note(ctx: Context, dispute_id: int, note: str) -> None:
-    """Add a note to dispute ID."""
+    """Ajouter une note à la contestation ID."""
     add_note(ctx.engine, dispute_id, note)
     out.print(f"note ajoutée à la réclamation n° {dispute_id}")
 
 
 @dispute.command("forward")
 @click.argument("dispute_id", metavar="ID", type=int)
-@click.option("--note", help="What was forwarded, to whom.")
+@click.option("--note", help="Ce qui a été transmis, à qui.")
 @pass_context
 def dispute_forward(ctx: Context, dispute_id: int, note: str | None) -> None:
-    """Forward dispute ID to the practitioner (open → forwarded)."""
+    """Transmettre la contestation ID au praticien (open → forwarded)."""
     out.print(f"réclamation n° {dispute_id} : {STATUS_FR.get(s := forward_dispute(ctx.engine, dispute_id, note), s)}")
 
 
 @dispute.command("answer")
 @click.argument("dispute_id", metavar="ID", type=int)
-@click.option("--note", required=True, help="What the patient was answered.")
+@click.option("--note", required=True, help="Ce qui a été répondu au patient.")
 @pass_context
 def dispute_answer(ctx: Context, dispute_id: int, note: str) -> None:
-    """Record the answer given to the patient (open or forwarded → answered)."""
+    """Noter la réponse faite au patient (open ou forwarded → answered)."""
     out.print(f"réclamation n° {dispute_id} : {STATUS_FR.get(s := answer_dispute(ctx.engine, dispute_id, note), s)}")
 
 
 @dispute.command("close")
 @click.argument("dispute_id", metavar="ID", type=int)
-@click.option("--note", help="Why it is closed.")
+@click.option("--note", help="Pourquoi elle est close.")
 @pass_context
 def dispute_close(ctx: Context, dispute_id: int, note: str | None) -> None:
-    """Close dispute ID: its invoice's collection resumes."""
+    """Clore la contestation ID : le recouvrement de sa facture reprend."""
     out.print(f"réclamation n° {dispute_id} : {STATUS_FR.get(s := close_dispute(ctx.engine, dispute_id, note), s)}")
 
 
 @dispute.command("list")
-@click.option("--overdue", is_flag=True, help="Only disputes whose answer is overdue.")
-@as_of_option("Day the deadlines are counted from (dd/mm/yyyy or ISO; default today).")
-@click.option("--all", "show_all", is_flag=True, help="Closed disputes too.")
+@click.option("--overdue", is_flag=True, help="Seulement les contestations dont la réponse est en retard.")
+@as_of_option("Jour à partir duquel les échéances sont comptées (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
+@click.option("--all", "show_all", is_flag=True, help="Les contestations closes aussi.")
 @pass_context
 def dispute_list(ctx: Context, overdue: bool, as_of, show_all: bool) -> None:
-    """Disputes by answer deadline: days left, "nears" within 10 days, "overdue" past it.
+    """Les contestations par échéance de réponse : jours restants, "nears" à moins de 10 jours, "overdue" au-delà.
 
-    The reasons are not shown here (see `dispute show ID`): this list may be printed or shared.
+    Les motifs ne sont pas montrés ici (voir `dispute show ID`) : cette liste peut être imprimée ou partagée.
     """
     day = as_of
     with ctx.engine.connect() as conn:
@@ -109,7 +109,7 @@ def dispute_list(ctx: Context, overdue: bool, as_of, show_all: bool) -> None:
 @click.argument("dispute_id", metavar="ID", type=int)
 @pass_context
 def dispute_show(ctx: Context, dispute_id: int) -> None:
-    """One dispute in full, reason and notes included (internal screen)."""
+    """Une contestation en entier, motif et notes compris (écran interne)."""
     with ctx.engine.connect() as conn:
         row = get_dispute(conn, dispute_id)
         notes = dispute_notes(conn, dispute_id)
@@ -124,15 +124,15 @@ def dispute_show(ctx: Context, dispute_id: int) -> None:
 
 @cli.command()
 @click.argument("patient_id")
-@click.option("--reason", help="Why (hardship, death, legal protection…); internal, kept out of the audit log.")
-@click.option("--release", is_flag=True, help="End the patient's hold: collection resumes.")
-@day_option("--on", "on", help="Day the hold begins or ends (dd/mm/yyyy or ISO; default today).")
+@click.option("--reason", help="Pourquoi (difficultés, décès, protection juridique…) ; interne, hors du journal d'audit.")
+@click.option("--release", is_flag=True, help="Lever la suspension du patient : le recouvrement reprend.")
+@day_option("--on", "on", help="Jour de début ou de fin de la suspension (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @day_option("--review-on", "review_on", default_today=False,
             help="Day to look at the hold again (shown on the web app's Aujourd'hui; after --on, within a year); "
                  "written with the hold, in the same transaction.")
 @pass_context
 def hold(ctx: Context, patient_id: str, reason: str | None, release: bool, on, review_on) -> None:
-    """Pause every reminder to PATIENT_ID (--reason TEXT [--review-on DATE]), or resume them (--release)."""
+    """Suspendre toute relance à PATIENT_ID (--reason TEXTE [--review-on DATE]), ou les reprendre (--release)."""
     if release == bool(reason):
         raise RecouvrementError("indiquer soit --reason TEXTE pour suspendre, soit --release pour reprendre",
                                 field="--reason/--release")

@@ -41,12 +41,12 @@ def print_run(result) -> None:
 
 
 @cli.command()
-@as_of_option("The day to run for (dd/mm/yyyy or ISO; default: today).")
+@as_of_option("Le jour à traiter (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @click.option("--wait", default=0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds to wait for a run already in progress before giving up (exit status 3).")
+              help="Secondes d'attente d'un traitement déjà en cours avant d'abandonner (code de sortie 3).")
 @pass_context
 def nightly(ctx: Context, as_of: date, wait: float) -> None:
-    """Import the inbox, reconcile, refresh plans, remind, hand over to the agency, write the report."""
+    """Importer la boîte de dépôt, rapprocher, mettre à jour les échéanciers, relancer, remettre à l'agence, écrire le rapport."""
     from recouvrement.app.lock import LockHeld
     from recouvrement.app.nightly import run_nightly
     try:
@@ -63,7 +63,7 @@ def nightly(ctx: Context, as_of: date, wait: float) -> None:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
 @pass_context
 def runs(ctx: Context, limit: int) -> None:
-    """The history of nightly runs, newest first."""
+    """L'historique des traitements de nuit, du plus récent au plus ancien."""
     from recouvrement.app.nightly import list_runs
     table = Table(title="Passages")
     for column in ("n°", "jour", "début (UTC)", "fin (UTC)", "statut", "fichiers", "affectations", "lettres",
@@ -79,11 +79,11 @@ def runs(ctx: Context, limit: int) -> None:
 
 
 @cli.command()
-@as_of_option("Situation at the end of this day (dd/mm/yyyy or ISO; default: today).")
+@as_of_option("Situation à la fin de ce jour (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @pass_context
 def report(ctx: Context, as_of: date, out_file: Path) -> None:
-    """The accountant's report as one HTML page (balance, DSO, queue, disputes, letters, plans, agency)."""
+    """Le rapport du comptable en une page HTML (balance, DSO, file, contestations, courriers, échéanciers, agence)."""
     from recouvrement.app.report import write_report
     path = write_report(ctx.engine, ctx.settings, as_of, out_file)
     out.print(f"rapport écrit dans {path}")
@@ -91,10 +91,10 @@ def report(ctx: Context, as_of: date, out_file: Path) -> None:
 
 @cli.command()
 @click.option("--wait", default=0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds each scheduled run waits for a run already in progress.")
+              help="Secondes qu'attend chaque traitement planifié si un autre est déjà en cours.")
 @pass_context
 def schedule(ctx: Context, wait: float) -> None:
-    """Run the nightly job on the [schedule] cron (default 02:30 Europe/Paris) until stopped (SIGTERM, ^C)."""
+    """Lancer le traitement de nuit selon le cron [schedule] (défaut 02:30 Europe/Paris) jusqu'à l'arrêt (SIGTERM, ^C)."""
     from recouvrement.scheduler import serve
     engine = ctx.engine  # migrate the schema and check the URL before the scheduler starts
     serve(ctx.settings, str(engine.url.render_as_string(hide_password=False)), ctx.config_file, wait=wait,
@@ -102,10 +102,10 @@ def schedule(ctx: Context, wait: float) -> None:
 
 
 @cli.command()
-@click.option("--yes", is_flag=True, help="Confirm that the holder's process is really gone.")
+@click.option("--yes", is_flag=True, help="Confirmer que le processus détenteur a bien disparu.")
 @pass_context
 def unlock(ctx: Context, yes: bool) -> None:
-    """Release the nightly lock held by a process on another host that died (audited)."""
+    """Libérer le verrou de nuit tenu par un processus mort sur une autre machine (audité)."""
     from recouvrement.app.lock import current_holder, force_release
     found = current_holder(ctx.engine)
     if found is None:

@@ -17,18 +17,18 @@ STATUS_FR = {"proposed": "proposé", "lapsed": "caduc", "active": "actif", "comp
 
 @cli.group("plan")
 def plan_group() -> None:
-    """Propose, accept, follow and cancel instalment plans (no fees, no interest)."""
+    """Proposer, accepter, suivre et annuler des échéanciers (sans frais, sans intérêts)."""
 
 
 @plan_group.command("propose")
 @click.argument("patient_id")
-@as_of_option("Day of the proposal (dd/mm/yyyy or ISO; default: today); the debt is measured on it.")
-@click.option("--months", type=int, help="Number of monthly instalments (default: as many as the rules allow).")
+@as_of_option("Jour de la proposition (jj/mm/aaaa ou ISO ; défaut : aujourd'hui) ; la dette est mesurée ce jour-là.")
+@click.option("--months", type=int, help="Nombre de mensualités (défaut : autant que les règles le permettent).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the proposal letter (default: the output folder's plans/).")
+              help="Dossier du courrier de proposition (défaut : plans/ dans le dossier de sortie).")
 @pass_context
 def propose_command(ctx: Context, patient_id: str, as_of, months: int | None, out_dir: Path | None) -> None:
-    """Propose a plan over the patient's open debt and write the proposal letter (HTML and PDF)."""
+    """Proposer un échéancier sur la dette ouverte du patient et écrire le courrier de proposition (HTML et PDF)."""
     proposal = propose(ctx.engine, patient_id, as_of, ctx.settings, months=months, out_dir=out_dir)
     out.print(f"échéancier {proposal.plan_id} proposé à {patient_id} : {format_eur(proposal.total_cents)} en "
               f"{len(proposal.instalments)} échéance(s), factures {' '.join(proposal.invoice_numbers)}")
@@ -40,31 +40,31 @@ def propose_command(ctx: Context, patient_id: str, as_of, months: int | None, ou
 
 @plan_group.command("accept")
 @click.argument("plan_id", type=int)
-@day_option("--on", "on", help="Day the patient accepted (dd/mm/yyyy or ISO; default: today).")
+@day_option("--on", "on", help="Jour de l'acceptation (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @pass_context
 def accept_command(ctx: Context, plan_id: int, on) -> None:
-    """The patient accepted: the plan becomes active and its invoices leave the reminder ladder."""
+    """Le patient a accepté : l'échéancier devient actif et ses factures quittent l'échelle des relances."""
     accept(ctx.engine, plan_id, on)
     out.print(f"échéancier {plan_id} actif")
 
 
 @plan_group.command("cancel")
 @click.argument("plan_id", type=int)
-@day_option("--on", "on", help="Day of the cancellation (dd/mm/yyyy or ISO; default: today).")
+@day_option("--on", "on", help="Jour de l'annulation (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @pass_context
 def cancel_command(ctx: Context, plan_id: int, on) -> None:
-    """Cancel a proposed or active plan: its invoices go back to the reminder ladder."""
+    """Annuler un échéancier proposé ou actif : ses factures reviennent dans l'échelle des relances."""
     cancel(ctx.engine, plan_id, on)
     out.print(f"échéancier {plan_id} annulé")
 
 
 @plan_group.command("show")
 @click.argument("plan_id", type=int, required=False)
-@click.option("--patient", "patient_id", help="Show every plan of this patient instead.")
-@as_of_option("Day to judge the plan on (dd/mm/yyyy or ISO; default: today).")
+@click.option("--patient", "patient_id", help="Montrer plutôt tous les échéanciers de ce patient.")
+@as_of_option("Jour où juger l'échéancier (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @pass_context
 def show_command(ctx: Context, plan_id: int | None, patient_id: str | None, as_of) -> None:
-    """A plan's schedule, what was paid so far and where it stands."""
+    """Le calendrier d'un échéancier, ce qui a été payé jusqu'ici et où il en est."""
     if (plan_id is None) == (patient_id is None):
         raise RecouvrementError("indiquer soit PLAN_ID, soit --patient ID", field="PLAN_ID")
     plans = show(ctx.engine, as_of, plan_id=plan_id, patient_id=patient_id)

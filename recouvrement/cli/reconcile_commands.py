@@ -31,17 +31,17 @@ def print_reconcile(report) -> None:
 @cli.command()
 @pass_context
 def reconcile(ctx: Context) -> None:
-    """Match every new payment to invoice shares; what fits nothing goes to the exceptions queue."""
+    """Rapprocher chaque nouveau paiement des parts des factures ; ce qui ne correspond à rien va dans la file des exceptions."""
     print_reconcile(run_reconcile(ctx.engine))
 
 
 @cli.command()
 @click.argument("payment_id")
 @click.argument("invoice_number")
-@click.option("--amount", help="Amount to allocate in euros (default: as much as both allow).")
+@click.option("--amount", help="Montant à imputer en euros (défaut : autant que les deux le permettent).")
 @pass_context
 def match(ctx: Context, payment_id: str, invoice_number: str, amount: str | None) -> None:
-    """Allocate a queued payment to an invoice by hand (audited)."""
+    """Imputer à la main un paiement en attente sur une facture (audité)."""
     try:
         cents = parse_amount(amount) if amount else None
     except AmountError as exc:
@@ -54,7 +54,7 @@ def match(ctx: Context, payment_id: str, invoice_number: str, amount: str | None
 @click.argument("payment_id")
 @pass_context
 def unmatch(ctx: Context, payment_id: str) -> None:
-    """Undo a payment's allocations; it waits in the queue for a manual match (audited)."""
+    """Défaire les imputations d'un paiement ; il attend dans la file un rapprochement manuel (audité)."""
     removed = manual_unmatch(ctx.engine, payment_id)
     out.print(f"{removed} affectation(s) du paiement {payment_id} retirée(s) ; il attend dans la file")
 
@@ -64,21 +64,21 @@ GROUP_LABELS = {"total:all": "TOTAL (tous payeurs)"}
 
 
 @cli.command()
-@as_of_option("Date of the balance (dd/mm/yyyy or ISO; default: today).")
+@as_of_option("Date de la balance (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @click.option("--ageing", type=click.Choice(["issue", "due"]), default="issue", show_default=True,
               help="Age counted in days since the invoice's issue date, or past its due date ('due' adds a "
                    "'not-due' column for what is not yet due).")
-@click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write it as CSV.")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), help="L'écrire aussi en CSV.")
 @click.option("--detail", type=click.Choice(DETAILS),
-              help="Also write the detail, one row per patient or per invoice, to --out (columns in the README).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="The detail's CSV file.")
+              help="Écrire aussi le détail, une ligne par patient ou par facture, dans --out (colonnes dans le README).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="Le fichier CSV du détail.")
 @format_option
 @pass_context
 def balance(ctx: Context, as_of, ageing: str, csv_file: Path | None, detail: str | None, out_file: Path | None,
             dialect) -> None:
-    """The aged balance by payer type and by mutuelle, and its grand total (every payer).
+    """La balance âgée par type de payeur et par mutuelle, et son total général (tous payeurs).
 
-    Example: recouvrement balance --ageing due --detail invoices --out factures.csv --format excel-fr
+    Exemple : recouvrement balance --ageing due --detail invoices --out factures.csv --format excel-fr
     """
     if (detail is None) != (out_file is None):
         raise click.UsageError("--detail et --out vont ensemble : --detail patients|invoices --out FICHIER")
@@ -105,7 +105,7 @@ def balance(ctx: Context, as_of, ageing: str, csv_file: Path | None, detail: str
 @format_option
 @pass_context
 def export_allocations_command(ctx: Context, out_file: Path, dialect) -> None:
-    """Every allocation: payment_id, invoice_number, payer_type, amount, rule."""
+    """Toutes les imputations : payment_id, invoice_number, payer_type, montant, règle."""
     out.print(f"{export_allocations(ctx.engine, out_file, dialect)} affectation(s) écrite(s) dans {out_file}")
 
 
@@ -114,5 +114,5 @@ def export_allocations_command(ctx: Context, out_file: Path, dialect) -> None:
 @format_option
 @pass_context
 def export_exceptions_command(ctx: Context, out_file: Path, dialect) -> None:
-    """The exceptions queue: unmatched and ambiguous payments, and credits, each with why."""
+    """La file des exceptions : paiements non rapprochés ou ambigus, et avoirs, chacun avec sa raison."""
     out.print(f"{export_exceptions(ctx.engine, out_file, dialect)} paiement(s) en attente écrit(s) dans {out_file}")

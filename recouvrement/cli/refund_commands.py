@@ -16,15 +16,15 @@ STATES = {"approved": "approuvé", "sent": "envoyé à la banque", "done": "vers
 
 @cli.group("refund")
 def refund_group() -> None:
-    """Refunds of credits (overpayments, a share paid twice): list, approve, SEPA transfer file."""
+    """Remboursements des avoirs (trop-perçus, part payée deux fois) : liste, approbation, fichier de virements SEPA."""
 
 
 @refund_group.command("list")
 @pass_context
 def refund_list(ctx: Context) -> None:
-    """The credits waiting for a refund, and the refunds under way.
+    """Les avoirs en attente de remboursement, et les remboursements en cours.
 
-    Example: recouvrement refund list
+    Exemple : recouvrement refund list
     """
     credits, under_way = refund_queue(ctx.engine)
     table = Table(title="Trop-perçus à rembourser")
@@ -47,15 +47,15 @@ def refund_list(ctx: Context) -> None:
 
 @refund_group.command("approve")
 @click.argument("payment_id")
-@click.option("--name", "beneficiary", required=True, help="Account holder's name, as the bank knows it.")
-@click.option("--iban", required=True, help="The account to pay (the RIB the patient or the insurer gave).")
-@click.option("--bic", help="Its bank's BIC (optional within SEPA).")
-@day_option("--on", "on", help="Day of the approval (dd/mm/yyyy or ISO; default: today).")
+@click.option("--name", "beneficiary", required=True, help="Nom du titulaire du compte, tel que la banque le connaît.")
+@click.option("--iban", required=True, help="Le compte à payer (le RIB donné par le patient ou l'assureur).")
+@click.option("--bic", help="Le BIC de sa banque (facultatif dans la zone SEPA).")
+@day_option("--on", "on", help="Jour de l'approbation (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @pass_context
 def refund_approve(ctx: Context, payment_id: str, beneficiary: str, iban: str, bic: str | None, on) -> None:
-    """Approve the refund of what is left of a payment's credit (audited).
+    """Approuver le remboursement de ce qui reste de l'avoir d'un paiement (audité).
 
-    Example: recouvrement refund approve VIR-2026-0042 --name "Anne Martin" --iban FR7630006000011234567890189
+    Exemple : recouvrement refund approve VIR-2026-0042 --name "Anne Martin" --iban FR7630006000011234567890189
     """
     done = approve_refund(ctx.engine, payment_id, beneficiary=beneficiary, iban=iban, bic=bic, today=on)
     out.print(f"remboursement {done.id} approuvé : {format_eur(done.amount_cents)} à {done.beneficiary} "
@@ -64,24 +64,24 @@ def refund_approve(ctx: Context, payment_id: str, beneficiary: str, iban: str, b
 
 @refund_group.command("cancel")
 @click.argument("refund_id", type=int)
-@click.option("--reason", required=True, help="Why (the bank refused the transfer, a wrong account…).")
+@click.option("--reason", required=True, help="Pourquoi (la banque a refusé le virement, compte erroné…).")
 @pass_context
 def refund_cancel(ctx: Context, refund_id: int, reason: str) -> None:
-    """Cancel a refund not yet paid: its credit waits for a refund again (audited)."""
+    """Annuler un remboursement pas encore payé : son avoir attend de nouveau un remboursement (audité)."""
     done = cancel_refund(ctx.engine, refund_id, reason=reason)
     out.print(f"remboursement {done.id} annulé ; le trop-perçu du paiement {done.payment_id} reste à rembourser")
 
 
 @refund_group.command("file")
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The pain.001 XML file to upload to the bank.")
-@day_option("--on", "execution_date", help="Requested execution day (dd/mm/yyyy or ISO; default: today).")
+              help="Le fichier XML pain.001 à déposer à la banque.")
+@day_option("--on", "execution_date", help="Jour d'exécution demandé (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @pass_context
 def refund_file(ctx: Context, out_file: Path, execution_date) -> None:
-    """The approved refunds as one SEPA credit-transfer file (ISO 20022 pain.001.001.09), paid from the
-    [creditor] account; each refund is done when a camt.053 statement shows its transfer.
+    """Les remboursements approuvés en un fichier de virements SEPA (ISO 20022 pain.001.001.09), payés depuis le
+    compte [creditor] ; chaque remboursement est fait quand un relevé camt.053 montre son virement.
 
-    Example: recouvrement refund file --out virements.xml
+    Exemple : recouvrement refund file --out virements.xml
     """
     done = write_transfer_file(ctx.engine, ctx.settings, out_file, execution_date=execution_date)
     for path in done.rewritten:

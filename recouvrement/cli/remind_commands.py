@@ -14,17 +14,17 @@ from recouvrement.money import format_eur
 
 
 @cli.command()
-@as_of_option("Date of the letters (dd/mm/yyyy or ISO).", required=True)
+@as_of_option("Date des courriers (jj/mm/aaaa ou ISO).", required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the letters, the batch PDF, the e-mails and manifest.csv.")
-@click.option("--dry-run", is_flag=True, help="Write and send nothing: list the letters due and every exclusion.")
-@click.option("--single-pdf", is_flag=True, help="Also write one PDF per postal letter.")
+              help="Dossier des courriers, du PDF du lot, des e-mails et de manifest.csv.")
+@click.option("--dry-run", is_flag=True, help="N'écrire et n'envoyer rien : lister les courriers dus et chaque exclusion.")
+@click.option("--single-pdf", is_flag=True, help="Écrire aussi un PDF par courrier postal.")
 @pass_context
 def remind(ctx: Context, as_of, out_dir: Path, dry_run: bool, single_pdf: bool) -> None:
-    """Send the reminders due on --as-of (one letter per patient, privacy-scanned, recorded and audited).
+    """Envoyer les relances dues au --as-of (un courrier par patient, contrôlé, enregistré et audité).
 
-    Refused (exit status 5, nothing written) while payments imported are not reconciled yet: run
-    `recouvrement reconcile` first; a dry run shows the letters with that warning."""
+    Refusé (code de sortie 5, rien d'écrit) tant que des paiements importés ne sont pas rapprochés : lancer
+    d'abord `recouvrement reconcile` ; un essai à blanc montre les courriers avec cet avertissement."""
     try:
         report = remind_and_send(ctx.engine, ctx.settings, as_of, out_dir, dry_run=dry_run, single_pdf=single_pdf)
     except PaymentsNotReconciled as refused:
