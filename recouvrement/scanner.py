@@ -9,8 +9,10 @@ headers, then each part in order, each under a "--- part N type ---" line.
 
 from __future__ import annotations
 
+import csv
 import email
 import html
+import io
 import re
 import shutil
 import subprocess
@@ -22,7 +24,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from pathlib import Path
 
-from recouvrement.core.privacy import Finding, Lexicon, kind_label, redact, scan_text
+from recouvrement.core.privacy import KEY_COLUMNS, Finding, Lexicon, id_tokens, kind_label, redact, scan_text
 from recouvrement.errors import RecouvrementError
 
 SHOWN_IN_ERROR = 3  # lines named in a PrivacyLeak message; the rest are counted
@@ -208,10 +210,30 @@ def known_texts(settings) -> tuple[str, ...]:
     return tuple(t for t in texts if t)
 
 
+def csv_identifiers(text: str) -> frozenset[str]:
+    """The identifiers a CSV carries in its key columns (core.privacy.KEY_COLUMNS: patient_id, invoice_number…),
+    as its writer (render.csvfile) knew them when it scanned the file: "P10" there is a patient, not a diagnosis."""
+    first = text.split("\n", 1)[0]
+    delimiter = max(";,\t|", key=first.count)
+    try:
+        rows = csv.reader(io.StringIO(text), delimiter=delimiter)
+        header = next(rows, [])
+        keys = [index for index, column in enumerate(header) if column.strip() in KEY_COLUMNS]
+        if not keys:
+            return frozenset()
+        return frozenset(token for row in rows for index in keys if index < len(row)
+                         for token in id_tokens(row[index]))
+    except csv.Error:  # not a CSV after all (a cell over the field size limit): no identifiers, all scanned
+        return frozenset()
+
+
 def scan_file(path: Path, lexicon: Lexicon | None = None, known: tuple[str, ...] = ()) -> list[Finding]:
-    """The findings of one file; its name is scanned too (line 0): a file name leaves with the file."""
+    """The findings of one file; its name is scanned too (line 0): a file name leaves with the file.
+    A CSV's key columns are identifiers, as when it was written (see `csv_identifiers`)."""
     name = [Finding(0, f.kind, f.excerpt) for f in scan_text(Path(path).name, lexicon)]
-    return name + scan_text(extract_text(path), lexicon, known)
+    text = extract_text(path)
+    ids = csv_identifiers(text) if Path(path).suffix.lower() in (".csv", ".tsv") else frozenset()
+    return name + scan_text(text, lexicon, known, ids)
 
 
 def _files(path: Path) -> list[Path]:

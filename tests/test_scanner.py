@@ -216,3 +216,13 @@ def test_a_refusal_quotes_no_word_of_the_document():
 def test_a_privacy_leak_is_a_recouvrement_error():
     with pytest.raises(RecouvrementError):
         ensure_clean("IVG", "export.csv")
+
+
+def test_a_csv_s_key_columns_are_identifiers_to_the_file_scan_but_its_other_cells_are_not(tmp_path):
+    path = tmp_path / "export.csv"
+    """The file scan tells identifiers by their values, not their cells: "P10" typed as a name on line 3 is
+    not told from the patient P10 here (render.csvfile masks it before, scanning free-text cells alone)."""
+    path.write_text("patient_id;nom;note\nP10;Martin;\nP11;Durand;P10.1\nP12;Durand;J45\n", encoding="utf-8")
+    assert [(f.line, f.kind) for f in scan_file(path)] == [(3, "cim10"), (4, "cim10")]
+    path.write_text("nom;note\nP10;Martin\n", encoding="utf-8")
+    assert [(f.line, f.kind) for f in scan_file(path)] == [(2, "cim10")]

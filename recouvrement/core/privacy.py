@@ -561,6 +561,11 @@ _ID_EXCUSED_KINDS = frozenset(("ccam", "ngap", "cim10"))
 _TOKEN_DELIMITERS = " \t\r\n;,|\"'"
 
 
+# Columns whose values are the product's own keys (patient ids, invoice numbers, case ids...), in every CSV it
+# writes: a value shaped like a code ("P10", "FACT001") is an identifier there.
+KEY_COLUMNS = frozenset(("patient_id", "invoice_number", "invoice_numbers", "case_id", "payment_id", "letter_id"))
+
+
 def id_tokens(value: str) -> tuple[str, ...]:
     """The tokens of an identifier cell ("F1, F2" holds two invoice numbers).
 

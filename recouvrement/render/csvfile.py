@@ -140,7 +140,7 @@ def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, 
     """The CSV file's bytes, ready to write; PrivacyLeak (naming `name`) if medical data is left in it.
 
     Cells in the `free_text` columns are masked on the rows where the scanner finds medical data.
-    The identifiers in the `KEY_COLUMNS` the file carries (a patient numbered "P10") are known to the
+    The identifiers in the key columns (core.privacy.KEY_COLUMNS) the file carries (a patient numbered "P10") are known to the
     scan as identifiers, not diagnoses; a free-text cell is still scanned without them.
     """
     from recouvrement.core.privacy import scan_text
@@ -164,13 +164,9 @@ def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, 
     return document.encode(dialect.encoding)
 
 
-# Columns whose values are the product's own keys (patient ids, invoice numbers, case ids...): a value
-# shaped like a code ("P10", "FACT001") is an identifier there. A NIR or a care word in one is still found.
-KEY_COLUMNS = frozenset(("patient_id", "invoice_number", "invoice_numbers", "case_id", "payment_id", "letter_id"))
-
-
 def _identifiers(header: Sequence[str], table: list[list]) -> frozenset[str]:
-    from recouvrement.core.privacy import id_tokens
+    """The tokens of the key columns (core.privacy.KEY_COLUMNS); a NIR or a care word in one is still found."""
+    from recouvrement.core.privacy import KEY_COLUMNS, id_tokens
 
     keys = [index for index, column in enumerate(header) if column in KEY_COLUMNS]
     return frozenset(token for row in table for index in keys

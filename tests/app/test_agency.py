@@ -829,3 +829,10 @@ def test_a_diagnosis_code_typed_in_a_name_that_equals_a_patient_id_of_the_file_i
     by_patient = {row[header.index("patient_id")]: row for row in rows}
     assert by_patient["P11"][header.index("last_name")] == "[masqué]"
     assert by_patient["P10"][header.index("last_name")] == "Martin"
+
+
+def test_the_audit_scan_of_an_agency_export_for_numbered_patients_finds_nothing(engine, settings, tmp_path):
+    """`recouvrement audit scan` reads the file's key columns as identifiers, as the writer did."""
+    numbered_patients(engine, settings, tmp_path)
+    export(engine, tmp_path)
+    assert scan_file(tmp_path / "agency.csv") == []
