@@ -196,3 +196,12 @@ def test_the_import_commands_help_reads_in_french(monkeypatch, capsys):
 def test_a_commands_help_reads_in_french(monkeypatch, capsys, command, phrase):
     code, shown, _ = run_main(monkeypatch, capsys, *command, "--help")
     assert code == 0 and phrase in " ".join(shown.split())
+
+
+def test_every_commands_help_shows_without_an_error(monkeypatch, capsys):
+    failed = []
+    for name, _command in every_command(cli):
+        code, shown, err = run_main(monkeypatch, capsys, *name.split(), "--help")
+        if code != 0 or "Usage :" not in shown:
+            failed.append((name, code, err.strip()[:80]))
+    assert failed == []

@@ -128,8 +128,8 @@ def dispute_show(ctx: Context, dispute_id: int) -> None:
 @click.option("--release", is_flag=True, help="Lever la suspension du patient : le recouvrement reprend.")
 @day_option("--on", "on", help="Jour de début ou de fin de la suspension (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @day_option("--review-on", "review_on", default_today=False,
-            help="Day to look at the hold again (shown on the web app's Aujourd'hui; after --on, within a year); "
-                 "written with the hold, in the same transaction.")
+            help="Jour où revoir la suspension (montré sur la page Aujourd'hui de l'application web ; après --on, "
+                 "dans l'année) ; écrit avec la suspension, dans la même transaction.")
 @pass_context
 def hold(ctx: Context, patient_id: str, reason: str | None, release: bool, on, review_on) -> None:
     """Suspendre toute relance à PATIENT_ID (--reason TEXTE [--review-on DATE]), ou les reprendre (--release)."""

@@ -66,8 +66,8 @@ GROUP_LABELS = {"total:all": "TOTAL (tous payeurs)"}
 @cli.command()
 @as_of_option("Date de la balance (jj/mm/aaaa ou ISO ; défaut : aujourd'hui).")
 @click.option("--ageing", type=click.Choice(["issue", "due"]), default="issue", show_default=True,
-              help="Age counted in days since the invoice's issue date, or past its due date ('due' adds a "
-                   "'not-due' column for what is not yet due).")
+              help="Âge compté en jours depuis la date d'émission de la facture, ou après son échéance ('due' ajoute "
+                   "une colonne 'not-due' pour ce qui n'est pas encore échu).")
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), help="L'écrire aussi en CSV.")
 @click.option("--detail", type=click.Choice(DETAILS),
               help="Écrire aussi le détail, une ligne par patient ou par facture, dans --out (colonnes dans le README).")
