@@ -205,3 +205,17 @@ def test_every_commands_help_shows_without_an_error(monkeypatch, capsys):
         if code != 0 or "Usage :" not in shown:
             failed.append((name, code, err.strip()[:80]))
     assert failed == []
+
+
+def test_reconcile_names_its_rules_and_queue_in_french(monkeypatch, capsys, db_url, tmp_path):
+    from tests.app.world import payments_file
+    invoices_file(tmp_path)
+    payments_file(tmp_path, ["V1;15/02/2025;patient;LEFEVRE ELOISE;10,00;;F2025-000101;paid;",
+                             "V2;16/02/2025;patient;INCONNU;7,00;;;paid;"])
+    for kind, name in (("invoices", "invoices.csv"), ("payments", "payments.csv")):
+        assert run_main(monkeypatch, capsys, "--db", db_url, "import", kind, name, cwd=tmp_path)[0] == 0
+    code, out, _ = run_main(monkeypatch, capsys, "--db", db_url, "reconcile", cwd=tmp_path)
+    assert code == 0
+    assert "règle « facture indiquée » : 1 paiement(s)" in out
+    assert "file d'attente, sans correspondance : 1" in out
+    assert "explicit" not in out and "unmatched" not in out

@@ -21,6 +21,7 @@ from recouvrement.core.ladder import PRE_DUE_LEVEL
 from recouvrement.db.payments import matching_summary
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
+from recouvrement.render.labels import queue_label, rule_label
 from recouvrement.scanner import format_finding, known_texts, scan_paths
 
 ORDER = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "retour_noemie.rsp", "bank_camt053.xml",
@@ -117,9 +118,9 @@ def print_matching(out, engine, folder: Path) -> None:
     out.print(f"  paiements rapprochés, sur {total} porteurs d'argent :")
     for rule, count in by_rule:
         share = f"{100 * count / max(total, 1):.1f}".replace(".", ",")
-        out.print(f"    par {rule:<12} {count:>5}  ({share} %)")
+        out.print(f"    {rule_label(rule):<34} {count:>5}  ({share} %)")
     for kind, count in queue:
-        out.print(f"    laissés dans la file, {kind:<10} {count:>3}")
+        out.print(f"    laissés dans la file, {queue_label(kind):<19} {count:>3}")
     export_exceptions(engine, folder / "exceptions.csv")
     out.print(f"    exceptions à examiner : {folder / 'exceptions.csv'}")
 

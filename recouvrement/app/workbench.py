@@ -22,6 +22,7 @@ from recouvrement.db.queue import (WAITING, NoLongerWaiting, WaitingPayment, dis
                                    waiting_payments)
 from recouvrement.db.session import writing
 from recouvrement.errors import RecouvrementError
+from recouvrement.render.labels import QUEUE_LABELS
 
 QUEUE_PAGE = 50
 DISMISS_CATEGORIES = {
@@ -30,8 +31,7 @@ DISMISS_CATEGORIES = {
     "interne": "virement interne ou de la banque",
     "autre": "autre recette sans patient",
 }
-KIND_LABELS = {"unmatched": "sans correspondance", "ambiguous": "ambigu", "held": "en attente (démêlé à la main)",
-               "credit": "avoir", "dismissed": "écarté"}
+KIND_LABELS = QUEUE_LABELS
 
 
 AlreadyHandled = NoLongerWaiting

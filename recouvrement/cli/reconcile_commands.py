@@ -11,6 +11,7 @@ from recouvrement.app.reconcile import manual_match, manual_unmatch, run_reconci
 from recouvrement.cli import Context, Table, cli, out, pass_context
 from recouvrement.cli.options import as_of_option
 from recouvrement.cli.import_commands import export_group, format_option
+from recouvrement.render.labels import queue_label, rule_label
 from recouvrement.money import format_eur, parse_amount, AmountError
 
 
@@ -21,9 +22,9 @@ def print_reconcile(report) -> None:
     out.print(f"{report.payments} paiement(s) examiné(s), {report.allocated_payments} rapproché(s) "
               f"({report.allocations} affectation(s), {format_eur(report.allocated_cents)})")
     for rule, count in sorted((report.by_rule or {}).items()):
-        out.print(f"  règle {rule} : {count} paiement(s)")
+        out.print(f"  règle « {rule_label(rule)} » : {count} paiement(s)")
     for kind, count in sorted((report.exceptions or {}).items()):
-        out.print(f"  file d'attente {kind} : {count}")
+        out.print(f"  file d'attente, {queue_label(kind)} : {count}")
     if report.transfers or report.reversals:
         out.print(f"  parts passées au patient après un rejet : {report.transfers} ; reprises : {report.reversals}")
 
