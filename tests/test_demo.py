@@ -26,7 +26,7 @@ def test_the_demo_runs_the_nightly_job_on_the_samples_and_ends_with_a_clean_scan
     assert (tmp_path / report).is_file()
     assert list((tmp_path / "demo" / "out" / "agency").glob("agency-2027-01-08*.csv"))
     assert "fichiers : 6 vus, 6 importés" in done.stdout            # the NOEMIE return among them
-    assert "par clawback" in done.stdout                            # its retenue reversed an AMO payment
+    assert "reprise de l'assureur" in done.stdout                      # its retenue reversed an AMO payment
     assert "lettres : avant échéance : 1," in done.stdout           # its own rules turn the pre-due notice on
     assert re.search(r"envois : courrier \d+, e-mail [1-9]\d*, SMS [1-9]", done.stdout)   # consent (issue #14)
     assert list((tmp_path / "demo" / "out").rglob("*.sms.txt"))     # SMS written, not sent: no [sms] url
