@@ -62,17 +62,22 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
-def take_back_abandoned(engine: Engine, now: datetime | None = None) -> int:
-    """Letters left 'sending' by a run that died go back to the queue."""
+def _take_back(engine: Engine, now: datetime | None, being_sent: Callable, requeue: Callable, event: str) -> int:
+    """Messages of one outbox left 'sending' by a run that died (or too long ago) go back to its queue, audited."""
     now = as_utc(now or _utc_now())
     with writing(engine) as conn:
-        dead = [lid for lid, holder, at in stored.letters_being_sent(conn)
+        dead = [lid for lid, holder, at in being_sent(conn)
                 if at is None or now - at >= ABANDONED_AFTER
                 or is_stale(holder or "", at, now, stale_after=timedelta(0))]
         for lid in dead:
-            stored.requeue_letter(conn, lid)
-            append_event(conn, "email_taken_back", {"letter_id": lid}, at=now)
+            requeue(conn, lid)
+            append_event(conn, event, {"letter_id": lid}, at=now)
     return len(dead)
+
+
+def take_back_abandoned(engine: Engine, now: datetime | None = None) -> int:
+    """Letters left 'sending' by a run that died go back to the queue."""
+    return _take_back(engine, now, stored.letters_being_sent, stored.requeue_letter, "email_taken_back")
 
 
 def queued_letters(engine: Engine) -> list[str]:
@@ -158,15 +163,7 @@ def outbox_counts(engine_or_conn: Engine | Connection) -> tuple[int, int]:
 
 def take_back_abandoned_sms(engine: Engine, now: datetime | None = None) -> int:
     """SMS left 'sending' by a run that died go back to the queue."""
-    now = as_utc(now or _utc_now())
-    with writing(engine) as conn:
-        dead = [lid for lid, holder, at in stored.sms_being_sent(conn)
-                if at is None or now - at >= ABANDONED_AFTER
-                or is_stale(holder or "", at, now, stale_after=timedelta(0))]
-        for lid in dead:
-            stored.requeue_sms(conn, lid)
-            append_event(conn, "sms_taken_back", {"letter_id": lid}, at=now)
-    return len(dead)
+    return _take_back(engine, now, stored.sms_being_sent, stored.requeue_sms, "sms_taken_back")
 
 
 def send_queued_sms(engine: Engine, settings: sms_channel.SmsSettings, *, send: Callable = sms_channel.send_sms,
