@@ -188,19 +188,24 @@ def _invoices(conn: Connection, shares: pd.DataFrame, patient_id: str, as_of: da
     disputed, in_plan = disputed_invoices(conn, as_of), active_plan_invoices(conn)
     agency = handed_over_invoices(conn, as_of)
     totals = invoice_totals(conn, patient_id)
-    views = []
     order = {"amo": 0, "amc": 1, "patient": 2}
-    for number, rows in shares.groupby("invoice_number", sort=False):
-        first = rows.iloc[0]
+    # Plain rows, read once: pandas' per-group and per-row access costs more than the page's whole SQL.
+    columns = ("invoice_number", "payer_type", "amc_payer", "expected", "paid", "moved_out", "moved_in", "due_cents",
+               "issue_date", "due_date")
+    grouped: dict[str, list[tuple]] = {}
+    for row in zip(*(shares[c].tolist() for c in columns)):
+        grouped.setdefault(row[0], []).append(row)
+    views = []
+    for number, rows in grouped.items():
         share_views = tuple(sorted((
-            ShareView(r.payer_type, (text_of(r.amc_payer) or "Mutuelle") if r.payer_type == "amc"
-                      else PAYER_LABELS[r.payer_type], int(r.expected), int(r.paid), int(r.moved_out),
-                      int(r.moved_in), int(r.due_cents),
-                      share_state(r.payer_type, int(r.expected), int(r.paid), int(r.moved_out), int(r.due_cents)))
-            for r in rows.itertuples()), key=lambda s: order[s.payer_type]))
-        views.append(InvoiceView(number, as_date(first["issue_date"]), as_date(first["due_date"]),
-                                 int(totals.get(number, 0)), share_views, number in disputed, number in in_plan,
-                                 number in agency))
+            ShareView(payer_type, (text_of(amc_payer) or "Mutuelle") if payer_type == "amc"
+                      else PAYER_LABELS[payer_type], int(expected), int(paid), int(moved_out), int(moved_in), int(due),
+                      share_state(payer_type, int(expected), int(paid), int(moved_out), int(due)))
+            for _, payer_type, amc_payer, expected, paid, moved_out, moved_in, due, _, _ in rows),
+            key=lambda s: order[s.payer_type]))
+        issue_date, due_date = rows[0][8], rows[0][9]
+        views.append(InvoiceView(number, as_date(issue_date), as_date(due_date), int(totals.get(number, 0)),
+                                 share_views, number in disputed, number in in_plan, number in agency))
     return sorted(views, key=lambda v: (v.issue_date, v.invoice_number), reverse=True)
 
 

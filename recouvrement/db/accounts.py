@@ -111,35 +111,42 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     disputes, plans, holds = dispute_spans(conn, as_of), plan_facts(conn, as_of), hold_spans(conn, as_of)
     promises = promise_spans(conn, as_of)
     handed, listings = handover_days(conn, as_of), letter_listings(conn, as_of)
-    patients = snapshot.patients.set_index("patient_id")
     money = patient_money(snapshot, table=shares)
     letters, segments = _last_letters(conn, as_of), patient_segments(conn, as_of, rules)
     maybe_theirs = queued_payment_candidates(snapshot, items)
     calls, called = call_history(conn, as_of)
     phones = usable_phones(conn)
+    # Plain dicts and tuples, read once: pandas' per-row access costs more than the ladder's decisions.
+    owing = set(items["patient_id"])
+    people = {p["patient_id"]: p for p in snapshot.patients[snapshot.patients["patient_id"].isin(owing)]
+              .to_dict("records")}
+    credits = dict(zip(money.index, zip(money["credit_cents"].tolist(), money["pending_cents"].tolist())))
+    columns = ("patient_id", "invoice_number", "issue_date", "due_date", "due_cents", "awaited_cents", "shifted_from",
+               "notified")
+    by_patient: dict[str, list[tuple]] = {}
+    for row in zip(*(items[c].tolist() for c in columns)):
+        by_patient.setdefault(row[0], []).append(row[1:])
     accounts = []
-    for patient_id, rows in items.groupby("patient_id", sort=True):
+    for patient_id in sorted(by_patient):
         open_items = tuple(
             OpenItem(number, issue, due, int(amount), int(awaited), shifted_from=shifted, notified=bool(notified),
                      history=tuple(sorted(listings.get(number, ()) + called.get(number, ()),
                                           key=lambda x: (x.sent_on, x.level))),
                      disputes=disputes.get(number, ()),
                      handed_over_on=handed.get(number))
-            for number, issue, due, amount, awaited, shifted, notified in zip(
-                rows["invoice_number"], rows["issue_date"], rows["due_date"], rows["due_cents"], rows["awaited_cents"],
-                rows["shifted_from"], rows["notified"]))
-        person = patients.loc[patient_id]
-        theirs = money.loc[patient_id]
+            for number, issue, due, amount, awaited, shifted, notified in by_patient[patient_id])
+        person = people[patient_id]
+        credit_cents, pending_cents = credits[patient_id]
         accounts.append(Account(
             patient_id=patient_id, coverage=str(person["coverage"] or "none"), items=open_items,
             holds=holds.get(patient_id, ()), plans=plans.get(patient_id, ()), has_email=bool(recipient_email(person)) and consented(person, "email_consent"),
             has_mobile=recipient_mobile(person) is not None,
             is_minor=is_minor(person["birth_date"], as_of), has_guarantor=has_guarantor(person),
-            pending_credit_cents=int(theirs["pending_cents"]),
+            pending_credit_cents=int(pending_cents),
             queued_payment_may_be_theirs=patient_id in maybe_theirs,
             segment=segments[patient_id].segment if patient_id in segments else "one_off",
             last_letter=letters.get(patient_id),
-            credit_cents=int(theirs["credit_cents"]),
+            credit_cents=int(credit_cents),
             promises=promises.get(patient_id, ()),
             phone_usable=patient_id in phones, calls=calls.get(patient_id, ())))
     return accounts
