@@ -45,13 +45,17 @@ def bare_parse_seconds(folder: Path) -> float:
     return time.perf_counter() - started
 
 
-def arguments(default_db: str):
-    """The benchmarks' shared options: size of the data set, where it lives, the SQLite file to use."""
+def arguments(default_db: str, postgresql: bool = False):
+    """The benchmarks' shared options: size of the data set, where it lives, the SQLite file to use (and, with
+    `postgresql`, --postgresql [URL]: PostgreSQL instead, a throwaway server unless a URL is given)."""
     import argparse
     parser = argparse.ArgumentParser()
     parser.add_argument("--invoices", type=int, default=1_000_000)
     parser.add_argument("--data", type=Path, default=Path("/tmp/bench-scale"))
     parser.add_argument("--db", type=Path, default=Path(default_db))
+    if postgresql:
+        parser.add_argument("--postgresql", nargs="?", const="throwaway", default=None, metavar="URL",
+                            help="run on PostgreSQL: a throwaway server, or the server of URL")
     return parser.parse_args()
 
 

@@ -11,21 +11,15 @@ Each measurement works on freshly imported schemas: bench_alone, then bench_nord
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _postgres import BULK_SETTINGS, throwaway_server  # noqa: E402
 from _scale import ensure_scale_data  # noqa: E402
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 CHILD = """
 import sys, time
 sys.path.insert(0, sys.argv[4])
@@ -45,32 +39,6 @@ else:
     result = run_reconcile(engine)
     print(f"{time.perf_counter() - started:.2f} {result.payments}", flush=True)
 """
-
-
-def _as_postgres(args: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
-
-
-@contextmanager
-def throwaway_server() -> Iterator[str]:
-    folder = Path(tempfile.mkdtemp(prefix="recouvrement-bench-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = folder / "data"
-    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                                 "--encoding=UTF8", "--locale=C.UTF-8"]), check=True, capture_output=True)
-    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
-                                 f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"]),
-                   check=True, capture_output=True)
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
-                       capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def child(url: str, schema: str, data: Path, step: str) -> subprocess.Popen:
@@ -122,7 +90,7 @@ def main() -> None:
     if args.db:
         measure(args.db, data)
     else:
-        with throwaway_server() as url:
+        with throwaway_server(BULK_SETTINGS) as url:
             measure(url, data)
 
 
