@@ -14,7 +14,7 @@ from recouvrement.audit import append_event
 from recouvrement.core.ledger import Snapshot, due_matrix
 from recouvrement.core.reconcile import (Ledger, Outcome, name_scope, payer_name_keys, reconcile, referenced_numbers,
                                          rf_references_in)
-from recouvrement.db import explicit, name_index, remittances
+from recouvrement.db import explicit, name_index, open_items, remittances
 from recouvrement.db import reconcile as store
 from recouvrement.db.bulk import bulk_insert
 from recouvrement.db.ledger import (current_due_cents, load_snapshot, matching_scope, patient_allocations_on_moved_shares,
@@ -127,6 +127,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         if store.meta(conn, "reconciled_at") == mark:
             return ReconcileReport(skipped=True)
         last_id = store.last_payment_row(conn)
+        allocated_before = open_items.allocation_mark(conn)
         plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
         payments = pending_payments(conn, last_id)
         report = ReconcileReport(payments=len(payments))
@@ -140,6 +141,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
             _store(conn, last_id, outcome, now)
             _summarise(report, outcome)
         plain.add_to(report)
+        open_items.settle(conn, since=allocated_before)   # what this run's allocations settled: no longer open
         if report.payments:
             append_event(conn, "reconcile", {"payments": report.payments, "allocations": report.allocations,
                                              "allocated_cents": report.allocated_cents, "by_rule": report.by_rule,

@@ -11,7 +11,7 @@ from datetime import date
 import pandas as pd
 from sqlalchemy import Connection
 
-from recouvrement.db.ledger import as_dates, load_snapshot
+from recouvrement.db.ledger import as_dates, open_snapshot
 from recouvrement.db.segments import patient_segments
 from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queued_payments
 from recouvrement.core.ladder import (CALL_DONE, PENDING_PAYMENT_REASON, PRE_DUE_LEVEL, QUEUED_PAYMENT_REASON,
@@ -63,7 +63,7 @@ def queued_payment_candidates(snapshot: Snapshot, items: pd.DataFrame) -> dict[s
 def queued_payment_holds(conn: Connection, as_of: date, rules: Rules) -> dict[str, str]:
     """Every patient whose reminders wait for a payment in the queue on as_of, with the reason (French, no
     medical detail): a payment in their name, or one in nobody's name that may be theirs."""
-    snapshot = load_snapshot(conn, as_of)
+    snapshot = open_snapshot(conn, as_of)
     money = patient_money(snapshot)
     held = {p: PENDING_PAYMENT_REASON for p in money.index[money["pending_cents"] > 0]}
     candidates = queued_payment_candidates(snapshot, open_items_frame(snapshot, rules))
@@ -101,8 +101,9 @@ def call_history(conn: Connection, as_of: date) -> tuple[dict[str, tuple[CallFac
 
 
 def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
-    """Every patient with patient money due on as_of, with all the facts the ladder decides on."""
-    snapshot = load_snapshot(conn, as_of)
+    """Every patient with patient money due on as_of, with all the facts the ladder decides on; read from the
+    invoices open on that day only (db.ledger.open_snapshot)."""
+    snapshot = open_snapshot(conn, as_of)
     shares = outstanding(snapshot, rejection_due_after_days=rules.ladder.rejection_notice.due_after_days)
     items = _patient_items(shares)
     if items.empty:

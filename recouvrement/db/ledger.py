@@ -12,7 +12,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from recouvrement.core.balance import BUCKETS, age_buckets, bucket_columns  # noqa: F401  (BUCKETS: the report's)
 from recouvrement.core.ledger import (EXCEPTION_COLUMNS, PATIENT_COLUMNS, SHARES, Snapshot, due_matrix, outstanding,
@@ -81,6 +81,44 @@ def load_snapshot(conn: Connection, as_of: date | None, patient_ids: Iterable[st
                     load_exceptions(conn, as_of, _patients_of(patients, numbers, invoices)),
                     load_patients(conn, _patients_of(patients, numbers, invoices)),
                     load_write_offs(conn, as_of, by_patient + by_number, params))
+
+
+_OPEN = ("CREATE TEMPORARY TABLE open_invoice AS SELECT invoice_number, patient_id FROM invoice "
+         "WHERE (settled_on IS NULL OR settled_on > :d) AND issue_date <= :d")
+
+
+def open_snapshot(conn: Connection, as_of: date) -> Snapshot:
+    """The snapshot at the end of `as_of` of the invoices that may still be open then (db.open_items: settled_on
+    NULL or later), with their allocations, transfers and write-offs, every credit and queued payment, and the
+    patients of those invoices and of those credits: what outstanding() and patient_money() need for every
+    share with money due, every write-off and every patient's money on that day, never the settled history.
+    Read through a temporary table of their numbers joined on indexes."""
+    conn.exec_driver_sql("DROP TABLE IF EXISTS open_invoice")
+    conn.execute(text(_OPEN), {"d": as_of})
+    conn.exec_driver_sql("CREATE INDEX open_invoice_number ON open_invoice (invoice_number)")
+    params = {"d": as_of}
+    scope = " FROM open_invoice o CROSS JOIN {0} {1} WHERE {1}.invoice_number = o.invoice_number"
+    invoices = read_frame(conn, "SELECT i.invoice_number, i.compact_number, i.patient_id, i.issue_date, i.due_date, "
+                                "i.amo_cents, i.amc_cents, i.patient_cents, i.amc_payer" + scope.format("invoice", "i")
+                                + " ORDER BY i.invoice_number")
+    # From the open invoices outwards (CROSS JOIN keeps SQLite's planner from scanning the big tables first).
+    allocations = read_frame(conn, "SELECT a.invoice_number, a.payer_type, p.payment_date, SUM(a.amount_cents) AS "
+                                   "amount_cents FROM open_invoice o CROSS JOIN allocation a CROSS JOIN payment p "
+                                   "WHERE a.invoice_number = o.invoice_number AND p.payment_id = a.payment_id AND "
+                                   "p.payment_date <= :d GROUP BY a.invoice_number, a.payer_type, p.payment_date",
+                             params)
+    transfers = read_frame(conn, "SELECT t.id AS transfer_id, t.invoice_number, t.from_payer, t.amount_cents, "
+                                 "t.transfer_date, t.reversed_on, t.notified" + scope.format("share_transfer", "t")
+                                 + " AND t.transfer_date <= :d ORDER BY t.id", params)
+    write_offs = read_frame(conn, "SELECT w.invoice_number, w.payer_type, w.amount_cents, w.written_off_on"
+                                  + scope.format("write_off", "w") + " AND w.written_off_on <= :d ORDER BY w.id", params)
+    write_offs["amount_cents"] = _cents(write_offs["amount_cents"])
+    write_offs["written_off_on"] = as_dates(write_offs["written_off_on"])
+    exceptions = load_exceptions(conn, as_of)
+    owners = pd.concat([invoices["patient_id"], exceptions["patient_id"].dropna()])
+    conn.exec_driver_sql("DROP TABLE open_invoice")
+    return Snapshot(as_of, _typed_invoices(invoices), _typed_allocations(allocations), _typed_transfers(transfers),
+                    exceptions, patients_by_id(conn, owners), write_offs.reset_index(drop=True))
 
 
 def _patients_of(patients, numbers, invoices: pd.DataFrame) -> tuple[str, ...] | None:
@@ -252,15 +290,18 @@ def share_states(conn: Connection, as_of: date, patient_id: str | None = None,
 def balance_facts(conn: Connection, as_of: date, ageing: str = "issue") -> tuple[pd.DataFrame, pd.DataFrame,
                                                                                 pd.DataFrame]:
     """What the balance's detail reads, from one snapshot at the end of `as_of`: (every share as share_states,
-    every patient's money as core.ledger.patient_money, the patients' patient_id, last_name, first_name)."""
-    snapshot = load_snapshot(conn, as_of)
+    every patient's money as core.ledger.patient_money, the patients' patient_id, last_name, first_name): the
+    shares of the invoices open on that day (open_snapshot; the others owe nothing and have no write-off), every
+    patient who owes anything or has money in their name."""
+    snapshot = open_snapshot(conn, as_of)
     shares = _aged(snapshot, as_of, ageing, 0)
     return shares, patient_money(snapshot, table=shares), snapshot.patients[["patient_id", "last_name", "first_name"]]
 
 
 def outstanding_shares(conn: Connection, as_of: date, ageing: str = "issue") -> pd.DataFrame:
-    """Every share with money still due at the end of `as_of`: invoice, patient, payer type, payer, age, cents."""
-    shares = share_states(conn, as_of, ageing=ageing)
+    """Every share with money still due at the end of `as_of`: invoice, patient, payer type, payer, age, cents.
+    Read from the invoices open on that day only (open_snapshot)."""
+    shares = _aged(open_snapshot(conn, as_of), as_of, ageing, 0)
     shares = shares[shares["due_cents"] > 0].copy()
     return shares[["invoice_number", "patient_id", "payer_type", "payer", "issue_date", "due_date", "bucket",
                    "due_cents"]]

@@ -80,6 +80,8 @@ class Invoice(SQLModel, table=True):
     amc_payer: str | None = None
     batch_id: int | None = None
     source_line: int | None = None
+    # From this day on the invoice owes nothing (db.open_items); NULL: open, or not known settled.
+    settled_on: date | None = Field(default=None, index=True)
 
 
 class InvoiceCare(SQLModel, table=True):

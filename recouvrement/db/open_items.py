@@ -1,0 +1,165 @@
+"""What is open: `invoice.settled_on`, kept by the writes, so that the everyday reads start from the open invoices.
+
+The rule, one for all: an invoice whose `settled_on` is a day D owes nothing on any share (every share's due,
+core.ledger.outstanding's due_cents, at most 0) and has no write-off, at the end of D and of every later day.
+NULL means open, or not known to be settled: a read at the end of `as_of` takes the invoices issued by then
+whose settled_on is NULL or later than as_of, and computes them exactly as before (core.ledger); the others
+owe nothing on that day, whatever they were on earlier days.
+
+Who keeps it:
+- every write that can raise what a share owes clears it, through triggers the migration creates (so every
+  write path, present or future, keeps it right without knowing of it): an allocation deleted, lowered,
+  moved or negative (an unmatch, a reversal, a clawback), a share moved onto the patient or its move
+  reversed (a rejection), a write-off recorded or removed (the balance's detail lists written-off invoices),
+  an invoice's amounts or day changed, a payment's day changed;
+- `settle` sets it on the invoices found settled (the migration: every invoice; the reconcile: those its
+  new allocations touched). A new invoice starts NULL (open).
+Settling is only ever an optimisation of the reads: an invoice left NULL is read and computed as before.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+# The day from which nothing changes any more: the latest of the invoice's own day and its events' days.
+_LAST_EVENT = {
+    "sqlite": "MAX(i.issue_date, COALESCE(a.last_day, i.issue_date), COALESCE(t.last_day, i.issue_date), "
+              "COALESCE(t.last_reversal, i.issue_date))",
+    "postgresql": "GREATEST(i.issue_date, a.last_day, t.last_day, t.last_reversal)",
+}
+
+_SETTLED = """
+CREATE TEMPORARY TABLE settled_now AS
+SELECT i.invoice_number, {last_event} AS settled_on
+FROM invoice i
+LEFT JOIN (SELECT a.invoice_number,
+                  SUM(CASE WHEN a.payer_type = 'amo' THEN a.amount_cents ELSE 0 END) AS amo,
+                  SUM(CASE WHEN a.payer_type = 'amc' THEN a.amount_cents ELSE 0 END) AS amc,
+                  SUM(CASE WHEN a.payer_type = 'patient' THEN a.amount_cents ELSE 0 END) AS patient,
+                  MAX(p.payment_date) AS last_day
+           FROM allocation a JOIN payment p ON p.payment_id = a.payment_id {scope_a}
+           GROUP BY a.invoice_number) a ON a.invoice_number = i.invoice_number
+LEFT JOIN (SELECT t.invoice_number,
+                  SUM(CASE WHEN t.reversed_on IS NULL AND t.from_payer = 'amo' THEN t.amount_cents ELSE 0 END) AS amo,
+                  SUM(CASE WHEN t.reversed_on IS NULL AND t.from_payer = 'amc' THEN t.amount_cents ELSE 0 END) AS amc,
+                  MAX(t.transfer_date) AS last_day, MAX(t.reversed_on) AS last_reversal
+           FROM share_transfer t {scope_t}
+           GROUP BY t.invoice_number) t ON t.invoice_number = i.invoice_number
+WHERE i.settled_on IS NULL {scope_i}
+  AND NOT EXISTS (SELECT 1 FROM write_off w WHERE w.invoice_number = i.invoice_number)
+  AND i.amo_cents - COALESCE(a.amo, 0) - COALESCE(t.amo, 0) <= 0
+  AND i.amc_cents - COALESCE(a.amc, 0) - COALESCE(t.amc, 0) <= 0
+  AND i.patient_cents - COALESCE(a.patient, 0) + COALESCE(t.amo, 0) + COALESCE(t.amc, 0) <= 0
+"""
+
+# The invoices a reconcile's new allocations (id above the mark) touched.
+_TOUCHED = "SELECT DISTINCT invoice_number FROM allocation WHERE id > {mark}"
+
+
+def allocation_mark(conn: Connection) -> int:
+    """The last allocation's id: `settle(conn, since=mark)` later looks only at the invoices allocated after it."""
+    return int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM allocation").scalar_one())
+
+
+def settle(conn: Connection, since: int | None = None) -> int:
+    """Set settled_on on the open invoices found settled (every one, or those allocated to after the allocation
+    id `since`); the number settled. Set-based: one statement, grouped in the database."""
+    if since is None:
+        scope_a = scope_t = scope_i = ""
+    else:
+        touched = _TOUCHED.format(mark=int(since))
+        scope_a = f"WHERE a.invoice_number IN ({touched})"
+        scope_t = f"WHERE t.invoice_number IN ({touched})"
+        scope_i = f"AND i.invoice_number IN ({touched})"
+    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+    conn.exec_driver_sql("DROP TABLE IF EXISTS settled_now")
+    conn.exec_driver_sql(_SETTLED.format(last_event=_LAST_EVENT[dialect], scope_a=scope_a, scope_t=scope_t,
+                                         scope_i=scope_i))
+    count = int(conn.exec_driver_sql("SELECT COUNT(*) FROM settled_now").scalar_one())
+    if count:
+        conn.exec_driver_sql("CREATE INDEX settled_now_number ON settled_now (invoice_number)")
+        conn.exec_driver_sql("UPDATE invoice SET settled_on = (SELECT s.settled_on FROM settled_now s WHERE "
+                             "s.invoice_number = invoice.invoice_number) WHERE invoice_number IN "
+                             "(SELECT invoice_number FROM settled_now)")
+    conn.exec_driver_sql("DROP TABLE settled_now")
+    return count
+
+
+# -- the triggers that reopen (the migration creates them; SQLite and PostgreSQL spell them differently) ------
+
+# (table, event, condition on OLD/NEW, the invoice numbers to reopen as SQL expressions)
+_REOPEN = (
+    ("allocation", "DELETE", "OLD.amount_cents > 0", ("OLD.invoice_number",)),
+    ("allocation", "UPDATE", "NEW.amount_cents < OLD.amount_cents OR NEW.invoice_number <> OLD.invoice_number "
+                             "OR NEW.payer_type <> OLD.payer_type OR NEW.payment_id <> OLD.payment_id",
+     ("OLD.invoice_number", "NEW.invoice_number")),
+    ("allocation", "INSERT", "NEW.amount_cents < 0", ("NEW.invoice_number",)),
+    ("share_transfer", "INSERT", "1 = 1", ("NEW.invoice_number",)),
+    ("share_transfer", "UPDATE", "NEW.reversed_on IS DISTINCT FROM OLD.reversed_on "
+                                 "OR NEW.amount_cents <> OLD.amount_cents OR NEW.from_payer <> OLD.from_payer "
+                                 "OR NEW.transfer_date IS DISTINCT FROM OLD.transfer_date "
+                                 "OR NEW.invoice_number <> OLD.invoice_number",
+     ("OLD.invoice_number", "NEW.invoice_number")),
+    ("share_transfer", "DELETE", "1 = 1", ("OLD.invoice_number",)),
+    ("write_off", "INSERT", "1 = 1", ("NEW.invoice_number",)),
+    ("write_off", "UPDATE", "1 = 1", ("OLD.invoice_number", "NEW.invoice_number")),
+    ("write_off", "DELETE", "1 = 1", ("OLD.invoice_number",)),
+)
+_INVOICE_CHANGED = ("NEW.amo_cents <> OLD.amo_cents OR NEW.amc_cents <> OLD.amc_cents OR NEW.patient_cents <> "
+                    "OLD.patient_cents OR NEW.issue_date IS DISTINCT FROM OLD.issue_date")
+_PAYMENT_MOVED = "NEW.payment_date IS DISTINCT FROM OLD.payment_date OR NEW.payment_id <> OLD.payment_id"
+
+
+def _reopen_sql(numbers: tuple[str, ...]) -> str:
+    return "; ".join(f"UPDATE invoice SET settled_on = NULL WHERE invoice_number = {n} AND settled_on IS NOT NULL"
+                     for n in numbers) + ";"
+
+
+def trigger_names() -> list[str]:
+    return ([f"reopen_{table}_{event.lower()}" for table, event, _, _ in _REOPEN]
+            + ["reopen_invoice_update", "reopen_payment_update"])
+
+
+def create_triggers(conn: Connection) -> None:
+    """The triggers that clear settled_on whenever a write may raise what an invoice owes."""
+    postgres = conn.dialect.name == "postgresql"
+    for table, event, condition, numbers in _REOPEN:
+        name = f"reopen_{table}_{event.lower()}"
+        _trigger(conn, postgres, name, table, event, condition, _reopen_sql(numbers))
+    payment_reopens = ("UPDATE invoice SET settled_on = NULL WHERE settled_on IS NOT NULL AND invoice_number IN "
+                       "(SELECT invoice_number FROM allocation WHERE payment_id IN (OLD.payment_id, NEW.payment_id));")
+    _trigger(conn, postgres, "reopen_payment_update", "payment", "UPDATE", _PAYMENT_MOVED, payment_reopens)
+    if postgres:
+        conn.exec_driver_sql(
+            "CREATE OR REPLACE FUNCTION reopen_invoice_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF {_INVOICE_CHANGED} THEN NEW.settled_on := NULL; END IF; RETURN NEW; END $$")
+        conn.exec_driver_sql("CREATE TRIGGER reopen_invoice_update BEFORE UPDATE ON invoice FOR EACH ROW "
+                             "EXECUTE FUNCTION reopen_invoice_update()")
+    else:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER reopen_invoice_update AFTER UPDATE OF amo_cents, amc_cents, patient_cents, issue_date "
+            f"ON invoice FOR EACH ROW WHEN {_INVOICE_CHANGED} BEGIN UPDATE invoice SET settled_on = NULL "
+            "WHERE invoice_number = NEW.invoice_number; END")
+
+
+def _trigger(conn: Connection, postgres: bool, name: str, table: str, event: str, condition: str, body: str) -> None:
+    if postgres:
+        # A PostgreSQL row trigger's WHEN may not name OLD on INSERT nor NEW on DELETE: the condition only does
+        # where the event has it.
+        conn.exec_driver_sql(f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             f"{body} RETURN NULL; END $$")
+        conn.exec_driver_sql(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW WHEN ({condition}) "
+                             f"EXECUTE FUNCTION {name}()")
+    else:
+        conn.exec_driver_sql(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW WHEN {condition} "
+                             f"BEGIN {body} END")
+
+
+def drop_triggers(conn: Connection) -> None:
+    postgres = conn.dialect.name == "postgresql"
+    for name in trigger_names():
+        table = {"allocation": "allocation", "share": "share_transfer", "write": "write_off", "invoice": "invoice",
+                 "payment": "payment"}[name.split("_")[1]]
+        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}" + (f" ON {table}" if postgres else ""))
+        if postgres:
+            conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}()")

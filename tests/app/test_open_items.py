@@ -1,0 +1,178 @@
+"""What is open (db.open_items, issue #16): invoice.settled_on, kept by every write, held against the state
+recomputed from the whole ledger after each kind of write, on SQLite and PostgreSQL; the reads that start from
+it (balance, outstanding shares, the ladder's accounts) equal to the whole ledger's."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from recouvrement.app.imports import import_file
+from recouvrement.app.reconcile import manual_unmatch, run_reconcile
+from recouvrement.app.write_offs import write_off
+from recouvrement.core.ledger import outstanding, patient_money
+from recouvrement.db.accounts import load_accounts
+from recouvrement.db.ledger import balance_facts, load_snapshot, open_snapshot, outstanding_shares, share_states
+from recouvrement.db.open_items import settle
+from recouvrement.db.values import as_date
+
+SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
+SAMPLE_FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "retour_noemie.rsp", "bank_camt053.xml",
+                "bank_cfonb120.txt")
+DAYS = (date(2025, 3, 31), date(2026, 6, 30), date(2026, 11, 23), date(2027, 1, 1))
+
+
+@pytest.fixture
+def sample(engine, settings):
+    for name in SAMPLE_FILES:
+        import_file(engine, SAMPLES / name, settings)
+    run_reconcile(engine)
+    return engine
+
+
+def settled(engine) -> dict[str, date]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT invoice_number, settled_on FROM invoice WHERE settled_on IS NOT NULL"))
+        return {number: as_date(day) for number, day in rows}
+
+
+def owing_by_whole_ledger(engine, day: date) -> set[str]:
+    """Invoices with a share still due or a write-off at the end of `day`, from the whole ledger."""
+    with engine.connect() as conn:
+        shares = outstanding(load_snapshot(conn, day))
+    return set(shares[(shares["due_cents"] > 0) | (shares["written_off"] > 0)]["invoice_number"])
+
+
+def assert_settled_owe_nothing(engine) -> None:
+    """The rule of db.open_items, recomputed from the whole ledger: an invoice settled on D owes nothing and has
+    no write-off at the end of D and of every later day asked."""
+    marks = settled(engine)
+    for day in sorted({*DAYS, *marks.values()}):
+        owing = owing_by_whole_ledger(engine, day)
+        wrong = {n for n, since in marks.items() if since <= day and n in owing}
+        assert not wrong, (day, sorted(wrong))
+
+
+def test_after_the_reconcile_settled_invoices_owe_nothing_from_their_day_on_and_most_are_settled(sample):
+    marks = settled(sample)
+    assert len(marks) > 0
+    assert_settled_owe_nothing(sample)
+    # Nothing more to settle: the reconcile settled every invoice its allocations closed.
+    with sample.begin() as conn:
+        missed = conn.execute(text("SELECT COUNT(*) FROM invoice i WHERE settled_on IS NULL AND EXISTS "
+                                   "(SELECT 1 FROM allocation a WHERE a.invoice_number = i.invoice_number)")).scalar_one()
+        assert settle(conn) == 0 or missed > 0
+
+
+def test_the_migration_fill_and_the_reconcile_agree(sample):
+    before = settled(sample)
+    with sample.begin() as conn:
+        conn.execute(text("UPDATE invoice SET settled_on = NULL"))
+        settle(conn)
+    after = settled(sample)
+    assert set(before) <= set(after)
+    assert all(after[n] == day for n, day in before.items())
+    assert_settled_owe_nothing(sample)
+
+
+def one_settled_with(engine, condition: str) -> str:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT i.invoice_number FROM invoice i WHERE i.settled_on IS NOT NULL AND "
+                                 + condition + " ORDER BY i.invoice_number")).scalars().first()
+
+
+def assert_reopened(engine, number: str) -> None:
+    assert number not in settled(engine)
+    assert_settled_owe_nothing(engine)
+
+
+def test_a_payment_unmatched_reopens_the_invoice_it_had_settled(sample):
+    number = one_settled_with(sample, "EXISTS (SELECT 1 FROM allocation a WHERE a.invoice_number = i.invoice_number "
+                                      "AND a.payer_type = 'patient' AND a.amount_cents > 0)")
+    with sample.connect() as conn:
+        payment = conn.execute(text("SELECT payment_id FROM allocation WHERE invoice_number = :n AND "
+                                    "payer_type = 'patient'"), {"n": number}).scalar_one()
+    manual_unmatch(sample, payment)
+    assert_reopened(sample, number)
+    assert number in owing_by_whole_ledger(sample, date(2027, 1, 1))
+
+
+def test_an_insurers_rejection_moving_its_share_onto_the_patient_reopens_the_invoice(sample):
+    number = one_settled_with(sample, "i.amc_cents > 0")
+    with sample.begin() as conn:
+        conn.execute(text("INSERT INTO share_transfer (invoice_number, from_payer, amount_cents, transfer_date, "
+                          "payment_id, notified) VALUES (:n, 'amc', 500, :d, 'REJ-TEST', FALSE)"),
+                     {"n": number, "d": date(2026, 12, 1)})
+    assert_reopened(sample, number)
+
+
+def test_a_transfer_reversed_reopens_the_invoice_and_a_clawback_lowering_an_allocation_too(sample):
+    with sample.connect() as conn:
+        moved = conn.execute(text("SELECT t.id, t.invoice_number FROM share_transfer t JOIN invoice i ON "
+                                  "i.invoice_number = t.invoice_number WHERE t.reversed_on IS NULL")).first()
+    if moved is not None:
+        with sample.begin() as conn:
+            conn.execute(text("UPDATE invoice SET settled_on = :d WHERE invoice_number = :n"),
+                         {"d": date(2026, 12, 31), "n": moved[1]})
+            conn.execute(text("UPDATE share_transfer SET reversed_on = :d WHERE id = :i"),
+                         {"d": date(2027, 1, 2), "i": moved[0]})
+        assert moved[1] not in settled(sample)
+    number = one_settled_with(sample, "EXISTS (SELECT 1 FROM allocation a WHERE a.invoice_number = i.invoice_number "
+                                      "AND a.amount_cents > 100)")
+    with sample.begin() as conn:
+        conn.execute(text("UPDATE allocation SET amount_cents = amount_cents - 100 WHERE id = (SELECT MIN(id) FROM "
+                          "allocation WHERE invoice_number = :n AND amount_cents > 100)"), {"n": number})
+    assert_reopened(sample, number)
+
+
+def test_a_write_off_reopens_the_invoice_so_the_detail_still_lists_it(sample):
+    with sample.connect() as conn:
+        shares = outstanding(load_snapshot(conn, None))
+    owing = sorted(shares[(shares["payer_type"] == "patient") & (shares["due_cents"] > 0)]["invoice_number"])
+    write_off(sample, owing[0], reason="under_cost", today=date(2026, 11, 2))
+    with sample.begin() as conn:
+        assert settle(conn) == 0 or owing[0] not in settled(sample)
+    assert owing[0] not in settled(sample)
+    with sample.connect() as conn:
+        shares, _, _ = balance_facts(conn, date(2026, 11, 23))
+    assert owing[0] in set(shares[shares["written_off"] > 0]["invoice_number"])
+
+
+@pytest.mark.parametrize("day", DAYS)
+def test_the_open_reads_equal_the_whole_ledgers_on_any_day(sample, settings, day):
+    with sample.connect() as conn:
+        whole = share_states(conn, day)
+        full = load_snapshot(conn, day)
+        opened = open_snapshot(conn, day)
+        due = outstanding_shares(conn, day)
+        accounts = load_accounts(conn, day, settings.rules())
+    expected = whole[whole["due_cents"] > 0][list(due.columns)].reset_index(drop=True)
+    assert due.reset_index(drop=True).equals(expected)
+    money_full, money_open = patient_money(full), patient_money(opened)
+    asked = money_full[(money_full != 0).any(axis=1)]
+    assert money_open[(money_open != 0).any(axis=1)].equals(asked)
+    with sample.connect() as conn:
+        reference = load_accounts_from_whole_ledger(conn, day, settings.rules())
+    assert accounts == reference
+
+
+def load_accounts_from_whole_ledger(conn, day, rules):
+    """load_accounts as it read before open_snapshot: the whole dated snapshot."""
+    from recouvrement.db import accounts
+    original = accounts.open_snapshot
+    accounts.open_snapshot = load_snapshot
+    try:
+        return accounts.load_accounts(conn, day, rules)
+    finally:
+        accounts.open_snapshot = original
+
+
+def test_an_invoice_settled_after_the_day_asked_is_read_on_that_day(sample):
+    with sample.connect() as conn:
+        number, since = conn.execute(text("SELECT invoice_number, settled_on FROM invoice WHERE settled_on > "
+                                          "issue_date ORDER BY invoice_number")).first()
+        opened = open_snapshot(conn, as_date(since) - timedelta(days=1))
+    assert number in set(opened.invoices["invoice_number"])
