@@ -13,10 +13,10 @@ Money never touches float: "1 234,56" → 123456, and back to "1 234,56 €".
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+if TYPE_CHECKING:  # imported by parse_amounts only: a letter worker formats amounts without loading pandas (issue #16)
+    import pandas as pd
 
 # The largest amount one input line may carry: 10 000 000,00 €. A clinic's invoice or payment never comes
 # near it; a cell beyond it is a typo (a reference pasted into the amount column) or an attack on the totals.
@@ -56,6 +56,9 @@ def parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     Empty cells are invalid too; the caller decides whether an empty cell is allowed. The digits are
     converted by Arrow's exact string-to-decimal cast: no float on the way.
     """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
     text = values.astype("string[pyarrow]").fillna("").str.strip()
     for character in (" ", "\u00a0", "\u202f", "'", "€", "EUR"):
         if text.str.contains(character, regex=False).any():

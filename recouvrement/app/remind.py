@@ -317,12 +317,9 @@ def letter_view(lid: str, as_of: date, creditor, person, decision: Decision, *, 
 
 def _email(settings: Settings, view, html: str, text_version: str) -> bytes:
     """The e-mail as .eml bytes, refused (PrivacyLeak) if its whole text says anything medical."""
-    import email.policy
-
-    from recouvrement.channels.email import build_email
+    from recouvrement.channels.email import email_bytes
     from recouvrement.scanner import email_text
-    message = build_email(view, settings.mail_sender(), html, text_version)
-    data = message.as_bytes(policy=email.policy.SMTP)
+    data = email_bytes(view, settings.mail_sender(), html, text_version)
     ensure_clean(email_text(data, f"{view.letter_id}.eml"), f"{view.letter_id}.eml", known=known_texts(settings))
     return data
 

@@ -6,12 +6,13 @@ import dataclasses
 import email
 import socket
 from email import policy
+from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from recouvrement.channels.email import SmtpSettings, build_email, send_email, write_eml
+from recouvrement.channels.email import SmtpSettings, build_email, email_bytes, send_email, write_eml
 from recouvrement.core.privacy import scan_text
 from recouvrement.errors import RecouvrementError
 from recouvrement.render.letters import render_html, render_text
@@ -183,3 +184,60 @@ def test_a_message_with_a_bcc_is_refused_before_the_server_sees_it(smtp_server):
     with pytest.raises(RecouvrementError, match="exactly one recipient"):
         send_email(message, SmtpSettings(host="127.0.0.1", port=controller.port, sender="bounces@cds-lilas.example"))
     assert handler.envelopes == []
+
+
+def stdlib_message(view, sender: str, html: str, text: str) -> EmailMessage:
+    """The message as channels/email.py built it before issue #16, with the stdlib's EmailMessage (the reference)."""
+    from email.headerregistry import Address
+    from email.utils import format_datetime
+    from datetime import datetime, time
+    from recouvrement.channels.email import PARIS, message_id, subject
+    from recouvrement.core.contact import display_name
+    from recouvrement.render.sepa_qr import qr_data_uri, qr_png
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = sender
+    local, _, domain = view.recipient.email.partition("@")
+    message["To"] = Address(display_name=display_name(view.recipient.name), username=local, domain=domain)
+    local, _, domain = view.creditor.email.partition("@")
+    message["Reply-To"] = Address(display_name=display_name(view.creditor.name), username=local, domain=domain)
+    message["Subject"] = subject(view)
+    message["Date"] = format_datetime(datetime.combine(view.date, time(12), tzinfo=PARIS))
+    message["Message-ID"] = message_id(view, sender)
+    message.set_content(text, subtype="plain", charset="utf-8")
+    qr = f"qr.{view.letter_id}@recouvrement"
+    message.add_alternative(html.replace(qr_data_uri(view), f"cid:{qr}"), subtype="html", charset="utf-8")
+    list(message.iter_parts())[1].add_related(qr_png(view), maintype="image", subtype="png", cid=f"<{qr}>",
+                                              filename="qr-virement.png", disposition="inline")
+    return message
+
+
+def read_back(data: bytes) -> tuple:
+    """What a reader gets from the message: its headers, decoded, and each part with its content."""
+    message = email.message_from_bytes(data, policy=policy.default)
+    mailboxes = tuple((name, tuple((a.display_name, a.addr_spec) for a in message[name].addresses))
+                      for name in ("From", "To", "Reply-To"))
+    headers = mailboxes + tuple((name, str(message[name])) for name in ("Subject", "Date", "Message-ID"))
+    parts = []
+    for part in message.walk():
+        content = None if part.is_multipart() else part.get_content()
+        if isinstance(content, str):
+            content = content.replace("\r\n", "\n")
+        parts.append((part.get_content_type(), part.get_content_charset(), part.get_filename(),
+                      part.get_content_disposition(), part["Content-ID"], content))
+    return headers, tuple(parts)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_light_writer_s_message_reads_back_as_the_stdlib_s_after_an_smtp_server_received_it(kind, smtp_server):
+    controller, handler = smtp_server
+    view = specimen(kind, "SPECIMEN-0001", invoices=3, guarantor=True)
+    view = _to(view, "Zoé Lefèvre-N'Diaye, dite « Zoé »", "zoe@example.org")
+    html, text = render_html(view), render_text(view)
+    data = email_bytes(view, SENDER, html, text)
+    assert b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"") and max(map(len, data.split(b"\r\n"))) <= 78
+    send_email(email.message_from_bytes(data, policy=policy.SMTP),
+               SmtpSettings(host="127.0.0.1", port=controller.port, sender="bounces@cds-lilas.example"))
+    [envelope] = handler.envelopes
+    assert envelope.rcpt_tos == ["zoe@example.org"]
+    assert read_back(envelope.original_content) == read_back(data) == read_back(
+        stdlib_message(view, SENDER, html, text).as_bytes(policy=policy.SMTP))
