@@ -272,10 +272,14 @@ def ensure_clean(text: str, name: str, lexicon: Lexicon | None = None, known: tu
     """Refuse a document that holds medical data: raise PrivacyLeak naming it, the kinds and lines of
     what was found (never the text) and how to proceed. `known`: see `known_texts`; `ids`: the identifiers
     the document carries as keys (see core.privacy.scan_text)."""
-    findings = scan_text(text, lexicon, known, ids)
-    if not findings:
-        return
-    raise PrivacyLeak(leak_message(findings), file=name, line=findings[0].line, findings=tuple(findings))
+    refuse_findings(scan_text(text, lexicon, known, ids), name)
+
+
+def refuse_findings(findings: Iterable[Finding], name: str) -> None:
+    """ensure_clean's refusal, for a document scanned in parts (a print batch laid out chunk by chunk)."""
+    found = list(findings)
+    if found:
+        raise PrivacyLeak(leak_message(found), file=name, line=found[0].line, findings=tuple(found))
 
 
 def leak_message(findings: list[Finding], where: str = "") -> str:

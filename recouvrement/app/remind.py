@@ -20,9 +20,12 @@ candidates (db.accounts.queued_payment_holds), it does not block.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -39,6 +42,7 @@ from recouvrement.db.accounts import load_accounts
 from recouvrement.db.payments import unreconciled_count
 from recouvrement.db.session import writing
 from recouvrement.audit import append_event, file_record, record_files
+from recouvrement.channels.compose import BatchPart
 from recouvrement.config import Settings
 from recouvrement.core.ladder import (PRE_DUE_LEVEL, Account, CallFacts, Decision, call_expired, call_wanted, decide,
                                       is_quiet_day, pre_due_notice)
@@ -47,7 +51,8 @@ from recouvrement.core.wording import neutral_reason
 from recouvrement.db.rejections import rejection_reasons
 from recouvrement.errors import RecouvrementError
 from recouvrement.rules import Rules, by_email, by_sms, is_postal
-from recouvrement.scanner import PrivacyLeak, ensure_clean, html_text, known_texts, pdf_text
+from recouvrement.core.privacy import Finding
+from recouvrement.scanner import PrivacyLeak, ensure_clean, known_texts, pdf_text, refuse_findings
 
 MANIFEST_HEADER = ["letter_id", "patient_id", "invoice_numbers", "level", "channel", "amount_due", "file"]
 # The night's call list (French Excel): whom to phone, the amount to ask, the level, the script to follow.
@@ -128,6 +133,10 @@ class RemindReport:
     calls_closed: dict[str, str] = field(default_factory=dict)  # call id -> expired | cancelled, by this run
     call_list: Path | None = None
     unreconciled: int = 0       # payments on or before as_of not reconciled yet (a dry run only: a run refuses)
+    # What the letters cost (benchmarks/letters.py prints them): (step, wall s, CPU s) of this process, and the
+    # CPU seconds of the composing workers by stage (channels.compose.STAGES).
+    stages: list[tuple[str, float, float]] = field(default_factory=list)
+    worker_cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def warning(self) -> str | None:
@@ -154,6 +163,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     app.nightly.remind_and_send sends them). PaymentsNotReconciled, nothing written, when payments dated on or
     before as_of are not reconciled yet; a dry run reports them in `unreconciled` instead."""
     rules = rules or settings.rules()
+    started = time.perf_counter(), time.process_time()
     with engine.connect() as conn:
         pending = unreconciled_count(conn, as_of)
         if pending and not dry_run:
@@ -168,18 +178,20 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     report.decisions = [] if report.quiet_day else [d for d in judged if d.level is not None]
     # The pre-due notices, decided apart: not ladder letters, and they never delay one.
     report.decisions += [d for d in (pre_due_notice(a, as_of, rules) for a in accounts) if d.level is not None]
+    report.stages.append(("read and decide", time.perf_counter() - started[0], time.process_time() - started[1]))
     if dry_run:
         return report
     _record_calls(engine, as_of, accounts, [d for d in report.decisions if d.channel == "phone"], report, rules)
     fresh = [d for d in report.decisions if d.level is not None and d.channel != "phone"
              and letter_id(as_of, d.patient_id, d.level) not in recorded]
     report.already_recorded = sorted(recorded)
-    if fresh:
-        _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf, rules)
-    _write_batches(engine, report, known_texts(settings))
-    if report.already_recorded or report.letters:
-        report.manifest = write_manifest(engine, as_of, Path(out_dir))
-    report.call_list = write_call_list(engine, as_of, Path(out_dir))
+    parts = _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf, rules) if fresh else []
+    with _stage(report, "batch PDF"):
+        _write_batches(engine, report, known_texts(settings), parts)
+    with _stage(report, "manifest and call list"):
+        if report.already_recorded or report.letters:
+            report.manifest = write_manifest(engine, as_of, Path(out_dir))
+        report.call_list = write_call_list(engine, as_of, Path(out_dir))
     return report
 
 
@@ -239,33 +251,68 @@ def write_call_list(engine: Engine, as_of: date, out_dir: Path) -> Path | None:
 
 
 def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path, decisions: list[Decision],
-                  report: RemindReport, single_pdf: bool, rules: Rules) -> None:
-    from recouvrement.render.letters import html_to_text, render_html
-    from recouvrement.render.sepa_qr import epc_payload
+                  report: RemindReport, single_pdf: bool, rules: Rules) -> list[BatchPart]:
+    """Each letter composed (HTML, text, e-mail, the print batch's parts: channels.compose, in worker processes),
+    then written and recorded here; the batch's parts, laid out already, for _write_batches."""
+    from recouvrement.channels.compose import LetterJob, compose
     creditor, known = _creditor(settings), known_texts(settings)
-    with engine.connect() as conn:
+    with _stage(report, "read people"), engine.connect() as conn:
         people = stored.patients_frame(conn)
         reasons = rejection_reasons(conn, [i.invoice_number for d in decisions if d.template == "avis_rejet"
                                            for i in d.items])
-    for decision in decisions:
-        assert decision.level is not None, "a letter to send has a level"
-        lid = letter_id(as_of, decision.patient_id, decision.level)
-        view = letter_view(lid, as_of, creditor, people.loc[decision.patient_id], decision,
-                           agency=settings.agency.name, reasons=_neutral_reasons(decision, reasons, rules))
-        html = render_html(view)
-        text_version = html_to_text(html)  # what render_text(view) gives, without rendering the HTML again
-        try:
-            sms = _sms(settings, view, people.loc[decision.patient_id], known) if by_sms(decision.channel) else None
-            ensure_clean(html_text(html), f"{lid}.html", known=known)
-            ensure_clean(text_version, f"{lid}.txt", known=known)
-            ensure_clean(epc_payload(view), f"{lid} (QR code)", known=known)
-            message = _email(settings, view, html, text_version) if by_email(decision.channel) else None
-        except RecouvrementError as refused:  # a leak, or an address refused when the message is built: this one only
-            report.errors.append(str(refused))
-            continue
-        written = _write_letter(out_dir, lid, html, message, decision, view.kind, single_pdf, known, sms)
-        report.letters.append(dataclasses.replace(written, rf_reference=view.payment_reference))
-    _record(engine, as_of, out_dir, report, queue_emails=bool(settings.smtp.host), queue_sms=bool(settings.sms.url))
+    order: dict[str, int] = {}
+    refused: dict[str, str] = {}
+    made: dict[str, tuple[Decision, object, tuple[str, str] | None]] = {}
+    jobs = []
+    with _stage(report, "views"):
+        for decision in decisions:
+            assert decision.level is not None, "a letter to send has a level"
+            lid = letter_id(as_of, decision.patient_id, decision.level)
+            order[lid] = len(order)
+            view = letter_view(lid, as_of, creditor, people.loc[decision.patient_id], decision,
+                               agency=settings.agency.name, reasons=_neutral_reasons(decision, reasons, rules))
+            try:
+                sms = _sms(settings, view, people.loc[decision.patient_id], known) if by_sms(decision.channel) \
+                    else None
+            except RecouvrementError as refusal:   # a leak, or no usable mobile: this one only
+                refused[lid] = str(refusal)
+                continue
+            made[lid] = (decision, view, sms)
+            jobs.append(LetterJob(view, by_email(decision.channel), is_postal(decision.channel)))
+    # In letter id order: the print batch's order, so that the parts laid out chunk by chunk follow one another.
+    jobs.sort(key=lambda job: job.view.letter_id)
+    sender = settings.mail_sender() if any(job.email for job in jobs) else ""
+    parts: list[BatchPart] = []
+    with _stage(report, "compose and write"):
+        for chunk in compose(jobs, sender, known):
+            for letter in chunk.letters:
+                if letter.refused is not None:
+                    refused[letter.letter_id] = letter.refused
+                    continue
+                decision, view, sms = made[letter.letter_id]
+                written = _write_letter(out_dir, letter.letter_id, letter.html, letter.eml, decision, view.kind,
+                                        single_pdf, known, sms)
+                report.letters.append(dataclasses.replace(written, rf_reference=view.payment_reference))
+            if chunk.part is not None:
+                parts.append(chunk.part)
+            for name, seconds in chunk.cpu.items():
+                report.worker_cpu[name] = report.worker_cpu.get(name, 0.0) + seconds
+    report.letters.sort(key=lambda written: order[written.letter_id])
+    report.errors.extend(refused[lid] for lid in sorted(refused, key=order.__getitem__))
+    with _stage(report, "record"):
+        _record(engine, as_of, out_dir, report, queue_emails=bool(settings.smtp.host),
+                queue_sms=bool(settings.sms.url))
+    return parts
+
+
+@contextlib.contextmanager
+def _stage(report: RemindReport, name: str):
+    """The wall and CPU time (this process only) of one step of the run, in report.stages."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        yield
+    finally:
+        report.stages.append((name, time.perf_counter() - wall, time.process_time() - cpu))
 
 
 def _creditor(settings: Settings):
@@ -313,15 +360,6 @@ def letter_view(lid: str, as_of: date, creditor, person, decision: Decision, *, 
         # The notice's deadline is the due date the ladder counts from afterwards (core.ladder).
         pay_within_days=min((x.due_date - as_of).days for x in lines)
         if notice or decision.level == PRE_DUE_LEVEL else 30)
-
-
-def _email(settings: Settings, view, html: str, text_version: str) -> bytes:
-    """The e-mail as .eml bytes, refused (PrivacyLeak) if its whole text says anything medical."""
-    from recouvrement.channels.email import email_bytes
-    from recouvrement.scanner import email_text
-    data = email_bytes(view, settings.mail_sender(), html, text_version)
-    ensure_clean(email_text(data, f"{view.letter_id}.eml"), f"{view.letter_id}.eml", known=known_texts(settings))
-    return data
 
 
 def _sms(settings: Settings, view, person, known: tuple[str, ...]) -> tuple[str, str]:
@@ -415,38 +453,66 @@ def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, qu
                          invoice_number=written.invoice_numbers[0] if len(written.invoice_numbers) == 1 else None)
 
 
-def _write_batches(engine: Engine, report: RemindReport, known: tuple[str, ...] = ()) -> None:
-    """Every recorded print batch not yet written (this run's, or one a killed run left), whatever its day."""
+def _write_batches(engine: Engine, report: RemindReport, known: tuple[str, ...] = (),
+                   parts: Sequence[BatchPart] = ()) -> None:
+    """Every recorded print batch not yet written (this run's, or one a killed run left), whatever its day.
+    `parts`: this run's batch laid out already (channels.compose), used when it holds exactly the batch's letters."""
     with engine.connect() as conn:
         pending = stored.unwritten_batches(conn)
     members = {name: letters for name, _, letters in pending}
     mine = {w.letter_id for w in report.letters}
     for name, folder, _ in pending:
         path = Path(folder) / name
-        if not path.exists() and not _write_batch(path, members[name], report, known):
+        laid_out = parts if [lid for part in parts for lid in part.letter_ids] == members[name] else ()
+        if not path.exists() and not _write_batch(path, members[name], report, known, laid_out):
             continue
         _mark_batch_written(engine, name, path)
         if mine & set(members[name]):
             report.batch_pdf = path
 
 
-def _write_batch(path: Path, letters: list[str], report: RemindReport, known: tuple[str, ...] = ()) -> bool:
-    """The batch's letters, in letter id order, as one PDF; False (an error reported) when it cannot be."""
-    from recouvrement.render.pdf import render_batch_pdf
-    try:
-        htmls = [(path.parent / f"{lid}.html").read_text(encoding="utf-8") for lid in letters]
-    except OSError as exc:
-        report.errors.append(f"{path.name} : non écrit, une de ses lettres est illisible ({exc.strerror or exc})")
-        return False
-    pdf, ranges = render_batch_pdf(htmls)
-    try:
-        ensure_clean(pdf_text(pdf, path.name), path.name, known=known)
-    except PrivacyLeak as leak:
-        report.errors.append(str(leak))
-        return False
+def _write_batch(path: Path, letters: list[str], report: RemindReport, known: tuple[str, ...] = (),
+                 parts: Sequence[BatchPart] = ()) -> bool:
+    """The batch's letters, in letter id order, as one PDF; False (an error reported) when it cannot be.
+    From its parts when given (each laid out and its text scanned in a worker), else laid out here from the
+    letters' HTML files."""
+    from recouvrement.render.pdf import concatenate_pdfs, render_batch_pdf
+    if parts:
+        findings, offset = [], 0
+        for part in parts:
+            findings += [Finding(f.line + offset, f.kind, f.excerpt) for f in part.findings]
+            offset += part.lines
+        try:
+            refuse_findings(findings, path.name)
+        except PrivacyLeak as leak:
+            report.errors.append(str(leak))
+            return False
+        pdf = concatenate_pdfs([part.pdf for part in parts])
+        ranges = _page_ranges([count for part in parts for count in part.counts])
+    else:
+        try:
+            htmls = [(path.parent / f"{lid}.html").read_text(encoding="utf-8") for lid in letters]
+        except OSError as exc:
+            report.errors.append(f"{path.name} : non écrit, une de ses lettres est illisible ({exc.strerror or exc})")
+            return False
+        pdf, ranges = render_batch_pdf(htmls)
+        try:
+            ensure_clean(pdf_text(pdf, path.name), path.name, known=known)
+        except PrivacyLeak as leak:
+            report.errors.append(str(leak))
+            return False
     write_atomically(path, pdf)
     report.pages.update(zip(letters, ranges))
     return True
+
+
+def _page_ranges(counts: Sequence[int]) -> list[tuple[int, int]]:
+    """1-based (first, last) page of each letter from the page count of each."""
+    ranges, last = [], 0
+    for count in counts:
+        ranges.append((last + 1, last + count))
+        last += count
+    return ranges
 
 
 def _mark_batch_written(engine: Engine, name: str, path: Path) -> None:

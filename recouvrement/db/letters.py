@@ -60,8 +60,10 @@ def mark_transfers_notified(conn: Connection, as_of: date, invoices: tuple[str, 
 def unwritten_batches(conn: Connection) -> list[tuple[str, str, list[str]]]:
     """(name, folder, letter ids in order) of every print batch recorded but not yet written, by name."""
     pending = conn.execute(text("SELECT name, folder FROM print_batch WHERE written_at IS NULL ORDER BY name")).all()
-    return [(name, folder, list(conn.execute(text("SELECT letter_id FROM letter WHERE batch = :b ORDER BY letter_id"),
-                                             {"b": name}).scalars())) for name, folder in pending]
+    # Sorted here, not by the database's collation (a PostgreSQL locale orders "-" and "_" its own way): the
+    # order app/remind.py lays the batch out in, chunk by chunk.
+    return [(name, folder, sorted(conn.execute(text("SELECT letter_id FROM letter WHERE batch = :b"),
+                                               {"b": name}).scalars())) for name, folder in pending]
 
 
 def mark_batch_written(conn: Connection, name: str, sha256: str, at: datetime) -> bool:
