@@ -43,6 +43,7 @@ from recouvrement.db.payments import unreconciled_count
 from recouvrement.db.session import writing
 from recouvrement.audit import append_event, file_record, record_files
 from recouvrement.channels.compose import BatchPart
+from recouvrement.render.views import LetterView
 from recouvrement.config import Settings
 from recouvrement.core.ladder import (PRE_DUE_LEVEL, Account, CallFacts, Decision, call_expired, call_wanted, decide,
                                       is_quiet_day, pre_due_notice)
@@ -262,7 +263,7 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
                                            for i in d.items])
     order: dict[str, int] = {}
     refused: dict[str, str] = {}
-    made: dict[str, tuple[Decision, object, tuple[str, str] | None]] = {}
+    made: dict[str, tuple[Decision, LetterView, tuple[str, str] | None]] = {}
     jobs = []
     with _stage(report, "views"):
         for decision in decisions:

@@ -61,7 +61,8 @@ def build_email(view: LetterView, sender: str, html: str, text: str) -> EmailMes
     """The letter as a multipart/alternative e-mail (text, then HTML with its QR code) to the recipient's address:
     `email_bytes` read back by the standard parser."""
     data = email_bytes(view, sender, html, text).replace(b"\r\n", b"\n")  # in memory, lines end with \n
-    return email.message_from_bytes(data, _class=EmailMessage, policy=email.policy.SMTP)  # type: ignore[return-value]
+    message: EmailMessage = email.message_from_bytes(data, _class=EmailMessage, policy=email.policy.SMTP)
+    return message
 
 
 def email_bytes(view: LetterView, sender: str, html: str, text: str) -> bytes:

@@ -182,7 +182,10 @@ def test_a_run_killed_before_writing_the_print_batch_leaves_it_to_the_next_run(e
 
     def die(*args, **kwargs):
         raise KeyboardInterrupt("killed while laying out the batch")
+    # The batch is joined from the parts laid out while the letters were composed (concatenate_pdfs), or laid out
+    # from the letters' files (render_batch_pdf) when the parts do not hold exactly its letters: killed in either.
     monkeypatch.setattr("recouvrement.render.pdf.render_batch_pdf", die)
+    monkeypatch.setattr("recouvrement.render.pdf.concatenate_pdfs", die)
     with pytest.raises(KeyboardInterrupt):
         remind_and_send(engine, with_creditor(settings), MONDAY, tmp_path / "out")
     monkeypatch.undo()
