@@ -12,9 +12,9 @@ from sqlalchemy import Connection, Engine
 
 from recouvrement.audit import append_event
 from recouvrement.core.ledger import Snapshot, due_matrix
-from recouvrement.core.reconcile import (Ledger, Outcome, name_scope, payer_name_keys, reconcile, referenced_numbers,
-                                         rf_references_in)
-from recouvrement.db import explicit, name_index, open_items, remittances
+from recouvrement.core.reconcile import (Ledger, Outcome, name_scope, payer_name_keys, payment_reach, reconcile,
+                                         referenced_numbers, rf_references_in, touched_invoices)
+from recouvrement.db import changes, explicit, name_index, open_items, remittances, retries
 from recouvrement.db import reconcile as store
 from recouvrement.db.bulk import bulk_insert
 from recouvrement.db.ledger import (current_due_cents, load_snapshot, matching_scope, patient_allocations_on_moved_shares,
@@ -97,9 +97,9 @@ def _watermark(conn: Connection) -> str:
     return f"{invoices}:{payments}"
 
 
-def pending_payments(conn: Connection, last_id: int) -> pd.DataFrame:
-    """New payments (up to row `last_id`) and those of the queue a new invoice may now fit."""
-    payments = store.pending_payments(conn, last_id, PAYMENT_COLUMNS)
+def pending_payments(conn: Connection, last_id: int, retried: list[str] | None = None) -> pd.DataFrame:
+    """New payments (up to row `last_id`) and the queue entries to try again (`retried`; None: all of them)."""
+    payments = store.pending_payments(conn, last_id, PAYMENT_COLUMNS, retried)
     payments["payment_date"] = _iso(payments["payment_date"])
     return payments
 
@@ -109,9 +109,44 @@ def pending_payments(conn: Connection, last_id: int) -> pd.DataFrame:
 WHOLE_LEDGER_RATIO = 4
 
 
-def _reads_whole_ledger(payments: pd.DataFrame, mark: str) -> bool:
-    invoices = int(mark.split(":")[0])
+def _reads_whole_ledger(payments: pd.DataFrame, invoices: int) -> bool:
     return len(payments) * WHOLE_LEDGER_RATIO > invoices
+
+
+def _reach(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame) -> pd.DataFrame:
+    """What each payment's outcome depends on (payment_id, key), the patients it reaches included."""
+    return retries.resolve(conn, payment_reach(payments, letters))
+
+
+def _payments_to_try(conn: Connection, last_id: int, whole_queue: bool) -> tuple[pd.DataFrame, list[str] | None]:
+    """The new payments and the queue entries to try again with them: every entry (`whole_queue`), else those
+    what changed since the last run can reach, closed over the patients the new payments may settle
+    (db.retries). Returns (payments, the entries retried; None: all)."""
+    if whole_queue:
+        return pending_payments(conn, last_id), None
+    new = pending_payments(conn, last_id, [])
+    reach = _reach(conn, new, letter_invoices(conn, rf_references_in(new)))
+    settled = reach.loc[reach["key"].str.startswith("p:"), "key"].str.slice(2)
+    retried = [p for p in retries.entries_to_retry(conn, settled) if p not in set(new["payment_id"])]
+    if retried:
+        new = pd.concat([new, pending_payments(conn, 0, retried)], ignore_index=True)
+    return new, retried
+
+
+def _keep_reach(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame, outcome: Outcome | None,
+                ledger: Ledger | None, retried: list[str] | None) -> None:
+    """Record the reach of the entries this run left waiting, in place of that of the entries it tried, and the
+    patients whose shares it changed that one of them reaches (it read them before the change, maybe)."""
+    waiting = (outcome.exceptions.loc[outcome.exceptions["kind"].isin(RETRIED), "payment_id"]
+               if outcome is not None else pd.Series(dtype=object))
+    reach = _reach(conn, payments[payments["payment_id"].isin(waiting)], letters)
+    retries.replace(conn, None if retried is None else [*retried, *payments["payment_id"]], reach)
+    if outcome is None or ledger is None:
+        return
+    touched = touched_invoices(outcome, ledger.transfers)
+    patients = ledger.invoices.loc[ledger.invoices["invoice_number"].isin(touched), "patient_id"]
+    keys = set("p:" + patients)
+    changes.note(conn, keys & set(reach["key"]))
 
 
 def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool = True,
@@ -119,27 +154,34 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
     """Allocate what is new; a run with nothing new since the last one changes nothing and returns fast.
 
     `set_based=False` sends every payment through the pure engine (the reference the tests compare with).
-    `incremental`: read only what the payments can touch (True), the whole ledger (False), or decide by the
-    number of payments against the number of invoices (None); the allocations are the same either way."""
+    `incremental`: read only what the payments can touch and retry only the queue entries what changed can
+    reach (True), the whole ledger and the whole queue (False), or decide the ledger by the number of payments
+    against the number of invoices (None); the outcome is the same either way."""
     now = now or datetime.now(timezone.utc)
     with bulk_transaction(engine) as conn:
-        mark = _watermark(conn)
-        if store.meta(conn, "reconciled_at") == mark:
+        complete = retries.complete(conn)
+        if complete and not store.anything_new(conn):
+            return ReconcileReport(skipped=True)
+        mark = None if complete else _watermark(conn)
+        if mark is not None and store.meta(conn, "reconciled_at") == mark:
             return ReconcileReport(skipped=True)
         last_id = store.last_payment_row(conn)
         allocated_before = open_items.allocation_mark(conn)
         plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
-        payments = pending_payments(conn, last_id)
+        payments, retried = _payments_to_try(conn, last_id, whole_queue=incremental is False or not complete)
+        changes.take(conn)
         report = ReconcileReport(payments=len(payments))
-        outcome = None
+        outcome = ledger = None
+        letters = letter_invoices(conn, rf_references_in(payments))
         if len(payments):
-            letters = letter_invoices(conn, rf_references_in(payments))
-            whole = _reads_whole_ledger(payments, mark) if incremental is None else not incremental
+            whole = (_reads_whole_ledger(payments, store.invoices_about(conn)) if incremental is None
+                     else not incremental)
             ledger = load_ledger(conn) if whole else load_ledger_for(conn, payments, letters)
             outcome = reconcile(payments, _with_clawbacks(conn, payments, ledger), letters)
         if outcome is not None:
-            _store(conn, last_id, outcome, now)
+            _store(conn, last_id, outcome, now, retried)
             _summarise(report, outcome)
+        _keep_reach(conn, payments, letters, outcome, ledger, retried)
         plain.add_to(report)
         open_items.settle(conn, since=allocated_before)   # what this run's allocations settled: no longer open
         if report.payments:
@@ -148,7 +190,8 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
                                              "exceptions": report.exceptions, "transfers": report.transfers,
                                              "reversals": report.reversals, "set_based": plain.digest,
                                              "digest": _digest(outcome) if outcome is not None else None}, at=now)
-        store.set_meta(conn, "reconciled_at", mark)
+        if mark is not None:
+            store.set_meta(conn, "reconciled_at", mark)
     return report
 
 
@@ -198,10 +241,10 @@ def _digest(outcome: Outcome) -> str:
     return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 
-def _store(conn: Connection, last_id: int, outcome: Outcome, now: datetime) -> None:
+def _store(conn: Connection, last_id: int, outcome: Outcome, now: datetime, retried: list[str] | None) -> None:
     """Write the outcome; the payments it covers are the unreconciled ones up to `last_id` and the
-    retried queue entries (the nightly lock keeps other writers out meanwhile)."""
-    store.clear_retried(conn)
+    retried queue entries (`retried`; None: all; the nightly lock keeps other writers out meanwhile)."""
+    store.clear_retried(conn, retried)
     allocations = outcome.allocations.assign(created_at=now.replace(tzinfo=None))
     bulk_insert(conn, "allocation", allocations)
     transfers = outcome.transfers.assign(notified=False)
@@ -293,6 +336,7 @@ def manual_unmatch(engine: Engine, payment_id: str, now: datetime | None = None,
         payment = _payment(conn, payment_id)
         removed = store.payment_allocations(conn, payment_id)
         store.delete_allocations(conn, payment_id)
+        changes.note(conn, {f"p:{patient}" for _, _, patient in removed if patient is not None})
         store.delete_queue_entry(conn, payment_id)
         store.hold_for_manual_match(conn, payment_id, int(payment.amount_cents))
         store.mark_reconciled(conn, payment_id)

@@ -569,6 +569,73 @@ def name_scope(keys: pd.DataFrame, named: pd.DataFrame) -> tuple[list[str], list
     return known, sorted(set(hits.loc[people == 1, "patient_id"]))
 
 
+def payment_reach(payments: pd.DataFrame, letters: pd.DataFrame) -> pd.DataFrame:
+    """What each payment's outcome may depend on that a later day can change, as (payment_id, key) rows:
+    `n:` an invoice number it names (on the line, or on a letter it quotes), `c:` a compact number its
+    references may designate (core.reconcile.referenced_numbers, row by row), `r:` an RF reference of no
+    known letter (`letters`, LETTER_COLUMNS), `k:` a name key of a patient payer (last and first, letters
+    only, a space between). The store adds the patients these reach (db.retries.resolve).
+
+    >>> payment_reach(pd.DataFrame({"payment_id": ["A", "B"], "invoice_number": ["F1", None],
+    ...                             "reference": [None, "fact 000123"], "payer_type": ["amo", "patient"],
+    ...                             "payer_name": ["CPAM", "Marie Dupont"]}),
+    ...               pd.DataFrame(columns=LETTER_COLUMNS))["key"].tolist()
+    ['n:F1', 'c:000123', 'c:FACT000123', 'k:DUPONT MARIE', 'k:MARIE DUPONT']
+    """
+    payments = payments.reset_index(drop=True)
+    ids = payments["payment_id"].to_numpy()
+    frames = [pd.DataFrame({"payment_id": ids, "key": "n:" + payments["invoice_number"]}).dropna()]
+    references = _rf_found(payments["reference"])
+    on_letter = references.isin(letters["reference"])
+    quoted = pd.DataFrame({"payment_id": ids[references.index[on_letter]], "reference": references[on_letter].to_numpy()})
+    quoted = quoted.merge(letters[["reference", "invoice_number"]], on="reference")
+    frames.append(pd.DataFrame({"payment_id": quoted["payment_id"], "key": "n:" + quoted["invoice_number"]}))
+    loose = references[~on_letter]
+    frames.append(pd.DataFrame({"payment_id": ids[loose.index], "key": "r:" + loose.to_numpy()}))
+    frames.append(pd.DataFrame({"payment_id": ids[loose.index], "key": "c:" + loose.str.slice(4).to_numpy()}))
+    if len(payments):
+        candidates = _text_candidates(_tokens(payments["reference"]))
+        frames.append(pd.DataFrame({"payment_id": ids[candidates.index.to_numpy(dtype="int64")],
+                                    "key": "c:" + candidates.to_numpy()}))
+    patients = payments[payments["payer_type"] == "patient"]
+    keys = _payer_keys(patients["payer_name"].fillna("").unique())
+    named = pd.DataFrame({"payment_id": patients["payment_id"].to_numpy(),
+                          "payer_name": patients["payer_name"].fillna("").to_numpy()}).merge(keys, on="payer_name")
+    frames.append(pd.DataFrame({"payment_id": named["payment_id"], "key": "k:" + named["last"] + " " + named["first"]}))
+    reach = pd.concat(frames, ignore_index=True).astype(object)
+    return reach.drop_duplicates().reset_index(drop=True)
+
+
+def name_reach(bearers: pd.DataFrame) -> pd.DataFrame:
+    """The patients a payment's name reaches (bearers: payment_id, patient_id, every patient bearing one of its
+    name keys), as (payment_id, key): `p:` the one bearer, whose open shares the name + amount rule reads and
+    may settle; `b:` two of several bearers (the fewest ids), whose names only count: the rule queues the
+    payment as ambiguous while two patients bear the name, and for that to change one of any two must go.
+
+    >>> name_reach(pd.DataFrame({"payment_id": ["A", "B", "B", "B"], "patient_id": ["P1", "P4", "P3", "P2"]}))
+    ...                                                                         # doctest: +NORMALIZE_WHITESPACE
+      payment_id   key
+    0          A  p:P1
+    1          B  b:P2
+    2          B  b:P3
+    """
+    bearers = bearers[["payment_id", "patient_id"]].drop_duplicates().sort_values(["payment_id", "patient_id"])
+    count = bearers.groupby("payment_id")["patient_id"].transform("size")
+    kept = bearers[bearers.groupby("payment_id").cumcount() < 2]
+    prefix = np.where(count[kept.index] == 1, "p:", "b:")
+    return pd.DataFrame({"payment_id": kept["payment_id"].to_numpy(),
+                         "key": prefix + kept["patient_id"].to_numpy().astype(str)}).astype(object)
+
+
+def touched_invoices(outcome: Outcome, transfers: pd.DataFrame) -> list[str]:
+    """The invoices whose shares a run changed (allocations, rejections, reversed transfers and the patient
+    allocations they cut; `transfers` the ledger's active ones, transfer_id and invoice_number): a queue entry
+    that read one of them before the run wrote it may decide otherwise on the next night."""
+    reversed_ = transfers.loc[transfers["transfer_id"].isin(outcome.reversals["transfer_id"]), "invoice_number"]
+    return sorted(set(outcome.allocations["invoice_number"]) | set(outcome.transfers["invoice_number"])
+                  | set(reversed_) | set(outcome.reductions["invoice_number"]))
+
+
 @lru_cache(maxsize=200_000)
 def _name_keys(name: str) -> tuple[tuple[str, str], ...]:
     """name_keys, remembered: a night asks the keys of the queue's payer names twice (store, then engine)."""

@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection, inspect, text
 
 from recouvrement.db.bulk import bulk_insert, stage
-from recouvrement.db import name_index
+from recouvrement.db import changes, name_index
 from recouvrement.db.models import Invoice, Patient, Payment
 
 # Tables a file may be loaded straight into; their secondary indexes are rebuilt after a load into an empty one.
@@ -47,6 +47,7 @@ def store_invoices(conn: Connection, invoices: pd.DataFrame, patients: pd.DataFr
     """Invoices (with their patients, and their care details when kept): (imported, duplicates, conflicts as
     (invoice_number, source_line): known numbers with a different patient, date or amounts)."""
     _store_patients(conn, patients, invoices["issue_date"])
+    changes.note_invoices(conn, invoices)
     if _load_if_all_new(conn, "invoice", "invoice_number", invoices):
         imported, duplicates, conflicts = len(invoices), 0, list[tuple[str, int]]()
     else:

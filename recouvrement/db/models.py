@@ -66,6 +66,20 @@ class PatientNameKey(SQLModel, table=True):
     patient_id: str = Field(primary_key=True, index=True)
 
 
+class QueueReach(SQLModel, table=True):
+    """What a waiting queue entry's outcome depends on (db.retries): a night retries the entries whose keys meet
+    what changed, not the whole queue."""
+    __tablename__ = "queue_reach"
+    key: str = Field(primary_key=True)
+    payment_id: str = Field(primary_key=True, index=True)
+
+
+class QueueChange(SQLModel, table=True):
+    """What changed since the last reconcile, in queue_reach's keys (db.changes), kept by the writes."""
+    __tablename__ = "queue_change"
+    key: str = Field(primary_key=True)
+
+
 class Invoice(SQLModel, table=True):
     __tablename__ = "invoice"
     invoice_number: str = Field(primary_key=True)

@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from recouvrement.core.reconcile import patient_name_keys
+from recouvrement.db import changes
 from recouvrement.db.bulk import bulk_insert, read_frame, stage
 
 NAME_COLUMNS = "patient_id, last_name, first_name, guarantor_last_name, guarantor_first_name"
@@ -30,7 +31,15 @@ def add_new(conn: Connection, patients: pd.DataFrame) -> None:
         else:
             conn.execute(text("DELETE FROM patient_name_key WHERE patient_id IN (SELECT value FROM json_each(:ids))"),
                          {"ids": json.dumps(ids)})
-    bulk_insert(conn, "patient_name_key", _rows(patients))
+    rows = _rows(patients)
+    bulk_insert(conn, "patient_name_key", rows)
+    changes.note_patients(conn, _with_unnamed(rows, patients["patient_id"]))
+
+
+def _with_unnamed(rows: pd.DataFrame, ids: pd.Series) -> pd.DataFrame:
+    """The keys, and the patients without any (a name too short to compare) by their id alone."""
+    unnamed = ids[~ids.isin(rows["patient_id"])]
+    return pd.concat([rows, pd.DataFrame({"patient_id": unnamed.to_numpy()})], ignore_index=True)
 
 
 def refresh_staged(conn: Connection, staging: str) -> None:
@@ -38,7 +47,9 @@ def refresh_staged(conn: Connection, staging: str) -> None:
     patients = read_frame(conn, f"SELECT p.{NAME_COLUMNS.replace(', ', ', p.')} FROM patient p "
                                 f"JOIN {staging} s ON s.patient_id = p.patient_id")
     conn.execute(text(f"DELETE FROM patient_name_key WHERE patient_id IN (SELECT patient_id FROM {staging})"))
-    bulk_insert(conn, "patient_name_key", _rows(patients))
+    rows = _rows(patients)
+    bulk_insert(conn, "patient_name_key", rows)
+    changes.note_patients(conn, _with_unnamed(rows, patients["patient_id"]))
 
 
 def refresh_all(conn: Connection) -> None:

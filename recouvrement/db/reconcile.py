@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from recouvrement.db.bulk import read_frame as frame
+from recouvrement.db.bulk import read_frame as frame, stage
 
 RETRIED = ("unmatched", "ambiguous")      # queue entries a later run tries again (new invoices may fit)
 
@@ -22,6 +22,24 @@ def counts(conn: Connection) -> tuple[int, int]:
     invoices = conn.execute(text("SELECT COUNT(*) FROM invoice")).scalar_one()
     payments = conn.execute(text("SELECT COUNT(*) FROM payment")).scalar_one()
     return invoices, payments
+
+
+def anything_new(conn: Connection) -> bool:
+    """A payment not reconciled yet, or a change a waiting entry may depend on (db.changes): one row each, by
+    the partial index and the primary key, whatever the size of the tables."""
+    return (conn.execute(text(f"SELECT 1 FROM payment WHERE {unreconciled(conn)} LIMIT 1")).first() is not None
+            or conn.execute(text("SELECT 1 FROM queue_change LIMIT 1")).first() is not None)
+
+
+def invoices_about(conn: Connection) -> int:
+    """About how many invoices are stored, without counting them: SQLite's last rowid (invoices are never
+    deleted), PostgreSQL's statistics (counted when it has none yet)."""
+    if conn.dialect.name == "sqlite":
+        return conn.execute(text("SELECT COALESCE(MAX(rowid), 0) FROM invoice")).scalar_one()
+    estimate = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'invoice'::regclass")).scalar_one()
+    if estimate is None or estimate < 0:
+        return conn.execute(text("SELECT COUNT(*) FROM invoice")).scalar_one()
+    return int(estimate)
 
 
 def meta(conn: Connection, key: str) -> str | None:
@@ -43,18 +61,30 @@ def unreconciled(conn: Connection, column: str = "reconciled") -> str:
     return f"{column} = 0" if conn.dialect.name == "sqlite" else f"{column} = FALSE"
 
 
-def pending_payments(conn: Connection, last_id: int, columns: Sequence[str]) -> pd.DataFrame:
-    """New payments (up to row `last_id`) and those of the queue a new invoice may now fit: the payment
-    table's `columns` (the importers' PAYMENT_COLUMNS), dates as the driver returns them."""
-    return frame(conn, "SELECT " + ", ".join(columns) + f" FROM payment p WHERE ({unreconciled(conn, 'p.reconciled')} "
-                 f"AND p.id <= :last) OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind IN "
-                 f"{RETRIED})", {"last": last_id})
+def pending_payments(conn: Connection, last_id: int, columns: Sequence[str],
+                     retried: Sequence[str] | None = None) -> pd.DataFrame:
+    """New payments (up to row `last_id`) and the queue entries to try again (`retried`; None: every entry of the
+    kinds RETRIED): the payment table's `columns` (the importers' PAYMENT_COLUMNS), dates as the driver returns
+    them."""
+    new = "SELECT " + ", ".join(columns) + f" FROM payment p WHERE {unreconciled(conn, 'p.reconciled')} AND p.id <= :last"
+    if retried is None:
+        return frame(conn, f"{new} OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind IN "
+                     f"{RETRIED})", {"last": last_id})
+    stage(conn, "retried_payment", pd.DataFrame({"value": pd.Series(list(retried), dtype=object)}), {}, index="value")
+    return frame(conn, f"{new} UNION ALL SELECT " + ", ".join(f"p.{c}" for c in columns) + " FROM retried_payment r "
+                 "CROSS JOIN payment p WHERE p.payment_id = r.value AND NOT (" + unreconciled(conn, "p.reconciled")
+                 + " AND p.id <= :last)", {"last": last_id})
 
 
 # -- the run's writes ----------------------------------------------------------------------------
 
-def clear_retried(conn: Connection) -> None:
-    conn.execute(text(f"DELETE FROM payment_exception WHERE kind IN {RETRIED}"))
+def clear_retried(conn: Connection, retried: Sequence[str] | None = None) -> None:
+    """Delete the queue entries tried again (`retried`, staged by pending_payments; None: every entry of the
+    kinds RETRIED)."""
+    if retried is None:
+        conn.execute(text(f"DELETE FROM payment_exception WHERE kind IN {RETRIED}"))
+    elif len(retried):
+        conn.execute(text("DELETE FROM payment_exception WHERE payment_id IN (SELECT value FROM retried_payment)"))
 
 
 def reverse_transfer(conn: Connection, transfer_id: int, reversed_on: Any, reversed_by: Any) -> None:
@@ -123,6 +153,7 @@ def insert_manual_allocation(conn: Connection, payment_id: str, invoice_number: 
 
 def delete_queue_entry(conn: Connection, payment_id: str) -> None:
     conn.execute(text("DELETE FROM payment_exception WHERE payment_id = :p"), {"p": payment_id})
+    conn.execute(text("DELETE FROM queue_reach WHERE payment_id = :p"), {"p": payment_id})
 
 
 def mark_reconciled(conn: Connection, payment_id: str) -> None:

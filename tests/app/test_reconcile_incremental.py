@@ -12,7 +12,7 @@ from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.db.session import open_engine
 from tests.app.test_reconcile_set_based import FILES, SAMPLES, SCALE_FILES, outcome
-from tests.app.world import invoices_file, payments_file
+from tests.app.world import INVOICES, invoices_file, payments_file
 from tools.samples import generate
 from tools.split_days import ordinary_last_day, split
 
@@ -21,8 +21,10 @@ def _whole_ledger_forbidden(*_args, **_kwargs):
     raise AssertionError("the incremental night read the whole ledger")
 
 
-def nights(engine, folders: list[Path], files, settings, incremental: bool, monkeypatch) -> tuple[list, list, list]:
-    """Each folder's files imported, then one reconcile: one night per folder."""
+def nights(engine, folders: list[Path], files, settings, incremental: bool, monkeypatch,
+           tried: list | None = None) -> tuple[list, list, list]:
+    """Each folder's files imported, then one reconcile: one night per folder. `tried` gets each night's count
+    of payments reconciled (new lines and queue entries tried again)."""
     with monkeypatch.context() as patched:
         if incremental:
             patched.setattr(reconcile_use_case, "load_ledger", _whole_ledger_forbidden)
@@ -30,16 +32,21 @@ def nights(engine, folders: list[Path], files, settings, incremental: bool, monk
             for name in files:
                 if (folder / name).exists():
                     import_file(engine, folder / name, settings)
-            run_reconcile(engine, incremental=incremental)
+            report = run_reconcile(engine, incremental=incremental)
+            if tried is not None:
+                tried.append(report.payments)
     return outcome(engine)
 
 
-def both_ways(db_url, tmp_path, settings, folders, files, monkeypatch):
+def both_ways(db_url, tmp_path, settings, folders, files, monkeypatch, tried: tuple[list, list] | None = None):
+    """The nights run incrementally (the ledger's part and the queue entries what changed can reach) on
+    `db_url`, and on the whole ledger with the whole queue on SQLite."""
     incremental = open_engine(db_url)
     whole = open_engine(f"sqlite:///{tmp_path / 'whole.db'}")
+    tried = tried or ([], [])
     try:
-        return (nights(incremental, folders, files, settings, True, monkeypatch),
-                nights(whole, folders, files, settings, False, monkeypatch))
+        return (nights(incremental, folders, files, settings, True, monkeypatch, tried[0]),
+                nights(whole, folders, files, settings, False, monkeypatch, tried[1]))
     finally:
         incremental.dispose()
         whole.dispose()
@@ -55,9 +62,12 @@ def test_a_scale_set_split_into_history_and_its_last_days_reconciles_incremental
         days.append(tmp_path / f"day{k}")
         split(folder, tmp_path / f"before{k}", days[-1], day)
     history = tmp_path / "before0"
-    incremental, whole = both_ways(db_url, tmp_path, settings, [history, *days], SCALE_FILES, monkeypatch)
+    tried: tuple[list, list] = ([], [])
+    incremental, whole = both_ways(db_url, tmp_path, settings, [history, *days], SCALE_FILES, monkeypatch, tried)
     allocations, queue, moved = incremental
     assert (allocations, queue, moved) == whole
+    assert tried[0][0] == tried[1][0]                       # the history: every payment, both ways
+    assert sum(tried[0][1:]) < sum(tried[1][1:])            # the nights: the queue entries nothing reached wait
     assert {a[4] for a in allocations} >= {"explicit", "rf", "text", "name_amount"}
     assert {q[1] for q in queue} >= {"credit", "ambiguous", "unmatched"}
     assert moved
@@ -92,3 +102,63 @@ def test_a_patient_renamed_by_a_newer_invoice_is_found_by_the_new_name_on_the_in
         found = conn.execute(text("SELECT invoice_number, rule FROM allocation WHERE payment_id = 'N1'")).all()
     engine.dispose()
     assert [tuple(row) for row in found] == [("F2025-000103", "name_amount")]
+
+
+def _night(engine, folder: Path, settings, invoices: list[str] | None, payments: list[str] | None, seen: list):
+    """One night on the incremental path: the files written and imported, then the reconcile, with the payments
+    the matching engine was given added to `seen`."""
+    folder.mkdir()
+    if invoices is not None:
+        import_file(engine, invoices_file(folder, invoices), settings)
+    if payments is not None:
+        import_file(engine, payments_file(folder, payments), settings)
+    engine_reconcile = reconcile_use_case.reconcile
+
+    def watched(pending, *args, **kwargs):
+        seen.extend(pending["payment_id"])
+        return engine_reconcile(pending, *args, **kwargs)
+
+    reconcile_use_case.reconcile = watched
+    try:
+        return run_reconcile(engine, incremental=True)
+    finally:
+        reconcile_use_case.reconcile = engine_reconcile
+
+
+STRANGER_PAYS_A_FUTURE_INVOICE = "N1;2025-04-01;patient;MME DURAND;40,00;facture F2025-000200;;paid;"
+INVOICE_200 = ("F2025-000200;15/03/2025;;P4;Roussel;Agathe;2 rue Neuve;69001;Lyon;;;;40,00;0;0;40,00;;none;;")
+
+
+def _queue_entry(engine, payment_id: str):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT kind, remaining_cents, reason FROM payment_exception WHERE payment_id = :p"),
+                            {"p": payment_id}).first()
+
+
+def test_an_old_queue_entry_is_settled_by_the_invoice_it_names_when_the_invoice_arrives_on_a_later_night(
+        db_url, tmp_path, settings):
+    engine = open_engine(db_url)
+    seen: list = []
+    _night(engine, tmp_path / "night1", settings, INVOICES, [STRANGER_PAYS_A_FUTURE_INVOICE], seen)
+    assert _queue_entry(engine, "N1")[0] == "unmatched"
+    _night(engine, tmp_path / "night2", settings, [INVOICE_200], None, seen)
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT invoice_number, amount_cents, rule FROM allocation WHERE payment_id = 'N1'")).all()
+    engine.dispose()
+    assert [tuple(row) for row in found] == [("F2025-000200", 4000, "text")]
+    assert _queue_entry(engine, "N1") is None
+
+
+def test_an_old_queue_entry_nothing_new_can_reach_is_not_tried_again(db_url, tmp_path, settings):
+    engine = open_engine(db_url)
+    seen: list = []
+    _night(engine, tmp_path / "night1", settings, INVOICES, [STRANGER_PAYS_A_FUTURE_INVOICE], seen)
+    waiting = _queue_entry(engine, "N1")
+    seen.clear()
+    report = _night(engine, tmp_path / "night2", settings,
+                    ["F2025-000300;20/03/2025;;P5;Martin;Paul;5 rue Vieille;69001;Lyon;;;;30,00;0;0;30,00;;none;;"],
+                    ["N2;2025-04-02;patient;MARTIN PAUL;30,00;F2025-000300;;paid;"], seen)
+    assert seen == ["N2"]
+    assert report.payments == 1
+    assert _queue_entry(engine, "N1") == waiting
+    engine.dispose()
