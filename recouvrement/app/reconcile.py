@@ -145,8 +145,8 @@ def _keep_reach(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame,
         return
     touched = touched_invoices(outcome, ledger.transfers)
     patients = ledger.invoices.loc[ledger.invoices["invoice_number"].isin(touched), "patient_id"]
-    keys = set("p:" + patients)
-    changes.note(conn, keys & set(reach["key"]))
+    reached = set(reach["key"])
+    changes.note(conn, {"t:" + p for p in set(patients) if "p:" + p in reached})
 
 
 def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool = True,

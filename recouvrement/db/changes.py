@@ -1,8 +1,10 @@
 """What changed since the last reconcile that a waiting queue entry may depend on (table queue_change), kept by
 the writes: new invoices, new or renamed patients, shares a run or a person changed. Keys as db.retries reads
 them: `n:` invoice number, `c:` compact number, `k:` name key (last first), `p:` patient (their shares or
-names), `b:` patient bearing a name (their names). Nothing is kept while no entry waits: there is nothing
-to retry then, and the first run after reads everything as it is."""
+names), `b:` patient bearing a name (their names), `t:` patient whose shares the last run itself changed
+(read as `p:`; alone, they do not make a run: a run with nothing new is skipped, as it always was). Nothing
+is kept while no entry waits: there is nothing to retry then, and the first run after reads everything as
+it is."""
 
 from __future__ import annotations
 
@@ -23,10 +25,10 @@ def note(conn: Connection, keys: Iterable[str]) -> None:
     """Record changed keys (once each)."""
     if not anything_waits(conn):
         return
-    keys = pd.Series(sorted(set(keys)), dtype=object)
-    if keys.empty:
+    values = pd.Series(sorted(set(keys)), dtype=object)
+    if values.empty:
         return
-    stage(conn, "noted_change", pd.DataFrame({"key": keys}), {})
+    stage(conn, "noted_change", pd.DataFrame({"key": values}), {})
     conn.execute(text("INSERT INTO queue_change (key) SELECT n.key FROM noted_change n WHERE NOT EXISTS "
                       "(SELECT 1 FROM queue_change c WHERE c.key = n.key)"))
 
@@ -58,9 +60,16 @@ def note_patients_of(conn: Connection, invoice_numbers: Iterable[str]) -> None:
             "WHERE i.invoice_number = c.value"))])
 
 
+def changed_since_last_run(conn: Connection) -> bool:
+    """Something other than the last run itself changed what a waiting entry may depend on."""
+    return conn.execute(text("SELECT 1 FROM queue_change WHERE key < 't:' OR key >= 't;' LIMIT 1")).first() is not None
+
+
 def take(conn: Connection) -> set[str]:
-    """The keys recorded since the last run, forgotten (the run that takes them retries what they reach)."""
-    keys = {key for (key,) in conn.execute(text("SELECT key FROM queue_change"))}
+    """The keys recorded since the last run (`t:` read as `p:`), forgotten (the run that takes them retries
+    what they reach)."""
+    keys = {"p:" + key[2:] if key.startswith("t:") else key
+            for (key,) in conn.execute(text("SELECT key FROM queue_change"))}
     if keys:
         conn.execute(text("DELETE FROM queue_change"))
     return keys

@@ -11,6 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from recouvrement.db.bulk import read_frame as frame, stage
+from recouvrement.db.changes import changed_since_last_run
 
 RETRIED = ("unmatched", "ambiguous")      # queue entries a later run tries again (new invoices may fit)
 
@@ -28,7 +29,7 @@ def anything_new(conn: Connection) -> bool:
     """A payment not reconciled yet, or a change a waiting entry may depend on (db.changes): one row each, by
     the partial index and the primary key, whatever the size of the tables."""
     return (conn.execute(text(f"SELECT 1 FROM payment WHERE {unreconciled(conn)} LIMIT 1")).first() is not None
-            or conn.execute(text("SELECT 1 FROM queue_change LIMIT 1")).first() is not None)
+            or changed_since_last_run(conn))
 
 
 def invoices_about(conn: Connection) -> int:

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, text
 
 from recouvrement.core.reconcile import name_reach
 from recouvrement.db.bulk import bulk_insert, read_frame, stage
+from recouvrement.db.changes import take
 from recouvrement.db.name_index import patients_named
 from recouvrement.db.reconcile import RETRIED, meta, set_meta
 
@@ -59,7 +60,6 @@ def entries_to_retry(conn: Connection, patients: Iterable[str]) -> list[str]:
     """The waiting entries (kinds RETRIED) a night must try again besides its new payments, which may settle the
     shares of `patients`: those whose reach meets the changes since the last run, or those patients, closed
     over the patients each entry found may settle. Takes the changes (db.changes.take)."""
-    from recouvrement.db.changes import take
     keys = take(conn) | {"p:" + p for p in patients} | _allocated_since_mark(conn)
     found = _letters_now_known(conn)
     frontier_keys, frontier_entries = set(keys), set(found)

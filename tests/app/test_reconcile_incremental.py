@@ -162,3 +162,46 @@ def test_an_old_queue_entry_nothing_new_can_reach_is_not_tried_again(db_url, tmp
     assert report.payments == 1
     assert _queue_entry(engine, "N1") == waiting
     engine.dispose()
+
+
+def _world_nights(tmp_path: Path, nights_files: list[tuple[list[str] | None, list[str] | None]]) -> list[Path]:
+    """One folder per night, with its invoices and payments files (None: no such file that night)."""
+    folders = []
+    for k, (invoices, payments) in enumerate(nights_files):
+        folders.append(tmp_path / f"night{k}")
+        folders[-1].mkdir()
+        if invoices is not None:
+            invoices_file(folders[-1], invoices)
+        if payments is not None:
+            payments_file(folders[-1], payments)
+    return folders
+
+
+MARTIN = "P6;Martin;Paul;5 rue Vieille;69001;Lyon;;;;30,00;0;0;30,00;;none;;"
+ROUSSEL = "P7;Roussel;Agathe;2 rue Neuve;69001;Lyon;;;;30,00;0;0;30,00;;none;;"
+ROUSSEL_PAYS_HER_INVOICE = "N3;2025-04-03;patient;ROUSSEL AGATHE;30,00;;F2025-000108;paid;"
+
+
+def test_a_queue_entry_that_read_a_share_a_later_payment_of_the_same_night_settled_is_tried_again_the_next_night(
+        db_url, tmp_path, settings, monkeypatch):
+    folders = _world_nights(tmp_path, [
+        (["F2025-000106;10/03/2025;;" + MARTIN, "F2025-000108;10/03/2025;;" + ROUSSEL],
+         ["N1;2025-04-01;patient;MARTIN PAUL;30,00;;;paid;", "E1;2025-04-02;patient;MARTIN PAUL;30,00;;;paid;"]),
+        (None, [ROUSSEL_PAYS_HER_INVOICE])])
+    incremental, whole = both_ways(db_url, tmp_path, settings, folders, ["invoices.csv", "payments.csv"], monkeypatch)
+    assert incremental == whole
+    assert ("E1", "unmatched", 3000, "the payer is a patient, but the amount matches none of their open shares",
+            "P6") in incremental[1]
+
+
+def test_a_queue_entry_is_tried_again_when_another_entry_tried_again_may_settle_a_share_it_reads(
+        db_url, tmp_path, settings, monkeypatch):
+    folders = _world_nights(tmp_path, [
+        (["F2025-000106;10/03/2025;;" + MARTIN, "F2025-000107;11/03/2025;;" + MARTIN,
+          "F2025-000108;10/03/2025;;" + ROUSSEL],
+         ["E1;2025-04-01;patient;MME DURAND;30,00;F2025-000106 F2025-000108;;paid;",
+          "E2;2025-04-02;patient;MARTIN PAUL;30,00;;;paid;"]),
+        (None, [ROUSSEL_PAYS_HER_INVOICE])])
+    incremental, whole = both_ways(db_url, tmp_path, settings, folders, ["invoices.csv", "payments.csv"], monkeypatch)
+    assert incremental == whole
+    assert {a[:2] for a in incremental[0]} >= {("E1", "F2025-000106"), ("E2", "F2025-000107")}
