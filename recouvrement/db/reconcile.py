@@ -79,6 +79,11 @@ def pending_payments(conn: Connection, last_id: int, columns: Sequence[str],
 
 # -- the run's writes ----------------------------------------------------------------------------
 
+def waiting_count(conn: Connection) -> int:
+    """How many queue entries a later run may try again (kinds RETRIED)."""
+    return conn.execute(text(f"SELECT COUNT(*) FROM payment_exception WHERE kind IN {RETRIED}")).scalar_one()
+
+
 def clear_retried(conn: Connection, retried: Sequence[str] | None = None) -> None:
     """Delete the queue entries tried again (`retried`, staged by pending_payments; None: every entry of the
     kinds RETRIED)."""
