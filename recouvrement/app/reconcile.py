@@ -118,28 +118,37 @@ def _reach(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame) -> p
     return retries.resolve(conn, payment_reach(payments, letters))
 
 
-def _payments_to_try(conn: Connection, last_id: int, whole_queue: bool) -> tuple[pd.DataFrame, list[str] | None]:
+def _payments_to_try(conn: Connection, last_id: int,
+                     whole_queue: bool) -> tuple[pd.DataFrame, list[str] | None, pd.DataFrame | None]:
     """The new payments and the queue entries to try again with them: every entry (`whole_queue`), else those
     what changed since the last run can reach, closed over the patients the new payments may settle
-    (db.retries). Returns (payments, the entries retried; None: all)."""
+    (db.retries). Returns (payments, the entries retried (None: all), the new payments' reach (None: not
+    read))."""
     if whole_queue:
-        return pending_payments(conn, last_id), None
+        return pending_payments(conn, last_id), None, None
     new = pending_payments(conn, last_id, [])
     reach = _reach(conn, new, letter_invoices(conn, rf_references_in(new)))
     settled = reach.loc[reach["key"].str.startswith("p:"), "key"].str.slice(2)
     retried = [p for p in retries.entries_to_retry(conn, settled) if p not in set(new["payment_id"])]
     if retried:
         new = pd.concat([new, pending_payments(conn, 0, retried)], ignore_index=True)
-    return new, retried
+    return new, retried, reach
 
 
 def _keep_reach(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame, outcome: Outcome | None,
-                ledger: Ledger | None, retried: list[str] | None) -> None:
+                ledger: Ledger | None, retried: list[str] | None, new_reach: pd.DataFrame | None) -> None:
     """Record the reach of the entries this run left waiting, in place of that of the entries it tried, and the
-    patients whose shares it changed that one of them reaches (it read them before the change, maybe)."""
+    patients whose shares it changed that one of them reaches (it read them before the change, maybe).
+    `new_reach`: the new payments' reach, already read (None: to read)."""
     waiting = (outcome.exceptions.loc[outcome.exceptions["kind"].isin(RETRIED), "payment_id"]
                if outcome is not None else pd.Series(dtype=object))
-    reach = _reach(conn, payments[payments["payment_id"].isin(waiting)], letters)
+    left = payments[payments["payment_id"].isin(waiting)]
+    if new_reach is None:
+        reach = _reach(conn, left, letters)
+    else:
+        known = new_reach[new_reach["payment_id"].isin(waiting)]
+        reach = pd.concat([known, _reach(conn, left[~left["payment_id"].isin(new_reach["payment_id"])], letters)],
+                          ignore_index=True)
     retries.replace(conn, None if retried is None else [*retried, *payments["payment_id"]], reach)
     if outcome is None or ledger is None:
         return
@@ -168,7 +177,8 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         last_id = store.last_payment_row(conn)
         allocated_before = open_items.allocation_mark(conn)
         plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
-        payments, retried = _payments_to_try(conn, last_id, whole_queue=incremental is False or not complete)
+        payments, retried, new_reach = _payments_to_try(conn, last_id,
+                                                        whole_queue=incremental is False or not complete)
         changes.take(conn)
         report = ReconcileReport(payments=len(payments))
         outcome = ledger = None
@@ -181,7 +191,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         if outcome is not None:
             _store(conn, last_id, outcome, now, retried)
             _summarise(report, outcome)
-        _keep_reach(conn, payments, letters, outcome, ledger, retried)
+        _keep_reach(conn, payments, letters, outcome, ledger, retried, new_reach)
         plain.add_to(report)
         open_items.settle(conn, since=allocated_before)   # what this run's allocations settled: no longer open
         if report.payments:
