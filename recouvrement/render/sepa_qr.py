@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import functools
+import struct
+import zlib
 
 import segno
 from stdnum import bic as bic_number, iban as iban_number
@@ -63,11 +65,34 @@ MASK = 0
 def _png(payload: str) -> bytes:
     """The QR code as a PNG, one pixel a module (the page scales it, crisp: see letter.css), error level M as
     EPC069-12 asks, 4 modules of quiet zone."""
-    import io
-    code = segno.make(payload.encode("utf-8"), error="m", boost_error=False, micro=False, mask=MASK)
-    out = io.BytesIO()
-    code.save(out, kind="png", scale=1, border=4)
-    return out.getvalue()
+    return png_of(segno.make(payload.encode("utf-8"), error="m", boost_error=False, micro=False, mask=MASK))
+
+
+QUIET_ZONE = 4
+# A module's bit in a 1-bit greyscale PNG row: light (0) is white, 1; dark is black, 0.
+_BITS = bytes([ord("1")] + [ord("0")] * 255)
+
+
+def png_of(code: segno.QRCode) -> bytes:
+    """The code as a 1-bit greyscale PNG, one pixel a module, with its quiet zone: the bytes segno's own PNG writer
+    makes (`code.save(kind="png", scale=1, border=4)`, held by tests/render/test_sepa_qr.py), in a quarter of a
+    millisecond instead of 1.3 (its writer walks the modules one by one in Python: issue #16)."""
+    size = len(code.matrix) + 2 * QUIET_ZONE
+    pad = -size % 8
+    width = (size + pad) // 8
+    edge = b"1" * QUIET_ZONE
+    quiet = b"\0" + int("1" * size + "0" * pad, 2).to_bytes(width, "big")
+    rows = [quiet] * QUIET_ZONE
+    rows += [b"\0" + int(edge + bytes(row).translate(_BITS) + edge + b"0" * pad, 2).to_bytes(width, "big")
+             for row in code.matrix]
+    rows += [quiet] * QUIET_ZONE
+    header = struct.pack(">IIBBBBB", size, size, 1, 0, 0, 0, 0)   # 1 bit, greyscale, deflate, no filter, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
+            + _chunk(b"IEND", b""))
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def qr_png(view: LetterView) -> bytes:

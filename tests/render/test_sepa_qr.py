@@ -77,3 +77,17 @@ def test_the_png_of_the_e_mail_decodes_to_the_payload(tmp_path):
     found = subprocess.run(["zbarimg", "--quiet", "--raw", "-Sbinary", str(tmp_path / "big.png")],
                            capture_output=True, check=True)
     assert found.stdout.decode("utf-8").removesuffix("\n") == epc_payload(view)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_png_is_byte_for_byte_the_one_segno_s_own_writer_makes(kind):
+    import io
+
+    import segno
+
+    from recouvrement.render.sepa_qr import MASK
+    payload = epc_payload(specimen(kind, invoices=3, guarantor=True))
+    code = segno.make(payload.encode("utf-8"), error="m", boost_error=False, micro=False, mask=MASK)
+    theirs = io.BytesIO()
+    code.save(theirs, kind="png", scale=1, border=4)
+    assert qr_png(specimen(kind, invoices=3, guarantor=True)) == theirs.getvalue()
