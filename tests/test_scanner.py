@@ -226,3 +226,26 @@ def test_a_csv_s_key_columns_are_identifiers_to_the_file_scan_but_its_other_cell
     assert [(f.line, f.kind) for f in scan_file(path)] == [(3, "cim10"), (4, "cim10")]
     path.write_text("nom;note\nP10;Martin\n", encoding="utf-8")
     assert [(f.line, f.kind) for f in scan_file(path)] == [(2, "cim10")]
+
+
+def test_an_e_mail_s_parts_the_caller_scanned_are_not_read_twice_but_its_headers_and_other_parts_are():
+    import dataclasses
+
+    from recouvrement.channels.email import email_bytes, email_html
+    from recouvrement.core.privacy import scan_text
+    from recouvrement.scanner import email_text
+    from recouvrement.render.letters import render_html, render_text
+    from recouvrement.render.views import specimen
+    view = specimen("relance_1")
+    html, text = render_html(view), render_text(view)
+    data = email_bytes(view, "facturation@cds-lilas.example", html, text)
+    whole, skipped = email_text(data, "l.eml"), email_text(data, "l.eml", scanned=(text, email_html(view, html)))
+    assert view.lines[0].invoice_number in whole and view.lines[0].invoice_number not in skipped
+    assert skipped.count("\n") == whole.count("\n") and "Subject: " in skipped      # the same lines, headers read
+    assert scan_text(skipped) == []
+    planted = dataclasses.replace(view, recipient=dataclasses.replace(view.recipient, name="Claire Cardiologie"))
+    data = email_bytes(planted, "facturation@cds-lilas.example", html, text + "\nSuivi de chimiothérapie\n")
+    read = email_text(data, "l.eml", scanned=(text, email_html(planted, html)))
+    flagged = [read.splitlines()[f.line - 1] for f in scan_text(read)]
+    assert any(line.startswith("To: ") for line in flagged)            # a header is always read
+    assert any("chimiothérapie" in line for line in flagged)           # a part that is not the scanned text too
