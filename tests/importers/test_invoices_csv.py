@@ -45,13 +45,22 @@ amount_text = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(amount_text, min_size=1, max_size=20))
 def test_vectorised_amount_parsing_agrees_with_the_one_by_one_parser(values):
-    cents, invalid = parse_amounts(pd.Series(values))
+    cents, invalid = parse_amounts(pd.Series(values), one_by_one_below=0)
     for value, got, bad in zip(values, cents.tolist(), invalid.tolist()):
         try:
             expected = parse_amount(value)
         except ValueError:
             expected = None
         assert (None if bad else got) == expected, value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(amount_text, st.none(), st.sampled_from(["", "1" * 16, "-" + "9" * 15 + ",99", "+3,5"])),
+                min_size=1, max_size=20))
+def test_a_few_amounts_read_one_by_one_are_read_as_the_vectorised_parser_reads_them(values):
+    few, few_invalid = parse_amounts(pd.Series(values, dtype=object))
+    many, many_invalid = parse_amounts(pd.Series(values, dtype=object), one_by_one_below=0)
+    assert few.tolist() == many.tolist() and few_invalid.tolist() == many_invalid.tolist()
 
 
 # --- rows refused: a NIR as patient id, and the bounds of a line -------------------------------
