@@ -10,6 +10,7 @@ from datetime import date, datetime
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from recouvrement.db import open_items
 from recouvrement.db.values import as_date
 
 
@@ -185,6 +186,7 @@ def insert_agency_allocation(conn: Connection, payment_id: str, invoice_number: 
     conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
                       "created_at) VALUES (:p, :i, 'patient', :a, 'agency', :t)"),
                  {"p": payment_id, "i": invoice_number, "a": cents, "t": at})
+    open_items.settle(conn, invoice_number=invoice_number)   # it may owe nothing now
 
 
 def insert_credit(conn: Connection, payment_id: str, cents: int, patient_id: str, reason: str) -> None:

@@ -13,13 +13,14 @@ Who keeps it:
   reversed (a rejection), a write-off recorded or removed (the balance's detail lists written-off invoices),
   an invoice's amounts or day changed, a payment's day changed;
 - `settle` sets it on the invoices found settled (the migration: every invoice; the reconcile: those its
-  new allocations touched). A new invoice starts NULL (open).
+  new allocations touched; a match by hand, an agency's collection: that invoice). A new invoice starts NULL
+  (open).
 Settling is only ever an optimisation of the reads: an invoice left NULL is read and computed as before.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 # The day from which nothing changes any more: the latest of the invoice's own day and its events' days.
 _LAST_EVENT = {
@@ -61,20 +62,26 @@ def allocation_mark(conn: Connection) -> int:
     return int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM allocation").scalar_one())
 
 
-def settle(conn: Connection, since: int | None = None) -> int:
-    """Set settled_on on the open invoices found settled (every one, or those allocated to after the allocation
-    id `since`); the number settled. Set-based: one statement, grouped in the database."""
-    if since is None:
-        scope_a = scope_t = scope_i = ""
-    else:
+def settle(conn: Connection, since: int | None = None, invoice_number: str | None = None) -> int:
+    """Set settled_on on the open invoices found settled (every one; those allocated to after the allocation id
+    `since`; or the one numbered `invoice_number`); the number settled. Set-based: one statement, grouped in
+    the database."""
+    params: dict = {}
+    if invoice_number is not None:
+        scope_a, scope_t, scope_i = ("WHERE a.invoice_number = :n", "WHERE t.invoice_number = :n",
+                                     "AND i.invoice_number = :n")
+        params["n"] = invoice_number
+    elif since is not None:
         touched = _TOUCHED.format(mark=int(since))
         scope_a = f"WHERE a.invoice_number IN ({touched})"
         scope_t = f"WHERE t.invoice_number IN ({touched})"
         scope_i = f"AND i.invoice_number IN ({touched})"
+    else:
+        scope_a = scope_t = scope_i = ""
     dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
     conn.exec_driver_sql("DROP TABLE IF EXISTS settled_now")
-    conn.exec_driver_sql(_SETTLED.format(last_event=_LAST_EVENT[dialect], scope_a=scope_a, scope_t=scope_t,
-                                         scope_i=scope_i))
+    conn.execute(text(_SETTLED.format(last_event=_LAST_EVENT[dialect], scope_a=scope_a, scope_t=scope_t,
+                                      scope_i=scope_i)), params)
     count = int(conn.exec_driver_sql("SELECT COUNT(*) FROM settled_now").scalar_one())
     if count:
         conn.exec_driver_sql("CREATE INDEX settled_now_number ON settled_now (invoice_number)")

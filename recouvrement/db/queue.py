@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, text
 
+from recouvrement.db import open_items
 from recouvrement.db.values import as_date
 from recouvrement.errors import RecouvrementError
 
@@ -106,6 +107,7 @@ def allocate_by_hand(conn: Connection, payment_id: str, invoice_number: str, sha
     conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, created_at) "
                       "VALUES (:p, :i, :s, :a, 'manual', :t)"),
                  {"p": payment_id, "i": invoice_number, "s": share, "a": cents, "t": at.replace(tzinfo=None)})
+    open_items.settle(conn, invoice_number=invoice_number)   # it may owe nothing now
 
 
 def keep_rest_in_queue(conn: Connection, payment_id: str, rest_cents: int, reason: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from recouvrement.db import open_items
 from recouvrement.db.bulk import read_frame as frame, stage
 from recouvrement.db.changes import changed_since_last_run
 
@@ -155,6 +156,7 @@ def insert_manual_allocation(conn: Connection, payment_id: str, invoice_number: 
     conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
                       "created_at) VALUES (:p, :i, :s, :a, 'manual', :t)"),
                  {"p": payment_id, "i": invoice_number, "s": share, "a": cents, "t": created_at})
+    open_items.settle(conn, invoice_number=invoice_number)   # it may owe nothing now
 
 
 def delete_queue_entry(conn: Connection, payment_id: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from recouvrement.app.imports import import_file
-from recouvrement.app.reconcile import manual_unmatch, run_reconcile
+from recouvrement.app.reconcile import manual_match, manual_unmatch, run_reconcile
 from recouvrement.app.write_offs import write_off
 from recouvrement.core.ledger import outstanding, patient_money
 from recouvrement.db.accounts import load_accounts
@@ -176,3 +176,20 @@ def test_an_invoice_settled_after_the_day_asked_is_read_on_that_day(sample):
                                           "issue_date ORDER BY invoice_number")).first()
         opened = open_snapshot(conn, as_date(since) - timedelta(days=1))
     assert number in set(opened.invoices["invoice_number"])
+
+
+def test_a_payment_matched_again_by_hand_settles_the_invoice_again(sample):
+    number = one_settled_with(sample, "EXISTS (SELECT 1 FROM allocation a WHERE a.invoice_number = i.invoice_number "
+                                      "AND a.payer_type = 'patient' AND a.amount_cents > 0) AND NOT EXISTS (SELECT 1 "
+                                      "FROM allocation b WHERE b.invoice_number = i.invoice_number AND "
+                                      "b.payer_type = 'patient' AND b.payment_id IN (SELECT payment_id FROM allocation "
+                                      "GROUP BY payment_id HAVING COUNT(*) > 1))")
+    with sample.connect() as conn:
+        payment = conn.execute(text("SELECT payment_id FROM allocation WHERE invoice_number = :n AND "
+                                    "payer_type = 'patient'"), {"n": number}).scalar_one()
+    since = settled(sample)[number]
+    manual_unmatch(sample, payment)
+    assert number not in settled(sample)
+    manual_match(sample, payment, number)
+    assert settled(sample)[number] == since
+    assert_settled_owe_nothing(sample)
