@@ -39,7 +39,7 @@ def invoices_about(conn: Connection) -> int:
     if conn.dialect.name == "sqlite":
         return conn.execute(text("SELECT COALESCE(MAX(rowid), 0) FROM invoice")).scalar_one()
     estimate = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'invoice'::regclass")).scalar_one()
-    if estimate is None or estimate < 0:
+    if estimate is None or estimate <= 0:        # never analysed (-1), or analysed empty
         return conn.execute(text("SELECT COUNT(*) FROM invoice")).scalar_one()
     return int(estimate)
 
