@@ -56,14 +56,22 @@ def load_ledger(conn: Connection) -> Ledger:
     return _ledger(snapshot, snapshot.patients, patient_allocations_on_moved_shares(conn))
 
 
-def load_ledger_for(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame) -> Ledger:
+def load_ledger_for(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame,
+                    reach: pd.DataFrame | None = None) -> Ledger:
     """The part of the matching engine's view these payments can touch, read through the store's indexes: the
     invoices their lines and references may designate (core.reconcile.referenced_numbers, `letters` the
     letters they quote), the patients their payers' names may be (the name index) and every invoice of a
-    name's only patient. The engine decides the same on it as on the whole ledger (a test holds it)."""
-    numbers, compacts = referenced_numbers(payments, letters)
-    keys = payer_name_keys(payments)
-    named, sole = name_scope(keys, name_index.patients_named(conn, keys))
+    name's only patient. The engine decides the same on it as on the whole ledger (a test holds it).
+    `reach`: the payments' reach already read (_reach: the same numbers, and the same patients by name)."""
+    if reach is None:
+        numbers, compacts = referenced_numbers(payments, letters)
+        keys = payer_name_keys(payments)
+        named, sole = name_scope(keys, name_index.patients_named(conn, keys))
+    else:
+        kind, value = reach["key"].str.slice(0, 2), reach["key"].str.slice(2)
+        numbers, compacts = sorted(set(value[kind == "n:"])), sorted(set(value[kind == "c:"]))
+        by_name = reach["named"].astype(bool)
+        named, sole = sorted(set(value[by_name])), sorted(set(value[by_name & (kind == "p:")]))
     snapshot = matching_scope(conn, numbers, compacts, sole)
     patients = pd.concat([snapshot.patients, patients_by_id(conn, named)], ignore_index=True)
     patients = patients.drop_duplicates("patient_id").reset_index(drop=True)
@@ -122,8 +130,7 @@ def _payments_to_try(conn: Connection, last_id: int,
                      whole_queue: bool) -> tuple[pd.DataFrame, list[str] | None, pd.DataFrame | None]:
     """The new payments and the queue entries to try again with them: every entry (`whole_queue`), else those
     what changed since the last run can reach, closed over the patients the new payments may settle
-    (db.retries). Returns (payments, the entries retried (None: all), the new payments' reach (None: not
-    read))."""
+    (db.retries). Returns (payments, the entries retried (None: all), their reach (None: not read))."""
     if whole_queue:
         return pending_payments(conn, last_id), None, None
     new = pending_payments(conn, last_id, [])
@@ -131,24 +138,24 @@ def _payments_to_try(conn: Connection, last_id: int,
     settled = reach.loc[reach["key"].str.startswith("p:"), "key"].str.slice(2)
     retried = [p for p in retries.entries_to_retry(conn, settled) if p not in set(new["payment_id"])]
     if retried:
-        new = pd.concat([new, pending_payments(conn, 0, retried)], ignore_index=True)
+        again = pending_payments(conn, 0, retried)
+        reach = pd.concat([reach, _reach(conn, again, letter_invoices(conn, rf_references_in(again)))],
+                          ignore_index=True)
+        new = pd.concat([new, again], ignore_index=True)
     return new, retried, reach
 
 
 def _keep_reach(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame, outcome: Outcome | None,
-                ledger: Ledger | None, retried: list[str] | None, new_reach: pd.DataFrame | None) -> None:
+                ledger: Ledger | None, retried: list[str] | None, reach: pd.DataFrame | None) -> None:
     """Record the reach of the entries this run left waiting, in place of that of the entries it tried, and the
     patients whose shares it changed that one of them reaches (it read them before the change, maybe).
-    `new_reach`: the new payments' reach, already read (None: to read)."""
+    `reach`: the payments' reach, already read (None: to read)."""
     waiting = (outcome.exceptions.loc[outcome.exceptions["kind"].isin(RETRIED), "payment_id"]
                if outcome is not None else pd.Series(dtype=object))
-    left = payments[payments["payment_id"].isin(waiting)]
-    if new_reach is None:
-        reach = _reach(conn, left, letters)
+    if reach is None:
+        reach = _reach(conn, payments[payments["payment_id"].isin(waiting)], letters)
     else:
-        known = new_reach[new_reach["payment_id"].isin(waiting)]
-        reach = pd.concat([known, _reach(conn, left[~left["payment_id"].isin(new_reach["payment_id"])], letters)],
-                          ignore_index=True)
+        reach = reach[reach["payment_id"].isin(waiting)]
     retries.replace(conn, None if retried is None else [*retried, *payments["payment_id"]], reach)
     if outcome is None or ledger is None:
         return
@@ -177,7 +184,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         last_id = store.last_payment_row(conn)
         allocated_before = open_items.allocation_mark(conn)
         plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
-        payments, retried, new_reach = _payments_to_try(conn, last_id,
+        payments, retried, reach = _payments_to_try(conn, last_id,
                                                         whole_queue=incremental is False or not complete)
         changes.take(conn)
         report = ReconcileReport(payments=len(payments))
@@ -186,12 +193,12 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         if len(payments):
             whole = (_reads_whole_ledger(payments, store.invoices_about(conn)) if incremental is None
                      else not incremental)
-            ledger = load_ledger(conn) if whole else load_ledger_for(conn, payments, letters)
+            ledger = load_ledger(conn) if whole else load_ledger_for(conn, payments, letters, reach)
             outcome = reconcile(payments, _with_clawbacks(conn, payments, ledger), letters)
         if outcome is not None:
             _store(conn, last_id, outcome, now, retried)
             _summarise(report, outcome)
-        _keep_reach(conn, payments, letters, outcome, ledger, retried, new_reach)
+        _keep_reach(conn, payments, letters, outcome, ledger, retried, reach)
         plain.add_to(report)
         open_items.settle(conn, since=allocated_before)   # what this run's allocations settled: no longer open
         if report.payments:

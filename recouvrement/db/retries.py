@@ -33,10 +33,10 @@ def _values(conn: Connection, name: str, values: Iterable[str]) -> None:
 def resolve(conn: Connection, reach: pd.DataFrame) -> pd.DataFrame:
     """`reach` (payment_id, key: n:, c:, r:, k: as core.reconcile.payment_reach gives them) with the patients
     they reach now: `p:` the patient of each invoice named or designated and a name's one bearer, `b:` two of a
-    name's several bearers (core.reconcile.name_reach)."""
+    name's several bearers (core.reconcile.name_reach); column `named`: the row is a bearer's."""
     kind = reach["key"].str.slice(0, 2)
     value = reach["key"].str.slice(2)
-    frames = [reach]
+    frames = [reach.assign(named=False)]
     asked = pd.DataFrame({"payment_id": reach["payment_id"], "kind": kind, "value": value})
     asked = asked[kind.isin(["n:", "c:"])]
     if len(asked):
@@ -45,15 +45,17 @@ def resolve(conn: Connection, reach: pd.DataFrame) -> pd.DataFrame:
                                  "WHERE s.kind = 'n:' AND i.invoice_number = s.value UNION "
                                  "SELECT s.payment_id, i.patient_id FROM reach_number s CROSS JOIN invoice i "
                                  "WHERE s.kind = 'c:' AND i.compact_number = s.value")
-        frames.append(pd.DataFrame({"payment_id": found["payment_id"], "key": "p:" + found["patient_id"]}))
+        frames.append(pd.DataFrame({"payment_id": found["payment_id"], "key": "p:" + found["patient_id"],
+                                    "named": False}))
     names = reach[kind == "k:"]
     if len(names):
         split = names["key"].str.slice(2).str.split(" ", n=1, expand=True)
         keys = pd.DataFrame({"payment_id": names["payment_id"].to_numpy(), "last": split[0].to_numpy(),
                              "first": split[1].to_numpy()})
         bearers = keys.merge(patients_named(conn, keys), on=["last", "first"])
-        frames.append(name_reach(bearers))
-    return pd.concat(frames, ignore_index=True).astype(object).drop_duplicates().reset_index(drop=True)
+        frames.append(name_reach(bearers).assign(named=True))
+    reach = pd.concat(frames, ignore_index=True)
+    return reach.drop_duplicates(["payment_id", "key", "named"]).reset_index(drop=True)
 
 
 def entries_to_retry(conn: Connection, patients: Iterable[str]) -> list[str]:
