@@ -205,3 +205,19 @@ def test_a_queue_entry_is_tried_again_when_another_entry_tried_again_may_settle_
     incremental, whole = both_ways(db_url, tmp_path, settings, folders, ["invoices.csv", "payments.csv"], monkeypatch)
     assert incremental == whole
     assert {a[:2] for a in incremental[0]} >= {("E1", "F2025-000106"), ("E2", "F2025-000107")}
+
+
+def test_an_old_queue_entry_is_settled_when_a_later_night_renames_a_patient_to_the_payer_s_name(
+        db_url, tmp_path, settings):
+    engine = open_engine(db_url)
+    seen: list = []
+    _night(engine, tmp_path / "night1", settings, INVOICES,
+           ["N1;2025-04-01;patient;MME QUATREMER JEAN FRANCOIS;23,00;;;paid;"], seen)
+    assert _queue_entry(engine, "N1")[0] == "unmatched"
+    _night(engine, tmp_path / "night2", settings,
+           ["F2025-000105;20/03/2025;;P2;Quatremer;Jean-François;8 avenue Foch;69006;Lyon;;;;1,00;1,00;0;0;;none;;"],
+           None, seen)
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT invoice_number, rule FROM allocation WHERE payment_id = 'N1'")).all()
+    engine.dispose()
+    assert [tuple(row) for row in found] == [("F2025-000103", "name_amount")]
