@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import pandas as pd
 import phonenumbers
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -96,6 +98,53 @@ def e164(text: str | None) -> str | None:
         if phonenumbers.is_valid_number(number):
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return None
+
+
+# A French number written nationally as it usually is (0X XX XX XX XX, with spaces, dots or nothing between the
+# pairs): its national significant number is the nine digits after the 0, checked below by libphonenumber's own
+# French patterns, all numbers at once.
+_NATIONAL_SHAPE = r"0[1-9](?:[ .]?[0-9]{2}){4}"
+_NUMBER_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
+                 "fixed_line", "mobile")
+
+
+def e164_many(cells: pd.Series) -> pd.Series:
+    """Vectorised e164, aligned on the index of cells (None where e164 gives None); a test holds the two equal.
+
+    A number in the usual French shape that libphonenumber's French metadata calls valid is ``+33`` and its nine
+    digits; any other cell (+ and a country code, 00…, an overseas number, a typo) goes through e164, each
+    distinct value once. A million invoices carry some 400,000 distinct numbers: parsing each one in Python
+    cost more than the rest of the file's checks together."""
+    text = cells.astype("string[pyarrow]")
+    national = text.str.replace(r"[ .]", "", regex=True).str.slice(1)
+    plain = (text.str.fullmatch(_NATIONAL_SHAPE).fillna(False).astype(bool)
+             & _valid_nationally(national, "FR"))
+    found = np.full(len(cells), None, dtype=object)
+    code = phonenumbers.PhoneMetadata.metadata_for_region("FR").country_code
+    found[plain.to_numpy()] = (f"+{code}" + national[plain]).to_numpy(dtype=object)
+    codes, distinct = pd.factorize(cells.where(~plain & cells.notna()))
+    normalised = np.array([e164(value) for value in distinct.tolist()] + [None], dtype=object)
+    found[codes >= 0] = normalised[codes[codes >= 0]]
+    return pd.Series(found, index=cells.index, dtype=object)
+
+
+def _valid_nationally(national: pd.Series, region: str) -> pd.Series:
+    """phonenumbers.is_valid_number for national significant numbers of `region` (digits only): its general
+    pattern and one of its number types' (each with its possible lengths), as libphonenumber checks them."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+
+    def matching(desc) -> pd.Series:
+        if desc is None or not desc.national_number_pattern:
+            return pd.Series(False, index=national.index)
+        hit = national.str.fullmatch(desc.national_number_pattern).fillna(False).astype(bool)
+        if desc.possible_length:
+            hit &= national.str.len().isin(desc.possible_length).fillna(False).astype(bool)
+        return hit
+
+    typed = pd.Series(False, index=national.index)
+    for name in _NUMBER_TYPES:
+        typed |= matching(getattr(metadata, name))
+    return matching(metadata.general_desc) & typed
 
 
 def is_mobile(text: str | None) -> bool:

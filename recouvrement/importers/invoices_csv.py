@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recouvrement.core.contact import EMAIL_PATTERN, MAX_LENGTH, MAX_LOCAL_LENGTH, e164
+from recouvrement.core.contact import EMAIL_PATTERN, MAX_LENGTH, MAX_LOCAL_LENGTH, e164_many
 from recouvrement.importers.base import AMOUNT_TOO_LARGE, DATE_OUT_OF_RANGE, Parsed
 from recouvrement.importers.tabular import RejectCollector, dates_out_of_range, parse_dates, read_table
 from recouvrement.money import MAX_LINE_CENTS, format_plain, parse_amounts
@@ -154,11 +154,9 @@ def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes) -> pd
 
 def _phones(cells: pd.Series, rejects: RejectCollector) -> pd.Series:
     """Each phone in E.164 (core.contact.e164: French unless it starts with +), None when empty; a number that
-    is not valid refuses its row, its value never echoed. Each distinct value is read once."""
+    is not valid refuses its row, its value never echoed. All at once (core.contact.e164_many)."""
     present = cells != ""
-    codes, distinct = pd.factorize(cells.where(present))
-    normalised = np.array([e164(value) for value in distinct.tolist()] + [None], dtype=object)
-    phones = pd.Series(normalised[codes], index=cells.index, dtype=object)
+    phones = e164_many(cells.where(present))
     rejects.add(present & phones.isna(), "phone", PHONE_REFUSED)
     return phones
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, strategies as st
 
-from recouvrement.core.contact import is_valid_email, one_line
+from recouvrement.core.contact import e164, e164_many, is_valid_email, one_line
 from recouvrement.importers.invoices_csv import valid_emails
 
 VALID = ["claire.martin@example.org", "marc+factures@ok.example", "o'neil@ok.example", "a@b.fr",
@@ -44,3 +44,28 @@ def test_a_name_on_one_line_holds_no_line_break_or_control_character(name):
     flat = one_line(name)
     assert not any(c in flat for c in "\r\n\x0b\x0c\x85\u2028\u2029")
     assert all(c.isprintable() or c == " " for c in flat if ord(c) < 0xA0)
+
+
+def _phone_cells() -> list[str]:
+    """Every French national prefix 0X, 0XY and 0XYZ with a random tail, in the shapes exports write, plus
+    numbers that only look French: + and a code, 00…, overseas, too short, too long, letters."""
+    import random
+    rng = random.Random(16)
+    cells = []
+    for head in range(100, 1000):
+        digits = f"0{head}" + "".join(rng.choice("0123456789") for _ in range(6))
+        pairs = " ".join(digits[i:i + 2] for i in range(0, 10, 2))
+        cells += [digits, pairs, pairs.replace(" ", "."), digits[:4] + " " + digits[4:]]
+    cells += [f"0{rng.randrange(10 ** 9):09d}" for _ in range(2000)]
+    cells += ["+33 6 12 34 56 78", "+33612345678", "0033612345678", "+33 (0)6.12.34.56.78", "06 92 12 34 56",
+              "0692123456", "0590 12 34 56", "06 12", "06 12 34 56 78 9", "0612345678 ", " 0612345678",
+              "06-12-34-56-78", "06 12  34 56 78", "06..12.34.56.78", "O6 12 34 56 78", "+1 202 555 0143",
+              "00 12 34 56 78", "0000000000", "6 12 34 56 78", "0٦12345678", "", "x" * 41]
+    return cells
+
+
+def test_the_vectorised_phone_numbers_are_e164_of_each_cell():
+    cells = pd.Series(_phone_cells() + [None], dtype=object)
+    found = e164_many(cells.astype("string[pyarrow]"))
+    assert found.tolist() == [e164(c) for c in cells]
+    assert found.notna().sum() > 3000          # most of them are valid numbers: the fast path was exercised
