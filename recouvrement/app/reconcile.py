@@ -17,7 +17,7 @@ from recouvrement.core.reconcile import (Ledger, Outcome, name_scope, payer_name
 from recouvrement.db import changes, explicit, name_index, open_items, remittances, retries
 from recouvrement.db import reconcile as store
 from recouvrement.db.bulk import bulk_insert
-from recouvrement.db.ledger import (current_due_cents, load_snapshot, matching_scope, patient_allocations_on_moved_shares,
+from recouvrement.db.ledger import (current_due_cents, matching_scope, matching_snapshot, patient_allocations_on_moved_shares,
                                     patients_by_id)
 from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.queue import WAITING, NoLongerWaiting
@@ -49,11 +49,16 @@ def _iso(values: pd.Series) -> pd.Series:
     return pd.Series(text_dates[codes], index=values.index, dtype=object)
 
 
-def load_ledger(conn: Connection) -> Ledger:
+def load_ledger(conn: Connection, payments: pd.DataFrame | None = None) -> Ledger:
     """The matching engine's view: every invoice with what is still due on its three shares, everything
-    recorded counted whatever its date (core.ledger.due_matrix on an undated snapshot)."""
-    snapshot = load_snapshot(conn, None)
-    return _ledger(snapshot, snapshot.patients, patient_allocations_on_moved_shares(conn))
+    recorded counted whatever its date (core.ledger.due_matrix on an undated snapshot). With the `payments`
+    to match, the patients' name keys their payers' names may be come from the store's name index (what the
+    engine would compute from every patient)."""
+    snapshot = matching_snapshot(conn)
+    ledger = _ledger(snapshot, snapshot.patients, patient_allocations_on_moved_shares(conn))
+    if payments is not None:
+        ledger.name_keys = name_index.patients_named(conn, payer_name_keys(payments))
+    return ledger
 
 
 def load_ledger_for(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame,
@@ -193,7 +198,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         if len(payments):
             whole = (_reads_whole_ledger(payments, store.invoices_about(conn)) if incremental is None
                      else not incremental)
-            ledger = load_ledger(conn) if whole else load_ledger_for(conn, payments, letters, reach)
+            ledger = load_ledger(conn, payments) if whole else load_ledger_for(conn, payments, letters, reach)
             outcome = reconcile(payments, _with_clawbacks(conn, payments, ledger), letters)
         if outcome is not None:
             _store(conn, last_id, outcome, now, retried)

@@ -121,6 +121,38 @@ def open_snapshot(conn: Connection, as_of: date) -> Snapshot:
                     exceptions, patients_by_id(conn, owners), write_offs.reset_index(drop=True))
 
 
+# What the matching engine reads of the patients: their names and their guarantors' (core.reconcile.Ledger).
+NAME_COLUMNS = ["patient_id", "last_name", "first_name", "guarantor_last_name", "guarantor_first_name"]
+_PAID = ("SELECT invoice_number, " + ", ".join(f"SUM(CASE WHEN payer_type = '{share}' THEN amount_cents ELSE 0 END) "
+                                                f"AS {share}" for share in SHARES)
+         + " FROM allocation GROUP BY invoice_number")
+
+
+def matching_snapshot(conn: Connection) -> Snapshot:
+    """The undated snapshot (everything recorded) narrowed to what the matching engine reads (core.ledger.due_matrix
+    and core.reconcile.Ledger): invoices without their due date and mutuelle, patients with their names only
+    (NAME_COLUMNS), no credits or queue; allocations summed in the database per invoice, one row per share.
+    A million invoices: half the rows and a third of the text load_snapshot(conn, None) reads."""
+    invoices = read_frame(conn, "SELECT invoice_number, compact_number, patient_id, issue_date, amo_cents, amc_cents, "
+                                "patient_cents FROM invoice ORDER BY invoice_number")
+    for column in ("amo_cents", "amc_cents", "patient_cents"):
+        invoices[column] = _cents(invoices[column])
+    invoices["issue_date"] = as_dates(invoices["issue_date"])
+    paid = read_frame(conn, _PAID)
+    count = len(paid)
+    allocations = pd.DataFrame({"invoice_number": np.repeat(paid["invoice_number"].to_numpy(dtype=object), len(SHARES)),
+                                "payer_type": np.tile(np.array(SHARES, dtype=object), count),
+                                "payment_date": np.full(count * len(SHARES), None, dtype=object),
+                                "amount_cents": (paid[list(SHARES)].astype("int64").to_numpy().reshape(-1) if count
+                                                 else np.zeros(0, dtype="int64"))})
+    transfers = read_frame(conn, "SELECT t.id AS transfer_id, t.invoice_number, t.from_payer, t.amount_cents, "
+                                 "t.transfer_date, t.reversed_on, t.notified FROM share_transfer t ORDER BY t.id")
+    patients = read_frame(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient")
+    exceptions = pd.DataFrame({c: pd.Series(dtype=object) for c in EXCEPTION_COLUMNS})
+    return Snapshot(None, invoices, allocations, _typed_transfers(transfers), exceptions, patients,
+                    load_write_offs(conn, None))
+
+
 def _patients_of(patients, numbers, invoices: pd.DataFrame) -> tuple[str, ...] | None:
     if patients is not None:
         return patients
