@@ -120,7 +120,7 @@ def e164_many(cells: pd.Series) -> pd.Series:
     plain = (text.str.fullmatch(_NATIONAL_SHAPE).fillna(False).astype(bool)
              & _valid_nationally(national, "FR"))
     found = np.full(len(cells), None, dtype=object)
-    code = phonenumbers.PhoneMetadata.metadata_for_region("FR").country_code
+    code = _metadata("FR").country_code
     found[plain.to_numpy()] = (f"+{code}" + national[plain]).to_numpy(dtype=object)
     codes, distinct = pd.factorize(cells.where(~plain & cells.notna()))
     normalised = np.array([e164(value) for value in distinct.tolist()] + [None], dtype=object)
@@ -128,10 +128,17 @@ def e164_many(cells: pd.Series) -> pd.Series:
     return pd.Series(found, index=cells.index, dtype=object)
 
 
+def _metadata(region: str) -> phonenumbers.PhoneMetadata:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None:                     # phonenumbers always ships France's
+        raise LookupError(f"no phone metadata for {region}")
+    return metadata
+
+
 def _valid_nationally(national: pd.Series, region: str) -> pd.Series:
     """phonenumbers.is_valid_number for national significant numbers of `region` (digits only): its general
     pattern and one of its number types' (each with its possible lengths), as libphonenumber checks them."""
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    metadata = _metadata(region)
 
     def matching(desc) -> pd.Series:
         if desc is None or not desc.national_number_pattern:
