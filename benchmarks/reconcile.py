@@ -112,6 +112,8 @@ def main() -> None:
         started = meter.start()
         result = run_reconcile(engine)
         print(meter.line(started, f"reconcile {result.payments:>25,} paymt"), flush=True)
+        for stage, (stage_wall, stage_cpu) in result.stages.items():
+            print(f"  reconcile: {stage:<23} wall {stage_wall:6.1f} s  cpu {stage_cpu:6.1f} s")
         print(f"  by rule {result.by_rule}; queue {result.exceptions}")
         wall, cpu, server_cpu = meter.total
         print(f"import + reconcile: {wall:.1f} s wall, {cpu:.1f} s cpu here"

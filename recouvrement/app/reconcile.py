@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
@@ -40,6 +41,25 @@ class ReconcileReport:
     transfers: int = 0
     reversals: int = 0
     skipped: bool = False
+    # Wall and CPU seconds of the run's stages: read (payments, letters, ledger), explicit (the set-based pass,
+    # reads and writes in the database), match (the engine), write (allocations, queue, audit, commit).
+    stages: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+class _Laps:
+    """Each stage's wall and CPU seconds (process_time: the process, every thread), a lap charged to the stage
+    it ends."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, tuple[float, float]] = {}
+        self._last = (time.perf_counter(), time.process_time())
+
+    def lap(self, stage: str) -> dict[str, tuple[float, float]]:
+        now = (time.perf_counter(), time.process_time())
+        wall, cpu = self.seconds.get(stage, (0.0, 0.0))
+        self.seconds[stage] = (wall + now[0] - self._last[0], cpu + now[1] - self._last[1])
+        self._last = now
+        return self.seconds
 
 
 def _iso(values: pd.Series) -> pd.Series:
@@ -179,6 +199,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
     reach (True), the whole ledger and the whole queue (False), or decide the ledger by the number of payments
     against the number of invoices (None); the outcome is the same either way."""
     now = now or datetime.now(timezone.utc)
+    laps = _Laps()
     with bulk_transaction(engine) as conn:
         complete = retries.complete(conn)
         if complete and not store.anything_new(conn):
@@ -188,7 +209,9 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
             return ReconcileReport(skipped=True)
         last_id = store.last_payment_row(conn)
         allocated_before = open_items.allocation_mark(conn)
+        laps.lap("read")
         plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
+        laps.lap("explicit")
         payments, retried, reach = _payments_to_try(conn, last_id,
                                                         whole_queue=incremental is False or not complete)
         changes.take(conn)
@@ -199,7 +222,9 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
             whole = (_reads_whole_ledger(payments, store.invoices_about(conn)) if incremental is None
                      else not incremental)
             ledger = load_ledger(conn, payments) if whole else load_ledger_for(conn, payments, letters, reach)
+            laps.lap("read")
             outcome = reconcile(payments, _with_clawbacks(conn, payments, ledger), letters)
+            laps.lap("match")
         if outcome is not None:
             _store(conn, last_id, outcome, now, retried)
             _summarise(report, outcome)
@@ -214,6 +239,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
                                              "digest": _digest(outcome) if outcome is not None else None}, at=now)
         if mark is not None:
             store.set_meta(conn, "reconciled_at", mark)
+    report.stages = laps.lap("write")
     return report
 
 

@@ -42,3 +42,15 @@ def test_a_whole_ledger_night_takes_the_payers_name_keys_from_the_name_index_and
         computed.dispose()
     assert found == expected
     assert "name_amount" in {a[4] for a in found[0]}
+
+
+def test_a_reconcile_reports_the_wall_and_cpu_seconds_of_its_stages(db_url, tmp_path, settings):
+    folder = tmp_path / "scale"
+    generate(folder, invoices=300, scale=True)
+    engine = _imported(db_url, folder, settings)
+    try:
+        report = run_reconcile(engine)
+    finally:
+        engine.dispose()
+    assert list(report.stages) == ["read", "explicit", "match", "write"]
+    assert all(wall >= 0 and cpu >= 0 for wall, cpu in report.stages.values())
