@@ -69,16 +69,12 @@ def _iso(values: pd.Series) -> pd.Series:
     return pd.Series(text_dates[codes], index=values.index, dtype=object)
 
 
-def load_ledger(conn: Connection, payments: pd.DataFrame | None = None) -> Ledger:
+def load_ledger(conn: Connection) -> Ledger:
     """The matching engine's view: every invoice with what is still due on its three shares, everything
-    recorded counted whatever its date (core.ledger.due_matrix on an undated snapshot). With the `payments`
-    to match, the patients' name keys their payers' names may be come from the store's name index (what the
-    engine would compute from every patient)."""
+    recorded counted whatever its date (core.ledger.due_matrix on an undated snapshot, db.ledger.matching_snapshot:
+    only what the engine reads)."""
     snapshot = matching_snapshot(conn)
-    ledger = _ledger(snapshot, snapshot.patients, patient_allocations_on_moved_shares(conn))
-    if payments is not None:
-        ledger.name_keys = name_index.patients_named(conn, payer_name_keys(payments))
-    return ledger
+    return _ledger(snapshot, snapshot.patients, patient_allocations_on_moved_shares(conn))
 
 
 def load_ledger_for(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame,
@@ -221,7 +217,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         if len(payments):
             whole = (_reads_whole_ledger(payments, store.invoices_about(conn)) if incremental is None
                      else not incremental)
-            ledger = load_ledger(conn, payments) if whole else load_ledger_for(conn, payments, letters, reach)
+            ledger = load_ledger(conn) if whole else load_ledger_for(conn, payments, letters, reach)
             laps.lap("read")
             outcome = reconcile(payments, _with_clawbacks(conn, payments, ledger), letters)
             laps.lap("match")

@@ -66,9 +66,6 @@ class Ledger:
                  amount_cents, payment_date (what a reversed transfer may turn into credit)
     insurer_allocated  net cents allocated so far to insurer shares: invoice_number, payer_type
                  (amo | amc), amount_cents (what a clawback may reverse); needed only with clawbacks
-    name_keys    the patients' name keys (patient_name_keys: last, first, patient_id) the payers' names may
-                 be, as the store's name index holds them for those names' keys (payer_name_keys); None: the
-                 engine computes every patient's (a million patients: seconds of string work per run)
     """
 
     invoices: pd.DataFrame
@@ -77,7 +74,6 @@ class Ledger:
     transfers: pd.DataFrame
     patient_allocations: pd.DataFrame
     insurer_allocated: pd.DataFrame | None = None
-    name_keys: pd.DataFrame | None = None
 
 
 @dataclass
@@ -398,15 +394,11 @@ class _Run:
         names = self.payments["payer_name"].iloc[rows].fillna("")
         keys = _payer_keys(names.unique())
         matches = (pd.DataFrame({"row": rows, "payer_name": names.to_numpy()})
-                   .merge(keys, on="payer_name").merge(self._patient_keys(), on=["last", "first"])
+                   .merge(keys, on="payer_name").merge(patient_name_keys(self.ledger.patients), on=["last", "first"])
                    [["row", "patient_id"]].drop_duplicates())
         for row in rows[~np.isin(rows, matches["row"].unique())]:
             self.reason[row] = "no usable reference, and the payer's name is no patient's"
         self._settle_by_amount(matches)
-
-    def _patient_keys(self) -> pd.DataFrame:
-        known = self.ledger.name_keys
-        return patient_name_keys(self.ledger.patients) if known is None else known[["last", "first", "patient_id"]]
 
     def _settle_by_amount(self, matches: pd.DataFrame) -> None:
         """Rows whose payer name is one or more patients' (row, patient_id): when the name is exactly one
