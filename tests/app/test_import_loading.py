@@ -51,3 +51,38 @@ def test_an_import_sets_the_sqlite_page_cache_back_afterwards(engine, settings, 
     import_file(engine, invoices_file(tmp_path), settings)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == before
+
+
+def test_on_postgresql_an_import_and_a_reconcile_load_every_big_table_through_copy(engine, settings, tmp_path,
+                                                                                 monkeypatch):
+    if engine.dialect.name != "postgresql":
+        return
+    import psycopg
+    from sqlalchemy import event
+
+    from recouvrement.app.reconcile import run_reconcile
+    copied, inserted = [], []
+    real_copy = psycopg.Cursor.copy
+    monkeypatch.setattr(psycopg.Cursor, "copy", lambda self, statement, *a, **k: (
+        copied.append(statement.split()[1]), real_copy(self, statement, *a, **k))[1])
+    event.listen(engine, "before_cursor_execute", lambda *args: inserted.append(args[2]))
+    import_file(engine, invoices_file(tmp_path), settings)
+    import_file(engine, payments_file(tmp_path, PAYMENTS + ["V9;20/01/2025;patient;Inconnu;5,00;;;paid;"]), settings)
+    run_reconcile(engine, set_based=False)
+    assert {"patient", "patient_name_key", "invoice", "payment", "allocation", "payment_exception"} <= set(copied)
+    big = ("patient ", "patient_name_key ", "invoice ", "payment ", "allocation ", "payment_exception ")
+    assert not [s for s in inserted if s.lstrip().upper().startswith("INSERT INTO") and " VALUES" in s.upper()
+                and s.split()[2] + " " in big]
+
+
+def test_text_with_quotes_separators_newlines_and_backslashes_is_stored_as_given_and_empty_apart_from_missing(
+        engine):
+    import pandas as pd
+
+    from recouvrement.db.bulk import bulk_insert
+    names = ['N"Diaye; Maëlle', "Ligne\nsuivante", "\\.", "\\N", "", None]
+    frame = pd.DataFrame({"payment_id": [f"V{i}" for i in range(len(names))], "kind": "credit",
+                          "remaining_cents": 1, "reason": "r", "patient_id": names})
+    with engine.begin() as conn:
+        bulk_insert(conn, "payment_exception", frame)
+    assert rows(engine, "SELECT patient_id FROM payment_exception ORDER BY payment_id") == [(n,) for n in names]
