@@ -107,17 +107,20 @@ def bulk_insert(conn: Connection, table: str, frame: pd.DataFrame) -> None:
                     copy.write(data)
 
 
-def _csv(frame: pd.DataFrame) -> memoryview | None:
+def _csv(frame: pd.DataFrame) -> bytes | None:
     """`frame` as COPY's CSV, written by Arrow in C (five times less CPU than psycopg's write_row, row by row):
     every value quoted, a missing one left unquoted and empty, which COPY reads as NULL (and "" as an empty
-    text). None when Arrow cannot type a column (mixed Python objects): the caller sends the rows one by one."""
+    text). None when Arrow cannot type a column (mixed Python objects), or wrote a NUL byte (pyarrow 26 writes
+    garbage for a column in several chunks with an empty one, hence combine_chunks too): the caller then sends
+    the rows one by one."""
     try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = pa.Table.from_pandas(frame, preserve_index=False).combine_chunks()
         out = pa.BufferOutputStream()
         pacsv.write_csv(table, out, write_options=pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
     except (pa.ArrowException, TypeError, ValueError):
         return None
-    return memoryview(out.getvalue())
+    data = out.getvalue().to_pybytes()
+    return None if b"\0" in data else data
 
 
 def stage(conn: Connection, name: str, frame: pd.DataFrame, types: dict[str, str], index: str | None = None) -> str:

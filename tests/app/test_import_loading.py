@@ -86,3 +86,14 @@ def test_text_with_quotes_separators_newlines_and_backslashes_is_stored_as_given
     with engine.begin() as conn:
         bulk_insert(conn, "payment_exception", frame)
     assert rows(engine, "SELECT patient_id FROM payment_exception ORDER BY payment_id") == [(n,) for n in names]
+
+
+def test_a_frame_glued_from_an_empty_part_and_a_filled_one_is_stored_as_given(engine):
+    import pandas as pd
+
+    from recouvrement.db.bulk import bulk_insert
+    part = pd.DataFrame({"payment_id": ["V1", "V2"], "kind": pd.array(["credit", "held"], dtype="str"),
+                         "remaining_cents": [1, 2], "reason": "r"})
+    with engine.begin() as conn:           # Arrow writes such a text column wrong unless its chunks are joined
+        bulk_insert(conn, "payment_exception", pd.concat([part.iloc[:0], part.iloc[1:]]))
+    assert rows(engine, "SELECT payment_id, kind FROM payment_exception") == [("V2", "held")]
