@@ -206,6 +206,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         last_id = store.last_payment_row(conn)
         allocated_before = open_items.allocation_mark(conn)
         laps.lap("read")
+        set_aside = store.set_aside_payment_indexes(conn, last_id)
         plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
         laps.lap("explicit")
         payments, retried, reach = _payments_to_try(conn, last_id,
@@ -224,6 +225,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         if outcome is not None:
             _store(conn, last_id, outcome, now, retried)
             _summarise(report, outcome)
+        store.rebuild_payment_indexes(conn, set_aside)
         _keep_reach(conn, payments, letters, outcome, ledger, retried, reach)
         plain.add_to(report)
         open_items.settle(conn, since=allocated_before)   # what this run's allocations settled: no longer open

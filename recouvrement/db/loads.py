@@ -79,7 +79,8 @@ def _load_if_all_new(conn: Connection, table: str, key: str, frame: pd.DataFrame
     to compare, and staging + comparing would cost several times the load) and says whether it did.
 
     Into an empty table the secondary indexes are built once after the load, sorted, rather than updated
-    row by row (a million invoices: 40 % less time)."""
+    row by row (a million invoices: 40 % less time), and on PostgreSQL the table is analysed: the reconcile that
+    follows plans on its statistics (autovacuum would analyse it later, maybe after the reconcile)."""
     empty = conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1")).first() is None
     if not empty and _any_known(conn, table, key, frame[key]):
         return False
@@ -90,6 +91,8 @@ def _load_if_all_new(conn: Connection, table: str, key: str, frame: pd.DataFrame
     bulk_insert(conn, table, frame)
     for index in rebuilt:
         index.create(conn)
+    if empty and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {table}")   # the planner's statistics said empty: the next reads plan on them
     return True
 
 

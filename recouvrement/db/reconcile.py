@@ -99,6 +99,45 @@ def reverse_transfer(conn: Connection, transfer_id: int, reversed_on: Any, rever
                  {"d": reversed_on, "p": reversed_by, "i": transfer_id})
 
 
+# -- PostgreSQL: a run that marks most of the payment table ----------------------------------------
+
+def set_aside_payment_indexes(conn: Connection, last_id: int) -> list[str]:
+    """PostgreSQL, a run about to mark most of the payment table reconciled (the first run after a bulk load, a
+    big backlog): drops the table's indexes and keys, and returns the statements that build them again
+    (`rebuild_payment_indexes`, before the run commits). Each marked row is a new row version: updating five
+    indexes for every one of millions of rows costs several times building them once, sorted, at the end.
+    Nothing during the run needs them (it reads the pending payments whole). Readers of the payment table wait
+    for the run meanwhile (the drop locks it); later runs, marking what a day brings, keep the indexes.
+    Elsewhere (SQLite, or a run marking less than half the table): nothing, []."""
+    if conn.dialect.name != "postgresql":
+        return []
+    first, low = conn.execute(text(f"SELECT (SELECT MIN(id) FROM payment WHERE {unreconciled(conn)}), "
+                                   "(SELECT MIN(id) FROM payment)")).one()
+    if first is None or (last_id - first + 1) * 2 < last_id - low + 1:
+        return []
+    table = "'payment'::regclass"
+    keys = conn.execute(text(f"SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = {table} "
+                             "AND contype IN ('p', 'u') ORDER BY conname")).all()
+    indexes = conn.execute(text(f"SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c "
+                                f"ON c.oid = i.indexrelid WHERE i.indrelid = {table} AND NOT EXISTS (SELECT 1 FROM "
+                                "pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname")).all()
+    for name, _ in keys:
+        conn.exec_driver_sql(f'ALTER TABLE payment DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    return ([f'ALTER TABLE payment ADD CONSTRAINT "{name}" {definition}' for name, definition in keys]
+            + [definition for _, definition in indexes])
+
+
+def rebuild_payment_indexes(conn: Connection, statements: list[str]) -> None:
+    """Builds again what `set_aside_payment_indexes` dropped, then refreshes the table's statistics for the
+    planner (every row changed)."""
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+    if statements:
+        conn.exec_driver_sql("ANALYZE payment")
+
+
 def mark_reconciled_up_to(conn: Connection, last_id: int) -> None:
     conn.execute(text(f"UPDATE payment SET reconciled = TRUE WHERE {unreconciled(conn)} AND id <= :last"),
                  {"last": last_id})

@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from recouvrement.app.balance import aged_balance
 from recouvrement.app.imports import import_file
@@ -173,3 +174,39 @@ def test_an_unmatched_payment_waits_for_a_person_and_is_not_rematched_automatica
     run_reconcile(engine)
     assert not [a for a in allocations(engine) if a[0] == "B1"]
     assert queue(engine)["B1"][0] == "held"
+
+
+def _payment_keys(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            return [tuple(r) for r in conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE "
+                                                           "tbl_name = 'payment' AND type = 'index' ORDER BY name")]
+        return [tuple(r) for r in conn.exec_driver_sql(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisunique, i.indisprimary FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'payment'::regclass ORDER BY c.relname")]
+
+
+def test_a_run_marking_most_payments_leaves_every_index_and_key_of_the_payment_table_as_it_was(engine, settings,
+                                                                                                tmp_path):
+    before = _payment_keys(engine)
+    world(engine, settings, tmp_path)
+    run_reconcile(engine)
+    assert _payment_keys(engine) == before
+    with engine.connect() as conn:          # the keys still hold: a payment id cannot be stored twice
+        with pytest.raises(IntegrityError):
+            conn.execute(text("INSERT INTO payment (payment_id, payment_date, payer_type, payer_name, amount_cents, "
+                              "reference, status, source_file, reconciled) SELECT payment_id, payment_date, "
+                              "payer_type, payer_name, amount_cents, reference, status, source_file, reconciled "
+                              "FROM payment LIMIT 1"))
+
+
+def test_a_run_marking_a_few_new_payments_keeps_the_payment_indexes_in_place(engine, settings, tmp_path):
+    from sqlalchemy import event
+    world(engine, settings, tmp_path)
+    run_reconcile(engine)
+    import_file(engine, payments_file(tmp_path, ["C1;2025-04-01;patient;INCONNU PAUL;1,00;;;;"], "late.csv"),
+                settings)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    assert run_reconcile(engine).payments >= 1
+    assert not [s for s in statements if "DROP INDEX" in s.upper() or "DROP CONSTRAINT" in s.upper()]
