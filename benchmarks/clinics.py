@@ -1,5 +1,6 @@
 """Two clinics on one PostgreSQL database (issue #16): each clinic's reconcile alone, then both at once in two
-processes; prints each time and the ratio. With the locks per clinic the two runs overlap, so "at once" costs
+processes; prints each time, the ratio, how long the two runs overlapped and whether any backend waited for a
+lock meanwhile (pg_locks sampled every 0.1 s). With the locks per clinic the two runs overlap, so "at once" costs
 what the cores allow (two runs on two cores ≈ alone), never the sum (which one global lock would impose).
 
     python benchmarks/clinics.py [--invoices 200000] [--data /tmp/bench-clinics-N] [--db postgresql://…/dbname]
@@ -35,9 +36,9 @@ if step == "import":
     import_all(engine, Settings(privacy=Privacy(nir_key_file=Path(data) / "nir.key")), Path(data),
                lambda *a: None)
 else:
-    started = time.perf_counter()
+    began, started = time.time(), time.perf_counter()
     result = run_reconcile(engine)
-    print(f"{time.perf_counter() - started:.2f} {result.payments}", flush=True)
+    print(f"{time.perf_counter() - started:.2f} {result.payments} {began:.3f} {time.time():.3f}", flush=True)
 """
 
 
@@ -69,14 +70,39 @@ def measure(url: str, data: Path) -> None:
     for schema in ("bench_alone", "bench_nord", "bench_sud"):
         fresh(url, schema, data)
     print(f"three clinics imported in {time.perf_counter() - started:.1f} s", flush=True)
-    alone, payments = finished(child(url, "bench_alone", data, "reconcile")).split()
+    alone, payments = finished(child(url, "bench_alone", data, "reconcile")).split()[:2]
     print(f"reconcile alone:            {float(alone):7.2f} s ({int(payments):,} payments)", flush=True)
     started = time.perf_counter()
     runs = [child(url, schema, data, "reconcile") for schema in ("bench_nord", "bench_sud")]
-    times = [float(finished(run).split()[0]) for run in runs]
+    waits = LockWatch(url, runs)
+    outs = [finished(run).split() for run in runs]
     wall = time.perf_counter() - started
+    times = [float(out[0]) for out in outs]
+    (a0, a1), (b0, b1) = [(float(out[2]), float(out[3])) for out in outs]
+    overlap = max(0.0, min(a1, b1) - max(a0, b0))
     print(f"reconcile nord, sud at once: {times[0]:7.2f} s, {times[1]:7.2f} s (wall {wall:.2f} s); "
           f"each {max(times) / float(alone):.2f}x alone (one global lock would make the second ≥ 2x)")
+    print(f"  the two runs overlapped {overlap:.1f} s of {max(a1, b1) - min(a0, b0):.1f} s; a backend waiting for a "
+          f"lock seen in {waits.waiting} of {waits.samples} samples of pg_locks (every 0.1 s)")
+
+
+class LockWatch:
+    """Samples pg_locks every 0.1 s until the runs end: how many samples showed a lock some backend waits for
+    (a clinic's reconcile waiting on another's would show there, for as long as it waits)."""
+
+    def __init__(self, url: str, runs: list[subprocess.Popen]) -> None:
+        from sqlalchemy import create_engine
+
+        from recouvrement.db.session import database_url
+        self.samples = self.waiting = 0
+        engine = create_engine(database_url(url), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            while any(run.poll() is None for run in runs):
+                self.samples += 1
+                self.waiting += bool(conn.exec_driver_sql("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
+                                     .scalar_one())
+                time.sleep(0.1)
+        engine.dispose()
 
 
 def main() -> None:
