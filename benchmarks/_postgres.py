@@ -25,6 +25,7 @@ BULK_SETTINGS = {
     "checkpoint_timeout": "30min",
     "wal_compression": "on",
     "effective_cache_size": "4GB",
+    "jit": "off",
 }
 
 

@@ -135,3 +135,33 @@ def stage(conn: Connection, name: str, frame: pd.DataFrame, types: dict[str, str
         conn.exec_driver_sql(f"CREATE INDEX {name}_{index} ON {name} ({index})")
     conn.exec_driver_sql(f"ANALYZE {name}") if conn.dialect.name == "postgresql" else None
     return name
+
+
+def set_aside_indexes(conn: Connection, table: str) -> list[str]:
+    """PostgreSQL: drops `table`'s indexes and keys (primary, unique) and returns the statements that build them
+    again (`build_indexes`), for a bulk write that would otherwise update every index row by row. In the
+    caller's transaction: a failure rolls the drop back too. Readers of the table wait until the transaction
+    ends. SQLite: nothing, []."""
+    if conn.dialect.name != "postgresql":
+        return []
+    oid = f"'{table}'::regclass"
+    keys = conn.execute(text(f"SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = {oid} "
+                             "AND contype IN ('p', 'u') ORDER BY conname")).all()
+    indexes = conn.execute(text(f"SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c "
+                                f"ON c.oid = i.indexrelid WHERE i.indrelid = {oid} AND NOT EXISTS (SELECT 1 FROM "
+                                "pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname")).all()
+    for name, _ in keys:
+        conn.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    return ([f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}' for name, definition in keys]
+            + [definition for _, definition in indexes])
+
+
+def build_indexes(conn: Connection, statements: list[str], analyse: str | None = None) -> None:
+    """Runs the statements `set_aside_indexes` returned (sorted builds), then analyses table `analyse` when
+    there were some: its rows changed wholesale."""
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+    if statements and analyse:
+        conn.exec_driver_sql(f"ANALYZE {analyse}")

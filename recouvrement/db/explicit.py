@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
+from recouvrement.db.bulk import build_indexes, set_aside_indexes
 from recouvrement.db.reconcile import unreconciled
 
 # The plain case of the explicit rule, done in SQL where the rows are: a paid line naming a known
@@ -60,9 +61,14 @@ def settle_plain_explicit(conn: Connection, last_id: int, now: datetime) -> tupl
     conn.exec_driver_sql("CREATE INDEX plain_blocked_invoice ON plain_blocked (invoice_number)")
     conn.execute(text(_PLAIN.format(unreconciled=pending)), {"last": last_id})
     stamp = now.replace(tzinfo=None)
+    # The first run fills an empty allocation table with most of its rows: its indexes are built once after that
+    # (PostgreSQL), sorted, rather than updated row by row; the run's later lookups find them in place.
+    empty = conn.execute(text("SELECT 1 FROM allocation LIMIT 1")).first() is None
+    set_aside = set_aside_indexes(conn, "allocation") if empty else []
     conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, created_at) "
                       "SELECT payment_id, invoice_number, payer_type, paid, 'explicit', :t FROM plain_explicit "
                       "WHERE paid > 0 ORDER BY id"), {"t": stamp})
+    build_indexes(conn, set_aside, analyse="allocation")
     conn.execute(text(
         "INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
         "SELECT payment_id, 'credit', amount_cents - paid, CASE WHEN paid = 0 THEN 'invoice ' || invoice_number || "

@@ -11,7 +11,8 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from recouvrement.db import open_items
-from recouvrement.db.bulk import read_frame as frame, stage
+from recouvrement.db.bulk import build_indexes, set_aside_indexes, stage
+from recouvrement.db.bulk import read_frame as frame
 from recouvrement.db.changes import changed_since_last_run
 
 RETRIED = ("unmatched", "ambiguous")      # queue entries a later run tries again (new invoices may fit)
@@ -115,27 +116,13 @@ def set_aside_payment_indexes(conn: Connection, last_id: int) -> list[str]:
                                    "(SELECT MIN(id) FROM payment)")).one()
     if first is None or (last_id - first + 1) * 2 < last_id - low + 1:
         return []
-    table = "'payment'::regclass"
-    keys = conn.execute(text(f"SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = {table} "
-                             "AND contype IN ('p', 'u') ORDER BY conname")).all()
-    indexes = conn.execute(text(f"SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c "
-                                f"ON c.oid = i.indexrelid WHERE i.indrelid = {table} AND NOT EXISTS (SELECT 1 FROM "
-                                "pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname")).all()
-    for name, _ in keys:
-        conn.exec_driver_sql(f'ALTER TABLE payment DROP CONSTRAINT "{name}"')
-    for name, _ in indexes:
-        conn.exec_driver_sql(f'DROP INDEX "{name}"')
-    return ([f'ALTER TABLE payment ADD CONSTRAINT "{name}" {definition}' for name, definition in keys]
-            + [definition for _, definition in indexes])
+    return set_aside_indexes(conn, "payment")
 
 
 def rebuild_payment_indexes(conn: Connection, statements: list[str]) -> None:
     """Builds again what `set_aside_payment_indexes` dropped, then refreshes the table's statistics for the
     planner (every row changed)."""
-    for statement in statements:
-        conn.exec_driver_sql(statement)
-    if statements:
-        conn.exec_driver_sql("ANALYZE payment")
+    build_indexes(conn, statements, analyse="payment")
 
 
 def mark_reconciled_up_to(conn: Connection, last_id: int) -> None:

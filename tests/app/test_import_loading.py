@@ -97,3 +97,15 @@ def test_a_frame_glued_from_an_empty_part_and_a_filled_one_is_stored_as_given(en
     with engine.begin() as conn:           # Arrow writes such a text column wrong unless its chunks are joined
         bulk_insert(conn, "payment_exception", pd.concat([part.iloc[:0], part.iloc[1:]]))
     assert rows(engine, "SELECT payment_id, kind FROM payment_exception") == [("V2", "held")]
+
+
+def test_a_bulk_transaction_on_postgresql_runs_without_jit_compilation_and_leaves_the_setting_after_it(engine):
+    if engine.dialect.name != "postgresql":
+        return
+    from recouvrement.db.session import bulk_transaction
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql("SHOW jit").scalar_one()
+    with bulk_transaction(engine) as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar_one() == "off"
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar_one() == before
