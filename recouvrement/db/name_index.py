@@ -46,10 +46,23 @@ def refresh_staged(conn: Connection, staging: str) -> None:
     """Index again the patients of the staging table `staging` (a patient_id column), as stored now."""
     patients = read_frame(conn, f"SELECT p.{NAME_COLUMNS.replace(', ', ', p.')} FROM patient p "
                                 f"JOIN {staging} s ON s.patient_id = p.patient_id")
+    before = read_frame(conn, "SELECT k.last_key, k.first_key, k.patient_id FROM patient_name_key k "
+                              f"JOIN {staging} s ON s.patient_id = k.patient_id")
     conn.execute(text(f"DELETE FROM patient_name_key WHERE patient_id IN (SELECT patient_id FROM {staging})"))
     rows = _rows(patients)
     bulk_insert(conn, "patient_name_key", rows)
-    changes.note_patients(conn, _with_unnamed(rows, patients["patient_id"]))
+    changes.note_patients(conn, _renamed(_with_unnamed(rows, patients["patient_id"]), before))
+
+
+def _renamed(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
+    """The keys (`now`, as _with_unnamed) of the patients whose keys are not those they had `before`."""
+    def key_sets(rows: pd.DataFrame) -> pd.Series:
+        keyed = rows.dropna(subset=["last_key", "first_key"])
+        return (keyed["last_key"] + " " + keyed["first_key"]).groupby(keyed["patient_id"]).agg(frozenset)
+    old, new = key_sets(before), key_sets(now)
+    ids = now["patient_id"].drop_duplicates()
+    changed = [p for p in ids if old.get(p, frozenset()) != new.get(p, frozenset()) or p not in old.index]
+    return now[now["patient_id"].isin(changed)]
 
 
 def refresh_all(conn: Connection) -> None:

@@ -53,7 +53,12 @@ def resolve(conn: Connection, reach: pd.DataFrame) -> pd.DataFrame:
         keys = pd.DataFrame({"payment_id": names["payment_id"].to_numpy(), "last": split[0].to_numpy(),
                              "first": split[1].to_numpy()})
         bearers = keys.merge(patients_named(conn, keys), on=["last", "first"])
-        frames.append(name_reach(bearers).assign(named=True))
+        by_name = name_reach(bearers).assign(named=True)
+        frames.append(by_name)
+        # A name two patients bear queues the payment whoever else comes to bear it: only a bearer's new name
+        # (`b:`) can change that, not a new bearer (`k:`).
+        several = by_name.loc[by_name["key"].str.startswith("b:"), "payment_id"]
+        frames[0] = frames[0][~((kind == "k:") & reach["payment_id"].isin(several)).to_numpy()]
     reach = pd.concat(frames, ignore_index=True)
     return reach.drop_duplicates(["payment_id", "key", "named"]).reset_index(drop=True)
 
