@@ -161,7 +161,7 @@ def test_a_clinics_role_works_in_the_schema_made_for_it_and_cannot_read_another_
         conn.exec_driver_sql(f"CREATE SCHEMA clinique_nord AUTHORIZATION {nord}")
         conn.exec_driver_sql(f"CREATE SCHEMA clinique_sud AUTHORIZATION {sud}")
         conn.exec_driver_sql(f"REVOKE ALL ON DATABASE {database} FROM PUBLIC")
-        conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {database} TO {nord}, {sud}")
+        conn.exec_driver_sql(f"GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {nord}, {sud}")
     owner.dispose()
     open_engine(shared_url.replace("postgres@", f"{sud}@"), schema="clinique_sud").dispose()
     north = open_engine(shared_url.replace("postgres@", f"{nord}@"), schema="clinique_nord")
