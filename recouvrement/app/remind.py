@@ -477,7 +477,7 @@ def _write_batch(path: Path, letters: list[str], report: RemindReport, known: tu
     """The batch's letters, in letter id order, as one PDF; False (an error reported) when it cannot be.
     From its parts when given (each laid out and its text scanned in a worker), else laid out here from the
     letters' HTML files."""
-    from recouvrement.render.pdf import concatenate_pdfs, render_batch_pdf
+    from recouvrement.render.pdf import concatenate_pdfs, page_ranges, render_batch_pdf
     if parts:
         findings, offset = [], 0
         for part in parts:
@@ -489,7 +489,7 @@ def _write_batch(path: Path, letters: list[str], report: RemindReport, known: tu
             report.errors.append(str(leak))
             return False
         pdf = concatenate_pdfs([part.pdf for part in parts])
-        ranges = _page_ranges([count for part in parts for count in part.counts])
+        ranges = page_ranges([count for part in parts for count in part.counts])
     else:
         try:
             htmls = [(path.parent / f"{lid}.html").read_text(encoding="utf-8") for lid in letters]
@@ -505,15 +505,6 @@ def _write_batch(path: Path, letters: list[str], report: RemindReport, known: tu
     write_atomically(path, pdf)
     report.pages.update(zip(letters, ranges))
     return True
-
-
-def _page_ranges(counts: Sequence[int]) -> list[tuple[int, int]]:
-    """1-based (first, last) page of each letter from the page count of each."""
-    ranges, last = [], 0
-    for count in counts:
-        ranges.append((last + 1, last + count))
-        last += count
-    return ranges
 
 
 def _mark_batch_written(engine: Engine, name: str, path: Path) -> None:

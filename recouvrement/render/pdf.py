@@ -148,7 +148,7 @@ def _weasyprint_chunk(htmls: Sequence[str]) -> tuple[bytes, list[int]]:
     return pdf, counts
 
 
-def _page_ranges(counts: Sequence[int]) -> list[tuple[int, int]]:
+def page_ranges(counts: Sequence[int]) -> list[tuple[int, int]]:
     """1-based (first, last) page of each letter from the page count of each."""
     ranges, last = [], 0
     for count in counts:
@@ -200,14 +200,14 @@ def render_batch_pdf(htmls: Sequence[str], workers: int | None = None,
         workers = (os.cpu_count() or 1) if len(htmls) >= PARALLEL_FROM else 1
     if len(htmls) <= chunk_size:
         pdf, counts = chunk_pdf(htmls)
-        return pdf, _page_ranges(counts)
+        return pdf, page_ranges(counts)
     # Chunks bound the memory: a Typst chunk of 250 letters peaked at 880 MB in its worker, 125 at about half.
     chunks = [list(htmls[i:i + chunk_size]) for i in range(0, len(htmls), chunk_size)]
     if workers == 1:
         pdf, counts = _concatenate(chunk_pdf(chunk) for chunk in chunks)
-        return pdf, _page_ranges(counts)
+        return pdf, page_ranges(counts)
     # spawn, not fork: the caller (scheduler, web) may run threads, which fork does not copy
     # safely; the workers are then our own children, so their CPU and memory show in rusage.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         pdf, counts = _concatenate(pool.map(chunk_pdf, chunks))
-    return pdf, _page_ranges(counts)
+    return pdf, page_ranges(counts)
