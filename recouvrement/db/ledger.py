@@ -8,7 +8,7 @@ still owed; nothing outside this module reads these tables to compute an amount.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -339,18 +339,74 @@ def outstanding_shares(conn: Connection, as_of: date, ageing: str = "issue") -> 
                    "due_cents"]]
 
 
+def _per_share(column: str, amount: str) -> str:
+    return ", ".join(f"SUM(CASE WHEN {column} = '{share}' THEN {amount} ELSE 0 END) AS {share}" for share in SHARES)
+
+
+# What outstanding() computes per share (due = expected - paid - moved_out + moved_in - written_off), summed in the
+# database over the invoices open on :d (open_snapshot's set), each share counted when positive, per age bucket and
+# mutuelle. From the open invoices outwards (CROSS JOIN keeps SQLite's planner from scanning the big tables first).
+_AGED = f"""
+WITH o AS (SELECT invoice_number, amo_cents, amc_cents, patient_cents, amc_payer, {{start}} AS start FROM invoice
+           WHERE (settled_on IS NULL OR settled_on > :d) AND issue_date <= :d),
+paid AS (SELECT a.invoice_number AS n, {_per_share("a.payer_type", "a.amount_cents")}
+         FROM o CROSS JOIN allocation a CROSS JOIN payment p WHERE a.invoice_number = o.invoice_number
+         AND p.payment_id = a.payment_id AND p.payment_date <= :d GROUP BY a.invoice_number),
+moved AS (SELECT t.invoice_number AS n, {_per_share("t.from_payer", "t.amount_cents")}
+          FROM o CROSS JOIN share_transfer t WHERE t.invoice_number = o.invoice_number AND t.transfer_date <= :d
+          AND (t.reversed_on IS NULL OR t.reversed_on > :d) GROUP BY t.invoice_number),
+off AS (SELECT w.invoice_number AS n, {_per_share("w.payer_type", "w.amount_cents")}
+        FROM o CROSS JOIN write_off w WHERE w.invoice_number = o.invoice_number AND w.written_off_on <= :d
+        GROUP BY w.invoice_number),
+due AS (SELECT o.start, o.amc_payer,
+        COALESCE(o.amo_cents, 0) - COALESCE(paid.amo, 0) - COALESCE(moved.amo, 0) - COALESCE(off.amo, 0) AS amo,
+        COALESCE(o.amc_cents, 0) - COALESCE(paid.amc, 0) - COALESCE(moved.amc, 0) - COALESCE(off.amc, 0) AS amc,
+        COALESCE(o.patient_cents, 0) - COALESCE(paid.patient, 0) - COALESCE(moved.patient, 0)
+        + COALESCE(moved.amo, 0) + COALESCE(moved.amc, 0) + COALESCE(moved.patient, 0) - COALESCE(off.patient, 0)
+        AS patient
+        FROM o LEFT JOIN paid ON paid.n = o.invoice_number LEFT JOIN moved ON moved.n = o.invoice_number
+        LEFT JOIN off ON off.n = o.invoice_number),
+aged AS (SELECT CASE {{not_due}} WHEN start >= :b30 THEN '0-30'
+                     WHEN start >= :b60 THEN '31-60' WHEN start >= :b90 THEN '61-90' ELSE '>90' END AS bucket,
+                amc_payer, amo, amc, patient FROM due)
+SELECT bucket, amc_payer, SUM(CASE WHEN amo > 0 THEN amo ELSE 0 END), SUM(CASE WHEN amc > 0 THEN amc ELSE 0 END),
+       SUM(CASE WHEN patient > 0 THEN patient ELSE 0 END)
+FROM aged GROUP BY bucket, amc_payer
+"""
+
+
+def aged_sums(conn: Connection, as_of: date, ageing: str = "issue") -> list[tuple[str, str | None, int, int, int]]:
+    """(bucket, mutuelle or None, AMO cents, AMC cents, patient cents) still due at the end of `as_of`: every share's
+    due as outstanding() computes it, each counted when positive, added up in the database per age bucket
+    (core.balance.age_buckets: days since issue, or past the invoice's own due date with `ageing="due"`) and
+    mutuelle, over the invoices open on that day (db.open_items)."""
+    bucket_columns(ageing)
+    sql = _AGED.format(start="due_date" if ageing == "due" else "issue_date",
+                       not_due="WHEN start > :d THEN 'not-due'" if ageing == "due" else "")
+    # age_buckets' bins on days: age <= 30 is 0-30 and so on, i.e. start on or after as_of - 30 days.
+    bounds = {f"b{days}": as_of - timedelta(days=days) for days in (30, 60, 90)}
+    rows = conn.execute(text(sql), {"d": as_of, **bounds}).all()
+    return [(bucket, payer, int(amo or 0), int(amc or 0), int(patient or 0)) for bucket, payer, amo, amc, patient in rows]
+
+
 def aged_balance(conn: Connection, as_of: date, ageing: str = "issue") -> pd.DataFrame:
     """Rows: by payer type, then by mutuelle; columns: the age buckets (core.balance: days since issue, or past
-    the due date with `ageing="due"`, which adds `not-due` in front) and the total, in cents."""
-    shares = outstanding_shares(conn, as_of, ageing)
-    by_type = shares.pivot_table(index="payer_type", columns="bucket", values="due_cents", aggfunc="sum",
-                                 fill_value=0, observed=False)
-    amc = shares[shares["payer_type"] == "amc"]
-    by_payer = amc.pivot_table(index="payer", columns="bucket", values="due_cents", aggfunc="sum", fill_value=0,
-                               observed=False)
-    by_type.index = [f"type:{i}" for i in by_type.index]
-    by_payer.index = [f"mutuelle:{i}" for i in by_payer.index]
-    table = pd.concat([by_type, by_payer]).reindex(columns=list(bucket_columns(ageing)), fill_value=0)
-    table = table.fillna(0).astype("int64")
-    table["total"] = table.sum(axis=1)
+    the due date with `ageing="due"`, which adds `not-due` in front) and the total, in cents. Summed in the
+    database (aged_sums), equal to grouping outstanding_shares() (tests/app/test_balance_sums.py)."""
+    columns = list(bucket_columns(ageing))
+    by_type: dict[str, dict[str, int]] = {}
+    by_payer: dict[str, dict[str, int]] = {}
+    for bucket, payer, *cents in aged_sums(conn, as_of, ageing):
+        for share, amount in zip(SHARES, cents):
+            if amount > 0:
+                row = by_type.setdefault(f"type:{share}", dict.fromkeys(columns, 0))
+                row[bucket] += amount
+        if cents[1] > 0:
+            row = by_payer.setdefault(f"mutuelle:{'Mutuelle' if payer is None else payer}", dict.fromkeys(columns, 0))
+            row[bucket] += cents[1]
+    keys = sorted(by_type) + sorted(by_payer)
+    rows = {**by_type, **by_payer}
+    table = pd.DataFrame([[rows[k][c] for c in columns] for k in keys], index=keys,
+                         columns=pd.Index(columns, name="bucket"), dtype="int64")
+    table["total"] = table.sum(axis=1).astype("int64")
     return table

@@ -1,0 +1,96 @@
+"""The aged balance summed in the database (db.ledger.aged_sums, issue #16) equals the whole ledger's: every share
+of core.ledger.outstanding() on a whole dated snapshot, grouped by payer and age bucket in pandas as the balance
+did before, on SQLite and PostgreSQL, on past days and later ones, by issue and by due date."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from recouvrement.app.balance import balance_table
+from recouvrement.app.imports import import_file
+from recouvrement.app.reconcile import run_reconcile
+from recouvrement.app.write_offs import write_off
+from recouvrement.core.balance import bucket_columns, with_grand_total
+from recouvrement.core.ledger import outstanding
+from recouvrement.db.ledger import aged_balance, load_snapshot, share_states
+
+SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
+SAMPLE_FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "retour_noemie.rsp", "bank_camt053.xml",
+                "bank_cfonb120.txt")
+DAYS = (date(2025, 1, 15), date(2025, 3, 31), date(2025, 6, 2), date(2026, 6, 30), date(2026, 11, 2),
+        date(2026, 11, 23), date(2027, 1, 1))
+
+
+def whole_ledger_balance(conn, day: date, ageing: str) -> pd.DataFrame:
+    """The aged balance as computed before #16: outstanding() of the whole snapshot on `day`, the shares with
+    money due pivoted by payer type and by mutuelle in pandas."""
+    shares = share_states(conn, day, ageing=ageing)
+    shares = shares[shares["due_cents"] > 0]
+    by_type = shares.pivot_table(index="payer_type", columns="bucket", values="due_cents", aggfunc="sum",
+                                 fill_value=0, observed=False)
+    amc = shares[shares["payer_type"] == "amc"]
+    by_payer = amc.pivot_table(index="payer", columns="bucket", values="due_cents", aggfunc="sum", fill_value=0,
+                               observed=False)
+    by_type.index = [f"type:{i}" for i in by_type.index]
+    by_payer.index = [f"mutuelle:{i}" for i in by_payer.index]
+    table = pd.concat([by_type, by_payer]).reindex(columns=list(bucket_columns(ageing)), fill_value=0)
+    table = table.fillna(0).astype("int64")
+    table["total"] = table.sum(axis=1)
+    return table
+
+
+def assert_equal_to_whole_ledger(engine, days=DAYS) -> None:
+    with engine.connect() as conn:
+        for day in days:
+            for ageing in ("issue", "due"):
+                summed, whole = aged_balance(conn, day, ageing), whole_ledger_balance(conn, day, ageing)
+                pd.testing.assert_frame_equal(summed, whole, check_index_type=False, obj=f"{day} {ageing}")
+
+
+@pytest.fixture
+def sample(engine, settings):
+    for name in SAMPLE_FILES:
+        import_file(engine, SAMPLES / name, settings)
+    run_reconcile(engine)
+    return engine
+
+
+def test_the_balance_summed_in_the_database_equals_the_whole_ledgers_on_every_day_and_both_ageings(sample):
+    with sample.connect() as conn:
+        shares = outstanding(load_snapshot(conn, date(2026, 11, 23)))
+    assert (shares["moved_out"] > 0).any() and (shares["amc_payer"].isna() & (shares["payer_type"] == "amc")).any()
+    assert_equal_to_whole_ledger(sample)
+
+
+def test_a_write_off_and_an_insurers_transfer_reversed_are_counted_as_the_whole_ledger_counts_them(sample):
+    with sample.connect() as conn:
+        shares = outstanding(load_snapshot(conn, date(2026, 11, 23)))
+    owing = sorted(shares[(shares["payer_type"] == "patient") & (shares["due_cents"] > 0)]["invoice_number"])
+    write_off(sample, owing[0], reason="under_cost", today=date(2026, 11, 2))
+    with sample.begin() as conn:
+        moved = conn.execute(text("SELECT MIN(id) FROM share_transfer")).scalar_one()
+        conn.execute(text("UPDATE share_transfer SET reversed_on = :d WHERE id = :i"), {"d": date(2026, 11, 10),
+                                                                                         "i": moved})
+    assert_equal_to_whole_ledger(sample, (date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 9),
+                                          date(2026, 11, 10), date(2026, 11, 23)))
+
+
+def test_an_overpaid_share_counts_nothing(sample):
+    with sample.begin() as conn:
+        number = conn.execute(text("SELECT MIN(invoice_number) FROM allocation WHERE payer_type = 'amo'")).scalar_one()
+        conn.execute(text("UPDATE allocation SET amount_cents = amount_cents + 5000 WHERE id = (SELECT MIN(id) FROM "
+                          "allocation WHERE invoice_number = :n AND payer_type = 'amo')"), {"n": number})
+    assert_equal_to_whole_ledger(sample, (date(2026, 11, 23),))
+
+
+def test_an_empty_ledger_has_an_empty_balance_and_a_zero_grand_total(engine):
+    with engine.connect() as conn:
+        table = aged_balance(conn, date(2026, 11, 23))
+    assert table.empty and list(table.columns) == ["0-30", "31-60", "61-90", ">90", "total"]
+    assert with_grand_total(table).loc["total:all"].tolist() == [0, 0, 0, 0, 0]
+    assert balance_table(engine, date(2026, 11, 23)).loc["total:all", "total"] == 0
