@@ -173,8 +173,8 @@ def _tokens_read(parser: _TextExtractor, document: str) -> bool:
             tag = opening.lower()
             if tag == "script":
                 return False
-            attrs = [("data-text", "skip")] if token[3] and _SKIP_ATTRIBUTE.search(token[3]) else []
-            parser.handle_starttag(tag, attrs)
+            skip = bool(token[3]) and _SKIP_ATTRIBUTE.search(token[3]) is not None
+            parser.handle_starttag(tag, [("data-text", "skip")] if skip else [])
             if token[4]:
                 parser.handle_endtag(tag)
             elif tag == "style":       # its content is raw text up to its end tag, which the parser skips
