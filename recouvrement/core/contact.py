@@ -35,10 +35,12 @@ True
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import phonenumbers
+
+if TYPE_CHECKING:   # imported where used: a letter's composing worker checks addresses without them (issue #16)
+    import pandas as pd
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -115,6 +117,8 @@ def e164_many(cells: pd.Series) -> pd.Series:
     digits; any other cell (+ and a country code, 00…, an overseas number, a typo) goes through e164, each
     distinct value once. A million invoices carry some 400,000 distinct numbers: parsing each one in Python
     cost more than the rest of the file's checks together."""
+    import numpy as np
+    import pandas as pd
     text = cells.astype("string[pyarrow]")
     national = text.str.replace(r"[ .]", "", regex=True).str.slice(1)
     plain = (text.str.fullmatch(_NATIONAL_SHAPE).fillna(False).astype(bool)
@@ -138,6 +142,7 @@ def _metadata(region: str) -> phonenumbers.PhoneMetadata:
 def _valid_nationally(national: pd.Series, region: str) -> pd.Series:
     """phonenumbers.is_valid_number for national significant numbers of `region` (digits only): its general
     pattern and one of its number types' (each with its possible lengths), as libphonenumber checks them."""
+    import pandas as pd
     metadata = _metadata(region)
 
     def matching(desc) -> pd.Series:
