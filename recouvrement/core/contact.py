@@ -159,6 +159,44 @@ def _valid_nationally(national: pd.Series, region: str) -> pd.Series:
     return matching(metadata.general_desc) & typed
 
 
+def is_mobile_many(cells: pd.Series) -> pd.Series:
+    """Vectorised is_mobile, aligned on the index of cells (False where is_mobile is False); a test holds the two
+    equal. A number whose E.164 form (e164_many) is ``+33`` and nine digits is typed as libphonenumber types it
+    (number_type: its general pattern, none of the types tried before fixed line and mobile, then the mobile's
+    pattern), all at once; any other distinct value goes through is_mobile."""
+    numbers = e164_many(cells.astype("string[pyarrow]")).astype("string[pyarrow]")
+    code = f"+{_metadata('FR').country_code}"
+    french = (numbers.str.startswith(code).fillna(False).astype(bool)
+              & (numbers.str.len() == len(code) + 9).fillna(False).astype(bool))
+    found = pd.Series(False, index=cells.index)
+    national = numbers[french].str.slice(len(code))
+    found[french] = _mobile_nationally(national, "FR").to_numpy()
+    others = numbers.notna() & ~french
+    if others.any():
+        codes, distinct = pd.factorize(numbers[others])
+        found[others] = np.array([is_mobile(value) for value in distinct.tolist()], dtype=bool)[codes]
+    return found
+
+
+def _mobile_nationally(national: pd.Series, region: str) -> pd.Series:
+    """number_type(…) in (MOBILE, FIXED_LINE_OR_MOBILE) for valid national significant numbers of `region`."""
+    metadata = _metadata(region)
+
+    def matching(desc) -> pd.Series:
+        if desc is None or not desc.national_number_pattern:
+            return pd.Series(False, index=national.index)
+        hit = national.str.fullmatch(desc.national_number_pattern).fillna(False).astype(bool)
+        if desc.possible_length:
+            hit &= national.str.len().isin(desc.possible_length).fillna(False).astype(bool)
+        return hit
+
+    earlier = pd.Series(False, index=national.index)
+    for name in _NUMBER_TYPES[:-2]:             # premium rate … voicemail: tried before fixed line and mobile
+        earlier |= matching(getattr(metadata, name))
+    either = matching(metadata.fixed_line) if metadata.same_mobile_and_fixed_line_pattern else matching(metadata.mobile)
+    return matching(metadata.general_desc) & ~earlier & either
+
+
 def is_mobile(text: str | None) -> bool:
     """True for a valid number that is a mobile's (an SMS can reach it)."""
     normalised = e164(text)

@@ -682,15 +682,22 @@ def payer_candidates(payments: pd.DataFrame, patients: pd.DataFrame, shares: pd.
     empty = pd.DataFrame(columns=["payment_id", "patient_id"])
     if payments.empty or shares.empty:
         return empty
-    wanted = shares.merge(payments[["payment_id", "amount_cents", "payment_date"]], on="amount_cents")
+    # Names first, then amounts: a common amount (25,00 €) is owed by tens of thousands of patients and paid by
+    # thousands of queued payments, a join on the amount alone grows with their product; a name is selective.
+    shares = shares[shares["amount_cents"].isin(payments["amount_cents"])]
+    people = patients[patients["patient_id"].isin(shares["patient_id"].unique())]
+    if people.empty:
+        return empty
+    names = payments["payer_name"].fillna("")
+    keys = _payer_keys(names.unique()).merge(patient_name_keys(people), on=["last", "first"])
+    named = (pd.DataFrame({"payment_id": payments["payment_id"], "payer_name": names,
+                           "amount_cents": payments["amount_cents"], "payment_date": payments["payment_date"]})
+             .merge(keys[["payer_name", "patient_id"]].drop_duplicates(), on="payer_name"))
+    wanted = named.merge(shares[["patient_id", "amount_cents", "issue_date"]], on=["patient_id", "amount_cents"])
     wanted = wanted[wanted["issue_date"] <= wanted["payment_date"]]
     if wanted.empty:
         return empty
-    people = patients[patients["patient_id"].isin(wanted["patient_id"].unique())]
-    names = payments["payer_name"].fillna("")
-    keys = _payer_keys(names.unique()).merge(patient_name_keys(people), on=["last", "first"])
-    named = pd.DataFrame({"payment_id": payments["payment_id"], "payer_name": names}).merge(keys, on="payer_name")
-    found = wanted[["payment_id", "patient_id"]].merge(named[["payment_id", "patient_id"]]).drop_duplicates()
+    found = wanted[["payment_id", "patient_id"]].drop_duplicates()
     return found.sort_values(["payment_id", "patient_id"]).reset_index(drop=True)
 
 

@@ -16,7 +16,8 @@ from recouvrement.db.segments import patient_segments
 from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queued_payments
 from recouvrement.core.ladder import (CALL_DONE, PENDING_PAYMENT_REASON, PRE_DUE_LEVEL, QUEUED_PAYMENT_REASON,
                                       Account, CallFacts, LetterHistory, Listing, OpenItem)
-from recouvrement.core.recipients import consented, has_guarantor, is_minor, recipient_email, recipient_mobile
+from recouvrement.core.contact import is_mobile_many
+from recouvrement.core.recipients import consented, has_guarantor, is_minor, recipient_email, text_of
 from recouvrement.core.reconcile import payer_candidates
 from recouvrement.db.calls import calls_up_to, usable_phones
 from recouvrement.db.letters import letters_up_to, listings_up_to
@@ -121,6 +122,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     owing = set(items["patient_id"])
     people = {p["patient_id"]: p for p in snapshot.patients[snapshot.patients["patient_id"].isin(owing)]
               .to_dict("records")}
+    mobiles = _sms_reachable(people)
     credits = dict(zip(money.index, zip(money["credit_cents"].tolist(), money["pending_cents"].tolist())))
     columns = ("patient_id", "invoice_number", "issue_date", "due_date", "due_cents", "awaited_cents", "shifted_from",
                "notified")
@@ -141,7 +143,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
         accounts.append(Account(
             patient_id=patient_id, coverage=str(person["coverage"] or "none"), items=open_items,
             holds=holds.get(patient_id, ()), plans=plans.get(patient_id, ()), has_email=bool(recipient_email(person)) and consented(person, "email_consent"),
-            has_mobile=recipient_mobile(person) is not None,
+            has_mobile=patient_id in mobiles,
             is_minor=is_minor(person["birth_date"], as_of), has_guarantor=has_guarantor(person),
             pending_credit_cents=int(pending_cents),
             queued_payment_may_be_theirs=patient_id in maybe_theirs,
@@ -153,3 +155,14 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     return accounts
 
 
+
+
+def _sms_reachable(people: dict[str, dict]) -> set[str]:
+    """The patients core.recipients.recipient_mobile would text (their own consented mobile, no guarantor), the
+    numbers typed all at once (core.contact.is_mobile_many) rather than parsed one by one."""
+    asked = {patient: text_of(person["phone"]) for patient, person in people.items()
+             if not has_guarantor(person) and consented(person, "sms_consent")}
+    if not asked:
+        return set()
+    mobile = is_mobile_many(pd.Series(list(asked.values()), index=list(asked), dtype=object))
+    return set(mobile.index[mobile.to_numpy()])

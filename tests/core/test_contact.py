@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, strategies as st
 
-from recouvrement.core.contact import e164, e164_many, is_valid_email, one_line
+from recouvrement.core.contact import e164, e164_many, is_mobile, is_mobile_many, is_valid_email, one_line
 from recouvrement.importers.invoices_csv import valid_emails
 
 VALID = ["claire.martin@example.org", "marc+factures@ok.example", "o'neil@ok.example", "a@b.fr",
@@ -69,3 +69,16 @@ def test_the_vectorised_phone_numbers_are_e164_of_each_cell():
     found = e164_many(cells.astype("string[pyarrow]"))
     assert found.tolist() == [e164(c) for c in cells]
     assert found.notna().sum() > 3000          # most of them are valid numbers: the fast path was exercised
+
+
+def test_the_vectorised_mobile_check_is_is_mobile_of_each_cell():
+    cells = pd.Series(_phone_cells() + [None, "07 12 34 56 78", "+262 692 12 34 56", "+44 7911 123456"], dtype=object)
+    found = is_mobile_many(cells)
+    assert found.tolist() == [is_mobile(c) for c in cells]
+    assert found.sum() > 300                   # many mobiles among them: the typed path was exercised
+
+
+def test_the_vectorised_mobile_check_of_french_numbers_only_or_of_none():
+    cells = pd.Series(["06 12 34 56 78", "01 42 00 00 00"], dtype=object)
+    assert is_mobile_many(cells).tolist() == [True, False]
+    assert is_mobile_many(pd.Series([], dtype=object)).tolist() == []
