@@ -164,6 +164,8 @@ def is_mobile_many(cells: pd.Series) -> pd.Series:
     equal. A number whose E.164 form (e164_many) is ``+33`` and nine digits is typed as libphonenumber types it
     (number_type: its general pattern, none of the types tried before fixed line and mobile, then the mobile's
     pattern), all at once; any other distinct value goes through is_mobile."""
+    import numpy as np
+    import pandas as pd
     numbers = e164_many(cells.astype("string[pyarrow]")).astype("string[pyarrow]")
     code = f"+{_metadata('FR').country_code}"
     french = (numbers.str.startswith(code).fillna(False).astype(bool)
@@ -180,6 +182,7 @@ def is_mobile_many(cells: pd.Series) -> pd.Series:
 
 def _mobile_nationally(national: pd.Series, region: str) -> pd.Series:
     """number_type(…) in (MOBILE, FIXED_LINE_OR_MOBILE) for valid national significant numbers of `region`."""
+    import pandas as pd
     metadata = _metadata(region)
 
     def matching(desc) -> pd.Series:

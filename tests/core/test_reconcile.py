@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recouvrement.core.reconcile import Ledger, reconcile, rf_references_in
+from recouvrement.core.names import name_keys
+from recouvrement.core.reconcile import Ledger, patient_name_keys, payer_candidates, reconcile, rf_references_in
 from recouvrement.core.references import compact_invoice_number, format_rf, letter_reference, rf_reference
 from recouvrement.importers.base import PAYMENT_COLUMNS
 
@@ -439,3 +442,45 @@ def test_what_a_clawback_cannot_reverse_waits_in_the_queue():
                                   "status": "clawback"}), ledger())
     assert allocations(outcome) == []
     assert exceptions(outcome) == {"X000": ("clawback", 900, None), "X001": ("clawback", 100, None)}
+
+
+def _candidates_one_by_one(payments: pd.DataFrame, patients: pd.DataFrame, shares: pd.DataFrame) -> set:
+    """The rule as written: the payer's name is the patient's or the guarantor's, and one of the patient's
+    shares issued by the payment date equals the amount — every (payment, patient) pair looked at."""
+    keys = patient_name_keys(patients)
+    theirs = {pid: set(zip(group["last"], group["first"])) for pid, group in keys.groupby("patient_id")}
+    found = set()
+    for pay in payments.itertuples():
+        wanted = set(name_keys(pay.payer_name or ""))
+        for share in shares.itertuples():
+            if (share.amount_cents == pay.amount_cents and share.issue_date <= pay.payment_date
+                    and wanted & theirs.get(share.patient_id, set())):
+                found.add((pay.payment_id, share.patient_id))
+    return found
+
+
+_NAMES = ["MARTIN", "DURAND", "LEFEVRE", "NGUYEN"]
+_FIRSTS = ["CLAIRE", "PAUL", "CHLOE"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(_FIRSTS), st.sampled_from(_NAMES + [None])),
+                min_size=1, max_size=6),
+       st.lists(st.tuples(st.integers(0, 5), st.sampled_from([1000, 2500, 4000]), st.integers(1, 20)), max_size=12),
+       st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(_FIRSTS + ["C", ""]),
+                          st.sampled_from([1000, 2500, 4000, 999]), st.integers(1, 20)), max_size=8))
+def test_the_queued_payments_candidates_are_every_pair_whose_name_and_amount_and_date_fit(people, owed, paid):
+    patients = pd.DataFrame({"patient_id": [f"P{i}" for i in range(len(people))],
+                             "last_name": [p[0] for p in people], "first_name": [p[1] for p in people],
+                             "guarantor_last_name": [p[2] for p in people],
+                             "guarantor_first_name": ["PAUL" if p[2] else None for p in people]})
+    shares = pd.DataFrame({"patient_id": [f"P{i % len(people)}" for i, _, _ in owed],
+                           "amount_cents": pd.Series([a for _, a, _ in owed], dtype="int64"),
+                           "issue_date": [date(2026, 3, d) for _, _, d in owed]})
+    payments = pd.DataFrame({"payment_id": [f"Q{i}" for i in range(len(paid))],
+                             "payer_name": [f"MME {first} {last}".replace("  ", " ") for last, first, _, _ in paid],
+                             "amount_cents": pd.Series([a for _, _, a, _ in paid], dtype="int64"),
+                             "payment_date": [date(2026, 3, d) for _, _, _, d in paid]})
+    found = payer_candidates(payments, patients, shares)
+    assert set(zip(found["payment_id"], found["patient_id"])) == _candidates_one_by_one(payments, patients, shares)
+    assert list(found.columns) == ["payment_id", "patient_id"] and not found.duplicated().any()
