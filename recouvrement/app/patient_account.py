@@ -1,8 +1,10 @@
 """A patient's account as the front desk reads it: found by name, patient id or invoice number; every invoice
 with its three shares and their state, payments, credits, letters, plans, disputes, holds, agency cases.
 
-Read through the same functions as letters, plans and the balance (`core.ledger`, `holds`, `list_disputes`,
-`db.plans.patient_plan_summaries`): no figure computed twice. Never a care detail: nothing here reads `invoice_care`.
+Read through the store's named reads of one patient: the shares' figures from `db.ledger.patient_invoice_sums` and
+`patient_credits` (core.ledger.outstanding()'s and patient_money()'s arithmetic done in the database on that patient's
+rows only, held equal to them by tests/app/test_patient_sums.py), `holds`, `list_disputes`,
+`db.plans.patient_plan_summaries`. Never a care detail: nothing here reads `invoice_care`.
 """
 
 from __future__ import annotations
@@ -11,20 +13,18 @@ import difflib
 from dataclasses import dataclass, field
 from datetime import date
 
-import pandas as pd
 from sqlalchemy import Connection, Engine
 
-from recouvrement.db.disputes import DisputeRow, list_disputes
+from recouvrement.db.agency import handed_over_invoices
+from recouvrement.db.disputes import DisputeRow, disputed_invoices, list_disputes
 from recouvrement.db.holds import HoldRow, holds
 from recouvrement.render.recipients import text_of
-from recouvrement.core.ledger import outstanding, patient_money
 from recouvrement.core.names import normalise_name
 from recouvrement.core.references import compact_invoice_number
-from recouvrement.db.patients import (all_patient_cards, invoice_totals, patient_agency_cases, patient_allocations,
-                                      patient_card, patient_cards_by_invoice, patient_contact, patient_letters)
-from recouvrement.db.ledger import load_snapshot
-from recouvrement.db.plans import PlanSummary, patient_plan_summaries
-from recouvrement.db.values import as_date
+from recouvrement.db.patients import (all_patient_cards, patient_agency_cases, patient_allocations, patient_card,
+                                      patient_cards_by_invoice, patient_contact, patient_letters)
+from recouvrement.db.ledger import patient_credits, patient_invoice_sums
+from recouvrement.db.plans import PlanSummary, active_plan_invoices, patient_plan_summaries
 from recouvrement.rules import Rules
 
 SEARCH_LIMIT = 20
@@ -179,33 +179,22 @@ def share_state(payer_type: str, expected: int, paid: int, moved_out: int, due: 
     return "à régler par le patient" + partly
 
 
-def _invoices(conn: Connection, shares: pd.DataFrame, patient_id: str, as_of: date) -> list[InvoiceView]:
-    if shares.empty:
+def _invoices(conn: Connection, patient_id: str, as_of: date) -> list[InvoiceView]:
+    found = patient_invoice_sums(conn, patient_id, as_of)
+    if not found:
         return []
-    from recouvrement.db.agency import handed_over_invoices
-    from recouvrement.db.disputes import disputed_invoices
-    from recouvrement.db.plans import active_plan_invoices
-    disputed, in_plan = disputed_invoices(conn, as_of), active_plan_invoices(conn)
-    agency = handed_over_invoices(conn, as_of)
-    totals = invoice_totals(conn, patient_id)
-    order = {"amo": 0, "amc": 1, "patient": 2}
-    # Plain rows, read once: pandas' per-group and per-row access costs more than the page's whole SQL.
-    columns = ("invoice_number", "payer_type", "amc_payer", "expected", "paid", "moved_out", "moved_in", "due_cents",
-               "issue_date", "due_date")
-    grouped: dict[str, list[tuple]] = {}
-    for row in zip(*(shares[c].tolist() for c in columns)):
-        grouped.setdefault(row[0], []).append(row)
+    disputed = disputed_invoices(conn, as_of, patient_id=patient_id)
+    in_plan = active_plan_invoices(conn, patient_id=patient_id)
+    agency = handed_over_invoices(conn, as_of, patient_id=patient_id)
     views = []
-    for number, rows in grouped.items():
-        share_views = tuple(sorted((
-            ShareView(payer_type, (text_of(amc_payer) or "Mutuelle") if payer_type == "amc"
-                      else PAYER_LABELS[payer_type], int(expected), int(paid), int(moved_out), int(moved_in), int(due),
-                      share_state(payer_type, int(expected), int(paid), int(moved_out), int(due)))
-            for _, payer_type, amc_payer, expected, paid, moved_out, moved_in, due, _, _ in rows),
-            key=lambda s: order[s.payer_type]))
-        issue_date, due_date = rows[0][8], rows[0][9]
-        views.append(InvoiceView(number, as_date(issue_date), as_date(due_date), int(totals.get(number, 0)),
-                                 share_views, number in disputed, number in in_plan, number in agency))
+    for invoice in found:
+        shares = tuple(ShareView(s.payer_type, (text_of(invoice.amc_payer) or "Mutuelle") if s.payer_type == "amc"
+                                 else PAYER_LABELS[s.payer_type], s.expected, s.paid, s.moved_out, s.moved_in, s.due,
+                                 share_state(s.payer_type, s.expected, s.paid, s.moved_out, s.due))
+                       for s in invoice.shares)
+        number = invoice.invoice_number
+        views.append(InvoiceView(number, invoice.issue_date, invoice.due_date, invoice.total_cents, shares,
+                                 number in disputed, number in in_plan, number in agency))
     return sorted(views, key=lambda v: (v.issue_date, v.invoice_number), reverse=True)
 
 
@@ -219,16 +208,11 @@ def patient_account(engine: Engine, patient_id: str, as_of: date, rules: Rules) 
         account = PatientAccount(person["patient_id"], text_of(person["last_name"]), text_of(person["first_name"]),
                                  text_of(person["address"]), text_of(person["postal_code"]), text_of(person["city"]),
                                  text_of(person["phone"]), text_of(person["email"]), guarantor)
-        snapshot = load_snapshot(conn, as_of, [patient_id])
-        shares = outstanding(snapshot, rejection_due_after_days=rules.ladder.rejection_notice.due_after_days)
-        account.invoices = _invoices(conn, shares, patient_id, as_of)
+        account.invoices = _invoices(conn, patient_id, as_of)
         account.payments = [PaymentView(*r) for r in patient_allocations(conn, patient_id, as_of)]
-        money = patient_money(snapshot, table=shares)
-        if patient_id in money.index:
-            account.credit_cents = int(money.loc[patient_id, "credit_cents"])
-            account.pending_cents = int(money.loc[patient_id, "pending_cents"])
+        account.credit_cents, account.pending_cents = patient_credits(conn, patient_id, as_of)
         account.letters = [LetterView(*r) for r in patient_letters(conn, patient_id)]
-        account.disputes = [d for d in list_disputes(conn, include_closed=True) if d.patient_id == patient_id]
+        account.disputes = list_disputes(conn, include_closed=True, patient_id=patient_id)
         account.holds = holds(conn, patient_id)
         account.agency_cases = patient_agency_cases(conn, patient_id)
         account.plans = patient_plan_summaries(conn, patient_id, as_of, rules)

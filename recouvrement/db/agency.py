@@ -25,11 +25,13 @@ class CaseRow:
     updated_on: date | None
 
 
-def handed_over_invoices(conn: Connection, as_of: date | None = None) -> set[str]:
-    """Every invoice the agency received (by as_of): out of the internal ladder for good, whatever the case
-    became (collected, closed, returned: a returned case goes to the clinic's worklist, never back)."""
-    numbers = conn.execute(text("SELECT invoice_numbers FROM agency_case WHERE handed_on <= :d"),
-                           {"d": as_of or date.max}).scalars()
+def handed_over_invoices(conn: Connection, as_of: date | None = None, patient_id: str | None = None) -> set[str]:
+    """Every invoice (of one patient, if named) the agency received (by as_of): out of the internal ladder for good,
+    whatever the case became (collected, closed, returned: a returned case goes to the clinic's worklist, never
+    back)."""
+    mine = "" if patient_id is None else " AND patient_id = :p"
+    numbers = conn.execute(text("SELECT invoice_numbers FROM agency_case WHERE handed_on <= :d" + mine),
+                           {"d": as_of or date.max, "p": patient_id}).scalars()
     return {number for row in numbers for number in row.split()}
 
 

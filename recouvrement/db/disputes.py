@@ -69,10 +69,11 @@ def dispute(conn: Connection, dispute_id: int) -> DisputeRow | None:
     return None if record is None else _row(record)
 
 
-def list_disputes(conn: Connection, *, include_closed: bool = False) -> list[DisputeRow]:
-    """The register, the nearest answer date first."""
-    where = "" if include_closed else " WHERE d.status <> 'closed'"
-    return [_row(r) for r in conn.execute(text(_SELECT + where + " ORDER BY d.answer_due, d.id"))]
+def list_disputes(conn: Connection, *, include_closed: bool = False, patient_id: str | None = None) -> list[DisputeRow]:
+    """The register (of one patient's invoices, if named), the nearest answer date first."""
+    where = " WHERE 1 = 1" + ("" if include_closed else " AND d.status <> 'closed'")
+    where += "" if patient_id is None else " AND i.patient_id = :p"
+    return [_row(r) for r in conn.execute(text(_SELECT + where + " ORDER BY d.answer_due, d.id"), {"p": patient_id})]
 
 
 def dispute_notes(conn: Connection, dispute_id: int) -> list[DisputeNote]:
@@ -82,13 +83,17 @@ def dispute_notes(conn: Connection, dispute_id: int) -> list[DisputeNote]:
             for r in rows]
 
 
-def disputed_invoices(conn: Connection, as_of: date | None = None) -> set[str]:
-    """Invoices whose collection is paused by a dispute that is not closed (received by as_of, if given)."""
-    sql = "SELECT DISTINCT invoice_number FROM dispute WHERE status <> 'closed'"
-    params = {}
+def disputed_invoices(conn: Connection, as_of: date | None = None, patient_id: str | None = None) -> set[str]:
+    """Invoices (of one patient, if named) whose collection is paused by a dispute that is not closed (received by
+    as_of, if given)."""
+    sql = "SELECT DISTINCT d.invoice_number FROM dispute d WHERE d.status <> 'closed'"
+    params: dict = {}
     if as_of is not None:
-        sql += " AND received_on <= :a"
+        sql += " AND d.received_on <= :a"
         params["a"] = as_of
+    if patient_id is not None:
+        sql += " AND d.invoice_number IN (SELECT invoice_number FROM invoice WHERE patient_id = :p)"
+        params["p"] = patient_id
     return {r[0] for r in conn.execute(text(sql), params)}
 
 

@@ -8,6 +8,7 @@ still owed; nothing outside this module reads these tables to compute an amount.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
@@ -343,12 +344,28 @@ def _per_share(column: str, amount: str) -> str:
     return ", ".join(f"SUM(CASE WHEN {column} = '{share}' THEN {amount} ELSE 0 END) AS {share}" for share in SHARES)
 
 
-# What outstanding() computes per share (due = expected - paid - moved_out + moved_in - written_off), summed in the
-# database over the invoices open on :d (open_snapshot's set), each share counted when positive, per age bucket and
-# mutuelle. From the open invoices outwards (CROSS JOIN keeps SQLite's planner from scanning the big tables first).
-_AGED = f"""
-WITH o AS (SELECT invoice_number, amo_cents, amc_cents, patient_cents, amc_payer, {{start}} AS start FROM invoice
-           WHERE (settled_on IS NULL OR settled_on > :d) AND issue_date <= :d),
+def _dues(prefix: str) -> str:
+    """The columns of `due`: each share's expected, paid, moved_out, moved_in, written_off and due_cents."""
+    zero = {share: "0" for share in SHARES}
+    moved_in = {**zero, "patient": " + ".join(f"COALESCE(moved.{s}, 0)" for s in SHARES)}
+    columns = []
+    for share in SHARES:
+        parts = {"expected": f"COALESCE({prefix}{share}_cents, 0)", "paid": f"COALESCE(paid.{share}, 0)",
+                 "moved_out": f"COALESCE(moved.{share}, 0)", "moved_in": moved_in[share],
+                 "written_off": f"COALESCE(off.{share}, 0)"}
+        columns += [f"{value} AS {name}_{share}" for name, value in parts.items()]
+        columns.append("{expected} - {paid} - {moved_out} + ({moved_in}) - {written_off} AS due_{share}".format(
+            share=share, **parts))
+    return ", ".join(columns)
+
+
+# What outstanding() computes per share (due = expected - paid - moved_out + moved_in - written_off) at the end of
+# :d, in the database, for the invoices of `o` (formatted in: `{scope}` filters the invoice table, `{start}` is the
+# date the age counts from). From those invoices outwards (CROSS JOIN keeps SQLite's planner from scanning the big
+# tables first).
+_DUES = f"""
+WITH o AS (SELECT invoice_number, issue_date, due_date, total_cents, amo_cents, amc_cents, patient_cents, amc_payer,
+                  {{start}} AS start FROM invoice WHERE issue_date <= :d AND {{scope}}),
 paid AS (SELECT a.invoice_number AS n, {_per_share("a.payer_type", "a.amount_cents")}
          FROM o CROSS JOIN allocation a CROSS JOIN payment p WHERE a.invoice_number = o.invoice_number
          AND p.payment_id = a.payment_id AND p.payment_date <= :d GROUP BY a.invoice_number),
@@ -358,21 +375,72 @@ moved AS (SELECT t.invoice_number AS n, {_per_share("t.from_payer", "t.amount_ce
 off AS (SELECT w.invoice_number AS n, {_per_share("w.payer_type", "w.amount_cents")}
         FROM o CROSS JOIN write_off w WHERE w.invoice_number = o.invoice_number AND w.written_off_on <= :d
         GROUP BY w.invoice_number),
-due AS (SELECT o.start, o.amc_payer,
-        COALESCE(o.amo_cents, 0) - COALESCE(paid.amo, 0) - COALESCE(moved.amo, 0) - COALESCE(off.amo, 0) AS amo,
-        COALESCE(o.amc_cents, 0) - COALESCE(paid.amc, 0) - COALESCE(moved.amc, 0) - COALESCE(off.amc, 0) AS amc,
-        COALESCE(o.patient_cents, 0) - COALESCE(paid.patient, 0) - COALESCE(moved.patient, 0)
-        + COALESCE(moved.amo, 0) + COALESCE(moved.amc, 0) + COALESCE(moved.patient, 0) - COALESCE(off.patient, 0)
-        AS patient
+due AS (SELECT o.*, {_dues("o.")}
         FROM o LEFT JOIN paid ON paid.n = o.invoice_number LEFT JOIN moved ON moved.n = o.invoice_number
-        LEFT JOIN off ON off.n = o.invoice_number),
-aged AS (SELECT CASE {{not_due}} WHEN start >= :b30 THEN '0-30'
-                     WHEN start >= :b60 THEN '31-60' WHEN start >= :b90 THEN '61-90' ELSE '>90' END AS bucket,
-                amc_payer, amo, amc, patient FROM due)
-SELECT bucket, amc_payer, SUM(CASE WHEN amo > 0 THEN amo ELSE 0 END), SUM(CASE WHEN amc > 0 THEN amc ELSE 0 END),
-       SUM(CASE WHEN patient > 0 THEN patient ELSE 0 END)
+        LEFT JOIN off ON off.n = o.invoice_number)
+"""
+# The open invoices on :d (db.open_items: the others owe nothing and have no write-off), open_snapshot's set.
+_OPEN_SCOPE = "(settled_on IS NULL OR settled_on > :d)"
+
+# The dues of the open invoices, each share counted when positive, per age bucket and mutuelle.
+_AGED = _DUES + """
+, aged AS (SELECT CASE {not_due} WHEN start >= :b30 THEN '0-30' WHEN start >= :b60 THEN '31-60'
+                       WHEN start >= :b90 THEN '61-90' ELSE '>90' END AS bucket, amc_payer, due_amo, due_amc,
+                  due_patient FROM due)
+SELECT bucket, amc_payer, SUM(CASE WHEN due_amo > 0 THEN due_amo ELSE 0 END),
+       SUM(CASE WHEN due_amc > 0 THEN due_amc ELSE 0 END), SUM(CASE WHEN due_patient > 0 THEN due_patient ELSE 0 END)
 FROM aged GROUP BY bucket, amc_payer
 """
+
+SHARE_FIELDS = ("expected", "paid", "moved_out", "moved_in", "written_off", "due")
+
+
+@dataclass(frozen=True)
+class ShareSums:
+    """One share of an invoice at the end of a day, in cents, as core.ledger.outstanding() counts it."""
+    payer_type: str
+    expected: int
+    paid: int
+    moved_out: int
+    moved_in: int
+    written_off: int
+    due: int
+
+
+@dataclass(frozen=True)
+class InvoiceSums:
+    invoice_number: str
+    issue_date: date
+    due_date: date
+    total_cents: int
+    amc_payer: str | None
+    shares: tuple[ShareSums, ...]      # amo, amc, patient
+
+
+def patient_invoice_sums(conn: Connection, patient_id: str, as_of: date) -> list[InvoiceSums]:
+    """Every invoice of the patient issued by `as_of`, in invoice order, with its three shares at the end of that
+    day (expected, paid, moved by an insurer's rejection, written off, due: outstanding()'s figures), computed in
+    the database from the patient's rows only (one indexed query, whatever the size of the ledger)."""
+    rows = conn.execute(text(_DUES.format(start="issue_date", scope="patient_id = :p")
+                             + "SELECT * FROM due ORDER BY invoice_number"), {"d": as_of, "p": patient_id})
+    found = []
+    for row in rows.mappings().all():
+        shares = tuple(ShareSums(share, *(int(row[f"{name}_{share}"]) for name in SHARE_FIELDS)) for share in SHARES)
+        found.append(InvoiceSums(row["invoice_number"], as_date(row["issue_date"]), as_date(row["due_date"]),
+                                 int(row["total_cents"] or 0), row["amc_payer"], shares))
+    return found
+
+
+def patient_credits(conn: Connection, patient_id: str, as_of: date) -> tuple[int, int]:
+    """(credits, money waiting in the queue) in the patient's name at the end of `as_of`, in cents: what
+    core.ledger.patient_money() counts from load_exceptions' rows (a row whose payment is missing counts whatever
+    the day)."""
+    rows = conn.execute(text("SELECT e.kind = 'credit' AS credit, SUM(e.remaining_cents) FROM payment_exception e "
+                             "LEFT JOIN payment p ON p.payment_id = e.payment_id WHERE e.patient_id = :p AND "
+                             "(p.payment_date IS NULL OR p.payment_date <= :d) GROUP BY e.kind = 'credit'"),
+                        {"p": patient_id, "d": as_of}).all()
+    sums = {bool(credit): int(cents or 0) for credit, cents in rows}
+    return sums.get(True, 0), sums.get(False, 0)
 
 
 def aged_sums(conn: Connection, as_of: date, ageing: str = "issue") -> list[tuple[str, str | None, int, int, int]]:
@@ -381,7 +449,7 @@ def aged_sums(conn: Connection, as_of: date, ageing: str = "issue") -> list[tupl
     (core.balance.age_buckets: days since issue, or past the invoice's own due date with `ageing="due"`) and
     mutuelle, over the invoices open on that day (db.open_items)."""
     bucket_columns(ageing)
-    sql = _AGED.format(start="due_date" if ageing == "due" else "issue_date",
+    sql = _AGED.format(start="due_date" if ageing == "due" else "issue_date", scope=_OPEN_SCOPE,
                        not_due="WHEN start > :d THEN 'not-due'" if ageing == "due" else "")
     # age_buckets' bins on days: age <= 30 is 0-30 and so on, i.e. start on or after as_of - 30 days.
     bounds = {f"b{days}": as_of - timedelta(days=days) for days in (30, 60, 90)}

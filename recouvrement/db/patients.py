@@ -44,12 +44,6 @@ def patient_contact(conn: Connection, patient_id: str) -> dict | None:
     return None if row is None else dict(row)
 
 
-def invoice_totals(conn: Connection, patient_id: str) -> dict[str, int]:
-    """invoice_number → total_cents of the patient's invoices."""
-    return {n: int(t) for n, t in conn.execute(text("SELECT invoice_number, total_cents FROM invoice "
-                                                    "WHERE patient_id = :p"), {"p": patient_id})}
-
-
 def patient_allocations(conn: Connection, patient_id: str, as_of: date) -> list[tuple]:
     """(payment_id, payment_date, payer_type, invoice_number, amount_cents, rule) of the payments allocated to
     the patient's invoices, paid on or before `as_of`, newest first."""

@@ -51,9 +51,11 @@ def active_plan_id(conn: Connection, patient_id: str) -> int | None:
                         {"p": patient_id}).scalar_one_or_none()
 
 
-def active_plan_invoices(conn: Connection) -> set[str]:
-    """Invoices of the active plans (as stored now)."""
-    numbers = conn.execute(text("SELECT invoice_numbers FROM plan WHERE status = 'active'")).scalars()
+def active_plan_invoices(conn: Connection, patient_id: str | None = None) -> set[str]:
+    """Invoices of the active plans (of one patient, if named; as stored now)."""
+    mine = "" if patient_id is None else " AND patient_id = :p"
+    numbers = conn.execute(text("SELECT invoice_numbers FROM plan WHERE status = 'active'" + mine),
+                           {"p": patient_id}).scalars()
     return {number for row in numbers for number in row.split()}
 
 
