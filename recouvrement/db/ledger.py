@@ -423,9 +423,10 @@ def patient_invoice_sums(conn: Connection, patient_id: str, as_of: date) -> list
     the database from the patient's rows only (one indexed query, whatever the size of the ledger)."""
     rows = conn.execute(text(_DUES.format(start="issue_date", scope="patient_id = :p")
                              + "SELECT * FROM due ORDER BY invoice_number"), {"d": as_of, "p": patient_id})
+    keys = [(share, [f"{name}_{share}" for name in SHARE_FIELDS]) for share in SHARES]
     found = []
     for row in rows.mappings().all():
-        shares = tuple(ShareSums(share, *(int(row[f"{name}_{share}"]) for name in SHARE_FIELDS)) for share in SHARES)
+        shares = tuple(ShareSums(share, *(int(row[key]) for key in names)) for share, names in keys)
         found.append(InvoiceSums(row["invoice_number"], as_date(row["issue_date"]), as_date(row["due_date"]),
                                  int(row["total_cents"] or 0), row["amc_payer"], shares))
     return found
