@@ -27,13 +27,14 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
-from recouvrement.db.audit import (event_hash, insert_event, lock_trail_head, trail_events,
+from recouvrement.db.audit import (event_hash, insert_event, insert_events, lock_trail_head, trail_events,
                                     trail_head)
 from recouvrement.errors import RecouvrementError
 
@@ -146,12 +147,18 @@ def _row_is_legacy(row) -> bool:
 
 def _insert(conn: Connection, key: bytes, seq: int, prev: str, kind: str, payload: dict, patient_id,
             invoice_number, actor: str, at: datetime | None) -> str:
-    stamp = (at or datetime.now(timezone.utc)).replace(microsecond=0)
-    at_text = stamp.isoformat()
-    body = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=_json_default)
+    at_text, body = _stamp(at), _body(payload)
     digest = event_mac(key, prev, seq, at_text, kind, patient_id, invoice_number, actor, body)
     insert_event(conn, seq, at_text, kind, patient_id, invoice_number, actor, body, prev, digest)
     return digest
+
+
+def _stamp(at: datetime | None) -> str:
+    return (at or datetime.now(timezone.utc)).replace(microsecond=0).isoformat()
+
+
+def _body(payload: dict) -> str:
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True, default=_json_default)
 
 
 def append_event(conn: Connection, kind: str, payload: dict, *, patient_id: str | None = None,
@@ -162,19 +169,53 @@ def append_event(conn: Connection, kind: str, payload: dict, *, patient_id: str 
     process. Refused (RecouvrementError) when the head does not verify with this key: appending would
     chain the trail to a key it was not sealed with (a key file recreated elsewhere) or to a forged head."""
     seal = seal_of(conn)
+    seq, prev = _next_link(conn, seal.key, at)
+    return _insert(conn, seal.key, seq, prev, kind, payload, patient_id, invoice_number, actor or os_actor(), at)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event to append with `append_events`."""
+    kind: str
+    payload: dict
+    patient_id: str | None = None
+    invoice_number: str | None = None
+
+
+def append_events(conn: Connection, events: Sequence[Event], *, actor: str | None = None) -> str | None:
+    """The events appended in order in the caller's transaction, each sealed and chained as `append_event` would
+    append it, the head read and checked once and the rows inserted in one statement (a night's letters: one event
+    each, 0.5 ms apiece one by one, issue #16). Returns the new head (None when there is no event)."""
+    if not events:
+        return None
+    seal = seal_of(conn)
+    seq, prev = _next_link(conn, seal.key, None)
+    who = actor or os_actor()
+    rows = []
+    for event in events:
+        at_text, body = _stamp(None), _body(event.payload)
+        digest = event_mac(seal.key, prev, seq, at_text, event.kind, event.patient_id, event.invoice_number, who,
+                           body)
+        rows.append((seq, at_text, event.kind, event.patient_id, event.invoice_number, who, body, prev, digest))
+        seq, prev = seq + 1, digest
+    insert_events(conn, rows)
+    return prev
+
+
+def _next_link(conn: Connection, key: bytes, at: datetime | None) -> tuple[int, str]:
+    """(seq, previous MAC) of the next event, the head locked until the transaction ends and checked with the key
+    (a trail written before the key is sealed first)."""
     lock_trail_head(conn)
     head = trail_head(conn)
     if head is None:
-        seq, prev = 1, GENESIS
-    elif _row_is_sealed(seal.key, head):
-        seq, prev = head[0] + 1, head[-1]
-    elif _row_is_legacy(head):
-        seq, prev = head[0] + 2, _seal_legacy(conn, seal.key, head, at)
-    else:
-        raise RecouvrementError(f"le dernier événement du journal d'audit ({head[0]}) ne se vérifie pas avec la "
-                                "clé d'audit (clé différente ou journal falsifié) : rien n'est écrit ; lancer "
-                                "`recouvrement audit verify`", field="audit.key_file")
-    return _insert(conn, seal.key, seq, prev, kind, payload, patient_id, invoice_number, actor or os_actor(), at)
+        return 1, GENESIS
+    if _row_is_sealed(key, head):
+        return head[0] + 1, head[-1]
+    if _row_is_legacy(head):
+        return head[0] + 2, _seal_legacy(conn, key, head, at)
+    raise RecouvrementError(f"le dernier événement du journal d'audit ({head[0]}) ne se vérifie pas avec la "
+                            "clé d'audit (clé différente ou journal falsifié) : rien n'est écrit ; lancer "
+                            "`recouvrement audit verify`", field="audit.key_file")
 
 
 def _seal_legacy(conn: Connection, key: bytes, head, at: datetime | None) -> str:

@@ -41,7 +41,7 @@ from recouvrement.db import outbox as outboxes
 from recouvrement.db.accounts import load_accounts
 from recouvrement.db.payments import unreconciled_count
 from recouvrement.db.session import writing
-from recouvrement.audit import append_event, file_record, record_files
+from recouvrement.audit import Event, append_event, append_events, file_record, record_files
 from recouvrement.channels.compose import BatchPart
 from recouvrement.render.views import LetterView
 from recouvrement.config import Settings
@@ -431,27 +431,31 @@ def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, qu
         batch = _batch_name(conn, as_of, folder) if postal else None
         if batch:
             stored.insert_print_batch(conn, batch, as_of, str(folder), len(postal))
+        # The night's letters in two statements and their events in one (one by one, 1.4 ms a letter: issue #16).
+        stored.insert_letters(conn, [stored.NewLetter(
+            letter_id=written.letter_id, patient_id=written.patient_id, level=written.level, kind=written.kind,
+            channel=written.channel, as_of=as_of, amount_cents=written.amount_cents, sha256=written.sha256,
+            file=written.file, folder=str(folder),
+            status="queued" if queue_emails and by_email(written.channel) else "written",
+            batch=batch if is_postal(written.channel) else None, rf_reference=written.rf_reference,
+            items=[(item.invoice_number, int(item.amount_cents), level)
+                   for item, level in zip(written.decision.items, written.decision.item_levels)])
+            for written in report.letters])
         for written in report.letters:
-            stored.insert_letter(
-                conn, letter_id=written.letter_id, patient_id=written.patient_id, level=written.level,
-                kind=written.kind, channel=written.channel, as_of=as_of, amount_cents=written.amount_cents,
-                sha256=written.sha256, file=written.file, folder=str(folder),
-                status="queued" if queue_emails and by_email(written.channel) else "written",
-                batch=batch if is_postal(written.channel) else None, rf_reference=written.rf_reference,
-                items=[(item.invoice_number, int(item.amount_cents), level)
-                       for item, level in zip(written.decision.items, written.decision.item_levels)])
             if written.sms is not None:   # without [sms] settings: kept as written, not sent
                 outboxes.insert_sms(conn, letter_id=written.letter_id, patient_id=written.patient_id, as_of=as_of,
                                     phone=written.sms[0], text_=written.sms[1],
                                     status="queued" if queue_sms else "written")
             if written.level == 0:
                 stored.mark_transfers_notified(conn, as_of, written.invoice_numbers)
-            append_event(conn, "reminder", {"letter_id": written.letter_id, "level": written.level,
-                                            "channel": written.channel, "amount": written.amount_cents,
-                                            "sha256": written.sha256, "invoices": list(written.invoice_numbers),
-                                            "files": list(written.files)},
-                         patient_id=written.patient_id,
-                         invoice_number=written.invoice_numbers[0] if len(written.invoice_numbers) == 1 else None)
+        append_events(conn, [Event("reminder", {"letter_id": written.letter_id, "level": written.level,
+                                                "channel": written.channel, "amount": written.amount_cents,
+                                                "sha256": written.sha256, "invoices": list(written.invoice_numbers),
+                                                "files": list(written.files)},
+                                   patient_id=written.patient_id,
+                                   invoice_number=written.invoice_numbers[0] if len(written.invoice_numbers) == 1
+                                   else None)
+                             for written in report.letters])
 
 
 def _write_batches(engine: Engine, report: RemindReport, known: tuple[str, ...] = (),

@@ -54,6 +54,15 @@ def insert_event(conn: Connection, seq: int, at: str, kind: str, patient_id: str
                   "payload": payload, "prev": prev_hash, "hash": digest})
 
 
+def insert_events(conn: Connection, rows: list[tuple]) -> None:
+    """Event rows (seq, at, kind, patient_id, invoice_number, actor, payload, prev_hash, hash), in one statement."""
+    conn.execute(text(f"INSERT INTO audit_event ({COLUMNS}) VALUES (:seq, :at, :kind, :p, :i, :actor, :payload, "
+                      ":prev, :hash)"),
+                 [{"seq": seq, "at": at, "kind": kind, "p": patient_id, "i": invoice_number, "actor": actor,
+                   "payload": payload, "prev": prev_hash, "hash": digest}
+                  for seq, at, kind, patient_id, invoice_number, actor, payload, prev_hash, digest in rows])
+
+
 def events_about(conn: Connection, *, patient_id: str | None = None, invoice_number: str | None = None,
                  limit: int | None = None) -> Generator[tuple, None, None]:
     """(seq, at, kind, patient_id, invoice_number, actor, payload) of the events naming the patient, or the

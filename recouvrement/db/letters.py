@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import pandas as pd
@@ -35,20 +36,40 @@ def insert_print_batch(conn: Connection, name: str, as_of: date, folder: str, le
                  {"n": name, "d": as_of, "f": folder, "c": letters})
 
 
-def insert_letter(conn: Connection, *, letter_id: str, patient_id: str, level: int, kind: str, channel: str,
-                  as_of: date, amount_cents: int, sha256: str, file: str, status: str, folder: str,
-                  batch: str | None, rf_reference: str | None,
-                  items: list[tuple[str, int, int]]) -> None:
-    """One letter (no attempt yet) and its invoices: `items` as (invoice_number, amount_cents, level)."""
+@dataclass(frozen=True)
+class NewLetter:
+    """A letter to record (no attempt yet) and its invoices: `items` as (invoice_number, amount_cents, level)."""
+    letter_id: str
+    patient_id: str
+    level: int
+    kind: str
+    channel: str
+    as_of: date
+    amount_cents: int
+    sha256: str
+    file: str
+    status: str
+    folder: str
+    batch: str | None
+    rf_reference: str | None
+    items: list[tuple[str, int, int]]
+
+
+def insert_letters(conn: Connection, letters: list[NewLetter]) -> None:
+    """The letters (no attempt yet) and their invoices, in two statements (a night's letters)."""
+    if not letters:
+        return
     conn.execute(text("INSERT INTO letter (letter_id, patient_id, level, kind, channel, as_of, amount_cents, "
                       "sha256, file, status, folder, batch, attempts, rf_reference) "
                       "VALUES (:l, :p, :v, :k, :c, :d, :a, :s, :f, :st, :fo, :b, 0, :rf)"),
-                 {"l": letter_id, "rf": rf_reference, "p": patient_id, "v": level, "k": kind, "c": channel,
-                  "d": as_of, "a": amount_cents, "s": sha256, "f": file, "fo": folder, "b": batch, "st": status})
-    conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents, level) "
-                      "VALUES (:l, :i, :a, :v)"),
-                 [{"l": letter_id, "i": invoice, "a": int(cents), "v": item_level}
-                  for invoice, cents, item_level in items])
+                 [{"l": x.letter_id, "rf": x.rf_reference, "p": x.patient_id, "v": x.level, "k": x.kind,
+                   "c": x.channel, "d": x.as_of, "a": x.amount_cents, "s": x.sha256, "f": x.file, "fo": x.folder,
+                   "b": x.batch, "st": x.status} for x in letters])
+    items = [{"l": x.letter_id, "i": invoice, "a": int(cents), "v": item_level}
+             for x in letters for invoice, cents, item_level in x.items]
+    if items:
+        conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents, level) "
+                          "VALUES (:l, :i, :a, :v)"), items)
 
 
 def mark_transfers_notified(conn: Connection, as_of: date, invoices: tuple[str, ...]) -> None:
