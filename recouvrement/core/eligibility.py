@@ -311,7 +311,8 @@ def refusals(item: Invoice, action: Action | str, day: date, rules: Rules,
              codes: frozenset[str] | None = None) -> tuple[Refusal, ...]:
     """Every reason not to act on this invoice on `day` (empty: we may), in :data:`CHECKS` order;
     `codes` limits the checks to those codes."""
-    action = Action(action)
+    if not isinstance(action, Action):
+        action = Action(action)
     found: tuple[Refusal, ...] = ()
     for code, check in _checks(action, codes):
         reason = check(item, action, day, rules)

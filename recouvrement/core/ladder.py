@@ -179,8 +179,9 @@ class Decision:
         return tuple((i, level) for i, level in zip(self.items, self.item_levels) if level != self.level)
 
 
+@lru_cache(maxsize=1024)
 def is_quiet_day(day: date) -> bool:
-    """Sundays and French public holidays: no letter, no e-mail."""
+    """Sundays and French public holidays: no letter, no e-mail (asked once per account: remembered per day)."""
     return day.weekday() == 6 or day in _french_holidays(day.year)
 
 
@@ -211,7 +212,7 @@ def decide(account: Account, as_of: date, rules: Rules) -> Decision:
         pay_by = notice_deadline(as_of, rules)
         items = tuple(replace(i, due_date=max(i.due_date, pay_by)) for i in notice)
         return _letter(account, rules, NOTICE_LEVEL, items, (NOTICE_LEVEL,) * len(items), reason, exclusions, as_of)
-    overdue = tuple(replace(i, due_date=count_from(i, rules)) for i in remindable)
+    overdue = tuple(_counted_from(i, rules) for i in remindable)
     overdue = tuple(i for i in overdue if i.due_date < as_of)
     done = tuple(i for i in overdue if stage(i) >= rules.ladder.max_level)
     exclusions += tuple(Exclusion(i.invoice_number, "mise_en_demeure_sent", _DONE) for i in done)
@@ -299,6 +300,12 @@ def count_from(item: OpenItem, rules: Rules) -> date:
     """The due date the ladder counts from: the invoice's, or the latest rejection notice's deadline."""
     notices = [notice_deadline(listing.sent_on, rules) for listing in item.history if listing.level == NOTICE_LEVEL]
     return max([item.due_date, *notices])
+
+
+def _counted_from(item: OpenItem, rules: Rules) -> OpenItem:
+    """The item with the due date the ladder counts from (the same item when that is its own due date)."""
+    day = count_from(item, rules)
+    return item if day == item.due_date else replace(item, due_date=day)
 
 
 def next_level(item: OpenItem, as_of: date, rules: Rules) -> tuple[int, str | None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Iterable
 
 from recouvrement.rules import PlanRules, Rules
@@ -31,8 +32,10 @@ class PlanStatus:
     reason: str
 
 
+@lru_cache(maxsize=1 << 16)
 def add_months(day: date, months: int) -> date:
-    """The same day of month `months` later, clamped to the month's end (31 Jan + 1 → 28/29 Feb)."""
+    """The same day of month `months` later, clamped to the month's end (31 Jan + 1 → 28/29 Feb); remembered
+    (the ladder asks it for every open invoice's prescription and every patient's majority)."""
     index = day.year * 12 + day.month - 1 + months
     year, month = divmod(index, 12)
     last = calendar.monthrange(year, month + 1)[1]

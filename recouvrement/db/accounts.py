@@ -58,7 +58,10 @@ def queued_payment_candidates(snapshot: Snapshot, items: pd.DataFrame) -> dict[s
     shares = pd.DataFrame({"patient_id": items["patient_id"], "amount_cents": items["due_cents"].astype("int64"),
                            "issue_date": items["issue_date"]})
     found = payer_candidates(queued, snapshot.patients, shares)
-    return {patient: list(group["payment_id"]) for patient, group in found.groupby("patient_id")}
+    theirs: dict[str, list[str]] = {}
+    for payment, patient in zip(found["payment_id"].tolist(), found["patient_id"].tolist()):
+        theirs.setdefault(patient, []).append(payment)
+    return theirs
 
 
 def queued_payment_holds(conn: Connection, as_of: date, rules: Rules) -> dict[str, str]:
@@ -120,8 +123,8 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     phones = usable_phones(conn)
     # Plain dicts and tuples, read once: pandas' per-row access costs more than the ladder's decisions.
     owing = set(items["patient_id"])
-    people = {p["patient_id"]: p for p in snapshot.patients[snapshot.patients["patient_id"].isin(owing)]
-              .to_dict("records")}
+    owners = snapshot.patients[snapshot.patients["patient_id"].isin(owing)]
+    people = {p["patient_id"]: p for p in _records(owners, _PERSON_COLUMNS)}
     mobiles = _sms_reachable(people)
     credits = dict(zip(money.index, zip(money["credit_cents"].tolist(), money["pending_cents"].tolist())))
     columns = ("patient_id", "invoice_number", "issue_date", "due_date", "due_cents", "awaited_cents", "shifted_from",
@@ -133,8 +136,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     for patient_id in sorted(by_patient):
         open_items = tuple(
             OpenItem(number, issue, due, int(amount), int(awaited), shifted_from=shifted, notified=bool(notified),
-                     history=tuple(sorted(listings.get(number, ()) + called.get(number, ()),
-                                          key=lambda x: (x.sent_on, x.level))),
+                     history=_history(listings.get(number, ()), called.get(number)),
                      disputes=disputes.get(number, ()),
                      handed_over_on=handed.get(number))
             for number, issue, due, amount, awaited, shifted, notified in by_patient[patient_id])
@@ -166,3 +168,20 @@ def _sms_reachable(people: dict[str, dict]) -> set[str]:
         return set()
     mobile = is_mobile_many(pd.Series(list(asked.values()), index=list(asked), dtype=object))
     return set(mobile.index[mobile.to_numpy()])
+
+
+# What the ladder reads of a patient (core.recipients' mappings): read as plain dicts of these columns only.
+_PERSON_COLUMNS = ("patient_id", "coverage", "birth_date", "email", "email_consent", "sms_consent", "phone",
+                   "guarantor_last_name", "guarantor_address", "guarantor_email")
+
+
+def _records(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[dict]:
+    present = [c for c in columns if c in frame.columns]
+    return [dict(zip(present, values)) for values in zip(*(frame[c].tolist() for c in present))]
+
+
+def _history(listed: tuple[Listing, ...], called: tuple[Listing, ...] | None) -> tuple[Listing, ...]:
+    """An invoice's letters and done calls by date then level (letter_listings' own order when no call)."""
+    if not called:
+        return listed
+    return tuple(sorted(listed + called, key=lambda x: (x.sent_on, x.level)))
