@@ -19,7 +19,7 @@ from recouvrement.core.ladder import (CALL_DONE, PENDING_PAYMENT_REASON, PRE_DUE
 from recouvrement.core.contact import is_mobile_many
 from recouvrement.core.recipients import consented, has_guarantor, is_minor, recipient_email, text_of
 from recouvrement.core.reconcile import payer_candidates
-from recouvrement.db.calls import calls_up_to, usable_phones
+from recouvrement.db.calls import calls_up_to, wrong_numbers
 from recouvrement.db.letters import letters_up_to, listings_up_to
 from recouvrement.db.eligibility import dispute_spans, handover_days, hold_spans, plan_facts, promise_spans
 from recouvrement.rules import Rules
@@ -120,7 +120,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     letters, segments = _last_letters(conn, as_of), patient_segments(conn, as_of, rules)
     maybe_theirs = queued_payment_candidates(snapshot, items)
     calls, called = call_history(conn, as_of)
-    phones = usable_phones(conn)
+    wrong = wrong_numbers(conn)
     # Plain dicts and tuples, read once: pandas' per-row access costs more than the ladder's decisions.
     owing = set(items["patient_id"])
     owners = snapshot.patients[snapshot.patients["patient_id"].isin(owing)]
@@ -153,7 +153,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
             last_letter=letters.get(patient_id),
             credit_cents=int(credit_cents),
             promises=promises.get(patient_id, ()),
-            phone_usable=patient_id in phones, calls=calls.get(patient_id, ())))
+            phone_usable=_phone_usable(patient_id, person["phone"], wrong), calls=calls.get(patient_id, ())))
     return accounts
 
 
@@ -185,3 +185,8 @@ def _history(listed: tuple[Listing, ...], called: tuple[Listing, ...] | None) ->
     if not called:
         return listed
     return tuple(sorted(listed + called, key=lambda x: (x.sent_on, x.level)))
+
+
+def _phone_usable(patient_id: str, phone, wrong: set[tuple[str, str]]) -> bool:
+    """db.calls.usable_phones for one owing patient: a number, not found wrong on a call."""
+    return isinstance(phone, str) and bool(phone.strip()) and (patient_id, phone) not in wrong

@@ -96,6 +96,11 @@ def usable_phones(conn: Connection) -> dict[str, str]:
     return {patient: phone for patient, phone in rows if phone.strip()}
 
 
+def wrong_numbers(conn: Connection) -> set[tuple[str, str]]:
+    """(patient, phone) of every number found wrong on a call (the few usable_phones leaves out)."""
+    return {(patient, phone) for patient, phone in conn.execute(text("SELECT patient_id, phone FROM unusable_phone"))}
+
+
 @dataclass(frozen=True)
 class CallRow:
     """One line of the call list: the call and whom to phone (name and number; nothing else of the patient)."""
