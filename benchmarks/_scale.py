@@ -59,12 +59,13 @@ def arguments(default_db: str, postgresql: bool = False):
     return parser.parse_args()
 
 
-def fresh_database(args):
-    """A new, empty SQLite database (and the settings to import into it)."""
+def fresh_database(args, keep: bool = False):
+    """A new, empty SQLite database (and the settings to import into it); with `keep`, the database already
+    at --db, as it is."""
     from recouvrement.audit import seal_engine, settings_seal
     from recouvrement.config import Audit, Privacy, Settings
     from recouvrement.db.session import open_engine
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm") if not keep else ():
         Path(f"{args.db}{suffix}").unlink(missing_ok=True)
     settings = Settings(privacy=Privacy(nir_key_file=args.data / "nir.key"),
                         audit=Audit(args.data / "audit.key", Path(f"{args.db}.audit-checkpoint")))

@@ -3,17 +3,26 @@ the history imported and reconciled, then the day; prints both times, the ratio,
 allocations against the generator's ground truth (as benchmarks/reconcile.py does).
 
     python benchmarks/incremental.py [--invoices 1000000] [--days 1] [--pile] [--data DIR] [--db FILE]
+                                     [--history-db FILE]
 Target (issue 16) on the 2-core machine: the day (about 1,300 invoices and 3,000 payment lines at 1M) imported
 and reconciled in under 2 % of the history's time and under 2 s.
 
 The generator clips every late payment onto the day before its as-of date (tools.split_days): that day holds
 a pile of many ordinary days' payments. The day measured is the last ordinary day (and the `--days` before
 it); `--pile` adds the pile day. Rows after the day are left out of both runs.
+
+`--history-db FILE` keeps the history: when FILE does not exist, the history is built as usual and FILE is a
+copy of the database just after it (with its audit checkpoint and the history's figures beside it, in
+FILE.json); when it exists, the history is not built again: `--db` becomes a fresh copy of FILE, the
+history's figures are read back from FILE.json, and only the night runs (the 1M history takes about 14
+minutes; a night can so be measured again and again on the same history).
 """
 
 from __future__ import annotations
 
+import json
 import resource
+import shutil
 import sys
 import time
 from datetime import timedelta
@@ -37,6 +46,8 @@ def arguments():
     parser.add_argument("--pile", action="store_true", help="add the generator's pile day to the night")
     parser.add_argument("--data", type=Path, default=None, help="default: /tmp/bench-scale-<invoices>")
     parser.add_argument("--db", type=Path, default=Path("/tmp/bench-incremental.db"))
+    parser.add_argument("--history-db", type=Path, default=None,
+                        help="keep the history's database there, or run the night on a fresh copy of it")
     args = parser.parse_args()
     args.data = args.data or Path(f"/tmp/bench-scale-{args.invoices}")
     return args
@@ -64,6 +75,30 @@ def night(engine, settings, folder: Path) -> tuple[float, float, float, float, i
             rows, report)
 
 
+def _files(db: Path) -> list[tuple[Path, str]]:
+    return [(Path(f"{db}{suffix}"), suffix) for suffix in ("", "-wal", "-shm", ".audit-checkpoint")]
+
+
+def keep_history(engine, args, figures: dict) -> None:
+    """Copy the database just built (and its audit checkpoint) to --history-db, its figures to FILE.json."""
+    engine.dispose()
+    for path, suffix in _files(args.db):
+        if path.exists():
+            shutil.copyfile(path, f"{args.history_db}{suffix}")
+    Path(f"{args.history_db}.json").write_text(json.dumps(figures))
+
+
+def history_copy(args):
+    """A fresh copy of --history-db as --db, opened as fresh_database opens it, and the history's figures."""
+    for path, _suffix in _files(args.db):
+        path.unlink(missing_ok=True)
+    for path, suffix in _files(args.history_db):
+        if path.exists():
+            shutil.copyfile(path, f"{args.db}{suffix}")
+    engine, settings = fresh_database(args, keep=True)
+    return engine, settings, json.loads(Path(f"{args.history_db}.json").read_text())
+
+
 def main() -> None:
     args = arguments()
     ensure_scale_data(args.data, args.invoices)
@@ -74,12 +109,22 @@ def main() -> None:
     print(f"history: before {first}, {sum(counts.history.values()):,} rows; night {first}..{last}: "
           + ", ".join(f"{name} {n:,}" for name, n in counts.day.items())
           + f"; left out (later): {sum(counts.dropped.values()):,} rows", flush=True)
-    engine, settings = fresh_database(args)
-    h_import, h_reconcile, h_cpu_import, h_cpu_reconcile, h_rows, h_report = night(engine, settings, work / "history")
-    history, h_cpu = h_import + h_reconcile, h_cpu_import + h_cpu_reconcile
-    print(f"history: import {h_import:.2f} s + reconcile {h_reconcile:.2f} s = {history:.2f} s wall; "
-          f"CPU {h_cpu_import:.2f} + {h_cpu_reconcile:.2f} = {h_cpu:.2f} s "
-          f"({h_rows:,} rows, {h_report.payments:,} payments reconciled)", flush=True)
+    if args.history_db and args.history_db.exists():
+        engine, settings, figures = history_copy(args)
+        print(f"history: copied from {args.history_db} (built earlier; its figures below are that run's)")
+    else:
+        engine, settings = fresh_database(args)
+        h_import, h_reconcile, h_cpu_import, h_cpu_reconcile, h_rows, h_report = night(
+            engine, settings, work / "history")
+        figures = {"import": h_import, "reconcile": h_reconcile, "cpu_import": h_cpu_import,
+                   "cpu_reconcile": h_cpu_reconcile, "rows": h_rows, "payments": h_report.payments}
+        if args.history_db:
+            keep_history(engine, args, figures)
+    history = figures["import"] + figures["reconcile"]
+    h_cpu = figures["cpu_import"] + figures["cpu_reconcile"]
+    print(f"history: import {figures['import']:.2f} s + reconcile {figures['reconcile']:.2f} s = {history:.2f} s "
+          f"wall; CPU {figures['cpu_import']:.2f} + {figures['cpu_reconcile']:.2f} = {h_cpu:.2f} s "
+          f"({figures['rows']:,} rows, {figures['payments']:,} payments reconciled)", flush=True)
     d_import, d_reconcile, d_cpu_import, d_cpu_reconcile, d_rows, d_report = night(engine, settings, work / "day")
     day, d_cpu = d_import + d_reconcile, d_cpu_import + d_cpu_reconcile
     print(f"night:   import {d_import:.3f} s + reconcile {d_reconcile:.3f} s = {day:.3f} s wall; "
