@@ -21,6 +21,7 @@ minutes; a night can so be measured again and again on the same history).
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import sys
@@ -95,6 +96,7 @@ def history_copy(args):
     for path, suffix in _files(args.history_db):
         if path.exists():
             shutil.copyfile(path, f"{args.db}{suffix}")
+    os.sync()   # the copy's pages on disk now: else the night's first checkpoint waits for a gigabyte to be written
     engine, settings = fresh_database(args, keep=True)
     return engine, settings, json.loads(Path(f"{args.history_db}.json").read_text())
 
