@@ -24,9 +24,16 @@ SELECT t.invoice_number FROM payment p CROSS JOIN share_transfer t
       WHERE {unreconciled} AND p.id <= :last AND t.invoice_number = p.invoice_number AND t.reversed_on IS NULL
 UNION SELECT p.invoice_number FROM payment p WHERE p.status IN ('rejected', 'clawback') AND {unreconciled}
       AND p.id <= :last
-UNION SELECT q.invoice_number FROM payment_exception e JOIN payment q ON q.payment_id = e.payment_id
-      WHERE e.kind IN ('unmatched', 'ambiguous') AND q.invoice_number IS NOT NULL
+UNION {queued}
 """
+# The invoices a waiting queue entry names, of those the new lines name: read from the queue when it is the
+# smaller side (a first run: empty), else from the new lines (a night: a few thousand lines, a queue of tens
+# of thousands whose every payment would be looked up).
+_QUEUED_FROM_QUEUE = """SELECT q.invoice_number FROM payment_exception e JOIN payment q ON q.payment_id = e.payment_id
+      WHERE e.kind IN ('unmatched', 'ambiguous') AND q.invoice_number IS NOT NULL"""
+_QUEUED_FROM_NEW = """SELECT q.invoice_number FROM payment p CROSS JOIN payment q CROSS JOIN payment_exception e
+      WHERE {unreconciled} AND p.id <= :last AND q.invoice_number = p.invoice_number
+      AND e.payment_id = q.payment_id AND e.kind IN ('unmatched', 'ambiguous')"""
 _PLAIN = """
 CREATE TEMPORARY TABLE plain_explicit AS
 SELECT c.id, c.payment_id, c.invoice_number, c.payer_type, c.amount_cents, c.patient_id,
@@ -51,13 +58,24 @@ WHERE NOT (c.payer_type = 'patient' AND c.due - c.before_cents <= 0)
 
 
 
+def _queue_is_larger(conn: Connection, last_id: int) -> bool:
+    """More entries wait in the queue than new lines wait to be reconciled (each counted by its own index or a
+    small table)."""
+    waiting = conn.execute(text("SELECT COUNT(*) FROM payment_exception WHERE kind IN ('unmatched', 'ambiguous')"))
+    new = conn.execute(text(f"SELECT COUNT(*) FROM payment WHERE {unreconciled(conn)} AND id <= :last"),
+                       {"last": last_id})
+    return waiting.scalar_one() > new.scalar_one()
+
+
 def settle_plain_explicit(conn: Connection, last_id: int, now: datetime) -> tuple[int, int, int, int, int]:
     """Allocate the plain explicit payments up to row `last_id`, leave what is over as credits, mark them
     reconciled; (payments, allocations, cents allocated, credits, checksum of the allocations)."""
     for table in ("plain_explicit", "plain_blocked"):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     pending = unreconciled(conn, "p.reconciled")
-    conn.execute(text(_BLOCKED.format(unreconciled=pending)), {"last": last_id})
+    queued = _QUEUED_FROM_NEW if _queue_is_larger(conn, last_id) else _QUEUED_FROM_QUEUE
+    conn.execute(text(_BLOCKED.format(unreconciled=pending, queued=queued.format(unreconciled=pending))),
+                 {"last": last_id})
     conn.exec_driver_sql("CREATE INDEX plain_blocked_invoice ON plain_blocked (invoice_number)")
     conn.execute(text(_PLAIN.format(unreconciled=pending)), {"last": last_id})
     stamp = now.replace(tzinfo=None)

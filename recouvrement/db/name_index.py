@@ -43,25 +43,35 @@ def _with_unnamed(rows: pd.DataFrame, ids: pd.Series) -> pd.DataFrame:
 
 
 def refresh_staged(conn: Connection, staging: str) -> None:
-    """Index again the patients of the staging table `staging` (a patient_id column), as stored now."""
-    patients = read_frame(conn, f"SELECT p.{NAME_COLUMNS.replace(', ', ', p.')} FROM patient p "
-                                f"JOIN {staging} s ON s.patient_id = p.patient_id")
-    before = read_frame(conn, "SELECT k.last_key, k.first_key, k.patient_id FROM patient_name_key k "
-                              f"JOIN {staging} s ON s.patient_id = k.patient_id")
-    conn.execute(text(f"DELETE FROM patient_name_key WHERE patient_id IN (SELECT patient_id FROM {staging})"))
+    """Index again the patients of the staging table `staging` (a patient_id column), as stored now. Only the
+    patients whose keys changed are rewritten (and noted): a night's file names thousands of known patients,
+    most of them under the same names."""
+    # From the staged ids outwards (CROSS JOIN): else SQLite reads the whole index to find them.
+    patients = read_frame(conn, f"SELECT p.{NAME_COLUMNS.replace(', ', ', p.')} FROM {staging} s "
+                                "CROSS JOIN patient p WHERE p.patient_id = s.patient_id")
+    before = read_frame(conn, f"SELECT k.last_key, k.first_key, k.patient_id FROM {staging} s "
+                              "CROSS JOIN patient_name_key k WHERE k.patient_id = s.patient_id")
     rows = _rows(patients)
-    bulk_insert(conn, "patient_name_key", rows)
-    changes.note_patients(conn, _renamed(_with_unnamed(rows, patients["patient_id"]), before))
+    renamed = _renamed(_with_unnamed(rows, patients["patient_id"]), before)
+    ids = renamed["patient_id"].drop_duplicates()
+    if ids.empty:
+        return
+    stage(conn, "renamed_patient", pd.DataFrame({"value": ids.reset_index(drop=True)}), {}, index="value")
+    conn.execute(text("DELETE FROM patient_name_key WHERE patient_id IN (SELECT value FROM renamed_patient)"))
+    bulk_insert(conn, "patient_name_key", rows[rows["patient_id"].isin(ids)])
+    changes.note_patients(conn, renamed)
 
 
 def _renamed(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
-    """The keys (`now`, as _with_unnamed) of the patients whose keys are not those they had `before`."""
-    def key_sets(rows: pd.DataFrame) -> pd.Series:
-        keyed = rows.dropna(subset=["last_key", "first_key"])
-        return (keyed["last_key"] + " " + keyed["first_key"]).groupby(keyed["patient_id"]).agg(frozenset)
-    old, new = key_sets(before), key_sets(now)
+    """The keys (`now`, as _with_unnamed) of the patients whose keys are not those they had `before`, or who had
+    none before."""
+    key = ["patient_id", "last_key", "first_key"]
+    keyed_now = now.dropna(subset=["last_key", "first_key"])[key].drop_duplicates()
+    keyed_before = before.dropna(subset=["last_key", "first_key"])[key].drop_duplicates()
+    both = keyed_now.merge(keyed_before, how="outer", on=key, indicator=True)
+    differ = set(both.loc[both["_merge"] != "both", "patient_id"])
     ids = now["patient_id"].drop_duplicates()
-    changed = [p for p in ids if old.get(p, frozenset()) != new.get(p, frozenset()) or p not in old.index]
+    changed = ids[ids.isin(differ) | ~ids.isin(keyed_before["patient_id"])]
     return now[now["patient_id"].isin(changed)]
 
 
@@ -71,12 +81,22 @@ def refresh_all(conn: Connection) -> None:
     bulk_insert(conn, "patient_name_key", _rows(read_frame(conn, f"SELECT {NAME_COLUMNS} FROM patient")))
 
 
+# The n-th bearer of an asked key, by id (one seek in the index's (last, first, patient) order).
+_BEARER = ("(SELECT k.patient_id FROM patient_name_key k WHERE k.last_key = a.last_key AND k.first_key = a.first_key "
+           "ORDER BY k.patient_id LIMIT 1 OFFSET {})")
+
+
 def patients_named(conn: Connection, keys: pd.DataFrame) -> pd.DataFrame:
-    """The patients bearing these (last, first) keys, by the index: last, first, patient_id."""
+    """The patients bearing these (last, first) keys, by the index, at most two per key, those with the
+    smallest ids: last, first, patient_id. Two tell all the name rules read: whether one patient or several
+    bear a name, and the two bearers a name's ambiguity keeps (core.reconcile.name_reach, name_scope); a
+    common name's thousands of bearers are never read."""
     if keys.empty:
         return pd.DataFrame(columns=["last", "first", "patient_id"])
     asked = keys[["last", "first"]].drop_duplicates().rename(columns={"last": "last_key", "first": "first_key"})
-    stage(conn, "asked_name_key", asked, {}, index="last_key")
-    found = read_frame(conn, "SELECT k.last_key, k.first_key, k.patient_id FROM patient_name_key k JOIN asked_name_key a "
-                             "ON a.last_key = k.last_key AND a.first_key = k.first_key")
-    return found.rename(columns={"last_key": "last", "first_key": "first"})
+    stage(conn, "asked_name_key", asked, {})
+    found = read_frame(conn, f"SELECT a.last_key, a.first_key, {_BEARER.format(0)} AS first_bearer, "
+                             f"{_BEARER.format(1)} AS second_bearer FROM asked_name_key a")
+    bearers = pd.concat([found[["last_key", "first_key", column]].set_axis(["last", "first", "patient_id"], axis=1)
+                         for column in ("first_bearer", "second_bearer")], ignore_index=True)
+    return bearers.dropna(subset=["patient_id"]).reset_index(drop=True)

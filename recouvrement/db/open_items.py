@@ -32,7 +32,7 @@ _LAST_EVENT = {
 _SETTLED = """
 CREATE TEMPORARY TABLE settled_now AS
 SELECT i.invoice_number, {last_event} AS settled_on
-FROM invoice i
+FROM {invoices}
 LEFT JOIN (SELECT a.invoice_number,
                   SUM(CASE WHEN a.payer_type = 'amo' THEN a.amount_cents ELSE 0 END) AS amo,
                   SUM(CASE WHEN a.payer_type = 'amc' THEN a.amount_cents ELSE 0 END) AS amc,
@@ -53,8 +53,10 @@ WHERE i.settled_on IS NULL {scope_i}
   AND i.patient_cents - COALESCE(a.patient, 0) + COALESCE(t.amo, 0) + COALESCE(t.amc, 0) <= 0
 """
 
-# The invoices a reconcile's new allocations (id above the mark) touched.
-_TOUCHED = "SELECT DISTINCT invoice_number FROM allocation WHERE id > {mark}"
+# The invoices a reconcile's new allocations (id above the mark) touched, staged first (settle_touched): read
+# straight from the allocation table's key range, not by scanning an index of every allocation for them, and
+# then the driving set of the statement (SQLite otherwise walked every open invoice by ix_invoice_settled_on).
+_TOUCHED = "SELECT invoice_number FROM settle_touched"
 
 
 def allocation_mark(conn: Connection) -> int:
@@ -62,26 +64,42 @@ def allocation_mark(conn: Connection) -> int:
     return int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM allocation").scalar_one())
 
 
+def _stage_touched(conn: Connection, since: int) -> None:
+    """Temporary table settle_touched: each invoice allocated to after allocation id `since`, once."""
+    for table in ("settle_allocated", "settle_touched"):
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    # In two steps: a DISTINCT over the allocation table itself reads SQLite's whole invoice_number index.
+    conn.execute(text("CREATE TEMPORARY TABLE settle_allocated AS SELECT invoice_number FROM allocation "
+                      "WHERE id > :since"), {"since": int(since)})
+    conn.exec_driver_sql("CREATE TEMPORARY TABLE settle_touched AS SELECT DISTINCT invoice_number FROM settle_allocated")
+    conn.exec_driver_sql("CREATE INDEX settle_touched_number ON settle_touched (invoice_number)")
+    conn.exec_driver_sql("DROP TABLE settle_allocated")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ANALYZE settle_touched")
+
+
 def settle(conn: Connection, since: int | None = None, invoice_number: str | None = None) -> int:
     """Set settled_on on the open invoices found settled (every one; those allocated to after the allocation id
     `since`; or the one numbered `invoice_number`); the number settled. Set-based: one statement, grouped in
     the database."""
     params: dict = {}
+    invoices = "invoice i"
     if invoice_number is not None:
         scope_a, scope_t, scope_i = ("WHERE a.invoice_number = :n", "WHERE t.invoice_number = :n",
                                      "AND i.invoice_number = :n")
         params["n"] = invoice_number
     elif since is not None:
-        touched = _TOUCHED.format(mark=int(since))
-        scope_a = f"WHERE a.invoice_number IN ({touched})"
-        scope_t = f"WHERE t.invoice_number IN ({touched})"
-        scope_i = f"AND i.invoice_number IN ({touched})"
+        _stage_touched(conn, since)
+        scope_a = f"WHERE a.invoice_number IN ({_TOUCHED})"
+        scope_t = f"WHERE t.invoice_number IN ({_TOUCHED})"
+        scope_i = ""
+        invoices = "settle_touched s CROSS JOIN invoice i ON i.invoice_number = s.invoice_number"
     else:
         scope_a = scope_t = scope_i = ""
     dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
     conn.exec_driver_sql("DROP TABLE IF EXISTS settled_now")
-    conn.execute(text(_SETTLED.format(last_event=_LAST_EVENT[dialect], scope_a=scope_a, scope_t=scope_t,
-                                      scope_i=scope_i)), params)
+    conn.execute(text(_SETTLED.format(invoices=invoices, last_event=_LAST_EVENT[dialect], scope_a=scope_a,
+                                      scope_t=scope_t, scope_i=scope_i)), params)
     count = int(conn.exec_driver_sql("SELECT COUNT(*) FROM settled_now").scalar_one())
     if count:
         conn.exec_driver_sql("CREATE INDEX settled_now_number ON settled_now (invoice_number)")
@@ -89,6 +107,8 @@ def settle(conn: Connection, since: int | None = None, invoice_number: str | Non
                              "s.invoice_number = invoice.invoice_number) WHERE invoice_number IN "
                              "(SELECT invoice_number FROM settled_now)")
     conn.exec_driver_sql("DROP TABLE settled_now")
+    if since is not None and invoice_number is None:
+        conn.exec_driver_sql("DROP TABLE settle_touched")
     return count
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.db.session import open_engine
-from tests.app.world import invoices_file, payments_file
+from tests.app.world import INVOICES, invoices_file, payments_file
 from tools.samples import generate
 
 SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
@@ -81,3 +81,30 @@ def test_a_patient_line_on_a_settled_share_is_judged_by_the_payers_name_on_both_
     assert queue["C3"] == ("unmatched", 4500, "P2")        # a mistyped number: not P1's money
     assert "C4" not in queue                               # the payer's own share, by name and amount
     assert ("C4", "F2025-000103", "patient", 2300, "name_amount") in with_sql[0]
+
+
+@pytest.mark.parametrize("new_unknown_lines", [0, 3])   # fewer new lines than queue entries, and more
+def test_a_new_line_naming_an_invoice_a_queue_entry_names_waits_for_the_entry_whichever_side_is_larger(
+        db_url, tmp_path, settings, new_unknown_lines):
+    folder = tmp_path / "world"
+    folder.mkdir()
+    invoices_file(folder, [row for row in INVOICES if "F2025-000103" not in row])
+    invoices_file(folder, [row for row in INVOICES if "F2025-000103" in row], "invoices2.csv")
+    payments_file(folder, ["Q1;2025-03-05;patient;DE LA FONTAINE JEAN-FRANCOIS;23,00;;F2025-000103;;",
+                           "Q2;2025-03-06;amo;CPAM;10,00;;F2025-000999;;"], "night1.csv")
+    payments_file(folder, ["N1;2025-03-20;patient;DE LA FONTAINE JEAN-FRANCOIS;23,00;;F2025-000103;;",
+                           *(f"U{n};2025-03-20;amo;CPAM;10,00;;F2025-00099{n};;" for n in range(new_unknown_lines))],
+                  "night2.csv")
+    results = []
+    for set_based, url in ((True, db_url), (False, f"sqlite:///{tmp_path / 'pure.db'}")):
+        engine = open_engine(url)
+        for names in (("invoices.csv", "night1.csv"), ("invoices2.csv", "night2.csv")):
+            for name in names:
+                import_file(engine, folder / name, settings)
+            run_reconcile(engine, set_based=set_based)
+        results.append(outcome(engine))
+        engine.dispose()
+    with_sql, pure = results
+    assert with_sql == pure
+    assert ("Q1", "F2025-000103", "patient", 2300, "explicit") in with_sql[0]    # the older payment first
+    assert not [a for a in with_sql[0] if a[0] == "N1"]
