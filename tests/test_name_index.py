@@ -36,6 +36,8 @@ def _stored_keys(engine) -> dict[tuple, str]:
 
 def test_a_file_of_known_patients_rewrites_only_the_name_keys_of_those_renamed(engine, settings, tmp_path):
     import_file(engine, invoices_file(tmp_path, INVOICES + [_martin(1, "P12")]), settings)
+    import_file(engine, invoices_file(tmp_path, [_martin(3, "P20", "Emile").replace("Martin", "Zola")],
+                                      name="other.csv"), settings)       # stored after them, not in the later file
     before = _stored_keys(engine)
     newer = [row.replace("/2025;", "/2026;", 1).replace("F2025-", "F2026-") for row in INVOICES]   # same names
     import_file(engine, invoices_file(tmp_path, newer + [_martin(2, "P12", "Pierre").replace("/2025;", "/2026;", 1)],
