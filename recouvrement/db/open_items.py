@@ -92,8 +92,8 @@ def settle(conn: Connection, since: int | None = None, invoice_number: str | Non
         _stage_touched(conn, since)
         scope_a = f"WHERE a.invoice_number IN ({_TOUCHED})"
         scope_t = f"WHERE t.invoice_number IN ({_TOUCHED})"
-        scope_i = ""
-        invoices = "settle_touched s CROSS JOIN invoice i ON i.invoice_number = s.invoice_number"
+        scope_i = "AND i.invoice_number = s.invoice_number"
+        invoices = "settle_touched s CROSS JOIN invoice i"
     else:
         scope_a = scope_t = scope_i = ""
     dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
