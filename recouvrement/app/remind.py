@@ -284,6 +284,8 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
     jobs.sort(key=lambda job: job.view.letter_id)
     sender = settings.mail_sender() if any(job.email for job in jobs) else ""
     parts: list[BatchPart] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = out_dir.resolve()
     with _stage(report, "compose and write"):
         for chunk in compose(jobs, sender, known):
             for letter in chunk.letters:
@@ -292,7 +294,7 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
                     continue
                 decision, view, sms = made[letter.letter_id]
                 written = _write_letter(out_dir, letter.letter_id, letter.html, letter.eml, decision, view.kind,
-                                        single_pdf, known, sms)
+                                        single_pdf, known, sms, folder)
                 report.letters.append(dataclasses.replace(written, rf_reference=view.payment_reference))
             if chunk.part is not None:
                 parts.append(chunk.part)
@@ -377,26 +379,31 @@ def _sms(settings: Settings, view, person, known: tuple[str, ...]) -> tuple[str,
 
 
 def _write_letter(out_dir: Path, lid: str, html: str, message, decision: Decision, kind: str,
-                  single_pdf: bool, known: tuple[str, ...] = (), sms: tuple[str, str] | None = None) -> WrittenLetter:
-    write_atomically(out_dir / f"{lid}.html", html)
-    document, name = html.encode("utf-8"), f"{lid}.html"
-    files = [file_record(out_dir / name, document)]
+                  single_pdf: bool, known: tuple[str, ...] = (), sms: tuple[str, str] | None = None,
+                  folder: Path | None = None) -> WrittenLetter:
+    """The letter's files written, each named with its SHA-256 for the audit (audit.file_record's record; `folder`:
+    out_dir resolved, once for the night rather than once a file)."""
+    folder = folder or out_dir.resolve()
+
+    def put(name: str, data: bytes) -> dict:
+        write_atomically(out_dir / name, data)
+        return {"path": str(folder / name), "sha256": hashlib.sha256(data).hexdigest()}
+    files = [put(f"{lid}.html", html.encode("utf-8"))]
+    document = files[0]
     if message is not None:
-        write_atomically(out_dir / f"{lid}.eml", message)
-        files.append(file_record(out_dir / f"{lid}.eml", message))
+        files.append(put(f"{lid}.eml", message))
         if not is_postal(decision.channel):
-            document, name = message, f"{lid}.eml"
+            document = files[-1]
     if sms is not None:       # the text only (never the number): what the patient's phone shows
-        write_atomically(out_dir / f"{lid}.sms.txt", sms[1])
-        files.append(file_record(out_dir / f"{lid}.sms.txt", sms[1].encode("utf-8")))
+        files.append(put(f"{lid}.sms.txt", sms[1].encode("utf-8")))
         if not is_postal(decision.channel) and message is None:
-            document, name = sms[1].encode("utf-8"), f"{lid}.sms.txt"
+            document = files[-1]
     if single_pdf and is_postal(decision.channel):
         files.append(file_record(_write_pdf(out_dir / f"{lid}.pdf", html, known)))
     assert decision.level is not None and decision.channel is not None, "a letter to send has a level and a channel"
     return WrittenLetter(lid, decision.patient_id, tuple(i.invoice_number for i in decision.items), decision.level,
-                         kind, decision.channel, decision.amount_due_cents, name,
-                         hashlib.sha256(document).hexdigest(), decision, tuple(files), sms=sms)
+                         kind, decision.channel, decision.amount_due_cents, Path(document["path"]).name,
+                         document["sha256"], decision, tuple(files), sms=sms)
 
 
 def _write_pdf(path: Path, html: str, known: tuple[str, ...] = ()) -> Path:

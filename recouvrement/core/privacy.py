@@ -449,7 +449,13 @@ def _nirs_in_run(text: str, groups: list[tuple[int, int]]) -> list[tuple[int, in
 
 def _is_glued_iban(text: str, start: int, end: int) -> bool:
     """True when the digits after two capitals are an IBAN ("FR7630006000011234567890189")."""
-    return start >= 2 and text[start - 2:start].isalpha() and iban.is_valid(text[start - 2:end])
+    return start >= 2 and text[start - 2:start].isalpha() and _is_iban(text[start - 2:end])
+
+
+@lru_cache(maxsize=1024)
+def _is_iban(candidate: str) -> bool:
+    """stdnum's check, kept: every letter and QR code carries the creditor's IBAN (0.06 ms a check, issue #16)."""
+    return iban.is_valid(candidate)
 
 
 def _is_nir(candidate: str) -> bool:
