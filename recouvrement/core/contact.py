@@ -161,23 +161,28 @@ def _valid_nationally(national: pd.Series, region: str) -> pd.Series:
 
 def is_mobile_many(cells: pd.Series) -> pd.Series:
     """Vectorised is_mobile, aligned on the index of cells (False where is_mobile is False); a test holds the two
-    equal. A number whose E.164 form (e164_many) is ``+33`` and nine digits is typed as libphonenumber types it
-    (number_type: its general pattern, none of the types tried before fixed line and mobile, then the mobile's
-    pattern), all at once; any other distinct value goes through is_mobile."""
+    equal. A number already written ``+33`` and nine digits (as the importers store them), or whose E.164 form
+    (e164_many) is, is checked and typed as libphonenumber does (is_valid_number, then number_type: its general
+    pattern, none of the types tried before fixed line and mobile, then the mobile's pattern), all at once; any
+    other distinct value goes through is_mobile."""
     import numpy as np
     import pandas as pd
-    numbers = e164_many(cells.astype("string[pyarrow]")).astype("string[pyarrow]")
     code = f"+{_metadata('FR').country_code}"
+    text = cells.astype("string[pyarrow]")
+    stored = text.str.fullmatch(rf"\{code}[1-9][0-9]{{8}}").fillna(False).astype(bool).to_numpy()
+    found = np.zeros(len(cells), dtype=bool)
+    national = text[stored].str.slice(len(code))
+    found[stored] = (_valid_nationally(national, "FR") & _mobile_nationally(national, "FR")).to_numpy()
+    rest = np.flatnonzero(~stored)
+    numbers = e164_many(text[~stored]).astype("string[pyarrow]")
     french = (numbers.str.startswith(code).fillna(False).astype(bool)
-              & (numbers.str.len() == len(code) + 9).fillna(False).astype(bool))
-    found = pd.Series(False, index=cells.index)
-    national = numbers[french].str.slice(len(code))
-    found[french] = _mobile_nationally(national, "FR").to_numpy()
-    others = numbers.notna() & ~french
+              & (numbers.str.len() == len(code) + 9).fillna(False).astype(bool)).to_numpy()
+    found[rest[french]] = _mobile_nationally(numbers[french].str.slice(len(code)), "FR").to_numpy()
+    others = numbers.notna().to_numpy() & ~french
     if others.any():
         codes, distinct = pd.factorize(numbers[others])
-        found[others] = np.array([is_mobile(value) for value in distinct.tolist()], dtype=bool)[codes]
-    return found
+        found[rest[others]] = np.array([is_mobile(value) for value in distinct.tolist()], dtype=bool)[codes]
+    return pd.Series(found, index=cells.index)
 
 
 def _mobile_nationally(national: pd.Series, region: str) -> pd.Series:

@@ -72,7 +72,10 @@ def test_the_vectorised_phone_numbers_are_e164_of_each_cell():
 
 
 def test_the_vectorised_mobile_check_is_is_mobile_of_each_cell():
-    cells = pd.Series(_phone_cells() + [None, "07 12 34 56 78", "+262 692 12 34 56", "+44 7911 123456"], dtype=object)
+    stored = [e164(c) for c in _phone_cells()]                      # as the importers store them: +33…
+    cells = pd.Series(_phone_cells() + [c for c in stored if c] + [None, "07 12 34 56 78", "+262 692 12 34 56",
+                                                                  "+44 7911 123456", "+33012345678", "+336123456789"],
+                      dtype=object)
     found = is_mobile_many(cells)
     assert found.tolist() == [is_mobile(c) for c in cells]
     assert found.sum() > 300                   # many mobiles among them: the typed path was exercised
