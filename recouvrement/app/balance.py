@@ -10,8 +10,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from recouvrement.audit import record_files
-from recouvrement.core.balance import (INVOICE_DETAIL, PATIENT_DETAIL, invoice_detail, invoice_state, patient_detail,
-                                       with_grand_total)
+from recouvrement.core.balance import INVOICE_DETAIL, PATIENT_DETAIL, invoice_detail, invoice_state, with_grand_total
 from recouvrement.db import exports
 from recouvrement.db.eligibility import decision_facts
 from recouvrement.db import ledger
@@ -55,9 +54,9 @@ def balance_detail(engine: Engine, as_of: date, detail: str, ageing: str = "issu
     if detail not in DETAILS:
         raise ValueError(f"detail is one of {', '.join(DETAILS)}, not {detail!r}")
     with engine.connect() as conn:
-        shares, money, names = balance_facts(conn, as_of, ageing)
         if detail == "patients":
-            return patient_detail(shares, money, names)
+            return ledger.patient_balance(conn, as_of)      # summed in the database
+        shares, _, _ = balance_facts(conn, as_of, ageing)
         facts = decision_facts(conn, as_of)
     awaited = set(shares[(shares["payer_type"] != "patient") & (shares["due_cents"] > 0)]["invoice_number"])
     written_off = set(shares[shares["written_off"] > 0]["invoice_number"])

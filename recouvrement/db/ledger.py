@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from recouvrement.core.balance import BUCKETS, age_buckets, bucket_columns  # noqa: F401  (BUCKETS: the report's)
+from recouvrement.core.balance import (BUCKETS, PATIENT_DETAIL, age_buckets,  # noqa: F401  (BUCKETS: the report's)
+                                       bucket_columns)
 from recouvrement.core.ledger import (EXCEPTION_COLUMNS, PATIENT_COLUMNS, SHARES, Snapshot, due_matrix, outstanding,
                                       patient_money)
 from recouvrement.db.bulk import read_frame, stage
@@ -365,8 +366,8 @@ def _dues(prefix: str) -> str:
 # date the age counts from). From those invoices outwards (CROSS JOIN keeps SQLite's planner from scanning the big
 # tables first).
 _DUES = f"""
-WITH o AS (SELECT invoice_number, issue_date, due_date, total_cents, amo_cents, amc_cents, patient_cents, amc_payer,
-                  {{start}} AS start FROM invoice WHERE issue_date <= :d AND {{scope}}),
+WITH o AS (SELECT invoice_number, patient_id, issue_date, due_date, total_cents, amo_cents, amc_cents, patient_cents,
+                  amc_payer, {{start}} AS start FROM invoice WHERE issue_date <= :d AND {{scope}}),
 paid AS (SELECT a.invoice_number AS n, {_per_share("a.payer_type", "a.amount_cents")}
          FROM o CROSS JOIN allocation a CROSS JOIN payment p WHERE a.invoice_number = o.invoice_number
          AND p.payment_id = a.payment_id AND p.payment_date <= :d GROUP BY a.invoice_number),
@@ -392,6 +393,45 @@ SELECT bucket, amc_payer, SUM(CASE WHEN due_amo > 0 THEN due_amo ELSE 0 END),
        SUM(CASE WHEN due_amc > 0 THEN due_amc ELSE 0 END), SUM(CASE WHEN due_patient > 0 THEN due_patient ELSE 0 END)
 FROM aged GROUP BY bucket, amc_payer
 """
+
+# Per patient: the dues of their open invoices, each share counted when positive, the invoices with any, and the
+# credits and money waiting in their name (core.ledger.patient_money's), with their names.
+_PATIENTS = _DUES + """
+, owed AS (SELECT patient_id, SUM(CASE WHEN due_amo > 0 THEN due_amo ELSE 0 END) AS amo,
+                  SUM(CASE WHEN due_amc > 0 THEN due_amc ELSE 0 END) AS amc,
+                  SUM(CASE WHEN due_patient > 0 THEN due_patient ELSE 0 END) AS patient,
+                  SUM(CASE WHEN due_amo > 0 OR due_amc > 0 OR due_patient > 0 THEN 1 ELSE 0 END) AS open_invoices
+           FROM due GROUP BY patient_id),
+money AS (SELECT patient_id, amo, amc, patient, open_invoices, 0 AS credit, 0 AS pending FROM owed
+          UNION ALL
+          SELECT e.patient_id, 0, 0, 0, 0, CASE WHEN e.kind = 'credit' THEN e.remaining_cents ELSE 0 END,
+                 CASE WHEN e.kind = 'credit' THEN 0 ELSE e.remaining_cents END
+          FROM payment_exception e LEFT JOIN payment p ON p.payment_id = e.payment_id
+          WHERE e.patient_id IS NOT NULL AND (p.payment_date IS NULL OR p.payment_date <= :d))
+SELECT m.patient_id, n.last_name, n.first_name, SUM(m.open_invoices), SUM(m.amo), SUM(m.amc), SUM(m.patient),
+       SUM(m.credit), SUM(m.pending)
+FROM money m LEFT JOIN patient n ON n.patient_id = m.patient_id GROUP BY m.patient_id, n.last_name, n.first_name
+"""
+
+
+def patient_balance(conn: Connection, as_of: date) -> pd.DataFrame:
+    """The balance's per-patient detail at the end of `as_of` (core.balance.PATIENT_DETAIL, by patient id): every
+    patient who owes anything (to any payer) or has a credit or money waiting in their name; the payer columns are
+    each share's due when positive, added up in the database over the invoices open on that day, as
+    core.balance.patient_detail() adds up balance_facts() (tests/app/test_balance_sums.py)."""
+    rows = []
+    for patient_id, last, first, *cents in conn.execute(text(_PATIENTS.format(start="issue_date", scope=_OPEN_SCOPE)),
+                                                        {"d": as_of}).all():
+        count, amo, amc, patient, credit, pending = (int(c or 0) for c in cents)
+        total = amo + amc + patient
+        if total > 0 or credit > 0 or pending > 0:
+            rows.append((patient_id, last, first, count, amo, amc, patient, total, credit, pending,
+                         max(patient - credit, 0)))
+    rows.sort(key=lambda row: row[0])
+    values = list(zip(*rows)) or [()] * len(PATIENT_DETAIL)
+    return pd.DataFrame({column: pd.Series(list(column_values), dtype=object if k < 3 else "int64")
+                         for k, (column, column_values) in enumerate(zip(PATIENT_DETAIL, values))})
+
 
 SHARE_FIELDS = ("expected", "paid", "moved_out", "moved_in", "written_off", "due")
 

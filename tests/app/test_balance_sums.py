@@ -15,9 +15,9 @@ from recouvrement.app.balance import balance_table
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.write_offs import write_off
-from recouvrement.core.balance import bucket_columns, with_grand_total
+from recouvrement.core.balance import bucket_columns, patient_detail, with_grand_total
 from recouvrement.core.ledger import outstanding
-from recouvrement.db.ledger import aged_balance, load_snapshot, share_states
+from recouvrement.db.ledger import aged_balance, balance_facts, load_snapshot, patient_balance, share_states
 
 SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
 SAMPLE_FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "retour_noemie.rsp", "bank_camt053.xml",
@@ -94,3 +94,21 @@ def test_an_empty_ledger_has_an_empty_balance_and_a_zero_grand_total(engine):
     assert table.empty and list(table.columns) == ["0-30", "31-60", "61-90", ">90", "total"]
     assert with_grand_total(table).loc["total:all"].tolist() == [0, 0, 0, 0, 0]
     assert balance_table(engine, date(2026, 11, 23)).loc["total:all", "total"] == 0
+
+
+def test_the_patients_detail_summed_in_the_database_equals_the_ledgers_on_every_day(sample):
+    with sample.connect() as conn:
+        shares = outstanding(load_snapshot(conn, date(2026, 11, 23)))
+    owing = sorted(shares[(shares["payer_type"] == "patient") & (shares["due_cents"] > 0)]["invoice_number"])
+    write_off(sample, owing[0], reason="under_cost", today=date(2026, 11, 2))
+    with sample.begin() as conn:     # money waiting in the queue in a patient's name (pending)
+        conn.execute(text("UPDATE payment_exception SET patient_id = (SELECT MIN(patient_id) FROM patient) WHERE "
+                          "payment_id = (SELECT MIN(payment_id) FROM payment_exception WHERE kind <> 'credit')"))
+        kinds = set(conn.execute(text("SELECT kind FROM payment_exception WHERE patient_id IS NOT NULL")).scalars())
+    assert "credit" in kinds and kinds - {"credit"}
+    with sample.connect() as conn:
+        for day in DAYS:
+            summed = patient_balance(conn, day)
+            whole = patient_detail(*balance_facts(conn, day))
+            assert len(whole) > 0 or day < date(2025, 3, 1)
+            pd.testing.assert_frame_equal(summed, whole, obj=str(day))
