@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import re
 import time
@@ -165,20 +166,21 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     before as_of are not reconciled yet; a dry run reports them in `unreconciled` instead."""
     rules = rules or settings.rules()
     started = time.perf_counter(), time.process_time()
-    with engine.connect() as conn:
-        pending = unreconciled_count(conn, as_of)
-        if pending and not dry_run:
-            raise PaymentsNotReconciled(pending)
-        accounts = load_accounts(conn, as_of, rules)
-        recorded = stored.letter_ids_of_day(conn, as_of)
-    judged = [decide(account, as_of, rules) for account in accounts]
-    report = RemindReport(as_of, dry_run, is_quiet_day(as_of), unreconciled=pending)
-    report.exclusions = [Excluded(d.patient_id, e.invoice_number, e.code, e.reason)
-                         for d in judged for e in d.exclusions]
-    # What core.ladder.due_reminders returns, without deciding every account a second time.
-    report.decisions = [] if report.quiet_day else [d for d in judged if d.level is not None]
-    # The pre-due notices, decided apart: not ladder letters, and they never delay one.
-    report.decisions += [d for d in (pre_due_notice(a, as_of, rules) for a in accounts) if d.level is not None]
+    with _no_cycle_collection():
+        with engine.connect() as conn:
+            pending = unreconciled_count(conn, as_of)
+            if pending and not dry_run:
+                raise PaymentsNotReconciled(pending)
+            accounts = load_accounts(conn, as_of, rules)
+            recorded = stored.letter_ids_of_day(conn, as_of)
+        report = RemindReport(as_of, dry_run, is_quiet_day(as_of), unreconciled=pending)
+        judged = [decide(account, as_of, rules) for account in accounts]
+        report.exclusions = [Excluded(d.patient_id, e.invoice_number, e.code, e.reason)
+                             for d in judged for e in d.exclusions]
+        # What core.ladder.due_reminders returns, without deciding every account a second time.
+        report.decisions = [] if report.quiet_day else [d for d in judged if d.level is not None]
+        # The pre-due notices, decided apart: not ladder letters, and they never delay one.
+        report.decisions += [d for d in (pre_due_notice(a, as_of, rules) for a in accounts) if d.level is not None]
     report.stages.append(("read and decide", time.perf_counter() - started[0], time.process_time() - started[1]))
     if dry_run:
         return report
@@ -194,6 +196,20 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
             report.manifest = write_manifest(engine, as_of, Path(out_dir))
         report.call_list = write_call_list(engine, as_of, Path(out_dir))
     return report
+
+
+@contextlib.contextmanager
+def _no_cycle_collection():
+    """The cyclic garbage collector paused while the night's accounts and decisions are built: hundreds of
+    thousands of small objects, none in a cycle, each batch of them made the collector walk the whole heap again
+    (a fifth of the read-and-decide step at 200k invoices). Reference counting still frees what is dropped."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def call_id(as_of: date, patient_id: str, level: int) -> str:
