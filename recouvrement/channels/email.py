@@ -53,9 +53,14 @@ def subject(view: LetterView) -> str:
 
 def message_id(view: LetterView, sender: str) -> str:
     """A stable Message-ID: the same letter always gets the same id (the domain is the sender's)."""
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "recouvrement.invalid"
+    domain = _sender_domain(sender)
     digest = hashlib.sha256(view.letter_id.encode("utf-8")).hexdigest()[:32]
     return f"<{digest}@{domain}>"
+
+
+@functools.lru_cache(maxsize=64)
+def _sender_domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or "recouvrement.invalid"
 
 
 def build_email(view: LetterView, sender: str, html: str, text: str) -> EmailMessage:
@@ -142,6 +147,7 @@ def _encoded(value: str, name: str) -> str:
     return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
 
 
+@functools.lru_cache(maxsize=64)
 def _address_header(value: str) -> str:
     """The sender as given ("Name <address>" or a bare address)."""
     name, address = parseaddr(value)
