@@ -10,11 +10,11 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from recouvrement.audit import record_files
-from recouvrement.core.balance import INVOICE_DETAIL, PATIENT_DETAIL, invoice_detail, invoice_state, with_grand_total
+from recouvrement.core.balance import INVOICE_DETAIL, PATIENT_DETAIL, invoice_state, with_grand_total
 from recouvrement.db import exports
 from recouvrement.db.eligibility import decision_facts
 from recouvrement.db import ledger
-from recouvrement.db.ledger import BUCKETS, balance_facts  # noqa: F401  (BUCKETS: still importable here)
+from recouvrement.db.ledger import BUCKETS  # noqa: F401  (BUCKETS: still importable here)
 from recouvrement.render.csvfile import PLAIN, Amount, Dialect
 from recouvrement.render.files import write_checked_csv
 
@@ -56,19 +56,16 @@ def balance_detail(engine: Engine, as_of: date, detail: str, ageing: str = "issu
     with engine.connect() as conn:
         if detail == "patients":
             return ledger.patient_balance(conn, as_of)      # summed in the database
-        shares, _, _ = balance_facts(conn, as_of, ageing)
+        table = ledger.invoice_balance(conn, as_of, ageing)
         facts = decision_facts(conn, as_of)
-    awaited = set(shares[(shares["payer_type"] != "patient") & (shares["due_cents"] > 0)]["invoice_number"])
-    written_off = set(shares[shares["written_off"] > 0]["invoice_number"])
-    listed = shares[(shares["due_cents"] > 0) | (shares["written_off"] > 0)]     # the detail's rows only
-    patient_of = listed.drop_duplicates("invoice_number").set_index("invoice_number")["patient_id"]
-    states = {}
-    for number, patient_id in patient_of.items():
+    states = []
+    for number, patient_id, awaited, written_off in zip(table["invoice_number"], table["patient_id"],
+                                                        table["awaited"], table["any_written_off"]):
         patient = facts.patient(patient_id)
-        states[number] = invoice_state(number, as_of, awaited=number in awaited, written_off=number in written_off,
-                                       disputes=facts.disputes.get(number, ()), holds=patient.holds,
-                                       plans=patient.plans, handed_over_on=facts.handed_over_on.get(number))
-    return invoice_detail(shares, states)
+        states.append(invoice_state(number, as_of, awaited=bool(awaited), written_off=bool(written_off),
+                                    disputes=facts.disputes.get(number, ()), holds=patient.holds,
+                                    plans=patient.plans, handed_over_on=facts.handed_over_on.get(number)))
+    return table.assign(state=pd.Series(states, index=table.index, dtype=object))[list(INVOICE_DETAIL)]
 
 
 def write_balance_detail(engine: Engine, as_of: date, detail: str, path: Path, dialect: Dialect = PLAIN,

@@ -433,6 +433,43 @@ def patient_balance(conn: Connection, as_of: date) -> pd.DataFrame:
                          for k, (column, column_values) in enumerate(zip(PATIENT_DETAIL, values))})
 
 
+# Per invoice open on :d: what the balance's invoice detail lists (a share still due, or a write-off).
+_INVOICES = _DUES + """
+SELECT invoice_number, patient_id, issue_date, due_date, amc_payer, expected_amo + expected_amc + expected_patient,
+       paid_amo + paid_amc + paid_patient, written_off_amo + written_off_amc + written_off_patient,
+       due_amo, due_amc, due_patient, written_off_amo > 0 OR written_off_amc > 0 OR written_off_patient > 0
+FROM due WHERE due_amo > 0 OR due_amc > 0 OR due_patient > 0
+      OR written_off_amo + written_off_amc + written_off_patient > 0
+"""
+INVOICE_BALANCE = ("invoice_number", "patient_id", "issue_date", "due_date", "amount", "paid", "written_off",
+                   "amo_remaining", "amc_remaining", "patient_remaining", "remaining", "mutuelle", "age_bucket",
+                   "awaited", "any_written_off")
+
+
+def invoice_balance(conn: Connection, as_of: date, ageing: str = "issue") -> pd.DataFrame:
+    """The balance's per-invoice detail at the end of `as_of` without its state (core.balance.INVOICE_DETAIL but
+    `state`, in invoice order), plus `awaited` (an insurer's share still due) and `any_written_off` (a share
+    written off): every invoice open on that day with a share still due or a write-off, its dues computed in the
+    database (remaining: each share's due when positive), its age bucket by core.balance.age_buckets."""
+    rows = sorted(conn.execute(text(_INVOICES.format(start="issue_date", scope=_OPEN_SCOPE)), {"d": as_of}).all(),
+                  key=lambda row: row[0])
+    values = list(zip(*rows)) or [()] * 12
+    number, patient, issued, due_on, payer, amount, paid, off, amo, amc, patient_due, written = values
+    remaining = [np.clip(np.array(v, dtype="int64"), 0, None) for v in (amo, amc, patient_due)]
+    issue_dates, due_dates = as_dates(pd.Series(issued, dtype=object)), as_dates(pd.Series(due_on, dtype=object))
+    frame = pd.DataFrame({
+        "invoice_number": pd.Series(number, dtype=object), "patient_id": pd.Series(patient, dtype=object),
+        "issue_date": issue_dates, "due_date": due_dates,
+        "amount": pd.Series(amount, dtype="int64"), "paid": pd.Series(paid, dtype="int64"),
+        "written_off": pd.Series(off, dtype="int64"),
+        "amo_remaining": remaining[0], "amc_remaining": remaining[1], "patient_remaining": remaining[2],
+        "remaining": remaining[0] + remaining[1] + remaining[2], "mutuelle": pd.Series(payer, dtype=object),
+        "age_bucket": age_buckets(as_of, issue_dates, due_dates, ageing),
+        "awaited": (np.array(amo, dtype="int64") > 0) | (np.array(amc, dtype="int64") > 0),
+        "any_written_off": np.array([bool(w) for w in written], dtype=bool)})
+    return frame[list(INVOICE_BALANCE)]
+
+
 SHARE_FIELDS = ("expected", "paid", "moved_out", "moved_in", "written_off", "due")
 
 

@@ -11,12 +11,15 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from recouvrement.app.balance import balance_table
+from recouvrement.app.balance import balance_detail, balance_table
+from recouvrement.app.disputes import open_dispute
+from recouvrement.app.holds import place_hold
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.write_offs import write_off
-from recouvrement.core.balance import bucket_columns, patient_detail, with_grand_total
+from recouvrement.core.balance import bucket_columns, invoice_detail, invoice_state, patient_detail, with_grand_total
 from recouvrement.core.ledger import outstanding
+from recouvrement.db.eligibility import decision_facts
 from recouvrement.db.ledger import aged_balance, balance_facts, load_snapshot, patient_balance, share_states
 
 SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
@@ -112,3 +115,40 @@ def test_the_patients_detail_summed_in_the_database_equals_the_ledgers_on_every_
             whole = patient_detail(*balance_facts(conn, day))
             assert len(whole) > 0 or day < date(2025, 3, 1)
             pd.testing.assert_frame_equal(summed, whole, obj=str(day))
+
+
+def invoices_detail_from_the_ledger(conn, day: date, ageing: str) -> pd.DataFrame:
+    """The invoice detail as computed before #16: core.balance.invoice_detail() of balance_facts(), each listed
+    invoice's state from decision_facts()."""
+    shares, _, _ = balance_facts(conn, day, ageing)
+    facts = decision_facts(conn, day)
+    awaited = set(shares[(shares["payer_type"] != "patient") & (shares["due_cents"] > 0)]["invoice_number"])
+    written_off = set(shares[shares["written_off"] > 0]["invoice_number"])
+    listed = shares[(shares["due_cents"] > 0) | (shares["written_off"] > 0)]
+    patient_of = listed.drop_duplicates("invoice_number").set_index("invoice_number")["patient_id"]
+    states = {}
+    for number, patient_id in patient_of.items():
+        patient = facts.patient(patient_id)
+        states[number] = invoice_state(number, day, awaited=number in awaited, written_off=number in written_off,
+                                       disputes=facts.disputes.get(number, ()), holds=patient.holds,
+                                       plans=patient.plans, handed_over_on=facts.handed_over_on.get(number))
+    return invoice_detail(shares, states)
+
+
+def test_the_invoices_detail_read_in_the_database_equals_the_ledgers_on_every_day_and_both_ageings(sample):
+    with sample.connect() as conn:
+        shares = outstanding(load_snapshot(conn, date(2026, 11, 23)))
+    owing = sorted(shares[(shares["payer_type"] == "patient") & (shares["due_cents"] > 0)]["invoice_number"])
+    write_off(sample, owing[0], reason="under_cost", today=date(2026, 11, 2))
+    open_dispute(sample, owing[1], reason="conteste le montant", received=date(2026, 11, 3))
+    place_hold(sample, shares.loc[shares["invoice_number"] == owing[2], "patient_id"].iloc[0], reason="difficultés",
+               since=date(2026, 11, 4))
+    for day in DAYS:
+        for ageing in ("issue", "due"):
+            with sample.connect() as conn:
+                whole = invoices_detail_from_the_ledger(conn, day, ageing)
+            summed = balance_detail(sample, day, "invoices", ageing)
+            # Same values; text columns stay Python objects here (pandas had inferred strings for some).
+            pd.testing.assert_frame_equal(summed, whole, check_dtype=False, obj=f"{day} {ageing}")
+    states = set(balance_detail(sample, date(2026, 11, 23), "invoices")["state"])
+    assert {"open", "written_off"} <= {word for state in states for word in state.split()} and len(states) > 3
