@@ -1,4 +1,5 @@
-"""The everyday reads on a big database: `balance`, `report`, `remind --dry-run` and the web app's patient page;
+"""The everyday reads on a big database: `balance` (and its two details), `report`, `remind --dry-run` and the web
+app's patient page;
 wall and CPU time each, and the rows each read from the database.
 
     python benchmarks/reads.py --db /work/bench/base-1m.db         # a copy of it, never the file itself
@@ -167,12 +168,16 @@ def run(args, folder: Path) -> None:
         invoices = conn.execute(text("SELECT COUNT(*) FROM invoice")).scalar_one()
     print(f"{invoices:,} invoices; as of {as_of}; busiest patient {many} invoices, typical {few}", flush=True)
 
-    from recouvrement.app.balance import balance_table
+    from recouvrement.app.balance import balance_detail, balance_table
     from recouvrement.app.nightly import remind_and_send
     from recouvrement.app.report import write_report
     with measured("balance (balance_table)"):
         table = balance_table(engine, as_of)
     print(f"  grand total {int(table.loc['total:all', 'total']):,} cents", flush=True)
+    for detail in ("patients", "invoices"):
+        with measured(f"balance --detail {detail} (balance_detail)"):
+            rows = balance_detail(engine, as_of, detail)
+        print(f"  {len(rows):,} rows", flush=True)
     with measured("report (write_report)"):
         write_report(engine, settings, as_of, folder / "rapport.html")
     with measured("remind --dry-run (remind_and_send)"):
