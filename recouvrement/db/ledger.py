@@ -3,6 +3,10 @@
 Every read here is set-based (one query per table, whatever the number of invoices) and returns plain
 frames whose dates are `datetime.date` objects. `recouvrement.core.ledger` computes from them what is
 still owed; nothing outside this module reads these tables to compute an amount.
+
+The everyday reads of a big ledger (the aged balance and its details, one patient's account) do the same
+arithmetic in the database instead (_DUES: one SQL text for all of them, over the open invoices or one patient's),
+held equal to core.ledger's by tests/app/test_balance_sums.py and tests/app/test_patient_sums.py.
 """
 
 from __future__ import annotations
