@@ -156,28 +156,30 @@ def _tokens_read(parser: _TextExtractor, document: str) -> bool:
     left half-fed, when the document holds anything but plain markup and text (tests/render/test_letters.py holds
     the text equal to html.parser's)."""
     position, end = 0, len(document)
+    search, handle_data = _MARKUP.search, parser.handle_data
+    handle_starttag, handle_endtag = parser.handle_starttag, parser.handle_endtag
     while position < end:
-        token = _MARKUP.search(document, position)
+        token = search(document, position)
         stop = token.start() if token else end
         if stop > position:
             data = document[position:stop]
             if "<" in data:
                 return False
-            parser.handle_data(html.unescape(data) if "&" in data else data)
+            handle_data(html.unescape(data) if "&" in data else data)
         if token is None:
             break
         position = token.end()
-        closing, opening = token[1], token[2]
+        closing, opening, attributes, slash = token.groups()
         if closing:
-            parser.handle_endtag(closing.lower())
+            handle_endtag(closing.lower())
         elif opening:
             tag = opening.lower()
             if tag == "script":
                 return False
-            skip = bool(token[3]) and _SKIP_ATTRIBUTE.search(token[3]) is not None
-            parser.handle_starttag(tag, [("data-text", "skip")] if skip else [])
-            if token[4]:
-                parser.handle_endtag(tag)
+            skip = bool(attributes) and _SKIP_ATTRIBUTE.search(attributes) is not None
+            handle_starttag(tag, [("data-text", "skip")] if skip else [])
+            if slash:
+                handle_endtag(tag)
             elif tag == "style":       # its content is raw text up to its end tag, which the parser skips
                 close = _CDATA_END.search(document, position)
                 if close is None:
