@@ -373,12 +373,12 @@ _PREAMBLE = r"""
 #set text(font: "DejaVu Sans", size: 9pt, fill: rgb("#111"), lang: "fr", hyphenate: false,
           top-edge: 0.996em, bottom-edge: -0.304em)
 #set par(leading: 0pt, spacing: 1.3mm, justify: false)
-#set page(paper: "a4", numbering: "1", margin: (top: 15mm, right: 20mm + 6pt, bottom: 12mm, left: 20mm + 6pt), footer-descent: 50% - 3.75pt,
-  footer: context {
-    let letter = counter("letter").get().first()
-    let pages = counter(page).at(label("letter-end-" + str(letter))).first()
-    pad(right: -6pt, align(right, text(size: 7.5pt, fill: rgb("#555"))[page #counter(page).display() / #pages]))
-  })
+#set page(paper: "a4", numbering: "1", margin: (top: 15mm, right: 20mm + 6pt, bottom: 12mm, left: 20mm + 6pt), footer-descent: 50% - 3.75pt)
+#let page-footer(body) = pad(right: -6pt, align(right, text(size: 7.5pt, fill: rgb("#555"), body)))
+#let one-page = page-footer[page 1 / 1]
+#let counted(letter) = context page-footer[page #counter(page).display() / #counter(page).at(label("letter-end-" + str(letter))).first()]
+#let counting = json("counted.json")
+#let footer-of(letter) = if letter in counting { counted(letter) } else { one-page }
 #let heading-one(body) = block(above: 3mm, below: 2.5mm, text(size: 11pt, weight: "bold", body))
 #let heading-two(body) = block(above: 3mm, below: 1.5mm, sticky: true, text(size: 10pt, weight: "bold", body))
 #let letter-table(..args) = block(above: 2mm, below: 3mm, table(
@@ -398,15 +398,16 @@ _PREAMBLE = r"""
 """
 
 
-def batch_markup(htmls: list[str]) -> str:
-    """The Typst source of several letters, each from a new page, its pages numbered on its own."""
-    letters = []
-    for number, html in enumerate(htmls):
-        start = "" if number == 0 else "#pagebreak()\n"
-        letters.append(f"{start}#counter(page).update(1)#counter(\"letter\").update({number})#v(6pt)\n"
-                       f"{letter_markup(html)}\n#metadata(none) <letter-end-{number}>")
-    ends = f"#context [#metadata(range({len(htmls)}).map(i => locate(label(\"letter-end-\" + str(i))).page())) <page-ends>]"
-    return _PREAMBLE + "\n".join(letters) + "\n" + ends + "\n"
+def batch_markup(bodies: list[str]) -> str:
+    """The Typst source of several letters (their letter_markup), each from a new page, its pages numbered on its own.
+
+    A letter's footer says "page n / N". Counting pages is introspection, which costs Typst a second layout of the whole
+    document (0.9 ms a letter, 15 %): only the letters listed in the file counted.json beside it (a JSON list of their
+    numbers) count theirs, the others print "page 1 / 1".
+    """
+    letters = [f"#page(footer: footer-of({number}))[#counter(page).update(1)#v(6pt)\n{body}\n"
+               f"#metadata(none) <letter-end-{number}>]" for number, body in enumerate(bodies)]
+    return _PREAMBLE + "\n".join(letters) + "\n"
 
 
 @functools.cache
@@ -434,20 +435,45 @@ def _forget_layouts() -> None:
         _blank().compile(input=_BLANK, format="svg")
 
 
+# A letter whose markup (its QR code's bytes left out) is longer than this may take more than one page: it counts its
+# pages from the first layout. Over every kind of letter (specimens of 1 to 5 invoices, with and without a guarantor,
+# a plan offered, other sums due) and the benchmark's, the longest one-page letter was 4,031 characters and the
+# shortest two-page one 4,047. A shorter letter that still runs long is found by the layout and laid out again.
+_ONE_PAGE_AT_MOST = 3900
+_QR_LITERAL = re.compile(r"bytes\(\([0-9,]*\)\)")
+
+
+def _may_run_long(body: str) -> bool:
+    return len(body) > _ONE_PAGE_AT_MOST and len(_QR_LITERAL.sub("", body)) > _ONE_PAGE_AT_MOST
+
+
 def typst_pdf(htmls: list[str]) -> tuple[bytes, list[int]]:
     """Several letters as one PDF, each from a new page: (PDF bytes, page count of each letter).
 
+    Only the letters that may run long count their pages; the others say "page 1 / 1", which needs no introspection
+    (a chunk of short letters is laid out once, not twice). A letter that says so and takes more than one page after
+    all is then made to count its pages, in a layout that reuses the first for the other letters.
     Raises NotTypstable when a letter holds what this layout does not know (the caller uses WeasyPrint then).
     """
-    source = batch_markup(htmls)
+    bodies = [letter_markup(html) for html in htmls]
+    counted = [number for number, body in enumerate(bodies) if _may_run_long(body)]
     with tempfile.TemporaryDirectory(prefix="letters-typst-") as folder:
-        # A file, not bytes: the typst package queries a document only from a file; the query reuses the layout.
-        main = Path(folder) / "batch.typ"
-        main.write_text(source, encoding="utf-8")
+        main = Path(folder) / "batch.typ"  # a file, not bytes: the typst package evaluates in a document only from a file
+        main.write_text(batch_markup(bodies), encoding="utf-8")
+        listed = Path(folder) / "counted.json"
+        # The same compiler and source for both layouts, only counted.json edited: the letters it does not name keep
+        # their layout (memoized by the typst package), which a new source or compiler would lay out again.
         compiler = typst.Compiler(str(main), root=folder, font_paths=_fonts())
-        pdf = compiler.compile(format="pdf", pdf_tags=False)
-        ends = json.loads(compiler.query("<page-ends>", field="value", one=True))
+        while True:
+            listed.write_text(json.dumps(counted), encoding="utf-8")
+            pdf = compiler.compile(format="pdf", pdf_tags=False)
+            # The page of each letter's end, read from the laid-out document (no layout again).
+            ends = json.loads(compiler.eval(f"range({len(bodies)}).map(i => locate(label(\"letter-end-\" + str(i))).page())"))
+            counts = [end - start for start, end in zip([0, *ends], ends)]
+            longer = [number for number, count in enumerate(counts) if count > 1]
+            if set(longer) <= set(counted):
+                break
+            counted = sorted(set(counted) | set(longer))
     _forget_layouts()
-    assert isinstance(pdf, bytes) and len(ends) == len(htmls), "one page range a letter"
-    counts = [end - start for start, end in zip([0, *ends], ends)]
+    assert isinstance(pdf, bytes) and len(counts) == len(htmls), "one page range a letter"
     return pdf, counts

@@ -76,3 +76,34 @@ def test_a_process_laying_out_chunk_after_chunk_keeps_its_memory_bounded():
     done = subprocess.run([sys.executable, "-c", MEMORY], capture_output=True, text=True, check=True)
     after_four, after_twelve = (int(mb) for mb in done.stdout.split())
     assert after_twelve - after_four < 25, (after_four, after_twelve)
+
+
+def page_text(pdf: bytes, page: int) -> str:
+    out = subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), "-", "-"], input=pdf, capture_output=True,
+                         check=True)
+    return " ".join(out.stdout.decode("utf-8").split())
+
+
+# Whatever the guess of which letters may run long (none, the default, every one), each page says its letter's page
+# number and page count: a letter guessed short that takes two pages is laid out again counting them.
+@pytest.mark.parametrize("one_page_at_most", [10**9, typst_pdf._ONE_PAGE_AT_MOST, 0])
+def test_each_letter_numbers_its_own_pages_whichever_letters_were_guessed_long(monkeypatch, one_page_at_most):
+    monkeypatch.setattr(typst_pdf, "_ONE_PAGE_AT_MOST", one_page_at_most)
+    views = [specimen(KINDS[n % len(KINDS)], f"G-{n:03d}", invoices=1 + 2 * (n % 2), also_due=n % 2,
+                      offer_plan_first=n % 2 == 1) for n in range(6)]
+    pdf, counts = typst_pdf.typst_pdf([render_html(view) for view in views])
+    assert 1 in counts and 2 in counts and len(counts) == len(views)
+    page = 0
+    for view, count in zip(views, counts):
+        for n in range(1, count + 1):
+            page += 1
+            text = page_text(pdf, page)
+            assert f"page {n} / {count}" in text and (n > 1 or view.letter_id in text)
+
+
+def test_a_chunk_of_one_page_letters_prints_page_1_of_1_on_each_without_counting():
+    htmls = [render_html(specimen("relance_1", f"S-{n:03d}")) for n in range(3)]
+    assert not any(typst_pdf._may_run_long(typst_pdf.letter_markup(html)) for html in htmls)
+    pdf, counts = typst_pdf.typst_pdf(htmls)
+    assert counts == [1, 1, 1]
+    assert all("page 1 / 1" in page_text(pdf, page) for page in (1, 2, 3))
