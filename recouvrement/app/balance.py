@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from recouvrement.audit import record_files
 from recouvrement.core.balance import INVOICE_DETAIL, PATIENT_DETAIL, invoice_state, with_grand_total
 from recouvrement.db import exports
-from recouvrement.db.eligibility import decision_facts
+from recouvrement.db.eligibility import dispute_spans, handover_days, hold_spans, plan_facts
 from recouvrement.db import ledger
 from recouvrement.db.ledger import BUCKETS  # noqa: F401  (BUCKETS: still importable here)
 from recouvrement.render.csvfile import PLAIN, Amount, Dialect
@@ -57,14 +57,15 @@ def balance_detail(engine: Engine, as_of: date, detail: str, ageing: str = "issu
         if detail == "patients":
             return ledger.patient_balance(conn, as_of)      # summed in the database
         table = ledger.invoice_balance(conn, as_of, ageing)
-        facts = decision_facts(conn, as_of)
+        # What decision_facts() holds of these facts, without its every-patient read.
+        holds, plans = hold_spans(conn, as_of), plan_facts(conn, as_of)
+        disputes, handed_over_on = dispute_spans(conn, as_of), handover_days(conn, as_of)
     states = []
     for number, patient_id, awaited, written_off in zip(table["invoice_number"], table["patient_id"],
                                                         table["awaited"], table["any_written_off"]):
-        patient = facts.patient(patient_id)
         states.append(invoice_state(number, as_of, awaited=bool(awaited), written_off=bool(written_off),
-                                    disputes=facts.disputes.get(number, ()), holds=patient.holds,
-                                    plans=patient.plans, handed_over_on=facts.handed_over_on.get(number)))
+                                    disputes=disputes.get(number, ()), holds=holds.get(patient_id, ()),
+                                    plans=plans.get(patient_id, ()), handed_over_on=handed_over_on.get(number)))
     return table.assign(state=pd.Series(states, index=table.index, dtype=object))[list(INVOICE_DETAIL)]
 
 
