@@ -106,8 +106,8 @@ def call_history(conn: Connection, as_of: date) -> tuple[dict[str, tuple[CallFac
 
 def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     """Every patient with patient money due on as_of, with all the facts the ladder decides on; read from the
-    invoices open on that day only (db.ledger.open_snapshot)."""
-    snapshot = open_snapshot(conn, as_of)
+    invoices open on that day only (db.ledger.open_snapshot, the allocations summed per share in the database)."""
+    snapshot = open_snapshot(conn, as_of, summed=True)
     shares = outstanding(snapshot, rejection_due_after_days=rules.ladder.rejection_notice.due_after_days)
     items = _patient_items(shares)
     if items.empty:

@@ -93,12 +93,14 @@ _OPEN = ("CREATE TEMPORARY TABLE open_invoice AS SELECT invoice_number, patient_
          "WHERE (settled_on IS NULL OR settled_on > :d) AND issue_date <= :d")
 
 
-def open_snapshot(conn: Connection, as_of: date) -> Snapshot:
+def open_snapshot(conn: Connection, as_of: date, *, summed: bool = False) -> Snapshot:
     """The snapshot at the end of `as_of` of the invoices that may still be open then (db.open_items: settled_on
     NULL or later), with their allocations, transfers and write-offs, every credit and queued payment, and the
     patients of those invoices and of those credits: what outstanding() and patient_money() need for every
     share with money due, every write-off and every patient's money on that day, never the settled history.
-    Read through a temporary table of their numbers joined on indexes."""
+    Read through a temporary table of their numbers joined on indexes. `summed`: the allocations dated by as_of
+    summed in the database, one row per share, undated (what outstanding() on as_of itself reads of them; not a
+    past day's, nor the payment days)."""
     conn.exec_driver_sql("DROP TABLE IF EXISTS open_invoice")
     conn.execute(text(_OPEN), {"d": as_of})
     conn.exec_driver_sql("CREATE INDEX open_invoice_number ON open_invoice (invoice_number)")
@@ -108,11 +110,12 @@ def open_snapshot(conn: Connection, as_of: date) -> Snapshot:
                                 "i.amo_cents, i.amc_cents, i.patient_cents, i.amc_payer" + scope.format("invoice", "i")
                                 + " ORDER BY i.invoice_number")
     # From the open invoices outwards (CROSS JOIN keeps SQLite's planner from scanning the big tables first).
-    allocations = read_frame(conn, "SELECT a.invoice_number, a.payer_type, p.payment_date, SUM(a.amount_cents) AS "
-                                   "amount_cents FROM open_invoice o CROSS JOIN allocation a CROSS JOIN payment p "
-                                   "WHERE a.invoice_number = o.invoice_number AND p.payment_id = a.payment_id AND "
-                                   "p.payment_date <= :d GROUP BY a.invoice_number, a.payer_type, p.payment_date",
-                             params)
+    allocations = (_summed_open_allocations(conn, as_of) if summed else
+                   read_frame(conn, "SELECT a.invoice_number, a.payer_type, p.payment_date, SUM(a.amount_cents) AS "
+                                    "amount_cents FROM open_invoice o CROSS JOIN allocation a CROSS JOIN payment p "
+                                    "WHERE a.invoice_number = o.invoice_number AND p.payment_id = a.payment_id AND "
+                                    "p.payment_date <= :d GROUP BY a.invoice_number, a.payer_type, p.payment_date",
+                              params))
     transfers = read_frame(conn, "SELECT t.id AS transfer_id, t.invoice_number, t.from_payer, t.amount_cents, "
                                  "t.transfer_date, t.reversed_on, t.notified" + scope.format("share_transfer", "t")
                                  + " AND t.transfer_date <= :d ORDER BY t.id", params)
@@ -125,6 +128,24 @@ def open_snapshot(conn: Connection, as_of: date) -> Snapshot:
     conn.exec_driver_sql("DROP TABLE open_invoice")
     return Snapshot(as_of, _typed_invoices(invoices), _typed_allocations(allocations), _typed_transfers(transfers),
                     exceptions, patients_by_id(conn, owners), write_offs.reset_index(drop=True))
+
+
+_OPEN_PAID = ("SELECT a.invoice_number, " + ", ".join(f"SUM(CASE WHEN a.payer_type = '{share}' THEN a.amount_cents "
+                                                       f"ELSE 0 END) AS {share}" for share in SHARES)
+              + " FROM open_invoice o CROSS JOIN allocation a CROSS JOIN payment p WHERE a.invoice_number = "
+              "o.invoice_number AND p.payment_id = a.payment_id AND p.payment_date <= :d GROUP BY a.invoice_number")
+
+
+def _summed_open_allocations(conn: Connection, as_of: date) -> pd.DataFrame:
+    """The open invoices' allocations dated by as_of, summed per invoice in the database (one row each, the three
+    shares as columns), spread back to one undated row per share (ALLOCATION_COLUMNS)."""
+    paid = read_frame(conn, _OPEN_PAID, {"d": as_of})
+    count = len(paid)
+    return pd.DataFrame({"invoice_number": np.repeat(paid["invoice_number"].to_numpy(dtype=object), len(SHARES)),
+                         "payer_type": np.tile(np.array(SHARES, dtype=object), count),
+                         "payment_date": np.full(count * len(SHARES), None, dtype=object),
+                         "amount_cents": (paid[list(SHARES)].astype("int64").to_numpy().reshape(-1) if count
+                                          else np.zeros(0, dtype="int64"))})
 
 
 # What the matching engine reads of the patients: their names and their guarantors' (core.reconcile.Ledger).
