@@ -163,7 +163,7 @@ def load_accounts_from_whole_ledger(conn, day, rules):
     """load_accounts as it read before open_snapshot: the whole dated snapshot."""
     from recouvrement.db import accounts
     original = accounts.open_snapshot
-    accounts.open_snapshot = load_snapshot
+    accounts.open_snapshot = lambda conn, day, **_: load_snapshot(conn, day)   # dated, every allocation apart
     try:
         return accounts.load_accounts(conn, day, rules)
     finally:
