@@ -28,8 +28,8 @@ from recouvrement.scanner import email_text, ensure_clean, html_text, pdf_text
 
 # Below this many letters they are composed in the caller's process: starting workers would cost more.
 PARALLEL_FROM = 200
-# Letters a worker composes at a time; its postal ones are one Typst document (a Typst chunk of 125 letters
-# peaked near 800 MB in its worker: see render/pdf.py).
+# Letters a worker composes at a time; its postal ones are one Typst document (Typst holds a document's whole layout:
+# 100 letters, about 300 MB in the worker; see render/pdf.py).
 CHUNK = 100
 STAGES = ("HTML", "text", "scans", "e-mail", "PDF layout", "PDF scan")
 

@@ -1,9 +1,9 @@
 """Letters as PDF: one letter on demand, or the day's print batch as one file.
 
-Our letters' HTML is laid out by Typst (render/typst_pdf.py): about 20 ms of CPU a letter where WeasyPrint
+Our letters' HTML is laid out by Typst (render/typst_pdf.py): about 6 ms of CPU a letter where WeasyPrint
 needs 150 to 200 (issue #16, benchmarks/letters.py). WeasyPrint stays for an HTML Typst cannot lay out (a
 template an installation changed with elements or classes of its own): such a letter, or a batch holding one,
-holding one, is laid out as before, so nothing is ever printed with a part missing.
+is laid out as before, so nothing is ever printed with a part missing.
 Each letter starts on a new page and numbers its own pages ("page 1 / 2"). Large batches are split into
 chunks laid out in parallel worker processes, then the chunk PDFs are concatenated (pdfunite, else pypdf).
 WeasyPrint speed-ups kept for that path: letter.css is parsed once, a small user-agent sheet replaces
@@ -201,7 +201,8 @@ def render_batch_pdf(htmls: Sequence[str], workers: int | None = None,
     if len(htmls) <= chunk_size:
         pdf, counts = chunk_pdf(htmls)
         return pdf, page_ranges(counts)
-    # Chunks bound the memory: a Typst chunk of 250 letters peaked at 880 MB in its worker, 125 at about half.
+    # Chunks bound the memory: Typst holds a whole document's layout (1,000 letters in one document peaked at 1.8 GB,
+    # 100 at about 300 MB; render/typst_pdf.py forgets each document's layouts after it).
     chunks = [list(htmls[i:i + chunk_size]) for i in range(0, len(htmls), chunk_size)]
     if workers == 1:
         pdf, counts = _concatenate(chunk_pdf(chunk) for chunk in chunks)
