@@ -85,6 +85,8 @@ def main() -> None:
     args = parser.parse_args()
     from recouvrement.app.remind import run_remind
     n = args.letters
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="letters-", dir=args.keep)) if args.keep else Path(tempfile.mkdtemp())
     started = time.perf_counter()
     engine, settings = world(folder, n)
