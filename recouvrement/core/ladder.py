@@ -366,7 +366,8 @@ def invoice_facts(item: OpenItem, patient: Patient) -> Invoice:
                    date.min if item.handed_over else item.handed_over_on, patient=patient)
 
 
-_ACCOUNT_CODES = PATIENT_CODES - {"exempt_coverage"}
+_ANOMALY_CODES = frozenset({"exempt_coverage"})
+_ACCOUNT_CODES = PATIENT_CODES - _ANOMALY_CODES
 _ITEM_CODES = frozenset({"handed_over", "nothing_owed", "in_plan", "plan_proposed", "disputed", "insurer_awaited",
                          "time_barred"})
 
@@ -374,8 +375,8 @@ _ITEM_CODES = frozenset({"handed_over", "nothing_owed", "in_plan", "plan_propose
 def _anomalies(account: Account, patient: Patient, as_of: date, rules: Rules) -> tuple[Exclusion, ...]:
     if not account.items:
         return ()
-    found = refusals(invoice_facts(account.items[0], patient), Action.CHASE, as_of, rules,
-                     codes=frozenset({"exempt_coverage"}))
+    # The coverage is the patient's: any invoice of theirs (here none in particular) is refused alike.
+    found = refusals(Invoice("", as_of, 0, patient=patient), Action.CHASE, as_of, rules, codes=_ANOMALY_CODES)
     return tuple(Exclusion(i.invoice_number, r.code, r.reason) for r in found for i in account.items)
 
 
