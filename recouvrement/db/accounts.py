@@ -17,6 +17,7 @@ from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queue
 from recouvrement.core.ladder import (CALL_DONE, PENDING_PAYMENT_REASON, PRE_DUE_LEVEL, QUEUED_PAYMENT_REASON,
                                       Account, CallFacts, LetterHistory, Listing, OpenItem)
 from recouvrement.core.contact import is_mobile_many
+from recouvrement.core.eligibility import is_minor as minor_on
 from recouvrement.core.recipients import consented, has_guarantor, is_minor, recipient_email, text_of
 from recouvrement.core.reconcile import payer_candidates
 from recouvrement.db.calls import calls_up_to, wrong_numbers
@@ -146,7 +147,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
             patient_id=patient_id, coverage=str(person["coverage"] or "none"), items=open_items,
             holds=holds.get(patient_id, ()), plans=plans.get(patient_id, ()), has_email=bool(recipient_email(person)) and consented(person, "email_consent"),
             has_mobile=patient_id in mobiles,
-            is_minor=is_minor(person["birth_date"], as_of), has_guarantor=has_guarantor(person),
+            is_minor=_minor(person["birth_date"], as_of), has_guarantor=has_guarantor(person),
             pending_credit_cents=int(pending_cents),
             queued_payment_may_be_theirs=patient_id in maybe_theirs,
             segment=segments[patient_id].segment if patient_id in segments else "one_off",
@@ -190,3 +191,8 @@ def _history(listed: tuple[Listing, ...], called: tuple[Listing, ...] | None) ->
 def _phone_usable(patient_id: str, phone, wrong: set[tuple[str, str]]) -> bool:
     """db.calls.usable_phones for one owing patient: a number, not found wrong on a call."""
     return isinstance(phone, str) and bool(phone.strip()) and (patient_id, phone) not in wrong
+
+
+def _minor(born, as_of: date) -> bool:
+    """core.recipients.is_minor, straight from the date the store read (it parses text first)."""
+    return minor_on(born, as_of) if born is None or isinstance(born, date) else is_minor(born, as_of)
