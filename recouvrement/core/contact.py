@@ -144,19 +144,21 @@ def _valid_nationally(national: pd.Series, region: str) -> pd.Series:
     pattern and one of its number types' (each with its possible lengths), as libphonenumber checks them."""
     import pandas as pd
     metadata = _metadata(region)
-
-    def matching(desc) -> pd.Series:
-        if desc is None or not desc.national_number_pattern:
-            return pd.Series(False, index=national.index)
-        hit = national.str.fullmatch(desc.national_number_pattern).fillna(False).astype(bool)
-        if desc.possible_length:
-            hit &= national.str.len().isin(desc.possible_length).fillna(False).astype(bool)
-        return hit
-
     typed = pd.Series(False, index=national.index)
     for name in _NUMBER_TYPES:
-        typed |= matching(getattr(metadata, name))
-    return matching(metadata.general_desc) & typed
+        typed |= _matching(national, getattr(metadata, name))
+    return _matching(national, metadata.general_desc) & typed
+
+
+def _matching(national: pd.Series, desc) -> pd.Series:
+    """Which national numbers a libphonenumber description (pattern and possible lengths) admits."""
+    import pandas as pd
+    if desc is None or not desc.national_number_pattern:
+        return pd.Series(False, index=national.index)
+    hit = national.str.fullmatch(desc.national_number_pattern).fillna(False).astype(bool)
+    if desc.possible_length:
+        hit &= national.str.len().isin(desc.possible_length).fillna(False).astype(bool)
+    return hit
 
 
 def is_mobile_many(cells: pd.Series) -> pd.Series:
@@ -189,20 +191,12 @@ def _mobile_nationally(national: pd.Series, region: str) -> pd.Series:
     """number_type(…) in (MOBILE, FIXED_LINE_OR_MOBILE) for valid national significant numbers of `region`."""
     import pandas as pd
     metadata = _metadata(region)
-
-    def matching(desc) -> pd.Series:
-        if desc is None or not desc.national_number_pattern:
-            return pd.Series(False, index=national.index)
-        hit = national.str.fullmatch(desc.national_number_pattern).fillna(False).astype(bool)
-        if desc.possible_length:
-            hit &= national.str.len().isin(desc.possible_length).fillna(False).astype(bool)
-        return hit
-
     earlier = pd.Series(False, index=national.index)
     for name in _NUMBER_TYPES[:-2]:             # premium rate … voicemail: tried before fixed line and mobile
-        earlier |= matching(getattr(metadata, name))
-    either = matching(metadata.fixed_line) if metadata.same_mobile_and_fixed_line_pattern else matching(metadata.mobile)
-    return matching(metadata.general_desc) & ~earlier & either
+        earlier |= _matching(national, getattr(metadata, name))
+    either = _matching(national, metadata.fixed_line if metadata.same_mobile_and_fixed_line_pattern
+                       else metadata.mobile)
+    return _matching(national, metadata.general_desc) & ~earlier & either
 
 
 def is_mobile(text: str | None) -> bool:
