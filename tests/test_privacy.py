@@ -267,6 +267,56 @@ def test_care_words_typed_without_accents_or_with_hidden_characters_are_found(te
     assert [f.kind for f in scan_text(text)] == ["lexicon"]
 
 
+@pytest.mark.parametrize("text", [
+    "Suivi en \u0440\u0455\u0443chiatrie",           # Cyrillic р, ѕ, у
+    "chimioth\u00e9r\u0430pie",                        # Cyrillic а
+    "cardi\u03bflogie",                                # Greek ο
+    "\u0420\u0405\u0423\u0421\u041d\u0406\u0410TR\u0406\u0415",  # PSYCHIATRIE in Cyrillic capitals
+    "psych\u0131atrie",                                # dotless ı
+    "ps\u028fchiatrie",                                # Latin small capital ʏ
+    "psych\u0457atrie",                                # Cyrillic ї: a look-alike under an accent
+    "\u0441\u0301ardiologie",                          # Cyrillic с under a combining acute
+    "cardio\u0323logie", "cardio\u0305logie", "cardio\u20ddlogie",  # a combining mark NFKC leaves alone
+    "cardio\u034flogie", "cardio\u3164logie", "cardio\ufe0flogie",  # grapheme joiner, Hangul filler, selector
+    "cardio\u202elogie", "cardio\U000e0041logie", "cardio\u2066logie",  # bidi override, tag, isolate
+    "\uff43\uff41\uff52\uff44\uff49\uff4f\uff4c\uff4f\uff47\uff49\uff45",  # full-width
+])
+def test_care_words_typed_with_look_alike_letters_marks_or_invisible_characters_are_found(text):
+    assert [f.kind for f in scan_text(text)] == ["lexicon"]
+
+
+@pytest.mark.parametrize("typed", ["\u041d\u0412LD038", "H\u0392LD038", "\u13bbBLD038"])  # Cyrillic, Greek, Cherokee
+def test_a_ccam_code_typed_with_look_alike_capitals_is_found(typed):
+    assert found(f"Acte {typed} le 3 mars") == [(1, "ccam")]
+
+
+@pytest.mark.parametrize("typed", [
+    "\u0661\u0668\u0664\u0661\u0662\u0667\u0666\u0664\u0665\u0661\u0660\u0668\u0669\u0664\u0666",  # Arabic-Indic
+    "\u0967\u096e\u096a\u0967\u0968\u096d\u096c\u096a\u096b\u0967\u0966\u096e\u096f\u096a\u096c",  # Devanagari
+    "1\u201384\u201312\u201376\u2013451\u2013089\u201346",  # en dashes
+    "1\u221284\u221212\u221276\u2212451\u2212089\u221246",  # minus signs
+    "1\u00b784\u00b712\u00b776\u00b7451\u00b7089\u00b746",  # middle dots
+    "1\u202284\u202212\u202276\u2022451\u2022089\u202246",  # bullets
+    "1\u300084\u300012\u300076\u3000451\u3000089\u300046",  # ideographic spaces
+    "1 84 12 76 45\u202a1 089 46",                     # a bidi embedding inside a field
+    "18412\u20627645\u2063108946",                     # invisible operators
+])
+def test_a_nir_typed_with_other_digits_or_separators_is_found(typed):
+    assert found(f"Virement {typed} merci") == [(1, "nir")]
+
+
+@pytest.mark.parametrize("text", [
+    "\u0418\u0432\u0430\u043d\u043e\u0432 \u0421\u0435\u0440\u0433\u0435\u0439, 12 rue Pasteur",  # Иванов Сергей
+    "\u03a0\u03b1\u03c0\u03b1\u03b4\u03cc\u03c0\u03bf\u03c5\u03bb\u03bf\u03c2 \u039d\u03af\u03ba\u03bf\u03c2",
+    "Mme \u0130layda \u00d6zt\u00fcrk, Be\u015fikta\u015f",  # Turkish dotted İ, ş
+    "Dvo\u0159\u00e1k, \u0141\u00f3d\u017a, S\u00f8rensen, \u00c5lesund",
+    "Montant d\u00fb : 1\u202f234,56\u00a0\u20ac \u2013 r\u00e9f. n\u00b0 F2025-000123\u2026",
+    "Factures 2024\u20132025, d\u00e9lai 30\u201345 jours \u2022 t\u00e9l. 01\u00b745\u00b767\u00b789\u00b710",
+])
+def test_names_addresses_and_typography_of_other_scripts_are_not_flagged(text):
+    assert scan_text(text) == []
+
+
 @pytest.mark.parametrize("text", ["12 Rue de l'Hôpital, 75013 Paris", "Rue de l'Hôpital", "rue de la Santé",
                                   "boulevard de l'Hôpital"])
 def test_hospital_and_health_street_names_are_addresses(text):

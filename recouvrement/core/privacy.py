@@ -26,6 +26,7 @@ from pathlib import Path
 from stdnum import iban
 from stdnum.fr import nir
 
+from recouvrement.core.confusables import LOOK_ALIKES
 from recouvrement.errors import RecouvrementError, scrub_messages_with
 
 DEFAULT_LEXICON = Path(__file__).resolve().parents[1] / "rules" / "medical_terms.txt"
@@ -83,10 +84,28 @@ def _fold_char(match: re.Match[str]) -> str:
     return _FOLD.get(ord(match[0]), match[0])
 
 
-# Invisible characters that would split a word or a number without showing: soft hyphen,
-# zero-width spaces and joiners, word joiner, BOM.
-_INVISIBLE_CHARS = "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
-_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARS}]")
+# Invisible characters that would split a word or a number without showing: every format character (soft hyphen,
+# zero-width spaces and joiners, word joiner, BOM, bidi controls, tags) and the other default-ignorable ones (Hangul
+# fillers, combining grapheme joiner, variation selectors). Removed before NFKC, so that what they split composes.
+_FILLERS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+
+
+def _invisible(char: str) -> bool:
+    return char in _FILLERS or unicodedata.category(char) == "Cf" or unicodedata.name(char, "").startswith(
+        "VARIATION SELECTOR")
+
+
+@lru_cache(maxsize=4096)
+def _read_as(char: str) -> str | None:
+    """What a reader takes one character of NFKC text for, when it is not itself: nothing for an invisible one or a
+    combining mark left alone by NFKC ("c\\u0323" reads "c"), another script's digit as its value ("\\u0661" reads
+    "1"), a look-alike letter of another script as the Latin one (Cyrillic "\\u043e" reads "o": Unicode's
+    confusables), also under its accents (Cyrillic "\\u0457" reads "i"). None for every other character (accented Latin letters are folded later)."""
+    if _invisible(char) or unicodedata.category(char) in ("Mn", "Me"):
+        return ""
+    if unicodedata.category(char) == "Nd":
+        return str(unicodedata.decimal(char))
+    return LOOK_ALIKES.get(char) or LOOK_ALIKES.get(unicodedata.normalize("NFKD", char)[0])
 
 
 # No-break, narrow no-break, figure and thin spaces: NFKD (so NFKC) makes each one plain space.
@@ -94,21 +113,44 @@ _COMPAT_SPACES = ("\u00a0", "\u202f", "\u2007", "\u2009")
 
 
 def normalise(text: str) -> str:
-    """The text as a reader sees it: NFKC (ligatures, full-width digits), invisible characters removed.
+    """The text as a reader sees it: NFKC (ligatures, full-width digits), invisible characters and lone combining
+    marks removed, other scripts' digits and look-alike letters read as ASCII ones (see `_read_as`).
 
     Line breaks are kept, so line numbers of findings are those of the given text.
+
+    >>> fold(normalise("Suivi en \\u0441ardio\\u200blogie (\\u0661\\u0668\\u0664...)"))
+    'suivi en cardiologie (184...)'
     """
     if text.isascii():
         return text
-    if any(char in text for char in _INVISIBLE_CHARS):  # rare: a few substring searches, not a regex walk
-        text = _INVISIBLE.sub("", text)
+    read_as = _read_as_table(text)
+    invisible = [code for code, read in read_as.items() if read == "" and _invisible(chr(code))]
+    if invisible:  # rare: removed before NFKC, so that the halves of a word compose again
+        text = text.translate(dict.fromkeys(invisible))
     # NFKC decomposes each of these spaces to a plain space, whatever stands around it: replacing them first leaves
     # NFKC's result unchanged, and a French letter (its amounts, "1 234,56 €") is then usually NFKC already, which
     # is checked ten times faster than it is normalised (issue #16).
     for space in _COMPAT_SPACES:
         if space in text:
             text = text.replace(space, " ")
-    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+        read_as = _read_as_table(text)
+    return text.translate(read_as) if read_as else text
+
+
+def _read_as_table(text: str) -> dict[int, str]:
+    """`_read_as` of each distinct character of the text that is not itself to a reader, for str.translate.
+
+    A French letter's characters ("é", "’", "€", "œ") all are in Windows-1252, where only the soft hyphen reads as
+    something else (held by a test): encoding to it is twice as fast as listing the characters."""
+    try:
+        text.encode("cp1252")
+        if "\u00ad" not in text:
+            return {}
+    except UnicodeEncodeError:
+        pass
+    return {ord(char): read for char in set(_NON_ASCII.findall(text)) if (read := _read_as(char)) is not None}
 
 
 def fold(text: str) -> str:
@@ -324,14 +366,15 @@ _CIM_CODE = re.compile(r"[A-Z]\d{2}(?:\.?\d{1,2})?")
 
 # NIR: 13 characters (Corsica: 2A/2B in the department) and a 2-digit key, as people really type
 # it: glued ("184127645108946"), after letters ("NIR184127645108946"), or cut by one separator
-# (space, dot, dash, underscore, slash) between its fields: "1 84 12 76 451 089 46",
-# "1-84-12-76-451-089-46". A run of digits joined by single separators is cut into its groups;
-# a NIR is a sequence of whole groups holding 15 characters whose cuts fall on field boundaries,
+# (space, dot, dash, underscore, slash, and their typographic kin: en dash, minus sign, middle dot,
+# bullet) between its fields: "1 84 12 76 451 089 46", "1-84-12-76-451-089-46", "1·84·12·76·451·089·46".
+# A run of digits joined by single separators is cut into its groups; a NIR is a sequence of whole groups holding 15 characters whose cuts fall on field boundaries,
 # and whose key is right (stdnum): IBAN, SIRET, phone and date groups never cut there.
-_DIGIT_RUN = re.compile(r"\d(?:[ \t._/\-]?(?:\d|(?<=2)[AaBb]))*")
+_NIR_SEPARATOR = " \t._/\\-\u00b7\u2010-\u2015\u2022\u2027\u2212\u2219\u22c5\u30fb"  # a regex class's body
+_DIGIT_RUN = re.compile(rf"\d(?:[{_NIR_SEPARATOR}]?(?:\d|(?<=2)[AaBb]))*")
 # Where digit runs may be: one cheap character-class walk of the text; the exact runs are cut only
 # inside the rare stretches long enough to hold a NIR.
-_DIGITS_AROUND = re.compile(r"\d[\d \t._/\-AaBb]*")
+_DIGITS_AROUND = re.compile(rf"\d[\d{_NIR_SEPARATOR}AaBb]*")
 _DIGIT_GROUP = re.compile(r"[\dAaBb]+")
 _NIR_CUTS = frozenset((1, 3, 5, 7, 10, 13))  # after sex, year, month, department, commune, order
 _NIR_FIRST = frozenset("123478")
