@@ -143,3 +143,54 @@ def test_two_agency_exports_at_once_hand_each_case_over_once(engine, db_url, set
     assert len(exported) == 20 and len({line.split(",")[0] for line in exported}) == 20
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*), COUNT(DISTINCT patient_id) FROM agency_case")).one() == (20, 20)
+
+
+def test_a_payment_imported_while_the_letters_are_composed_refuses_the_run_and_nothing_is_recorded(
+        engine, db_url, settings, tmp_path, monkeypatch):
+    """The reminder run reads the accounts, then composes its letters; meanwhile another process imports a payment.
+    The run's check, made again under the writer lock where it records, refuses it: no letter, call or batch."""
+    from recouvrement.app.remind import PaymentsNotReconciled, run_remind
+    from tests.app.test_remind import with_creditor
+    settings = with_creditor(settings)
+    load(engine, settings, tmp_path, POSTAL_ROWS)
+    paid = payments_file(tmp_path, ["V1;2025-05-20;patient;QA MARTIN;45,00;;F2025-000501;paid;"], name="late.csv")
+    _meanwhile(monkeypatch, cli(db_url, "import", "payments", str(paid)))
+    with pytest.raises(PaymentsNotReconciled, match="1 paiement a été importé pendant les relances"):
+        run_remind(engine, settings, MONDAY, tmp_path / "out")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM letter")).scalar_one() == 0
+        assert conn.execute(text("SELECT COUNT(*) FROM print_batch")).scalar_one() == 0
+        assert conn.execute(text("SELECT COUNT(*) FROM audit_event WHERE kind = 'reminder'")).scalar_one() == 0
+    assert not list((tmp_path / "out").glob("batch-*.pdf"))
+
+
+def test_a_payment_imported_and_reconciled_while_the_letters_are_composed_gets_its_patient_no_letter(
+        engine, db_url, settings, tmp_path, monkeypatch):
+    """The same, with the payment reconciled too before the run records: nothing is unreconciled any more, yet the
+    letters were decided before it; refused, and the run after it writes to all but the patient who paid."""
+    from recouvrement.app.remind import PaymentsNotReconciled, run_remind
+    from tests.app.test_remind import with_creditor
+    settings = with_creditor(settings)
+    load(engine, settings, tmp_path, POSTAL_ROWS)
+    paid = payments_file(tmp_path, ["V1;2025-05-20;patient;QA MARTIN;45,00;;F2025-000501;paid;"], name="late.csv")
+    _meanwhile(monkeypatch, cli(db_url, "import", "payments", str(paid)), cli(db_url, "reconcile"))
+    with pytest.raises(PaymentsNotReconciled, match="rapprochés pendant les relances"):
+        run_remind(engine, settings, MONDAY, tmp_path / "out")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM letter")).scalar_one() == 0
+    monkeypatch.undo()
+    report = run_remind(engine, settings, MONDAY, tmp_path / "out")
+    assert sorted(w.patient_id for w in report.letters) == [f"Q{chr(64 + k)}" for k in range(2, 13)]
+
+
+def _meanwhile(monkeypatch, *commands: list[str]) -> None:
+    """The commands run, each in its own process and to its end, once the reminder run starts composing letters."""
+    from recouvrement.channels import compose as composing
+    original = composing.compose
+
+    def compose_after_the_commands(*args, **kwargs):
+        for command in commands:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stderr
+        yield from original(*args, **kwargs)
+    monkeypatch.setattr(composing, "compose", compose_after_the_commands)

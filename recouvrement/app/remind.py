@@ -14,7 +14,11 @@ is still queued; a batch already written is never made again.
 Never on a half-reconciled ledger: payments dated on or before the run's day that no `reconcile` has
 processed yet could be a patient's who paid, so the run refuses (PaymentsNotReconciled) before it closes a call,
 writes a letter or queues a message; a dry run still shows what would go, with the same warning
-(`RemindReport.warning`). A payment the reconcile put in the queue is processed: the queue's holds protect its
+(`RemindReport.warning`). The check is made again in the transaction that records the calls and the letters,
+under the writer lock, with the payments' mark read before the accounts (db.payments.payments_mark): a payment
+imported, reconciled or matched while the letters were composed refuses the run there, nothing recorded, queued
+or printed (the letters' files already written stay unrecorded: in no batch, outbox nor manifest; the next run
+writes again those still due). A payment the reconcile put in the queue is processed: the queue's holds protect its
 candidates (db.accounts.queued_payment_holds), it does not block.
 """
 
@@ -40,7 +44,7 @@ from recouvrement.db import calls as call_store
 from recouvrement.db import letters as stored
 from recouvrement.db import outbox as outboxes
 from recouvrement.db.accounts import load_accounts
-from recouvrement.db.payments import unreconciled_count
+from recouvrement.db.payments import payments_mark, unreconciled_count
 from recouvrement.db.session import writing
 from recouvrement.audit import Event, append_event, append_events, file_record, record_files
 from recouvrement.channels.compose import BatchPart
@@ -64,11 +68,12 @@ _PAYERS = {"amo": "l'Assurance Maladie", "amc": "votre mutuelle", "amo amc": "l'
 
 
 class PaymentsNotReconciled(RecouvrementError):
-    """Payments imported but not yet reconciled: no reminder is written until `recouvrement reconcile` ran."""
+    """Payments imported but not yet reconciled: no reminder is written until `recouvrement reconcile` ran; or
+    payments imported, reconciled or matched while the run composed its letters (`during_run`): none is recorded."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, during_run: bool = False) -> None:
         self.count = count
-        super().__init__(not_reconciled_message(count))
+        super().__init__(changed_during_run_message(count) if during_run else not_reconciled_message(count))
 
 
 def not_reconciled_message(count: int) -> str:
@@ -82,6 +87,21 @@ def not_reconciled_message(count: int) -> str:
     what = ("1 paiement importé n'est pas encore rapproché" if count == 1
             else f"{count} paiements importés ne sont pas encore rapprochés")
     return f"{what} : lancez « recouvrement reconcile » avant les relances."
+
+
+def changed_during_run_message(count: int) -> str:
+    """The one French line of a run refused when it recorded: payments came (`count` not reconciled yet) or were
+    reconciled while it composed its letters.
+
+    >>> changed_during_run_message(0)
+    "des paiements ont été rapprochés pendant les relances : aucun courrier n'a été enregistré ni envoyé ; relancez « recouvrement remind »."
+    """
+    if not count:
+        return ("des paiements ont été rapprochés pendant les relances : aucun courrier n'a été enregistré ni envoyé ; "
+                "relancez « recouvrement remind ».")
+    what = ("1 paiement a été importé" if count == 1 else f"{count} paiements ont été importés")
+    return (f"{what} pendant les relances : aucun courrier n'a été enregistré ni envoyé ; lancez « recouvrement "
+            "reconcile » puis relancez « recouvrement remind ».")
 
 
 @dataclass(frozen=True)
@@ -168,6 +188,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     started = time.perf_counter(), time.process_time()
     with _no_cycle_collection():
         with engine.connect() as conn:
+            mark = payments_mark(conn)      # before the accounts are read: any payment after it shows at recording
             pending = unreconciled_count(conn, as_of)
             if pending and not dry_run:
                 raise PaymentsNotReconciled(pending)
@@ -184,11 +205,16 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     report.stages.append(("read and decide", time.perf_counter() - started[0], time.process_time() - started[1]))
     if dry_run:
         return report
-    _record_calls(engine, as_of, accounts, [d for d in report.decisions if d.channel == "phone"], report, rules)
     fresh = [d for d in report.decisions if d.level is not None and d.channel != "phone"
              and letter_id(as_of, d.patient_id, d.level) not in recorded]
     report.already_recorded = sorted(recorded)
     parts = _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf, rules) if fresh else []
+    with _stage(report, "record"), writing(engine) as conn:
+        _ensure_payments_unchanged(conn, as_of, mark)
+        _record_calls(conn, as_of, accounts, [d for d in report.decisions if d.channel == "phone"], report, rules)
+        if fresh:
+            _record(conn, as_of, Path(out_dir), report, queue_emails=bool(settings.smtp.host),
+                    queue_sms=bool(settings.sms.url))
     with _stage(report, "batch PDF"):
         _write_batches(engine, report, known_texts(settings), parts)
     with _stage(report, "manifest and call list"):
@@ -196,6 +222,13 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
             report.manifest = write_manifest(engine, as_of, Path(out_dir))
         report.call_list = write_call_list(engine, as_of, Path(out_dir))
     return report
+
+
+def _ensure_payments_unchanged(conn: Connection, as_of: date, mark: tuple[int, int]) -> None:
+    """Under the writer lock, before anything is recorded: the run's check made again. PaymentsNotReconciled (the
+    transaction rolled back) when a payment was imported, reconciled or matched since the accounts were read."""
+    if payments_mark(conn) != mark:
+        raise PaymentsNotReconciled(unreconciled_count(conn, as_of), during_run=True)
 
 
 @contextlib.contextmanager
@@ -217,39 +250,38 @@ def call_id(as_of: date, patient_id: str, level: int) -> str:
     return f"C{as_of:%Y%m%d}-{re.sub(r'[^A-Za-z0-9_-]', '_', patient_id)}-{level}"
 
 
-def _record_calls(engine: Engine, as_of: date, accounts: list[Account], phoned: list[Decision],
+def _record_calls(conn: Connection, as_of: date, accounts: list[Account], phoned: list[Decision],
                   report: RemindReport, rules: Rules) -> None:
-    """Under the writer lock: close the open calls that expired (no outcome in time: their level's letter
+    """In the run's writer transaction: close the open calls that expired (no outcome in time: their level's letter
     follows) or are no longer wanted (the patient paid, is on hold …), then list the night's phone steps
     (a call already listed that night by another run is left to it). Each one audited."""
     by_patient = {a.patient_id: a for a in accounts}
-    with writing(engine) as conn:
-        for call in call_store.open_calls(conn):
-            facts = CallFacts(call.level, call.listed_on, call.status, call.invoice_numbers)
-            account = by_patient.get(call.patient_id)
-            if call.listed_on >= as_of:
-                continue
-            status = ("expired" if call_expired(facts, as_of, rules) else
-                      "cancelled" if account is None or not call_wanted(account, facts, as_of, rules) else None)
-            if status and call_store.close_call(conn, call.call_id, status, as_of):
-                report.calls_closed[call.call_id] = status
-                append_event(conn, "call_" + status, {"call_id": call.call_id, "level": call.level},
-                             patient_id=call.patient_id)
-        listed = call_store.call_ids_of_day(conn, as_of)
-        for decision in phoned:
-            assert decision.level is not None and decision.template is not None, "a call has a level and a script"
-            cid = call_id(as_of, decision.patient_id, decision.level)
-            if cid in listed:
-                continue
-            call_store.insert_call(conn, call_store.StoredCall(
-                cid, decision.patient_id, decision.level, as_of, decision.amount_due_cents, decision.template, "open",
-                None, ()), [(i.invoice_number, int(i.amount_cents), level)
-                            for i, level in zip(decision.items, decision.item_levels)])
-            report.calls_listed.append(cid)
-            append_event(conn, "call_listed", {"call_id": cid, "level": decision.level,
-                                               "amount": decision.amount_due_cents,
-                                               "invoices": [i.invoice_number for i in decision.items]},
-                         patient_id=decision.patient_id)
+    for call in call_store.open_calls(conn):
+        facts = CallFacts(call.level, call.listed_on, call.status, call.invoice_numbers)
+        account = by_patient.get(call.patient_id)
+        if call.listed_on >= as_of:
+            continue
+        status = ("expired" if call_expired(facts, as_of, rules) else
+                  "cancelled" if account is None or not call_wanted(account, facts, as_of, rules) else None)
+        if status and call_store.close_call(conn, call.call_id, status, as_of):
+            report.calls_closed[call.call_id] = status
+            append_event(conn, "call_" + status, {"call_id": call.call_id, "level": call.level},
+                         patient_id=call.patient_id)
+    listed = call_store.call_ids_of_day(conn, as_of)
+    for decision in phoned:
+        assert decision.level is not None and decision.template is not None, "a call has a level and a script"
+        cid = call_id(as_of, decision.patient_id, decision.level)
+        if cid in listed:
+            continue
+        call_store.insert_call(conn, call_store.StoredCall(
+            cid, decision.patient_id, decision.level, as_of, decision.amount_due_cents, decision.template, "open",
+            None, ()), [(i.invoice_number, int(i.amount_cents), level)
+                        for i, level in zip(decision.items, decision.item_levels)])
+        report.calls_listed.append(cid)
+        append_event(conn, "call_listed", {"call_id": cid, "level": decision.level,
+                                           "amount": decision.amount_due_cents,
+                                           "invoices": [i.invoice_number for i in decision.items]},
+                     patient_id=decision.patient_id)
 
 
 def write_call_list(engine: Engine, as_of: date, out_dir: Path) -> Path | None:
@@ -318,9 +350,6 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
                 report.worker_cpu[name] = report.worker_cpu.get(name, 0.0) + seconds
     report.letters.sort(key=lambda written: order[written.letter_id])
     report.errors.extend(refused[lid] for lid in sorted(refused, key=order.__getitem__))
-    with _stage(report, "record"):
-        _record(engine, as_of, out_dir, report, queue_emails=bool(settings.smtp.host),
-                queue_sms=bool(settings.sms.url))
     return parts
 
 
@@ -440,45 +469,44 @@ def _batch_name(conn: Connection, as_of: date, folder: Path) -> str:
     return name
 
 
-def _record(engine: Engine, as_of: date, out_dir: Path, report: RemindReport, queue_emails: bool,
+def _record(conn: Connection, as_of: date, out_dir: Path, report: RemindReport, queue_emails: bool,
             queue_sms: bool = False) -> None:
-    """Letters, their invoices, their print batch and one audit event each, in one writer transaction. A
+    """Letters, their invoices, their print batch and one audit event each, in the run's writer transaction. A
     letter another run recorded meanwhile (two runs at once) is left to that run: it is not recorded, printed
     or sent a second time."""
     folder = out_dir.resolve()
-    with writing(engine) as conn:
-        taken = stored.letter_ids_of_day(conn, as_of)
-        report.already_recorded = sorted(set(report.already_recorded) | (taken & {w.letter_id for w in report.letters}))
-        report.letters = [w for w in report.letters if w.letter_id not in taken]
-        postal = [w for w in report.letters if is_postal(w.channel)]
-        batch = _batch_name(conn, as_of, folder) if postal else None
-        if batch:
-            stored.insert_print_batch(conn, batch, as_of, str(folder), len(postal))
-        # The night's letters in two statements and their events in one (one by one, 1.4 ms a letter: issue #16).
-        stored.insert_letters(conn, [stored.NewLetter(
-            letter_id=written.letter_id, patient_id=written.patient_id, level=written.level, kind=written.kind,
-            channel=written.channel, as_of=as_of, amount_cents=written.amount_cents, sha256=written.sha256,
-            file=written.file, folder=str(folder),
-            status="queued" if queue_emails and by_email(written.channel) else "written",
-            batch=batch if is_postal(written.channel) else None, rf_reference=written.rf_reference,
-            items=[(item.invoice_number, int(item.amount_cents), level)
-                   for item, level in zip(written.decision.items, written.decision.item_levels)])
-            for written in report.letters])
-        for written in report.letters:
-            if written.sms is not None:   # without [sms] settings: kept as written, not sent
-                outboxes.insert_sms(conn, letter_id=written.letter_id, patient_id=written.patient_id, as_of=as_of,
-                                    phone=written.sms[0], text_=written.sms[1],
-                                    status="queued" if queue_sms else "written")
-            if written.level == 0:
-                stored.mark_transfers_notified(conn, as_of, written.invoice_numbers)
-        append_events(conn, [Event("reminder", {"letter_id": written.letter_id, "level": written.level,
-                                                "channel": written.channel, "amount": written.amount_cents,
-                                                "sha256": written.sha256, "invoices": list(written.invoice_numbers),
-                                                "files": list(written.files)},
-                                   patient_id=written.patient_id,
-                                   invoice_number=written.invoice_numbers[0] if len(written.invoice_numbers) == 1
-                                   else None)
-                             for written in report.letters])
+    taken = stored.letter_ids_of_day(conn, as_of)
+    report.already_recorded = sorted(set(report.already_recorded) | (taken & {w.letter_id for w in report.letters}))
+    report.letters = [w for w in report.letters if w.letter_id not in taken]
+    postal = [w for w in report.letters if is_postal(w.channel)]
+    batch = _batch_name(conn, as_of, folder) if postal else None
+    if batch:
+        stored.insert_print_batch(conn, batch, as_of, str(folder), len(postal))
+    # The night's letters in two statements and their events in one (one by one, 1.4 ms a letter: issue #16).
+    stored.insert_letters(conn, [stored.NewLetter(
+        letter_id=written.letter_id, patient_id=written.patient_id, level=written.level, kind=written.kind,
+        channel=written.channel, as_of=as_of, amount_cents=written.amount_cents, sha256=written.sha256,
+        file=written.file, folder=str(folder),
+        status="queued" if queue_emails and by_email(written.channel) else "written",
+        batch=batch if is_postal(written.channel) else None, rf_reference=written.rf_reference,
+        items=[(item.invoice_number, int(item.amount_cents), level)
+               for item, level in zip(written.decision.items, written.decision.item_levels)])
+        for written in report.letters])
+    for written in report.letters:
+        if written.sms is not None:   # without [sms] settings: kept as written, not sent
+            outboxes.insert_sms(conn, letter_id=written.letter_id, patient_id=written.patient_id, as_of=as_of,
+                                phone=written.sms[0], text_=written.sms[1],
+                                status="queued" if queue_sms else "written")
+        if written.level == 0:
+            stored.mark_transfers_notified(conn, as_of, written.invoice_numbers)
+    append_events(conn, [Event("reminder", {"letter_id": written.letter_id, "level": written.level,
+                                            "channel": written.channel, "amount": written.amount_cents,
+                                            "sha256": written.sha256, "invoices": list(written.invoice_numbers),
+                                            "files": list(written.files)},
+                               patient_id=written.patient_id,
+                               invoice_number=written.invoice_numbers[0] if len(written.invoice_numbers) == 1
+                               else None)
+                         for written in report.letters])
 
 
 def _write_batches(engine: Engine, report: RemindReport, known: tuple[str, ...] = (),

@@ -30,6 +30,14 @@ def matching_summary(conn: Connection) -> tuple[int, list[tuple[str, int]], list
     return total, by_rule, queue
 
 
+def payments_mark(conn: Connection) -> tuple[int, int]:
+    """The row ids of the last payment stored and of the last allocation made: a payment imported, reconciled or
+    matched by hand since a reading moves it (every such write holds the writer lock, so ids follow commits)."""
+    last_payment, last_allocation = conn.execute(text(
+        "SELECT (SELECT MAX(id) FROM payment), (SELECT MAX(id) FROM allocation)")).one()
+    return int(last_payment or 0), int(last_allocation or 0)
+
+
 def unreconciled_count(conn: Connection, as_of: date) -> int:
     """Payments dated on or before as_of (so counted in that day's balances) that no reconciliation has
     processed yet (`payment.reconciled` still false: imported since the last `reconcile`). A payment the
