@@ -75,9 +75,10 @@ def write_balance_detail(engine: Engine, as_of: date, detail: str, path: Path, d
     scanner flags), record the file in the audit trail; (rows, cents still due in it)."""
     table = balance_detail(engine, as_of, detail, ageing)
     header = list(PATIENT_DETAIL if detail == "patients" else INVOICE_DETAIL)
-    money = [column in _MONEY for column in header]
-    rows = [[Amount(int(v)) if is_money else v for v, is_money in zip(row, money)]
-            for row in table.itertuples(index=False, name=None)]
+    # Column by column (a million-invoice detail has millions of cells): the money as Amounts, the rest as it is.
+    columns = [[Amount(int(v)) for v in table[column].tolist()] if column in _MONEY else table[column].tolist()
+               for column in header]
+    rows = list(zip(*columns))
     free = ("last_name", "first_name") if detail == "patients" else ("mutuelle",)
     count = write_checked_csv(path, header, rows, free_text=free, dialect=dialect)
     due = int(table[["amo", "amc", "patient"]].to_numpy().sum()) if detail == "patients" else int(table["remaining"].sum())

@@ -115,13 +115,30 @@ class _Lines:
         self.dialect = dialect
         self._special = re.compile(f'[{re.escape(dialect.delimiter)}"\\r\\n]')
         self._quote_or_break = re.compile('["\\r\\n]')
+        self._amounts: dict[int, str] = {}
 
     def field(self, text: str) -> str:
         return '"' + text.replace('"', '""') + '"' if self._special.search(text) else text
 
+    def cell(self, value) -> str:
+        """cell_text(value, dialect), the common types first (a big file has millions of cells)."""
+        kind = type(value)
+        if kind is str:
+            return inert(value)
+        if kind is Amount:
+            text = self._amounts.get(value.cents)       # amounts repeat (zeros above all): each spelled once
+            if text is None:
+                text = self._amounts[value.cents] = amount_text(value.cents, self.dialect.decimal)
+            return text
+        if kind is int:
+            return str(value)
+        if kind is dt.date:
+            return value.isoformat()
+        return cell_text(value, self.dialect)
+
     def line(self, row: Sequence) -> str:
-        dialect, delimiter = self.dialect, self.dialect.delimiter
-        cells = [inert(value) if type(value) is str else cell_text(value, dialect) for value in row]
+        dialect, delimiter, cell = self.dialect, self.dialect.delimiter, self.cell
+        cells = [cell(value) for value in row]
         joined = delimiter.join(cells)
         # Most rows need no quoting at all: one look at the whole line instead of one per cell.
         if joined.count(delimiter) != len(cells) - 1 or self._quote_or_break.search(joined) or joined == "":
@@ -144,36 +161,46 @@ def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, 
     scan as identifiers, not diagnoses; a free-text cell is still scanned without them.
     """
     from recouvrement.core.privacy import scan_text
-    from recouvrement.scanner import ensure_clean
+    from recouvrement.scanner import ensure_clean, refuse_findings
 
-    table = [list(row) for row in rows]
+    table = list(rows)
     lines = _Lines(dialect)
     head = lines.line(header)
     body = [lines.line(row) for row in table]
     ids = _identifiers(header, table)
     columns = [list(header).index(c) for c in free_text]
-    if columns:
-        found = {finding.line for finding in scan_text(head + "".join(body), ids=ids)}
-        flagged = _rows_of_lines(head, body, found) | (_free_text_rows(table, columns) if ids else set())
-        for index in flagged:
-            for column in columns:
-                table[index][column] = MASK
-            body[index] = lines.line(table[index])
+    document = head + "".join(body)
+    if not columns:
+        ensure_clean(document, name, ids=ids)
+        return document.encode(dialect.encoding)
+    findings = scan_text(document, ids=ids)
+    flagged = (_rows_of_lines(head, body, {finding.line for finding in findings})
+               | (_free_text_rows(table, columns) if ids else set()))
+    if not flagged:
+        # Nothing to mask: the document is the one just scanned, and these findings (none, or in the header) are
+        # what ensure_clean would find in it again.
+        refuse_findings(findings, name)
+        return document.encode(dialect.encoding)
+    for index in flagged:
+        row = table[index] = list(table[index])
+        for column in columns:
+            row[column] = MASK
+        body[index] = lines.line(row)
     document = head + "".join(body)
     ensure_clean(document, name, ids=ids)
     return document.encode(dialect.encoding)
 
 
-def _identifiers(header: Sequence[str], table: list[list]) -> frozenset[str]:
+def _identifiers(header: Sequence[str], table: Sequence[Sequence]) -> frozenset[str]:
     """The tokens of the key columns (core.privacy.KEY_COLUMNS); a NIR or a care word in one is still found."""
     from recouvrement.core.privacy import KEY_COLUMNS, id_tokens
 
     keys = [index for index, column in enumerate(header) if column in KEY_COLUMNS]
-    return frozenset(token for row in table for index in keys
-                     if isinstance(row[index], str) for token in id_tokens(row[index]))
+    values = {row[index] for row in table for index in keys}      # a patient's id repeats on each of their rows
+    return frozenset(token for value in values if isinstance(value, str) for token in id_tokens(value))
 
 
-def _free_text_rows(table: list[list], columns: list[int]) -> set[int]:
+def _free_text_rows(table: Sequence[Sequence], columns: list[int]) -> set[int]:
     """The rows whose free-text cells, scanned alone (without the identifiers), hold medical data: a
     diagnosis typed in a name or a label stays found even when it equals a patient id of the file."""
     from recouvrement.core.privacy import scan_text

@@ -22,7 +22,7 @@ def write_atomically(path: Path, data: str | bytes) -> None:
     os.replace(temporary, path)
 
 
-def write_checked_csv(path: Path, header: Sequence[str], rows: list[list], free_text: Sequence[str] = (), *,
+def write_checked_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence], free_text: Sequence[str] = (), *,
                       dialect: Dialect = PLAIN) -> int:
     """Write the CSV atomically (see render.csvfile for what it guarantees); the number of rows."""
     write_atomically(path, csv_document(path.name, header, rows, dialect=dialect, free_text=free_text))
