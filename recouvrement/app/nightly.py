@@ -447,6 +447,8 @@ def _remind(engine, settings, as_of, result, now) -> None:
     if report.letters:   # by means: a letter by post and SMS counts once in each
         result.counts["means"] = {name: sum(1 for w in report.letters if test(w.channel)) for name, test in
                                   (("letter", is_postal), ("email", by_email), ("sms", by_sms))}
+    if report.calls_listed or report.calls_closed:   # the phone step: calls put on the list, calls closed
+        result.counts["calls"] = {"listed": len(report.calls_listed), "closed": len(report.calls_closed)}
     if report.sms_sent or report.sms_queued or report.sms_failed:
         result.counts["sms"] = {"sent": report.sms_sent, "queued": report.sms_queued, "failed": report.sms_failed}
     result.errors.extend(f"remind: {e}" for e in report.errors)

@@ -37,6 +37,9 @@ DISPUTE_TARGET_DAYS = 60
 LETTERS_WINDOW = 30
 BUCKET_COLOURS = ("#8fbcdb", "#3f7fb5", "#e39b3b", "#b8412f")
 PAYER_LABELS = {"amo": "Assurance Maladie (AMO)", "amc": "Mutuelles (AMC)", "patient": "Patients (reste à charge)"}
+CALL_LABELS = {"open": "À appeler", "reached": "Patient joint", "promise": "Promesse de paiement",
+               "dispute": "Contestation", "wrong_number": "Faux numéro (le courrier suit)",
+               "expired": "Sans issue à temps (le courrier suit)", "cancelled": "Retirés de la liste (payé, suspendu…)"}
 LEVEL_LABELS = {-1: "Avis avant échéance", 0: "Avis de rejet", 1: "Relance 1", 2: "Relance 2", 3: "Mise en demeure"}
 EXCEPTION_LABELS = {"unmatched": "Paiements non rapprochés", "ambiguous": "Paiements ambigus",
                     "credit": "Avoirs / trop-perçus", "clawback": "Reprises d'assureur à vérifier"}
@@ -69,6 +72,7 @@ class ReportData:
     exceptions: list[tuple[str, int, int]] = field(default_factory=list)       # label, count, cents
     disputes: list[dict] = field(default_factory=list)
     letters: list[tuple[str, int, int, int]] = field(default_factory=list)   # label, as_of, window, cents
+    calls: list[tuple[str, int, int, int]] = field(default_factory=list)     # status label, listed as_of, window, cents
     plans: list[tuple[str, int, int]] = field(default_factory=list)
     agency: list[tuple[str, int, int, int]] = field(default_factory=list)   # label, cases, handed over, collected
     agency_today: int = 0
@@ -114,6 +118,13 @@ def _ordered(found: dict, labels: dict) -> list[tuple]:
     return [(labels.get(k, str(k)), *found[k]) for k in ordered]
 
 
+def _today_and_window(by_key, conn, as_of: date, labels: dict) -> list[tuple[str, int, int, int]]:
+    """(label, count of as_of, count over the window, cents over the window) of `by_key(conn, after, through)`."""
+    today = {label: n for label, n, _ in _ordered(by_key(conn, as_of - timedelta(days=1), as_of), labels)}
+    return [(label, today.get(label, 0), n, cents) for label, n, cents in
+            _ordered(by_key(conn, as_of - timedelta(days=LETTERS_WINDOW), as_of), labels)]
+
+
 def _disputes(conn, as_of: date) -> list[dict]:
     out = []
     for dispute_id, invoice, received, category, status in stored.open_disputes(conn, as_of):
@@ -146,11 +157,8 @@ def report_data(engine: Engine, as_of: date) -> ReportData:
         data.rate_collected = stored.collected_cents_between(conn, data.rate_from, data.rate_to, as_of)
         data.exceptions = _ordered(stored.queue_by_kind(conn, as_of), EXCEPTION_LABELS)
         data.disputes = _disputes(conn, as_of)
-        today = {label: n for label, n, _ in _ordered(stored.letters_by_level(conn, as_of - timedelta(days=1), as_of),
-                                                      LEVEL_LABELS)}
-        data.letters = [(label, today.get(label, 0), n, cents) for label, n, cents in
-                        _ordered(stored.letters_by_level(conn, as_of - timedelta(days=LETTERS_WINDOW), as_of),
-                                 LEVEL_LABELS)]
+        data.letters = _today_and_window(stored.letters_by_level, conn, as_of, LEVEL_LABELS)
+        data.calls = _today_and_window(stored.calls_by_status, conn, as_of, CALL_LABELS)
         data.plans = _ordered(stored.plans_by_status(conn, as_of), PLAN_LABELS)
         data.agency = _ordered(stored.agency_by_status(conn, as_of), AGENCY_LABELS)
         data.agency_today = stored.agency_cases_handed_on(conn, as_of)

@@ -30,6 +30,10 @@ def print_run(result) -> None:
             if counts.get("agency_below_minimum") else "")
     out.print(f"  lettres par niveau : {counts.get('letters', {})} ; dossiers remis à l'agence : "
               f"{counts.get('agency_cases', 0)}{kept}")
+    calls = counts.get("calls", {})
+    if calls:
+        out.print(f"  appels : {calls.get('listed', 0)} ajouté(s) à la liste ; {calls.get('closed', 0)} retiré(s) "
+                  "(sans issue à temps ou plus utiles)")
     emails = counts.get("emails", {})
     if counts.get("sent") or emails:
         out.print(f"  e-mails envoyés : {counts.get('sent', 0)} ; en attente : {emails.get('queued', 0)} ; "

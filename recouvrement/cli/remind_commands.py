@@ -78,6 +78,9 @@ def _print_done(report: RemindReport) -> None:
         for (level, channel), count in sorted(counts.items()):
             table.add_row(str(level), channel, str(count))
         out.print(table)
+    if report.calls_listed or report.calls_closed:
+        out.print(f"appels : {len(report.calls_listed)} ajouté(s) à la liste ; {len(report.calls_closed)} retiré(s) "
+                  "(sans issue à temps ou plus utiles)" + (f" ; liste : {report.call_list}" if report.call_list else ""))
     if report.batch_pdf:
         out.print(f"lot à imprimer : {report.batch_pdf} ({len(report.pages)} lettre(s))")
     if report.email_note:

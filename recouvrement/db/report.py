@@ -63,6 +63,12 @@ def letters_by_level(conn: Connection, after: date, through: date) -> dict[int, 
                          "GROUP BY level", {"s": after, "a": through})
 
 
+def calls_by_status(conn: Connection, after: date, through: date) -> dict[str, tuple[int, int]]:
+    """status → (calls, cents to ask) of the calls the nights listed after `after`, up to `through`."""
+    return _groups(conn, "SELECT status, COUNT(*), SUM(amount_cents) FROM call_task WHERE listed_on > :s "
+                         "AND listed_on <= :a GROUP BY status", {"s": after, "a": through})
+
+
 def plans_by_status(conn: Connection, as_of: date) -> dict[str, tuple[int, int]]:
     """status → (plans, total cents) of the plans proposed by `as_of`."""
     return _groups(conn, "SELECT status, COUNT(*), SUM(total_cents) FROM plan WHERE proposed_on <= :a "

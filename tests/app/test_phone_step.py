@@ -201,3 +201,27 @@ def test_the_cli_refuses_a_promise_without_its_date_and_changes_nothing(called, 
     from recouvrement.cli import commands  # noqa: F401
     done = CliRunner().invoke(cli, ["--db", db_url, "call", "record", CALL_ID, "promise", "--on", "17/06/2025"])
     assert done.exit_code == 2 and "--until" in done.output and status(called) == "open"
+
+
+def test_the_report_counts_the_calls_by_where_they_stand_without_naming_anyone(called, settings, tmp_path):
+    from recouvrement.app.report import report_data, write_report
+    assert report_data(called, CALL).calls == [("À appeler", 1, 1, 4500)]
+    record_call(called, CALL_ID, "reached", NEXT, actor="accueil")
+    assert report_data(called, NEXT).calls == [("Patient joint", 0, 1, 4500)]
+    page = write_report(called, with_creditor(settings), NEXT, tmp_path / "rapport.html").read_text(encoding="utf-8")
+    assert "Appels (palier téléphonique)" in page and "Patient joint" in page
+    assert "Martin" not in page and "+33612345678" not in page and "06 12 34 56 78" not in page
+
+
+def test_the_nightly_summary_counts_the_calls_the_night_listed_and_closed(engine, settings, tmp_path, monkeypatch,
+                                                                         capsys):
+    from recouvrement.app import nightly
+    from recouvrement.app.remind import RemindReport
+    from recouvrement.cli.nightly_commands import print_run
+    made = RemindReport(CALL, False, False, calls_listed=[CALL_ID], calls_closed={"C20250602-P2-2": "expired"})
+    monkeypatch.setattr(nightly, "remind_and_send", lambda *args, **kwargs: made)
+    result = nightly.RunResult(1, CALL)
+    nightly._remind(engine, replace(settings, paths=replace(settings.paths, output=tmp_path)), CALL, result, None)
+    assert result.counts["calls"] == {"listed": 1, "closed": 1}
+    print_run(result)
+    assert "appels : 1 ajouté(s) à la liste ; 1 retiré(s)" in " ".join(capsys.readouterr().out.split())
