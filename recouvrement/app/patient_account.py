@@ -25,7 +25,7 @@ from recouvrement.db.patients import (all_patient_cards, patient_agency_cases, p
                                       patient_cards_by_invoice, patient_contact, patient_letters)
 from recouvrement.db.ledger import patient_credits, patient_invoice_sums
 from recouvrement.db.plans import PlanSummary, active_plan_invoices, patient_plan_summaries
-from recouvrement.rules import Rules
+from recouvrement.rules import Rules, channel_means
 
 SEARCH_LIMIT = 20
 TOKEN_SIMILARITY = 0.75     # a misspelt word still finds its name ("Andre Martn" → MARTIN ANDRÉ)
@@ -125,8 +125,18 @@ class LetterView:
     level: int
     channel: str
     amount_cents: int
-    status: str
+    status: str                    # the letter's own (for an e-mail, its outbox's)
+    sms_status: str | None = None  # the SMS's outbox status when the letter went (also) by SMS
 
+    @property
+    def means(self) -> str:
+        """The means the letter went by, in French: "courrier et SMS"."""
+        try:
+            means = channel_means(self.channel)
+        except ValueError:
+            return self.channel
+        names = [name for mean, name in (("letter", "courrier"), ("email", "e-mail"), ("sms", "SMS")) if mean in means]
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " et " + names[-1]
 
 @dataclass
 class PatientAccount:

@@ -55,10 +55,12 @@ def patient_allocations(conn: Connection, patient_id: str, as_of: date) -> list[
 
 
 def patient_letters(conn: Connection, patient_id: str) -> list[tuple]:
-    """(letter_id, as_of, kind, level, channel, amount_cents, status) of the patient's letters, newest first."""
-    return [(r[0], as_date(r[1]), r[2], int(r[3]), r[4], int(r[5]), r[6]) for r in conn.execute(text(
-        "SELECT letter_id, as_of, kind, level, channel, amount_cents, status FROM letter WHERE patient_id = :p "
-        "ORDER BY as_of DESC, letter_id DESC"), {"p": patient_id})]
+    """(letter_id, as_of, kind, level, channel, amount_cents, status, SMS status or None) of the patient's letters,
+    newest first; the SMS status is its outbox's (written, queued, sending, sent: accepted by the provider, failed)."""
+    return [(r[0], as_date(r[1]), r[2], int(r[3]), r[4], int(r[5]), r[6], r[7]) for r in conn.execute(text(
+        "SELECT l.letter_id, l.as_of, l.kind, l.level, l.channel, l.amount_cents, l.status, s.status "
+        "FROM letter l LEFT JOIN sms_message s ON s.letter_id = l.letter_id WHERE l.patient_id = :p "
+        "ORDER BY l.as_of DESC, l.letter_id DESC"), {"p": patient_id})]
 
 
 def patient_agency_cases(conn: Connection, patient_id: str) -> list[dict]:

@@ -187,3 +187,32 @@ def test_a_run_killed_mid_batch_leaves_the_rest_queued_and_the_next_run_sends_ea
     assert again.sms_sent == 3 and again.letters == []
     sent = sorted(r["recipient"] for r in stuck.accepted + fresh.accepted)
     assert sent == [f"3361234567{k}" for k in range(1, 6)] and set(statuses(engine).values()) == {"sent"}
+
+
+def test_the_patients_page_shows_each_sms_as_the_provider_left_it_without_its_text(engine, settings, tmp_path,
+                                                                                    provider):
+    import html
+
+    from starlette.testclient import TestClient
+
+    from recouvrement.app.patient_account import patient_account
+    from recouvrement.app.users import add_user
+    from recouvrement.web.app import create_app
+    from tests.web.conftest import PASSWORD, log_in
+    server = provider([(400, {"code": "invalid_parameter"}), (201, None)])
+    rules = replace(RULES, ladder=replace(RULES.ladder, levels=(
+        replace(RULES.ladder.level(1), channel="sms+letter"), *RULES.ladder.levels[1:])))
+    load(engine, settings, tmp_path, [row(1, "P1"), row(2, "P2", phone="07 81 23 45 67"), row(3, "P3", sms="non")])
+    remind_and_send(engine, configured(settings, server.url), MONDAY, tmp_path / "out", rules=rules)
+    assert {p: [(l.means, l.sms_status) for l in patient_account(engine, p, MONDAY, rules).letters]
+            for p in ("P1", "P2", "P3")} == {"P1": [("courrier et SMS", "failed")], "P2": [("courrier et SMS", "sent")],
+                                             "P3": [("courrier", None)]}
+    add_user(engine, "accueil", "staff", PASSWORD)
+    app = create_app(engine, today=lambda: MONDAY, settings=configured(settings), rules=rules)
+    with TestClient(app, base_url="https://testserver") as client:
+        assert log_in(client, "accueil").status_code == 303
+        pages = {p: " ".join(html.unescape(client.get(f"/patients/{p}").text).split()) for p in ("P1", "P2")}
+    assert "SMS refusé par l'opérateur, à traiter" in pages["P1"] and "courrier et SMS" in pages["P1"]
+    assert "SMS accepté par l'opérateur" in pages["P2"]
+    text_sent = server.accepted[0]["content"] if server.accepted else ""
+    assert text_sent and all(text_sent not in page for page in pages.values())
