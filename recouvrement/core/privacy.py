@@ -123,16 +123,16 @@ def normalise(text: str) -> str:
     """
     if text.isascii():
         return text
+    # NFKC decomposes each of these spaces to a plain space, whatever stands around it: replacing them first leaves
+    # NFKC's result unchanged, and a French letter (its amounts, "1 234,56 €") is then usually NFKC already, which
+    # is checked ten times faster than it is normalised (issue #16), and all in Windows-1252 (see _read_as_table).
+    for space in _COMPAT_SPACES:
+        if space in text:
+            text = text.replace(space, " ")
     read_as = _read_as_table(text)
     invisible = [code for code, read in read_as.items() if read == "" and _invisible(chr(code))]
     if invisible:  # rare: removed before NFKC, so that the halves of a word compose again
         text = text.translate(dict.fromkeys(invisible))
-    # NFKC decomposes each of these spaces to a plain space, whatever stands around it: replacing them first leaves
-    # NFKC's result unchanged, and a French letter (its amounts, "1 234,56 €") is then usually NFKC already, which
-    # is checked ten times faster than it is normalised (issue #16).
-    for space in _COMPAT_SPACES:
-        if space in text:
-            text = text.replace(space, " ")
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
         read_as = _read_as_table(text)
