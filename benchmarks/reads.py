@@ -4,6 +4,7 @@ wall and CPU time each, and the rows each read from the database.
 
     python benchmarks/reads.py --db /work/bench/base-1m.db         # a copy of it, never the file itself
     python benchmarks/reads.py --invoices 20000 --data /tmp/scale-20k  # a database built from a scale set
+    python benchmarks/reads.py --db /work/bench/base-1m.db --only remind   # one read (repeatable)
 
 Targets (issue 16): each batch command under 10 s on the 1M database, one patient's page under 100 ms (a
 patient with many invoices and a typical one). The use cases are called as the CLI calls them; the page is
@@ -31,6 +32,7 @@ from _scale import ensure_scale_data, fresh_database, import_all, peak_memory_mb
 from sqlalchemy import text  # noqa: E402
 
 PASSWORD = "banc-d-essai-lectures"
+READS = ("balance", "report", "remind", "page")
 
 
 def cpu_seconds() -> float:
@@ -90,8 +92,10 @@ def measured(label: str):
     print(f"{label:<44}{wall:>9.3f} s wall {cpu:>9.3f} s CPU {COUNTER.rows - rows:>12,} rows read", flush=True)
 
 
-def working_copy(source: Path, folder: Path) -> Path:
-    target = folder / source.name
+def working_copy(source: Path, into: Path) -> Path:
+    """The database at `source` copied with its companion files into the folder `into` (same name), or to the
+    path `into` when that is not a folder."""
+    target = into / source.name if into.is_dir() else into
     for suffix in ("", "-wal", "-shm", ".audit-checkpoint"):
         if Path(f"{source}{suffix}").exists():
             shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
@@ -139,6 +143,12 @@ def main() -> None:
                              "/work/bench/scale-1000000 with --db)")
     parser.add_argument("--as-of", type=date.fromisoformat, default=None, help="default: the last payment's day")
     parser.add_argument("--work", type=Path, default=None, help="where the copy goes (default: a temporary folder)")
+    parser.add_argument("--only", choices=READS, action="append", default=None,
+                        help="run only that read (repeatable; default: all of them)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="without --db: keep the built database there too (give it later as --db with --data)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write a cProfile of the reads there (python -m pstats, snakeviz)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-reads-", dir=args.work))
     try:
@@ -158,6 +168,8 @@ def run(args, folder: Path) -> None:
         args.data = args.data or Path(f"/tmp/bench-scale-{args.invoices}")
         with measured(f"build a {args.invoices:,}-invoice database"):
             path = built_database(args, folder)
+        if args.keep is not None:
+            working_copy(path, args.keep)
     COUNTER.install()
     with measured("open (schema upgraded if needed)"):
         settings = bench_settings(args.data, path)
@@ -168,22 +180,35 @@ def run(args, folder: Path) -> None:
         invoices = conn.execute(text("SELECT COUNT(*) FROM invoice")).scalar_one()
     print(f"{invoices:,} invoices; as of {as_of}; busiest patient {many} invoices, typical {few}", flush=True)
 
+    only = set(args.only or READS)
+    profiler = None
+    if args.profile is not None:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
     from recouvrement.app.balance import balance_detail, balance_table
     from recouvrement.app.nightly import remind_and_send
     from recouvrement.app.report import write_report
-    with measured("balance (balance_table)"):
-        table = balance_table(engine, as_of)
-    print(f"  grand total {int(table.loc['total:all', 'total']):,} cents", flush=True)
-    for detail in ("patients", "invoices"):
-        with measured(f"balance --detail {detail} (balance_detail)"):
-            rows = balance_detail(engine, as_of, detail)
-        print(f"  {len(rows):,} rows", flush=True)
-    with measured("report (write_report)"):
-        write_report(engine, settings, as_of, folder / "rapport.html")
-    with measured("remind --dry-run (remind_and_send)"):
-        report = remind_and_send(engine, settings, as_of, folder / "out", dry_run=True)
-    print(f"  {len(report.decisions):,} letters due, {len(report.exclusions):,} exclusions", flush=True)
-    page_times(engine, settings, as_of, busiest, typical)
+    if "balance" in only:
+        with measured("balance (balance_table)"):
+            table = balance_table(engine, as_of)
+        print(f"  grand total {int(table.loc['total:all', 'total']):,} cents", flush=True)
+        for detail in ("patients", "invoices"):
+            with measured(f"balance --detail {detail} (balance_detail)"):
+                rows = balance_detail(engine, as_of, detail)
+            print(f"  {len(rows):,} rows", flush=True)
+    if "report" in only:
+        with measured("report (write_report)"):
+            write_report(engine, settings, as_of, folder / "rapport.html")
+    if "remind" in only:
+        with measured("remind --dry-run (remind_and_send)"):
+            report = remind_and_send(engine, settings, as_of, folder / "out", dry_run=True)
+        print(f"  {len(report.decisions):,} letters due, {len(report.exclusions):,} exclusions", flush=True)
+    if "page" in only:
+        page_times(engine, settings, as_of, busiest, typical)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     print(f"peak memory: {peak_memory_mb():,.0f} MB")
 
 
