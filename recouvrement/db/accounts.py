@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from recouvrement.db.ledger import as_dates, open_snapshot
-from recouvrement.db.segments import patient_segments
+from recouvrement.db.segments import segments_of
 from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queued_payments
 from recouvrement.core.ladder import (CALL_DONE, PENDING_PAYMENT_REASON, PRE_DUE_LEVEL, QUEUED_PAYMENT_REASON,
                                       Account, CallFacts, LetterHistory, Listing, OpenItem)
@@ -118,12 +118,13 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
     promises = promise_spans(conn, as_of)
     handed, listings = handover_days(conn, as_of), letter_listings(conn, as_of)
     money = patient_money(snapshot, table=shares)
-    letters, segments = _last_letters(conn, as_of), patient_segments(conn, as_of, rules)
     maybe_theirs = queued_payment_candidates(snapshot, items)
     calls, called = call_history(conn, as_of)
     wrong = wrong_numbers(conn)
     # Plain dicts and tuples, read once: pandas' per-row access costs more than the ladder's decisions.
     owing = set(items["patient_id"])
+    # The owing patients' segments only (every one is a known patient: people[patient_id] below).
+    letters, segments = _last_letters(conn, as_of), segments_of(conn, as_of, rules, owing)
     owners = snapshot.patients[snapshot.patients["patient_id"].isin(owing)]
     people = {p["patient_id"]: p for p in _records(owners, _PERSON_COLUMNS)}
     mobiles = _sms_reachable(people)
@@ -150,7 +151,7 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
             is_minor=_minor(person["birth_date"], as_of), has_guarantor=has_guarantor(person),
             pending_credit_cents=int(pending_cents),
             queued_payment_may_be_theirs=patient_id in maybe_theirs,
-            segment=segments[patient_id].segment if patient_id in segments else "one_off",
+            segment=segments[patient_id].segment,
             last_letter=letters.get(patient_id),
             credit_cents=int(credit_cents),
             promises=promises.get(patient_id, ()),

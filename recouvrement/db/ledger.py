@@ -124,10 +124,18 @@ def open_snapshot(conn: Connection, as_of: date, *, summed: bool = False) -> Sna
     write_offs["amount_cents"] = _cents(write_offs["amount_cents"])
     write_offs["written_off_on"] = as_dates(write_offs["written_off_on"])
     exceptions = load_exceptions(conn, as_of)
-    owners = pd.concat([invoices["patient_id"], exceptions["patient_id"].dropna()])
+    # Their owners' ids gathered in the database (what staging them from here cost more than reading them).
+    conn.exec_driver_sql("DROP TABLE IF EXISTS wanted_patient")
+    conn.execute(text(_OWNERS), params)
     conn.exec_driver_sql("DROP TABLE open_invoice")
     return Snapshot(as_of, _typed_invoices(invoices), _typed_allocations(allocations), _typed_transfers(transfers),
-                    exceptions, patients_by_id(conn, owners), write_offs.reset_index(drop=True))
+                    exceptions, _wanted_patients(conn), write_offs.reset_index(drop=True))
+
+
+# The patients of the open invoices and of the credits and queued payments load_exceptions reads on :d.
+_OWNERS = ("CREATE TEMPORARY TABLE wanted_patient AS SELECT patient_id AS value FROM open_invoice UNION "
+           "SELECT e.patient_id FROM payment_exception e LEFT JOIN payment p ON p.payment_id = e.payment_id "
+           "WHERE e.patient_id IS NOT NULL AND (p.payment_date IS NULL OR p.payment_date <= :d)")
 
 
 _OPEN_PAID = ("SELECT a.invoice_number, " + ", ".join(f"SUM(CASE WHEN a.payer_type = '{share}' THEN a.amount_cents "
@@ -309,6 +317,11 @@ def matching_scope(conn: Connection, invoice_numbers: Iterable[str], compact_num
 def patients_by_id(conn: Connection, patient_ids: Iterable[str]) -> pd.DataFrame:
     """The patients named (PATIENT_COLUMNS), read through a temporary table of their ids, in id order."""
     _keys(conn, "wanted_patient", patient_ids)
+    return _wanted_patients(conn)
+
+
+def _wanted_patients(conn: Connection) -> pd.DataFrame:
+    """The patients whose ids the temporary table wanted_patient (value) holds, in id order."""
     # From the ids outwards (CROSS JOIN): else SQLite walks every patient in id order for the ORDER BY.
     rows = read_frame(conn, f"SELECT {', '.join('p.' + c for c in PATIENT_COLUMNS)} FROM wanted_patient w "
                             "CROSS JOIN patient p WHERE p.patient_id = w.value ORDER BY p.patient_id")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date
 
 from sqlalchemy import Connection, text
@@ -46,12 +47,19 @@ def patient_ids(conn: Connection, only: str | None = None) -> list[str]:
 def patient_segments(conn: Connection, as_of: date, rules: Rules,
                      patient_id: str | None = None) -> dict[str, SegmentResult]:
     """Every known patient's segment on as_of (or one patient's), with its reasons."""
-    level2 = level2_dates(conn, as_of, patient_id)
-    broken = broken_plan_dates(conn, as_of, patient_id)
+    return segments_of(conn, as_of, rules, patient_ids(conn, patient_id), patient_id)
+
+
+def segments_of(conn: Connection, as_of: date, rules: Rules, among: Iterable[str],
+                only: str | None = None) -> dict[str, SegmentResult]:
+    """The segment on as_of of each patient of `among` (patients known to the store), with its reasons: the
+    history read of every patient (of `only` when given), judged for those asked."""
+    level2 = level2_dates(conn, as_of, only)
+    broken = broken_plan_dates(conn, as_of, only)
     held = patients_on_hold(conn, as_of)
     plain = segment(PatientHistory(), as_of, rules)   # most patients have no history: judged once
     results: dict[str, SegmentResult] = {}
-    for pid in patient_ids(conn, patient_id):
+    for pid in among:
         if pid not in level2 and pid not in broken and pid not in held:
             results[pid] = plain
             continue

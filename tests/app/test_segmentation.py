@@ -101,3 +101,15 @@ def test_one_patient_can_be_asked_for(world):
 def test_counts_name_every_segment(world):
     broken_plan(world, "P2", date(2025, 3, 1))
     assert segment_counts(segments(world)) == {"one_off": 2, "chronic": 1, "on_hold": 0}
+
+
+def test_the_segments_of_some_patients_are_theirs_among_everyones(world):
+    from recouvrement.db.segments import segments_of
+    letter(world, "L1", "P1", 2, date(2025, 5, 1), ["F2025-000101", "F2025-000102"])
+    broken_plan(world, "P2", date(2025, 3, 1))
+    place_hold(world, "P3", "tutelle", since=date(2025, 11, 1), now=datetime(2025, 11, 1, tzinfo=timezone.utc))
+    everyone = segments(world)
+    with world.connect() as conn:
+        some = segments_of(conn, AS_OF, RULES, {"P3", "P1"})
+    assert some == {p: everyone[p] for p in ("P1", "P3")}
+    assert {p: r.segment for p, r in some.items()} == {"P1": "chronic", "P3": "on_hold"}
