@@ -200,8 +200,7 @@ def due_reminders(accounts: Iterable[Account], as_of: date, rules: Rules) -> lis
 def decide(account: Account, as_of: date, rules: Rules) -> Decision:
     """The letter due to this patient on as_of, or none, with every exclusion and its reason."""
     patient = patient_facts(account)
-    anomalies = _anomalies(account, patient, as_of, rules)
-    blockers = _account_blockers(account, patient, as_of, rules)
+    anomalies, blockers = _patient_stops(account, patient, as_of, rules)
     screened, remindable = ((), ()) if anomalies else _screen_items(account, patient, as_of, rules)
     exclusions = anomalies + blockers + screened
     if anomalies or blockers:
@@ -271,7 +270,7 @@ def pre_due_notice(account: Account, as_of: date, rules: Rules) -> Decision:
     if not pre.enabled:
         return _nothing(account, "avis avant échéance désactivé (ladder.toml, [pre_due])", (), ())
     patient = patient_facts(account)
-    stops = _anomalies(account, patient, as_of, rules) + _account_blockers(account, patient, as_of, rules)
+    stops = sum(_patient_stops(account, patient, as_of, rules), ())
     if stops:
         return _nothing(account, stops[0].reason, (), ())
     _, remindable = _screen_items(account, patient, as_of, rules)
@@ -367,29 +366,23 @@ def invoice_facts(item: OpenItem, patient: Patient) -> Invoice:
 
 
 _ANOMALY_CODES = frozenset({"exempt_coverage"})
-_ACCOUNT_CODES = PATIENT_CODES - _ANOMALY_CODES
 _ITEM_CODES = frozenset({"handed_over", "nothing_owed", "in_plan", "plan_proposed", "disputed", "insurer_awaited",
                          "time_barred"})
 
 
-def _anomalies(account: Account, patient: Patient, as_of: date, rules: Rules) -> tuple[Exclusion, ...]:
-    if not account.items:
-        return ()
-    # The coverage is the patient's: any invoice of theirs (here none in particular) is refused alike.
-    found = refusals(Invoice("", as_of, 0, patient=patient), Action.CHASE, as_of, rules, codes=_ANOMALY_CODES)
-    return tuple(Exclusion(i.invoice_number, r.code, r.reason) for r in found for i in account.items)
-
-
-def _account_blockers(account: Account, patient: Patient, as_of: date, rules: Rules) -> tuple[Exclusion, ...]:
-    """What stops every letter to the patient on as_of (core.eligibility), reported once for the account."""
+def _patient_stops(account: Account, patient: Patient, as_of: date,
+                   rules: Rules) -> tuple[tuple[Exclusion, ...], tuple[Exclusion, ...]]:
+    """(the account's anomalies: one exclusion per item, what stops every letter to the patient on as_of), from
+    the patient's facts asked of core.eligibility once (every invoice of theirs is refused alike on them)."""
+    found = refusals(Invoice("", as_of, 0, patient=patient), Action.CHASE, as_of, rules, codes=PATIENT_CODES)
+    anomalies = tuple(Exclusion(i.invoice_number, r.code, r.reason) for r in found if r.code in _ANOMALY_CODES
+                      for i in account.items)
     handed = ((Exclusion(None, "handed_over", "dossier transmis à l'agence de recouvrement"),)
               if account.handed_over else ())
-    probe = Invoice("", as_of, 0, patient=patient)
-    found = tuple(Exclusion(None, r.code, r.reason)
-                  for r in refusals(probe, Action.CHASE, as_of, rules, codes=_ACCOUNT_CODES))
     quiet = ((Exclusion(None, "quiet_day", "dimanche ou jour férié : aucun envoi, rattrapage le jour ouvré suivant"),)
              if is_quiet_day(as_of) else ())
-    return handed + found + quiet
+    return anomalies, handed + tuple(Exclusion(None, r.code, r.reason) for r in found
+                                     if r.code not in _ANOMALY_CODES) + quiet
 
 
 def _screen_items(account: Account, patient: Patient, as_of: date,
@@ -462,8 +455,8 @@ def call_wanted(account: Account, call: CallFacts, as_of: date, rules: Rules) ->
     """Whether an open call is still to be made on as_of: nothing stops chasing the patient (a quiet day
     aside) and one of its invoices may still be chased."""
     patient = patient_facts(account)
-    stops = _anomalies(account, patient, as_of, rules) + tuple(
-        e for e in _account_blockers(account, patient, as_of, rules) if e.code != "quiet_day")
+    anomalies, blockers = _patient_stops(account, patient, as_of, rules)
+    stops = anomalies + tuple(e for e in blockers if e.code != "quiet_day")
     if stops:
         return False
     _, remindable = _screen_items(account, patient, as_of, rules)
