@@ -226,7 +226,8 @@ def test_a_corsican_nir_is_found_however_it_is_typed(typed):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.from_regex(r"[1-478][0-9]{14}", fullmatch=True), st.sampled_from(["", " ", "-", "."]))
+@given(st.from_regex(r"[1-478][0-9]{14}", fullmatch=True),
+       st.sampled_from(["", " ", "-", ".", " - ", "\u2013", " \u2022 "]))
 def test_fifteen_digits_with_a_wrong_key_never_alarm(number, separator):
     if nir.is_valid(number):
         number = number[:13] + f"{(int(number[13:]) + 1) % 97:02d}"
@@ -240,6 +241,8 @@ def test_fifteen_digits_with_a_wrong_key_never_alarm(number, separator):
     "SIRET 184 127 645 10894",
     "le 18/04/1276 à 45 10 89 46",
     "Tél. 01 84 12 76 45 / 10 89 46",
+    "Du 01 - 12 - 2025 au 31 - 12 - 2025 : 184 - 127 - 645 - 108 - 946",
+    "0430004000101925EUR2 0001234567805250926  250926VIR SEPA",  # a CFONB 120 record: two spaces are no cut
 ])
 def test_digits_cut_where_a_nir_is_never_cut_are_not_a_nir(text):
     assert scan_text(text) == []
@@ -299,6 +302,8 @@ def test_a_ccam_code_typed_with_look_alike_capitals_is_found(typed):
     "1\u202284\u202212\u202276\u2022451\u2022089\u202246",  # bullets
     "1\u300084\u300012\u300076\u3000451\u3000089\u300046",  # ideographic spaces
     "1 84 12 76 45\u202a1 089 46",                     # a bidi embedding inside a field
+    "1 - 84 - 12 - 76 - 451 - 089 - 46",                # spaced dashes
+    "1 \u2013 84 \u2013 12 \u2013 76 \u2013 451 \u2013 089 \u2013 46", "1 /84 /12 /76 /451 /089 /46",
     "18412\u20627645\u2063108946",                     # invisible operators
 ])
 def test_a_nir_typed_with_other_digits_or_separators_is_found(typed):

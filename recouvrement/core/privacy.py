@@ -365,16 +365,20 @@ _CELL = re.compile(
 _CIM_CODE = re.compile(r"[A-Z]\d{2}(?:\.?\d{1,2})?")
 
 # NIR: 13 characters (Corsica: 2A/2B in the department) and a 2-digit key, as people really type
-# it: glued ("184127645108946"), after letters ("NIR184127645108946"), or cut by one separator
-# (space, dot, dash, underscore, slash, and their typographic kin: en dash, minus sign, middle dot,
-# bullet) between its fields: "1 84 12 76 451 089 46", "1-84-12-76-451-089-46", "1·84·12·76·451·089·46".
-# A run of digits joined by single separators is cut into its groups; a NIR is a sequence of whole groups holding 15 characters whose cuts fall on field boundaries,
-# and whose key is right (stdnum): IBAN, SIRET, phone and date groups never cut there.
-_NIR_SEPARATOR = " \t._/\\-\u00b7\u2010-\u2015\u2022\u2027\u2212\u2219\u22c5\u30fb"  # a regex class's body
-_DIGIT_RUN = re.compile(rf"\d(?:[{_NIR_SEPARATOR}]?(?:\d|(?<=2)[AaBb]))*")
+# it: glued ("184127645108946"), after letters ("NIR184127645108946"), or cut between its fields by
+# one space or one separator (dot, dash, underscore, slash, and their typographic kin: en dash, minus
+# sign, middle dot, bullet) with a space on either side or not: "1 84 12 76 451 089 46",
+# "1-84-12-76-451-089-46", "1·84·12·76·451·089·46", "1 - 84 - 12 - 76 - 451 - 089 - 46". Not two
+# spaces: fixed-width files and laid-out PDF tables put them between numbers that are no NIR.
+# A run of digits joined by such separators is cut into its groups; a NIR is a sequence of whole groups
+# holding 15 characters whose cuts fall on field boundaries, and whose key is right (stdnum): IBAN,
+# SIRET, phone and date groups never cut there.
+_NIR_PUNCTUATION = "._/\\-\u00b7\u2010-\u2015\u2022\u2027\u2212\u2219\u22c5\u30fb"  # a regex class's body
+_NIR_SEPARATOR = rf"(?:[ \t]?[{_NIR_PUNCTUATION}][ \t]?|[ \t])"
+_DIGIT_RUN = re.compile(rf"\d(?:{_NIR_SEPARATOR}?(?:\d|(?<=2)[AaBb]))*")
 # Where digit runs may be: one cheap character-class walk of the text; the exact runs are cut only
 # inside the rare stretches long enough to hold a NIR.
-_DIGITS_AROUND = re.compile(rf"\d[\d{_NIR_SEPARATOR}AaBb]*")
+_DIGITS_AROUND = re.compile(rf"\d[\d \t{_NIR_PUNCTUATION}AaBb]*")
 _DIGIT_GROUP = re.compile(r"[\dAaBb]+")
 _NIR_CUTS = frozenset((1, 3, 5, 7, 10, 13))  # after sex, year, month, department, commune, order
 _NIR_FIRST = frozenset("123478")
