@@ -76,7 +76,8 @@ def write_balance_detail(engine: Engine, as_of: date, detail: str, path: Path, d
     table = balance_detail(engine, as_of, detail, ageing)
     header = list(PATIENT_DETAIL if detail == "patients" else INVOICE_DETAIL)
     # Column by column (a million-invoice detail has millions of cells): the money as Amounts, the rest as it is.
-    columns = [[Amount(int(v)) for v in table[column].tolist()] if column in _MONEY else table[column].tolist()
+    amounts: dict[int, Amount] = {}
+    columns = [_as_amounts(table[column].tolist(), amounts) if column in _MONEY else table[column].tolist()
                for column in header]
     rows = list(zip(*columns))
     free = ("last_name", "first_name") if detail == "patients" else ("mutuelle",)
@@ -84,6 +85,17 @@ def write_balance_detail(engine: Engine, as_of: date, detail: str, path: Path, d
     due = int(table[["amo", "amc", "patient"]].to_numpy().sum()) if detail == "patients" else int(table["remaining"].sum())
     record_files(engine, "export", [path], export=f"balance-{detail}", rows=count, as_of=as_of)
     return count, due
+
+
+def _as_amounts(values: list, made: dict[int, Amount]) -> list[Amount]:
+    """The cents as Amounts, one object per amount (`made`: those made so far; amounts repeat, zeros above all)."""
+    out = []
+    for value in values:
+        amount = made.get(value)
+        if amount is None:
+            amount = made[value] = Amount(int(value))
+        out.append(amount)
+    return out
 
 
 def export_allocations(engine: Engine, path: Path, dialect: Dialect = PLAIN) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -636,6 +636,15 @@ def id_tokens(value: str) -> tuple[str, ...]:
     ('F2025-1', 'F2025-2')
     """
     return tuple(t for t in re.split(f"[{_TOKEN_DELIMITERS}]+", value) if t)
+
+
+def id_tokens_of(values: Iterable[str]) -> frozenset[str]:
+    """Every token of these identifier cells: the id_tokens of each, split in one pass (a line break delimits).
+
+    >>> sorted(id_tokens_of(["F2025-1, F2025-2", "P10"]))
+    ['F2025-1', 'F2025-2', 'P10']
+    """
+    return frozenset(re.split(f"[{_TOKEN_DELIMITERS}]+", "\n".join(values))) - {""}
 
 
 def _token_at(text: str, start: int, end: int) -> str:

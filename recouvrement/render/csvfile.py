@@ -193,11 +193,11 @@ def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, 
 
 def _identifiers(header: Sequence[str], table: Sequence[Sequence]) -> frozenset[str]:
     """The tokens of the key columns (core.privacy.KEY_COLUMNS); a NIR or a care word in one is still found."""
-    from recouvrement.core.privacy import KEY_COLUMNS, id_tokens
+    from recouvrement.core.privacy import KEY_COLUMNS, id_tokens_of
 
     keys = [index for index, column in enumerate(header) if column in KEY_COLUMNS]
     values = {row[index] for row in table for index in keys}      # a patient's id repeats on each of their rows
-    return frozenset(token for value in values if isinstance(value, str) for token in id_tokens(value))
+    return id_tokens_of(value for value in values if isinstance(value, str))
 
 
 def _free_text_rows(table: Sequence[Sequence], columns: list[int]) -> set[int]:

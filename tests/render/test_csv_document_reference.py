@@ -83,3 +83,10 @@ def test_the_caller_rows_are_left_as_they_were_when_one_is_masked():
     rows = [["P1", "F1", "MARTIN", Amount(100), 1, None, "séance de kinésithérapie"]]
     written = csv_document("x.csv", HEADER, rows, free_text=("mutuelle",)).decode()
     assert MASK in written and rows[0][-1] == "séance de kinésithérapie"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(ident, st.text(max_size=12))))
+def test_the_identifiers_tokens_read_in_one_pass_are_each_cells_tokens(values):
+    from recouvrement.core.privacy import id_tokens, id_tokens_of
+    assert id_tokens_of(values) == frozenset(token for value in values for token in id_tokens(value))
