@@ -194,3 +194,38 @@ def _meanwhile(monkeypatch, *commands: list[str]) -> None:
             assert done.returncode == 0, done.stderr
         yield from original(*args, **kwargs)
     monkeypatch.setattr(composing, "compose", compose_after_the_commands)
+
+
+@pytest.mark.parametrize("pause", [["hold", "QB", "--reason", "décès du conjoint", "--on", "2025-06-02"],
+                                   ["dispute", "open", "F2025-000502", "--reason", "montant", "--received", "2025-06-02"]])
+def test_a_patient_paused_while_the_letters_are_composed_gets_no_letter_and_the_others_go(
+        engine, db_url, settings, tmp_path, monkeypatch, pause):
+    """Put on hold, or disputing an invoice, by another process while the run composes: that patient's letter is not
+    recorded, printed nor sent (said in the run's errors); the eleven others are."""
+    from recouvrement.app.remind import run_remind
+    from tests.app.test_remind import with_creditor
+    settings = with_creditor(settings)
+    load(engine, settings, tmp_path, POSTAL_ROWS)
+    _meanwhile(monkeypatch, cli(db_url, *pause))
+    report = run_remind(engine, settings, MONDAY, tmp_path / "out")
+    assert [e.split(" : ")[0] for e in report.errors] == ["L20250602-QB-1"]
+    with engine.connect() as conn:
+        recorded = {r[0] for r in conn.execute(text("SELECT patient_id FROM letter"))}
+    assert recorded == {f"Q{chr(64 + k)}" for k in range(1, 13)} - {"QB"}
+    assert {w.patient_id for w in report.letters} == recorded and "L20250602-QB-1" not in report.pages
+
+
+def test_a_promise_hold_or_dispute_recorded_after_the_mark_names_its_patient(engine, settings, tmp_path):
+    from recouvrement.app.disputes import open_dispute
+    from recouvrement.app.holds import place_hold
+    from recouvrement.app.promises import record_promise
+    from recouvrement.db.eligibility import patients_paused_since, pauses_mark
+    load(engine, settings, tmp_path, POSTAL_ROWS)
+    place_hold(engine, "QA", "avant", since=MONDAY)
+    with engine.connect() as conn:
+        mark = pauses_mark(conn)
+    record_promise(engine, "QC", date(2025, 6, 20), MONDAY, owed_cents=4500, actor="accueil")
+    place_hold(engine, "QD", "après", since=MONDAY)
+    open_dispute(engine, "F2025-000505", "montant", received=MONDAY)
+    with engine.connect() as conn:
+        assert patients_paused_since(conn, mark) == {"QC", "QD", "QE"}

@@ -18,7 +18,8 @@ writes a letter or queues a message; a dry run still shows what would go, with t
 under the writer lock, with the payments' mark read before the accounts (db.payments.payments_mark): a payment
 imported, reconciled or matched while the letters were composed refuses the run there, nothing recorded, queued
 or printed (the letters' files already written stay unrecorded: in no batch, outbox nor manifest; the next run
-writes again those still due). A payment the reconcile put in the queue is processed: the queue's holds protect its
+writes again those still due). A patient put on hold, disputing or promising to pay meanwhile (db.eligibility's
+pauses_mark) loses only their own letter and call of that run, said in its errors. A payment the reconcile put in the queue is processed: the queue's holds protect its
 candidates (db.accounts.queued_payment_holds), it does not block.
 """
 
@@ -44,6 +45,7 @@ from recouvrement.db import calls as call_store
 from recouvrement.db import letters as stored
 from recouvrement.db import outbox as outboxes
 from recouvrement.db.accounts import load_accounts
+from recouvrement.db.eligibility import patients_paused_since, pauses_mark
 from recouvrement.db.payments import payments_mark, unreconciled_count
 from recouvrement.db.session import writing
 from recouvrement.audit import Event, append_event, append_events, file_record, record_files
@@ -189,6 +191,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     with _no_cycle_collection():
         with engine.connect() as conn:
             mark = payments_mark(conn)      # before the accounts are read: any payment after it shows at recording
+            paused_mark = pauses_mark(conn)  # and any hold, dispute or promise
             pending = unreconciled_count(conn, as_of)
             if pending and not dry_run:
                 raise PaymentsNotReconciled(pending)
@@ -213,7 +216,9 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     parts = _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf, rules) if fresh else []
     with _stage(report, "record"), writing(engine) as conn:
         _ensure_payments_unchanged(conn, as_of, mark)
-        _record_calls(conn, as_of, accounts, [d for d in report.decisions if d.channel == "phone"], report, rules)
+        paused = _drop_paused(conn, paused_mark, report)
+        _record_calls(conn, as_of, accounts, [d for d in report.decisions if d.channel == "phone"
+                                              and d.patient_id not in paused], report, rules)
         if fresh:
             _record(conn, as_of, Path(out_dir), report, queue_emails=bool(settings.smtp.host),
                     queue_sms=bool(settings.sms.url))
@@ -231,6 +236,18 @@ def _ensure_payments_unchanged(conn: Connection, as_of: date, mark: tuple[int, i
     transaction rolled back) when a payment was imported, reconciled or matched since the accounts were read."""
     if payments_mark(conn) != mark:
         raise PaymentsNotReconciled(unreconciled_count(conn, as_of), during_run=True)
+
+
+def _drop_paused(conn: Connection, mark: tuple[int, int, int], report: RemindReport) -> set[str]:
+    """Under the writer lock: the patients put on hold, disputing or promising to pay since the accounts were read;
+    their letters are not recorded (nor printed nor sent: each said in report.errors), the next run decides again."""
+    paused = patients_paused_since(conn, mark)
+    if paused:
+        report.errors.extend(f"{w.letter_id} : non enregistré, une suspension, une réclamation ou une promesse de "
+                             "paiement a été notée pendant les relances ; le prochain passage décide à nouveau"
+                             for w in report.letters if w.patient_id in paused)
+        report.letters = [w for w in report.letters if w.patient_id not in paused]
+    return paused
 
 
 @contextlib.contextmanager

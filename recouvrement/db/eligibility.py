@@ -33,6 +33,23 @@ class DecisionFacts:
         return self.patients.get(patient_id, Patient())
 
 
+def pauses_mark(conn: Connection) -> tuple[int, int, int]:
+    """The row ids of the last hold placed, dispute received and promise recorded: see `patients_paused_since`."""
+    hold, dispute, promise = conn.execute(text(
+        "SELECT (SELECT MAX(id) FROM hold), (SELECT MAX(id) FROM dispute), (SELECT MAX(id) FROM promise)")).one()
+    return int(hold or 0), int(dispute or 0), int(promise or 0)
+
+
+def patients_paused_since(conn: Connection, mark: tuple[int, int, int]) -> set[str]:
+    """The patients a hold, a dispute (on one of their invoices) or a promise was recorded for after `mark`
+    (`pauses_mark`): what a night's reading did not know of them may stop their letters."""
+    hold, dispute, promise = mark
+    return {r[0] for r in conn.execute(text(
+        "SELECT patient_id FROM hold WHERE id > :h UNION SELECT patient_id FROM promise WHERE id > :p "
+        "UNION SELECT i.patient_id FROM dispute d JOIN invoice i ON i.invoice_number = d.invoice_number "
+        "WHERE d.id > :d"), {"h": hold, "d": dispute, "p": promise})}
+
+
 def _where_patient(patient_id: str | None, column: str = "patient_id") -> str:
     return f" AND {column} = :p" if patient_id is not None else ""
 
