@@ -8,7 +8,9 @@ wall and CPU time each, and the rows each read from the database.
 
 Targets (issue 16): each batch command under 10 s on the 1M database, one patient's page under 100 ms (a
 patient with many invoices and a typical one). The use cases are called as the CLI calls them; the page is
-asked through the ASGI app with an HTTP client (Starlette's TestClient), signed in as the desk.
+asked through the ASGI app with an HTTP client (Starlette's TestClient), signed in as the desk, the app's startup
+heap frozen as `recouvrement web` freezes it. The details are timed as read, then as `balance --detail … --out`
+writes them (the scanned CSV writer).
 The database is copied first (with its -wal/-shm): the schema is upgraded on the copy (the upgrade's time is
 printed apart), the benchmark's user and the report's audit record are written to it.
 """
@@ -186,7 +188,7 @@ def run(args, folder: Path) -> None:
         import cProfile
         profiler = cProfile.Profile()
         profiler.enable()
-    from recouvrement.app.balance import balance_detail, balance_table
+    from recouvrement.app.balance import balance_detail, balance_table, write_balance_detail
     from recouvrement.app.nightly import remind_and_send
     from recouvrement.app.report import write_report
     if "balance" in only:
@@ -197,6 +199,10 @@ def run(args, folder: Path) -> None:
             with measured(f"balance --detail {detail} (balance_detail)"):
                 rows = balance_detail(engine, as_of, detail)
             print(f"  {len(rows):,} rows", flush=True)
+            # What `balance --detail … --out` runs: the detail read again, written through the scanned CSV writer.
+            with measured(f"balance --detail {detail} --out (CSV)"):
+                count, due = write_balance_detail(engine, as_of, detail, folder / f"balance-{detail}.csv")
+            print(f"  {count:,} rows, {due:,} cents due", flush=True)
     if "report" in only:
         with measured("report (write_report)"):
             write_report(engine, settings, as_of, folder / "rapport.html")
@@ -216,9 +222,10 @@ def page_times(engine, settings, as_of: date, busiest: str, typical: str) -> Non
     from starlette.testclient import TestClient
 
     from recouvrement.app.users import add_user
-    from recouvrement.web.app import create_app
+    from recouvrement.web.app import create_app, freeze_startup_heap
     add_user(engine, "banc", "staff", PASSWORD)
     app = create_app(engine, today=lambda: as_of, settings=settings)
+    freeze_startup_heap()        # as `recouvrement web` does before it serves
     with TestClient(app, base_url="https://testserver") as client:
         page = client.get("/connexion")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)

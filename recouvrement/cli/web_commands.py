@@ -27,9 +27,10 @@ def web(ctx: Context, host: str, port: int, insecure_cookies: bool, as_of) -> No
     """
     import uvicorn
 
-    from recouvrement.web.app import clinic_today, create_app
+    from recouvrement.web.app import clinic_today, create_app, freeze_startup_heap
     app = create_app(ctx.engine, secure_cookies=not insecure_cookies, settings=ctx.settings,
                      today=(lambda: as_of) if as_of else clinic_today)
+    freeze_startup_heap()
     out.print(f"recouvrement web : http://{host}:{port}/  (Ctrl+C pour arrêter)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
                 server_header=False)

@@ -7,6 +7,7 @@ and writes no business rule of its own. French for the reader; every action audi
 
 from __future__ import annotations
 
+import gc
 import secrets
 from datetime import date, datetime, timedelta
 from functools import cached_property, partial
@@ -573,3 +574,12 @@ def create_app(engine: Engine, *, secure_cookies: bool = True, today: Callable[[
     app.add_middleware(SecurityHeaders)
     app.state.web = web
     return app
+
+
+def freeze_startup_heap() -> None:
+    """Keep what the server holds from its start (modules, templates, rules, the app) out of the garbage
+    collector's full passes: each walked all of it, 80 ms of CPU falling into one page request in twenty (a busy
+    patient's page: 15 ms, 110-145 ms wall when a pass fell in it). What is left of the start is collected first;
+    the requests' own objects are collected as before."""
+    gc.collect()
+    gc.freeze()
