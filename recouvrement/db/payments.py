@@ -42,5 +42,8 @@ def unreconciled_count(conn: Connection, as_of: date) -> int:
     """Payments dated on or before as_of (so counted in that day's balances) that no reconciliation has
     processed yet (`payment.reconciled` still false: imported since the last `reconcile`). A payment the
     reconcile put in the queue (unmatched, ambiguous, a credit) is processed: it does not count."""
-    return int(conn.execute(text(f"SELECT COUNT(*) FROM payment WHERE {unreconciled(conn)} AND payment_date <= :d"),
+    # SQLite, left to itself, walks every payment dated by as_of (2.2 million at 1M invoices, 0.4 s) rather than
+    # the few unreconciled ones of the partial index: the unary + keeps it off the date's index.
+    day = "+payment_date" if conn.dialect.name == "sqlite" else "payment_date"
+    return int(conn.execute(text(f"SELECT COUNT(*) FROM payment WHERE {unreconciled(conn)} AND {day} <= :d"),
                             {"d": as_of}).scalar_one())
