@@ -146,14 +146,15 @@ _OPEN_PAID = ("SELECT a.invoice_number, " + ", ".join(f"SUM(CASE WHEN a.payer_ty
 
 def _summed_open_allocations(conn: Connection, as_of: date) -> pd.DataFrame:
     """The open invoices' allocations dated by as_of, summed per invoice in the database (one row each, the three
-    shares as columns), spread back to one undated row per share (ALLOCATION_COLUMNS)."""
+    shares as columns), spread back to one undated row per share with a sum other than 0 (ALLOCATION_COLUMNS)."""
     paid = read_frame(conn, _OPEN_PAID, {"d": as_of})
     count = len(paid)
-    return pd.DataFrame({"invoice_number": np.repeat(paid["invoice_number"].to_numpy(dtype=object), len(SHARES)),
-                         "payer_type": np.tile(np.array(SHARES, dtype=object), count),
-                         "payment_date": np.full(count * len(SHARES), None, dtype=object),
-                         "amount_cents": (paid[list(SHARES)].astype("int64").to_numpy().reshape(-1) if count
-                                          else np.zeros(0, dtype="int64"))})
+    amounts = paid[list(SHARES)].astype("int64").to_numpy().reshape(-1) if count else np.zeros(0, dtype="int64")
+    kept = amounts != 0     # a share nothing was paid on (most patient shares still open) adds nothing
+    return pd.DataFrame({"invoice_number": np.repeat(paid["invoice_number"].to_numpy(dtype=object), len(SHARES))[kept],
+                         "payer_type": np.tile(np.array(SHARES, dtype=object), count)[kept],
+                         "payment_date": np.full(int(kept.sum()), None, dtype=object),
+                         "amount_cents": amounts[kept]})
 
 
 # What the matching engine reads of the patients: their names and their guarantors' (core.reconcile.Ledger).

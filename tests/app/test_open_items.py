@@ -193,3 +193,11 @@ def test_a_payment_matched_again_by_hand_settles_the_invoice_again(sample):
     manual_match(sample, payment, number)
     assert settled(sample)[number] == since
     assert_settled_owe_nothing(sample)
+
+
+@pytest.mark.parametrize("day", DAYS)
+def test_the_open_allocations_summed_in_the_database_give_the_same_outstanding_table(sample, day):
+    with sample.connect() as conn:
+        apart, summed = open_snapshot(conn, day), open_snapshot(conn, day, summed=True)
+    assert (summed.allocations["amount_cents"] != 0).all()
+    assert outstanding(summed, rejection_due_after_days=30).equals(outstanding(apart, rejection_due_after_days=30))
