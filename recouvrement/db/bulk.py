@@ -138,12 +138,16 @@ def stage(conn: Connection, name: str, frame: pd.DataFrame, types: dict[str, str
 
 
 def set_aside_indexes(conn: Connection, table: str) -> list[str]:
-    """PostgreSQL: drops `table`'s indexes and keys (primary, unique) and returns the statements that build them
-    again (`build_indexes`), for a bulk write that would otherwise update every index row by row. In the
-    caller's transaction: a failure rolls the drop back too. Readers of the table wait until the transaction
-    ends. SQLite: nothing, []."""
+    """Drops `table`'s indexes (PostgreSQL: its keys too, primary and unique; SQLite: the secondary indexes, not
+    the keys' own) and returns the statements that build them again (`build_indexes`), for a bulk write that
+    would otherwise update every index row by row. In the caller's transaction: a failure rolls the drop back
+    too. Readers of the table wait until the transaction ends."""
     if conn.dialect.name != "postgresql":
-        return []
+        indexes = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t "
+                                    "AND sql IS NOT NULL ORDER BY name"), {"t": table}).all()
+        for name, _ in indexes:
+            conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        return [definition for _, definition in indexes]
     oid = f"'{table}'::regclass"
     keys = conn.execute(text(f"SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = {oid} "
                              "AND contype IN ('p', 'u') ORDER BY conname")).all()
@@ -159,9 +163,9 @@ def set_aside_indexes(conn: Connection, table: str) -> list[str]:
 
 
 def build_indexes(conn: Connection, statements: list[str], analyse: str | None = None) -> None:
-    """Runs the statements `set_aside_indexes` returned (sorted builds), then analyses table `analyse` when
-    there were some: its rows changed wholesale."""
+    """Runs the statements `set_aside_indexes` returned (sorted builds), then, on PostgreSQL, analyses table
+    `analyse` when there were some: its rows changed wholesale (SQLite plans without statistics: none are made)."""
     for statement in statements:
         conn.exec_driver_sql(statement)
-    if statements and analyse:
+    if statements and analyse and conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ANALYZE {analyse}")

@@ -80,7 +80,7 @@ def settle_plain_explicit(conn: Connection, last_id: int, now: datetime) -> tupl
     conn.execute(text(_PLAIN.format(unreconciled=pending)), {"last": last_id})
     stamp = now.replace(tzinfo=None)
     # The first run fills an empty allocation table with most of its rows: its indexes are built once after that
-    # (PostgreSQL), sorted, rather than updated row by row; the run's later lookups find them in place.
+    # (PostgreSQL: its keys too), sorted, rather than updated row by row; the run's later lookups find them in place.
     empty = conn.execute(text("SELECT 1 FROM allocation LIMIT 1")).first() is None
     set_aside = set_aside_indexes(conn, "allocation") if empty else []
     conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, created_at) "

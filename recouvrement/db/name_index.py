@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 
 from recouvrement.core.reconcile import patient_name_keys
 from recouvrement.db import changes
-from recouvrement.db.bulk import bulk_insert, read_frame, stage
+from recouvrement.db.bulk import build_indexes, bulk_insert, read_frame, set_aside_indexes, stage
 
 NAME_COLUMNS = "patient_id, last_name, first_name, guarantor_last_name, guarantor_first_name"
 
@@ -33,7 +33,9 @@ def _rows(patients: pd.DataFrame) -> pd.DataFrame:
 
 def add_new(conn: Connection, patients: pd.DataFrame) -> None:
     """Index patients just inserted: patient_id and the four name columns. Keys left under their ids (patients
-    deleted by hand, then imported again) are replaced; into an empty index, straight."""
+    deleted by hand, then imported again) are replaced; into an empty index, straight, its secondary index built
+    once after, sorted (a first file's 500,000 patients)."""
+    set_aside: list[str] = []
     if conn.execute(text("SELECT 1 FROM patient_name_key LIMIT 1")).first() is not None:
         ids = patients["patient_id"].tolist()
         if conn.dialect.name == "postgresql":
@@ -41,8 +43,11 @@ def add_new(conn: Connection, patients: pd.DataFrame) -> None:
         else:
             conn.execute(text("DELETE FROM patient_name_key WHERE patient_id IN (SELECT value FROM json_each(:ids))"),
                          {"ids": json.dumps(ids)})
+    else:
+        set_aside = set_aside_indexes(conn, "patient_name_key")
     rows = _rows(patients)
     bulk_insert(conn, "patient_name_key", rows)
+    build_indexes(conn, set_aside, analyse="patient_name_key")
     changes.note_patients(conn, _with_unnamed(rows, patients["patient_id"]))
 
 
