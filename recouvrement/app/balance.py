@@ -19,6 +19,9 @@ from recouvrement.render.csvfile import PLAIN, Amount, Dialect
 from recouvrement.render.files import write_checked_csv
 
 DETAILS = ("patients", "invoices")
+# invoice_state of an invoice with no dispute, hold, plan or agency case: it hangs on its money alone.
+_PLAIN_STATES = {(awaited, written_off): invoice_state("", date.min, awaited=awaited, written_off=written_off)
+                 for awaited in (False, True) for written_off in (False, True)}
 _MONEY = {"amount", "paid", "written_off", "amo_remaining", "amc_remaining", "patient_remaining", "remaining", "amo",
           "amc", "patient", "total", "credit", "pending", "patient_net"}
 
@@ -61,11 +64,14 @@ def balance_detail(engine: Engine, as_of: date, detail: str, ageing: str = "issu
         holds, plans = hold_spans(conn, as_of), plan_facts(conn, as_of)
         disputes, handed_over_on = dispute_spans(conn, as_of), handover_days(conn, as_of)
     states = []
-    for number, patient_id, awaited, written_off in zip(table["invoice_number"], table["patient_id"],
-                                                        table["awaited"], table["any_written_off"]):
-        states.append(invoice_state(number, as_of, awaited=bool(awaited), written_off=bool(written_off),
-                                    disputes=disputes.get(number, ()), holds=holds.get(patient_id, ()),
-                                    plans=plans.get(patient_id, ()), handed_over_on=handed_over_on.get(number)))
+    facts = (table[column].tolist() for column in ("invoice_number", "patient_id", "awaited", "any_written_off"))
+    for number, patient_id, awaited, written_off in zip(*facts):
+        if number in disputes or number in handed_over_on or patient_id in holds or patient_id in plans:
+            states.append(invoice_state(number, as_of, awaited=awaited, written_off=written_off,
+                                        disputes=disputes.get(number, ()), holds=holds.get(patient_id, ()),
+                                        plans=plans.get(patient_id, ()), handed_over_on=handed_over_on.get(number)))
+        else:                   # most invoices: nothing stands on them but their own money
+            states.append(_PLAIN_STATES[awaited, written_off])
     return table.assign(state=pd.Series(states, index=table.index, dtype=object))[list(INVOICE_DETAIL)]
 
 

@@ -474,9 +474,10 @@ def patient_balance(conn: Connection, as_of: date) -> pd.DataFrame:
 
 # Per invoice open on :d: what the balance's invoice detail lists (a share still due, or a write-off).
 _INVOICES = _DUES + """
-SELECT invoice_number, patient_id, issue_date, due_date, amc_payer, expected_amo + expected_amc + expected_patient,
-       paid_amo + paid_amc + paid_patient, written_off_amo + written_off_amc + written_off_patient,
-       due_amo, due_amc, due_patient, written_off_amo > 0 OR written_off_amc > 0 OR written_off_patient > 0
+SELECT invoice_number, patient_id, issue_date, due_date, amc_payer,
+       expected_amo + expected_amc + expected_patient AS amount, paid_amo + paid_amc + paid_patient AS paid,
+       written_off_amo + written_off_amc + written_off_patient AS written_off, due_amo, due_amc, due_patient,
+       written_off_amo > 0 OR written_off_amc > 0 OR written_off_patient > 0 AS any_written_off
 FROM due WHERE due_amo > 0 OR due_amc > 0 OR due_patient > 0
       OR written_off_amo + written_off_amc + written_off_patient > 0
 """
@@ -490,22 +491,25 @@ def invoice_balance(conn: Connection, as_of: date, ageing: str = "issue") -> pd.
     `state`, in invoice order), plus `awaited` (an insurer's share still due) and `any_written_off` (a share
     written off): every invoice open on that day with a share still due or a write-off, its dues computed in the
     database (remaining: each share's due when positive), its age bucket by core.balance.age_buckets."""
-    rows = sorted(conn.execute(text(_INVOICES.format(start="issue_date", scope=_OPEN_SCOPE)), {"d": as_of}).all(),
-                  key=lambda row: row[0])
-    values = list(zip(*rows)) or [()] * 12
-    number, patient, issued, due_on, payer, amount, paid, off, amo, amc, patient_due, written = values
-    remaining = [np.clip(np.array(v, dtype="int64"), 0, None) for v in (amo, amc, patient_due)]
-    issue_dates, due_dates = as_dates(pd.Series(issued, dtype=object)), as_dates(pd.Series(due_on, dtype=object))
+    read = read_frame(conn, _INVOICES.format(start="issue_date", scope=_OPEN_SCOPE), {"d": as_of})
+    # In invoice order, sorted here: the same order (code points) whichever database collates the text.
+    read = read.iloc[np.argsort(read["invoice_number"].to_numpy(dtype=object), kind="stable")]
+    cents = {column: read[column].to_numpy(dtype="int64") for column in
+             ("amount", "paid", "written_off", "due_amo", "due_amc", "due_patient")}
+    remaining = [np.clip(cents[column], 0, None) for column in ("due_amo", "due_amc", "due_patient")]
+    issue_dates = as_dates(pd.Series(read["issue_date"].to_numpy(dtype=object), dtype=object))
+    due_dates = as_dates(pd.Series(read["due_date"].to_numpy(dtype=object), dtype=object))
     frame = pd.DataFrame({
-        "invoice_number": pd.Series(number, dtype=object), "patient_id": pd.Series(patient, dtype=object),
+        "invoice_number": pd.Series(read["invoice_number"].to_numpy(dtype=object), dtype=object),
+        "patient_id": pd.Series(read["patient_id"].to_numpy(dtype=object), dtype=object),
         "issue_date": issue_dates, "due_date": due_dates,
-        "amount": pd.Series(amount, dtype="int64"), "paid": pd.Series(paid, dtype="int64"),
-        "written_off": pd.Series(off, dtype="int64"),
+        "amount": cents["amount"], "paid": cents["paid"], "written_off": cents["written_off"],
         "amo_remaining": remaining[0], "amc_remaining": remaining[1], "patient_remaining": remaining[2],
-        "remaining": remaining[0] + remaining[1] + remaining[2], "mutuelle": pd.Series(payer, dtype=object),
+        "remaining": remaining[0] + remaining[1] + remaining[2],
+        "mutuelle": pd.Series(read["amc_payer"].to_numpy(dtype=object), dtype=object),
         "age_bucket": age_buckets(as_of, issue_dates, due_dates, ageing),
-        "awaited": (np.array(amo, dtype="int64") > 0) | (np.array(amc, dtype="int64") > 0),
-        "any_written_off": np.array([bool(w) for w in written], dtype=bool)})
+        "awaited": (cents["due_amo"] > 0) | (cents["due_amc"] > 0),
+        "any_written_off": read["any_written_off"].to_numpy(dtype=object).astype(bool)})
     return frame[list(INVOICE_BALANCE)]
 
 
