@@ -373,3 +373,12 @@ def test_email_plus_sms_keeps_the_means_the_patient_consented_to():
     assert decide(account(has_email=True, has_mobile=True), TODAY, rules).channel == "email+sms"
     assert decide(account(has_email=False, has_mobile=True), TODAY, rules).channel == "sms"
     assert decide(account(), TODAY, rules).channel == "letter"
+
+
+def test_the_same_patient_facts_are_judged_by_each_rules_given_in_turn():
+    # The patient's refusals are remembered per facts and day: never across two rules objects.
+    exempt = Rules(exclusions=replace(RULES.exclusions, anomaly_coverages=("standard",)))
+    for _ in range(2):
+        assert decide(account(), TODAY, RULES).level == 1
+        assert "exempt_coverage" in codes(decide(account(), TODAY, exempt))
+        assert decide(account(), TODAY, exempt).level is None
