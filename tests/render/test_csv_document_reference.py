@@ -90,3 +90,18 @@ def test_the_caller_rows_are_left_as_they_were_when_one_is_masked():
 def test_the_identifiers_tokens_read_in_one_pass_are_each_cells_tokens(values):
     from recouvrement.core.privacy import id_tokens, id_tokens_of
     assert id_tokens_of(values) == frozenset(token for value in values for token in id_tokens(value))
+
+
+cell = st.one_of(text, ident, st.integers(-10**9, 10**9).map(Amount), st.integers(-5, 10**6), st.booleans().map(int),
+                 st.none(), st.dates(date(2000, 1, 1), date(2030, 12, 31)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(st.lists(cell, min_size=2, max_size=2), max_size=6),
+                 st.lists(st.lists(st.sampled_from([Amount(0), Amount(-150), Amount(12345)]), min_size=3, max_size=3),
+                          max_size=6),
+                 st.lists(st.lists(cell, max_size=3), max_size=6)),
+       st.sampled_from([PLAIN, EXCEL_FR]))
+def test_lines_spelled_column_by_column_are_the_rows_spelled_one_by_one(rows, dialect):
+    lines = _Lines(dialect)
+    assert lines.lines(rows) == [reference_line(_Lines(dialect), row) for row in rows]
