@@ -229,3 +229,80 @@ def test_a_promise_hold_or_dispute_recorded_after_the_mark_names_its_patient(eng
     open_dispute(engine, "F2025-000505", "montant", received=MONDAY)
     with engine.connect() as conn:
         assert patients_paused_since(conn, mark) == {"QC", "QD", "QE"}
+
+
+def _letter_files(out: Path) -> list[str]:
+    """The letters' files in the output folder (not the batch, manifest nor call list), and any private folder."""
+    return sorted(p.name for p in out.iterdir() if p.name.startswith(("L", ".remind-"))) if out.exists() else []
+
+
+def test_a_run_refused_when_it_records_leaves_no_letter_file(engine, db_url, settings, tmp_path, monkeypatch):
+    """Its letters were composed for patients one of whom just paid: none of them may lie in the output folder,
+    among the real ones, to be printed by mistake."""
+    from recouvrement.app.remind import PaymentsNotReconciled, run_remind
+    from tests.app.test_remind import with_creditor
+    settings = with_creditor(settings)
+    load(engine, settings, tmp_path, POSTAL_ROWS)
+    paid = payments_file(tmp_path, ["V1;2025-05-20;patient;QA MARTIN;45,00;;F2025-000501;paid;"], name="late.csv")
+    _meanwhile(monkeypatch, cli(db_url, "import", "payments", str(paid)))
+    with pytest.raises(PaymentsNotReconciled):
+        run_remind(engine, settings, MONDAY, tmp_path / "out")
+    assert _letter_files(tmp_path / "out") == []
+
+
+def test_a_run_killed_after_recording_has_its_letters_moved_into_place_printed_and_sent_by_the_next(
+        engine, db_url, settings, tmp_path, smtp):  # noqa: F811
+    """Killed (SIGKILL) once its letters are recorded, before their files are moved from its private folder: the
+    next run moves them into place (the files the audit names), prints the batch from them and sends the e-mails."""
+    import hashlib
+    import os
+    import signal
+    from recouvrement.app.remind import PAUSE_HOOK
+    load(engine, settings, tmp_path, EMAIL_ROWS + POSTAL_ROWS)
+    server = Server()
+    config = _config_file(tmp_path, smtp(server))
+    out = tmp_path / "out"
+    remind = cli(db_url, "remind", "--as-of", MONDAY.isoformat(), "--out", str(out), config=config)
+    killed = subprocess.Popen(remind, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, PAUSE_HOOK: "recorded"})
+    try:
+        assert killed.stderr is not None and "paused after recording" in killed.stderr.readline()
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=60)
+    with engine.connect() as conn:
+        recorded = conn.execute(text("SELECT letter_id, file, sha256 FROM letter")).all()
+    assert len(recorded) == 17 and not [n for n in _letter_files(out) if n.startswith("L")]
+    assert len(_letter_files(out)) == 1 and server.received == []     # its private folder, nothing sent
+    again = subprocess.run(remind, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert _letter_files(out) == sorted(f"{lid}.{kind}" for lid, *_ in recorded for kind in ("html", "eml")
+                                        if kind == "html" or lid.split("-")[1].startswith("P"))
+    assert all(hashlib.sha256((out / file).read_bytes()).hexdigest() == sha for _, file, sha in recorded)
+    assert sorted(server.received) == [f"patient{k}@example.org" for k in range(1, 6)]
+    assert [p.name for p in out.glob("batch-*.pdf")] == ["batch-2025-06-02.pdf"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM print_batch WHERE written_at IS NOT NULL")).scalar_one() == 1
+        assert conn.execute(text("SELECT COUNT(*) FROM letter")).scalar_one() == 17
+
+
+def test_a_dead_runs_unrecorded_letters_are_removed_and_a_live_runs_folder_left_alone(engine, settings, tmp_path):
+    """A run killed before it recorded left its private folder: the next run removes it, letters and all; the
+    private folder of a run still alive (its lock held) is not touched."""
+    from recouvrement.app.remind import PRIVATE_PREFIX, run_remind
+    from recouvrement.render.files import open_private_folder
+    from tests.app.test_remind import with_creditor
+    settings = with_creditor(settings)
+    load(engine, settings, tmp_path, POSTAL_ROWS)
+    out = tmp_path / "out"
+    dead, alive = open_private_folder(out, PRIVATE_PREFIX), open_private_folder(out, PRIVATE_PREFIX)
+    for folder in (dead, alive):
+        (folder.path / "L20250602-QA-1.html").write_text("composée avant un paiement", encoding="utf-8")
+    dead.close(remove=False)          # its process gone: the lock goes with it
+    try:
+        report = run_remind(engine, settings, MONDAY, out)
+        assert len(report.letters) == 12
+        assert _letter_files(out) == sorted([alive.path.name] + [f"{w.letter_id}.html" for w in report.letters])
+        assert (out / "L20250602-QA-1.html").read_text(encoding="utf-8") != "composée avant un paiement"
+    finally:
+        alive.close(remove=True)

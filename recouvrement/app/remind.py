@@ -17,8 +17,10 @@ writes a letter or queues a message; a dry run still shows what would go, with t
 (`RemindReport.warning`). The check is made again in the transaction that records the calls and the letters,
 under the writer lock, with the payments' mark read before the accounts (db.payments.payments_mark): a payment
 imported, reconciled or matched while the letters were composed refuses the run there, nothing recorded, queued
-or printed (the letters' files already written stay unrecorded: in no batch, outbox nor manifest; the next run
-writes again those still due). A patient put on hold, disputing or promising to pay meanwhile (db.eligibility's
+or printed, and no letter file left in the output folder: a run writes its letters into its own private folder
+(`.remind-run-…`, inside the output folder, locked while the run lives) and moves them into place only once they are
+recorded. The folder of a run killed or stopped in between is recovered by the next run: the recorded letters'
+files moved into place (for the print batch and the outbox), the others removed. A patient put on hold, disputing or promising to pay meanwhile (db.eligibility's
 pauses_mark) loses only their own letter and call of that run, said in its errors. A payment the reconcile put in the queue is processed: the queue's holds protect its
 candidates (db.accounts.queued_payment_holds), it does not block.
 """
@@ -29,7 +31,9 @@ import contextlib
 import dataclasses
 import gc
 import hashlib
+import os
 import re
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,7 +44,8 @@ from sqlalchemy import Connection, Engine
 
 from recouvrement.render.recipients import patient_name, recipient_mobile, recipient_of
 from recouvrement.render.csvfile import EXCEL_FR, Amount
-from recouvrement.render.files import write_atomically, write_checked_csv
+from recouvrement.render.files import (abandoned_private_folders, move_into_place, open_private_folder,
+                                      write_atomically, write_checked_csv)
 from recouvrement.db import calls as call_store
 from recouvrement.db import letters as stored
 from recouvrement.db import outbox as outboxes
@@ -66,6 +71,9 @@ MANIFEST_HEADER = ["letter_id", "patient_id", "invoice_numbers", "level", "chann
 # The night's call list (French Excel): whom to phone, the amount to ask, the level, the script to follow.
 CALL_LIST_HEADER = ["appel", "nom", "prénom", "téléphone", "montant_demandé", "niveau", "script"]
 CALL_LIST_NAME = "appels.csv"
+# The run's letters are written in its own folder inside the output folder, moved into place once recorded.
+PRIVATE_PREFIX = ".remind-"
+PAUSE_HOOK = "RECOUVREMENT_TEST_PAUSE_REMIND"   # tests: "recorded" sleeps after the commit, before the move
 _PAYERS = {"amo": "l'Assurance Maladie", "amc": "votre mutuelle", "amo amc": "l'Assurance Maladie et votre mutuelle"}
 
 
@@ -213,15 +221,30 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     fresh = [d for d in report.decisions if d.level is not None and d.channel != "phone"
              and letter_id(as_of, d.patient_id, d.level) not in recorded]
     report.already_recorded = sorted(recorded)
-    parts = _make_letters(engine, settings, as_of, Path(out_dir), fresh, report, single_pdf, rules) if fresh else []
-    with _stage(report, "record"), writing(engine) as conn:
-        _ensure_payments_unchanged(conn, as_of, mark)
-        paused = _drop_paused(conn, paused_mark, report)
-        _record_calls(conn, as_of, accounts, [d for d in report.decisions if d.channel == "phone"
-                                              and d.patient_id not in paused], report, rules)
-        if fresh:
-            _record(conn, as_of, Path(out_dir), report, queue_emails=bool(settings.smtp.host),
-                    queue_sms=bool(settings.sms.url))
+    _recover_private_folders(engine, Path(out_dir))
+    private = open_private_folder(Path(out_dir), PRIVATE_PREFIX) if fresh else None
+    committed = False
+    try:
+        parts = _make_letters(engine, settings, as_of, Path(out_dir), private.path, fresh, report, single_pdf,
+                              rules) if private else []
+        with _stage(report, "record"), writing(engine) as conn:
+            _ensure_payments_unchanged(conn, as_of, mark)
+            paused = _drop_paused(conn, paused_mark, report)
+            _record_calls(conn, as_of, accounts, [d for d in report.decisions if d.channel == "phone"
+                                                  and d.patient_id not in paused], report, rules)
+            if fresh:
+                _record(conn, as_of, Path(out_dir), report, queue_emails=bool(settings.smtp.host),
+                        queue_sms=bool(settings.sms.url))
+        committed = True
+        if private:
+            _pause_for_tests()
+            _move_letters(private.path, Path(out_dir), report.letters)
+    except BaseException:
+        if private:   # refused or failed before recording: its files go; recorded, not moved: the next run moves them
+            private.close(remove=not committed)
+        raise
+    if private:       # what is left: letters another run recorded meanwhile, or of a patient paused meanwhile
+        private.close(remove=True)
     with _stage(report, "batch PDF"):
         _write_batches(engine, report, known_texts(settings), parts)
     with _stage(report, "manifest and call list"):
@@ -229,6 +252,48 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
             report.manifest = write_manifest(engine, as_of, Path(out_dir))
         report.call_list = write_call_list(engine, as_of, Path(out_dir))
     return report
+
+
+def _move_letters(private: Path, out_dir: Path, letters: Sequence[WrittenLetter]) -> None:
+    """After the commit: the recorded letters' files moved from the run's private folder into the output folder,
+    each letter's document last (a recovery moves a letter whose document is still in the private folder)."""
+    for written in letters:
+        names = [Path(f["path"]).name for f in written.files]
+        move_into_place(private, out_dir, [n for n in names if n != written.file] + [written.file])
+
+
+def _recover_private_folders(engine: Engine, out_dir: Path) -> None:
+    """The private folders left by runs killed or stopped in between: the files of a letter recorded from there (its
+    document's SHA-256 the recorded one, and in this folder) are moved into place, for the print batch and the
+    outbox; those of a letter not recorded (a refused run, a run killed before it recorded) removed."""
+    if not out_dir.is_dir():
+        return
+    final = str(out_dir.resolve())
+    for left in abandoned_private_folders(out_dir, PRIVATE_PREFIX):
+        moved = False
+        try:
+            names: dict[str, list[str]] = {}
+            for path in sorted(left.path.iterdir()):
+                if not path.name.startswith("."):     # the lock, a file cut half-way (.part)
+                    names.setdefault(path.name.split(".")[0], []).append(path.name)
+            with engine.connect() as conn:
+                recorded = stored.recorded_documents(conn, sorted(names))
+            for lid, files in names.items():
+                folder, document, sha256 = recorded.get(lid, ("", "", ""))
+                if folder != final or document not in files \
+                        or hashlib.sha256((left.path / document).read_bytes()).hexdigest() != sha256:
+                    continue
+                move_into_place(left.path, out_dir, [n for n in files if n != document] + [document])
+            moved = True
+        finally:
+            left.close(remove=moved)
+
+
+def _pause_for_tests() -> None:
+    """Lets a test kill the run at a known point: its letters recorded, their files not yet moved into place."""
+    if os.environ.get(PAUSE_HOOK) == "recorded":
+        print("paused after recording", file=sys.stderr, flush=True)
+        time.sleep(3600)
 
 
 def _ensure_payments_unchanged(conn: Connection, as_of: date, mark: tuple[int, int]) -> None:
@@ -322,10 +387,11 @@ def write_call_list(engine: Engine, as_of: date, out_dir: Path) -> Path | None:
     return path
 
 
-def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path, decisions: list[Decision],
-                  report: RemindReport, single_pdf: bool, rules: Rules) -> list[BatchPart]:
+def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path, private: Path,
+                  decisions: list[Decision], report: RemindReport, single_pdf: bool, rules: Rules) -> list[BatchPart]:
     """Each letter composed (HTML, text, e-mail, the print batch's parts: channels.compose, in worker processes),
-    then written and recorded here; the batch's parts, laid out already, for _write_batches."""
+    then written here into the run's `private` folder (named as they will be in out_dir, once moved); the batch's
+    parts, laid out already, for _write_batches."""
     from recouvrement.channels.compose import LetterJob, compose
     creditor, known = _creditor(settings), known_texts(settings)
     with _stage(report, "read people"), engine.connect() as conn:
@@ -364,7 +430,7 @@ def _make_letters(engine: Engine, settings: Settings, as_of: date, out_dir: Path
                     refused[letter.letter_id] = letter.refused
                     continue
                 decision, view, sms = made[letter.letter_id]
-                written = _write_letter(out_dir, letter.letter_id, letter.html, letter.eml, decision, view.kind,
+                written = _write_letter(private, letter.letter_id, letter.html, letter.eml, decision, view.kind,
                                         single_pdf, known, sms, folder)
                 report.letters.append(dataclasses.replace(written, rf_reference=view.payment_reference))
             if chunk.part is not None:
@@ -446,15 +512,15 @@ def _sms(settings: Settings, view, person, known: tuple[str, ...]) -> tuple[str,
     return mobile, text_
 
 
-def _write_letter(out_dir: Path, lid: str, html: str, message, decision: Decision, kind: str,
+def _write_letter(into: Path, lid: str, html: str, message, decision: Decision, kind: str,
                   single_pdf: bool, known: tuple[str, ...] = (), sms: tuple[str, str] | None = None,
                   folder: Path | None = None) -> WrittenLetter:
-    """The letter's files written, each named with its SHA-256 for the audit (audit.file_record's record; `folder`:
-    out_dir resolved, once for the night rather than once a file)."""
-    folder = folder or out_dir.resolve()
+    """The letter's files written into `into`, each named with its SHA-256 for the audit (audit.file_record's
+    record) as it will be in `folder` (the output folder resolved, where they are moved once recorded)."""
+    folder = folder or into.resolve()
 
     def put(name: str, data: bytes) -> dict:
-        write_atomically(out_dir / name, data)
+        write_atomically(into / name, data)
         return {"path": str(folder / name), "sha256": hashlib.sha256(data).hexdigest()}
     files = [put(f"{lid}.html", html.encode("utf-8"))]
     document = files[0]
@@ -467,19 +533,18 @@ def _write_letter(out_dir: Path, lid: str, html: str, message, decision: Decisio
         if not is_postal(decision.channel) and message is None:
             document = files[-1]
     if single_pdf and is_postal(decision.channel):
-        files.append(file_record(_write_pdf(out_dir / f"{lid}.pdf", html, known)))
+        files.append(put(f"{lid}.pdf", _checked_pdf(f"{lid}.pdf", html, known)))
     assert decision.level is not None and decision.channel is not None, "a letter to send has a level and a channel"
     return WrittenLetter(lid, decision.patient_id, tuple(i.invoice_number for i in decision.items), decision.level,
                          kind, decision.channel, decision.amount_due_cents, Path(document["path"]).name,
                          document["sha256"], decision, tuple(files), sms=sms)
 
 
-def _write_pdf(path: Path, html: str, known: tuple[str, ...] = ()) -> Path:
+def _checked_pdf(name: str, html: str, known: tuple[str, ...] = ()) -> bytes:
     from recouvrement.render.pdf import render_pdf
     pdf = render_pdf(html)
-    ensure_clean(pdf_text(pdf, path.name), path.name, known=known)
-    write_atomically(path, pdf)
-    return path
+    ensure_clean(pdf_text(pdf, name), name, known=known)
+    return pdf
 
 
 def _batch_name(conn: Connection, as_of: date, folder: Path) -> str:

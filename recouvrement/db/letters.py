@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
 import pandas as pd
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from recouvrement.db.bulk import read_frame
 from recouvrement.db.values import as_date
@@ -91,6 +92,18 @@ def mark_batch_written(conn: Connection, name: str, sha256: str, at: datetime) -
     """The batch is written (its digest); False when it already was."""
     return bool(conn.execute(text("UPDATE print_batch SET sha256 = :s, written_at = :t WHERE name = :n "
                                   "AND written_at IS NULL"), {"s": sha256, "t": at, "n": name}).rowcount)
+
+
+def recorded_documents(conn: Connection, letter_ids: Sequence[str]) -> dict[str, tuple[str, str, str]]:
+    """letter id -> (folder, file, sha256) of those of the letters that are recorded."""
+    query = text("SELECT letter_id, folder, file, sha256 FROM letter WHERE letter_id IN :ids").bindparams(
+        bindparam("ids", expanding=True))
+    ids = list(letter_ids)
+    found: dict[str, tuple[str, str, str]] = {}
+    for start in range(0, len(ids), 5000):   # a night's letters, under SQLite's limit of bound values
+        for lid, folder, file, sha256 in conn.execute(query, {"ids": ids[start:start + 5000]}):
+            found[lid] = (folder or "", file or "", sha256 or "")
+    return found
 
 
 def day_letters(conn: Connection, as_of: date) -> pd.DataFrame:

@@ -4,13 +4,20 @@ A CSV is built from whitelisted columns, its text cells made inert in a spreadsh
 cells that come from outside (a bank transfer's label, a payer's name: they may carry what a patient
 typed, "séance kiné") masked when the scanner flags their row, then scanned whole and refused if
 anything is still found.
+
+A run's letters are written first into its private folder (`open_private_folder`), inside the output folder so
+that each file is then moved into place by one rename, once the letters are recorded.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from recouvrement.render.csvfile import PLAIN, Dialect, csv_document
 
@@ -20,6 +27,64 @@ def write_atomically(path: Path, data: str | bytes) -> None:
     temporary = path.with_name(f".{path.name}.part")
     temporary.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     os.replace(temporary, path)
+
+
+OWNER = ".owner"   # in a private folder: locked (flock) by its run as long as the run lives
+
+
+@dataclass(frozen=True)
+class PrivateFolder:
+    """A run's own folder inside the output folder, locked by it (the lock goes with the process, also when it is
+    killed): a leftover whose lock can be taken is a dead run's."""
+    path: Path
+    lock: int   # the open, locked descriptor of path / OWNER
+
+    def close(self, *, remove: bool) -> None:
+        """The lock released; the folder and whatever is left in it removed first when `remove`."""
+        try:
+            if remove:
+                shutil.rmtree(self.path, ignore_errors=True)
+        finally:
+            os.close(self.lock)
+
+
+def open_private_folder(parent: Path, prefix: str) -> PrivateFolder:
+    """A new folder `<prefix>run-…` in `parent`, locked. Made under another name and renamed once locked, so that
+    `abandoned_private_folders` never sees it unlocked."""
+    parent.mkdir(parents=True, exist_ok=True)
+    making = Path(tempfile.mkdtemp(prefix=f"{prefix}new-", dir=parent))
+    lock = os.open(making / OWNER, os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    path = parent / f"{prefix}run-{making.name.removeprefix(f'{prefix}new-')}"
+    os.rename(making, path)
+    return PrivateFolder(path, lock)
+
+
+def abandoned_private_folders(parent: Path, prefix: str) -> Iterator[PrivateFolder]:
+    """Each private folder in `parent` whose run is gone (killed, or stopped by an error after recording), locked now
+    by the caller, who moves into place what it should and closes it."""
+    for path in sorted(parent.glob(f"{prefix}run-*")):
+        try:
+            lock = os.open(path / OWNER, os.O_RDWR)
+        except OSError:            # removed meanwhile by another run that recovered it
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:    # its run is alive
+            os.close(lock)
+            continue
+        if not path.exists():      # recovered and removed by another run between our open and our lock
+            os.close(lock)
+            continue
+        yield PrivateFolder(path, lock)
+
+
+def move_into_place(private: Path, parent: Path, names: Sequence[str]) -> None:
+    """The files moved from the private folder into `parent`, in the given order (a file already moved is
+    skipped: a recovery finishes a move cut half-way)."""
+    for name in names:
+        if (private / name).exists():
+            os.replace(private / name, parent / name)
 
 
 def write_checked_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence], free_text: Sequence[str] = (), *,
