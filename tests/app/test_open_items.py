@@ -200,4 +200,5 @@ def test_the_open_allocations_summed_in_the_database_give_the_same_outstanding_t
     with sample.connect() as conn:
         apart, summed = open_snapshot(conn, day), open_snapshot(conn, day, summed=True)
     assert (summed.allocations["amount_cents"] != 0).all()
+    assert summed.allocations[["invoice_number", "payer_type"]].dtypes.tolist() == [object, object]   # as read
     assert outstanding(summed, rejection_due_after_days=30).equals(outstanding(apart, rejection_due_after_days=30))
