@@ -12,6 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -29,8 +30,13 @@ THROTTLE_WINDOW = timedelta(minutes=15)    # ... lock that name out until the wi
 SESSION_IDLE = timedelta(hours=2)
 SESSION_MAX = timedelta(hours=12)
 _hasher = PasswordHasher()
-# Verified when the name is unknown, so an unknown name costs the same time as a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-password-of-anyone")
+
+
+@cache
+def dummy_hash() -> str:
+    """Verified when the name is unknown, so an unknown name costs the same time as a wrong password. Made once,
+    when the web app is made (create_app) or first needed: not on import, which every command paid (0.13 s)."""
+    return _hasher.hash("not-a-password-of-anyone")
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ def authenticate(engine: Engine, name: str, password: str, *, now: datetime | No
             wait = failures[-THROTTLE_FAILURES] + THROTTLE_WINDOW - at
             raise LoginThrottled(max(1, -(-int(wait.total_seconds()) // 60)))
         row = stored.user_named(conn, name)
-        if _password_matches(row.password_hash if row else _DUMMY_HASH, password) and row and not row.disabled:
+        if _password_matches(row.password_hash if row else dummy_hash(), password) and row and not row.disabled:
             stored.clear_login_failures(conn, name)
             if _hasher.check_needs_rehash(row.password_hash):
                 stored.set_password_hash(conn, row.id, _hasher.hash(password))

@@ -569,6 +569,7 @@ def _french_error(exc: RecouvrementError) -> str:
 
 def create_app(engine: Engine, *, secure_cookies: bool = True, today: Callable[[], date] = clinic_today,
                rules: Rules | None = None, settings: Settings | None = None) -> Starlette:
+    users.dummy_hash()          # made now, so that the first login of an unknown name takes no longer than the next
     web = WebApp(engine, secure_cookies=secure_cookies, today=today, rules=rules, settings=settings)
     app = Starlette(routes=web.routes())
     app.add_middleware(SecurityHeaders)
