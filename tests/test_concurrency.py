@@ -306,3 +306,51 @@ def test_a_dead_runs_unrecorded_letters_are_removed_and_a_live_runs_folder_left_
         assert (out / "L20250602-QA-1.html").read_text(encoding="utf-8") != "composée avant un paiement"
     finally:
         alive.close(remove=True)
+
+
+@pytest.mark.parametrize("change", ["plan", "write-off"])
+def test_a_patient_offered_a_plan_or_written_off_while_the_letters_are_composed_gets_no_letter(
+        engine, db_url, settings, tmp_path, monkeypatch, change):
+    """A plan proposed to QB, or QB's invoice written off, by another process while the run composes: QB's letter is
+    not recorded, printed nor sent (said in the run's errors); the eleven others are."""
+    from recouvrement.app.remind import run_remind
+    from tests.app.test_remind import with_creditor
+    settings = with_creditor(settings)
+    load(engine, settings, tmp_path, POSTAL_ROWS)
+    config = _config_file(tmp_path, 25)
+    command = (["plan", "propose", "QB", "--as-of", "2025-06-02", "--out", str(tmp_path / "plans")] if change == "plan"
+               else ["write-off", "F2025-000502", "--reason", "under-cost", "--on", "2025-06-02"])
+    _meanwhile(monkeypatch, cli(db_url, *command, config=config))
+    report = run_remind(engine, settings, MONDAY, tmp_path / "out")
+    assert [e.split(" : ")[0] for e in report.errors] == ["L20250602-QB-1"]
+    assert "le dossier du patient a changé pendant les relances" in report.errors[0]
+    with engine.connect() as conn:
+        recorded = {r[0] for r in conn.execute(text("SELECT patient_id FROM letter"))}
+    assert recorded == {f"Q{chr(64 + k)}" for k in range(1, 13)} - {"QB"}
+    assert "L20250602-QB-1" not in report.pages and not (tmp_path / "out" / "L20250602-QB-1.html").exists()
+
+
+def test_a_plan_accepted_a_write_off_or_a_case_handed_over_after_the_mark_names_its_patient(
+        engine, settings, tmp_path):
+    """Changes that only update a row (a plan accepted) or that the rows' ids the mark holds do not show (a write-off,
+    a case handed over) are read from the audit trail."""
+    from recouvrement.app.agency import export_agency
+    from recouvrement.app.plans import accept, propose
+    from recouvrement.app.write_offs import write_off
+    from recouvrement.db.eligibility import patients_paused_since, pauses_mark
+    from tests.app.test_agency import HANDOVER, letter, world
+    from tests.app.test_agency import invoice as agency_invoice
+    from tests.app.test_remind import with_creditor
+    settings = with_creditor(settings)
+    world(engine, settings, tmp_path, [agency_invoice(f"F2025-0003{k:02d}", "2025-01-10", 12000, patient=f"PAT{k}")
+                                       for k in range(1, 5)])
+    letter(engine, "L3-PAT1", date(2025, 4, 1), ["F2025-000301"], patient="PAT1")
+    plan = propose(engine, "PAT2", HANDOVER, settings, out_dir=tmp_path / "plans")
+    with engine.connect() as conn:
+        mark = pauses_mark(conn)
+        assert patients_paused_since(conn, mark) == set()
+    accept(engine, plan.plan_id, HANDOVER)
+    write_off(engine, "F2025-000303", reason="under_cost", today=HANDOVER)
+    export_agency(engine, settings, HANDOVER, tmp_path / "agence.csv")
+    with engine.connect() as conn:
+        assert patients_paused_since(conn, mark) == {"PAT1", "PAT2", "PAT3"}

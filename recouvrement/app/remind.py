@@ -20,9 +20,11 @@ imported, reconciled or matched while the letters were composed refuses the run 
 or printed, and no letter file left in the output folder: a run writes its letters into its own private folder
 (`.remind-run-…`, inside the output folder, locked while the run lives) and moves them into place only once they are
 recorded. The folder of a run killed or stopped in between is recovered by the next run: the recorded letters'
-files moved into place (for the print batch and the outbox), the others removed. A patient put on hold, disputing or promising to pay meanwhile (db.eligibility's
-pauses_mark) loses only their own letter and call of that run, said in its errors. A payment the reconcile put in the queue is processed: the queue's holds protect its
-candidates (db.accounts.queued_payment_holds), it does not block.
+files moved into place (for the print batch and the outbox), the others removed. A patient put on hold, disputing,
+promising to pay, offered or accepting a plan, handed over, written off or called meanwhile (db.eligibility's
+pauses_mark, read with the payments' mark) loses only their own letter and call of that run, said in its errors.
+A payment the reconcile put in the queue is processed: the queue's holds protect its candidates
+(db.accounts.queued_payment_holds), it does not block.
 """
 
 from __future__ import annotations
@@ -199,7 +201,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     with _no_cycle_collection():
         with engine.connect() as conn:
             mark = payments_mark(conn)      # before the accounts are read: any payment after it shows at recording
-            paused_mark = pauses_mark(conn)  # and any hold, dispute or promise
+            paused_mark = pauses_mark(conn)  # and any hold, dispute, promise, plan, handover, write-off …
             pending = unreconciled_count(conn, as_of)
             if pending and not dry_run:
                 raise PaymentsNotReconciled(pending)
@@ -303,13 +305,16 @@ def _ensure_payments_unchanged(conn: Connection, as_of: date, mark: tuple[int, i
         raise PaymentsNotReconciled(unreconciled_count(conn, as_of), during_run=True)
 
 
-def _drop_paused(conn: Connection, mark: tuple[int, int, int], report: RemindReport) -> set[str]:
-    """Under the writer lock: the patients put on hold, disputing or promising to pay since the accounts were read;
-    their letters are not recorded (nor printed nor sent: each said in report.errors), the next run decides again."""
+def _drop_paused(conn: Connection, mark: tuple[int, int, int, int], report: RemindReport) -> set[str]:
+    """Under the writer lock: the patients put on hold, disputing, promising to pay, offered or accepting a plan,
+    handed over, written off or called since the accounts were read (db.eligibility.patients_paused_since); their
+    letters and calls are not recorded (nor printed nor sent: each letter said in report.errors), the next run
+    decides again."""
     paused = patients_paused_since(conn, mark)
     if paused:
-        report.errors.extend(f"{w.letter_id} : non enregistré, une suspension, une réclamation ou une promesse de "
-                             "paiement a été notée pendant les relances ; le prochain passage décide à nouveau"
+        report.errors.extend(f"{w.letter_id} : non enregistré, le dossier du patient a changé pendant les relances "
+                             "(suspension, réclamation, promesse, échéancier, agence, non-valeur ou appel) ; le "
+                             "prochain passage décide à nouveau"
                              for w in report.letters if w.patient_id in paused)
         report.letters = [w for w in report.letters if w.patient_id not in paused]
     return paused

@@ -33,21 +33,38 @@ class DecisionFacts:
         return self.patients.get(patient_id, Patient())
 
 
-def pauses_mark(conn: Connection) -> tuple[int, int, int]:
-    """The row ids of the last hold placed, dispute received and promise recorded: see `patients_paused_since`."""
-    hold, dispute, promise = conn.execute(text(
-        "SELECT (SELECT MAX(id) FROM hold), (SELECT MAX(id) FROM dispute), (SELECT MAX(id) FROM promise)")).one()
-    return int(hold or 0), int(dispute or 0), int(promise or 0)
+# The audited changes that may stop or change a patient's letter (app.holds, promises, disputes, plans, agency,
+# write_offs, calls): a plan proposed or accepted, a hold's review, a dispute's every step, a case handed over
+# or returned, a write-off, a call's outcome. Also those that only UPDATE a row (a plan accepted, a case's status).
+PAUSING_EVENTS = ("hold", "hold_review", "promise", "dispute_open", "dispute_forward", "dispute_answer",
+                  "dispute_close", "plan_proposed", "plan_accepted", "agency_handover", "agency_return", "write_off",
+                  "call")
 
 
-def patients_paused_since(conn: Connection, mark: tuple[int, int, int]) -> set[str]:
+def pauses_mark(conn: Connection) -> tuple[int, int, int, int]:
+    """The row ids of the last hold placed, dispute received and promise recorded, and the last audit event's
+    sequence number: see `patients_paused_since`."""
+    hold, dispute, promise, seq = conn.execute(text(
+        "SELECT (SELECT MAX(id) FROM hold), (SELECT MAX(id) FROM dispute), (SELECT MAX(id) FROM promise), "
+        "(SELECT MAX(seq) FROM audit_event)")).one()
+    return int(hold or 0), int(dispute or 0), int(promise or 0), int(seq or 0)
+
+
+def patients_paused_since(conn: Connection, mark: tuple[int, int, int, int]) -> set[str]:
     """The patients a hold, a dispute (on one of their invoices) or a promise was recorded for after `mark`
-    (`pauses_mark`): what a night's reading did not know of them may stop their letters."""
-    hold, dispute, promise = mark
+    (`pauses_mark`), or whom an audited change of PAUSING_EVENTS names (or names one of their invoices): what a
+    night's reading did not know of them may stop their letters. The audit's sequence is given under the writer
+    lock, so it follows the commits' order."""
+    hold, dispute, promise, seq = mark
+    kinds = ", ".join(f"'{kind}'" for kind in PAUSING_EVENTS)
     return {r[0] for r in conn.execute(text(
         "SELECT patient_id FROM hold WHERE id > :h UNION SELECT patient_id FROM promise WHERE id > :p "
         "UNION SELECT i.patient_id FROM dispute d JOIN invoice i ON i.invoice_number = d.invoice_number "
-        "WHERE d.id > :d"), {"h": hold, "d": dispute, "p": promise})}
+        "WHERE d.id > :d "
+        "UNION SELECT COALESCE(a.patient_id, i.patient_id) FROM audit_event a "
+        "LEFT JOIN invoice i ON i.invoice_number = a.invoice_number "
+        f"WHERE a.seq > :s AND a.kind IN ({kinds})"), {"h": hold, "d": dispute, "p": promise, "s": seq})
+        if r[0] is not None}
 
 
 def _where_patient(patient_id: str | None, column: str = "patient_id") -> str:
