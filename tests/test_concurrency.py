@@ -354,3 +354,25 @@ def test_a_plan_accepted_a_write_off_or_a_case_handed_over_after_the_mark_names_
     export_agency(engine, settings, HANDOVER, tmp_path / "agence.csv")
     with engine.connect() as conn:
         assert patients_paused_since(conn, mark) == {"PAT1", "PAT2", "PAT3"}
+
+
+def test_a_run_stopped_before_its_move_has_its_letters_moved_by_a_run_writing_elsewhere(
+        engine, settings, tmp_path, monkeypatch):
+    """Stopped once its letters are recorded, before their files are moved (as if killed: its private folder kept,
+    its lock gone): the next run, given another output folder, still moves them where their batch and outbox
+    look for them."""
+    from recouvrement.app import remind
+    from tests.app.test_remind import with_creditor
+    settings = with_creditor(settings)
+    load(engine, settings, tmp_path, POSTAL_ROWS)
+
+    def stopped(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(remind, "_move_letters", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        remind.run_remind(engine, settings, MONDAY, tmp_path / "out")
+    assert [n for n in _letter_files(tmp_path / "out") if n.startswith("L")] == []
+    monkeypatch.undo()
+    report = remind.run_remind(engine, settings, MONDAY, tmp_path / "elsewhere")
+    assert report.letters == [] and report.errors == [] and (tmp_path / "out" / "batch-2025-06-02.pdf").exists()
+    assert _letter_files(tmp_path / "out") == [f"L20250602-Q{chr(64 + k)}-1.html" for k in range(1, 13)]

@@ -223,7 +223,10 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     fresh = [d for d in report.decisions if d.level is not None and d.channel != "phone"
              and letter_id(as_of, d.patient_id, d.level) not in recorded]
     report.already_recorded = sorted(recorded)
-    _recover_private_folders(engine, Path(out_dir))
+    with engine.connect() as conn:
+        awaiting = stored.folders_awaiting_files(conn)
+    for folder in dict.fromkeys([str(Path(out_dir).resolve()), *awaiting]):
+        _recover_private_folders(engine, Path(folder))
     private = open_private_folder(Path(out_dir), PRIVATE_PREFIX) if fresh else None
     committed = False
     try:
@@ -267,7 +270,8 @@ def _move_letters(private: Path, out_dir: Path, letters: Sequence[WrittenLetter]
 def _recover_private_folders(engine: Engine, out_dir: Path) -> None:
     """The private folders left by runs killed or stopped in between: the files of a letter recorded from there (its
     document's SHA-256 the recorded one, and in this folder) are moved into place, for the print batch and the
-    outbox; those of a letter not recorded (a refused run, a run killed before it recorded) removed."""
+    outbox; those of a letter not recorded (a refused run, a run killed before it recorded) removed. Each run does
+    it in its output folder and in those where queued e-mails or unwritten batches wait for their files."""
     if not out_dir.is_dir():
         return
     final = str(out_dir.resolve())

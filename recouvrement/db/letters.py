@@ -94,6 +94,14 @@ def mark_batch_written(conn: Connection, name: str, sha256: str, at: datetime) -
                                   "AND written_at IS NULL"), {"s": sha256, "t": at, "n": name}).rowcount)
 
 
+def folders_awaiting_files(conn: Connection) -> list[str]:
+    """The folders of the letters the outbox still has to send and of the print batches not yet written: where a
+    killed run's private folder may hold files they need."""
+    return sorted(conn.execute(text(
+        "SELECT folder FROM letter WHERE status IN ('queued', 'sending') AND folder IS NOT NULL "
+        "UNION SELECT folder FROM print_batch WHERE written_at IS NULL AND folder IS NOT NULL")).scalars())
+
+
 def recorded_documents(conn: Connection, letter_ids: Sequence[str]) -> dict[str, tuple[str, str, str]]:
     """letter id -> (folder, file, sha256) of those of the letters that are recorded."""
     query = text("SELECT letter_id, folder, file, sha256 FROM letter WHERE letter_id IN :ids").bindparams(
