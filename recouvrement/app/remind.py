@@ -243,7 +243,8 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
         committed = True
         if private:
             _pause_for_tests()
-            _move_letters(private.path, Path(out_dir), report.letters)
+            with _stage(report, "move into place"):
+                _move_letters(private.path, Path(out_dir), report.letters)
     except BaseException:
         if private:   # refused or failed before recording: its files go; recorded, not moved: the next run moves them
             private.close(remove=not committed)
