@@ -10,7 +10,8 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from recouvrement.audit import record_files
-from recouvrement.core.balance import INVOICE_DETAIL, PATIENT_DETAIL, invoice_state, with_grand_total
+from recouvrement.core.balance import (INVOICE_DETAIL, PATIENT_DETAIL, aged_of_invoice_detail, invoice_state,
+                                       with_grand_total)
 from recouvrement.db import exports
 from recouvrement.db.eligibility import dispute_spans, handover_days, hold_spans, plan_facts
 from recouvrement.db import ledger
@@ -42,6 +43,17 @@ def outstanding_shares(engine: Engine, as_of: date, ageing: str = "issue") -> pd
 def balance_table(engine: Engine, as_of: date, ageing: str = "issue") -> pd.DataFrame:
     """The aged balance on `as_of` (by payer type, then by mutuelle) and its last row `total:all`, every payer."""
     return with_grand_total(aged_balance(engine, as_of, ageing))
+
+
+def balance_and_detail(engine: Engine, as_of: date, detail: str | None,
+                       ageing: str = "issue") -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """balance_table and, when asked, balance_detail: with the invoices' detail, the balance is added up from it
+    (core.balance.aged_of_invoice_detail, held equal to aged_balance by tests/app/test_balance_sums.py) instead of
+    reading the same dues twice."""
+    if detail != "invoices":
+        return balance_table(engine, as_of, ageing), None
+    read = balance_detail(engine, as_of, detail, ageing)
+    return with_grand_total(aged_of_invoice_detail(read, ageing)), read
 
 
 def write_balance_csv(table: pd.DataFrame, path: Path, dialect: Dialect = PLAIN) -> int:
@@ -76,10 +88,11 @@ def balance_detail(engine: Engine, as_of: date, detail: str, ageing: str = "issu
 
 
 def write_balance_detail(engine: Engine, as_of: date, detail: str, path: Path, dialect: Dialect = PLAIN,
-                         ageing: str = "issue") -> tuple[int, int]:
+                         ageing: str = "issue", read: pd.DataFrame | None = None) -> tuple[int, int]:
     """Write the detail as CSV through the one safe writer (scanned; names and mutuelles masked on a row the
-    scanner flags), record the file in the audit trail; (rows, cents still due in it)."""
-    table = balance_detail(engine, as_of, detail, ageing)
+    scanner flags), record the file in the audit trail; (rows, cents still due in it). `read`: the detail
+    balance_detail already read for these arguments (balance_and_detail), else it is read here."""
+    table = balance_detail(engine, as_of, detail, ageing) if read is None else read
     header = list(PATIENT_DETAIL if detail == "patients" else INVOICE_DETAIL)
     # Column by column (a million-invoice detail has millions of cells): the money as Amounts, the rest as it is.
     amounts: dict[int, Amount] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from recouvrement.app.balance import (DETAILS, balance_table, export_allocations, export_exceptions,
+from recouvrement.app.balance import (DETAILS, balance_and_detail, export_allocations, export_exceptions,
                                       write_balance_csv, write_balance_detail)
 from recouvrement.app.reconcile import manual_match, manual_unmatch, run_reconcile
 from recouvrement.cli import Context, Table, cli, out, pass_context
@@ -84,7 +84,7 @@ def balance(ctx: Context, as_of, ageing: str, csv_file: Path | None, detail: str
     if (detail is None) != (out_file is None):
         raise click.UsageError("--detail et --out vont ensemble : --detail patients|invoices --out FICHIER")
     day = as_of
-    table = balance_table(ctx.engine, day, ageing)
+    table, read = balance_and_detail(ctx.engine, day, detail if out_file else None, ageing)
     basis = "jours depuis l'échéance" if ageing == "due" else "jours depuis l'émission"
     view = Table(title=f"Balance âgée au {day:%d/%m/%Y} ({basis})")
     for column in ("", *table.columns):
@@ -96,7 +96,7 @@ def balance(ctx: Context, as_of, ageing: str, csv_file: Path | None, detail: str
         write_balance_csv(table, csv_file, dialect)
         out.print(f"écrit dans {csv_file}")
     if detail and out_file:
-        rows, due = write_balance_detail(ctx.engine, day, detail, out_file, dialect, ageing)
+        rows, due = write_balance_detail(ctx.engine, day, detail, out_file, dialect, ageing, read=read)
         kind = "patient(s)" if detail == "patients" else "facture(s)"
         out.print(f"détail : {rows} {kind}, {format_eur(due)} restant dû, écrit dans {out_file}")
 

@@ -71,6 +71,27 @@ def with_grand_total(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, total.reindex(columns=table.columns, fill_value=0)]).astype("int64")
 
 
+def aged_of_invoice_detail(detail: pd.DataFrame, ageing: str = "issue") -> pd.DataFrame:
+    """The aged balance (rows ``type:…`` then ``mutuelle:…``, the bucket columns and ``total``, in cents) added up
+    from the invoice detail (INVOICE_DETAIL: each share's remaining, the invoice's age bucket and mutuelle), as
+    db.ledger.aged_balance adds up the same dues in the database: for a command that reads the detail anyway."""
+    columns = list(bucket_columns(ageing))
+    rows: dict[str, list[int]] = {}
+    for share in ("amo", "amc", "patient"):
+        sums = detail.groupby("age_bucket")[f"{share}_remaining"].sum()
+        if (sums > 0).any():
+            rows[f"type:{share}"] = [int(sums.get(column, 0)) for column in columns]
+    amc = detail[detail["amc_remaining"] > 0]
+    payers = amc["mutuelle"].map(lambda payer: "Mutuelle" if payer is None or payer != payer else payer)
+    for payer, group in amc.groupby(payers.to_numpy(dtype=object)):
+        sums = group.groupby("age_bucket")["amc_remaining"].sum()
+        rows[f"mutuelle:{payer}"] = [int(sums.get(column, 0)) for column in columns]
+    keys = sorted(k for k in rows if k.startswith("type:")) + sorted(k for k in rows if k.startswith("mutuelle:"))
+    table = pd.DataFrame([rows[k] for k in keys], index=keys, columns=pd.Index(columns, name="bucket"), dtype="int64")
+    table["total"] = table.sum(axis=1).astype("int64")
+    return table
+
+
 def invoice_state(invoice_number: str, day: date, *, awaited: bool, written_off: bool,
                   disputes: Iterable[Span] = (), holds: Iterable[Span] = (), plans: Iterable[PlanFacts] = (),
                   handed_over_on: date | None = None) -> str:

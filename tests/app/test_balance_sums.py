@@ -152,3 +152,17 @@ def test_the_invoices_detail_read_in_the_database_equals_the_ledgers_on_every_da
             pd.testing.assert_frame_equal(summed, whole, check_dtype=False, obj=f"{day} {ageing}")
     states = set(balance_detail(sample, date(2026, 11, 23), "invoices")["state"])
     assert {"open", "written_off"} <= {word for state in states for word in state.split()} and len(states) > 3
+
+
+def test_the_balance_added_up_from_the_invoices_detail_equals_the_balance_summed_in_the_database(sample):
+    from recouvrement.core.balance import aged_of_invoice_detail
+    with sample.connect() as conn:
+        shares = outstanding(load_snapshot(conn, date(2026, 11, 23)))
+    owing = sorted(shares[(shares["payer_type"] == "patient") & (shares["due_cents"] > 0)]["invoice_number"])
+    write_off(sample, owing[0], reason="under_cost", today=date(2026, 11, 2))
+    for day in DAYS:
+        for ageing in ("issue", "due"):
+            with sample.connect() as conn:
+                summed = aged_balance(conn, day, ageing)
+            added = aged_of_invoice_detail(balance_detail(sample, day, "invoices", ageing), ageing)
+            pd.testing.assert_frame_equal(added, summed, check_index_type=False, obj=f"{day} {ageing}")
