@@ -24,11 +24,8 @@ from recouvrement.db.bulk import read_frame
 from recouvrement.db.ledger import load_snapshot
 from recouvrement.render.csvfile import EXCEL_FR
 from tests import ledger_reference as reference
-from tests.app.world import invoices_file, nir_valid, payments_file
+from tests.app.world import invoices_file, nir_valid, payments_file, reconciled_sample_clinic
 
-SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
-SAMPLE_FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "retour_noemie.rsp", "bank_camt053.xml",
-                "bank_cfonb120.txt")
 SAMPLE_DAY = date(2026, 11, 23)
 DAY = date(2025, 3, 31)
 
@@ -36,9 +33,7 @@ DAY = date(2025, 3, 31)
 @pytest.fixture
 def sample(engine, settings):
     """The sample clinic imported and reconciled, one of its invoices written off."""
-    for name in SAMPLE_FILES:
-        import_file(engine, SAMPLES / name, settings)
-    run_reconcile(engine)
+    reconciled_sample_clinic(engine, settings)
     shares = outstanding_frame(engine, SAMPLE_DAY)
     owing = shares[(shares["payer_type"] == "patient") & (shares["due_cents"] > 0)]["invoice_number"]
     write_off(engine, sorted(owing)[0], reason="under_cost", today=date(2026, 11, 2))

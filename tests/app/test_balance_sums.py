@@ -5,7 +5,6 @@ did before, on SQLite and PostgreSQL, on past days and later ones, by issue and 
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,17 +13,13 @@ from sqlalchemy import text
 from recouvrement.app.balance import balance_detail, balance_table
 from recouvrement.app.disputes import open_dispute
 from recouvrement.app.holds import place_hold
-from recouvrement.app.imports import import_file
-from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.write_offs import write_off
 from recouvrement.core.balance import bucket_columns, invoice_detail, invoice_state, patient_detail, with_grand_total
 from recouvrement.core.ledger import outstanding
 from recouvrement.db.eligibility import decision_facts
 from recouvrement.db.ledger import aged_balance, balance_facts, load_snapshot, patient_balance, share_states
+from tests.app.world import reconciled_sample_clinic, write_off_and_reverse_a_transfer
 
-SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
-SAMPLE_FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "retour_noemie.rsp", "bank_camt053.xml",
-                "bank_cfonb120.txt")
 DAYS = (date(2025, 1, 15), date(2025, 3, 31), date(2025, 6, 2), date(2026, 6, 30), date(2026, 11, 2),
         date(2026, 11, 23), date(2027, 1, 1))
 
@@ -57,10 +52,7 @@ def assert_equal_to_whole_ledger(engine, days=DAYS) -> None:
 
 @pytest.fixture
 def sample(engine, settings):
-    for name in SAMPLE_FILES:
-        import_file(engine, SAMPLES / name, settings)
-    run_reconcile(engine)
-    return engine
+    return reconciled_sample_clinic(engine, settings)
 
 
 def test_the_balance_summed_in_the_database_equals_the_whole_ledgers_on_every_day_and_both_ageings(sample):
@@ -73,12 +65,8 @@ def test_the_balance_summed_in_the_database_equals_the_whole_ledgers_on_every_da
 def test_a_write_off_and_an_insurers_transfer_reversed_are_counted_as_the_whole_ledger_counts_them(sample):
     with sample.connect() as conn:
         shares = outstanding(load_snapshot(conn, date(2026, 11, 23)))
-    owing = sorted(shares[(shares["payer_type"] == "patient") & (shares["due_cents"] > 0)]["invoice_number"])
-    write_off(sample, owing[0], reason="under_cost", today=date(2026, 11, 2))
-    with sample.begin() as conn:
-        moved = conn.execute(text("SELECT MIN(id) FROM share_transfer")).scalar_one()
-        conn.execute(text("UPDATE share_transfer SET reversed_on = :d WHERE id = :i"), {"d": date(2026, 11, 10),
-                                                                                         "i": moved})
+    write_off_and_reverse_a_transfer(
+        sample, list(shares[(shares["payer_type"] == "patient") & (shares["due_cents"] > 0)]["invoice_number"]))
     assert_equal_to_whole_ledger(sample, (date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 9),
                                           date(2026, 11, 10), date(2026, 11, 23)))
 

@@ -5,32 +5,25 @@ it (balance, outstanding shares, the ladder's accounts) equal to the whole ledge
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from recouvrement.app.imports import import_file
-from recouvrement.app.reconcile import manual_match, manual_unmatch, run_reconcile
+from recouvrement.app.reconcile import manual_match, manual_unmatch
 from recouvrement.app.write_offs import write_off
 from recouvrement.core.ledger import outstanding, patient_money
 from recouvrement.db.accounts import load_accounts
 from recouvrement.db.ledger import balance_facts, load_snapshot, open_snapshot, outstanding_shares, share_states
 from recouvrement.db.open_items import settle
 from recouvrement.db.values import as_date
+from tests.app.world import reconciled_sample_clinic
 
-SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
-SAMPLE_FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "retour_noemie.rsp", "bank_camt053.xml",
-                "bank_cfonb120.txt")
 DAYS = (date(2025, 3, 31), date(2026, 6, 30), date(2026, 11, 23), date(2027, 1, 1))
 
 
 @pytest.fixture
 def sample(engine, settings):
-    for name in SAMPLE_FILES:
-        import_file(engine, SAMPLES / name, settings)
-    run_reconcile(engine)
-    return engine
+    return reconciled_sample_clinic(engine, settings)
 
 
 def settled(engine) -> dict[str, date]:

@@ -6,20 +6,14 @@ and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from recouvrement.app.imports import import_file
-from recouvrement.app.reconcile import run_reconcile
-from recouvrement.app.write_offs import write_off
 from recouvrement.core.ledger import SHARES, outstanding, patient_money
 from recouvrement.db.ledger import SHARE_FIELDS, load_snapshot, patient_credits, patient_invoice_sums
+from tests.app.world import reconciled_sample_clinic, write_off_and_reverse_a_transfer
 
-SAMPLES = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
-SAMPLE_FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "retour_noemie.rsp", "bank_camt053.xml",
-                "bank_cfonb120.txt")
 DAYS = (date(2025, 1, 15), date(2025, 6, 2), date(2026, 11, 2), date(2026, 11, 23), date(2027, 1, 1))
 COLUMNS = {"expected": "expected", "paid": "paid", "moved_out": "moved_out", "moved_in": "moved_in",
            "written_off": "written_off", "due": "due_cents"}
@@ -27,10 +21,7 @@ COLUMNS = {"expected": "expected", "paid": "paid", "moved_out": "moved_out", "mo
 
 @pytest.fixture
 def sample(engine, settings):
-    for name in SAMPLE_FILES:
-        import_file(engine, SAMPLES / name, settings)
-    run_reconcile(engine)
-    return engine
+    return reconciled_sample_clinic(engine, settings)
 
 
 def from_snapshot(conn, patient_id: str, day: date):
@@ -81,12 +72,8 @@ def test_every_patients_shares_and_credits_read_in_the_database_equal_the_ledger
 def test_a_write_off_and_a_reversed_transfer_show_on_the_page_as_in_the_ledger(sample):
     with sample.connect() as conn:
         shares = outstanding(load_snapshot(conn, date(2026, 11, 23)))
-    owing = sorted(shares[(shares["payer_type"] == "patient") & (shares["due_cents"] > 0)]["invoice_number"])
-    write_off(sample, owing[0], reason="under_cost", today=date(2026, 11, 2))
-    with sample.begin() as conn:
-        moved = conn.execute(text("SELECT MIN(id) FROM share_transfer")).scalar_one()
-        conn.execute(text("UPDATE share_transfer SET reversed_on = :d WHERE id = :i"), {"d": date(2026, 11, 10),
-                                                                                         "i": moved})
+    write_off_and_reverse_a_transfer(
+        sample, list(shares[(shares["payer_type"] == "patient") & (shares["due_cents"] > 0)]["invoice_number"]))
     assert_every_patient_equal(sample, (date(2026, 11, 1), date(2026, 11, 9), date(2026, 11, 10), date(2026, 11, 23)))
 
 

@@ -45,3 +45,33 @@ def invoices_file(folder: Path, rows: list[str] | None = None, name: str = "invo
 
 def payments_file(folder: Path, rows: list[str], name: str = "payments.csv") -> Path:
     return write(folder / name, PAYMENT_HEADER, rows)
+
+
+SAMPLE_CLINIC = Path(__file__).resolve().parents[2] / "recouvrement" / "sample_clinic"
+SAMPLE_FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "retour_noemie.rsp", "bank_camt053.xml",
+                "bank_cfonb120.txt")
+
+
+def reconciled_sample_clinic(engine, settings):
+    """The bundled sample clinic's files imported (invoices first) and reconciled; the engine."""
+    from recouvrement.app.imports import import_file
+    from recouvrement.app.reconcile import run_reconcile
+    for name in SAMPLE_FILES:
+        import_file(engine, SAMPLE_CLINIC / name, settings)
+    run_reconcile(engine)
+    return engine
+
+
+def write_off_and_reverse_a_transfer(engine, owing: list[str]) -> None:
+    """The first owing invoice written off on 2 November 2026, and the first insurer's transfer of a share
+    reversed on 10 November: the two moves the everyday reads must count as the whole ledger does."""
+    from datetime import date
+
+    from sqlalchemy import text
+
+    from recouvrement.app.write_offs import write_off
+    write_off(engine, sorted(owing)[0], reason="under_cost", today=date(2026, 11, 2))
+    with engine.begin() as conn:
+        moved = conn.execute(text("SELECT MIN(id) FROM share_transfer")).scalar_one()
+        conn.execute(text("UPDATE share_transfer SET reversed_on = :d WHERE id = :i"), {"d": date(2026, 11, 10),
+                                                                                         "i": moved})
