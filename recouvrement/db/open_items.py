@@ -101,11 +101,9 @@ def settle(conn: Connection, since: int | None = None, invoice_number: str | Non
     conn.execute(text(_SETTLED.format(invoices=invoices, last_event=_LAST_EVENT[dialect], scope_a=scope_a,
                                       scope_t=scope_t, scope_i=scope_i)), params)
     count = int(conn.exec_driver_sql("SELECT COUNT(*) FROM settled_now").scalar_one())
-    if count:
-        conn.exec_driver_sql("CREATE INDEX settled_now_number ON settled_now (invoice_number)")
-        conn.exec_driver_sql("UPDATE invoice SET settled_on = (SELECT s.settled_on FROM settled_now s WHERE "
-                             "s.invoice_number = invoice.invoice_number) WHERE invoice_number IN "
-                             "(SELECT invoice_number FROM settled_now)")
+    if count:   # driven by the staged rows, each finding its invoice by its key (no index to build on them)
+        conn.exec_driver_sql("UPDATE invoice SET settled_on = s.settled_on FROM settled_now s "
+                             "WHERE s.invoice_number = invoice.invoice_number")
     conn.exec_driver_sql("DROP TABLE settled_now")
     if since is not None and invoice_number is None:
         conn.exec_driver_sql("DROP TABLE settle_touched")
