@@ -46,8 +46,8 @@ from sqlalchemy import Connection, Engine
 
 from recouvrement.render.recipients import patient_name, recipient_mobile, recipient_of
 from recouvrement.render.csvfile import EXCEL_FR, Amount
-from recouvrement.render.files import (abandoned_private_folders, move_into_place, open_private_folder,
-                                      write_atomically, write_checked_csv)
+from recouvrement.render.files import (abandoned_private_folders, lock_beside, move_into_place, open_private_folder,
+                                      unlock_beside, write_atomically, write_checked_csv)
 from recouvrement.db import calls as call_store
 from recouvrement.db import letters as stored
 from recouvrement.db import outbox as outboxes
@@ -229,6 +229,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
         _recover_private_folders(engine, Path(folder))
     private = open_private_folder(Path(out_dir), PRIVATE_PREFIX) if fresh else None
     committed = False
+    batch_lock: tuple[str, int | None] | None = None
     try:
         parts = _make_letters(engine, settings, as_of, Path(out_dir), private.path, fresh, report, single_pdf,
                               rules) if private else []
@@ -238,8 +239,10 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
             _record_calls(conn, as_of, accounts, [d for d in report.decisions if d.channel == "phone"
                                                   and d.patient_id not in paused], report, rules)
             if fresh:
-                _record(conn, as_of, Path(out_dir), report, queue_emails=bool(settings.smtp.host),
-                        queue_sms=bool(settings.sms.url))
+                batch = _record(conn, as_of, Path(out_dir), report, queue_emails=bool(settings.smtp.host),
+                                queue_sms=bool(settings.sms.url))
+                if batch:   # taken before the commit: another run that sees the batch leaves it to this one
+                    batch_lock = (batch, lock_beside(Path(out_dir).resolve() / batch))
         committed = True
         if private:
             _pause_for_tests()
@@ -248,11 +251,13 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     except BaseException:
         if private:   # refused or failed before recording: its files go; recorded, not moved: the next run moves them
             private.close(remove=not committed)
+        if batch_lock and batch_lock[1] is not None:
+            os.close(batch_lock[1])
         raise
     if private:       # what is left: letters another run recorded meanwhile, or of a patient paused meanwhile
         private.close(remove=True)
     with _stage(report, "batch PDF"):
-        _write_batches(engine, report, known_texts(settings), parts)
+        _write_batches(engine, report, known_texts(settings), parts, batch_lock)
     with _stage(report, "manifest and call list"):
         if report.already_recorded or report.letters:
             report.manifest = write_manifest(engine, as_of, Path(out_dir))
@@ -568,7 +573,7 @@ def _batch_name(conn: Connection, as_of: date, folder: Path) -> str:
 
 
 def _record(conn: Connection, as_of: date, out_dir: Path, report: RemindReport, queue_emails: bool,
-            queue_sms: bool = False) -> None:
+            queue_sms: bool = False) -> str | None:
     """Letters, their invoices, their print batch and one audit event each, in the run's writer transaction. A
     letter another run recorded meanwhile (two runs at once) is left to that run: it is not recorded, printed
     or sent a second time."""
@@ -605,24 +610,40 @@ def _record(conn: Connection, as_of: date, out_dir: Path, report: RemindReport, 
                                invoice_number=written.invoice_numbers[0] if len(written.invoice_numbers) == 1
                                else None)
                          for written in report.letters])
+    return batch
 
 
 def _write_batches(engine: Engine, report: RemindReport, known: tuple[str, ...] = (),
-                   parts: Sequence[BatchPart] = ()) -> None:
+                   parts: Sequence[BatchPart] = (), own: tuple[str, int | None] | None = None) -> None:
     """Every recorded print batch not yet written (this run's, or one a killed run left), whatever its day.
-    `parts`: this run's batch laid out already (channels.compose), used when it holds exactly the batch's letters."""
+    `parts`: this run's batch laid out already (channels.compose), used when it holds exactly the batch's letters.
+    `own`: this run's batch and its lock (render.files.lock_beside), taken before its commit. Another run's batch
+    is written only when its lock can be taken (its run is gone): a run still alive writes its own, and two runs
+    never lay out the same batch at once."""
     with engine.connect() as conn:
         pending = stored.unwritten_batches(conn)
     members = {name: letters for name, _, letters in pending}
     mine = {w.letter_id for w in report.letters}
-    for name, folder, _ in pending:
-        path = Path(folder) / name
-        laid_out = parts if [lid for part in parts for lid in part.letter_ids] == members[name] else ()
-        if not path.exists() and not _write_batch(path, members[name], report, known, laid_out):
-            continue
-        _mark_batch_written(engine, name, path)
-        if mine & set(members[name]):
-            report.batch_pdf = path
+    try:
+        for name, folder, _ in pending:
+            path = Path(folder) / name
+            lock = own[1] if own and own[0] == name else lock_beside(path, wait=False)
+            if lock is None:
+                continue
+            try:
+                laid_out = parts if [lid for part in parts for lid in part.letter_ids] == members[name] else ()
+                if not path.exists() and not _write_batch(path, members[name], report, known, laid_out):
+                    continue
+                _mark_batch_written(engine, name, path)
+            finally:
+                unlock_beside(path, lock)
+                if own and own[0] == name:
+                    own = None
+            if mine & set(members[name]):
+                report.batch_pdf = path
+    finally:
+        if own and own[1] is not None:     # recorded, yet not among the pending (written meanwhile?): let go
+            os.close(own[1])
 
 
 def _write_batch(path: Path, letters: list[str], report: RemindReport, known: tuple[str, ...] = (),

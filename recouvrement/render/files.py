@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -23,10 +24,42 @@ from recouvrement.render.csvfile import PLAIN, Dialect, csv_document
 
 
 def write_atomically(path: Path, data: str | bytes) -> None:
+    """The file written whole or not at all: into a hidden `.<name>.<unique>.part` beside it, then renamed over
+    it. The part's name is this writer's own, so two processes writing the same file at once (two runs of a day
+    both writing its manifest) never rename each other's part: the last rename wins, each file whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.part")
-    temporary.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-    os.replace(temporary, path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+    try:
+        with open(temporary, "xb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def lock_beside(path: Path, *, wait: bool = True) -> int | None:
+    """An exclusive lock (flock) on the hidden `.<name>.lock` beside `path`, held while the descriptor is open (a
+    killed process lets it go): the descriptor, or None when another process holds it and `wait` is False. Whoever
+    makes `path` under the lock makes it before letting go, and looks whether it exists once the lock is taken; so
+    the lock file may be removed (`unlock_beside`) once `path` is there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(path.with_name(f".{path.name}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        return None
+    return lock
+
+
+def unlock_beside(path: Path, lock: int) -> None:
+    """The lock of `lock_beside` let go, its file removed when `path` was made (nobody needs it any more)."""
+    try:
+        if path.exists():
+            path.with_name(f".{path.name}.lock").unlink(missing_ok=True)
+    finally:
+        os.close(lock)
 
 
 OWNER = ".owner"   # in a private folder: locked (flock) by its run as long as the run lives

@@ -193,3 +193,32 @@ def test_a_run_killed_before_writing_the_print_batch_leaves_it_to_the_next_run(e
                        tmp_path / "out2")
     assert (tmp_path / "out" / "batch-2025-06-02.pdf").exists()
     assert sorted(again.pages) == [f"L20250602-Q{k}-1" for k in range(1, 4)]
+
+
+def test_a_print_batch_whose_run_is_alive_is_left_to_it_and_written_once_it_is_gone(
+        engine, settings, tmp_path, monkeypatch):
+    # Two runs of a day at once: the first records the batch and, until it has written it, holds its lock; the
+    # second, seeing the batch recorded and not written, must not lay it out too (both wrote it, and one renamed
+    # the other's half-written file: "No such file or directory", the run failed).
+    from recouvrement.render.files import lock_beside
+    load(engine, settings, tmp_path, POSTAL_ROWS)
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt("killed while laying out the batch")
+    monkeypatch.setattr("recouvrement.render.pdf.render_batch_pdf", die)
+    monkeypatch.setattr("recouvrement.render.pdf.concatenate_pdfs", die)
+    with pytest.raises(KeyboardInterrupt):
+        remind_and_send(engine, with_creditor(settings), MONDAY, tmp_path / "out")
+    monkeypatch.undo()
+    batch = tmp_path / "out" / "batch-2025-06-02.pdf"
+    alive = lock_beside(batch)                    # the first run, alive and about to write its batch
+    try:
+        other = remind_and_send(engine, with_creditor(settings), MONDAY, tmp_path / "out")
+        assert other.errors == [] and other.letters == [] and not batch.exists()
+    finally:
+        os.close(alive)
+    again = remind_and_send(engine, with_creditor(settings), MONDAY, tmp_path / "out")
+    assert again.errors == [] and again.batch_pdf is None and batch.exists()
+    assert not (tmp_path / "out" / ".batch-2025-06-02.pdf.lock").exists()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM print_batch WHERE written_at IS NOT NULL")).scalar_one() == 1
