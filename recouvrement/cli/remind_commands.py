@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -11,6 +13,7 @@ from recouvrement.app.remind import PaymentsNotReconciled, RemindReport
 from recouvrement.cli import NOT_RECONCILED_EXIT, Context, Table, cli, error, out, pass_context, warning
 from recouvrement.cli.options import as_of_option
 from recouvrement.money import format_eur
+from recouvrement.render.csvfile import inert
 
 
 @cli.command()
@@ -49,21 +52,39 @@ def print_remind(report: RemindReport) -> None:
 
 
 def _print_dry_run(report: RemindReport) -> None:
-    due = Table(title=f"Relances dues le {report.as_of:%d/%m/%Y} (simulation : rien n'est écrit)")
-    for column in ("patient", "niveau", "canal", "factures", "montant", "pourquoi"):
-        due.add_column(column)
+    due = []
     for d in report.decisions:
         invoices = " ".join(i.invoice_number for i in d.formal_items)
         if d.also_due:  # listed apart at their own level, no formal demand
             invoices += " + also due: " + " ".join(f"{i.invoice_number} ({level})" for i, level in d.also_due)
-        due.add_row(d.patient_id, str(d.level), d.channel, invoices, format_eur(d.amount_due_cents), d.reason)
-    out.print(due)
-    excluded = Table(title="Exclusions")
-    for column in ("patient", "facture", "code", "motif"):
-        excluded.add_column(column)
-    for e in report.exclusions:
-        excluded.add_row(e.patient_id, e.invoice_number or "(toutes)", e.code, e.reason)
-    out.print(excluded)
+        due.append((d.patient_id, str(d.level), d.channel or "", invoices, format_eur(d.amount_due_cents), d.reason))
+    _listing(f"Relances dues le {report.as_of:%d/%m/%Y} (simulation : rien n'est écrit)",
+             ("patient", "niveau", "canal", "factures", "montant", "pourquoi"), due)
+    _listing("Exclusions", ("patient", "facture", "code", "motif"),
+             [(e.patient_id, e.invoice_number or "(toutes)", e.code, e.reason) for e in report.exclusions])
+
+
+# Past this many rows a listing is printed as plain lines: rich lays a table out cell by cell (a clinic group's dry
+# run, 52,672 letters and 97,208 exclusions at 1M, took 70 s to print as tables and under a second as lines).
+TABLE_ROWS = 500
+
+
+def _listing(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table on the screen; a long one as lines of fields separated by « ; » (with its header line), to read
+    in a file or a spreadsheet: every cell made inert, as in our CSV files."""
+    if len(rows) <= TABLE_ROWS:
+        table = Table(title=title)
+        for column in header:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        return
+    out.print(f"{title} : {len(rows)} lignes, une par ligne ci-dessous (champs séparés par « ; »)")
+    writer = csv.writer(out.file, delimiter=";", lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([inert(cell) for cell in row] for row in rows)
+    out.file.flush()
 
 
 def _print_done(report: RemindReport) -> None:

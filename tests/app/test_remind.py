@@ -372,3 +372,24 @@ def test_a_rejection_notice_gives_an_administrative_reason_in_the_rules_neutral_
 def test_a_rejection_reason_the_rules_do_not_list_is_never_copied(engine, settings, tmp_path):
     text = _notice_text(engine, settings, tmp_path, "Hors nomenclature - prothese")
     assert "Motif" not in text and "nomenclature" not in text.lower() and "prothese" not in text.lower()
+
+
+def test_a_long_dry_run_is_listed_as_plain_lines_with_inert_cells(engine, settings, db_url, tmp_path, monkeypatch):
+    # Past TABLE_ROWS rows a listing is printed as lines, not laid out as a table (70 s for a clinic group's night).
+    from click.testing import CliRunner
+
+    import recouvrement.cli.remind_commands as remind_commands
+    from recouvrement.cli import cli
+    from recouvrement.cli import commands  # noqa: F401
+    load(engine, settings, tmp_path, [invoice("F2025-000201", "P1", "01/04/2025", "15/04/2025", "4,99"),
+                                      invoice("F2025-000202", "=P2", "01/04/2025", "15/04/2025", "45,00")])
+    monkeypatch.setattr(remind_commands, "TABLE_ROWS", 0)
+    result = CliRunner().invoke(cli, ["--db", db_url, "remind", "--as-of", "2025-06-02", "--out",
+                                      str(tmp_path / "out"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "patient;niveau;canal;factures;montant;pourquoi" in lines and "patient;facture;code;motif" in lines
+    assert any(line.startswith("'=P2;1;") for line in lines)       # a formula-like id made inert
+    assert any(line.startswith("P1;(toutes);below_minimum;") for line in lines)
+    assert "┃" not in result.output.split("Non relancés")[0]       # no table drawn before the counts
+    assert not (tmp_path / "out").exists()
