@@ -22,7 +22,7 @@ from recouvrement.db.ledger import (current_due_cents, matching_scope, matching_
                                     patients_by_id)
 from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.queue import WAITING, NoLongerWaiting
-from recouvrement.db.session import bulk_transaction, writing
+from recouvrement.db.session import bulk_transaction, release_freed_memory, writing
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
 from recouvrement.importers.base import PAYMENT_COLUMNS
@@ -208,9 +208,11 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         laps.lap("read")
         set_aside = store.set_aside_payment_indexes(conn, last_id)
         plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
+        release_freed_memory()       # each stage gives back what it freed (see there): see db.session
         laps.lap("explicit")
         payments, retried, reach = _payments_to_try(conn, last_id,
                                                         whole_queue=incremental is False or not complete)
+        release_freed_memory()
         changes.take(conn)
         report = ReconcileReport(payments=len(payments))
         outcome = ledger = None
@@ -219,11 +221,14 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
             whole = (_reads_whole_ledger(payments, store.invoices_about(conn)) if incremental is None
                      else not incremental)
             ledger = load_ledger(conn) if whole else load_ledger_for(conn, payments, letters, reach)
+            release_freed_memory()
             laps.lap("read")
             outcome = reconcile(payments, _with_clawbacks(conn, payments, ledger), letters)
+            release_freed_memory()
             laps.lap("match")
         if outcome is not None:
             _store(conn, last_id, outcome, now, retried)
+            release_freed_memory()
             _summarise(report, outcome)
         store.rebuild_payment_indexes(conn, set_aside)
         _keep_reach(conn, payments, letters, outcome, ledger, retried, reach)
