@@ -17,8 +17,8 @@ def ensure_scale_data(folder: Path, invoices: int) -> None:
         return
     print(f"generating the {invoices:,}-invoice scale data set in {folder} …", flush=True)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tools.samples", "--out", str(folder), "--invoices", str(invoices)],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "tools.samples", "--out", str(folder.resolve()), "--invoices", str(invoices)],
+                   cwd=Path(__file__).resolve().parents[1], check=True)
     marker.write_text("ok")
     print(f"  generated in {time.perf_counter() - started:.1f} s", flush=True)
 

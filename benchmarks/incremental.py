@@ -30,6 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))   # tools.split_days, from any folder
 from _scale import FILES, ensure_scale_data, fresh_database, peak_memory_mb  # noqa: E402
 from reconcile import accuracy  # noqa: E402
 
