@@ -22,7 +22,7 @@ from recouvrement.db.ledger import (current_due_cents, matching_scope, matching_
                                     patients_by_id)
 from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.queue import WAITING, NoLongerWaiting
-from recouvrement.db.session import bulk_transaction, release_freed_memory, writing
+from recouvrement.db.session import bulk_cache, bulk_transaction, release_freed_memory, writing
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
 from recouvrement.importers.base import PAYMENT_COLUMNS
@@ -220,11 +220,14 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         if len(payments):
             whole = (_reads_whole_ledger(payments, store.invoices_about(conn)) if incremental is None
                      else not incremental)
+            if whole:     # the engine's stage needs no pages cached: the ledger's reads scan whole tables
+                bulk_cache(conn, big=False)
             ledger = load_ledger(conn) if whole else load_ledger_for(conn, payments, letters, reach)
             release_freed_memory()
             laps.lap("read")
             outcome = reconcile(payments, _with_clawbacks(conn, payments, ledger), letters)
             release_freed_memory()
+            bulk_cache(conn, big=True)
             laps.lap("match")
         if outcome is not None:
             _store(conn, last_id, outcome, now, retried)

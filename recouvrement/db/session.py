@@ -197,6 +197,7 @@ def _schema_connect_args(url: str, schema: str) -> dict:
     return {"options": f"{own} -c search_path={schema}".strip()}
 
 
+SMALL_CACHE_KIB = 2 * 1024    # SQLite's default
 BULK_CACHE_KIB = 256 * 1024   # SQLite page cache for bulk work: the indexes of ~2 M payments fit in it
 
 
@@ -262,6 +263,14 @@ def bulk_transaction(engine: Engine) -> Iterator[Connection]:
                     conn.exec_driver_sql(f"PRAGMA {pragma}={int(value)}")
                 conn.commit()
     release_freed_memory()
+
+
+def bulk_cache(conn: Connection, big: bool) -> None:
+    """SQLite, within bulk_transaction: the bulk page cache (`big`) or the default small one, while the work is
+    in Python (the reconciliation's engine): its 256 MB then only hold pages of the writes done, which SQLite
+    writes out to the WAL as it reads on (they are written at the commit anyway)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB if big else SMALL_CACHE_KIB}")
 
 
 def release_freed_memory() -> None:
