@@ -35,11 +35,19 @@ def shoot(driver, name: str) -> None:
 
 
 def log_in(driver, base: str, name: str) -> None:
+    """Signed in at this test's server, from an empty cookie jar: the browser lives through the session and every
+    test's server listens on 127.0.0.1 (cookies know no port), so an earlier server's cookies went with this one's
+    login form (in the whole suite, the login was once answered "Formulaire expiré"). Returns once signed in."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
+    driver.get(base + "/connexion")
+    driver.delete_all_cookies()
     driver.get(base + "/connexion")
     driver.find_element(By.NAME, "nom").send_keys(name)
     driver.find_element(By.NAME, "mot_de_passe").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    WebDriverWait(driver, PATIENCE).until(lambda d: "/connexion" not in d.current_url,
+                                          "still on the login page after signing in")
 
 
 def log_out(driver) -> None:
