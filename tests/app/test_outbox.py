@@ -177,9 +177,8 @@ def test_a_run_killed_just_after_writing_the_print_batch_never_makes_a_second_ba
         assert conn.execute(text("SELECT COUNT(*) FROM print_batch WHERE written_at IS NOT NULL")).scalar_one() == 1
 
 
-def test_a_run_killed_before_writing_the_print_batch_leaves_it_to_the_next_run(engine, settings, tmp_path, monkeypatch):
-    load(engine, settings, tmp_path, POSTAL_ROWS)
-
+def killed_laying_out_the_batch(engine, settings, out: Path, monkeypatch) -> None:
+    """Monday's run on the postal rows, killed while it lays out its print batch: letters recorded, batch not."""
     def die(*args, **kwargs):
         raise KeyboardInterrupt("killed while laying out the batch")
     # The batch is joined from the parts laid out while the letters were composed (concatenate_pdfs), or laid out
@@ -187,8 +186,13 @@ def test_a_run_killed_before_writing_the_print_batch_leaves_it_to_the_next_run(e
     monkeypatch.setattr("recouvrement.render.pdf.render_batch_pdf", die)
     monkeypatch.setattr("recouvrement.render.pdf.concatenate_pdfs", die)
     with pytest.raises(KeyboardInterrupt):
-        remind_and_send(engine, with_creditor(settings), MONDAY, tmp_path / "out")
+        remind_and_send(engine, with_creditor(settings), MONDAY, out)
     monkeypatch.undo()
+
+
+def test_a_run_killed_before_writing_the_print_batch_leaves_it_to_the_next_run(engine, settings, tmp_path, monkeypatch):
+    load(engine, settings, tmp_path, POSTAL_ROWS)
+    killed_laying_out_the_batch(engine, settings, tmp_path / "out", monkeypatch)
     again = remind_and_send(engine, with_creditor(settings), MONDAY + timedelta(days=1),
                        tmp_path / "out2")
     assert (tmp_path / "out" / "batch-2025-06-02.pdf").exists()
@@ -202,14 +206,7 @@ def test_a_print_batch_whose_run_is_alive_is_left_to_it_and_written_once_it_is_g
     # the other's half-written file: "No such file or directory", the run failed).
     from recouvrement.render.files import lock_beside
     load(engine, settings, tmp_path, POSTAL_ROWS)
-
-    def die(*args, **kwargs):
-        raise KeyboardInterrupt("killed while laying out the batch")
-    monkeypatch.setattr("recouvrement.render.pdf.render_batch_pdf", die)
-    monkeypatch.setattr("recouvrement.render.pdf.concatenate_pdfs", die)
-    with pytest.raises(KeyboardInterrupt):
-        remind_and_send(engine, with_creditor(settings), MONDAY, tmp_path / "out")
-    monkeypatch.undo()
+    killed_laying_out_the_batch(engine, settings, tmp_path / "out", monkeypatch)
     batch = tmp_path / "out" / "batch-2025-06-02.pdf"
     alive = lock_beside(batch)                    # the first run, alive and about to write its batch
     try:
