@@ -26,7 +26,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-import pyarrow as pa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -278,7 +277,9 @@ def release_freed_memory() -> None:
     import parsed: 687 -> 301 MB after it) and the C heap (glibc's malloc_trim; elsewhere nothing: SQLite's
     sorts, the cells of a read, numpy's arrays), which keep hundreds of megabytes while Python's own objects take
     fresh pages elsewhere. Called after each bulk transaction and between the reconciliation's stages."""
-    pa.default_memory_pool().release_unused()
+    pyarrow = sys.modules.get("pyarrow")     # not imported: its pool holds nothing (and every command starts quicker)
+    if pyarrow is not None:
+        pyarrow.default_memory_pool().release_unused()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

@@ -44,7 +44,13 @@ def lock_beside(path: Path, *, wait: bool = True) -> int | None:
     makes `path` under the lock makes it before letting go, and looks whether it exists once the lock is taken; so
     the lock file may be removed (`unlock_beside`) once `path` is there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = os.open(path.with_name(f".{path.name}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    return _take_lock(path.with_name(f".{path.name}.lock"), wait=wait)
+
+
+def _take_lock(file: Path, *, wait: bool, create: bool = True) -> int | None:
+    """An exclusive flock on `file` (made when `create`): its open descriptor, or None when another process holds
+    it and `wait` is False. OSError when the file cannot be opened."""
+    lock = os.open(file, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -86,8 +92,8 @@ def open_private_folder(parent: Path, prefix: str) -> PrivateFolder:
     `abandoned_private_folders` never sees it unlocked."""
     parent.mkdir(parents=True, exist_ok=True)
     making = Path(tempfile.mkdtemp(prefix=f"{prefix}new-", dir=parent))
-    lock = os.open(making / OWNER, os.O_CREAT | os.O_RDWR, 0o600)
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = _take_lock(making / OWNER, wait=True)
+    assert lock is not None      # nobody else knows the folder yet: the lock is taken at once
     path = parent / f"{prefix}run-{making.name.removeprefix(f'{prefix}new-')}"
     os.rename(making, path)
     return PrivateFolder(path, lock)
@@ -98,13 +104,10 @@ def abandoned_private_folders(parent: Path, prefix: str) -> Iterator[PrivateFold
     by the caller, who moves into place what it should and closes it."""
     for path in sorted(parent.glob(f"{prefix}run-*")):
         try:
-            lock = os.open(path / OWNER, os.O_RDWR)
+            lock = _take_lock(path / OWNER, wait=False, create=False)
         except OSError:            # removed meanwhile by another run that recovered it
             continue
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:    # its run is alive
-            os.close(lock)
+        if lock is None:           # its run is alive
             continue
         if not path.exists():      # recovered and removed by another run between our open and our lock
             os.close(lock)
