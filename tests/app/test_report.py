@@ -68,6 +68,20 @@ def test_a_report_that_would_name_a_medical_term_is_not_written(engine, settings
     assert not (tmp_path / "report.html").exists()
 
 
+def test_an_audit_head_whose_hex_digits_look_like_a_nir_does_not_stop_the_report(engine, settings, tmp_path,
+                                                                                  monkeypatch):
+    # A head of the kind seen refused: some of its hex digits pass for a NIR (a care word still stops a report:
+    # the test above).
+    import dataclasses
+
+    import recouvrement.app.report as report_module
+    head = "c5deea3329a4fab914a515eedc771425d4b78db620e113d7225502050684275e"
+    import_file(engine, invoices_file(tmp_path), settings)
+    data = dataclasses.replace(report_data(engine, AS_OF), audit_head=head)
+    monkeypatch.setattr(report_module, "report_data", lambda *args: data)
+    assert head in write_report(engine, settings, AS_OF, tmp_path / "report.html").read_text()
+
+
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed")
 def test_the_report_renders_in_headless_chromium_as_a_readable_page(engine, settings, tmp_path):
     world(engine, settings, tmp_path)
