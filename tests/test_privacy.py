@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -579,3 +580,64 @@ def test_an_identifier_holding_a_nir_or_a_care_word_is_still_reported():
 
 def test_a_code_equal_to_an_identifier_after_a_diagnosis_keyword_is_still_reported():
     assert [f.kind for f in scan_text("P10;Martin;diagnostic P10", ids={"P10"})] == ["cim10"]
+
+
+# ---------------------------------------------------------------- our own digests
+
+def _digest_holding(nir_text: str, at: int, length: int = 64) -> str:
+    """A lower-case hex digest of `length` characters with `nir_text` at `at`, letters around it."""
+    filler = "cafe5d3e" * 16                # no two digits in a row: the NIR is the only run of digits
+    return (filler[:at] + nir_text + filler[at + len(nir_text):])[:length]
+
+
+@pytest.mark.parametrize("length", [32, 40, 64])
+@pytest.mark.parametrize("at", [0, 8, "end"])
+def test_a_nir_shape_inside_one_of_our_digests_is_no_nir(length, at):
+    """About one SHA-256 in 7,000 holds 15 digits that pass for a NIR: a report, a manifest, the audit page or an
+    export printing one of our digests was refused as a leak."""
+    start = length - 15 if at == "end" else at
+    digest = _digest_holding(NIR, start, length)
+    assert not digest.isdigit() and NIR in digest
+    for text in (digest, f"Chaîne d'audit : {digest}", f"sha256;{digest};fichier.pdf", f'"sha256": "{digest}"'):
+        assert scan_text(text) == [], text
+
+
+def test_the_audit_head_once_refused_scans_clean():
+    head = "c5deea3329a4fab914a515eedc771425d4b78db620e113d7225502050684275e"
+    assert found("tête : 113d7225502050684275e") == [(1, "nir")]  # the part alone still looks like one
+    assert scan_text(f"Tête de la chaîne d'audit : {head}.") == []
+
+
+@pytest.mark.parametrize("seed", ["12671", "21090", "22626", "25972", "43622"])
+def test_sha256_digests_that_hold_a_nir_shape_scan_clean(seed):
+    """Five of the 19 in 200,000 SHA-256 digests (of "0" … "199999") the scanner refused before; none now."""
+    digest = hashlib.sha256(seed.encode()).hexdigest()
+    assert scan_text(f"sha256 {digest}") == []
+
+
+def test_a_corsican_nir_shape_inside_one_of_our_digests_is_no_nir():
+    digest = _digest_holding(NIR_CORSICA.lower(), 20)
+    assert scan_text(f"tête {digest}") == []
+
+
+@pytest.mark.parametrize("payment_id", [f"camt-{NIR}7", f"cfonb-8{NIR}"])
+def test_a_nir_shape_inside_a_payment_id_made_from_a_digest_is_no_nir(payment_id):
+    assert scan_text(f"paiement;{payment_id};12,00") == []
+
+
+@pytest.mark.parametrize("text", [
+    "{digest}X",                         # glued to a letter that is no hex digit: no digest token
+    "NIR{digest}",
+    "{nir}",                             # alone
+    "{nir} {digest}",                    # beside a digest, not inside it
+    "{short}",                           # hex letters and a NIR, but not a digest's length
+    "{upper}",                           # upper-case hex is not how we print digests
+    "camt-{nir}71",                      # 17 hex digits: not one of our payment ids
+    "xcamt-{nir}7",
+    "Réf. {nir}7 camt",
+])
+def test_a_nir_is_still_found_where_no_digest_of_ours_holds_it(text):
+    digest = _digest_holding(NIR, 10)
+    typed = text.format(digest=digest, nir=NIR, short=_digest_holding(NIR, 3, 30),
+                        upper=_digest_holding(NIR, 10).upper())
+    assert [kind for _, kind in found(typed)] == ["nir"], typed

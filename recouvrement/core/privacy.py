@@ -454,7 +454,39 @@ def _nir_spans(text: str, stretches: list[tuple[int, int]]) -> list[tuple[int, i
             for run in _DIGIT_RUN.finditer(text, start, end):
                 if run.end() - run.start() >= 15:
                     spans += _nirs_in_run(text, [g.span() for g in _DIGIT_GROUP.finditer(text, *run.span())])
-    return spans
+    return [span for span in spans if not _inside_a_digest(text, span[0], span[1])]
+
+
+# Our own digests, printed in reports, manifests, the audit pages and message ids: a SHA-256 in hexadecimal (64
+# characters; 32 and 40 for shorter ones), and the payment ids made from one ("camt-" or "cfonb-" and 16 of its
+# hex digits). Their digits are random: about one SHA-256 in 7,000 holds 15 digits in a row that pass for a NIR
+# (key included), and a report or an export was refused for it. A NIR inside such a token is not one; a NIR
+# standing alone, glued to a reference, or in a longer run of digits still is.
+_HEX_DIGITS = frozenset("0123456789abcdef")
+_DIGEST_LENGTHS = frozenset((32, 40, 64))
+_OUR_HASHED_ID = re.compile(r"(?:camt|cfonb)-[0-9a-f]{16}")
+
+
+def _inside_a_digest(text: str, start: int, end: int) -> bool:
+    """True when text[start:end] lies inside a whole token that is one of our digests (lower-case hexadecimal
+    of a digest's length with at least one letter, or a payment id made from one), bounded by characters that
+    are neither letters nor digits."""
+    left, right = start, end
+    while left > 0 and text[left - 1] in _HEX_DIGITS:
+        left -= 1
+    while right < len(text) and text[right] in _HEX_DIGITS:
+        right += 1
+    if right < len(text) and text[right].isalnum():
+        return False
+    token = text[left:right]
+    if len(token) == 16:                 # a payment id of ours: "camt-" or "cfonb-" and 16 hex digits
+        left -= next((len(prefix) for prefix in ("camt-", "cfonb-") if text.startswith(prefix, left - len(prefix))), 0)
+        token = text[left:right]
+        if not _OUR_HASHED_ID.fullmatch(token):
+            return False
+    elif len(token) not in _DIGEST_LENGTHS or token.isdigit():
+        return False
+    return left == 0 or not text[left - 1].isalnum()
 
 
 def _nirs_in_run(text: str, groups: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
