@@ -27,7 +27,6 @@ from email.header import Header
 from email.message import EmailMessage
 from datetime import datetime, time
 from email.utils import format_datetime, formataddr, parseaddr
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from recouvrement.core.contact import display_name, is_valid_email, one_line
@@ -188,14 +187,6 @@ def envelope_recipient(message: EmailMessage) -> str:
     if header.defects or len(found) != 1 or not is_valid_email(found[0]):
         raise RecouvrementError("the message's recipient is not one valid e-mail address", field="recipient.email")
     return found[0]
-
-
-def write_eml(message: EmailMessage, path: Path) -> None:
-    """The message as an .eml file (CRLF line ends, as sent), written whole or not at all."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".part")
-    partial.write_bytes(message.as_bytes(policy=email.policy.SMTP))
-    partial.replace(path)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from recouvrement.channels.email import SmtpSettings, build_email, email_bytes, send_email, write_eml
+from recouvrement.channels.email import SmtpSettings, build_email, email_bytes, send_email
+from recouvrement.render.files import write_atomically
 from recouvrement.core.privacy import scan_text
 from recouvrement.errors import RecouvrementError
 from recouvrement.render.letters import render_html, render_text
@@ -103,7 +104,7 @@ def test_a_recipient_without_an_e_mail_address_is_an_error_naming_the_field():
 def test_an_eml_file_reads_back_as_the_same_message(tmp_path):
     _, message = message_for("mise_en_demeure")
     path = tmp_path / "letter.eml"
-    write_eml(message, path)
+    write_atomically(path, message.as_bytes(policy=policy.SMTP))
     parsed = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     assert parsed["Subject"] == message["Subject"]
     assert parsed["Message-ID"] == message["Message-ID"]
@@ -111,13 +112,13 @@ def test_an_eml_file_reads_back_as_the_same_message(tmp_path):
     text = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert text == message.get_body(("plain",)).get_content()
     assert "Mise en demeure de payer" in parsed.get_body(("html",)).get_content()
-    assert not (tmp_path / "letter.eml.part").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["letter.eml"]      # no part file left
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_eml_file_of_every_kind_passes_the_privacy_scan(kind, tmp_path):
     path = tmp_path / f"{kind}.eml"
-    write_eml(message_for(kind)[1], path)
+    write_atomically(path, message_for(kind)[1].as_bytes(policy=policy.SMTP))
     assert scan_text(extract_text(path)) == []
 
 
