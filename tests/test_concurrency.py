@@ -183,6 +183,52 @@ def test_a_payment_imported_and_reconciled_while_the_letters_are_composed_gets_i
     assert sorted(w.patient_id for w in report.letters) == [f"Q{chr(64 + k)}" for k in range(2, 13)]
 
 
+def test_an_invoices_file_imported_while_the_letters_are_composed_refuses_the_run(engine, db_url, settings, tmp_path,
+                                                                                 monkeypatch):
+    """Another process imports an invoices file while the run composes: QB's newest invoice says the CSS covers
+    them now (the import takes a patient's details from their newest invoice). The run read QB as chaseable: it
+    records nothing (exit 5 on the command line); the run after it spares QB and writes to the eleven others."""
+    from recouvrement.app.remind import InvoicesImportedDuringRun, run_remind
+    from tests.app.test_remind import with_creditor
+    from tests.app.world import invoices_file
+    settings = with_creditor(settings)
+    load(engine, settings, tmp_path, POSTAL_ROWS)
+    css = invoices_file(tmp_path, [invoice("F2025-000601", "QB", "02/05/2025", "16/05/2025", "0,00", amo="25,00",
+                                           coverage="css")], name="css.csv")
+    _meanwhile(monkeypatch, cli(db_url, "import", "invoices", str(css)))
+    with pytest.raises(InvoicesImportedDuringRun, match="factures ont été importées pendant les relances"):
+        run_remind(engine, settings, MONDAY, tmp_path / "out")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM letter")).scalar_one() == 0
+        assert conn.execute(text("SELECT coverage FROM patient WHERE patient_id = 'QB'")).scalar_one() == "css"
+    assert _letter_files(tmp_path / "out") == []
+    monkeypatch.undo()
+    report = run_remind(engine, settings, MONDAY, tmp_path / "out")
+    assert sorted(w.patient_id for w in report.letters) == sorted(f"Q{chr(64 + k)}" for k in range(1, 13) if k != 2)
+
+
+def test_the_command_refused_for_an_invoices_import_meanwhile_exits_5_in_one_line(engine, db_url, settings, tmp_path,
+                                                                                 monkeypatch):
+    from click.testing import CliRunner
+
+    from recouvrement.cli import NOT_RECONCILED_EXIT
+    from recouvrement.cli import cli as command_line
+    from recouvrement.cli import commands  # noqa: F401  (registers the commands)
+    from tests.app.test_outbox import _config_file
+    from tests.app.world import invoices_file
+    load(engine, settings, tmp_path, POSTAL_ROWS)
+    config = _config_file(tmp_path, 1)
+    config.write_text(config.read_text(encoding="utf-8").replace('host = "127.0.0.1"', 'host = ""'), encoding="utf-8")
+    more = invoices_file(tmp_path, [invoice("F2025-000602", "QC", "02/05/2025", "16/05/2025", "10,00")], name="more.csv")
+    _meanwhile(monkeypatch, cli(db_url, "import", "invoices", str(more)))
+    result = CliRunner().invoke(command_line, ["--db", db_url, "--config", str(config), "remind", "--as-of",
+                                               MONDAY.isoformat(), "--out", str(tmp_path / "out")])
+    assert result.exit_code == NOT_RECONCILED_EXIT == 5, result.output
+    assert result.output.strip() == ("erreur : des factures ont été importées pendant les relances (adresse, couverture "
+                                     "ou garant d'un patient ont pu changer) : aucun courrier n'a été enregistré ni "
+                                     "envoyé ; relancez « recouvrement remind ».")
+
+
 def _meanwhile(monkeypatch, *commands: list[str]) -> None:
     """The commands run, each in its own process and to its end, once the reminder run starts composing letters."""
     from recouvrement.channels import compose as composing

@@ -17,7 +17,7 @@ writes a letter or queues a message; a dry run still shows what would go, with t
 (`RemindReport.warning`). The check is made again in the transaction that records the calls and the letters,
 under the writer lock, with the payments' mark read before the accounts (db.payments.payments_mark): a payment
 imported, reconciled or matched while the letters were composed refuses the run there, nothing recorded, queued
-or printed, and no letter file left in the output folder: a run writes its letters into its own private folder
+or printed (so does an invoices file imported meanwhile: a patient's address, coverage or guarantor may have changed), and no letter file left in the output folder: a run writes its letters into its own private folder
 (`.remind-run-…`, inside the output folder, locked while the run lives) and moves them into place only once they are
 recorded. The folder of a run killed or stopped in between is recovered by the next run: the recorded letters'
 files moved into place (for the print batch and the outbox), the others removed. A patient put on hold, disputing,
@@ -53,7 +53,7 @@ from recouvrement.db import letters as stored
 from recouvrement.db import outbox as outboxes
 from recouvrement.db.accounts import load_accounts
 from recouvrement.db.eligibility import patients_paused_since, pauses_mark
-from recouvrement.db.payments import payments_mark, unreconciled_count
+from recouvrement.db.payments import invoices_mark, payments_mark, unreconciled_count
 from recouvrement.db.session import writing
 from recouvrement.audit import Event, append_event, append_events, file_record, record_files
 from recouvrement.channels.compose import BatchPart
@@ -79,7 +79,23 @@ PAUSE_HOOK = "RECOUVREMENT_TEST_PAUSE_REMIND"   # tests: "recorded" sleeps after
 _PAYERS = {"amo": "l'Assurance Maladie", "amc": "votre mutuelle", "amo amc": "l'Assurance Maladie et votre mutuelle"}
 
 
-class PaymentsNotReconciled(RecouvrementError):
+class LedgerChangedDuringRun(RecouvrementError):
+    """What the run decided on changed before it recorded (payments or invoices imported, payments reconciled):
+    nothing is recorded, the run is to be made again (the command exits with code 5)."""
+
+
+class InvoicesImportedDuringRun(LedgerChangedDuringRun):
+    """An invoices file was imported while the run composed its letters: a patient's address, coverage, birth date
+    or guarantor may have changed since the accounts were read (a patient now covered by the CSS, a child whose
+    guarantor just came): no letter is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__("des factures ont été importées pendant les relances (adresse, couverture ou garant d'un "
+                         "patient ont pu changer) : aucun courrier n'a été enregistré ni envoyé ; relancez "
+                         "« recouvrement remind ».")
+
+
+class PaymentsNotReconciled(LedgerChangedDuringRun):
     """Payments imported but not yet reconciled: no reminder is written until `recouvrement reconcile` ran; or
     payments imported, reconciled or matched while the run composed its letters (`during_run`): none is recorded."""
 
@@ -200,7 +216,8 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     started = time.perf_counter(), time.process_time()
     with _no_cycle_collection():
         with engine.connect() as conn:
-            mark = payments_mark(conn)      # before the accounts are read: any payment after it shows at recording
+            mark = payments_mark(conn)      # before the accounts are read: any payment after it shows at recording,
+            invoices = invoices_mark(conn)  # any invoices file imported after it (a patient's details changed),
             paused_mark = pauses_mark(conn)  # and any hold, dispute, promise, plan, handover, write-off …
             pending = unreconciled_count(conn, as_of)
             if pending and not dry_run:
@@ -235,6 +252,8 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
                               rules) if private else []
         with _stage(report, "record"), writing(engine) as conn:
             _ensure_payments_unchanged(conn, as_of, mark)
+            if invoices_mark(conn) != invoices:
+                raise InvoicesImportedDuringRun()
             paused = _drop_paused(conn, paused_mark, report)
             _record_calls(conn, as_of, accounts, [d for d in report.decisions if d.channel == "phone"
                                                   and d.patient_id not in paused], report, rules)

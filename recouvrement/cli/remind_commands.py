@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 from recouvrement.app.nightly import remind_and_send
-from recouvrement.app.remind import PaymentsNotReconciled, RemindReport
+from recouvrement.app.remind import LedgerChangedDuringRun, RemindReport
 from recouvrement.cli import NOT_RECONCILED_EXIT, Context, Table, cli, error, out, pass_context, warning
 from recouvrement.cli.options import as_of_option
 from recouvrement.money import format_eur
@@ -27,10 +27,11 @@ def remind(ctx: Context, as_of, out_dir: Path, dry_run: bool, single_pdf: bool) 
     """Envoyer les relances dues au --as-of (un courrier par patient, contrôlé, enregistré et audité).
 
     Refusé (code de sortie 5, rien d'écrit) tant que des paiements importés ne sont pas rapprochés : lancer
-    d'abord `recouvrement reconcile` ; un essai à blanc montre les courriers avec cet avertissement."""
+    d'abord `recouvrement reconcile` ; un essai à blanc montre les courriers avec cet avertissement. Refusé de même
+    quand des paiements ou des factures sont importés pendant les relances : relancer."""
     try:
         report = remind_and_send(ctx.engine, ctx.settings, as_of, out_dir, dry_run=dry_run, single_pdf=single_pdf)
-    except PaymentsNotReconciled as refused:
+    except LedgerChangedDuringRun as refused:
         error(refused.message)
         raise SystemExit(NOT_RECONCILED_EXIT) from None
     print_remind(report)

@@ -38,6 +38,12 @@ def payments_mark(conn: Connection) -> tuple[int, int]:
     return int(last_payment or 0), int(last_allocation or 0)
 
 
+def invoices_mark(conn: Connection) -> int:
+    """The row id of the last invoices file imported: an import since a reading may have changed a patient's
+    address, coverage (CSS, AME), birth date or guarantor (the import holds the writer lock: ids follow commits)."""
+    return int(conn.execute(text("SELECT MAX(id) FROM import_batch WHERE kind = 'invoices'")).scalar_one() or 0)
+
+
 def unreconciled_count(conn: Connection, as_of: date) -> int:
     """Payments dated on or before as_of (so counted in that day's balances) that no reconciliation has
     processed yet (`payment.reconciled` still false: imported since the last `reconcile`). A payment the
