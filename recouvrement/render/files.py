@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -99,9 +100,16 @@ def open_private_folder(parent: Path, prefix: str) -> PrivateFolder:
     return PrivateFolder(path, lock)
 
 
+# A folder still under its making name (`<prefix>new-…`) lives for the instant between its making and its rename:
+# one older than this, whose lock is free or never made, is a run's killed in that instant. It holds no letter.
+UNBORN_AFTER_SECONDS = 60.0
+
+
 def abandoned_private_folders(parent: Path, prefix: str) -> Iterator[PrivateFolder]:
     """Each private folder in `parent` whose run is gone (killed, or stopped by an error after recording), locked now
-    by the caller, who moves into place what it should and closes it."""
+    by the caller, who moves into place what it should and closes it. Folders left under their making name by a run
+    killed before it renamed one are removed on the way (they never hold a letter)."""
+    _remove_unborn(parent, prefix)
     for path in sorted(parent.glob(f"{prefix}run-*")):
         try:
             lock = _take_lock(path / OWNER, wait=False, create=False)
@@ -113,6 +121,28 @@ def abandoned_private_folders(parent: Path, prefix: str) -> Iterator[PrivateFold
             os.close(lock)
             continue
         yield PrivateFolder(path, lock)
+
+
+def _remove_unborn(parent: Path, prefix: str) -> None:
+    """The `<prefix>new-…` folders of runs killed between making and renaming them (older than UNBORN_AFTER_SECONDS,
+    their lock free or never made) removed."""
+    now = time.time()
+    for path in parent.glob(f"{prefix}new-*"):
+        try:
+            if now - path.stat().st_mtime < UNBORN_AFTER_SECONDS:
+                continue
+            lock = _take_lock(path / OWNER, wait=False, create=False)
+        except FileNotFoundError:
+            if not path.exists():     # renamed or removed meanwhile
+                continue
+            lock = -1                 # killed before its lock was made
+        if lock is None:              # its run holds it: alive (it renames the folder in an instant)
+            continue
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            if lock >= 0:
+                os.close(lock)
 
 
 def move_into_place(private: Path, parent: Path, names: Sequence[str]) -> None:
