@@ -224,3 +224,17 @@ def test_verify_files_of_untouched_files_exits_0(history, db_url, tmp_path):  # 
     _, out = history
     result = run(db_url, "audit", "verify", "--files", str(out), cwd=tmp_path)
     assert result.returncode == 0 and "0 modifié(s), 0 manquant(s)" in result.stdout
+
+
+def test_verify_files_says_a_letter_waiting_in_a_killed_runs_folder_and_exits_0(history, db_url, tmp_path):  # noqa: F811  (the imported fixture)
+    from recouvrement.render.files import OWNER
+    _, out = history
+    letter = next((out / "letters").glob("*.html"))
+    private = letter.parent / ".remind-run-killed"
+    private.mkdir()
+    (private / OWNER).touch()
+    letter.rename(private / letter.name)
+    result = run(db_url, "audit", "verify", "--files", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"{letter.resolve()} : intact, en attente dans {(private / letter.name).resolve()}" in result.stderr
+    assert "0 modifié(s), 0 manquant(s), 1 en attente" in result.stdout

@@ -47,10 +47,13 @@ def audit_verify(ctx: Context, folder: Path | None) -> None:
             error(f"{path} (empreinte de l'événement {seq})", label="fichier modifié")
         for path, seq in files.missing:
             error(f"{path} (écrit à l'événement {seq})", label="fichier manquant")
+        for path, left in files.waiting:
+            warning(f"{path} : intact, en attente dans {left} (passage de relances interrompu après "
+                    "l'enregistrement) ; le prochain « recouvrement remind » le met en place")
         if files.checked == 0:
             warning(f"le journal ne nomme aucun fichier sous {folder}")
         out.print(f"{files.checked} fichier(s) vérifié(s) : {len(files.modified)} modifié(s), "
-                  f"{len(files.missing)} manquant(s)")
+                  f"{len(files.missing)} manquant(s)" + (f", {len(files.waiting)} en attente" if files.waiting else ""))
         broken = broken or not files.ok
     if broken:
         sys.exit(1)

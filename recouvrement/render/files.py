@@ -145,6 +145,15 @@ def _remove_unborn(parent: Path, prefix: str) -> None:
                 os.close(lock)
 
 
+def waiting_in_private_folder(path: Path) -> Path | None:
+    """Where `path` waits, whole, in a private folder beside it (`<prefix>run-…`: a run killed or stopped after
+    recording its letters, before moving them into place; the next run moves them): that file, or None."""
+    for folder in sorted(path.parent.glob(".*run-*")):
+        if (folder / OWNER).exists() and (folder / path.name).is_file():
+            return folder / path.name
+    return None
+
+
 def move_into_place(private: Path, parent: Path, names: Sequence[str]) -> None:
     """The files moved from the private folder into `parent`, in the given order (a file already moved is
     skipped: a recovery finishes a move cut half-way)."""

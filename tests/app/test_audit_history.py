@@ -93,3 +93,21 @@ def test_a_missing_letter_or_agency_file_is_named(history):
         path.unlink()
     check = verify_files(engine, out)
     assert sorted(path for path, _ in check.missing) == sorted(str(p.resolve()) for p in gone)
+
+
+def test_a_letter_waiting_whole_in_a_killed_runs_private_folder_is_said_waiting_not_missing(history):
+    """A run killed after recording its letters, before moving them into place, leaves them in its private folder
+    (the next run moves them): intact, they wait; changed there, the letter is missing."""
+    from recouvrement.render.files import OWNER
+    engine, out = history
+    letters = sorted((out / "letters").glob("*.html"))
+    private = out / "letters" / ".remind-run-killed"
+    private.mkdir()
+    (private / OWNER).touch()
+    whole, changed = letters[0], letters[1]
+    whole.rename(private / whole.name)
+    (private / changed.name).write_text(changed.read_text(encoding="utf-8") + " ", encoding="utf-8")
+    changed.unlink()
+    check = verify_files(engine, out)
+    assert check.waiting == [(str(whole.resolve()), str((private / whole.name).resolve()))]
+    assert [path for path, _ in check.missing] == [str(changed.resolve())] and not check.ok
