@@ -131,42 +131,67 @@ def _euros(cents) -> str:
 
 
 def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes) -> pd.DataFrame:
+    """The patient's columns of each row, checked. A patient's details repeat on each of their invoices (a million
+    invoices name some 400,000 patients): each check runs once per distinct cell and is spread back to the rows."""
     patients = raw[["patient_id", "last_name", "first_name", "address", "postal_code", "city", *GUARANTOR]].copy()
     patients["email"] = raw["email"].where(raw["email"] != "", None)
-    patients["phone"] = _phones(raw["phone"], rejects)
+    patients["phone"] = _phones(Distinct(raw["phone"]), rejects)
     for column in ("sms_consent", "email_consent"):
-        patients[column] = _consents(raw[column], column, rejects)
+        patients[column] = _consents(Distinct(raw[column]), column, rejects)
     for column in ("email", "guarantor_email"):   # letters are sent there: core.contact's rule, value never echoed
-        rejects.add(~valid_emails(raw[column]), column, "pas une adresse e-mail valide (une seule adresse, "
-                    "sans nom, sans liste, sans commentaire)")
-    coverage = raw["coverage"].str.lower().str.replace("-", "_").replace({"": "none", "atmp": "at_mp"})
+        rejects.add(Distinct(raw[column]).spread(lambda cells: ~valid_emails(cells)), column,
+                    "pas une adresse e-mail valide (une seule adresse, sans nom, sans liste, sans commentaire)")
+    coverages = Distinct(raw["coverage"])
+    coverage = coverages.spread(lambda cells: cells.str.lower().str.replace("-", "_").replace({"": "none", "atmp": "at_mp"}))
     rejects.add(~coverage.isin(COVERAGES), "coverage", "doit valoir none, css, ame ou at_mp : " + raw["coverage"])
     patients["coverage"] = coverage
-    birth, bad_birth = parse_dates(raw["birth_date"])
+    births = Distinct(raw["birth_date"])
+    parsed = parse_dates(births.values)
+    birth, bad_birth = births.spread(lambda _: parsed[0]), births.spread(lambda _: parsed[1])
     rejects.add(bad_birth & (raw["birth_date"] != ""), "birth_date", "pas une date : " + raw["birth_date"])
-    rejects.add(dates_out_of_range(birth), "birth_date", DATE_OUT_OF_RANGE)
+    rejects.add(births.spread(lambda _: dates_out_of_range(parsed[0])), "birth_date", DATE_OUT_OF_RANGE)
     patients["birth_date"] = birth
-    patients["nir_hash"] = _nir_hashes(raw["nir"], rejects, nir_key)
+    patients["nir_hash"] = _nir_hashes(Distinct(raw["nir"]), rejects, nir_key)
     for column in GUARANTOR:
         patients[column] = patients[column].where(patients[column] != "", None)
     return patients[PATIENT_COLUMNS]
 
 
-def _phones(cells: pd.Series, rejects: RejectCollector) -> pd.Series:
+class Distinct:
+    """A column's distinct cells (`values`, a Series of text) and, for each row, the position of its cell among
+    them: a check or a conversion done on the distinct cells is `spread` back to the rows, equal to the same
+    done row by row (one pass of Arrow's hashing; the rows' text is never copied)."""
+
+    def __init__(self, cells: pd.Series) -> None:
+        text = pa.chunked_array(cells.astype("string[pyarrow]").array.__arrow_array__()).combine_chunks()
+        encoded = pc.dictionary_encode(text)
+        self.index = cells.index
+        self.codes = encoded.indices.to_numpy(zero_copy_only=False)
+        self.values = pd.Series(encoded.dictionary, dtype="string[pyarrow]")
+
+    def spread(self, compute) -> pd.Series:
+        """compute(values) (a Series aligned on `values`) for each row."""
+        found = compute(self.values)
+        if isinstance(found.dtype, pd.StringDtype):
+            return pd.Series(pa.array(found.array).take(self.codes), index=self.index, dtype=found.dtype)
+        return pd.Series(found.to_numpy()[self.codes], index=self.index, dtype=found.dtype)
+
+
+def _phones(cells: Distinct, rejects: RejectCollector) -> pd.Series:
     """Each phone in E.164 (core.contact.e164: French unless it starts with +), None when empty; a number that
     is not valid refuses its row, its value never echoed. All at once (core.contact.e164_many)."""
-    present = cells != ""
-    phones = e164_many(cells.where(present))
+    present = cells.spread(lambda values: values != "")
+    phones = cells.spread(lambda values: e164_many(values.where(values != "")))
     rejects.add(present & phones.isna(), "phone", PHONE_REFUSED)
     return phones
 
 
-def _consents(cells: pd.Series, column: str, rejects: RejectCollector) -> pd.Series:
+def _consents(cells: Distinct, column: str, rejects: RejectCollector) -> pd.Series:
     """True / False / None (empty: unchanged) from oui/non, 1/0, true/false …; anything else refuses the row."""
-    words = cells.astype(str).str.strip().str.lower()
+    words = cells.values.astype(str).str.strip().str.lower()
     found = words.map(CONSENT_WORDS)
-    rejects.add((words != "") & found.isna(), column, CONSENT_REFUSED)
-    return found.astype(object).where(found.notna(), None)
+    rejects.add(cells.spread(lambda _: (words != "") & found.isna()), column, CONSENT_REFUSED)
+    return cells.spread(lambda _: found.astype(object).where(found.notna(), None))
 
 
 def valid_emails(cells: pd.Series) -> pd.Series:
@@ -208,11 +233,14 @@ def _integers(digits: pd.Series) -> pd.Series:
     return pd.Series(array.to_numpy(), index=digits.index)
 
 
-def _nir_hashes(nirs: pd.Series, rejects: RejectCollector, nir_key: bytes) -> pd.Series:
-    present = nirs != ""
-    valid = nir_valid(nirs)
-    rejects.add(present & ~valid, "nir", "pas un NIR valide (format ou clé de contrôle)")   # the value is never echoed
-    # Each distinct NIR is hashed once (a patient has many invoices); -1 (no valid NIR) picks the final None.
-    codes, distinct = pd.factorize(compact_nirs(nirs).where(present & valid))
-    hashes = np.array([nir_hash(value, nir_key) for value in distinct.tolist()] + [None], dtype=object)
-    return pd.Series(hashes[codes], index=nirs.index, dtype=object)
+def _nir_hashes(nirs: Distinct, rejects: RejectCollector, nir_key: bytes) -> pd.Series:
+    cells = nirs.values
+    present = cells != ""
+    valid = nir_valid(cells)
+    rejects.add(nirs.spread(lambda _: present & ~valid), "nir",
+                "pas un NIR valide (format ou clé de contrôle)")   # the value is never echoed
+    # Each distinct cell is hashed once (a patient has many invoices); no valid NIR, no hash (None).
+    hashes = np.full(len(cells), None, dtype=object)
+    hashed = (present & valid).to_numpy(dtype=bool)
+    hashes[hashed] = [nir_hash(value, nir_key) for value in compact_nirs(cells[hashed]).tolist()]
+    return nirs.spread(lambda _: pd.Series(hashes, dtype=object))

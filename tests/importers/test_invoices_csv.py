@@ -126,3 +126,17 @@ def test_a_date_outside_1900_to_2100_is_refused_with_its_line_and_field(tmp_path
     assert parsed.frame["invoice_number"].tolist() == ["F1"]
     assert [(r.line, r.field, r.reason) for r in parsed.rejects] == [
         (3, field, "date hors de la période admise (1900 à 2100)")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["", "a@b.fr", "a@b", "Jean <j@x.fr>", "ß@straße.de", "06 54 91 92 31", "+1 202 555 0143",
+                                 "12", "oui", " Non ", "peut-être", "31/02/1990", "1990-01-02", "288127595492701"]),
+                min_size=1, max_size=30))
+def test_a_check_done_once_per_distinct_cell_gives_each_row_what_the_row_by_row_check_gives(cells):
+    """invoices_csv.Distinct: the patients' checks run on the distinct cells, spread back to the rows."""
+    column = pd.Series(cells, dtype="string[pyarrow]", index=range(5, 5 + len(cells)))
+    distinct = invoices_csv.Distinct(column)
+    for check in (invoices_csv.valid_emails, lambda c: c.str.upper(), lambda c: c.str.len(), nir_valid):
+        spread, direct = distinct.spread(check), check(column)
+        assert spread.index.equals(column.index)
+        assert spread.tolist() == direct.tolist()
