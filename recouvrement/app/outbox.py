@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import os
 import socket
 from dataclasses import dataclass, field
@@ -120,35 +121,60 @@ def sms_settings(settings: Settings) -> sms_channel.SmsSettings | None:
                                    timeout=float(settings.sms.timeout))
 
 
+class _NotSent(Exception):
+    """A message not sent: why (kept on its row), whether trying again could help (not `permanent`: the server or the
+    provider, not the message, and the rest of the run's messages wait), and the report's line: `said`, what became
+    of the message, then `closing`."""
+
+    def __init__(self, reason: str, permanent: bool, said: str, closing: str = "") -> None:
+        super().__init__(reason)
+        self.reason, self.permanent, self.said, self.closing = reason[:2000], permanent, said, closing
+
+
+def _drain(report: OutboxReport, queued: list[str], claim: Callable, deliver: Callable, give_back: Callable,
+           mark_sent: Callable) -> None:
+    """The one sending loop of both outboxes: each queued message claimed (another run's claim: skipped), delivered,
+    then marked sent; not sent, given back (permanent: that message only; else the rest wait for the next run);
+    interrupted (SIGTERM, ^C), given back to the queue, not sent as far as we know."""
+    me = sender_id()
+    for letter_id in queued:
+        claimed = claim(letter_id, me)
+        if claimed is None:
+            continue                       # another run is sending it
+        try:
+            receipt = deliver(letter_id, claimed)
+        except _NotSent as refused:
+            status = give_back(letter_id, me, refused.reason, refused.permanent)
+            report.errors.append(f"{letter_id} : {refused.said}{status}{refused.closing}")
+            if refused.permanent:
+                continue
+            break
+        except BaseException:
+            give_back(letter_id, me, "interrupted", False)
+            raise
+        mark_sent(letter_id, claimed, me, receipt)
+        report.sent += 1
+
+
 def send_queued(engine: Engine, smtp: SmtpSettings, *, send: Callable = send_email,
                 clock: Callable[[], datetime] = _utc_now) -> OutboxReport:
     """Send every queued letter (oldest first) until the queue is empty or the server fails us."""
     report = OutboxReport(taken_back=take_back_abandoned(engine, clock()))
-    me = sender_id()
-    for letter_id in queued_letters(engine):
-        claimed = _claim(engine, letter_id, me, clock())
-        if claimed is None:
-            continue                       # another run is sending it
-        patient_id, folder = claimed
+
+    def deliver(letter_id: str, claimed: tuple[str, str]) -> None:
         try:
-            data = (Path(folder) / f"{letter_id}.eml").read_bytes()
+            data = (Path(claimed[1]) / f"{letter_id}.eml").read_bytes()
             send(email.message_from_bytes(data, policy=email.policy.SMTP), smtp)
         except OSError as exc:             # the .eml was moved away: nothing to send until a person looks
-            status = _give_back(engine, letter_id, me, f"cannot read the .eml: {exc.strerror or exc}", True)
-            report.errors.append(f"{letter_id} : e-mail non envoyé, son .eml est illisible ({status})")
-            continue
+            raise _NotSent(f"cannot read the .eml: {exc.strerror or exc}", True,
+                           "e-mail non envoyé, son .eml est illisible (", ")") from exc
         except RecouvrementError as exc:   # a SendError, or a message refused before sending (its recipient)
-            permanent = exc.permanent if isinstance(exc, SendError) else True
-            status = _give_back(engine, letter_id, me, str(exc), permanent)
-            report.errors.append(f"{letter_id} : e-mail non envoyé ({exc}) ; {status}")
-            if permanent:
-                continue
-            break                          # the server, not the letter: the rest wait for the next run
-        except BaseException:              # SIGTERM, ^C: not sent as far as we know, back in the queue
-            _give_back(engine, letter_id, me, "interrupted", False)
-            raise
-        _mark_sent(engine, letter_id, patient_id, me, clock())
-        report.sent += 1
+            raise _NotSent(str(exc), exc.permanent if isinstance(exc, SendError) else True,
+                           f"e-mail non envoyé ({exc}) ; ") from exc
+
+    _drain(report, queued_letters(engine), lambda lid, me: _claim(engine, lid, me, clock()), deliver,
+           functools.partial(_give_back, engine),
+           lambda lid, claimed, me, _: _mark_sent(engine, lid, claimed[0], me, clock()))
     report.queued, report.failed = outbox_counts(engine)
     return report
 
@@ -170,33 +196,30 @@ def send_queued_sms(engine: Engine, settings: sms_channel.SmsSettings, *, send: 
                     clock: Callable[[], datetime] = _utc_now) -> OutboxReport:
     """Send every queued SMS (oldest first) until the queue is empty or the provider fails us."""
     report = OutboxReport(taken_back=take_back_abandoned_sms(engine, clock()))
-    me = sender_id()
     with engine.connect() as conn:
         queued = stored.queued_sms_ids(conn)
-    for letter_id in queued:
+
+    def claim(letter_id: str, me: str) -> tuple[str, str, str] | None:
         with writing(engine) as conn:
-            claimed = stored.claim_sms(conn, letter_id, me, clock())
-        if claimed is None:
-            continue                       # another run is sending it
-        patient_id, phone, text_ = claimed
+            return stored.claim_sms(conn, letter_id, me, clock())
+
+    def deliver(letter_id: str, claimed: tuple[str, str, str]) -> str:
         try:
-            provider_id = send(phone, text_, settings)
+            return send(claimed[1], claimed[2], settings)
         except sms_channel.SendError as exc:
-            with writing(engine) as conn:
-                status = stored.give_sms_back(conn, letter_id, me, str(exc)[:2000], exc.permanent)
-            report.errors.append(f"{letter_id} : SMS non envoyé ({exc}) ; {status}")
-            if exc.permanent:
-                continue
-            break                          # the provider, not the message: the rest wait for the next run
-        except BaseException:              # SIGTERM, ^C: not sent as far as we know, back in the queue
-            with writing(engine) as conn:
-                stored.give_sms_back(conn, letter_id, me, "interrupted", False)
-            raise
+            raise _NotSent(str(exc), exc.permanent, f"SMS non envoyé ({exc}) ; ") from exc
+
+    def give_back(letter_id: str, me: str, error: str, permanent: bool) -> str:
+        with writing(engine) as conn:
+            return stored.give_sms_back(conn, letter_id, me, error, permanent)
+
+    def mark_sent(letter_id: str, claimed: tuple[str, str, str], me: str, provider_id: str) -> None:
         with writing(engine) as conn:
             stored.mark_sms_sent(conn, letter_id, me, clock(), provider_id)
             append_event(conn, "reminder_sent", {"letter_id": letter_id, "channel": "sms",
-                                                 "provider_id": provider_id}, patient_id=patient_id)
-        report.sent += 1
+                                                 "provider_id": provider_id}, patient_id=claimed[0])
+
+    _drain(report, queued, claim, deliver, give_back, mark_sent)
     report.queued, report.failed = sms_counts(engine)
     return report
 
