@@ -162,34 +162,36 @@ def _summed_open_allocations(conn: Connection, as_of: date) -> pd.DataFrame:
 
 # What the matching engine reads of the patients: their names and their guarantors' (core.reconcile.Ledger).
 NAME_COLUMNS = ["patient_id", "last_name", "first_name", "guarantor_last_name", "guarantor_first_name"]
-_PAID = ("SELECT invoice_number, " + ", ".join(f"SUM(CASE WHEN payer_type = '{share}' THEN amount_cents ELSE 0 END) "
-                                                f"AS {share}" for share in SHARES)
-         + " FROM allocation GROUP BY invoice_number")
+_PAID_WITH_INVOICES = (
+    "SELECT i.invoice_number, i.compact_number, i.patient_id, i.issue_date, i.amo_cents, i.amc_cents, i.patient_cents, "
+    + ", ".join(f"COALESCE(a.{share}, 0) AS paid_{share}" for share in SHARES)
+    + " FROM invoice i LEFT JOIN (SELECT invoice_number, "
+    + ", ".join(f"SUM(CASE WHEN payer_type = '{share}' THEN amount_cents ELSE 0 END) AS {share}" for share in SHARES)
+    + " FROM allocation GROUP BY invoice_number) a ON a.invoice_number = i.invoice_number ORDER BY i.invoice_number")
 
 
 def matching_snapshot(conn: Connection) -> Snapshot:
     """The undated snapshot (everything recorded) narrowed to what the matching engine reads (core.ledger.due_matrix
     and core.reconcile.Ledger): invoices without their due date and mutuelle, patients with their names only
-    (NAME_COLUMNS), no credits or queue; allocations summed in the database per invoice, one row per share.
+    (NAME_COLUMNS), no credits or queue; allocations summed in the database per invoice and share, read on the
+    invoices' own rows (Snapshot.paid: not a million invoice numbers read a second time and looked up again).
     A million invoices: half the rows and a third of the text load_snapshot(conn, None) reads."""
-    invoices = read_frame(conn, "SELECT invoice_number, compact_number, patient_id, issue_date, amo_cents, amc_cents, "
-                                "patient_cents FROM invoice ORDER BY invoice_number")
+    invoices = read_frame(conn, _PAID_WITH_INVOICES)
+    paid_columns = [f"paid_{share}" for share in SHARES]
+    paid = (invoices[paid_columns].to_numpy(dtype="int64") if len(invoices)
+            else np.zeros((0, len(SHARES)), dtype="int64"))
+    invoices = invoices.drop(columns=paid_columns)
     for column in ("amo_cents", "amc_cents", "patient_cents"):
         invoices[column] = _cents(invoices[column])
     invoices["issue_date"] = as_dates(invoices["issue_date"])
-    paid = read_frame(conn, _PAID)
-    count = len(paid)
-    allocations = pd.DataFrame({"invoice_number": np.repeat(paid["invoice_number"].to_numpy(dtype=object), len(SHARES)),
-                                "payer_type": np.tile(np.array(SHARES, dtype=object), count),
-                                "payment_date": np.full(count * len(SHARES), None, dtype=object),
-                                "amount_cents": (paid[list(SHARES)].astype("int64").to_numpy().reshape(-1) if count
-                                                 else np.zeros(0, dtype="int64"))})
+    allocations = pd.DataFrame({"invoice_number": pd.Series(dtype=object), "payer_type": pd.Series(dtype=object),
+                                "payment_date": pd.Series(dtype=object), "amount_cents": pd.Series(dtype="int64")})
     transfers = read_frame(conn, "SELECT t.id AS transfer_id, t.invoice_number, t.from_payer, t.amount_cents, "
                                  "t.transfer_date, t.reversed_on, t.notified FROM share_transfer t ORDER BY t.id")
     patients = read_frame(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient")
     exceptions = pd.DataFrame({c: pd.Series(dtype=object) for c in EXCEPTION_COLUMNS})
     return Snapshot(None, invoices, allocations, _typed_transfers(transfers), exceptions, patients,
-                    load_write_offs(conn, None))
+                    load_write_offs(conn, None), paid=paid)
 
 
 def _patients_of(patients, numbers, invoices: pd.DataFrame) -> tuple[str, ...] | None:
@@ -264,10 +266,12 @@ def patient_allocations_on_moved_shares(conn: Connection, scoped: bool = False) 
                                 "a.payment_id WHERE t.invoice_number = s.invoice_number AND t.reversed_on IS NULL AND "
                                 "a.invoice_number = t.invoice_number AND a.payer_type = 'patient' ORDER BY a.id")
     else:
-        rows = read_frame(conn, "SELECT a.payment_id, a.invoice_number, a.amount_cents, p.payment_date FROM allocation a "
-                                "JOIN payment p ON p.payment_id = a.payment_id JOIN share_transfer t ON t.invoice_number "
-                                "= a.invoice_number AND t.reversed_on IS NULL WHERE a.payer_type = 'patient' "
-                                "ORDER BY a.id")
+        # From the standing transfers (tens of thousands) to their invoices' patient allocations by index: SQLite
+        # otherwise scanned every allocation (1M invoices: 0.32 -> 0.10 s CPU).
+        rows = read_frame(conn, "SELECT a.payment_id, a.invoice_number, a.amount_cents, p.payment_date FROM "
+                                "share_transfer t CROSS JOIN allocation a JOIN payment p ON p.payment_id = a.payment_id "
+                                "WHERE t.reversed_on IS NULL AND a.invoice_number = t.invoice_number AND "
+                                "a.payer_type = 'patient' ORDER BY a.id")
     rows = rows.drop_duplicates()
     rows["payment_date"] = as_dates(rows["payment_date"])
     return rows.reset_index(drop=True)
