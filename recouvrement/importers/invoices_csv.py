@@ -93,25 +93,35 @@ def read(path: Path, nir_key: bytes = b"", keep_care: bool = False) -> Parsed:
 
 
 def _dates(raw: pd.DataFrame, out: pd.DataFrame, rejects: RejectCollector) -> None:
-    out["issue_date"], bad = parse_dates(raw["issue_date"])
-    rejects.add(bad, "issue_date", "pas une date (attendu jj/mm/aaaa ou aaaa-mm-jj) : " + raw["issue_date"])
-    rejects.add(dates_out_of_range(out["issue_date"]), "issue_date", DATE_OUT_OF_RANGE)
-    due, bad_due = parse_dates(raw["due_date"])
-    rejects.add(bad_due & (raw["due_date"] != ""), "due_date", "pas une date : " + raw["due_date"])
-    rejects.add(dates_out_of_range(due), "due_date", DATE_OUT_OF_RANGE)
-    default = (pd.to_datetime(out["issue_date"], errors="coerce") + pd.Timedelta(days=DEFAULT_TERM_DAYS))
-    out["due_date"] = due.fillna(default.dt.strftime("%Y-%m-%d"))
+    """Issue and due dates, each distinct cell read once (a million invoices carry a few thousand dates)."""
+    issue = Distinct(raw["issue_date"])
+    dates, bad = parse_dates(issue.values)
+    default = (pd.to_datetime(dates, errors="coerce") + pd.Timedelta(days=DEFAULT_TERM_DAYS)).dt.strftime("%Y-%m-%d")
+    out["issue_date"] = issue.spread(dates)
+    refused = issue.spread(bad)
+    rejects.add(refused, "issue_date", "pas une date (attendu jj/mm/aaaa ou aaaa-mm-jj) : " + raw["issue_date"][refused])
+    rejects.add(issue.spread(dates_out_of_range(dates)), "issue_date", DATE_OUT_OF_RANGE)
+    due_cells = Distinct(raw["due_date"])
+    due_dates, bad_due = parse_dates(due_cells.values)
+    due = due_cells.spread(due_dates)
+    refused = due_cells.spread(bad_due & (due_cells.values != ""))
+    rejects.add(refused, "due_date", "pas une date : " + raw["due_date"][refused])
+    rejects.add(due_cells.spread(dates_out_of_range(due_dates)), "due_date", DATE_OUT_OF_RANGE)
+    out["due_date"] = due.fillna(issue.spread(default))
     rejects.add(out["due_date"] < out["issue_date"], "due_date", "antérieure à la date d'émission (issue_date)")
 
 
 def _amounts(raw: pd.DataFrame, out: pd.DataFrame, rejects: RejectCollector) -> None:
+    """The four amounts, each distinct cell read once (a million invoices carry some tens of thousands)."""
     for column, target in (("total_amount", "total_cents"), ("amo_amount", "amo_cents"),
                            ("amc_amount", "amc_cents"), ("patient_amount", "patient_cents")):
-        cell = raw[column]
+        cells = Distinct(raw[column])
+        values = cells.values
         if column in ("amc_amount", "patient_amount"):
-            cell = cell.mask(cell == "", "0")
-        cents, bad = parse_amounts(cell)
-        rejects.add(bad, column, "pas un montant en euros : " + raw[column].str.slice(0, 40))
+            values = values.mask(values == "", "0")
+        read_cents, read_bad = parse_amounts(values)
+        cents, bad = cells.spread(read_cents), cells.spread(read_bad)
+        rejects.add(bad, column, "pas un montant en euros : " + raw[column][bad].str.slice(0, 40))
         rejects.add(cents < 0, column, "montant négatif")
         rejects.add(cents > MAX_LINE_CENTS, column, AMOUNT_TOO_LARGE)
         out[target] = cents.fillna(0).astype("int64")
@@ -139,22 +149,29 @@ def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes) -> pd
     for column in ("sms_consent", "email_consent"):
         patients[column] = _consents(Distinct(raw[column]), column, rejects)
     for column in ("email", "guarantor_email"):   # letters are sent there: core.contact's rule, value never echoed
-        rejects.add(Distinct(raw[column]).spread(lambda cells: ~valid_emails(cells)), column,
+        rejects.add(_spread_check(raw[column], lambda cells: ~valid_emails(cells)), column,
                     "pas une adresse e-mail valide (une seule adresse, sans nom, sans liste, sans commentaire)")
     coverages = Distinct(raw["coverage"])
-    coverage = coverages.spread(lambda cells: cells.str.lower().str.replace("-", "_").replace({"": "none", "atmp": "at_mp"}))
-    rejects.add(~coverage.isin(COVERAGES), "coverage", "doit valoir none, css, ame ou at_mp : " + raw["coverage"])
+    coverage = coverages.spread(coverages.values.str.lower().str.replace("-", "_").replace({"": "none", "atmp": "at_mp"}))
+    unknown = ~coverage.isin(COVERAGES)
+    rejects.add(unknown, "coverage", "doit valoir none, css, ame ou at_mp : " + raw["coverage"][unknown])
     patients["coverage"] = coverage
     births = Distinct(raw["birth_date"])
     parsed = parse_dates(births.values)
-    birth, bad_birth = births.spread(lambda _: parsed[0]), births.spread(lambda _: parsed[1])
-    rejects.add(bad_birth & (raw["birth_date"] != ""), "birth_date", "pas une date : " + raw["birth_date"])
-    rejects.add(births.spread(lambda _: dates_out_of_range(parsed[0])), "birth_date", DATE_OUT_OF_RANGE)
+    birth, bad_birth = births.spread(parsed[0]), births.spread(parsed[1])
+    refused = bad_birth & (raw["birth_date"] != "")
+    rejects.add(refused, "birth_date", "pas une date : " + raw["birth_date"][refused])
+    rejects.add(births.spread(dates_out_of_range(parsed[0])), "birth_date", DATE_OUT_OF_RANGE)
     patients["birth_date"] = birth
     patients["nir_hash"] = _nir_hashes(Distinct(raw["nir"]), rejects, nir_key)
     for column in GUARANTOR:
         patients[column] = patients[column].where(patients[column] != "", None)
     return patients[PATIENT_COLUMNS]
+
+
+def _spread_check(cells: pd.Series, check) -> pd.Series:
+    distinct = Distinct(cells)
+    return distinct.spread(check(distinct.values))
 
 
 class Distinct:
@@ -169,19 +186,18 @@ class Distinct:
         self.codes = encoded.indices.to_numpy(zero_copy_only=False)
         self.values = pd.Series(encoded.dictionary, dtype="string[pyarrow]")
 
-    def spread(self, compute) -> pd.Series:
-        """compute(values) (a Series aligned on `values`) for each row."""
-        found = compute(self.values)
-        if isinstance(found.dtype, pd.StringDtype):
-            return pd.Series(pa.array(found.array).take(self.codes), index=self.index, dtype=found.dtype)
-        return pd.Series(found.to_numpy()[self.codes], index=self.index, dtype=found.dtype)
+    def spread(self, found: pd.Series) -> pd.Series:
+        """`found` (a Series aligned on `values`: what a check or a conversion gave for each distinct cell) for
+        each row."""
+        return pd.Series(found.array.take(self.codes), index=self.index, dtype=found.dtype)
 
 
 def _phones(cells: Distinct, rejects: RejectCollector) -> pd.Series:
     """Each phone in E.164 (core.contact.e164: French unless it starts with +), None when empty; a number that
     is not valid refuses its row, its value never echoed. All at once (core.contact.e164_many)."""
-    present = cells.spread(lambda values: values != "")
-    phones = cells.spread(lambda values: e164_many(values.where(values != "")))
+    given = cells.values != ""
+    present = cells.spread(given)
+    phones = cells.spread(e164_many(cells.values.where(given)))
     rejects.add(present & phones.isna(), "phone", PHONE_REFUSED)
     return phones
 
@@ -190,8 +206,8 @@ def _consents(cells: Distinct, column: str, rejects: RejectCollector) -> pd.Seri
     """True / False / None (empty: unchanged) from oui/non, 1/0, true/false …; anything else refuses the row."""
     words = cells.values.astype(str).str.strip().str.lower()
     found = words.map(CONSENT_WORDS)
-    rejects.add(cells.spread(lambda _: (words != "") & found.isna()), column, CONSENT_REFUSED)
-    return cells.spread(lambda _: found.astype(object).where(found.notna(), None))
+    rejects.add(cells.spread((words != "") & found.isna()), column, CONSENT_REFUSED)
+    return cells.spread(found.astype(object).where(found.notna(), None))
 
 
 def valid_emails(cells: pd.Series) -> pd.Series:
@@ -237,10 +253,10 @@ def _nir_hashes(nirs: Distinct, rejects: RejectCollector, nir_key: bytes) -> pd.
     cells = nirs.values
     present = cells != ""
     valid = nir_valid(cells)
-    rejects.add(nirs.spread(lambda _: present & ~valid), "nir",
+    rejects.add(nirs.spread(present & ~valid), "nir",
                 "pas un NIR valide (format ou clé de contrôle)")   # the value is never echoed
     # Each distinct cell is hashed once (a patient has many invoices); no valid NIR, no hash (None).
     hashes = np.full(len(cells), None, dtype=object)
     hashed = (present & valid).to_numpy(dtype=bool)
     hashes[hashed] = [nir_hash(value, nir_key) for value in compact_nirs(cells[hashed]).tolist()]
-    return nirs.spread(lambda _: pd.Series(hashes, dtype=object))
+    return nirs.spread(pd.Series(hashes, dtype=object))

@@ -137,6 +137,6 @@ def test_a_check_done_once_per_distinct_cell_gives_each_row_what_the_row_by_row_
     column = pd.Series(cells, dtype="string[pyarrow]", index=range(5, 5 + len(cells)))
     distinct = invoices_csv.Distinct(column)
     for check in (invoices_csv.valid_emails, lambda c: c.str.upper(), lambda c: c.str.len(), nir_valid):
-        spread, direct = distinct.spread(check), check(column)
+        spread, direct = distinct.spread(check(distinct.values)), check(column)
         assert spread.index.equals(column.index)
         assert spread.tolist() == direct.tolist()
