@@ -16,16 +16,12 @@ from recouvrement.db.reconcile import unreconciled
 # patient's line on a share with nothing left to pay: whether it is the patient's credit or a stranger's
 # mistyped reference depends on the payer's name (core.reconcile), which SQL does not compare.
 # Invoices the plain pass leaves to the engine: a share moved to the patient (looked up for the invoices the
-# new lines name only), a rejection pending, or a queued payment naming them (which the engine takes in date
-# order with the new ones).
-_BLOCKED = """
-CREATE TEMPORARY TABLE plain_blocked AS
-SELECT t.invoice_number FROM payment p CROSS JOIN share_transfer t
-      WHERE {unreconciled} AND p.id <= :last AND t.invoice_number = p.invoice_number AND t.reversed_on IS NULL
-UNION SELECT p.invoice_number FROM payment p WHERE p.status IN ('rejected', 'clawback') AND {unreconciled}
-      AND p.id <= :last
-UNION {queued}
-"""
+# new lines name only; none to look for when no share is moved), a rejection pending, or a queued payment
+# naming them (which the engine takes in date order with the new ones).
+_MOVED = """SELECT t.invoice_number FROM payment p CROSS JOIN share_transfer t
+      WHERE {unreconciled} AND p.id <= :last AND t.invoice_number = p.invoice_number AND t.reversed_on IS NULL"""
+_REJECTED = """SELECT p.invoice_number FROM payment p WHERE p.status IN ('rejected', 'clawback') AND {unreconciled}
+      AND p.id <= :last"""
 # The invoices a waiting queue entry names, of those the new lines name: read from the queue when it is the
 # smaller side (a first run: empty), else from the new lines (a night: a few thousand lines, a queue of tens
 # of thousands whose every payment would be looked up).
@@ -34,50 +30,96 @@ _QUEUED_FROM_QUEUE = """SELECT q.invoice_number FROM payment_exception e JOIN pa
 _QUEUED_FROM_NEW = """SELECT q.invoice_number FROM payment p CROSS JOIN payment q CROSS JOIN payment_exception e
       WHERE {unreconciled} AND p.id <= :last AND q.invoice_number = p.invoice_number
       AND e.payment_id = q.payment_id AND e.kind IN ('unmatched', 'ambiguous')"""
-_PLAIN = """
-CREATE TEMPORARY TABLE plain_explicit AS
-SELECT c.id, c.payment_id, c.invoice_number, c.payer_type, c.amount_cents, c.patient_id,
-       CASE WHEN c.due - c.before_cents <= 0 THEN 0
-            WHEN c.due - c.before_cents >= c.amount_cents THEN c.amount_cents
-            ELSE c.due - c.before_cents END AS paid
+# Each new paid line on a known invoice, with what its share leaves to pay before it: the share less what is
+# allocated to it already (nothing to look up on a first run: no allocation yet) and, on a share paid in
+# several lines (few: none in most runs), less the lines before it in (date, id) order. Counted first as if
+# each line were its share's only one: the lines of the shares paid several times are then counted again
+# (a window over those lines only), rather than the whole pass sorted by share for a window over every line.
+# The rows are kept in payment row order (SQLite: the rowid), the order the allocations are written in.
+_PLAIN_TABLE = """CREATE TEMPORARY TABLE plain_explicit (id {id_column}, payment_id VARCHAR, invoice_number VARCHAR,
+    payer_type VARCHAR, amount_cents BIGINT, patient_id VARCHAR, payment_date DATE, share BIGINT, due BIGINT,
+    paid BIGINT)"""
+_PAIDS = """
+INSERT INTO plain_explicit (id, payment_id, invoice_number, payer_type, amount_cents, patient_id, payment_date, share,
+                            due, paid)
+SELECT c.id, c.payment_id, c.invoice_number, c.payer_type, c.amount_cents, c.patient_id, c.payment_date, c.share,
+       c.due, CASE WHEN c.due <= 0 THEN 0 WHEN c.due >= c.amount_cents THEN c.amount_cents ELSE c.due END
 FROM (
-    SELECT p.id, p.payment_id, p.invoice_number, p.payer_type, p.amount_cents, i.patient_id,
+    SELECT p.id, p.payment_id, p.invoice_number, p.payer_type, p.amount_cents, i.patient_id, p.payment_date,
+           {share} AS share,
            CASE p.payer_type WHEN 'amo' THEN i.amo_cents WHEN 'amc' THEN i.amc_cents ELSE i.patient_cents END
-             - COALESCE((SELECT SUM(a.amount_cents) FROM allocation a WHERE a.invoice_number = p.invoice_number
-                         AND a.payer_type = p.payer_type), 0) AS due,
-           COALESCE(SUM(p.amount_cents) OVER (PARTITION BY p.invoice_number, p.payer_type
-                    ORDER BY p.payment_date, p.payment_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-             AS before_cents
+             {less_allocated} AS due
     FROM payment p JOIN invoice i ON i.invoice_number = p.invoice_number
-    WHERE {unreconciled} AND p.id <= :last AND p.status = 'paid'
-      AND p.payer_type IN ('amo', 'amc', 'patient')
-      AND NOT EXISTS (SELECT 1 FROM plain_blocked b WHERE b.invoice_number = p.invoice_number)
+    WHERE {unreconciled} AND p.id <= :last AND p.status = 'paid' AND p.payer_type IN ('amo', 'amc', 'patient')
 ) c
-WHERE NOT (c.payer_type = 'patient' AND c.due - c.before_cents <= 0)
 """
-
+_LESS_ALLOCATED = """- COALESCE((SELECT SUM(a.amount_cents) FROM allocation a WHERE a.invoice_number = p.invoice_number
+                         AND a.payer_type = p.payer_type), 0)"""
+# SQLite sorts an integer key faster than the invoice number and payer: the invoice's rowid and the payer.
+_SHARE_SQLITE = "i.rowid * 4 + CASE p.payer_type WHEN 'amo' THEN 1 WHEN 'amc' THEN 2 ELSE 3 END"
+_SHARED = """CREATE TEMPORARY TABLE plain_shared AS SELECT MIN(invoice_number) AS invoice_number,
+    MIN(payer_type) AS payer_type FROM plain_explicit GROUP BY {share} HAVING COUNT(*) > 1"""
+_BEFORE = """CREATE TEMPORARY TABLE plain_before AS
+SELECT e.id, COALESCE(SUM(e.amount_cents) OVER (PARTITION BY e.invoice_number, e.payer_type
+                      ORDER BY e.payment_date, e.payment_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+         AS before_cents
+FROM plain_explicit e JOIN plain_shared s ON s.invoice_number = e.invoice_number AND s.payer_type = e.payer_type"""
+_AFTER_BEFORE = """UPDATE plain_explicit SET due = plain_explicit.due - b.before_cents,
+    paid = CASE WHEN plain_explicit.due - b.before_cents <= 0 THEN 0
+                WHEN plain_explicit.due - b.before_cents >= plain_explicit.amount_cents THEN plain_explicit.amount_cents
+                ELSE plain_explicit.due - b.before_cents END
+FROM plain_before b WHERE b.id = plain_explicit.id AND b.before_cents <> 0"""
+_TABLES = ("plain_explicit", "plain_blocked", "plain_shared", "plain_before")
 
 
 def _queue_is_larger(conn: Connection, last_id: int) -> bool:
     """More entries wait in the queue than new lines wait to be reconciled (each counted by its own index or a
-    small table)."""
+    small table; the new lines not at all when nothing waits)."""
     waiting = conn.execute(text("SELECT COUNT(*) FROM payment_exception WHERE kind IN ('unmatched', 'ambiguous')"))
+    count = waiting.scalar_one()
+    if not count:
+        return False
     new = conn.execute(text(f"SELECT COUNT(*) FROM payment WHERE {unreconciled(conn)} AND id <= :last"),
                        {"last": last_id})
-    return waiting.scalar_one() > new.scalar_one()
+    return count > new.scalar_one()
+
+
+def _block(conn: Connection, last_id: int, pending: str) -> None:
+    """Takes out of plain_explicit the lines of the invoices the plain pass leaves to the engine (see _MOVED)."""
+    moved = conn.execute(text("SELECT 1 FROM share_transfer WHERE reversed_on IS NULL LIMIT 1")).first() is not None
+    queued = _QUEUED_FROM_NEW if _queue_is_larger(conn, last_id) else _QUEUED_FROM_QUEUE
+    arms = [_MOVED] if moved else []
+    arms += [_REJECTED, queued]
+    conn.execute(text("CREATE TEMPORARY TABLE plain_blocked AS "
+                      + " UNION ".join(arms).format(unreconciled=pending)), {"last": last_id})
+    # Driven by the blocked invoices (a few percent of the lines), each finding its payments by their index.
+    conn.execute(text("DELETE FROM plain_explicit WHERE id IN (SELECT p.id FROM plain_blocked b CROSS JOIN payment p "
+                      "WHERE p.invoice_number = b.invoice_number)"))
+
+
+def _plain_lines(conn: Connection, last_id: int) -> None:
+    """plain_explicit: the plain pass's lines (row id, payment, invoice, share, patient, paid: what is allocated)."""
+    sqlite = conn.dialect.name == "sqlite"
+    pending = unreconciled(conn, "p.reconciled")
+    conn.exec_driver_sql(_PLAIN_TABLE.format(id_column="INTEGER PRIMARY KEY" if sqlite else "BIGINT"))
+    allocated = conn.execute(text("SELECT 1 FROM allocation LIMIT 1")).first() is not None
+    conn.execute(text(_PAIDS.format(unreconciled=pending, share=_SHARE_SQLITE if sqlite else "0",
+                                    less_allocated=_LESS_ALLOCATED if allocated else "")), {"last": last_id})
+    _block(conn, last_id, pending)
+    conn.exec_driver_sql(_SHARED.format(share="share" if sqlite else "invoice_number, payer_type"))
+    if conn.execute(text("SELECT 1 FROM plain_shared LIMIT 1")).first() is not None:
+        conn.exec_driver_sql(_BEFORE)
+        conn.exec_driver_sql(_AFTER_BEFORE)
+    # A patient's line on a share with nothing left to pay goes to the engine (see above).
+    conn.exec_driver_sql("DELETE FROM plain_explicit WHERE payer_type = 'patient' AND due <= 0")
 
 
 def settle_plain_explicit(conn: Connection, last_id: int, now: datetime) -> tuple[int, int, int, int, int]:
     """Allocate the plain explicit payments up to row `last_id`, leave what is over as credits, mark them
     reconciled; (payments, allocations, cents allocated, credits, checksum of the allocations)."""
-    for table in ("plain_explicit", "plain_blocked"):
+    for table in _TABLES:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-    pending = unreconciled(conn, "p.reconciled")
-    queued = _QUEUED_FROM_NEW if _queue_is_larger(conn, last_id) else _QUEUED_FROM_QUEUE
-    conn.execute(text(_BLOCKED.format(unreconciled=pending, queued=queued.format(unreconciled=pending))),
-                 {"last": last_id})
-    conn.exec_driver_sql("CREATE INDEX plain_blocked_invoice ON plain_blocked (invoice_number)")
-    conn.execute(text(_PLAIN.format(unreconciled=pending)), {"last": last_id})
+    _plain_lines(conn, last_id)
     stamp = now.replace(tzinfo=None)
     # The first run fills an empty allocation table with most of its rows: its indexes are built once after that
     # (PostgreSQL: its keys too), sorted, rather than updated row by row; the run's later lookups find them in place.

@@ -108,3 +108,32 @@ def test_a_new_line_naming_an_invoice_a_queue_entry_names_waits_for_the_entry_wh
     assert with_sql == pure
     assert ("Q1", "F2025-000103", "patient", 2300, "explicit") in with_sql[0]    # the older payment first
     assert not [a for a in with_sql[0] if a[0] == "N1"]
+
+
+@pytest.mark.parametrize("in_steps", [False, True])
+def test_a_share_paid_in_several_lines_is_paid_in_date_then_id_order_on_both_paths(db_url, tmp_path, settings,
+                                                                                   in_steps):
+    # The set-based pass counts each line as its share's only one, then counts again the shares paid in several
+    # lines: out of row order, two on the same day (the id decides), one over the share, one on a paid share.
+    folder = tmp_path / "world"
+    folder.mkdir()
+    invoices_file(folder)
+    payments_file(folder, ["A3;2025-03-10;amo;CPAM;30,00;;F2025-000101;;",
+                           "A2;2025-03-05;amo;CPAM;30,00;;F2025-000101;;",
+                           "A1;2025-03-05;amo;CPAM;30,00;;F2025-000101;;",
+                           "M1;2025-03-06;amc;MGEN;20,00;;F2025-000101;;",
+                           "B1;2025-03-07;amo;CPAM;21,00;;F2025-000103;;",
+                           "B2;2025-03-08;amo;CPAM;5,00;;F2025-000103;;"], "day1.csv")
+    payments_file(folder, ["A4;2025-03-12;amo;CPAM;5,00;;F2025-000101;;",
+                           "C1;2025-03-12;amc;HARMONIE;4,00;;F2025-000103;;",
+                           "C2;2025-03-11;amc;HARMONIE;4,00;;F2025-000103;;"], "day2.csv")
+    with_sql, pure = reconciled_both_ways(folder, ("invoices.csv", "day1.csv", "day2.csv"), db_url, tmp_path,
+                                          settings, in_steps)
+    assert with_sql == pure
+    assert {a for a in with_sql[0] if a[0][0] in "ABCM"} == {
+        ("A1", "F2025-000101", "amo", 3000, "explicit"), ("A2", "F2025-000101", "amo", 3000, "explicit"),
+        ("A3", "F2025-000101", "amo", 1000, "explicit"), ("M1", "F2025-000101", "amc", 2000, "explicit"),
+        ("B1", "F2025-000103", "amo", 2100, "explicit"), ("C2", "F2025-000103", "amc", 400, "explicit"),
+        ("C1", "F2025-000103", "amc", 200, "explicit")}
+    credits = {row[0]: row[2] for row in with_sql[1] if row[1] == "credit"}
+    assert credits == {"A3": 2000, "B2": 500, "A4": 500, "C1": 200}
