@@ -57,6 +57,17 @@ def nir_hash(compact_nir: str, key: bytes) -> str:
     return hmac.digest(key, compact_nir.encode(), "sha256").hex()     # one call into OpenSSL
 
 
+def nir_hash_many(compact_nirs: list[str], key: bytes) -> list[str]:
+    """nir_hash of each: the key is set up once and copied (a third less than nir_hash each time)."""
+    keyed = hmac.new(key, digestmod="sha256")
+    hashes = []
+    for value in compact_nirs:
+        one = keyed.copy()
+        one.update(value.encode())
+        hashes.append(one.hexdigest())
+    return hashes
+
+
 def compact_nirs(nirs: pd.Series) -> pd.Series:
     """Vectorised stdnum.fr.nir.compact: spaces and dots out, upper case."""
     return nirs.astype("string[pyarrow]").str.replace(" ", "", regex=False).str.replace(".", "", regex=False).str.upper()
@@ -68,7 +79,7 @@ def compact_invoice_numbers(numbers: pd.Series) -> pd.Series:
 
 
 def read(path: Path, nir_key: bytes = b"", keep_care: bool = False) -> Parsed:
-    raw, warnings = read_table(path, REQUIRED, OPTIONAL)
+    raw, warnings = read_table(path, REQUIRED, OPTIONAL, unread=frozenset() if keep_care else frozenset(CARE_COLUMNS[1:]))
     rejects = RejectCollector(path.name, raw["source_line"])
     out = pd.DataFrame({"invoice_number": raw["invoice_number"], "patient_id": raw["patient_id"],
                         "source_line": raw["source_line"]})
@@ -258,5 +269,5 @@ def _nir_hashes(nirs: Distinct, rejects: RejectCollector, nir_key: bytes) -> pd.
     # Each distinct cell is hashed once (a patient has many invoices); no valid NIR, no hash (None).
     hashes = np.full(len(cells), None, dtype=object)
     hashed = (present & valid).to_numpy(dtype=bool)
-    hashes[hashed] = [nir_hash(value, nir_key) for value in compact_nirs(cells[hashed]).tolist()]
+    hashes[hashed] = nir_hash_many(compact_nirs(cells[hashed]).tolist(), nir_key)
     return nirs.spread(pd.Series(hashes, dtype=object))

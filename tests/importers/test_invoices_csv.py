@@ -140,3 +140,9 @@ def test_a_check_done_once_per_distinct_cell_gives_each_row_what_the_row_by_row_
         spread, direct = distinct.spread(check(distinct.values)), check(column)
         assert spread.index.equals(column.index)
         assert spread.tolist() == direct.tolist()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(nir_like, max_size=10), st.binary(min_size=0, max_size=80))
+def test_the_nirs_hashed_together_are_hashed_as_one_by_one(values, key):
+    assert invoices_csv.nir_hash_many(values, key) == [invoices_csv.nir_hash(value, key) for value in values]

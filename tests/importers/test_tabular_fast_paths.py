@@ -61,3 +61,18 @@ def test_a_utf8_file_with_a_byte_order_mark_reads_from_its_first_cell(tmp_path):
     path.write_bytes(b"\xef\xbb\xbfinvoice_number;city\r\nF1;Lyon\r\n")
     frame, _ = read_table(path, ["invoice_number"], ["city"])
     assert frame[["invoice_number", "city", "source_line"]].iloc[0].tolist() == ["F1", "Lyon", 2]
+
+
+def test_a_column_left_unread_is_empty_and_the_others_as_read(tmp_path):
+    """read_table(unread=…): the columns the caller will not keep are not converted, left empty as when the file
+    has none; every other cell, line and warning as without."""
+    path = tmp_path / "invoices.csv"
+    path.write_text("invoice_number;care_description;city;extra\nF1;  Détartrage  ; Paris ;\n\nF2;\"a\nb\";Lyon;x\n",
+                    encoding="utf-8")
+    whole, warnings = read_table(path, ["invoice_number"], ["care_description", "city"])
+    partial, partial_warnings = read_table(path, ["invoice_number"], ["care_description", "city"],
+                                           unread=frozenset({"care_description"}))
+    assert whole["care_description"].tolist() == ["Détartrage", "a\nb"]
+    assert partial["care_description"].tolist() == ["", ""]
+    assert partial.drop(columns="care_description").equals(whole.drop(columns="care_description"))
+    assert partial_warnings == warnings
