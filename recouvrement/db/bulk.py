@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import BigInteger, Boolean, Column, Connection, Date, MetaData, String, Table, Text, text
 
@@ -102,8 +103,7 @@ def bulk_insert(conn: Connection, table: str, frame: pd.DataFrame) -> None:
     columns = ", ".join(frame.columns)
     raw = _driver(conn)
     if conn.dialect.name == "sqlite":
-        marks = ", ".join("?" * len(frame.columns))
-        raw.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows_of(frame))
+        _insert_sqlite(raw, table, frame)
     else:
         data = _csv(frame)
         with raw.cursor() as cursor:
@@ -114,6 +114,66 @@ def bulk_insert(conn: Connection, table: str, frame: pd.DataFrame) -> None:
             else:
                 with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
                     copy.write(data)
+
+
+# Rows one INSERT statement writes on SQLite (a VALUES list): stepping and resetting a statement per row cost more
+# than storing it. At most SQLITE_VARIABLES cells a statement (SQLite's limit since 3.32).
+ROWS_A_STATEMENT = 500
+SQLITE_VARIABLES = 32_766
+# Text columns with fewer distinct values than this among their first SAMPLE cells are made Python objects once
+# per distinct value (a payer, a status, a date), not once per cell.
+SAMPLE, FEW_DISTINCT = 1_000, 100
+
+
+def _insert_sqlite(raw: Any, table: str, frame: pd.DataFrame) -> None:
+    """executemany of multi-row INSERTs, ROWS_AT_ONCE rows made Python objects at a time."""
+    width = len(frame.columns)
+    per = max(1, min(ROWS_A_STATEMENT, SQLITE_VARIABLES // width))
+    head = f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES "
+    for start in range(0, len(frame), ROWS_AT_ONCE):
+        cells, marks = _row_cells(frame.iloc[start:start + ROWS_AT_ONCE])
+        row = f"({', '.join(marks)})"
+        full = len(cells) - len(cells) % per
+        if full:
+            raw.executemany(head + ", ".join([row] * per), cells[:full].reshape(-1, per * width).tolist())
+        if full < len(cells):
+            raw.executemany(head + row, cells[full:].tolist())
+
+
+def _row_cells(frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """The frame's cells as plain Python values in a rows x columns array (drivers accept neither numpy types nor
+    NA), and each column's placeholder: a text column whose missing cells are its only empty ones sends them as
+    '' through NULLIF(?, ''), as sqlite3 binds None (and bool) through its adapters' lookup, a str directly."""
+    cells = np.empty((len(frame), len(frame.columns)), dtype=object)
+    marks = []
+    for j, name in enumerate(frame.columns):
+        column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column.dtype):
+            column = column.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+        if isinstance(column.dtype, pd.StringDtype):
+            text = column.array.__arrow_array__()
+            values, mark = _text_cells(text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text)
+        elif column.dtype == bool:
+            values, mark = column.to_numpy(dtype=np.int64), "?"
+        elif pd.api.types.is_integer_dtype(column.dtype) and not column.hasnans:
+            values, mark = column.to_numpy(dtype=np.int64), "?"
+        else:
+            values, mark = column.to_numpy(dtype=object, copy=True), "?"
+            if column.hasnans:                  # NA, NaN, NaT as None
+                values[pd.isna(column).to_numpy()] = None
+        cells[:, j] = values
+        marks.append(mark)
+    return cells, marks
+
+
+def _text_cells(values: pa.Array) -> tuple[np.ndarray, str]:
+    mark = "?"
+    if values.null_count and not pc.any(pc.equal(values, "")).as_py():
+        values, mark = pc.fill_null(values, ""), "NULLIF(?, '')"
+    if len(values) > SAMPLE and len(pc.unique(values.slice(0, SAMPLE))) < FEW_DISTINCT:
+        encoded = pc.dictionary_encode(values, null_encoding="encode")
+        return encoded.dictionary.to_numpy(zero_copy_only=False)[encoded.indices.to_numpy()], mark
+    return values.to_numpy(zero_copy_only=False), mark
 
 
 def _csv(frame: pd.DataFrame) -> bytes | None:

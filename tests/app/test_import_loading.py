@@ -109,3 +109,23 @@ def test_a_bulk_transaction_on_postgresql_runs_without_jit_compilation_and_leave
         assert conn.exec_driver_sql("SHOW jit").scalar_one() == "off"
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SHOW jit").scalar_one() == before
+
+
+def test_a_load_in_statements_of_several_rows_stores_each_cell_as_given_missing_apart_from_empty(engine, monkeypatch):
+    import pandas as pd
+
+    from recouvrement.db import bulk
+    monkeypatch.setattr(bulk, "ROWS_AT_ONCE", 7)          # 23 rows: chunks of 7, statements of 3 rows and the rest
+    monkeypatch.setattr(bulk, "ROWS_A_STATEMENT", 3)
+    monkeypatch.setattr(bulk, "SAMPLE", 4)                 # a few distinct values: made once each
+    n = 23
+    patients = pd.array([None if i % 4 == 0 else ("Lefèvre" if i % 2 else "N'Diaye") for i in range(n)], dtype="str")
+    reasons = [["r", "", "ß\u00a0;\"x\"", "Ligne\nsuivante"][i % 4] for i in range(n)]
+    frame = pd.DataFrame({"payment_id": pd.array([f"V{i:02d}" for i in range(n)], dtype="str"),
+                          "kind": pd.array(["credit"] * n, dtype="str"), "remaining_cents": range(-11, n - 11),
+                          "reason": reasons, "patient_id": patients})
+    with engine.begin() as conn:
+        bulk.bulk_insert(conn, "payment_exception", frame)
+    assert rows(engine, "SELECT payment_id, kind, remaining_cents, reason, patient_id FROM payment_exception "
+                        "ORDER BY payment_id") == [
+        (f"V{i:02d}", "credit", i - 11, reasons[i], None if i % 4 == 0 else patients[i]) for i in range(n)]
