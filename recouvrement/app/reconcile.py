@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine
 from recouvrement.audit import append_event
 from recouvrement.core.ledger import Snapshot, due_matrix
 from recouvrement.core.reconcile import (Ledger, Outcome, name_scope, payer_name_keys, payment_reach, reconcile,
-                                         referenced_numbers, rf_references_in, touched_invoices)
+                                         referenced_numbers, rf_references, rf_references_in, touched_invoices)
 from recouvrement.db import changes, explicit, name_index, open_items, remittances, retries
 from recouvrement.db import reconcile as store
 from recouvrement.db.bulk import bulk_insert
@@ -180,10 +180,16 @@ def _keep_reach(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame,
     retries.replace(conn, None if retried is None else [*retried, *payments["payment_id"]], reach)
     if outcome is None or ledger is None:
         return
+    # From the patients the waiting entries reach (a few tens of thousands) to their invoices the run touched: not
+    # every touched invoice's patient looked up among a million invoices (1M: 0.9 -> 0.2 s).
+    reached = {key[2:] for key in reach["key"] if key.startswith("p:")}
+    if not reached:
+        return
+    patient_ids = ledger.invoices["patient_id"].to_numpy(dtype=object)
+    theirs = np.fromiter((p in reached for p in patient_ids), dtype=bool, count=len(patient_ids))
     touched = touched_invoices(outcome, ledger.transfers)
-    patients = ledger.invoices.loc[ledger.invoices["invoice_number"].isin(touched), "patient_id"]
-    reached = set(reach["key"])
-    changes.note(conn, {"t:" + p for p in set(patients) if "p:" + p in reached})
+    numbers = ledger.invoices["invoice_number"].to_numpy(dtype=object)[theirs]
+    changes.note(conn, {"t:" + p for p, number in zip(patient_ids[theirs], numbers) if number in touched})
 
 
 def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool = True,
@@ -216,7 +222,8 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         changes.take(conn)
         report = ReconcileReport(payments=len(payments))
         outcome = ledger = None
-        letters = letter_invoices(conn, rf_references_in(payments))
+        found = rf_references(payments)       # validated once: the letters' lookup and the engine's rule
+        letters = letter_invoices(conn, rf_references_in(payments, found))
         if len(payments):
             whole = (_reads_whole_ledger(payments, store.invoices_about(conn)) if incremental is None
                      else not incremental)
@@ -225,7 +232,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
             ledger = load_ledger(conn) if whole else load_ledger_for(conn, payments, letters, reach)
             release_freed_memory()
             laps.lap("read")
-            outcome = reconcile(payments, _with_clawbacks(conn, payments, ledger), letters)
+            outcome = reconcile(payments, _with_clawbacks(conn, payments, ledger), letters, found)
             release_freed_memory()
             bulk_cache(conn, big=True)
             laps.lap("match")

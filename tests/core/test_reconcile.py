@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recouvrement.core.names import name_keys
-from recouvrement.core.reconcile import Ledger, patient_name_keys, payer_candidates, reconcile, rf_references_in
+from recouvrement.core.reconcile import (Ledger, patient_name_keys, payer_candidates, reconcile, rf_references,
+                                         rf_references_in)
 from recouvrement.core.references import compact_invoice_number, format_rf, letter_reference, rf_reference
 from recouvrement.importers.base import PAYMENT_COLUMNS
 
@@ -247,6 +248,16 @@ def test_money_is_conserved(frame):
     left = outcome.exceptions.set_index("payment_id")["remaining_cents"]
     for pid, amount in amounts.items():
         assert paid.get(pid, 0) + left.get(pid, 0) == amount
+
+
+@settings(max_examples=100, deadline=None)
+@given(payment_sets())
+def test_the_rf_references_found_beforehand_give_the_same_outcome(frame):
+    frame = frame.set_axis(range(len(frame) * 3, 0, -3))              # any labels, as the caller's
+    found = rf_references(frame)
+    alone, given_found = reconcile(frame, ledger()), reconcile(frame, ledger(), rf=found)
+    assert allocations(alone) == allocations(given_found) and exceptions(alone) == exceptions(given_found)
+    assert alone.exceptions["reason"].tolist() == given_found.exceptions["reason"].tolist()
 
 
 @settings(max_examples=100, deadline=None)
