@@ -48,7 +48,8 @@ def add_new(conn: Connection, patients: pd.DataFrame) -> None:
     rows = _rows(patients)
     bulk_insert(conn, "patient_name_key", rows)
     build_indexes(conn, set_aside, analyse="patient_name_key")
-    changes.note_patients(conn, _with_unnamed(rows, patients["patient_id"]))
+    if changes.anything_waits(conn):    # (a first file's 500,000 patients: nothing waits, nothing to work out)
+        changes.note_patients(conn, _with_unnamed(rows, patients["patient_id"]))
 
 
 def _with_unnamed(rows: pd.DataFrame, ids: pd.Series) -> pd.DataFrame:
