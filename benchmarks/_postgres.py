@@ -20,6 +20,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BULK_SETTINGS = {
     "shared_buffers": "1GB",
     "work_mem": "64MB",
+    "temp_buffers": "256MB",
     "maintenance_work_mem": "512MB",
     "max_wal_size": "8GB",
     "checkpoint_timeout": "30min",
