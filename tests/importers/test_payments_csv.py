@@ -62,3 +62,20 @@ def test_a_clawback_must_be_negative_an_insurers_and_name_its_invoice(tmp_path):
                   "K3;2025-03-02;amc;MGEN;-12,50;;;clawback;")
     assert parsed.frame.empty
     assert [(r.line, r.field) for r in parsed.rejects] == [(2, "amount"), (3, "status"), (4, "invoice_number")]
+
+
+def test_ids_repeated_in_a_file_are_found_whether_the_file_lists_them_in_order_or_not():
+    import pandas as pd
+    samples = [["A1", "A2", "A3"], ["A1", "A2", "A2", "A3"], ["A2", "A1", "A2"], ["B", "A", "B", "A"],
+               ["Straße", "Strasse", "STRASSE", "Straße"], ["x"], [], ["A1", "A10", "A2", "A10"]]
+    for ids in samples:
+        series = pd.Series(ids, dtype="str")
+        assert payments_csv._repeated(series).tolist() == series.duplicated().tolist(), ids
+
+
+def test_a_repeated_id_in_an_ordered_file_is_refused_on_its_second_line(tmp_path):
+    parsed = read(tmp_path, "P1;2025-03-02;amo;CPAM;10,00;;F1;paid;", "P2;2025-03-02;amo;CPAM;10,00;;F2;paid;",
+                  "P2;2025-03-02;amo;CPAM;11,00;;F3;paid;", "P3;2025-03-02;amo;CPAM;12,00;;F4;paid;")
+    assert [(r.line, r.field, r.reason) for r in parsed.rejects] == [
+        (4, "payment_id", "figure deux fois dans ce fichier : P2")]
+    assert parsed.frame["payment_id"].tolist() == ["P1", "P2", "P3"]
