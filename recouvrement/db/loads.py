@@ -97,6 +97,10 @@ def _load_if_all_new(conn: Connection, table: str, key: str, frame: pd.DataFrame
 
 
 def _any_known(conn: Connection, table: str, key: str, keys: pd.Series) -> bool:
+    if keys.empty:
+        return False
+    if conn.dialect.name == "sqlite" and not _any_between(conn, table, key, keys.min(), keys.max()):
+        return False
     values = keys.tolist()
     if conn.dialect.name == "postgresql":
         found = conn.execute(text(f"SELECT 1 FROM {table} WHERE {key} = ANY(:keys) LIMIT 1"), {"keys": values})
@@ -104,6 +108,14 @@ def _any_known(conn: Connection, table: str, key: str, keys: pd.Series) -> bool:
         found = conn.execute(text(f"SELECT 1 FROM {table} WHERE {key} IN (SELECT value FROM json_each(:keys)) "
                                   "LIMIT 1"), {"keys": json.dumps(values)})
     return found.first() is not None
+
+
+def _any_between(conn: Connection, table: str, key: str, low: str, high: str) -> bool:
+    """Some stored key lies between the file's lowest and highest (SQLite compares text by its bytes, as min and
+    max do by code points: the same order). One probe of the key's index; mostly none does (another payer's ids,
+    a later month's numbers), and then there is no need to look each of a million keys up."""
+    return conn.execute(text(f"SELECT 1 FROM {table} WHERE {key} BETWEEN :low AND :high LIMIT 1"),
+                        {"low": low, "high": high}).first() is not None
 
 
 def _store_patients(conn: Connection, patients: pd.DataFrame, issue_dates: pd.Series) -> None:

@@ -28,6 +28,32 @@ def test_a_first_import_leaves_every_index_of_the_loaded_tables_in_place(engine,
     assert {t: {i["name"] for i in inspect(engine).get_indexes(t)} for t in LOADED} == before
 
 
+def test_a_second_file_growing_the_table_by_half_leaves_every_index_in_place(engine, settings, tmp_path):
+    before = {i["name"] for i in inspect(engine).get_indexes("payment")}
+    import_file(engine, invoices_file(tmp_path), settings)
+    import_file(engine, payments_file(tmp_path, PAYMENTS, name="p1.csv"), settings)
+    second = import_file(engine, payments_file(tmp_path, MORE_PAYMENTS, name="p2.csv"), settings)   # 1 row onto 2
+    assert second.imported == 1 and {i["name"] for i in inspect(engine).get_indexes("payment")} == before
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT payment_id FROM payment WHERE invoice_number = 'F2025-000101' "
+                                 "ORDER BY payment_id")).scalars().all() == ["V1", "V3"]
+
+
+def test_a_file_whose_ids_lie_around_the_stored_ones_is_told_new_or_known_row_by_row(engine, settings, tmp_path):
+    import_file(engine, invoices_file(tmp_path), settings)
+    import_file(engine, payments_file(tmp_path, ["V5;15/01/2025;amo;CPAM;70,00;;F2025-000101;paid;"], name="a.csv"),
+                settings)
+    around = ["V1;16/01/2025;patient;Lefèvre;10,00;;;paid;", "V9;17/02/2025;amc;MGEN;20,00;;F2025-000101;paid;"]
+    assert import_file(engine, payments_file(tmp_path, around, name="b.csv"), settings).imported == 2
+    again = import_file(engine, payments_file(tmp_path, around + ["V7;18/02/2025;patient;Lefèvre;1,00;;;paid;"],
+                                              name="c.csv"), settings)
+    assert (again.imported, again.duplicates, again.rejects) == (1, 2, [])
+    assert [r[0] for r in rows(engine, "SELECT payment_id FROM payment ORDER BY id")] == ["V5", "V1", "V9", "V7"]
+    refused = import_file(engine, payments_file(tmp_path, ["V8;18/02/2025;patient;Lefèvre;0,00;;;paid;"], name="d.csv"),
+                          settings)                        # nothing left to load once its one row is refused
+    assert (refused.imported, len(refused.rejects)) == (0, 1)
+
+
 def test_files_split_in_two_give_the_same_tables_as_one_file(engine, settings, tmp_path):
     import_file(engine, invoices_file(tmp_path, INVOICES[:1], name="a.csv"), settings)   # P1 then known:
     import_file(engine, invoices_file(tmp_path, INVOICES[1:], name="b.csv"), settings)   # staged, not loaded
