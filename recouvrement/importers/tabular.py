@@ -164,13 +164,17 @@ def _parse_dates_arrow(values: pd.Series) -> tuple[pd.Series, pd.Series] | None:
     """parse_dates in Arrow's kernels (several times faster), when every well-shaped cell is a real date;
     None otherwise, and the pandas path then finds the bad cells. A test holds both paths equal."""
     text = pa.array(values.astype("string[pyarrow]").array).cast(pa.string())
-    parts = pc.extract_regex(text, FRENCH_DATE)
-    year = pc.struct_field(parts, "year")
-    if pc.any(pc.equal(year, "0000")).as_py():             # no year 0 in the French format (pandas says so)
-        return None
-    french = pc.binary_join_element_wise(year, pc.utf8_lpad(pc.struct_field(parts, "month"), 2, "0"),
-                                         pc.utf8_lpad(pc.struct_field(parts, "day"), 2, "0"), "-")
-    iso = pc.if_else(pc.match_substring_regex(text, ISO_DATE), text, french)
+    is_iso = pc.match_substring_regex(text, ISO_DATE)
+    if pc.all(is_iso).as_py():                             # an ISO file: no French date to rewrite
+        iso = text
+    else:
+        parts = pc.extract_regex(text, FRENCH_DATE)
+        year = pc.struct_field(parts, "year")
+        if pc.any(pc.equal(year, "0000")).as_py():         # no year 0 in the French format (pandas says so)
+            return None
+        french = pc.binary_join_element_wise(year, pc.utf8_lpad(pc.struct_field(parts, "month"), 2, "0"),
+                                             pc.utf8_lpad(pc.struct_field(parts, "day"), 2, "0"), "-")
+        iso = pc.if_else(is_iso, text, french)
     try:
         pc.cast(iso, pa.date32())                          # refuses 31/02 or month 13: any such cell
     except pa.ArrowInvalid:

@@ -36,6 +36,13 @@ def test_real_dates_in_both_formats_take_the_arrow_path():
     assert _parse_dates_arrow(values) is not None
 
 
+@pytest.mark.parametrize("cells", [["2024-02-29", "2025-12-31"], ["2025-02-30", "2025-01-01"], ["0000-01-01"],
+                                   ["1899-12-31", "2101-01-01"]])
+def test_a_column_of_iso_dates_only_agrees_with_the_pandas_path(cells):
+    values = pd.Series(cells, dtype="string[pyarrow]")
+    assert same(parse_dates(values), _parse_dates_pandas(values))
+
+
 def test_an_impossible_date_is_found_by_the_pandas_path():
     dates, bad = parse_dates(pd.Series(["31/02/2025", "01/03/2025"]))
     assert bad.tolist() == [True, False] and dates.iloc[1] == "2025-03-01"
