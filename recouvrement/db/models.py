@@ -128,7 +128,7 @@ class Allocation(SQLModel, table=True):
     __tablename__ = "allocation"
     id: int | None = Field(default=None, primary_key=True)
     payment_id: str = Field(index=True)
-    invoice_number: str = Field(index=True)
+    invoice_number: str                        # indexed with the share, amount and payment (below)
     payer_type: str                            # the share settled: amo | amc | patient
     amount_cents: int = cents()
     rule: str                                  # explicit | rf | text | name_amount | manual | agency | shift_back
@@ -403,8 +403,10 @@ class RunLock(SQLModel, table=True):
 Index("ix_payment_unreconciled", Payment.__table__.c.id,  # type: ignore[attr-defined]
       sqlite_where=text("reconciled = 0"),
       postgresql_where=text("reconciled = FALSE"))
-Index("ix_allocation_invoice_payer", Allocation.__table__.c.invoice_number,  # type: ignore[attr-defined]
-      Allocation.__table__.c.payer_type)  # type: ignore[attr-defined]
+# By invoice and share, with what the per-invoice sums read (amount, payment): SQLite sums from the index alone.
+Index("ix_allocation_invoice_covering", Allocation.__table__.c.invoice_number,  # type: ignore[attr-defined]
+      Allocation.__table__.c.payer_type, Allocation.__table__.c.amount_cents,  # type: ignore[attr-defined]
+      Allocation.__table__.c.payment_id)  # type: ignore[attr-defined]
 
 
 class Meta(SQLModel, table=True):
