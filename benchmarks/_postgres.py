@@ -24,7 +24,7 @@ BULK_SETTINGS = {
     "maintenance_work_mem": "512MB",
     "max_wal_size": "8GB",
     "checkpoint_timeout": "30min",
-    "wal_compression": "on",
+    "wal_compression": "lz4",
     "effective_cache_size": "4GB",
     "jit": "off",
 }
