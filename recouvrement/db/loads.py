@@ -99,7 +99,7 @@ def _load_if_all_new(conn: Connection, table: str, key: str, frame: pd.DataFrame
 def _any_known(conn: Connection, table: str, key: str, keys: pd.Series) -> bool:
     if keys.empty:
         return False
-    if conn.dialect.name == "sqlite" and not _any_between(conn, table, key, keys.min(), keys.max()):
+    if not _any_between(conn, table, key, keys.min(), keys.max()):
         return False
     values = keys.tolist()
     if conn.dialect.name == "postgresql":
@@ -113,8 +113,12 @@ def _any_known(conn: Connection, table: str, key: str, keys: pd.Series) -> bool:
 def _any_between(conn: Connection, table: str, key: str, low: str, high: str) -> bool:
     """Some stored key lies between the file's lowest and highest (SQLite compares text by its bytes, as min and
     max do by code points: the same order). One probe of the key's index; mostly none does (another payer's ids,
-    a later month's numbers), and then there is no need to look each of a million keys up."""
-    return conn.execute(text(f"SELECT 1 FROM {table} WHERE {key} BETWEEN :low AND :high LIMIT 1"),
+    a later month's numbers), and then there is no need to look each of a million keys up. PostgreSQL compares
+    in its "C" collation (by bytes: the same order again) rather than the database's, which its index follows:
+    a scan of the table, comparing bytes (958,537 stored payments: 0.05-0.1 s), where sending the AMC file's
+    741,417 keys for `= ANY` took 1.0-1.3 s of the server's CPU and the client's making of the list."""
+    compared = f'{key} COLLATE "C"' if conn.dialect.name == "postgresql" else key
+    return conn.execute(text(f"SELECT 1 FROM {table} WHERE {compared} BETWEEN :low AND :high LIMIT 1"),
                         {"low": low, "high": high}).first() is not None
 
 
