@@ -5,10 +5,12 @@ transaction. Conflicts come back as (key, source line) pairs; the caller words t
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Callable
 
 import pandas as pd
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, Index, inspect, text
 
 from recouvrement.db.bulk import bulk_insert, stage
 from recouvrement.db import changes, name_index
@@ -46,12 +48,22 @@ def store_invoices(conn: Connection, invoices: pd.DataFrame, patients: pd.DataFr
                    care: pd.DataFrame) -> tuple[int, int, list[tuple[str, int]]]:
     """Invoices (with their patients, and their care details when kept): (imported, duplicates, conflicts as
     (invoice_number, source_line): known numbers with a different patient, date or amounts)."""
-    _store_patients(conn, patients, invoices["issue_date"])
+    # The patients' rows are worked out while a first load's invoice indexes are built (see _load_if_all_new).
+    first_patients = conn.execute(text("SELECT 1 FROM patient LIMIT 1")).first() is None
+    prepared: list[tuple[pd.DataFrame, pd.DataFrame | None]] = []
+
+    def prepare() -> None:
+        newest = newest_details(patients, invoices["issue_date"])
+        prepared.append((newest, name_index.key_rows(newest) if first_patients else None))
+
     changes.note_invoices(conn, invoices)
-    if _load_if_all_new(conn, "invoice", "invoice_number", invoices):
+    if _load_if_all_new(conn, "invoice", "invoice_number", invoices, meanwhile=prepare):
         imported, duplicates, conflicts = len(invoices), 0, list[tuple[str, int]]()
     else:
         imported, duplicates, conflicts = _store_invoices_staged(conn, invoices)
+    if not prepared:
+        prepare()
+    _store_patients(conn, *prepared[0])
     if len(care):
         stage(conn, "stage_care", care, {"care_description": "text"})
         conn.execute(text("INSERT INTO invoice_care (invoice_number, care_description, act_codes) "
@@ -74,13 +86,16 @@ def _store_invoices_staged(conn: Connection, invoices: pd.DataFrame) -> tuple[in
     return imported, duplicates, conflicts
 
 
-def _load_if_all_new(conn: Connection, table: str, key: str, frame: pd.DataFrame) -> bool:
+def _load_if_all_new(conn: Connection, table: str, key: str, frame: pd.DataFrame,
+                     meanwhile: Callable[[], None] | None = None) -> bool:
     """Loads `frame` straight into `table` when no stored row holds one of its keys (then there is nothing
     to compare, and staging + comparing would cost several times the load) and says whether it did.
 
     Into an empty table the secondary indexes are built once after the load, sorted, rather than updated
     row by row (a million invoices: 40 % less time), and on PostgreSQL the table is analysed: the reconcile that
-    follows plans on its statistics (autovacuum would analyse it later, maybe after the reconcile)."""
+    follows plans on its statistics (autovacuum would analyse it later, maybe after the reconcile).
+    `meanwhile` (work that does not touch the database) is run when the load is done: in a second thread while
+    the indexes are built (SQLite and the PostgreSQL client wait for a statement without holding the GIL)."""
     empty = conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1")).first() is None
     if not empty and _any_known(conn, table, key, frame[key]):
         return False
@@ -89,11 +104,31 @@ def _load_if_all_new(conn: Connection, table: str, key: str, frame: pd.DataFrame
     for index in rebuilt:
         index.drop(conn)
     bulk_insert(conn, table, frame)
-    for index in rebuilt:
-        index.create(conn)
+    _build_while(conn, rebuilt, meanwhile)
     if empty and conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ANALYZE {table}")   # the planner's statistics said empty: the next reads plan on them
     return True
+
+
+def _build_while(conn: Connection, indexes: list[Index], meanwhile: Callable[[], None] | None) -> None:
+    """Builds `indexes` and runs `meanwhile`, at the same time when there are both (the build in its own thread,
+    the connection used by it alone meanwhile); a failure of either is raised once both are over."""
+    if not indexes or meanwhile is None:
+        for index in indexes:
+            index.create(conn)
+        if meanwhile is not None:
+            meanwhile()
+        return
+    def build() -> None:
+        for index in indexes:
+            index.create(conn)
+
+    with ThreadPoolExecutor(max_workers=1) as builder:
+        built = builder.submit(build)
+        try:
+            meanwhile()
+        finally:
+            built.result()
 
 
 def _any_known(conn: Connection, table: str, key: str, keys: pd.Series) -> bool:
@@ -122,16 +157,21 @@ def _any_between(conn: Connection, table: str, key: str, low: str, high: str) ->
                         {"low": low, "high": high}).first() is not None
 
 
-def _store_patients(conn: Connection, patients: pd.DataFrame, issue_dates: pd.Series) -> None:
-    """New patients are added; known ones take the details of their most recent invoice (by issue date),
-    so the result does not depend on the order in which files are imported."""
+def newest_details(patients: pd.DataFrame, issue_dates: pd.Series) -> pd.DataFrame:
+    """One row per patient (by patient_id), with identity_date: the details of their most recent invoice (by issue
+    date), the newest non-empty value of each (an export that leaves a cell empty erases nothing)."""
     patients = patients.copy()
     patients["identity_date"] = issue_dates.to_numpy()
-    # The newest non-empty value of each detail: an export that leaves a cell empty erases nothing.
-    patients = (patients.sort_values(["identity_date", "patient_id"], kind="stable")
-                .groupby("patient_id", sort=True, as_index=False).last())
+    return (patients.sort_values(["identity_date", "patient_id"], kind="stable")
+            .groupby("patient_id", sort=True, as_index=False).last())
+
+
+def _store_patients(conn: Connection, patients: pd.DataFrame, name_keys: pd.DataFrame | None = None) -> None:
+    """New patients are added; known ones take the details of their most recent invoice (`patients` as
+    newest_details gives them), so the result does not depend on the order in which files are imported.
+    `name_keys`: the new patients' name keys, when already worked out (name_index.key_rows)."""
     if _load_if_all_new(conn, "patient", "patient_id", patients):
-        name_index.add_new(conn, patients)
+        name_index.add_new(conn, patients, name_keys)
         return
     stage(conn, "stage_patient", patients, {"birth_date": "date", "identity_date": "date", "sms_consent": "bool",
                                             "email_consent": "bool"}, index="patient_id")

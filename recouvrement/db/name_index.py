@@ -26,15 +26,17 @@ def _among(ids: pd.Series, among) -> np.ndarray:
     return pc.is_in(pa.array(ids, type=pa.large_string()), value_set=values).to_numpy(zero_copy_only=False)
 
 
-def _rows(patients: pd.DataFrame) -> pd.DataFrame:
+def key_rows(patients: pd.DataFrame) -> pd.DataFrame:
+    """The index's rows for these patients (patient_id and the four name columns): last_key, first_key, patient_id,
+    sorted as the index is."""
     keys = patient_name_keys(patients).rename(columns={"last": "last_key", "first": "first_key"})
     return keys[["last_key", "first_key", "patient_id"]].sort_values(["last_key", "first_key", "patient_id"])
 
 
-def add_new(conn: Connection, patients: pd.DataFrame) -> None:
-    """Index patients just inserted: patient_id and the four name columns. Keys left under their ids (patients
-    deleted by hand, then imported again) are replaced; into an empty index, straight, its secondary index built
-    once after, sorted (a first file's 500,000 patients)."""
+def add_new(conn: Connection, patients: pd.DataFrame, rows: pd.DataFrame | None = None) -> None:
+    """Index patients just inserted: patient_id and the four name columns (`rows`: their key_rows, when already
+    worked out). Keys left under their ids (patients deleted by hand, then imported again) are replaced; into an
+    empty index, straight, its secondary index built once after, sorted (a first file's 500,000 patients)."""
     set_aside: list[str] = []
     if conn.execute(text("SELECT 1 FROM patient_name_key LIMIT 1")).first() is not None:
         ids = patients["patient_id"].tolist()
@@ -45,7 +47,7 @@ def add_new(conn: Connection, patients: pd.DataFrame) -> None:
                          {"ids": json.dumps(ids)})
     else:
         set_aside = set_aside_indexes(conn, "patient_name_key")
-    rows = _rows(patients)
+    rows = key_rows(patients) if rows is None else rows
     bulk_insert(conn, "patient_name_key", rows)
     build_indexes(conn, set_aside, analyse="patient_name_key")
     if changes.anything_waits(conn):    # (a first file's 500,000 patients: nothing waits, nothing to work out)
@@ -67,7 +69,7 @@ def refresh_staged(conn: Connection, staging: str) -> None:
                                 "CROSS JOIN patient p WHERE p.patient_id = s.patient_id")
     before = read_frame(conn, f"SELECT k.last_key, k.first_key, k.patient_id FROM {staging} s "
                               "CROSS JOIN patient_name_key k WHERE k.patient_id = s.patient_id")
-    rows = _rows(patients)
+    rows = key_rows(patients)
     renamed = _renamed(_with_unnamed(rows, patients["patient_id"]), before)
     ids = renamed["patient_id"].drop_duplicates()
     if ids.empty:
@@ -94,7 +96,7 @@ def _renamed(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
 def refresh_all(conn: Connection) -> None:
     """Index every stored patient (the migration that creates the index)."""
     conn.execute(text("DELETE FROM patient_name_key"))
-    bulk_insert(conn, "patient_name_key", _rows(read_frame(conn, f"SELECT {NAME_COLUMNS} FROM patient")))
+    bulk_insert(conn, "patient_name_key", key_rows(read_frame(conn, f"SELECT {NAME_COLUMNS} FROM patient")))
 
 
 # The n-th bearer of an asked key, by id (one seek in the index's (last, first, patient) order).

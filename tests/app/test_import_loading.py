@@ -155,3 +155,52 @@ def test_a_load_in_statements_of_several_rows_stores_each_cell_as_given_missing_
     assert rows(engine, "SELECT payment_id, kind, remaining_cents, reason, patient_id FROM payment_exception "
                         "ORDER BY payment_id") == [
         (f"V{i:02d}", "credit", i - 11, reasons[i], None if i % 4 == 0 else patients[i]) for i in range(n)]
+
+
+NAME_KEYS = "SELECT last_key, first_key, patient_id FROM patient_name_key WHERE patient_id <> 'Z9' ORDER BY 1, 2, 3"
+PATIENTS = "SELECT * FROM patient WHERE patient_id <> 'Z9' ORDER BY patient_id"
+
+
+def test_a_first_load_works_out_its_patients_while_the_invoice_indexes_build_and_stores_the_same_rows(
+        engine, settings, tmp_path):
+    """Into empty tables the patients and their name keys are prepared in a second thread's time (db.loads
+    _build_while); into tables holding another patient they are worked out after, one step at a time."""
+    import_file(engine, invoices_file(tmp_path), settings)
+    first = [rows(engine, PATIENTS), rows(engine, NAME_KEYS), rows(engine, TABLES[1])]
+    with engine.begin() as conn:
+        for table in ("invoice", "patient_name_key", "patient"):
+            conn.execute(text(f"DELETE FROM {table}"))
+        conn.execute(text("INSERT INTO patient (patient_id, last_name, first_name, address, postal_code, city, "
+                          "coverage) VALUES ('Z9', 'Zed', 'Zoé', '1 rue', '75001', 'Paris', 'none')"))
+    import_file(engine, invoices_file(tmp_path, name="again.csv"), settings)
+    assert [rows(engine, PATIENTS), rows(engine, NAME_KEYS), rows(engine, TABLES[1])] == first
+    assert first[0] and first[1]
+
+
+class _Index:
+    def __init__(self, built: list[str], fails: bool = False) -> None:
+        self.built, self.fails = built, fails
+
+    def create(self, conn) -> None:
+        if self.fails:
+            raise RuntimeError("build failed")
+        self.built.append("index")
+
+
+def test_the_indexes_and_the_work_done_meanwhile_both_run_and_either_failure_is_raised():
+    import pytest
+
+    from recouvrement.db.loads import _build_while
+    done: list[str] = []
+    _build_while(None, [_Index(done), _Index(done)], lambda: done.append("meanwhile"))  # type: ignore[arg-type]
+    assert sorted(done) == ["index", "index", "meanwhile"]
+
+    def fails() -> None:
+        raise ValueError("meanwhile failed")
+    done.clear()
+    with pytest.raises(ValueError):
+        _build_while(None, [_Index(done)], fails)  # type: ignore[arg-type]
+    assert done == ["index"]                          # the build was waited for
+    with pytest.raises(RuntimeError):
+        _build_while(None, [_Index(done, fails=True)], lambda: done.append("meanwhile"))  # type: ignore[arg-type]
+    assert done[-1] == "meanwhile"
