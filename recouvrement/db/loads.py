@@ -137,8 +137,9 @@ def _any_known(conn: Connection, table: str, key: str, keys: pd.Series) -> bool:
     if not _any_between(conn, table, key, keys.min(), keys.max()):
         return False
     values = keys.tolist()
-    if conn.dialect.name == "postgresql":
-        found = conn.execute(text(f"SELECT 1 FROM {table} WHERE {key} = ANY(:keys) LIMIT 1"), {"keys": values})
+    if conn.dialect.name == "postgresql":   # the keys as one JSON text: psycopg adapts a list's items one by one
+        found = conn.execute(text(f"SELECT 1 FROM {table} WHERE {key} = ANY(ARRAY(SELECT json_array_elements_text("
+                                  "CAST(:keys AS json)))) LIMIT 1"), {"keys": json.dumps(values)})
     else:                                  # one parameter for any number of keys (SQLite's JSON1, built in)
         found = conn.execute(text(f"SELECT 1 FROM {table} WHERE {key} IN (SELECT value FROM json_each(:keys)) "
                                   "LIMIT 1"), {"keys": json.dumps(values)})

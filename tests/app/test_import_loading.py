@@ -54,6 +54,17 @@ def test_a_file_whose_ids_lie_around_the_stored_ones_is_told_new_or_known_row_by
     assert (refused.imported, len(refused.rejects)) == (0, 1)
 
 
+def test_ids_with_quotes_backslashes_and_any_character_are_found_known_on_a_second_import(engine, settings, tmp_path):
+    import_file(engine, invoices_file(tmp_path), settings)
+    hostile = ['"Q""1";16/01/2025;patient;Lefèvre;10,00;;;paid;', "É\\2;16/01/2025;patient;Lefèvre;10,00;;;paid;",
+               "Ω'3;16/01/2025;patient;Lefèvre;10,00;;;paid;", "\U0001F600 4;16/01/2025;patient;Lefèvre;10,00;;;paid;"]
+    first = import_file(engine, payments_file(tmp_path, hostile, name="a.csv"), settings)
+    again = import_file(engine, payments_file(tmp_path, hostile, name="b.csv"), settings)
+    assert (first.imported, first.rejects, again.imported, again.duplicates) == (4, [], 0, 4)
+    assert sorted(r[0] for r in rows(engine, "SELECT payment_id FROM payment")) == sorted(
+        ['Q"1', "É\\2", "Ω'3", "\U0001F600 4"])
+
+
 def test_files_split_in_two_give_the_same_tables_as_one_file(engine, settings, tmp_path):
     import_file(engine, invoices_file(tmp_path, INVOICES[:1], name="a.csv"), settings)   # P1 then known:
     import_file(engine, invoices_file(tmp_path, INVOICES[1:], name="b.csv"), settings)   # staged, not loaded
