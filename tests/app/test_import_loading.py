@@ -137,15 +137,26 @@ def test_a_frame_glued_from_an_empty_part_and_a_filled_one_is_stored_as_given(en
 
 
 def test_a_bulk_transaction_on_postgresql_runs_without_jit_compilation_and_leaves_the_setting_after_it(engine):
+    # and with work_mem raised to 256 MB, never lowered
     if engine.dialect.name != "postgresql":
         return
-    from recouvrement.db.session import bulk_transaction
+    from recouvrement.db.session import BULK_WORK_MEM, bulk_transaction
     with engine.connect() as conn:
         before = conn.exec_driver_sql("SHOW jit").scalar_one()
+        memory = conn.exec_driver_sql("SHOW work_mem").scalar_one()
     with bulk_transaction(engine) as conn:
         assert conn.exec_driver_sql("SHOW jit").scalar_one() == "off"
+        assert conn.exec_driver_sql("SHOW work_mem").scalar_one() == "256MB"
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SHOW jit").scalar_one() == before
+        assert conn.exec_driver_sql("SHOW work_mem").scalar_one() == memory
+        conn.exec_driver_sql("SET work_mem = '1GB'")            # a server's larger setting is kept
+        conn.commit()
+        with conn.begin():
+            conn.exec_driver_sql(BULK_WORK_MEM)
+            assert conn.exec_driver_sql("SHOW work_mem").scalar_one() == "1GB"
+        conn.exec_driver_sql("RESET work_mem")
+        conn.commit()
 
 
 def test_a_load_in_statements_of_several_rows_stores_each_cell_as_given_missing_apart_from_empty(engine, monkeypatch):
