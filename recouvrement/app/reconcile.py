@@ -126,9 +126,11 @@ def _watermark(conn: Connection) -> str:
     return f"{invoices}:{payments}"
 
 
-def pending_payments(conn: Connection, last_id: int, retried: list[str] | None = None) -> pd.DataFrame:
-    """New payments (up to row `last_id`) and the queue entries to try again (`retried`; None: all of them)."""
-    payments = store.pending_payments(conn, last_id, PAYMENT_COLUMNS, retried)
+def pending_payments(conn: Connection, last_id: int, retried: list[str] | None = None,
+                     settled: bool = False) -> pd.DataFrame:
+    """New payments (up to row `last_id`; `settled`: but those the explicit pass settled) and the queue entries to
+    try again (`retried`; None: all of them)."""
+    payments = store.pending_payments(conn, last_id, PAYMENT_COLUMNS, retried, settled)
     payments["payment_date"] = _iso(payments["payment_date"])
     return payments
 
@@ -147,14 +149,15 @@ def _reach(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame) -> p
     return retries.resolve(conn, payment_reach(payments, letters))
 
 
-def _payments_to_try(conn: Connection, last_id: int,
-                     whole_queue: bool) -> tuple[pd.DataFrame, list[str] | None, pd.DataFrame | None]:
-    """The new payments and the queue entries to try again with them: every entry (`whole_queue`), else those
-    what changed since the last run can reach, closed over the patients the new payments may settle
-    (db.retries). Returns (payments, the entries retried (None: all), their reach (None: not read))."""
+def _payments_to_try(conn: Connection, last_id: int, whole_queue: bool,
+                     plain: bool) -> tuple[pd.DataFrame, list[str] | None, pd.DataFrame | None]:
+    """The new payments (`plain`: but those the explicit pass settled) and the queue entries to try again with
+    them: every entry (`whole_queue`), else those what changed since the last run can reach, closed over the
+    patients the new payments may settle (db.retries). Returns (payments, the entries retried (None: all), their
+    reach (None: not read))."""
     if whole_queue:
-        return pending_payments(conn, last_id), None, None
-    new = pending_payments(conn, last_id, [])
+        return pending_payments(conn, last_id, settled=plain), None, None
+    new = pending_payments(conn, last_id, [], plain)
     reach = _reach(conn, new, letter_invoices(conn, rf_references_in(new)))
     settled = reach.loc[reach["key"].str.startswith("p:"), "key"].str.slice(2)
     retried = [p for p in retries.entries_to_retry(conn, settled) if p not in set(new["payment_id"])]
@@ -212,12 +215,11 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         last_id = store.last_payment_row(conn)
         allocated_before = open_items.allocation_mark(conn)
         laps.lap("read")
-        set_aside = store.set_aside_payment_indexes(conn, last_id)
         plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
         release_freed_memory()       # each stage gives back what it freed (see there): see db.session
         laps.lap("explicit")
-        payments, retried, reach = _payments_to_try(conn, last_id,
-                                                        whole_queue=incremental is False or not complete)
+        payments, retried, reach = _payments_to_try(conn, last_id, whole_queue=incremental is False or not complete,
+                                                    plain=set_based)
         release_freed_memory()
         changes.take(conn)
         report = ReconcileReport(payments=len(payments))
@@ -237,10 +239,10 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
             bulk_cache(conn, big=True)
             laps.lap("match")
         if outcome is not None:
-            _store(conn, last_id, outcome, now, retried)
+            _store(conn, outcome, now, retried)
             release_freed_memory()
             _summarise(report, outcome)
-        store.rebuild_payment_indexes(conn, set_aside)
+        store.mark_reconciled_up_to(conn, last_id)      # the explicit pass's payments and the engine's
         _keep_reach(conn, payments, letters, outcome, ledger, retried, reach)
         plain.add_to(report)
         _settle(conn, allocated_before)
@@ -310,9 +312,10 @@ def _digest(outcome: Outcome) -> str:
     return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 
-def _store(conn: Connection, last_id: int, outcome: Outcome, now: datetime, retried: list[str] | None) -> None:
-    """Write the outcome; the payments it covers are the unreconciled ones up to `last_id` and the
-    retried queue entries (`retried`; None: all; the nightly lock keeps other writers out meanwhile)."""
+def _store(conn: Connection, outcome: Outcome, now: datetime, retried: list[str] | None) -> None:
+    """Write the outcome; the payments it covers are the unreconciled ones up to the run's last row (marked
+    reconciled by the run, after) and the retried queue entries (`retried`; None: all; the nightly lock keeps
+    other writers out meanwhile)."""
     store.clear_retried(conn, retried)
     allocations = outcome.allocations.assign(created_at=now.replace(tzinfo=None))
     bulk_insert(conn, "allocation", allocations)
@@ -323,7 +326,6 @@ def _store(conn: Connection, last_id: int, outcome: Outcome, now: datetime, retr
     bulk_insert(conn, "payment_exception", outcome.exceptions)
     for cut in outcome.reductions.itertuples():
         _reduce_allocation(conn, cut.payment_id, cut.invoice_number, int(cut.amount_cents))
-    store.mark_reconciled_up_to(conn, last_id)
 
 
 def _reduce_allocation(conn: Connection, payment_id: str, invoice_number: str, cents: int) -> None:

@@ -100,7 +100,7 @@ def _block(conn: Connection, last_id: int, pending: str) -> None:
 def _plain_lines(conn: Connection, last_id: int) -> None:
     """plain_explicit: the plain pass's lines (row id, payment, invoice, share, patient, paid: what is allocated)."""
     sqlite = conn.dialect.name == "sqlite"
-    pending = unreconciled(conn, "p.reconciled")
+    pending = unreconciled(conn, "p")
     conn.exec_driver_sql(_PLAIN_TABLE.format(id_column="INTEGER PRIMARY KEY" if sqlite else "BIGINT"))
     allocated = conn.execute(text("SELECT 1 FROM allocation LIMIT 1")).first() is not None
     conn.execute(text(_PAIDS.format(unreconciled=pending, share=_SHARE_SQLITE if sqlite else "0",
@@ -115,8 +115,9 @@ def _plain_lines(conn: Connection, last_id: int) -> None:
 
 
 def settle_plain_explicit(conn: Connection, last_id: int, now: datetime) -> tuple[int, int, int, int, int]:
-    """Allocate the plain explicit payments up to row `last_id`, leave what is over as credits, mark them
-    reconciled; (payments, allocations, cents allocated, credits, checksum of the allocations)."""
+    """Allocate the plain explicit payments up to row `last_id`, leave what is over as credits; they stay in
+    plain_explicit for the rest of the run (the engine's read leaves them out; the run's mark covers them);
+    (payments, allocations, cents allocated, credits, checksum of the allocations)."""
     for table in _TABLES:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     _plain_lines(conn, last_id)
@@ -135,7 +136,6 @@ def settle_plain_explicit(conn: Connection, last_id: int, now: datetime) -> tupl
         "': nothing left to pay on the ' || payer_type || ' share' ELSE 'paid more than was due: the excess is a "
         "credit to refund or use' END, CASE WHEN payer_type = 'patient' THEN patient_id END "
         "FROM plain_explicit WHERE paid < amount_cents"))
-    conn.execute(text("UPDATE payment SET reconciled = TRUE WHERE id IN (SELECT id FROM plain_explicit)"))
     row = conn.execute(text("SELECT COUNT(*), COALESCE(SUM(CASE WHEN paid > 0 THEN 1 ELSE 0 END), 0), "
                             "COALESCE(SUM(paid), 0), COALESCE(SUM(CASE WHEN paid < amount_cents THEN 1 ELSE 0 END), 0),"
                             " COALESCE(SUM(paid * (id % 9973)), 0) FROM plain_explicit")).one()

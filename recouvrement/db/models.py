@@ -121,7 +121,7 @@ class Payment(SQLModel, table=True):
     source_file: str = ""
     source_line: int | None = None
     batch_id: int | None = None
-    reconciled: bool = False
+    reconciled: bool = False                   # by hand, or stored so; a run's: see db.reconcile
 
 
 class Allocation(SQLModel, table=True):
@@ -397,8 +397,8 @@ class RunLock(SQLModel, table=True):
     acquired_at: datetime
 
 
-# Only unreconciled payments are ever looked up by the flag: a partial index stays small, and marking
-# millions of payments reconciled costs no index rewrite.
+# Payments are looked up by the flag only above the runs' mark (db.reconcile.unreconciled: a run marks the
+# payments it processed by moving that mark, not on their rows); the flag marks those reconciled on their own.
 # (SQLModel gives each table class its __table__ at class creation; its type stubs do not say so.)
 Index("ix_payment_unreconciled", Payment.__table__.c.id,  # type: ignore[attr-defined]
       sqlite_where=text("reconciled = 0"),

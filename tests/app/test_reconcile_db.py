@@ -210,3 +210,33 @@ def test_a_run_marking_a_few_new_payments_keeps_the_payment_indexes_in_place(eng
     event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     assert run_reconcile(engine).payments >= 1
     assert not [s for s in statements if "DROP INDEX" in s.upper() or "DROP CONSTRAINT" in s.upper()]
+
+
+def test_a_run_marks_what_it_processed_by_moving_its_mark_and_writes_no_payment_row(engine, settings, tmp_path):
+    # Every payment up to the run's last row is reconciled by one key moved (db.reconcile.RECONCILED_THROUGH):
+    # what comes after, and only that, is the next run's; a payment matched by hand before is not taken again.
+    from sqlalchemy import event
+
+    from recouvrement.db.payments import unreconciled_count
+    world(engine, settings, tmp_path)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(" ".join(args[2].split()).upper()))
+    assert run_reconcile(engine).payments == 7
+    assert not [s for s in statements if s.startswith("UPDATE PAYMENT ")]
+    later = date(2030, 1, 1)
+    with engine.connect() as conn:
+        assert unreconciled_count(conn, later) == 0
+    import_file(engine, payments_file(tmp_path, ["C1;2025-04-01;patient;INCONNU PAUL;1,00;;;;",
+                                                 "C2;2025-04-02;patient;N DIAYE MAELLE;5,00;;;;"], "late.csv"), settings)
+    with engine.connect() as conn:
+        assert unreconciled_count(conn, later) == 2
+    manual_match(engine, "C2", "F2025-000104", actor="test")
+    with engine.connect() as conn:
+        assert unreconciled_count(conn, later) == 1
+    run_reconcile(engine)
+    assert [a for a in allocations(engine) if a[0] in ("C1", "C2")] == [("C2", "F2025-000104", "patient", 500,
+                                                                          "manual")]
+    assert queue(engine)["C1"][:2] == ("unmatched", 100) and "C2" not in queue(engine)
+    assert run_reconcile(engine).skipped
+    with engine.connect() as conn:
+        assert unreconciled_count(conn, later) == 0
