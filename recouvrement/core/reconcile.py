@@ -404,9 +404,12 @@ class _Run:
             return
         names = self.payments["payer_name"].iloc[rows].fillna("")
         keys = _payer_keys(names.unique())
-        matches = (pd.DataFrame({"row": rows, "payer_name": names.to_numpy()})
-                   .merge(keys, on="payer_name").merge(patient_name_keys(self.ledger.patients, keys), on=["last", "first"])
-                   [["row", "patient_id"]].drop_duplicates())
+        # Name by name first (a name fits the same patients whichever payment bears it), then payment by payment:
+        # each (payment, patient) once without a deduplication of every payment's every key.
+        bearers = (keys.merge(patient_name_keys(self.ledger.patients, keys), on=["last", "first"])
+                   [["payer_name", "patient_id"]].drop_duplicates())
+        matches = (pd.DataFrame({"row": rows, "payer_name": names.to_numpy()}).merge(bearers, on="payer_name")
+                   [["row", "patient_id"]])
         for row in rows[~np.isin(rows, matches["row"].unique())]:
             self.reason[row] = "no usable reference, and the payer's name is no patient's"
         self._settle_by_amount(matches)
