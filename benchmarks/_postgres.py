@@ -107,3 +107,26 @@ class ServerCpu:
                 if fields and fields[1] == str(self.postmaster):
                     ticks += sum(int(v) for v in fields[11:15])
         return ticks / _TICK
+
+    def by_process(self) -> dict[str, float]:
+        """CPU seconds so far by kind of server process: each live child by its title (the backends together as
+        "backends"), and "ended children" (backends gone, autovacuum workers, parallel workers: counted in the
+        postmaster's cutime/cstime) with the postmaster's own."""
+        spent: dict[str, float] = {}
+        own = _stat(self.postmaster) if self.postmaster is not None else None
+        if own is None:
+            return spent
+        spent["postmaster and ended children"] = sum(int(v) for v in own[11:15]) / _TICK
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                fields = _stat(int(entry.name))
+                if fields and fields[1] == str(self.postmaster):
+                    try:
+                        title = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")[0].decode()
+                    except OSError:
+                        continue
+                    kind = title.removeprefix("postgres: ").strip()
+                    kind = kind if kind in ("walwriter", "checkpointer", "background writer", "logical replication "
+                                            "launcher", "autovacuum launcher") else "backends"
+                    spent[kind] = spent.get(kind, 0.0) + sum(int(v) for v in fields[11:15]) / _TICK
+        return spent

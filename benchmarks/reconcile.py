@@ -126,6 +126,9 @@ def main() -> None:
         print(f"re-run with nothing new: {time.perf_counter() - t0:.2f} s (skipped={again.skipped})")
         print(f"peak memory: {peak_memory_mb():,.0f} MB (this process)")
         print(f"accuracy: {accuracy(engine, args.data / 'expected.csv')}")
+        if server and server.postmaster:
+            print("server cpu since its start, by process: " + ", ".join(
+                f"{kind} {seconds:.1f} s" for kind, seconds in sorted(server.by_process().items(), key=lambda kv: -kv[1])))
         engine.dispose()
 
 
