@@ -57,13 +57,13 @@ _LESS_ALLOCATED = """- COALESCE((SELECT SUM(a.amount_cents) FROM allocation a WH
                          AND a.payer_type = p.payer_type), 0)"""
 # SQLite sorts an integer key faster than the invoice number and payer: the invoice's rowid and the payer.
 _SHARE_SQLITE = "i.rowid * 4 + CASE p.payer_type WHEN 'amo' THEN 1 WHEN 'amc' THEN 2 ELSE 3 END"
-_SHARED = """CREATE TEMPORARY TABLE plain_shared AS SELECT MIN(invoice_number) AS invoice_number,
-    MIN(payer_type) AS payer_type FROM plain_explicit GROUP BY {share} HAVING COUNT(*) > 1"""
+_SHARED = """CREATE TEMPORARY TABLE plain_shared AS SELECT {share} FROM plain_explicit GROUP BY {share}
+    HAVING COUNT(*) > 1"""
 _BEFORE = """CREATE TEMPORARY TABLE plain_before AS
 SELECT e.id, COALESCE(SUM(e.amount_cents) OVER (PARTITION BY e.invoice_number, e.payer_type
                       ORDER BY e.payment_date, e.payment_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
          AS before_cents
-FROM plain_explicit e JOIN plain_shared s ON s.invoice_number = e.invoice_number AND s.payer_type = e.payer_type"""
+FROM plain_explicit e JOIN plain_shared s ON {same_share}"""
 _AFTER_BEFORE = """UPDATE plain_explicit SET due = plain_explicit.due - b.before_cents,
     paid = CASE WHEN plain_explicit.due - b.before_cents <= 0 THEN 0
                 WHEN plain_explicit.due - b.before_cents >= plain_explicit.amount_cents THEN plain_explicit.amount_cents
@@ -106,9 +106,10 @@ def _plain_lines(conn: Connection, last_id: int) -> None:
     conn.execute(text(_PAIDS.format(unreconciled=pending, share=_SHARE_SQLITE if sqlite else "0",
                                     less_allocated=_LESS_ALLOCATED if allocated else "")), {"last": last_id})
     _block(conn, last_id, pending)
-    conn.exec_driver_sql(_SHARED.format(share="share" if sqlite else "invoice_number, payer_type"))
+    share = ["share"] if sqlite else ["invoice_number", "payer_type"]
+    conn.exec_driver_sql(_SHARED.format(share=", ".join(share)))
     if conn.execute(text("SELECT 1 FROM plain_shared LIMIT 1")).first() is not None:
-        conn.exec_driver_sql(_BEFORE)
+        conn.exec_driver_sql(_BEFORE.format(same_share=" AND ".join(f"s.{c} = e.{c}" for c in share)))
         conn.exec_driver_sql(_AFTER_BEFORE)
     # A patient's line on a share with nothing left to pay goes to the engine (see above).
     conn.exec_driver_sql("DELETE FROM plain_explicit WHERE payer_type = 'patient' AND due <= 0")
