@@ -131,10 +131,16 @@ def _build_while(conn: Connection, indexes: list[Index], meanwhile: Callable[[],
             built.result()
 
 
+RANGE_CHECK_FROM = 50_000     # keys: below, PostgreSQL looks each up by its index rather than scan for a range
+
+
 def _any_known(conn: Connection, table: str, key: str, keys: pd.Series) -> bool:
     if keys.empty:
         return False
-    if not _any_between(conn, table, key, keys.min(), keys.max()):
+    # PostgreSQL's range check scans the table (see _any_between): worth it for a big file only; a night's few
+    # thousand keys are looked up one by one through the key's index at once.
+    big = conn.dialect.name != "postgresql" or len(keys) > RANGE_CHECK_FROM
+    if big and not _any_between(conn, table, key, keys.min(), keys.max()):
         return False
     values = keys.tolist()
     if conn.dialect.name == "postgresql":   # the keys as one JSON text: psycopg adapts a list's items one by one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect, text
 
 from recouvrement.app.imports import LOADED, import_file
@@ -39,7 +40,10 @@ def test_a_second_file_growing_the_table_by_half_leaves_every_index_in_place(eng
                                  "ORDER BY payment_id")).scalars().all() == ["V1", "V3"]
 
 
-def test_a_file_whose_ids_lie_around_the_stored_ones_is_told_new_or_known_row_by_row(engine, settings, tmp_path):
+@pytest.mark.parametrize("range_check_from", [0, 50_000])   # the range probe first (big files), or keys at once
+def test_a_file_whose_ids_lie_around_the_stored_ones_is_told_new_or_known_row_by_row(engine, settings, tmp_path,
+                                                                                   monkeypatch, range_check_from):
+    monkeypatch.setattr("recouvrement.db.loads.RANGE_CHECK_FROM", range_check_from)
     import_file(engine, invoices_file(tmp_path), settings)
     import_file(engine, payments_file(tmp_path, ["V5;15/01/2025;amo;CPAM;70,00;;F2025-000101;paid;"], name="a.csv"),
                 settings)
