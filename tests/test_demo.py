@@ -43,6 +43,11 @@ def test_after_the_demo_the_printed_export_line_lets_the_everyday_commands_find_
         env[name] = value
     assert env["RECOUVREMENT_CONFIG"] == str(tmp_path / "demo" / "recouvrement.toml")
     (tmp_path / "elsewhere").mkdir()
+    # The head the demo left is the one the folder's commands check (a cut tail is seen from the first command on).
+    verify = subprocess.run(["recouvrement", "audit", "verify"], cwd=tmp_path / "elsewhere", env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stderr
+    assert "aucun point de contrôle" not in verify.stderr and "point de contrôle du" in verify.stdout
     runs = subprocess.run(["recouvrement", "runs"], cwd=tmp_path / "elsewhere", env={**env, "COLUMNS": "200"},
                           capture_output=True, text=True, timeout=120)
     assert runs.returncode == 0 and runs.stdout.count("terminé") == 4

@@ -66,11 +66,12 @@ def prepare_folder(folder: Path, samples: Path, own_database: bool) -> str:
 
 def demo_settings(settings: Settings, folder: Path) -> Settings:
     """The folder's settings; its files are complete when dropped, so the inbox does not wait for them. The audit
-    checkpoint is the folder's, like its database."""
+    checkpoint is the folder's, like its database, under the name the commands run with the folder's settings look
+    for (beside the settings file): they check the head the demo left."""
     return replace(settings, paths=Paths(folder / "inbox", folder / "archive", folder / "quarantine", folder / "out",
                                          settings.paths.rules),
                    inbox=replace(settings.inbox, settle_seconds=0),
-                   audit=replace(settings.audit, checkpoint_file=folder / "audit.checkpoint"))
+                   audit=replace(settings.audit, checkpoint_file=folder / "recouvrement-audit.checkpoint"))
 
 
 def run_demo(ctx, samples: Path, folder: Path, out) -> Path | None:
