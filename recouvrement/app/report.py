@@ -227,12 +227,9 @@ def render_report(data: ReportData, creditor_name: str = "") -> str:
 def write_report(engine: Engine, settings: Settings, as_of: date, path: Path) -> Path:
     """Render, scan for medical data (PrivacyLeak: nothing written), write atomically; returns the path."""
     from recouvrement.scanner import ensure_clean, known_texts
-    data = report_data(engine, as_of)
-    page = render_report(data, settings.creditor.name)
+    page = render_report(report_data(engine, as_of), settings.creditor.name)
     path = Path(path)
-    # The audit trail's head is ours, 64 hex digits with no patient in them; about one head in 7,000 holds a run the
-    # NIR pattern takes ('…d7225502050684275e'): known, like the clinic's own name, not a leak.
-    ensure_clean(page, path.name, known=known_texts(settings) + ((data.audit_head,) if data.audit_head else ()))
+    ensure_clean(page, path.name, known=known_texts(settings))
     write_atomically(path, page)
     record_files(engine, "report", [path], as_of=as_of)
     return path
