@@ -32,28 +32,30 @@ def read(path: Path, **_options) -> Parsed:
     rejects = RejectCollector(path.name, raw["source_line"])
     out = raw[["payment_id", "payer_name", "reference", "source_line"]].copy()
     rejects.add(raw["payment_id"] == "", "payment_id", "vide")
-    _add(rejects, _repeated(raw["payment_id"]), "payment_id", "figure deux fois dans ce fichier : ", raw["payment_id"])
+    repeated = _repeated(raw["payment_id"])
+    # Each reason naming a cell is worded for the refused rows only (RejectCollector.add takes it so): a million rows.
+    rejects.add(repeated, "payment_id", "figure deux fois dans ce fichier : " + raw["payment_id"][repeated])
     out["payment_date"], bad = parse_dates(raw["payment_date"])
-    _add(rejects, bad, "payment_date", "pas une date (attendu jj/mm/aaaa ou aaaa-mm-jj) : ", raw["payment_date"])
+    rejects.add(bad, "payment_date", "pas une date (attendu jj/mm/aaaa ou aaaa-mm-jj) : " + raw["payment_date"][bad])
     rejects.add(dates_out_of_range(out["payment_date"]), "payment_date", DATE_OUT_OF_RANGE)
     payer_type = raw["payer_type"].str.lower()
-    _add(rejects, ~payer_type.isin(PAYER_TYPES), "payer_type", "doit valoir amo, amc, patient ou agency : ",
-         raw["payer_type"])
+    bad = ~payer_type.isin(PAYER_TYPES)
+    rejects.add(bad, "payer_type", "doit valoir amo, amc, patient ou agency : " + raw["payer_type"][bad])
     out["payer_type"] = payer_type
     currency = raw["currency"].str.upper()
     bad = ~currency.isin(["", "EUR", "€"])
-    _add(rejects, bad, "currency", "devise ", raw["currency"], " refusée : les montants sont en euros")
+    rejects.add(bad, "currency", "devise " + raw["currency"][bad] + " refusée : les montants sont en euros")
     status = raw["status"].str.lower().replace({"": "paid"})
     out["amount_cents"], bad = parse_amounts(raw["amount"])
-    _add(rejects, bad, "amount", "pas un montant en euros : ", raw["amount"].str.slice(0, 40))
+    rejects.add(bad, "amount", "pas un montant en euros : " + raw["amount"][bad].str.slice(0, 40))
     rejects.add(out["amount_cents"] > MAX_LINE_CENTS, "amount", AMOUNT_TOO_LARGE)
     nothing_paid = (out["amount_cents"] == 0) & (status == "rejected")
     clawback = status == "clawback"
     rejects.add(clawback & (out["amount_cents"] >= 0), "amount", "une reprise (clawback) retire de l'argent : le montant doit être négatif")
     rejects.add((out["amount_cents"] <= 0) & ~nothing_paid & ~clawback, "amount", "doit être positif")
     rejects.add(out["amount_cents"] < -MAX_LINE_CENTS, "amount", AMOUNT_TOO_LARGE)
-    _add(rejects, ~status.isin(["paid", "rejected", "clawback"]), "status", "doit valoir paid, rejected ou clawback : ",
-         raw["status"])
+    bad = ~status.isin(["paid", "rejected", "clawback"])
+    rejects.add(bad, "status", "doit valoir paid, rejected ou clawback : " + raw["status"][bad])
     rejects.add(status.isin(["rejected", "clawback"]) & ~payer_type.isin(["amo", "amc"]), "status",
                 "seul un assureur (amo, amc) peut rejeter sa part ou reprendre ce qu'il a payé")
     rejects.add(status.isin(["rejected", "clawback"]) & (raw["invoice_number"] == ""), "invoice_number",
@@ -65,13 +67,6 @@ def read(path: Path, **_options) -> Parsed:
     frame = frame.reset_index(drop=True)
     frame["amount_cents"] = frame["amount_cents"].astype("int64")
     return Parsed(KIND, frame, sorted(rejects.rejects), warnings, rows_read=len(raw))
-
-
-def _add(rejects: RejectCollector, mask: pd.Series, field: str, before: str, cells: pd.Series, after: str = "") -> None:
-    """rejects.add with a reason naming the cell, worded for the refused rows only (a million rows: 0.2 s)."""
-    mask = mask.fillna(False).astype(bool)
-    if mask.any():
-        rejects.add(mask, field, before + cells[mask] + after)
 
 
 def _repeated(ids: pd.Series) -> pd.Series:
