@@ -251,9 +251,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
         parts = _make_letters(engine, settings, as_of, Path(out_dir), private.path, fresh, report, single_pdf,
                               rules) if private else []
         with _stage(report, "record"), writing(engine) as conn:
-            _ensure_payments_unchanged(conn, as_of, mark)
-            if invoices_mark(conn) != invoices:
-                raise InvoicesImportedDuringRun()
+            _ensure_ledger_unchanged(conn, as_of, mark, invoices)
             paused = _drop_paused(conn, paused_mark, report)
             _record_calls(conn, as_of, accounts, [d for d in report.decisions if d.channel == "phone"
                                                   and d.patient_id not in paused], report, rules)
@@ -327,11 +325,14 @@ def _pause_for_tests() -> None:
         time.sleep(3600)
 
 
-def _ensure_payments_unchanged(conn: Connection, as_of: date, mark: tuple[int, int]) -> None:
-    """Under the writer lock, before anything is recorded: the run's check made again. PaymentsNotReconciled (the
-    transaction rolled back) when a payment was imported, reconciled or matched since the accounts were read."""
+def _ensure_ledger_unchanged(conn: Connection, as_of: date, mark: tuple[int, int], invoices: int) -> None:
+    """Under the writer lock, before anything is recorded: the run's check made again (the transaction rolled back).
+    PaymentsNotReconciled when a payment was imported, reconciled or matched since the accounts were read;
+    InvoicesImportedDuringRun when an invoices file was (`invoices`: db.payments.invoices_mark then)."""
     if payments_mark(conn) != mark:
         raise PaymentsNotReconciled(unreconciled_count(conn, as_of), during_run=True)
+    if invoices_mark(conn) != invoices:
+        raise InvoicesImportedDuringRun()
 
 
 def _drop_paused(conn: Connection, mark: tuple[int, int, int, int], report: RemindReport) -> set[str]:
