@@ -249,6 +249,54 @@ def test_digits_cut_where_a_nir_is_never_cut_are_not_a_nir(text):
     assert scan_text(text) == []
 
 
+@pytest.mark.parametrize("typed", [
+    "1  84  12  76  451  089  46",          # two spaces between the fields: a run of exactly a NIR's seven widths
+    "1\t84\t12\t76\t451\t089\t46",
+    "1   84 12  76 451   089 46",
+    "1 8 4 1 2 7 6 4 5 1 0 8 9 4 6",        # one character per box of a form
+    "1-8-4-1-2-7-6-4-5-1-0-8-9-4-6",
+])
+def test_a_nir_typed_with_extra_spaces_or_one_digit_per_box_is_found(typed):
+    assert found(f"Virement {typed} merci") == [(1, "nir")]
+
+
+@pytest.mark.parametrize("typed", [
+    "NIR : 1,84,12,76,451,089,46",          # commas
+    "n° SS 1  8412  76451  089 46",          # spaces anywhere
+    "N.I.R. l84l27645l08946",               # "l" typed for 1
+    "NIR 1 84 12 76 451 O89 46",             # "O" typed for 0
+    "numéro de sécurité sociale : 1 84 12 76 451 089 46",
+    "sécu 1841276451089",                   # the 13 characters without the key
+    "Numéro INSEE : 1.84.12.76.451.089",
+])
+def test_after_a_word_naming_a_nir_any_typing_of_one_is_found(typed):
+    assert found(f"Patient {typed} merci") == [(1, "nir")]
+
+
+@pytest.mark.parametrize("text", [
+    "Sécurité sociale : réglé 12,50 € le 03/11/2026, réf. 2026-000123",
+    "Immatriculation RCS Paris 184 127 645 10894, SIRET 18412764510894",
+    "n° INSEE de l'établissement 18412764510894",   # 14 digits: no NIR without its key, no NIR with it
+    "NIR 1234 5678",
+    "0430004000101925EUR2 0001234567805250926  250926VIR SEPA",
+    "quantités 1 8 4 1 2 7 6 4 5 1 0 8 9 4 6 7",   # sixteen boxes: a longer number
+])
+def test_text_that_only_looks_like_a_loosely_typed_nir_is_not_one(text):
+    assert scan_text(text) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[1-478][0-9]{14}", fullmatch=True),
+       st.sampled_from(["boxes", "two spaces", "after NIR", "after sécu with commas"]))
+def test_fifteen_digits_with_a_wrong_key_never_alarm_however_loosely_typed(number, typing):
+    if nir.is_valid(number):
+        number = number[:13] + f"{(int(number[13:]) + 1) % 97:02d}"
+    fields = [number[:1], number[1:3], number[3:5], number[5:7], number[7:10], number[10:13], number[13:]]
+    typed = {"boxes": " ".join(number), "two spaces": "  ".join(fields), "after NIR": "NIR " + " ".join(fields),
+             "after sécu with commas": "sécu " + ",".join(fields)}[typing]
+    assert scan_text(f"Référence {typed}") == []
+
+
 @pytest.mark.parametrize("typed", ["yyyy010", "hbld038", "Hbld038", "deqp003-1-0", "acte yyyy010 le 3 mars"])
 def test_a_ccam_code_in_lower_or_title_case_is_found(typed):
     assert found(typed) == [(1, "ccam")]

@@ -447,14 +447,76 @@ def _context_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
     return spans
 
 
-def _nir_spans(text: str, stretches: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+def _nir_spans(text: str, folded: str, stretches: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
     spans = []
     for start, end in stretches:
         if end - start >= 15:
             for run in _DIGIT_RUN.finditer(text, start, end):
                 if run.end() - run.start() >= 15:
                     spans += _nirs_in_run(text, [g.span() for g in _DIGIT_GROUP.finditer(text, *run.span())])
+            if end - start >= 21:
+                spans += [(*m.span(), "nir") for m in _SPACED_NIR.finditer(text, start, end)
+                          if _is_nir("".join(m.groups()))]
+            if end - start >= 29:
+                spans += [(*m.span(), "nir") for m in _BOXED_NIR.finditer(text, start, end)
+                          if _is_nir(m[0][::2])]
+    spans += _nirs_after_keyword(text, folded)
     return [span for span in spans if not _inside_a_digest(text, span[0], span[1])]
+
+
+# A NIR's seven fields and nothing else, however many spaces or tabs between them ("1  84  12  76  451  089  46"):
+# a fixed-width file's two spaces are no cut elsewhere, but a run of exactly these seven widths is a NIR typed
+# with a space too many, when its key is right.
+_SPACED_NIR = re.compile(r"(?<![\w.,/-])([1-478])[ \t]+(\d\d)[ \t]+(\d\d)[ \t]+(\d\d|2[AaBb])[ \t]+(\d{3})[ \t]+"
+                         r"(\d{3})[ \t]+(\d\d)(?![\w.,/-])")
+
+# A NIR typed one character per box of a form, each cut from the next by one space or separator
+# ("1 8 4 1 2 7 6 4 5 1 0 8 9 4 6"): fifteen lone characters, not part of a longer such run.
+_BOXED_NIR = re.compile(r"(?<![\w.,/-])(?<!\d[ \t._/-])[1-478](?:[ \t._/-][\dAaBb]){14}(?!\w|[ \t._/-]\d)")
+
+# After a word naming a NIR ("NIR", "n° SS", "numéro de sécurité sociale", "sécu", "INSEE"),
+# whoever typed the number meant one: its characters may be cut anyhow (spaces, commas, one per box of a form),
+# a letter may stand for the digit it looks like ("O" for 0, "l" or "I" for 1), and the 13 characters before the
+# key alone are one already. Read there only, from the first digit in the 25 characters after the word. Not after
+# "immatriculation": a company's (RCS, SIRET) follows it in letterheads.
+_NIR_KEYWORD = re.compile(r"(?:n(?:\.?\s?i\.?\s?r|(?:°|o|um(?:ero)?)\.?\s*(?:de\s+)?(?:s\.?\s?s|secu))|insee"
+                          r"|secu(?:rite)?\s+sociale|secu)(?![a-z])")   # not after a letter or digit: see the loop
+_LOOSE_NIR = re.compile(r"[\dOolI|][\dOolI|AaBb]?(?:[ \t,;.:/_\\-]{0,4}[\dOolI|AaBb])*")
+_DIGIT = re.compile(r"\d")
+_READ_AS_DIGIT = str.maketrans("OolI|", "00111", " \t,;.:/_\\-")
+
+
+def _nirs_after_keyword(text: str, folded: str) -> list[tuple[int, int, str]]:
+    spans = []
+    for keyword in _NIR_KEYWORD.finditer(folded):
+        if keyword.start() and folded[keyword.start() - 1].isalnum():     # "anir", "sinsee": inside a word
+            continue
+        digit = _DIGIT.search(text, keyword.end(), keyword.end() + 25)
+        if not digit:
+            continue
+        start = digit.start()
+        while start > keyword.end() and text[start - 1] in "OolI|":   # "l84..." starts at its look-alike
+            start -= 1
+        number = _LOOSE_NIR.match(text, start)
+        if not number:
+            continue
+        compact = number[0].translate(_READ_AS_DIGIT)
+        if len(compact) >= 15 and _is_nir(compact[:15]):
+            spans.append((number.start(), _end_of(number, 15), "nir"))
+        elif len(compact) == 13 and _is_nir(compact + nir.calc_check_digits(compact.upper())):
+            spans.append((*number.span(), "nir"))          # the NIR without its key, and nothing after it
+    return spans
+
+
+def _end_of(number: re.Match[str], size: int) -> int:
+    """Where the `size`-th character of a loosely typed number ends in the text."""
+    seen = 0
+    for at, char in enumerate(number[0]):
+        if char not in " \t,;.:/_\\-":
+            seen += 1
+            if seen == size:
+                return number.start() + at + 1
+    return number.end()
 
 
 # Our own digests, printed in reports, manifests, the audit pages and message ids: a SHA-256 in hexadecimal (64
@@ -558,7 +620,7 @@ def _folded_ccam_spans(text: str, folded: str, stretches: list[tuple[int, int]])
 def _code_spans(text: str, folded: str) -> list[tuple[int, int, str]]:
     stretches = [m.span() for m in _DIGITS_AROUND.finditer(text)]  # one walk for NIRs and lower-case CCAM
     return (_upper_token_spans(text, folded) + _folded_ccam_spans(text, folded, stretches)
-            + _context_spans(text, folded) + _nir_spans(text, stretches))
+            + _context_spans(text, folded) + _nir_spans(text, folded, stretches))
 
 
 # ---------------------------------------------------------------- findings
