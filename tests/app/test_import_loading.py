@@ -141,19 +141,22 @@ def test_a_frame_glued_from_an_empty_part_and_a_filled_one_is_stored_as_given(en
 
 
 def test_a_bulk_transaction_on_postgresql_runs_without_jit_compilation_and_leaves_the_setting_after_it(engine):
-    # and with work_mem raised to 256 MB, never lowered
+    # and with work_mem raised to 256 MB, never lowered, and no parallel query plans
     if engine.dialect.name != "postgresql":
         return
     from recouvrement.db.session import BULK_WORK_MEM, bulk_transaction
     with engine.connect() as conn:
         before = conn.exec_driver_sql("SHOW jit").scalar_one()
         memory = conn.exec_driver_sql("SHOW work_mem").scalar_one()
+        gather = conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar_one()
     with bulk_transaction(engine) as conn:
         assert conn.exec_driver_sql("SHOW jit").scalar_one() == "off"
         assert conn.exec_driver_sql("SHOW work_mem").scalar_one() == "256MB"
+        assert conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar_one() == "0"
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SHOW jit").scalar_one() == before
         assert conn.exec_driver_sql("SHOW work_mem").scalar_one() == memory
+        assert conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar_one() == gather
         conn.exec_driver_sql("SET work_mem = '1GB'")            # a server's larger setting is kept
         conn.commit()
         with conn.begin():
