@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -397,12 +397,7 @@ class RunLock(SQLModel, table=True):
     acquired_at: datetime
 
 
-# Payments are looked up by the flag only above the runs' mark (db.reconcile.unreconciled: a run marks the
-# payments it processed by moving that mark, not on their rows); the flag marks those reconciled on their own.
 # (SQLModel gives each table class its __table__ at class creation; its type stubs do not say so.)
-Index("ix_payment_unreconciled", Payment.__table__.c.id,  # type: ignore[attr-defined]
-      sqlite_where=text("reconciled = 0"),
-      postgresql_where=text("reconciled = FALSE"))
 # By invoice and share, with what the per-invoice sums read (amount, payment): SQLite sums from the index alone.
 Index("ix_allocation_invoice_covering", Allocation.__table__.c.invoice_number,  # type: ignore[attr-defined]
       Allocation.__table__.c.payer_type, Allocation.__table__.c.amount_cents,  # type: ignore[attr-defined]

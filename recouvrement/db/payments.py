@@ -50,7 +50,7 @@ def unreconciled_count(conn: Connection, as_of: date) -> int:
     db.reconcile.unreconciled). A payment the reconcile put in the queue (unmatched, ambiguous, a credit) is
     processed: it does not count."""
     # SQLite, left to itself, walks every payment dated by as_of (2.2 million at 1M invoices, 0.4 s) rather than
-    # the few unreconciled ones of the partial index: the unary + keeps it off the date's index.
+    # the few above the runs' mark (the primary key's range): the unary + keeps it off the date's index.
     day = "+payment_date" if conn.dialect.name == "sqlite" else "payment_date"
     return int(conn.execute(text(f"SELECT COUNT(*) FROM payment WHERE {unreconciled(conn)} AND {day} <= :d"),
                             {"d": as_of}).scalar_one())

@@ -29,7 +29,7 @@ def counts(conn: Connection) -> tuple[int, int]:
 
 def anything_new(conn: Connection) -> bool:
     """A payment not reconciled yet, or a change a waiting entry may depend on (db.changes): one row each, by
-    the partial index and the primary key, whatever the size of the tables."""
+    primary keys (the payments' range above the mark), whatever the size of the tables."""
     return (conn.execute(text(f"SELECT 1 FROM payment WHERE {unreconciled(conn)} LIMIT 1")).first() is not None
             or changed_since_last_run(conn))
 
@@ -75,8 +75,7 @@ def reconciled_through(conn: Connection) -> int:
 
 def unreconciled(conn: Connection, table: str | None = None) -> str:
     """SQL saying the payment (of table alias `table`) is not reconciled yet: above the runs' mark and not
-    marked on its row, spelt as the partial index ix_payment_unreconciled is (SQLite uses it for `= 0` only;
-    `= FALSE` there reads the whole payment table)."""
+    marked on its row. Read by the primary key's range (id > mark): no index on the flag (migration 0018)."""
     prefix = f"{table}." if table else ""
     flag = "0" if conn.dialect.name == "sqlite" else "FALSE"
     return f"{prefix}reconciled = {flag} AND {prefix}id > {reconciled_through(conn)}"
