@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pandas as pd
@@ -19,6 +20,13 @@ def letter_invoices(conn: Connection, references: Sequence[str]) -> pd.DataFrame
     letters' table grows every night, a bank statement quotes a few hundred references."""
     frames = [pd.DataFrame(columns=LETTER_INVOICE_COLUMNS)]
     wanted = sorted(set(references))
+    if conn.dialect.name == "postgresql" and wanted:
+        # One statement, the references as one JSON text the server unnests: a first reconcile at 1M asks for
+        # 236k references, 472 statements of 500 parameters each compiled and bound in 1.9 s of wall time.
+        return read_frame(conn, "SELECT l.rf_reference AS reference, li.invoice_number FROM letter l "
+                                "JOIN letter_item li ON li.letter_id = l.letter_id WHERE l.rf_reference = "
+                                "ANY(ARRAY(SELECT json_array_elements_text(CAST(:references AS json)))) "
+                                "ORDER BY l.rf_reference, li.invoice_number", {"references": json.dumps(wanted)})
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
         names = ", ".join(f":r{i}" for i in range(len(chunk)))

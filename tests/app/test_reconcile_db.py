@@ -240,3 +240,23 @@ def test_a_run_marks_what_it_processed_by_moving_its_mark_and_writes_no_payment_
     assert run_reconcile(engine).skipped
     with engine.connect() as conn:
         assert unreconciled_count(conn, later) == 0
+
+
+def test_the_invoices_of_letter_references_are_read_for_many_references_at_once(engine):
+    # More references than one statement binds on SQLite; PostgreSQL sends them as one JSON text
+    from recouvrement.db.letter_references import letter_invoices
+    with engine.begin() as conn:
+        for n in range(3):
+            conn.execute(text("INSERT INTO letter (letter_id, patient_id, level, kind, channel, as_of, amount_cents, "
+                              "sha256, file, rf_reference, status, attempts) VALUES (:l, 'P1', 1, 'relance_1', "
+                              "'letter', '2025-04-01', 100, 'x', 'f', :r, 'written', 0)"),
+                         {"l": f"L{n}", "r": f"RF{n:02d}LETTER{n}"})
+        for letter, invoice in [("L0", "F2"), ("L0", "F1"), ("L2", "F3")]:
+            conn.execute(text("INSERT INTO letter_item (letter_id, invoice_number, amount_cents, level) "
+                              "VALUES (:l, :i, 50, 1)"), {"l": letter, "i": invoice})
+    asked = [f"RF99NOLETTER{n}" for n in range(1_200)] + ["RF02LETTER2", "RF00LETTER0", "RF00LETTER0"]
+    with engine.connect() as conn:
+        found = letter_invoices(conn, asked)
+        assert list(found.columns) == ["reference", "invoice_number"]
+        assert found.values.tolist() == [["RF00LETTER0", "F1"], ["RF00LETTER0", "F2"], ["RF02LETTER2", "F3"]]
+        assert letter_invoices(conn, ["RF99NOLETTER"]).empty and letter_invoices(conn, []).empty
