@@ -189,7 +189,7 @@ def run(args, folder: Path) -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     from recouvrement.app.balance import balance_detail, balance_table, write_balance_detail
-    from recouvrement.app.nightly import remind_and_send
+    from recouvrement.app.reminders import remind_and_send
     from recouvrement.app.report import write_report
     if "balance" in only:
         with measured("balance (balance_table)"):

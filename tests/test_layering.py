@@ -53,6 +53,7 @@ STORE = "db"
 COMPOSERS = {
     "recouvrement.app.nightly",     # the nightly run: import, reconcile, remind, agency, report
     "recouvrement.app.demo",        # the demo: nightly runs and a plan, on the sample clinic
+    "recouvrement.app.reminders",   # the day's reminders, then their outboxes sent (remind, nightly)
 }
 SKIPPED = ("db/migrations/",)       # alembic's scripts, run by alembic only
 

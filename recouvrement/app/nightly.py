@@ -38,16 +38,15 @@ from recouvrement.app.agency import export_agency, finish_exports
 from recouvrement.app.imports import import_file
 from recouvrement.app.plans import refresh_plans
 from recouvrement.app.reconcile import run_reconcile
-from recouvrement.app.remind import RemindReport, run_remind
+from recouvrement.app.reminders import remind_and_send  # noqa: F401  (imported from here by callers and tests)
 from recouvrement.app.segmentation import patient_segments, segment_counts
 from recouvrement.app.lock import STALE_AFTER, held
-from recouvrement.app.outbox import send_queued, send_queued_sms, sms_settings, smtp_settings
 from recouvrement.db.values import as_utc
 from recouvrement.audit import append_event, file_sha256
 from recouvrement.config import Settings
 from recouvrement.core.privacy import redact, safe_file_name, safe_message
 from recouvrement.errors import RecouvrementError
-from recouvrement.rules import Rules, by_email, by_sms, is_postal
+from recouvrement.rules import by_email, by_sms, is_postal
 
 log = logging.getLogger(__name__)
 
@@ -392,50 +391,6 @@ def _segments(engine, settings, as_of, result, now) -> None:
     """Segments are computed, never stored: the reminders read them again; the run shows the counts."""
     with engine.connect() as conn:
         result.counts["segments"] = segment_counts(patient_segments(conn, as_of, settings.rules()))
-
-
-def remind_and_send(engine: Engine, settings: Settings, as_of: date, out_dir: Path, *, dry_run: bool = False,
-                    single_pdf: bool = False, rules: Rules | None = None) -> RemindReport:
-    """The day's reminders (app.remind.run_remind), then the outboxes sent (app.outbox.send_queued,
-    send_queued_sms): this run's e-mails and SMS and any a killed run left queued. Without SMTP settings the
-    e-mails stay as .eml files, without `[sms] url` the SMS as <letter>.sms.txt."""
-    report = run_remind(engine, settings, as_of, out_dir, dry_run=dry_run, single_pdf=single_pdf, rules=rules)
-    if not dry_run:
-        _send_outbox(engine, settings, Path(out_dir), report)
-        _send_sms(engine, settings, Path(out_dir), report)
-    return report
-
-
-def _send_sms(engine: Engine, settings: Settings, out_dir: Path, report: RemindReport) -> None:
-    texted = any(w.sms for w in report.letters)
-    provider = sms_settings(settings)
-    if provider is None:
-        if texted:
-            report.sms_note = f"SMS écrits dans {out_dir}, non envoyés (pas de réglages [sms])"
-        return
-    sent = send_queued_sms(engine, provider)
-    report.errors.extend(sent.errors)
-    report.sms_sent, report.sms_queued, report.sms_failed = sent.sent, sent.queued, sent.failed
-    if sent.sent or sent.queued or sent.failed or texted:
-        report.sms_note = f"{sent.sent} SMS envoyé(s)" + (
-            f" ; {sent.queued} en attente pour le prochain run" if sent.queued else "") + (
-            f" ; {sent.failed} refusé(s) par le fournisseur, à traiter" if sent.failed else "")
-
-
-def _send_outbox(engine: Engine, settings: Settings, out_dir: Path, report: RemindReport) -> None:
-    emailed = any(by_email(w.channel) for w in report.letters)
-    smtp = smtp_settings(settings)
-    if smtp is None:
-        if emailed:
-            report.email_note = f"e-mails écrits dans {out_dir}, non envoyés (pas de réglages SMTP)"
-        return
-    sent = send_queued(engine, smtp)
-    report.errors.extend(f"{e} ; le .eml est conservé" for e in sent.errors)
-    report.emails_sent, report.emails_queued, report.emails_failed = sent.sent, sent.queued, sent.failed
-    if sent.sent or sent.queued or sent.failed or emailed:
-        report.email_note = f"{sent.sent} e-mail(s) envoyé(s) par {smtp.host}" + (
-            f" ; {sent.queued} en attente pour le prochain run" if sent.queued else "") + (
-            f" ; {sent.failed} refusé(s) pour de bon, à traiter" if sent.failed else "")
 
 
 def _remind(engine, settings, as_of, result, now) -> None:

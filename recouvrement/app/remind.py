@@ -7,7 +7,7 @@ never made again, so running the same day twice sends nothing twice and rewrites
 Nothing doubled, nothing lost, also with two runs at once or a run killed half-way: the letters are
 recorded under the writer lock (a letter another run recorded meanwhile is left to it), with their print
 batch and, for e-mails and SMS, in their outboxes ('queued'). Only then is the batch PDF written (and marked written);
-the composers (the nightly run, `recouvrement remind`: app.nightly.remind_and_send) then send the outboxes
+the composers (the nightly run, `recouvrement remind`: app.reminders.remind_and_send) then send the outboxes
 (app/outbox.py). A run killed after recording leaves the next run to write the missing batch and send what
 is still queued; a batch already written is never made again.
 
@@ -167,7 +167,7 @@ class RemindReport:
     letters: list[WrittenLetter] = field(default_factory=list)  # made by this run
     already_recorded: list[str] = field(default_factory=list)  # letter ids of that date from an earlier run
     errors: list[str] = field(default_factory=list)
-    # The outbox's sending after the run, filled in by the composer that sends it (app.nightly.remind_and_send).
+    # The outbox's sending after the run, filled in by the composer that sends it (app.reminders.remind_and_send).
     emails_sent: int = 0
     emails_queued: int = 0      # still in the outbox after this run (server unreachable, killed run …)
     emails_failed: int = 0      # refused by the server too many times: a person looks at them
@@ -210,7 +210,7 @@ def letter_id(as_of: date, patient_id: str, level: int) -> str:
 def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, dry_run: bool = False,
                rules: Rules | None = None, single_pdf: bool = False) -> RemindReport:
     """Decide the reminders due on as_of; unless dry_run, write and record them (e-mails wait in the outbox:
-    app.nightly.remind_and_send sends them). PaymentsNotReconciled, nothing written, when payments dated on or
+    app.reminders.remind_and_send sends them). PaymentsNotReconciled, nothing written, when payments dated on or
     before as_of are not reconciled yet; a dry run reports them in `unreconciled` instead."""
     rules = rules or settings.rules()
     started = time.perf_counter(), time.process_time()
@@ -721,3 +721,4 @@ def write_manifest(engine: Engine, as_of: date, out_dir: Path) -> Path:
     write_checked_csv(path, MANIFEST_HEADER, rows)
     record_files(engine, "letters_manifest", [path], as_of=as_of, letters=len(rows))
     return path
+

@@ -16,6 +16,7 @@ Exit statuses (documented in README.md):
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from datetime import date, datetime
@@ -146,7 +147,56 @@ def _anchor_audit_trail(engine) -> None:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands are imported when asked for (click's documented lazy loading): a command imports
+    only its own module and what that module runs, not every use case's libraries (pdf, web, importers). `lazy`
+    names, for each command, the modules of this package that register it and its subcommands; `--help` imports
+    them all to show each command's one-line help. tests/test_cli_lazy.py holds the maps equal to the modules."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, ...]] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module in self.lazy.get(cmd_name, ()):
+            importlib.import_module(f"{__name__}.{module}")   # registers its commands on their groups
+        return super().get_command(ctx, cmd_name)
+
+
+# The module(s) registering each command: where it is defined first, then those adding subcommands to it.
+COMMAND_MODULES = {
+    "audit": ("audit_commands",),
+    "balance": ("reconcile_commands",),
+    "call": ("call_commands",),
+    "db": ("db_commands",),
+    "demo": ("demo_commands",),
+    "dispute": ("dispute_commands",),
+    "export": ("import_commands",),
+    "hold": ("dispute_commands",),
+    "import": ("import_commands",),
+    "match": ("reconcile_commands",),
+    "nightly": ("nightly_commands",),
+    "plan": ("plan_commands",),
+    "reconcile": ("reconcile_commands",),
+    "refund": ("refund_commands",),
+    "registered-post": ("agency_commands",),
+    "remind": ("remind_commands",),
+    "report": ("nightly_commands",),
+    "runs": ("nightly_commands",),
+    "schedule": ("nightly_commands",),
+    "segments": ("segment_commands",),
+    "unlock": ("nightly_commands",),
+    "unmatch": ("reconcile_commands",),
+    "user": ("web_commands",),
+    "web": ("web_commands",),
+    "write-off": ("write_off_commands",),
+}
+
+
+@click.group(cls=LazyGroup, lazy=COMMAND_MODULES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="recouvrement")
 @click.option("--db", envvar="RECOUVREMENT_DB", help="URL SQLAlchemy de la base (défaut : sqlite:///recouvrement.db).")
 @click.option("--config", envvar="RECOUVREMENT_CONFIG", type=click.Path(dir_okay=False),
@@ -174,7 +224,6 @@ def database_message(exc: Exception) -> str:
 def main() -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from recouvrement.cli import commands  # noqa: F401  (registers the commands)
     from recouvrement.cli.french import install as french
     french()
     try:

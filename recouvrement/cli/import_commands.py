@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from recouvrement.app.imports import ImportRefused, ImportReport, import_file
-from recouvrement.app.exports import export_payments
 from recouvrement.render.files import write_rejects
-from recouvrement.cli import Context, Table, cli, console, error, out, pass_context, user_message, warning
+from recouvrement.cli import Context, LazyGroup, Table, cli, console, error, out, pass_context, user_message, warning
 from recouvrement.errors import RecouvrementError
-from recouvrement.importers.base import Reject
 from recouvrement.render.csvfile import DIALECTS
 
+if TYPE_CHECKING:
+    from recouvrement.importers.base import ImportReport, Reject
 
-@cli.group("import")
+
+# The subcommands other modules add to `import` and `export`, imported when asked for (see LazyGroup).
+IMPORT_MODULES = {"agency-returns": ("agency_commands",)}
+EXPORT_MODULES = {"agency": ("agency_commands",), "fec": ("books_commands",),
+                  "allocations": ("reconcile_commands",), "exceptions": ("reconcile_commands",)}
+
+
+@cli.group("import", cls=LazyGroup, lazy=IMPORT_MODULES)
 def import_group() -> None:
     """Importer factures et paiements (exports CSV, remises des assureurs, camt.053, CFONB 120)."""
 
@@ -25,6 +32,7 @@ def _run_imports(ctx: Context, files: tuple[Path, ...], expect: str, strict: boo
     if missing:   # a typo on the command line: nothing is imported, the user corrects it
         raise RecouvrementError("fichier introuvable" if not missing[0].exists() else "ce n'est pas un fichier",
                                 file=str(missing[0]))
+    from recouvrement.app.imports import ImportRefused, import_file
     reports: list[ImportReport] = []
     failed = False
     for path in files:
@@ -86,7 +94,7 @@ import_group.command("payments", help="Importer des fichiers de paiements : CSV 
     _import_command("payments"))
 
 
-@cli.group("export")
+@cli.group("export", cls=LazyGroup, lazy=EXPORT_MODULES)
 def export_group() -> None:
     """Exporter le contenu de la base en CSV (contrôlé contre les données médicales avant écriture).
 
@@ -113,5 +121,6 @@ def export_payments_command(ctx: Context, out_file: Path, dialect) -> None:
 
     Exemple : recouvrement export payments --out paiements.csv --format excel-fr
     """
+    from recouvrement.app.exports import export_payments
     count = export_payments(ctx.engine, out_file, dialect)
     out.print(f"{count} paiement(s) écrit(s) dans {out_file}")

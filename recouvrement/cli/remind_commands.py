@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
-from recouvrement.app.nightly import remind_and_send
 from recouvrement.app.remind import LedgerChangedDuringRun, RemindReport
+from recouvrement.app.reminders import remind_and_send
 from recouvrement.cli import NOT_RECONCILED_EXIT, Context, Table, cli, error, out, pass_context, warning
 from recouvrement.cli.options import as_of_option
 from recouvrement.money import format_eur
