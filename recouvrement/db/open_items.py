@@ -29,29 +29,41 @@ _LAST_EVENT = {
     "postgresql": "GREATEST(i.issue_date, a.last_day, t.last_day, t.last_reversal)",
 }
 
+# What each invoice was paid per share and the day of its last payment; what was moved between its shares and
+# the days of the last move and the last reversal.
+_PAID = """SELECT a.invoice_number,
+       SUM(CASE WHEN a.payer_type = 'amo' THEN a.amount_cents ELSE 0 END) AS amo,
+       SUM(CASE WHEN a.payer_type = 'amc' THEN a.amount_cents ELSE 0 END) AS amc,
+       SUM(CASE WHEN a.payer_type = 'patient' THEN a.amount_cents ELSE 0 END) AS patient,
+       MAX(p.payment_date) AS last_day
+FROM allocation a JOIN payment p ON p.payment_id = a.payment_id {scope_a}
+GROUP BY a.invoice_number"""
+_MOVED = """SELECT t.invoice_number,
+       SUM(CASE WHEN t.reversed_on IS NULL AND t.from_payer = 'amo' THEN t.amount_cents ELSE 0 END) AS amo,
+       SUM(CASE WHEN t.reversed_on IS NULL AND t.from_payer = 'amc' THEN t.amount_cents ELSE 0 END) AS amc,
+       MAX(t.transfer_date) AS last_day, MAX(t.reversed_on) AS last_reversal
+FROM share_transfer t {scope_t}
+GROUP BY t.invoice_number"""
+
 _SETTLED = """
 CREATE TEMPORARY TABLE settled_now AS
 SELECT i.invoice_number, {last_event} AS settled_on
 FROM {invoices}
-LEFT JOIN (SELECT a.invoice_number,
-                  SUM(CASE WHEN a.payer_type = 'amo' THEN a.amount_cents ELSE 0 END) AS amo,
-                  SUM(CASE WHEN a.payer_type = 'amc' THEN a.amount_cents ELSE 0 END) AS amc,
-                  SUM(CASE WHEN a.payer_type = 'patient' THEN a.amount_cents ELSE 0 END) AS patient,
-                  MAX(p.payment_date) AS last_day
-           FROM allocation a JOIN payment p ON p.payment_id = a.payment_id {scope_a}
-           GROUP BY a.invoice_number) a ON a.invoice_number = i.invoice_number
-LEFT JOIN (SELECT t.invoice_number,
-                  SUM(CASE WHEN t.reversed_on IS NULL AND t.from_payer = 'amo' THEN t.amount_cents ELSE 0 END) AS amo,
-                  SUM(CASE WHEN t.reversed_on IS NULL AND t.from_payer = 'amc' THEN t.amount_cents ELSE 0 END) AS amc,
-                  MAX(t.transfer_date) AS last_day, MAX(t.reversed_on) AS last_reversal
-           FROM share_transfer t {scope_t}
-           GROUP BY t.invoice_number) t ON t.invoice_number = i.invoice_number
+LEFT JOIN {paid} a ON a.invoice_number = i.invoice_number
+LEFT JOIN {moved} t ON t.invoice_number = i.invoice_number
 WHERE i.settled_on IS NULL {scope_i}
   AND NOT EXISTS (SELECT 1 FROM write_off w WHERE w.invoice_number = i.invoice_number)
   AND i.amo_cents - COALESCE(a.amo, 0) - COALESCE(t.amo, 0) <= 0
   AND i.amc_cents - COALESCE(a.amc, 0) - COALESCE(t.amc, 0) <= 0
   AND i.patient_cents - COALESCE(a.patient, 0) + COALESCE(t.amo, 0) + COALESCE(t.amc, 0) <= 0
 """
+
+# SQLite: the sums staged first, each in a temporary table keyed by the invoice number and filled in that order
+# (the allocations' covering index and share_transfer's index give them so), which each open invoice then finds by
+# its key. Joined as subqueries, SQLite materialised them and built an automatic index on each, sorting them again:
+# at 1M the statement took 3.25 s CPU, against 2.85 s so.
+_STAGED = (("settle_paid", "invoice_number VARCHAR PRIMARY KEY, amo BIGINT, amc BIGINT, patient BIGINT, last_day DATE"),
+           ("settle_moved", "invoice_number VARCHAR PRIMARY KEY, amo BIGINT, amc BIGINT, last_day DATE, last_reversal DATE"))
 
 # The invoices a reconcile's new allocations (id above the mark) touched, staged first (settle_touched): read
 # straight from the allocation table's key range, not by scanning an index of every allocation for them, and
@@ -114,8 +126,20 @@ def settle(conn: Connection, since: int | None = None, invoice_number: str | Non
         scope_a = scope_t = scope_i = ""
     dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
     conn.exec_driver_sql("DROP TABLE IF EXISTS settled_now")
-    conn.execute(text(_SETTLED.format(invoices=invoices, last_event=_LAST_EVENT[dialect], scope_a=scope_a,
-                                      scope_t=scope_t, scope_i=scope_i)), params)
+    paid, moved = _PAID.format(scope_a=scope_a), _MOVED.format(scope_t=scope_t)
+    staged = _STAGED if dialect == "sqlite" else ()
+    if staged:
+        for (table, columns), sums in zip(staged, (paid, moved)):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+            conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {table} ({columns}) WITHOUT ROWID")
+            conn.execute(text(f"INSERT INTO {table} {sums}"), params)
+        paid, moved = (table for table, _ in staged)
+    else:
+        paid, moved = f"({paid})", f"({moved})"
+    conn.execute(text(_SETTLED.format(invoices=invoices, last_event=_LAST_EVENT[dialect], paid=paid, moved=moved,
+                                      scope_i=scope_i)), params)
+    for table, _ in staged:
+        conn.exec_driver_sql(f"DROP TABLE {table}")
     count = int(conn.exec_driver_sql("SELECT COUNT(*) FROM settled_now").scalar_one())
     if count:   # driven by the staged rows, each finding its invoice by its key (no index to build on them)
         set_aside = _set_aside_invoice_indexes(conn, count) if since is None and invoice_number is None else []
