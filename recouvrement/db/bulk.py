@@ -210,11 +210,13 @@ def stage(conn: Connection, name: str, frame: pd.DataFrame, types: dict[str, str
     return name
 
 
-def set_aside_indexes(conn: Connection, table: str) -> list[str]:
+def set_aside_indexes(conn: Connection, table: str, column: str | None = None) -> list[str]:
     """Drops `table`'s indexes (PostgreSQL: its keys too, primary and unique; SQLite: the secondary indexes, not
     the keys' own) and returns the statements that build them again (`build_indexes`), for a bulk write that
     would otherwise update every index row by row. In the caller's transaction: a failure rolls the drop back
-    too. Readers of the table wait until the transaction ends."""
+    too. Readers of the table wait until the transaction ends. `column` (PostgreSQL): only the indexes and keys
+    on that column, and any on an expression or with a condition (an update of that column alone then changes
+    no other index: a row version kept on its page, heap-only, needs no entry in them)."""
     if conn.dialect.name != "postgresql":
         indexes = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t "
                                     "AND sql IS NOT NULL ORDER BY name"), {"t": table}).all()
@@ -222,11 +224,15 @@ def set_aside_indexes(conn: Connection, table: str) -> list[str]:
             conn.exec_driver_sql(f'DROP INDEX "{name}"')
         return [definition for _, definition in indexes]
     oid = f"'{table}'::regclass"
-    keys = conn.execute(text(f"SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = {oid} "
-                             "AND contype IN ('p', 'u') ORDER BY conname")).all()
-    indexes = conn.execute(text(f"SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c "
-                                f"ON c.oid = i.indexrelid WHERE i.indrelid = {oid} AND NOT EXISTS (SELECT 1 FROM "
-                                "pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname")).all()
+    on = ("" if column is None else " AND (x.indexprs IS NOT NULL OR x.indpred IS NOT NULL OR EXISTS (SELECT 1 FROM "
+          "pg_attribute a WHERE a.attrelid = x.indrelid AND a.attname = :column AND a.attnum = ANY(x.indkey)))")
+    keys = conn.execute(text(f"SELECT conname, pg_get_constraintdef(k.oid) FROM pg_constraint k JOIN pg_index x ON "
+                             f"x.indexrelid = k.conindid WHERE k.conrelid = {oid} AND k.contype IN ('p', 'u'){on} "
+                             "ORDER BY conname"), {"column": column}).all()
+    indexes = conn.execute(text(f"SELECT c.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x JOIN pg_class c "
+                                f"ON c.oid = x.indexrelid WHERE x.indrelid = {oid} AND NOT EXISTS (SELECT 1 FROM "
+                                f"pg_constraint k WHERE k.conindid = x.indexrelid){on} ORDER BY c.relname"),
+                           {"column": column}).all()
     for name, _ in keys:
         conn.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
     for name, _ in indexes:

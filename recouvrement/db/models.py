@@ -82,6 +82,8 @@ class QueueChange(SQLModel, table=True):
 
 class Invoice(SQLModel, table=True):
     __tablename__ = "invoice"
+    # PostgreSQL: half of each page left free, where a settled invoice's new version goes (migration invoice_room)
+    __table_args__ = {"postgresql_with": {"fillfactor": 50}}
     invoice_number: str = Field(primary_key=True)
     compact_number: str = Field(index=True)    # letters and digits, upper case: what matching compares
     patient_id: str = Field(index=True)
