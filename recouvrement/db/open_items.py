@@ -46,8 +46,7 @@ FROM share_transfer t {scope_t}
 GROUP BY t.invoice_number"""
 
 _SETTLED = """
-CREATE TEMPORARY TABLE settled_now AS
-SELECT i.invoice_number, {last_event} AS settled_on
+SELECT i.{key}, {last_event} AS settled_on
 FROM {invoices}
 LEFT JOIN {paid} a ON a.invoice_number = i.invoice_number
 LEFT JOIN {moved} t ON t.invoice_number = i.invoice_number
@@ -60,8 +59,10 @@ WHERE i.settled_on IS NULL {scope_i}
 
 # SQLite: the sums staged first, each in a temporary table keyed by the invoice number and filled in that order
 # (the allocations' covering index and share_transfer's index give them so), which each open invoice then finds by
-# its key. Joined as subqueries, SQLite materialised them and built an automatic index on each, sorting them again:
-# at 1M the statement took 3.25 s CPU, against 2.85 s so.
+# its key; the invoices found settled updated in the same statement, each by its row id. Joined as subqueries,
+# SQLite materialised the sums and built an automatic index on each, sorting them again, and the invoices settled
+# were staged, then each found by its number: at 1M 3.25 + 1.22 s CPU, against 2.85 + 1.14 s staging the sums,
+# and 2.18 + 1.65 s so.
 _STAGED = (("settle_paid", "invoice_number VARCHAR PRIMARY KEY, amo BIGINT, amc BIGINT, patient BIGINT, last_day DATE"),
            ("settle_moved", "invoice_number VARCHAR PRIMARY KEY, amo BIGINT, amc BIGINT, last_day DATE, last_reversal DATE"))
 
@@ -112,8 +113,7 @@ def _set_aside_invoice_indexes(conn: Connection, settled: int) -> list[str]:
 
 def settle(conn: Connection, since: int | None = None, invoice_number: str | None = None) -> int:
     """Set settled_on on the open invoices found settled (every one; those allocated to after the allocation id
-    `since`; or the one numbered `invoice_number`); the number settled. Set-based: one statement, grouped in
-    the database."""
+    `since`; or the one numbered `invoice_number`); the number settled. Set-based, grouped in the database."""
     params: dict = {}
     invoices = "invoice i"
     if invoice_number is not None:
@@ -128,33 +128,41 @@ def settle(conn: Connection, since: int | None = None, invoice_number: str | Non
         invoices = "settle_touched s CROSS JOIN invoice i"
     else:
         scope_a = scope_t = scope_i = ""
-    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
-    conn.exec_driver_sql("DROP TABLE IF EXISTS settled_now")
     paid, moved = _PAID.format(scope_a=scope_a), _MOVED.format(scope_t=scope_t)
-    staged = _STAGED if dialect == "sqlite" else ()
-    if staged:
-        for (table, columns), sums in zip(staged, (paid, moved)):
+    if conn.dialect.name == "postgresql":
+        settled = _SETTLED.format(key="invoice_number", invoices=invoices, last_event=_LAST_EVENT["postgresql"],
+                                  paid=f"({paid})", moved=f"({moved})", scope_i=scope_i)
+        count = _settle_postgresql(conn, settled, params, whole=since is None and invoice_number is None)
+    else:
+        for (table, columns), sums in zip(_STAGED, (paid, moved)):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
             conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {table} ({columns}) WITHOUT ROWID")
             conn.execute(text(f"INSERT INTO {table} {sums}"), params)
-        paid, moved = (table for table, _ in staged)
-    else:
-        paid, moved = f"({paid})", f"({moved})"
-    conn.execute(text(_SETTLED.format(invoices=invoices, last_event=_LAST_EVENT[dialect], paid=paid, moved=moved,
-                                      scope_i=scope_i)), params)
-    for table, _ in staged:
-        conn.exec_driver_sql(f"DROP TABLE {table}")
+        settled = _SETTLED.format(key="rowid AS invoice_row", invoices=invoices, last_event=_LAST_EVENT["sqlite"],
+                                  paid=_STAGED[0][0], moved=_STAGED[1][0], scope_i=scope_i)
+        count = conn.execute(text(f"UPDATE invoice SET settled_on = settled.settled_on FROM ({settled}) settled "
+                                  "WHERE settled.invoice_row = invoice.rowid"), params).rowcount
+        for table, _ in _STAGED:
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+    if since is not None and invoice_number is None:
+        conn.exec_driver_sql("DROP TABLE settle_touched")
+    return count
+
+
+def _settle_postgresql(conn: Connection, settled: str, params: dict, whole: bool) -> int:
+    """The invoices found settled (`settled`) staged, then updated (`whole`: a settle of every open invoice, with
+    the invoice table's indexes maybe set aside)."""
+    conn.exec_driver_sql("DROP TABLE IF EXISTS settled_now")
+    conn.execute(text(f"CREATE TEMPORARY TABLE settled_now AS {settled}"), params)
     count = int(conn.exec_driver_sql("SELECT COUNT(*) FROM settled_now").scalar_one())
     if count:   # driven by the staged rows, each finding its invoice by its key (no index to build on them)
-        set_aside = _set_aside_invoice_indexes(conn, count) if since is None and invoice_number is None else []
+        set_aside = _set_aside_invoice_indexes(conn, count) if whole else []
         conn.exec_driver_sql("UPDATE invoice SET settled_on = s.settled_on FROM settled_now s "
                              "WHERE s.invoice_number = invoice.invoice_number")
         if set_aside:
             from recouvrement.db.bulk import build_indexes
             build_indexes(conn, set_aside, analyse="invoice")
     conn.exec_driver_sql("DROP TABLE settled_now")
-    if since is not None and invoice_number is None:
-        conn.exec_driver_sql("DROP TABLE settle_touched")
     return count
 
 
