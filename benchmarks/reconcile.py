@@ -3,6 +3,11 @@ CPU time (this process's, and the PostgreSQL server's: its processes are not our
 total to what pyarrow alone takes to parse the same CSV files (measured in the same run), peak memory, and the
 accuracy of the allocations against the generator's ground truth.
 
+The files are imported as the nightly run imports its inbox (app.imports.import_files: the next file read and
+checked in a child process while a big one is stored); each file's line is the time from the end of the one
+before to its own end, waiting for its reading included. The child's CPU is counted once it has ended, in the
+last file's line (getrusage counts a child's CPU when it has been waited for).
+
     python benchmarks/reconcile.py [--invoices 1000000] [--data /tmp/scale] [--db /tmp/bench-reconcile.db]
     python benchmarks/reconcile.py --postgresql [URL] [--invoices …] [--data …]
 
@@ -28,7 +33,7 @@ from _scale import FILES, arguments, bare_parse_seconds, ensure_scale_data, fres
 
 from sqlalchemy import text  # noqa: E402
 
-from recouvrement.app.imports import import_file  # noqa: E402
+from recouvrement.app.imports import import_files  # noqa: E402
 from recouvrement.app.reconcile import run_reconcile  # noqa: E402
 
 
@@ -104,11 +109,13 @@ def main() -> None:
                                                     if server else ""), flush=True)
         meter = Meter(server)
         rows = 0
-        for name in FILES:
-            started = meter.start()
-            report = import_file(engine, args.data / name, settings)
+        started = meter.start()
+        for path, report in import_files(engine, [args.data / name for name in FILES], settings):
+            if isinstance(report, Exception):
+                raise report
             rows += report.rows_read
-            print(meter.line(started, f"import {name:<22}{report.rows_read:>11,} rows"), flush=True)
+            print(meter.line(started, f"import {path.name:<22}{report.rows_read:>11,} rows"), flush=True)
+            started = meter.start()
         started = meter.start()
         result = run_reconcile(engine)
         print(meter.line(started, f"reconcile {result.payments:>25,} paymt"), flush=True)

@@ -44,6 +44,11 @@ class RecouvrementError(Exception):
         self.message, self.file, self.line, self.field = message, file, line, field
         super().__init__(self.located())
 
+    def __reduce__(self):
+        """Pickled as it is (a file read in a child process, app.imports.ReadAhead): its parts, not its shown text
+        made into a new message (Exception's way), nor scrubbed again."""
+        return _rebuilt, (type(self), self.__dict__)
+
     def located(self, field: str | None = None) -> str:
         """The message after its file, line and field (`field` shown instead of the domain's name: the CLI
         shows its option)."""
@@ -52,3 +57,10 @@ class RecouvrementError(Exception):
         if field:
             where = f"{where} [{field}]" if where else f"[{field}]"
         return f"{where}: {self.message}" if where else self.message
+
+
+def _rebuilt(kind: type[RecouvrementError], state: dict) -> RecouvrementError:
+    error = kind.__new__(kind)
+    error.__dict__.update(state)
+    Exception.__init__(error, error.located())
+    return error

@@ -11,6 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import multiprocessing
+import os
+import pickle
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -64,34 +72,182 @@ def detect_format(path: Path) -> str:
                             "noms de colonnes, un relevé camt.053 XML, un relevé CFONB 120 ou un retour NOEMIE)", file=path.name)
 
 
+KEYED = ("invoices_csv", "noemie")    # the formats whose NIRs are hashed with the installation's key
+
+
 def parse_file(path: Path, settings: Settings, expect: str | None = None) -> tuple[str, Parsed]:
+    format_name = _checked_format(path, expect)
+    return format_name, _read(path, format_name, _nir_key(format_name, settings), settings.privacy.keep_care)
+
+
+def _checked_format(path: Path, expect: str | None) -> str:
     format_name = detect_format(path)
-    module = importer(format_name)
-    if expect and module.KIND != expect:
-        raise RecouvrementError(f"ce fichier est de type {KIND_FR.get(module.KIND, module.KIND)} ({format_name}), "
+    kind = importer(format_name).KIND
+    if expect and kind != expect:
+        raise RecouvrementError(f"ce fichier est de type {KIND_FR.get(kind, kind)} ({format_name}), "
                                 f"pas {KIND_FR.get(expect, expect)}", file=path.name)
+    return format_name
+
+
+def _nir_key(format_name: str, settings: Settings) -> bytes:
+    return settings.nir_key() if format_name in KEYED else b""
+
+
+def _read(path: Path, format_name: str, nir_key: bytes, keep_care: bool) -> Parsed:
+    module = importer(format_name)
     if format_name == "invoices_csv":
-        parsed = module.read(path, nir_key=settings.nir_key(), keep_care=settings.privacy.keep_care)
-    elif format_name == "noemie":
-        parsed = module.read(path, nir_key=settings.nir_key())
-    else:
-        parsed = module.read(path)
-    return format_name, parsed
+        return module.read(path, nir_key=nir_key, keep_care=keep_care)
+    if format_name == "noemie":
+        return module.read(path, nir_key=nir_key)
+    return module.read(path)
+
+
+def _read_into(folder: Path, path: Path, format_name: str, nir_key: bytes, keep_care: bool) -> tuple[Path, str]:
+    """What ReadAhead's child process does: the file read and checked, written (pickled) into a file of the
+    private `folder`, and the file's SHA-256 (as _record_batch). Only the name goes back through the pool's pipe:
+    a result of 150 MB read there by the pool's thread, during the parent's store, stole the GIL from it read by
+    read (the store's wall time grew by seconds)."""
+    parsed = _read(path, format_name, nir_key, keep_care)
+    handle, name = tempfile.mkstemp(dir=folder, suffix=".parsed")
+    with os.fdopen(handle, "wb") as out:
+        pickle.dump(parsed, out, protocol=pickle.HIGHEST_PROTOCOL)
+    return Path(name), _sha256(path)
+
+
+# A file at least this big is stored for long enough (a second and more) to hide the next one's reading, and the
+# child process's start (some 0.5 s of the other core); a night's files, smaller, are read one after the other.
+READ_AHEAD_FROM = 16 << 20
+# The child reads on the CPU the store leaves over: a store keeps the other core busy at times too (an index built
+# in a thread beside the patients' work, db.loads._build_while), and must not wait for it.
+CHILD_NICENESS = 10
+
+
+class ReadAhead:
+    """Files read and checked in a child process while the one before is stored: `start(path)` early, then
+    import_file(…, ahead=this) takes what the child read, or reads the file itself as usual when it was not
+    started, or when the child could not be kept (killed). Importers never touch the database, so a file read
+    there is the same Parsed (its rejects, warnings and errors too: a RecouvrementError comes back whole); the
+    child is started with "spawn", a fresh interpreter holding no copy of the parent's open database connection.
+    At most one file is read ahead: its rows and the one being stored are all that is held at once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: dict[Path, tuple[str | None, str, Future]] = {}
+        self._next: tuple[Path, str | None] | None = None
+        self._folder: Path | None = None
+
+    def after_this_one(self, path: Path, expect: str | None = None) -> None:
+        """`path` to be started once the file being imported is read (import_file calls `this_one_read`): not
+        while it is, which would take the second core from Arrow's reading threads and the child's start."""
+        self._next = (path, expect)
+
+    def this_one_read(self) -> None:
+        if self._next is not None:
+            self.start(*self._next)
+            self._next = None
+
+    def start(self, path: Path, expect: str | None = None) -> None:
+        try:    # what import_file checks first (format, kind): here, or again there to raise it in its place
+            format_name = _checked_format(path, expect)
+            nir_key = _nir_key(format_name, self.settings)
+        except RecouvrementError:
+            return
+        if self._pool is None or self._folder is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=os.nice, initargs=(CHILD_NICENESS,))
+            self._folder = Path(tempfile.mkdtemp(prefix="recouvrement-read-"))   # 0700: the rows read are private
+        self._pending[path] = (expect, format_name, self._pool.submit(_read_into, self._folder, path, format_name,
+                                                                      nir_key, self.settings.privacy.keep_care))
+
+    def take(self, path: Path, expect: str | None) -> tuple[str, Parsed, str] | None:
+        """(format, what was read, the file's SHA-256) when `path` was started (with the same `expect`); a read's
+        RecouvrementError is raised as import_file would. None: import_file reads it itself."""
+        expected, format_name, future = self._pending.pop(path, (None, "", None))
+        if future is None or expected != expect:
+            return None
+        try:
+            written, sha = future.result()
+        except BrokenProcessPool:      # the child was killed (memory): read here, as without it
+            self.close()
+            return None
+        try:
+            with open(written, "rb") as handle:
+                parsed = pickle.load(handle)
+        finally:
+            written.unlink()
+        return format_name, parsed, sha
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+        self._pending.clear()
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+def import_files(engine: Engine, paths: Iterable[Path], settings: Settings, expect: str | None = None,
+                 strict: bool = False, read_ahead_from: int = READ_AHEAD_FROM
+                 ) -> Iterator[tuple[Path, ImportReport | Exception]]:
+    """Each file imported as import_file does, in the order given (each its own transaction), and what came of it:
+    its report, or the exception that stopped it (the next file is still taken). While a file of
+    `read_ahead_from` bytes or more is stored, the next one is read and checked in a child process (ReadAhead):
+    a million invoices are stored for seconds during which the first remittance file is read. The next path is
+    taken from `paths` before the file is stored."""
+    with ReadAhead(settings) as ahead:
+        queue = iter(paths)
+        current = next(queue, None)
+        while current is not None:
+            following = next(queue, None)
+            if following is not None and _size(current) >= read_ahead_from:
+                ahead.after_this_one(following, expect)
+            outcome: ImportReport | Exception
+            try:
+                outcome = import_file(engine, current, settings, expect, strict, ahead)
+            except Exception as exc:   # the caller says what it means (quarantine, left in the inbox …)
+                outcome = exc
+            yield current, outcome
+            current = following
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def import_file(engine: Engine, path: Path, settings: Settings, expect: str | None = None,
-                strict: bool = False) -> ImportReport:
+                strict: bool = False, ahead: ReadAhead | None = None) -> ImportReport:
     """Read, check and store one file, in one transaction (the report says what was imported, a duplicate, refused).
     What the file's reading held is given back to the system once it is stored (db.session.release_freed_memory):
-    the nightly run reconciles in the same process, and a million invoices' parse left 450 MB behind it."""
+    the nightly run reconciles in the same process, and a million invoices' parse left 450 MB behind it.
+    `ahead`: where the file may have been read already (import_files)."""
     try:
-        return _import_file(engine, path, settings, expect, strict)
+        return _import_file(engine, path, settings, expect, strict, ahead)
     finally:
         release_freed_memory()
 
 
-def _import_file(engine: Engine, path: Path, settings: Settings, expect: str | None, strict: bool) -> ImportReport:
-    format_name, parsed = parse_file(path, settings, expect)
+def _import_file(engine: Engine, path: Path, settings: Settings, expect: str | None, strict: bool,
+                 ahead: ReadAhead | None) -> ImportReport:
+    try:
+        read = ahead.take(path, expect) if ahead is not None else None
+        if read is not None:
+            format_name, parsed, sha = read
+        else:
+            (format_name, parsed), sha = parse_file(path, settings, expect), None
+    finally:    # read, or found unreadable: the next file's reading may start
+        if ahead is not None:
+            ahead.this_one_read()
     name = safe_file_name(path.name)   # as stored and shown: a NIR or a care word in a file name is masked
     report = ImportReport(name, format_name, parsed.kind, parsed.rows_read,
                           rejects=list(parsed.rejects), warnings=[redact(w) for w in parsed.warnings])
@@ -106,7 +262,7 @@ def _import_file(engine: Engine, path: Path, settings: Settings, expect: str | N
         if strict and report.rejects:
             raise ImportRefused(report)
         if imported:
-            _record_batch(conn, path, format_name, report)
+            _record_batch(conn, path, format_name, report, sha)
         if parsed.outgoing:    # a bank statement showing refunds we ordered: they are done, their credits closed
             report.refunds_done = _close_refunds(conn, parsed.outgoing)
     return report
@@ -125,9 +281,13 @@ def _close_refunds(conn: Connection, outgoing: list[OutgoingTransfer]) -> int:
 
 
 
-def _record_batch(conn: Connection, path: Path, format_name: str, report: ImportReport) -> None:
+def _sha256(path: Path) -> str:
     with open(path, "rb") as handle:    # read by blocks: the 1M invoices file whole is 244 MB
-        sha = hashlib.file_digest(handle, "sha256").hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _record_batch(conn: Connection, path: Path, format_name: str, report: ImportReport, sha: str | None) -> None:
+    sha = sha or _sha256(path)
     now = datetime.now(timezone.utc)
     record_import_batch(conn, kind=report.kind, format_name=format_name, source_file=report.file, sha256=sha,
                         imported_at=now, rows_read=report.rows_read, imported=report.imported,

@@ -25,7 +25,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,7 +35,7 @@ from recouvrement.db.runs import RunRow, fail_running_runs, finish_run, insert_r
 from recouvrement.db.session import writing
 from recouvrement.render.files import write_rejects
 from recouvrement.app.agency import export_agency, finish_exports
-from recouvrement.app.imports import import_file
+from recouvrement.app.imports import ImportReport, import_files
 from recouvrement.app.plans import refresh_plans
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.reminders import remind_and_send  # noqa: F401  (imported from here by callers and tests)
@@ -313,19 +313,40 @@ def import_inbox(engine: Engine, settings: Settings, as_of: date, result: RunRes
     ready, busy = settled(candidates, settings.inbox.settle_seconds)
     for item in left + busy:
         _leave(result, files, item)
-    try:
+    staged: dict[Path, tuple[Path, tuple[int, int], int]] = {}   # copy -> (inbox file, its signature, its number)
+
+    def copies() -> Iterator[Path]:
+        """The private copies, made one file ahead of the import (import_files takes the next before storing one:
+        it may be read meanwhile)."""
         for number, (path, signature) in enumerate(ready, start=1):
             files["seen"] += 1
             try:
-                _import_one(engine, settings, path, signature, staging, archive, number, result)
-                shutil.rmtree(staging, ignore_errors=True)
+                copy = _stage_one(result, files, path, signature, staging)
             except Exception as exc:   # one file's trouble is reported; the others are still taken
-                log.error("inbox file %s: %s", _shown(safe_file_name(path.name)), redact(traceback.format_exc()))
-                what = "erreur de base de données" if isinstance(exc, SQLAlchemyError) else "erreur inattendue"
-                _leave(result, files, Left(path.name, f"{what} ({type(exc).__name__}) : laissé dans la boîte, "
-                                                      "repris au prochain passage"))
+                _unexpected(result, files, path, exc)
+                continue
+            if copy is not None:
+                staged[copy] = (path, signature, number)
+                yield copy
+
+    try:
+        for copy, outcome in import_files(engine, copies(), settings):
+            path, signature, number = staged.pop(copy)
+            try:
+                _import_one(settings, path, signature, copy, outcome, archive, number, result)
+            except Exception as exc:   # one file's trouble is reported; the others are still taken
+                _unexpected(result, files, path, exc)
+            copy.unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _unexpected(result: RunResult, files: dict, path: Path, exc: Exception) -> None:
+    log.error("inbox file %s: %s", _shown(safe_file_name(path.name)),
+              redact("".join(traceback.format_exception(exc))))
+    what = "erreur de base de données" if isinstance(exc, SQLAlchemyError) else "erreur inattendue"
+    _leave(result, files, Left(path.name, f"{what} ({type(exc).__name__}) : laissé dans la boîte, "
+                                          "repris au prochain passage"))
 
 
 def _leave(result: RunResult, files: dict, item: Left) -> None:
@@ -334,29 +355,37 @@ def _leave(result: RunResult, files: dict, item: Left) -> None:
     result.errors.append(f"boîte de réception : {_shown(safe_file_name(item.name))} : {item.reason}")
 
 
-def _import_one(engine: Engine, settings: Settings, path: Path, signature: tuple[int, int], staging: Path,
-                archive: Path, number: int, result: RunResult) -> None:
-    files, rows = result.counts["files"], result.counts["rows"]
-    name = _shown(safe_file_name(path.name))
+def _stage_one(result: RunResult, files: dict, path: Path, signature: tuple[int, int], staging: Path) -> Path | None:
+    """The file's private copy (see stage), or None when it is left in the inbox (reported)."""
     try:
         copy = stage(path, signature, staging)
     except OSError as exc:
         why = ("devenu un lien symbolique : refusé" if exc.errno == errno.ELOOP
                else f"illisible ({exc.strerror}) : laissé dans la boîte")
         _leave(result, files, Left(path.name, why))
-        return
+        return None
     if copy is None:
         _leave(result, files, Left(path.name, "modifié pendant la copie : pris au prochain passage"))
-        return
-    try:
-        report = import_file(engine, copy, settings)
-    except RecouvrementError as exc:
+    return copy
+
+
+def _import_one(settings: Settings, path: Path, signature: tuple[int, int], copy: Path,
+                outcome: ImportReport | Exception, archive: Path, number: int, result: RunResult) -> None:
+    """What comes of the import of `path` (its copy's: `outcome`, from import_files): archived, its rejects
+    listed; quarantined when it could not be read; an unexpected error raised."""
+    files, rows = result.counts["files"], result.counts["rows"]
+    name = _shown(safe_file_name(path.name))
+    if isinstance(outcome, RecouvrementError):
+        exc = outcome
         reason = safe_message(str(exc))
         result.quarantined.append(_quarantine(path, settings, [(safe_file_name(path.name), exc.line or "", exc.field or "", reason)],
                                               copy))
         result.errors.append(f"{name} : mis en quarantaine, {reason}")
         files["quarantined"] += 1
         return
+    if isinstance(outcome, Exception):
+        raise outcome
+    report = outcome
     _pause_for_tests(number)
     if report.rejects:
         archive.mkdir(parents=True, exist_ok=True)

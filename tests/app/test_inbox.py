@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from recouvrement.app import nightly
+from recouvrement.app import imports, nightly
 from recouvrement.app.nightly import run_nightly
 from recouvrement.config import Inbox, Paths, Settings, load_settings
 from tests.app.world import INVOICE_HEADER, INVOICES, invoices_file
@@ -144,14 +144,14 @@ def test_a_file_that_breaks_the_importer_is_left_and_the_others_and_the_night_go
     invoices_file(inbox, INVOICES[:2], name="1-good.csv")
     invoices_file(inbox, INVOICES[2:3], name="2-breaks.csv")
     invoices_file(inbox, INVOICES[3:], name="3-good.csv")
-    real = nightly.import_file
+    real = imports.import_file    # what the night's import_files calls for each file
 
     def flaky(engine_, path, settings_, *args, **kwargs):
         if path.name == "2-breaks.csv":
             raise RuntimeError("importer bug")
         return real(engine_, path, settings_, *args, **kwargs)
 
-    monkeypatch.setattr(nightly, "import_file", flaky)
+    monkeypatch.setattr(imports, "import_file", flaky)
     result = run_nightly(engine, inbox_settings, AS_OF)
     assert count(engine, "invoice") == len(INVOICES) - 1
     assert sorted(p.name for p in inbox.iterdir()) == ["2-breaks.csv"]
