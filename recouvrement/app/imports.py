@@ -214,6 +214,8 @@ def import_files(engine: Engine, paths: Iterable[Path], settings: Settings, expe
                 outcome = import_file(engine, current, settings, expect, strict, ahead)
             except Exception as exc:   # the caller says what it means (quarantine, left in the inbox …)
                 outcome = exc
+            if following is None:      # nothing more to read: the child ends (its memory, its CPU counted) now
+                ahead.close()
             yield current, outcome
             current = following
 
