@@ -133,10 +133,13 @@ class _Run:
         rejected = np.flatnonzero(self.payments["status"].to_numpy() == "rejected")
         lines = self.payments.iloc[rejected]
         positions = self.index.get_indexer(lines["invoice_number"])
-        for row, pos, line in zip(rejected, positions, lines.to_dict("records")):
-            self.matched[row] = True
+        self.matched[rejected] = True
+        # The lines' cells as lists, column by column (to_dict("records") made a dict per line: 46k, 0.16 s).
+        cells = zip(*(lines[c].tolist() for c in ("invoice_number", "payer_type", "payment_date", "payment_id",
+                                                   "reject_reason")))
+        for row, pos, (number, payer, on, payment_id, why) in zip(rejected, positions, cells):
             if pos < 0:
-                self.kind[row], self.reason[row] = "rejection", f"rejection of unknown invoice {line['invoice_number']}"
+                self.kind[row], self.reason[row] = "rejection", f"rejection of unknown invoice {number}"
                 continue
             col = self.col[row]
             amount = int(self.out[pos, col])
@@ -144,12 +147,10 @@ class _Run:
                 continue                          # nothing left to reject: already shifted or paid
             self.out[pos, col] -= amount
             self.out[pos, 2] += amount
-            self.transfers.append({"invoice_number": line["invoice_number"], "from_payer": line["payer_type"],
-                                   "amount_cents": amount, "transfer_date": line["payment_date"],
-                                   "payment_id": line["payment_id"], "reason": line["reject_reason"],
+            self.transfers.append({"invoice_number": number, "from_payer": payer, "amount_cents": amount,
+                                   "transfer_date": on, "payment_id": payment_id, "reason": why,
                                    "reversed_on": None, "reversed_by": None})
-            self.active[(line["invoice_number"], line["payer_type"])] = {"new": len(self.transfers) - 1,
-                                                                         "amount": amount}
+            self.active[(number, payer)] = {"new": len(self.transfers) - 1, "amount": amount}
 
     def take_back(self, rows: np.ndarray, positions: np.ndarray) -> None:
         """Insurer payments for a share moved to the patient: the insurer takes its share back."""
@@ -502,8 +503,22 @@ def _text(value) -> str:
 
 def _rf_found(references: pd.Series) -> pd.Series:
     """The valid RF reference in each text (compact, upper case), indexed like the texts; none: no row."""
+    references = references[_may_quote_rf(references)]
     found = references.fillna("").str.upper().str.extract(RF_PATTERN, expand=False).dropna()
     return found.map(_valid_rf).dropna() if not found.empty else found
+
+
+def _may_quote_rf(references: pd.Series) -> np.ndarray:
+    """Mask of the texts that may hold an RF reference once upper-cased: those with "rf" in any case, and every
+    text that is not ASCII (Python's upper case makes ASCII letters of some other letters: ﬀ, ı…). The others
+    cannot (upper case of ASCII is ASCII), and Python's regular expression need not read them: in Arrow, a
+    first run's 540k texts in 0.05 s where upper-casing and searching them all took 0.4 s."""
+    try:
+        texts = pa.array(references.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowException, TypeError):
+        return np.ones(len(references), dtype=bool)        # not all text: every one read by Python
+    maybe = pc.or_(pc.match_substring(texts, "rf", ignore_case=True), pc.invert(pc.string_is_ascii(texts)))
+    return pc.fill_null(maybe, True).to_numpy(zero_copy_only=False)
 
 
 def rf_references(payments: pd.DataFrame) -> pd.Series:
@@ -517,13 +532,13 @@ def rf_references(payments: pd.DataFrame) -> pd.Series:
 
 
 def rf_references_in(payments: pd.DataFrame, found: pd.Series | None = None) -> list[str]:
-    """The valid RF references the payments quote: the letters the store must look up (and only those).
-    `found`: rf_references(payments), when already found.
+    """The valid RF references the payments quote, each once, in the payments' order: the letters the store must
+    look up (and only those). `found`: rf_references(payments), when already found.
 
     >>> rf_references_in(pd.DataFrame({"reference": ["Vir. RF54 LDDK BMSF 7312 YKQY merci", "RF00 X", None]}))
     ['RF54LDDKBMSF7312YKQY']
     """
-    return sorted(set(rf_references(payments) if found is None else found))
+    return list(dict.fromkeys(rf_references(payments) if found is None else found))    # the store sorts them
 
 
 LETTER_COLUMNS = ["reference", "invoice_number"]

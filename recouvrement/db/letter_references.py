@@ -18,9 +18,9 @@ def letter_invoices(conn: Connection, references: Sequence[str]) -> pd.DataFrame
     """(reference, invoice_number) for each invoice listed by the letters of these RF references (compact,
     upper case); references that are no letter's bring no row. Only the references asked are read: the
     letters' table grows every night, a bank statement quotes a few hundred references."""
+    if len(references) > _CHUNK and not _any_letter_reference(conn):
+        return pd.DataFrame(columns=LETTER_INVOICE_COLUMNS)     # a first run: no letter yet, nothing to sort or stage
     wanted = sorted(set(references))
-    if len(wanted) > _CHUNK and not _any_letter_reference(conn):
-        return pd.DataFrame(columns=LETTER_INVOICE_COLUMNS)     # a first run: no letter yet, nothing to stage
     if conn.dialect.name == "postgresql" and wanted:
         # One statement, the references as one JSON text the server unnests: a first reconcile at 1M asks for
         # 236k references, 472 statements of 500 parameters each compiled and bound in 1.9 s of wall time.

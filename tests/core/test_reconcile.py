@@ -421,7 +421,9 @@ def test_a_letters_reference_the_store_does_not_know_goes_to_the_queue():
 def test_the_references_to_look_up_are_the_valid_ones_quoted():
     quoted = payments({"reference": f"merci {format_rf(LETTER)}"}, {"reference": "RF00 1234"},
                       {"reference": rf_reference("F2025-000101")})
-    assert rf_references_in(quoted) == sorted([LETTER, rf_reference("F2025-000101")])
+    assert rf_references_in(quoted) == [LETTER, rf_reference("F2025-000101")]          # once each, as quoted
+    again = pd.concat([quoted, quoted.iloc[::-1]], ignore_index=True)
+    assert rf_references_in(again) == [LETTER, rf_reference("F2025-000101")]
 
 
 # --- clawbacks: an insurer taking back what it paid ------------------------------------------------------
@@ -498,3 +500,19 @@ def test_the_queued_payments_candidates_are_every_pair_whose_name_and_amount_and
     found = payer_candidates(payments, patients, shares)
     assert set(zip(found["payment_id"], found["patient_id"])) == _candidates_one_by_one(payments, patients, shares)
     assert list(found.columns) == ["payment_id", "patient_id"] and not found.duplicated().any()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text("rfRF0123489 .xLéıﬀﬁß٣\n", max_size=30)), max_size=8))
+@example([rf_reference("F1").lower(), "Vir. " + format_rf(rf_reference("F2025-000102")) + " merci",
+          "ﬁ " + rf_reference("F7"), "r" + rf_reference("F9")[1:], None, "sans référence"])
+def test_the_rf_references_are_those_python_finds_in_each_upper_cased_text(texts):
+    """Texts without "rf" in any case are left out before the search (Arrow): never one that would hold a reference."""
+    import re
+    from recouvrement.core.reconcile import RF_PATTERN, _valid_rf
+    expected = {}
+    for row, value in enumerate(texts):
+        match = re.search(RF_PATTERN, (value or "").upper())
+        if match and _valid_rf(match.group(1)):
+            expected[row] = _valid_rf(match.group(1))
+    assert rf_references(pd.DataFrame({"reference": pd.Series(texts, dtype=object)})).to_dict() == expected
