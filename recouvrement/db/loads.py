@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Index, inspect, text
 
@@ -169,8 +170,17 @@ def newest_details(patients: pd.DataFrame, issue_dates: pd.Series) -> pd.DataFra
     date), the newest non-empty value of each (an export that leaves a cell empty erases nothing)."""
     patients = patients.copy()
     patients["identity_date"] = issue_dates.to_numpy()
-    return (patients.sort_values(["identity_date", "patient_id"], kind="stable")
-            .groupby("patient_id", sort=True, as_index=False).last())
+    # Each patient's rows by date, then in the file's order (what a stable sort on (date, patient) gives them): the
+    # few thousand distinct dates sorted once and the rows ordered by their rank, an integer (1M rows: 0.36 s of
+    # text sorting -> 0.1 s). The grouping orders the patients.
+    codes, dates = pd.factorize(patients["identity_date"])
+    if (codes < 0).any():   # a missing date (never from the importer): the text sort places it
+        by_date = patients.sort_values(["identity_date", "patient_id"], kind="stable")
+    else:
+        rank = np.empty(len(dates), dtype=np.int64)
+        rank[np.argsort(np.asarray(dates, dtype=object), kind="stable")] = np.arange(len(dates))
+        by_date = patients.take(np.argsort(rank[codes], kind="stable"))
+    return by_date.groupby("patient_id", sort=True, as_index=False).last()
 
 
 def _store_patients(conn: Connection, patients: pd.DataFrame, name_keys: pd.DataFrame | None = None) -> None:

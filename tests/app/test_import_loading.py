@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import inspect, text
 
 from recouvrement.app.imports import LOADED, import_file
+from recouvrement.db.loads import newest_details
 from tests.app.world import INVOICES, invoices_file, payments_file
 
 PAYMENTS = ["V1;15/01/2025;amo;CPAM;70,00;;F2025-000101;paid;", "V2;16/01/2025;patient;Lefèvre;10,00;;;paid;"]
@@ -233,3 +236,20 @@ def test_the_indexes_and_the_work_done_meanwhile_both_run_and_either_failure_is_
     with pytest.raises(RuntimeError):
         _build_while(None, [_Index(done, fails=True)], lambda: done.append("meanwhile"))  # type: ignore[arg-type]
     assert done[-1] == "meanwhile"
+
+
+def test_the_patients_newest_details_are_those_of_a_sort_by_date_and_patient_then_the_last_non_empty_of_each():
+    """newest_details orders the rows by the rank of their date (an integer), not by the text: the same rows as the
+    stable sort on (date, patient) it replaced, on dates and details drawn at random (ties, empty cells)."""
+    rng = np.random.default_rng(16)
+    rows = 5_000
+    patients = pd.DataFrame({
+        "patient_id": pd.Series(rng.choice([f"P{i:03d}" for i in range(700)], rows), dtype="string[pyarrow]"),
+        "last_name": pd.Series(rng.choice(["Martin", "Durand", None], rows), dtype="string[pyarrow]"),
+        "phone": pd.Series(rng.choice(["+33612345678", "+33698765432", None], rows), dtype=object),
+        "sms_consent": pd.Series(rng.choice([True, False, None], rows), dtype=object)})
+    dates = pd.Series(rng.choice([f"20{y:02d}-{m:02d}-01" for y in (9, 19, 25) for m in (1, 10, 12)], rows),
+                      dtype="string[pyarrow]")
+    by_text = patients.assign(identity_date=dates.to_numpy()).sort_values(["identity_date", "patient_id"], kind="stable")
+    expected = by_text.groupby("patient_id", sort=True, as_index=False).last()
+    pd.testing.assert_frame_equal(newest_details(patients, dates), expected)
