@@ -26,6 +26,7 @@ BULK_SETTINGS = {
     "checkpoint_timeout": "30min",
     "wal_compression": "lz4",
     "effective_cache_size": "4GB",
+    "random_page_cost": "1.1",
     "jit": "off",
 }
 
