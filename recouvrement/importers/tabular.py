@@ -30,11 +30,20 @@ class Dialect:
     separator: str
 
 
+# UTF-8 is checked by blocks of this size: a Windows-1252 file is told at its first accented letter without a str
+# of the whole file made first (the 1M invoices file, 244 MB, failed at byte 400 after 0.1 s of allocation).
+UTF8_CHECK_BLOCK = 1 << 20
+
+
 def detect_encoding(data: bytes) -> str:
     if data.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    decoder = codecs.getincrementaldecoder("utf-8")()   # (keeps a character cut at a block's end for the next)
+    view = memoryview(data)
     try:
-        data.decode("utf-8")
+        for start in range(0, len(data), UTF8_CHECK_BLOCK):
+            decoder.decode(view[start:start + UTF8_CHECK_BLOCK])
+        decoder.decode(b"", final=True)
         return "utf-8"
     except UnicodeDecodeError:
         return "cp1252"

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recouvrement.errors import RecouvrementError
+from recouvrement.importers import tabular
 from recouvrement.importers.tabular import _parse_dates_arrow, _parse_dates_pandas, parse_dates, read_table
 
 DAYS = st.integers(0, 32)
@@ -83,3 +84,27 @@ def test_a_column_left_unread_is_empty_and_the_others_as_read(tmp_path):
     assert partial["care_description"].tolist() == ["", ""]
     assert partial.drop(columns="care_description").equals(whole.drop(columns="care_description"))
     assert partial_warnings == warnings
+
+
+def _whole(data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "cp1252"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b";", b"\r\n", "é".encode(), "€".encode(), "😀".encode(), b"\xe9", b"\x80",
+                                 b"\xf0\x9f", b"\xc3"]), max_size=40), st.integers(1, 7))
+def test_the_encoding_checked_by_blocks_is_the_one_the_whole_file_decoded_gives(pieces, block):
+    """A character cut by a block's end, a bad byte in the last block, a truncated sequence at the end: by blocks
+    of `block` bytes (the product's are 1 MB), detect_encoding says what decoding the whole file says."""
+    data = b"".join(pieces)
+    tabular.UTF8_CHECK_BLOCK, kept = block, tabular.UTF8_CHECK_BLOCK
+    try:
+        assert tabular.detect_encoding(data) == _whole(data)
+    finally:
+        tabular.UTF8_CHECK_BLOCK = kept
