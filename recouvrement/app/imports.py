@@ -18,7 +18,6 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -125,10 +124,11 @@ CHILD_NICENESS = 10
 class ReadAhead:
     """Files read and checked in a child process while the one before is stored: `start(path)` early, then
     import_file(…, ahead=this) takes what the child read, or reads the file itself as usual when it was not
-    started, or when the child could not be kept (killed). Importers never touch the database, so a file read
-    there is the same Parsed (its rejects, warnings and errors too: a RecouvrementError comes back whole); the
-    child is started with "spawn", a fresh interpreter holding no copy of the parent's open database connection.
-    At most one file is read ahead: its rows and the one being stored are all that is held at once."""
+    started, or when the child failed otherwise than on the file (killed, its folder gone). Importers never touch
+    the database, so a file read there is the same Parsed (its rejects, warnings and errors too: a
+    RecouvrementError comes back whole); the child is started with "spawn", a fresh interpreter holding no copy of
+    the parent's open database connection. At most one file is read ahead: its rows and the one being stored are
+    all that is held at once."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -168,7 +168,9 @@ class ReadAhead:
             return None
         try:
             written, sha = future.result()
-        except BrokenProcessPool:      # the child was killed (memory): read here, as without it
+        except RecouvrementError:      # the file's own fault: as import_file would say it
+            raise
+        except Exception:              # the child killed (memory), its folder gone or full …: read here, as without it
             self.close()
             return None
         try:

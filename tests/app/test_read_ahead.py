@@ -110,3 +110,15 @@ def _no_leftover_folder(monkeypatch):
     monkeypatch.setattr(imports.tempfile, "mkdtemp", mkdtemp)
     yield
     assert not [folder for folder in made if folder.name.startswith("recouvrement-read-") and folder.exists()]
+
+
+def test_when_the_child_fails_the_file_is_read_here_as_without_it(engine, settings, tmp_path, audit_key, monkeypatch):
+    files = _files(tmp_path / "in")[:3]
+    gone = tmp_path / "gone"
+
+    def a_folder_removed_at_once(*args, **kwargs):   # the child cannot write what it read
+        return str(gone)
+
+    monkeypatch.setattr(imports.tempfile, "mkdtemp", a_folder_removed_at_once)
+    outcomes = [outcome for _, outcome in import_files(engine, files, settings, read_ahead_from=0)]
+    assert [type(o).__name__ for o in outcomes] == ["ImportReport"] * 3 and all(o.imported for o in outcomes)
