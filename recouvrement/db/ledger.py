@@ -170,17 +170,56 @@ _PAID_WITH_INVOICES = (
     + " FROM allocation GROUP BY invoice_number) a ON a.invoice_number = i.invoice_number ORDER BY i.invoice_number")
 
 
-def matching_snapshot(conn: Connection) -> Snapshot:
+# What matching_snapshot reads that a run's explicit pass leaves as it is (it writes allocations only): the invoices
+# without what was paid on them, and the patients' names. The allocations summed per invoice, apart.
+_MATCHING_INVOICES = ("SELECT i.invoice_number, i.compact_number, i.patient_id, i.issue_date, i.amo_cents, i.amc_cents, "
+                      "i.patient_cents FROM invoice i ORDER BY i.invoice_number")
+_PAID_PER_INVOICE = ("SELECT invoice_number, " + ", ".join(f"SUM(CASE WHEN payer_type = '{share}' THEN amount_cents "
+                                                           f"ELSE 0 END) AS {share}" for share in SHARES)
+                     + " FROM allocation GROUP BY invoice_number")
+
+
+@dataclass
+class UnpaidLedger:
+    """matching_snapshot's reads that no allocation changes (matching_unpaid): invoices (_MATCHING_INVOICES) and
+    patients (NAME_COLUMNS)."""
+    invoices: pd.DataFrame
+    patients: pd.DataFrame
+
+
+def readable_beside(conn: Connection) -> bool:
+    """Whether another connection may read the database while this one writes, seeing what was committed before
+    (matching_unpaid's read in a thread): SQLite in WAL mode (a file: not an in-memory database)."""
+    if conn.dialect.name != "sqlite":
+        return False
+    return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() == "wal"
+
+
+def matching_unpaid(conn: Connection) -> UnpaidLedger:
+    """The invoices (what matching_snapshot reads but the sums paid) and the patients' names: what a run may read
+    on another connection while its explicit pass allocates (app.reconcile), the allocations summed after."""
+    return UnpaidLedger(read_frame(conn, _MATCHING_INVOICES),
+                        read_frame(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient"))
+
+
+def matching_snapshot(conn: Connection, unpaid: UnpaidLedger | None = None) -> Snapshot:
     """The undated snapshot (everything recorded) narrowed to what the matching engine reads (core.ledger.due_matrix
     and core.reconcile.Ledger): invoices without their due date and mutuelle, patients with their names only
     (NAME_COLUMNS), no credits or queue; allocations summed in the database per invoice and share, read on the
     invoices' own rows (Snapshot.paid: not a million invoice numbers read a second time and looked up again).
-    A million invoices: half the rows and a third of the text load_snapshot(conn, None) reads."""
-    invoices = read_frame(conn, _PAID_WITH_INVOICES)
-    paid_columns = [f"paid_{share}" for share in SHARES]
-    paid = (invoices[paid_columns].to_numpy(dtype="int64") if len(invoices)
-            else np.zeros((0, len(SHARES)), dtype="int64"))
-    invoices = invoices.drop(columns=paid_columns)
+    A million invoices: half the rows and a third of the text load_snapshot(conn, None) reads.
+    `unpaid`: the invoices and patients already read (matching_unpaid, before this transaction allocated what it
+    did): the allocations are then summed per invoice apart and put on the invoices' rows by their numbers."""
+    if unpaid is None:
+        invoices = read_frame(conn, _PAID_WITH_INVOICES)
+        paid_columns = [f"paid_{share}" for share in SHARES]
+        paid = (invoices[paid_columns].to_numpy(dtype="int64") if len(invoices)
+                else np.zeros((0, len(SHARES)), dtype="int64"))
+        invoices = invoices.drop(columns=paid_columns)
+        patients = read_frame(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient")
+    else:
+        invoices, patients = unpaid.invoices, unpaid.patients
+        paid = _paid_on(invoices, read_frame(conn, _PAID_PER_INVOICE))
     for column in ("amo_cents", "amc_cents", "patient_cents"):
         invoices[column] = _cents(invoices[column])
     invoices["issue_date"] = as_dates(invoices["issue_date"])
@@ -188,10 +227,20 @@ def matching_snapshot(conn: Connection) -> Snapshot:
                                 "payment_date": pd.Series(dtype=object), "amount_cents": pd.Series(dtype="int64")})
     transfers = read_frame(conn, "SELECT t.id AS transfer_id, t.invoice_number, t.from_payer, t.amount_cents, "
                                  "t.transfer_date, t.reversed_on, t.notified FROM share_transfer t ORDER BY t.id")
-    patients = read_frame(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient")
     exceptions = pd.DataFrame({c: pd.Series(dtype=object) for c in EXCEPTION_COLUMNS})
     return Snapshot(None, invoices, allocations, _typed_transfers(transfers), exceptions, patients,
                     load_write_offs(conn, None), paid=paid)
+
+
+def _paid_on(invoices: pd.DataFrame, sums: pd.DataFrame) -> np.ndarray:
+    """The sums paid per invoice (_PAID_PER_INVOICE) on the invoices' rows, 0 where none (an allocation to an
+    invoice not read counts nowhere, as in the joined read)."""
+    paid = np.zeros((len(invoices), len(SHARES)), dtype="int64")
+    if len(sums):
+        rows = pd.Index(invoices["invoice_number"]).get_indexer(sums["invoice_number"])
+        known = rows >= 0
+        paid[rows[known]] = sums[list(SHARES)].to_numpy(dtype="int64")[known]
+    return paid
 
 
 def _patients_of(patients, numbers, invoices: pd.DataFrame) -> tuple[str, ...] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -260,3 +261,36 @@ def test_the_invoices_of_letter_references_are_read_for_many_references_at_once(
         assert list(found.columns) == ["reference", "invoice_number"]
         assert found.values.tolist() == [["RF00LETTER0", "F1"], ["RF00LETTER0", "F2"], ["RF02LETTER2", "F3"]]
         assert letter_invoices(conn, ["RF99NOLETTER"]).empty and letter_invoices(conn, []).empty
+
+
+def test_the_ledger_read_beside_the_explicit_pass_is_the_one_read_after_it(engine, settings, tmp_path):
+    """The invoices and patients read on another connection while the explicit pass allocates (SQLite, a thread),
+    with the allocations summed after, give the ledger read in one go after the pass (earlier runs' allocations
+    and this pass's on it)."""
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    from recouvrement.app.reconcile import _UnpaidBeside, load_ledger, settle_plain_explicit
+    from recouvrement.db import reconcile as store
+    from recouvrement.db.ledger import matching_unpaid
+    from recouvrement.db.session import bulk_transaction
+    import_file(engine, invoices_file(tmp_path), settings)
+    import_file(engine, payments_file(tmp_path, PATIENTS, "pat.csv"), settings)
+    run_reconcile(engine)
+    import_file(engine, payments_file(tmp_path, INSURERS, "ins.csv"), settings)
+    with bulk_transaction(engine) as conn:
+        beside = _UnpaidBeside(engine, conn)
+        plain = settle_plain_explicit(conn, store.last_payment_row(conn), datetime.now(timezone.utc))
+        unpaid = beside.result()
+        assert plain.allocations == 1 and (unpaid is not None) == (engine.dialect.name == "sqlite")
+        once = load_ledger(conn)
+        for read in (unpaid or matching_unpaid(conn), matching_unpaid(conn)):
+            invoices = read.invoices.set_index("invoice_number")
+            apart = load_ledger(conn, read)
+            assert np.array_equal(apart.outstanding, once.outstanding)
+            row = apart.invoices["invoice_number"].tolist().index("F2025-000103")     # A3 now, B2 the run before
+            assert apart.outstanding[row, 0] == invoices.at["F2025-000103", "amo_cents"] - 2100
+            assert apart.outstanding[row, 2] == invoices.at["F2025-000103", "patient_cents"] - 2300
+            for name in ("invoices", "patients", "transfers", "patient_allocations"):
+                pd.testing.assert_frame_equal(getattr(apart, name), getattr(once, name))
