@@ -164,7 +164,8 @@ def _summed_open_allocations(conn: Connection, as_of: date) -> pd.DataFrame:
 NAME_COLUMNS = ["patient_id", "last_name", "first_name", "guarantor_last_name", "guarantor_first_name"]
 _PAID_WITH_INVOICES = (
     "SELECT i.invoice_number, i.compact_number, i.patient_id, i.issue_date, i.amo_cents, i.amc_cents, i.patient_cents, "
-    + ", ".join(f"COALESCE(a.{share}, 0) AS paid_{share}" for share in SHARES)
+    # CAST: PostgreSQL sums bigints as numeric, which psycopg gives as Decimal objects (3M at 1M invoices)
+    + ", ".join(f"CAST(COALESCE(a.{share}, 0) AS BIGINT) AS paid_{share}" for share in SHARES)
     + " FROM invoice i LEFT JOIN (SELECT invoice_number, "
     + ", ".join(f"SUM(CASE WHEN payer_type = '{share}' THEN amount_cents ELSE 0 END) AS {share}" for share in SHARES)
     + " FROM allocation GROUP BY invoice_number) a ON a.invoice_number = i.invoice_number ORDER BY i.invoice_number")
