@@ -214,12 +214,15 @@ def set_aside_indexes(conn: Connection, table: str, column: str | None = None) -
     """Drops `table`'s indexes (PostgreSQL: its keys too, primary and unique; SQLite: the secondary indexes, not
     the keys' own) and returns the statements that build them again (`build_indexes`), for a bulk write that
     would otherwise update every index row by row. In the caller's transaction: a failure rolls the drop back
-    too. Readers of the table wait until the transaction ends. `column` (PostgreSQL): only the indexes and keys
+    too. Readers of the table wait until the transaction ends. `column`: only the indexes (PostgreSQL: and keys)
     on that column, and any on an expression or with a condition (an update of that column alone then changes
-    no other index: a row version kept on its page, heap-only, needs no entry in them)."""
+    no other index; on PostgreSQL a row version kept on its page, heap-only, needs no entry in them)."""
     if conn.dialect.name != "postgresql":
         indexes = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t "
                                     "AND sql IS NOT NULL ORDER BY name"), {"t": table}).all()
+        if column is not None:   # index_info names each indexed column; an expression's name is NULL
+            indexes = [index for index in indexes if " WHERE " in index[1].upper() or {row[2] for row in
+                       conn.exec_driver_sql(f'PRAGMA index_info("{index[0]}")')} & {column, None}]
         for name, _ in indexes:
             conn.exec_driver_sql(f'DROP INDEX "{name}"')
         return [definition for _, definition in indexes]
