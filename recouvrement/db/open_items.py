@@ -146,11 +146,17 @@ def settle(conn: Connection, since: int | None = None, invoice_number: str | Non
         whole = since is None and invoice_number is None
         if whole:   # here: db.bulk imports pandas, which db.queue's users (a match by hand) never need
             from recouvrement.db.bulk import build_indexes, set_aside_indexes
-        set_aside = set_aside_indexes(conn, "invoice", column="settled_on") if whole else []
-        count = conn.execute(text(f"UPDATE invoice SET settled_on = settled.settled_on FROM ({settled}) settled "
-                                  "WHERE settled.invoice_row = invoice.rowid"), params).rowcount
-        if set_aside:
-            build_indexes(conn, set_aside)
+            set_aside = set_aside_indexes(conn, "invoice", column="settled_on")
+            count = conn.execute(text(f"UPDATE invoice SET settled_on = settled.settled_on FROM ({settled}) settled "
+                                      "WHERE settled.invoice_row = invoice.rowid"), params).rowcount
+            if set_aside:
+                build_indexes(conn, set_aside)
+        else:   # staged first: in one statement SQLite walked every invoice, each looking for itself in the few
+            conn.exec_driver_sql("DROP TABLE IF EXISTS settle_rows")   # touched (a night on 1M: 150 s, not 0.3)
+            conn.execute(text(f"CREATE TEMPORARY TABLE settle_rows AS {settled}"), params)
+            count = conn.exec_driver_sql("UPDATE invoice SET settled_on = s.settled_on FROM settle_rows s "
+                                         "WHERE invoice.rowid = s.invoice_row").rowcount
+            conn.exec_driver_sql("DROP TABLE settle_rows")
         for table, _ in _STAGED:
             conn.exec_driver_sql(f"DROP TABLE {table}")
     if since is not None and invoice_number is None:
