@@ -121,6 +121,37 @@ READ_AHEAD_FROM = 16 << 20
 CHILD_NICENESS = 10
 
 
+# The child's private folder, in the system's temporary folder, named after the process that reads ahead: a process
+# killed (SIGKILL, the machine's memory) leaves it behind with patients' rows in it; the next one removes it.
+READ_FOLDER = "recouvrement-read-"
+
+
+def remove_left_read_folders(where: Path | None = None) -> list[Path]:
+    """Removes the read-ahead folders of processes that are no longer running (ours only: same owner), and says
+    which. A folder of a process still running (another import at the same time) is its own and stays."""
+    removed = []
+    for folder in Path(where or tempfile.gettempdir()).glob(f"{READ_FOLDER}*-*"):
+        try:
+            pid = int(folder.name[len(READ_FOLDER):].split("-", 1)[0])
+            if folder.stat().st_uid != os.getuid() or pid == os.getpid() or _running(pid):
+                continue
+        except (ValueError, OSError):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:     # someone else's process: running
+        return True
+    return True
+
+
 class ReadAhead:
     """Files read and checked in a child process while the one before is stored: `start(path)` early, then
     import_file(…, ahead=this) takes what the child read, or reads the file itself as usual when it was not
@@ -156,7 +187,8 @@ class ReadAhead:
         if self._pool is None or self._folder is None:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=os.nice, initargs=(CHILD_NICENESS,))
-            self._folder = Path(tempfile.mkdtemp(prefix="recouvrement-read-"))   # 0700: the rows read are private
+            remove_left_read_folders()
+            self._folder = Path(tempfile.mkdtemp(prefix=f"{READ_FOLDER}{os.getpid()}-"))   # 0700: the rows are private
         self._pending[path] = (expect, format_name, self._pool.submit(_read_into, self._folder, path, format_name,
                                                                       nir_key, self.settings.privacy.keep_care))
 

@@ -122,3 +122,28 @@ def test_when_the_child_fails_the_file_is_read_here_as_without_it(engine, settin
     monkeypatch.setattr(imports.tempfile, "mkdtemp", a_folder_removed_at_once)
     outcomes = [outcome for _, outcome in import_files(engine, files, settings, read_ahead_from=0)]
     assert [type(o).__name__ for o in outcomes] == ["ImportReport"] * 3 and all(o.imported for o in outcomes)
+
+
+def test_a_read_folder_left_by_a_killed_process_is_removed_and_a_running_one_s_is_kept(tmp_path):
+    """A process killed while it read ahead leaves its private folder (patients' rows, pickled) behind: the next
+    one removes it; the folder of a process still running (another import) is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        left = tmp_path / f"{imports.READ_FOLDER}{ended.pid}-abc"
+        kept = tmp_path / f"{imports.READ_FOLDER}{running.pid}-def"
+        mine = tmp_path / f"{imports.READ_FOLDER}{os.getpid()}-ghi"
+        other = tmp_path / "recouvrement-read-not-a-pid"
+        for folder in (left, kept, mine, other):
+            folder.mkdir()
+            (folder / "x.parsed").write_bytes(b"rows")
+        assert imports.remove_left_read_folders(tmp_path) == [left]
+        assert not left.exists() and kept.exists() and mine.exists() and other.exists()
+    finally:
+        running.kill()
+        running.wait()
