@@ -27,6 +27,11 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def peak_child_memory_mb() -> float:
+    """The largest peak of a child process waited for (the imports' read-ahead child), 0 when none."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def bare_parse_seconds(folder: Path) -> float:
     """The floor: pyarrow alone parsing the same CSV files (all columns as text, as the importers read them)."""
     import pyarrow.csv as pacsv

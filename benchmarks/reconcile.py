@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _scale import FILES, arguments, bare_parse_seconds, ensure_scale_data, fresh_database, peak_memory_mb  # noqa: E402,E501
+from _scale import peak_child_memory_mb  # noqa: E402
 
 from sqlalchemy import text  # noqa: E402
 
@@ -131,7 +132,8 @@ def main() -> None:
         t0 = time.perf_counter()
         again = run_reconcile(engine)
         print(f"re-run with nothing new: {time.perf_counter() - t0:.2f} s (skipped={again.skipped})")
-        print(f"peak memory: {peak_memory_mb():,.0f} MB (this process)")
+        print(f"peak memory: {peak_memory_mb():,.0f} MB (this process); {peak_child_memory_mb():,.0f} MB the largest "
+              "child process (the imports' read-ahead, while a file is stored; ended before the reconcile)")
         print(f"accuracy: {accuracy(engine, args.data / 'expected.csv')}")
         if server and server.postmaster:
             print("server cpu since its start, by process: " + ", ".join(
