@@ -40,9 +40,7 @@ def _send_sms(engine: Engine, settings: Settings, out_dir: Path, report: RemindR
     report.errors.extend(sent.errors)
     report.sms_sent, report.sms_queued, report.sms_failed = sent.sent, sent.queued, sent.failed
     if sent.sent or sent.queued or sent.failed or texted:
-        report.sms_note = f"{sent.sent} SMS envoyé(s)" + (
-            f" ; {sent.queued} en attente pour le prochain run" if sent.queued else "") + (
-            f" ; {sent.failed} refusé(s) par le fournisseur, à traiter" if sent.failed else "")
+        report.sms_note = _sent_note(f"{sent.sent} SMS envoyé(s)", sent, "refusé(s) par le fournisseur, à traiter")
 
 
 def _send_outbox(engine: Engine, settings: Settings, out_dir: Path, report: RemindReport) -> None:
@@ -56,6 +54,11 @@ def _send_outbox(engine: Engine, settings: Settings, out_dir: Path, report: Remi
     report.errors.extend(f"{e} ; le .eml est conservé" for e in sent.errors)
     report.emails_sent, report.emails_queued, report.emails_failed = sent.sent, sent.queued, sent.failed
     if sent.sent or sent.queued or sent.failed or emailed:
-        report.email_note = f"{sent.sent} e-mail(s) envoyé(s) par {smtp.host}" + (
-            f" ; {sent.queued} en attente pour le prochain run" if sent.queued else "") + (
-            f" ; {sent.failed} refusé(s) pour de bon, à traiter" if sent.failed else "")
+        report.email_note = _sent_note(f"{sent.sent} e-mail(s) envoyé(s) par {smtp.host}", sent,
+                                       "refusé(s) pour de bon, à traiter")
+
+
+def _sent_note(done: str, sent, refused: str) -> str:
+    """What a channel's sending did, said to the clinic: what was sent, what waits, what was refused."""
+    return done + (f" ; {sent.queued} en attente pour le prochain run" if sent.queued else "") + (
+        f" ; {sent.failed} {refused}" if sent.failed else "")
