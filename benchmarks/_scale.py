@@ -27,9 +27,51 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def peak_child_memory_mb() -> float:
-    """The largest peak of a child process waited for (the imports' read-ahead child), 0 when none."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+class MemorySampler:
+    """This process and its child processes (the imports' read-ahead), sampled every `every` seconds from /proc:
+    the peak of their summed resident memory, and the largest child's own peak (its VmHWM). getrusage cannot
+    say it: a child started by fork and exec reports the parent's memory at the fork as its peak."""
+
+    def __init__(self, every: float = 0.02) -> None:
+        import threading
+
+        self.every, self.together_kb, self.child_kb = every, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _status(pid: str) -> dict[str, int]:
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in handle)
+                        if k in ("VmRSS", "VmHWM")}
+        except (OSError, ValueError):
+            return {}
+
+    def _children(self) -> set[str]:
+        found: set[str] = set()
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                found.update((task / "children").read_text().split())
+            except OSError:
+                pass
+        return found
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            total = self._status("self").get("VmRSS", 0)
+            for pid in self._children():
+                status = self._status(pid)
+                total += status.get("VmRSS", 0)
+                self.child_kb = max(self.child_kb, status.get("VmHWM", 0))
+            self.together_kb = max(self.together_kb, total)
+
+    def stop(self) -> tuple[float, float]:
+        """(MB: the peak of this process and its children together, the largest child's own peak)."""
+        self._stop.set()
+        self._thread.join()
+        return self.together_kb / 1024, self.child_kb / 1024
 
 
 def bare_parse_seconds(folder: Path) -> float:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _scale import FILES, arguments, bare_parse_seconds, ensure_scale_data, fresh_database, peak_memory_mb  # noqa: E402,E501
-from _scale import peak_child_memory_mb  # noqa: E402
+from _scale import MemorySampler  # noqa: E402
 
 from sqlalchemy import text  # noqa: E402
 
@@ -109,6 +109,7 @@ def main() -> None:
         print(f"database: {engine.dialect.name}" + (f" (server cpu from /proc: {'yes' if server.postmaster else 'no'})"
                                                     if server else ""), flush=True)
         meter = Meter(server)
+        memory = MemorySampler()
         rows = 0
         started = meter.start()
         for path, report in import_files(engine, [args.data / name for name in FILES], settings):
@@ -132,8 +133,9 @@ def main() -> None:
         t0 = time.perf_counter()
         again = run_reconcile(engine)
         print(f"re-run with nothing new: {time.perf_counter() - t0:.2f} s (skipped={again.skipped})")
-        print(f"peak memory: {peak_memory_mb():,.0f} MB (this process); {peak_child_memory_mb():,.0f} MB the largest "
-              "child process (the imports' read-ahead, while a file is stored; ended before the reconcile)")
+        together, child = memory.stop()
+        print(f"peak memory: {peak_memory_mb():,.0f} MB (this process); {together:,.0f} MB this process and its "
+              f"read-ahead child together, the child's own peak {child:,.0f} MB (sampled every 20 ms)")
         print(f"accuracy: {accuracy(engine, args.data / 'expected.csv')}")
         if server and server.postmaster:
             print("server cpu since its start, by process: " + ", ".join(
