@@ -23,6 +23,10 @@ NAMES = st.sampled_from(["Éloïse", "DE LA FONTAINE", "Ørsted-Ñuñez", "ﬁlo
 
 @given(st.lists(st.one_of(NAMES, st.text(max_size=12), st.none()), max_size=40))
 def test_each_name_is_compacted_as_on_its_own_whatever_the_names_around_it(names):
-    found = _compact(pd.Series(names, dtype=object, index=range(100, 100 + len(names))))
-    assert found.tolist() == [_one(n) for n in names]
-    assert list(found.index) == list(range(100, 100 + len(names)))
+    """_compact gives each value's code and the distinct compact names (70fd396): the name behind each code is the
+    value's own compact form, in the values' order whatever their index, and two values share a code exactly when
+    they compact alike."""
+    codes, distinct = _compact(pd.Series(names, dtype=object, index=range(100, 100 + len(names))))
+    expected = [_one(n) for n in names]
+    assert len(codes) == len(names) and [distinct[c] for c in codes] == expected
+    assert len(set(distinct)) == len(distinct)      # so two values share a code exactly when they compact alike
