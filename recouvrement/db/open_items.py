@@ -132,18 +132,19 @@ def settle(conn: Connection, since: int | None = None, invoice_number: str | Non
     else:
         scope_a = scope_t = scope_i = ""
     paid, moved = _PAID.format(scope_a=scope_a), _MOVED.format(scope_t=scope_t)
+    whole = since is None and invoice_number is None
     if conn.dialect.name == "postgresql":
         settled = _SETTLED.format(key="invoice_number", invoices=invoices, last_event=_LAST_EVENT["postgresql"],
                                   paid=f"({paid})", moved=f"({moved})", scope_i=scope_i)
-        count = _settle_postgresql(conn, settled, params, whole=since is None and invoice_number is None)
+        count = _settle_staged(conn, settled, params, whole)
     else:
         for (table, columns), sums in zip(_STAGED, (paid, moved)):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
             conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {table} ({columns}) WITHOUT ROWID")
             conn.execute(text(f"INSERT INTO {table} {sums}"), params)
-        settled = _SETTLED.format(key="rowid AS invoice_row", invoices=invoices, last_event=_LAST_EVENT["sqlite"],
-                                  paid=_STAGED[0][0], moved=_STAGED[1][0], scope_i=scope_i)
-        whole = since is None and invoice_number is None
+        settled = _SETTLED.format(key="rowid AS invoice_row" if whole else "invoice_number", invoices=invoices,
+                                  last_event=_LAST_EVENT["sqlite"], paid=_STAGED[0][0], moved=_STAGED[1][0],
+                                  scope_i=scope_i)
         if whole:   # here: db.bulk imports pandas, which db.queue's users (a match by hand) never need
             from recouvrement.db.bulk import build_indexes, set_aside_indexes
             set_aside = set_aside_indexes(conn, "invoice", column="settled_on")
@@ -151,12 +152,8 @@ def settle(conn: Connection, since: int | None = None, invoice_number: str | Non
                                       "WHERE settled.invoice_row = invoice.rowid"), params).rowcount
             if set_aside:
                 build_indexes(conn, set_aside)
-        else:   # staged first: in one statement SQLite walked every invoice, each looking for itself in the few
-            conn.exec_driver_sql("DROP TABLE IF EXISTS settle_rows")   # touched (a night on 1M: 150 s, not 0.3)
-            conn.execute(text(f"CREATE TEMPORARY TABLE settle_rows AS {settled}"), params)
-            count = conn.exec_driver_sql("UPDATE invoice SET settled_on = s.settled_on FROM settle_rows s "
-                                         "WHERE invoice.rowid = s.invoice_row").rowcount
-            conn.exec_driver_sql("DROP TABLE settle_rows")
+        else:   # staged first, as on PostgreSQL: in one statement SQLite walked every invoice, each looking for
+            count = _settle_staged(conn, settled, params, whole)   # itself among the few touched (1M night: 150 s)
         for table, _ in _STAGED:
             conn.exec_driver_sql(f"DROP TABLE {table}")
     if since is not None and invoice_number is None:
@@ -164,9 +161,9 @@ def settle(conn: Connection, since: int | None = None, invoice_number: str | Non
     return count
 
 
-def _settle_postgresql(conn: Connection, settled: str, params: dict, whole: bool) -> int:
-    """The invoices found settled (`settled`) staged, then updated (`whole`: a settle of every open invoice, with
-    the invoice table's indexes maybe set aside)."""
+def _settle_staged(conn: Connection, settled: str, params: dict, whole: bool) -> int:
+    """The invoices found settled (`settled`, keyed by their number) staged, then updated (`whole`: a settle of every
+    open invoice, with PostgreSQL's invoice indexes maybe set aside)."""
     conn.exec_driver_sql("DROP TABLE IF EXISTS settled_now")
     conn.execute(text(f"CREATE TEMPORARY TABLE settled_now AS {settled}"), params)
     count = int(conn.exec_driver_sql("SELECT COUNT(*) FROM settled_now").scalar_one())
