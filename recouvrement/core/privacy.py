@@ -481,9 +481,12 @@ _BOXED_NIR = re.compile(r"(?<![\w.,/-])(?<!\d[ \t._/-])[1-478](?:[ \t._/-][\dAaB
 # "immatriculation": a company's (RCS, SIRET) follows it in letterheads.
 _NIR_KEYWORD = re.compile(r"(?:n(?:\.?\s?i\.?\s?r|(?:°|o|um(?:ero)?)\.?\s*(?:de\s+)?(?:s\.?\s?s|secu))|insee"
                           r"|secu(?:rite)?\s+sociale|secu)(?![a-z])")   # not after a letter or digit: see the loop
-_LOOSE_NIR = re.compile(r"[\dOolI|][\dOolI|AaBb]?(?:[ \t,;.:/_\\-]{0,4}[\dOolI|AaBb])*")
+_LOOSE_CUTS = " \t,;.:/_\\-"      # what may stand between a loosely typed NIR's characters
+_LOOK_ALIKES, _READ_AS = "OolI|", "00111"   # letters typed for the digits they look like
+_LOOSE_NIR = re.compile(rf"[\d{_LOOK_ALIKES}][\d{_LOOK_ALIKES}AaBb]?"
+                        rf"(?:[{re.escape(_LOOSE_CUTS)}]{{0,4}}[\d{_LOOK_ALIKES}AaBb])*")
 _DIGIT = re.compile(r"\d")
-_READ_AS_DIGIT = str.maketrans("OolI|", "00111", " \t,;.:/_\\-")
+_READ_AS_DIGIT = str.maketrans(_LOOK_ALIKES, _READ_AS, _LOOSE_CUTS)
 
 
 def _nirs_after_keyword(text: str, folded: str) -> list[tuple[int, int, str]]:
@@ -495,7 +498,7 @@ def _nirs_after_keyword(text: str, folded: str) -> list[tuple[int, int, str]]:
         if not digit:
             continue
         start = digit.start()
-        while start > keyword.end() and text[start - 1] in "OolI|":   # "l84..." starts at its look-alike
+        while start > keyword.end() and text[start - 1] in _LOOK_ALIKES:   # "l84..." starts at its look-alike
             start -= 1
         number = _LOOSE_NIR.match(text, start)
         if not number:
@@ -512,7 +515,7 @@ def _end_of(number: re.Match[str], size: int) -> int:
     """Where the `size`-th character of a loosely typed number ends in the text."""
     seen = 0
     for at, char in enumerate(number[0]):
-        if char not in " \t,;.:/_\\-":
+        if char not in _LOOSE_CUTS:
             seen += 1
             if seen == size:
                 return number.start() + at + 1
