@@ -148,7 +148,7 @@ def _running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:     # someone else's process: running
-        return True
+        pass
     return True
 
 

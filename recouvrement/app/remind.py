@@ -721,4 +721,3 @@ def write_manifest(engine: Engine, as_of: date, out_dir: Path) -> Path:
     write_checked_csv(path, MANIFEST_HEADER, rows)
     record_files(engine, "letters_manifest", [path], as_of=as_of, letters=len(rows))
     return path
-
