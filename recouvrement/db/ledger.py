@@ -138,8 +138,11 @@ _OWNERS = ("CREATE TEMPORARY TABLE wanted_patient AS SELECT patient_id AS value 
            "WHERE e.patient_id IS NOT NULL AND (p.payment_date IS NULL OR p.payment_date <= :d)")
 
 
-_OPEN_PAID = ("SELECT a.invoice_number, " + ", ".join(f"SUM(CASE WHEN a.payer_type = '{share}' THEN a.amount_cents "
-                                                       f"ELSE 0 END) AS {share}" for share in SHARES)
+def _per_share(column: str, amount: str) -> str:
+    return ", ".join(f"SUM(CASE WHEN {column} = '{share}' THEN {amount} ELSE 0 END) AS {share}" for share in SHARES)
+
+
+_OPEN_PAID = ("SELECT a.invoice_number, " + _per_share("a.payer_type", "a.amount_cents")
               + " FROM open_invoice o CROSS JOIN allocation a CROSS JOIN payment p WHERE a.invoice_number = "
               "o.invoice_number AND p.payment_id = a.payment_id AND p.payment_date <= :d GROUP BY a.invoice_number")
 
@@ -162,22 +165,20 @@ def _summed_open_allocations(conn: Connection, as_of: date) -> pd.DataFrame:
 
 # What the matching engine reads of the patients: their names and their guarantors' (core.reconcile.Ledger).
 NAME_COLUMNS = ["patient_id", "last_name", "first_name", "guarantor_last_name", "guarantor_first_name"]
+# What the engine reads of each invoice, and the allocations summed per invoice and share.
+_MATCHING_COLUMNS = "i.invoice_number, i.compact_number, i.patient_id, i.issue_date, i.amo_cents, i.amc_cents, i.patient_cents"
+_PAID_PER_INVOICE = ("SELECT invoice_number, " + _per_share("payer_type", "amount_cents")
+                     + " FROM allocation GROUP BY invoice_number")
 _PAID_WITH_INVOICES = (
-    "SELECT i.invoice_number, i.compact_number, i.patient_id, i.issue_date, i.amo_cents, i.amc_cents, i.patient_cents, "
+    f"SELECT {_MATCHING_COLUMNS}, "
     # CAST: PostgreSQL sums bigints as numeric, which psycopg gives as Decimal objects (3M at 1M invoices)
     + ", ".join(f"CAST(COALESCE(a.{share}, 0) AS BIGINT) AS paid_{share}" for share in SHARES)
-    + " FROM invoice i LEFT JOIN (SELECT invoice_number, "
-    + ", ".join(f"SUM(CASE WHEN payer_type = '{share}' THEN amount_cents ELSE 0 END) AS {share}" for share in SHARES)
-    + " FROM allocation GROUP BY invoice_number) a ON a.invoice_number = i.invoice_number ORDER BY i.invoice_number")
+    + f" FROM invoice i LEFT JOIN ({_PAID_PER_INVOICE}) a ON a.invoice_number = i.invoice_number ORDER BY i.invoice_number")
 
 
 # What matching_snapshot reads that a run's explicit pass leaves as it is (it writes allocations only): the invoices
 # without what was paid on them, and the patients' names. The allocations summed per invoice, apart.
-_MATCHING_INVOICES = ("SELECT i.invoice_number, i.compact_number, i.patient_id, i.issue_date, i.amo_cents, i.amc_cents, "
-                      "i.patient_cents FROM invoice i ORDER BY i.invoice_number")
-_PAID_PER_INVOICE = ("SELECT invoice_number, " + ", ".join(f"SUM(CASE WHEN payer_type = '{share}' THEN amount_cents "
-                                                           f"ELSE 0 END) AS {share}" for share in SHARES)
-                     + " FROM allocation GROUP BY invoice_number")
+_MATCHING_INVOICES = f"SELECT {_MATCHING_COLUMNS} FROM invoice i ORDER BY i.invoice_number"
 
 
 @dataclass
@@ -436,10 +437,6 @@ def outstanding_shares(conn: Connection, as_of: date, ageing: str = "issue") -> 
     shares = shares[shares["due_cents"] > 0].copy()
     return shares[["invoice_number", "patient_id", "payer_type", "payer", "issue_date", "due_date", "bucket",
                    "due_cents"]]
-
-
-def _per_share(column: str, amount: str) -> str:
-    return ", ".join(f"SUM(CASE WHEN {column} = '{share}' THEN {amount} ELSE 0 END) AS {share}" for share in SHARES)
 
 
 def _dues(prefix: str) -> str:
