@@ -168,19 +168,52 @@ def _any_between(conn: Connection, table: str, key: str, low: str, high: str) ->
 def newest_details(patients: pd.DataFrame, issue_dates: pd.Series) -> pd.DataFrame:
     """One row per patient (by patient_id), with identity_date: the details of their most recent invoice (by issue
     date), the newest non-empty value of each (an export that leaves a cell empty erases nothing)."""
-    patients = patients.copy()
-    patients["identity_date"] = issue_dates.to_numpy()
     # Each patient's rows by date, then in the file's order (what a stable sort on (date, patient) gives them): the
-    # few thousand distinct dates sorted once and the rows ordered by their rank, an integer (1M rows: 0.36 s of
-    # text sorting -> 0.1 s). The grouping orders the patients.
-    codes, dates = pd.factorize(patients["identity_date"])
+    # few thousand distinct dates ranked once and the rows ordered by (patient, date rank, file order), integers
+    # (1M rows: 0.36 s of text sorting -> 0.1 s).
+    codes, dates = pd.factorize(issue_dates)
     if (codes < 0).any():   # a missing date (never from the importer): the text sort places it
-        by_date = patients.sort_values(["identity_date", "patient_id"], kind="stable")
-    else:
-        rank = np.empty(len(dates), dtype=np.int64)
-        rank[np.argsort(np.asarray(dates, dtype=object), kind="stable")] = np.arange(len(dates))
-        by_date = patients.take(np.argsort(rank[codes], kind="stable"))
-    return by_date.groupby("patient_id", sort=True, as_index=False).last()
+        by_date = patients.assign(identity_date=issue_dates.to_numpy()).sort_values(["identity_date", "patient_id"],
+                                                                                    kind="stable")
+        return by_date.groupby("patient_id", sort=True, as_index=False).last()
+    rank = np.empty(len(dates), dtype=np.int64)
+    rank[np.argsort(np.asarray(dates, dtype=object), kind="stable")] = np.arange(len(dates))
+    ids, known = pd.factorize(patients["patient_id"], sort=True)
+    order = np.lexsort((rank[codes], ids))
+    grouped = ids[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    newest = _last_of_each(patients.drop(columns="patient_id"), order, starts)
+    newest.insert(0, "patient_id", pd.Series(known, dtype=patients["patient_id"].dtype))
+    newest["identity_date"] = np.asarray(dates, dtype=object)[codes[order[np.r_[starts[1:], len(order)] - 1]]]
+    return newest
+
+
+def _last_of_each(columns: pd.DataFrame, order: np.ndarray, starts: np.ndarray) -> pd.DataFrame:
+    """What groupby(…).last() gives for the rows taken in `order`, grouped (each group's first place in `order`:
+    `starts`): each column's last non-missing value of each group, found on integer positions. groupby's own last
+    factorized each of the twenty text columns again (1M rows: 2.6 s of the store, the longest part of what runs
+    beside the invoice indexes' build, against 1.3 s)."""
+    ends = np.r_[starts[1:], len(order)] - 1
+    positions = np.arange(len(order))
+    found = {}
+    for name in columns.columns:
+        column = columns[name]
+        present = column.notna().to_numpy()[order]
+        if present.all():
+            found[name] = _taken(column, order[ends])
+            continue
+        last = np.maximum.reduceat(np.where(present, positions, -1), starts)
+        found[name] = _taken(column, np.where(last >= 0, order[last], -1))
+    return pd.DataFrame(found)
+
+
+def _taken(column: pd.Series, rows: np.ndarray) -> pd.Series:
+    """column's values at the positions `rows` (-1: missing, None in an object column as groupby gives it)."""
+    if column.dtype == object:
+        values = column.to_numpy()[rows]
+        values[rows < 0] = None
+        return pd.Series(values, dtype=object)
+    return pd.Series(column.array.take(rows, allow_fill=True), dtype=column.dtype)
 
 
 def _store_patients(conn: Connection, patients: pd.DataFrame, name_keys: pd.DataFrame | None = None) -> None:

@@ -253,3 +253,21 @@ def test_the_patients_newest_details_are_those_of_a_sort_by_date_and_patient_the
     by_text = patients.assign(identity_date=dates.to_numpy()).sort_values(["identity_date", "patient_id"], kind="stable")
     expected = by_text.groupby("patient_id", sort=True, as_index=False).last()
     pd.testing.assert_frame_equal(newest_details(patients, dates), expected)
+
+
+def test_a_patient_whose_cells_are_all_empty_keeps_them_missing_in_each_kind_of_column():
+    """newest_details' last non-missing value of each column, on integer positions, is groupby's own last: a
+    column missing on every row of a patient stays missing there (None in an object column), whatever its type."""
+    patients = pd.DataFrame({
+        "patient_id": pd.Series(["P2", "P1", "P2", "P1", "P3"], dtype="string[pyarrow]"),
+        "last_name": pd.Series(["Martin", None, "Durand", None, "Petit"], dtype="string[pyarrow]"),
+        "birth_date": pd.Series(["1950-01-01", None, None, None, "1960-02-02"], dtype="str"),
+        "phone": pd.Series([None, None, "+33612345678", None, None], dtype=object),
+        "sms_consent": pd.Series([True, None, None, None, False], dtype=object)})
+    dates = pd.Series(["2026-01-02", "2026-01-01", "2026-01-01", "2026-01-03", "2026-01-01"], dtype="str")
+    by_date = patients.assign(identity_date=dates.to_numpy()).sort_values(["identity_date", "patient_id"], kind="stable")
+    expected = by_date.groupby("patient_id", sort=True, as_index=False).last()
+    newest = newest_details(patients, dates)
+    pd.testing.assert_frame_equal(newest, expected)
+    assert newest.loc[0, "phone"] is None and newest.loc[0, "sms_consent"] is None
+    assert newest["last_name"].isna().tolist() == [True, False, False]
