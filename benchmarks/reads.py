@@ -11,6 +11,8 @@ patient with many invoices and a typical one). The use cases are called as the C
 asked through the ASGI app with an HTTP client (Starlette's TestClient), signed in as the desk, the app's startup
 heap frozen as `recouvrement web` freezes it. The details are timed as read, then as `balance --detail … --out`
 writes them (the scanned CSV writer).
+`remind`'s rows read are this process's only: on a big ledger a child process reads and decides part of the
+patients (app.remind.read_and_decide).
 The database is copied first (with its -wal/-shm): the schema is upgraded on the copy (the upgrade's time is
 printed apart), the benchmark's user and the report's audit record are written to it.
 """

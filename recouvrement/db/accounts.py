@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
-from recouvrement.db.ledger import as_dates, open_snapshot
+from recouvrement.db.ledger import PatientRange, as_dates, open_snapshot
 from recouvrement.db.segments import segments_of
 from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queued_payments
 from recouvrement.core.ladder import (CALL_DONE, PENDING_PAYMENT_REASON, PRE_DUE_LEVEL, QUEUED_PAYMENT_REASON,
@@ -105,10 +105,11 @@ def call_history(conn: Connection, as_of: date) -> tuple[dict[str, tuple[CallFac
     return calls, listings
 
 
-def load_accounts(conn: Connection, as_of: date, rules: Rules) -> list[Account]:
-    """Every patient with patient money due on as_of, with all the facts the ladder decides on; read from the
-    invoices open on that day only (db.ledger.open_snapshot, the allocations summed per share in the database)."""
-    snapshot = open_snapshot(conn, as_of, summed=True)
+def load_accounts(conn: Connection, as_of: date, rules: Rules, patients: PatientRange | None = None) -> list[Account]:
+    """Every patient with patient money due on as_of (of the range of ids `patients` only, when given), with all
+    the facts the ladder decides on; read from the invoices open on that day only (db.ledger.open_snapshot, the
+    allocations summed per share in the database)."""
+    snapshot = open_snapshot(conn, as_of, summed=True, patients=patients)
     shares = outstanding(snapshot, rejection_due_after_days=rules.ladder.rejection_notice.due_after_days)
     items = _patient_items(shares)
     if items.empty:
@@ -197,3 +198,13 @@ def _phone_usable(patient_id: str, phone, wrong: set[tuple[str, str]]) -> bool:
 def _minor(born, as_of: date) -> bool:
     """core.recipients.is_minor, straight from the date the store read (it parses text first)."""
     return minor_on(born, as_of) if born is None or isinstance(born, date) else is_minor(born, as_of)
+
+
+def patient_split(conn: Connection, fraction: float, at_least: int) -> str | None:
+    """The patient id that many patients come before in id order (`fraction` of them): where a part of the
+    patients starts (app.remind reads the day's accounts in two processes); None with fewer than `at_least`."""
+    count = int(conn.execute(text("SELECT COUNT(*) FROM patient")).scalar_one())
+    if count < at_least:
+        return None
+    return conn.execute(text("SELECT patient_id FROM patient ORDER BY patient_id LIMIT 1 OFFSET :k"),
+                        {"k": int(count * fraction)}).scalar_one()

@@ -52,6 +52,19 @@ def _filter(column: str, values: tuple[str, ...] | None, prefix: str) -> tuple[s
     return f" AND {column} IN ({marks})", {f"{prefix}{k}": v for k, v in enumerate(values)}
 
 
+# A range of patient ids, [first, past) (None: open on that side): the part of the patients one of the processes
+# reading the day's accounts takes (app.remind).
+PatientRange = tuple[str | None, str | None]
+
+
+def _within(column: str, patients: PatientRange | None) -> tuple[str, dict]:
+    """` AND column >= :first AND column < :past` for the range, and its parameters (nothing without a range)."""
+    first, past = patients or (None, None)
+    return ((f" AND {column} >= :first" if first is not None else "") + (f" AND {column} < :past" if past is not None
+                                                                        else ""),
+            {"first": first, "past": past})
+
+
 def load_snapshot(conn: Connection, as_of: date | None, patient_ids: Iterable[str] | None = None,
                   invoice_numbers: Iterable[str] | None = None) -> Snapshot:
     """The snapshot at the end of `as_of` (None: everything recorded), of every patient or only those named,
@@ -93,16 +106,19 @@ _OPEN = ("CREATE TEMPORARY TABLE open_invoice AS SELECT invoice_number, patient_
          "WHERE (settled_on IS NULL OR settled_on > :d) AND issue_date <= :d")
 
 
-def open_snapshot(conn: Connection, as_of: date, *, summed: bool = False) -> Snapshot:
+def open_snapshot(conn: Connection, as_of: date, *, summed: bool = False,
+                  patients: PatientRange | None = None) -> Snapshot:
     """The snapshot at the end of `as_of` of the invoices that may still be open then (db.open_items: settled_on
     NULL or later), with their allocations, transfers and write-offs, every credit and queued payment, and the
     patients of those invoices and of those credits: what outstanding() and patient_money() need for every
     share with money due, every write-off and every patient's money on that day, never the settled history.
     Read through a temporary table of their numbers joined on indexes. `summed`: the allocations dated by as_of
     summed in the database, one row per share, undated (what outstanding() on as_of itself reads of them; not a
-    past day's, nor the payment days)."""
+    past day's, nor the payment days). `patients`: only the invoices, credits and queued money of the patients in
+    that range of ids, and the money waiting in nobody's name."""
+    within, bounds = _within("patient_id", patients)
     conn.exec_driver_sql("DROP TABLE IF EXISTS open_invoice")
-    conn.execute(text(_OPEN), {"d": as_of})
+    conn.execute(text(_OPEN + within), {"d": as_of, **bounds})
     conn.exec_driver_sql("CREATE INDEX open_invoice_number ON open_invoice (invoice_number)")
     params = {"d": as_of}
     scope = " FROM open_invoice o CROSS JOIN {0} {1} WHERE {1}.invoice_number = o.invoice_number"
@@ -123,10 +139,10 @@ def open_snapshot(conn: Connection, as_of: date, *, summed: bool = False) -> Sna
                                   + scope.format("write_off", "w") + " AND w.written_off_on <= :d ORDER BY w.id", params)
     write_offs["amount_cents"] = _cents(write_offs["amount_cents"])
     write_offs["written_off_on"] = as_dates(write_offs["written_off_on"])
-    exceptions = load_exceptions(conn, as_of)
+    exceptions = load_exceptions(conn, as_of, within=patients)
     # Their owners' ids gathered in the database (what staging them from here cost more than reading them).
     conn.exec_driver_sql("DROP TABLE IF EXISTS wanted_patient")
-    conn.execute(text(_OWNERS), params)
+    conn.execute(text(_OWNERS + _within("e.patient_id", patients)[0]), {**params, **bounds})
     conn.exec_driver_sql("DROP TABLE open_invoice")
     return Snapshot(as_of, _typed_invoices(invoices), _typed_allocations(allocations), _typed_transfers(transfers),
                     exceptions, _wanted_patients(conn), write_offs.reset_index(drop=True))
@@ -253,11 +269,16 @@ def _patients_of(patients, numbers, invoices: pd.DataFrame) -> tuple[str, ...] |
     return None
 
 
-def load_exceptions(conn: Connection, as_of: date | None, patient_ids: tuple[str, ...] | None = None) -> pd.DataFrame:
+def load_exceptions(conn: Connection, as_of: date | None, patient_ids: tuple[str, ...] | None = None, *,
+                    within: PatientRange | None = None) -> pd.DataFrame:
     """What is left of payments dated by as_of: credits and money waiting in the queue (Snapshot.exceptions).
-    Filtered by patient, money in nobody's name is left out. One whose payment row is missing (written by hand)
-    counts whatever the day, undated: the patient is never asked for money they may have paid."""
+    Filtered by patient, money in nobody's name is left out; in a range of patients (`within`), it is kept. One
+    whose payment row is missing (written by hand) counts whatever the day, undated: the patient is never asked
+    for money they may have paid."""
     by_patient, params = _filter("e.patient_id", patient_ids, "p")
+    if within is not None:
+        ranged, bounds = _within("e.patient_id", within)
+        by_patient, params = f" AND (e.patient_id IS NULL OR (1 = 1{ranged}))", {**params, **bounds}
     rows = read_frame(conn, "SELECT e.payment_id, e.kind, e.remaining_cents, e.patient_id, p.payment_date, "
                             "p.payer_type, p.payer_name FROM payment_exception e LEFT JOIN payment p ON "
                             "p.payment_id = e.payment_id WHERE 1 = 1"

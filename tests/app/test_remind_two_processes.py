@@ -1,0 +1,99 @@
+"""The day's accounts read and decided by two processes on a big ledger (app.remind.read_and_decide, issue 16): the same
+decisions, pre-due notices and kept accounts as one process gives, on a scale set; a child that read another ledger
+or failed is not counted, its part read again here."""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import Future
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from recouvrement.app import remind
+from recouvrement.app.imports import import_file
+from recouvrement.app.reconcile import run_reconcile
+from recouvrement.app.remind import marks, read_and_decide, run_remind
+from recouvrement.rules import Rules
+from tools.samples import generate
+
+SCALE_FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "payments_patient.csv")
+ONE_PROCESS = 10**12
+
+
+@pytest.fixture
+def scale_day(engine, tmp_path, settings) -> date:
+    """A reconciled scale set; the day after its last payment."""
+    folder = tmp_path / "scale"
+    generate(folder, invoices=6_000, scale=True)
+    for name in SCALE_FILES:
+        import_file(engine, folder / name, settings)
+    run_reconcile(engine)
+    with engine.connect() as conn:
+        last = conn.execute(text("SELECT MAX(payment_date) FROM payment")).scalar_one()
+    return date.fromisoformat(str(last)[:10]) + timedelta(days=1)
+
+
+def with_pre_due(rules: Rules) -> Rules:
+    ladder = rules.ladder
+    return dataclasses.replace(rules, ladder=dataclasses.replace(
+        ladder, pre_due=dataclasses.replace(ladder.pre_due, enabled=True)))
+
+
+def both_ways(engine, as_of: date, rules: Rules, read=None):
+    with engine.connect() as conn:
+        read = marks(conn) if read is None else read
+        parts = read_and_decide(engine, conn, as_of, rules, read, split_from=1)
+        whole = read_and_decide(engine, conn, as_of, rules, marks(conn), split_from=ONE_PROCESS)
+    return parts, whole
+
+
+def test_two_processes_decide_what_one_process_decides_on_a_scale_set(engine, settings, scale_day):
+    rules = with_pre_due(settings.rules())
+    parts, whole = both_ways(engine, scale_day, rules)
+    assert whole.split_at is None
+    if engine.dialect.name != "sqlite":         # a server database is read by this process alone
+        assert parts.split_at is None and parts == whole
+        return
+    assert parts.split_at is not None and parts.child_counted
+    assert parts.judged == whole.judged and parts.pre_due == whole.pre_due
+    # This process's part whole, of the child's the accounts with calls (what the run closes or keeps).
+    assert parts.accounts == [a for a in whole.accounts if a.patient_id < parts.split_at or a.calls]
+    upper = [d for d in whole.judged if d.patient_id >= parts.split_at]
+    assert len(whole.judged) > 500 and len(upper) > 200
+    assert sum(d.level is not None for d in upper) > 50 and sum(bool(d.exclusions) for d in upper) > 50
+    assert whole.pre_due
+
+
+def test_a_child_that_started_from_another_ledger_is_not_counted(engine, settings, scale_day):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("one process on a server database")
+    rules = settings.rules()
+    with engine.connect() as conn:
+        payments, invoices, pauses = marks(conn)
+    stale = ((payments[0] - 1, payments[1]), invoices, pauses)     # as if a payment was imported in between
+    parts, whole = both_ways(engine, scale_day, rules, read=stale)
+    assert parts.split_at is not None and not parts.child_counted
+    assert parts.judged == whole.judged and parts.pre_due == whole.pre_due
+
+
+def test_a_child_that_failed_leaves_its_part_to_this_process():
+    failed: Future = Future()
+    failed.set_exception(MemoryError())
+    assert remind._child_result(failed, ("marks",)) is None
+    done: Future = Future()
+    done.set_result((("other",), "part"))
+    assert remind._child_result(done, ("marks",)) is None
+    done = Future()
+    done.set_result((("marks",), "part"))
+    assert remind._child_result(done, ("marks",)) == "part"
+
+
+def test_a_dry_run_in_two_processes_reports_what_one_process_reports(engine, settings, scale_day, tmp_path,
+                                                                     monkeypatch):
+    one = run_remind(engine, settings, scale_day, tmp_path / "one", dry_run=True)
+    monkeypatch.setattr(remind, "SPLIT_FROM_PATIENTS", 1)
+    two = run_remind(engine, settings, scale_day, tmp_path / "two", dry_run=True)
+    assert two.decisions == one.decisions and two.exclusions == one.exclusions
+    assert len(one.decisions) > 100 and len(one.exclusions) > 100
