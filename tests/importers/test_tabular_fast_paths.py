@@ -71,6 +71,26 @@ def test_a_utf8_file_with_a_byte_order_mark_reads_from_its_first_cell(tmp_path):
     assert frame[["invoice_number", "city", "source_line"]].iloc[0].tolist() == ["F1", "Lyon", 2]
 
 
+@pytest.mark.parametrize("separator", [";", ",", "\t"])
+@pytest.mark.parametrize("first", ["invoice_number", '"invoice_number"'])
+def test_a_byte_order_mark_read_past_gives_what_the_same_file_without_it_gives(tmp_path, separator, first):
+    """The mark is skipped by a view past it (not a copy of the file): every cell, line, column and warning as the
+    same file without it, a quoted first header, a cell over two lines, a blank line and an unread column too."""
+    rows = [f"{first}{separator}care_description{separator}city{separator}extra", f"F1{separator} Détartrage "
+            f"{separator} Paris {separator}", "", f'F2{separator}"a\nb"{separator}Lyon{separator}x', f"F3{separator}"
+            f"{separator}Orléans{separator}"]
+    text = "\r\n".join(rows) + "\r\n"
+    plain, marked = tmp_path / "plain.csv", tmp_path / "marked.csv"
+    plain.write_bytes(text.encode("utf-8"))
+    marked.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    for unread in (frozenset(), frozenset({"care_description"})):
+        without, warned = read_table(plain, ["invoice_number"], ["care_description", "city"], unread=unread)
+        frame, warnings = read_table(marked, ["invoice_number"], ["care_description", "city"], unread=unread)
+        assert frame.equals(without) and list(frame.columns) == list(without.columns)
+        assert warnings == [w.replace("plain.csv", "marked.csv") for w in warned]
+    assert frame["invoice_number"].tolist() == ["F1", "F2", "F3"] and frame["source_line"].tolist() == [2, 4, 6]
+
+
 def test_a_column_left_unread_is_empty_and_the_others_as_read(tmp_path):
     """read_table(unread=…): the columns the caller will not keep are not converted, left empty as when the file
     has none; every other cell, line and warning as without."""
