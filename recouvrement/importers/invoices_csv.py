@@ -8,6 +8,7 @@ in clear, a NIR never is.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from pathlib import Path
 
@@ -58,13 +59,21 @@ def nir_hash(compact_nir: str, key: bytes) -> str:
 
 
 def nir_hash_many(compact_nirs: list[str], key: bytes) -> list[str]:
-    """nir_hash of each: the key is set up once and copied (a third less than nir_hash each time)."""
-    keyed = hmac.new(key, digestmod="sha256")
+    """nir_hash of each, HMAC-SHA256 worked out with hashlib's own objects (RFC 2104: the key padded to the block,
+    the inner hash of (key ^ ipad, NIR), the outer of (key ^ opad, inner)): both pads' hashes are made once and
+    copied, and every call is one into OpenSSL, where hmac's copy() and hexdigest() run Python code around theirs
+    (410,000 NIRs at 1M invoices: 0.8-1.0 -> 0.5 s CPU)."""
+    block = hashlib.sha256().block_size
+    padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in padded))
+    outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in padded))
     hashes = []
     for value in compact_nirs:
-        one = keyed.copy()
+        one = inner.copy()
         one.update(value.encode())
-        hashes.append(one.hexdigest())
+        out = outer.copy()
+        out.update(one.digest())
+        hashes.append(out.hexdigest())
     return hashes
 
 
