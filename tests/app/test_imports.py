@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings
 from hypothesis import strategies as st
@@ -29,6 +31,23 @@ def test_a_french_excel_invoice_file_imports_every_row(engine, settings, tmp_pat
     assert tuple(row) == ("De La Fontaine", "Jean-François", "none")
     assert tuple(invoice)[:5] == (5000, 2100, 600, 2300, "Harmonie Mutuelle")
     assert str(invoice[5]) == "2025-04-09"        # issue date + 30 days when the export has none
+
+
+def test_the_import_batch_records_the_sha256_of_the_file_hashed_beside_its_parse(engine, settings, tmp_path):
+    invoices, payments = invoices_file(tmp_path), payments_file(tmp_path, ["V1;2025-03-01;patient;X;10,00;;;;"])
+    for path in (invoices, payments):
+        import_file(engine, path, settings)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(text("SELECT source_file, sha256 FROM import_batch")).all())
+    assert stored == {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in (invoices, payments)}
+
+
+def test_a_file_unreadable_while_it_is_hashed_is_one_error_and_changes_nothing(engine, settings, tmp_path):
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(b"invoice_number;patient_id\r\nF1;P1\r\n\x00")
+    with pytest.raises(RecouvrementError):
+        import_file(engine, broken, settings)
+    assert count(engine, "import_batch") == 0
 
 
 def test_the_nir_is_stored_only_as_a_keyed_hash(engine, settings, tmp_path):
