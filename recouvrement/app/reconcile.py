@@ -20,7 +20,7 @@ from recouvrement.core.reconcile import (Ledger, Outcome, name_scope, payer_name
 from recouvrement.db import changes, explicit, name_index, open_items, remittances, retries
 from recouvrement.db import reconcile as store
 from recouvrement.db.bulk import bulk_insert
-from recouvrement.db.ledger import (UnpaidLedger, current_due_cents, matching_scope, matching_snapshot, matching_unpaid,
+from recouvrement.db.ledger import (LedgerBefore, current_due_cents, matching_before, matching_scope, matching_snapshot,
                                     patient_allocations_on_moved_shares, patients_by_id, readable_beside)
 from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.queue import WAITING, NoLongerWaiting
@@ -71,11 +71,11 @@ def _iso(values: pd.Series) -> pd.Series:
     return pd.Series(text_dates[codes], index=values.index, dtype=object)
 
 
-def load_ledger(conn: Connection, unpaid: UnpaidLedger | None = None) -> Ledger:
+def load_ledger(conn: Connection, before: LedgerBefore | None = None) -> Ledger:
     """The matching engine's view: every invoice with what is still due on its three shares, everything
     recorded counted whatever its date (core.ledger.due_matrix on an undated snapshot, db.ledger.matching_snapshot:
-    only what the engine reads). `unpaid`: its invoices and patients already read (_UnpaidBeside)."""
-    snapshot = matching_snapshot(conn, unpaid)
+    only what the engine reads). `before`: its invoices, patients and sums paid already read (_LedgerBeside)."""
+    snapshot = matching_snapshot(conn, before)
     return _ledger(snapshot, snapshot.patients, patient_allocations_on_moved_shares(conn))
 
 
@@ -146,10 +146,11 @@ def _reads_whole_ledger(payments: pd.DataFrame, invoices: int) -> bool:
     return len(payments) * WHOLE_LEDGER_RATIO > invoices
 
 
-class _UnpaidBeside:
-    """SQLite, a run that will read the whole ledger: its invoices and patients (db.ledger.matching_unpaid, what the
-    explicit pass does not write) read on a second connection in a thread while the pass runs. SQLite steps the
-    pass's statements without the GIL, so the read takes the second core (1M invoices: ~2 s of the read stage).
+class _LedgerBeside:
+    """SQLite, a run that will read the whole ledger: its invoices, patients and the sums paid on them so far
+    (db.ledger.matching_before; the explicit pass's allocations are added after) read on a second connection in a
+    thread while the pass runs. SQLite steps the pass's statements without the GIL, so the read takes the second
+    core (1M invoices: ~2 s of the read stage).
     The run holds the database's write lock: the other connection sees what the run's transaction saw before it
     allocated, no other writer's commit. Given up (None) when the read fails, or when the database is not one
     file shared in WAL mode."""
@@ -159,14 +160,14 @@ class _UnpaidBeside:
         self._read: Future | None = None
         if readable_beside(conn):
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-read")
-            self._read = self._pool.submit(self._unpaid, engine)
+            self._read = self._pool.submit(self._before, engine)
 
     @staticmethod
-    def _unpaid(engine: Engine) -> UnpaidLedger:
+    def _before(engine: Engine) -> LedgerBefore:
         with engine.connect() as other:
-            return matching_unpaid(other)
+            return matching_before(other)
 
-    def result(self) -> UnpaidLedger | None:
+    def result(self) -> LedgerBefore | None:
         """What was read (waiting for it), once; None: not read."""
         if self._read is None or self._pool is None:
             return None
@@ -257,12 +258,12 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
             return ReconcileReport(skipped=True)
         last_id = store.last_payment_row(conn)
         allocated_before = open_items.allocation_mark(conn)
-        beside = _UnpaidBeside(engine, conn) if _likely_whole(conn, last_id, incremental) else None
+        beside = _LedgerBeside(engine, conn) if _likely_whole(conn, last_id, incremental) else None
         laps.lap("read")
         try:
             plain = settle_plain_explicit(conn, last_id, now) if set_based else PlainExplicit()
         finally:
-            unpaid = beside.result() if beside is not None else None     # never a thread left reading
+            before = beside.result() if beside is not None else None     # never a thread left reading
         release_freed_memory()       # each stage gives back what it freed (see there): see db.session
         laps.lap("explicit")
         payments, retried, reach = _payments_to_try(conn, last_id, whole_queue=incremental is False or not complete,
@@ -278,8 +279,8 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
                      else not incremental)
             if whole:     # the engine's stage needs no pages cached: the ledger's reads scan whole tables
                 bulk_cache(conn, big=False)
-            ledger = load_ledger(conn, unpaid) if whole else load_ledger_for(conn, payments, letters, reach)
-            unpaid = None
+            ledger = load_ledger(conn, before) if whole else load_ledger_for(conn, payments, letters, reach)
+            before = None
             release_freed_memory()
             laps.lap("read")
             outcome = reconcile(payments, _with_clawbacks(conn, payments, ledger), letters, found)

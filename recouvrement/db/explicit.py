@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy import Connection, text
 
 from recouvrement.db.bulk import build_indexes, set_aside_indexes
@@ -142,3 +143,27 @@ def settle_plain_explicit(conn: Connection, last_id: int, now: datetime) -> tupl
                             " COALESCE(SUM(paid * (id % 9973)), 0) FROM plain_explicit")).one()
     count, allocations, cents, credits, checksum = (int(v) for v in row)
     return count, allocations, cents, credits, checksum
+
+
+# The pass's allocations read back as text in one value per million payment rows (SQLite's group_concat), parsed
+# by numpy: two integers a row where a fetch makes a tuple and two int objects of each (1M invoices: 2.1M rows,
+# 0.8 against 1.4 s CPU, and 3.0 s plus 1 s of lookups by invoice number for the sums per invoice).
+_PAID_SHARES = ("SELECT group_concat(share || ',' || paid, ',') FROM plain_explicit WHERE paid > 0 AND id > :low "
+                "AND id <= :high")
+_PAID_SHARES_ROWS = 1_000_000
+
+
+def paid_shares(conn: Connection) -> tuple[np.ndarray, np.ndarray] | None:
+    """SQLite, after settle_plain_explicit in this transaction: its allocations as (share, cents), the share being the
+    invoice's rowid * 4 + 1, 2 or 3 (amo, amc, patient: _SHARE_SQLITE); None when the pass did not run here."""
+    if conn.dialect.name != "sqlite" or conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = 'plain_explicit'").first() is None:
+        return None
+    low, high = conn.exec_driver_sql("SELECT COALESCE(MIN(id), 1) - 1, COALESCE(MAX(id), 0) FROM plain_explicit").one()
+    parts = []
+    for start in range(int(low), int(high), _PAID_SHARES_ROWS):
+        found = conn.execute(text(_PAID_SHARES), {"low": start, "high": start + _PAID_SHARES_ROWS}).scalar_one()
+        if found:
+            parts.append(np.fromstring(found, dtype=np.int64, sep=","))
+    pairs = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return pairs[0::2], pairs[1::2]

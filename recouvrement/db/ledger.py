@@ -24,6 +24,7 @@ from recouvrement.core.balance import (BUCKETS, PATIENT_DETAIL, age_buckets,  # 
 from recouvrement.core.ledger import (EXCEPTION_COLUMNS, PATIENT_COLUMNS, SHARES, Snapshot, due_matrix, outstanding,
                                       patient_money)
 from recouvrement.db.bulk import read_frame, stage
+from recouvrement.db.explicit import paid_shares
 from recouvrement.db.values import as_date
 
 def as_dates(values: pd.Series) -> pd.Series:
@@ -192,43 +193,66 @@ _PAID_WITH_INVOICES = (
     + f" FROM invoice i LEFT JOIN ({_PAID_PER_INVOICE}) a ON a.invoice_number = i.invoice_number ORDER BY i.invoice_number")
 
 
-# What matching_snapshot reads that a run's explicit pass leaves as it is (it writes allocations only): the invoices
-# without what was paid on them, and the patients' names. The allocations summed per invoice, apart.
-_MATCHING_INVOICES = f"SELECT {_MATCHING_COLUMNS} FROM invoice i ORDER BY i.invoice_number"
+# What matching_snapshot reads, read beside a run's explicit pass (matching_before): the invoices with the sums paid on
+# them up to an allocation id (:mark, the last one then), and on SQLite each invoice's rowid (what the pass's
+# allocations are keyed by, db.explicit.paid_shares).
+_PAID_UP_TO = ("SELECT invoice_number, " + _per_share("payer_type", "amount_cents")
+               + " FROM allocation WHERE id <= :mark GROUP BY invoice_number")
+_PAID_SINCE = ("SELECT invoice_number, " + _per_share("payer_type", "amount_cents")
+               + " FROM allocation WHERE id > :mark GROUP BY invoice_number")
+
+
+def _invoices_paid_up_to(rowid: bool) -> str:
+    return (f"SELECT {_MATCHING_COLUMNS}, " + ("i.rowid AS row_id, " if rowid else "")
+            + ", ".join(f"CAST(COALESCE(a.{share}, 0) AS BIGINT) AS paid_{share}" for share in SHARES)
+            + f" FROM invoice i LEFT JOIN ({_PAID_UP_TO}) a ON a.invoice_number = i.invoice_number "
+            "ORDER BY i.invoice_number")
 
 
 @dataclass
-class UnpaidLedger:
-    """matching_snapshot's reads that no allocation changes (matching_unpaid): invoices (_MATCHING_INVOICES) and
-    patients (NAME_COLUMNS)."""
+class LedgerBefore:
+    """matching_snapshot's reads up to allocation `mark` (matching_before): invoices (without what was paid on them),
+    what was paid on each share of them up to the mark (`paid`, as Snapshot.paid), on SQLite each invoice's rowid
+    (`row_ids`; None elsewhere), and the patients (NAME_COLUMNS)."""
     invoices: pd.DataFrame
+    paid: np.ndarray
+    mark: int
+    row_ids: np.ndarray | None
     patients: pd.DataFrame
 
 
 def readable_beside(conn: Connection) -> bool:
     """Whether another connection may read the database while this one writes, seeing what was committed before
-    (matching_unpaid's read in a thread): SQLite in WAL mode (a file: not an in-memory database)."""
+    (matching_before's read in a thread): SQLite in WAL mode (a file: not an in-memory database)."""
     if conn.dialect.name != "sqlite":
         return False
     return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() == "wal"
 
 
-def matching_unpaid(conn: Connection) -> UnpaidLedger:
-    """The invoices (what matching_snapshot reads but the sums paid) and the patients' names: what a run may read
-    on another connection while its explicit pass allocates (app.reconcile), the allocations summed after."""
-    return UnpaidLedger(read_frame(conn, _MATCHING_INVOICES),
+def matching_before(conn: Connection) -> LedgerBefore:
+    """What matching_snapshot reads, as it stands now: what a run may read on another connection while its explicit
+    pass allocates (app.reconcile); matching_snapshot then adds what was allocated after (the pass's allocations)."""
+    mark = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM allocation").scalar_one())
+    sqlite = conn.dialect.name == "sqlite"
+    invoices = read_frame(conn, _invoices_paid_up_to(sqlite), {"mark": mark})
+    paid_columns = [f"paid_{share}" for share in SHARES]
+    paid = (invoices[paid_columns].to_numpy(dtype="int64") if len(invoices)
+            else np.zeros((0, len(SHARES)), dtype="int64"))
+    row_ids = invoices["row_id"].to_numpy(dtype="int64") if sqlite else None
+    invoices = invoices.drop(columns=paid_columns + (["row_id"] if sqlite else []))
+    return LedgerBefore(invoices, paid, mark, row_ids,
                         read_frame(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient"))
 
 
-def matching_snapshot(conn: Connection, unpaid: UnpaidLedger | None = None) -> Snapshot:
+def matching_snapshot(conn: Connection, before: LedgerBefore | None = None) -> Snapshot:
     """The undated snapshot (everything recorded) narrowed to what the matching engine reads (core.ledger.due_matrix
     and core.reconcile.Ledger): invoices without their due date and mutuelle, patients with their names only
     (NAME_COLUMNS), no credits or queue; allocations summed in the database per invoice and share, read on the
     invoices' own rows (Snapshot.paid: not a million invoice numbers read a second time and looked up again).
     A million invoices: half the rows and a third of the text load_snapshot(conn, None) reads.
-    `unpaid`: the invoices and patients already read (matching_unpaid, before this transaction allocated what it
-    did): the allocations are then summed per invoice apart and put on the invoices' rows by their numbers."""
-    if unpaid is None:
+    `before`: the invoices, patients and sums paid already read up to an allocation (matching_before, before this
+    transaction allocated what it did): what was allocated after is added (_paid_since)."""
+    if before is None:
         invoices = read_frame(conn, _PAID_WITH_INVOICES)
         paid_columns = [f"paid_{share}" for share in SHARES]
         paid = (invoices[paid_columns].to_numpy(dtype="int64") if len(invoices)
@@ -236,8 +260,8 @@ def matching_snapshot(conn: Connection, unpaid: UnpaidLedger | None = None) -> S
         invoices = invoices.drop(columns=paid_columns)
         patients = read_frame(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient")
     else:
-        invoices, patients = unpaid.invoices, unpaid.patients
-        paid = _paid_on(invoices, read_frame(conn, _PAID_PER_INVOICE))
+        invoices, patients = before.invoices, before.patients
+        paid = before.paid + _paid_since(conn, before)
     for column in ("amo_cents", "amc_cents", "patient_cents"):
         invoices[column] = _cents(invoices[column])
     invoices["issue_date"] = as_dates(invoices["issue_date"])
@@ -250,8 +274,25 @@ def matching_snapshot(conn: Connection, unpaid: UnpaidLedger | None = None) -> S
                     load_write_offs(conn, None), paid=paid)
 
 
+def _paid_since(conn: Connection, before: LedgerBefore) -> np.ndarray:
+    """What was allocated after `before`'s mark, on its invoices' rows. When those allocations are the run's explicit
+    pass's and nothing else (SQLite: counted), read from the pass's table by invoice rowid, as integers; else summed
+    per invoice in the database and put on the rows by invoice number."""
+    paid = np.zeros((len(before.invoices), len(SHARES)), dtype="int64")
+    shares = paid_shares(conn) if before.row_ids is not None else None
+    if shares is not None and before.row_ids is not None:
+        since = conn.execute(text("SELECT COUNT(*) FROM allocation WHERE id > :mark"), {"mark": before.mark})
+        keys, cents = shares
+        if since.scalar_one() == len(keys):
+            rows = pd.Index(before.row_ids).get_indexer(keys // 4)
+            if (rows >= 0).all():      # every allocation on an invoice read (always: the run holds the write lock)
+                np.add.at(paid, (rows, keys % 4 - 1), cents)
+                return paid
+    return _paid_on(before.invoices, read_frame(conn, _PAID_SINCE, {"mark": before.mark}))
+
+
 def _paid_on(invoices: pd.DataFrame, sums: pd.DataFrame) -> np.ndarray:
-    """The sums paid per invoice (_PAID_PER_INVOICE) on the invoices' rows, 0 where none (an allocation to an
+    """The sums paid per invoice (_PAID_SINCE) on the invoices' rows, 0 where none (an allocation to an
     invoice not read counts nowhere, as in the joined read)."""
     paid = np.zeros((len(invoices), len(SHARES)), dtype="int64")
     if len(sums):

@@ -264,28 +264,34 @@ def test_the_invoices_of_letter_references_are_read_for_many_references_at_once(
 
 
 def test_the_ledger_read_beside_the_explicit_pass_is_the_one_read_after_it(engine, settings, tmp_path):
-    """The invoices and patients read on another connection while the explicit pass allocates (SQLite, a thread),
-    with the allocations summed after, give the ledger read in one go after the pass (earlier runs' allocations
-    and this pass's on it)."""
+    """The invoices, patients and sums paid read on another connection while the explicit pass allocates (SQLite, a
+    thread), with the pass's allocations added after, give the ledger read in one go after the pass (earlier runs'
+    allocations and this pass's on it); so does the same read made after the pass (nothing to add)."""
     from datetime import datetime, timezone
 
     import numpy as np
 
-    from recouvrement.app.reconcile import _UnpaidBeside, load_ledger, settle_plain_explicit
+    from recouvrement.app.reconcile import _LedgerBeside, load_ledger, settle_plain_explicit
     from recouvrement.db import reconcile as store
-    from recouvrement.db.ledger import matching_unpaid
+    from recouvrement.db.explicit import paid_shares
+    from recouvrement.db.ledger import matching_before
     from recouvrement.db.session import bulk_transaction
     import_file(engine, invoices_file(tmp_path), settings)
     import_file(engine, payments_file(tmp_path, PATIENTS, "pat.csv"), settings)
     run_reconcile(engine)
     import_file(engine, payments_file(tmp_path, INSURERS, "ins.csv"), settings)
     with bulk_transaction(engine) as conn:
-        beside = _UnpaidBeside(engine, conn)
+        beside = _LedgerBeside(engine, conn)
         plain = settle_plain_explicit(conn, store.last_payment_row(conn), datetime.now(timezone.utc))
-        unpaid = beside.result()
-        assert plain.allocations == 1 and (unpaid is not None) == (engine.dialect.name == "sqlite")
+        before = beside.result()
+        assert plain.allocations == 1 and (before is not None) == (engine.dialect.name == "sqlite")
         once = load_ledger(conn)
-        for read in (unpaid or matching_unpaid(conn), matching_unpaid(conn)):
+        after = matching_before(conn)
+        assert before is None or after.mark == before.mark + 1      # the pass's one allocation, added apart
+        shares = paid_shares(conn)      # SQLite: read back by invoice rowid, as integers (db.explicit)
+        if shares is not None:
+            assert shares[1].tolist() == [2100] and shares[0] % 4 == 1     # F2025-000103's AMO share
+        for read in (before or after, after):
             invoices = read.invoices.set_index("invoice_number")
             apart = load_ledger(conn, read)
             assert np.array_equal(apart.outstanding, once.outstanding)
