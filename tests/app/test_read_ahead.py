@@ -147,3 +147,34 @@ def test_a_read_folder_left_by_a_killed_process_is_removed_and_a_running_one_s_i
     finally:
         running.kill()
         running.wait()
+
+
+def test_a_parsed_result_written_column_by_column_reads_back_the_same(tmp_path):
+    """write_parsed / read_parsed (the child's result, its frames' columns one pickle each): every frame of the
+    Parsed, its extra ones too (an invoices file's patients and care), with the same cells, dtypes, columns and
+    index; the rest (rejects, warnings, counts) as pickled whole."""
+    import pandas as pd
+    from pandas.testing import assert_frame_equal
+
+    from recouvrement.importers.base import Parsed, Reject
+
+    arrow = pd.StringDtype("pyarrow")
+    frame = pd.DataFrame({"payment_id": pd.array(["P1", "P2", None], dtype=arrow),
+                          "payment_date": pd.Series(["2025-01-02", "2025-01-03", None], dtype="str"),
+                          "amount_cents": pd.Series([1, -2, 0], dtype="int64"),
+                          "reference": pd.Series(["a", None, "c"], dtype=object),
+                          "flag": [True, False, True], "ratio": [0.5, float("nan"), 1.0],
+                          "kind": pd.Categorical(["x", "y", "x"])})
+    parsed = Parsed("payments", frame, [Reject("f.csv", 3, "amount", "pas un montant")], ["f.csv:1: colonne"], 4)
+    parsed.patients = pd.DataFrame({"patient_id": ["A", "B"]}, index=[7, 9])
+    parsed.care = pd.DataFrame([[1, 2]], columns=["same", "same"])
+    parsed.nothing = pd.DataFrame(index=pd.RangeIndex(2))
+    with open(tmp_path / "x.parsed", "wb") as out:
+        imports.write_parsed(parsed, out)
+    with open(tmp_path / "x.parsed", "rb") as handle:
+        back = imports.read_parsed(handle)
+    for name in ("frame", "patients", "care", "nothing"):
+        assert_frame_equal(getattr(back, name), getattr(parsed, name), check_exact=True)
+        assert list(getattr(back, name).dtypes) == list(getattr(parsed, name).dtypes)
+    assert (back.kind, back.rejects, back.warnings, back.rows_read, back.outgoing) == \
+        (parsed.kind, parsed.rejects, parsed.warnings, parsed.rows_read, parsed.outgoing)
