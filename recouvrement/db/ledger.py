@@ -59,8 +59,12 @@ PatientRange = tuple[str | None, str | None]
 
 
 def _within(column: str, patients: PatientRange | None) -> tuple[str, dict]:
-    """` AND column >= :first AND column < :past` for the range, and its parameters (nothing without a range)."""
+    """` AND column >= :first AND column < :past` for the range, and its parameters (nothing without a range).
+    The column is compared as `column || ''`, which no index serves: else SQLite reads the open invoices of half
+    the patients through the index on patient_id, a table lookup for each of their invoices, open or settled (1M:
+    1.9 s, where the index on settled_on finds the open ones and the range is checked on each)."""
     first, past = patients or (None, None)
+    column = f"{column} || ''"
     return ((f" AND {column} >= :first" if first is not None else "") + (f" AND {column} < :past" if past is not None
                                                                         else ""),
             {"first": first, "past": past})
