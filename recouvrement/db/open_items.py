@@ -223,16 +223,23 @@ def create_triggers(conn: Connection) -> None:
                        "(SELECT invoice_number FROM allocation WHERE payment_id IN (OLD.payment_id, NEW.payment_id));")
     _trigger(conn, postgres, "reopen_payment_update", "payment", "UPDATE", _PAYMENT_MOVED, payment_reopens)
     if postgres:
-        conn.exec_driver_sql(
-            "CREATE OR REPLACE FUNCTION reopen_invoice_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF {_INVOICE_CHANGED} THEN NEW.settled_on := NULL; END IF; RETURN NEW; END $$")
-        conn.exec_driver_sql("CREATE TRIGGER reopen_invoice_update BEFORE UPDATE ON invoice FOR EACH ROW "
-                             "EXECUTE FUNCTION reopen_invoice_update()")
+        create_invoice_update_trigger(conn)
     else:
         conn.exec_driver_sql(
             "CREATE TRIGGER reopen_invoice_update AFTER UPDATE OF amo_cents, amc_cents, patient_cents, issue_date "
             f"ON invoice FOR EACH ROW WHEN {_INVOICE_CHANGED} BEGIN UPDATE invoice SET settled_on = NULL "
             "WHERE invoice_number = NEW.invoice_number; END")
+
+
+def create_invoice_update_trigger(conn: Connection) -> None:
+    """PostgreSQL: an invoice whose amounts or day change is reopened in the same row version (BEFORE UPDATE). The
+    condition is the trigger's WHEN, evaluated by the executor, so that the function runs only for such a change:
+    called for every updated row, to test it, it cost settle's update of 760k invoices (the first reconcile at 1M)
+    0.8-1.0 s of the server's time for an update of settled_on alone, which never reopens anything."""
+    conn.exec_driver_sql("CREATE OR REPLACE FUNCTION reopen_invoice_update() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                         "BEGIN NEW.settled_on := NULL; RETURN NEW; END $$")
+    conn.exec_driver_sql("CREATE TRIGGER reopen_invoice_update BEFORE UPDATE ON invoice FOR EACH ROW "
+                         f"WHEN ({_INVOICE_CHANGED}) EXECUTE FUNCTION reopen_invoice_update()")
 
 
 def _trigger(conn: Connection, postgres: bool, name: str, table: str, event: str, condition: str, body: str) -> None:

@@ -202,6 +202,23 @@ def test_a_transfer_reversed_reopens_the_invoice_and_a_clawback_lowering_an_allo
     assert_reopened(sample, number)
 
 
+def test_an_invoice_whose_amount_changes_is_reopened_and_one_settled_again_on_another_day_is_not(sample):
+    number = one_settled_with(sample, "i.patient_cents > 0")
+    with sample.begin() as conn:   # settle's own write: settled_on alone, the invoice stays settled
+        conn.execute(text("UPDATE invoice SET settled_on = :d WHERE invoice_number = :n"),
+                     {"d": date(2026, 12, 31), "n": number})
+    assert settled(sample)[number] == date(2026, 12, 31)
+    with sample.begin() as conn:
+        conn.execute(text("UPDATE invoice SET patient_cents = patient_cents + 100, total_cents = total_cents + 100 "
+                          "WHERE invoice_number = :n"), {"n": number})
+    assert_reopened(sample, number)
+    if sample.dialect.name == "postgresql":   # the condition in the trigger's WHEN: no function call per row otherwise
+        with sample.connect() as conn:
+            definition = conn.execute(text("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = "
+                                           "'reopen_invoice_update' AND tgrelid = 'invoice'::regclass")).scalar_one()
+        assert " WHEN (" in definition and "BEFORE UPDATE" in definition
+
+
 def test_a_write_off_reopens_the_invoice_so_the_detail_still_lists_it(sample):
     with sample.connect() as conn:
         shares = outstanding(load_snapshot(conn, None))
