@@ -271,3 +271,15 @@ def test_a_patient_whose_cells_are_all_empty_keeps_them_missing_in_each_kind_of_
     pd.testing.assert_frame_equal(newest, expected)
     assert newest.loc[0, "phone"] is None and newest.loc[0, "sms_consent"] is None
     assert newest["last_name"].isna().tolist() == [True, False, False]
+
+
+def test_a_file_whose_every_line_was_refused_has_no_patients_to_detail():
+    """No rows (every line of the file refused): an empty frame with the columns of groupby's, not an error — d019d48's
+    integer positions took the last row of a group that did not exist (the CI run of session 10's stop: 7 tests)."""
+    patients = pd.DataFrame({"patient_id": pd.Series([], dtype="string[pyarrow]"),
+                             "last_name": pd.Series([], dtype="string[pyarrow]"),
+                             "sms_consent": pd.Series([], dtype=object)})
+    dates = pd.Series([], dtype="string[pyarrow]")
+    newest = newest_details(patients, dates)
+    assert newest.empty
+    assert list(newest.columns) == ["patient_id", "last_name", "sms_consent", "identity_date"]
