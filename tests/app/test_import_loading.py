@@ -43,6 +43,31 @@ def test_a_second_file_growing_the_table_by_half_leaves_every_index_in_place(eng
                                  "ORDER BY payment_id")).scalars().all() == ["V1", "V3"]
 
 
+def test_on_postgresql_a_file_growing_the_table_by_half_has_its_indexes_built_after_it_a_smaller_one_not(
+        engine, settings, tmp_path):
+    if engine.dialect.name != "postgresql":
+        return
+    from sqlalchemy import event
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2].strip().upper()))
+    import_file(engine, invoices_file(tmp_path), settings)
+    import_file(engine, payments_file(tmp_path, PAYMENTS, name="p1.csv"), settings)     # analysed: 2 rows
+    statements.clear()
+    assert import_file(engine, payments_file(tmp_path, MORE_PAYMENTS, name="p2.csv"), settings).imported == 1
+    assert {"DROP INDEX IX_PAYMENT_INVOICE_NUMBER", "CREATE INDEX IX_PAYMENT_INVOICE_NUMBER ON PAYMENT (INVOICE_NUMBER)",
+            "DROP INDEX IX_PAYMENT_PAYMENT_DATE"} <= set(statements)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE payment")            # 3 rows
+        conn.commit()
+    statements.clear()
+    grown = import_file(engine, payments_file(tmp_path, ["V4;18/02/2025;amc;MGEN;1,00;;F2025-000101;paid;"],
+                                              name="p3.csv"), settings)                 # 1 row onto 3
+    assert grown.imported == 1 and not [s for s in statements if s.startswith(("DROP INDEX", "CREATE INDEX"))]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT payment_id FROM payment WHERE invoice_number = 'F2025-000101' "
+                                 "ORDER BY payment_id")).scalars().all() == ["V1", "V3", "V4"]
+
+
 @pytest.mark.parametrize("range_check_from", [0, 50_000])   # the range probe first (big files), or keys at once
 def test_a_file_whose_ids_lie_around_the_stored_ones_is_told_new_or_known_row_by_row(engine, settings, tmp_path,
                                                                                    monkeypatch, range_check_from):
