@@ -502,10 +502,75 @@ def _text(value) -> str:
 
 
 def _rf_found(references: pd.Series) -> pd.Series:
-    """The valid RF reference in each text (compact, upper case), indexed like the texts; none: no row."""
+    """The valid RF reference in each text (compact, upper case), indexed like the texts; none: no row.
+    ASCII texts are upper-cased, searched and checked in Arrow and numpy (_rf_found_ascii), the others by Python
+    (its upper case and digits differ from Arrow's outside ASCII)."""
     references = references[_may_quote_rf(references)]
+    try:
+        texts = pa.array(references.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowException, TypeError):
+        return _rf_found_python(references)
+    ascii = pc.fill_null(pc.string_is_ascii(texts), True).to_numpy(zero_copy_only=False)     # null: no match
+    at = np.arange(len(references))
+    found = _rf_found_ascii(texts.filter(pa.array(ascii)), at[ascii])
+    if not ascii.all():
+        found = pd.concat([found, _rf_found_python(references[~ascii].set_axis(at[~ascii]))]).sort_index()
+    return found.set_axis(references.index[found.index.to_numpy(dtype=np.int64)])
+
+
+def _rf_found_python(references: pd.Series) -> pd.Series:
     found = references.fillna("").str.upper().str.extract(RF_PATTERN, expand=False).dropna()
     return found.map(_valid_rf).dropna() if not found.empty else found
+
+
+_RF_GROUP = "(?P<rf>%s)" % RF_PATTERN[1:-1]     # RE2 (Arrow): \d is ASCII, as it is on ASCII text in Python
+
+
+def _rf_found_ascii(texts: pa.Array, index: np.ndarray) -> pd.Series:
+    """_rf_found on ASCII texts: Arrow's upper case and search, the mod-97 checks of every prefix of each match at
+    once (_longest_valid_rf)."""
+    matched = pc.struct_field(pc.extract_regex(pc.ascii_upper(texts), _RF_GROUP), [0])
+    kept = pc.is_valid(matched).to_numpy(zero_copy_only=False)
+    compact = pc.replace_substring(matched.filter(pa.array(kept)), " ", "")
+    ends = _longest_valid_rf(compact)
+    valid = ends > 0
+    values = [text[:end] for text, end in zip(compact.filter(pa.array(valid)).to_pylist(), ends[valid])]
+    return pd.Series(values, index=index[kept][valid])
+
+
+# Each character code's value in ISO 11649's number (digits 0-9, letters 10-35) and what it shifts the number by (10
+# or 100); past a text's end (code 0) the remainder is carried as it is: times 1, plus 0.
+_RF_DIGIT = np.zeros(256, dtype=np.int32)
+_RF_DIGIT[48:58], _RF_DIGIT[65:91] = np.arange(10), np.arange(10, 36)
+_RF_FACTOR = np.full(256, 100, dtype=np.int32)
+_RF_FACTOR[0], _RF_FACTOR[48:58] = 1, 10
+
+
+def _longest_valid_rf(compact: pa.Array) -> np.ndarray:
+    """For each compact match of RF_PATTERN (ASCII: RF, two digits, 1 to 21 digits or capitals), the length of its
+    longest prefix that is a valid RF reference, 0 if none: _valid_rf's answer, every prefix checked in one pass
+    over the columns of the texts' characters (ISO 11649: the body, then RF and the check digits, letters as
+    10..35, mod 97 is 1) where _valid_rf runs is_valid_rf's big-integer check on each prefix in turn."""
+    compact = compact.cast(pa.large_string())
+    count = len(compact)
+    offsets = np.frombuffer(compact.buffers()[1], dtype=np.int64)[compact.offset:compact.offset + count + 1]
+    lengths = np.diff(offsets)
+    data = np.frombuffer(compact.buffers()[2], dtype=np.uint8) if count else np.zeros(0, dtype=np.uint8)
+    chars = np.zeros((count, 25), dtype=np.uint8)
+    rows = np.repeat(np.arange(count), lengths)
+    chars[rows, np.arange(len(rows)) - np.repeat(offsets[:-1] - offsets[0], lengths)] = data[offsets[0]:offsets[-1]]
+    chars = np.ascontiguousarray(chars.T)        # a row per position: each step reads one
+    check = _RF_DIGIT[chars[2]] * 10 + _RF_DIGIT[chars[3]]
+    factor, digits = _RF_FACTOR[chars], _RF_DIGIT[chars]
+    remainders = np.empty((21, count), dtype=np.int32)
+    remainder = np.zeros(count, dtype=np.int32)
+    for step in range(21):
+        remainder = (remainder * factor[4 + step] + digits[4 + step]) % 97
+        remainders[step] = remainder
+    # The body's remainder, then "RF" (27 15) and the check digits: times 10^6 (27 mod 97) plus 2715cc.
+    valid = ((remainders * 27 + 271_500 + check) % 97 == 1) & (np.arange(5, 26)[:, None] <= lengths)
+    last = 20 - np.argmax(valid[::-1], axis=0)
+    return np.where(valid.any(axis=0), last + 5, 0)
 
 
 def _may_quote_rf(references: pd.Series) -> np.ndarray:

@@ -502,6 +502,28 @@ def test_the_queued_payments_candidates_are_every_pair_whose_name_and_amount_and
     assert list(found.columns) == ["payment_id", "patient_id"] and not found.duplicated().any()
 
 
+_BODY = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.builds(lambda body, tail: rf_reference(body) + tail, st.text(_BODY, min_size=1, max_size=21),
+              st.text(_BODY + " ", max_size=8)),
+    st.builds(lambda check, body: f"RF{check:02d}{body}", st.integers(0, 99), st.text(_BODY + " ", min_size=1,
+                                                                                       max_size=24))), max_size=12))
+@example(["RF18F123", "RF00" + "0" * 21, "RF" + "9" * 23, "RF54 LDDK BMSF 7312 YKQY MERCI"])
+def test_the_rf_references_checked_in_numpy_are_the_longest_valid_prefixes_python_finds(texts):
+    """Every check digit, body length up to 21 and letters in every place: the same prefix as _valid_rf's."""
+    import re
+    from recouvrement.core.reconcile import RF_PATTERN, _valid_rf
+    expected = {}
+    for row, value in enumerate(texts):
+        match = re.search(RF_PATTERN, value)
+        if match and _valid_rf(match.group(1)):
+            expected[row] = _valid_rf(match.group(1))
+    assert rf_references(pd.DataFrame({"reference": pd.Series(texts, dtype=object)})).to_dict() == expected
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text("rfRF0123489 .xLéıﬀﬁß٣\n", max_size=30)), max_size=8))
 @example([rf_reference("F1").lower(), "Vir. " + format_rf(rf_reference("F2025-000102")) + " merci",
