@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -194,3 +195,21 @@ def test_a_windows_1252_file_arrow_cannot_read_is_refused_as_when_transcoded_fir
         assert read_as_bytes == transcoded
     else:
         assert read_as_bytes[0].equals(transcoded[0]) and read_as_bytes[1] == transcoded[1]
+
+
+EDGES = ["a", "Z", "~", "!", "é", " ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1f", "\x7f", "\x85", "\u00a0",
+         "\u1680", "\u2003", "\u2028", "\u202f", "\u3000", "\ufeff", "😀"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from(EDGES), max_size=5)), max_size=6),
+                min_size=1, max_size=4), st.integers(0, 2))
+def test_cells_trimmed_by_the_chunks_that_need_it_are_those_the_whole_kernel_gives(chunks, start):
+    """_trimmed leaves a chunk whose cells start and end with '!'..'~' as it is: the same cells as Arrow's
+    utf8_trim_whitespace on every chunk (ASCII and Unicode spaces, controls, non-breaking spaces, empty and
+    missing cells, a chunk starting past its buffer)."""
+    arrays = [pa.array(cells, pa.string()) for cells in chunks]
+    arrays[0] = arrays[0].slice(min(start, len(arrays[0])))
+    column = pa.chunked_array(arrays, type=pa.string())
+    assert tabular._trimmed(column).to_pylist() == pc.utf8_trim_whitespace(column).to_pylist()
+    assert tabular._trimmed(column).type == pa.string()
