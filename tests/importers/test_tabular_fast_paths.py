@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from recouvrement.errors import RecouvrementError
@@ -158,6 +158,8 @@ def test_a_windows_1252_file_read_as_bytes_gives_what_the_same_text_in_utf8_give
         windows, utf8 = Path(folder) / "windows.csv", Path(folder) / "utf8.csv"
         windows.write_bytes(text.encode("cp1252"))
         utf8.write_bytes(text.encode("utf-8"))
+        # Windows-1252 bytes that happen to be UTF-8 ('é««' is E9 AB AB: U+9AEB) are read as UTF-8, as before
+        assume(text.isascii() or tabular.detect_encoding(windows.read_bytes()) == "cp1252")
         assert text.isascii() or tabular._cp1252_as_bytes(windows.read_bytes())   # the path tested: as bytes
         frame, warnings = read_table(windows, ["invoice_number"], ["care_description", "city"], unread=unread)
         expected, expected_warnings = read_table(utf8, ["invoice_number"], ["care_description", "city"], unread=unread)
