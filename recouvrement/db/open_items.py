@@ -218,7 +218,10 @@ def create_triggers(conn: Connection) -> None:
     postgres = conn.dialect.name == "postgresql"
     for table, event, condition, numbers in _REOPEN:
         name = f"reopen_{table}_{event.lower()}"
-        _trigger(conn, postgres, name, table, event, condition, _reopen_sql(numbers))
+        if postgres and _by_statement(event, condition):
+            _statement_trigger(conn, name, table, event)
+        else:
+            _trigger(conn, postgres, name, table, event, condition, _reopen_sql(numbers))
     payment_reopens = ("UPDATE invoice SET settled_on = NULL WHERE settled_on IS NOT NULL AND invoice_number IN "
                        "(SELECT invoice_number FROM allocation WHERE payment_id IN (OLD.payment_id, NEW.payment_id));")
     _trigger(conn, postgres, "reopen_payment_update", "payment", "UPDATE", _PAYMENT_MOVED, payment_reopens)
@@ -240,6 +243,37 @@ def create_invoice_update_trigger(conn: Connection) -> None:
                          "BEGIN NEW.settled_on := NULL; RETURN NEW; END $$")
     conn.exec_driver_sql("CREATE TRIGGER reopen_invoice_update BEFORE UPDATE ON invoice FOR EACH ROW "
                          f"WHEN ({_INVOICE_CHANGED}) EXECUTE FUNCTION reopen_invoice_update()")
+
+
+def _by_statement(event: str, condition: str) -> bool:
+    """PostgreSQL: an insert or a delete that reopens whatever its rows are (a share moved or its move deleted, a
+    write-off) reopens their invoices in one statement per statement, over its transition table, rather than a
+    plpgsql call and an UPDATE per row: the first reconcile at 1M copies 46,140 share transfers; inserted in one
+    statement on the reconciled 1M database, their trigger cost 0.46-0.63 s of the server's CPU per row, 0.25-0.27 s
+    per statement (the invoices looked up by an array of their numbers: IN (SELECT …) scanned the invoice table)."""
+    return event in ("INSERT", "DELETE") and condition == "1 = 1"
+
+
+def _statement_trigger(conn: Connection, name: str, table: str, event: str) -> None:
+    rows, which = ("new_rows", "NEW") if event == "INSERT" else ("old_rows", "OLD")
+    conn.exec_driver_sql(f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                         "UPDATE invoice SET settled_on = NULL WHERE settled_on IS NOT NULL AND invoice_number = "
+                         f"ANY(ARRAY(SELECT invoice_number FROM {rows})); RETURN NULL; END $$")
+    conn.exec_driver_sql(f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {which} TABLE AS {rows} "
+                         f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()")
+
+
+def reopen_by_statement(conn: Connection, by_statement: bool = True) -> None:
+    """PostgreSQL: the reopening triggers _by_statement names made again, statement triggers (or, `by_statement`
+    False, row triggers as they were before migration 0021)."""
+    for table, event, condition, numbers in _REOPEN:
+        if _by_statement(event, condition):
+            name = f"reopen_{table}_{event.lower()}"
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+            if by_statement:
+                _statement_trigger(conn, name, table, event)
+            else:
+                _trigger(conn, True, name, table, event, condition, _reopen_sql(numbers))
 
 
 def _trigger(conn: Connection, postgres: bool, name: str, table: str, event: str, condition: str, body: str) -> None:

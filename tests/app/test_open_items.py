@@ -183,6 +183,34 @@ def test_an_insurers_rejection_moving_its_share_onto_the_patient_reopens_the_inv
     assert_reopened(sample, number)
 
 
+def test_moves_inserted_in_one_statement_reopen_each_invoice_they_name_and_their_deletion_too_not_others(sample):
+    with sample.connect() as conn:
+        numbers = conn.execute(text("SELECT invoice_number FROM invoice WHERE settled_on IS NOT NULL AND amc_cents > 0 "
+                                    "ORDER BY invoice_number LIMIT 3")).scalars().all()
+    assert len(numbers) == 3
+    moved, kept = numbers[:2], numbers[2]
+    with sample.begin() as conn:
+        conn.execute(text("INSERT INTO share_transfer (invoice_number, from_payer, amount_cents, transfer_date, "
+                          "payment_id, notified) SELECT invoice_number, 'amc', 500, :d, 'REJ-' || invoice_number, "
+                          "FALSE FROM invoice WHERE invoice_number IN (:a, :b)"),
+                     {"a": moved[0], "b": moved[1], "d": date(2026, 12, 1)})
+    now = settled(sample)
+    assert moved[0] not in now and moved[1] not in now and kept in now
+    assert_settled_owe_nothing(sample)
+    with sample.begin() as conn:       # settled again by hand, then the moves deleted: reopened again
+        conn.execute(text("UPDATE invoice SET settled_on = :d WHERE invoice_number IN (:a, :b)"),
+                     {"a": moved[0], "b": moved[1], "d": date(2026, 12, 31)})
+        conn.execute(text("DELETE FROM share_transfer WHERE payment_id LIKE 'REJ-%'"))
+    now = settled(sample)
+    assert moved[0] not in now and moved[1] not in now and kept in now
+    if sample.dialect.name == "postgresql":   # one UPDATE per statement, not a function call per row
+        with sample.connect() as conn:
+            definitions = conn.execute(text("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname IN "
+                                            "('reopen_share_transfer_insert', 'reopen_share_transfer_delete', "
+                                            "'reopen_write_off_insert', 'reopen_write_off_delete')")).scalars().all()
+        assert len(definitions) == 4 and all("FOR EACH STATEMENT" in d for d in definitions)
+
+
 def test_a_transfer_reversed_reopens_the_invoice_and_a_clawback_lowering_an_allocation_too(sample):
     with sample.connect() as conn:
         moved = conn.execute(text("SELECT t.id, t.invoice_number FROM share_transfer t JOIN invoice i ON "
