@@ -29,6 +29,11 @@ BULK_SETTINGS = {
     "random_page_cost": "1.1",
     "jit": "off",
 }
+# Where the server's time goes: PG_BENCH_LOG_MS=200 logs each statement that took 200 ms or more, with its duration,
+# and PG_BENCH_KEEP_LOG=path keeps the throwaway server's log there when it is removed (session 11 found the 1M run's
+# biggest statements so: the payment COPYs, settle's CTAS, the explicit pass's inserts, the index builds).
+if os.environ.get("PG_BENCH_LOG_MS"):
+    BULK_SETTINGS["log_min_duration_statement"] = os.environ["PG_BENCH_LOG_MS"]
 
 
 def _as_postgres(args: list[str]) -> list[str]:
@@ -56,6 +61,8 @@ def throwaway_server(settings: dict[str, str] | None = None) -> Iterator[str]:
     finally:
         subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
                        capture_output=True)
+        if os.environ.get("PG_BENCH_KEEP_LOG"):
+            shutil.copy(folder / "log", os.environ["PG_BENCH_KEEP_LOG"])
         shutil.rmtree(folder, ignore_errors=True)
 
 
