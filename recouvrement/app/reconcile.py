@@ -288,7 +288,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
             bulk_cache(conn, big=True)
             laps.lap("match")
         if outcome is not None:
-            _store(conn, outcome, now, retried)
+            _store(conn, outcome, payments, now, retried)
             release_freed_memory()
             _summarise(report, outcome)
         store.mark_reconciled_up_to(conn, last_id)      # the explicit pass's payments and the engine's
@@ -361,13 +361,18 @@ def _digest(outcome: Outcome) -> str:
     return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 
-def _store(conn: Connection, outcome: Outcome, now: datetime, retried: list[str] | None) -> None:
-    """Write the outcome; the payments it covers are the unreconciled ones up to the run's last row (marked
-    reconciled by the run, after) and the retried queue entries (`retried`; None: all; the nightly lock keeps
-    other writers out meanwhile)."""
+def _store(conn: Connection, outcome: Outcome, payments: pd.DataFrame, now: datetime,
+           retried: list[str] | None) -> None:
+    """Write the outcome of `payments`; the payments it covers are the unreconciled ones up to the run's last row
+    (marked reconciled by the run, after) and the retried queue entries (`retried`; None: all; the nightly lock
+    keeps other writers out meanwhile)."""
     store.clear_retried(conn, retried)
-    allocations = outcome.allocations.assign(created_at=now.replace(tzinfo=None))
+    allocations = outcome.allocations.assign(created_at=now.replace(tzinfo=None),
+                                             payment_date=_payment_days(outcome.allocations, payments))
+    mark = open_items.allocation_mark(conn)
     bulk_insert(conn, "allocation", allocations)
+    if allocations["payment_date"].isna().any():     # an earlier payment's allocation moved (none at 1M)
+        store.fill_payment_days(conn, mark)
     transfers = outcome.transfers.assign(notified=False)
     bulk_insert(conn, "share_transfer", transfers)
     for reversal in outcome.reversals.itertuples():
@@ -375,6 +380,15 @@ def _store(conn: Connection, outcome: Outcome, now: datetime, retried: list[str]
     bulk_insert(conn, "payment_exception", outcome.exceptions)
     for cut in outcome.reductions.itertuples():
         _reduce_allocation(conn, cut.payment_id, cut.invoice_number, int(cut.amount_cents))
+
+
+def _payment_days(allocations: pd.DataFrame, payments: pd.DataFrame) -> pd.Series:
+    """Each allocation's payment's day (allocation.payment_date, which settle reads) from the run's payments, as ISO
+    text; None for a payment not among them."""
+    days = pd.Series(payments["payment_date"].to_numpy(dtype=object), index=payments["payment_id"].to_numpy())
+    days = days[~days.index.duplicated()]
+    return pd.Series(days.reindex(allocations["payment_id"].to_numpy()).to_numpy(dtype=object),
+                     index=allocations.index, dtype=object)
 
 
 def _reduce_allocation(conn: Connection, payment_id: str, invoice_number: str, cents: int) -> None:

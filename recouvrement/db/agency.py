@@ -186,8 +186,9 @@ def insert_agency_payment(conn: Connection, payment_id: str, day: date, cents: i
 def insert_agency_allocation(conn: Connection, payment_id: str, invoice_number: str, cents: int,
                              at: datetime) -> None:
     conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
-                      "created_at) VALUES (:p, :i, 'patient', :a, 'agency', :t)"),
-                 {"p": payment_id, "i": invoice_number, "a": cents, "t": at})
+                      "created_at, payment_date) VALUES (:p, :i, 'patient', :a, 'agency', :t, "
+                      "(SELECT payment_date FROM payment WHERE payment_id = :of))"),
+                 {"p": payment_id, "of": payment_id, "i": invoice_number, "a": cents, "t": at})
     open_items.settle(conn, invoice_number=invoice_number)   # it may owe nothing now
 
 

@@ -128,8 +128,9 @@ def settle_plain_explicit(conn: Connection, last_id: int, now: datetime) -> tupl
     # (PostgreSQL: its keys too), sorted, rather than updated row by row; the run's later lookups find them in place.
     empty = conn.execute(text("SELECT 1 FROM allocation LIMIT 1")).first() is None
     set_aside = set_aside_indexes(conn, "allocation") if empty else []
-    conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, created_at) "
-                      "SELECT payment_id, invoice_number, payer_type, paid, 'explicit', :t FROM plain_explicit "
+    conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, created_at, "
+                      "payment_date) SELECT payment_id, invoice_number, payer_type, paid, 'explicit', :t, payment_date "
+                      "FROM plain_explicit "
                       "WHERE paid > 0 ORDER BY id"), {"t": stamp})
     build_indexes(conn, set_aside, analyse="allocation")
     conn.execute(text(

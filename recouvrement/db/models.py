@@ -136,6 +136,7 @@ class Allocation(SQLModel, table=True):
     rule: str                                  # explicit | rf | text | name_amount | manual | agency | shift_back
                                                # | clawback (negative: an insurer took back what it paid)
     created_at: datetime
+    payment_date: date | None = None           # its payment's, filled by every write: settle's last day paid
 
 
 class ShareTransfer(SQLModel, table=True):
@@ -400,10 +401,11 @@ class RunLock(SQLModel, table=True):
 
 
 # (SQLModel gives each table class its __table__ at class creation; its type stubs do not say so.)
-# By invoice and share, with what the per-invoice sums read (amount, payment): SQLite sums from the index alone.
+# By invoice and share, with what the per-invoice sums read (amount, payment, its day): SQLite sums from the index
+# alone.
 Index("ix_allocation_invoice_covering", Allocation.__table__.c.invoice_number,  # type: ignore[attr-defined]
       Allocation.__table__.c.payer_type, Allocation.__table__.c.amount_cents,  # type: ignore[attr-defined]
-      Allocation.__table__.c.payment_id)  # type: ignore[attr-defined]
+      Allocation.__table__.c.payment_id, Allocation.__table__.c.payment_date)  # type: ignore[attr-defined]
 
 
 class Meta(SQLModel, table=True):

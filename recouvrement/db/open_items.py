@@ -11,7 +11,8 @@ Who keeps it:
   write path, present or future, keeps it right without knowing of it): an allocation deleted, lowered,
   moved or negative (an unmatch, a reversal, a clawback), a share moved onto the patient or its move
   reversed (a rejection), a write-off recorded or removed (the balance's detail lists written-off invoices),
-  an invoice's amounts or day changed, a payment's day changed;
+  an invoice's amounts or day changed, a payment's day changed (which its allocations' payment_date, the day
+  settle reads, then follows);
 - `settle` sets it on the invoices found settled (the migration: every invoice; the reconcile: those its
   new allocations touched; a match by hand, an agency's collection: that invoice). A new invoice starts NULL
   (open).
@@ -29,14 +30,15 @@ _LAST_EVENT = {
     "postgresql": "GREATEST(i.issue_date, a.last_day, t.last_day, t.last_reversal)",
 }
 
-# What each invoice was paid per share and the day of its last payment; what was moved between its shares and
-# the days of the last move and the last reversal.
+# What each invoice was paid per share and the day of its last payment (each allocation keeps its payment's day:
+# joined to the payments for it, the sums cost SQLite 4.0-4.35 s CPU at 1M, 1.9-2.0 s so, read from the covering
+# index alone); what was moved between its shares and the days of the last move and the last reversal.
 _PAID = """SELECT a.invoice_number,
        SUM(CASE WHEN a.payer_type = 'amo' THEN a.amount_cents ELSE 0 END) AS amo,
        SUM(CASE WHEN a.payer_type = 'amc' THEN a.amount_cents ELSE 0 END) AS amc,
        SUM(CASE WHEN a.payer_type = 'patient' THEN a.amount_cents ELSE 0 END) AS patient,
-       MAX(p.payment_date) AS last_day
-FROM allocation a JOIN payment p ON p.payment_id = a.payment_id {scope_a}
+       MAX(a.payment_date) AS last_day
+FROM allocation a {scope_a}
 GROUP BY a.invoice_number"""
 _MOVED = """SELECT t.invoice_number,
        SUM(CASE WHEN t.reversed_on IS NULL AND t.from_payer = 'amo' THEN t.amount_cents ELSE 0 END) AS amo,
@@ -213,8 +215,9 @@ def trigger_names() -> list[str]:
             + ["reopen_invoice_update", "reopen_payment_update"])
 
 
-def create_triggers(conn: Connection) -> None:
-    """The triggers that clear settled_on whenever a write may raise what an invoice owes."""
+def create_triggers(conn: Connection, carries_day: bool = True) -> None:
+    """The triggers that clear settled_on whenever a write may raise what an invoice owes (`carries_day`: see
+    create_payment_update_trigger)."""
     postgres = conn.dialect.name == "postgresql"
     for table, event, condition, numbers in _REOPEN:
         name = f"reopen_{table}_{event.lower()}"
@@ -222,9 +225,7 @@ def create_triggers(conn: Connection) -> None:
             _statement_trigger(conn, name, table, event)
         else:
             _trigger(conn, postgres, name, table, event, condition, _reopen_sql(numbers))
-    payment_reopens = ("UPDATE invoice SET settled_on = NULL WHERE settled_on IS NOT NULL AND invoice_number IN "
-                       "(SELECT invoice_number FROM allocation WHERE payment_id IN (OLD.payment_id, NEW.payment_id));")
-    _trigger(conn, postgres, "reopen_payment_update", "payment", "UPDATE", _PAYMENT_MOVED, payment_reopens)
+    create_payment_update_trigger(conn, carries_day)
     if postgres:
         create_invoice_update_trigger(conn)
     else:
@@ -232,6 +233,18 @@ def create_triggers(conn: Connection) -> None:
             "CREATE TRIGGER reopen_invoice_update AFTER UPDATE OF amo_cents, amc_cents, patient_cents, issue_date "
             f"ON invoice FOR EACH ROW WHEN {_INVOICE_CHANGED} BEGIN UPDATE invoice SET settled_on = NULL "
             "WHERE invoice_number = NEW.invoice_number; END")
+
+
+def create_payment_update_trigger(conn: Connection, carries_day: bool = True) -> None:
+    """A payment whose day or id changes reopens the invoices it was allocated to and (`carries_day`; migrations
+    before 0022: not) gives its day to its allocations, which keep it for settle (allocation.payment_date)."""
+    body = ("UPDATE invoice SET settled_on = NULL WHERE settled_on IS NOT NULL AND invoice_number IN "
+            "(SELECT invoice_number FROM allocation WHERE payment_id IN (OLD.payment_id, NEW.payment_id));")
+    if carries_day:
+        body += (" UPDATE allocation SET payment_date = NEW.payment_date WHERE payment_id = NEW.payment_id "
+                 "AND payment_date IS DISTINCT FROM NEW.payment_date;")
+    _trigger(conn, conn.dialect.name == "postgresql", "reopen_payment_update", "payment", "UPDATE", _PAYMENT_MOVED,
+             body)
 
 
 def create_invoice_update_trigger(conn: Connection) -> None:

@@ -172,11 +172,18 @@ def allocated_cents(conn: Connection, payment_id: str) -> int:
                         {"p": payment_id}).scalar_one()
 
 
+def fill_payment_days(conn: Connection, mark: int) -> None:
+    """The allocations after id `mark` written without their payment's day given it from the payment."""
+    conn.execute(text("UPDATE allocation SET payment_date = (SELECT p.payment_date FROM payment p WHERE p.payment_id "
+                      "= allocation.payment_id) WHERE id > :m AND payment_date IS NULL"), {"m": int(mark)})
+
+
 def insert_manual_allocation(conn: Connection, payment_id: str, invoice_number: str, share: str, cents: int,
                              created_at: Any) -> None:
     conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
-                      "created_at) VALUES (:p, :i, :s, :a, 'manual', :t)"),
-                 {"p": payment_id, "i": invoice_number, "s": share, "a": cents, "t": created_at})
+                      "created_at, payment_date) VALUES (:p, :i, :s, :a, 'manual', :t, "
+                      "(SELECT payment_date FROM payment WHERE payment_id = :of))"),
+                 {"p": payment_id, "of": payment_id, "i": invoice_number, "s": share, "a": cents, "t": created_at})
     open_items.settle(conn, invoice_number=invoice_number)   # it may owe nothing now
 
 

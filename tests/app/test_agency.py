@@ -169,7 +169,8 @@ def test_what_was_already_paid_on_an_invoice_and_what_remains_are_in_the_file(en
                           "reference, status, source_file, reconciled) VALUES ('B1', :d, 'patient', 'C MARTIN', 2000, "
                           "'', 'paid', 'bank.csv', TRUE)"), {"d": date(2025, 3, 1)})
         conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
-                          "created_at) VALUES ('B1', 'F2025-000301', 'patient', 2000, 'manual', :t)"),
+                          "created_at, payment_date) VALUES ('B1', 'F2025-000301', 'patient', 2000, 'manual', :t, "
+                          "(SELECT payment_date FROM payment WHERE payment_id = 'B1'))"),
                      {"t": date(2025, 3, 1)})
     assert export(engine, tmp_path).total_cents == 13000
     header, first, _ = read_csv(tmp_path / "agency.csv")

@@ -220,8 +220,9 @@ def _store(conn, w: dict) -> None:
                       "'2025-02-01', 'patient', :n, :a, :r, :invoice_number, 'paid', :source_file, 2, TRUE)"),
                  payments)
     conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
-                      "created_at) VALUES (:payment_id, :invoice_number, 'patient', 1000, 'explicit', "
-                      "'2025-02-02 00:00:00')"), w)
+                      "created_at, payment_date) VALUES (:payment_id, :invoice_number, 'patient', 1000, 'explicit', "
+                      "'2025-02-02 00:00:00', (SELECT payment_date FROM payment WHERE payment_id = :of))"),
+                 {**w, "of": w["payment_id"]})
     # Unmatched money in nobody's name (money waiting in the patient's own name keeps a case in the building).
     conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason, patient_id) "
                       "VALUES (:payment_id_2, 'unmatched', 500, 'no invoice found', NULL)"), w)

@@ -357,3 +357,45 @@ def test_a_night_s_settle_costs_what_it_touched_not_what_the_ledger_holds(sample
             "100, 0, 0, 100 FROM n CROSS JOIN (SELECT * FROM invoice LIMIT 1) i"))
     big = _settle_steps(sample, since)
     assert small > 0 and big < 2 * small + 50, (small, big)
+
+
+def payment_days_apart(engine) -> int:
+    """Allocations whose payment_date is not their payment's day (settle reads theirs)."""
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT COUNT(*) FROM allocation a LEFT JOIN payment p ON p.payment_id = "
+                                 "a.payment_id WHERE a.payment_date IS NULL OR p.payment_date IS NULL OR "
+                                 "a.payment_date <> p.payment_date")).scalar_one()
+
+
+def test_every_allocation_written_carries_its_payment_s_day(sample):
+    with sample.connect() as conn:
+        rules = set(conn.execute(text("SELECT DISTINCT rule FROM allocation")).scalars())
+    assert {"explicit", "rf"} <= rules      # the set-based pass's and the engine's
+    assert payment_days_apart(sample) == 0
+    number = one_settled_with(sample, "EXISTS (SELECT 1 FROM allocation a WHERE a.invoice_number = i.invoice_number "
+                                      "AND a.payer_type = 'patient' AND a.amount_cents > 0) AND NOT EXISTS (SELECT 1 "
+                                      "FROM allocation b WHERE b.invoice_number = i.invoice_number AND "
+                                      "b.payer_type = 'patient' AND b.payment_id IN (SELECT payment_id FROM allocation "
+                                      "GROUP BY payment_id HAVING COUNT(*) > 1))")
+    with sample.connect() as conn:
+        payment = conn.execute(text("SELECT payment_id FROM allocation WHERE invoice_number = :n AND "
+                                    "payer_type = 'patient'"), {"n": number}).scalar_one()
+    manual_unmatch(sample, payment)
+    manual_match(sample, payment, number)      # by hand
+    assert payment_days_apart(sample) == 0
+
+
+def test_a_payment_whose_day_changes_gives_it_to_its_allocations_and_its_invoice_settles_on_it(sample):
+    number = one_settled_with(sample, "EXISTS (SELECT 1 FROM allocation a WHERE a.invoice_number = i.invoice_number "
+                                      "AND a.payer_type = 'patient' AND a.amount_cents > 0)")
+    with sample.begin() as conn:
+        payment = conn.execute(text("SELECT payment_id FROM allocation WHERE invoice_number = :n AND "
+                                    "payer_type = 'patient' ORDER BY id"), {"n": number}).scalars().first()
+        later = settled(sample)[number] + timedelta(days=40)
+        conn.execute(text("UPDATE payment SET payment_date = :d WHERE payment_id = :p"), {"d": later, "p": payment})
+    assert number not in settled(sample)
+    assert payment_days_apart(sample) == 0
+    with sample.begin() as conn:
+        settle(conn)
+    assert settled(sample)[number] == later
+    assert_settled_owe_nothing(sample)
