@@ -424,12 +424,13 @@ def test_a_run_stopped_before_its_move_has_its_letters_moved_by_a_run_writing_el
     assert _letter_files(tmp_path / "out") == [f"L20250602-Q{chr(64 + k)}-1.html" for k in range(1, 13)]
 
 
-def _write_often(path: str, data: bytes, start: float) -> None:
+def _write_often(path: str, data: bytes, started) -> None:
     import time
 
     from recouvrement.render.files import write_atomically
-    time.sleep(max(0.0, start - time.time()))
-    while time.time() < start + 1.5:
+    started.wait(120)           # both writing at once: each waits for the other to be ready
+    until = time.time() + 1.5
+    while time.time() < until:
         write_atomically(Path(path), data)
 
 
@@ -437,12 +438,13 @@ def test_two_processes_writing_the_same_file_atomically_never_rename_each_others
     # Two runs of a day write the day's manifest at once: with one part name for both, one renamed the other's
     # part away ("No such file or directory") or a half-written part over the file.
     import multiprocessing
-    import time
     target = tmp_path / "manifest.csv"
     payloads = [b"a" * 200_000, b"b" * 200_000]
     context = multiprocessing.get_context("spawn")
-    start = time.time() + 5                       # both writing at once, once both have started
-    writers = [context.Process(target=_write_often, args=(str(target), data, start)) for data in payloads]
+    # Both start writing when both are ready (a barrier, not a clock: on a loaded machine a spawned process took
+    # longer than the 5 s once given and wrote nothing — the CI run of this session's first stop).
+    started = context.Barrier(2)
+    writers = [context.Process(target=_write_often, args=(str(target), data, started)) for data in payloads]
     for writer in writers:
         writer.start()
     for writer in writers:
