@@ -87,11 +87,10 @@ def load_snapshot(conn: Connection, as_of: date | None, patient_ids: Iterable[st
     scoped = patients is not None or numbers is not None
     join = " JOIN invoice i ON i.invoice_number = a.invoice_number" if scoped else ""
     if dated:
-        allocations = read_frame(conn, "SELECT a.invoice_number, a.payer_type, p.payment_date, "
-                                       "SUM(a.amount_cents) AS amount_cents FROM allocation a JOIN payment p ON "
-                                       "p.payment_id = a.payment_id" + join + " WHERE p.payment_date <= :d"
-                                       + by_patient + by_number + " GROUP BY a.invoice_number, a.payer_type, "
-                                       "p.payment_date", params)
+        allocations = read_frame(conn, "SELECT a.invoice_number, a.payer_type, a.payment_date, "
+                                       "SUM(a.amount_cents) AS amount_cents FROM allocation a" + join
+                                       + " WHERE a.payment_date <= :d" + by_patient + by_number
+                                       + " GROUP BY a.invoice_number, a.payer_type, a.payment_date", params)
     else:
         allocations = read_frame(conn, "SELECT a.invoice_number, a.payer_type, NULL AS payment_date, "
                                        "SUM(a.amount_cents) AS amount_cents FROM allocation a" + join + " WHERE 1 = 1"
@@ -132,10 +131,10 @@ def open_snapshot(conn: Connection, as_of: date, *, summed: bool = False,
                                 + " ORDER BY i.invoice_number")
     # From the open invoices outwards (CROSS JOIN keeps SQLite's planner from scanning the big tables first).
     allocations = (_summed_open_allocations(conn, as_of) if summed else
-                   read_frame(conn, "SELECT a.invoice_number, a.payer_type, p.payment_date, SUM(a.amount_cents) AS "
-                                    "amount_cents FROM open_invoice o CROSS JOIN allocation a CROSS JOIN payment p "
-                                    "WHERE a.invoice_number = o.invoice_number AND p.payment_id = a.payment_id AND "
-                                    "p.payment_date <= :d GROUP BY a.invoice_number, a.payer_type, p.payment_date",
+                   read_frame(conn, "SELECT a.invoice_number, a.payer_type, a.payment_date, SUM(a.amount_cents) AS "
+                                    "amount_cents FROM open_invoice o CROSS JOIN allocation a WHERE a.invoice_number = "
+                                    "o.invoice_number AND a.payment_date <= :d GROUP BY a.invoice_number, a.payer_type, "
+                                    "a.payment_date",
                               params))
     transfers = read_frame(conn, "SELECT t.id AS transfer_id, t.invoice_number, t.from_payer, t.amount_cents, "
                                  "t.transfer_date, t.reversed_on, t.notified" + scope.format("share_transfer", "t")
@@ -163,9 +162,12 @@ def _per_share(column: str, amount: str) -> str:
     return ", ".join(f"SUM(CASE WHEN {column} = '{share}' THEN {amount} ELSE 0 END) AS {share}" for share in SHARES)
 
 
+# Dated by the allocation's own copy of its payment's day (allocation.payment_date, in the covering index): read
+# from the index alone, without a lookup of each allocation's payment (1M, the open invoices of a day: 0.50-0.77
+# -> 0.24-0.27 s CPU in the sqlite3 shell).
 _OPEN_PAID = ("SELECT a.invoice_number, " + _per_share("a.payer_type", "a.amount_cents")
-              + " FROM open_invoice o CROSS JOIN allocation a CROSS JOIN payment p WHERE a.invoice_number = "
-              "o.invoice_number AND p.payment_id = a.payment_id AND p.payment_date <= :d GROUP BY a.invoice_number")
+              + " FROM open_invoice o CROSS JOIN allocation a WHERE a.invoice_number = o.invoice_number "
+              "AND a.payment_date <= :d GROUP BY a.invoice_number")
 
 
 def _summed_open_allocations(conn: Connection, as_of: date) -> pd.DataFrame:
