@@ -297,15 +297,20 @@ def test_an_invoice_settled_after_the_day_asked_is_read_on_that_day(sample):
     assert number in set(opened.invoices["invoice_number"])
 
 
-def test_a_payment_matched_again_by_hand_settles_the_invoice_again(sample):
+def settled_by_one_patient_payment(sample) -> tuple[str, str]:
+    """A settled invoice with a patient allocation, and the payment of it (one that paid that invoice alone)."""
     number = one_settled_with(sample, "EXISTS (SELECT 1 FROM allocation a WHERE a.invoice_number = i.invoice_number "
                                       "AND a.payer_type = 'patient' AND a.amount_cents > 0) AND NOT EXISTS (SELECT 1 "
                                       "FROM allocation b WHERE b.invoice_number = i.invoice_number AND "
                                       "b.payer_type = 'patient' AND b.payment_id IN (SELECT payment_id FROM allocation "
                                       "GROUP BY payment_id HAVING COUNT(*) > 1))")
     with sample.connect() as conn:
-        payment = conn.execute(text("SELECT payment_id FROM allocation WHERE invoice_number = :n AND "
-                                    "payer_type = 'patient'"), {"n": number}).scalar_one()
+        return number, conn.execute(text("SELECT payment_id FROM allocation WHERE invoice_number = :n AND "
+                                         "payer_type = 'patient'"), {"n": number}).scalar_one()
+
+
+def test_a_payment_matched_again_by_hand_settles_the_invoice_again(sample):
+    number, payment = settled_by_one_patient_payment(sample)
     since = settled(sample)[number]
     manual_unmatch(sample, payment)
     assert number not in settled(sample)
@@ -372,14 +377,7 @@ def test_every_allocation_written_carries_its_payment_s_day(sample):
         rules = set(conn.execute(text("SELECT DISTINCT rule FROM allocation")).scalars())
     assert {"explicit", "rf"} <= rules      # the set-based pass's and the engine's
     assert payment_days_apart(sample) == 0
-    number = one_settled_with(sample, "EXISTS (SELECT 1 FROM allocation a WHERE a.invoice_number = i.invoice_number "
-                                      "AND a.payer_type = 'patient' AND a.amount_cents > 0) AND NOT EXISTS (SELECT 1 "
-                                      "FROM allocation b WHERE b.invoice_number = i.invoice_number AND "
-                                      "b.payer_type = 'patient' AND b.payment_id IN (SELECT payment_id FROM allocation "
-                                      "GROUP BY payment_id HAVING COUNT(*) > 1))")
-    with sample.connect() as conn:
-        payment = conn.execute(text("SELECT payment_id FROM allocation WHERE invoice_number = :n AND "
-                                    "payer_type = 'patient'"), {"n": number}).scalar_one()
+    number, payment = settled_by_one_patient_payment(sample)
     manual_unmatch(sample, payment)
     manual_match(sample, payment, number)      # by hand
     assert payment_days_apart(sample) == 0
