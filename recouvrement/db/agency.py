@@ -10,7 +10,7 @@ from datetime import date, datetime
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from recouvrement.db import open_items
+from recouvrement.db.reconcile import insert_allocation
 from recouvrement.db.values import as_date
 
 
@@ -185,11 +185,7 @@ def insert_agency_payment(conn: Connection, payment_id: str, day: date, cents: i
 
 def insert_agency_allocation(conn: Connection, payment_id: str, invoice_number: str, cents: int,
                              at: datetime) -> None:
-    conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
-                      "created_at, payment_date) VALUES (:p, :i, 'patient', :a, 'agency', :t, "
-                      "(SELECT payment_date FROM payment WHERE payment_id = :of))"),
-                 {"p": payment_id, "of": payment_id, "i": invoice_number, "a": cents, "t": at})
-    open_items.settle(conn, invoice_number=invoice_number)   # it may owe nothing now
+    insert_allocation(conn, payment_id, invoice_number, "patient", cents, "agency", at)
 
 
 def insert_credit(conn: Connection, payment_id: str, cents: int, patient_id: str, reason: str) -> None:

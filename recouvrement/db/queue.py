@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, text
 
-from recouvrement.db import open_items
+from recouvrement.db.reconcile import insert_allocation
 from recouvrement.db.values import as_date
 from recouvrement.errors import RecouvrementError
 
@@ -104,11 +104,7 @@ def invoice_patients(conn: Connection, numbers: list[str]) -> dict[str, str]:
 
 def allocate_by_hand(conn: Connection, payment_id: str, invoice_number: str, share: str, cents: int,
                      at: datetime) -> None:
-    conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, created_at, "
-                      "payment_date) VALUES (:p, :i, :s, :a, 'manual', :t, "
-                      "(SELECT payment_date FROM payment WHERE payment_id = :of))"),
-                 {"p": payment_id, "of": payment_id, "i": invoice_number, "s": share, "a": cents, "t": at.replace(tzinfo=None)})
-    open_items.settle(conn, invoice_number=invoice_number)   # it may owe nothing now
+    insert_allocation(conn, payment_id, invoice_number, share, cents, "manual", at.replace(tzinfo=None))
 
 
 def keep_rest_in_queue(conn: Connection, payment_id: str, rest_cents: int, reason: str) -> None:

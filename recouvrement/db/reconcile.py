@@ -180,11 +180,19 @@ def fill_payment_days(conn: Connection, mark: int) -> None:
 
 def insert_manual_allocation(conn: Connection, payment_id: str, invoice_number: str, share: str, cents: int,
                              created_at: Any) -> None:
+    insert_allocation(conn, payment_id, invoice_number, share, cents, "manual", created_at)
+
+
+def insert_allocation(conn: Connection, payment_id: str, invoice_number: str, share: str, cents: int, rule: str,
+                      created_at: Any) -> None:
+    """One allocation written by a person or an agency's collection, with its payment's day (allocation.payment_date,
+    which settle reads), then its invoice settled if it owes nothing now."""
     conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
-                      "created_at, payment_date) VALUES (:p, :i, :s, :a, 'manual', :t, "
+                      "created_at, payment_date) VALUES (:p, :i, :s, :a, :r, :t, "
                       "(SELECT payment_date FROM payment WHERE payment_id = :of))"),
-                 {"p": payment_id, "of": payment_id, "i": invoice_number, "s": share, "a": cents, "t": created_at})
-    open_items.settle(conn, invoice_number=invoice_number)   # it may owe nothing now
+                 {"p": payment_id, "of": payment_id, "i": invoice_number, "s": share, "a": cents, "r": rule,
+                  "t": created_at})
+    open_items.settle(conn, invoice_number=invoice_number)
 
 
 def delete_queue_entry(conn: Connection, payment_id: str) -> None:
