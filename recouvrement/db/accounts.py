@@ -200,11 +200,32 @@ def _minor(born, as_of: date) -> bool:
     return minor_on(born, as_of) if born is None or isinstance(born, date) else is_minor(born, as_of)
 
 
-def patient_split(conn: Connection, fraction: float, at_least: int) -> str | None:
-    """The patient id that many patients come before in id order (`fraction` of them): where a part of the
-    patients starts (app.remind reads the day's accounts in two processes); None with fewer than `at_least`."""
+def patient_split(conn: Connection, as_of: date, fraction: float, at_least: int) -> str | None:
+    """The patient id that `fraction` of the invoices open on as_of come before, by their patients' ids: where a
+    part of the patients starts (app.remind reads the day's accounts in two processes). The work follows the open
+    invoices, not the patients: at 1M, on 2026-11-23, the lower 52 % of the patient ids held 63 % of the open
+    invoices and their part took 10.8 s of CPU, the upper part 7.7 s; split at 53 % of the open invoices, 9.7 and
+    8.3 s. Found on a sample of the open invoices, one in `step` by rowid, sorted here (1M: 16k of 240k, 0.09 s
+    CPU, where sorting them all in SQLite took 0.5 s); by the patients' ids alone when none is open. None with fewer
+    than `at_least` patients."""
     count = int(conn.execute(text("SELECT COUNT(*) FROM patient")).scalar_one())
     if count < at_least:
         return None
+    open_count = int(conn.execute(text(_OPEN_COUNT), {"d": as_of}).scalar_one())
+    step = max(1, open_count // _SAMPLE)
+    sample = sorted(conn.execute(text(_OPEN_SAMPLE), {"d": as_of, "step": step}).scalars())
+    if sample:
+        return sample[min(int(len(sample) * fraction), len(sample) - 1)]
     return conn.execute(text("SELECT patient_id FROM patient ORDER BY patient_id LIMIT 1 OFFSET :k"),
                         {"k": int(count * fraction)}).scalar_one()
+
+
+# The invoices that may be open on :d (db.ledger's open_snapshot reads them, those issued by :d), from the index on
+# settled_on alone, and a sample of their patients' ids, one invoice in :step by rowid. Neither asks for the issue
+# date (a lookup of every open invoice: 0.18 s for the sample instead of 0.09) nor orders in SQL (SQLite then walks
+# the index on patient_id, every invoice: 0.33 s).
+_OPEN_WHERE = "(settled_on IS NULL OR settled_on > :d)"
+_OPEN_COUNT = "SELECT COUNT(*) FROM invoice WHERE " + _OPEN_WHERE
+_OPEN_SAMPLE = "SELECT patient_id FROM invoice WHERE " + _OPEN_WHERE + " AND rowid % :step = 0"
+# About this many open invoices sampled: the split lands within a fraction of a percent of the work.
+_SAMPLE = 16_000

@@ -15,6 +15,7 @@ from recouvrement.app import remind
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.remind import marks, read_and_decide, run_remind
+from recouvrement.db.accounts import patient_split
 from recouvrement.rules import Rules
 from tools.samples import generate
 
@@ -64,6 +65,21 @@ def test_two_processes_decide_what_one_process_decides_on_a_scale_set(engine, se
     assert len(whole.judged) > 500 and len(upper) > 200
     assert sum(d.level is not None for d in upper) > 50 and sum(bool(d.exclusions) for d in upper) > 50
     assert whole.pre_due
+
+
+def test_the_split_gives_each_process_its_share_of_the_open_invoices_not_of_the_patients(engine, scale_day):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("one process on a server database")
+    with engine.connect() as conn:
+        first = patient_split(conn, scale_day, 0.53, at_least=2)
+        lower, total = conn.execute(text(
+            "SELECT SUM(CASE WHEN patient_id < :p THEN 1 ELSE 0 END), COUNT(*) FROM invoice "
+            "WHERE (settled_on IS NULL OR settled_on > :d) AND issue_date <= :d"), {"p": first, "d": scale_day}).one()
+        patients, below = conn.execute(text("SELECT COUNT(*), SUM(CASE WHEN patient_id < :p THEN 1 ELSE 0 END) "
+                                            "FROM patient"), {"p": first}).one()
+    assert abs(lower / total - 0.53) < 0.02
+    # The older patients hold more of the open invoices: their share of the patients is not the split.
+    assert abs(below / patients - 0.53) > 0.03
 
 
 def test_a_child_that_started_from_another_ledger_is_not_counted(engine, settings, scale_day):
