@@ -122,6 +122,78 @@ def test_an_import_sets_the_sqlite_page_cache_back_afterwards(engine, settings, 
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == before
 
 
+def test_an_import_on_sqlite_leaves_the_automatic_checkpoint_as_it_was_and_its_rows_reach_the_file_behind_it(
+        engine, settings, tmp_path):
+    if engine.dialect.name != "sqlite":
+        return
+    import shutil
+    import sqlite3
+
+    from recouvrement.db.session import wait_for_checkpoint
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    import_file(engine, invoices_file(tmp_path), settings)      # a few pages: no automatic checkpoint would copy them
+    wait_for_checkpoint(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == before
+    shutil.copyfile(engine.url.database, tmp_path / "file-alone.db")      # the database file without its WAL
+    with sqlite3.connect(tmp_path / "file-alone.db") as alone:
+        assert alone.execute("SELECT COUNT(*) FROM invoice").fetchone() == (len(INVOICES),)
+
+
+def test_while_the_checkpoint_behind_an_import_is_under_way_readers_and_a_copy_of_the_files_see_the_rows(
+        engine, settings, tmp_path, monkeypatch):
+    """A killed process leaves the database file and its WAL as they are: what was committed is in them."""
+    if engine.dialect.name != "sqlite":
+        return
+    import shutil
+    import sqlite3
+    import threading
+
+    from recouvrement.db import session
+    go, started = threading.Event(), threading.Event()
+    checkpoint = session._checkpoint
+
+    def held(engine):
+        started.set()
+        go.wait(30)
+        checkpoint(engine)
+    monkeypatch.setattr(session, "_checkpoint", held)
+    try:
+        import_file(engine, invoices_file(tmp_path), settings)
+        assert started.wait(30)
+        with sqlite3.connect(engine.url.database) as reader:
+            assert reader.execute("SELECT COUNT(*) FROM invoice").fetchone() == (len(INVOICES),)
+        for suffix in ("", "-wal"):            # as a process killed now leaves them
+            shutil.copyfile(engine.url.database + suffix, tmp_path / f"killed.db{suffix}")
+    finally:
+        go.set()
+    with sqlite3.connect(tmp_path / "killed.db") as reopened:
+        assert reopened.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert reopened.execute("SELECT COUNT(*) FROM invoice").fetchone() == (len(INVOICES),)
+
+
+def test_disposing_of_the_engine_waits_for_the_checkpoint_behind_the_last_import(engine, settings, tmp_path,
+                                                                                 monkeypatch):
+    if engine.dialect.name != "sqlite":
+        return
+    import threading
+    import time
+
+    from recouvrement.db import session
+    checkpoint, done = session._checkpoint, []
+
+    def slow(engine):
+        time.sleep(0.5)
+        checkpoint(engine)
+        done.append(True)
+    monkeypatch.setattr(session, "_checkpoint", slow)
+    import_file(engine, invoices_file(tmp_path), settings)
+    engine.dispose()
+    assert done == [True]
+    assert not [t for t in threading.enumerate() if t.name == "recouvrement-sqlite-checkpoint"]
+
+
 def test_on_postgresql_an_import_and_a_reconcile_load_every_big_table_through_copy(engine, settings, tmp_path,
                                                                                  monkeypatch):
     if engine.dialect.name != "postgresql":
