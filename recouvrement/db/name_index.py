@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, text
 
-from recouvrement.core.reconcile import patient_name_keys
+from recouvrement.core.reconcile import patient_name_keys_in_order
 from recouvrement.db import changes
 from recouvrement.db.bulk import build_indexes, bulk_insert, read_frame, set_aside_indexes, stage
 
@@ -28,9 +28,9 @@ def _among(ids: pd.Series, among) -> np.ndarray:
 
 def key_rows(patients: pd.DataFrame) -> pd.DataFrame:
     """The index's rows for these patients (patient_id and the four name columns): last_key, first_key, patient_id,
-    sorted as the index is."""
-    keys = patient_name_keys(patients).rename(columns={"last": "last_key", "first": "first_key"})
-    return keys[["last_key", "first_key", "patient_id"]].sort_values(["last_key", "first_key", "patient_id"])
+    sorted as the index is (its text as Python objects, as the insert binds it)."""
+    keys = patient_name_keys_in_order(patients).rename(columns={"last": "last_key", "first": "first_key"})
+    return keys[["last_key", "first_key", "patient_id"]]
 
 
 def add_new(conn: Connection, patients: pd.DataFrame, rows: pd.DataFrame | None = None) -> None:

@@ -9,8 +9,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recouvrement.core.names import name_keys
-from recouvrement.core.reconcile import (Ledger, patient_name_keys, payer_candidates, reconcile, rf_references,
-                                         rf_references_in)
+from recouvrement.core.reconcile import (Ledger, patient_name_keys, patient_name_keys_in_order, payer_candidates,
+                                         reconcile, rf_references, rf_references_in)
 from recouvrement.core.references import compact_invoice_number, format_rf, letter_reference, rf_reference
 from recouvrement.importers.base import PAYMENT_COLUMNS
 
@@ -500,6 +500,23 @@ def test_the_queued_payments_candidates_are_every_pair_whose_name_and_amount_and
     found = payer_candidates(payments, patients, shares)
     assert set(zip(found["payment_id"], found["patient_id"])) == _candidates_one_by_one(payments, patients, shares)
     assert list(found.columns) == ["payment_id", "patient_id"] and not found.duplicated().any()
+
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.text("PQé0 ", min_size=1, max_size=4), st.sampled_from(_NAMES + ["Lé", "X", "Éa"]),
+                          st.sampled_from(_FIRSTS + ["Émile", "", "C"]), st.sampled_from(_NAMES + [None, "Zoé"])),
+                max_size=8, unique_by=lambda person: person[0]))
+def test_the_name_keys_in_order_are_the_name_keys_sorted_by_last_first_and_patient(people):
+    """Ids in any order (not sorted as a first file's patients come) and of any characters: the rows and labels
+    that sorting patient_name_keys' frame by its text gives."""
+    patients = pd.DataFrame({"patient_id": [p[0] for p in people], "last_name": [p[1] for p in people],
+                             "first_name": [p[2] for p in people], "guarantor_last_name": [p[3] for p in people],
+                             "guarantor_first_name": ["Paul" if p[3] else None for p in people]},
+                            columns=["patient_id", "last_name", "first_name", "guarantor_last_name",
+                                     "guarantor_first_name"])
+    expected = patient_name_keys(patients).sort_values(["last", "first", "patient_id"])
+    pd.testing.assert_frame_equal(patient_name_keys_in_order(patients), expected)
 
 
 _BODY = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
