@@ -213,11 +213,13 @@ class Distinct:
 
 
 def _phones(cells: Distinct, rejects: RejectCollector) -> pd.Series:
-    """Each phone in E.164 (core.contact.e164: French unless it starts with +), None when empty; a number that
-    is not valid refuses its row, its value never echoed. All at once (core.contact.e164_many)."""
+    """Each phone in E.164 (core.contact.e164: French unless it starts with +), missing when empty; a number that
+    is not valid refuses its row, its value never echoed. All at once (core.contact.e164_many). Arrow's text (as
+    _nir_hashes gives), not Python objects: spread to a million rows, each row's object was touched again by
+    every pass over the column (its missing cells, the newest per patient: db.loads.newest_details)."""
     given = cells.values != ""
     present = cells.spread(given)
-    phones = cells.spread(e164_many(cells.values.where(given)))
+    phones = cells.spread(e164_many(cells.values.where(given)).astype("string[pyarrow]"))
     rejects.add(present & phones.isna(), "phone", PHONE_REFUSED)
     return phones
 
@@ -275,8 +277,9 @@ def _nir_hashes(nirs: Distinct, rejects: RejectCollector, nir_key: bytes) -> pd.
     valid = nir_valid(cells)
     rejects.add(nirs.spread(present & ~valid), "nir",
                 "pas un NIR valide (format ou clé de contrôle)")   # the value is never echoed
-    # Each distinct cell is hashed once (a patient has many invoices); no valid NIR, no hash (None).
+    # Each distinct cell is hashed once (a patient has many invoices); no valid NIR, no hash (missing). Spread as
+    # Arrow's text, not as objects (see _phones): the 1M file's newest_details 1.37 -> 0.92 s CPU with both.
     hashes = np.full(len(cells), None, dtype=object)
     hashed = (present & valid).to_numpy(dtype=bool)
     hashes[hashed] = nir_hash_many(compact_nirs(cells[hashed]).tolist(), nir_key)
-    return nirs.spread(pd.Series(hashes, dtype=object))
+    return nirs.spread(pd.Series(hashes, dtype="string[pyarrow]"))

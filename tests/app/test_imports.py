@@ -50,6 +50,17 @@ def test_a_file_unreadable_while_it_is_hashed_is_one_error_and_changes_nothing(e
     assert count(engine, "import_batch") == 0
 
 
+def test_a_patient_without_a_phone_or_a_nir_is_stored_with_neither(engine, settings, tmp_path):
+    """The importer's missing phone and NIR hash (Arrow's missing text) are stored as NULL, beside a patient who
+    has both, as the objects' None were."""
+    phoned = INVOICES[0].replace("eloise@example.org;;", "eloise@example.org;06 12 34 56 78;")
+    import_file(engine, invoices_file(tmp_path, [phoned] + INVOICES[2:3]), settings)
+    with engine.connect() as conn:
+        stored = dict((r[0], r[1:]) for r in conn.execute(text("SELECT patient_id, phone, nir_hash FROM patient")))
+    assert stored["P2"] == (None, None)
+    assert stored["P1"][0] == "+33612345678" and len(stored["P1"][1]) == 64
+
+
 def test_the_nir_is_stored_only_as_a_keyed_hash(engine, settings, tmp_path):
     import_file(engine, invoices_file(tmp_path), settings)
     with engine.connect() as conn:
