@@ -129,7 +129,9 @@ def load_accounts(conn: Connection, as_of: date, rules: Rules, patients: Patient
     owners = snapshot.patients[snapshot.patients["patient_id"].isin(owing)]
     people = {p["patient_id"]: p for p in _records(owners, _PERSON_COLUMNS)}
     mobiles = _sms_reachable(people)
-    credits = dict(zip(money.index, zip(money["credit_cents"].tolist(), money["pending_cents"].tolist())))
+    # The index as a list first: patient_money's index holds Arrow strings, which Python iterates one scalar at a
+    # time (1M, remind's parent part, 86,755 patients: 0.11-0.12 -> 0.03 s CPU, the same dict).
+    credits = dict(zip(money.index.tolist(), zip(money["credit_cents"].tolist(), money["pending_cents"].tolist())))
     columns = ("patient_id", "invoice_number", "issue_date", "due_date", "due_cents", "awaited_cents", "shifted_from",
                "notified")
     by_patient: dict[str, list[tuple]] = {}
