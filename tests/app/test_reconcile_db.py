@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from recouvrement.app.balance import aged_balance
 from recouvrement.app.imports import import_file
-from recouvrement.app.reconcile import manual_match, manual_unmatch, run_reconcile
+from recouvrement.app.reconcile import _payment_days, manual_match, manual_unmatch, run_reconcile
 from recouvrement.audit import verify
 from recouvrement.core.references import rf_reference
 from recouvrement.errors import RecouvrementError
@@ -300,3 +300,28 @@ def test_the_ledger_read_beside_the_explicit_pass_is_the_one_read_after_it(engin
             assert apart.outstanding[row, 2] == invoices.at["F2025-000103", "patient_cents"] - 2300
             for name in ("invoices", "patients", "transfers", "patient_allocations"):
                 pd.testing.assert_frame_equal(getattr(apart, name), getattr(once, name))
+
+
+def test_each_allocation_takes_its_payment_s_day_from_the_payment_s_first_row_and_none_when_it_is_not_there():
+    payments = pd.DataFrame({"payment_id": ["A", "B", "A"], "payment_date": ["2025-03-01", "2025-03-02", "2025-04-01"]})
+    allocations = pd.DataFrame({"payment_id": ["B", "Z", "A", "B"]}, index=[7, 3, 9, 1])
+    days = _payment_days(allocations, payments)
+    assert days.tolist() == ["2025-03-02", None, "2025-03-01", "2025-03-02"]
+    assert days.index.tolist() == [7, 3, 9, 1]
+    assert _payment_days(allocations.iloc[:0], payments).tolist() == []
+
+
+def test_a_first_run_builds_the_allocation_indexes_once_the_engine_s_allocations_are_in_on_sqlite(engine, settings,
+                                                                                                  tmp_path):
+    from sqlalchemy import event
+    before = _keys(engine, "allocation")
+    world(engine, settings, tmp_path)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(" ".join(args[2].split())))
+    report = run_reconcile(engine, incremental=False)
+    assert report.by_rule["explicit"] and sum(report.by_rule.values()) > report.by_rule["explicit"]
+    built = [i for i, s in enumerate(statements) if s.startswith("CREATE INDEX ix_allocation_")]
+    engine_writes = next(i for i, s in enumerate(statements) if s.startswith("DELETE FROM payment_exception"))
+    assert len(built) == 2
+    assert all(i > engine_writes for i in built) == (engine.dialect.name == "sqlite")
+    assert _keys(engine, "allocation") == before
