@@ -28,7 +28,7 @@ def _among(ids: pd.Series, among) -> np.ndarray:
 
 def key_rows(patients: pd.DataFrame) -> pd.DataFrame:
     """The index's rows for these patients (patient_id and the four name columns): last_key, first_key, patient_id,
-    sorted as the index is (its text as Python objects, as the insert binds it)."""
+    sorted as the index is (its text as Arrow's: the insert makes Python objects of it chunk by chunk, db.bulk)."""
     keys = patient_name_keys_in_order(patients).rename(columns={"last": "last_key", "first": "first_key"})
     return keys[["last_key", "first_key", "patient_id"]]
 
