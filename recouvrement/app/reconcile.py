@@ -466,8 +466,8 @@ def manual_match(engine: Engine, payment_id: str, invoice_number: str, cents: in
             raise RecouvrementError(f"impossible d'affecter {format_eur(amount)} : il reste {format_eur(remaining)} sur le paiement "
                                     f"et {format_eur(due)} dus sur la part {payment.payer_type} de la facture", field="amount")
         share = "patient" if payment.payer_type == "agency" else payment.payer_type
-        store.insert_manual_allocation(conn, payment_id, invoice_number, share, amount,
-                                       (now or datetime.now(timezone.utc)).replace(tzinfo=None))
+        store.insert_allocation(conn, payment_id, invoice_number, share, amount, "manual",
+                                (now or datetime.now(timezone.utc)).replace(tzinfo=None))
         store.delete_queue_entry(conn, payment_id)
         if remaining - amount > 0:
             _add_credit(conn, payment_id, invoice_number, remaining - amount,

@@ -178,11 +178,6 @@ def fill_payment_days(conn: Connection, mark: int) -> None:
                       "= allocation.payment_id) WHERE id > :m AND payment_date IS NULL"), {"m": int(mark)})
 
 
-def insert_manual_allocation(conn: Connection, payment_id: str, invoice_number: str, share: str, cents: int,
-                             created_at: Any) -> None:
-    insert_allocation(conn, payment_id, invoice_number, share, cents, "manual", created_at)
-
-
 def insert_allocation(conn: Connection, payment_id: str, invoice_number: str, share: str, cents: int, rule: str,
                       created_at: Any) -> None:
     """One allocation written by a person or an agency's collection, with its payment's day (allocation.payment_date,
