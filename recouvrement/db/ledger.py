@@ -25,6 +25,7 @@ from recouvrement.core.ledger import (EXCEPTION_COLUMNS, PATIENT_COLUMNS, SHARES
                                       patient_money)
 from recouvrement.db.bulk import read_frame, stage
 from recouvrement.db.explicit import paid_shares
+from recouvrement.db.session import wal_mode
 from recouvrement.db.values import as_date
 
 def as_dates(values: pd.Series) -> pd.Series:
@@ -232,7 +233,7 @@ def readable_beside(conn: Connection) -> bool:
     (matching_before's read in a thread): SQLite in WAL mode (a file: not an in-memory database)."""
     if conn.dialect.name != "sqlite":
         return False
-    return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() == "wal"
+    return wal_mode(conn)
 
 
 def matching_before(conn: Connection) -> LedgerBefore:

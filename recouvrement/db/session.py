@@ -314,7 +314,7 @@ def bulk_transaction(engine: Engine) -> Iterator[Connection]:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:
             before = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar_one() for p in BULK_PRAGMAS}
-            wal = str(conn.exec_driver_sql("PRAGMA journal_mode").scalar_one()).lower() == "wal"
+            wal = wal_mode(conn)
             conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
             conn.exec_driver_sql("PRAGMA temp_store=MEMORY")
             conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
@@ -336,6 +336,12 @@ def bulk_transaction(engine: Engine) -> Iterator[Connection]:
     if wal:
         checkpoint_behind(engine)
     release_freed_memory()
+
+
+def wal_mode(conn: Connection) -> bool:
+    """SQLite: whether the database is in WAL mode (a file: an in-memory database says 'memory'), where another
+    connection reads what was committed while this one writes, and a checkpoint may run beside a writer."""
+    return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar_one()).lower() == "wal"
 
 
 # SQLite settings a bulk transaction changes, set back after it.
