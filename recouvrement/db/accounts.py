@@ -11,7 +11,7 @@ from datetime import date
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from recouvrement.db.ledger import PatientRange, as_dates, open_snapshot
+from recouvrement.db.ledger import OPEN_ON, PatientRange, as_dates, open_snapshot
 from recouvrement.db.segments import segments_of
 from recouvrement.core.ledger import Snapshot, outstanding, patient_money, queued_payments
 from recouvrement.core.ladder import (CALL_DONE, PENDING_PAYMENT_REASON, PRE_DUE_LEVEL, QUEUED_PAYMENT_REASON,
@@ -222,12 +222,11 @@ def patient_split(conn: Connection, as_of: date, fraction: float, at_least: int)
                         {"k": int(count * fraction)}).scalar_one()
 
 
-# The invoices that may be open on :d (db.ledger's open_snapshot reads them, those issued by :d), from the index on
+# The invoices that may be open on :d (db.ledger.OPEN_ON; open_snapshot reads those issued by :d), from the index on
 # settled_on alone, and a sample of their patients' ids, one invoice in :step by rowid. Neither asks for the issue
 # date (a lookup of every open invoice: 0.18 s for the sample instead of 0.09) nor orders in SQL (SQLite then walks
 # the index on patient_id, every invoice: 0.33 s).
-_OPEN_WHERE = "(settled_on IS NULL OR settled_on > :d)"
-_OPEN_COUNT = "SELECT COUNT(*) FROM invoice WHERE " + _OPEN_WHERE
-_OPEN_SAMPLE = "SELECT patient_id FROM invoice WHERE " + _OPEN_WHERE + " AND rowid % :step = 0"
+_OPEN_COUNT = "SELECT COUNT(*) FROM invoice WHERE " + OPEN_ON
+_OPEN_SAMPLE = "SELECT patient_id FROM invoice WHERE " + OPEN_ON + " AND rowid % :step = 0"
 # About this many open invoices sampled: the split lands within a fraction of a percent of the work.
 _SAMPLE = 16_000

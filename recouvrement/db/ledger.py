@@ -107,8 +107,11 @@ def load_snapshot(conn: Connection, as_of: date | None, patient_ids: Iterable[st
                     load_write_offs(conn, as_of, by_patient + by_number, params))
 
 
+# The invoices that may still be open at the end of :d (db.open_items: the others owe nothing and have no
+# write-off), as one SQL condition: open_snapshot's set, the everyday reads' scope, remind's split (db.accounts).
+OPEN_ON = "(settled_on IS NULL OR settled_on > :d)"
 _OPEN = ("CREATE TEMPORARY TABLE open_invoice AS SELECT invoice_number, patient_id FROM invoice "
-         "WHERE (settled_on IS NULL OR settled_on > :d) AND issue_date <= :d")
+         f"WHERE {OPEN_ON} AND issue_date <= :d")
 
 
 def open_snapshot(conn: Connection, as_of: date, *, summed: bool = False,
@@ -543,8 +546,6 @@ due AS (SELECT o.*, {_dues("o.")}
         FROM o LEFT JOIN paid ON paid.n = o.invoice_number LEFT JOIN moved ON moved.n = o.invoice_number
         LEFT JOIN off ON off.n = o.invoice_number)
 """
-# The open invoices on :d (db.open_items: the others owe nothing and have no write-off), open_snapshot's set.
-_OPEN_SCOPE = "(settled_on IS NULL OR settled_on > :d)"
 
 # The dues of the open invoices, each share counted when positive, per age bucket and mutuelle.
 _AGED = _DUES + """
@@ -582,7 +583,7 @@ def patient_balance(conn: Connection, as_of: date) -> pd.DataFrame:
     each share's due when positive, added up in the database over the invoices open on that day, as
     core.balance.patient_detail() adds up balance_facts() (tests/app/test_balance_sums.py)."""
     rows = []
-    for patient_id, last, first, *cents in conn.execute(text(_PATIENTS.format(start="issue_date", scope=_OPEN_SCOPE)),
+    for patient_id, last, first, *cents in conn.execute(text(_PATIENTS.format(start="issue_date", scope=OPEN_ON)),
                                                         {"d": as_of}).all():
         count, amo, amc, patient, credit, pending = (int(c or 0) for c in cents)
         total = amo + amc + patient
@@ -614,7 +615,7 @@ def invoice_balance(conn: Connection, as_of: date, ageing: str = "issue") -> pd.
     `state`, in invoice order), plus `awaited` (an insurer's share still due) and `any_written_off` (a share
     written off): every invoice open on that day with a share still due or a write-off, its dues computed in the
     database (remaining: each share's due when positive), its age bucket by core.balance.age_buckets."""
-    read = read_frame(conn, _INVOICES.format(start="issue_date", scope=_OPEN_SCOPE), {"d": as_of})
+    read = read_frame(conn, _INVOICES.format(start="issue_date", scope=OPEN_ON), {"d": as_of})
     # In invoice order, sorted here: the same order (code points) whichever database collates the text.
     read = read.iloc[np.argsort(read["invoice_number"].to_numpy(dtype=object), kind="stable")]
     cents = {column: read[column].to_numpy(dtype="int64") for column in
@@ -694,7 +695,7 @@ def aged_sums(conn: Connection, as_of: date, ageing: str = "issue") -> list[tupl
     (core.balance.age_buckets: days since issue, or past the invoice's own due date with `ageing="due"`) and
     mutuelle, over the invoices open on that day (db.open_items)."""
     bucket_columns(ageing)
-    sql = _AGED.format(start="due_date" if ageing == "due" else "issue_date", scope=_OPEN_SCOPE,
+    sql = _AGED.format(start="due_date" if ageing == "due" else "issue_date", scope=OPEN_ON,
                        not_due="WHEN start > :d THEN 'not-due'" if ageing == "due" else "")
     # age_buckets' bins on days: age <= 30 is 0-30 and so on, i.e. start on or after as_of - 30 days.
     bounds = {f"b{days}": as_of - timedelta(days=days) for days in (30, 60, 90)}
