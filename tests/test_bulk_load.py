@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from datetime import date
+
 import pandas as pd
+import pytest
 from sqlalchemy import text
 
 from recouvrement.db import bulk
@@ -38,3 +42,38 @@ def test_a_read_takes_named_parameters_and_gives_what_the_driver_gives_on_either
     assert read["label"].tolist() == ["5 %", None, "a:b"]
     assert read["day"].tolist() == plain and plain[2] is None
     assert list(empty.columns) == ["n", "label"] and len(empty) == 0
+
+
+def test_a_read_by_columns_gives_the_same_frame_as_a_read_by_rows(engine):
+    # SQLite joins each column's cells into one value (read_columns): missing cells, empty text, text that looks
+    # like a number, accents, whole numbers with and without a missing one, parameters, in the query's order.
+    frame = pd.DataFrame({"n": [3, 1, 2, 5, 4], "label": ["é ü", None, "", "007", "a,b"],
+                          "count": pd.Series([7, None, -2, 0, 10 ** 12], dtype=object),
+                          "day": ["2025-03-01", None, "2025-03-02", "2025-03-02", "2025-01-31"]})
+    with engine.connect() as conn:
+        bulk.stage(conn, "by_columns", frame, {"n": "int", "label": "text", "count": "int", "day": "date"})
+        sql = ('SELECT n, label, count, day, n * 2 AS "two n" FROM by_columns WHERE n >= :low '
+               "AND (day IS NULL OR day <> :day) ORDER BY n DESC")
+        params = {"low": 1, "day": date(2025, 1, 31)}
+        by_rows = bulk.read_frame(conn, sql, params)
+        by_columns = bulk.read_columns(conn, sql, params, ints=["n", "count", "two n"])
+        whole = bulk.read_columns(conn, "SELECT n, count FROM by_columns WHERE count IS NOT NULL ORDER BY n",
+                                  ints=["n", "count"])
+        empty = bulk.read_columns(conn, "SELECT n, label FROM by_columns WHERE n > 9", ints=["n"])
+        empty_by_rows = bulk.read_frame(conn, "SELECT n, label FROM by_columns WHERE n > 9")
+    pd.testing.assert_frame_equal(by_columns, by_rows)
+    assert by_columns["count"].tolist() == [0, 7, -2, None] and by_columns["n"].dtype == "int64"
+    assert whole["count"].dtype == "int64" and whole["count"].tolist() == [-2, 7, 10 ** 12, 0]
+    pd.testing.assert_frame_equal(empty, empty_by_rows)
+    assert list(empty.columns) == ["n", "label"] and len(empty) == 0
+
+
+@pytest.mark.skipif(os.environ.get("RECOUVREMENT_TEST_DB", "sqlite").startswith("postgres"),
+                    reason="PostgreSQL's text holds no NUL byte")
+def test_a_read_by_columns_of_text_holding_a_nul_byte_gives_it_whole(engine):
+    # The NUL byte joins the cells on SQLite: a cell holding one is read by rows instead, not cut in two.
+    frame = pd.DataFrame({"n": [1, 2], "label": ["a\x00b", "c"]})
+    with engine.connect() as conn:
+        bulk.stage(conn, "with_nul", frame, {"n": "int", "label": "text"})
+        read = bulk.read_columns(conn, "SELECT n, label FROM with_nul ORDER BY n", ints=["n"])
+    assert read["label"].tolist() == ["a\x00b", "c"] and read["n"].tolist() == [1, 2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -37,6 +38,49 @@ def read_frame(conn: Connection, sql: str, params: dict | None = None) -> pd.Dat
             columns = [d.name for d in cursor.description]
             values = _cells(cursor.fetchall(), len(columns))
     return pd.DataFrame({name: _column(column) for name, column in zip(columns, values)})
+
+
+# read_columns: each column of a SQLite result read as one value, its cells joined by a NUL byte (no text the
+# importers store holds one: a cell that did would split in two, and the read falls back to rows), a missing
+# cell written as the byte 0xFF, which no UTF-8 text holds.
+_JOINED = "CAST(group_concat(COALESCE({column}, CAST(x'ff' AS TEXT)), char(0)) AS BLOB)"
+_MISSING = pa.scalar(b"\xff", pa.binary())
+
+
+def read_columns(conn: Connection, sql: str, params: dict | None = None, ints: Sequence[str] = ()) -> pd.DataFrame:
+    """The frame read_frame gives (the same values, dtypes and order), read on SQLite column by column as one value
+    each (group_concat, in one pass over the query's rows) cut by Arrow, where the driver makes a tuple a row and an
+    object a cell that _cells then lays out. Each column's objects are then made one after the other, together in
+    memory: what reads them after goes faster too. The 1M first run's 541,085 pending payments, ten columns (same
+    transaction, alternated, under the bench lock): the read 2.8-4.4 -> 2.3-3.1 s CPU, the matching engine on them
+    7.2 / 7.9 -> 7.1 / 5.3, the run's digest of its allocations 0.44-0.50 -> 0.32-0.34.
+    `ints`: the columns holding whole numbers (int64; Python ints beside None when one is missing); every other
+    column is text. For results whose every column fits one SQLite value (a gigabyte); on PostgreSQL, read_frame."""
+    if conn.dialect.name != "sqlite":
+        return read_frame(conn, sql, params)
+    driver, plain = _driver(conn), _plain(params or {})
+    columns = [d[0] for d in driver.execute(f"SELECT * FROM ({sql}) LIMIT 0", plain).description]
+    joined = ", ".join(_JOINED.format(column='"' + c.replace('"', '""') + '"') for c in columns)
+    count, *values = driver.execute(f"SELECT COUNT(*), {joined} FROM ({sql})", plain).fetchone()
+    if not count:
+        return read_frame(conn, sql, params)
+    cells = [pc.split_pattern(pa.array([v], pa.binary()), b"\x00").values for v in values]
+    if any(len(c) != count for c in cells):       # a NUL inside a cell
+        return read_frame(conn, sql, params)
+    return pd.DataFrame({name: _arrow_column(column, name in ints) for name, column in zip(columns, cells)})
+
+
+def _arrow_column(cells: pa.Array, whole: bool) -> pd.Series:
+    """One column of read_columns' cells (binary, 0xFF where missing) as read_frame's _column gives it."""
+    cells = pc.if_else(pc.equal(cells, _MISSING), pa.scalar(None, pa.binary()), cells).cast(pa.string())
+    if not whole:
+        return pd.Series(cells.to_numpy(zero_copy_only=False), dtype=object)
+    numbers = cells.cast(pa.int64())
+    if not numbers.null_count:
+        return pd.Series(numbers.to_numpy())
+    objects = numbers.fill_null(0).to_numpy().astype(object)
+    objects[pc.is_null(numbers).to_numpy(zero_copy_only=False)] = None
+    return pd.Series(objects, dtype=object)
 
 
 def _cells(rows: list[tuple], width: int) -> list[np.ndarray]:

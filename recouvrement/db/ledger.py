@@ -23,7 +23,7 @@ from recouvrement.core.balance import (BUCKETS, PATIENT_DETAIL, age_buckets,  # 
                                        bucket_columns)
 from recouvrement.core.ledger import (EXCEPTION_COLUMNS, PATIENT_COLUMNS, SHARES, Snapshot, due_matrix, outstanding,
                                       patient_money)
-from recouvrement.db.bulk import read_frame, stage
+from recouvrement.db.bulk import read_columns, read_frame, stage
 from recouvrement.db.explicit import paid_shares
 from recouvrement.db.session import wal_mode
 from recouvrement.db.values import as_date
@@ -194,6 +194,7 @@ def _summed_open_allocations(conn: Connection, as_of: date) -> pd.DataFrame:
 NAME_COLUMNS = ["patient_id", "last_name", "first_name", "guarantor_last_name", "guarantor_first_name"]
 # What the engine reads of each invoice, and the allocations summed per invoice and share.
 _MATCHING_COLUMNS = "i.invoice_number, i.compact_number, i.patient_id, i.issue_date, i.amo_cents, i.amc_cents, i.patient_cents"
+_MATCHING_INTS = ["amo_cents", "amc_cents", "patient_cents", "row_id"]      # read_columns' whole numbers
 _PAID_PER_INVOICE = ("SELECT invoice_number, " + _per_share("payer_type", "amount_cents")
                      + " FROM allocation GROUP BY invoice_number")
 _PAID_WITH_INVOICES = (
@@ -244,14 +245,14 @@ def matching_before(conn: Connection) -> LedgerBefore:
     pass allocates (app.reconcile); matching_snapshot then adds what was allocated after (the pass's allocations)."""
     mark = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM allocation").scalar_one())
     sqlite = conn.dialect.name == "sqlite"
-    invoices = read_frame(conn, _invoices_paid_up_to(sqlite), {"mark": mark})
     paid_columns = [f"paid_{share}" for share in SHARES]
+    invoices = read_columns(conn, _invoices_paid_up_to(sqlite), {"mark": mark}, _MATCHING_INTS + paid_columns)
     paid = (invoices[paid_columns].to_numpy(dtype="int64") if len(invoices)
             else np.zeros((0, len(SHARES)), dtype="int64"))
     row_ids = invoices["row_id"].to_numpy(dtype="int64") if sqlite else None
     invoices = invoices.drop(columns=paid_columns + (["row_id"] if sqlite else []))
     return LedgerBefore(invoices, paid, mark, row_ids,
-                        read_frame(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient"))
+                        read_columns(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient"))
 
 
 def matching_snapshot(conn: Connection, before: LedgerBefore | None = None) -> Snapshot:
@@ -263,12 +264,12 @@ def matching_snapshot(conn: Connection, before: LedgerBefore | None = None) -> S
     `before`: the invoices, patients and sums paid already read up to an allocation (matching_before, before this
     transaction allocated what it did): what was allocated after is added (_paid_since)."""
     if before is None:
-        invoices = read_frame(conn, _PAID_WITH_INVOICES)
         paid_columns = [f"paid_{share}" for share in SHARES]
+        invoices = read_columns(conn, _PAID_WITH_INVOICES, ints=_MATCHING_INTS + paid_columns)
         paid = (invoices[paid_columns].to_numpy(dtype="int64") if len(invoices)
                 else np.zeros((0, len(SHARES)), dtype="int64"))
         invoices = invoices.drop(columns=paid_columns)
-        patients = read_frame(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient")
+        patients = read_columns(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient")
     else:
         invoices, patients = before.invoices, before.patients
         paid = before.paid + _paid_since(conn, before)

@@ -8,14 +8,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Integer, text
 
 from recouvrement.db import open_items
-from recouvrement.db.bulk import stage
-from recouvrement.db.bulk import read_frame as frame
+from recouvrement.db.bulk import read_columns, stage
 from recouvrement.db.changes import changed_since_last_run
+from recouvrement.db.models import Payment
 
 RETRIED = ("unmatched", "ambiguous")      # queue entries a later run tries again (new invoices may fit)
+# The payment table's columns of whole numbers (read_columns reads the others as text).
+_WHOLE_NUMBERS = {c.name for c in Payment.__table__.c  # type: ignore[attr-defined]  # SQLModel sets it (db.models)
+                  if isinstance(c.type, Integer)}
 
 
 # -- the run's watermark -------------------------------------------------------------------------
@@ -89,13 +92,14 @@ def pending_payments(conn: Connection, last_id: int, columns: Sequence[str],
     pending = unreconciled(conn, "p")
     settled_out = " AND p.id NOT IN (SELECT id FROM plain_explicit)" if settled else ""
     new = "SELECT " + ", ".join(columns) + f" FROM payment p WHERE {pending} AND p.id <= :last{settled_out}"
+    ints = [c for c in columns if c in _WHOLE_NUMBERS]
     if retried is None:
-        return frame(conn, f"{new} OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind IN "
-                     f"{RETRIED})", {"last": last_id})
+        return read_columns(conn, f"{new} OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind "
+                            f"IN {RETRIED})", {"last": last_id}, ints)
     stage(conn, "retried_payment", pd.DataFrame({"value": pd.Series(list(retried), dtype=object)}), {}, index="value")
-    return frame(conn, f"{new} UNION ALL SELECT " + ", ".join(f"p.{c}" for c in columns) + " FROM retried_payment r "
-                 f"CROSS JOIN payment p WHERE p.payment_id = r.value AND NOT ({pending} AND p.id <= :last)",
-                 {"last": last_id})
+    return read_columns(conn, f"{new} UNION ALL SELECT " + ", ".join(f"p.{c}" for c in columns) + " FROM "
+                        f"retried_payment r CROSS JOIN payment p WHERE p.payment_id = r.value AND NOT ({pending} AND "
+                        "p.id <= :last)", {"last": last_id}, ints)
 
 
 # -- the run's writes ----------------------------------------------------------------------------
