@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from datetime import date
 
 import pandas as pd
@@ -77,3 +78,23 @@ def test_a_read_by_columns_of_text_holding_a_nul_byte_gives_it_whole(engine):
         bulk.stage(conn, "with_nul", frame, {"n": "int", "label": "text"})
         read = bulk.read_columns(conn, "SELECT n, label FROM with_nul ORDER BY n", ints=["n"])
     assert read["label"].tolist() == ["a\x00b", "c"] and read["n"].tolist() == [1, 2]
+
+
+@pytest.mark.skipif(os.environ.get("RECOUVREMENT_TEST_DB", "sqlite").startswith("postgres"),
+                    reason="PostgreSQL reads by rows")
+def test_a_read_by_columns_too_long_for_one_sqlite_value_is_read_by_rows(engine):
+    # Each column is joined into one SQLite value, at most SQLITE_LIMIT_LENGTH bytes (a gigabyte by default): a
+    # result past it is read by rows, whole, instead of failing the run. The limit is lowered here to reach it.
+    frame = pd.DataFrame({"n": list(range(50)), "label": [f"patient {i:04d}" for i in range(50)]})
+    with engine.connect() as conn:
+        bulk.stage(conn, "too_long", frame, {"n": "int", "label": "text"})
+        driver = conn.connection.driver_connection
+        before = driver.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+        driver.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 200)     # 50 labels of 12 characters: 600 bytes joined
+        try:
+            with pytest.raises(sqlite3.DataError):
+                driver.execute("SELECT group_concat(label, char(0)) FROM too_long").fetchone()
+            read = bulk.read_columns(conn, "SELECT n, label FROM too_long ORDER BY n", ints=["n"])
+        finally:
+            driver.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, before)
+    assert read["n"].tolist() == list(range(50)) and read["label"].tolist() == frame["label"].tolist()

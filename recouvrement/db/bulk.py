@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -55,13 +56,17 @@ def read_columns(conn: Connection, sql: str, params: dict | None = None, ints: S
     transaction, alternated, under the bench lock): the read 2.8-4.4 -> 2.3-3.1 s CPU, the matching engine on them
     7.2 / 7.9 -> 7.1 / 5.3, the run's digest of its allocations 0.44-0.50 -> 0.32-0.34.
     `ints`: the columns holding whole numbers (int64; Python ints beside None when one is missing); every other
-    column is text. For results whose every column fits one SQLite value (a gigabyte); on PostgreSQL, read_frame."""
+    column is text. A result with a column too long for one SQLite value (a gigabyte) is read by rows, as it is on
+    PostgreSQL (read_frame)."""
     if conn.dialect.name != "sqlite":
         return read_frame(conn, sql, params)
     driver, plain = _driver(conn), _plain(params or {})
     columns = [d[0] for d in driver.execute(f"SELECT * FROM ({sql}) LIMIT 0", plain).description]
     joined = ", ".join(_JOINED.format(column='"' + c.replace('"', '""') + '"') for c in columns)
-    count, *values = driver.execute(f"SELECT COUNT(*), {joined} FROM ({sql})", plain).fetchone()
+    try:
+        count, *values = driver.execute(f"SELECT COUNT(*), {joined} FROM ({sql})", plain).fetchone()
+    except sqlite3.DataError:      # a column longer than one SQLite value may be (SQLITE_MAX_LENGTH, a gigabyte)
+        return read_frame(conn, sql, params)
     if not count:
         return read_frame(conn, sql, params)
     cells = [pc.split_pattern(pa.array([v], pa.binary()), b"\x00").values for v in values]
