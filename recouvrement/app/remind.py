@@ -38,7 +38,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -53,11 +53,11 @@ from recouvrement.render.files import (abandoned_private_folders, lock_beside, m
 from recouvrement.db import calls as call_store
 from recouvrement.db import letters as stored
 from recouvrement.db import outbox as outboxes
-from recouvrement.db.accounts import load_accounts, patient_split
+from recouvrement.db.accounts import load_accounts, patient_count, patient_split
 from recouvrement.db.eligibility import patients_paused_since, pauses_mark
 from recouvrement.db.ledger import PatientRange
 from recouvrement.db.payments import invoices_mark, payments_mark, unreconciled_count
-from recouvrement.db.session import writing
+from recouvrement.db.session import released_for_fork, writing
 from recouvrement.audit import Event, append_event, append_events, file_record, record_files
 from recouvrement.channels.compose import BatchPart
 from recouvrement.render.views import LetterView
@@ -217,7 +217,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     before as_of are not reconciled yet; a dry run reports them in `unreconciled` instead."""
     rules = rules or settings.rules()
     started = time.perf_counter(), time.process_time()
-    with _no_cycle_collection():
+    with _no_cycle_collection(), child_pool(engine) as pool:
         with engine.connect() as conn:
             mark = payments_mark(conn)      # before the accounts are read: any payment after it shows at recording,
             invoices = invoices_mark(conn)  # any invoices file imported after it (a patient's details changed),
@@ -225,7 +225,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
             pending = unreconciled_count(conn, as_of)
             if pending and not dry_run:
                 raise PaymentsNotReconciled(pending)
-            day = read_and_decide(engine, conn, as_of, rules, (mark, invoices, paused_mark))
+            day = read_and_decide(engine, conn, as_of, rules, (mark, invoices, paused_mark), pool=pool)
             recorded = stored.letter_ids_of_day(conn, as_of)
         accounts, judged = day.accounts, day.judged
         report = RemindReport(as_of, dry_run, is_quiet_day(as_of), unreconciled=pending)
@@ -731,8 +731,15 @@ def write_manifest(engine: Engine, as_of: date, out_dir: Path) -> Path:
 # invoices, 15 s of one core. The patients are independent there: each account is read from the patient's own open
 # invoices, credits, queued money, letters, calls and segment, and only the money waiting in nobody's name is read
 # for all (db.accounts.load_accounts on a range of patient ids). So on a SQLite file with many patients, a child
-# process (spawn: a fresh interpreter, its own connection, nothing shared) reads and decides the upper part of the
-# patient ids while this process does the lower part, as before.
+# process (its own connection, nothing shared) reads and decides the upper part of the patient ids while this process
+# does the lower part, as before.
+#
+# The child is forked before this process opens the database (child_pool): it starts with every module imported, in
+# milliseconds, where a spawned interpreter imported pandas, the store and this module again (1.2-1.9 s of the 1M
+# night, on its critical path: the child's part, with its result to send back, ends last). A fork is safe only while no
+# connection to the file is open in this process and no other thread runs (db.session.released_for_fork); otherwise
+# (a connection checked out by the caller, the checkpoint behind a bulk commit still running, a test calling
+# read_and_decide on its own connection) the child is spawned as before, once the split is known.
 #
 # The child's part counts only if it started from the ledger this process started from: the marks it read before
 # its reads (payments and allocations, invoices files, holds, disputes, promises and the last audit event: every write
@@ -742,10 +749,11 @@ def write_manifest(engine: Engine, as_of: date, out_dir: Path) -> Path:
 # writer lock). The parts join in patient order, so the decisions come in the order one process gives.
 
 # From this many patients a child process takes a part of them (below, starting it costs more than it saves: a
-# fresh interpreter imports pandas, the store and this module in about 1.5 s of CPU on the 2-core machine).
+# spawned interpreter imports pandas, the store and this module in about 1.5 s of CPU on the 2-core machine).
 SPLIT_FROM_PATIENTS = 100_000
 # The child's part of the open invoices (db.accounts.patient_split): a little less than half, for the time its
-# interpreter takes to start (1.2 s at 1M) and its result takes to come back (0.5 s).
+# result takes to come back (0.8 s at 1M: pickled there, sent, loaded here). Forked, at 1M, both parts ended within
+# 0.2 s of each other (7.1-8.3 s of CPU each, machine loaded); a spawned child started its part 1.9 s after this one.
 CHILD_SHARE = 0.47
 
 
@@ -766,19 +774,42 @@ def marks(conn: Connection) -> tuple:
     return payments_mark(conn), invoices_mark(conn), pauses_mark(conn)
 
 
+@contextlib.contextmanager
+def child_pool(engine: Engine) -> Iterator[ProcessPoolExecutor | None]:
+    """The pool of read_and_decide's child, its process forked now, before this process opens the database (see
+    above); None when no child will take a part (a server database, fewer than SPLIT_FROM_PATIENTS patients) or a
+    fork is not safe: read_and_decide then spawns one if it splits."""
+    if not _on_sqlite_file(engine):
+        yield None
+        return
+    with engine.connect() as conn:
+        many = patient_count(conn) >= SPLIT_FROM_PATIENTS
+    if not many or not released_for_fork(engine):
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+        pool.submit(_started)       # the executor forks its process in its first submit
+        yield pool
+
+
+def _started() -> None:
+    """The forked child's first task: nothing, the fork is what was wanted."""
+
+
 def read_and_decide(engine: Engine, conn: Connection, as_of: date, rules: Rules, read: tuple, *,
-                    split_from: int | None = None) -> DayAccounts:
+                    split_from: int | None = None, pool: ProcessPoolExecutor | None = None) -> DayAccounts:
     """The day's accounts and decisions (see above: in two processes from `split_from` patients), this process's
-    part read on `conn`; `read`: the marks (`marks`) read on it before."""
+    part read on `conn`; `read`: the marks (`marks`) read on it before. `pool`: child_pool's, forked before `conn`
+    was opened; without it a child is spawned."""
     first = _split_point(engine, conn, as_of, SPLIT_FROM_PATIENTS if split_from is None else split_from)
     if first is None:
         whole = _part(conn, as_of, rules, None)
         return DayAccounts(whole.accounts, whole.judged, whole.pre_due)
-    url = engine.url.render_as_string(hide_password=False)
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        upper = pool.submit(_child_part, url, as_of, rules, first)
-        lower = _part(conn, as_of, rules, (None, first))
-        theirs = _child_result(upper, read)
+    if pool is not None:
+        lower, theirs = _in_two_processes(pool, engine, conn, as_of, rules, read, first)
+    else:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as spawned:
+            lower, theirs = _in_two_processes(spawned, engine, conn, as_of, rules, read, first)
     counted = theirs is not None
     if theirs is None:
         theirs = _part(conn, as_of, rules, (first, None), keep=_with_calls)
@@ -786,10 +817,24 @@ def read_and_decide(engine: Engine, conn: Connection, as_of: date, rules: Rules,
                        split_at=first, child_counted=counted)
 
 
+def _in_two_processes(pool: ProcessPoolExecutor, engine: Engine, conn: Connection, as_of: date, rules: Rules,
+                      read: tuple, first: str) -> tuple[DayAccounts, DayAccounts | None]:
+    """(this process's part, below `first`; the child's, from `first`, or None when it does not count)."""
+    url = engine.url.render_as_string(hide_password=False)
+    upper = pool.submit(_child_part, url, as_of, rules, first)
+    lower = _part(conn, as_of, rules, (None, first))
+    return lower, _child_result(upper, read)
+
+
+def _on_sqlite_file(engine: Engine) -> bool:
+    """A server database is left to the server's own parallelism, an in-memory one has no file to share."""
+    return engine.dialect.name == "sqlite" and bool(engine.url.database) and engine.url.database != ":memory:"
+
+
 def _split_point(engine: Engine, conn: Connection, as_of: date, split_from: int) -> str | None:
-    """The first patient id of the child's part, or None to read in this process alone: a SQLite file (a server
-    database is left to the server's own parallelism) with at least `split_from` patients."""
-    if engine.dialect.name != "sqlite" or not engine.url.database or engine.url.database == ":memory:":
+    """The first patient id of the child's part, or None to read in this process alone: a SQLite file with at least
+    `split_from` patients."""
+    if not _on_sqlite_file(engine):
         return None
     return patient_split(conn, as_of, 1 - CHILD_SHARE, at_least=max(split_from, 2))
 

@@ -202,6 +202,10 @@ def _minor(born, as_of: date) -> bool:
     return minor_on(born, as_of) if born is None or isinstance(born, date) else is_minor(born, as_of)
 
 
+def patient_count(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT COUNT(*) FROM patient")).scalar_one())
+
+
 def patient_split(conn: Connection, as_of: date, fraction: float, at_least: int) -> str | None:
     """The patient id that `fraction` of the invoices open on as_of come before, by their patients' ids: where a
     part of the patients starts (app.remind reads the day's accounts in two processes). The work follows the open
@@ -210,7 +214,7 @@ def patient_split(conn: Connection, as_of: date, fraction: float, at_least: int)
     8.3 s. Found on a sample of the open invoices, one in `step` by rowid, sorted here (1M: 16k of 240k, 0.09 s
     CPU, where sorting them all in SQLite took 0.5 s); by the patients' ids alone when none is open. None with fewer
     than `at_least` patients."""
-    count = int(conn.execute(text("SELECT COUNT(*) FROM patient")).scalar_one())
+    count = patient_count(conn)
     if count < at_least:
         return None
     open_count = int(conn.execute(text(_OPEN_COUNT), {"d": as_of}).scalar_one())

@@ -338,6 +338,32 @@ def bulk_transaction(engine: Engine) -> Iterator[Connection]:
     release_freed_memory()
 
 
+def released_for_fork(engine: Engine) -> bool:
+    """SQLite file: the engine's idle connections closed (its pool disposed of), then whether this process may fork
+    a child that opens the file anew: no thread of ours but this one (the checkpoint behind a bulk commit, a server's
+    workers: a lock one of them holds would stay held in the child), and no descriptor left open on the file, its WAL
+    or its shared memory (a connection checked out somewhere). SQLite's rule is that a connection never crosses a
+    fork(): it keeps its locks per process, in memory, per file, so a connection the child opens beside an inherited
+    one would take the parent's locks for its own and read unprotected. Linux only (it reads /proc/self/fd); False
+    elsewhere, for a server or in-memory database, and without disposing of anything when another thread runs."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or sys.platform != "linux":
+        return False
+    if threading.active_count() > 1:
+        return False
+    engine.dispose()
+    path = os.path.realpath(database)
+    files = {path, path + "-wal", path + "-shm", path + "-journal"}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:          # the listing's own descriptor, closed once read
+            continue
+        if target in files:
+            return False
+    return True
+
+
 def wal_mode(conn: Connection) -> bool:
     """SQLite: whether the database is in WAL mode (a file: an in-memory database says 'memory'), where another
     connection reads what was committed while this one writes, and a checkpoint may run beside a writer."""

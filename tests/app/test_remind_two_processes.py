@@ -5,6 +5,7 @@ or failed is not counted, its part read again here."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from concurrent.futures import Future
 from datetime import date, timedelta
 
@@ -16,6 +17,7 @@ from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.remind import marks, read_and_decide, run_remind
 from recouvrement.db.accounts import patient_split
+from recouvrement.db.session import wait_for_checkpoint
 from recouvrement.rules import Rules
 from tools.samples import generate
 
@@ -113,3 +115,61 @@ def test_a_dry_run_in_two_processes_reports_what_one_process_reports(engine, set
     two = run_remind(engine, settings, scale_day, tmp_path / "two", dry_run=True)
     assert two.decisions == one.decisions and two.exclusions == one.exclusions
     assert len(one.decisions) > 100 and len(one.exclusions) > 100
+
+
+# What a forked child sees of this process: set here at run time, never by an import (a spawned child would import
+# this module again and see None).
+_SEEN_BY_THE_CHILD: dict[str, str | None] = {"token": None}
+
+
+def _token_seen() -> str | None:
+    return _SEEN_BY_THE_CHILD["token"]
+
+
+def test_the_child_is_forked_before_the_run_opens_the_database(engine, settings, scale_day, monkeypatch):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("one process on a server database")
+    monkeypatch.setattr(remind, "SPLIT_FROM_PATIENTS", 1)
+    monkeypatch.setitem(_SEEN_BY_THE_CHILD, "token", "set in the parent")
+    wait_for_checkpoint(engine)         # the reconcile's, behind its commit: a thread (see the last test)
+    with remind.child_pool(engine) as pool:
+        assert pool is not None
+        assert pool.submit(_token_seen).result() == "set in the parent"
+        with engine.connect() as conn:     # the run's reads, after the fork: the child takes its part as before
+            read = marks(conn)
+            parts = read_and_decide(engine, conn, scale_day, settings.rules(), read, split_from=1, pool=pool)
+    assert parts.child_counted
+
+
+def test_no_child_is_forked_while_a_connection_to_the_file_is_open(engine, scale_day, monkeypatch):
+    monkeypatch.setattr(remind, "SPLIT_FROM_PATIENTS", 1)
+    with engine.connect() as held:
+        held.execute(text("SELECT COUNT(*) FROM patient")).scalar_one()
+        with remind.child_pool(engine) as pool:
+            assert pool is None             # read_and_decide spawns its child, as it did before
+    wait_for_checkpoint(engine)
+    with remind.child_pool(engine) as pool:
+        assert (pool is not None) == (engine.dialect.name == "sqlite")
+
+
+def test_no_child_is_forked_for_fewer_patients_than_a_part_needs(engine, scale_day, monkeypatch):
+    with engine.connect() as conn:
+        patients = conn.execute(text("SELECT COUNT(*) FROM patient")).scalar_one()
+    monkeypatch.setattr(remind, "SPLIT_FROM_PATIENTS", patients + 1)
+    wait_for_checkpoint(engine)
+    with remind.child_pool(engine) as pool:
+        assert pool is None
+
+
+def test_no_child_is_forked_while_another_thread_runs(engine, scale_day, monkeypatch):
+    monkeypatch.setattr(remind, "SPLIT_FROM_PATIENTS", 1)
+    done = threading.Event()
+    wait_for_checkpoint(engine)
+    other = threading.Thread(target=done.wait)      # as the checkpoint behind a bulk commit is
+    other.start()
+    try:
+        with remind.child_pool(engine) as pool:
+            assert pool is None
+    finally:
+        done.set()
+        other.join()
