@@ -58,8 +58,9 @@ _LESS_ALLOCATED = """- COALESCE((SELECT SUM(a.amount_cents) FROM allocation a WH
                          AND a.payer_type = p.payer_type), 0)"""
 # SQLite sorts an integer key faster than the invoice number and payer: the invoice's rowid and the payer.
 _SHARE_SQLITE = "i.rowid * 4 + CASE p.payer_type WHEN 'amo' THEN 1 WHEN 'amc' THEN 2 ELSE 3 END"
-_SHARED = """CREATE TEMPORARY TABLE plain_shared AS SELECT {share} FROM plain_explicit GROUP BY {share}
-    HAVING COUNT(*) > 1"""
+# PostgreSQL: the shares paid by several lines, grouped in the database (SQLite: _shared_shares).
+_SHARED = """CREATE TEMPORARY TABLE plain_shared AS SELECT invoice_number, payer_type FROM plain_explicit
+    GROUP BY invoice_number, payer_type HAVING COUNT(*) > 1"""
 _BEFORE = """CREATE TEMPORARY TABLE plain_before AS
 SELECT e.id, COALESCE(SUM(e.amount_cents) OVER (PARTITION BY e.invoice_number, e.payer_type
                       ORDER BY e.payment_date, e.payment_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
@@ -108,12 +109,24 @@ def _plain_lines(conn: Connection, last_id: int) -> None:
                                     less_allocated=_LESS_ALLOCATED if allocated else "")), {"last": last_id})
     _block(conn, last_id, pending)
     share = ["share"] if sqlite else ["invoice_number", "payer_type"]
-    conn.exec_driver_sql(_SHARED.format(share=", ".join(share)))
+    _shared_shares(conn) if sqlite else conn.exec_driver_sql(_SHARED)
     if conn.execute(text("SELECT 1 FROM plain_shared LIMIT 1")).first() is not None:
         conn.exec_driver_sql(_BEFORE.format(same_share=" AND ".join(f"s.{c} = e.{c}" for c in share)))
         conn.exec_driver_sql(_AFTER_BEFORE)
     # A patient's line on a share with nothing left to pay goes to the engine (see above).
     conn.exec_driver_sql("DELETE FROM plain_explicit WHERE payer_type = 'patient' AND due <= 0")
+
+
+def _shared_shares(conn: Connection) -> None:
+    """SQLite: plain_shared, the shares (_SHARE_SQLITE) paid by several lines, found by numpy among the lines' shares
+    read as integers (_plain_integers), where GROUP BY sorted the lines in the database. The 1M first run's 1.70M
+    lines (none paid on the same share): alone 0.65-0.72 -> 0.30-0.45 s CPU; in the run, beside the ledger's read
+    in its thread, the GROUP BY took 1.8-2.2 s wall, 1.4-3.4 s CPU of the two threads, this ~0.4 s."""
+    shares = np.sort(_plain_integers(conn, "share"))
+    several = np.unique(shares[1:][shares[1:] == shares[:-1]])
+    conn.exec_driver_sql("CREATE TEMPORARY TABLE plain_shared (share INTEGER)")
+    if len(several):
+        conn.exec_driver_sql("INSERT INTO plain_shared (share) VALUES (?)", [(int(v),) for v in several])
 
 
 def settle_plain_explicit(conn: Connection, last_id: int, now: datetime,
@@ -160,12 +173,25 @@ def _may_leave_aside(conn: Connection) -> bool:
         "SELECT 1 FROM share_transfer WHERE reversed_on IS NULL LIMIT 1")).first() is None
 
 
-# The pass's allocations read back as text in one value per million payment rows (SQLite's group_concat), parsed
-# by numpy: two integers a row where a fetch makes a tuple and two int objects of each (1M invoices: 2.1M rows,
-# 0.8 against 1.4 s CPU, and 3.0 s plus 1 s of lookups by invoice number for the sums per invoice).
-_PAID_SHARES = ("SELECT group_concat(share || ',' || paid, ',') FROM plain_explicit WHERE paid > 0 AND id > :low "
-                "AND id <= :high")
-_PAID_SHARES_ROWS = 1_000_000
+# The pass's integers read back as text in one value per million payment rows (SQLite's group_concat), parsed by
+# numpy: where a fetch makes a tuple and an int object of each (1M invoices: the allocations' 2.1M (share, cents)
+# rows 0.8 against 1.4 s CPU, and 3.0 s plus 1 s of lookups by invoice number for the sums per invoice).
+_INTEGERS = "SELECT group_concat({values}, ',') FROM plain_explicit WHERE {condition} AND id > :low AND id <= :high"
+_INTEGERS_ROWS = 1_000_000
+
+
+def _plain_integers(conn: Connection, values: str, condition: str = "1") -> np.ndarray:
+    """SQLite: the integers `values` (an expression, several joined by ',') of plain_explicit's lines that meet
+    `condition`, in row order, flat."""
+    low = conn.exec_driver_sql("SELECT MIN(id) FROM plain_explicit").scalar_one()      # each by the key's ends
+    high = conn.exec_driver_sql("SELECT MAX(id) FROM plain_explicit").scalar_one()
+    statement = text(_INTEGERS.format(values=values, condition=condition))
+    parts = []
+    for start in range(int(low or 1) - 1, int(high or 0), _INTEGERS_ROWS):
+        found = conn.execute(statement, {"low": start, "high": start + _INTEGERS_ROWS}).scalar_one()
+        if found:
+            parts.append(np.fromstring(found, dtype=np.int64, sep=","))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def paid_shares(conn: Connection) -> tuple[np.ndarray, np.ndarray] | None:
@@ -174,11 +200,5 @@ def paid_shares(conn: Connection) -> tuple[np.ndarray, np.ndarray] | None:
     if conn.dialect.name != "sqlite" or conn.exec_driver_sql(
             "SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = 'plain_explicit'").first() is None:
         return None
-    low, high = conn.exec_driver_sql("SELECT COALESCE(MIN(id), 1) - 1, COALESCE(MAX(id), 0) FROM plain_explicit").one()
-    parts = []
-    for start in range(int(low), int(high), _PAID_SHARES_ROWS):
-        found = conn.execute(text(_PAID_SHARES), {"low": start, "high": start + _PAID_SHARES_ROWS}).scalar_one()
-        if found:
-            parts.append(np.fromstring(found, dtype=np.int64, sep=","))
-    pairs = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    pairs = _plain_integers(conn, "share || ',' || paid", "paid > 0")
     return pairs[0::2], pairs[1::2]

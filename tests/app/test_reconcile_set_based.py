@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
+from recouvrement.db import explicit
 from recouvrement.db.session import open_engine
 from tests.app.world import INVOICES, invoices_file, payments_file
 from tools.samples import generate
@@ -110,11 +111,16 @@ def test_a_new_line_naming_an_invoice_a_queue_entry_names_waits_for_the_entry_wh
     assert not [a for a in with_sql[0] if a[0] == "N1"]
 
 
-@pytest.mark.parametrize("in_steps", [False, True])
+@pytest.mark.parametrize("in_steps, rows_at_once", [(False, None), (True, None), (False, 2)])
 def test_a_share_paid_in_several_lines_is_paid_in_date_then_id_order_on_both_paths(db_url, tmp_path, settings,
-                                                                                   in_steps):
+                                                                                   in_steps, rows_at_once,
+                                                                                   monkeypatch):
     # The set-based pass counts each line as its share's only one, then counts again the shares paid in several
     # lines: out of row order, two on the same day (the id decides), one over the share, one on a paid share.
+    # `rows_at_once`: SQLite reads the lines' shares (to find those paid several times) a few rows at a time, the
+    # lines of one share across two reads.
+    if rows_at_once:
+        monkeypatch.setattr(explicit, "_INTEGERS_ROWS", rows_at_once)
     folder = tmp_path / "world"
     folder.mkdir()
     invoices_file(folder)
