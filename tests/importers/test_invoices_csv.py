@@ -146,3 +146,46 @@ def test_a_check_done_once_per_distinct_cell_gives_each_row_what_the_row_by_row_
 @given(st.lists(nir_like, max_size=10), st.binary(min_size=0, max_size=80))
 def test_the_nirs_hashed_together_are_hashed_as_one_by_one(values, key):
     assert invoices_csv.nir_hash_many(values, key) == [invoices_csv.nir_hash(value, key) for value in values]
+
+
+PATIENT_HEADER = ("invoice_number;issue_date;patient_id;last_name;first_name;address;postal_code;city;total_amount;"
+                  "amo_amount;patient_amount;phone;email;guarantor_email;nir")
+PATIENT_ROWS = [f"F{n};10/01/2025;P{n % 3};Martin;Claire;5 rue Haute;75011;Paris;100,00;70,00;30,00;{phone};{email};"
+                f"{guarantor};{number}"
+                for n, (phone, email, guarantor, number) in enumerate([
+                    ("06 54 91 92 31", "a@b.fr", "", A_NIR), ("12", "a@b.fr", "", ""), ("", "Jean <j@x.fr>", "", ""),
+                    ("+1 202 555 0143", "", "g@x", A_NIR), ("06 54 91 92 31", "", "", "185057800608492"),
+                    ("", "c@d.fr", "", "1 85 05 78 006 084 91"), ("06.54.91.92.31", "c@d.fr", "", "")])]
+
+
+def test_the_patients_columns_encoded_in_a_second_thread_give_what_the_reading_thread_gives(tmp_path, monkeypatch):
+    """read encodes the phones, e-mails and NIRs (ENCODED_BESIDE) in a second thread beside the invoices' checks:
+    the same rows, refusals and patients' values as when every column is encoded in the reading thread."""
+    path = tmp_path / "factures.csv"
+    path.write_text("\n".join([PATIENT_HEADER, *PATIENT_ROWS, PATIENT_ROWS[0]]) + "\n", encoding="utf-8")
+    beside = invoices_csv.read(path, nir_key=b"k")
+    monkeypatch.setattr(invoices_csv, "ENCODED_BESIDE", ())
+    here = invoices_csv.read(path, nir_key=b"k")
+    assert [(r.line, r.field) for r in beside.rejects] == [(3, "phone"), (4, "email"), (5, "guarantor_email"),
+                                                           (6, "nir"), (9, "invoice_number")]
+    assert beside.rejects == here.rejects
+    pd.testing.assert_frame_equal(beside.frame, here.frame)
+    pd.testing.assert_frame_equal(beside.patients, here.patients)
+    assert beside.frame["invoice_number"].tolist() == ["F0", "F5", "F6"]
+    assert beside.patients["phone"].fillna("").tolist() == ["+33654919231", "", "+33654919231"]
+    assert beside.patients["nir_hash"].notna().tolist() == [True, True, False]
+
+
+def test_a_failure_in_the_second_thread_is_the_reading_s_own(tmp_path, monkeypatch):
+    path = tmp_path / "factures.csv"
+    path.write_text("\n".join([PATIENT_HEADER, *PATIENT_ROWS]) + "\n", encoding="utf-8")
+    real = invoices_csv.Distinct
+
+    def failing_on_nirs(cells):
+        if cells.name == "nir":
+            raise MemoryError("nir")
+        return real(cells)
+
+    monkeypatch.setattr(invoices_csv, "Distinct", failing_on_nirs)
+    with pytest.raises(MemoryError, match="nir"):
+        invoices_csv.read(path, nir_key=b"k")
