@@ -16,6 +16,7 @@ from recouvrement.app import remind
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.app.remind import marks, read_and_decide, run_remind
+from recouvrement.core.ladder import decide
 from recouvrement.db.accounts import patient_split
 from recouvrement.db.session import wait_for_checkpoint
 from recouvrement.rules import Rules
@@ -60,12 +61,12 @@ def test_two_processes_decide_what_one_process_decides_on_a_scale_set(engine, se
         assert parts.split_at is None and parts == whole
         return
     assert parts.split_at is not None and parts.child_counted
-    assert parts.judged == whole.judged and parts.pre_due == whole.pre_due
+    assert (parts.letters, parts.exclusions, parts.pre_due) == (whole.letters, whole.exclusions, whole.pre_due)
     # This process's part whole, of the child's the accounts with calls (what the run closes or keeps).
     assert parts.accounts == [a for a in whole.accounts if a.patient_id < parts.split_at or a.calls]
-    upper = [d for d in whole.judged if d.patient_id >= parts.split_at]
-    assert len(whole.judged) > 500 and len(upper) > 200
-    assert sum(d.level is not None for d in upper) > 50 and sum(bool(d.exclusions) for d in upper) > 50
+    assert len(whole.accounts) > 500 and sum(a.patient_id >= parts.split_at for a in whole.accounts) > 200
+    assert sum(d.patient_id >= parts.split_at for d in whole.letters) > 50
+    assert sum(e[0] >= parts.split_at for e in whole.exclusions) > 50
     assert whole.pre_due
 
 
@@ -93,7 +94,7 @@ def test_a_child_that_started_from_another_ledger_is_not_counted(engine, setting
     stale = ((payments[0] - 1, payments[1]), invoices, pauses)     # as if a payment was imported in between
     parts, whole = both_ways(engine, scale_day, rules, read=stale)
     assert parts.split_at is not None and not parts.child_counted
-    assert parts.judged == whole.judged and parts.pre_due == whole.pre_due
+    assert (parts.letters, parts.exclusions, parts.pre_due) == (whole.letters, whole.exclusions, whole.pre_due)
 
 
 def test_a_child_that_failed_leaves_its_part_to_this_process():
@@ -173,3 +174,15 @@ def test_no_child_is_forked_while_another_thread_runs(engine, scale_day, monkeyp
     finally:
         done.set()
         other.join()
+
+
+def test_the_day_keeps_every_letter_and_every_exclusion_the_ladder_decides_in_patient_order(
+        engine, settings, scale_day):
+    rules = settings.rules()
+    with engine.connect() as conn:
+        day = read_and_decide(engine, conn, scale_day, rules, marks(conn), split_from=1)
+        whole = read_and_decide(engine, conn, scale_day, rules, marks(conn), split_from=ONE_PROCESS)
+    judged = [decide(account, scale_day, rules) for account in whole.accounts]
+    assert day.letters == [d for d in judged if d.level is not None] and day.letters
+    assert day.exclusions == [(d.patient_id, e.invoice_number, e.code, e.reason) for d in judged
+                              for e in d.exclusions] and day.exclusions
