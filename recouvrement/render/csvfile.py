@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import gc
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 MASK = "[masqué]"
 
@@ -181,6 +183,24 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence], dialect: Dialect =
     return lines.line(header) + "".join(lines.line(row) for row in rows)
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused while a document is made and scanned: a big file's rows, cells and
+    spans are hundreds of thousands of small objects, none in a cycle, and each batch of them made the collector walk
+    the heap again (a 1M balance's invoice detail: csv_document 5.2-5.6 -> 4.5 s CPU). Reference counting still
+    frees what is dropped; on the way out what is kept is filed with the oldest generation at once (freeze, then
+    unfreeze), as app.remind does for the night's accounts."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.freeze()
+            gc.unfreeze()
+            gc.enable()
+
+
 def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, dialect: Dialect = PLAIN,
                  free_text: Sequence[str] = ()) -> bytes:
     """The CSV file's bytes, ready to write; PrivacyLeak (naming `name`) if medical data is left in it.
@@ -189,6 +209,12 @@ def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, 
     The identifiers in the key columns (core.privacy.KEY_COLUMNS) the file carries (a patient numbered "P10") are known to the
     scan as identifiers, not diagnoses; a free-text cell is still scanned without them.
     """
+    with _no_cycle_collection():
+        return _document(name, header, rows, dialect, free_text)
+
+
+def _document(name: str, header: Sequence[str], rows: Iterable[Sequence], dialect: Dialect,
+              free_text: Sequence[str]) -> bytes:
     from recouvrement.core.privacy import scan_text
     from recouvrement.scanner import ensure_clean, refuse_findings
 

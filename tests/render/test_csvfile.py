@@ -94,3 +94,24 @@ def test_every_cell_the_writer_writes_is_a_number_we_typed_or_inert_and_rows_nev
                 assert is_inert(cell) and cell in (value, "'" + value)
             else:
                 assert cell == cell_text(value, dialect)
+
+
+def test_the_cycle_collector_is_paused_while_a_document_is_made_and_scanned_and_set_back_after():
+    import gc
+    from unittest import mock
+
+    from recouvrement.core import privacy
+
+    seen = []
+    scan = privacy.scan_text
+
+    def scan_text(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return scan(*args, **kwargs)
+
+    assert gc.isenabled()
+    with mock.patch.object(privacy, "scan_text", scan_text):
+        csv_document("x.csv", ["name"], [["Dupont"]], free_text=("name",))
+        with pytest.raises(PrivacyLeak):
+            csv_document("x.csv", ["name"], [["184127645108946"]])
+    assert seen == [False] and gc.isenabled()
