@@ -16,7 +16,7 @@ from recouvrement.db import exports
 from recouvrement.db.eligibility import dispute_spans, handover_days, hold_spans, plan_facts
 from recouvrement.db import ledger
 from recouvrement.db.ledger import BUCKETS  # noqa: F401  (BUCKETS: still importable here)
-from recouvrement.render.csvfile import PLAIN, Amount, Dialect
+from recouvrement.render.csvfile import PLAIN, Amount, Dialect, no_cycle_collection
 from recouvrement.render.files import write_checked_csv
 
 DETAILS = ("patients", "invoices")
@@ -95,12 +95,14 @@ def write_balance_detail(engine: Engine, as_of: date, detail: str, path: Path, d
     table = balance_detail(engine, as_of, detail, ageing) if read is None else read
     header = list(PATIENT_DETAIL if detail == "patients" else INVOICE_DETAIL)
     # Column by column (a million-invoice detail has millions of cells): the money as Amounts, the rest as it is.
+    # The rows are built with the collector paused, as the document is (render.csvfile.no_cycle_collection).
     amounts: dict[int, Amount] = {}
-    columns = [_as_amounts(table[column].tolist(), amounts) if column in _MONEY else table[column].tolist()
-               for column in header]
-    rows = list(zip(*columns))
     free = ("last_name", "first_name") if detail == "patients" else ("mutuelle",)
-    count = write_checked_csv(path, header, rows, free_text=free, dialect=dialect)
+    with no_cycle_collection():
+        columns = [_as_amounts(table[column].tolist(), amounts) if column in _MONEY else table[column].tolist()
+                   for column in header]
+        rows = list(zip(*columns))
+        count = write_checked_csv(path, header, rows, free_text=free, dialect=dialect)
     due = int(table[["amo", "amc", "patient"]].to_numpy().sum()) if detail == "patients" else int(table["remaining"].sum())
     record_files(engine, "export", [path], export=f"balance-{detail}", rows=count, as_of=as_of)
     return count, due

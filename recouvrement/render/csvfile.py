@@ -184,9 +184,9 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence], dialect: Dialect =
 
 
 @contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """The cyclic garbage collector paused while a document is made and scanned: a big file's rows, cells and
-    spans are hundreds of thousands of small objects, none in a cycle, and each batch of them made the collector walk
+def no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused while a document is made and scanned (and while a caller builds its rows,
+    app.balance's detail): a big file's rows, cells and spans are hundreds of thousands of small objects, none in a cycle, and each batch of them made the collector walk
     the heap again (a 1M balance's invoice detail: csv_document 5.2-5.6 -> 4.5 s CPU). Reference counting still
     frees what is dropped; on the way out what is kept is filed with the oldest generation at once (freeze, then
     unfreeze), as app.remind does for the night's accounts."""
@@ -209,7 +209,7 @@ def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, 
     The identifiers in the key columns (core.privacy.KEY_COLUMNS) the file carries (a patient numbered "P10") are known to the
     scan as identifiers, not diagnoses; a free-text cell is still scanned without them.
     """
-    with _no_cycle_collection():
+    with no_cycle_collection():
         return _document(name, header, rows, dialect, free_text)
 
 

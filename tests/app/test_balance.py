@@ -106,6 +106,23 @@ def test_the_patient_and_invoice_details_add_up_to_the_grand_total_to_the_cent(s
     assert any("written_off" in r["state"] for r in invoices)
 
 
+
+def test_the_detail_s_rows_are_built_with_the_cycle_collector_paused_and_it_is_on_again_after(sample, tmp_path):
+    import gc
+    from unittest import mock
+
+    from recouvrement.app import balance
+
+    seen, as_amounts = [], balance._as_amounts
+
+    def recorded(values, made):
+        seen.append(gc.isenabled())
+        return as_amounts(values, made)
+
+    with mock.patch.object(balance, "_as_amounts", recorded):
+        write_balance_detail(sample, SAMPLE_DAY, "invoices", tmp_path / "factures.csv")
+    assert seen and not any(seen) and gc.isenabled()
+
 def test_ageing_by_due_date_counts_past_the_invoices_due_date_and_keeps_what_is_not_yet_due_apart(world):
     # F101: issued 10/01, due 09/02 (AMO, MGEN, patient); F102 10/02, F103 10/03, F104 12/03 — due 30 days later.
     by_issue = balance_table(world, DAY, "issue")
