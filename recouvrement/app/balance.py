@@ -16,7 +16,8 @@ from recouvrement.db import exports
 from recouvrement.db.eligibility import dispute_spans, handover_days, hold_spans, plan_facts
 from recouvrement.db import ledger
 from recouvrement.db.ledger import BUCKETS  # noqa: F401  (BUCKETS: still importable here)
-from recouvrement.render.csvfile import PLAIN, Amount, Dialect, no_cycle_collection
+from recouvrement.memory import no_cycle_collection
+from recouvrement.render.csvfile import PLAIN, Amount, Dialect
 from recouvrement.render.files import write_checked_csv
 
 DETAILS = ("patients", "invoices")
@@ -95,7 +96,7 @@ def write_balance_detail(engine: Engine, as_of: date, detail: str, path: Path, d
     table = balance_detail(engine, as_of, detail, ageing) if read is None else read
     header = list(PATIENT_DETAIL if detail == "patients" else INVOICE_DETAIL)
     # Column by column (a million-invoice detail has millions of cells): the money as Amounts, the rest as it is.
-    # The rows are built with the collector paused, as the document is (render.csvfile.no_cycle_collection).
+    # The rows are built with the collector paused, as the document is (memory.no_cycle_collection).
     amounts: dict[int, Amount] = {}
     free = ("last_name", "first_name") if detail == "patients" else ("mutuelle",)
     with no_cycle_collection():

@@ -58,6 +58,7 @@ from recouvrement.db.eligibility import patients_paused_since, pauses_mark
 from recouvrement.db.ledger import PatientRange
 from recouvrement.db.payments import invoices_mark, payments_mark, unreconciled_count
 from recouvrement.db.session import released_for_fork, writing
+from recouvrement.memory import no_cycle_collection
 from recouvrement.audit import Event, append_event, append_events, file_record, record_files
 from recouvrement.channels.compose import BatchPart
 from recouvrement.render.views import LetterView
@@ -217,7 +218,7 @@ def run_remind(engine: Engine, settings: Settings, as_of: date, out_dir: Path, d
     before as_of are not reconciled yet; a dry run reports them in `unreconciled` instead."""
     rules = rules or settings.rules()
     started = time.perf_counter(), time.process_time()
-    with _no_cycle_collection(), child_pool(engine) as pool:
+    with no_cycle_collection(), child_pool(engine) as pool:
         with engine.connect() as conn:
             mark = payments_mark(conn)      # before the accounts are read: any payment after it shows at recording,
             invoices = invoices_mark(conn)  # any invoices file imported after it (a patient's details changed),
@@ -348,24 +349,6 @@ def _drop_paused(conn: Connection, mark: tuple[int, int, int, int], report: Remi
                              for w in report.letters if w.patient_id in paused)
         report.letters = [w for w in report.letters if w.patient_id not in paused]
     return paused
-
-
-@contextlib.contextmanager
-def _no_cycle_collection():
-    """The cyclic garbage collector paused while the night's accounts and decisions are built: hundreds of
-    thousands of small objects, none in a cycle, each batch of them made the collector walk the whole heap again
-    (a fifth of the read-and-decide step at 200k invoices). Reference counting still frees what is dropped.
-    On the way out they are filed with the oldest generation at once (freeze, then unfreeze): else the collector's
-    first pass takes them all for young objects and walks them twice over (0.4 s at 1M invoices)."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
 
 
 def call_id(as_of: date, patient_id: str, level: int) -> str:
@@ -867,7 +850,7 @@ def _child_part(url: str, as_of: date, rules: Rules, first: str) -> tuple[tuple,
     """In the child: the upper part, and the marks read before it."""
     from recouvrement.db.session import open_engine
 
-    gc.disable()        # hundreds of thousands of small objects, none in a cycle (_no_cycle_collection)
+    gc.disable()        # hundreds of thousands of small objects, none in a cycle (memory.no_cycle_collection)
     engine = open_engine(url, migrate=False)
     try:
         with engine.connect() as conn:

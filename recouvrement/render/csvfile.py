@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import gc
 import math
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
+
+from recouvrement.memory import no_cycle_collection
 
 MASK = "[masqué]"
 
@@ -181,24 +181,6 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence], dialect: Dialect =
     """The CSV as text (no BOM, no scan): for tests and callers that add their own checks."""
     lines = _Lines(dialect)
     return lines.line(header) + "".join(lines.line(row) for row in rows)
-
-
-@contextmanager
-def no_cycle_collection() -> Iterator[None]:
-    """The cyclic garbage collector paused while a document is made and scanned (and while a caller builds its rows,
-    app.balance's detail): a big file's rows, cells and spans are hundreds of thousands of small objects, none in a cycle, and each batch of them made the collector walk
-    the heap again (a 1M balance's invoice detail: csv_document 5.2-5.6 -> 4.5 s CPU). Reference counting still
-    frees what is dropped; on the way out what is kept is filed with the oldest generation at once (freeze, then
-    unfreeze), as app.remind does for the night's accounts."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
 
 
 def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, dialect: Dialect = PLAIN,

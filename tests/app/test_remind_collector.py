@@ -1,4 +1,4 @@
-"""The reminders' read-and-decide step pauses the cyclic garbage collector (app.remind._no_cycle_collection) and
+"""The reminders' read-and-decide step pauses the cyclic garbage collector (memory.no_cycle_collection) and
 always gives it back: after a run, and after a run refused."""
 
 from __future__ import annotations
