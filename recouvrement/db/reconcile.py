@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -13,12 +14,17 @@ from sqlalchemy import Connection, Integer, text
 from recouvrement.db import open_items
 from recouvrement.db.bulk import read_columns, stage
 from recouvrement.db.changes import changed_since_last_run
-from recouvrement.db.models import Payment
 
 RETRIED = ("unmatched", "ambiguous")      # queue entries a later run tries again (new invoices may fit)
-# The payment table's columns of whole numbers (read_columns reads the others as text).
-_WHOLE_NUMBERS = {c.name for c in Payment.__table__.c  # type: ignore[attr-defined]  # SQLModel sets it (db.models)
-                  if isinstance(c.type, Integer)}
+
+
+@lru_cache(maxsize=1)
+def _whole_numbers() -> frozenset[str]:
+    """The payment table's columns of whole numbers (read_columns reads the others as text). Read from db.models when first needed, not at import: the models bring SQLModel and its tables (0.3 s),
+    which the commands that only read (remind, balance) never use."""
+    from recouvrement.db.models import Payment
+    return frozenset(c.name for c in Payment.__table__.c  # type: ignore[attr-defined]  # SQLModel sets it
+                     if isinstance(c.type, Integer))
 
 
 # -- the run's watermark -------------------------------------------------------------------------
@@ -92,7 +98,7 @@ def pending_payments(conn: Connection, last_id: int, columns: Sequence[str],
     pending = unreconciled(conn, "p")
     settled_out = " AND p.id NOT IN (SELECT id FROM plain_explicit)" if settled else ""
     new = "SELECT " + ", ".join(columns) + f" FROM payment p WHERE {pending} AND p.id <= :last{settled_out}"
-    ints = [c for c in columns if c in _WHOLE_NUMBERS]
+    ints = [c for c in columns if c in _whole_numbers()]
     if retried is None:
         return read_columns(conn, f"{new} OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind "
                             f"IN {RETRIED})", {"last": last_id}, ints)
