@@ -96,3 +96,23 @@ def test_an_unknown_command_is_refused_as_before():
     shown = command_line("relancer")
     assert shown.returncode == 2
     assert "relancer" in shown.stderr and "Traceback" not in shown.stderr
+
+
+def test_a_command_is_imported_with_the_garbage_collector_paused_then_running_again(monkeypatch):
+    # A command's libraries are a few hundred thousand objects, none garbage: the collector is paused while they are
+    # imported (memory.no_cycle_collection), and runs again once the command is found.
+    import gc
+    import importlib
+
+    seen = []
+    real = importlib.import_module
+
+    def watching(name, *args):
+        seen.append((name, gc.isenabled()))
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", watching)
+    assert gc.isenabled()
+    command = cli.get_command(click.Context(cli), "remind")
+    assert command is not None and command.name == "remind"
+    assert seen and all(not enabled for _, enabled in seen) and gc.isenabled()
