@@ -57,7 +57,7 @@ from recouvrement.db.accounts import load_accounts, patient_count, patient_split
 from recouvrement.db.eligibility import patients_paused_since, pauses_mark
 from recouvrement.db.ledger import PatientRange
 from recouvrement.db.payments import invoices_mark, payments_mark, unreconciled_count
-from recouvrement.db.session import released_for_fork, writing
+from recouvrement.db.session import released_for_fork, sqlite_file, writing
 from recouvrement.memory import no_cycle_collection
 from recouvrement.audit import Event, append_event, append_events, file_record, record_files
 from recouvrement.channels.compose import BatchPart
@@ -765,7 +765,7 @@ def child_pool(engine: Engine) -> Iterator[ProcessPoolExecutor | None]:
     """The pool of read_and_decide's child, its process forked now, before this process opens the database (see
     above); None when no child will take a part (a server database, fewer than SPLIT_FROM_PATIENTS patients) or a
     fork is not safe: read_and_decide then spawns one if it splits."""
-    if not _on_sqlite_file(engine):
+    if sqlite_file(engine) is None:      # a server database: left to its own parallelism
         yield None
         return
     with engine.connect() as conn:
@@ -813,15 +813,10 @@ def _in_two_processes(pool: ProcessPoolExecutor, engine: Engine, conn: Connectio
     return lower, _child_result(upper, read)
 
 
-def _on_sqlite_file(engine: Engine) -> bool:
-    """A server database is left to the server's own parallelism, an in-memory one has no file to share."""
-    return engine.dialect.name == "sqlite" and bool(engine.url.database) and engine.url.database != ":memory:"
-
-
 def _split_point(engine: Engine, conn: Connection, as_of: date, split_from: int) -> str | None:
     """The first patient id of the child's part, or None to read in this process alone: a SQLite file with at least
     `split_from` patients."""
-    if not _on_sqlite_file(engine):
+    if sqlite_file(engine) is None:      # a server database: left to its own parallelism
         return None
     return patient_split(conn, as_of, 1 - CHILD_SHARE, at_least=max(split_from, 2))
 

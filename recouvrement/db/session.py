@@ -338,6 +338,12 @@ def bulk_transaction(engine: Engine) -> Iterator[Connection]:
     release_freed_memory()
 
 
+def sqlite_file(engine: Engine) -> str | None:
+    """The SQLite file the engine opens; None for a server database, or an in-memory one (no file to share)."""
+    database = engine.url.database
+    return database if engine.dialect.name == "sqlite" and database and database != ":memory:" else None
+
+
 def released_for_fork(engine: Engine) -> bool:
     """SQLite file: the engine's idle connections closed (its pool disposed of), then whether this process may fork
     a child that opens the file anew: no thread of ours but this one (the checkpoint behind a bulk commit, a server's
@@ -346,8 +352,8 @@ def released_for_fork(engine: Engine) -> bool:
     fork(): it keeps its locks per process, in memory, per file, so a connection the child opens beside an inherited
     one would take the parent's locks for its own and read unprotected. Linux only (it reads /proc/self/fd); False
     elsewhere, for a server or in-memory database, and without disposing of anything when another thread runs."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or sys.platform != "linux":
+    database = sqlite_file(engine)
+    if database is None or sys.platform != "linux":
         return False
     if threading.active_count() > 1:
         return False
