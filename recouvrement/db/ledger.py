@@ -195,6 +195,7 @@ NAME_COLUMNS = ["patient_id", "last_name", "first_name", "guarantor_last_name", 
 # What the engine reads of each invoice, and the allocations summed per invoice and share.
 _MATCHING_COLUMNS = "i.invoice_number, i.compact_number, i.patient_id, i.issue_date, i.amo_cents, i.amc_cents, i.patient_cents"
 _MATCHING_INTS = ["amo_cents", "amc_cents", "patient_cents", "row_id"]      # read_columns' whole numbers
+_MATCHING_PATIENTS = f"SELECT {', '.join(NAME_COLUMNS)} FROM patient"
 _PAID_PER_INVOICE = ("SELECT invoice_number, " + _per_share("payer_type", "amount_cents")
                      + " FROM allocation GROUP BY invoice_number")
 _PAID_WITH_INVOICES = (
@@ -245,14 +246,20 @@ def matching_before(conn: Connection) -> LedgerBefore:
     pass allocates (app.reconcile); matching_snapshot then adds what was allocated after (the pass's allocations)."""
     mark = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM allocation").scalar_one())
     sqlite = conn.dialect.name == "sqlite"
+    invoices, paid = _invoices_with_paid(conn, _invoices_paid_up_to(sqlite), {"mark": mark})
+    row_ids = invoices["row_id"].to_numpy(dtype="int64") if sqlite else None
+    invoices = invoices.drop(columns=["row_id"] if sqlite else [])
+    return LedgerBefore(invoices, paid, mark, row_ids, read_columns(conn, _MATCHING_PATIENTS))
+
+
+def _invoices_with_paid(conn: Connection, sql: str, params: dict | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The invoices the engine reads (by columns, db.bulk.read_columns), and their sums paid per share (the query's
+    paid_<share> columns) taken off as a matrix of cents, a row an invoice."""
     paid_columns = [f"paid_{share}" for share in SHARES]
-    invoices = read_columns(conn, _invoices_paid_up_to(sqlite), {"mark": mark}, _MATCHING_INTS + paid_columns)
+    invoices = read_columns(conn, sql, params, _MATCHING_INTS + paid_columns)
     paid = (invoices[paid_columns].to_numpy(dtype="int64") if len(invoices)
             else np.zeros((0, len(SHARES)), dtype="int64"))
-    row_ids = invoices["row_id"].to_numpy(dtype="int64") if sqlite else None
-    invoices = invoices.drop(columns=paid_columns + (["row_id"] if sqlite else []))
-    return LedgerBefore(invoices, paid, mark, row_ids,
-                        read_columns(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient"))
+    return invoices.drop(columns=paid_columns), paid
 
 
 def matching_snapshot(conn: Connection, before: LedgerBefore | None = None) -> Snapshot:
@@ -264,12 +271,8 @@ def matching_snapshot(conn: Connection, before: LedgerBefore | None = None) -> S
     `before`: the invoices, patients and sums paid already read up to an allocation (matching_before, before this
     transaction allocated what it did): what was allocated after is added (_paid_since)."""
     if before is None:
-        paid_columns = [f"paid_{share}" for share in SHARES]
-        invoices = read_columns(conn, _PAID_WITH_INVOICES, ints=_MATCHING_INTS + paid_columns)
-        paid = (invoices[paid_columns].to_numpy(dtype="int64") if len(invoices)
-                else np.zeros((0, len(SHARES)), dtype="int64"))
-        invoices = invoices.drop(columns=paid_columns)
-        patients = read_columns(conn, f"SELECT {', '.join(NAME_COLUMNS)} FROM patient")
+        invoices, paid = _invoices_with_paid(conn, _PAID_WITH_INVOICES)
+        patients = read_columns(conn, _MATCHING_PATIENTS)
     else:
         invoices, patients = before.invoices, before.patients
         paid = before.paid + _paid_since(conn, before)
