@@ -20,8 +20,9 @@ RETRIED = ("unmatched", "ambiguous")      # queue entries a later run tries agai
 
 @lru_cache(maxsize=1)
 def _whole_numbers() -> frozenset[str]:
-    """The payment table's columns of whole numbers (read_columns reads the others as text). Read from db.models when first needed, not at import: the models bring SQLModel and its tables (0.3 s),
-    which the commands that only read (remind, balance) never use."""
+    """The payment table's columns of whole numbers (read_columns reads the others as text). Read from db.models
+    when first needed, not at import: the models bring SQLModel and its tables (0.3 s), which the commands that
+    only read (remind, balance) never use."""
     from recouvrement.db.models import Payment
     return frozenset(c.name for c in Payment.__table__.c  # type: ignore[attr-defined]  # SQLModel sets it
                      if isinstance(c.type, Integer))

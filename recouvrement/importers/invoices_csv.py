@@ -182,6 +182,7 @@ def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes,
     `encoded`: the Distinct of some columns (ENCODED_BESIDE), under way; the others' are made here."""
     patients = raw[["patient_id", "last_name", "first_name", "address", "postal_code", "city", *GUARANTOR]].copy()
     patients["email"] = raw["email"].where(raw["email"] != "", None)
+
     def distinct(column: str) -> Distinct:
         return encoded[column].result() if column in encoded else Distinct(raw[column])
 
