@@ -132,7 +132,7 @@ def test_the_child_is_forked_before_the_run_opens_the_database(engine, settings,
         pytest.skip("one process on a server database")
     monkeypatch.setattr(remind, "SPLIT_FROM_PATIENTS", 1)
     monkeypatch.setitem(_SEEN_BY_THE_CHILD, "token", "set in the parent")
-    wait_for_checkpoint(engine)         # the reconcile's, behind its commit: a thread (see the last test)
+    _no_checkpoint_behind(engine)       # the reconcile's, behind its commit: a thread (see the last test)
     with remind.child_pool(engine) as pool:
         assert pool is not None
         assert pool.submit(_token_seen).result() == "set in the parent"
@@ -142,13 +142,22 @@ def test_the_child_is_forked_before_the_run_opens_the_database(engine, settings,
     assert parts.child_counted
 
 
+def _no_checkpoint_behind(engine) -> None:
+    """This engine's checkpoint behind its last commit, and any other engine's still running in this process (a
+    thread: released_for_fork then refuses the fork, rightly), waited for."""
+    wait_for_checkpoint(engine)
+    for thread in threading.enumerate():
+        if thread.name == "recouvrement-sqlite-checkpoint":
+            thread.join()
+
+
 def test_no_child_is_forked_while_a_connection_to_the_file_is_open(engine, scale_day, monkeypatch):
     monkeypatch.setattr(remind, "SPLIT_FROM_PATIENTS", 1)
     with engine.connect() as held:
         held.execute(text("SELECT COUNT(*) FROM patient")).scalar_one()
         with remind.child_pool(engine) as pool:
             assert pool is None             # read_and_decide spawns its child, as it did before
-    wait_for_checkpoint(engine)
+    _no_checkpoint_behind(engine)
     with remind.child_pool(engine) as pool:
         assert (pool is not None) == (engine.dialect.name == "sqlite")
 
