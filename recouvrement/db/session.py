@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import ctypes
+import gc
 import os
 import sys
 import threading
@@ -360,14 +361,26 @@ def released_for_fork(engine: Engine) -> bool:
     engine.dispose()
     path = os.path.realpath(database)
     files = {path, path + "-wal", path + "-shm", path + "-journal"}
+    if not _opened(files):
+        return True
+    # A connection checked out while its pool was disposed of goes back, when released, into the pool disposed of,
+    # which nothing closes but the cycle collector (the pool and its connections refer to each other): its file
+    # stays open until the collector runs. Collected once, then looked at again: a connection still in use keeps
+    # the fork refused.
+    gc.collect()
+    return not _opened(files)
+
+
+def _opened(files: set[str]) -> bool:
+    """Whether this process holds a descriptor open on one of `files` (real paths)."""
     for fd in os.listdir("/proc/self/fd"):
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:          # the listing's own descriptor, closed once read
             continue
         if target in files:
-            return False
-    return True
+            return True
+    return False
 
 
 def wal_mode(conn: Connection) -> bool:
