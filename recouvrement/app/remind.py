@@ -773,13 +773,37 @@ def child_pool(engine: Engine) -> Iterator[ProcessPoolExecutor | None]:
     if not many or not released_for_fork(engine):
         yield None
         return
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+    with _child_executor("fork") as pool:
         pool.submit(_started)       # the executor forks its process in its first submit
         yield pool
 
 
 def _started() -> None:
     """The forked child's first task: nothing, the fork is what was wanted."""
+
+
+def _child_executor(start: str) -> ProcessPoolExecutor:
+    """The one-process pool of the child's part, its process started by `start` ('fork' or 'spawn') and ending
+    with this one (_ends_with)."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context(start),
+                               initializer=_ends_with, initargs=(os.getpid(),))
+
+
+def _ends_with(parent: int) -> None:
+    """In the child, before its part: killed when the process that started it ends (Linux's PR_SET_PDEATHSIG, sent
+    when the thread that started it ends: run_remind's, which waits for the child's part anyway). A parent killed
+    half-way (SIGKILL) left the child, once its part was decided, blocked for ever writing its result (7.7 MB at 1M)
+    into a pipe nobody reads, some 500 MB held. The child only reads: nothing of it is left to undo."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:       # it ended before the line above
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1       # linux/prctl.h
 
 
 def read_and_decide(engine: Engine, conn: Connection, as_of: date, rules: Rules, read: tuple, *,
@@ -794,7 +818,7 @@ def read_and_decide(engine: Engine, conn: Connection, as_of: date, rules: Rules,
     if pool is not None:
         lower, theirs = _in_two_processes(pool, engine, conn, as_of, rules, read, first)
     else:
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as spawned:
+        with _child_executor("spawn") as spawned:
             lower, theirs = _in_two_processes(spawned, engine, conn, as_of, rules, read, first)
     counted = theirs is not None
     if theirs is None:

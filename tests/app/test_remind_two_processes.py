@@ -214,3 +214,44 @@ def test_the_day_keeps_every_letter_and_every_exclusion_the_ladder_decides_in_pa
     assert day.letters == [d for d in judged if d.level is not None] and day.letters
     assert day.exclusions == [(d.patient_id, e.invoice_number, e.code, e.reason) for d in judged
                               for e in d.exclusions] and day.exclusions
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_the_child_ends_when_the_process_that_started_it_is_killed(start, tmp_path):
+    # A run killed half-way (SIGKILL, nothing to clean up) must not leave its child behind: it would decide its part,
+    # then block for ever writing its result into a pipe nobody reads.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import os, time\n"
+              "from recouvrement.app import remind\n"
+              "if __name__ == '__main__':\n"
+              f"    pool = remind._child_executor({start!r})\n"
+              "    child = pool.submit(os.getpid).result()\n"
+              "    pool.submit(time.sleep, 60)\n"
+              "    print(child, flush=True)\n"
+              "    time.sleep(60)\n")
+    (tmp_path / "parent.py").write_text(script)
+    parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py")], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] != "Z"     # a zombie has ended
+        except FileNotFoundError:
+            return False
+
+    assert alive(child)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ended = not alive(child)
+    if not ended:
+        os.kill(child, signal.SIGKILL)
+    assert ended
