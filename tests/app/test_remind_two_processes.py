@@ -5,7 +5,12 @@ or failed is not counted, its part read again here."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import Future
 from datetime import date, timedelta
 
@@ -220,12 +225,6 @@ def test_the_day_keeps_every_letter_and_every_exclusion_the_ladder_decides_in_pa
 def test_the_child_ends_when_the_process_that_started_it_is_killed(start, tmp_path):
     # A run killed half-way (SIGKILL, nothing to clean up) must not leave its child behind: it would decide its part,
     # then block for ever writing its result into a pipe nobody reads.
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     script = ("import os, time\n"
               "from recouvrement.app import remind\n"
               "if __name__ == '__main__':\n"
