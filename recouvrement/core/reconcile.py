@@ -960,16 +960,49 @@ def payer_candidates(payments: pd.DataFrame, patients: pd.DataFrame, shares: pd.
     if people.empty:
         return empty
     names = payments["payer_name"].fillna("")
-    keys = _payer_keys(names.unique()).merge(patient_name_keys(people), on=["last", "first"])
+    # The patients as codes (their places among the keys' owner_ids) from here on: the rows named below are
+    # hundreds of thousands, and a patient's id looked up on each of them cost more than the rule (see _owed_by_then).
+    theirs = _name_key_arrays(people, None)
+    keys = _payer_keys(names.unique()).merge(
+        pd.DataFrame({"last": theirs.last, "first": theirs.first, "owner": theirs.owner}), on=["last", "first"])
     named = (pd.DataFrame({"payment_id": payments["payment_id"], "payer_name": names,
                            "amount_cents": payments["amount_cents"], "payment_date": payments["payment_date"]})
-             .merge(keys[["payer_name", "patient_id"]].drop_duplicates(), on="payer_name"))
-    wanted = named.merge(shares[["patient_id", "amount_cents", "issue_date"]], on=["patient_id", "amount_cents"])
-    wanted = wanted[wanted["issue_date"] <= wanted["payment_date"]]
-    if wanted.empty:
+             .merge(keys[["payer_name", "owner"]].drop_duplicates(), on="payer_name"))
+    owed = _owed_by_then(named, pd.Index(theirs.owner_ids).get_indexer(shares["patient_id"]), shares)
+    if not owed.any():
         return empty
-    found = wanted[["payment_id", "patient_id"]].drop_duplicates()
+    found = pd.DataFrame({"payment_id": named["payment_id"].to_numpy()[owed],
+                          "patient_id": theirs.owner_ids[named["owner"].to_numpy()[owed]]}).drop_duplicates()
     return found.sort_values(["payment_id", "patient_id"]).reset_index(drop=True)
+
+
+def _owed_by_then(named: pd.DataFrame, owners: np.ndarray, shares: pd.DataFrame) -> np.ndarray:
+    """For each row of `named` (owner: a patient's code, amount_cents, payment_date): whether one of the `shares`
+    (amount_cents, issue_date) of that patient (`owners`: each share's patient as such a code, -1 for none) and of
+    that amount was issued by that date (a missing date on either side: no). Looked up on integers (the patient and
+    the amount as one number, each date as its rank among them all), where merging the rows with the shares on the
+    patient's id and the amount, then comparing the dates, hashed every row's id again (1M, remind's larger part:
+    288,049 rows named against 60,789 shares, 0.31 s of the 0.71-0.80 s of payer_candidates)."""
+    amounts = pd.Index(pd.unique(shares["amount_cents"].to_numpy(dtype="int64")))
+    issued, paid = _date_ranks(shares["issue_date"], named["payment_date"])
+    by_share = owners.astype("int64") * len(amounts) + amounts.get_indexer(shares["amount_cents"])
+    kept = owners >= 0
+    earliest = (pd.Series(np.where(issued < 0, np.iinfo("int64").max, issued)[kept])
+                .groupby(by_share[kept]).min())
+    amount = amounts.get_indexer(named["amount_cents"])
+    found = earliest.index.get_indexer(named["owner"].to_numpy(dtype="int64") * len(amounts) + amount)
+    found[amount < 0] = -1
+    return (found >= 0) & (paid >= 0) & (earliest.to_numpy()[found] <= paid)
+
+
+def _date_ranks(*columns: pd.Series) -> list[np.ndarray]:
+    """Each column's dates as their rank among the distinct dates of all of them (-1 where missing): compared as
+    the dates are, each distinct date sorted once (a few hundred, where the rows are hundreds of thousands)."""
+    codes, distinct = pd.factorize(np.concatenate([column.to_numpy(dtype=object) for column in columns]))
+    rank = np.empty(len(distinct) + 1, dtype="int64")
+    rank[sorted(range(len(distinct)), key=distinct.__getitem__)] = np.arange(len(distinct))
+    rank[-1] = -1
+    return np.split(rank[codes], np.cumsum([len(column) for column in columns])[:-1])
 
 
 def reconcile(payments: pd.DataFrame, ledger: Ledger, letters: pd.DataFrame | None = None,

@@ -502,6 +502,22 @@ def test_the_queued_payments_candidates_are_every_pair_whose_name_and_amount_and
     assert list(found.columns) == ["payment_id", "patient_id"] and not found.duplicated().any()
 
 
+def test_a_queued_payment_or_a_share_without_a_date_makes_no_candidate_but_a_dated_share_of_the_amount_does():
+    patients = pd.DataFrame({"patient_id": ["P1", "P2", "P3"], "last_name": ["MARTIN", "DURAND", "NGUYEN"],
+                             "first_name": ["ANNE", "LUC", "ANNE"], "guarantor_last_name": [None, None, None],
+                             "guarantor_first_name": [None, None, None]})
+    shares = pd.DataFrame({"patient_id": ["P1", "P2", "P2", "P3", "P3"],
+                           "amount_cents": pd.Series([1000, 2500, 2500, 4000, 4000], dtype="int64"),
+                           "issue_date": [date(2026, 3, 1), None, date(2026, 3, 5), None, date(2026, 3, 9)]})
+    payments = pd.DataFrame({"payment_id": ["Q1", "Q2", "Q3", "Q4"],
+                             "payer_name": ["ANNE MARTIN", "LUC DURAND", "ANNE NGUYEN", "LUC DURAND"],
+                             "amount_cents": pd.Series([1000, 2500, 4000, 2500], dtype="int64"),
+                             "payment_date": [None, date(2026, 3, 5), date(2026, 3, 8), date(2026, 3, 4)]})
+    found = payer_candidates(payments, patients, shares)
+    # Q1: no date; Q3: P3's dated share came after it, its undated one never counts; Q4: before P2's dated share.
+    assert list(zip(found["payment_id"], found["patient_id"])) == [("Q2", "P2")]
+
+
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.text("PQé0 ", min_size=1, max_size=4), st.sampled_from(_NAMES + ["Lé", "X", "Éa"]),
