@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +12,7 @@ from recouvrement.app.reminders import remind_and_send
 from recouvrement.cli import NOT_RECONCILED_EXIT, Context, Table, cli, error, out, pass_context, warning
 from recouvrement.cli.options import as_of_option
 from recouvrement.money import format_eur
-from recouvrement.render.csvfile import inert
+from recouvrement.render.csvfile import Dialect, csv_text
 
 
 @cli.command()
@@ -69,6 +67,9 @@ def _print_dry_run(report: RemindReport) -> None:
 # Past this many rows a listing is printed as plain lines: rich lays a table out cell by cell (a clinic group's dry
 # run, 52,672 letters and 97,208 exclusions at 1M, took 70 s to print as tables and under a second as lines).
 TABLE_ROWS = 500
+# A long listing's lines: the house's CSV writer (render.csvfile: cells inert, quoted when they hold « ; », a double
+# quote, a CR or a LF), fields separated by « ; », lines ended by LF, to read in a file or a spreadsheet.
+LISTING = Dialect("listing", ";", ",", "utf-8", "\n")
 
 
 def _listing(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -83,11 +84,7 @@ def _listing(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -
         out.print(table)
         return
     out.print(f"{title} : {len(rows)} lignes, une par ligne ci-dessous (champs séparés par « ; »)")
-    lines = io.StringIO()     # written at once: 150k lines one write each cost 0.1 s more through the stream
-    writer = csv.writer(lines, delimiter=";", lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows([inert(cell) for cell in row] for row in rows)
-    out.file.write(lines.getvalue())
+    out.file.write(csv_text(header, rows, LISTING))     # written at once: a write a line cost 0.1 s more
     out.file.flush()
 
 

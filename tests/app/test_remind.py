@@ -393,3 +393,12 @@ def test_a_long_dry_run_is_listed_as_plain_lines_with_inert_cells(engine, settin
     assert any(line.startswith("P1;(toutes);below_minimum;") for line in lines)
     assert "┃" not in result.output.split("Non relancés")[0]       # no table drawn before the counts
     assert not (tmp_path / "out").exists()
+
+
+def test_a_long_listings_cell_holding_a_carriage_return_is_quoted_so_no_line_starts_inside_it(monkeypatch, capsys):
+    # The house's CSV writer: Python's own, with lines ended by LF, left a lone CR unquoted (a new row, and a live
+    # cell, in a spreadsheet).
+    import recouvrement.cli.remind_commands as remind_commands
+    monkeypatch.setattr(remind_commands, "TABLE_ROWS", 0)
+    remind_commands._listing("Exclusions", ("patient", "motif"), [("P1\r=HYPERLINK(1)", "a;b"), ("-P2", "c")])
+    assert capsys.readouterr().out.endswith('patient;motif\n"P1\r=HYPERLINK(1)";"a;b"\n\'-P2;c\n')

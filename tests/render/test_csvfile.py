@@ -96,6 +96,15 @@ def test_every_cell_the_writer_writes_is_a_number_we_typed_or_inert_and_rows_nev
                 assert cell == cell_text(value, dialect)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(outside, max_size=20))
+def test_a_long_column_of_text_is_made_inert_cell_by_cell_as_inert_makes_each(cells):
+    from recouvrement.render.csvfile import _ARROW_FROM, _inert_texts
+
+    values = cells + ["(toutes)", "Dupont", "", "=P2"] * (_ARROW_FROM // 4) + cells     # long: looked at by Arrow
+    assert _inert_texts(values) == [inert(value) for value in values]
+
+
 def test_the_cycle_collector_is_paused_while_a_document_is_made_and_scanned_and_set_back_after():
     import gc
     from unittest import mock
