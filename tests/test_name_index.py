@@ -6,6 +6,7 @@ import pandas as pd
 from sqlalchemy import text
 
 from recouvrement.app.imports import import_file
+from recouvrement.db import name_index
 from recouvrement.db.name_index import patients_named
 from tests.app.world import INVOICES, invoices_file
 
@@ -46,3 +47,25 @@ def test_a_file_of_known_patients_rewrites_only_the_name_keys_of_those_renamed(e
     kept = {key: at for key, at in before.items() if key[2] != "P12"}
     assert {key: after[key] for key in kept} == kept                     # the same keys, never rewritten
     assert {key for key in after if key[2] == "P12"} == {("MARTIN", "PIERRE", "P12"), ("MARTIN", "P", "P12")}
+
+
+def test_a_file_of_known_patients_works_out_the_name_keys_of_its_new_and_renamed_patients_only(
+        engine, settings, tmp_path, monkeypatch):
+    import_file(engine, invoices_file(tmp_path, INVOICES + [_martin(1, "P12")]), settings)
+    asked: list[set[str]] = []
+
+    def key_rows(patients: pd.DataFrame) -> pd.DataFrame:
+        asked.append(set(patients["patient_id"]))
+        return original(patients)
+
+    original = name_index.key_rows
+    monkeypatch.setattr(name_index, "key_rows", key_rows)
+    newer = [row.replace("/2025;", "/2026;", 1).replace("F2025-", "F2026-") for row in INVOICES]   # same names
+    import_file(engine, invoices_file(tmp_path, newer + [_martin(2, "P12", "Pierre").replace("/2025;", "/2026;", 1),
+                                                         _martin(4, "P30", "Anne")], name="later.csv"), settings)
+    assert asked == [{"P12", "P30"}]          # P1, P2, P3: the same names, the same keys
+    with engine.connect() as conn:
+        keys = set(conn.execute(text("SELECT last_key, first_key, patient_id FROM patient_name_key "
+                                     "WHERE patient_id IN ('P12', 'P30')")))
+    assert keys == {("MARTIN", "PIERRE", "P12"), ("MARTIN", "P", "P12"), ("MARTIN", "ANNE", "P30"),
+                    ("MARTIN", "A", "P30")}

@@ -245,6 +245,7 @@ def _store_patients(conn: Connection, patients: pd.DataFrame, name_keys: pd.Data
     stage(conn, "stage_patient", patients, {"birth_date": "date", "identity_date": "date", "sms_consent": "bool",
                                             "email_consent": "bool"}, index="patient_id")
     columns = ", ".join(patients.columns)
+    name_index.names_before(conn, "stage_patient")
     # Known patients first, so that the rows inserted just after are not written twice. The newer
     # invoice's details win; an older file still fills what the newer left empty.
     newer = "s.identity_date >= patient.identity_date"
