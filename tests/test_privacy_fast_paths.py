@@ -207,3 +207,25 @@ def test_a_long_document_is_scanned_through_its_sorted_characters_and_finds_its_
         findings = scan_text(document)
     assert [(f.line, f.kind) for f in findings] == [(301, "nir"), (301, "ccam")]
     assert findings == findings_as_they_were(document)
+
+
+GLUED = ["", "s", "a", "l'", "x", "-", " ", "_", "'", "1", "é", "\u2019", ".", "\n"]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(GLUED), st.sampled_from(LEXICON.terms + LEXICON.allowed),
+                          st.sampled_from(GLUED)).map("".join) | st.text(max_size=12), max_size=6).map(" ".join))
+def test_a_short_text_the_lexicon_finds_a_term_in_holds_a_word_a_term_begins_with(text):
+    folded = fold(normalise(text))
+    if LEXICON.pattern.search(folded):
+        assert privacy._may_hold_a_term(folded)
+    assert scan_text(text) == scan_text(text, LEXICON)
+
+
+def test_a_file_name_without_a_word_a_term_begins_with_is_scanned_without_compiling_the_lexicon():
+    with mock.patch.object(privacy, "load_lexicon", side_effect=AssertionError("compiled")) as load:
+        assert privacy.redact("remittance_amo_2026-11-21.csv", file_name=True) == "remittance_amo_2026-11-21.csv"
+        assert privacy.redact("paiements patients 2026-11-21.csv") == "paiements patients 2026-11-21.csv"
+        assert not load.called
+    assert privacy.redact("releve_kine.csv", file_name=True) == "releve_masque-lexicon.csv"
+    assert privacy.redact("releve_kines.csv", file_name=True) == "releve_masque-lexicon.csv"

@@ -232,7 +232,14 @@ def build_lexicon(terms: list[str], allowed: Sequence[str] = (), streets: Sequen
 
 def parse_lexicon(text: str) -> Lexicon:
     """Lines of the lexicon file: "term", "!allowed phrase", "~term also a street name", "# comment"."""
-    terms, allowed, streets = [], [], []
+    return build_lexicon(*_entries(text))
+
+
+def _entries(text: str) -> tuple[list[str], list[str], list[str]]:
+    """The lexicon file's terms, allowed phrases and street terms (parse_lexicon)."""
+    terms: list[str] = []
+    allowed: list[str] = []
+    streets: list[str] = []
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -244,15 +251,53 @@ def parse_lexicon(text: str) -> Lexicon:
             streets.append(line[1:].strip())
         else:
             terms.append(line)
-    return build_lexicon(terms, allowed, streets)
+    return terms, allowed, streets
+
+
+@lru_cache(maxsize=8)
+def _read(path: Path) -> tuple[list[str], list[str], list[str]]:
+    try:
+        return _entries(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecouvrementError(f"cannot read the medical lexicon: {exc}", file=str(path)) from exc
 
 
 @lru_cache(maxsize=8)
 def _load(path: Path) -> Lexicon:
-    try:
-        return parse_lexicon(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecouvrementError(f"cannot read the medical lexicon: {exc}", file=str(path)) from exc
+    return build_lexicon(*_read(path))
+
+
+# A text this short (a file name, a message) is first looked at word by word: the lexicon's patterns are compiled
+# (0.025-0.035 s of CPU, once per process) only when one of its words may begin a term. The night's import of four
+# files scans only their names and messages, and then never compiles them.
+_LOOKED_AT_FIRST = 1_000     # characters
+_WORD = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=8)
+def _first_words(path: Path) -> frozenset[str] | None:
+    """The words (runs of \\w) that a match of one of the lexicon's terms in folded text begins with: the pattern
+    looks behind a term's first letter for no \\w, and after the term's first word come its plural -s, then a
+    separator or the term's end, which no \\w follows; so the run starting there is that word, or the word and an
+    s (a first word with a character outside \\w in it, as "l'ivg" would have, gives the run before it). None when
+    a term does not begin with a letter or a digit: no word tells then."""
+    words: set[str] = set()
+    for term in (t for t in _read(path)[0] if t.strip()):
+        first = next((w for w in re.split(r"[\s\-]+", fold(term).strip()) if w), "")
+        lead = _WORD.match(first)
+        if lead is None:
+            return None
+        words |= {first, first + "s"} if lead.end() == len(first) else {lead[0]}
+    return frozenset(words)
+
+
+def _may_hold_a_term(folded: str) -> bool:
+    """Whether the default lexicon may find a term in `folded` (always, for a text past _LOOKED_AT_FIRST): one of
+    its words is a word a term begins with (_first_words). Exact when it says no."""
+    if len(folded) > _LOOKED_AT_FIRST:
+        return True
+    words = _first_words(DEFAULT_LEXICON)
+    return words is None or any(word in words for word in _WORD.findall(folded))
 
 
 def load_lexicon(path: Path | None = None) -> Lexicon:
@@ -900,11 +945,14 @@ def _outside_ids(text: str, folded: str, spans: list[tuple[int, int, str]],
 
 def _spans(text: str, lexicon: Lexicon | None, known: tuple[str, ...],
            ids: frozenset[str] = frozenset()) -> tuple[str, list[tuple[int, int, str]]]:
-    """The normalised text and the spans of medical data in it."""
-    lexicon = lexicon or load_lexicon()
+    """The normalised text and the spans of medical data in it (the default lexicon: `lexicon` None; loaded only
+    when the text may hold one of its terms, _may_hold_a_term)."""
     text = normalise(text)
     folded = fold(text)
-    spans = _distinct(_code_spans(text, folded) + _lexicon_spans(text, folded, lexicon))
+    spans = _code_spans(text, folded)
+    if lexicon is not None or _may_hold_a_term(folded):
+        spans += _lexicon_spans(text, folded, lexicon or load_lexicon())
+    spans = _distinct(spans)
     if spans and known:
         spans = _outside_known(folded, spans, known)
     if spans and ids:
