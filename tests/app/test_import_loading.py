@@ -380,3 +380,41 @@ def test_a_file_whose_every_line_was_refused_has_no_patients_to_detail():
     newest = newest_details(patients, dates)
     assert newest.empty
     assert list(newest.columns) == ["patient_id", "last_name", "sms_consent", "identity_date"]
+
+
+def test_an_import_committed_while_the_checkpoint_behind_the_one_before_is_under_way_does_not_wait_for_it(
+        engine, settings, tmp_path, monkeypatch):
+    """Its frames are copied by the same thread's next pass: the database file alone holds both files' rows."""
+    if engine.dialect.name != "sqlite":
+        return
+    import shutil
+    import sqlite3
+    import threading
+    import time
+
+    from recouvrement.db import session
+    go, started, passes = threading.Event(), threading.Event(), []
+    checkpoint = session._checkpoint
+
+    def held(engine):
+        started.set()
+        go.wait(20)
+        checkpoint(engine)
+        passes.append(True)
+    monkeypatch.setattr(session, "_checkpoint", held)
+    try:
+        import_file(engine, invoices_file(tmp_path), settings)
+        assert started.wait(20)
+        begun = time.monotonic()
+        import_file(engine, payments_file(tmp_path, ["PAY-1;15/01/2025;patient;Lefèvre;10,00;;F2025-000102;;"]),
+                    settings)
+        assert time.monotonic() - begun < 10          # it did not wait the 20 s the first pass is held
+    finally:
+        go.set()
+    session.wait_for_checkpoint(engine)
+    assert passes == [True, True]
+    assert not [t for t in threading.enumerate() if t.name == "recouvrement-sqlite-checkpoint"]
+    shutil.copyfile(engine.url.database, tmp_path / "file-alone.db")      # the database file without its WAL
+    with sqlite3.connect(tmp_path / "file-alone.db") as alone:
+        assert alone.execute("SELECT COUNT(*) FROM invoice").fetchone() == (len(INVOICES),)
+        assert alone.execute("SELECT COUNT(*) FROM payment").fetchone() == (1,)
