@@ -325,3 +325,70 @@ def test_a_first_run_builds_the_allocation_indexes_once_the_engine_s_allocations
     assert len(built) == 2
     assert all(i > engine_writes for i in built) == (engine.dialect.name == "sqlite")
     assert _keys(engine, "allocation") == before
+
+
+def test_the_report_s_counts_are_made_beside_the_settling_of_the_invoices(engine, settings, tmp_path, monkeypatch):
+    # app.reconcile._FiguresBeside: in a thread of their own, while the store settles the invoices (the thread waits
+    # for settle's UPDATE to start), and the report and the audit event come out as they did.
+    import threading
+
+    from sqlalchemy import event
+
+    import recouvrement.app.reconcile as reconcile_use_case
+    world(engine, settings, tmp_path)
+    settling, seen = threading.Event(), []
+    event.listen(engine, "before_cursor_execute",
+                 lambda *args: settling.set() if "settled_on" in args[2] and "UPDATE" in args[2].upper() else None)
+    summarise = reconcile_use_case._summarise
+
+    def waiting_for_the_settle(report, outcome):
+        seen.append((threading.current_thread() is threading.main_thread(), settling.wait(10)))
+        summarise(report, outcome)
+    monkeypatch.setattr(reconcile_use_case, "_summarise", waiting_for_the_settle)
+    report = run_reconcile(engine)
+    assert seen == [(False, True)]
+    assert report.payments == 7 and report.by_rule["explicit"] == 2 and report.exceptions["unmatched"] == 2
+    with engine.connect() as conn:
+        assert verify(conn).ok
+
+
+def test_a_failure_beside_the_writes_fails_the_run_writes_nothing_and_leaves_no_thread(engine, settings, tmp_path,
+                                                                                       monkeypatch):
+    import threading
+
+    import recouvrement.app.reconcile as reconcile_use_case
+    world(engine, settings, tmp_path)
+
+    def broken(outcome):
+        raise RuntimeError("digest lost")
+    monkeypatch.setattr(reconcile_use_case, "_digest", broken)
+    with pytest.raises(RuntimeError, match="digest lost"):
+        run_reconcile(engine)
+    assert allocations(engine) == [] and queue(engine) == {}
+    assert not [t for t in threading.enumerate() if t.name.startswith("outcome-figures")]
+    monkeypatch.undo()
+    assert run_reconcile(engine).payments == 7
+
+
+def test_the_waiting_entries_patients_are_found_beside_the_settling_on_sqlite_and_their_reach_is_kept(
+        engine, settings, tmp_path, monkeypatch):
+    # On SQLite in WAL mode on a second connection, in the figures' thread (app.reconcile._FiguresBeside); elsewhere
+    # on the run's own connection after the settling.
+    import threading
+
+    import recouvrement.app.reconcile as reconcile_use_case
+    world(engine, settings, tmp_path)
+    found: list[tuple[bool, pd.DataFrame]] = []
+    resolve = reconcile_use_case.retries.resolve
+
+    def recorded(conn, reach):
+        found.append((threading.current_thread() is threading.main_thread(), resolve(conn, reach)))
+        return found[-1][1]
+    monkeypatch.setattr(reconcile_use_case.retries, "resolve", recorded)
+    run_reconcile(engine, incremental=False)
+    assert [in_main for in_main, _ in found] == [engine.dialect.name != "sqlite"]
+    reach = found[0][1]
+    assert set(reach["payment_id"]) == {"B3", "B4"} and "p:P1" in set(reach["key"])     # B4 is a name P1 bears
+    with engine.connect() as conn:
+        kept = sorted(tuple(r) for r in conn.execute(text("SELECT payment_id, key FROM queue_reach")))
+    assert kept == sorted(set(reach[["payment_id", "key"]].itertuples(index=False, name=None)))
