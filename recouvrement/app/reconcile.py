@@ -391,8 +391,9 @@ class PlainExplicit:
     indexes_aside: list[str] = field(default_factory=list)
 
     def build_indexes(self, conn: Connection) -> None:
-        """The allocation indexes left aside built (once; none left aside: nothing)."""
-        build_indexes(conn, self.indexes_aside, analyse="allocation")
+        """The allocation indexes left aside built (once; none left aside: nothing). PostgreSQL's table is not
+        analysed again: the pass analysed it when it built the others (db.explicit._left_aside)."""
+        build_indexes(conn, self.indexes_aside)
         self.indexes_aside = []
 
     def add_to(self, report: ReconcileReport) -> None:
