@@ -146,7 +146,6 @@ class _Lines:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._special = re.compile(f'[{re.escape(dialect.delimiter)}"\\r\\n]')
-        self._quote_or_break = re.compile('["\\r\\n]')
         self._amounts: dict[int, str] = {}
 
     def field(self, text: str) -> str:
@@ -200,9 +199,7 @@ class _Lines:
         # Most files need no quoting at all: one look at all their lines instead of one a line (joined), when each
         # line holds only the delimiters between its cells and no quote or line break (a 1M dry run's 149,880
         # lines on the screen, cli.remind_commands: joined took 0.50 s of the profiler's 1.8).
-        whole = "".join(texts)
-        if (width > 1 and whole.count(delimiter) == len(texts) * (width - 1)
-                and not any(special in whole for special in '"\r\n')):
+        if width > 1 and self._unquoted("".join(texts), len(texts) * (width - 1)):
             end = self.dialect.line_end
             return [text + end for text in texts]
         joined = self.joined
@@ -213,9 +210,16 @@ class _Lines:
         delimiter = self.dialect.delimiter
         joined = delimiter.join(cells)
         # Most rows need no quoting at all: one look at the whole line instead of one per cell.
-        if joined.count(delimiter) != len(cells) - 1 or self._quote_or_break.search(joined) or joined == "":
+        if not self._unquoted(joined, len(cells) - 1) or joined == "":
             joined = delimiter.join([self.field(cell) for cell in cells]) if joined else '""'
         return joined + self.dialect.line_end
+
+    def _unquoted(self, joined: str, delimiters: int) -> bool:
+        """Whether cells joined by the delimiter (`delimiters` of them between the cells) need no quoting: no
+        delimiter, quote, CR or LF inside a cell. Three `in` looks, not a regex: 4x faster on a line, 25x on a
+        whole file's lines (15 MB: 3 against 76 ms)."""
+        return (joined.count(self.dialect.delimiter) == delimiters
+                and not ('"' in joined or "\r" in joined or "\n" in joined))
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence], dialect: Dialect = PLAIN) -> str:
