@@ -254,12 +254,14 @@ def _outcome_figures(outcome: Outcome | None, payments: pd.DataFrame, letters: p
                if outcome is not None else pd.Series(dtype=object))
     if reach is not None:
         reach, resolved = reach[reach["payment_id"].isin(waiting)], True
-    elif engine is not None:
-        with engine.connect() as other:
-            reach, resolved = retries.resolve(other, payment_reach(payments[payments["payment_id"].isin(waiting)],
-                                                                   letters)), True
     else:
-        reach, resolved = payment_reach(payments[payments["payment_id"].isin(waiting)], letters), False
+        left = payments[payments["payment_id"].isin(waiting)]
+        resolved = engine is not None
+        if engine is not None:
+            with engine.connect() as other:
+                reach = _reach(other, left, letters)
+        else:
+            reach = payment_reach(left, letters)
     if outcome is None:
         return _OutcomeFigures(counts, None, reach, resolved)
     _summarise(counts, outcome)
