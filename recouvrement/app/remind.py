@@ -813,8 +813,7 @@ def read_and_decide(engine: Engine, conn: Connection, as_of: date, rules: Rules,
     was opened; without it a child is spawned."""
     first = _split_point(engine, conn, as_of, SPLIT_FROM_PATIENTS if split_from is None else split_from)
     if first is None:
-        whole = _part(conn, as_of, rules, None)
-        return whole
+        return _part(conn, as_of, rules, None)
     if pool is not None:
         lower, theirs = _in_two_processes(pool, engine, conn, as_of, rules, read, first)
     else:
