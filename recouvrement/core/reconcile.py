@@ -989,6 +989,8 @@ def _owed_by_then(named: pd.DataFrame, owners: np.ndarray, shares: pd.DataFrame)
     kept = owners >= 0
     earliest = (pd.Series(np.where(issued < 0, np.iinfo("int64").max, issued)[kept])
                 .groupby(by_share[kept]).min())
+    if earliest.empty:      # no share of a patient named: nothing owed (and no minimum to look up below)
+        return np.zeros(len(named), dtype=bool)
     amount = amounts.get_indexer(named["amount_cents"])
     found = earliest.index.get_indexer(named["owner"].to_numpy(dtype="int64") * len(amounts) + amount)
     found[amount < 0] = -1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -571,3 +572,15 @@ def test_the_rf_references_are_those_python_finds_in_each_upper_cased_text(texts
         if match and _valid_rf(match.group(1)):
             expected[row] = _valid_rf(match.group(1))
     assert rf_references(pd.DataFrame({"reference": pd.Series(texts, dtype=object)})).to_dict() == expected
+
+
+def test_rows_named_against_no_share_of_a_known_patient_are_owed_nothing():
+    """_owed_by_then's guard: payer_candidates never calls it so (a named row's patient has a share), but an empty
+    table of minima must answer 'no' for every row rather than look up a minimum that is not there."""
+    from recouvrement.core.reconcile import _owed_by_then
+    named = pd.DataFrame({"owner": pd.Series([0, 1], dtype="int64"),
+                          "amount_cents": pd.Series([1000, 2500], dtype="int64"),
+                          "payment_date": [date(2026, 3, 5), date(2026, 3, 6)]})
+    shares = pd.DataFrame({"patient_id": ["P9"], "amount_cents": pd.Series([1000], dtype="int64"),
+                           "issue_date": [date(2026, 3, 1)]})
+    assert _owed_by_then(named, np.array([-1]), shares).tolist() == [False, False]
