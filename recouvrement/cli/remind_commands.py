@@ -11,8 +11,7 @@ from recouvrement.app.remind import LedgerChangedDuringRun, RemindReport
 from recouvrement.app.reminders import remind_and_send
 from recouvrement.cli import NOT_RECONCILED_EXIT, Context, Table, cli, error, out, pass_context, warning
 from recouvrement.cli.options import as_of_option
-from recouvrement.money import format_eur
-from recouvrement.render.csvfile import Dialect, csv_text
+from recouvrement.render.listing import EXCLUSIONS_HEADER, LETTERS_HEADER, exclusion_rows, header_line, letter_rows, lines
 
 
 @cli.command()
@@ -52,29 +51,27 @@ def print_remind(report: RemindReport) -> None:
 
 
 def _print_dry_run(report: RemindReport) -> None:
-    due = []
-    for d in report.decisions:
-        invoices = " ".join(i.invoice_number for i in d.formal_items)
-        if d.also_due:  # listed apart at their own level, no formal demand
-            invoices += " + also due: " + " ".join(f"{i.invoice_number} ({level})" for i, level in d.also_due)
-        due.append((d.patient_id, str(d.level), d.channel or "", invoices, format_eur(d.amount_due_cents), d.reason))
-    _listing(f"Relances dues le {report.as_of:%d/%m/%Y} (simulation : rien n'est écrit)",
-             ("patient", "niveau", "canal", "factures", "montant", "pourquoi"), due)
-    _listing("Exclusions", ("patient", "facture", "code", "motif"),
-             [(e.patient_id, e.invoice_number or "(toutes)", e.code, e.reason) for e in report.exclusions])
+    made = report.listing       # the long listings' lines, made where the parts were decided (app.remind)
+    title = f"Relances dues le {report.as_of:%d/%m/%Y} (simulation : rien n'est écrit)"
+    if made is not None and len(report.decisions) > TABLE_ROWS:
+        _lines(title, LETTERS_HEADER, len(report.decisions), made[0])
+    else:
+        _listing(title, LETTERS_HEADER, letter_rows(report.decisions))
+    if made is not None and len(report.exclusions) > TABLE_ROWS:
+        _lines("Exclusions", EXCLUSIONS_HEADER, len(report.exclusions), made[1])
+    else:
+        _listing("Exclusions", EXCLUSIONS_HEADER,
+                 exclusion_rows((e.patient_id, e.invoice_number, e.code, e.reason) for e in report.exclusions))
 
 
 # Past this many rows a listing is printed as plain lines: rich lays a table out cell by cell (a clinic group's dry
 # run, 52,672 letters and 97,208 exclusions at 1M, took 70 s to print as tables and under a second as lines).
 TABLE_ROWS = 500
-# A long listing's lines: the house's CSV writer (render.csvfile: cells inert, quoted when they hold « ; », a double
-# quote, a CR or a LF), fields separated by « ; », lines ended by LF, to read in a file or a spreadsheet.
-LISTING = Dialect("listing", ";", ",", "utf-8", "\n")
 
 
 def _listing(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A table on the screen; a long one as lines of fields separated by « ; » (with its header line), to read
-    in a file or a spreadsheet: every cell made inert, as in our CSV files."""
+    in a file or a spreadsheet (render.listing): every cell made inert, as in our CSV files."""
     if len(rows) <= TABLE_ROWS:
         table = Table(title=title)
         for column in header:
@@ -83,8 +80,13 @@ def _listing(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -
             table.add_row(*row)
         out.print(table)
         return
-    out.print(f"{title} : {len(rows)} lignes, une par ligne ci-dessous (champs séparés par « ; »)")
-    out.file.write(csv_text(header, rows, LISTING))     # written at once: a write a line cost 0.1 s more
+    _lines(title, header, len(rows), lines(rows))
+
+
+def _lines(title: str, header: Sequence[str], count: int, text: str) -> None:
+    """A long listing: its title, its header line and its `count` lines (`text`, render.listing's)."""
+    out.print(f"{title} : {count} lignes, une par ligne ci-dessous (champs séparés par « ; »)")
+    out.file.write(header_line(header) + text)     # written at once: a write a line cost 0.1 s more
     out.file.flush()
 
 

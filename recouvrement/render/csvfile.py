@@ -229,6 +229,12 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence], dialect: Dialect =
     return lines.line(header) + "".join(lines.lines(list(rows)))
 
 
+def csv_lines(rows: Iterable[Sequence], dialect: Dialect = PLAIN) -> str:
+    """csv_text's lines without the header: each line is its row's alone, so the lines of a file's parts joined in
+    order are the file's (render.listing)."""
+    return "".join(_Lines(dialect).lines(list(rows)))
+
+
 def csv_document(name: str, header: Sequence[str], rows: Iterable[Sequence], *, dialect: Dialect = PLAIN,
                  free_text: Sequence[str] = ()) -> bytes:
     """The CSV file's bytes, ready to write; PrivacyLeak (naming `name`) if medical data is left in it.

@@ -395,6 +395,21 @@ def test_a_long_dry_run_is_listed_as_plain_lines_with_inert_cells(engine, settin
     assert not (tmp_path / "out").exists()
 
 
+def test_a_long_dry_run_prints_the_lines_its_parts_made_without_making_them_again(monkeypatch, capsys):
+    # app.remind makes a dry run's lines where each part was decided (render.listing); the command writes them.
+    import recouvrement.cli.remind_commands as remind_commands
+    from recouvrement.app.remind import Excluded, RemindReport
+
+    monkeypatch.setattr(remind_commands, "TABLE_ROWS", 0)
+    monkeypatch.setattr(remind_commands, "lines", None)     # not made again: calling it fails
+    report = RemindReport(MONDAY, dry_run=True, quiet_day=False, listing=("made letters\n", "made exclusions\n"),
+                          exclusions=[Excluded("P1", None, "below_minimum", "moins que le minimum")])
+    remind_commands._print_dry_run(report)
+    printed = capsys.readouterr().out
+    assert "patient;niveau;canal;factures;montant;pourquoi\n" not in printed      # no letter due: a table
+    assert printed.endswith("patient;facture;code;motif\nmade exclusions\n")
+
+
 def test_a_long_listings_cell_holding_a_carriage_return_is_quoted_so_no_line_starts_inside_it(monkeypatch, capsys):
     # The house's CSV writer: Python's own, with lines ended by LF, left a lone CR unquoted (a new row, and a live
     # cell, in a spreadsheet).

@@ -124,3 +124,16 @@ def test_the_cycle_collector_is_paused_while_a_document_is_made_and_scanned_and_
         with pytest.raises(PrivacyLeak):
             csv_document("x.csv", ["name"], [["184127645108946"]])
     assert seen == [False] and gc.isenabled()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(outside, min_size=3, max_size=3), max_size=8), st.integers(0, 8), st.booleans())
+def test_a_files_lines_are_its_parts_lines_joined_in_order(rows, cut, long):
+    # app.remind makes a dry run's listing in two processes, each part's lines apart (render.listing).
+    from recouvrement.render.csvfile import _ARROW_FROM, csv_lines
+
+    rows = rows + [["P1", "Dupont", "(toutes)"]] * (_ARROW_FROM if long else 0)     # long: columns seen by Arrow
+    cut = min(cut, len(rows))
+    whole = csv_text(["a", "b", "c"], rows, EXCEL_FR)
+    assert csv_text(["a", "b", "c"], [], EXCEL_FR) + csv_lines(rows[:cut], EXCEL_FR) + csv_lines(rows[cut:], EXCEL_FR) \
+        == whole
