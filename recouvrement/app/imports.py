@@ -154,8 +154,8 @@ def read_parsed(handle: BinaryIO) -> Parsed:
 # A file at least this big is stored for long enough (a second and more) to hide the next one's reading, and the
 # child process's start (some 0.5 s of the other core); a night's files, smaller, are read one after the other.
 READ_AHEAD_FROM = 16 << 20
-# The child reads on the CPU the store leaves over: a store keeps the other core busy at times too (an index built
-# in a thread beside the patients' work, db.loads._build_while), and must not wait for it.
+# The child reads on the CPU the store leaves over: a store keeps the other core busy at times too (the patients'
+# work in a thread beside the invoices' insert and index builds, db.loads._patients_beside), and must not wait for it.
 CHILD_NICENESS = 10
 
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Callable
-
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Index, inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from recouvrement.db.bulk import bulk_insert, stage
 from recouvrement.db import changes, name_index
@@ -49,28 +47,32 @@ def store_invoices(conn: Connection, invoices: pd.DataFrame, patients: pd.DataFr
                    care: pd.DataFrame) -> tuple[int, int, list[tuple[str, int]]]:
     """Invoices (with their patients, and their care details when kept): (imported, duplicates, conflicts as
     (invoice_number, source_line): known numbers with a different patient, date or amounts)."""
-    # The patients' rows are worked out while a first load's invoice indexes are built (see _load_if_all_new).
+    # The patients' rows are worked out in a second thread while the invoices are stored (see _patients_beside).
     first_patients = conn.execute(text("SELECT 1 FROM patient LIMIT 1")).first() is None
-    prepared: list[tuple[pd.DataFrame, pd.DataFrame | None]] = []
-
-    def prepare() -> None:
-        newest = newest_details(patients, invoices["issue_date"])
-        prepared.append((newest, name_index.key_rows(newest) if first_patients else None))
-
-    changes.note_invoices(conn, invoices)
-    if _load_if_all_new(conn, "invoice", "invoice_number", invoices, meanwhile=prepare):
-        imported, duplicates, conflicts = len(invoices), 0, list[tuple[str, int]]()
-    else:
-        imported, duplicates, conflicts = _store_invoices_staged(conn, invoices)
-    if not prepared:
-        prepare()
-    _store_patients(conn, *prepared[0])
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        prepared = beside.submit(_patients_beside, patients, invoices["issue_date"], first_patients)
+        changes.note_invoices(conn, invoices)
+        if _load_if_all_new(conn, "invoice", "invoice_number", invoices):
+            imported, duplicates, conflicts = len(invoices), 0, list[tuple[str, int]]()
+        else:
+            imported, duplicates, conflicts = _store_invoices_staged(conn, invoices)
+        _store_patients(conn, *prepared.result())
     if len(care):
         stage(conn, "stage_care", care, {"care_description": "text"})
         conn.execute(text("INSERT INTO invoice_care (invoice_number, care_description, act_codes) "
                           "SELECT invoice_number, care_description, act_codes FROM stage_care s WHERE NOT EXISTS "
                           "(SELECT 1 FROM invoice_care c WHERE c.invoice_number = s.invoice_number)"))
     return imported, duplicates, conflicts
+
+
+def _patients_beside(patients: pd.DataFrame, issue_dates: pd.Series,
+                     first_patients: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """What _store_patients is given: the patients' newest details and, into an empty patient table, their name keys.
+    Worked out from the parsed frames alone (no database), in a second thread while the invoices are stored: most of
+    it is Arrow's takes and numpy's sorts, which hold no GIL, beside the insert's binding of cells, which does, and
+    SQLite's own work on the invoices (their rows, their indexes' builds), which does not."""
+    newest = newest_details(patients, issue_dates)
+    return newest, name_index.key_rows(newest) if first_patients else None
 
 
 def _store_invoices_staged(conn: Connection, invoices: pd.DataFrame) -> tuple[int, int, list[tuple[str, int]]]:
@@ -87,17 +89,14 @@ def _store_invoices_staged(conn: Connection, invoices: pd.DataFrame) -> tuple[in
     return imported, duplicates, conflicts
 
 
-def _load_if_all_new(conn: Connection, table: str, key: str, frame: pd.DataFrame,
-                     meanwhile: Callable[[], None] | None = None) -> bool:
+def _load_if_all_new(conn: Connection, table: str, key: str, frame: pd.DataFrame) -> bool:
     """Loads `frame` straight into `table` when no stored row holds one of its keys (then there is nothing
     to compare, and staging + comparing would cost several times the load) and says whether it did.
 
     Into an empty table the secondary indexes are built once after the load, sorted, rather than updated
     row by row (a million invoices: 40 % less time), and on PostgreSQL the table is analysed: the reconcile that
     follows plans on its statistics (autovacuum would analyse it later, maybe after the reconcile). On PostgreSQL
-    they are built after a load that grows the table by half or more too (_grows_by_half).
-    `meanwhile` (work that does not touch the database) is run when the load is done: in a second thread while
-    the indexes are built (SQLite and the PostgreSQL client wait for a statement without holding the GIL)."""
+    they are built after a load that grows the table by half or more too (_grows_by_half)."""
     empty = conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1")).first() is None
     if not empty and _any_known(conn, table, key, frame[key]):
         return False
@@ -107,7 +106,8 @@ def _load_if_all_new(conn: Connection, table: str, key: str, frame: pd.DataFrame
     for index in rebuilt:
         index.drop(conn)
     bulk_insert(conn, table, frame)
-    _build_while(conn, rebuilt, meanwhile)
+    for index in rebuilt:
+        index.create(conn)
     if empty and conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ANALYZE {table}")   # the planner's statistics said empty: the next reads plan on them
     return True
@@ -127,27 +127,6 @@ def _grows_by_half(conn: Connection, table: str, rows: int) -> bool:
         "SELECT CASE WHEN relpages > 0 THEN reltuples / relpages * (pg_relation_size(oid) / "
         f"current_setting('block_size')::int) ELSE reltuples END FROM pg_class WHERE oid = '{table}'::regclass").scalar()
     return stored is not None and 0 < stored <= 2 * rows         # never analysed: -1
-
-
-def _build_while(conn: Connection, indexes: list[Index], meanwhile: Callable[[], None] | None) -> None:
-    """Builds `indexes` and runs `meanwhile`, at the same time when there are both (the build in its own thread,
-    the connection used by it alone meanwhile); a failure of either is raised once both are over."""
-    if not indexes or meanwhile is None:
-        for index in indexes:
-            index.create(conn)
-        if meanwhile is not None:
-            meanwhile()
-        return
-    def build() -> None:
-        for index in indexes:
-            index.create(conn)
-
-    with ThreadPoolExecutor(max_workers=1) as builder:
-        built = builder.submit(build)
-        try:
-            meanwhile()
-        finally:
-            built.result()
 
 
 RANGE_CHECK_FROM = 50_000     # keys: below, PostgreSQL looks each up by its index rather than scan for a range

@@ -292,8 +292,9 @@ PATIENTS = "SELECT * FROM patient WHERE patient_id <> 'Z9' ORDER BY patient_id"
 
 def test_a_first_load_works_out_its_patients_while_the_invoice_indexes_build_and_stores_the_same_rows(
         engine, settings, tmp_path):
-    """Into empty tables the patients and their name keys are prepared in a second thread's time (db.loads
-    _build_while); into tables holding another patient they are worked out after, one step at a time."""
+    """Into empty tables the patients and their name keys are prepared in a second thread, beside the invoices'
+    load (db.loads._patients_beside); into tables holding another patient only their details are (the keys are
+    worked out after, by name_index.refresh_staged)."""
     import_file(engine, invoices_file(tmp_path), settings)
     first = [rows(engine, PATIENTS), rows(engine, NAME_KEYS), rows(engine, TABLES[1])]
     with engine.begin() as conn:
@@ -306,33 +307,28 @@ def test_a_first_load_works_out_its_patients_while_the_invoice_indexes_build_and
     assert first[0] and first[1]
 
 
-class _Index:
-    def __init__(self, built: list[str], fails: bool = False) -> None:
-        self.built, self.fails = built, fails
+def test_a_file_s_patients_are_worked_out_while_its_invoices_are_inserted(engine, settings, tmp_path, monkeypatch):
+    """db.loads: the patients' newest details are made in a second thread while the invoice rows are inserted,
+    not after them; the rows stored are the same (the test above)."""
+    import threading
 
-    def create(self, conn) -> None:
-        if self.fails:
-            raise RuntimeError("build failed")
-        self.built.append("index")
+    from recouvrement.db import loads
+    detailed = threading.Event()
+    newest_details, bulk_insert = loads.newest_details, loads.bulk_insert
 
+    def details(*args, **kwargs):
+        detailed.set()
+        return newest_details(*args, **kwargs)
 
-def test_the_indexes_and_the_work_done_meanwhile_both_run_and_either_failure_is_raised():
-    import pytest
+    def insert(conn, table, frame):
+        if table == "invoice":       # the patients' work, started beside, gets under way meanwhile
+            assert detailed.wait(timeout=10), "the patients were not worked out while the invoices were inserted"
+        bulk_insert(conn, table, frame)
 
-    from recouvrement.db.loads import _build_while
-    done: list[str] = []
-    _build_while(None, [_Index(done), _Index(done)], lambda: done.append("meanwhile"))  # type: ignore[arg-type]
-    assert sorted(done) == ["index", "index", "meanwhile"]
-
-    def fails() -> None:
-        raise ValueError("meanwhile failed")
-    done.clear()
-    with pytest.raises(ValueError):
-        _build_while(None, [_Index(done)], fails)  # type: ignore[arg-type]
-    assert done == ["index"]                          # the build was waited for
-    with pytest.raises(RuntimeError):
-        _build_while(None, [_Index(done, fails=True)], lambda: done.append("meanwhile"))  # type: ignore[arg-type]
-    assert done[-1] == "meanwhile"
+    monkeypatch.setattr(loads, "newest_details", details)
+    monkeypatch.setattr(loads, "bulk_insert", insert)
+    import_file(engine, invoices_file(tmp_path), settings)
+    assert rows(engine, "SELECT COUNT(*) FROM invoice") == [(len(INVOICES),)]
 
 
 def test_the_patients_newest_details_are_those_of_a_sort_by_date_and_patient_then_the_last_non_empty_of_each():
