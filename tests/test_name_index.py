@@ -69,3 +69,23 @@ def test_a_file_of_known_patients_works_out_the_name_keys_of_its_new_and_renamed
                                      "WHERE patient_id IN ('P12', 'P30')")))
     assert keys == {("MARTIN", "PIERRE", "P12"), ("MARTIN", "P", "P12"), ("MARTIN", "ANNE", "P30"),
                     ("MARTIN", "A", "P30")}
+
+
+def test_an_older_file_naming_a_known_patient_otherwise_leaves_his_name_and_keys_as_they_are(
+        engine, settings, tmp_path, monkeypatch):
+    import_file(engine, invoices_file(tmp_path, INVOICES + [_martin(1, "P12")]), settings)
+    before = _stored_keys(engine)
+    asked: list[set[str]] = []
+
+    def key_rows(patients: pd.DataFrame) -> pd.DataFrame:
+        asked.append(set(patients["patient_id"]))
+        return original(patients)
+
+    original = name_index.key_rows
+    monkeypatch.setattr(name_index, "key_rows", key_rows)
+    older = _martin(2, "P12", "Pierre").replace("/2025;", "/2024;", 1)     # the newer invoice's name stays
+    import_file(engine, invoices_file(tmp_path, [older], name="older.csv"), settings)
+    assert asked == []
+    assert _stored_keys(engine) == before
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT first_name FROM patient WHERE patient_id = 'P12'")).scalar_one() == "Paul"

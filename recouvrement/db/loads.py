@@ -224,18 +224,19 @@ def _store_patients(conn: Connection, patients: pd.DataFrame, name_keys: pd.Data
     stage(conn, "stage_patient", patients, {"birth_date": "date", "identity_date": "date", "sms_consent": "bool",
                                             "email_consent": "bool"}, index="patient_id")
     columns = ", ".join(patients.columns)
-    name_index.names_before(conn, "stage_patient")
     # Known patients first, so that the rows inserted just after are not written twice. The newer
     # invoice's details win; an older file still fills what the newer left empty.
     newer = "s.identity_date >= patient.identity_date"
-    assignments = [f"{c} = CASE WHEN {newer} THEN COALESCE(s.{c}, patient.{c}) ELSE COALESCE(patient.{c}, s.{c}) END"
-                   for c in PATIENT_DETAILS]
+    written = {c: f"CASE WHEN {newer} THEN COALESCE(s.{c}, patient.{c}) ELSE COALESCE(patient.{c}, s.{c}) END"
+               for c in PATIENT_DETAILS}
+    renamed = name_index.renamed_by(conn, "stage_patient", written)
+    assignments = [f"{c} = {value}" for c, value in written.items()]
     assignments.append(f"identity_date = CASE WHEN {newer} THEN s.identity_date ELSE patient.identity_date END")
     conn.execute(text(f"UPDATE patient SET {', '.join(assignments)} FROM stage_patient s "
                       "WHERE patient.patient_id = s.patient_id"))
     conn.execute(text(f"INSERT INTO patient ({columns}) SELECT {columns} FROM stage_patient s WHERE NOT EXISTS "
                       "(SELECT 1 FROM patient p WHERE p.patient_id = s.patient_id)"))
-    name_index.refresh_staged(conn, "stage_patient")
+    name_index.refresh_staged(conn, renamed)
 
 
 PAYMENT_TYPES = {"payment_date": "date", "amount_cents": "int", "source_line": "int", "reference": "text"}
