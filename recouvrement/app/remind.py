@@ -741,9 +741,12 @@ def write_manifest(engine: Engine, as_of: date, out_dir: Path) -> Path:
 # spawned interpreter imports pandas, the store and this module in about 1.5 s of CPU on the 2-core machine).
 SPLIT_FROM_PATIENTS = 100_000
 # The child's part of the open invoices (db.accounts.patient_split): a little less than half, for the time its
-# result takes to come back (0.8 s at 1M: pickled there, sent, loaded here). Forked, at 1M, both parts ended within
-# 0.2 s of each other (7.1-8.3 s of CPU each, machine loaded); a spawned child started its part 1.9 s after this one.
-CHILD_SHARE = 0.47
+# result takes to come back (pickled there, sent, loaded here: 0.2-0.6 s after its part at 1M). Forked, at 1M, each
+# part making its listing's lines too (dry run), at 0.47 the parts took as much CPU (6.80 / 6.90 / 6.55 in the child,
+# 6.77 / 6.98 / 6.47 here) and the child's result came 0.2-1.1 s after the later one's end; at 0.45, 6.16 / 6.41 /
+# 6.35 against 6.66 / 7.11 / 6.67: the child's part ends first by about what its result takes (machine loaded 2.4-4.9:
+# walls meaningless). A spawned child started its part 1.9 s after this one.
+CHILD_SHARE = 0.45
 
 
 @dataclass
