@@ -98,3 +98,25 @@ def test_a_read_by_columns_too_long_for_one_sqlite_value_is_read_by_rows(engine)
         finally:
             driver.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, before)
     assert read["n"].tolist() == list(range(50)) and read["label"].tolist() == frame["label"].tolist()
+
+
+def test_truths_with_missing_cells_are_sent_as_integers_and_stored_as_one_zero_and_null(engine):
+    """A consent column (True, False, None) goes to SQLite as 1, 0, -1 through NULLIF(?, -1) (sqlite3 binds a bool
+    and None through its adapters' lookup, an int directly); stored as before: integers 1 and 0, and NULL."""
+    truths = pd.Series([True, None, False, True, pd.NA, False], dtype=object)
+    cells, marks = bulk._row_cells(pd.DataFrame({"n": range(6), "consent": truths}))
+    assert marks == ["?", "NULLIF(?, -1)"]
+    assert [type(v) for v in cells[:, 1]] == [int] * 6
+    frame = pd.DataFrame({"n": range(6), "consent": truths, "always": [True] * 6})
+    with engine.connect() as conn:
+        bulk.stage(conn, "truths", frame.astype({"always": object}), {"n": "int", "consent": "bool", "always": "bool"})
+        stored = conn.execute(text("SELECT consent, always FROM truths ORDER BY n")).all()
+    assert [tuple(row) for row in stored] == [(True, True), (None, True), (False, True), (True, True), (None, True),
+                                              (False, True)]
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS t_truths")
+            conn.exec_driver_sql("CREATE TEMPORARY TABLE t_truths (consent BOOLEAN)")
+            bulk.bulk_insert(conn, "t_truths", frame[["consent"]])
+            assert conn.exec_driver_sql("SELECT consent, typeof(consent) FROM t_truths").all() == [
+                (1, "integer"), (None, "null"), (0, "integer"), (1, "integer"), (None, "null"), (0, "integer")]

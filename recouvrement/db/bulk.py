@@ -196,7 +196,8 @@ def _insert_sqlite(raw: Any, table: str, frame: pd.DataFrame) -> None:
 def _row_cells(frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     """The frame's cells as plain Python values in a rows x columns array (drivers accept neither numpy types nor
     NA), and each column's placeholder: a text column whose missing cells are its only empty ones sends them as
-    '' through NULLIF(?, ''), as sqlite3 binds None (and bool) through its adapters' lookup, a str directly."""
+    '' through NULLIF(?, ''), as sqlite3 binds None (and bool) through its adapters' lookup, a str directly; a
+    column of truths with missing cells, as ints through NULLIF(?, -1) (_truth_cells)."""
     cells = np.empty((len(frame), len(frame.columns)), dtype=object)
     marks = []
     for j, name in enumerate(frame.columns):
@@ -210,6 +211,8 @@ def _row_cells(frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
             values, mark = column.to_numpy(dtype=np.int64), "?"
         elif pd.api.types.is_integer_dtype(column.dtype) and not column.hasnans:
             values, mark = column.to_numpy(dtype=np.int64), "?"
+        elif column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) == "boolean":
+            values, mark = _truth_cells(column)
         else:
             values, mark = column.to_numpy(dtype=object, copy=True), "?"
             if column.hasnans:                  # NA, NaN, NaT as None
@@ -217,6 +220,15 @@ def _row_cells(frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         cells[:, j] = values
         marks.append(mark)
     return cells, marks
+
+
+def _truth_cells(column: pd.Series) -> tuple[np.ndarray, str]:
+    """A column of True, False and missing cells (a consent) as 1, 0 and -1, sent through NULLIF(?, -1) when one is
+    missing: sqlite3 binds an int directly, a bool and None through its adapters' lookup (a first file's 410,000
+    patients, two such columns: 0.3-0.5 s of the insert's CPU). Stored the same: 1, 0 and NULL."""
+    missing = pd.isna(column).to_numpy()
+    values = np.where(missing, -1, column.where(~missing, False).to_numpy(dtype=bool)).astype(np.int64)
+    return values, "NULLIF(?, -1)" if missing.any() else "?"
 
 
 def _text_cells(values: pa.Array) -> tuple[np.ndarray, str]:
