@@ -84,8 +84,14 @@ def compact_nirs(nirs: pd.Series) -> pd.Series:
 
 
 def compact_invoice_numbers(numbers: pd.Series) -> pd.Series:
-    """Vectorised core.references.compact_invoice_number."""
-    return numbers.astype("string[pyarrow]").str.replace(r"[^0-9A-Za-z]+", "", regex=True).str.upper()
+    """Vectorised core.references.compact_invoice_number. When every number is ASCII letters and digits once its
+    dashes are taken out (a practice software's "F2024-000001"), taking them out is what the pattern does, in a
+    fraction of its time (1M numbers: 0.26 -> 0.06 s CPU)."""
+    text = numbers.astype("string[pyarrow]")
+    undashed = pc.replace_substring(text.array.__arrow_array__(), "-", "")
+    if pc.all(pc.or_(pc.ascii_is_alnum(undashed), pc.equal(pc.binary_length(undashed), 0))).as_py() is not False:
+        return pd.Series(pc.ascii_upper(undashed), index=numbers.index, name=numbers.name, dtype="string[pyarrow]")
+    return text.str.replace(r"[^0-9A-Za-z]+", "", regex=True).str.upper()
 
 
 # The patients' columns of many distinct cells (a million invoices: some 410,000 phones and NIRs, 54,000 e-mails),

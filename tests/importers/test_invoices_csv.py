@@ -189,3 +189,22 @@ def test_a_failure_in_the_second_thread_is_the_reading_s_own(tmp_path, monkeypat
     monkeypatch.setattr(invoices_csv, "Distinct", failing_on_nirs)
     with pytest.raises(MemoryError, match="nir"):
         invoices_csv.read(path, nir_key=b"k")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="aZ09-/ .éß\u00a0_", max_size=8), max_size=6))
+def test_compacted_invoice_numbers_are_those_of_the_core_one_by_one_with_dashes_or_anything_else(numbers):
+    from recouvrement.core.references import compact_invoice_number
+    cells = pd.Series(numbers, dtype="string[pyarrow]", name="invoice_number")
+    compacted = invoices_csv.compact_invoice_numbers(cells)
+    assert compacted.tolist() == [compact_invoice_number(n) for n in numbers]
+    assert compacted.dtype == cells.dtype and compacted.name == cells.name
+
+
+def test_invoice_numbers_of_ascii_letters_digits_and_dashes_are_compacted_without_the_pattern(monkeypatch):
+    """Taking the dashes out gives what the pattern would (the test above): the pattern is not run on them."""
+    def no_pattern(*args, **kwargs):
+        raise AssertionError("the pattern was run")
+    monkeypatch.setattr(pd.core.strings.accessor.StringMethods, "replace", no_pattern)
+    numbers = pd.Series(["F2024-000001", "f2024-000002", "", "AB-12-cd"], dtype="string[pyarrow]")
+    assert invoices_csv.compact_invoice_numbers(numbers).tolist() == ["F2024000001", "F2024000002", "", "AB12CD"]
