@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
@@ -143,3 +143,20 @@ def test_a_share_paid_in_several_lines_is_paid_in_date_then_id_order_on_both_pat
         ("C1", "F2025-000103", "amc", 200, "explicit")}
     credits = {row[0]: row[2] for row in with_sql[1] if row[1] == "credit"}
     assert credits == {"A3": 2000, "B2": 500, "A4": 500, "C1": 200}
+
+
+@pytest.mark.parametrize("waiting, new", [(0, 2), (2, 2), (3, 2), (1, 5), (40, 2)])
+def test_whether_more_entries_wait_than_new_lines_is_told_from_as_many_entries_as_new_lines_and_one(
+        engine, settings, tmp_path, waiting, new):
+    path = payments_file(tmp_path, [f"N{n};2025-03-20;amo;CPAM;10,00;;F2025-00099{n};;" for n in range(new)])
+    import_file(engine, path, settings)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with engine.begin() as conn:
+        for n in range(waiting + 3):            # and three credits, which do not wait
+            conn.execute(text("INSERT INTO payment_exception (payment_id, kind, remaining_cents, reason) "
+                              "VALUES (:p, :k, 100, 'x')"), {"p": f"E{n}", "k": "unmatched" if n < waiting else "credit"})
+        last = conn.execute(text("SELECT MAX(id) FROM payment")).scalar_one()
+        assert explicit._queue_is_larger(conn, last) == (waiting > new)
+    counts = [s for s in statements if "COUNT(*)" in s and "payment_exception" in s]
+    assert counts == [] if not waiting else all("LIMIT" in s for s in counts) and counts
