@@ -160,3 +160,34 @@ def test_whether_more_entries_wait_than_new_lines_is_told_from_as_many_entries_a
         assert explicit._queue_is_larger(conn, last) == (waiting > new)
     counts = [s for s in statements if "COUNT(*)" in s and "payment_exception" in s]
     assert counts == [] if not waiting else all("LIMIT" in s for s in counts) and counts
+
+
+def test_the_lines_of_an_invoice_the_plain_pass_leaves_to_the_engine_are_never_staged_in_it(db_url, tmp_path,
+                                                                                          settings):
+    # A rejection pending on F2025-000101: its paid lines go to the engine. On PostgreSQL the pass leaves them out
+    # as it stages its lines (plain_blocked first), rather than deleting them after; SQLite deletes them after.
+    from sqlalchemy.engine import Engine
+    folder = tmp_path / "world"
+    folder.mkdir()
+    invoices_file(folder)
+    payments_file(folder, ["R1;2025-03-02;amc;MGEN;20,00;;F2025-000101;rejected;Droits fermés",
+                           "P1;2025-03-05;amo;CPAM;30,00;;F2025-000101;;",
+                           "P2;2025-03-06;amo;CPAM;21,00;;F2025-000103;;"], "day1.csv")
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        with_sql, pure = reconciled_both_ways(folder, ("invoices.csv", "day1.csv"), db_url, tmp_path, settings,
+                                              in_steps=False)
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert with_sql == pure
+    assert ("P2", "F2025-000103", "amo", 2100, "explicit") in with_sql[0]
+    staged = [i for i, s in enumerate(statements) if s.startswith("INSERT INTO plain_explicit")]
+    blocked = [i for i, s in enumerate(statements) if s.startswith("CREATE TEMPORARY TABLE plain_blocked")]
+    assert len(staged) == len(blocked) == 1 and blocked[0] < staged[0]
+    deleted = [s for s in statements if s.startswith("DELETE FROM plain_explicit WHERE id IN")]
+    assert len(deleted) == (1 if db_url.startswith("sqlite") else 0)
