@@ -52,14 +52,7 @@ def test_a_file_of_known_patients_rewrites_only_the_name_keys_of_those_renamed(e
 def test_a_file_of_known_patients_works_out_the_name_keys_of_its_new_and_renamed_patients_only(
         engine, settings, tmp_path, monkeypatch):
     import_file(engine, invoices_file(tmp_path, INVOICES + [_martin(1, "P12")]), settings)
-    asked: list[set[str]] = []
-
-    def key_rows(patients: pd.DataFrame) -> pd.DataFrame:
-        asked.append(set(patients["patient_id"]))
-        return original(patients)
-
-    original = name_index.key_rows
-    monkeypatch.setattr(name_index, "key_rows", key_rows)
+    asked = _key_rows_asked(monkeypatch)
     newer = [row.replace("/2025;", "/2026;", 1).replace("F2025-", "F2026-") for row in INVOICES]   # same names
     import_file(engine, invoices_file(tmp_path, newer + [_martin(2, "P12", "Pierre").replace("/2025;", "/2026;", 1),
                                                          _martin(4, "P30", "Anne")], name="later.csv"), settings)
@@ -75,17 +68,23 @@ def test_an_older_file_naming_a_known_patient_otherwise_leaves_his_name_and_keys
         engine, settings, tmp_path, monkeypatch):
     import_file(engine, invoices_file(tmp_path, INVOICES + [_martin(1, "P12")]), settings)
     before = _stored_keys(engine)
-    asked: list[set[str]] = []
-
-    def key_rows(patients: pd.DataFrame) -> pd.DataFrame:
-        asked.append(set(patients["patient_id"]))
-        return original(patients)
-
-    original = name_index.key_rows
-    monkeypatch.setattr(name_index, "key_rows", key_rows)
+    asked = _key_rows_asked(monkeypatch)
     older = _martin(2, "P12", "Pierre").replace("/2025;", "/2024;", 1)     # the newer invoice's name stays
     import_file(engine, invoices_file(tmp_path, [older], name="older.csv"), settings)
     assert asked == []
     assert _stored_keys(engine) == before
     with engine.connect() as conn:
         assert conn.execute(text("SELECT first_name FROM patient WHERE patient_id = 'P12'")).scalar_one() == "Paul"
+
+
+def _key_rows_asked(monkeypatch) -> list[set[str]]:
+    """The patients name_index.key_rows is asked to work out keys for, one set a call, from now on."""
+    asked: list[set[str]] = []
+    original = name_index.key_rows
+
+    def key_rows(patients: pd.DataFrame) -> pd.DataFrame:
+        asked.append(set(patients["patient_id"]))
+        return original(patients)
+
+    monkeypatch.setattr(name_index, "key_rows", key_rows)
+    return asked
