@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Container
 
 TITLES = {"M", "MR", "MME", "MLLE", "MRS", "MS", "MONSIEUR", "MADAME", "MADEMOISELLE", "DR", "ET", "OU",
           "VIR", "VIREMENT", "SEPA", "RECU", "INST", "FAVEUR", "PAR"}
@@ -32,14 +33,30 @@ def compact_name(text: str) -> str:
 def name_keys(payer_name: str, max_tokens: int = 6) -> set[tuple[str, str]]:
     """(last, first) pairs a payer name could mean: any run of words as the last name, any other run as
     the first name or its initial. Titles and banking words are dropped first."""
+    runs, others = _runs(payer_name, max_tokens)
+    return {(last, runs[b]) for last, beside in zip(runs, others) if len(last) >= 2 for b in beside}
+
+
+def name_keys_among(payer_name: str, lasts: Container[str], max_tokens: int = 6) -> set[tuple[str, str]]:
+    """name_keys(payer_name) whose last name is one of `lasts` (the same pairs as filtering them after): a payer
+    name's runs of words are few, the pairs of them many, and most of them name nobody's last name."""
+    runs, others = _runs(payer_name, max_tokens)
+    return {(last, runs[b]) for last, beside in zip(runs, others) if len(last) >= 2 and last in lasts for b in beside}
+
+
+def _runs(payer_name: str, max_tokens: int) -> tuple[list[str], tuple[tuple[int, ...], ...]]:
+    """The payer name's runs of words (titles and banking words dropped), each joined, and for each run the places
+    of the runs that do not overlap it."""
     tokens = [t for t in normalise_name(payer_name).split() if t not in TITLES][:max_tokens]
-    spans = [(i, j) for i in range(len(tokens)) for j in range(i + 1, len(tokens) + 1)]
-    keys = set()
-    for i, j in spans:
-        last = "".join(tokens[i:j])
-        if len(last) < 2:
-            continue
-        for k, m in spans:
-            if m <= i or k >= j:
-                keys.add((last, "".join(tokens[k:m])))
-    return keys
+    spans, others = _SPAN_PAIRS[len(tokens)] if len(tokens) in _SPAN_PAIRS else _span_pairs(len(tokens))
+    return ["".join(tokens[i:j]) for i, j in spans], others
+
+
+def _span_pairs(count: int) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, ...], ...]]:
+    """The runs of `count` words (i, j: words i to j - 1), and for each the places among them of the runs that do
+    not overlap it: worked out once per number of words, where name_keys found them again for each name."""
+    spans = tuple((i, j) for i in range(count) for j in range(i + 1, count + 1))
+    return spans, tuple(tuple(b for b, (k, m) in enumerate(spans) if m <= i or k >= j) for i, j in spans)
+
+
+_SPAN_PAIRS = {count: _span_pairs(count) for count in range(7)}

@@ -39,7 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recouvrement.core.names import compact_name, name_keys
+from recouvrement.core.names import compact_name, name_keys, name_keys_among
 from recouvrement.core.references import is_valid_rf
 
 SHARES = ("amo", "amc", "patient")
@@ -963,7 +963,12 @@ def payer_candidates(payments: pd.DataFrame, patients: pd.DataFrame, shares: pd.
     # The patients as codes (their places among the keys' owner_ids) from here on: the rows named below are
     # hundreds of thousands, and a patient's id looked up on each of them cost more than the rule (see _owed_by_then).
     theirs = _name_key_arrays(people, None)
-    keys = _payer_keys(names.unique()).merge(
+    # Only the payer names' keys whose last name is one of theirs (what the merge keeps): remind asks each part
+    # of its patients for the whole queue's names in a fresh process, where every name's pairs were made.
+    lasts = frozenset(theirs.last.tolist())
+    keys = pd.DataFrame([(name, last, first) for name in names.unique()
+                         for last, first in sorted(name_keys_among(name, lasts))],
+                        columns=["payer_name", "last", "first"]).merge(
         pd.DataFrame({"last": theirs.last, "first": theirs.first, "owner": theirs.owner}), on=["last", "first"])
     named = (pd.DataFrame({"payment_id": payments["payment_id"], "payer_name": names,
                            "amount_cents": payments["amount_cents"], "payment_date": payments["payment_date"]})

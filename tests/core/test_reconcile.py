@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from recouvrement.core.names import name_keys
+from recouvrement.core.names import TITLES, name_keys, name_keys_among, normalise_name
 from recouvrement.core.reconcile import (Ledger, patient_name_keys, patient_name_keys_in_order, payer_candidates,
                                          reconcile, rf_references, rf_references_in)
 from recouvrement.core.references import compact_invoice_number, format_rf, letter_reference, rf_reference
@@ -501,6 +501,52 @@ def test_the_queued_payments_candidates_are_every_pair_whose_name_and_amount_and
     found = payer_candidates(payments, patients, shares)
     assert set(zip(found["payment_id"], found["patient_id"])) == _candidates_one_by_one(payments, patients, shares)
     assert list(found.columns) == ["payment_id", "patient_id"] and not found.duplicated().any()
+
+
+def _name_keys_one_by_one(payer_name: str, max_tokens: int = 6) -> set[tuple[str, str]]:
+    """name_keys as it was written first: every run of words, every other run not overlapping it."""
+    tokens = [t for t in normalise_name(payer_name).split() if t not in TITLES][:max_tokens]
+    spans = [(i, j) for i in range(len(tokens)) for j in range(i + 1, len(tokens) + 1)]
+    keys = set()
+    for i, j in spans:
+        last = "".join(tokens[i:j])
+        if len(last) >= 2:
+            keys.update((last, "".join(tokens[k:m])) for k, m in spans if m <= i or k >= j)
+    return keys
+
+
+_WORDS = st.sampled_from(["MME", "M.", "ET", "DE", "LA", "Éloïse", "MARTIN", "Le", "Gall", "J", "B", "van", "DAM"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_WORDS, max_size=9).map(" ".join) | st.text(max_size=30), st.integers(1, 8),
+       st.sets(st.sampled_from(["MARTIN", "LEGALL", "GALL", "DE", "DELA", "ELOISE", "J", "VANDAM", "DAM", "LA"])))
+def test_a_payer_names_keys_are_its_runs_of_words_paired_and_those_among_some_last_names_the_same_filtered(
+        payer_name, max_tokens, lasts):
+    assert name_keys(payer_name, max_tokens) == _name_keys_one_by_one(payer_name, max_tokens)
+    assert name_keys_among(payer_name, lasts, max_tokens) == {
+        key for key in _name_keys_one_by_one(payer_name, max_tokens) if key[0] in lasts}
+
+
+def test_the_queued_payments_keys_are_made_only_for_the_last_names_of_the_patients_owed(monkeypatch):
+    """payer_candidates pairs the payer names' runs of words only where a run is one of the patients' last names
+    (fails without it: every key of every name made, then merged)."""
+    import recouvrement.core.reconcile as reconcile
+    asked = []
+    monkeypatch.setattr(reconcile, "name_keys_among",
+                        lambda name, lasts: asked.append((name, set(lasts))) or name_keys_among(name, lasts))
+    monkeypatch.setattr(reconcile, "name_keys", None)      # never every key of a name
+    reconcile._name_keys.cache_clear()
+    patients = pd.DataFrame({"patient_id": ["P1", "P2"], "last_name": ["Martin", "Le Gall"], "first_name": ["Anne", "Luc"],
+                             "guarantor_last_name": [None, "Durand"], "guarantor_first_name": [None, "Marc"]})
+    shares = pd.DataFrame({"patient_id": ["P1", "P2"], "amount_cents": pd.Series([1000, 2500], dtype="int64"),
+                           "issue_date": [date(2026, 3, 1), date(2026, 3, 1)]})
+    payments = pd.DataFrame({"payment_id": ["Q1", "Q2", "Q3"], "payer_name": ["MME ANNE MARTIN", "DURAND MARC", None],
+                             "amount_cents": pd.Series([1000, 2500, 2500], dtype="int64"),
+                             "payment_date": [date(2026, 3, 2)] * 3})
+    found = payer_candidates(payments, patients, shares)
+    assert list(zip(found["payment_id"], found["patient_id"])) == [("Q1", "P1"), ("Q2", "P2")]
+    assert asked == [(name, {"MARTIN", "LEGALL", "DURAND"}) for name in ["MME ANNE MARTIN", "DURAND MARC", ""]]
 
 
 def test_a_queued_payment_or_a_share_without_a_date_makes_no_candidate_but_a_dated_share_of_the_amount_does():
