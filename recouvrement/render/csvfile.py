@@ -223,10 +223,9 @@ class _Lines:
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence], dialect: Dialect = PLAIN) -> str:
-    """The CSV as text (no BOM, no scan): for tests and callers that add their own checks (the lines of a long
-    dry run on the screen, cli.remind_commands)."""
-    lines = _Lines(dialect)
-    return lines.line(header) + "".join(lines.lines(list(rows)))
+    """The CSV as text (no BOM, no scan): for tests and callers that add their own checks (the header of a long
+    dry run's listing on the screen, render.listing)."""
+    return _Lines(dialect).line(header) + csv_lines(rows, dialect)
 
 
 def csv_lines(rows: Iterable[Sequence], dialect: Dialect = PLAIN) -> str:
