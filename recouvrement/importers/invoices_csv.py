@@ -20,7 +20,8 @@ import pyarrow.compute as pc
 
 from recouvrement.core.contact import EMAIL_PATTERN, MAX_LENGTH, MAX_LOCAL_LENGTH, e164_many
 from recouvrement.importers.base import AMOUNT_TOO_LARGE, DATE_OUT_OF_RANGE, Parsed
-from recouvrement.importers.tabular import RejectCollector, dates_out_of_range, parse_dates, read_table
+from recouvrement.importers.tabular import (RejectCollector, dates_out_of_range, parse_dates, read_table,
+                                            repeated_cells)
 from recouvrement.money import MAX_LINE_CENTS, format_plain, parse_amounts
 
 KIND = "invoices"
@@ -116,8 +117,8 @@ def _checked(path: Path, raw: pd.DataFrame, warnings: list[str], encoded: dict[s
     for column in ("invoice_number", "patient_id", "last_name"):
         rejects.add(raw[column] == "", column, "vide")
     rejects.add(_holds_a_nir(raw["patient_id"]), "patient_id", NIR_AS_PATIENT_ID)
-    rejects.add(out["invoice_number"].duplicated(), "invoice_number",
-                "figure deux fois dans ce fichier : " + raw["invoice_number"])
+    repeated = repeated_cells(raw["invoice_number"])
+    rejects.add(repeated, "invoice_number", "figure deux fois dans ce fichier : " + raw["invoice_number"][repeated])
     out["compact_number"] = compact_invoice_numbers(raw["invoice_number"])
     rejects.add((out["compact_number"] == "") | (out["compact_number"].str.len() > 21), "invoice_number",
                 "doit compter de 1 à 21 lettres ou chiffres")

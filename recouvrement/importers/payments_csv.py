@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-import pyarrow.compute as pc
 
 from recouvrement.importers.base import AMOUNT_TOO_LARGE, DATE_OUT_OF_RANGE, PAYER_TYPES, PAYMENT_COLUMNS, Parsed
-from recouvrement.importers.tabular import RejectCollector, dates_out_of_range, parse_dates, read_table
+from recouvrement.importers.tabular import (RejectCollector, dates_out_of_range, parse_dates, read_table,
+                                            repeated_cells)
 from recouvrement.money import MAX_LINE_CENTS, parse_amounts
 
 KIND = "payments"
@@ -32,7 +31,7 @@ def read(path: Path, **_options) -> Parsed:
     rejects = RejectCollector(path.name, raw["source_line"])
     out = raw[["payment_id", "payer_name", "reference", "source_line"]].copy()
     rejects.add(raw["payment_id"] == "", "payment_id", "vide")
-    repeated = _repeated(raw["payment_id"])
+    repeated = repeated_cells(raw["payment_id"])
     # Each reason naming a cell is worded for the refused rows only (RejectCollector.add takes it so): a million rows.
     rejects.add(repeated, "payment_id", "figure deux fois dans ce fichier : " + raw["payment_id"][repeated])
     out["payment_date"], bad = parse_dates(raw["payment_date"])
@@ -67,12 +66,3 @@ def read(path: Path, **_options) -> Parsed:
     frame = frame.reset_index(drop=True)
     frame["amount_cents"] = frame["amount_cents"].astype("int64")
     return Parsed(KIND, frame, sorted(rejects.rejects), warnings, rows_read=len(raw))
-
-
-def _repeated(ids: pd.Series) -> pd.Series:
-    """Mask of the ids already seen higher up in the file. Files list their ids in order, mostly: ids each greater
-    than the one before are known distinct by one comparison each, without hashing a million of them."""
-    text = ids.array.__arrow_array__().combine_chunks() if len(ids) > 1 else None
-    if text is not None and pc.all(pc.greater(text.slice(1), text.slice(0, len(text) - 1))).as_py():
-        return pd.Series(False, index=ids.index)
-    return ids.duplicated()

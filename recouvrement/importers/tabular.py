@@ -243,6 +243,17 @@ def _source_lines(data: bytes, dialect: Dialect, rows: int) -> pd.Series:
     return pd.Series(lines[1:rows + 1], dtype="int64")
 
 
+def repeated_cells(cells: pd.Series) -> pd.Series:
+    """Mask of the cells (ids, numbers: never missing) already seen higher up in the file, as cells.duplicated()
+    gives it. Files list their ids in order, mostly: cells each greater than the one before are known distinct by
+    one comparison each, without hashing a million of them (pandas' duplicated: 0.3-0.5 s CPU at 1M invoices)."""
+    text = cells.array.__arrow_array__().combine_chunks() if len(cells) > 1 else None
+    if (text is not None and not text.null_count
+            and pc.all(pc.greater(text.slice(1), text.slice(0, len(text) - 1))).as_py()):
+        return pd.Series(False, index=cells.index)
+    return cells.duplicated()
+
+
 ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 FRENCH_DATE = r"^(?P<day>\d{1,2})[/.-](?P<month>\d{1,2})[/.-](?P<year>\d{4})$"
 

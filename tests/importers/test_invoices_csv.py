@@ -208,3 +208,20 @@ def test_invoice_numbers_of_ascii_letters_digits_and_dashes_are_compacted_withou
     monkeypatch.setattr(pd.core.strings.accessor.StringMethods, "replace", no_pattern)
     numbers = pd.Series(["F2024-000001", "f2024-000002", "", "AB-12-cd"], dtype="string[pyarrow]")
     assert invoices_csv.compact_invoice_numbers(numbers).tolist() == ["F2024000001", "F2024000002", "", "AB12CD"]
+
+
+def test_a_repeated_invoice_number_is_refused_on_its_second_line_whether_the_file_lists_them_in_order_or_not(tmp_path):
+    for numbers, line in ((["F1", "F2", "F2", "F3"], 4), (["F2", "F1", "F2"], 4), (["F1", "F3", "F1"], 4)):
+        parsed = read_rows(tmp_path, *(row(number) for number in numbers))
+        assert [(r.line, r.field, r.reason) for r in parsed.rejects] == [
+            (line, "invoice_number", f"figure deux fois dans ce fichier : {numbers[line - 2]}")], numbers
+        assert parsed.frame["invoice_number"].tolist() == list(dict.fromkeys(numbers))
+
+
+def test_invoice_numbers_in_order_are_known_distinct_without_hashing_them(tmp_path, monkeypatch):
+    """Each number greater than the one before: no duplicated() over the column (a million numbers hashed)."""
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("the numbers were hashed")
+    monkeypatch.setattr(pd.Series, "duplicated", no_hashing)
+    parsed = read_rows(tmp_path, row("F2024-000001"), row("F2024-000002"), row("F2024-000010"))
+    assert parsed.rejects == [] and len(parsed.frame) == 3

@@ -66,11 +66,13 @@ def test_a_clawback_must_be_negative_an_insurers_and_name_its_invoice(tmp_path):
 
 def test_ids_repeated_in_a_file_are_found_whether_the_file_lists_them_in_order_or_not():
     import pandas as pd
+
+    from recouvrement.importers.tabular import repeated_cells
     samples = [["A1", "A2", "A3"], ["A1", "A2", "A2", "A3"], ["A2", "A1", "A2"], ["B", "A", "B", "A"],
                ["Straße", "Strasse", "STRASSE", "Straße"], ["x"], [], ["A1", "A10", "A2", "A10"]]
     for ids in samples:
         series = pd.Series(ids, dtype="str")
-        assert payments_csv._repeated(series).tolist() == series.duplicated().tolist(), ids
+        assert repeated_cells(series).tolist() == series.duplicated().tolist(), ids
 
 
 def test_a_repeated_id_in_an_ordered_file_is_refused_on_its_second_line(tmp_path):
