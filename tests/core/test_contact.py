@@ -85,3 +85,23 @@ def test_the_vectorised_mobile_check_of_french_numbers_only_or_of_none():
     cells = pd.Series(["06 12 34 56 78", "01 42 00 00 00"], dtype=object)
     assert is_mobile_many(cells).tolist() == [True, False]
     assert is_mobile_many(pd.Series([], dtype=object)).tolist() == []
+
+
+def test_each_number_type_is_tried_only_on_the_numbers_no_type_tried_before_admits(monkeypatch):
+    """Mobiles first: a file of mobiles is typed by the general pattern and the mobile one alone."""
+    from recouvrement.core import contact
+    sizes = []
+    real = contact._matching
+
+    def watched(national, desc):
+        sizes.append(len(national))
+        return real(national, desc)
+    monkeypatch.setattr(contact, "_matching", watched)
+    cells = pd.Series(["06 12 34 56 78", "07.56.34.56.78", "0612345679", "01 42 00 00 00"], dtype="string[pyarrow]")
+    assert e164_many(cells).tolist() == ["+33612345678", "+33756345678", "+33612345679", "+33142000000"]
+    assert sizes == [4, 4, 1]          # the general pattern, mobile, then fixed line on the one left
+
+
+def test_the_number_types_tried_first_are_all_the_types():
+    from recouvrement.core import contact
+    assert sorted(contact._MOST_USED_FIRST) == sorted(contact._NUMBER_TYPES)
