@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -326,7 +328,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
                                                     plain=set_based)
         release_freed_memory()
         changes.take(conn)
-        outcome = ledger = None
+        outcome = ledger = written = row_ids = None
         found = rf_references(payments)       # validated once: the letters' lookup and the engine's rule
         letters = letter_invoices(conn, rf_references_in(payments, found))
         if len(payments):
@@ -337,6 +339,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
             if whole:     # the engine's stage needs no pages cached: the ledger's reads scan whole tables
                 bulk_cache(conn, big=False)
             ledger = load_ledger(conn, before) if whole else load_ledger_for(conn, payments, letters, reach)
+            row_ids = before.row_ids if whole and before is not None else None
             before = None
             release_freed_memory()
             laps.lap("read")
@@ -345,7 +348,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
             bulk_cache(conn, big=True)
             laps.lap("match")
         if outcome is not None:
-            _store(conn, outcome, payments, now, retried, plain)
+            written = _store(conn, outcome, payments, now, retried, plain)
             release_freed_memory()
         plain.build_indexes(conn)
         store.mark_reconciled_up_to(conn, last_id)      # the explicit pass's payments and the engine's
@@ -353,7 +356,8 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         # beside its statements.
         beside_figures = _FiguresBeside(engine, conn, outcome, payments, letters, reach)
         try:
-            _settle(conn, allocated_before)
+            _settle(conn, allocated_before, lambda: _settled_by_outcome(conn, outcome, ledger, written, row_ids,
+                                                                         plain.allocations))
             figures = beside_figures.result()
         finally:
             beside_figures.close()
@@ -372,12 +376,91 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
     return report
 
 
-def _settle(conn: Connection, allocated_before: int) -> None:
+def _settle(conn: Connection, allocated_before: int,
+            settled: Callable[[], tuple[list[int], list[str]] | None] = lambda: None) -> None:
     """Mark settled what this run's allocations settled (no longer open): the invoices they touched, or every
     open invoice when the run made more allocations than there are invoices (a first run, a big backlog): at 1M
-    that costs less than staging the invoices touched and searching each (6.1 against 9.7 s CPU)."""
+    that costs less than staging the invoices touched and searching each (6.1 against 9.7 s CPU). A first run
+    (no allocation before it) settles every open invoice from what it holds when it can (`settled`: the invoices
+    found settled and their days, _settled_by_outcome; None: summed again in the database, db.open_items.settle)."""
     allocated = open_items.allocation_mark(conn) - allocated_before
-    open_items.settle(conn, since=None if allocated > store.invoices_about(conn) else allocated_before)
+    whole = allocated > store.invoices_about(conn)
+    found = settled() if whole and allocated_before == 0 else None
+    if found is not None:
+        open_items.settle_days(conn, *found)
+    else:
+        open_items.settle(conn, since=None if whole else allocated_before)
+
+
+def _settled_by_outcome(conn: Connection, outcome: Outcome | None, ledger: Ledger | None,
+                        written: pd.DataFrame | None, row_ids: np.ndarray | None,
+                        pass_allocations: int) -> tuple[list[int], list[str]] | None:
+    """A first run's invoices settled by db.open_items' rule, from what the run holds rather than its allocations
+    summed again in the database: what each owes after the run is the engine's outcome.outstanding (the whole
+    ledger read, with the explicit pass's allocations, less what the engine allocated and moved: the rule's sums
+    over the allocations and the moves, write-offs not taken off); none written off (read); the day, the latest of
+    the invoice's own, its allocations' payments' (the pass's, read back as integers, and the engine's `written`)
+    and its moves' and their reversals' (read). (rowids ascending, days as ISO text); None when the run does not
+    hold it all: not a whole ledger read on SQLite beside the pass (`row_ids`), an earlier allocation shrunk by the
+    engine, a day missing or not written yyyy-mm-dd."""
+    if outcome is None or ledger is None or written is None or row_ids is None or len(outcome.reductions):
+        return None
+    invoices = ledger.invoices
+    if outcome.outstanding.shape != (len(invoices), 3) or len(row_ids) != len(invoices):
+        return None
+    day = _day_numbers(invoices["issue_date"])
+    engine_days = _day_numbers(written["payment_date"])
+    pass_days = explicit.paid_days(conn, pass_allocations)
+    if day is None or engine_days is None or pass_days is None or (day < 0).any() or (engine_days < 0).any():
+        return None
+    index = pd.Index(invoices["invoice_number"], dtype=object)
+    keys, days = pass_days
+    rows = pd.Index(row_ids).get_indexer(keys // 4)
+    if (rows < 0).any():
+        return None
+    np.maximum.at(day, rows, days)
+    _latest(day, index, written["invoice_number"], engine_days)
+    moved, written_off = open_items.settle_facts(conn)
+    moves = pd.DataFrame(moved, columns=["invoice_number", "last_day", "last_reversal"])
+    for column in ("last_day", "last_reversal"):
+        days_moved = _day_numbers(moves[column])
+        if days_moved is None:
+            return None
+        _latest(day, index, moves["invoice_number"], days_moved)
+    settled = np.asarray((outcome.outstanding <= 0).all(axis=1), dtype=bool)
+    off = index.get_indexer(pd.Index(written_off, dtype=object))
+    settled[off[off >= 0]] = False
+    order = np.argsort(row_ids[settled], kind="stable")
+    found_rows, found_days = row_ids[settled][order], day[settled][order]
+    distinct, which = np.unique(found_days, return_inverse=True)
+    text_days = np.array([f"{d // 10000:04d}-{d // 100 % 100:02d}-{d % 100:02d}" for d in distinct.tolist()],
+                         dtype=object)
+    return found_rows.tolist(), text_days[which].tolist()
+
+
+def _latest(day: np.ndarray, index: pd.Index, numbers: pd.Series, days: np.ndarray) -> None:
+    """day[invoice] raised to each of `days` (-1: none) on its invoice's row (`numbers`; an invoice not in `index`
+    counts nowhere, as in the rule's join from the invoices)."""
+    rows = index.get_indexer(pd.Index(numbers, dtype=object))
+    known = rows >= 0
+    np.maximum.at(day, rows[known], days[known])
+
+
+def _day_numbers(values: pd.Series) -> np.ndarray | None:
+    """Days as the integers yyyymmdd (-1 where missing), each distinct one converted once; None when one is neither
+    missing nor ISO text (yyyy-mm-dd), or a date (compared as text in the rule: ISO text compares as the days)."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    numbers = np.empty(len(uniques) + 1, dtype=np.int64)
+    numbers[-1] = -1
+    for k, value in enumerate(uniques):
+        text_day = value.isoformat() if isinstance(value, date) else value
+        if not isinstance(text_day, str) or len(text_day) != 10 or not _ISO_DAY.fullmatch(text_day):
+            return None
+        numbers[k] = int(text_day[:4] + text_day[5:7] + text_day[8:])
+    return numbers[codes]
+
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass
@@ -438,13 +521,14 @@ def _digest(outcome: Outcome) -> str:
 
 
 def _store(conn: Connection, outcome: Outcome, payments: pd.DataFrame, now: datetime,
-           retried: list[str] | None, plain: PlainExplicit) -> None:
+           retried: list[str] | None, plain: PlainExplicit) -> pd.DataFrame:
     """Write the outcome of `payments`; the payments it covers are the unreconciled ones up to the run's last row
     (marked reconciled by the run, after) and the retried queue entries (`retried`; None: all; the nightly lock
     keeps other writers out meanwhile). The allocation indexes the explicit pass left aside (`plain`) are built
     after the engine's allocations are inserted: at 1M (first run) 403,175 of them inserted into the indexes just
     built over the pass's 1.70M (0.9 + 0.5 s), whose pages are full, cost 3.3 s CPU; inserted bare, 1.5 s, then the
-    two indexes built over the 2.1M, 1.5 + 1.1 s (same run, under the bench lock)."""
+    two indexes built over the 2.1M, 1.5 + 1.1 s (same run, under the bench lock). Returns the engine's allocations
+    as written (with their payments' days; None where filled from the payment after)."""
     store.clear_retried(conn, retried)
     allocations = outcome.allocations.assign(created_at=now.replace(tzinfo=None),
                                              payment_date=_payment_days(outcome.allocations, payments))
@@ -460,6 +544,7 @@ def _store(conn: Connection, outcome: Outcome, payments: pd.DataFrame, now: date
     bulk_insert(conn, "payment_exception", outcome.exceptions)
     for cut in outcome.reductions.itertuples():
         _reduce_allocation(conn, cut.payment_id, cut.invoice_number, int(cut.amount_cents))
+    return allocations
 
 
 def _payment_days(allocations: pd.DataFrame, payments: pd.DataFrame) -> pd.Series:

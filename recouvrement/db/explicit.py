@@ -245,3 +245,18 @@ def paid_shares(conn: Connection) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     pairs = _plain_integers(conn, "share || ',' || paid", "paid > 0")
     return pairs[0::2], pairs[1::2]
+
+
+def paid_days(conn: Connection, allocations: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """SQLite, after settle_plain_explicit in this transaction: its `allocations` allocations as (share, their payment's
+    day as the integer yyyymmdd), the share as in paid_shares; None when the pass did not run here, or a day is not
+    written yyyy-mm-dd."""
+    if conn.dialect.name != "sqlite" or conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = 'plain_explicit'").first() is None:
+        return None
+    pairs = _plain_integers(conn, "share || ',' || CASE WHEN payment_date GLOB "
+                                  "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN replace(payment_date, '-', '') "
+                                  "ELSE '-1' END", "paid > 0")
+    if len(pairs) != 2 * allocations or (pairs[1::2] < 0).any():     # a day missing or not so written
+        return None
+    return pairs[0::2], pairs[1::2]

@@ -163,6 +163,51 @@ def settle(conn: Connection, since: int | None = None, invoice_number: str | Non
     return count
 
 
+def settle_days(conn: Connection, rows: list[int], days: list[str]) -> int:
+    """SQLite: settled_on set to days[k] on the invoice of rowid rows[k] (ascending) if it is still open: the invoices
+    a caller found settled by the rule above from what it holds (app.reconcile: a first run's outcome), rather than
+    summed again here; the number settled. Staged first, then each found by its rowid; the settled day's index set
+    aside and built again after when they are most of the invoices (see _STAGED)."""
+    from recouvrement.db.bulk import build_indexes, set_aside_indexes   # (here: db.bulk imports pandas)
+    conn.exec_driver_sql("DROP TABLE IF EXISTS settled_days")
+    conn.exec_driver_sql("CREATE TEMPORARY TABLE settled_days (invoice_row INTEGER PRIMARY KEY, settled_on DATE)")
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cells: list = [None] * (2 * len(rows))
+    cells[0::2], cells[1::2] = rows, days
+    per = 2 * _ROWS_A_STATEMENT
+    full = len(cells) - len(cells) % per
+    if full:
+        raw.executemany("INSERT INTO settled_days VALUES " + ", ".join(["(?, ?)"] * _ROWS_A_STATEMENT),
+                        [cells[k:k + per] for k in range(0, full, per)])
+    if full < len(cells):
+        raw.executemany("INSERT INTO settled_days VALUES (?, ?)", list(zip(cells[full::2], cells[full + 1::2])))
+    whole = len(rows) * 2 > _invoice_rows(conn)
+    set_aside = set_aside_indexes(conn, "invoice", column="settled_on") if whole else []
+    count = conn.exec_driver_sql("UPDATE invoice SET settled_on = s.settled_on FROM settled_days s "
+                                 "WHERE s.invoice_row = invoice.rowid AND invoice.settled_on IS NULL").rowcount
+    if set_aside:
+        build_indexes(conn, set_aside)
+    conn.exec_driver_sql("DROP TABLE settled_days")
+    return count
+
+
+_ROWS_A_STATEMENT = 500
+
+
+def _invoice_rows(conn: Connection) -> int:
+    return int(conn.exec_driver_sql("SELECT COALESCE(MAX(rowid), 0) FROM invoice").scalar_one())
+
+
+def settle_facts(conn: Connection) -> tuple[list, list[str]]:
+    """What settle_days' callers read of the small tables: (invoice_number, last transfer day, last reversal day) of
+    each invoice with a share moved, and the invoices with a write-off."""
+    moved = conn.exec_driver_sql("SELECT invoice_number, MAX(transfer_date), MAX(reversed_on) FROM share_transfer "
+                                 "GROUP BY invoice_number").all()
+    written_off = conn.exec_driver_sql("SELECT DISTINCT invoice_number FROM write_off").scalars().all()
+    return [tuple(row) for row in moved], list(written_off)
+
+
 def _settle_staged(conn: Connection, settled: str, params: dict, whole: bool) -> int:
     """The invoices found settled (`settled`, keyed by their number) staged, then updated (`whole`: a settle of every
     open invoice, with PostgreSQL's invoice indexes maybe set aside)."""

@@ -1,0 +1,142 @@
+"""A first run settles the invoices from what it holds (app.reconcile._settled_by_outcome: the engine's outstanding
+shares, the days of the allocations it wrote), exactly as the rule of db.open_items summed in the database finds
+them: the same invoices, on the same days."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings as hsettings, strategies as st
+from sqlalchemy import text
+
+from recouvrement.app.imports import import_file
+from recouvrement.app.reconcile import run_reconcile
+from recouvrement.app.write_offs import write_off
+from recouvrement.db import open_items
+from recouvrement.db import reconcile as store
+from recouvrement.db.session import open_engine
+from recouvrement.errors import RecouvrementError
+from tests.app.world import INVOICE_HEADER, PAYMENT_HEADER, reconciled_sample_clinic, write
+from tools.samples import generate
+
+SCALE_FILES = ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "payments_patient.csv")
+
+
+def settled_days(engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        return {n: str(d) for n, d in conn.execute(text("SELECT invoice_number, settled_on FROM invoice "
+                                                         "WHERE settled_on IS NOT NULL"))}
+
+
+def by_the_rule_in_the_database(engine) -> dict[str, str]:
+    """Every invoice opened again and settled by db.open_items.settle, summed in the database."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE invoice SET settled_on = NULL"))
+        open_items.settle(conn)
+    return settled_days(engine)
+
+
+@pytest.fixture
+def from_outcome(monkeypatch) -> list[int]:
+    """The invoices each settle from the run's outcome was given (open_items.settle_days, watched)."""
+    calls: list[int] = []
+    real = open_items.settle_days
+
+    def watched(conn, rows, days):
+        calls.append(len(rows))
+        return real(conn, rows, days)
+    monkeypatch.setattr(open_items, "settle_days", watched)
+    return calls
+
+
+def test_the_sample_clinic_s_first_run_settles_from_its_outcome_what_the_rule_settles_in_the_database(
+        engine, settings, from_outcome, monkeypatch):
+    # read as a first run with more pending lines than invoices reads it: the whole ledger, every open invoice settled
+    monkeypatch.setattr(store, "invoices_about", lambda conn: 0)
+    reconciled_sample_clinic(engine, settings)
+    run = settled_days(engine)
+    assert len(run) > 50
+    assert from_outcome == ([len(run)] if engine.dialect.name == "sqlite" else [])
+    assert by_the_rule_in_the_database(engine) == run
+
+
+@pytest.mark.parametrize("seed", [2026, 7])
+def test_a_scale_set_s_first_run_settles_from_its_outcome_what_the_rule_settles_in_the_database(
+        db_url, tmp_path, settings, from_outcome, seed):
+    folder = tmp_path / "scale"
+    generate(folder, invoices=3000, seed=seed, scale=True)
+    engine = open_engine(db_url)
+    for name in SCALE_FILES:
+        import_file(engine, folder / name, settings)
+    run_reconcile(engine)
+    run = settled_days(engine)
+    assert len(run) > 1000
+    assert len(from_outcome) == (1 if engine.dialect.name == "sqlite" else 0)
+    assert by_the_rule_in_the_database(engine) == run
+    engine.dispose()
+
+
+def _cents(value: int) -> str:
+    return f"{'-' if value < 0 else ''}{abs(value) // 100},{abs(value) % 100:02d}"
+
+
+_DAY = st.integers(0, 330).map(lambda d: date.fromordinal(date(2025, 1, 1).toordinal() + d))
+_INVOICE = st.tuples(_DAY, st.sampled_from([0, 700, 2000]), st.sampled_from([0, 300, 1000]),
+                     st.sampled_from([0, 500, 2300]), st.integers(1, 3))
+_LINE = st.tuples(_DAY, st.sampled_from(["amo", "amc", "patient"]), st.sampled_from(["paid", "paid", "rejected",
+                                                                                    "clawback"]),
+                  st.sampled_from([0, 200, 300, 700, 1000, 2300, 5000]), st.integers(0, 6))
+
+
+@hsettings(max_examples=40, deadline=None, report_multiple_bugs=False, phases=[Phase.explicit, Phase.generate], suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(invoices=st.lists(_INVOICE, min_size=1, max_size=6), lines=st.lists(_LINE, min_size=1, max_size=14),
+       written_off=st.lists(st.integers(0, 5), max_size=2))
+def test_any_first_run_settles_from_its_outcome_what_the_rule_settles_in_the_database(
+        settings, monkeypatch, invoices, lines, written_off):
+    """Random small worlds (shares of 0 included, lines paid, rejected or clawed back, before or after the invoice's
+    day, on unknown invoices, write-offs before the run), each run settling every open invoice (as a first run with
+    more allocations than invoices does)."""
+    monkeypatch.setattr(store, "invoices_about", lambda conn: 0)
+    given_to: list[int] = []
+    real = open_items.settle_days
+    monkeypatch.setattr(open_items, "settle_days", lambda conn, rows, days: given_to.append(len(rows))
+                        or real(conn, rows, days))
+    with tempfile.TemporaryDirectory() as folder:
+        numbers = [f"F2025-{k:06d}" for k in range(len(invoices))]
+        rows = [f"{n};{day:%d/%m/%Y};;P{p};Nom{p};Claire;1 rue A;75001;Paris;;;;{_cents(amo + amc + pat)};"
+                f"{_cents(amo)};{_cents(amc)};{_cents(pat)};{'MGEN' if amc else ''};none;;"
+                for n, (day, amo, amc, pat, p) in zip(numbers, invoices)]
+        payments = []
+        for k, (day, payer, status, cents, which) in enumerate(lines):
+            number = numbers[which] if which < len(numbers) else "F2025-999999"
+            name = {"amo": "CPAM", "amc": "MGEN", "patient": "Nom1 Claire"}[payer]
+            amount = -cents if status == "clawback" else cents
+            if status == "clawback" and payer == "patient":
+                status, amount = "paid", cents
+            reason = "Droits fermés" if status == "rejected" else ""
+            payments.append(f"L{k};{day:%Y-%m-%d};{payer};{name};{_cents(amount)};;{number};{status};{reason}")
+        engine = open_engine(f"sqlite:///{Path(folder) / 'r.db'}")
+        import_file(engine, write(Path(folder) / "invoices.csv", INVOICE_HEADER, rows, "cp1252"), settings)
+        for which in written_off:
+            if which < len(numbers):
+                try:
+                    write_off(engine, numbers[which], reason="under_cost", today=date(2025, 12, 1))
+                except RecouvrementError:        # nothing owed by the patient, or written off already
+                    pass
+        import_file(engine, write(Path(folder) / "payments.csv", PAYMENT_HEADER, payments), settings)
+        run_reconcile(engine)
+        run = settled_days(engine)
+        with engine.connect() as conn:
+            allocated = conn.execute(text("SELECT COUNT(*) FROM allocation")).scalar_one()
+            engine_ran = conn.execute(text("SELECT payload FROM audit_event WHERE kind = 'reconcile'")).scalar_one_or_none()
+        # None allocated: no settle of every open invoice (a night's, then); every line the explicit pass's: no
+        # outcome of the engine's to settle from (summed in the database, then)
+        engine_ran = engine_ran is not None and '"digest": null' not in engine_ran
+        assert given_to == ([len(run)] if allocated and engine_ran else [])
+        if allocated:
+            assert by_the_rule_in_the_database(engine) == run
+        engine.dispose()
