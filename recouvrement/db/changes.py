@@ -8,9 +8,12 @@ it is."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, text
 
 from recouvrement.db.bulk import stage
@@ -25,12 +28,29 @@ def note(conn: Connection, keys: Iterable[str]) -> None:
     """Record changed keys (once each)."""
     if not anything_waits(conn):
         return
-    values = pd.Series(sorted(set(keys)), dtype=object)
-    if values.empty:
+    values = _once_each_in_order(keys)
+    if not values:
         return
-    stage(conn, "noted_change", pd.DataFrame({"key": values}), {})
-    conn.execute(text("INSERT INTO queue_change (key) SELECT n.key FROM noted_change n WHERE NOT EXISTS "
-                      "(SELECT 1 FROM queue_change c WHERE c.key = n.key)"))
+    # The keys as one JSON text, those already recorded skipped by the primary key: no temporary table loaded
+    # row by row, then joined (the 1M history's night: 10,806 keys of its invoices, 19-45 ms). No key holds a NUL
+    # (the importers refuse a file with one), which SQLite's JSON would cut at.
+    unnest = ("json_array_elements_text(CAST(:keys AS json))" if conn.dialect.name == "postgresql"
+              else "value FROM json_each(:keys) WHERE true")
+    conn.execute(text(f"INSERT INTO queue_change (key) SELECT {unnest} ON CONFLICT DO NOTHING"),
+                 {"keys": json.dumps(values, ensure_ascii=False)})
+
+
+def _once_each_in_order(keys: Iterable[str]) -> list[str]:
+    """The keys once each, in order. A Series of Arrow text (the invoices' and patients' keys) by Arrow's kernels:
+    its cells made Python strings one by one for a set took 20 ms for the 10,806 keys of the 1M history's night,
+    beside the patients' thread that wants the GIL. The same order as Python's: Arrow compares the UTF-8 bytes,
+    whose order is the code points' (sorted's, for str)."""
+    if isinstance(keys, pd.Series) and isinstance(keys.dtype, pd.StringDtype) and keys.dtype.storage == "pyarrow" \
+            and not keys.hasnans:
+        text = keys.array.__arrow_array__()
+        distinct = pc.unique(text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text)
+        return distinct.take(pc.array_sort_indices(distinct)).to_pylist()
+    return sorted(set(keys))
 
 
 def note_invoices(conn: Connection, invoices: pd.DataFrame) -> None:
