@@ -472,16 +472,25 @@ def bulk_cache(conn: Connection, big: bool) -> None:
         conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB if big else SMALL_CACHE_KIB}")
 
 
+# Free bytes in the C heap below which it is not trimmed: giving back a few tens of megabytes costs more than they
+# are worth (malloc_trim walks and unmaps every free page, and the next stage takes them again, page fault by page
+# fault: the 1M history's night held 43-52 MB free at each of its 14 calls, and spent 30-40 ms trimming them); the
+# stages of a 1M run and a big file's parse leave hundreds of megabytes.
+TRIM_FROM_BYTES = 64 << 20
+
+
 def release_freed_memory() -> None:
     """Give the system back the pages the allocators hold free: Arrow's pool (mimalloc keeps what the 1M invoice
     import parsed: 687 -> 301 MB after it) and the C heap (glibc's malloc_trim; elsewhere nothing: SQLite's
     sorts, the cells of a read, numpy's arrays), which keep hundreds of megabytes while Python's own objects take
-    fresh pages elsewhere. Called after each bulk transaction and between the reconciliation's stages."""
+    fresh pages elsewhere; the C heap only when TRIM_FROM_BYTES or more are free in it (as glibc's mallinfo2
+    counts them; without mallinfo2, always). Called after each bulk transaction and between the reconciliation's
+    stages."""
     pyarrow = sys.modules.get("pyarrow")     # not imported: its pool holds nothing (and every command starts quicker)
     if pyarrow is not None:
         pyarrow.default_memory_pool().release_unused()
     trim = _malloc_trim()
-    if trim is not None:
+    if trim is not None and _heap_free_bytes() >= TRIM_FROM_BYTES:
         trim(0)
 
 
@@ -493,6 +502,27 @@ def _malloc_trim():
         return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):     # a C library without it (musl)
         return None
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@lru_cache(maxsize=1)
+def _mallinfo2():
+    try:
+        function = ctypes.CDLL(None).mallinfo2      # glibc 2.33 and later
+    except (OSError, AttributeError):
+        return None
+    function.restype = _MallInfo2
+    return function
+
+
+def _heap_free_bytes() -> int | float:
+    """The bytes free in the C heap's arenas (glibc's mallinfo2: fordblks, all arenas), infinite when unknown."""
+    mallinfo2 = _mallinfo2()
+    return float("inf") if mallinfo2 is None else mallinfo2().fordblks
 
 
 @contextmanager
