@@ -25,7 +25,7 @@ from recouvrement.db import changes, explicit, name_index, open_items, remittanc
 from recouvrement.db import reconcile as store
 from recouvrement.db.bulk import build_indexes, bulk_insert
 from recouvrement.db.ledger import (LedgerBefore, current_due_cents, matching_before, matching_scope, matching_snapshot,
-                                    patient_allocations_on_moved_shares, patients_by_id, readable_beside)
+                                    patient_allocations_on_moved_shares, readable_beside)
 from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.queue import WAITING, NoLongerWaiting
 from recouvrement.db.session import bulk_cache, bulk_transaction, release_freed_memory, writing
@@ -99,10 +99,8 @@ def load_ledger_for(conn: Connection, payments: pd.DataFrame, letters: pd.DataFr
         numbers, compacts = sorted(set(value[kind == "n:"])), sorted(set(value[kind == "c:"]))
         by_name = reach["named"].astype(bool)
         named, sole = sorted(set(value[by_name])), sorted(set(value[by_name & (kind == "p:")]))
-    snapshot = matching_scope(conn, numbers, compacts, sole)
-    patients = pd.concat([snapshot.patients, patients_by_id(conn, named)], ignore_index=True)
-    patients = patients.drop_duplicates("patient_id").reset_index(drop=True)
-    return _ledger(snapshot, patients, patient_allocations_on_moved_shares(conn, scoped=True))
+    snapshot = matching_scope(conn, numbers, compacts, sole, named)
+    return _ledger(snapshot, snapshot.patients, patient_allocations_on_moved_shares(conn, scoped=True))
 
 
 def _ledger(snapshot: Snapshot, patients: pd.DataFrame, earlier: pd.DataFrame) -> Ledger:

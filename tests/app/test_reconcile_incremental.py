@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 import recouvrement.app.reconcile as reconcile_use_case
+import recouvrement.db.ledger as ledger_store
 from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import run_reconcile
 from recouvrement.db.session import open_engine
@@ -221,3 +222,38 @@ def test_an_old_queue_entry_is_settled_when_a_later_night_renames_a_patient_to_t
         found = conn.execute(text("SELECT invoice_number, rule FROM allocation WHERE payment_id = 'N1'")).all()
     engine.dispose()
     assert [tuple(row) for row in found] == [("F2025-000103", "name_amount")]
+
+
+def test_a_night_reads_the_patients_its_payments_reach_once_by_their_names_only(db_url, tmp_path, settings,
+                                                                               monkeypatch):
+    """The invoices' patients and the bearers of the payers' names (a sole bearer, and the two of a name two
+    patients bear) in one read of what the engine reads of them: their names (db.ledger.NAME_COLUMNS)."""
+    folder = tmp_path / "world"
+    folder.mkdir()
+    invoices_file(folder, [*INVOICES, "F2025-000105;14/03/2025;;P4;N'Diaye;Maëlle;2 rue Neuve;69001;Lyon;;;;30,00;0;0;"
+                                      "30,00;;none;;"])
+    payments_file(folder, ["N1;2025-04-01;patient;MME DE LA FONTAINE JEAN FRANCOIS;23,00;;;paid;",
+                           "N2;2025-04-01;patient;NDIAYE MAELLE;23,00;;;paid;"])
+    engine = open_engine(db_url)
+    for name in ("invoices.csv", "payments.csv"):
+        import_file(engine, folder / name, settings)
+    reads, given = [], []
+    real_read, real_ledger = ledger_store.read_frame, reconcile_use_case._ledger
+
+    def read_frame(conn, sql, params=None):
+        frame = real_read(conn, sql, params)
+        if " patient p " in sql:
+            reads.append(frame)
+        return frame
+
+    monkeypatch.setattr(ledger_store, "read_frame", read_frame)
+    monkeypatch.setattr(reconcile_use_case, "_ledger", lambda snapshot, patients, earlier: given.append(patients)
+                        or real_ledger(snapshot, patients, earlier))
+    monkeypatch.setattr(reconcile_use_case, "load_ledger", _whole_ledger_forbidden)
+    run_reconcile(engine, incremental=True)
+    engine.dispose()
+    assert len(reads) == 1
+    assert list(reads[0].columns) == ledger_store.NAME_COLUMNS
+    assert reads[0]["patient_id"].tolist() == ["P2", "P3", "P4"]
+    assert given[0]["patient_id"].tolist() == ["P2", "P3", "P4"]
+    assert given[0].loc[2, "last_name"] == "N'Diaye"
