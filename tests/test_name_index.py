@@ -88,3 +88,24 @@ def _key_rows_asked(monkeypatch) -> list[set[str]]:
 
     monkeypatch.setattr(name_index, "key_rows", key_rows)
     return asked
+
+
+def test_a_file_whose_only_new_keys_are_its_new_patients_indexes_them_without_comparing_keys(
+        engine, settings, tmp_path, monkeypatch):
+    import_file(engine, invoices_file(tmp_path, INVOICES + [_martin(1, "P12")]), settings)
+    compared: list[int] = []
+    original = name_index._among
+
+    def among(ids, values):
+        compared.append(len(ids))
+        return original(ids, values)
+
+    monkeypatch.setattr(name_index, "_among", among)
+    newer = [row.replace("/2025;", "/2026;", 1).replace("F2025-", "F2026-") for row in INVOICES]   # same names
+    import_file(engine, invoices_file(tmp_path, newer + [_martin(4, "P30", "Anne"), _martin(5, "P31", "Li")],
+                                      name="later.csv"), settings)
+    assert compared == [2, 4]    # their ids among their keys (_with_unnamed), their 4 keys taken: no comparison
+    with engine.connect() as conn:
+        keys = set(conn.execute(text("SELECT last_key, first_key, patient_id FROM patient_name_key "
+                                     "WHERE patient_id IN ('P30', 'P31')")))
+    assert keys == {("MARTIN", "ANNE", "P30"), ("MARTIN", "A", "P30"), ("MARTIN", "LI", "P31"), ("MARTIN", "L", "P31")}
