@@ -75,11 +75,13 @@ def _iso(values: pd.Series) -> pd.Series:
     return pd.Series(text_dates[codes], index=values.index, dtype=object)
 
 
-def load_ledger(conn: Connection, before: LedgerBefore | None = None) -> Ledger:
+def load_ledger(conn: Connection, before: LedgerBefore | None = None,
+                pass_paid: explicit.PassPaid | None = None) -> Ledger:
     """The matching engine's view: every invoice with what is still due on its three shares, everything
     recorded counted whatever its date (core.ledger.due_matrix on an undated snapshot, db.ledger.matching_snapshot:
-    only what the engine reads). `before`: its invoices, patients and sums paid already read (_LedgerBeside)."""
-    snapshot = matching_snapshot(conn, before)
+    only what the engine reads). `before`: its invoices, patients and sums paid already read (_LedgerBeside);
+    `pass_paid`: the explicit pass's allocations already read back (db.explicit.paid_shares)."""
+    snapshot = matching_snapshot(conn, before, pass_paid)
     return _ledger(snapshot, snapshot.patients, patient_allocations_on_moved_shares(conn))
 
 
@@ -326,7 +328,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
                                                     plain=set_based)
         release_freed_memory()
         changes.take(conn)
-        outcome = ledger = written = row_ids = None
+        outcome = ledger = written = row_ids = pass_days = None
         found = rf_references(payments)       # validated once: the letters' lookup and the engine's rule
         letters = letter_invoices(conn, rf_references_in(payments, found))
         if len(payments):
@@ -336,9 +338,12 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
                 plain.build_indexes(conn)
             if whole:     # the engine's stage needs no pages cached: the ledger's reads scan whole tables
                 bulk_cache(conn, big=False)
-            ledger = load_ledger(conn, before) if whole else load_ledger_for(conn, payments, letters, reach)
             row_ids = before.row_ids if whole and before is not None else None
-            before = None
+            # The pass's allocations read back once, with their days when a first run's settle may want them
+            pass_paid = explicit.paid_shares(conn, days=allocated_before == 0) if row_ids is not None else None
+            ledger = load_ledger(conn, before, pass_paid) if whole else load_ledger_for(conn, payments, letters, reach)
+            pass_days = None if pass_paid is None or pass_paid.days is None else (pass_paid.shares, pass_paid.days)
+            before = pass_paid = None
             release_freed_memory()
             laps.lap("read")
             outcome = reconcile(payments, _with_clawbacks(conn, payments, ledger), letters, found)
@@ -355,7 +360,7 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         beside_figures = _FiguresBeside(engine, conn, outcome, payments, letters, reach)
         try:
             _settle(conn, allocated_before, lambda: _settled_by_outcome(conn, outcome, ledger, written, row_ids,
-                                                                         plain.allocations))
+                                                                         pass_days, plain.allocations))
             figures = beside_figures.result()
         finally:
             beside_figures.close()
@@ -392,12 +397,14 @@ def _settle(conn: Connection, allocated_before: int,
 
 def _settled_by_outcome(conn: Connection, outcome: Outcome | None, ledger: Ledger | None,
                         written: pd.DataFrame | None, row_ids: np.ndarray | None,
+                        pass_days: tuple[np.ndarray, np.ndarray] | None,
                         pass_allocations: int) -> tuple[list[int], list[str]] | None:
     """A first run's invoices settled by db.open_items' rule, from what the run holds rather than its allocations
     summed again in the database: what each owes after the run is the engine's outcome.outstanding (the whole
     ledger read, with the explicit pass's allocations, less what the engine allocated and moved: the rule's sums
     over the allocations and the moves, write-offs not taken off); none written off (read); the day, the latest of
-    the invoice's own, its allocations' payments' (the pass's, read back as integers, and the engine's `written`)
+    the invoice's own, its allocations' payments' (the pass's `pass_days`, its `pass_allocations` allocations' shares
+    and days read back as integers with the ledger, db.explicit.paid_shares, and the engine's `written`)
     and its moves' and their reversals' (read). (rowids ascending, days as ISO text); None when the run does not
     hold it all: not a whole ledger read on SQLite beside the pass (`row_ids`), an earlier allocation shrunk by the
     engine, a day missing or not written yyyy-mm-dd."""
@@ -408,8 +415,9 @@ def _settled_by_outcome(conn: Connection, outcome: Outcome | None, ledger: Ledge
         return None
     day = _day_numbers(invoices["issue_date"])
     engine_days = _day_numbers(written["payment_date"])
-    pass_days = explicit.paid_days(conn, pass_allocations)
-    if day is None or engine_days is None or pass_days is None or (day < 0).any() or (engine_days < 0).any():
+    if pass_days is None or len(pass_days[0]) != pass_allocations:
+        return None
+    if day is None or engine_days is None or (day < 0).any() or (engine_days < 0).any():
         return None
     index = pd.Index(invoices["invoice_number"], dtype=object)
     keys, days = pass_days

@@ -25,7 +25,7 @@ from recouvrement.core.balance import (BUCKETS, PATIENT_DETAIL, age_buckets,  # 
 from recouvrement.core.ledger import (EXCEPTION_COLUMNS, PATIENT_COLUMNS, SHARES, Snapshot, due_matrix, outstanding,
                                       patient_money)
 from recouvrement.db.bulk import read_columns, read_frame, stage
-from recouvrement.db.explicit import paid_shares
+from recouvrement.db.explicit import PassPaid, paid_shares
 from recouvrement.db.session import wal_mode
 from recouvrement.db.values import as_date
 
@@ -263,20 +263,22 @@ def _invoices_with_paid(conn: Connection, sql: str, params: dict | None = None) 
     return invoices.drop(columns=paid_columns), paid
 
 
-def matching_snapshot(conn: Connection, before: LedgerBefore | None = None) -> Snapshot:
+def matching_snapshot(conn: Connection, before: LedgerBefore | None = None,
+                      pass_paid: PassPaid | None = None) -> Snapshot:
     """The undated snapshot (everything recorded) narrowed to what the matching engine reads (core.ledger.due_matrix
     and core.reconcile.Ledger): invoices without their due date and mutuelle, patients with their names only
     (NAME_COLUMNS), no credits or queue; allocations summed in the database per invoice and share, read on the
     invoices' own rows (Snapshot.paid: not a million invoice numbers read a second time and looked up again).
     A million invoices: half the rows and a third of the text load_snapshot(conn, None) reads.
     `before`: the invoices, patients and sums paid already read up to an allocation (matching_before, before this
-    transaction allocated what it did): what was allocated after is added (_paid_since)."""
+    transaction allocated what it did): what was allocated after is added (_paid_since; `pass_paid`: the explicit
+    pass's allocations already read back, db.explicit.paid_shares, else read there)."""
     if before is None:
         invoices, paid = _invoices_with_paid(conn, _PAID_WITH_INVOICES)
         patients = read_columns(conn, _MATCHING_PATIENTS)
     else:
         invoices, patients = before.invoices, before.patients
-        paid = before.paid + _paid_since(conn, before)
+        paid = before.paid + _paid_since(conn, before, pass_paid)
     for column in ("amo_cents", "amc_cents", "patient_cents"):
         invoices[column] = _cents(invoices[column])
     invoices["issue_date"] = as_dates(invoices["issue_date"])
@@ -289,15 +291,15 @@ def matching_snapshot(conn: Connection, before: LedgerBefore | None = None) -> S
                     load_write_offs(conn, None), paid=paid)
 
 
-def _paid_since(conn: Connection, before: LedgerBefore) -> np.ndarray:
+def _paid_since(conn: Connection, before: LedgerBefore, pass_paid: PassPaid | None = None) -> np.ndarray:
     """What was allocated after `before`'s mark, on its invoices' rows. When those allocations are the run's explicit
     pass's and nothing else (SQLite: counted), read from the pass's table by invoice rowid, as integers; else summed
-    per invoice in the database and put on the rows by invoice number."""
+    per invoice in the database and put on the rows by invoice number. `pass_paid`: the pass's, already read."""
     paid = np.zeros((len(before.invoices), len(SHARES)), dtype="int64")
-    shares = paid_shares(conn) if before.row_ids is not None else None
+    shares = (pass_paid if pass_paid is not None else paid_shares(conn)) if before.row_ids is not None else None
     if shares is not None and before.row_ids is not None:
         since = conn.execute(text("SELECT COUNT(*) FROM allocation WHERE id > :mark"), {"mark": before.mark})
-        keys, cents = shares
+        keys, cents = shares.shares, shares.cents
         if since.scalar_one() == len(keys):
             rows = pd.Index(before.row_ids).get_indexer(keys // 4)
             if (rows >= 0).all():      # every allocation on an invoice read (always: the run holds the write lock)

@@ -140,3 +140,62 @@ def test_any_first_run_settles_from_its_outcome_what_the_rule_settles_in_the_dat
         if allocated:
             assert by_the_rule_in_the_database(engine) == run
         engine.dispose()
+
+
+def _scale_set_imported(db_url: str, folder: Path, settings):
+    generate(folder, invoices=3000, seed=2026, scale=True)
+    engine = open_engine(db_url)
+    for name in SCALE_FILES:
+        import_file(engine, folder / name, settings)
+    return engine
+
+
+def test_a_first_run_reads_the_explicit_pass_s_allocations_back_once_with_their_days(db_url, tmp_path, settings,
+                                                                                    from_outcome, monkeypatch):
+    """The pass's allocations are read back from its table once, with the ledger (db.explicit.paid_shares): the
+    settle from the outcome takes their days from that read, not from a second one."""
+    from recouvrement.db import explicit
+    engine = _scale_set_imported(db_url, tmp_path / "scale", settings)
+    reads: list[str] = []
+    real = explicit._plain_integers
+    monkeypatch.setattr(explicit, "_plain_integers", lambda conn, values, condition="1": reads.extend(
+        [values] if condition == "paid > 0" else []) or real(conn, values, condition))     # its allocations
+    run_reconcile(engine)
+    sqlite = engine.dialect.name == "sqlite"
+    assert len(reads) == (1 if sqlite else 0)
+    assert from_outcome == ([len(settled_days(engine))] if sqlite else [])
+    engine.dispose()
+
+
+def test_the_explicit_pass_s_days_are_read_as_integers_when_every_one_is_written_yyyy_mm_dd(engine, settings,
+                                                                                          tmp_path):
+    from datetime import datetime, timezone
+
+    from recouvrement.db import explicit
+    from recouvrement.db.session import bulk_transaction
+    rows = [f"F2025-00000{k};01/03/2025;;P{k};Nom{k};Claire;1 rue A;75001;Paris;;;;30,00;20,00;0,00;10,00;;none;;"
+            for k in (1, 2, 3)]
+    import_file(engine, write(tmp_path / "invoices.csv", INVOICE_HEADER, rows, "cp1252"), settings)
+    lines = ["L1;2025-03-09;amo;CPAM;20,00;;F2025-000001;paid;", "L2;2025-04-11;amo;CPAM;5,00;;F2025-000002;paid;",
+             "L3;2025-12-31;patient;Nom3 Claire;10,00;;F2025-000003;paid;"]
+    import_file(engine, write(tmp_path / "payments.csv", PAYMENT_HEADER, lines), settings)
+    for written_as in ("2025-04-11", "11/04/2025", "2025-4-11", "2025-04-11 10:00"):
+        with pytest.raises(_Undone), bulk_transaction(engine) as conn:
+            conn.execute(text("UPDATE payment SET payment_date = :d WHERE payment_id = 'L2'"), {"d": written_as})
+            explicit.settle_plain_explicit(conn, store.last_payment_row(conn), datetime.now(timezone.utc))
+            read = explicit.paid_shares(conn, days=True)
+            without = explicit.paid_shares(conn)
+            raise _Undone
+        if engine.dialect.name != "sqlite":
+            assert read is None and without is None
+            continue
+        assert read is not None and without is not None
+        assert read.cents.tolist() == without.cents.tolist() == [2000, 500, 1000]
+        assert read.shares.tolist() == without.shares.tolist() and (read.shares % 4).tolist() == [1, 1, 3]
+        assert without.days is None
+        assert (read.days.tolist() if read.days is not None else None) == (
+            [20250309, 20250411, 20251231] if written_as == "2025-04-11" else None)
+
+
+class _Undone(Exception):
+    """Raised to roll a transaction back."""
