@@ -118,7 +118,9 @@ def _set_aside_invoice_indexes(conn: Connection, settled: int) -> list[str]:
 
 def settle(conn: Connection, since: int | None = None, invoice_number: str | None = None) -> int:
     """Set settled_on on the open invoices found settled (every one; those allocated to after the allocation id
-    `since`; or the one numbered `invoice_number`); the number settled. Set-based, grouped in the database."""
+    `since`; or the one numbered `invoice_number`); the number settled. Set-based, grouped in the database. Its twin,
+    app.reconcile._settled_by_outcome, finds a first run's settled invoices by the same rule from what the run holds
+    (then settle_days): a change to the rule here is made there too (tests/app/test_settle_from_outcome.py)."""
     params: dict = {}
     invoices = "invoice i"
     if invoice_number is not None:
