@@ -271,13 +271,15 @@ def _outcome_figures(outcome: Outcome | None, payments: pd.DataFrame, letters: p
 
 
 class _FiguresBeside:
-    """_outcome_figures made in a thread while the store settles the invoices the run paid (_settle): SQLite steps
-    its statements (and PostgreSQL's server works) without holding the GIL, and the second core is idle meanwhile
-    (1M first run: ~6 s of statements). Not beside the outcome's own writes: their rows are made Python objects,
-    which holds the GIL. The thread only reads the outcome and the payments: pandas copies on write, no frame
-    changes under it. On SQLite in WAL mode (db.ledger.readable_beside) the waiting entries' patients are found on
-    a second connection, which sees what the run's transaction saw of the invoices and the patients' names (the run
-    writes neither, and holds the write lock: no other commit comes in between).
+    """_outcome_figures made in a thread while the store builds the allocation indexes a first run left aside and
+    settles the invoices the run paid (_settle): SQLite steps its statements (and PostgreSQL's server works) without
+    holding the GIL, and the second core is idle meanwhile (1M first run: ~2.9 s building the indexes, ~4 s
+    settling). Not beside the outcome's own writes: their rows are made Python objects, which holds the GIL; nor
+    beside a first run's settle from its outcome alone (_settled_by_outcome, numpy and pandas holding it too): begun
+    before it, the figures are mostly done by then. The thread only reads the outcome and the payments: pandas
+    copies on write, no frame changes under it. On SQLite in WAL mode (db.ledger.readable_beside) the waiting
+    entries' patients are found on a second connection, which sees what the run's transaction saw of the invoices
+    and the patients' names (the run writes neither, and holds the write lock: no other commit comes in between).
     1M first run: the report's counts, the digest and the waiting entries' reach, ~2 s of CPU, off the write stage's
     wall."""
 
@@ -353,12 +355,12 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         if outcome is not None:
             written = _store(conn, outcome, payments, now, retried, plain)
             release_freed_memory()
-        plain.build_indexes(conn)
-        store.mark_reconciled_up_to(conn, last_id)      # the explicit pass's payments and the engine's
-        # Settled before the reach is kept (neither reads what the other writes), with the outcome's figures made
-        # beside its statements.
+        # The outcome's figures made beside the statements from here on: the allocation indexes a first run left
+        # aside built, then the settle, before the reach is kept (neither reads what the other writes).
         beside_figures = _FiguresBeside(engine, conn, outcome, payments, letters, reach)
         try:
+            plain.build_indexes(conn)
+            store.mark_reconciled_up_to(conn, last_id)      # the explicit pass's payments and the engine's
             _settle(conn, allocated_before, lambda: _settled_by_outcome(conn, outcome, ledger, written, row_ids,
                                                                          pass_days, plain.allocations))
             figures = beside_figures.result()
@@ -530,17 +532,17 @@ def _store(conn: Connection, outcome: Outcome, payments: pd.DataFrame, now: date
            retried: list[str] | None, plain: PlainExplicit) -> pd.DataFrame:
     """Write the outcome of `payments`; the payments it covers are the unreconciled ones up to the run's last row
     (marked reconciled by the run, after) and the retried queue entries (`retried`; None: all; the nightly lock
-    keeps other writers out meanwhile). The allocation indexes the explicit pass left aside (`plain`) are built
-    after the engine's allocations are inserted: at 1M (first run) 403,175 of them inserted into the indexes just
-    built over the pass's 1.70M (0.9 + 0.5 s), whose pages are full, cost 3.3 s CPU; inserted bare, 1.5 s, then the
-    two indexes built over the 2.1M, 1.5 + 1.1 s (same run, under the bench lock). Returns the engine's allocations
-    as written (with their payments' days; None where filled from the payment after)."""
+    keeps other writers out meanwhile). The allocation indexes the explicit pass left aside (`plain`) are left for
+    the caller to build after (PlainExplicit.build_indexes; here only before an allocation is reduced, which looks
+    them up by payment): at 1M (first run) 403,175 of them inserted into the indexes just built over the pass's
+    1.70M (0.9 + 0.5 s), whose pages are full, cost 3.3 s CPU; inserted bare, 1.5 s, then the two indexes built over
+    the 2.1M, 1.5 + 1.1 s (same run, under the bench lock). Returns the engine's allocations as written (with their
+    payments' days; None where filled from the payment after)."""
     store.clear_retried(conn, retried)
     allocations = outcome.allocations.assign(created_at=now.replace(tzinfo=None),
                                              payment_date=_payment_days(outcome.allocations, payments))
     mark = open_items.allocation_mark(conn)
     bulk_insert(conn, "allocation", allocations)
-    plain.build_indexes(conn)
     if allocations["payment_date"].isna().any():     # an earlier payment's allocation moved (none at 1M)
         store.fill_payment_days(conn, mark)
     transfers = outcome.transfers.assign(notified=False)
@@ -548,6 +550,8 @@ def _store(conn: Connection, outcome: Outcome, payments: pd.DataFrame, now: date
     for reversal in outcome.reversals.itertuples():
         store.reverse_transfer(conn, int(reversal.transfer_id), reversal.reversed_on, reversal.reversed_by)
     bulk_insert(conn, "payment_exception", outcome.exceptions)
+    if len(outcome.reductions):
+        plain.build_indexes(conn)
     for cut in outcome.reductions.itertuples():
         _reduce_allocation(conn, cut.payment_id, cut.invoice_number, int(cut.amount_cents))
     return allocations

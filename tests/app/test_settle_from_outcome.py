@@ -167,6 +167,32 @@ def test_a_first_run_reads_the_explicit_pass_s_allocations_back_once_with_their_
     engine.dispose()
 
 
+def test_a_first_run_makes_the_outcome_s_figures_beside_the_build_of_the_allocation_indexes(db_url, tmp_path,
+                                                                                            settings, monkeypatch):
+    """The outcome's figures (a thread holding the GIL) are begun before the allocation indexes the explicit pass left
+    aside are built (SQLite's statements, PostgreSQL's server: without the GIL), not after, beside the settle from
+    the outcome, whose numpy holds the GIL as they do."""
+    from recouvrement.app import reconcile as use_case
+    engine = _scale_set_imported(db_url, tmp_path / "scale", settings)
+    events: list[str] = []
+    figures_beside = use_case._FiguresBeside
+
+    class Watched(figures_beside):
+        def __init__(self, *args) -> None:
+            events.append("figures")
+            super().__init__(*args)
+    monkeypatch.setattr(use_case, "_FiguresBeside", Watched)
+    build = use_case.build_indexes
+
+    def watched_build(conn, statements, *args, **kwargs):
+        events.extend(["allocation indexes"] if statements else [])
+        return build(conn, statements, *args, **kwargs)
+    monkeypatch.setattr(use_case, "build_indexes", watched_build)
+    run_reconcile(engine)
+    assert events == ["figures", "allocation indexes"]
+    engine.dispose()
+
+
 def test_the_explicit_pass_s_days_are_read_as_integers_when_every_one_is_written_yyyy_mm_dd(engine, settings,
                                                                                           tmp_path):
     from datetime import datetime, timezone
