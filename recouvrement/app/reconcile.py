@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
@@ -274,24 +275,31 @@ class _FiguresBeside:
     """_outcome_figures made in a thread while the store builds the allocation indexes a first run left aside and
     settles the invoices the run paid (_settle): SQLite steps its statements (and PostgreSQL's server works) without
     holding the GIL, and the second core is idle meanwhile (1M first run: ~2.9 s building the indexes, ~4 s
-    settling). Not beside the outcome's own writes: their rows are made Python objects, which holds the GIL; nor
-    beside a first run's settle from its outcome alone (_settled_by_outcome, numpy and pandas holding it too): begun
-    before it, the figures are mostly done by then. The thread only reads the outcome and the payments: pandas
-    copies on write, no frame changes under it. On SQLite in WAL mode (db.ledger.readable_beside) the waiting
+    settling). Not beside the outcome's own writes: their rows are made Python objects, which holds the GIL. Then,
+    in the same thread, a first run's settled invoices worked out from its outcome (`settled`, _settled_by_outcome:
+    numpy and pandas, which hold the GIL too: after the figures, not beside them, and both beside the indexes'
+    build, ~2.5 s of CPU). The thread only reads the outcome, the ledger and the payments: pandas copies on write,
+    no frame changes under it. On SQLite in WAL mode (db.ledger.readable_beside) the waiting
     entries' patients are found on a second connection, which sees what the run's transaction saw of the invoices
     and the patients' names (the run writes neither, and holds the write lock: no other commit comes in between).
     1M first run: the report's counts, the digest and the waiting entries' reach, ~2 s of CPU, off the write stage's
     wall."""
 
     def __init__(self, engine: Engine, conn: Connection, outcome: Outcome | None, payments: pd.DataFrame,
-                 letters: pd.DataFrame, reach: pd.DataFrame | None) -> None:
+                 letters: pd.DataFrame, reach: pd.DataFrame | None,
+                 settled: Callable[[], _Settled | None] | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outcome-figures")
         self._figures = self._pool.submit(_outcome_figures, outcome, payments, letters, reach,
                                           engine if readable_beside(conn) else None)
+        self._settled = self._pool.submit(settled) if settled is not None else None
 
     def result(self) -> _OutcomeFigures:
         """The figures (waiting for them; the thread's error raised here)."""
         return self._figures.result()
+
+    def settled(self) -> _Settled | None:
+        """What `settled` found, made in the same thread after the figures (waiting for it; None: not asked)."""
+        return self._settled.result() if self._settled is not None else None
 
     def close(self) -> None:
         """The thread ended (waited for): never one left running after the run, whatever happened."""
@@ -356,13 +364,18 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
             written = _store(conn, outcome, payments, now, retried, plain)
             release_freed_memory()
         # The outcome's figures made beside the statements from here on: the allocation indexes a first run left
-        # aside built, then the settle, before the reach is kept (neither reads what the other writes).
-        beside_figures = _FiguresBeside(engine, conn, outcome, payments, letters, reach)
+        # aside built, then the settle, before the reach is kept (neither reads what the other writes); then, in the
+        # same thread, the invoices a first run settles found from its outcome.
+        every_open = _settles_every_open_invoice(conn, allocated_before)
+        from_outcome = None
+        if every_open and allocated_before == 0 and row_ids is not None:
+            from_outcome = partial(_settled_by_outcome, outcome, ledger, written, row_ids, pass_days,
+                                   plain.allocations, open_items.settle_facts(conn))
+        beside_figures = _FiguresBeside(engine, conn, outcome, payments, letters, reach, from_outcome)
         try:
             plain.build_indexes(conn)
             store.mark_reconciled_up_to(conn, last_id)      # the explicit pass's payments and the engine's
-            _settle(conn, allocated_before, lambda: _settled_by_outcome(conn, outcome, ledger, written, row_ids,
-                                                                         pass_days, plain.allocations))
+            _settle(conn, allocated_before, every_open, beside_figures.settled)
             figures = beside_figures.result()
         finally:
             beside_figures.close()
@@ -381,34 +394,44 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
     return report
 
 
-def _settle(conn: Connection, allocated_before: int,
-            settled: Callable[[], tuple[list[int], list[str]] | None] = lambda: None) -> None:
+def _settles_every_open_invoice(conn: Connection, allocated_before: int) -> bool:
+    """Whether the run made more allocations (after `allocated_before`) than there are invoices (a first run, a big
+    backlog): its settle looks at every open invoice then (_settle)."""
+    return open_items.allocation_mark(conn) - allocated_before > store.invoices_about(conn)
+
+
+def _settle(conn: Connection, allocated_before: int, every_open: bool,
+            settled: Callable[[], _Settled | None] = lambda: None) -> None:
     """Mark settled what this run's allocations settled (no longer open): the invoices they touched, or every
-    open invoice when the run made more allocations than there are invoices (a first run, a big backlog): at 1M
-    that costs less than staging the invoices touched and searching each (6.1 against 9.7 s CPU). A first run
-    (no allocation before it) settles every open invoice from what it holds when it can (`settled`: the invoices
-    found settled and their days, _settled_by_outcome; None: summed again in the database, db.open_items.settle)."""
-    allocated = open_items.allocation_mark(conn) - allocated_before
-    whole = allocated > store.invoices_about(conn)
-    found = settled() if whole and allocated_before == 0 else None
+    open invoice when the run made more allocations than there are invoices (`every_open`: a first run, a big
+    backlog): at 1M that costs less than staging the invoices touched and searching each (6.1 against 9.7 s CPU).
+    A first run (no allocation before it) settles every open invoice from what it holds when it can (`settled`: the
+    invoices found settled and their days, _settled_by_outcome; None: summed again in the database,
+    db.open_items.settle)."""
+    found = settled() if every_open and allocated_before == 0 else None
     if found is not None:
         open_items.settle_days(conn, *found)
     else:
-        open_items.settle(conn, since=None if whole else allocated_before)
+        open_items.settle(conn, since=None if every_open else allocated_before)
 
 
-def _settled_by_outcome(conn: Connection, outcome: Outcome | None, ledger: Ledger | None,
-                        written: pd.DataFrame | None, row_ids: np.ndarray | None,
-                        pass_days: tuple[np.ndarray, np.ndarray] | None,
-                        pass_allocations: int) -> tuple[list[int], list[str]] | None:
+# The invoices settled (rowids ascending) and their days (ISO text): open_items.settle_days's arguments.
+_Settled = tuple[list[int], list[str]]
+
+
+def _settled_by_outcome(outcome: Outcome | None, ledger: Ledger | None, written: pd.DataFrame | None,
+                        row_ids: np.ndarray | None, pass_days: tuple[np.ndarray, np.ndarray] | None,
+                        pass_allocations: int, facts: tuple[list, list[str]]) -> _Settled | None:
     """A first run's invoices settled by db.open_items' rule, from what the run holds rather than its allocations
     summed again in the database: what each owes after the run is the engine's outcome.outstanding (the whole
     ledger read, with the explicit pass's allocations, less what the engine allocated and moved: the rule's sums
-    over the allocations and the moves, write-offs not taken off); none written off (read); the day, the latest of
+    over the allocations and the moves, write-offs not taken off); none written off; the day, the latest of
     the invoice's own, its allocations' payments' (the pass's `pass_days`, its `pass_allocations` allocations' shares
     and days read back as integers with the ledger, db.explicit.paid_shares, and the engine's `written`)
-    and its moves' and their reversals' (read). (rowids ascending, days as ISO text); None when the run does not
-    hold it all: not a whole ledger read on SQLite beside the pass (`row_ids`), an earlier allocation shrunk by the
+    and its moves' and their reversals'. `facts`: what the caller read of the small tables for it
+    (db.open_items.settle_facts: the moves' days, the invoices written off); the rest is numpy and pandas on what the
+    run holds, made in a thread beside the allocation indexes' build (_FiguresBeside). (rowids ascending, days as ISO
+    text); None when the run does not hold it all: not a whole ledger read on SQLite beside the pass (`row_ids`), an earlier allocation shrunk by the
     engine, a day missing or not written yyyy-mm-dd."""
     if outcome is None or ledger is None or written is None or row_ids is None or len(outcome.reductions):
         return None
@@ -428,7 +451,7 @@ def _settled_by_outcome(conn: Connection, outcome: Outcome | None, ledger: Ledge
         return None
     np.maximum.at(day, rows, days)
     _latest(day, index, written["invoice_number"], engine_days)
-    moved, written_off = open_items.settle_facts(conn)
+    moved, written_off = facts
     moves = pd.DataFrame(moved, columns=["invoice_number", "last_day", "last_reversal"])
     for column in ("last_day", "last_reversal"):
         days_moved = _day_numbers(moves[column])

@@ -193,6 +193,29 @@ def test_a_first_run_makes_the_outcome_s_figures_beside_the_build_of_the_allocat
     engine.dispose()
 
 
+def test_a_first_run_finds_the_invoices_it_settles_in_the_figures_thread_beside_the_allocation_indexes_build(
+        db_url, tmp_path, settings, from_outcome, monkeypatch):
+    """The settle from the outcome (numpy and pandas on what the run holds) is worked out in the figures' thread, after
+    them, while the main thread builds the allocation indexes the pass left aside; the main thread then writes it.
+    PostgreSQL settles in the database: nothing worked out."""
+    import threading
+
+    from recouvrement.app import reconcile as use_case
+    engine = _scale_set_imported(db_url, tmp_path / "scale", settings)
+    threads: list[str] = []
+    real = use_case._settled_by_outcome
+
+    def watched(*args):
+        threads.append(threading.current_thread().name)
+        return real(*args)
+    monkeypatch.setattr(use_case, "_settled_by_outcome", watched)
+    run_reconcile(engine)
+    sqlite = engine.dialect.name == "sqlite"
+    assert [name.startswith("outcome-figures") for name in threads] == ([True] if sqlite else [])
+    assert from_outcome == ([len(settled_days(engine))] if sqlite else [])
+    engine.dispose()
+
+
 def test_the_explicit_pass_s_days_are_read_as_integers_when_every_one_is_written_yyyy_mm_dd(engine, settings,
                                                                                           tmp_path):
     from datetime import datetime, timezone
