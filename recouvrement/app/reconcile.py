@@ -431,8 +431,8 @@ def _settled_by_outcome(outcome: Outcome | None, ledger: Ledger | None, written:
     and its moves' and their reversals'. `facts`: what the caller read of the small tables for it
     (db.open_items.settle_facts: the moves' days, the invoices written off); the rest is numpy and pandas on what the
     run holds, made in a thread beside the allocation indexes' build (_FiguresBeside). (rowids ascending, days as ISO
-    text); None when the run does not hold it all: not a whole ledger read on SQLite beside the pass (`row_ids`), an earlier allocation shrunk by the
-    engine, a day missing or not written yyyy-mm-dd."""
+    text); None when the run does not hold it all: not a whole ledger read on SQLite beside the pass (`row_ids`), an
+    earlier allocation shrunk by the engine, a day missing or not written yyyy-mm-dd."""
     if outcome is None or ledger is None or written is None or row_ids is None or len(outcome.reductions):
         return None
     invoices = ledger.invoices

@@ -11,7 +11,7 @@ held equal to core.ledger's by tests/app/test_balance_sums.py and tests/app/test
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import chain
@@ -451,19 +451,19 @@ def matching_scope(conn: Connection, invoice_numbers: Iterable[str], compact_num
     # The invoices' patients and the names' bearers in one read of their names: every column of the patients, read
     # twice and their birth dates made dates, cost the 1M history's night 25 ms for what the engine does not read.
     _keys(conn, "wanted_patient", chain(invoices["patient_id"].dropna(), named))
-    patients = read_frame(conn, f"SELECT {', '.join('p.' + c for c in NAME_COLUMNS)} FROM wanted_patient w "
-                                "CROSS JOIN patient p WHERE p.patient_id = w.value ORDER BY p.patient_id")
+    patients = _wanted_patients(conn, NAME_COLUMNS)
     exceptions = pd.DataFrame({c: pd.Series(dtype=object) for c in EXCEPTION_COLUMNS})
     return Snapshot(None, _typed_invoices(invoices), _typed_allocations(allocations), _typed_transfers(transfers),
                     exceptions, patients, write_offs.reset_index(drop=True))
 
 
-def _wanted_patients(conn: Connection) -> pd.DataFrame:
-    """The patients whose ids the temporary table wanted_patient (value) holds, in id order."""
+def _wanted_patients(conn: Connection, columns: Sequence[str] = PATIENT_COLUMNS) -> pd.DataFrame:
+    """The patients whose ids the temporary table wanted_patient (value) holds, in id order: their `columns`."""
     # From the ids outwards (CROSS JOIN): else SQLite walks every patient in id order for the ORDER BY.
-    rows = read_frame(conn, f"SELECT {', '.join('p.' + c for c in PATIENT_COLUMNS)} FROM wanted_patient w "
+    rows = read_frame(conn, f"SELECT {', '.join('p.' + c for c in columns)} FROM wanted_patient w "
                             "CROSS JOIN patient p WHERE p.patient_id = w.value ORDER BY p.patient_id")
-    rows["birth_date"] = as_dates(rows["birth_date"])
+    if "birth_date" in rows:
+        rows["birth_date"] = as_dates(rows["birth_date"])
     return rows
 
 
