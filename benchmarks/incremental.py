@@ -14,8 +14,8 @@ it); `--pile` adds the pile day. Rows after the day are left out of both runs.
 `--history-db FILE` keeps the history: when FILE does not exist, the history is built as usual and FILE is a
 copy of the database just after it (with its audit checkpoint and the history's figures beside it, in
 FILE.json); when it exists, the history is not built again: `--db` becomes a fresh copy of FILE, the
-history's figures are read back from FILE.json, and only the night runs (the 1M history takes about 14
-minutes; a night can so be measured again and again on the same history).
+history's figures are read back from FILE.json, and only the night runs (the 1M history takes about a
+minute; a night can so be measured again and again on the same history).
 """
 
 from __future__ import annotations

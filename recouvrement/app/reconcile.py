@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,6 +29,7 @@ from recouvrement.db.ledger import (LedgerBefore, current_due_cents, matching_be
 from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.queue import WAITING, NoLongerWaiting
 from recouvrement.db.session import bulk_cache, bulk_transaction, release_freed_memory, writing
+from recouvrement.db.values import is_iso_day
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
 from recouvrement.importers.base import PAYMENT_COLUMNS
@@ -485,13 +485,11 @@ def _day_numbers(values: pd.Series) -> np.ndarray | None:
     numbers[-1] = -1
     for k, value in enumerate(uniques):
         text_day = value.isoformat() if isinstance(value, date) else value
-        if not isinstance(text_day, str) or len(text_day) != 10 or not _ISO_DAY.fullmatch(text_day):
+        if not is_iso_day(text_day):
             return None
         numbers[k] = int(text_day[:4] + text_day[5:7] + text_day[8:])
     return numbers[codes]
 
-
-_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import NamedTuple
 
@@ -11,6 +10,7 @@ from sqlalchemy import Connection, text
 
 from recouvrement.db.bulk import build_indexes, set_aside_indexes
 from recouvrement.db.reconcile import unreconciled
+from recouvrement.db.values import is_iso_day
 
 # The plain case of the explicit rule, done in SQL where the rows are: a paid line naming a known
 # invoice, on an invoice with no rejection pending and no share moved to the patient. It allocates
@@ -268,7 +268,4 @@ def _days_written_iso(conn: Connection) -> bool:
     run's 1.7M lines, alone: shares and cents 0.7-0.8 s CPU and again shares and days, GLOB on each, 1.4 s; the
     three at once 1.2 s, and this 0.3 s)."""
     days = conn.exec_driver_sql("SELECT DISTINCT payment_date FROM plain_explicit WHERE paid > 0").scalars().all()
-    return all(isinstance(day, str) and _ISO_DAY.fullmatch(day) for day in days)
-
-
-_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+    return all(is_iso_day(day) for day in days)

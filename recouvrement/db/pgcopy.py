@@ -80,7 +80,7 @@ def _fields(values: pa.Array, oid: int | None) -> list[pa.Array] | None:
     if oid == BOOL and pa.types.is_boolean(values.type):
         return [_fixed(pc.fill_null(values, False).to_numpy(zero_copy_only=False).astype(">i1"), valid)]
     if oid in (TEXT, VARCHAR) and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-        return _text(values.cast(pa.large_string()))
+        return _text(values.cast(pa.large_string()), valid)
     if oid == DATE:
         days = _days(values)
         return None if days is None else [_fixed((days - _EPOCH_2000).astype(">i4"), valid)]
@@ -138,10 +138,10 @@ def _fixed(values: np.ndarray, valid: np.ndarray | None) -> pa.Array:
                                                                              pa.py_buffer(data)])
 
 
-def _text(values: pa.Array) -> list[pa.Array] | None:
-    """Text as fields: each value's length (-1: NULL), then its UTF-8 bytes, as two arrays (joined with the rest of
-    the row, the bytes are copied once). None when one holds a NUL (no PostgreSQL text does: CSV's path refuses it
-    as before)."""
+def _text(values: pa.Array, valid: np.ndarray | None) -> list[pa.Array] | None:
+    """Text as fields: each value's length (-1: NULL, where valid is False), then its UTF-8 bytes, as two arrays
+    (joined with the rest of the row, the bytes are copied once). None when one holds a NUL (no PostgreSQL text
+    does: CSV's path refuses it as before)."""
     offsets = np.frombuffer(values.buffers()[1], dtype=np.int64, count=len(values) + 1, offset=values.offset * 8)
     data = values.buffers()[2]
     if data is not None and not np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]].all():
@@ -149,8 +149,8 @@ def _text(values: pa.Array) -> list[pa.Array] | None:
     lengths = np.diff(offsets)
     if len(lengths) and lengths.max() >= 2 ** 31:
         return None
-    if values.null_count:
-        lengths[~pc.is_valid(values).to_numpy(zero_copy_only=False)] = -1
+    if valid is not None:
+        lengths[~valid] = -1
     prefixes = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(values), [
         None, pa.py_buffer(np.arange(len(values) + 1, dtype=np.int64) * 4), pa.py_buffer(lengths.astype(">i4"))])
     return [prefixes, pc.fill_null(values, "").cast(pa.large_binary())]

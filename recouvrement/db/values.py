@@ -11,10 +11,13 @@ datetime.date(2025, 3, 1)
 datetime.datetime(2025, 3, 1, 12, 30, tzinfo=datetime.timezone.utc)
 >>> as_naive_utc("2025-03-01T13:30:00+01:00")
 datetime.datetime(2025, 3, 1, 12, 30)
+>>> is_iso_day("2025-03-01"), is_iso_day("01/03/2025"), is_iso_day("2025-03-01 12:30"), is_iso_day(None)
+(True, False, False, False)
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from typing import Any, overload
 
@@ -52,3 +55,12 @@ def as_naive_utc(value: Any) -> datetime | None:
     """A time column's value as a naive UTC datetime (as the web session columns hold it)."""
     moment = as_utc(value)
     return None if moment is None else moment.replace(tzinfo=None)
+
+
+def is_iso_day(value: object) -> bool:
+    """Whether a stored day is text written yyyy-mm-dd (ten characters, digits where digits go), which compares as
+    the days it names and whose digits make the integer yyyymmdd; the calendar is not checked (the store wrote it)."""
+    return isinstance(value, str) and _ISO_DAY.fullmatch(value) is not None
+
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
