@@ -59,7 +59,7 @@ def test_the_sample_clinic_s_first_run_settles_from_its_outcome_what_the_rule_se
     reconciled_sample_clinic(engine, settings)
     run = settled_days(engine)
     assert len(run) > 50
-    assert from_outcome == ([len(run)] if engine.dialect.name == "sqlite" else [])
+    assert from_outcome == [len(run)]      # PostgreSQL too: the pass's days read with the ledger
     assert by_the_rule_in_the_database(engine) == run
 
 
@@ -74,7 +74,7 @@ def test_a_scale_set_s_first_run_settles_from_its_outcome_what_the_rule_settles_
     run_reconcile(engine)
     run = settled_days(engine)
     assert len(run) > 1000
-    assert len(from_outcome) == (1 if engine.dialect.name == "sqlite" else 0)
+    assert len(from_outcome) == 1
     assert by_the_rule_in_the_database(engine) == run
     engine.dispose()
 
@@ -162,8 +162,8 @@ def test_a_first_run_reads_the_explicit_pass_s_allocations_back_once_with_their_
         [values] if condition == "paid > 0" else []) or real(conn, values, condition))     # its allocations
     run_reconcile(engine)
     sqlite = engine.dialect.name == "sqlite"
-    assert len(reads) == (1 if sqlite else 0)
-    assert from_outcome == ([len(settled_days(engine))] if sqlite else [])
+    assert len(reads) == (1 if sqlite else 0)      # PostgreSQL: read with the ledger (db.ledger.matching_snapshot_dated)
+    assert from_outcome == [len(settled_days(engine))]
     engine.dispose()
 
 
@@ -197,7 +197,7 @@ def test_a_first_run_finds_the_invoices_it_settles_in_the_figures_thread_beside_
         db_url, tmp_path, settings, from_outcome, monkeypatch):
     """The settle from the outcome (numpy and pandas on what the run holds) is worked out in the figures' thread, after
     them, while the main thread builds the allocation indexes the pass left aside; the main thread then writes it.
-    PostgreSQL settles in the database: nothing worked out."""
+    PostgreSQL too, from the pass's days read with the ledger."""
     import threading
 
     from recouvrement.app import reconcile as use_case
@@ -210,9 +210,8 @@ def test_a_first_run_finds_the_invoices_it_settles_in_the_figures_thread_beside_
         return real(*args)
     monkeypatch.setattr(use_case, "_settled_by_outcome", watched)
     run_reconcile(engine)
-    sqlite = engine.dialect.name == "sqlite"
-    assert [name.startswith("outcome-figures") for name in threads] == ([True] if sqlite else [])
-    assert from_outcome == ([len(settled_days(engine))] if sqlite else [])
+    assert [name.startswith("outcome-figures") for name in threads] == [True]
+    assert from_outcome == [len(settled_days(engine))]
     engine.dispose()
 
 
@@ -248,3 +247,34 @@ def test_the_explicit_pass_s_days_are_read_as_integers_when_every_one_is_written
 
 class _Undone(Exception):
     """Raised to roll a transaction back."""
+
+
+def test_days_since_1970_are_made_the_integers_yyyymmdd_and_none_stays_minus_one():
+    import numpy as np
+
+    from recouvrement.app.reconcile import _epoch_day_numbers
+    days = [date(1970, 1, 1), date(2024, 2, 29), date(2026, 12, 31), date(2100, 3, 1)]
+    epoch = np.array([(d - date(1970, 1, 1)).days for d in days] + [-1], dtype=np.int64)
+    assert _epoch_day_numbers(epoch).tolist() == [19700101, 20240229, 20261231, 21000301, -1]
+
+
+def test_postgresql_reads_each_invoice_s_latest_allocation_day_with_the_whole_ledger(engine, settings, tmp_path):
+    """The day settle's rule takes of the allocations (their latest payment's), read by the ledger's group by; none
+    where nothing is allocated. SQLite reads none so (the pass's days come back from its table)."""
+    from recouvrement.app.reconcile import load_ledger_dated
+    from recouvrement.db.session import bulk_transaction
+    rows = [f"F2025-00000{k};01/03/2025;;P{k};Nom{k};Claire;1 rue A;75001;Paris;;;;30,00;20,00;0,00;10,00;;none;;"
+            for k in (1, 2)]
+    import_file(engine, write(tmp_path / "invoices.csv", INVOICE_HEADER, rows, "cp1252"), settings)
+    with engine.begin() as conn:
+        for payment, day, cents in (("L1", "2025-03-09", 1500), ("L2", "2025-04-11", 500)):
+            conn.execute(text("INSERT INTO allocation (payment_id, invoice_number, payer_type, amount_cents, rule, "
+                              "created_at, payment_date) VALUES (:p, 'F2025-000001', 'amo', :c, 'manual', "
+                              "'2025-05-01 00:00:00', :d)"), {"p": payment, "c": cents, "d": date.fromisoformat(day)})
+    with bulk_transaction(engine) as conn:
+        ledger, days = load_ledger_dated(conn)
+    if engine.dialect.name == "sqlite":
+        assert days is None
+        return
+    assert ledger.invoices["invoice_number"].tolist() == ["F2025-000001", "F2025-000002"]
+    assert days is not None and days.tolist() == [20250411, -1]
