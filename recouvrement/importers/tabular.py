@@ -155,42 +155,56 @@ def _cells_from_cp1252(column: pa.ChunkedArray) -> pa.ChunkedArray:
     of ASCII alone is its own text (the same buffers, nothing copied or checked); another's bytes are decoded at
     once and each cell's new bounds worked out from how much its bytes grow (an accented letter: 2 bytes, 'œ' or
     '€': 3). At 1M invoices: 0.6-1.0 s CPU for the columns read, where the whole file's transcoding took 1.3-2.9 s.
-    A column Arrow did not read as bytes (none: each is typed) is left as it came, as text-first reading would."""
-    if column.type != pa.binary():
+    Bytes give text, large bytes (as _parse_text reads them) large text. A column Arrow did not read as bytes (none:
+    each is typed) is left as it came, as text-first reading would."""
+    if column.type not in _TEXT_OF_BYTES:
         return column
-    return pa.chunked_array([_utf8_from_cp1252(chunk) for chunk in column.chunks], type=pa.string())
+    return pa.chunked_array([_utf8_from_cp1252(chunk) for chunk in column.chunks], type=_TEXT_OF_BYTES[column.type])
+
+
+# The text type each bytes type is made, and the array class and offsets' width of each (large: 64-bit offsets).
+_TEXT_OF_BYTES = {pa.binary(): pa.string(), pa.large_binary(): pa.large_string()}
+_TEXT_ARRAY = {pa.string(): pa.StringArray, pa.large_string(): pa.LargeStringArray}
+_OFFSETS = {pa.binary(): np.int32, pa.string(): np.int32, pa.large_binary(): np.int64, pa.large_string(): np.int64}
 
 
 def _utf8_from_cp1252(cells: pa.Array) -> pa.Array:
     if cells.offset:       # (never from Arrow's reader) a copy starting at its first cell: bounds and validity at 0
         cells = pa.concat_arrays([cells])
+    made = _TEXT_OF_BYTES[cells.type]
     validity, offsets, data = cells.buffers()
     if not len(cells):
-        return cells.cast(pa.string())
-    bounds = np.frombuffer(offsets, dtype=np.int32, count=len(cells) + 1).astype(np.int64)
+        return cells.cast(made)
+    width = _OFFSETS[cells.type]
+    bounds = np.frombuffer(offsets, dtype=width, count=len(cells) + 1).astype(np.int64, copy=False)
     text = np.frombuffer(data or b"", dtype=np.uint8)[bounds[0]:bounds[-1]]
     high = np.flatnonzero(text >= 0x80)
     if not len(high):      # ASCII is UTF-8 as it is
-        return pa.StringArray.from_buffers(len(cells), offsets, data, validity, cells.null_count)
+        return _TEXT_ARRAY[made].from_buffers(len(cells), offsets, data, validity, cells.null_count)
     moved = bounds - bounds[0]
     growth = np.bincount(np.searchsorted(moved, high, side="right") - 1, weights=_CP1252_GROWTH[text[high]],
                          minlength=len(cells))
     moved[1:] += np.cumsum(growth, dtype=np.int64)
-    return pa.StringArray.from_buffers(len(cells), pa.py_buffer(moved.astype(np.int32)),
-                                       pa.py_buffer(text.tobytes().decode("cp1252").encode("utf-8")), validity,
-                                       cells.null_count)
+    return _TEXT_ARRAY[made].from_buffers(len(cells), pa.py_buffer(moved.astype(width)),
+                                          pa.py_buffer(text.tobytes().decode("cp1252").encode("utf-8")), validity,
+                                          cells.null_count)
 
 
 def _parse_text(data: bytes, dialect: Dialect, unread: frozenset[str], as_bytes: bool = False) -> pd.DataFrame:
     """_parse's reading, of UTF-8 `data`, or with `as_bytes` of Windows-1252 `data` whose cells read are made
-    UTF-8 once parsed."""
+    UTF-8 once parsed. Every column is read as large text (or large bytes), the type pandas' Arrow strings hold:
+    read as text (32-bit offsets), each was cast again by to_pandas, chunk by chunk (the 1M invoices file's 27
+    columns: 0.6-0.8 s CPU). Each column is then made one chunk, in this thread: Arrow's reading threads allocated
+    its chunks, and what they allocated, once freed, stays in their own heaps (mimalloc's), where this thread's
+    next allocations cannot take it; kept as read, the 1M invoices' import peaked 160-220 MB higher, in its store.
+    One chunk also spares the checks' own combining (Distinct) and the inserts' (db.bulk)."""
     # A byte order mark is skipped by a view past it, not a copy of the file (the AMO remittance at 1M: 90 MB)
     source = pa.py_buffer(data).slice(len(codecs.BOM_UTF8) if dialect.encoding == "utf-8-sig" else 0)
     header = next(csv.reader([_first_line(data).decode("utf-8-sig").strip("\r")], delimiter=dialect.separator))
     read = [c for c in header if c.strip().lower() not in unread]
     table = pacsv.read_csv(pa.BufferReader(source), parse_options=pacsv.ParseOptions(
         delimiter=dialect.separator, newlines_in_values=True, ignore_empty_lines=True),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.binary() if as_bytes else pa.string()
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.large_binary() if as_bytes else pa.large_string()
                                                            for c in header},
                                              include_columns=read if len(set(header)) == len(header) else None,
                                              strings_can_be_null=False, quoted_strings_can_be_null=False))
@@ -200,8 +214,9 @@ def _parse_text(data: bytes, dialect: Dialect, unread: frozenset[str], as_bytes:
     names, columns = table.column_names, table.columns
     del table
     for i in range(len(columns)):
-        columns[i] = _trimmed(_cells_from_cp1252(columns[i]) if as_bytes else columns[i])
-    return pa.table(columns, names=names).to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+        columns[i] = pa.chunked_array([_trimmed(_cells_from_cp1252(columns[i]) if as_bytes else columns[i])
+                                       .combine_chunks()])
+    return pa.table(columns, names=names).to_pandas(types_mapper={pa.large_string(): pd.StringDtype("pyarrow")}.get)
 
 
 def _trimmed(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -209,18 +224,19 @@ def _trimmed(column: pa.ChunkedArray) -> pa.ChunkedArray:
     kernel reads each character as Unicode (the 1M invoices file's columns: 1.4 s CPU). A chunk is left as it is
     when each of its cells starts and ends with a byte from '!' to '~': every whitespace character, ASCII or
     not, starts and ends outside those (a byte up to the space, or one from 0x80: U+00A0 ends with 0xA0)."""
-    if column.type != pa.string():
+    if column.type not in (pa.string(), pa.large_string()):
         return pc.utf8_trim_whitespace(column)
     return pa.chunked_array([pc.utf8_trim_whitespace(chunk) if _edged(chunk) else chunk for chunk in column.chunks],
-                            type=pa.string())
+                            type=column.type)
 
 
 def _edged(chunk: pa.Array) -> bool:
-    """Whether some cell of `chunk` (text) starts or ends with a byte that may be whitespace (see _trimmed)."""
+    """Whether some cell of `chunk` (text, large or not) starts or ends with a byte that may be whitespace (see
+    _trimmed)."""
     if chunk.offset:
         return True
     _, offsets, data = chunk.buffers()
-    bounds = np.frombuffer(offsets, dtype=np.int32, count=len(chunk) + 1)
+    bounds = np.frombuffer(offsets, dtype=_OFFSETS[chunk.type], count=len(chunk) + 1)
     text = np.frombuffer(data or b"", dtype=np.uint8)
     filled = bounds[1:] > bounds[:-1]
     edges = np.concatenate((text[bounds[:-1][filled]], text[bounds[1:][filled] - 1]))
