@@ -152,10 +152,10 @@ def _watermark(conn: Connection) -> str:
 
 
 def pending_payments(conn: Connection, last_id: int, retried: list[str] | None = None,
-                     settled: bool = False) -> pd.DataFrame:
-    """New payments (up to row `last_id`; `settled`: but those the explicit pass settled) and the queue entries to
-    try again (`retried`; None: all of them)."""
-    payments = store.pending_payments(conn, last_id, PAYMENT_COLUMNS, retried, settled)
+                     settled: bool = False, aside: pd.DataFrame | None = None) -> pd.DataFrame:
+    """New payments (up to row `last_id`; `settled`: but those the explicit pass settled; `aside`: those it never
+    settles, already read) and the queue entries to try again (`retried`; None: all of them)."""
+    payments = store.pending_payments(conn, last_id, PAYMENT_COLUMNS, retried, settled, aside)
     payments["payment_date"] = _iso(payments["payment_date"])
     return payments
 
@@ -172,29 +172,53 @@ def _reads_whole_ledger(payments: pd.DataFrame, invoices: int) -> bool:
 class _LedgerBeside:
     """SQLite, a run that will read the whole ledger: its invoices, patients and the sums paid on them so far
     (db.ledger.matching_before; the explicit pass's allocations are added after) read on a second connection in a
-    thread while the pass runs. SQLite steps the pass's statements without the GIL, so the read takes the second
-    core (1M invoices: ~2 s of the read stage).
+    thread while the pass runs; then, given the run's last payment row (`last_id`), the new payments the pass never
+    settles (db.reconcile.payments_the_pass_leaves: no invoice named, not paid; 1M first run: 496,476 of the 541,085
+    left to the engine), which the read after the pass then leaves out (db.reconcile.pending_payments, `aside`).
+    SQLite steps the pass's statements without the GIL, so the reads take the second core (1M invoices: ~2 s of the
+    read stage each).
     The run holds the database's write lock: the other connection sees what the run's transaction saw before it
     allocated, no other writer's commit. Given up (None) when the read fails, or when the database is not one
     file shared in WAL mode."""
 
-    def __init__(self, engine: Engine, conn: Connection) -> None:
+    def __init__(self, engine: Engine, conn: Connection, last_id: int | None = None) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._read: Future | None = None
+        self._payments: Future | None = None
         if readable_beside(conn):
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-read")
             self._read = self._pool.submit(self._before, engine)
+            if last_id is not None:
+                self._payments = self._pool.submit(self._left_by_the_pass, engine, store.unreconciled(conn, "p"),
+                                                   last_id)
 
     @staticmethod
     def _before(engine: Engine) -> LedgerBefore:
         with engine.connect() as other:
             return matching_before(other)
 
+    @staticmethod
+    def _left_by_the_pass(engine: Engine, pending: str, last_id: int) -> pd.DataFrame:
+        with engine.connect() as other:
+            return store.payments_the_pass_leaves(other, pending, last_id, PAYMENT_COLUMNS)
+
     def result(self) -> LedgerBefore | None:
-        """What was read (waiting for it), once; None: not read."""
+        """What was read of the ledger (waiting for every read), once; None: not read."""
         if self._read is None or self._pool is None:
             return None
         read, self._read = self._read, None
+        try:
+            return read.result()
+        except OperationalError:
+            return None
+        finally:
+            self._pool.shutdown()
+
+    def payments(self) -> pd.DataFrame | None:
+        """The new payments the pass never settles (waiting for them), once; None: not read."""
+        if self._payments is None or self._pool is None:
+            return None
+        read, self._payments = self._payments, None
         try:
             return read.result()
         except OperationalError:
@@ -216,15 +240,15 @@ def _reach(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame) -> p
     return retries.resolve(conn, payment_reach(payments, letters))
 
 
-def _payments_to_try(conn: Connection, last_id: int, whole_queue: bool,
-                     plain: bool) -> tuple[pd.DataFrame, list[str] | None, pd.DataFrame | None]:
-    """The new payments (`plain`: but those the explicit pass settled) and the queue entries to try again with
-    them: every entry (`whole_queue`), else those what changed since the last run can reach, closed over the
-    patients the new payments may settle (db.retries). Returns (payments, the entries retried (None: all), their
-    reach (None: not read))."""
+def _payments_to_try(conn: Connection, last_id: int, whole_queue: bool, plain: bool,
+                     aside: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str] | None, pd.DataFrame | None]:
+    """The new payments (`plain`: but those the explicit pass settled; `aside`: those it never settles, already read,
+    _LedgerBeside) and the queue entries to try again with them: every entry (`whole_queue`), else those what changed
+    since the last run can reach, closed over the patients the new payments may settle (db.retries). Returns
+    (payments, the entries retried (None: all), their reach (None: not read))."""
     if whole_queue:
-        return pending_payments(conn, last_id, settled=plain), None, None
-    new = pending_payments(conn, last_id, [], plain)
+        return pending_payments(conn, last_id, settled=plain, aside=aside), None, None
+    new = pending_payments(conn, last_id, [], plain, aside)
     reach = _reach(conn, new, letter_invoices(conn, rf_references_in(new)))
     settled = reach.loc[reach["key"].str.startswith("p:"), "key"].str.slice(2)
     retried = [p for p in retries.entries_to_retry(conn, settled) if p not in set(new["payment_id"])]
@@ -344,16 +368,18 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         last_id = store.last_payment_row(conn)
         allocated_before = open_items.allocation_mark(conn)
         likely_whole = _likely_whole(conn, last_id, incremental)
-        beside = _LedgerBeside(engine, conn) if likely_whole else None
+        beside = _LedgerBeside(engine, conn, last_id) if likely_whole else None
         laps.lap("read")
         try:
             plain = settle_plain_explicit(conn, last_id, now, likely_whole) if set_based else PlainExplicit()
         finally:
             before = beside.result() if beside is not None else None     # never a thread left reading
+        aside = beside.payments() if beside is not None else None
         release_freed_memory()       # each stage gives back what it freed (see there): see db.session
         laps.lap("explicit")
         payments, retried, reach = _payments_to_try(conn, last_id, whole_queue=incremental is False or not complete,
-                                                    plain=set_based)
+                                                    plain=set_based, aside=aside)
+        aside = None
         release_freed_memory()
         changes.take(conn)
         outcome = ledger = written = row_ids = pass_days = paid_days = None

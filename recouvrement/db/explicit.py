@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from recouvrement.db.bulk import build_indexes, set_aside_indexes
-from recouvrement.db.reconcile import unreconciled
+from recouvrement.db.reconcile import PASS_LINE, unreconciled
 from recouvrement.db.values import is_iso_day
 
 # The plain case of the explicit rule, done in SQL where the rows are: a paid line naming a known
@@ -53,7 +53,7 @@ FROM (
            CASE p.payer_type WHEN 'amo' THEN i.amo_cents WHEN 'amc' THEN i.amc_cents ELSE i.patient_cents END
              {less_allocated} AS due
     FROM payment p JOIN invoice i ON i.invoice_number = p.invoice_number
-    WHERE {unreconciled} AND p.id <= :last AND p.status = 'paid' AND p.payer_type IN ('amo', 'amc', 'patient')
+    WHERE {unreconciled} AND p.id <= :last AND {pass_line}
       {unblocked}
 ) c
 """
@@ -126,7 +126,7 @@ def _plain_lines(conn: Connection, last_id: int) -> None:
     conn.exec_driver_sql(_PLAIN_TABLE.format(id_column="INTEGER PRIMARY KEY" if sqlite else "BIGINT"))
     allocated = conn.execute(text("SELECT 1 FROM allocation LIMIT 1")).first() is not None
     _blocked(conn, last_id, pending)
-    conn.execute(text(_PAIDS.format(unreconciled=pending, share=_SHARE_SQLITE if sqlite else "0",
+    conn.execute(text(_PAIDS.format(unreconciled=pending, pass_line=PASS_LINE, share=_SHARE_SQLITE if sqlite else "0",
                                     less_allocated=_LESS_ALLOCATED if allocated else "",
                                     unblocked="" if sqlite else _UNBLOCKED)), {"last": last_id})
     if sqlite:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Integer, text
 
@@ -91,22 +92,64 @@ def unreconciled(conn: Connection, table: str | None = None) -> str:
     return f"{prefix}reconciled = {flag} AND {prefix}id > {reconciled_through(conn)}"
 
 
+# The payment lines the explicit pass may settle (db.explicit's _PAIDS: a paid line of an insurer or of the patient,
+# on an invoice it names): the others go to the engine whatever the pass finds, and may be read before it.
+PASS_LINE = "p.status = 'paid' AND p.payer_type IN ('amo', 'amc', 'patient')"
+_PASSABLE = f"{PASS_LINE} AND p.invoice_number IS NOT NULL"
+
+
 def pending_payments(conn: Connection, last_id: int, columns: Sequence[str],
-                     retried: Sequence[str] | None = None, settled: bool = False) -> pd.DataFrame:
+                     retried: Sequence[str] | None = None, settled: bool = False,
+                     aside: pd.DataFrame | None = None) -> pd.DataFrame:
     """New payments (up to row `last_id`) and the queue entries to try again (`retried`; None: every entry of the
     kinds RETRIED): the payment table's `columns` (the importers' PAYMENT_COLUMNS), dates as the driver returns
-    them. `settled`: the new payments the explicit pass settled (plain_explicit, db.explicit) left out."""
+    them. `settled`: the new payments the explicit pass settled (plain_explicit, db.explicit) left out. `aside`: the
+    new payments the pass never settles, already read (payments_the_pass_leaves, with their `id`): only the others
+    are read here, and the two put back in row order, as one read gives them."""
     pending = unreconciled(conn, "p")
     settled_out = " AND p.id NOT IN (SELECT id FROM plain_explicit)" if settled else ""
-    new = "SELECT " + ", ".join(columns) + f" FROM payment p WHERE {pending} AND p.id <= :last{settled_out}"
+    new_rows = f"{pending} AND p.id <= :last{settled_out}" + (f" AND {_PASSABLE}" if aside is not None else "")
     ints = [c for c in columns if c in _whole_numbers()]
+    # With `aside`, each row's id and whether it is a new payment's (else a queue entry's), to put the rows in order.
+    marks, queued_marks = (["p.id", f"({new_rows}) AS is_new"], ["p.id", "FALSE"]) if aside is not None else ([], [])
+    new = "SELECT " + ", ".join([*marks, *columns]) + f" FROM payment p WHERE {new_rows}"
     if retried is None:
-        return read_columns(conn, f"{new} OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind "
-                            f"IN {RETRIED})", {"last": last_id}, ints)
-    stage(conn, "retried_payment", pd.DataFrame({"value": pd.Series(list(retried), dtype=object)}), {}, index="value")
-    return read_columns(conn, f"{new} UNION ALL SELECT " + ", ".join(f"p.{c}" for c in columns) + " FROM "
-                        f"retried_payment r CROSS JOIN payment p WHERE p.payment_id = r.value AND NOT ({pending} AND "
-                        "p.id <= :last)", {"last": last_id}, ints)
+        read = read_columns(conn, f"{new} OR p.payment_id IN (SELECT payment_id FROM payment_exception WHERE kind "
+                            f"IN {RETRIED})", {"last": last_id}, ["id", "is_new", *ints])
+    else:
+        stage(conn, "retried_payment", pd.DataFrame({"value": pd.Series(list(retried), dtype=object)}), {},
+              index="value")
+        read = read_columns(conn, f"{new} UNION ALL SELECT " + ", ".join([*queued_marks, *(f"p.{c}" for c in columns)])
+                            + " FROM retried_payment r CROSS JOIN payment p WHERE p.payment_id = r.value AND NOT "
+                            f"({pending} AND p.id <= :last)", {"last": last_id}, ["id", "is_new", *ints])
+    return read if aside is None else _in_row_order(read, aside, columns, ints)
+
+
+def payments_the_pass_leaves(conn: Connection, pending: str, last_id: int, columns: Sequence[str]) -> pd.DataFrame:
+    """The new payments (up to row `last_id`; `pending`: unreconciled's condition as the run's connection states it)
+    that the explicit pass never settles (not a PASS_LINE, or naming no invoice): their `id` and `columns`, in row
+    order. Read on another connection while the pass runs (app.reconcile._LedgerBeside); pending_payments takes
+    them (`aside`)."""
+    ints = ["id", *(c for c in columns if c in _whole_numbers())]
+    return read_columns(conn, f"SELECT p.id, {', '.join(columns)} FROM payment p WHERE {pending} AND p.id <= :last "
+                        f"AND NOT ({_PASSABLE})", {"last": last_id}, ints)
+
+
+def _in_row_order(read: pd.DataFrame, aside: pd.DataFrame, columns: Sequence[str], ints: Sequence[str]) -> pd.DataFrame:
+    """One read's rows made of two: the new payments (`aside`, and `read`'s rows marked `new`) in row order, then
+    `read`'s queue entries not among them, as read: `columns`, each of whole numbers (`ints`) int64 when none is
+    missing, as db.bulk.read_columns gives it."""
+    columns = list(columns)
+    marked = read["is_new"].to_numpy(dtype=object).astype(bool) if len(read) else np.zeros(0, dtype=bool)
+    new = pd.concat([aside[["id", *columns]], read.loc[marked, ["id", *columns]]], ignore_index=True)
+    new = new.take(np.argsort(new["id"].to_numpy(dtype=np.int64), kind="stable"))
+    queued = read.loc[~marked]
+    queued = queued[~queued["id"].isin(aside["id"])]
+    rows = pd.concat([new[columns], queued[columns]], ignore_index=True)
+    for column in ints:
+        if rows[column].dtype == object and len(rows) and not rows[column].isna().any():
+            rows[column] = rows[column].astype("int64")
+    return rows
 
 
 # -- the run's writes ----------------------------------------------------------------------------

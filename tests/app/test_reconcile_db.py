@@ -14,6 +14,7 @@ from recouvrement.app.imports import import_file
 from recouvrement.app.reconcile import _payment_days, manual_match, manual_unmatch, run_reconcile
 from recouvrement.audit import verify
 from recouvrement.core.references import rf_reference
+from recouvrement.db.session import open_engine
 from recouvrement.errors import RecouvrementError
 from tests.app.world import invoices_file, payments_file
 
@@ -396,3 +397,82 @@ def test_the_waiting_entries_patients_are_found_beside_the_settling_on_sqlite_an
     with engine.connect() as conn:
         kept = sorted(tuple(r) for r in conn.execute(text("SELECT payment_id, key FROM queue_reach")))
     assert kept == sorted(set(reach[["payment_id", "key"]].itertuples(index=False, name=None)))
+
+
+class _Undone(Exception):
+    """Raised to roll a bulk transaction back."""
+
+
+@pytest.mark.parametrize("from_row", ["the runs' mark", "the first row"])
+def test_the_payments_the_pass_never_settles_read_apart_put_back_give_the_payments_one_read_gives(
+        engine, settings, tmp_path, from_row):
+    """The new payments the explicit pass never settles (naming no invoice, not paid, an agency's), read apart (beside
+    the pass, on SQLite) and left out of the read after the pass, are put back among the others: the same frame, the
+    same row order, as one read after the pass gives, with every queue entry (every entry, none, some). From the first
+    row, the queue entries' payments are new ones too, some of them read apart: each still once, in row order."""
+    from datetime import datetime, timezone
+
+    from recouvrement.db import explicit
+    from recouvrement.db import reconcile as store
+    from recouvrement.db.session import bulk_transaction
+    from recouvrement.importers.base import PAYMENT_COLUMNS
+    world(engine, settings, tmp_path)
+    run_reconcile(engine)           # B3, B4 wait in the queue
+    payments_file(tmp_path, ["C1;2025-04-01;amc;HARMONIE;6,00;;F2025-000103;paid;",
+                             "C2;2025-04-02;patient;INCONNU PAUL;5,00;;;;",
+                             "C3;2025-04-03;amc;MGEN;20,00;;F2025-000104;rejected;Droits fermés",
+                             "C4;2025-04-04;amo;CPAM;9,00;;F2025-000999;paid;",
+                             "C5;2025-04-05;patient;LEFEVRE ELOISE;3,00;;F2025-000102;paid;",
+                             "C6;2025-04-06;agency;RECOUVRA;4,00;;F2025-000104;paid;"], "night.csv")
+    import_file(engine, tmp_path / "night.csv", settings)
+    sqlite = engine.dialect.name == "sqlite"
+    with pytest.raises(_Undone), bulk_transaction(engine) as conn:
+        if from_row == "the first row":
+            store.set_meta(conn, store.RECONCILED_THROUGH, "0")
+        last = store.last_payment_row(conn)
+        explicit.settle_plain_explicit(conn, last, datetime.now(timezone.utc))
+        aside = store.payments_the_pass_leaves(conn, store.unreconciled(conn, "p"), last, PAYMENT_COLUMNS)
+        assert {"C2", "C3", "C6"} <= set(aside["payment_id"]) and "C4" not in set(aside["payment_id"])
+        for retried in (None, [], ["B4"]):
+            one = store.pending_payments(conn, last, PAYMENT_COLUMNS, retried, True)
+            apart = store.pending_payments(conn, last, PAYMENT_COLUMNS, retried, True, aside)
+            assert {"C2", "C3", "C4", "C5", "C6"} <= set(one["payment_id"]) and "C1" not in set(one["payment_id"])
+            assert ("B4" in set(one["payment_id"])) == (retried != [] or from_row == "the first row")
+            if not sqlite:      # no order without ORDER BY on PostgreSQL (which never reads apart)
+                one, apart = (f.sort_values("payment_id", ignore_index=True) for f in (one, apart))
+            pd.testing.assert_frame_equal(apart, one)
+        raise _Undone
+
+
+def test_a_first_run_reads_the_payments_the_pass_never_settles_beside_it_with_the_ledger(db_url, tmp_path, settings,
+                                                                                         monkeypatch):
+    """SQLite: the new payments the explicit pass never settles are read in the ledger's thread while the pass runs,
+    and the read after the pass is given them (fails without the change: all read after the pass, in the main
+    thread). PostgreSQL reads nothing beside the pass."""
+    import threading
+
+    from recouvrement.db import reconcile as store
+    from tools.samples import generate
+    folder = tmp_path / "scale"
+    generate(folder, invoices=600, seed=3, scale=True)
+    engine = open_engine(db_url)
+    for name in ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "payments_patient.csv"):
+        import_file(engine, folder / name, settings)
+    threads: list[str] = []
+    given: list[int] = []
+    leaves, pending = store.payments_the_pass_leaves, store.pending_payments
+
+    def watched_leaves(*args):
+        threads.append(threading.current_thread().name)
+        return leaves(*args)
+
+    def watched_pending(conn, last_id, columns, retried=None, settled=False, aside=None):
+        given.extend([len(aside)] if aside is not None else [])
+        return pending(conn, last_id, columns, retried, settled, aside)
+    monkeypatch.setattr(store, "payments_the_pass_leaves", watched_leaves)
+    monkeypatch.setattr(store, "pending_payments", watched_pending)
+    report = run_reconcile(engine)
+    sqlite = engine.dialect.name == "sqlite"
+    assert [name.startswith("ledger-read") for name in threads] == ([True] if sqlite else [])
+    assert len(given) == (1 if sqlite else 0) and (not sqlite or 0 < given[0] < report.payments)
+    engine.dispose()
