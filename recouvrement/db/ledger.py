@@ -220,7 +220,11 @@ _PAID_SINCE = ("SELECT invoice_number, " + _per_share("payer_type", "amount_cent
                + " FROM allocation WHERE id > :mark GROUP BY invoice_number")
 
 
-def _invoices_paid_up_to(rowid: bool) -> str:
+def _invoices_paid_up_to(rowid: bool, paid: bool = True) -> str:
+    """The invoices with the sums paid on them up to :mark (`paid`; else without those columns: nothing allocated)."""
+    if not paid:
+        return f"SELECT {_MATCHING_COLUMNS}" + (", i.rowid AS row_id" if rowid else "") + " FROM invoice i " \
+               "ORDER BY i.invoice_number"
     return (f"SELECT {_MATCHING_COLUMNS}, " + ("i.rowid AS row_id, " if rowid else "")
             + ", ".join(f"CAST(COALESCE(a.{share}, 0) AS BIGINT) AS paid_{share}" for share in SHARES)
             + f" FROM invoice i LEFT JOIN ({_PAID_UP_TO}) a ON a.invoice_number = i.invoice_number "
@@ -252,7 +256,11 @@ def matching_before(conn: Connection) -> LedgerBefore:
     pass allocates (app.reconcile); matching_snapshot then adds what was allocated after (the pass's allocations)."""
     mark = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM allocation").scalar_one())
     sqlite = conn.dialect.name == "sqlite"
-    invoices, paid = _invoices_with_paid(conn, _invoices_paid_up_to(sqlite), {"mark": mark})
+    if conn.exec_driver_sql("SELECT 1 FROM allocation LIMIT 1").first() is not None:
+        invoices, paid = _invoices_with_paid(conn, _invoices_paid_up_to(sqlite), {"mark": mark})
+    else:   # nothing allocated yet (a first run): no sums to join and read (1M: 2.2 -> 1.7 s of SQLite)
+        invoices = read_columns(conn, _invoices_paid_up_to(sqlite, paid=False), None, _MATCHING_INTS)
+        paid = np.zeros((len(invoices), len(SHARES)), dtype="int64")
     row_ids = invoices["row_id"].to_numpy(dtype="int64") if sqlite else None
     invoices = invoices.drop(columns=["row_id"] if sqlite else [])
     return LedgerBefore(invoices, paid, mark, row_ids, read_columns(conn, _MATCHING_PATIENTS))

@@ -476,3 +476,37 @@ def test_a_first_run_reads_the_payments_the_pass_never_settles_beside_it_with_th
     assert [name.startswith("ledger-read") for name in threads] == ([True] if sqlite else [])
     assert len(given) == (1 if sqlite else 0) and (not sqlite or 0 < given[0] < report.payments)
     engine.dispose()
+
+
+def test_the_ledger_read_before_anything_is_allocated_reads_no_sums_and_gives_the_ledger_the_sums_give(
+        engine, settings, tmp_path, monkeypatch):
+    """Before a first run (no allocation at all), the ledger's read beside the pass reads the invoices without joining
+    the sums paid on them (fails without the change: joined to the allocations summed, all of them none): the same
+    invoices, row ids and sums (all 0) as the joined read; once something is allocated, the sums are read again."""
+    import numpy as np
+
+    from recouvrement.db import ledger
+    world(engine, settings, tmp_path)
+    statements: list[str] = []
+    real = ledger.read_columns
+
+    def watched(conn, sql, *args, **kwargs):
+        statements.append(sql)
+        return real(conn, sql, *args, **kwargs)
+    monkeypatch.setattr(ledger, "read_columns", watched)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        before = ledger.matching_before(conn)
+        assert before.mark == 0 and not [s for s in statements if "allocation" in s]
+        joined, paid = ledger._invoices_with_paid(conn, ledger._invoices_paid_up_to(sqlite), {"mark": 0})
+    assert (before.row_ids is not None) == sqlite
+    if sqlite:
+        assert np.array_equal(joined.pop("row_id").to_numpy(dtype="int64"), before.row_ids)
+    pd.testing.assert_frame_equal(before.invoices, joined)
+    assert np.array_equal(before.paid, paid) and before.paid.shape == (4, 3) and not before.paid.any()
+    run_reconcile(engine)
+    statements.clear()
+    with engine.connect() as conn:
+        after = ledger.matching_before(conn)
+    assert after.mark > 0 and after.paid.any() and [s for s in statements if "allocation" in s]
+
