@@ -510,3 +510,53 @@ def test_the_ledger_read_before_anything_is_allocated_reads_no_sums_and_gives_th
         after = ledger.matching_before(conn)
     assert after.mark > 0 and after.paid.any() and [s for s in statements if "allocation" in s]
 
+
+def test_a_run_finds_the_rf_references_the_payments_quote_in_a_thread_beside_its_statements(engine, settings,
+                                                                                           tmp_path, monkeypatch):
+    """The RF references are found (Arrow) in a thread while the main thread reads the pass's allocations back and
+    what else comes before the ledger's read (fails without the change: found in the main thread); the run is the same
+    (B1's reference still finds its letter's invoice)."""
+    import threading
+
+    from recouvrement.app import reconcile as use_case
+    world(engine, settings, tmp_path)
+    threads: list[str] = []
+    real = use_case.rf_references
+
+    def watched(payments):
+        threads.append(threading.current_thread().name)
+        return real(payments)
+    monkeypatch.setattr(use_case, "rf_references", watched)
+    run_reconcile(engine)
+    assert [name.startswith("rf-references") for name in threads] == [True]
+    assert ("B1", "F2025-000102", "patient", 4500, "rf") in allocations(engine)
+
+
+def test_a_first_run_reads_the_pass_s_allocations_back_before_it_waits_for_the_ledger_s_thread(db_url, tmp_path,
+                                                                                               settings, monkeypatch):
+    """SQLite: the pass's allocations are read back (db.explicit.paid_shares, once) while the ledger's thread ends its
+    reads, before the run waits for them (fails without the change: after, with the payments left to the engine);
+    PostgreSQL reads nothing beside the pass, nor the pass's allocations back (its ledger's read sums them)."""
+    from recouvrement.app import reconcile as use_case
+    from recouvrement.db import explicit
+    from tools.samples import generate
+    folder = tmp_path / "scale"
+    generate(folder, invoices=600, seed=5, scale=True)
+    engine = open_engine(db_url)
+    for name in ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "payments_patient.csv"):
+        import_file(engine, folder / name, settings)
+    events: list[str] = []
+    read_back, waited = explicit.paid_shares, use_case._LedgerBeside.result
+
+    def watched_read_back(conn, days=False):
+        events.append("read back")
+        return read_back(conn, days)
+
+    def watched_wait(self):
+        events.append("waited")
+        return waited(self)
+    monkeypatch.setattr(explicit, "paid_shares", watched_read_back)
+    monkeypatch.setattr(use_case._LedgerBeside, "result", watched_wait)
+    run_reconcile(engine)
+    assert events == (["read back", "waited"] if engine.dialect.name == "sqlite" else ["waited"])   # a thread read nothing
+    engine.dispose()
