@@ -176,7 +176,9 @@ class _LedgerBeside:
     settles (db.reconcile.payments_the_pass_leaves: no invoice named, not paid; 1M first run: 496,476 of the 541,085
     left to the engine), which the read after the pass then leaves out (db.reconcile.pending_payments, `aside`).
     SQLite steps the pass's statements without the GIL, so the reads take the second core (1M invoices: ~2 s of the
-    read stage each).
+    read stage each). The payments are read first: the pass takes the invoices their rejection lines name from them
+    (rejected_invoices) once its lines are staged (1M first run: ~3 s after it began, the payments read in ~2.2 s),
+    where it scanned every new payment for them.
     The run holds the database's write lock: the other connection sees what the run's transaction saw before it
     allocated, no other writer's commit. Given up (None) when the read fails, or when the database is not one
     file shared in WAL mode."""
@@ -185,12 +187,13 @@ class _LedgerBeside:
         self._pool: ThreadPoolExecutor | None = None
         self._read: Future | None = None
         self._payments: Future | None = None
+        self._left: pd.DataFrame | None = None
         if readable_beside(conn):
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-read")
-            self._read = self._pool.submit(self._before, engine)
             if last_id is not None:
                 self._payments = self._pool.submit(self._left_by_the_pass, engine, store.unreconciled(conn, "p"),
                                                    last_id)
+            self._read = self._pool.submit(self._before, engine)
 
     @staticmethod
     def _before(engine: Engine) -> LedgerBefore:
@@ -219,17 +222,27 @@ class _LedgerBeside:
         finally:
             self._pool.shutdown()
 
+    def _payments_read(self) -> pd.DataFrame | None:
+        """The payments' read (waiting for it, not for the ledger's after it); None: not read, or it failed."""
+        if self._payments is not None:
+            read, self._payments = self._payments, None
+            try:
+                self._left = read.result()
+            except OperationalError:
+                self._left = None
+        return self._left
+
+    def rejected_invoices(self) -> list[str] | None:
+        """The invoices the new rejection lines name (db.explicit.rejected_named: every rejection line is among the
+        payments the pass never settles), for the pass; None: the payments not read."""
+        left = self._payments_read()
+        return explicit.rejected_named(left) if left is not None else None
+
     def payments(self) -> pd.DataFrame | None:
-        """The new payments the pass never settles (waiting for them), once; None: not read."""
-        if self._payments is None or self._pool is None:
-            return None
-        read, self._payments = self._payments, None
-        try:
-            return read.result()
-        except OperationalError:
-            return None
-        finally:
-            self._pool.shutdown()
+        """The new payments the pass never settles (waiting for them), once; None: not read. The thread is ended
+        by `result`, which the run always calls."""
+        left, self._left = self._payments_read(), None
+        return left
 
 
 def _likely_whole(conn: Connection, last_id: int, incremental: bool | None) -> bool:
@@ -377,7 +390,9 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         laps.lap("read")
         early = None
         try:
-            plain = settle_plain_explicit(conn, last_id, now, likely_whole) if set_based else PlainExplicit()
+            rejected = beside.rejected_invoices if beside is not None and beside.reading else None
+            plain = (settle_plain_explicit(conn, last_id, now, likely_whole, rejected) if set_based
+                     else PlainExplicit())
             if beside is not None and beside.reading:
                 # The pass's allocations read back once (with their days when a first run's settle may want them)
                 # while the ledger's thread ends its reads, for the whole ledger's read (else not used: see below).
@@ -603,11 +618,13 @@ class PlainExplicit:
             report.exceptions["credit"] = report.exceptions.get("credit", 0) + self.credits
 
 
-def settle_plain_explicit(conn: Connection, last_id: int, now: datetime, leave_aside: bool = False) -> PlainExplicit:
+def settle_plain_explicit(conn: Connection, last_id: int, now: datetime, leave_aside: bool = False,
+                          rejected: Callable[[], list[str] | None] | None = None) -> PlainExplicit:
     """The plain case of the explicit rule, set-based in the store (db.explicit); its counts for the report.
-    `leave_aside`: a first run's allocation indexes may be left for the caller to build (PlainExplicit.build_indexes)."""
+    `leave_aside`: a first run's allocation indexes may be left for the caller to build (PlainExplicit.build_indexes).
+    `rejected`: gives the invoices the new rejection lines name when read apart (_LedgerBeside.rejected_invoices)."""
     count, allocations, cents, credits, checksum, aside = explicit.settle_plain_explicit(conn, last_id, now,
-                                                                                         leave_aside)
+                                                                                         leave_aside, rejected)
     return PlainExplicit(count, allocations, cents, credits, f"{count}:{cents}:{checksum}" if count else None, aside)
 
 

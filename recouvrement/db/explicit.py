@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import Connection, text
 
-from recouvrement.db.bulk import build_indexes, set_aside_indexes
+from recouvrement.db.bulk import build_indexes, set_aside_indexes, stage
 from recouvrement.db.reconcile import PASS_LINE, unreconciled
 from recouvrement.db.values import is_iso_day
 
@@ -23,8 +25,11 @@ from recouvrement.db.values import is_iso_day
 # naming them (which the engine takes in date order with the new ones).
 _MOVED = """SELECT t.invoice_number FROM payment p CROSS JOIN share_transfer t
       WHERE {unreconciled} AND p.id <= :last AND t.invoice_number = p.invoice_number AND t.reversed_on IS NULL"""
-_REJECTED = """SELECT p.invoice_number FROM payment p WHERE p.status IN ('rejected', 'clawback') AND {unreconciled}
+_REJECTIONS = ("rejected", "clawback")
+_REJECTED = f"""SELECT p.invoice_number FROM payment p WHERE p.status IN {_REJECTIONS} AND {{unreconciled}}
       AND p.id <= :last"""
+# The same invoices found by the caller among the new payments it read (rejected_named), staged.
+_REJECTED_GIVEN = "SELECT invoice_number FROM plain_rejected"
 # The invoices a waiting queue entry names, of those the new lines name: read from the queue when it is the
 # smaller side (a first run: empty), else from the new lines (a night: a few thousand lines, a queue of tens
 # of thousands whose every payment would be looked up).
@@ -76,7 +81,15 @@ _AFTER_BEFORE = """UPDATE plain_explicit SET due = plain_explicit.due - b.before
                 WHEN plain_explicit.due - b.before_cents >= plain_explicit.amount_cents THEN plain_explicit.amount_cents
                 ELSE plain_explicit.due - b.before_cents END
 FROM plain_before b WHERE b.id = plain_explicit.id AND b.before_cents <> 0"""
-_TABLES = ("plain_explicit", "plain_blocked", "plain_shared", "plain_before")
+_TABLES = ("plain_explicit", "plain_blocked", "plain_rejected", "plain_shared", "plain_before")
+
+
+def rejected_named(payments: pd.DataFrame) -> list[str]:
+    """The invoices the rejection and clawback lines among `payments` name (what _REJECTED reads, once each, none
+    missing), `payments` being the new ones up to the run's last row, or at least all of those that are not a
+    PASS_LINE (db.reconcile.payments_the_pass_leaves): their `status` and `invoice_number`."""
+    named = payments.loc[payments["status"].isin(_REJECTIONS), "invoice_number"].dropna()
+    return [str(number) for number in named.unique()]
 
 
 _WAITING = "kind IN ('unmatched', 'ambiguous')"
@@ -95,17 +108,21 @@ def _queue_is_larger(conn: Connection, last_id: int) -> bool:
     return waiting > new
 
 
-def _blocked(conn: Connection, last_id: int, pending: str) -> None:
+def _blocked(conn: Connection, last_id: int, pending: str, rejected: list[str] | None = None) -> None:
     """plain_blocked: the invoices the plain pass leaves to the engine (see _MOVED). PostgreSQL leaves their lines out
     of plain_explicit as it stages them (_UNBLOCKED, a hashed anti-join on this small table) rather than deleting them
     after. The 1M first run's three statements alone on the imported set (a server with the benchmark's settings,
     3 rounds alternated under the bench lock): 4.12 / 4.22 / 3.72 s of the server's CPU -> 3.88 / 3.78 / 2.73, the
     same 1,655,041 lines. SQLite deletes them after: left out so, each line looked up in an index of this table,
-    they cost it 0.5 s more than the delete (3.74 / 3.51 -> 4.21 / 4.06 s CPU)."""
+    they cost it 0.5 s more than the delete (3.74 / 3.51 -> 4.21 / 4.06 s CPU). `rejected`: the invoices the new
+    rejection lines name, already found (rejected_named), staged rather than read by _REJECTED, a scan of every new
+    payment for a few percent of them (1M first run: 2.2M rows, ~0.6 s, for 46k lines)."""
     moved = conn.execute(text("SELECT 1 FROM share_transfer WHERE reversed_on IS NULL LIMIT 1")).first() is not None
     queued = _QUEUED_FROM_NEW if _queue_is_larger(conn, last_id) else _QUEUED_FROM_QUEUE
     arms = [_MOVED] if moved else []
-    arms += [_REJECTED, queued]
+    if rejected is not None:
+        stage(conn, "plain_rejected", pd.DataFrame({"invoice_number": pd.Series(rejected, dtype=object)}), {})
+    arms += [_REJECTED if rejected is None else _REJECTED_GIVEN, queued]
     conn.execute(text("CREATE TEMPORARY TABLE plain_blocked AS "
                       + " UNION ".join(arms).format(unreconciled=pending)), {"last": last_id})
     if conn.dialect.name == "postgresql":
@@ -119,17 +136,21 @@ def _unblock(conn: Connection) -> None:
                       "WHERE p.invoice_number = b.invoice_number)"))
 
 
-def _plain_lines(conn: Connection, last_id: int) -> None:
-    """plain_explicit: the plain pass's lines (row id, payment, invoice, share, patient, paid: what is allocated)."""
+def _plain_lines(conn: Connection, last_id: int, rejected: Callable[[], list[str] | None] | None = None) -> None:
+    """plain_explicit: the plain pass's lines (row id, payment, invoice, share, patient, paid: what is allocated).
+    `rejected`: gives the invoices the new rejection lines name, or None (see _blocked); SQLite asks for them once
+    its lines are staged (it takes the blocked invoices' lines out after), while they may still be read."""
     sqlite = conn.dialect.name == "sqlite"
     pending = unreconciled(conn, "p")
     conn.exec_driver_sql(_PLAIN_TABLE.format(id_column="INTEGER PRIMARY KEY" if sqlite else "BIGINT"))
     allocated = conn.execute(text("SELECT 1 FROM allocation LIMIT 1")).first() is not None
-    _blocked(conn, last_id, pending)
+    if not sqlite:
+        _blocked(conn, last_id, pending, rejected() if rejected is not None else None)
     conn.execute(text(_PAIDS.format(unreconciled=pending, pass_line=PASS_LINE, share=_SHARE_SQLITE if sqlite else "0",
                                     less_allocated=_LESS_ALLOCATED if allocated else "",
                                     unblocked="" if sqlite else _UNBLOCKED)), {"last": last_id})
     if sqlite:
+        _blocked(conn, last_id, pending, rejected() if rejected is not None else None)
         _unblock(conn)
     share = ["share"] if sqlite else ["invoice_number", "payer_type"]
     _shared_shares(conn) if sqlite else conn.exec_driver_sql(_SHARED)
@@ -152,15 +173,17 @@ def _shared_shares(conn: Connection) -> None:
         conn.exec_driver_sql("INSERT INTO plain_shared (share) VALUES (?)", [(int(v),) for v in several])
 
 
-def settle_plain_explicit(conn: Connection, last_id: int, now: datetime,
-                          leave_aside: bool = False) -> tuple[int, int, int, int, int, list[str]]:
+def settle_plain_explicit(conn: Connection, last_id: int, now: datetime, leave_aside: bool = False,
+                          rejected: Callable[[], list[str] | None] | None = None
+                          ) -> tuple[int, int, int, int, int, list[str]]:
     """Allocate the plain explicit payments up to row `last_id`, leave what is over as credits; they stay in
     plain_explicit for the rest of the run (the engine's read leaves them out; the run's mark covers them);
     (payments, allocations, cents allocated, credits, checksum of the allocations, the allocation indexes left to
-    build: see `leave_aside`)."""
+    build: see `leave_aside`). `rejected`: gives the invoices the new rejection lines name (rejected_named) when
+    they were read apart, else None: the pass then reads them (see _blocked)."""
     for table in _TABLES:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-    _plain_lines(conn, last_id)
+    _plain_lines(conn, last_id, rejected)
     stamp = now.replace(tzinfo=None)
     # The first run fills an empty allocation table with most of its rows: its indexes are built once after that
     # (PostgreSQL: its keys too), sorted, rather than updated row by row; the run's later lookups find them in place.

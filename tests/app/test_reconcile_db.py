@@ -560,3 +560,59 @@ def test_a_first_run_reads_the_pass_s_allocations_back_before_it_waits_for_the_l
     run_reconcile(engine)
     assert events == (["read back", "waited"] if engine.dialect.name == "sqlite" else ["waited"])   # a thread read nothing
     engine.dispose()
+
+
+def test_the_invoices_the_rejection_lines_name_found_among_the_payments_read_apart_block_what_the_scan_blocks(
+        engine, settings, tmp_path):
+    """The invoices the new rejection and clawback lines name, found among the payments the pass never settles
+    (db.explicit.rejected_named), give the pass the invoices it leaves to the engine (plain_blocked) that its scan of
+    the new payments gives."""
+    from recouvrement.db import explicit
+    from recouvrement.db import reconcile as store
+    from recouvrement.db.session import bulk_transaction
+    from recouvrement.importers.base import PAYMENT_COLUMNS
+    world(engine, settings, tmp_path)
+    payments_file(tmp_path, ["C1;2025-04-01;amc;HARMONIE;6,00;;F2025-000103;paid;",
+                             "C3;2025-04-03;amc;MGEN;20,00;;F2025-000104;rejected;Droits fermés",
+                             "C7;2025-04-04;amo;CPAM;-9,00;;F2025-000102;clawback;Indu",
+                             "C8;2025-04-05;amo;CPAM;0,00;;;rejected;Sans facture"], "night.csv")
+    import_file(engine, tmp_path / "night.csv", settings)
+    with pytest.raises(_Undone), bulk_transaction(engine) as conn:
+        last, pending = store.last_payment_row(conn), store.unreconciled(conn, "p")
+        aside = store.payments_the_pass_leaves(conn, pending, last, PAYMENT_COLUMNS)
+        rejected = explicit.rejected_named(aside)
+        assert sorted(rejected) == ["F2025-000101", "F2025-000102", "F2025-000104"]
+        blocked = []
+        for given in (None, rejected):
+            conn.exec_driver_sql("DROP TABLE IF EXISTS plain_blocked")
+            explicit._blocked(conn, last, pending, given)
+            blocked.append(sorted(n for (n,) in conn.exec_driver_sql("SELECT invoice_number FROM plain_blocked")
+                                  if n is not None))
+        assert blocked[0] == blocked[1] and {"F2025-000101", "F2025-000102", "F2025-000104"} <= set(blocked[0])
+        raise _Undone
+
+
+def test_a_first_run_s_pass_takes_the_rejected_invoices_from_the_payments_read_beside_it(db_url, tmp_path, settings):
+    """SQLite: a first run's explicit pass takes the invoices the rejection lines name from the payments the ledger's
+    thread read (fails without the change: it scans the payment table for them); PostgreSQL, which reads nothing
+    beside the pass, scans for them as before (what each gives: the test before)."""
+    from sqlalchemy import event
+
+    from tools.samples import generate
+    folder = tmp_path / "scale"
+    generate(folder, invoices=600, seed=3, scale=True)
+    engine = open_engine(db_url)
+    for name in ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "payments_patient.csv"):
+        import_file(engine, folder / name, settings)
+    with engine.connect() as conn:
+        rejected = conn.execute(text("SELECT COUNT(*) FROM payment WHERE status IN ('rejected', 'clawback') "
+                                     "AND invoice_number IS NOT NULL")).scalar_one()
+    scans: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def watched(conn, cursor, statement, parameters, context, executemany):
+        if "FROM payment p WHERE p.status IN ('rejected', 'clawback')" in statement:
+            scans.append(statement)
+    run_reconcile(engine)
+    assert rejected > 0 and len(scans) == (0 if engine.dialect.name == "sqlite" else 1)
+    engine.dispose()
