@@ -4,7 +4,7 @@ path taken where a column cannot be sent in binary."""
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 import pandas as pd
 import pyarrow as pa
@@ -87,19 +87,73 @@ def test_dates_given_as_dates_and_columns_of_objects_are_sent_in_binary(engine, 
         assert _stored(conn, "by_binary")[0][7] == date(1969, 7, 20)
 
 
+TIMES = pd.DataFrame({
+    "row_number": [1, 2, 3, 4, 5],
+    "at": pd.to_datetime(["2026-12-03 08:00:01.5", "1999-01-01 00:00:00", None, "0001-01-01 00:00:00.000001",
+                          "9999-12-31 23:59:59.999999"], format="ISO8601").as_unit("us"),
+    "n": [1, 2, 3, 4, 5]})
+
+
 @postgres_only
-def test_a_timestamp_column_is_sent_as_csv_and_stored_the_same(engine, monkeypatch):
-    frame = pd.DataFrame({"row_number": [1, 2], "at": pd.to_datetime(["2026-12-03 08:00:01.5", "1999-01-01 00:00:00"], format="ISO8601"),
-                          "n": [1, 2]})
+def test_naive_times_into_a_timestamptz_are_sent_in_binary_in_a_utc_session_and_stored_as_csv_stores_them(
+        engine, monkeypatch):
+    # Naive times, as the run writes allocation.created_at: CSV's text is read in the session's zone (UTC here).
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
+        _tables(conn, "by_binary", "by_csv", columns="at timestamp with time zone, n bigint")
+        _in_binary(conn, "by_binary", TIMES, monkeypatch)
+        _by_csv(conn, "by_csv", TIMES, monkeypatch)
+        stored = _stored(conn, "by_binary")
+        assert stored == _stored(conn, "by_csv")
+    assert [row[1] for row in stored] == [datetime(2026, 12, 3, 8, 0, 1, 500000, tzinfo=timezone.utc),
+                                          datetime(1999, 1, 1, tzinfo=timezone.utc), None,
+                                          datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=timezone.utc),
+                                          datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)]
+
+
+@postgres_only
+def test_aware_times_are_sent_in_binary_as_their_instants_whatever_the_session_zone(engine, monkeypatch):
+    frame = TIMES.assign(at=TIMES["at"].dt.tz_localize("Europe/Paris"))   # 0001-01-01 in Paris is 0000 in UTC
+    frame = frame[frame["row_number"] != 4]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL TimeZone = 'America/New_York'")
+        _tables(conn, "by_binary", "by_csv", columns="at timestamp with time zone, n bigint")
+        _in_binary(conn, "by_binary", frame, monkeypatch)
+        _by_csv(conn, "by_csv", frame, monkeypatch)
+        stored = _stored(conn, "by_binary")
+        assert stored == _stored(conn, "by_csv")
+    assert stored[0][1] == datetime(2026, 12, 3, 7, 0, 1, 500000, tzinfo=timezone.utc)
+
+
+@postgres_only
+def test_naive_times_into_a_timestamptz_are_sent_as_csv_in_a_session_not_in_utc(engine, monkeypatch):
+    # The server reads CSV's naive text in the session's zone: the stream does not guess it.
     sent = []
     monkeypatch.setattr(bulk, "_csv", lambda frame, csv=bulk._csv: sent.append(len(frame)) or csv(frame))
     with engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL TimeZone = 'Europe/Paris'")
         _tables(conn, "by_csv", columns="at timestamp with time zone, n bigint")
-        bulk.bulk_insert(conn, "by_csv", frame)
-        stored = conn.execute(text("SELECT at AT TIME ZONE current_setting('TimeZone'), n FROM by_csv "
-                                   "ORDER BY row_number")).all()
+        bulk.bulk_insert(conn, "by_csv", TIMES.iloc[:2])
+        stored = conn.execute(text("SELECT at AT TIME ZONE 'Europe/Paris', n FROM by_csv ORDER BY row_number")).all()
     assert sent == [2]
     assert [tuple(row) for row in stored] == [(datetime(2026, 12, 3, 8, 0, 1, 500000), 1), (datetime(1999, 1, 1), 2)]
+
+
+@postgres_only
+def test_allocations_as_a_run_writes_them_are_sent_in_binary(engine, monkeypatch):
+    # app.reconcile._store's frame: its creation time naive (UTC, the run's now), its payment's day as text. Sent as
+    # CSV before (the timestamptz): the 1M first run's engine allocations, 448k rows parsed from text by the server.
+    now = datetime(2026, 12, 3, 14, 0, 0, 123456)
+    frame = pd.DataFrame({"payment_id": ["P1", "P2"], "invoice_number": ["F1", "F2"], "payer_type": ["amo", "patient"],
+                          "amount_cents": [1250, 300], "rule": ["rf", "text"]}).assign(
+        created_at=now, payment_date=pd.Series(["2026-11-30", None], dtype=object))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
+        _in_binary(conn, "allocation", frame, monkeypatch)
+        stored = conn.execute(text("SELECT payment_id, amount_cents, created_at, payment_date FROM allocation "
+                                   "ORDER BY id")).all()
+    at = now.replace(tzinfo=timezone.utc)
+    assert [tuple(row) for row in stored] == [("P1", 1250, at, date(2026, 11, 30)), ("P2", 300, at, None)]
 
 
 @postgres_only
@@ -143,6 +197,26 @@ def test_a_temporary_table_made_again_with_other_types_is_sent_in_its_new_types(
 ])
 def test_a_column_that_cannot_be_sent_as_its_target_type_gives_no_stream(column, oid):
     assert pgcopy.stream(pa.table({"c": column}), [oid]) is None
+
+
+@pytest.mark.parametrize("column", [
+    pa.array([datetime(2025, 1, 1)]),                                                    # naive, zone not UTC
+    pa.array([1], pa.timestamp("ns", tz="UTC")),                                          # below the microsecond
+    pa.array([-62_135_596_801], pa.timestamp("s", tz="UTC")),                             # before 0001-01-01
+    pa.array([253_402_300_800_000], pa.timestamp("ms", tz="UTC")),                        # after 9999-12-31
+])
+def test_a_time_not_sent_as_csv_would_store_it_gives_no_stream(column):
+    assert pgcopy.stream(pa.table({"c": column}), [pgcopy.TIMESTAMPTZ]) is None
+
+
+def test_times_in_any_unit_give_the_microseconds_since_2000_of_their_instants():
+    # 2000-01-01 00:00:01 UTC, written in seconds, milliseconds, microseconds, nanoseconds, aware or naive in UTC.
+    second = b"\x00\x01\x00\x00\x00\x08" + (1_000_000).to_bytes(8, "big")
+    for unit, per_second in (("s", 1), ("ms", 1_000), ("us", 1_000_000), ("ns", 1_000_000_000)):
+        for zone in ("UTC", None):
+            values = pa.array([(946_684_800 + 1) * per_second], pa.timestamp(unit, tz=zone))
+            parts = pgcopy.stream(pa.table({"c": values}), [pgcopy.TIMESTAMPTZ], naive_utc=True)
+            assert b"".join(map(bytes, parts)) == pgcopy.HEADER + second + pgcopy.TRAILER
 
 
 def test_the_stream_of_no_rows_is_the_header_and_the_trailer():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import weakref
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -183,7 +183,7 @@ def _binary(raw: Any, table: str, frame: pd.DataFrame) -> bool:
         arrow = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowException, TypeError, ValueError):
         return False
-    parts = pgcopy.stream(arrow, [types.get(column) for column in frame.columns])
+    parts = pgcopy.stream(arrow, [types.get(column) for column in frame.columns], _session_in_utc(raw))
     if parts is None:
         return False
     with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN (FORMAT binary)") \
@@ -191,6 +191,17 @@ def _binary(raw: Any, table: str, frame: pd.DataFrame) -> bool:
         for part in parts:
             copy.write(memoryview(part))
     return True
+
+
+# The names of UTC among PostgreSQL's time zones (the session's TimeZone as psycopg reports it, a ZoneInfo).
+_UTC_ZONES = {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "GMT", "Etc/GMT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"}
+
+
+def _session_in_utc(raw: Any) -> bool:
+    """Whether the session's time zone (TimeZone, as the server last reported it) is UTC: the zone the server reads a
+    naive time's text in (COPY's CSV), which the binary stream then sends as that instant (db.pgcopy)."""
+    zone = raw.info.timezone
+    return zone is timezone.utc or getattr(zone, "key", None) in _UTC_ZONES
 
 
 # Each permanent table's column types (pg_type oids) as one connection read them from the catalog: a table's types

@@ -10,9 +10,9 @@ records, the text as a 4-byte length array joined to the UTF-8 bytes; Arrow's bi
 rows out, field after field, in one buffer. No Python runs per row or per cell.
 
 A value must be sent as exactly the target column's type: `stream` is given each column's type (its pg_type oid)
-and returns None where it cannot send a column so (a type not handled here, a timestamp, a number out of the
-column's range, text into a number or a number into text, a date not written yyyy-mm-dd, a NUL in a text): the
-caller then sends CSV, as before.
+and returns None where it cannot send a column so (a type not handled here, a number out of the column's range, text
+into a number or a number into text, a date not written yyyy-mm-dd, a NUL in a text, a time that is not sent as CSV
+would store it: see _micros): the caller then sends CSV, as before.
 """
 
 from __future__ import annotations
@@ -29,18 +29,24 @@ HEADER = SIGNATURE + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
 TRAILER = (-1).to_bytes(2, "big", signed=True)
 
 # pg_type oids of the types sent in binary
-BOOL, INT8, INT2, INT4, TEXT, VARCHAR, DATE = 16, 20, 21, 23, 25, 1043, 1082
+BOOL, INT8, INT2, INT4, TEXT, VARCHAR, DATE, TIMESTAMPTZ = 16, 20, 21, 23, 25, 1043, 1082, 1184
 _WHOLE: dict[int, np.dtype] = {INT8: np.dtype(">i8"), INT4: np.dtype(">i4"), INT2: np.dtype(">i2")}
 
 _EPOCH_2000 = (date(2000, 1, 1) - date(1970, 1, 1)).days
 # The dates both Arrow and PostgreSQL read from yyyy-mm-dd (year 0000 is no year to PostgreSQL's ISO input).
 _FIRST_DAY = (date(1, 1, 1) - date(1970, 1, 1)).days
 _LAST_DAY = (date(9999, 12, 31) - date(1970, 1, 1)).days
+# A timestamptz is sent as microseconds since 2000-01-01 00:00 UTC; the instants sent, those of 0001-01-01 to
+# 9999-12-31 (UTC), in seconds since 1970 (what Python's datetime holds; PostgreSQL's range is wider).
+_MICROS_2000 = _EPOCH_2000 * 86_400 * 1_000_000
+_FIRST_SECOND, _END_SECOND = _FIRST_DAY * 86_400, (_LAST_DAY + 1) * 86_400
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
-def stream(table: pa.Table, types: Sequence[int | None]) -> list[pa.Buffer] | None:
+def stream(table: pa.Table, types: Sequence[int | None], naive_utc: bool = False) -> list[pa.Buffer] | None:
     """The binary COPY stream of `table`'s rows into columns of `types` (pg_type oids, in the table's column order),
     as buffers to send one after the other; None when a column cannot be sent in binary (see the module's doc).
+    `naive_utc`: the session's time zone is UTC, in which the server reads a naive time's text (_micros).
 
     >>> rows = pa.table({"n": [1, None], "name": ["é", None], "on": ["2000-01-02", None]})
     >>> b"".join(stream(rows, [INT8, TEXT, DATE])).hex(" ")  # doctest: +NORMALIZE_WHITESPACE
@@ -57,7 +63,7 @@ def stream(table: pa.Table, types: Sequence[int | None]) -> list[pa.Buffer] | No
         return [pa.py_buffer(HEADER + TRAILER)]
     fields: list[pa.Array] = []
     for column, oid in zip(table.columns, types):
-        field = _fields(column.combine_chunks(), oid)
+        field = _fields(column.combine_chunks(), oid, naive_utc)
         if field is None:
             return None
         fields += field
@@ -68,7 +74,7 @@ def stream(table: pa.Table, types: Sequence[int | None]) -> list[pa.Buffer] | No
     return [pa.py_buffer(HEADER), data, pa.py_buffer(TRAILER)]
 
 
-def _fields(values: pa.Array, oid: int | None) -> list[pa.Array] | None:
+def _fields(values: pa.Array, oid: int | None, naive_utc: bool = False) -> list[pa.Array] | None:
     """One column's fields (length and value, or -1 alone for NULL) as large_binary arrays whose elements, joined
     row by row, are the fields; None if the column cannot be sent as type `oid`."""
     if pa.types.is_null(values.type):
@@ -84,6 +90,9 @@ def _fields(values: pa.Array, oid: int | None) -> list[pa.Array] | None:
     if oid == DATE:
         days = _days(values)
         return None if days is None else [_fixed((days - _EPOCH_2000).astype(">i4"), valid)]
+    if oid == TIMESTAMPTZ and pa.types.is_timestamp(values.type):
+        micros = _micros(values, naive_utc)
+        return None if micros is None else [_fixed((micros - _MICROS_2000).astype(">i8"), valid)]
     return None
 
 
@@ -116,6 +125,25 @@ def _days(values: pa.Array) -> np.ndarray | None:
     if len(days) and (days.min() < _FIRST_DAY or days.max() > _LAST_DAY):
         return None
     return days
+
+
+def _micros(values: pa.Array, naive_utc: bool) -> np.ndarray | None:
+    """Times (an Arrow timestamp) as microseconds since 1970-01-01 UTC (0 where NULL), the instants COPY's CSV path
+    stores in a timestamptz: an aware time's own (CSV writes it with its offset); a naive one's only when the session's
+    zone is UTC (`naive_utc`: CSV's text, without offset, is read in the session's zone). None otherwise, or when one
+    has a part below the microsecond (the server rounds CSV's) or lies outside 0001-01-01 to 9999-12-31."""
+    if values.type.tz is None and not naive_utc:
+        return None
+    per_second = _PER_SECOND[values.type.unit]
+    numbers = pc.fill_null(values.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+    if len(numbers) and (int(numbers.min()) < _FIRST_SECOND * per_second
+                         or int(numbers.max()) >= _END_SECOND * per_second):
+        return None
+    if per_second > 1_000_000:
+        if (numbers % (per_second // 1_000_000)).any():
+            return None
+        return numbers // (per_second // 1_000_000)
+    return numbers * (1_000_000 // per_second)
 
 
 def _fixed(values: np.ndarray, valid: np.ndarray | None) -> pa.Array:
