@@ -57,7 +57,7 @@ FROM (
            {share} AS share,
            CASE p.payer_type WHEN 'amo' THEN i.amo_cents WHEN 'amc' THEN i.amc_cents ELSE i.patient_cents END
              {less_allocated} AS due
-    FROM payment p JOIN invoice i ON i.invoice_number = p.invoice_number
+    FROM payment p {join} invoice i ON i.invoice_number = p.invoice_number
     WHERE {unreconciled} AND p.id <= :last AND {pass_line}
       {unblocked}
 ) c
@@ -81,7 +81,11 @@ _AFTER_BEFORE = """UPDATE plain_explicit SET due = plain_explicit.due - b.before
                 WHEN plain_explicit.due - b.before_cents >= plain_explicit.amount_cents THEN plain_explicit.amount_cents
                 ELSE plain_explicit.due - b.before_cents END
 FROM plain_before b WHERE b.id = plain_explicit.id AND b.before_cents <> 0"""
-_TABLES = ("plain_explicit", "plain_blocked", "plain_rejected", "plain_shared", "plain_before")
+# SQLite: the new lines the pass staged and took out again, left to the engine (a blocked invoice's, a patient's with
+# nothing left to pay, one naming no known invoice: staged by a LEFT JOIN, share NULL), which the read after the pass
+# finds by their row ids (db.reconcile.pending_payments) rather than scanning every new payment for them.
+_LEFT_TABLE = "CREATE TEMPORARY TABLE plain_left (id INTEGER PRIMARY KEY)"
+_TABLES = ("plain_explicit", "plain_blocked", "plain_rejected", "plain_left", "plain_shared", "plain_before")
 
 
 def rejected_named(payments: pd.DataFrame) -> list[str]:
@@ -130,10 +134,12 @@ def _blocked(conn: Connection, last_id: int, pending: str, rejected: list[str] |
 
 
 def _unblock(conn: Connection) -> None:
-    """SQLite: takes the lines of plain_blocked's invoices out of plain_explicit. Driven by the blocked invoices (a few
-    percent of the lines), each finding its payments by their index."""
-    conn.execute(text("DELETE FROM plain_explicit WHERE id IN (SELECT p.id FROM plain_blocked b CROSS JOIN payment p "
-                      "WHERE p.invoice_number = b.invoice_number)"))
+    """SQLite: takes the lines of plain_blocked's invoices out of plain_explicit, into plain_left. Driven by the blocked
+    invoices (a few percent of the lines), each finding its payments by their index (`+p.id`: each then looked up
+    in plain_explicit, not plain_explicit's ids walked for each invoice)."""
+    conn.execute(text("INSERT INTO plain_left (id) SELECT p.id FROM plain_blocked b CROSS JOIN payment p "
+                      "WHERE p.invoice_number = b.invoice_number AND +p.id IN (SELECT id FROM plain_explicit)"))
+    conn.execute(text("DELETE FROM plain_explicit WHERE id IN (SELECT id FROM plain_left)"))
 
 
 def _plain_lines(conn: Connection, last_id: int, rejected: Callable[[], list[str] | None] | None = None) -> None:
@@ -143,11 +149,14 @@ def _plain_lines(conn: Connection, last_id: int, rejected: Callable[[], list[str
     sqlite = conn.dialect.name == "sqlite"
     pending = unreconciled(conn, "p")
     conn.exec_driver_sql(_PLAIN_TABLE.format(id_column="INTEGER PRIMARY KEY" if sqlite else "BIGINT"))
+    conn.exec_driver_sql(_LEFT_TABLE) if sqlite else None
     allocated = conn.execute(text("SELECT 1 FROM allocation LIMIT 1")).first() is not None
     if not sqlite:
         _blocked(conn, last_id, pending, rejected() if rejected is not None else None)
-    conn.execute(text(_PAIDS.format(unreconciled=pending, pass_line=PASS_LINE, share=_SHARE_SQLITE if sqlite else "0",
+    conn.execute(text(_PAIDS.format(unreconciled=pending, pass_line=f"{PASS_LINE} AND p.invoice_number IS NOT NULL",
+                                    share=_SHARE_SQLITE if sqlite else "0",
                                     less_allocated=_LESS_ALLOCATED if allocated else "",
+                                    join="LEFT JOIN" if sqlite else "JOIN",
                                     unblocked="" if sqlite else _UNBLOCKED)), {"last": last_id})
     if sqlite:
         _blocked(conn, last_id, pending, rejected() if rejected is not None else None)
@@ -157,8 +166,15 @@ def _plain_lines(conn: Connection, last_id: int, rejected: Callable[[], list[str
     if conn.execute(text("SELECT 1 FROM plain_shared LIMIT 1")).first() is not None:
         conn.exec_driver_sql(_BEFORE.format(same_share=" AND ".join(f"s.{c} = e.{c}" for c in share)))
         conn.exec_driver_sql(_AFTER_BEFORE)
-    # A patient's line on a share with nothing left to pay goes to the engine (see above).
-    conn.exec_driver_sql("DELETE FROM plain_explicit WHERE payer_type = 'patient' AND due <= 0")
+    # A patient's line on a share with nothing left to pay goes to the engine (see above); on SQLite, a line naming
+    # no known invoice too (no share), each kept in plain_left.
+    if not sqlite:
+        conn.exec_driver_sql("DELETE FROM plain_explicit WHERE payer_type = 'patient' AND due <= 0")
+        return
+    left = conn.exec_driver_sql("DELETE FROM plain_explicit WHERE payer_type = 'patient' AND due <= 0 OR share IS NULL "
+                                "RETURNING id").all()
+    if left:
+        conn.exec_driver_sql("INSERT INTO plain_left (id) VALUES (?)", [(int(i),) for (i,) in left])
 
 
 def _shared_shares(conn: Connection) -> None:
