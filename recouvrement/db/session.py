@@ -215,7 +215,7 @@ def open_engine(url: str | None = None, *, migrate: bool = True, schema: str = "
     use; SQLite keeps one file per clinic."""
     url = database_url(url)
     try:
-        engine = create_engine(url, future=True, connect_args=_schema_connect_args(url, schema))
+        engine = create_engine(url, future=True, connect_args=_connect_args(url, schema))
     except (ArgumentError, ImportError) as exc:
         raise RecouvrementError("adresse de base de données inutilisable (--db ou RECOUVREMENT_DB) : "
                                 f"{type(exc).__name__}", field="database") from None   # the URL may hold a password
@@ -230,11 +230,11 @@ def open_engine(url: str | None = None, *, migrate: bool = True, schema: str = "
     return engine
 
 
-def _schema_connect_args(url: str, schema: str) -> dict:
-    """PostgreSQL's startup option setting the search_path to the clinic's schema, after the URL's own options."""
-    if not schema:
-        return {}
-    if not valid_schema(schema):
+def _connect_args(url: str, schema: str) -> dict:
+    """PostgreSQL's startup options, after the URL's own: the session's time zone UTC, whatever the server's, as
+    every time the store writes is (a naive one, sent by COPY or as a parameter, is read in the session's zone:
+    under a server's Europe/Paris it was stored an hour off); the search_path set to the clinic's `schema`."""
+    if schema and not valid_schema(schema):
         raise RecouvrementError("nom de schéma invalide : lettres minuscules, chiffres et _ (63 au plus), sans "
                                 "commencer par un chiffre ni par pg_", field="database.schema")
     try:
@@ -242,11 +242,13 @@ def _schema_connect_args(url: str, schema: str) -> dict:
     except ArgumentError:
         return {}                        # create_engine says why, in one line
     if parsed.get_backend_name() != "postgresql":
-        raise RecouvrementError("[database] schema ne vaut que pour PostgreSQL (SQLite : un fichier par clinique)",
-                                field="database.schema")
+        if schema:
+            raise RecouvrementError("[database] schema ne vaut que pour PostgreSQL (SQLite : un fichier par "
+                                    "clinique)", field="database.schema")
+        return {}
     own = parsed.query.get("options", "")
     own = " ".join(own) if isinstance(own, tuple) else own
-    return {"options": f"{own} -c search_path={schema}".strip()}
+    return {"options": (f"{own} -c TimeZone=UTC" + (f" -c search_path={schema}" if schema else "")).strip()}
 
 
 SMALL_CACHE_KIB = 2 * 1024    # SQLite's default
