@@ -487,13 +487,7 @@ def test_the_ledger_read_before_anything_is_allocated_reads_no_sums_and_gives_th
 
     from recouvrement.db import ledger
     world(engine, settings, tmp_path)
-    statements: list[str] = []
-    real = ledger.read_columns
-
-    def watched(conn, sql, *args, **kwargs):
-        statements.append(sql)
-        return real(conn, sql, *args, **kwargs)
-    monkeypatch.setattr(ledger, "read_columns", watched)
+    statements = _sql_read(monkeypatch, ledger)
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
         before = ledger.matching_before(conn)
@@ -632,15 +626,21 @@ def test_a_first_run_reads_the_lines_its_pass_took_out_by_their_row_ids_not_by_a
     engine = open_engine(db_url)
     for name in ("invoices.csv", "remittance_amo.csv", "remittance_amc.csv", "payments_patient.csv"):
         import_file(engine, folder / name, settings)
-    reads: list[str] = []
-    real = store.read_columns
-
-    def watched(conn, sql, *args, **kwargs):
-        reads.append(sql)
-        return real(conn, sql, *args, **kwargs)
-    monkeypatch.setattr(store, "read_columns", watched)
+    reads = _sql_read(monkeypatch, store)
     run_reconcile(engine)
     after = [sql for sql in reads if "plain_explicit" in sql]      # the read after the pass
     sqlite = engine.dialect.name == "sqlite"
     assert len(after) == 1 and ("FROM plain_left l CROSS JOIN payment p WHERE p.id = l.id" in after[0]) == sqlite
     engine.dispose()
+
+
+def _sql_read(monkeypatch, module) -> list[str]:
+    """The SQL of each read_columns call `module` makes from now on, in order."""
+    reads: list[str] = []
+    real = module.read_columns
+
+    def watched(conn, sql, *args, **kwargs):
+        reads.append(sql)
+        return real(conn, sql, *args, **kwargs)
+    monkeypatch.setattr(module, "read_columns", watched)
+    return reads
