@@ -586,7 +586,6 @@ def _day_numbers(values: pd.Series) -> np.ndarray | None:
     return numbers[codes]
 
 
-
 @dataclass
 class PlainExplicit:
     """What the set-based pass settled: its counts join the run's report."""

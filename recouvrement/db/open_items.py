@@ -205,17 +205,11 @@ def _settle_days_postgresql(conn: Connection, numbers: list[str], days: list[str
     staged rows are (_settle_staged: the invoice indexes maybe set aside). The 1M first run's 759,863 invoices: the
     COPY and its ANALYZE ~0.5 s of the server's CPU, where settle's statement staging them took 4.8-5.8 s."""
     import pandas as pd    # here: db.queue's users (a match by hand) never need pandas
-    from recouvrement.db.bulk import build_indexes, stage
+    from recouvrement.db.bulk import stage
     stage(conn, "settled_now", pd.DataFrame({"invoice_number": pd.Series(numbers, dtype=object),
                                              "settled_on": pd.Series(days, dtype=object)}),
           {"invoice_number": "str", "settled_on": "date"})
-    set_aside = _set_aside_invoice_indexes(conn, len(numbers)) if numbers else []
-    count = conn.exec_driver_sql("UPDATE invoice SET settled_on = s.settled_on FROM settled_now s "
-                                 "WHERE s.invoice_number = invoice.invoice_number AND invoice.settled_on IS NULL").rowcount
-    if set_aside:
-        build_indexes(conn, set_aside, analyse="invoice")
-    conn.exec_driver_sql("DROP TABLE settled_now")
-    return count
+    return _settle_from_staged(conn, len(numbers), whole=True)
 
 
 def _invoice_rows(conn: Connection) -> int:
@@ -236,11 +230,20 @@ def _settle_staged(conn: Connection, settled: str, params: dict, whole: bool) ->
     open invoice, with PostgreSQL's invoice indexes maybe set aside)."""
     conn.exec_driver_sql("DROP TABLE IF EXISTS settled_now")
     conn.execute(text(f"CREATE TEMPORARY TABLE settled_now AS {settled}"), params)
-    count = int(conn.exec_driver_sql("SELECT COUNT(*) FROM settled_now").scalar_one())
-    if count:   # driven by the staged rows, each finding its invoice by its key (no index to build on them)
-        set_aside = _set_aside_invoice_indexes(conn, count) if whole else []
-        conn.exec_driver_sql("UPDATE invoice SET settled_on = s.settled_on FROM settled_now s "
-                             "WHERE s.invoice_number = invoice.invoice_number")
+    staged = int(conn.exec_driver_sql("SELECT COUNT(*) FROM settled_now").scalar_one())
+    return _settle_from_staged(conn, staged, whole)
+
+
+def _settle_from_staged(conn: Connection, staged: int, whole: bool) -> int:
+    """The open invoices settled_now (invoice_number, settled_on; `staged` rows) names given their settled day, then
+    settled_now dropped; the number settled. `whole`: a settle of every open invoice, PostgreSQL's invoice indexes
+    maybe set aside (_set_aside_invoice_indexes) and built again after. Shared by _settle_staged (the rule's rows)
+    and _settle_days_postgresql (a caller's)."""
+    count = 0
+    if staged:   # driven by the staged rows, each finding its invoice by its key (no index to build on them)
+        set_aside = _set_aside_invoice_indexes(conn, staged) if whole else []
+        count = conn.exec_driver_sql("UPDATE invoice SET settled_on = s.settled_on FROM settled_now s WHERE "
+                                     "s.invoice_number = invoice.invoice_number AND invoice.settled_on IS NULL").rowcount
         if set_aside:
             from recouvrement.db.bulk import build_indexes
             build_indexes(conn, set_aside, analyse="invoice")
