@@ -265,3 +265,49 @@ def test_each_clinics_scheduler_keeps_its_nightly_job_in_its_own_schema(shared_u
     assert {"apscheduler_jobs"} <= tables_in(shared_url, "clinique_sud")
     assert "apscheduler_jobs" not in tables_in(shared_url, "public")
     assert pending_fire(shared_url, "clinique_nord") is not None and pending_fire(shared_url, "clinique_sud") is not None
+
+
+@postgres_only
+def test_a_first_load_with_its_keys_set_aside_in_one_clinic_blocks_neither_another_clinics_import_nor_its_reconcile(
+        shared_url, tmp_path, monkeypatch):
+    import threading
+
+    from recouvrement.app.imports import import_file
+    from recouvrement.config import Privacy, Settings
+    from recouvrement.db import loads
+    sud = clinic(tmp_path, shared_url, "clinique_sud")
+    north = engine_of(shared_url, "clinique_nord", tmp_path)
+    in_load, go_on = threading.Event(), threading.Event()
+    real = loads.bulk_insert
+
+    def held(conn, table, frame):       # the north's invoices held after their COPY: their keys dropped, not yet added
+        real(conn, table, frame)
+        if table == "invoice" and not in_load.is_set():
+            in_load.set()
+            assert go_on.wait(120)
+    monkeypatch.setattr(loads, "bulk_insert", held)
+    loaded = threading.Thread(target=import_file, args=(north, SAMPLES / "invoices.csv",
+                                                        Settings(privacy=Privacy(nir_key_file=tmp_path / "nir.key"))))
+    loaded.start()
+    try:
+        assert in_load.wait(120)
+        south_import = run(sud, "import", "invoices", str(SAMPLES / "invoices.csv"), timeout=120)
+        south_reconcile = run(sud, "reconcile", timeout=120)
+    finally:
+        go_on.set()
+        loaded.join(120)
+        north.dispose()
+    assert south_import.returncode == 0, south_import.stderr
+    assert south_reconcile.returncode == 0, south_reconcile.stderr
+    assert counts(shared_url, "clinique_nord", tmp_path)["invoice"] == counts(shared_url, "clinique_sud",
+                                                                               tmp_path)["invoice"] > 0
+    for schema in ("clinique_nord", "clinique_sud"):
+        engine = engine_of(shared_url, schema, tmp_path)
+        try:
+            with engine.connect() as conn:
+                assert set(conn.execute(text(
+                    "SELECT conname FROM pg_constraint WHERE connamespace = current_schema()::regnamespace "
+                    "AND conrelid::regclass::text IN ('invoice', 'patient')")).scalars()) == {"invoice_pkey",
+                                                                                             "patient_pkey"}
+        finally:
+            engine.dispose()

@@ -328,13 +328,15 @@ def stage(conn: Connection, name: str, frame: pd.DataFrame, types: dict[str, str
     return name
 
 
-def set_aside_indexes(conn: Connection, table: str, column: str | None = None) -> list[str]:
+def set_aside_indexes(conn: Connection, table: str, column: str | None = None, keys: bool = True) -> list[str]:
     """Drops `table`'s indexes (PostgreSQL: its keys too, primary and unique; SQLite: the secondary indexes, not
     the keys' own) and returns the statements that build them again (`build_indexes`), for a bulk write that
     would otherwise update every index row by row. In the caller's transaction: a failure rolls the drop back
     too. Readers of the table wait until the transaction ends. `column`: only the indexes (PostgreSQL: and keys)
     on that column, and any on an expression or with a condition (an update of that column alone then changes
-    no other index; on PostgreSQL a row version kept on its page, heap-only, needs no entry in them)."""
+    no other index; on PostgreSQL a row version kept on its page, heap-only, needs no entry in them). `keys`:
+    False keeps PostgreSQL's keys too. A key another table's foreign key points to is always kept (it cannot be
+    dropped alone; the schema has none today)."""
     if conn.dialect.name != "postgresql":
         indexes = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t "
                                     "AND sql IS NOT NULL ORDER BY name"), {"t": table}).all()
@@ -347,18 +349,19 @@ def set_aside_indexes(conn: Connection, table: str, column: str | None = None) -
     oid = f"'{table}'::regclass"
     on = ("" if column is None else " AND (x.indexprs IS NOT NULL OR x.indpred IS NOT NULL OR EXISTS (SELECT 1 FROM "
           "pg_attribute a WHERE a.attrelid = x.indrelid AND a.attname = :column AND a.attnum = ANY(x.indkey)))")
-    keys = conn.execute(text(f"SELECT conname, pg_get_constraintdef(k.oid) FROM pg_constraint k JOIN pg_index x ON "
-                             f"x.indexrelid = k.conindid WHERE k.conrelid = {oid} AND k.contype IN ('p', 'u'){on} "
-                             "ORDER BY conname"), {"column": column}).all()
+    constraints = conn.execute(text(
+        f"SELECT conname, pg_get_constraintdef(k.oid) FROM pg_constraint k JOIN pg_index x ON x.indexrelid = k.conindid "
+        f"WHERE k.conrelid = {oid} AND k.contype IN ('p', 'u') AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE "
+        f"f.contype = 'f' AND f.conindid = k.conindid){on} ORDER BY conname"), {"column": column}).all() if keys else []
     indexes = conn.execute(text(f"SELECT c.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x JOIN pg_class c "
                                 f"ON c.oid = x.indexrelid WHERE x.indrelid = {oid} AND NOT EXISTS (SELECT 1 FROM "
                                 f"pg_constraint k WHERE k.conindid = x.indexrelid){on} ORDER BY c.relname"),
                            {"column": column}).all()
-    for name, _ in keys:
+    for name, _ in constraints:
         conn.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
     for name, _ in indexes:
         conn.exec_driver_sql(f'DROP INDEX "{name}"')
-    return ([f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}' for name, definition in keys]
+    return ([f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}' for name, definition in constraints]
             + [definition for _, definition in indexes])
 
 

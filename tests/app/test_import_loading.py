@@ -54,15 +54,18 @@ def test_on_postgresql_a_file_growing_the_table_by_half_has_its_indexes_built_af
     import_file(engine, payments_file(tmp_path, PAYMENTS, name="p1.csv"), settings)     # analysed: 2 rows
     statements.clear()
     assert import_file(engine, payments_file(tmp_path, MORE_PAYMENTS, name="p2.csv"), settings).imported == 1
+    plain = {s.replace('"', "").replace("PUBLIC.", "").replace(" USING BTREE", "") for s in statements}
     assert {"DROP INDEX IX_PAYMENT_INVOICE_NUMBER", "CREATE INDEX IX_PAYMENT_INVOICE_NUMBER ON PAYMENT (INVOICE_NUMBER)",
-            "DROP INDEX IX_PAYMENT_PAYMENT_DATE"} <= set(statements)
+            "DROP INDEX IX_PAYMENT_PAYMENT_DATE"} <= plain
+    assert not [s for s in statements if " CONSTRAINT " in s]     # its keys are kept (into an empty table only)
     with engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE payment")            # 3 rows
         conn.commit()
     statements.clear()
     grown = import_file(engine, payments_file(tmp_path, ["V4;18/02/2025;amc;MGEN;1,00;;F2025-000101;paid;"],
                                               name="p3.csv"), settings)                 # 1 row onto 3
-    assert grown.imported == 1 and not [s for s in statements if s.startswith(("DROP INDEX", "CREATE INDEX"))]
+    assert grown.imported == 1 and not [s for s in statements if s.startswith(("DROP INDEX", "CREATE INDEX",
+                                                                              "ALTER TABLE"))]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT payment_id FROM payment WHERE invoice_number = 'F2025-000101' "
                                  "ORDER BY payment_id")).scalars().all() == ["V1", "V3", "V4"]
