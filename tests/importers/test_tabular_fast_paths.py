@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -257,3 +258,20 @@ def test_a_file_of_several_blocks_gives_each_column_in_one_chunk_made_by_the_rea
     assert frame["invoice_number"].tolist() == [row.split(";")[0] for row in rows]
     assert frame["city"].iloc[-1] == f"Orléans {89_999 % 97}" and frame["amount"].iloc[-1] == "999,99"
     assert frame["source_line"].tolist() == list(range(2, len(rows) + 2))
+
+
+def test_reject_collector_keeps_the_first_reason_and_reads_missing_as_not_refused():
+    """Masks of any dtype (a missing truth is no refusal), a reason given for the refused rows only, the first
+    reason of a row kept; `bad` aligned with the frame's own index."""
+    from recouvrement.importers.tabular import RejectCollector
+    lines = pd.Series([2, 3, 5, 6], index=[10, 11, 12, 13])
+    rejects = RejectCollector("f.csv", lines)
+    rejects.add(pd.Series([True, None, False, None], index=lines.index, dtype="boolean"), "a", "first")
+    cells = pd.Series(["x", "y", "z", "w"], index=lines.index)
+    again = pd.Series([True, True, False, False], index=lines.index)
+    rejects.add(again, "b", "second: " + cells[again])
+    rejects.add(pd.Series([np.nan, 0.0, 1.0, np.nan], index=lines.index), "c", "third")
+    assert [(r.line, r.field, r.reason) for r in sorted(rejects.rejects)] == [
+        (2, "a", "first"), (3, "b", "second: y"), (5, "c", "third")]
+    assert rejects.bad.tolist() == [True, True, True, False]
+    assert rejects.bad.index.tolist() == [10, 11, 12, 13]
