@@ -31,7 +31,7 @@ from recouvrement.config import Settings
 from recouvrement.db import remittances
 from recouvrement.db.loads import LOADED, record_import_batch, store_invoices, store_payments  # noqa: F401  (LOADED: the tables loaded straight)
 from recouvrement.db.refunds import close_refunds
-from recouvrement.db.session import bulk_transaction, release_freed_memory
+from recouvrement.db.session import bulk_transaction, release_freed_memory, without_huge_pages
 from recouvrement.core.books import OutgoingTransfer
 from recouvrement.core.privacy import redact, safe_file_name
 from recouvrement.errors import RecouvrementError
@@ -305,6 +305,7 @@ def import_file(engine: Engine, path: Path, settings: Settings, expect: str | No
     What the file's reading held is given back to the system once it is stored (db.session.release_freed_memory):
     the nightly run reconciles in the same process, and a million invoices' parse left 450 MB behind it.
     `ahead`: where the file may have been read already (import_files)."""
+    without_huge_pages()     # before the parse, and the read-ahead child it starts (see there)
     try:
         return _import_file(engine, path, settings, expect, strict, ahead)
     finally:

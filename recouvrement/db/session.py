@@ -313,6 +313,7 @@ def bulk_transaction(engine: Engine) -> Iterator[Connection]:
     drops the temporary tables), and the WAL the commit wrote is checkpointed behind, in a thread
     (`checkpoint_behind`), while the caller goes on."""
     wal = False
+    without_huge_pages()
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:
@@ -479,6 +480,34 @@ def bulk_cache(conn: Connection, big: bool) -> None:
 # fault: the 1M history's night held 43-52 MB free at each of its 14 calls, and spent 30-40 ms trimming them); the
 # stages of a 1M run and a big file's parse leave hundreds of megabytes.
 TRIM_FROM_BYTES = 64 << 20
+
+
+# prctl(2)'s option that keeps a process's memory out of transparent huge pages (<linux/prctl.h>).
+PR_SET_THP_DISABLE = 41
+
+
+@lru_cache(maxsize=1)
+def without_huge_pages() -> bool:
+    """This process's memory in the system's 4 KiB pages from now on, never in transparent huge pages (Linux's
+    prctl PR_SET_THP_DISABLE, kept by the processes it starts: the read-ahead child too), and whether it holds
+    (elsewhere, or refused: False, nothing changed). Once per process; called before bulk work (an import's parse,
+    a bulk transaction).
+
+    Arrow's allocator (mimalloc) asks for huge pages on each arena it reserves (madvise, 1 GiB at a time), and the
+    kernel then zeroes a whole 2 MiB page at the first touch of any part of one, and again after a part was given
+    back (released, or purged by mimalloc a second after it was freed): Arrow's reading of the 1M invoices file and
+    its columns made one chunk, the first in a process, took 5.4-7.6 s of CPU, 2.9-6.2 s of it the kernel's
+    (perf: clear_page_erms), against 1.7 s in small pages. The 1M full run (benchmarks/reconcile.py, SQLite): the
+    invoices' import 16.9-23.7 -> 13.3-17.4 s wall, 20.0-22.0 -> 15.6-16.1 s CPU; the reconcile 31.1-33.9 -> 29.0-29.4
+    s CPU; the peak 1,868-1,871 -> 1,816-1,850 MB. No memory is given a huge page then, numpy's big arrays neither
+    (the reconcile's CPU says they did not gain by them)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return False
+    return prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
 
 
 def release_freed_memory() -> None:
