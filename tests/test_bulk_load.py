@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from datetime import date
+from datetime import date, datetime
 
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from pandas.arrays import DatetimeArray
+from sqlalchemy import Column, DateTime, Integer, MetaData, Table, select, text
 
 from recouvrement.db import bulk
 
@@ -120,3 +121,32 @@ def test_truths_with_missing_cells_are_sent_as_integers_and_stored_as_one_zero_a
             bulk.bulk_insert(conn, "t_truths", frame[["consent"]])
             assert conn.exec_driver_sql("SELECT consent, typeof(consent) FROM t_truths").all() == [
                 (1, "integer"), (None, "null"), (0, "integer"), (1, "integer"), (None, "null"), (0, "integer")]
+
+
+def test_times_are_formatted_once_each_distinct_and_stored_as_sqlalchemy_writes_them(engine, monkeypatch):
+    """A run's allocations share one created_at (its now): SQLite is sent each distinct time formatted once
+    (_times_text), not each cell; stored as SQLAlchemy stores the same times, a missing one as NULL."""
+    now, other = datetime(2026, 12, 3, 17, 5, 1, 123456), datetime(2025, 2, 3, 4, 5, 6)
+    frame = pd.DataFrame({"n": range(1003),
+                          "at": pd.Series([now] * 1000 + [pd.NaT, other, now], dtype="datetime64[us]")})
+    formatted: list[int] = []
+    strftime = DatetimeArray.strftime
+
+    def counted(self, date_format):
+        formatted.append(len(self))
+        return strftime(self, date_format)
+
+    monkeypatch.setattr(DatetimeArray, "strftime", counted)
+    cells, marks = bulk._row_cells(frame)
+    assert formatted == [2]
+    assert (cells[0, 1], cells[1000, 1], cells[1001, 1]) == ("2026-12-03 17:05:01.123456", None,
+                                                             "2025-02-03 04:05:06.000000")
+    table = Table("t_times", MetaData(), Column("n", Integer), Column("at", DateTime), prefixes=["TEMPORARY"])
+    with engine.connect() as conn:
+        table.create(conn)
+        bulk.bulk_insert(conn, "t_times", frame)
+        conn.execute(table.insert(), [{"n": -2, "at": other}, {"n": -1, "at": now}])      # SQLAlchemy's own
+        stored = conn.execute(select(table.c.at).order_by(table.c.n)).scalars().all()
+        raw = conn.exec_driver_sql("SELECT at FROM t_times ORDER BY n").scalars().all()
+    assert stored == [other, now] + [now] * 1000 + [None, other, now]
+    assert raw[2] == raw[1] and raw[-2] == raw[0] and raw[-3] is None

@@ -141,7 +141,7 @@ def _plain_rows(frame: pd.DataFrame):
     for name in frame.columns:
         column = frame[name]
         if pd.api.types.is_datetime64_any_dtype(column.dtype):
-            column = column.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+            column = _times_text(column)
         if isinstance(column.dtype, pd.StringDtype):
             # Arrow makes the str objects in C, missing cells as None: twice as fast as .tolist().
             columns.append(column.array.__arrow_array__().to_numpy(zero_copy_only=False).tolist())
@@ -260,7 +260,7 @@ def _row_cells(frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     for j, name in enumerate(frame.columns):
         column = frame[name]
         if pd.api.types.is_datetime64_any_dtype(column.dtype):
-            column = column.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+            column = _times_text(column)
         if isinstance(column.dtype, pd.StringDtype):
             text = column.array.__arrow_array__()
             values, mark = _text_cells(text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text)
@@ -277,6 +277,16 @@ def _row_cells(frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         cells[:, j] = values
         marks.append(mark)
     return cells, marks
+
+
+def _times_text(column: pd.Series) -> pd.Series:
+    """A column of times as SQLAlchemy writes them in SQLite (missing: None), each distinct time formatted once: a
+    run's allocations share one created_at, its now (the 1M first run's 403,175 formatted one by one: 0.18-0.25 s
+    CPU of the write stage, against 0.01)."""
+    codes, uniques = pd.factorize(column)
+    texts = np.empty(len(uniques) + 1, dtype=object)         # the last one None: code -1, a missing time
+    texts[:-1] = pd.DatetimeIndex(uniques).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return pd.Series(texts[codes], index=column.index, dtype=object)
 
 
 def _truth_cells(column: pd.Series) -> tuple[np.ndarray, str]:
