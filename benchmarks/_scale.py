@@ -92,8 +92,14 @@ class MemorySampler:
 
 
 def bare_parse_seconds(folder: Path) -> float:
-    """The floor: pyarrow alone parsing the same CSV files (all columns as text, as the importers read them)."""
+    """The floor: pyarrow alone parsing the same CSV files (all columns as text, as the importers read them), in a
+    process kept out of transparent huge pages as the imports keep theirs (db.session.without_huge_pages): with
+    them, the kernel's zeroing of mimalloc's huge pages doubled the floor on this machine (2.7-3.5 s wall for
+    1.3-1.7), and the ratio to it looked better than it was."""
     import pyarrow.csv as pacsv
+
+    from recouvrement.db.session import without_huge_pages
+    without_huge_pages()
 
     started = time.perf_counter()
     for name in FILES:
