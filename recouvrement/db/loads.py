@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, text
 
 from recouvrement.db.bulk import build_indexes, bulk_insert, set_aside_indexes, stage
 from recouvrement.db import changes, name_index
@@ -108,18 +108,9 @@ def _load_if_all_new(conn: Connection, table: str, key: str, frame: pd.DataFrame
     if not empty and _any_known(conn, table, key, frame[key]):
         return False
     aside = empty or _grows_by_half(conn, table, len(frame))
-    if conn.dialect.name == "postgresql":
-        statements = set_aside_indexes(conn, table, keys=empty) if aside else []
-        bulk_insert(conn, table, frame)
-        build_indexes(conn, statements)
-    else:
-        stored = {index["name"] for index in inspect(conn).get_indexes(table)} if aside else set()
-        rebuilt = [index for index in LOADED[table].indexes if index.name in stored]
-        for index in rebuilt:
-            index.drop(conn)
-        bulk_insert(conn, table, frame)
-        for index in rebuilt:
-            index.create(conn)
+    statements = set_aside_indexes(conn, table, keys=empty) if aside else []   # (SQLite: never its keys)
+    bulk_insert(conn, table, frame)
+    build_indexes(conn, statements)
     if empty and conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ANALYZE {table}")   # the planner's statistics said empty: the next reads plan on them
     return True
