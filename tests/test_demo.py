@@ -68,6 +68,19 @@ def test_the_demo_run_again_empties_its_folder_and_says_so(tmp_path):
         p.name for p in (SAMPLES / "rules").iterdir())
 
 
+def test_the_demo_run_again_on_its_own_database_starts_a_new_audit_checkpoint_too(tmp_path):
+    """The checkpoint names the head of the database it was written for: it goes with the demo's own database (kept
+    beside a new one, `audit verify` found the new trail rewritten), and stays with a database given as is."""
+    folder = tmp_path / "demo"
+    prepare_folder(folder, SAMPLES, own_database=True)
+    (folder / "recouvrement.db").write_text("x", encoding="utf-8")
+    (folder / "recouvrement-audit.checkpoint").write_text("x", encoding="utf-8")
+    prepare_folder(folder, SAMPLES, own_database=False)
+    assert (folder / "recouvrement-audit.checkpoint").exists() and (folder / "recouvrement.db").exists()
+    prepare_folder(folder, SAMPLES, own_database=True)
+    assert not (folder / "recouvrement-audit.checkpoint").exists() and not (folder / "recouvrement.db").exists()
+
+
 def test_the_demo_refuses_a_folder_it_did_not_make(tmp_path):
     (tmp_path / "mine.txt").write_text("à garder", encoding="utf-8")
     with pytest.raises(RecouvrementError, match="ne vient pas de la démo"):

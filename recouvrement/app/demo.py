@@ -32,12 +32,16 @@ NIGHTS = (date(2026, 11, 23), date(2026, 12, 8), date(2026, 12, 23), date(2027, 
 
 MARKER = ".recouvrement-demo"          # says the folder was made by the demo, so the demo may clean it
 MADE = ("inbox", "archive", "quarantine", "out", "exceptions.csv")
+CHECKPOINT = "recouvrement-audit.checkpoint"   # the demo database's audit head, beside its settings
 
 
 def prepare_folder(folder: Path, samples: Path, own_database: bool) -> str:
     """The demo's folder, clean: made if absent, emptied of a previous demo's results if it has the marker,
     refused if it holds something else. Its settings file (a copy of the sample clinic's) and its NIR key
-    stay, so the everyday commands run from the folder find the same database, settings and key."""
+    stay, so the everyday commands run from the folder find the same database, settings and key. The demo's own
+    database goes with its audit checkpoint: the checkpoint only ever moves forward (audit.write_checkpoint), so
+    kept beside a new database it named the old trail's head, and `audit verify` then found the new trail
+    "rewritten"."""
     if folder.exists() and not (folder / MARKER).exists() and any(folder.iterdir()):
         raise RecouvrementError("le dossier existe et ne vient pas de la démo : choisir un autre dossier",
                                 file=str(folder), field="demo_folder")
@@ -50,7 +54,7 @@ def prepare_folder(folder: Path, samples: Path, own_database: bool) -> str:
         elif path.exists() or path.is_symlink():
             path.unlink()
     if own_database:
-        for name in ("recouvrement.db", "recouvrement.db-wal", "recouvrement.db-shm"):
+        for name in ("recouvrement.db", "recouvrement.db-wal", "recouvrement.db-shm", CHECKPOINT):
             (folder / name).unlink(missing_ok=True)
     if not (folder / "recouvrement.toml").exists():
         shutil.copyfile(samples / "recouvrement.toml", folder / "recouvrement.toml")
@@ -71,7 +75,7 @@ def demo_settings(settings: Settings, folder: Path) -> Settings:
     return replace(settings, paths=Paths(folder / "inbox", folder / "archive", folder / "quarantine", folder / "out",
                                          settings.paths.rules),
                    inbox=replace(settings.inbox, settle_seconds=0),
-                   audit=replace(settings.audit, checkpoint_file=folder / "recouvrement-audit.checkpoint"))
+                   audit=replace(settings.audit, checkpoint_file=folder / CHECKPOINT))
 
 
 def run_demo(ctx, samples: Path, folder: Path, out) -> Path | None:
