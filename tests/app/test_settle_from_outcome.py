@@ -245,6 +245,67 @@ def test_the_explicit_pass_s_days_are_read_as_integers_when_every_one_is_written
             [20250309, 20250411, 20251231] if written_as == "2025-04-11" else None)
 
 
+def _three_paid_lines_and_one_outside_the_pass(engine, settings, tmp_path) -> None:
+    rows = [f"F2025-00000{k};01/03/2025;;P{k};Nom{k};Claire;1 rue A;75001;Paris;;;;30,00;20,00;0,00;10,00;;none;;"
+            for k in (1, 2, 3)]
+    import_file(engine, write(tmp_path / "invoices.csv", INVOICE_HEADER, rows, "cp1252"), settings)
+    lines = ["L1;2025-03-09;amo;CPAM;20,00;;F2025-000001;paid;", "L2;2025-04-11;amo;CPAM;5,00;;F2025-000002;paid;",
+             "L3;2025-12-31;patient;Nom3 Claire;10,00;;F2025-000003;paid;",
+             "L4;2025-05-02;patient;Inconnu Paul;7,00;;;paid;"]      # names no invoice: the engine's, not the pass's
+    import_file(engine, write(tmp_path / "payments.csv", PAYMENT_HEADER, lines), settings)
+
+
+def _days_read(engine, *changes: str):
+    """The pass's days as paid_shares reads them after `changes` (rolled back with the pass); None on PostgreSQL."""
+    from datetime import datetime, timezone
+
+    from recouvrement.db import explicit
+    from recouvrement.db.session import bulk_transaction
+    found: list = []
+    with pytest.raises(_Undone), bulk_transaction(engine) as conn:
+        for change in changes:
+            conn.execute(text(change))
+        explicit.settle_plain_explicit(conn, store.last_payment_row(conn), datetime.now(timezone.utc))
+        read = explicit.paid_shares(conn, days=True)
+        found.append(None if read is None else (None if read.days is None else read.days.tolist()))
+        raise _Undone
+    return found[0]
+
+
+def test_a_payment_outside_the_pass_whose_day_is_not_written_yyyy_mm_dd_leaves_the_pass_s_days_unread(
+        engine, settings, tmp_path):
+    """The days are checked among every payment's, found in the payment day's index (db.explicit._days_written_iso),
+    not by a scan of the pass's lines: a day not written yyyy-mm-dd anywhere leaves them unread (the settle then sums
+    them in the database: the same days). Without the payment day's index, the pass's lines are scanned as before."""
+    _three_paid_lines_and_one_outside_the_pass(engine, settings, tmp_path)
+    if engine.dialect.name != "sqlite":
+        assert _days_read(engine) is None
+        return
+    odd = "UPDATE payment SET payment_date = '02/05/2025' WHERE payment_id = 'L4'"
+    assert _days_read(engine) == [20250309, 20250411, 20251231]
+    assert _days_read(engine, odd) is None
+    assert _days_read(engine, odd, "DROP INDEX ix_payment_payment_date") == [20250309, 20250411, 20251231]
+    assert _days_read(engine, "DROP INDEX ix_payment_payment_date") == [20250309, 20250411, 20251231]
+
+
+def test_the_walk_of_the_payment_days_index_finds_each_distinct_day_once_whatever_its_type(engine):
+    from recouvrement.db import explicit
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's check (PostgreSQL reads the days with the ledger)")
+    stored = ["2025-04-11", "20250411", 20250101, "2025-4-11", "2025-04-11", 1.5, "2025-04-11 10:00", "2024-12-31",
+              b"x"]
+    with pytest.raises(_Undone), engine.begin() as conn:
+        conn.execute(text("DELETE FROM payment"))
+        for k, day in enumerate(stored):
+            conn.execute(text("INSERT INTO payment (id, payment_id, payment_date, payer_type, payer_name, amount_cents, "
+                              "reference, status, source_file, reconciled) VALUES (:k, :p, :d, 'amo', 'CPAM', 1, '', "
+                              "'paid', 'f', 0)"), {"k": k + 1, "p": f"L{k}", "d": day})
+        walked = conn.exec_driver_sql(explicit._PAYMENT_DAYS).scalars().all()
+        distinct = conn.exec_driver_sql("SELECT DISTINCT payment_date FROM payment ORDER BY 1").scalars().all()
+        assert walked == distinct and len(walked) == 8
+        raise _Undone
+
+
 class _Undone(Exception):
     """Raised to roll a transaction back."""
 
