@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def _endless_line(path: Path, data: bytes) -> RecouvrementError | None:
 def _parse(path: Path, data: bytes, dialect: Dialect, unread: frozenset[str] = frozenset()) -> pd.DataFrame:
     """Every cell as text, parsed by Arrow (UTF-8 first: Arrow's own transcoding is slower than Python's). A
     Windows-1252 file is parsed as it is, its cells as bytes, and only the cells read are made UTF-8, column by
-    column (_cells_from_cp1252): the whole file's transcoding, the 1M invoices file's 244 MB through a str of
+    column (_column_text): the whole file's transcoding, the 1M invoices file's 244 MB through a str of
     twice that (an 'œ' makes it two bytes a character), cost 1.3-2.9 s of CPU before Arrow's parse began."""
     _refuse_binary(path, data)
     if dialect.encoding == "cp1252" and _cp1252_as_bytes(data):
@@ -150,22 +151,38 @@ def _cp1252_as_bytes(data: bytes) -> bool:
     return _first_line(data).isascii() and all(data.find(bytes([byte])) < 0 for byte in CP1252_UNDEFINED)
 
 
-def _cells_from_cp1252(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A column of Windows-1252 bytes as UTF-8 text, chunk by chunk (as Arrow read them, nothing combined): a chunk
-    of ASCII alone is its own text (the same buffers, nothing copied or checked); another's bytes are decoded at
-    once and each cell's new bounds worked out from how much its bytes grow (an accented letter: 2 bytes, 'œ' or
-    '€': 3). At 1M invoices: 0.6-1.0 s CPU for the columns read, where the whole file's transcoding took 1.3-2.9 s.
-    Bytes give text, large bytes (as _parse_text reads them) large text. A column Arrow did not read as bytes (none:
-    each is typed) is left as it came, as text-first reading would."""
-    if column.type not in _TEXT_OF_BYTES:
-        return column
-    return pa.chunked_array([_utf8_from_cp1252(chunk) for chunk in column.chunks], type=_TEXT_OF_BYTES[column.type])
-
-
 # The text type each bytes type is made, and the array class and offsets' width of each (large: 64-bit offsets).
 _TEXT_OF_BYTES = {pa.binary(): pa.string(), pa.large_binary(): pa.large_string()}
 _TEXT_ARRAY = {pa.string(): pa.StringArray, pa.large_string(): pa.LargeStringArray}
 _OFFSETS = {pa.binary(): np.int32, pa.string(): np.int32, pa.large_binary(): np.int64, pa.large_string(): np.int64}
+# The bytes a cell may start or end with when Arrow's utf8_trim_whitespace would take something off it, by byte.
+# UTF-8: every whitespace character, ASCII or not, starts and ends outside '!'..'~' (a byte up to the space, or one
+# from 0x80: U+00A0 ends with 0xA0). Windows-1252, before it is made UTF-8: a byte up to the space, or the
+# non-breaking space (0xA0); its accented letters and signs never are whitespace (a test holds this against Arrow's
+# kernel for every byte), so a column of names starting with 'É' is not trimmed for nothing.
+_MAY_TRIM_UTF8 = np.array([byte <= 0x20 or byte >= 0x7F for byte in range(256)])
+_MAY_TRIM_CP1252 = np.array([byte <= 0x20 or bytes([byte]).decode("cp1252", errors="replace").isspace()
+                             for byte in range(256)])
+# The columns are made text in this many threads (see _parse_text).
+TEXT_THREADS = 2
+
+
+def _column_text(column: pa.ChunkedArray, as_bytes: bool) -> pa.ChunkedArray:
+    """A column as Arrow read it, made one chunk of text with its cells stripped as pc.utf8_trim_whitespace strips
+    them: with `as_bytes`, Windows-1252 bytes made UTF-8 (bytes give text, large bytes large text). The column is
+    made one chunk first, so each step runs once over it, not once per block of the file (the 1M invoices file:
+    234 blocks, 27 columns). A column none of whose cells starts or ends with a byte that may be whitespace is
+    not trimmed (most are not: Arrow's kernel reads each character as Unicode, the 1M invoices file's columns
+    1.4 s CPU). A column Arrow did not read as bytes (none: each is typed) is only trimmed, as text-first reading
+    would."""
+    cells = column.combine_chunks()
+    del column             # (the cells as read let go of at once: the caller holds no other reference to them)
+    if as_bytes and cells.type in _TEXT_OF_BYTES:
+        spaced = _edged(cells, _MAY_TRIM_CP1252)
+        cells = _utf8_from_cp1252(cells)
+    else:
+        spaced = cells.type not in _TEXT_ARRAY or _edged(cells, _MAY_TRIM_UTF8)
+    return pa.chunked_array([pc.utf8_trim_whitespace(cells) if spaced else cells], type=cells.type)
 
 
 def _utf8_from_cp1252(cells: pa.Array) -> pa.Array:
@@ -186,7 +203,7 @@ def _utf8_from_cp1252(cells: pa.Array) -> pa.Array:
                          minlength=len(cells))
     moved[1:] += np.cumsum(growth, dtype=np.int64)
     return _TEXT_ARRAY[made].from_buffers(len(cells), pa.py_buffer(moved.astype(width)),
-                                          pa.py_buffer(text.tobytes().decode("cp1252").encode("utf-8")), validity,
+                                          pa.py_buffer(str(text.data, "cp1252").encode("utf-8")), validity,
                                           cells.null_count)
 
 
@@ -194,10 +211,14 @@ def _parse_text(data: bytes, dialect: Dialect, unread: frozenset[str], as_bytes:
     """_parse's reading, of UTF-8 `data`, or with `as_bytes` of Windows-1252 `data` whose cells read are made
     UTF-8 once parsed. Every column is read as large text (or large bytes), the type pandas' Arrow strings hold:
     read as text (32-bit offsets), each was cast again by to_pandas, chunk by chunk (the 1M invoices file's 27
-    columns: 0.6-0.8 s CPU). Each column is then made one chunk, in this thread: Arrow's reading threads allocated
-    its chunks, and what they allocated, once freed, stays in their own heaps (mimalloc's), where this thread's
-    next allocations cannot take it; kept as read, the 1M invoices' import peaked 160-220 MB higher, in its store.
-    One chunk also spares the checks' own combining (Distinct) and the inserts' (db.bulk)."""
+    columns: 0.6-0.8 s CPU). Each column is then made one chunk of stripped text (_column_text), in threads of the
+    parse's own, TEXT_THREADS columns at a time (Arrow's combining and trimming and numpy's checks run without the
+    GIL, the Windows-1252 decoding with it; one column after the other, the other core sat idle: the 1M invoices
+    file's columns 1.1-1.3 -> 0.6-0.8 s wall). Not in Arrow's reading threads: what they allocated, once freed,
+    stays in their own heaps (mimalloc's), where the next allocations of the threads that import cannot take it;
+    kept as read, the 1M invoices' import peaked 160-220 MB higher, in its store. The parse's threads end with it
+    (that import's peak alone on SQLite, the patients' checks beside too: 1,345-1,347 -> 1,390-1,424 MB; the full run's,
+    in the reconcile, unchanged). One chunk also spares the checks' own combining (Distinct) and the inserts' (db.bulk)."""
     # A byte order mark is skipped by a view past it, not a copy of the file (the AMO remittance at 1M: 90 MB)
     source = pa.py_buffer(data).slice(len(codecs.BOM_UTF8) if dialect.encoding == "utf-8-sig" else 0)
     header = next(csv.reader([_first_line(data).decode("utf-8-sig").strip("\r")], delimiter=dialect.separator))
@@ -209,38 +230,36 @@ def _parse_text(data: bytes, dialect: Dialect, unread: frozenset[str], as_bytes:
                                              include_columns=read if len(set(header)) == len(header) else None,
                                              strings_can_be_null=False, quoted_strings_can_be_null=False))
     # Cells stripped by Arrow itself: three times cheaper than pandas' .str.strip() on the same arrays. Each column's
-    # unstripped cells are let go once it is stripped: the file's cells held once (and a column twice), not twice
+    # unstripped cells are let go once it is stripped: the file's cells held once (and TEXT_THREADS columns twice), not twice
     # (the AMO remittance at 1M, 90 MB: the read's peak 629 -> 600 MB; 464 MB with the mark's view above).
-    names, columns = table.column_names, table.columns
+    names, read_columns = table.column_names, table.columns
     del table
-    for i in range(len(columns)):
-        columns[i] = pa.chunked_array([_trimmed(_cells_from_cp1252(columns[i]) if as_bytes else columns[i])
-                                       .combine_chunks()])
+
+    def made(i: int) -> pa.ChunkedArray:
+        return _column_text(_taken(read_columns, i), as_bytes)
+    with ThreadPoolExecutor(max_workers=TEXT_THREADS, thread_name_prefix="csv-text") as pool:
+        columns = [future.result() for future in [pool.submit(made, i) for i in range(len(read_columns))]]
     return pa.table(columns, names=names).to_pandas(types_mapper={pa.large_string(): pd.StringDtype("pyarrow")}.get)
 
 
-def _trimmed(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """pc.utf8_trim_whitespace(column), run on the chunks that have a cell to trim only: most have none, and the
-    kernel reads each character as Unicode (the 1M invoices file's columns: 1.4 s CPU). A chunk is left as it is
-    when each of its cells starts and ends with a byte from '!' to '~': every whitespace character, ASCII or
-    not, starts and ends outside those (a byte up to the space, or one from 0x80: U+00A0 ends with 0xA0)."""
-    if column.type not in (pa.string(), pa.large_string()):
-        return pc.utf8_trim_whitespace(column)
-    return pa.chunked_array([pc.utf8_trim_whitespace(chunk) if _edged(chunk) else chunk for chunk in column.chunks],
-                            type=column.type)
+def _taken(columns: list, i: int) -> pa.ChunkedArray:
+    """columns[i], its place emptied: the caller then holds the only reference to it."""
+    column, columns[i] = columns[i], None
+    return column
 
 
-def _edged(chunk: pa.Array) -> bool:
-    """Whether some cell of `chunk` (text, large or not) starts or ends with a byte that may be whitespace (see
-    _trimmed)."""
-    if chunk.offset:
+def _edged(cells: pa.Array, may_trim: np.ndarray) -> bool:
+    """Whether some cell of `cells` (text or bytes, large or not) starts or ends with a byte `may_trim` holds."""
+    if cells.offset:
         return True
-    _, offsets, data = chunk.buffers()
-    bounds = np.frombuffer(offsets, dtype=_OFFSETS[chunk.type], count=len(chunk) + 1)
+    if not len(cells):
+        return False
+    _, offsets, data = cells.buffers()
+    bounds = np.frombuffer(offsets, dtype=_OFFSETS[cells.type], count=len(cells) + 1)
     text = np.frombuffer(data or b"", dtype=np.uint8)
     filled = bounds[1:] > bounds[:-1]
     edges = np.concatenate((text[bounds[:-1][filled]], text[bounds[1:][filled] - 1]))
-    return bool(((edges <= 0x20) | (edges >= 0x7F)).any())
+    return bool(may_trim[edges].any())
 
 
 def _source_lines(data: bytes, dialect: Dialect, rows: int) -> pd.Series:

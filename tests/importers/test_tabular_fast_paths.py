@@ -171,14 +171,27 @@ def test_a_windows_1252_file_read_as_bytes_gives_what_the_same_text_in_utf8_give
 
 @pytest.mark.parametrize("read, made", [(pa.binary(), pa.string()), (pa.large_binary(), pa.large_string())])
 def test_a_windows_1252_chunk_starting_past_its_buffer_is_made_utf8_from_its_own_cells(read, made):
-    """Bytes give text, large bytes (what _parse_text reads) large text: the same cells."""
+    """Bytes give text, large bytes (what _parse_text reads) large text: the same cells, in one chunk."""
     cells = ["Orléans", "", "Œuvre €", "Lyon", "Besançon"]
     column = pa.array([c.encode("cp1252") for c in cells], read)
     for start in range(len(cells)):
-        cut = tabular._cells_from_cp1252(pa.chunked_array([column.slice(start), column.slice(0, start)]))
-        assert cut.type == made and cut.to_pylist() == cells[start:] + cells[:start]
-    ascii_only = tabular._cells_from_cp1252(pa.chunked_array([pa.array([b"Lyon", b"", b"Paris"], read)]))
+        cut = tabular._column_text(pa.chunked_array([column.slice(start), column.slice(0, start)]), as_bytes=True)
+        assert cut.type == made and cut.num_chunks == 1 and cut.to_pylist() == cells[start:] + cells[:start]
+        alone = tabular._utf8_from_cp1252(column.slice(start))
+        assert alone.type == made and alone.to_pylist() == cells[start:]
+    ascii_only = tabular._column_text(pa.chunked_array([pa.array([b"Lyon", b"", b"Paris"], read)]), as_bytes=True)
     assert ascii_only.type == made and ascii_only.to_pylist() == ["Lyon", "", "Paris"]
+
+
+def test_every_windows_1252_byte_is_made_the_utf8_python_s_codec_makes_of_it():
+    """The 251 bytes Windows-1252 defines (the 5 others refuse the file before: _cp1252_as_bytes), alone, among
+    ASCII, in cells of any length, some empty."""
+    defined = [byte for byte in range(256) if byte not in tabular.CP1252_UNDEFINED]
+    cells = [bytes([byte]) for byte in defined] + [b"", b"a" + bytes(defined) + b"z", bytes(reversed(defined)), b"x"]
+    for kind in (pa.binary(), pa.large_binary()):
+        made = tabular._utf8_from_cp1252(pa.array(cells, kind))
+        assert made.to_pylist() == [cell.decode("cp1252") for cell in cells]
+        made.validate(full=True)
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252"])
@@ -232,23 +245,74 @@ EDGES = ["a", "Z", "~", "!", "é", " ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c"
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from(EDGES), max_size=5)), max_size=6),
                 min_size=1, max_size=4), st.integers(0, 2))
-def test_cells_trimmed_by_the_chunks_that_need_it_are_those_the_whole_kernel_gives(chunks, start):
-    """_trimmed leaves a chunk whose cells start and end with '!'..'~' as it is: the same cells as Arrow's
-    utf8_trim_whitespace on every chunk (ASCII and Unicode spaces, controls, non-breaking spaces, empty and
-    missing cells, a chunk starting past its buffer), in text and in large text (what _parse_text reads)."""
+def test_cells_trimmed_when_the_column_needs_it_are_those_the_whole_kernel_gives(chunks, start):
+    """_column_text leaves a column whose cells start and end with bytes that cannot be whitespace as it is: the
+    same cells as Arrow's utf8_trim_whitespace on every chunk (ASCII and Unicode spaces, controls, non-breaking
+    spaces, empty and missing cells, a chunk starting past its buffer), in text and in large text (what
+    _parse_text reads), and from Windows-1252 bytes for the characters it has."""
     for kind in (pa.string(), pa.large_string()):
         arrays = [pa.array(cells, kind) for cells in chunks]
         arrays[0] = arrays[0].slice(min(start, len(arrays[0])))
         column = pa.chunked_array(arrays, type=kind)
-        assert tabular._trimmed(column).to_pylist() == pc.utf8_trim_whitespace(column).to_pylist()
-        assert tabular._trimmed(column).type == kind
+        made = tabular._column_text(column, as_bytes=False)
+        assert made.to_pylist() == pc.utf8_trim_whitespace(column).to_pylist()
+        assert made.type == kind and made.num_chunks == 1
+    windows = [[cell if cell is None else "".join(c for c in cell if c in WINDOWS_1252_EDGES) for cell in cells]
+               for cells in chunks]
+    for kind in (pa.binary(), pa.large_binary()):
+        arrays = [pa.array([cell if cell is None else cell.encode("cp1252") for cell in cells], kind)
+                  for cells in windows]
+        arrays[0] = arrays[0].slice(min(start, len(arrays[0])))
+        made = tabular._column_text(pa.chunked_array(arrays, type=kind), as_bytes=True)
+        texts = [pa.array(cells, tabular._TEXT_OF_BYTES[kind]) for cells in windows]
+        texts[0] = texts[0].slice(min(start, len(texts[0])))
+        assert made.to_pylist() == pc.utf8_trim_whitespace(pa.chunked_array(texts)).to_pylist()
+        assert made.type == tabular._TEXT_OF_BYTES[kind] and made.num_chunks == 1
+
+
+WINDOWS_1252_EDGES = {c for c in EDGES if c.encode("cp1252", errors="ignore")} | {"…", "Œ", "’"}
+
+
+def test_arrow_trims_off_a_cell_s_edge_only_the_windows_1252_bytes_said_to_be_maybe_whitespace():
+    """_MAY_TRIM_CP1252 against Arrow's own kernel, for every byte Windows-1252 defines: a byte it does not hold is
+    never taken off the start or the end of a cell (an accented capital, '…', '€', 'œ': a column of names is not
+    trimmed for nothing). It holds the bytes up to the space and the non-breaking space (0xA0)."""
+    for byte in range(256):
+        if byte in tabular.CP1252_UNDEFINED:
+            continue
+        character = bytes([byte]).decode("cp1252")
+        cell = character + "a" + character
+        trimmed = pc.utf8_trim_whitespace(pa.array([cell])).to_pylist()[0]
+        assert trimmed == cell or tabular._MAY_TRIM_CP1252[byte], hex(byte)
+    assert [byte for byte in range(256) if tabular._MAY_TRIM_CP1252[byte]] == [*range(0x21), 0xA0]
+
+
+def test_a_windows_1252_column_of_accented_names_is_not_trimmed_and_one_with_spaces_is(tmp_path, monkeypatch):
+    """Names starting or ending with an accented letter ('É' is 0xC9, UTF-8 C3 89): Arrow's trimming (which reads
+    every character as Unicode) is not run on their column, as it is not on plain ASCII ones; a column with a
+    space or a non-breaking space at an edge is trimmed. Fails without the change: the names' column trimmed (its
+    edges were looked at once made UTF-8, where every byte from 0x80 may be whitespace)."""
+    trimmed = []
+    kernel = pc.utf8_trim_whitespace
+
+    def watched(cells, *args, **kwargs):
+        trimmed.append(cells.to_pylist())
+        return kernel(cells, *args, **kwargs)
+    monkeypatch.setattr(tabular.pc, "utf8_trim_whitespace", watched)
+    path = tmp_path / "factures.csv"
+    path.write_bytes("invoice_number;last_name;city;amount\r\nF1;Élodie;\u00a0Orléans;12,50\r\n"
+                     "F2;André;Lyon ;3\r\n".encode("cp1252"))
+    assert tabular.detect_encoding(path.read_bytes()) == "cp1252"
+    frame, _ = read_table(path, ["invoice_number", "last_name"], ["city", "amount"])
+    assert frame["last_name"].tolist() == ["Élodie", "André"] and frame["city"].tolist() == ["Orléans", "Lyon"]
+    assert trimmed == [["\u00a0Orléans", "Lyon "]]
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
-def test_a_file_of_several_blocks_gives_each_column_in_one_chunk_made_by_the_reading_thread(tmp_path, encoding):
+def test_a_file_of_several_blocks_gives_each_column_in_one_chunk(tmp_path, encoding):
     """Arrow reads a file by blocks (1 MB) in its own threads, a chunk a block: each column is made one chunk after,
-    in the reading thread (see _parse_text: what Arrow's threads allocated, once freed, stays in their heaps). The
-    cells are those of the file, in its order. Fails without the change: a chunk a block."""
+    in the parse's own threads (see _parse_text: what Arrow's threads allocated, once freed, stays in their
+    heaps). The cells are those of the file, in its order. Fails without the change: a chunk a block."""
     rows = [f"F{n:07d};Orléans {n % 97};{n % 1000},{n % 100:02d}" for n in range(90_000)]
     path = tmp_path / "factures.csv"
     path.write_bytes(("invoice_number;city;amount\r\n" + "\r\n".join(rows) + "\r\n").encode(encoding))
