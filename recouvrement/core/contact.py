@@ -123,7 +123,7 @@ def e164_many(cells: pd.Series) -> pd.Series:
     import numpy as np
     import pandas as pd
     text = cells.astype("string[pyarrow]")
-    national = text.str.replace(r"[ .]", "", regex=True).str.slice(1)
+    national = text.str.replace(" ", "", regex=False).str.replace(".", "", regex=False).str.slice(1)   # (not [ .]: 4x)
     plain = (text.str.fullmatch(_NATIONAL_SHAPE).fillna(False).astype(bool)
              & _valid_nationally(national, "FR"))
     found = np.full(len(cells), None, dtype=object)
