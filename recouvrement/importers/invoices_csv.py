@@ -96,20 +96,21 @@ def compact_invoice_numbers(numbers: pd.Series) -> pd.Series:
 
 
 # The patients' columns of many distinct cells (a million invoices: some 410,000 phones and NIRs, 54,000 e-mails),
-# encoded (Distinct) in a second thread while the invoices' own columns are checked: Arrow hashes them without
-# the GIL (phone 0.7, NIR 0.5, e-mail 0.2 s at 1M, beside the numbers' duplicates and compaction, the dates and
-# amounts: 1.5 s).
+# encoded (Distinct) and checked (_patient_check) in a second thread while the invoices' own columns are checked:
+# Arrow hashes and matches them without the GIL (phone 0.7, NIR 1.0, e-mail 0.1 s at 1M, beside the numbers'
+# duplicates and compaction, the dates, the amounts and the other patients' columns: 1.5-2 s). Their refusals are
+# added in the reading thread, in the same order as when checked there (a row's first reason is kept).
 ENCODED_BESIDE = ("phone", "email", "nir")
 
 
 def read(path: Path, nir_key: bytes = b"", keep_care: bool = False) -> Parsed:
     raw, warnings = read_table(path, REQUIRED, OPTIONAL, unread=frozenset() if keep_care else frozenset(CARE_COLUMNS[1:]))
     with ThreadPoolExecutor(max_workers=1) as beside:
-        encoded = {column: beside.submit(Distinct, raw[column]) for column in ENCODED_BESIDE}
-        return _checked(path, raw, warnings, encoded, nir_key, keep_care)
+        checked = {column: beside.submit(_patient_check, column, raw[column], nir_key) for column in ENCODED_BESIDE}
+        return _checked(path, raw, warnings, checked, nir_key, keep_care)
 
 
-def _checked(path: Path, raw: pd.DataFrame, warnings: list[str], encoded: dict[str, Future[Distinct]],
+def _checked(path: Path, raw: pd.DataFrame, warnings: list[str], checked: dict[str, Future],
              nir_key: bytes, keep_care: bool) -> Parsed:
     rejects = RejectCollector(path.name, raw["source_line"])
     out = pd.DataFrame({"invoice_number": raw["invoice_number"], "patient_id": raw["patient_id"],
@@ -124,7 +125,7 @@ def _checked(path: Path, raw: pd.DataFrame, warnings: list[str], encoded: dict[s
                 "doit compter de 1 à 21 lettres ou chiffres")
     _dates(raw, out, rejects)
     _amounts(raw, out, rejects)
-    patients = _patients(raw, rejects, nir_key, encoded)
+    patients = _patients(raw, rejects, nir_key, checked)
     keep = ~rejects.bad
     care = raw.loc[keep, CARE_COLUMNS] if keep_care else raw.iloc[0:0][CARE_COLUMNS]
     frame = out.loc[keep, INVOICE_COLUMNS].reset_index(drop=True)
@@ -173,7 +174,7 @@ def _amounts(raw: pd.DataFrame, out: pd.DataFrame, rejects: RejectCollector) -> 
                 + difference[off.fillna(False)].map(_euros).astype("string"))
     # A one-cent rounding gap in the export goes to the patient share, so shares always sum to the total.
     out["patient_cents"] += difference.where(difference.abs() <= TOLERANCE_CENTS, 0)
-    out["amc_payer"] = raw["amc_payer"].where(raw["amc_payer"] != "", None)
+    out["amc_payer"] = missing_when_empty(raw["amc_payer"])
     rejects.add((out["amc_cents"] > 0) & out["amc_payer"].isna(), "amc_payer",
                 "une part AMC demande le nom de la mutuelle (amc_payer)")
 
@@ -183,22 +184,22 @@ def _euros(cents) -> str:
 
 
 def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes,
-              encoded: dict[str, Future[Distinct]]) -> pd.DataFrame:
+              checked: dict[str, Future]) -> pd.DataFrame:
     """The patient's columns of each row, checked. A patient's details repeat on each of their invoices (a million
     invoices name some 400,000 patients): each check runs once per distinct cell and is spread back to the rows.
-    `encoded`: the Distinct of some columns (ENCODED_BESIDE), under way; the others' are made here."""
+    `checked`: the _patient_check of some columns (ENCODED_BESIDE), under way; the others' are made here."""
     patients = raw[["patient_id", "last_name", "first_name", "address", "postal_code", "city", *GUARANTOR]].copy()
-    patients["email"] = raw["email"].where(raw["email"] != "", None)
+    patients["email"] = missing_when_empty(raw["email"])
 
-    def distinct(column: str) -> Distinct:
-        return encoded[column].result() if column in encoded else Distinct(raw[column])
+    def found(column: str):
+        return checked[column].result() if column in checked else _patient_check(column, raw[column], nir_key)
 
-    patients["phone"] = _phones(distinct("phone"), rejects)
+    patients["phone"], refused = found("phone")
+    rejects.add(refused, "phone", PHONE_REFUSED)
     for column in ("sms_consent", "email_consent"):
         patients[column] = _consents(Distinct(raw[column]), column, rejects)
     for column in ("email", "guarantor_email"):   # letters are sent there: core.contact's rule, value never echoed
-        emails = distinct(column)
-        rejects.add(emails.spread(~valid_emails(emails.values)), column,
+        rejects.add(found(column), column,
                     "pas une adresse e-mail valide (une seule adresse, sans nom, sans liste, sans commentaire)")
     coverages = Distinct(raw["coverage"])
     coverage = coverages.spread(coverages.values.str.lower().str.replace("-", "_").replace({"": "none", "atmp": "at_mp"}))
@@ -212,10 +213,40 @@ def _patients(raw: pd.DataFrame, rejects: RejectCollector, nir_key: bytes,
     rejects.add(refused, "birth_date", "pas une date : " + raw["birth_date"][refused])
     rejects.add(births.spread(dates_out_of_range(parsed[0])), "birth_date", DATE_OUT_OF_RANGE)
     patients["birth_date"] = birth
-    patients["nir_hash"] = _nir_hashes(distinct("nir"), rejects, nir_key)
+    patients["nir_hash"], refused = found("nir")
+    rejects.add(refused, "nir", "pas un NIR valide (format ou clé de contrôle)")   # the value is never echoed
     for column in GUARANTOR:
-        patients[column] = patients[column].where(patients[column] != "", None)
+        patients[column] = missing_when_empty(patients[column])
     return patients[PATIENT_COLUMNS]
+
+
+def _patient_check(column: str, cells: pd.Series, nir_key: bytes):
+    """What the check of a patient's phones, e-mails or NIRs gives for each row, its distinct cells checked once:
+    (E.164 phones, refused) for phones (_phones), (hashes, refused) for NIRs (_nir_hashes), the refused rows for
+    e-mails. Runs in read's second thread (ENCODED_BESIDE): it adds no refusal itself."""
+    distinct = Distinct(cells)
+    if column == "phone":
+        return _phones(distinct)
+    if column == "nir":
+        return _nir_hashes(distinct, nir_key)
+    return distinct.spread(~valid_emails(distinct.values))
+
+
+def missing_when_empty(cells: pd.Series) -> pd.Series:
+    """cells.where(cells != "", None) for Arrow text as read_table gives it (one chunk, nothing missing): the same
+    cells, each empty one missing, the text's buffers kept as they are and only a validity bitmap made, where
+    where() copied every cell (the 1M invoices file's e-mails, AMC payers and guarantors: 0.3 s). Any other
+    column goes through where()."""
+    chunks = cells.array.__arrow_array__().chunks if cells.dtype == "string[pyarrow]" else []
+    if len(chunks) != 1 or chunks[0].type != pa.large_string() or chunks[0].null_count or chunks[0].offset:
+        return cells.where(cells != "", None)
+    _, offsets, data = chunks[0].buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int64, count=len(cells) + 1)
+    filled = bounds[1:] > bounds[:-1]
+    missing = len(filled) - int(np.count_nonzero(filled))
+    validity = pa.py_buffer(np.packbits(filled, bitorder="little")) if missing else None
+    made = pa.LargeStringArray.from_buffers(len(cells), offsets, data, validity, missing)
+    return pd.Series(made, index=cells.index, name=cells.name, dtype=cells.dtype)
 
 
 class Distinct:
@@ -236,16 +267,15 @@ class Distinct:
         return pd.Series(found.array.take(self.codes), index=self.index, dtype=found.dtype)
 
 
-def _phones(cells: Distinct, rejects: RejectCollector) -> pd.Series:
-    """Each phone in E.164 (core.contact.e164: French unless it starts with +), missing when empty; a number that
-    is not valid refuses its row, its value never echoed. All at once (core.contact.e164_many). Arrow's text (as
-    _nir_hashes gives), not Python objects: spread to a million rows, each row's object was touched again by
+def _phones(cells: Distinct) -> tuple[pd.Series, pd.Series]:
+    """(Each phone in E.164 (core.contact.e164: French unless it starts with +), missing when empty; the rows whose
+    number is not valid, to refuse, their value never echoed). All at once (core.contact.e164_many). Arrow's text
+    (as _nir_hashes gives), not Python objects: spread to a million rows, each row's object was touched again by
     every pass over the column (its missing cells, the newest per patient: db.loads.newest_details)."""
     given = cells.values != ""
     present = cells.spread(given)
     phones = cells.spread(e164_many(cells.values.where(given)).astype("string[pyarrow]"))
-    rejects.add(present & phones.isna(), "phone", PHONE_REFUSED)
-    return phones
+    return phones, present & phones.isna()
 
 
 def _consents(cells: Distinct, column: str, rejects: RejectCollector) -> pd.Series:
@@ -295,15 +325,15 @@ def _integers(digits: pd.Series) -> pd.Series:
     return pd.Series(array.to_numpy(), index=digits.index)
 
 
-def _nir_hashes(nirs: Distinct, rejects: RejectCollector, nir_key: bytes) -> pd.Series:
+def _nir_hashes(nirs: Distinct, nir_key: bytes) -> tuple[pd.Series, pd.Series]:
+    """(Each row's NIR's keyed hash, missing when there is none or it is not valid; the rows whose NIR is not
+    valid, to refuse)."""
     cells = nirs.values
     present = cells != ""
     valid = nir_valid(cells)
-    rejects.add(nirs.spread(present & ~valid), "nir",
-                "pas un NIR valide (format ou clé de contrôle)")   # the value is never echoed
     # Each distinct cell is hashed once (a patient has many invoices); no valid NIR, no hash (missing). Spread as
     # Arrow's text, not as objects (see _phones): the 1M file's newest_details 1.37 -> 0.92 s CPU with both.
     hashes = np.full(len(cells), None, dtype=object)
     hashed = (present & valid).to_numpy(dtype=bool)
     hashes[hashed] = nir_hash_many(compact_nirs(cells[hashed]).tolist(), nir_key)
-    return nirs.spread(pd.Series(hashes, dtype="string[pyarrow]"))
+    return nirs.spread(pd.Series(hashes, dtype="string[pyarrow]")), nirs.spread(present & ~valid)

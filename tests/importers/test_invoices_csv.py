@@ -225,3 +225,43 @@ def test_invoice_numbers_in_order_are_known_distinct_without_hashing_them(tmp_pa
     monkeypatch.setattr(pd.Series, "duplicated", no_hashing)
     parsed = read_rows(tmp_path, row("F2024-000001"), row("F2024-000002"), row("F2024-000010"))
     assert parsed.rejects == [] and len(parsed.frame) == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["", "", "a@b.fr", "Harmonie Mutuelle", "Élodie", " ", "€"]), max_size=12),
+       st.integers(0, 3))
+def test_empty_cells_made_missing_are_those_where_gives(cells, start):
+    """missing_when_empty keeps the text's buffers and makes a validity bitmap: the same cells, dtype, index and
+    name as where(cells != "", None), for one chunk as read_table gives it, and through where() for a column cut
+    past its start, already holding a missing cell, or of another dtype."""
+    column = pd.Series(pd.array(cells, dtype="string[pyarrow]"), index=range(7, 7 + len(cells)), name="email")
+    shapes = [column, column.iloc[min(start, len(cells)):], column.where(column != "€", None), column.astype(object)]
+    for cells_of in shapes:
+        made, expected = invoices_csv.missing_when_empty(cells_of), cells_of.where(cells_of != "", None)
+        pd.testing.assert_series_equal(made, expected)
+        assert made.isna().tolist() == expected.isna().tolist()
+
+
+def test_the_phones_and_nirs_are_checked_and_hashed_in_the_second_thread(tmp_path, monkeypatch):
+    """The NIRs' hashing (Python, per distinct NIR) and the phones' reading run beside the invoices' own checks,
+    not in the reading thread; their refusals are the reading thread's (the test above: the same). Fails without
+    the change: only their encoding ran beside, hashed and read in the reading thread."""
+    import threading
+    threads = []
+    hash_many, e164_many = invoices_csv.nir_hash_many, invoices_csv.e164_many
+
+    def hashing(*args):
+        threads.append(("nir", threading.current_thread() is threading.main_thread()))
+        return hash_many(*args)
+
+    def reading(*args):
+        threads.append(("phone", threading.current_thread() is threading.main_thread()))
+        return e164_many(*args)
+    monkeypatch.setattr(invoices_csv, "nir_hash_many", hashing)
+    monkeypatch.setattr(invoices_csv, "e164_many", reading)
+    path = tmp_path / "factures.csv"
+    path.write_text("\n".join([PATIENT_HEADER, *PATIENT_ROWS]) + "\n", encoding="utf-8")
+    parsed = invoices_csv.read(path, nir_key=b"k")
+    assert sorted(threads) == [("nir", False), ("phone", False)]
+    assert [(r.line, r.field) for r in parsed.rejects] == [(3, "phone"), (4, "email"), (5, "guarantor_email"),
+                                                           (6, "nir")]
