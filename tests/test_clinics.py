@@ -311,3 +311,37 @@ def test_a_first_load_with_its_keys_set_aside_in_one_clinic_blocks_neither_anoth
                                                                                              "patient_pkey"}
         finally:
             engine.dispose()
+
+
+@postgres_only
+def test_a_clinics_run_reads_its_own_ledger_beside_its_pass_in_its_own_schema(shared_url, tmp_path, settings,
+                                                                             monkeypatch):
+    """A clinic's run reads its whole ledger on a second connection beside its explicit pass (app.reconcile.
+    _LedgerBeside, in the run's snapshot and on its search_path): the clinic's own invoices, never another clinic's
+    of the same database (fails without the change: nothing read beside on PostgreSQL)."""
+    from recouvrement.app import reconcile as use_case
+    from recouvrement.app.imports import import_file
+    from tests.app.world import INVOICES, invoices_file, payments_file
+    for folder in ("nord", "sud"):
+        (tmp_path / folder).mkdir()
+    north, south = engine_of(shared_url, "clinique_nord", tmp_path), engine_of(shared_url, "clinique_sud", tmp_path)
+    try:
+        import_file(south, invoices_file(tmp_path / "sud", [row.replace("F2025-", "S2025-") for row in INVOICES]),
+                    settings)
+        import_file(north, invoices_file(tmp_path / "nord"), settings)
+        import_file(north, payments_file(tmp_path / "nord", ["A1;2025-03-01;amo;CPAM DE PARIS;70,00;;F2025-000101;paid;",
+                                                             "B3;2025-03-07;patient;INCONNU PAUL;12,00;;;;"]), settings)
+        read: list = []
+        result = use_case._LedgerBeside.result
+
+        def watched(self):
+            read.append(result(self))
+            return read[-1]
+        monkeypatch.setattr(use_case._LedgerBeside, "result", watched)
+        report = use_case.run_reconcile(north, incremental=False)
+        assert report.allocations == 1 and len(read) == 1 and read[0] is not None
+        assert sorted(read[0].invoices["invoice_number"]) == [f"F2025-00010{k}" for k in range(1, 5)]
+        assert sorted(read[0].patients["patient_id"]) == ["P1", "P2", "P3"]
+    finally:
+        north.dispose()
+        south.dispose()

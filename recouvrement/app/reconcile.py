@@ -24,11 +24,13 @@ from recouvrement.core.reconcile import (Ledger, Outcome, name_scope, payer_name
 from recouvrement.db import changes, explicit, name_index, open_items, remittances, retries
 from recouvrement.db import reconcile as store
 from recouvrement.db.bulk import build_indexes, bulk_insert
-from recouvrement.db.ledger import (LedgerBefore, current_due_cents, matching_before, matching_scope, matching_snapshot,
-                                    matching_snapshot_dated, patient_allocations_on_moved_shares, readable_beside)
+from recouvrement.db.ledger import (LedgerBefore, allocated_so_far, current_due_cents, matching_before, matching_scope,
+                                    matching_snapshot, matching_snapshot_dated, patient_allocations_on_moved_shares,
+                                    readable_beside)
 from recouvrement.db.letter_references import letter_invoices
 from recouvrement.db.queue import WAITING, NoLongerWaiting
-from recouvrement.db.session import bulk_cache, bulk_transaction, release_freed_memory, writing
+from recouvrement.db.session import (Beside, bulk_cache, bulk_transaction, reading_beside,
+                                     release_freed_memory, view_beside, writing)
 from recouvrement.db.values import is_iso_day
 from recouvrement.errors import RecouvrementError
 from recouvrement.money import format_eur
@@ -89,19 +91,10 @@ def load_ledger(conn: Connection, before: LedgerBefore | None = None,
 def load_ledger_dated(conn: Connection) -> tuple[Ledger, np.ndarray | None]:
     """load_ledger(conn), and on PostgreSQL each invoice's latest allocation's payment day on its rows (the integers
     yyyymmdd, -1: none; None elsewhere): a first run's are its explicit pass's, which _settled_by_outcome takes
-    (SQLite reads them back from the pass's table with the ledger beside the pass: db.explicit.paid_shares)."""
+    (read back from the pass's table with the ledger read beside the pass instead: db.explicit.paid_shares)."""
     snapshot, days = matching_snapshot_dated(conn)
     return (_ledger(snapshot, snapshot.patients, patient_allocations_on_moved_shares(conn)),
-            None if days is None else _epoch_day_numbers(days))
-
-
-def _epoch_day_numbers(days: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 (none below 0; -1: none) as the integers yyyymmdd (-1 kept)."""
-    dates = np.maximum(days, 0).astype("datetime64[D]")
-    months = dates.astype("datetime64[M]")
-    numbers = ((months.astype("datetime64[Y]").astype(np.int64) + 1970) * 10000
-               + (months.astype(np.int64) % 12 + 1) * 100 + (dates - months).astype(np.int64) + 1)
-    return np.where(days < 0, -1, numbers)
+            None if days is None else explicit.epoch_day_numbers(days))
 
 
 def load_ledger_for(conn: Connection, payments: pd.DataFrame, letters: pd.DataFrame,
@@ -170,39 +163,46 @@ def _reads_whole_ledger(payments: pd.DataFrame, invoices: int) -> bool:
 
 
 class _LedgerBeside:
-    """SQLite, a run that will read the whole ledger: its invoices, patients and the sums paid on them so far
+    """A run that will read the whole ledger: its invoices, patients and the sums paid on them so far
     (db.ledger.matching_before; the explicit pass's allocations are added after) read on a second connection in a
     thread while the pass runs; then, given the run's last payment row (`last_id`), the new payments the pass never
     settles (db.reconcile.payments_the_pass_leaves: no invoice named, not paid; 1M first run: 496,476 of the 541,085
     left to the engine), which the read after the pass then leaves out (db.reconcile.pending_payments, `aside`).
-    SQLite steps the pass's statements without the GIL, so the reads take the second core (1M invoices: ~2 s of the
-    read stage each). The payments are read first: the pass takes the invoices their rejection lines name from them
-    (rejected_invoices) once its lines are staged (1M first run: ~3 s after it began, the payments read in ~2.2 s),
-    where it scanned every new payment for them.
+    SQLite steps the pass's statements without the GIL, and PostgreSQL's server runs them on one core while the run
+    waits, so the reads take the second core (SQLite, 1M invoices: ~2 s of the read stage each). The payments are read
+    first: SQLite's pass takes the invoices their rejection lines name from them (rejected_invoices) once its lines are
+    staged (1M first run: ~3 s after it began, the payments read in ~2.2 s), where it scanned every new payment for
+    them (PostgreSQL's pass wants them at its very start: it scans for them, see run_reconcile).
     The run holds the database's write lock: the other connection sees what the run's transaction saw before it
-    allocated, no other writer's commit. Given up (None) when the read fails, or when the database is not one
-    file shared in WAL mode."""
+    allocated, no other writer's commit (PostgreSQL: in the run's snapshot, db.session.reading_beside). The
+    allocation table is never touched beside a first run's pass, which sets its indexes aside (an exclusive lock on
+    PostgreSQL until the run commits): where the sums stop and whether there are any is read on the run's connection
+    (db.ledger.allocated_so_far), and with none allocated the sums are not read. A statement that waits for a lock on
+    PostgreSQL fails rather than wait for the run (db.session.BESIDE_LOCK_WAIT_MS). Given up (None) when a read fails
+    (the run then reads on its own connection after the pass), or when the database is SQLite not in WAL mode."""
 
     def __init__(self, engine: Engine, conn: Connection, last_id: int | None = None) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._read: Future | None = None
         self._payments: Future | None = None
         self._left: pd.DataFrame | None = None
-        if readable_beside(conn):
+        seen = view_beside(conn)
+        if seen is not None:
+            so_far = allocated_so_far(conn)
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-read")
             if last_id is not None:
-                self._payments = self._pool.submit(self._left_by_the_pass, engine, store.unreconciled(conn, "p"),
-                                                   last_id)
-            self._read = self._pool.submit(self._before, engine)
+                self._payments = self._pool.submit(self._left_by_the_pass, engine, seen,
+                                                   store.unreconciled(conn, "p"), last_id)
+            self._read = self._pool.submit(self._before, engine, seen, so_far)
 
     @staticmethod
-    def _before(engine: Engine) -> LedgerBefore:
-        with engine.connect() as other:
-            return matching_before(other)
+    def _before(engine: Engine, seen: Beside, so_far: tuple[int, bool]) -> LedgerBefore:
+        with reading_beside(engine, seen) as other:
+            return matching_before(other, so_far)
 
     @staticmethod
-    def _left_by_the_pass(engine: Engine, pending: str, last_id: int) -> pd.DataFrame:
-        with engine.connect() as other:
+    def _left_by_the_pass(engine: Engine, seen: Beside, pending: str, last_id: int) -> pd.DataFrame:
+        with reading_beside(engine, seen) as other:
             return store.payments_the_pass_leaves(other, pending, last_id, PAYMENT_COLUMNS)
 
     @property
@@ -390,7 +390,9 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
         laps.lap("read")
         early = None
         try:
-            rejected = beside.rejected_invoices if beside is not None and beside.reading else None
+            # PostgreSQL's pass wants the invoices the rejection lines name first thing: scanned for, not waited for.
+            rejected = (beside.rejected_invoices if beside is not None and beside.reading
+                        and conn.dialect.name == "sqlite" else None)
             plain = (settle_plain_explicit(conn, last_id, now, likely_whole, rejected) if set_based
                      else PlainExplicit())
             if beside is not None and beside.reading:
@@ -435,6 +437,11 @@ def run_reconcile(engine: Engine, now: datetime | None = None, set_based: bool =
                 ledger = load_ledger_for(conn, payments, letters, reach)
             assert ledger is not None       # read: the whole ledger beside the references, else the part here
             pass_days = None if pass_paid is None or pass_paid.days is None else (pass_paid.shares, pass_paid.days)
+            if row_ids is not None and conn.dialect.name != "sqlite":
+                # PostgreSQL's row ids are the invoices' places, which its settle does not take: the pass's days are
+                # put on the ledger's rows (_settled_by_outcome's `paid_days`).
+                paid_days = _days_on_rows(row_ids, pass_days, plain.allocations)
+                row_ids = pass_days = None
             before = pass_paid = None
             release_freed_memory()
             laps.lap("read")
@@ -512,7 +519,9 @@ def _settled_by_outcome(outcome: Outcome | None, ledger: Ledger | None, written:
     over the allocations and the moves, write-offs not taken off); none written off; the day, the latest of
     the invoice's own, its allocations' payments' (SQLite: the pass's `pass_days`, its `pass_allocations` allocations'
     shares and days read back as integers with the ledger, db.explicit.paid_shares; PostgreSQL: `paid_days`, each
-    invoice's latest day read with the ledger in the run's transaction, load_ledger_dated; and the engine's `written`)
+    invoice's latest day put on the ledger's rows from the pass's allocations read back the same way when the ledger
+    was read beside the pass, _days_on_rows, else read with the ledger in the run's transaction, load_ledger_dated;
+    and the engine's `written`)
     and its moves' and their reversals'. `facts`: what the caller read of the small tables for it
     (db.open_items.settle_facts: the moves' days, the invoices written off); the rest is numpy and pandas on what the
     run holds, made in a thread beside the allocation indexes' build (_FiguresBeside). (SQLite: rowids ascending,
@@ -562,6 +571,22 @@ def _settled_by_outcome(outcome: Outcome | None, ledger: Ledger | None, written:
     text_days = np.array([f"{d // 10000:04d}-{d // 100 % 100:02d}-{d % 100:02d}" for d in distinct.tolist()],
                          dtype=object)
     return found_rows.tolist(), text_days[which].tolist()
+
+
+def _days_on_rows(row_ids: np.ndarray, pass_days: tuple[np.ndarray, np.ndarray] | None,
+                  pass_allocations: int) -> np.ndarray | None:
+    """Each ledger row's latest day among the explicit pass's allocations (the integers yyyymmdd, -1: none), from
+    their shares keyed by row id (db.explicit.paid_shares) and days; None when not read whole (`pass_allocations`:
+    how many the pass made) or an allocation's invoice is not among the rows."""
+    if pass_days is None or len(pass_days[0]) != pass_allocations:
+        return None
+    keys, days = pass_days
+    rows = pd.Index(row_ids).get_indexer(keys // 4)
+    if (rows < 0).any():
+        return None
+    latest = np.full(len(row_ids), -1, dtype=np.int64)
+    np.maximum.at(latest, rows, days)
+    return latest
 
 
 def _latest(day: np.ndarray, index: pd.Index, numbers: pd.Series, days: np.ndarray) -> None:

@@ -45,7 +45,7 @@ _QUEUED_FROM_NEW = """SELECT q.invoice_number FROM payment p CROSS JOIN payment 
 # (a window over those lines only), rather than the whole pass sorted by share for a window over every line.
 # The rows are kept in payment row order (SQLite: the rowid), the order the allocations are written in.
 _PLAIN_TABLE = """CREATE TEMPORARY TABLE plain_explicit (id {id_column}, payment_id VARCHAR, invoice_number VARCHAR,
-    payer_type VARCHAR, amount_cents BIGINT, patient_id VARCHAR, payment_date DATE, share BIGINT, due BIGINT,
+    payer_type VARCHAR, amount_cents BIGINT, patient_id VARCHAR, payment_date DATE, share {share_type}, due BIGINT,
     paid BIGINT)"""
 _PAIDS = """
 INSERT INTO plain_explicit (id, payment_id, invoice_number, payer_type, amount_cents, patient_id, payment_date, share,
@@ -68,6 +68,14 @@ _LESS_ALLOCATED = """- COALESCE((SELECT SUM(a.amount_cents) FROM allocation a WH
 _UNBLOCKED = "AND NOT EXISTS (SELECT 1 FROM plain_blocked b WHERE b.invoice_number = p.invoice_number)"
 # SQLite sorts an integer key faster than the invoice number and payer: the invoice's rowid and the payer.
 _SHARE_SQLITE = "i.rowid * 4 + CASE p.payer_type WHEN 'amo' THEN 1 WHEN 'amc' THEN 2 ELSE 3 END"
+# PostgreSQL's rows have no rowid: the invoice's place (its ctid: page and line), which stays while the run holds the
+# writer lock (no invoice written until its settle, no other writer; a VACUUM FULL waits for the run). The pass stages
+# it as it is (a tid: nothing computed per line), paid_shares reads it back as text and makes it the integer the
+# ledger's read beside the pass reads for each invoice (INVOICE_PLACE, db.ledger.matching_before): the pass's
+# allocations find their invoices' rows by it, as SQLite's by rowid. Its text made an integer in the database cost
+# the 1M first run's pass ~2 s of the server's CPU (1.7M lines).
+INVOICE_PLACE = "((i.ctid::text::point)[0]::bigint * 65536 + (i.ctid::text::point)[1]::bigint)"
+_SHARE_POSTGRES = "i.ctid"
 # PostgreSQL: the shares paid by several lines, grouped in the database (SQLite: _shared_shares).
 _SHARED = """CREATE TEMPORARY TABLE plain_shared AS SELECT invoice_number, payer_type FROM plain_explicit
     GROUP BY invoice_number, payer_type HAVING COUNT(*) > 1"""
@@ -81,10 +89,16 @@ _AFTER_BEFORE = """UPDATE plain_explicit SET due = plain_explicit.due - b.before
                 WHEN plain_explicit.due - b.before_cents >= plain_explicit.amount_cents THEN plain_explicit.amount_cents
                 ELSE plain_explicit.due - b.before_cents END
 FROM plain_before b WHERE b.id = plain_explicit.id AND b.before_cents <> 0"""
-# SQLite: the new lines the pass staged and took out again, left to the engine (a blocked invoice's, a patient's with
-# nothing left to pay, one naming no known invoice: staged by a LEFT JOIN, share NULL), which the read after the pass
-# finds by their row ids (db.reconcile.pending_payments) rather than scanning every new payment for them.
-_LEFT_TABLE = "CREATE TEMPORARY TABLE plain_left (id INTEGER PRIMARY KEY)"
+# The new lines the pass staged and took out again, left to the engine (a blocked invoice's, a patient's with nothing
+# left to pay, one naming no known invoice: staged by a LEFT JOIN, share NULL), and on PostgreSQL those of the blocked
+# invoices it never staged (_BLOCKED_LINES), which the read after the pass finds by their row ids
+# (db.reconcile.pending_payments) rather than scanning every new payment for them (PostgreSQL, 1M first run: 2.2M
+# payments scanned, ~3.5 s of the server's).
+_LEFT_TABLE = "CREATE TEMPORARY TABLE plain_left (id {id_column} PRIMARY KEY)"
+# PostgreSQL: the lines of the blocked invoices, never staged (_UNBLOCKED), kept in plain_left, found from those
+# invoices by the payments' index on their invoice.
+_BLOCKED_LINES = """INSERT INTO plain_left (id) SELECT p.id FROM plain_blocked b JOIN payment p
+    ON p.invoice_number = b.invoice_number WHERE {unreconciled} AND p.id <= :last AND {pass_line}"""
 _TABLES = ("plain_explicit", "plain_blocked", "plain_rejected", "plain_left", "plain_shared", "plain_before")
 
 
@@ -148,15 +162,16 @@ def _plain_lines(conn: Connection, last_id: int, rejected: Callable[[], list[str
     its lines are staged (it takes the blocked invoices' lines out after), while they may still be read."""
     sqlite = conn.dialect.name == "sqlite"
     pending = unreconciled(conn, "p")
-    conn.exec_driver_sql(_PLAIN_TABLE.format(id_column="INTEGER PRIMARY KEY" if sqlite else "BIGINT"))
-    conn.exec_driver_sql(_LEFT_TABLE) if sqlite else None
+    conn.exec_driver_sql(_PLAIN_TABLE.format(id_column="INTEGER PRIMARY KEY" if sqlite else "BIGINT",
+                                             share_type="BIGINT" if sqlite else "TID"))
+    conn.exec_driver_sql(_LEFT_TABLE.format(id_column="INTEGER" if sqlite else "BIGINT"))
     allocated = conn.execute(text("SELECT 1 FROM allocation LIMIT 1")).first() is not None
     if not sqlite:
         _blocked(conn, last_id, pending, rejected() if rejected is not None else None)
     conn.execute(text(_PAIDS.format(unreconciled=pending, pass_line=f"{PASS_LINE} AND p.invoice_number IS NOT NULL",
-                                    share=_SHARE_SQLITE if sqlite else "0",
+                                    share=_SHARE_SQLITE if sqlite else _SHARE_POSTGRES,
                                     less_allocated=_LESS_ALLOCATED if allocated else "",
-                                    join="LEFT JOIN" if sqlite else "JOIN",
+                                    join="LEFT JOIN",
                                     unblocked="" if sqlite else _UNBLOCKED)), {"last": last_id})
     if sqlite:
         _blocked(conn, last_id, pending, rejected() if rejected is not None else None)
@@ -166,10 +181,13 @@ def _plain_lines(conn: Connection, last_id: int, rejected: Callable[[], list[str
     if conn.execute(text("SELECT 1 FROM plain_shared LIMIT 1")).first() is not None:
         conn.exec_driver_sql(_BEFORE.format(same_share=" AND ".join(f"s.{c} = e.{c}" for c in share)))
         conn.exec_driver_sql(_AFTER_BEFORE)
-    # A patient's line on a share with nothing left to pay goes to the engine (see above); on SQLite, a line naming
-    # no known invoice too (no share), each kept in plain_left.
+    # A patient's line on a share with nothing left to pay goes to the engine (see above), and a line naming no known
+    # invoice (no share), each kept in plain_left.
     if not sqlite:
-        conn.exec_driver_sql("DELETE FROM plain_explicit WHERE payer_type = 'patient' AND due <= 0")
+        conn.execute(text(_BLOCKED_LINES.format(unreconciled=pending, pass_line=PASS_LINE)), {"last": last_id})
+        conn.exec_driver_sql("WITH gone AS (DELETE FROM plain_explicit WHERE payer_type = 'patient' AND due <= 0 OR "
+                             "share IS NULL RETURNING id) INSERT INTO plain_left (id) SELECT id FROM gone")
+        conn.exec_driver_sql("ANALYZE plain_left")
         return
     left = conn.exec_driver_sql("DELETE FROM plain_explicit WHERE payer_type = 'patient' AND due <= 0 OR share IS NULL "
                                 "RETURNING id").all()
@@ -279,18 +297,21 @@ def _plain_integers(conn: Connection, values: str, condition: str = "1") -> np.n
 
 
 class PassPaid(NamedTuple):
-    """The explicit pass's allocations read back (SQLite, paid_shares), in row order: each one's share (the invoice's
-    rowid * 4 + 1, 2 or 3: amo, amc, patient: _SHARE_SQLITE), its cents and, when asked for, its payment's day as the
-    integer yyyymmdd (None: not asked, or a day missing or not written yyyy-mm-dd)."""
+    """The explicit pass's allocations read back (paid_shares; SQLite: in row order): each one's share (the invoice's
+    row id * 4 + 1, 2 or 3: amo, amc, patient: SQLite's rowid, _SHARE_SQLITE; PostgreSQL's place of the row,
+    INVOICE_PLACE), its cents and, when asked for, its payment's day as the integer yyyymmdd (None: not asked, or a
+    day missing or not written yyyy-mm-dd, or before 1970 on PostgreSQL)."""
     shares: np.ndarray
     cents: np.ndarray
     days: np.ndarray | None
 
 
 def paid_shares(conn: Connection, days: bool = False) -> PassPaid | None:
-    """SQLite, after settle_plain_explicit in this transaction: its allocations (PassPaid; `days`: with their payments'
+    """After settle_plain_explicit in this transaction: its allocations (PassPaid; `days`: with their payments'
     days, read in the same pass over its lines: a first run's settle wants them, app.reconcile._settled_by_outcome);
     None when the pass did not run here."""
+    if conn.dialect.name == "postgresql":
+        return _paid_shares_postgres(conn, days)
     if conn.dialect.name != "sqlite" or conn.exec_driver_sql(
             "SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = 'plain_explicit'").first() is None:
         return None
@@ -328,3 +349,43 @@ _PAYMENT_DAYS = """WITH RECURSIVE day (value) AS (
     SELECT (SELECT MIN(payment_date) FROM payment INDEXED BY ix_payment_payment_date WHERE payment_date > day.value)
     FROM day WHERE day.value IS NOT NULL)
 SELECT value FROM day WHERE value IS NOT NULL"""
+
+
+# PostgreSQL: the pass's allocations as one text of integers (the invoice's place as "(page,line)", the share's payer
+# 1, 2 or 3, the cents and, asked for, the day as days since 1970-01-01), parsed by numpy: where a fetch makes a tuple
+# and an int object of each (1M first run: 1.70M lines).
+_PAID_TEXT = ("SELECT COUNT(*), string_agg(concat_ws(',', share, CASE payer_type WHEN 'amo' THEN 1 WHEN 'amc' THEN 2 "
+              "ELSE 3 END, paid{day}), ',') FROM plain_explicit WHERE paid > 0")
+_DAY = ", payment_date - DATE '1970-01-01'"
+
+
+def _paid_shares_postgres(conn: Connection, days: bool) -> PassPaid | None:
+    """PostgreSQL: paid_shares' allocations, their shares keyed by the invoice's place (INVOICE_PLACE); None when the
+    pass did not run in this transaction. A day before 1970: no days (never; the caller then settles in the
+    database)."""
+    if conn.exec_driver_sql("SELECT to_regclass('pg_temp.plain_explicit')").scalar_one() is None:
+        return None
+    count, joined = conn.exec_driver_sql(_PAID_TEXT.format(day=_DAY if days else "")).one()
+    width = 5 if days else 4
+    values = (np.fromstring(joined.translate(_PARENTHESES), dtype=np.int64, sep=",") if joined
+              else np.zeros(0, dtype=np.int64))
+    if len(values) != count * width:
+        return None
+    values = values.reshape(count, width)
+    shares = (values[:, 0] * 65536 + values[:, 1]) * 4 + values[:, 2]       # INVOICE_PLACE * 4 + the payer's
+    if not days:
+        return PassPaid(shares, values[:, 3].copy(), None)
+    epoch = values[:, 4]
+    return PassPaid(shares, values[:, 3].copy(), epoch_day_numbers(epoch) if not (epoch < 0).any() else None)
+
+
+_PARENTHESES = str.maketrans("", "", "()")
+
+
+def epoch_day_numbers(days: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 (none below 0; -1: none) as the integers yyyymmdd (-1 kept)."""
+    dates = np.maximum(days, 0).astype("datetime64[D]")
+    months = dates.astype("datetime64[M]")
+    numbers = ((months.astype("datetime64[Y]").astype(np.int64) + 1970) * 10000
+               + (months.astype(np.int64) % 12 + 1) * 100 + (dates - months).astype(np.int64) + 1)
+    return np.where(days < 0, -1, numbers)

@@ -25,7 +25,7 @@ from recouvrement.core.balance import (BUCKETS, PATIENT_DETAIL, age_buckets,  # 
 from recouvrement.core.ledger import (EXCEPTION_COLUMNS, PATIENT_COLUMNS, SHARES, Snapshot, due_matrix, outstanding,
                                       patient_money)
 from recouvrement.db.bulk import read_columns, read_frame, stage
-from recouvrement.db.explicit import PassPaid, paid_shares
+from recouvrement.db.explicit import INVOICE_PLACE, PassPaid, paid_shares
 from recouvrement.db.session import wal_mode
 from recouvrement.db.values import as_date
 
@@ -212,20 +212,27 @@ _PAID_DAY_WITH_INVOICES = _PAID_WITH_INVOICES.replace(
 
 
 # What matching_snapshot reads, read beside a run's explicit pass (matching_before): the invoices with the sums paid on
-# them up to an allocation id (:mark, the last one then), and on SQLite each invoice's rowid (what the pass's
-# allocations are keyed by, db.explicit.paid_shares).
+# them up to an allocation id (:mark, the last one then), and each invoice's row id (what the pass's allocations are
+# keyed by, db.explicit.paid_shares: SQLite's rowid, PostgreSQL's place of the row).
 _PAID_UP_TO = ("SELECT invoice_number, " + _per_share("payer_type", "amount_cents")
                + " FROM allocation WHERE id <= :mark GROUP BY invoice_number")
 _PAID_SINCE = ("SELECT invoice_number, " + _per_share("payer_type", "amount_cents")
                + " FROM allocation WHERE id > :mark GROUP BY invoice_number")
 
 
-def _invoices_paid_up_to(rowid: bool, paid: bool = True) -> str:
-    """The invoices with the sums paid on them up to :mark (`paid`; else without those columns: nothing allocated)."""
+def _row_id(conn: Connection) -> str:
+    """What keys an invoice's row for the explicit pass's allocations read back (db.explicit.paid_shares): SQLite's
+    rowid, PostgreSQL's place of the row (db.explicit.INVOICE_PLACE)."""
+    return "i.rowid" if conn.dialect.name == "sqlite" else INVOICE_PLACE
+
+
+def _invoices_paid_up_to(row_id: str | None, paid: bool = True) -> str:
+    """The invoices with the sums paid on them up to :mark (`paid`; else without those columns: nothing allocated),
+    and each one's `row_id` (_row_id) when given."""
     if not paid:
-        return f"SELECT {_MATCHING_COLUMNS}" + (", i.rowid AS row_id" if rowid else "") + " FROM invoice i " \
+        return f"SELECT {_MATCHING_COLUMNS}" + (f", {row_id} AS row_id" if row_id else "") + " FROM invoice i " \
                "ORDER BY i.invoice_number"
-    return (f"SELECT {_MATCHING_COLUMNS}, " + ("i.rowid AS row_id, " if rowid else "")
+    return (f"SELECT {_MATCHING_COLUMNS}, " + (f"{row_id} AS row_id, " if row_id else "")
             + ", ".join(f"CAST(COALESCE(a.{share}, 0) AS BIGINT) AS paid_{share}" for share in SHARES)
             + f" FROM invoice i LEFT JOIN ({_PAID_UP_TO}) a ON a.invoice_number = i.invoice_number "
             "ORDER BY i.invoice_number")
@@ -234,8 +241,8 @@ def _invoices_paid_up_to(rowid: bool, paid: bool = True) -> str:
 @dataclass
 class LedgerBefore:
     """matching_snapshot's reads up to allocation `mark` (matching_before): invoices (without what was paid on them),
-    what was paid on each share of them up to the mark (`paid`, as Snapshot.paid), on SQLite each invoice's rowid
-    (`row_ids`; None elsewhere), and the patients (NAME_COLUMNS)."""
+    what was paid on each share of them up to the mark (`paid`, as Snapshot.paid), each invoice's row id (`row_ids`,
+    _row_id: SQLite's rowid, PostgreSQL's place of the row; None: not read), and the patients (NAME_COLUMNS)."""
     invoices: pd.DataFrame
     paid: np.ndarray
     mark: int
@@ -251,18 +258,29 @@ def readable_beside(conn: Connection) -> bool:
     return wal_mode(conn)
 
 
-def matching_before(conn: Connection) -> LedgerBefore:
-    """What matching_snapshot reads, as it stands now: what a run may read on another connection while its explicit
-    pass allocates (app.reconcile); matching_snapshot then adds what was allocated after (the pass's allocations)."""
+def allocated_so_far(conn: Connection) -> tuple[int, bool]:
+    """(the last allocation's id, 0: none; whether any allocation is stored): where matching_before's sums stop, and
+    whether it reads any. Read by the run on its own connection before its explicit pass, for a read beside the pass
+    (app.reconcile._LedgerBeside): a first run's pass sets the allocation table's indexes and keys aside (db.explicit,
+    an ACCESS EXCLUSIVE lock on PostgreSQL until the run commits), so a reader beside it must not touch the table
+    (it would wait for the run, which waits for it); a table with allocations keeps them."""
     mark = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM allocation").scalar_one())
-    sqlite = conn.dialect.name == "sqlite"
-    if conn.exec_driver_sql("SELECT 1 FROM allocation LIMIT 1").first() is not None:
-        invoices, paid = _invoices_with_paid(conn, _invoices_paid_up_to(sqlite), {"mark": mark})
+    return mark, conn.exec_driver_sql("SELECT 1 FROM allocation LIMIT 1").first() is not None
+
+
+def matching_before(conn: Connection, so_far: tuple[int, bool] | None = None) -> LedgerBefore:
+    """What matching_snapshot reads, as it stands now: what a run may read on another connection while its explicit
+    pass allocates (app.reconcile); matching_snapshot then adds what was allocated after (the pass's allocations).
+    `so_far`: allocated_so_far(), read on the run's connection (None: read here); with none allocated, the allocation
+    table is not read at all."""
+    mark, allocated = allocated_so_far(conn) if so_far is None else so_far
+    row_id = _row_id(conn)
+    if allocated:
+        invoices, paid = _invoices_with_paid(conn, _invoices_paid_up_to(row_id), {"mark": mark})
     else:   # nothing allocated yet (a first run): no sums to join and read (1M: 2.2 -> 1.7 s of SQLite)
-        invoices = read_columns(conn, _invoices_paid_up_to(sqlite, paid=False), None, _MATCHING_INTS)
+        invoices = read_columns(conn, _invoices_paid_up_to(row_id, paid=False), None, _MATCHING_INTS)
         paid = np.zeros((len(invoices), len(SHARES)), dtype="int64")
-    row_ids = invoices["row_id"].to_numpy(dtype="int64") if sqlite else None
-    invoices = invoices.drop(columns=["row_id"] if sqlite else [])
+    row_ids = invoices.pop("row_id").to_numpy(dtype="int64")
     return LedgerBefore(invoices, paid, mark, row_ids, read_columns(conn, _MATCHING_PATIENTS))
 
 
@@ -299,8 +317,8 @@ def matching_snapshot_dated(conn: Connection) -> tuple[Snapshot, np.ndarray | No
     """PostgreSQL: matching_snapshot(conn) (the whole ledger read in this transaction), and each invoice's latest
     allocation's payment day as days since 1970-01-01 (-1: none), on the invoices' rows, read by the same group by
     (what app.reconcile._settled_by_outcome takes for the allocations made before the engine's, a first run's
-    explicit pass's). Elsewhere: matching_snapshot(conn) and None (SQLite reads the pass's days back from its table,
-    db.explicit.paid_shares)."""
+    explicit pass's, when the ledger was not read beside the pass). Elsewhere: matching_snapshot(conn) and None
+    (SQLite reads the pass's days back from its table, db.explicit.paid_shares)."""
     if conn.dialect.name != "postgresql":
         return matching_snapshot(conn), None
     invoices, paid = _invoices_with_paid(conn, _PAID_DAY_WITH_INVOICES)
@@ -328,7 +346,7 @@ def _matching(conn: Connection, invoices: pd.DataFrame, paid: np.ndarray, patien
 
 def _paid_since(conn: Connection, before: LedgerBefore, pass_paid: PassPaid | None = None) -> np.ndarray:
     """What was allocated after `before`'s mark, on its invoices' rows. When those allocations are the run's explicit
-    pass's and nothing else (SQLite: counted), read from the pass's table by invoice rowid, as integers; else summed
+    pass's and nothing else (counted), read from the pass's table by invoice row id (_row_id), as integers; else summed
     per invoice in the database and put on the rows by invoice number. `pass_paid`: the pass's, already read."""
     paid = np.zeros((len(before.invoices), len(SHARES)), dtype="int64")
     shares = (pass_paid if pass_paid is not None else paid_shares(conn)) if before.row_ids is not None else None

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -390,6 +391,60 @@ def wal_mode(conn: Connection) -> bool:
     """SQLite: whether the database is in WAL mode (a file: an in-memory database says 'memory'), where another
     connection reads what was committed while this one writes, and a checkpoint may run beside a writer."""
     return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar_one()).lower() == "wal"
+
+
+# PostgreSQL: how long a statement on a connection reading beside a writer's transaction waits for a lock. The only
+# locks it could wait for are the writer's own (the writer lock keeps every other writer out), which the writer
+# releases only once the reader is done: a wait would never end (PostgreSQL sees no deadlock, one side waits in
+# Python), so it fails instead and the writer reads for itself.
+BESIDE_LOCK_WAIT_MS = 1000
+
+
+@dataclass(frozen=True)
+class Beside:
+    """What a connection opened beside a writer's transaction needs to read what that transaction sees
+    (`reading_beside`): on PostgreSQL the transaction's snapshot, exported, and its search_path (the clinic's
+    schema); nothing on SQLite, where another connection sees what was committed before the writer wrote."""
+    snapshot: str | None = None
+    search_path: str | None = None
+
+
+def view_beside(conn: Connection) -> Beside | None:
+    """How another connection may read, while this one's transaction writes, what this transaction sees before it
+    writes; None when none may: SQLite not in WAL mode (an in-memory database). On PostgreSQL the snapshot is
+    exported (pg_export_snapshot): the other connection sees what this transaction saw of what was committed, by
+    construction, whatever commits after (none: the writer lock); never what this transaction writes."""
+    if conn.dialect.name == "sqlite":
+        return Beside() if wal_mode(conn) else None
+    snapshot, path = conn.exec_driver_sql("SELECT pg_export_snapshot(), current_setting('search_path')").one()
+    return Beside(snapshot, path)
+
+
+@contextmanager
+def reading_beside(engine: Engine, seen: Beside) -> Iterator[Connection]:
+    """A connection of `engine`'s reading what the writer's transaction that gave `seen` (`view_beside`) sees. On
+    PostgreSQL: a read-only repeatable-read transaction in its exported snapshot and on its search_path, whose
+    statements fail (OperationalError, lock_not_available) rather than wait more than BESIDE_LOCK_WAIT_MS for a
+    lock (see there). Rolled back at the end (it writes nothing), which releases what it locked."""
+    with engine.connect() as other:
+        try:
+            if seen.snapshot is not None:
+                other.execution_options(isolation_level="REPEATABLE READ")
+                other.exec_driver_sql("SET TRANSACTION READ ONLY")
+                other.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{_snapshot_id(seen.snapshot)}'")
+                other.execute(text("SELECT set_config('search_path', :p, true)"), {"p": seen.search_path})
+                other.exec_driver_sql(f"SET LOCAL lock_timeout = {BESIDE_LOCK_WAIT_MS}")
+            yield other
+        finally:
+            other.rollback()
+
+
+def _snapshot_id(snapshot: str) -> str:
+    """pg_export_snapshot's identifier (hexadecimal digits and dashes), checked before it is written into the
+    statement (SET TRANSACTION SNAPSHOT takes no parameter)."""
+    if not snapshot or set(snapshot) - set("0123456789ABCDEFabcdef-"):
+        raise ValueError(f"not a snapshot identifier: {snapshot!r}")
+    return snapshot
 
 
 # SQLite settings a bulk transaction changes, set back after it.

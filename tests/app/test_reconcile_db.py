@@ -265,8 +265,8 @@ def test_the_invoices_of_letter_references_are_read_for_many_references_at_once(
 
 
 def test_the_ledger_read_beside_the_explicit_pass_is_the_one_read_after_it(engine, settings, tmp_path):
-    """The invoices, patients and sums paid read on another connection while the explicit pass allocates (SQLite, a
-    thread), with the pass's allocations added after, give the ledger read in one go after the pass (earlier runs'
+    """The invoices, patients and sums paid read on another connection while the explicit pass allocates (a thread;
+    PostgreSQL: in the run's snapshot), with the pass's allocations added after, give the ledger read in one go after the pass (earlier runs'
     allocations and this pass's on it); so does the same read made after the pass (nothing to add)."""
     from datetime import datetime, timezone
 
@@ -285,14 +285,14 @@ def test_the_ledger_read_beside_the_explicit_pass_is_the_one_read_after_it(engin
         beside = _LedgerBeside(engine, conn)
         plain = settle_plain_explicit(conn, store.last_payment_row(conn), datetime.now(timezone.utc))
         before = beside.result()
-        assert plain.allocations == 1 and (before is not None) == (engine.dialect.name == "sqlite")
+        assert plain.allocations == 1 and before is not None
         once = load_ledger(conn)
         after = matching_before(conn)
-        assert before is None or after.mark == before.mark + 1      # the pass's one allocation, added apart
+        assert after.mark == before.mark + 1      # the pass's one allocation, added apart
         shares = paid_shares(conn)      # SQLite: read back by invoice rowid, as integers (db.explicit)
         if shares is not None:
             assert shares[1].tolist() == [2100] and shares[0] % 4 == 1     # F2025-000103's AMO share
-        for read in (before or after, after):
+        for read in (before, after):
             invoices = read.invoices.set_index("invoice_number")
             apart = load_ledger(conn, read)
             assert np.array_equal(apart.outstanding, once.outstanding)
@@ -438,7 +438,7 @@ def test_the_payments_the_pass_never_settles_read_apart_put_back_give_the_paymen
             apart = store.pending_payments(conn, last, PAYMENT_COLUMNS, retried, True, aside)
             assert {"C2", "C3", "C4", "C5", "C6"} <= set(one["payment_id"]) and "C1" not in set(one["payment_id"])
             assert ("B4" in set(one["payment_id"])) == (retried != [] or from_row == "the first row")
-            if not sqlite:      # no order without ORDER BY on PostgreSQL (which never reads apart)
+            if not sqlite:      # no order without ORDER BY on PostgreSQL (the engine sorts the payments itself)
                 one, apart = (f.sort_values("payment_id", ignore_index=True) for f in (one, apart))
             pd.testing.assert_frame_equal(apart, one)
         raise _Undone
@@ -446,9 +446,9 @@ def test_the_payments_the_pass_never_settles_read_apart_put_back_give_the_paymen
 
 def test_a_first_run_reads_the_payments_the_pass_never_settles_beside_it_with_the_ledger(db_url, tmp_path, settings,
                                                                                          monkeypatch):
-    """SQLite: the new payments the explicit pass never settles are read in the ledger's thread while the pass runs,
-    and the read after the pass is given them (fails without the change: all read after the pass, in the main
-    thread). PostgreSQL reads nothing beside the pass."""
+    """The new payments the explicit pass never settles are read in the ledger's thread while the pass runs, and the
+    read after the pass is given them (fails without the change: all read after the pass, in the main thread; on
+    PostgreSQL, since it reads beside the pass too)."""
     import threading
 
     from recouvrement.db import reconcile as store
@@ -472,9 +472,8 @@ def test_a_first_run_reads_the_payments_the_pass_never_settles_beside_it_with_th
     monkeypatch.setattr(store, "payments_the_pass_leaves", watched_leaves)
     monkeypatch.setattr(store, "pending_payments", watched_pending)
     report = run_reconcile(engine)
-    sqlite = engine.dialect.name == "sqlite"
-    assert [name.startswith("ledger-read") for name in threads] == ([True] if sqlite else [])
-    assert len(given) == (1 if sqlite else 0) and (not sqlite or 0 < given[0] < report.payments)
+    assert [name.startswith("ledger-read") for name in threads] == [True]
+    assert len(given) == 1 and 0 < given[0] < report.payments
     engine.dispose()
 
 
@@ -488,14 +487,13 @@ def test_the_ledger_read_before_anything_is_allocated_reads_no_sums_and_gives_th
     from recouvrement.db import ledger
     world(engine, settings, tmp_path)
     statements = _sql_read(monkeypatch, ledger)
-    sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
         before = ledger.matching_before(conn)
         assert before.mark == 0 and not [s for s in statements if "allocation" in s]
-        joined, paid = ledger._invoices_with_paid(conn, ledger._invoices_paid_up_to(sqlite), {"mark": 0})
-    assert (before.row_ids is not None) == sqlite
-    if sqlite:
-        assert np.array_equal(joined.pop("row_id").to_numpy(dtype="int64"), before.row_ids)
+        joined, paid = ledger._invoices_with_paid(conn, ledger._invoices_paid_up_to(ledger._row_id(conn)),
+                                                  {"mark": 0})
+    assert before.row_ids is not None      # SQLite's rowids, PostgreSQL's places of the rows
+    assert np.array_equal(joined.pop("row_id").to_numpy(dtype="int64"), before.row_ids)
     pd.testing.assert_frame_equal(before.invoices, joined)
     assert np.array_equal(before.paid, paid) and before.paid.shape == (4, 3) and not before.paid.any()
     run_reconcile(engine)
@@ -528,9 +526,9 @@ def test_a_run_finds_the_rf_references_the_payments_quote_in_a_thread_beside_its
 
 def test_a_first_run_reads_the_pass_s_allocations_back_before_it_waits_for_the_ledger_s_thread(db_url, tmp_path,
                                                                                                settings, monkeypatch):
-    """SQLite: the pass's allocations are read back (db.explicit.paid_shares, once) while the ledger's thread ends its
-    reads, before the run waits for them (fails without the change: after, with the payments left to the engine);
-    PostgreSQL reads nothing beside the pass, nor the pass's allocations back (its ledger's read sums them)."""
+    """The pass's allocations are read back (db.explicit.paid_shares, once) while the ledger's thread ends its
+    reads, before the run waits for them (fails without the change: after, with the payments left to the engine;
+    on PostgreSQL, not read back at all: the ledger's read after the pass summed them)."""
     from recouvrement.app import reconcile as use_case
     from recouvrement.db import explicit
     from tools.samples import generate
@@ -543,8 +541,9 @@ def test_a_first_run_reads_the_pass_s_allocations_back_before_it_waits_for_the_l
     read_back, waited = explicit.paid_shares, use_case._LedgerBeside.result
 
     def watched_read_back(conn, days=False):
-        events.append("read back")
-        return read_back(conn, days)
+        found = read_back(conn, days)
+        events.append("read back" if found is not None else "nothing read back")
+        return found
 
     def watched_wait(self):
         events.append("waited")
@@ -552,7 +551,7 @@ def test_a_first_run_reads_the_pass_s_allocations_back_before_it_waits_for_the_l
     monkeypatch.setattr(explicit, "paid_shares", watched_read_back)
     monkeypatch.setattr(use_case._LedgerBeside, "result", watched_wait)
     run_reconcile(engine)
-    assert events == (["read back", "waited"] if engine.dialect.name == "sqlite" else ["waited"])   # a thread read nothing
+    assert events == ["read back", "waited"]
     engine.dispose()
 
 
@@ -614,11 +613,11 @@ def test_a_first_run_s_pass_takes_the_rejected_invoices_from_the_payments_read_b
 
 def test_a_first_run_reads_the_lines_its_pass_took_out_by_their_row_ids_not_by_a_scan(db_url, tmp_path, settings,
                                                                                        monkeypatch):
-    """SQLite: after a first run's pass, the new lines it staged and took out again (a blocked invoice's, a patient's
-    on a share with nothing left to pay, one naming no known invoice: plain_left) are read by their row ids, not by a
-    scan of every new payment for those not staged (fails without the change: the payment table scanned); what the
-    read gives is the one read's (test_the_payments_the_pass_never_settles_read_apart_...). PostgreSQL reads as
-    before."""
+    """After a first run's pass, the new lines it staged and took out again or never staged (a blocked invoice's, a
+    patient's on a share with nothing left to pay, one naming no known invoice: plain_left) are read by their row ids,
+    not by a scan of every new payment for those not staged (fails without the change: the payment table scanned;
+    on PostgreSQL since it keeps them too); what the read gives is the one read's
+    (test_the_payments_the_pass_never_settles_read_apart_...)."""
     from recouvrement.db import reconcile as store
     from tools.samples import generate
     folder = tmp_path / "scale"
@@ -629,8 +628,7 @@ def test_a_first_run_reads_the_lines_its_pass_took_out_by_their_row_ids_not_by_a
     reads = _sql_read(monkeypatch, store)
     run_reconcile(engine)
     after = [sql for sql in reads if "plain_explicit" in sql]      # the read after the pass
-    sqlite = engine.dialect.name == "sqlite"
-    assert len(after) == 1 and ("FROM plain_left l CROSS JOIN payment p WHERE p.id = l.id" in after[0]) == sqlite
+    assert len(after) == 1 and "FROM plain_left l CROSS JOIN payment p WHERE p.id = l.id" in after[0]
     engine.dispose()
 
 
@@ -644,3 +642,184 @@ def _sql_read(monkeypatch, module) -> list[str]:
         return real(conn, sql, *args, **kwargs)
     monkeypatch.setattr(module, "read_columns", watched)
     return reads
+
+
+def _twin_engine(request, engine, tmp_path, audit_key):
+    """A second fresh database of the test's kind (its own file, or its own database on the test server)."""
+    from recouvrement.audit import AuditSeal, seal_engine
+    if engine.dialect.name == "sqlite":
+        url = f"sqlite:///{tmp_path / 'twin.db'}"
+    else:
+        base, admin = request.getfixturevalue("postgres_server")
+        name = f"{engine.url.database}_twin"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE template_recouvrement")
+        url = f"{base}/{name}"
+    return seal_engine(open_engine(url), AuditSeal(audit_key, tmp_path / "twin.checkpoint"))
+
+
+def _stored(engine) -> dict:
+    """What a run leaves: allocations, invoices settled, the queue, the shares moved, each in order."""
+    sql = {"allocation": "SELECT payment_id, invoice_number, payer_type, amount_cents, rule, payment_date FROM "
+                         "allocation ORDER BY payment_id, invoice_number, payer_type",
+           "settled": "SELECT invoice_number, settled_on FROM invoice ORDER BY invoice_number",
+           "queue": "SELECT payment_id, kind, remaining_cents, patient_id FROM payment_exception ORDER BY payment_id",
+           "moved": "SELECT invoice_number, from_payer, amount_cents, reversed_on FROM share_transfer ORDER BY "
+                    "invoice_number, from_payer"}
+    with engine.connect() as conn:
+        return {name: [tuple(str(v) for v in row) for row in conn.execute(text(query))] for name, query in sql.items()}
+
+
+def _run_watched(engine, seconds: float = 120.0, **options):
+    """run_reconcile in a thread, failing the test when it has not ended after `seconds` (a read beside the run
+    waiting for a lock the run holds, while the run waits for the read, would never end)."""
+    import threading
+    done: list = []
+    runner = threading.Thread(target=lambda: done.append(run_reconcile(engine, **options)), daemon=True)
+    runner.start()
+    runner.join(seconds)
+    if runner.is_alive():
+        pytest.fail(f"the run did not end within {seconds:g} s")
+    assert done, "the run failed"
+    return done[0]
+
+
+_NIGHT = ["A4;2025-04-01;amo;CPAM DE PARIS;-70,00;;F2025-000101;clawback;Indu",
+          "C1;2025-04-02;patient;INCONNU PAUL;5,00;;;;"]
+
+
+def _scenario(engine, settings, tmp_path, case: str) -> None:
+    """Builds the case's database and runs what comes before the run watched (_run_watched)."""
+    if case == "the pass has nothing to do":
+        import_file(engine, invoices_file(tmp_path), settings)
+        import_file(engine, payments_file(tmp_path, PATIENTS, "pat.csv"), settings)
+        return
+    world(engine, settings, tmp_path)
+    if case == "an allocation made before the first run":
+        manual_match(engine, "B3", "F2025-000104", 1200)
+    elif case == "a clawback":
+        run_reconcile(engine)
+        import_file(engine, payments_file(tmp_path, _NIGHT, "night.csv"), settings)
+
+
+@pytest.mark.parametrize("case", ["nothing allocated before", "an allocation made before the first run", "a clawback",
+                                  "the pass has nothing to do"])
+def test_a_run_reading_the_ledger_beside_its_pass_ends_and_stores_what_a_run_reading_it_after_stores(
+        request, engine, settings, tmp_path, audit_key, monkeypatch, case):
+    """The whole ledger read beside the explicit pass (PostgreSQL: a second connection in the run's snapshot, as on
+    SQLite) never waits for the run, whatever the allocation table holds (a first run's pass sets its indexes aside,
+    locking it), and the run stores exactly what a run reading everything after its pass stores (`twin`: the same
+    database, nothing read beside). Fails without the change on PostgreSQL: nothing read beside."""
+    from recouvrement.app import reconcile as use_case
+    (tmp_path / "twin").mkdir()
+    twin = _twin_engine(request, engine, tmp_path / "twin", audit_key)
+    _scenario(twin, settings, tmp_path / "twin", case)
+    with monkeypatch.context() as patched:
+        patched.setattr(use_case, "view_beside", lambda conn: None)
+        _run_watched(twin, incremental=False)
+    _scenario(engine, settings, tmp_path, case)
+    read: list = []
+    result = use_case._LedgerBeside.result
+
+    def watched(self):
+        read.append(result(self))
+        return read[-1]
+    monkeypatch.setattr(use_case._LedgerBeside, "result", watched)
+    report = _run_watched(engine, incremental=False)
+    assert len(read) == 1 and read[0] is not None      # read beside the pass, not given up
+    assert report.payments > 0 and _stored(engine) == _stored(twin)
+    twin.dispose()
+
+
+def test_a_read_beside_the_pass_that_would_wait_for_the_run_s_lock_gives_up_and_the_run_reads_for_itself(
+        request, engine, settings, tmp_path, audit_key, monkeypatch):
+    """A read beside a first run's pass that touches the allocation table once the pass has set its indexes aside
+    (PostgreSQL: an exclusive lock until the run commits) would wait for the run while the run waits for it: it fails
+    after db.session.BESIDE_LOCK_WAIT_MS instead, and the run reads the ledger on its own connection, storing what a
+    run that read nothing beside stores. Fails without the lock wait bounded on PostgreSQL: the run never ends (the
+    test fails after 120 s). SQLite readers wait for no writer: the read is kept."""
+    import threading
+
+    from sqlalchemy import event
+
+    from recouvrement.app import reconcile as use_case
+    (tmp_path / "twin").mkdir()
+    twin = _twin_engine(request, engine, tmp_path / "twin", audit_key)
+    world(twin, settings, tmp_path / "twin")
+    with monkeypatch.context() as patched:
+        patched.setattr(use_case, "view_beside", lambda conn: None)
+        _run_watched(twin, incremental=False)
+    world(engine, settings, tmp_path)
+    set_aside = threading.Event()
+    event.listen(engine, "after_cursor_execute", lambda *args: set_aside.set()
+                 if args[2].startswith(("DROP INDEX", "ALTER TABLE allocation DROP")) else None)
+    real = use_case.matching_before
+
+    def touching_allocations(other, so_far=None):
+        assert set_aside.wait(30)
+        other.exec_driver_sql("SELECT 1 FROM allocation LIMIT 1").all()
+        return real(other, so_far)
+    monkeypatch.setattr(use_case, "matching_before", touching_allocations)
+    read: list = []
+    result = use_case._LedgerBeside.result
+
+    def watched(self):
+        read.append(result(self))
+        return read[-1]
+    monkeypatch.setattr(use_case._LedgerBeside, "result", watched)
+    _run_watched(engine, incremental=False)
+    assert len(read) == 1 and (read[0] is None) == (engine.dialect.name == "postgresql")
+    assert _stored(engine) == _stored(twin)
+    twin.dispose()
+
+
+def test_the_ledger_read_beside_a_first_run_s_pass_reads_no_allocation_and_gives_the_ledger_and_days_read_after_it(
+        engine, settings, tmp_path, monkeypatch):
+    """Beside a first run's pass (which sets the allocation indexes aside), the ledger's thread reads no allocation:
+    where the sums stop and that there are none was read on the run's connection before (db.ledger.allocated_so_far).
+    With the pass's allocations read back after (db.explicit.paid_shares: keyed by the invoices' row ids, SQLite's
+    rowids, PostgreSQL's places of the rows), the ledger and each invoice's latest day are those one (dated) read
+    after the pass gives."""
+    import threading
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    from sqlalchemy import event
+
+    from recouvrement.app.reconcile import (_days_on_rows, _LedgerBeside, load_ledger, load_ledger_dated,
+                                            settle_plain_explicit)
+    from recouvrement.db import ledger
+    from recouvrement.db import reconcile as store
+    from recouvrement.db.explicit import paid_shares
+    from recouvrement.db.session import bulk_transaction
+    world(engine, settings, tmp_path)
+    beside_statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: beside_statements.append(args[2])
+                 if threading.current_thread().name.startswith("ledger-read") else None)
+    read_columns = ledger.read_columns       # SQLite's reads go through the driver's own cursor
+
+    def watched(conn, sql, *args, **kwargs):
+        if threading.current_thread().name.startswith("ledger-read"):
+            beside_statements.append(sql)
+        return read_columns(conn, sql, *args, **kwargs)
+    monkeypatch.setattr(ledger, "read_columns", watched)
+    with pytest.raises(_Undone), bulk_transaction(engine) as conn:
+        beside = _LedgerBeside(engine, conn)
+        plain = settle_plain_explicit(conn, store.last_payment_row(conn), datetime.now(timezone.utc), True)
+        before = beside.result()
+        assert plain.allocations == 1 and before is not None and before.mark == 0      # A3 (A1's invoice blocked)
+        assert beside_statements and not [s for s in beside_statements if "allocation" in s]
+        pass_paid = paid_shares(conn, days=True)
+        assert pass_paid is not None and pass_paid.days is not None
+        apart = load_ledger(conn, before, pass_paid)
+        once, once_days = load_ledger_dated(conn)
+        assert np.array_equal(apart.outstanding, once.outstanding)
+        for name in ("invoices", "patients", "transfers", "patient_allocations"):
+            pd.testing.assert_frame_equal(getattr(apart, name), getattr(once, name))
+        days = _days_on_rows(before.row_ids, (pass_paid.shares, pass_paid.days), plain.allocations)
+        assert days is not None
+        row = apart.invoices["invoice_number"].tolist().index("F2025-000103")
+        assert days[row] == 20250320 and (days == -1).sum() == 3      # A3's day; none elsewhere
+        assert once_days is None if engine.dialect.name == "sqlite" else np.array_equal(days, once_days)
+        raise _Undone
