@@ -321,7 +321,7 @@ def test_a_clinics_run_reads_its_own_ledger_beside_its_pass_in_its_own_schema(sh
     of the same database (fails without the change: nothing read beside on PostgreSQL)."""
     from recouvrement.app import reconcile as use_case
     from recouvrement.app.imports import import_file
-    from tests.app.world import INVOICES, invoices_file, payments_file
+    from tests.app.world import INVOICES, invoices_file, ledger_reads_beside, payments_file
     for folder in ("nord", "sud"):
         (tmp_path / folder).mkdir()
     north, south = engine_of(shared_url, "clinique_nord", tmp_path), engine_of(shared_url, "clinique_sud", tmp_path)
@@ -331,13 +331,7 @@ def test_a_clinics_run_reads_its_own_ledger_beside_its_pass_in_its_own_schema(sh
         import_file(north, invoices_file(tmp_path / "nord"), settings)
         import_file(north, payments_file(tmp_path / "nord", ["A1;2025-03-01;amo;CPAM DE PARIS;70,00;;F2025-000101;paid;",
                                                              "B3;2025-03-07;patient;INCONNU PAUL;12,00;;;;"]), settings)
-        read: list = []
-        result = use_case._LedgerBeside.result
-
-        def watched(self):
-            read.append(result(self))
-            return read[-1]
-        monkeypatch.setattr(use_case._LedgerBeside, "result", watched)
+        read = ledger_reads_beside(monkeypatch)
         report = use_case.run_reconcile(north, incremental=False)
         assert report.allocations == 1 and len(read) == 1 and read[0] is not None
         assert sorted(read[0].invoices["invoice_number"]) == [f"F2025-00010{k}" for k in range(1, 5)]

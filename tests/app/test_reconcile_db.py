@@ -16,7 +16,7 @@ from recouvrement.audit import verify
 from recouvrement.core.references import rf_reference
 from recouvrement.db.session import open_engine
 from recouvrement.errors import RecouvrementError
-from tests.app.world import invoices_file, payments_file
+from tests.app.world import invoices_file, ledger_reads_beside, payments_file
 
 INSURERS = ["A1;2025-03-01;amo;CPAM DE PARIS;70,00;;F2025-000101;paid;",
             "A2;2025-03-02;amc;MGEN;20,00;;F2025-000101;rejected;Droits fermés",
@@ -718,13 +718,7 @@ def test_a_run_reading_the_ledger_beside_its_pass_ends_and_stores_what_a_run_rea
         patched.setattr(use_case, "view_beside", lambda conn: None)
         _run_watched(twin, incremental=False)
     _scenario(engine, settings, tmp_path, case)
-    read: list = []
-    result = use_case._LedgerBeside.result
-
-    def watched(self):
-        read.append(result(self))
-        return read[-1]
-    monkeypatch.setattr(use_case._LedgerBeside, "result", watched)
+    read = ledger_reads_beside(monkeypatch)
     report = _run_watched(engine, incremental=False)
     assert len(read) == 1 and read[0] is not None      # read beside the pass, not given up
     assert report.payments > 0 and _stored(engine) == _stored(twin)
@@ -760,13 +754,7 @@ def test_a_read_beside_the_pass_that_would_wait_for_the_run_s_lock_gives_up_and_
         other.exec_driver_sql("SELECT 1 FROM allocation LIMIT 1").all()
         return real(other, so_far)
     monkeypatch.setattr(use_case, "matching_before", touching_allocations)
-    read: list = []
-    result = use_case._LedgerBeside.result
-
-    def watched(self):
-        read.append(result(self))
-        return read[-1]
-    monkeypatch.setattr(use_case._LedgerBeside, "result", watched)
+    read = ledger_reads_beside(monkeypatch)
     _run_watched(engine, incremental=False)
     assert len(read) == 1 and (read[0] is None) == (engine.dialect.name == "postgresql")
     assert _stored(engine) == _stored(twin)

@@ -75,3 +75,17 @@ def write_off_and_reverse_a_transfer(engine, owing: list[str]) -> None:
         moved = conn.execute(text("SELECT MIN(id) FROM share_transfer")).scalar_one()
         conn.execute(text("UPDATE share_transfer SET reversed_on = :d WHERE id = :i"), {"d": date(2026, 11, 10),
                                                                                          "i": moved})
+
+
+def ledger_reads_beside(monkeypatch) -> list:
+    """What each run's read beside its explicit pass gave (app.reconcile._LedgerBeside.result: the ledger read,
+    None when given up), in a list the caller looks at after the run."""
+    from recouvrement.app.reconcile import _LedgerBeside
+    read: list = []
+    result = _LedgerBeside.result
+
+    def watched(self):
+        read.append(result(self))
+        return read[-1]
+    monkeypatch.setattr(_LedgerBeside, "result", watched)
+    return read
